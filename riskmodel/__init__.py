@@ -1,0 +1,31 @@
+"""riskmodel: early warning of civil disputes about to turn violent (民转刑).
+
+Point-in-time features over dispute histories, a calibrated LightGBM model with
+red / yellow / blue tiers and per-case reasons, an MLflow lifecycle and a nightly batch
+scorer. See ``README.md`` and ``docs/`` for the whole picture.
+"""
+
+from ._errors import ConfigError, DataError, DataWarning, ModelError
+from ._features import DEFAULT_KEYWORDS, FeatureBuilder, PreparedEvents, prepare_events
+from ._labels import make_cutoffs, make_labels, open_disputes
+from ._schema import EventSchema, validate_cutoffs, validate_entities, validate_events
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DataWarning",
+    "DEFAULT_KEYWORDS",
+    "EventSchema",
+    "FeatureBuilder",
+    "PreparedEvents",
+    "make_cutoffs",
+    "make_labels",
+    "open_disputes",
+    "prepare_events",
+    "ModelError",
+    "validate_cutoffs",
+    "validate_entities",
+    "validate_events",
+]

@@ -1,0 +1,210 @@
+"""Training snapshots and their labels: :func:`make_cutoffs` and :func:`make_labels`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._errors import DataError
+from ._features import PreparedEvents, prepare_events
+from ._schema import EventSchema, validate_cutoffs, validate_entities
+from ._timeline import Clock
+
+__all__ = ["make_cutoffs", "make_labels", "open_disputes"]
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _outcome_kinds(schema: EventSchema, outcome_kinds) -> tuple[str, ...]:
+    kinds = tuple(outcome_kinds) if outcome_kinds is not None else tuple(schema.outcome_kinds)
+    if not kinds:
+        raise DataError("no outcome kinds: pass outcome_kinds=[...] or set EventSchema.outcome_kinds.")
+    return kinds
+
+
+def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outcome_kinds) -> pd.DataFrame:
+    """Per dispute: first event, first outcome, closing time (int64 ns, NaT-min if none)."""
+    schema = prepared.schema
+    codes = prepared.entity_codes
+    times = prepared.times_ns
+    n = len(prepared.entity_ids)
+    first = np.full(n, _NAT, dtype=np.int64)
+    starts = np.r_[True, codes[1:] != codes[:-1]]
+    first[codes[starts]] = times[starts]
+    outcome = np.full(n, _NAT, dtype=np.int64)
+    is_out = np.asarray(pd.Index(prepared.kinds).isin(list(outcome_kinds)))
+    oc, ot = codes[is_out], times[is_out]
+    if len(oc):
+        head = np.r_[True, oc[1:] != oc[:-1]]
+        outcome[oc[head]] = ot[head]
+    closed = np.full(n, _NAT, dtype=np.int64)
+    if entities is not None and schema.closed_col:
+        rows = entities.set_index(schema.entities_id)[schema.closed_col].reindex(prepared.entity_ids)
+        closed = rows.to_numpy("datetime64[ns]").view(np.int64).copy()
+    return pd.DataFrame(
+        {"first": first, "outcome": outcome, "closed": closed}, index=prepared.entity_ids
+    )
+
+
+def make_cutoffs(
+    events,
+    schema: EventSchema | None = None,
+    *,
+    entities: pd.DataFrame | None = None,
+    start=None,
+    end=None,
+    freq: str = "MS",
+    outcome_kinds=None,
+    max_inactive: str | None = "365D",
+) -> pd.DataFrame:
+    """Training snapshots: one cutoff per dispute per grid date while the dispute is open.
+
+    A dispute is open at grid date ``t`` when all of these hold:
+
+    * it has started: its first event is strictly before ``t``;
+    * it has not escalated: it has no outcome event strictly before ``t`` (an outcome at
+      exactly ``t`` is the future, so it belongs to the label, not the history);
+    * it is not closed: its ``closed_col`` time (entities table), if any, is after ``t``;
+    * it is not dormant: if ``max_inactive`` is set, its last event before ``t`` is at most
+      that long ago (a long-silent dispute is no longer tracked).
+
+    Parameters
+    ----------
+    events : DataFrame or PreparedEvents
+    schema : EventSchema, optional
+    entities : DataFrame, optional
+        Provides the closing times (``schema.closed_col``).
+    start, end : datetime-like, optional
+        Grid range; default from the first to the last event.
+    freq : str, default="MS"
+        Grid frequency (pandas offset alias); "MS" = the first of every month, at midnight.
+    outcome_kinds : sequence of str, optional
+        Defaults to ``schema.outcome_kinds``.
+    max_inactive : str or None, default="365D"
+
+    Returns
+    -------
+    DataFrame
+        Columns: the entity column and ``as_of``, sorted by ``as_of`` then entity.
+    """
+    schema = schema or EventSchema()
+    prepared = prepare_events(events, schema)
+    kinds = _outcome_kinds(schema, outcome_kinds)
+    ents = validate_entities(entities, schema) if entities is not None else None
+    spans = _dispute_spans(prepared, ents, kinds)
+    t0 = pd.Timestamp(start) if start is not None else pd.Timestamp(prepared.times_ns.min())
+    t1 = pd.Timestamp(end) if end is not None else pd.Timestamp(prepared.times_ns.max())
+    grid = pd.date_range(t0, t1, freq=freq)
+    if len(grid) == 0:
+        raise DataError(f"no grid dates between {t0} and {t1} at frequency {freq!r}.")
+    grid_ns = grid.to_numpy("datetime64[ns]").view(np.int64)
+
+    first = spans["first"].to_numpy()
+    stop = np.full(len(spans), np.iinfo(np.int64).max, dtype=np.int64)
+    for col, inclusive in (("outcome", True), ("closed", False)):
+        t = spans[col].to_numpy()
+        has = t != _NAT
+        # open at g requires g <= outcome (outcome at g is future) and g < closed
+        bound = np.where(inclusive, t + 1, t)
+        stop = np.where(has, np.minimum(stop, bound), stop)
+    lo = np.searchsorted(grid_ns, first, side="right")  # first event strictly before g
+    hi = np.searchsorted(grid_ns, stop, side="left")  # g < stop
+    lengths = np.maximum(hi - lo, 0)
+    owner = np.repeat(np.arange(len(spans)), lengths)
+    pos = np.repeat(lo, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    as_of = grid_ns[pos]
+    keep = np.ones(len(owner), dtype=bool)
+    if max_inactive is not None:
+        # last event strictly before as_of, via one search over (entity, time) keys
+        clock = Clock.for_range(len(spans) + 2, int(prepared.times_ns.min()), int(max(grid_ns.max(), prepared.times_ns.max())))
+        ev_keys = clock.keys(prepared.entity_codes, clock.ticks(prepared.times_ns))
+        q = np.searchsorted(ev_keys, clock.keys(owner, clock.ticks(as_of))) - 1
+        last = prepared.times_ns[np.maximum(q, 0)]
+        keep = (as_of - last) <= pd.Timedelta(max_inactive).value
+    out = pd.DataFrame(
+        {schema.entity_col: spans.index.to_numpy()[owner[keep]], "as_of": pd.to_datetime(as_of[keep])}
+    )
+    out["as_of"] = out["as_of"].astype("datetime64[ns]")
+    return out.sort_values(["as_of", schema.entity_col], kind="stable").reset_index(drop=True)
+
+
+def make_labels(
+    events,
+    cutoffs: pd.DataFrame,
+    schema: EventSchema | None = None,
+    *,
+    horizon: str = "90D",
+    outcome_kinds=None,
+    observed_until=None,
+) -> pd.DataFrame:
+    """Label each cutoff: did an outcome event happen in ``[as_of, as_of + horizon)``?
+
+    Outcome events before ``as_of`` are history, not label. A cutoff whose horizon runs
+    past ``observed_until`` (default: the last event time) and which has no outcome in
+    the observed part is *censored*: its label is missing (``<NA>``), not 0.
+
+    Returns
+    -------
+    DataFrame
+        The cutoffs (same order and index) with ``label`` (nullable Int8) and ``censored`` (bool).
+    """
+    schema = schema or EventSchema()
+    prepared = prepare_events(events, schema)
+    kinds = _outcome_kinds(schema, outcome_kinds)
+    cut = validate_cutoffs(cutoffs, schema, tz_aware=prepared.tz_aware)
+    try:
+        h = pd.Timedelta(horizon).value
+    except ValueError as exc:
+        raise DataError(f"horizon {horizon!r} is not a duration such as '90D'.") from exc
+    end = pd.Timestamp(observed_until) if observed_until is not None else pd.Timestamp(prepared.times_ns.max())
+    end_ns = end.value
+    is_out = np.asarray(pd.Index(prepared.kinds).isin(list(kinds)))
+    codes = prepared.entity_codes[is_out]
+    times = prepared.times_ns[is_out]
+    as_of = cut["as_of"].to_numpy("datetime64[ns]").view(np.int64)
+    q_codes = prepared.entity_ids.get_indexer(cut[schema.entity_col])
+    n = len(prepared.entity_ids)
+    q_codes = np.where(q_codes < 0, n, q_codes)
+    clock = Clock.for_range(n + 2, int(prepared.times_ns.min()), int(max(prepared.times_ns.max(), as_of.max() + h)))
+    # exact (unquantised) test: outcome times >= as_of and < as_of + h, via sorted (code, time)
+    keys = clock.keys(codes, clock.ticks(times))
+    lo_pos = np.searchsorted(keys, clock.keys(q_codes, clock.ticks(as_of)), side="left")
+    hi_pos = np.searchsorted(keys, clock.keys(q_codes, clock.ticks(as_of + h)), side="right")
+    # refine quantisation boundaries with exact times: count outcomes in [as_of, as_of+h)
+    owner = np.repeat(np.arange(len(cut)), np.maximum(hi_pos - lo_pos, 0))
+    if len(owner):
+        from ._timeline import expand_ranges
+
+        owner, pos = expand_ranges(lo_pos, hi_pos)
+        t = times[pos]
+        inside = (t >= as_of[owner]) & (t < as_of[owner] + h)
+        hit = np.bincount(owner[inside], minlength=len(cut)) > 0
+    else:
+        hit = np.zeros(len(cut), dtype=bool)
+    censored = ~hit & (as_of + h > end_ns)
+    out = cutoffs.copy()
+    out["as_of"] = cut["as_of"]
+    out["label"] = pd.array(np.where(censored, 0, hit.astype(np.int8)), dtype="Int8")
+    out.loc[censored, "label"] = pd.NA
+    out["censored"] = censored
+    return out
+
+
+def open_disputes(
+    events,
+    as_of,
+    schema: EventSchema | None = None,
+    *,
+    entities: pd.DataFrame | None = None,
+    outcome_kinds=None,
+    max_inactive: str | None = "365D",
+) -> pd.DataFrame:
+    """Cutoffs for scoring: every dispute open at ``as_of`` (same rule as :func:`make_cutoffs`)."""
+    as_of = pd.Timestamp(as_of)
+    cut = make_cutoffs(
+        events, schema, entities=entities, start=as_of, end=as_of, freq="D",
+        outcome_kinds=outcome_kinds, max_inactive=max_inactive,
+    )
+    cut["as_of"] = as_of
+    cut["as_of"] = cut["as_of"].astype("datetime64[ns]")
+    return cut

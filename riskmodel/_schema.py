@@ -1,0 +1,480 @@
+"""The event-data contract: :class:`EventSchema` and the validation every entry point uses.
+
+Policies (documented here once, referenced by every docstring that validates):
+
+* **Times.** Datetime columns or strings that ``pandas.to_datetime`` parses. Timezone-aware
+  times are converted to UTC and made naive; naive times are taken as they are. Mixing
+  aware and naive values in one column, or an aware events table with naive cutoffs (or
+  the reverse), is an error because the offset between the two clocks is unknown.
+  Numbers are refused (epoch units are ambiguous).
+* **Plausible dates.** Times before 1900-01-01 are an error, and so are events after
+  ``now`` (default: the wall clock plus one day) - an event log cannot contain the future.
+* **Duplicates.** Rows that are identical in every column are the same record exported
+  twice: they are dropped with a :class:`DataWarning` giving the count. Nothing else is
+  ever dropped silently.
+* **Entities.** An entity row without events is kept (a dispute with no history yet).
+  Events whose dispute has no entity row are kept; their entity attributes are missing,
+  and a :class:`DataWarning` gives the count. Duplicate entity ids are an error.
+* **Kinds** are free strings; the library never assumes a particular vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ._errors import DataError, DataWarning, format_examples
+
+__all__ = [
+    "EventSchema",
+    "validate_cutoffs",
+    "validate_entities",
+    "validate_events",
+]
+
+MIN_PLAUSIBLE_TIME = pd.Timestamp("1900-01-01")
+_TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventSchema:
+    """Names the columns of a user's event log and entities table.
+
+    Parameters
+    ----------
+    entity_col : str, default="dispute_id"
+        Events column identifying the dispute (or any subject) an event belongs to.
+    time_col : str, default="time"
+        Events column with the time of the event.
+    kind_col : str, default="kind"
+        Events column with the kind of event (free strings, e.g. "threat").
+    text_col : str or None, default="narrative"
+        Optional free-text column (the call narrative). ``None`` if there is none.
+    party_col : str or None, default="party_id"
+        Optional events column naming the person involved; enables cross-dispute
+        features (the parties' other disputes and escalations before as_of).
+    event_attribute_cols : tuple of str, default=()
+        Optional extra event columns to validate and carry along.
+    entities_id_col : str or None, default=None
+        Id column of the entities table; ``None`` means the same name as ``entity_col``.
+    entity_categorical_cols : tuple of str, default=("category", "station")
+        Entities columns used as categorical features.
+    entity_numeric_cols : tuple of str, default=()
+        Entities columns used as numeric features.
+    entity_time_cols : tuple of str, default=("opened_at",)
+        Entities datetime columns turned into "days since" features at each as_of.
+    group_cols : tuple of str, default=("station",)
+        Entities columns whose recent escalation rate (before as_of) is a context feature.
+    closed_col : str or None, default="closed_at"
+        Entities column with the time a dispute was closed (resolved); used only to decide
+        which disputes are open, never as a feature.
+    outcome_kinds : tuple of str, default=("criminal_case", "injury")
+        Event kinds that mean the dispute escalated (民转刑): the label of the model.
+
+    Examples
+    --------
+    >>> from riskmodel import EventSchema
+    >>> schema = EventSchema(entity_col="case", time_col="ts", kind_col="type", text_col=None,
+    ...                      party_col=None, entity_categorical_cols=(), entity_time_cols=(),
+    ...                      group_cols=(), closed_col=None, outcome_kinds=("assault",))
+    >>> schema.entities_id
+    'case'
+    """
+
+    entity_col: str = "dispute_id"
+    time_col: str = "time"
+    kind_col: str = "kind"
+    text_col: str | None = "narrative"
+    party_col: str | None = "party_id"
+    event_attribute_cols: tuple[str, ...] = ()
+    entities_id_col: str | None = None
+    entity_categorical_cols: tuple[str, ...] = ("category", "station")
+    entity_numeric_cols: tuple[str, ...] = ()
+    entity_time_cols: tuple[str, ...] = ("opened_at",)
+    group_cols: tuple[str, ...] = ("station",)
+    closed_col: str | None = "closed_at"
+    outcome_kinds: tuple[str, ...] = field(default=("criminal_case", "injury"))
+
+    def __post_init__(self):
+        # Accept lists from TOML / JSON but store tuples so the schema stays hashable.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+
+    @property
+    def entities_id(self) -> str:
+        """Name of the id column in the entities table."""
+        return self.entities_id_col or self.entity_col
+
+    @property
+    def event_columns(self) -> list[str]:
+        """Events columns the schema requires."""
+        cols = [self.entity_col, self.time_col, self.kind_col]
+        cols += [c for c in (self.text_col, self.party_col) if c]
+        return cols + list(self.event_attribute_cols)
+
+    @property
+    def entity_feature_columns(self) -> list[str]:
+        """Entities columns used as features (categorical, numeric, time)."""
+        return (
+            list(self.entity_categorical_cols)
+            + list(self.entity_numeric_cols)
+            + list(self.entity_time_cols)
+        )
+
+    def to_dict(self) -> dict:
+        """Plain-data form (for JSON artifacts and MLflow params)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EventSchema:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise DataError(f"EventSchema got unknown keys {unknown}; known keys: {sorted(known)}")
+        return cls(**data)
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+# --------------------------------------------------------------------------------------
+# shared checks
+
+
+def _require_frame(df, what: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{what} must be a pandas DataFrame, got {type(df).__name__}.")
+    if len(df) == 0:
+        raise DataError(f"{what} is empty (0 rows); there is nothing to work on.")
+
+
+def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{what} is missing required column(s) {missing}; it has {list(df.columns)[:20]}. "
+            "Rename the columns or pass an EventSchema naming yours."
+        )
+
+
+def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, bool]:
+    """Parse a time column into naive ``datetime64[ns]``.
+
+    Returns the parsed series (NaT where a value was missing or unparseable) and whether
+    the input was timezone-aware. Column-level problems (numbers, mixed aware and naive
+    values) raise :class:`DataError`; row-level ones are left as NaT for the caller.
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]"), True
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.astype("datetime64[ns]"), False
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        raise DataError(
+            f"{what} column {column!r} holds numbers ({values.dtype}); times must be datetimes "
+            "or date strings. Convert epochs explicitly, e.g. pd.to_datetime(x, unit='s')."
+        )
+    present = values.notna()
+    as_text = values[present].astype(str)
+    aware = as_text.str.contains(_TZ_SUFFIX, regex=True)
+    if aware.any() and not aware.all():
+        raise DataError(
+            f"{what} column {column!r} mixes timezone-aware and naive times "
+            f"({int(aware.sum())} aware, {int((~aware).sum())} naive); e.g. aware "
+            f"{format_examples(as_text[aware].head(3))}, naive {format_examples(as_text[~aware].head(3))}. "
+            "Use one convention for the whole column."
+        )
+    is_aware = bool(aware.any())
+    try:
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=is_aware)
+    except (ValueError, TypeError) as exc:  # e.g. datetime objects with mixed tzinfo
+        raise DataError(f"{what} column {column!r} could not be parsed as times: {exc}") from exc
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        is_aware = True
+    return parsed.astype("datetime64[ns]"), is_aware
+
+
+def _check_kinds(kinds: pd.Series, column: str) -> pd.Series:
+    """Column-level kind check; returns a mask of rows whose kind is not a string."""
+    if pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype):
+        raise DataError(
+            f"events column {column!r} must hold event kinds as strings, got {kinds.dtype} "
+            f"(e.g. {format_examples(kinds.head(3))}). Map codes to names, or use .astype(str)."
+        )
+    if isinstance(kinds.dtype, pd.CategoricalDtype):
+        kinds = kinds.astype(object)
+    is_str = kinds.map(lambda v: isinstance(v, str), na_action="ignore")
+    return ~(is_str.fillna(False).astype(bool))
+
+
+# --------------------------------------------------------------------------------------
+# events
+
+
+def split_invalid_events(
+    events: pd.DataFrame,
+    schema: EventSchema,
+    *,
+    now: pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Validate events, separating bad rows instead of raising.
+
+    Column-level problems (not a frame, empty, missing columns, numeric times or kinds,
+    mixed timezones) still raise :class:`DataError`: no row can be trusted then.
+
+    Returns
+    -------
+    clean : DataFrame
+        Valid events, sorted by entity then time, times as naive ``datetime64[ns]``.
+    rejects : DataFrame
+        Bad rows with their original values (as strings) and a ``reject_reason``.
+    info : dict
+        ``{"tz_aware": bool, "duplicates_dropped": int}``.
+    """
+    _require_frame(events, "events")
+    _require_columns(events, schema.event_columns, "events")
+    events = events[schema.event_columns]
+    times, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
+    not_str_kind = _check_kinds(events[schema.kind_col], schema.kind_col)
+
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=1) if now is None else now
+    now = _naive(now)
+    raw_time = events[schema.time_col]
+    reasons = pd.Series(None, index=events.index, dtype=object)
+
+    def mark(mask, reason):
+        mask = np.asarray(mask, dtype=bool) & reasons.isna().to_numpy()
+        reasons[mask] = reason
+
+    mark(events[schema.entity_col].isna(), f"null id in {schema.entity_col!r}")
+    mark(raw_time.isna(), f"missing time in {schema.time_col!r}")
+    mark(times.isna(), f"unparseable time in {schema.time_col!r}")
+    mark(times < MIN_PLAUSIBLE_TIME, f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}")
+    mark(times > now, f"time in the future (after {now}) in {schema.time_col!r}")
+    mark(events[schema.kind_col].isna(), f"missing kind in {schema.kind_col!r}")
+    mark(not_str_kind, f"kind is not a string in {schema.kind_col!r}")
+
+    bad = reasons.notna().to_numpy()
+    rejects = events[bad].astype(str).assign(reject_reason=reasons[bad].to_numpy())
+    clean = events[~bad].copy()
+    clean[schema.time_col] = times[~bad]
+    if isinstance(clean[schema.kind_col].dtype, pd.CategoricalDtype):
+        clean[schema.kind_col] = clean[schema.kind_col].astype(str)
+
+    dup = clean.duplicated(keep="first")
+    n_dup = int(dup.sum())
+    if n_dup:
+        warnings.warn(
+            f"dropped {n_dup} exact duplicate event row(s) (identical in every column).",
+            DataWarning,
+            stacklevel=3,
+        )
+        clean = clean[~dup.to_numpy()]
+    clean = clean.sort_values([schema.entity_col, schema.time_col], kind="stable")
+    clean = clean.reset_index(drop=True)
+    return clean, rejects, {"tz_aware": tz_aware, "duplicates_dropped": n_dup}
+
+
+def validate_events(
+    events: pd.DataFrame,
+    schema: EventSchema | None = None,
+    *,
+    now: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Check an event log against the schema and return a clean, typed, sorted copy.
+
+    Parameters
+    ----------
+    events : DataFrame
+        One row per event, with the schema's entity, time and kind columns.
+    schema : EventSchema, optional
+        Column names; the default matches :func:`simulate_disputes`.
+    now : Timestamp, optional
+        Latest plausible event time; defaults to the wall clock plus one day.
+
+    Returns
+    -------
+    DataFrame
+        The schema's columns, sorted by entity then time, times as naive ``datetime64[ns]``.
+
+    Raises
+    ------
+    DataError
+        Naming the problem, the column, the number of rows and the first offending values.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from riskmodel import EventSchema, validate_events
+    >>> schema = EventSchema(text_col=None, party_col=None)
+    >>> bad = pd.DataFrame({"dispute_id": ["a", None], "time": ["2024-01-01", "2024-01-02"],
+    ...                     "kind": ["call", "call"]})
+    >>> validate_events(bad, schema)
+    Traceback (most recent call last):
+    ...
+    riskmodel._errors.DataError: events: 1 row(s) with null id in 'dispute_id' (first rows: [1])
+    """
+    schema = schema or EventSchema()
+    clean, rejects, _ = split_invalid_events(events, schema, now=now)
+    _raise_rejects(rejects, "events")
+    return clean
+
+
+def _raise_rejects(rejects: pd.DataFrame, what: str) -> None:
+    if len(rejects) == 0:
+        return
+    reason_counts = rejects.groupby("reject_reason", sort=False).size()
+    parts = []
+    for reason, count in reason_counts.items():
+        rows = rejects.index[rejects["reject_reason"] == reason]
+        parts.append(f"{count} row(s) with {reason} (first rows: {list(rows[:5])})")
+    raise DataError(f"{what}: " + "; ".join(parts))
+
+
+def _naive(ts) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+# --------------------------------------------------------------------------------------
+# entities
+
+
+def validate_entities(
+    entities: pd.DataFrame | None,
+    schema: EventSchema | None = None,
+    *,
+    events: pd.DataFrame | None = None,
+) -> pd.DataFrame | None:
+    """Check an entities table (one row per dispute) and return a clean, typed copy.
+
+    Categorical columns become ``category`` dtype, numeric ones ``float64``, time columns
+    naive ``datetime64[ns]`` (unparseable values become missing, with a warning giving the
+    count). Duplicate ids are an error. If ``events`` (validated) is given, events whose
+    dispute has no entity row are counted in a :class:`DataWarning`; they are kept.
+    """
+    if entities is None:
+        return None
+    schema = schema or EventSchema()
+    _require_frame(entities, "entities")
+    id_col = schema.entities_id
+    needed = [id_col] + schema.entity_feature_columns
+    needed += [schema.closed_col] if schema.closed_col else []
+    _require_columns(entities, list(dict.fromkeys(needed)), "entities")
+    missing_group = [c for c in schema.group_cols if c not in schema.entity_categorical_cols]
+    if missing_group:
+        raise DataError(
+            f"group_cols {missing_group} must also be listed in entity_categorical_cols."
+        )
+    out = entities[list(dict.fromkeys(needed))].copy()
+    null_ids = out[id_col].isna()
+    if null_ids.any():
+        raise DataError(
+            f"entities: {int(null_ids.sum())} row(s) with null id in {id_col!r} "
+            f"(first rows: {list(out.index[null_ids][:5])})."
+        )
+    dup = out[id_col].duplicated(keep=False)
+    if dup.any():
+        raise DataError(
+            f"entities: {int(dup.sum())} row(s) share an id in {id_col!r}; ids must be unique "
+            f"(e.g. {format_examples(out.loc[dup, id_col].unique())})."
+        )
+    for col in schema.entity_categorical_cols:
+        out[col] = out[col].astype(str).where(out[col].notna()).astype("category")
+    for col in schema.entity_numeric_cols:
+        converted = pd.to_numeric(out[col], errors="coerce")
+        bad = converted.isna() & out[col].notna()
+        if bad.any():
+            raise DataError(
+                f"entities column {col!r} is declared numeric but {int(bad.sum())} value(s) are "
+                f"not numbers, e.g. {format_examples(out.loc[bad, col].head())}."
+            )
+        out[col] = converted.astype("float64")
+    time_cols = list(schema.entity_time_cols) + ([schema.closed_col] if schema.closed_col else [])
+    for col in dict.fromkeys(time_cols):
+        parsed, _ = parse_times(out[col], col, "entities")
+        bad = parsed.isna() & out[col].notna()
+        if bad.any():
+            warnings.warn(
+                f"entities column {col!r}: {int(bad.sum())} unparseable time(s) treated as "
+                f"missing, e.g. {format_examples(out.loc[bad, col].head())}.",
+                DataWarning,
+                stacklevel=2,
+            )
+        out[col] = parsed
+    if events is not None:
+        orphan = ~events[schema.entity_col].isin(out[id_col])
+        if orphan.any():
+            warnings.warn(
+                f"{int(orphan.sum())} event(s) of {events.loc[orphan, schema.entity_col].nunique()} "
+                "dispute(s) have no entities row; they are kept with missing attributes.",
+                DataWarning,
+                stacklevel=2,
+            )
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------
+# cutoffs
+
+
+def validate_cutoffs(
+    cutoffs: pd.DataFrame,
+    schema: EventSchema | None = None,
+    *,
+    label_col: str | None = None,
+    tz_aware: bool | None = None,
+) -> pd.DataFrame:
+    """Check a cutoffs frame (entity id, ``as_of`` [, label]) and return a typed copy.
+
+    The original row order is kept. ``tz_aware``, when given, is the events' convention;
+    a mismatch is an error.
+    """
+    schema = schema or EventSchema()
+    _require_frame(cutoffs, "cutoffs")
+    needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
+    _require_columns(cutoffs, needed, "cutoffs")
+    out = cutoffs.copy()
+    null_ids = out[schema.entity_col].isna()
+    if null_ids.any():
+        raise DataError(
+            f"cutoffs: {int(null_ids.sum())} row(s) with null id in {schema.entity_col!r} "
+            f"(first rows: {list(out.index[null_ids][:5])})."
+        )
+    as_of, aware = parse_times(out["as_of"], "as_of", "cutoffs")
+    bad = as_of.isna()
+    if bad.any():
+        raise DataError(
+            f"cutoffs: {int(bad.sum())} row(s) with missing or unparseable 'as_of', e.g. "
+            f"{format_examples(out.loc[bad, 'as_of'].head())}."
+        )
+    if (as_of < MIN_PLAUSIBLE_TIME).any():
+        raise DataError(f"cutoffs: 'as_of' before {MIN_PLAUSIBLE_TIME.date()} is not plausible.")
+    if tz_aware is not None and aware != tz_aware:
+        raise DataError(
+            "cutoffs 'as_of' and the events' times use different timezone conventions "
+            f"(events {'aware' if tz_aware else 'naive'}, as_of {'aware' if aware else 'naive'}); "
+            "use timezone-aware times in both or naive times in both."
+        )
+    out["as_of"] = as_of
+    if label_col:
+        labels = pd.to_numeric(out[label_col], errors="coerce")
+        bad = ~labels.isin([0, 1])
+        if bad.any():
+            raise DataError(
+                f"cutoffs: label column {label_col!r} must hold 0/1; {int(bad.sum())} row(s) do "
+                f"not, e.g. {format_examples(out.loc[bad, label_col].head())}."
+            )
+        out[label_col] = labels.astype("int8")
+    return out

@@ -1,0 +1,357 @@
+"""FeatureBuilder: values against a slow reference, point-in-time properties, generality."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+
+from riskmodel import DataError, DataWarning, EventSchema, FeatureBuilder, ModelError
+
+KINDS = ["call", "threat", "fight", "mediation_failed", "mediation_success", "criminal_case"]
+T0 = pd.Timestamp("2024-01-01")
+STREAKS = (("mediation_failed", "mediation_success"),)
+
+
+def random_log(seed, n_events=300, n_disputes=25, n_parties=30):
+    rng = np.random.default_rng(seed)
+    ids = [f"D{i:03d}" for i in range(n_disputes)]
+    # whole days plus a few exact-hour times, so events land exactly on as_of and window edges
+    days = rng.integers(0, 400, n_events)
+    hours = rng.choice([0, 0, 0, 3, 12, 23], n_events)
+    events = pd.DataFrame(
+        {
+            "dispute_id": rng.choice(ids, n_events),
+            "time": T0 + pd.to_timedelta(days, unit="D") + pd.to_timedelta(hours, unit="h"),
+            "kind": rng.choice(KINDS, n_events),
+            "narrative": rng.choice(["他扬言要报复", "拿着刀", "协商", None, ""], n_events),
+            "party_id": rng.choice([f"P{i}" for i in range(n_parties)], n_events),
+        }
+    )
+    entities = pd.DataFrame(
+        {
+            "dispute_id": ids,
+            "category": rng.choice(["neighbour", "debt", "family"], n_disputes),
+            "station": rng.choice(["S1", "S2", "S3"], n_disputes),
+            "opened_at": T0 + pd.to_timedelta(rng.integers(-30, 300, n_disputes), unit="D"),
+            "closed_at": pd.NaT,
+        }
+    )
+    cut_days = rng.integers(0, 420, 80)
+    cutoffs = pd.DataFrame(
+        {
+            "dispute_id": rng.choice(ids + ["D999"], 80),  # D999 has no events at all
+            "as_of": T0 + pd.to_timedelta(cut_days, unit="D"),
+        }
+    )
+    return events.drop_duplicates(), entities, cutoffs
+
+
+def reference_features(events, cutoffs, entities, windows, kinds, schema):
+    """Obviously-correct, slow: one cutoff at a time, plain pandas filters."""
+    rows = []
+    outcome = set(schema.outcome_kinds)
+    for _, c in cutoffs.iterrows():
+        a = c["as_of"]
+        past = events[(events["dispute_id"] == c["dispute_id"]) & (events["time"] < a)]
+        row = {}
+        for w in list(windows) + ["all"]:
+            win = past if w == "all" else past[past["time"] >= a - pd.Timedelta(w)]
+            row[f"count_all_{w}"] = len(win)
+            for k in kinds:
+                row[f"count_{k}_{w}"] = int((win["kind"] == k).sum())
+        row["days_since_last_event"] = (
+            (a - past["time"].max()) / pd.Timedelta(days=1) if len(past) else np.nan
+        )
+        row["days_since_first_event"] = (
+            (a - past["time"].min()) / pd.Timedelta(days=1) if len(past) else np.nan
+        )
+        for k in kinds:
+            pk = past[past["kind"] == k]
+            row[f"days_since_last_{k}"] = (
+                (a - pk["time"].max()) / pd.Timedelta(days=1) if len(pk) else np.nan
+            )
+        # streak: failed mediations strictly after the last successful one
+        succ = past.loc[past["kind"] == "mediation_success", "time"]
+        fails = past[past["kind"] == "mediation_failed"]
+        if len(succ):
+            fails = fails[fails["time"] > succ.max()]
+        row["streak_mediation_failed_since_mediation_success"] = len(fails)
+        # party features
+        parties = past["party_id"].dropna().unique()
+        others, escal = [], 0
+        for p in parties:
+            p_ev = events[(events["party_id"] == p) & (events["time"] < a)]
+            other_ids = set(p_ev["dispute_id"]) - {c["dispute_id"]}
+            others.append(len(other_ids))
+            for d in other_ids:
+                d_ev = events[events["dispute_id"] == d]
+                first_p = d_ev.loc[d_ev["party_id"] == p, "time"].min()
+                out_t = d_ev.loc[d_ev["kind"].isin(outcome), "time"].min()
+                if pd.notna(out_t) and max(first_p, out_t) < a:
+                    escal += 1
+        row["party_count"] = len(parties)
+        row["party_other_disputes"] = sum(others)
+        row["party_max_other_disputes"] = max(others) if others else 0
+        row["party_past_escalations"] = escal
+        rows.append(row)
+    return pd.DataFrame(rows, index=cutoffs.index)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_values_match_slow_reference(seed):
+    events, entities, cutoffs = random_log(seed)
+    schema = EventSchema()
+    fb = FeatureBuilder(windows=("7D", "30D"), streaks=STREAKS, max_kinds=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        got = fb.fit_transform(events, cutoffs, entities=entities)
+    want = reference_features(events, cutoffs, entities, ("7D", "30D"), sorted(KINDS), schema)
+    for col in want.columns:
+        np.testing.assert_allclose(
+            got[col].to_numpy(dtype=float),
+            want[col].to_numpy(dtype=float),
+            rtol=1e-5,
+            atol=1e-4,
+            err_msg=col,
+        )
+    assert list(got.index) == list(cutoffs.index)
+
+
+def test_event_exactly_at_as_of_and_window_edge():
+    events = pd.DataFrame(
+        {
+            "dispute_id": ["a"] * 4,
+            "time": pd.to_datetime(
+                ["2024-01-01", "2024-01-24", "2024-01-31", "2024-01-31 00:00:01"], format="ISO8601"
+            ),
+            "kind": ["call"] * 4,
+        }
+    )
+    schema = EventSchema(text_col=None, party_col=None)
+    cutoffs = pd.DataFrame({"dispute_id": ["a"], "as_of": pd.to_datetime(["2024-01-31"])})
+    X = FeatureBuilder(
+        schema=schema, windows=("7D", "30D"), families=("counts", "recency")
+    ).fit_transform(events, cutoffs)
+    # window edge 2024-01-24 is included (as_of - 7D <= t); the event at as_of is the future
+    assert X.loc[0, "count_all_7D"] == 1
+    assert X.loc[0, "count_all_30D"] == 2  # 2024-01-01 is exactly 30 days before
+    assert X.loc[0, "count_all_all"] == 2
+    assert X.loc[0, "days_since_last_event"] == pytest.approx(7.0)
+
+
+def test_cutoff_without_events_and_unknown_kind_warns():
+    events, entities, cutoffs = random_log(3)
+    fb = FeatureBuilder(windows=("30D",)).fit(events, entities=entities)
+    new_events = events.copy()
+    new_events.loc[new_events.index[:5], "kind"] = "brand_new_kind"
+    with pytest.warns(DataWarning, match="not seen at fit"):
+        X = fb.transform(new_events, cutoffs, entities=entities)
+    assert list(X.columns) == list(fb.get_feature_names_out())
+    no_events = X[cutoffs["dispute_id"] == "D999"]
+    assert (no_events["count_all_all"] == 0).all()
+    assert no_events["days_since_last_event"].isna().all()
+    assert X["count_other_all"].sum() >= 1
+
+
+def test_unseen_category_becomes_missing_with_warning():
+    events, entities, cutoffs = random_log(4)
+    fb = FeatureBuilder(windows=("30D",)).fit(events, entities=entities)
+    changed = entities.copy()
+    changed.loc[0, "category"] = "never_seen"
+    with pytest.warns(DataWarning, match="not seen at fit"):
+        X = fb.transform(events, cutoffs, entities=changed)
+    assert X["category"].dtype == "category"
+    assert list(X["category"].cat.categories) == fb.categories_["category"]
+    rows = cutoffs["dispute_id"] == entities.loc[0, "dispute_id"]
+    assert X.loc[rows, "category"].isna().all()
+
+
+def test_sklearn_conventions():
+    fb = FeatureBuilder(windows=("30D",), max_kinds=3)
+    assert clone(fb).get_params() == fb.get_params()
+    with pytest.raises(ModelError, match="not fitted"):
+        fb.get_feature_names_out()
+    with pytest.raises(TypeError):
+        FeatureBuilder(("30D",))  # keyword-only
+
+
+def test_bad_params_and_inputs():
+    events, entities, cutoffs = random_log(5)
+    with pytest.raises(DataError, match="unknown feature families"):
+        FeatureBuilder(families=("counts", "magic")).fit(events)
+    with pytest.raises(DataError, match="window"):
+        FeatureBuilder(windows=("thirty days",)).fit(events)
+    fb = FeatureBuilder(windows=("30D",)).fit(events, entities=entities)
+    with pytest.raises(DataError, match="missing required column"):
+        fb.transform(events, cutoffs.drop(columns="as_of"), entities=entities)
+    with pytest.raises(DataError, match="entities"):
+        fb.transform(events, cutoffs)
+    numeric_ids = cutoffs.assign(dispute_id=np.arange(len(cutoffs)))
+    with pytest.raises(DataError, match="different types"):
+        fb.transform(events, numeric_ids, entities=entities)
+
+
+def test_generality_other_columns_numeric_ids_no_text_no_entities():
+    rng = np.random.default_rng(7)
+    n = 500
+    log = pd.DataFrame(
+        {
+            "subject": rng.integers(0, 40, n),
+            "ts": pd.Timestamp("2020-01-01", tz="Europe/Paris")
+            + pd.to_timedelta(rng.integers(0, 10**7, n), unit="s"),
+            "event_type": rng.choice(["login", "purchase", "complaint"], n),
+        }
+    ).drop_duplicates()
+    schema = EventSchema(
+        entity_col="subject",
+        time_col="ts",
+        kind_col="event_type",
+        text_col=None,
+        party_col=None,
+        entity_categorical_cols=(),
+        entity_time_cols=(),
+        group_cols=(),
+        closed_col=None,
+        outcome_kinds=("complaint",),
+    )
+    cutoffs = pd.DataFrame(
+        {"subject": [1, 2, 3], "as_of": pd.to_datetime(["2020-03-01"] * 3, utc=True)}
+    )
+    X = FeatureBuilder(schema=schema).fit_transform(log, cutoffs)
+    assert "count_complaint_30D" in X.columns
+    assert not any(c.startswith(("kw_", "party_", "ctx_")) for c in X.columns)
+    # naive as_of against aware events is ambiguous: refused
+    with pytest.raises(DataError, match="timezone"):
+        FeatureBuilder(schema=schema).fit(log).transform(
+            log, cutoffs.assign(as_of=pd.Timestamp("2020-03-01"))
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# properties
+
+
+event_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(min_value=0, max_value=120 * 24),  # hours after T0
+        st.sampled_from(KINDS),
+        st.sampled_from(["扬言报复", "刀", None, "ok"]),
+        st.sampled_from(["p1", "p2", "p3", "p4"]),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+def _frame(rows):
+    return pd.DataFrame(
+        {
+            "dispute_id": [r[0] for r in rows],
+            "time": [T0 + pd.Timedelta(hours=r[1]) for r in rows],
+            "kind": [r[2] for r in rows],
+            "narrative": [r[3] for r in rows],
+            "party_id": [r[4] for r in rows],
+        }
+    ).drop_duplicates(ignore_index=True)
+
+
+ENTITIES = pd.DataFrame(
+    {
+        "dispute_id": ["a", "b", "c"],
+        "category": ["x", "y", "x"],
+        "station": ["s1", "s1", "s2"],
+        "opened_at": [T0] * 3,
+        "closed_at": [pd.NaT] * 3,
+    }
+)
+
+
+def _features(events, cutoffs, fit_events):
+    fb = FeatureBuilder(windows=("7D", "30D"), streaks=STREAKS, max_kinds=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        fb.fit(fit_events, entities=ENTITIES)
+        return fb.transform(events, cutoffs, entities=ENTITIES)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=event_rows,
+    future=event_rows,
+    as_of_hours=st.integers(0, 120 * 24),
+    who=st.sampled_from(["a", "b", "c"]),
+)
+def test_future_events_never_change_a_row(rows, future, as_of_hours, who):
+    """Adding, removing or changing events at or after as_of leaves the row unchanged.
+
+    This covers every family, the cross-dispute ones included: future events of other
+    disputes (party histories, station escalation rates) are invisible too.
+    """
+    as_of = T0 + pd.Timedelta(hours=as_of_hours)
+    events = _frame(rows)
+    past = events[events["time"] < as_of]
+    fut = _frame(future)
+    fut["time"] = as_of + (fut["time"] - T0)  # all at or after as_of, some exactly at it
+    with_future = pd.concat([events, fut], ignore_index=True).drop_duplicates(ignore_index=True)
+    cutoffs = pd.DataFrame({"dispute_id": [who], "as_of": [as_of]})
+    fit_on = pd.concat([events, fut], ignore_index=True)
+    if len(past) == 0:
+        past = events.iloc[:0]
+        base = _features(with_future, cutoffs, fit_on)
+        assert base["count_all_all"].iloc[0] == 0
+        return
+    a = _features(past, cutoffs, fit_on)
+    b = _features(with_future, cutoffs, fit_on)
+    pd.testing.assert_frame_equal(a, b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=event_rows, seed=st.integers(0, 10**6))
+def test_permuting_rows_never_changes_output(rows, seed):
+    events = _frame(rows)
+    cutoffs = pd.DataFrame(
+        {
+            "dispute_id": ["a", "b", "c", "a"],
+            "as_of": [T0 + pd.Timedelta(days=d) for d in (10, 50, 90, 121)],
+        }
+    )
+    a = _features(events, cutoffs, events)
+    shuffled = events.sample(frac=1.0, random_state=seed % (2**32))
+    b = _features(shuffled, cutoffs, events)
+    pd.testing.assert_frame_equal(a, b)
+    # permuting the cutoffs permutes the rows, nothing else
+    perm = cutoffs.sample(frac=1.0, random_state=seed % (2**32))
+    c = _features(events, perm, events)
+    pd.testing.assert_frame_equal(a.loc[perm.index], c)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=event_rows, other=event_rows)
+def test_row_depends_only_on_own_events_without_cross_dispute_families(rows, other):
+    """With the cross-dispute families off, other disputes' events never matter."""
+    events = _frame(rows)
+    own = events[events["dispute_id"] == "a"]
+    noise = _frame(other)
+    noise = noise[noise["dispute_id"] != "a"]
+    cutoffs = pd.DataFrame(
+        {
+            "dispute_id": ["a", "a"],
+            "as_of": [T0 + pd.Timedelta(days=30), T0 + pd.Timedelta(days=200)],
+        }
+    )
+    families = ("counts", "recency", "dynamics", "text", "entity")
+    fit_on = pd.concat([events, noise])
+    fb = FeatureBuilder(windows=("7D", "30D"), families=families, max_kinds=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        fb.fit(fit_on, entities=ENTITIES)
+        if len(own) == 0:
+            return
+        a = fb.transform(own, cutoffs, entities=ENTITIES)
+        b = fb.transform(pd.concat([own, noise]), cutoffs, entities=ENTITIES)
+    pd.testing.assert_frame_equal(a, b)
