@@ -1,0 +1,415 @@
+"""The risk model: features -> LightGBM -> calibrated probability -> tiers -> reasons."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+from ._errors import ConfigError, DataError, ModelError
+from ._features import FeatureBuilder, prepare_events
+from ._reasons import ReasonWriter, top_reasons
+from ._schema import EventSchema, validate_cutoffs
+from ._tiers import TierPolicy
+
+__all__ = ["Calibrator", "RiskModel", "DEFAULT_LGBM_PARAMS", "time_split"]
+
+#: LightGBM defaults: small trees (cheap exact SHAP for reasons), strong regularisation for
+#: rare positives, deterministic. No class re-weighting: it would distort probabilities.
+DEFAULT_LGBM_PARAMS: dict = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_child_samples": 100,
+    "min_sum_hessian_in_leaf": 1.0,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 5.0,
+    "cat_smooth": 20.0,
+    "min_data_per_group": 50,
+    "max_bin": 255,
+    "verbose": -1,
+    "deterministic": True,
+    "force_row_wise": True,
+    "num_threads": 2,
+}
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+class Calibrator:
+    """Maps raw model probabilities to calibrated ones; stored as plain numbers.
+
+    ``method`` is ``"isotonic"`` (a monotone step function, interpolated) or ``"sigmoid"``
+    (Platt scaling on the logit). ``"auto"`` chooses on held-out later data: it fits both
+    on the earlier half of the calibration slice, keeps the one with the lower log loss
+    on the later half, then refits it on the whole slice.
+    """
+
+    def __init__(self, method: str = "auto"):
+        if method not in ("auto", "isotonic", "sigmoid"):
+            raise ConfigError(f"calibration must be auto, isotonic or sigmoid, got {method!r}.")
+        self.method = method
+        self.chosen_: str | None = None
+        self.params_: dict = {}
+
+    def fit(self, raw: np.ndarray, y: np.ndarray, order: np.ndarray | None = None) -> Calibrator:
+        raw, y = np.asarray(raw, float), np.asarray(y, int)
+        method = self.method
+        self.selection_ = {}
+        if method == "auto":
+            idx = np.arange(len(raw)) if order is None else np.asarray(order)
+            half = len(idx) // 2
+            early, late = idx[:half], idx[half:]
+            if y[early].sum() >= 5 and y[late].sum() >= 5:
+                scores = {}
+                for m in ("isotonic", "sigmoid"):
+                    cal = Calibrator(m).fit(raw[early], y[early])
+                    p = np.clip(cal.transform(raw[late]), 1e-7, 1 - 1e-7)
+                    scores[m] = float(-np.mean(y[late] * np.log(p) + (1 - y[late]) * np.log(1 - p)))
+                method = min(scores, key=scores.get)
+                self.selection_ = scores
+            else:
+                method = "sigmoid"
+        if method == "isotonic":
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+            self.params_ = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+        else:
+            if len(np.unique(y)) < 2:
+                raise DataError("calibration slice has a single class; need both outcomes.")
+            lr = LogisticRegression(C=1e4).fit(_logit(raw)[:, None], y)
+            self.params_ = {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+        self.chosen_ = method
+        return self
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, float)
+        if self.chosen_ == "isotonic":
+            return np.interp(raw, self.params_["x"], self.params_["y"])
+        if self.chosen_ == "sigmoid":
+            z = self.params_["a"] * _logit(raw) + self.params_["b"]
+            return 1.0 / (1.0 + np.exp(-z))
+        raise ModelError("Calibrator is not fitted.")
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "chosen": self.chosen_, "params": self.params_}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibrator:
+        cal = cls(data["method"])
+        cal.chosen_, cal.params_ = data["chosen"], data["params"]
+        return cal
+
+
+def time_split(as_of: pd.Series, fractions: tuple[float, ...]) -> np.ndarray:
+    """Assign rows to consecutive time slices (0, 1, ...) by ``as_of``; never splits a date.
+
+    ``fractions`` are the target shares of the later slices; slice 0 gets the rest.
+    E.g. ``(0.15, 0.15)`` -> 70% train, then 15% validation, then 15% calibration.
+    """
+    t = as_of.to_numpy("datetime64[ns]")
+    dates, counts = np.unique(t, return_counts=True)
+    share_before = (np.cumsum(counts) - counts) / counts.sum()
+    edges = 1.0 - np.cumsum(list(reversed(fractions)))[::-1]  # e.g. (0.7, 0.85)
+    slice_of_date = (share_before[:, None] >= edges[None, :] - 1e-12).sum(axis=1)
+    return slice_of_date[np.searchsorted(dates, t)]
+
+
+class RiskModel(BaseEstimator):
+    """Escalation risk model: point-in-time features, LightGBM, calibration, tiers, reasons.
+
+    Training splits the cutoffs by time (never at random): the earliest rows train the
+    trees, the next slice early-stops them, the latest slice fits the calibrator and the
+    tier thresholds. So every reported probability is checked on data later than what
+    produced it.
+
+    Parameters
+    ----------
+    schema : EventSchema, optional
+    features : FeatureBuilder, optional
+        Feature configuration (cloned at fit); default ``FeatureBuilder(schema=schema)``.
+    lgbm_params : dict, optional
+        Overrides of :data:`DEFAULT_LGBM_PARAMS`.
+    n_estimators : int, default=400
+        Maximum boosting rounds (early stopping usually stops sooner).
+    early_stopping_rounds : int, default=40
+    validation_fraction, calibration_fraction : float, default=0.15
+        Shares of the rows (by time) for early stopping and for calibration.
+    calibration : {"auto", "isotonic", "sigmoid"}, default="auto"
+    tier_policy : TierPolicy, optional
+        Default: red = top 5%, yellow = next 15% of the reference population.
+    top_k_reasons : int, default=3
+    kind_labels, column_labels, value_labels : mapping, optional
+        Readable names for reasons (see :class:`ReasonWriter`).
+    label_col : str, default="label"
+    random_state : int, default=0
+
+    Attributes
+    ----------
+    features_ : FeatureBuilder
+    booster_ : lightgbm.Booster
+    calibrator_ : Calibrator
+    tier_policy_ : TierPolicy
+    feature_names_ : list of str
+    best_iteration_ : int
+    timings_ : dict
+        Seconds spent in features, LightGBM and calibration at fit.
+    """
+
+    def __init__(
+        self,
+        *,
+        schema: EventSchema | None = None,
+        features: FeatureBuilder | None = None,
+        lgbm_params: Mapping | None = None,
+        n_estimators: int = 400,
+        early_stopping_rounds: int = 40,
+        validation_fraction: float = 0.15,
+        calibration_fraction: float = 0.15,
+        calibration: str = "auto",
+        tier_policy: TierPolicy | None = None,
+        top_k_reasons: int = 3,
+        kind_labels: Mapping | None = None,
+        column_labels: Mapping | None = None,
+        value_labels: Mapping | None = None,
+        label_col: str = "label",
+        random_state: int = 0,
+    ):
+        self.schema = schema
+        self.features = features
+        self.lgbm_params = lgbm_params
+        self.n_estimators = n_estimators
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.calibration_fraction = calibration_fraction
+        self.calibration = calibration
+        self.tier_policy = tier_policy
+        self.top_k_reasons = top_k_reasons
+        self.kind_labels = kind_labels
+        self.column_labels = column_labels
+        self.value_labels = value_labels
+        self.label_col = label_col
+        self.random_state = random_state
+
+    # ----------------------------------------------------------------------------------
+
+    def _schema(self) -> EventSchema:
+        if self.schema is not None:
+            return self.schema
+        if self.features is not None and self.features.schema is not None:
+            return self.features.schema
+        return EventSchema()
+
+    def _params(self) -> dict:
+        params = dict(DEFAULT_LGBM_PARAMS)
+        params.update(self.lgbm_params or {})
+        params["seed"] = self.random_state
+        return params
+
+    def fit(self, events, cutoffs: pd.DataFrame, *, entities: pd.DataFrame | None = None) -> RiskModel:
+        """Train on labelled cutoffs (entity id, ``as_of``, ``label``).
+
+        Parameters
+        ----------
+        events : DataFrame or PreparedEvents
+        cutoffs : DataFrame
+            With the label column (0/1); censored rows (missing label) are refused.
+        entities : DataFrame, optional
+
+        Returns
+        -------
+        self
+        """
+        t_start = time.perf_counter()
+        schema = self._schema()
+        if not 0 < self.validation_fraction < 1 or not 0 < self.calibration_fraction < 1:
+            raise ConfigError("validation_fraction and calibration_fraction must be in (0, 1).")
+        if self.label_col not in getattr(cutoffs, "columns", []):
+            raise DataError(
+                f"cutoffs have no label column {self.label_col!r}; build it with make_labels(...) "
+                "and drop censored rows."
+            )
+        if cutoffs[self.label_col].isna().any():
+            raise DataError(
+                f"{int(cutoffs[self.label_col].isna().sum())} cutoff(s) have a missing label "
+                "(censored: their horizon runs past the data); drop them before fit."
+            )
+        cut = validate_cutoffs(cutoffs, schema, label_col=self.label_col).reset_index(drop=True)
+        y = cut[self.label_col].to_numpy(dtype=int)
+        if y.sum() < 10 or (1 - y).sum() < 10:
+            raise DataError(f"need at least 10 positive and 10 negative cutoffs, got {y.sum()} / {(1 - y).sum()}.")
+
+        prepared = prepare_events(events, schema)
+        features = clone(self.features) if self.features is not None else FeatureBuilder(schema=schema)
+        if features.schema is None:
+            features.set_params(schema=schema)
+        features.fit(prepared, entities=entities)
+        X = features.transform(prepared, cut, entities=entities)
+        t_features = time.perf_counter()
+
+        part = time_split(cut["as_of"], (self.validation_fraction, self.calibration_fraction))
+        train, valid, calib = (part == 0), (part == 1), (part == 2)
+        for name, mask in (("training", train), ("validation", valid), ("calibration", calib)):
+            if y[mask].sum() < 3:
+                raise DataError(
+                    f"the {name} time slice has {int(y[mask].sum())} positive cutoff(s); "
+                    "need more data or longer history for a time-ordered split."
+                )
+        self.split_dates_ = {
+            name: [str(cut["as_of"][mask].min()), str(cut["as_of"][mask].max())]
+            for name, mask in (("train", train), ("validation", valid), ("calibration", calib))
+        }
+        params = self._params()
+        categorical = features.categorical_features_
+        dtrain = lgb.Dataset(X[train], y[train], categorical_feature=categorical or "auto", free_raw_data=False)
+        dvalid = lgb.Dataset(X[valid], y[valid], reference=dtrain, categorical_feature=categorical or "auto")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            booster = lgb.train(
+                params,
+                dtrain,
+                num_boost_round=self.n_estimators,
+                valid_sets=[dvalid],
+                valid_names=["validation"],
+                callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+            )
+        self.best_iteration_ = int(booster.best_iteration or booster.current_iteration())
+        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=self.best_iteration_))
+        t_lgbm = time.perf_counter()
+
+        raw_cal = booster.predict(X[calib])
+        cal_order = np.argsort(cut["as_of"][calib].to_numpy(), kind="stable")
+        self.calibrator_ = Calibrator(self.calibration).fit(raw_cal, y[calib], order=cal_order)
+        prob_cal = self.calibrator_.transform(raw_cal)
+        policy = TierPolicy.from_dict((self.tier_policy or TierPolicy()).to_dict())
+        self.tier_policy_ = policy.fit(prob_cal, y[calib])
+        t_cal = time.perf_counter()
+
+        self.features_ = features
+        self.booster_ = booster
+        self.feature_names_ = list(X.columns)
+        self.reason_writer_ = ReasonWriter(
+            kind_slugs=features.kind_slugs_,
+            kind_labels=self.kind_labels,
+            column_labels=self.column_labels,
+            value_labels=self.value_labels,
+        )
+        self.reference_ = {
+            "probability": prob_cal.tolist(),
+            "label": y[calib].tolist(),
+        }
+        self.training_summary_ = {
+            "n_cutoffs": int(len(cut)),
+            "n_positive": int(y.sum()),
+            "n_train": int(train.sum()),
+            "n_validation": int(valid.sum()),
+            "n_calibration": int(calib.sum()),
+            "calibration_method": self.calibrator_.chosen_,
+            "best_iteration": self.best_iteration_,
+        }
+        self.timings_ = {
+            "features": t_features - t_start,
+            "lightgbm": t_lgbm - t_features,
+            "calibration": t_cal - t_lgbm,
+        }
+        return self
+
+    # ----------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "booster_"):
+            raise ModelError("this RiskModel is not fitted yet; call fit(events, cutoffs) first.")
+
+    def transform_features(self, events, cutoffs, *, entities=None) -> pd.DataFrame:
+        """The model's feature matrix for ``cutoffs`` (columns in training order)."""
+        self._check_fitted()
+        X = self.features_.transform(events, cutoffs, entities=entities)
+        return X[self.feature_names_]
+
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated LightGBM probability for a feature matrix."""
+        return self.booster_.predict(X[self.feature_names_])
+
+    def predict_proba(self, events, cutoffs, *, entities=None) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 2): [P(no escalation), P(escalation)]."""
+        X = self.transform_features(events, cutoffs, entities=entities)
+        p = self.calibrator_.transform(self.predict_raw(X))
+        return np.column_stack([1 - p, p])
+
+    def explain(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Exact SHAP contributions (raw log-odds scale) per feature, plus ``bias``.
+
+        Each row sums to the raw score: ``logit(predict_raw(X))``.
+        """
+        contrib = self.booster_.predict(X[self.feature_names_], pred_contrib=True)
+        return pd.DataFrame(contrib, columns=self.feature_names_ + ["bias"], index=X.index)
+
+    def predict(self, events, cutoffs, *, entities=None, reasons: str = "flagged") -> pd.DataFrame:
+        """Score cutoffs: probability, tier and reasons.
+
+        Parameters
+        ----------
+        events : DataFrame or PreparedEvents
+        cutoffs : DataFrame
+            Entity id and ``as_of``.
+        entities : DataFrame, optional
+        reasons : {"flagged", "all", "none"}, default="flagged"
+            Which cases get reasons: red and yellow ones, every case, or none. Exact SHAP
+            costs about as much as a few hundred predictions, so blue cases skip it by default.
+
+        Returns
+        -------
+        DataFrame
+            Entity id, ``as_of``, ``probability``, ``tier``, ``reasons`` (``"zh / en"``
+            phrases joined by ``"; "``), ``reason_features``, ``overrides``; index of cutoffs.
+        """
+        cut = validate_cutoffs(cutoffs, self._schema())
+        X = self.transform_features(events, cut, entities=entities)
+        return self.score_features(X, cut, reasons=reasons)
+
+    def score_features(self, X: pd.DataFrame, cutoffs: pd.DataFrame, *, reasons: str = "flagged") -> pd.DataFrame:
+        """Like :meth:`predict`, on a feature matrix already built."""
+        self._check_fitted()
+        if reasons not in ("flagged", "all", "none"):
+            raise ConfigError(f"reasons must be flagged, all or none, got {reasons!r}.")
+        schema = self._schema()
+        prob = self.calibrator_.transform(self.predict_raw(X))
+        tiers, fired = self.tier_policy_.apply(prob, X)
+        if reasons == "none":
+            rows = np.zeros(0, dtype=np.int64)
+        elif reasons == "all":
+            rows = np.arange(len(X))
+        else:
+            rows = np.flatnonzero(tiers != "blue")
+        contrib = np.zeros((len(X), len(self.feature_names_)))
+        if len(rows):
+            contrib[rows] = self.booster_.predict(X.iloc[rows][self.feature_names_], pred_contrib=True)[:, :-1]
+        phrases, used = top_reasons(contrib, X, self.reason_writer_, top_k=self.top_k_reasons, rows=rows)
+        override_names = [",".join(r.name for r in rules) for rules in fired]
+        for i in np.flatnonzero([bool(r) for r in fired]):
+            rule_text = "; ".join(f"[规则] {r.reason_zh or r.name} / [rule] {r.reason_en or r.name}" for r in fired[i])
+            phrases[i] = rule_text + ("; " + phrases[i] if phrases[i] else "")
+        out = pd.DataFrame(
+            {
+                schema.entity_col: cutoffs[schema.entity_col].to_numpy(),
+                "as_of": cutoffs["as_of"].to_numpy(),
+                "probability": prob,
+                "tier": pd.Categorical(tiers, categories=["red", "yellow", "blue"]),
+                "reasons": phrases,
+                "reason_features": used,
+                "overrides": override_names,
+            },
+            index=X.index,
+        )
+        return out
