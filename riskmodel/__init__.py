@@ -8,8 +8,7 @@ scorer. See ``README.md`` and ``docs/`` for the whole picture.
 from ._errors import ConfigError, DataError, DataWarning, ModelError
 from ._features import DEFAULT_KEYWORDS, FeatureBuilder, PreparedEvents, prepare_events
 from ._labels import make_cutoffs, make_labels, open_disputes
-from ._model import Calibrator, RiskModel
-from ._reasons import ReasonWriter
+from ._model import RiskModel
 from ._schema import EventSchema, validate_cutoffs, validate_entities, validate_events
 from ._tiers import TIERS, Override, TierPolicy
 
