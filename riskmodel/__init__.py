@@ -5,11 +5,14 @@ red / yellow / blue tiers and per-case reasons, an MLflow lifecycle and a nightl
 scorer. See ``README.md`` and ``docs/`` for the whole picture.
 """
 
+from ._config import ExperimentConfig, load_config
 from ._errors import ConfigError, DataError, DataWarning, ModelError
 from ._features import DEFAULT_KEYWORDS, FeatureBuilder, PreparedEvents, prepare_events
 from ._labels import make_cutoffs, make_labels, open_disputes
 from ._model import RiskModel
+from ._registry import Predictor, load, promote, rollback, train
 from ._schema import EventSchema, validate_cutoffs, validate_entities, validate_events
+from ._simulate import Simulation, simulate_disputes
 from ._tiers import TIERS, Override, TierPolicy
 
 __version__ = "0.1.0"
@@ -20,12 +23,21 @@ __all__ = [
     "DataWarning",
     "DEFAULT_KEYWORDS",
     "EventSchema",
+    "ExperimentConfig",
     "FeatureBuilder",
     "PreparedEvents",
+    "Predictor",
+    "Simulation",
+    "load",
+    "load_config",
     "make_cutoffs",
     "make_labels",
     "open_disputes",
     "prepare_events",
+    "promote",
+    "rollback",
+    "simulate_disputes",
+    "train",
     "ModelError",
     "Override",
     "RiskModel",

@@ -1,0 +1,152 @@
+"""Pickle-free model artifacts: LightGBM's text model plus one JSON spec.
+
+A saved model is a folder with two files:
+
+* ``booster.txt`` - LightGBM's native text model (trees and the pandas category
+  vocabulary), loaded with ``lightgbm.Booster(model_str=...)``;
+* ``riskmodel.json`` - everything else as plain data: the schema, the feature builder's
+  parameters and fitted vocabularies, the output column order and dtypes, the calibrator,
+  the tier policy and the reason phrases.
+
+Loading parses text and JSON only, so it never executes stored code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+
+from ._errors import ModelError
+from ._features import FeatureBuilder
+from ._model import Calibrator, RiskModel
+from ._reasons import ReasonWriter
+from ._schema import EventSchema
+from ._tiers import TierPolicy
+
+__all__ = ["FEATURE_SPEC_VERSION", "load_model_dir", "save_model_dir"]
+
+#: Bump when the meaning of a feature or the artifact layout changes.
+FEATURE_SPEC_VERSION = 1
+_SPEC_FILE = "riskmodel.json"
+_BOOSTER_FILE = "booster.txt"
+
+_BUILDER_PARAMS = (
+    "windows", "families", "keywords", "keyword_windows", "max_kinds", "streaks",
+    "trend_windows", "night_hours", "context_window",
+)
+_BUILDER_STATE = ("kinds_", "kind_slugs_", "categories_", "has_entities_", "tz_aware_", "categorical_features_")
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    return value
+
+
+def model_spec(model: RiskModel) -> dict:
+    """The JSON-able description of a fitted model (everything but the trees)."""
+    from . import __version__
+
+    model._check_fitted()
+    fb = model.features_
+    return _jsonable(
+        {
+            "feature_spec_version": FEATURE_SPEC_VERSION,
+            "riskmodel_version": __version__,
+            "lightgbm_version": lgb.__version__,
+            "schema": model._schema().to_dict(),
+            "feature_builder": {
+                "params": {name: getattr(fb, name) for name in _BUILDER_PARAMS},
+                "state": {name: getattr(fb, name) for name in _BUILDER_STATE},
+                "feature_names_out": list(fb.feature_names_out_),
+            },
+            "feature_names": model.feature_names_,
+            "categorical_features": fb.categorical_features_,
+            "calibrator": model.calibrator_.to_dict(),
+            "tier_policy": model.tier_policy_.to_dict(),
+            "reasons": model.reason_writer_.to_dict(),
+            "top_k_reasons": model.top_k_reasons,
+            "label_col": model.label_col,
+            "training_summary": getattr(model, "training_summary_", {}),
+            "split_dates": getattr(model, "split_dates_", {}),
+            "best_iteration": model.best_iteration_,
+            "reference": _thin_reference(getattr(model, "reference_", {})),
+        }
+    )
+
+
+def _thin_reference(reference: dict, limit: int = 20_000) -> dict:
+    """Keep at most ``limit`` reference rows (an even stride), enough for drift checks."""
+    n = len(reference.get("probability", []))
+    if n <= limit:
+        return reference
+    idx = np.linspace(0, n - 1, limit).astype(int)
+    return {k: [v[i] for i in idx] for k, v in reference.items()}
+
+
+def save_model_dir(model: RiskModel, path) -> Path:
+    """Write ``booster.txt`` and ``riskmodel.json`` into ``path`` (created if needed)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / _BOOSTER_FILE).write_text(model.booster_.model_to_string(), encoding="utf-8")
+    (path / _SPEC_FILE).write_text(json.dumps(model_spec(model), ensure_ascii=False, indent=1), encoding="utf-8")
+    return path
+
+
+def load_model_dir(path) -> RiskModel:
+    """Rebuild a fitted :class:`RiskModel` from a folder written by :func:`save_model_dir`.
+
+    Raises
+    ------
+    ModelError
+        If the folder is not a riskmodel artifact or was written with an incompatible
+        feature-spec version.
+    """
+    path = Path(path)
+    spec_file, booster_file = path / _SPEC_FILE, path / _BOOSTER_FILE
+    if not spec_file.is_file() or not booster_file.is_file():
+        raise ModelError(
+            f"{path} is not a riskmodel artifact: expected {_SPEC_FILE} and {_BOOSTER_FILE} in it."
+        )
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    version = spec.get("feature_spec_version")
+    if version != FEATURE_SPEC_VERSION:
+        raise ModelError(
+            f"model at {path} uses feature-spec version {version}, this riskmodel reads version "
+            f"{FEATURE_SPEC_VERSION} (model written by riskmodel {spec.get('riskmodel_version')}). "
+            "Retrain the model with this version, or install the matching riskmodel."
+        )
+    schema = EventSchema.from_dict(spec["schema"])
+    params = dict(spec["feature_builder"]["params"])
+    params["streaks"] = tuple(tuple(s) for s in params.get("streaks", ()))
+    fb = FeatureBuilder(schema=schema, **params)
+    for name, value in spec["feature_builder"]["state"].items():
+        setattr(fb, name, value)
+    fb.feature_names_out_ = np.asarray(spec["feature_builder"]["feature_names_out"], dtype=object)
+    fb.n_features_out_ = len(fb.feature_names_out_)
+
+    policy = TierPolicy.from_dict(spec["tier_policy"])
+    model = RiskModel(schema=schema, features=fb, tier_policy=policy, top_k_reasons=spec["top_k_reasons"],
+                      label_col=spec["label_col"])
+    model.features_ = fb
+    model.booster_ = lgb.Booster(model_str=booster_file.read_text(encoding="utf-8"))
+    model.feature_names_ = list(spec["feature_names"])
+    model.calibrator_ = Calibrator.from_dict(spec["calibrator"])
+    model.tier_policy_ = policy
+    model.reason_writer_ = ReasonWriter.from_dict(spec["reasons"])
+    model.training_summary_ = spec.get("training_summary", {})
+    model.split_dates_ = spec.get("split_dates", {})
+    model.best_iteration_ = spec.get("best_iteration")
+    model.reference_ = spec.get("reference", {})
+    return model

@@ -1,0 +1,85 @@
+"""The model card: a markdown page logged with every registered version."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["model_card"]
+
+
+def _table(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> str:
+    frame = frame.copy()
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        cells = [floatfmt.format(v) if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _metrics_table(metrics: dict) -> pd.DataFrame:
+    scorers = sorted({k.split("_roc_auc")[0] for k in metrics if k.endswith("_roc_auc")})
+    rows = []
+    for s in scorers:
+        row = {"scorer": s}
+        for m in ("roc_auc", "average_precision", "brier", "ece"):
+            v = metrics.get(f"{s}_{m}")
+            lo, hi = metrics.get(f"{s}_{m}_lower"), metrics.get(f"{s}_{m}_upper")
+            row[m] = "" if v is None else (f"{v:.4f}" + (f" [{lo:.4f}, {hi:.4f}]" if lo is not None and hi is not None else ""))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def model_card(config, model, backtest, metrics: dict, *, champion=None, data_window=("", ""), n_events=0) -> str:
+    """Render the model card for one trained version."""
+    summary = getattr(model, "training_summary_", {})
+    policy = model.tier_policy_
+    overrides = "\n".join(
+        f"- `{o.name}`: {' and '.join(f'{f} {op} {v}' for f, op, v in o.conditions)} -> at least {o.tier}"
+        for o in policy.overrides
+    ) or "- none"
+    champion_text = (
+        f"Current champion (version {champion['version']}) on the same fold: ROC-AUC {champion['roc_auc']:.4f}, "
+        f"Brier {champion['brier']:.5f}." if champion else "No champion existed when this version was trained."
+    )
+    return f"""# Model card: {config.registered_model} ({config.name})
+
+## Intended use
+Ranks open civil disputes (矛盾纠纷) by their probability of escalating into a criminal case or
+injury (民转刑) within {config.labels.horizon}, as red / yellow / blue work lists for police stations.
+It supports, and never replaces, an officer's judgement: a tier is a prompt to look at a case.
+
+## Misuse
+- Not evidence about any person, and not a basis for coercive measures, arrest or denial of services.
+- Not valid for populations, regions or event-recording practices unlike the training data.
+- Ids are never features; do not add protected attributes (ethnicity, religion, ...) as features.
+
+## Training data
+- Source: `{config.data.source}`; window {data_window[0]} .. {data_window[1]}; {n_events:,} events.
+- Snapshots: {summary.get('n_cutoffs', 0):,} cutoffs ({summary.get('n_positive', 0):,} escalations) at
+  frequency `{config.labels.freq}`; time-ordered split: {summary.get('n_train', 0):,} train,
+  {summary.get('n_validation', 0):,} early-stopping, {summary.get('n_calibration', 0):,} calibration rows.
+- Calibration: {summary.get('calibration_method')}; trees: {summary.get('best_iteration')}.
+
+## Backtest (latest fold, 95% cluster-bootstrap intervals)
+{_table(_metrics_table(metrics))}
+
+{champion_text}
+
+## Tiers
+Policy: `{policy.method}` red={policy.red}, yellow={policy.yellow}; thresholds red >= {policy.red_threshold_:.4f},
+yellow >= {policy.yellow_threshold_:.4f}. Overrides:
+{overrides}
+
+{_table(backtest.tier_table)}
+
+## Subgroups (latest fold)
+{_table(backtest.subgroup.head(60))}
+
+## Known limitations
+- Trained on {'simulated' if config.data.source == 'simulate' else 'the configured'} data; a real city's
+  recording practices, categories and kinds differ. Re-train and re-check calibration before use.
+- Probabilities are calibrated on the latest time slice; drift in the population makes them stale.
+- Reasons are SHAP contributions of the model, not causes.
+- Labels only see escalations recorded as outcome events; unrecorded escalations count as negatives.
+"""

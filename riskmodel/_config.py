@@ -1,0 +1,281 @@
+"""Experiment configuration: one TOML file in ``experiments/`` -> :class:`ExperimentConfig`.
+
+Defaults live here and only here. The same object is logged to MLflow (flattened params
+plus the TOML file itself), so a run can always be reproduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ._errors import ConfigError, DataError
+from ._features import FEATURE_FAMILIES, FeatureBuilder
+from ._model import RiskModel
+from ._schema import EventSchema
+from ._tiers import TierPolicy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ExperimentConfig", "load_config", "load_data"]
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """Where the events come from: ``source = "simulate"`` or ``"files"`` (parquet / CSV)."""
+
+    source: str = "simulate"
+    n_disputes: int = 20_000
+    start: str = "2022-01-01"
+    end: str = "2025-12-31"
+    seed: int = 0
+    events: str | None = None
+    entities: str | None = None
+
+
+@dataclass(kw_only=True)
+class LabelConfig:
+    horizon: str = "90D"
+    freq: str = "MS"
+    start: str | None = None
+    end: str | None = None
+    max_inactive: str | None = "365D"
+
+
+@dataclass(kw_only=True)
+class FeatureConfig:
+    windows: list[str] = field(default_factory=lambda: ["7D", "30D", "90D", "365D"])
+    families: list[str] = field(default_factory=lambda: list(FEATURE_FAMILIES))
+    keywords: dict[str, list[str]] | None = None
+    keyword_windows: list[str] = field(default_factory=lambda: ["30D", "365D"])
+    max_kinds: int = 40
+    streaks: list[list[str]] = field(default_factory=list)
+    trend_windows: list[str] = field(default_factory=lambda: ["30D", "90D"])
+    night_hours: list[int] = field(default_factory=lambda: [22, 6])
+    context_window: str = "365D"
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    n_estimators: int = 400
+    early_stopping_rounds: int = 40
+    validation_fraction: float = 0.15
+    calibration_fraction: float = 0.15
+    calibration: str = "auto"
+    top_k_reasons: int = 3
+    random_state: int = 0
+    lgbm_params: dict = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class BacktestConfig:
+    n_folds: int = 3
+    test_period: str = "90D"
+    n_bootstrap: int = 200
+    checklist: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class GateConfig:
+    """Promotion tolerances: the challenger may be at most this much worse than the champion."""
+
+    auc_tolerance: float = 0.005
+    brier_tolerance: float = 0.02  # relative: 2% higher Brier at most
+
+
+@dataclass(kw_only=True)
+class ExperimentConfig:
+    """A training run, described by one TOML file; see ``experiments/baseline.toml``."""
+
+    name: str = "baseline"
+    registered_model: str = "dispute-risk"
+    data: DataConfig = field(default_factory=DataConfig)
+    schema: EventSchema = field(default_factory=EventSchema)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tiers: TierPolicy = field(default_factory=TierPolicy)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    reasons: dict = field(default_factory=dict)
+    source_text: str = ""
+
+    def build_model(self) -> RiskModel:
+        """The unfitted :class:`RiskModel` this configuration describes."""
+        f = self.features
+        builder = FeatureBuilder(
+            schema=self.schema,
+            windows=tuple(f.windows),
+            families=tuple(f.families),
+            keywords=f.keywords,
+            keyword_windows=tuple(f.keyword_windows),
+            max_kinds=f.max_kinds,
+            streaks=tuple(tuple(s) for s in f.streaks),
+            trend_windows=tuple(f.trend_windows),
+            night_hours=tuple(f.night_hours),
+            context_window=f.context_window,
+        )
+        m = self.model
+        return RiskModel(
+            schema=self.schema,
+            features=builder,
+            lgbm_params=m.lgbm_params,
+            n_estimators=m.n_estimators,
+            early_stopping_rounds=m.early_stopping_rounds,
+            validation_fraction=m.validation_fraction,
+            calibration_fraction=m.calibration_fraction,
+            calibration=m.calibration,
+            tier_policy=self.tiers,
+            top_k_reasons=m.top_k_reasons,
+            kind_labels=self.reasons.get("kind_labels"),
+            column_labels=self.reasons.get("column_labels"),
+            value_labels=self.reasons.get("value_labels"),
+            random_state=m.random_state,
+        )
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name == "source_text":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else (
+                dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+            )
+        return out
+
+    def flat_params(self) -> dict[str, str]:
+        """Flattened ``section.key -> value`` strings for MLflow params (values <= 500 chars)."""
+        flat: dict[str, str] = {}
+
+        def walk(prefix, value):
+            if isinstance(value, dict) and value and prefix.count(".") < 1:
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else k, v)
+            else:
+                text = json.dumps(value, ensure_ascii=False, default=str)
+                flat[prefix] = text[:500]
+
+        walk("", self.to_dict())
+        return flat
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _section(cls, data: dict | None, where: str):
+    data = dict(data or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"[{where}] has unknown key(s) {unknown}; known: {sorted(known)}.")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{where}] is invalid: {exc}") from exc
+
+
+def config_from_dict(data: dict, *, source_text: str = "", base_dir: Path | None = None) -> ExperimentConfig:
+    """Build a typed config from a parsed TOML mapping; unknown keys are errors."""
+    data = dict(data)
+    top = {"name", "registered_model", "data", "schema", "labels", "features", "model", "tiers",
+           "backtest", "gate", "reasons"}
+    unknown = sorted(set(data) - top)
+    if unknown:
+        raise ConfigError(f"config has unknown section(s) {unknown}; known: {sorted(top)}.")
+    data_cfg = _section(DataConfig, data.get("data"), "data")
+    if data_cfg.source not in ("simulate", "files"):
+        raise ConfigError(f"[data] source must be 'simulate' or 'files', got {data_cfg.source!r}.")
+    if data_cfg.source == "files":
+        if not data_cfg.events:
+            raise ConfigError("[data] source = 'files' needs events = 'path/to/events.parquet'.")
+        if base_dir is not None:
+            data_cfg.events = str((base_dir / data_cfg.events).resolve()) if not Path(data_cfg.events).is_absolute() else data_cfg.events
+            if data_cfg.entities and not Path(data_cfg.entities).is_absolute():
+                data_cfg.entities = str((base_dir / data_cfg.entities).resolve())
+    schema_data = data.get("schema")
+    try:
+        schema = EventSchema.from_dict(schema_data) if schema_data else EventSchema()
+    except (TypeError, DataError) as exc:
+        raise ConfigError(f"[schema] is invalid: {exc}") from exc
+    tiers_data = dict(data.get("tiers") or {})
+    try:
+        tiers = TierPolicy.from_dict(tiers_data) if tiers_data else TierPolicy()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[tiers] is invalid: {exc}") from exc
+    features = _section(FeatureConfig, data.get("features"), "features")
+    unknown_fam = sorted(set(features.families) - set(FEATURE_FAMILIES))
+    if unknown_fam:
+        raise ConfigError(f"[features] families {unknown_fam} unknown; choose from {FEATURE_FAMILIES}.")
+    return ExperimentConfig(
+        name=str(data.get("name", "baseline")),
+        registered_model=str(data.get("registered_model", "dispute-risk")),
+        data=data_cfg,
+        schema=schema,
+        labels=_section(LabelConfig, data.get("labels"), "labels"),
+        features=features,
+        model=_section(ModelConfig, data.get("model"), "model"),
+        tiers=tiers,
+        backtest=_section(BacktestConfig, data.get("backtest"), "backtest"),
+        gate=_section(GateConfig, data.get("gate"), "gate"),
+        reasons=dict(data.get("reasons") or {}),
+        source_text=source_text,
+    )
+
+
+def load_config(path) -> ExperimentConfig:
+    """Read an experiment TOML file into an :class:`ExperimentConfig`.
+
+    Relative data paths are resolved against the file's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return config_from_dict(data, source_text=text, base_dir=path.parent)
+
+
+def read_table(path) -> pd.DataFrame:
+    """Read a parquet file / directory / partitioned dataset, or a CSV file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"input {path} does not exist.")
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
+        raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_data(config: ExperimentConfig):
+    """Events and entities for a config: simulated (deterministic for the seed) or read from files.
+
+    Returns
+    -------
+    events, entities : DataFrame, DataFrame or None
+    simulation : Simulation or None
+        The simulation (with its oracle) when ``source = "simulate"``.
+    """
+    d = config.data
+    if d.source == "simulate":
+        from ._simulate import simulate_disputes
+
+        sim = simulate_disputes(d.n_disputes, start=d.start, end=d.end, seed=d.seed)
+        return sim.events, sim.entities, sim
+    events = read_table(d.events)
+    entities = read_table(d.entities) if d.entities else None
+    return events, entities, None

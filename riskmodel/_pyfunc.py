@@ -1,0 +1,69 @@
+"""MLflow pyfunc flavour without pickles.
+
+The model is logged with ``loader_module="riskmodel._pyfunc"``: MLflow stores only data
+(LightGBM text + JSON, see :mod:`riskmodel._artifact`) and, at load, imports this module
+from the *installed* riskmodel and calls :func:`_load_pyfunc`. No stored code runs.
+
+``mlflow.pyfunc.load_model(uri).predict(events, params={"as_of": "2025-06-01"})`` scores
+every dispute in ``events`` at ``as_of``. Entity attributes may ride along as extra
+columns of the events frame (one value per dispute); they are split off into the
+entities table the model expects.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ._artifact import load_model_dir
+from ._errors import DataError
+from ._model import RiskModel
+
+
+class RiskModelPyfunc:
+    """What ``mlflow.pyfunc.load_model`` wraps: ``predict(events, params)``."""
+
+    def __init__(self, model: RiskModel):
+        self.model = model
+
+    def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        params = dict(params or {})
+        as_of = params.get("as_of")
+        if not as_of:
+            raise DataError("pass the scoring time as params={'as_of': '2025-06-01T00:00:00'}.")
+        reasons = params.get("reasons", "flagged")
+        events, entities = split_entity_columns(model_input, self.model)
+        return score_all(self.model, events, as_of, entities=entities, reasons=reasons)
+
+
+def split_entity_columns(frame: pd.DataFrame, model: RiskModel):
+    """Split entity attribute columns carried on an events frame into an entities table."""
+    schema = model._schema()
+    if not getattr(model.features_, "has_entities_", False):
+        return frame, None
+    attrs = [c for c in schema.entity_feature_columns if c in frame.columns]
+    if not attrs:
+        return frame, None
+    entities = frame[[schema.entity_col] + attrs].drop_duplicates(schema.entity_col)
+    entities = entities.rename(columns={schema.entity_col: schema.entities_id})
+    if schema.closed_col and schema.closed_col not in entities.columns:
+        entities[schema.closed_col] = pd.NaT
+    for col in schema.entity_feature_columns:
+        if col not in entities.columns:
+            entities[col] = None
+    events = frame.drop(columns=attrs)
+    return events, entities
+
+
+def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, reasons="flagged") -> pd.DataFrame:
+    """Score every dispute present in ``events`` at ``as_of``."""
+    schema = model._schema()
+    if schema.entity_col not in getattr(events, "columns", []):
+        raise DataError(f"events are missing the id column {schema.entity_col!r}.")
+    ids = pd.unique(events[schema.entity_col].dropna())
+    cutoffs = pd.DataFrame({schema.entity_col: ids, "as_of": pd.Timestamp(as_of)})
+    return model.predict(events, cutoffs, entities=entities, reasons=reasons).reset_index(drop=True)
+
+
+def _load_pyfunc(data_path: str) -> RiskModelPyfunc:
+    """MLflow's entry point for ``loader_module`` models."""
+    return RiskModelPyfunc(load_model_dir(data_path))
