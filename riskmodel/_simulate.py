@@ -178,20 +178,47 @@ class SimulationParams:
 
     category_share: Mapping[str, float] = field(
         default_factory=lambda: _frozen(
-            dict(neighbour=0.25, building=0.10, family=0.18, relationship=0.08, debt=0.12,
-                 wages=0.10, property_mgmt=0.09, medical=0.04, school=0.04)
+            dict(
+                neighbour=0.25,
+                building=0.10,
+                family=0.18,
+                relationship=0.08,
+                debt=0.12,
+                wages=0.10,
+                property_mgmt=0.09,
+                medical=0.04,
+                school=0.04,
+            )
         )
     )
     category_event_rate: Mapping[str, float] = field(
         default_factory=lambda: _frozen(
-            dict(neighbour=1.0, building=1.0, family=1.15, relationship=1.05, debt=0.9,
-                 wages=0.95, property_mgmt=0.85, medical=0.9, school=0.8)
+            dict(
+                neighbour=1.0,
+                building=1.0,
+                family=1.15,
+                relationship=1.05,
+                debt=0.9,
+                wages=0.95,
+                property_mgmt=0.85,
+                medical=0.9,
+                school=0.8,
+            )
         )
     )
     category_escalation: Mapping[str, float] = field(
         default_factory=lambda: _frozen(
-            dict(neighbour=0.0, building=0.6, family=0.35, relationship=0.5, debt=0.2,
-                 wages=0.0, property_mgmt=-0.6, medical=-0.2, school=-0.7)
+            dict(
+                neighbour=0.0,
+                building=0.6,
+                family=0.35,
+                relationship=0.5,
+                debt=0.2,
+                wages=0.0,
+                property_mgmt=-0.6,
+                medical=-0.2,
+                school=-0.7,
+            )
         )
     )
     n_stations: int = 30
@@ -210,8 +237,14 @@ class SimulationParams:
     )
     event_rates: Mapping[str, float] = field(
         default_factory=lambda: _per_kind(
-            call_110=0.028, quarrel=0.026, threat=0.007, fight=0.004, property_damage=0.004,
-            petition=0.006, follow_up=0.02, self_harm_threat=0.0015,
+            call_110=0.028,
+            quarrel=0.026,
+            threat=0.007,
+            fight=0.004,
+            property_damage=0.004,
+            petition=0.006,
+            follow_up=0.02,
+            self_harm_threat=0.0015,
         )
     )
     mediation_rate: float = 0.03
@@ -221,8 +254,15 @@ class SimulationParams:
     excite_tau_days: float = 14.0
     excite_weights: Mapping[str, float] = field(
         default_factory=lambda: _per_kind(
-            call_110=0.3, quarrel=0.3, threat=0.45, fight=0.5, property_damage=0.35,
-            mediation_success=-0.4, mediation_failed=0.35, petition=0.2, follow_up=0.0,
+            call_110=0.3,
+            quarrel=0.3,
+            threat=0.45,
+            fight=0.5,
+            property_damage=0.35,
+            mediation_success=-0.4,
+            mediation_failed=0.35,
+            petition=0.2,
+            follow_up=0.0,
             self_harm_threat=0.45,
         )
     )
@@ -231,8 +271,15 @@ class SimulationParams:
     hazard_tau_days: float = 42.0
     hazard_weights: Mapping[str, float] = field(
         default_factory=lambda: _per_kind(
-            call_110=0.1, quarrel=0.15, threat=1.0, fight=1.0, property_damage=0.5,
-            mediation_success=-0.8, mediation_failed=0.6, petition=0.2, follow_up=-0.1,
+            call_110=0.1,
+            quarrel=0.15,
+            threat=1.0,
+            fight=1.0,
+            property_damage=0.5,
+            mediation_success=-0.8,
+            mediation_failed=0.6,
+            petition=0.2,
+            follow_up=-0.1,
             self_harm_threat=1.0,
         )
     )
@@ -251,15 +298,29 @@ class SimulationParams:
     dormant_days: int = 90
     weapon_logits: Mapping[str, float] = field(
         default_factory=lambda: _per_kind(
-            call_110=-3.5, quarrel=-3.5, threat=-1.5, fight=-1.0, property_damage=-1.5,
-            mediation_success=-7.0, mediation_failed=-4.0, petition=-5.0, follow_up=-6.0,
+            call_110=-3.5,
+            quarrel=-3.5,
+            threat=-1.5,
+            fight=-1.0,
+            property_damage=-1.5,
+            mediation_success=-7.0,
+            mediation_failed=-4.0,
+            petition=-5.0,
+            follow_up=-6.0,
             self_harm_threat=-2.5,
         )
     )
     revenge_logits: Mapping[str, float] = field(
         default_factory=lambda: _per_kind(
-            call_110=-3.0, quarrel=-3.0, threat=-0.5, fight=-2.0, property_damage=-2.5,
-            mediation_success=-7.0, mediation_failed=-2.5, petition=-2.5, follow_up=-5.0,
+            call_110=-3.0,
+            quarrel=-3.0,
+            threat=-0.5,
+            fight=-2.0,
+            property_damage=-2.5,
+            mediation_success=-7.0,
+            mediation_failed=-2.5,
+            petition=-2.5,
+            follow_up=-5.0,
             self_harm_threat=0.5,
         )
     )
@@ -302,16 +363,33 @@ class SimulationParams:
         return params
 
     def _check(self) -> None:
-        positive = ("n_stations", "party_pool_ratio", "mediation_rate", "age_tau_days",
-                    "excite_tau_days", "hazard_tau_days", "dormant_days", "excite_cap")
+        positive = (
+            "n_stations",
+            "party_pool_ratio",
+            "mediation_rate",
+            "age_tau_days",
+            "excite_tau_days",
+            "hazard_tau_days",
+            "dormant_days",
+            "excite_cap",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"parameter {name!r} must be > 0, got {getattr(self, name)!r}.")
-        probabilities = ("age_floor", "close_on_success", "injury_share", "missing_narrative_rate",
-                         "typo_rate", "duplicate_rate", "summer_amplitude")
+        probabilities = (
+            "age_floor",
+            "close_on_success",
+            "injury_share",
+            "missing_narrative_rate",
+            "typo_rate",
+            "duplicate_rate",
+            "summer_amplitude",
+        )
         for name in probabilities:
             if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"parameter {name!r} must be in [0, 1], got {getattr(self, name)!r}.")
+                raise ConfigError(
+                    f"parameter {name!r} must be in [0, 1], got {getattr(self, name)!r}."
+                )
         if self.n_stations > 99:
             raise ConfigError(f"parameter 'n_stations' must be at most 99, got {self.n_stations}.")
         for name in ("category_share", "party_count_probs", "opening_kind_probs"):
@@ -326,7 +404,9 @@ class SimulationParams:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else value
+            out[f.name] = (
+                {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else value
+            )
         return out
 
 
@@ -355,8 +435,11 @@ class _Tables(NamedTuple):
 
 
 def _make_tables(params: SimulationParams, station_rate, station_escalation, first_weekday):
-    rates = dict(params.event_rates, mediation_success=params.mediation_rate,
-                 mediation_failed=params.mediation_rate)
+    rates = dict(
+        params.event_rates,
+        mediation_success=params.mediation_rate,
+        mediation_failed=params.mediation_rate,
+    )
     kind_rate = np.array([rates.get(k, 0.0) for k in _STEP_KINDS])
     risky = np.array([_K[k] for k in _RISKY])
     office = np.array([_K[k] for k in _OFFICE])
@@ -381,8 +464,9 @@ def _make_tables(params: SimulationParams, station_rate, station_escalation, fir
         cat_escalation=np.array([params.category_escalation[c] for c in _CAT_CODES]),
         station_rate=np.asarray(station_rate, dtype=float),
         station_escalation=np.asarray(station_escalation, dtype=float),
-        age_factor=params.age_floor + (1.0 - params.age_floor) * np.exp(
-            -np.arange(int(50 * params.age_tau_days) + 2) / params.age_tau_days),
+        age_factor=params.age_floor
+        + (1.0 - params.age_floor)
+        * np.exp(-np.arange(int(50 * params.age_tau_days) + 2) / params.age_tau_days),
         excite_decay=math.exp(-1.0 / params.excite_tau_days),
         hazard_decay=math.exp(-1.0 / params.hazard_tau_days),
         first_weekday=int(first_weekday),
@@ -412,8 +496,12 @@ class _Rows:
         p = tab.p
         return cls(
             rate=tab.cat_rate[cat] * tab.station_rate[station],
-            risk=(p.escalation_base + tab.cat_escalation[cat] + tab.station_escalation[station]
-                  + p.escalation_prior_coef * np.minimum(prior, p.prior_cap)),
+            risk=(
+                p.escalation_base
+                + tab.cat_escalation[cat]
+                + tab.station_escalation[station]
+                + p.escalation_prior_coef * np.minimum(prior, p.prior_cap)
+            ),
             open_day=np.asarray(open_day, dtype=np.int64),
             excite=np.asarray(excite, dtype=float),
             hazard=np.asarray(hazard, dtype=float),
@@ -425,8 +513,9 @@ class _Rows:
         names = [f.name for f in dataclasses.fields(self)]
         if append is None:
             return _Rows(*(getattr(self, name)[index] for name in names))
-        return _Rows(*(np.concatenate([getattr(self, name)[index], getattr(append, name)])
-                       for name in names))
+        return _Rows(
+            *(np.concatenate([getattr(self, name)[index], getattr(append, name)]) for name in names)
+        )
 
 
 class _DayDraw(NamedTuple):
@@ -470,11 +559,7 @@ def _step(rows: _Rows, day, tab: _Tables, rng: np.random.Generator) -> _DayDraw:
     weekday = (np.asarray(day) + tab.first_weekday) % 7 < 5
     office = np.broadcast_to(np.where(weekday, 1.0, p.weekend_office_factor), (n,))
     hazard = np.clip(rows.hazard, p.hazard_min, p.hazard_max)
-    scale = (
-        np.clip(1.0 + rows.excite, p.excite_floor, p.excite_cap)
-        * age_factor
-        * rows.rate
-    )
+    scale = np.clip(1.0 + rows.excite, p.excite_floor, p.excite_cap) * age_factor * rows.rate
     risky = np.exp(p.risky_sensitivity * hazard)
     intensity = scale * (tab.plain_total + risky * tab.risky_total + office * tab.office_total)
     log_hazard = rows.risk + p.escalation_hazard_coef * hazard
@@ -512,12 +597,23 @@ def _step(rows: _Rows, day, tab: _Tables, rng: np.random.Generator) -> _DayDraw:
 
 _NIGHT = np.array([6, 5, 4, 2, 1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 3, 3, 4, 4, 5, 6, 7, 8, 8, 7], float)
 _DAY = np.array([2, 1, 1, 1, 1, 1, 2, 4, 6, 7, 7, 6, 5, 5, 6, 6, 6, 6, 7, 7, 6, 5, 4, 3], float)
-_OFFICE_HOURS = np.array([0, 0, 0, 0, 0, 0, 0, 0, 2, 9, 10, 8, 2, 2, 8, 9, 9, 6, 1, 0, 0, 0, 0, 0], float) + 0.02
+_OFFICE_HOURS = (
+    np.array([0, 0, 0, 0, 0, 0, 0, 0, 2, 9, 10, 8, 2, 2, 8, 9, 9, 6, 1, 0, 0, 0, 0, 0], float)
+    + 0.02
+)
 _HOUR_PROFILE = {
-    "call_110": _DAY, "quarrel": _DAY, "threat": _NIGHT, "fight": _NIGHT,
-    "property_damage": _NIGHT, "mediation_success": _OFFICE_HOURS,
-    "mediation_failed": _OFFICE_HOURS, "petition": _OFFICE_HOURS, "follow_up": _OFFICE_HOURS,
-    "self_harm_threat": _NIGHT, "criminal_case": _NIGHT, "injury": _NIGHT,
+    "call_110": _DAY,
+    "quarrel": _DAY,
+    "threat": _NIGHT,
+    "fight": _NIGHT,
+    "property_damage": _NIGHT,
+    "mediation_success": _OFFICE_HOURS,
+    "mediation_failed": _OFFICE_HOURS,
+    "petition": _OFFICE_HOURS,
+    "follow_up": _OFFICE_HOURS,
+    "self_harm_threat": _NIGHT,
+    "criminal_case": _NIGHT,
+    "injury": _NIGHT,
 }
 _HOUR_CDF = np.array([np.cumsum(_HOUR_PROFILE[k]) / _HOUR_PROFILE[k].sum() for k in EVENT_KINDS])
 
@@ -643,8 +739,18 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 _N_TEMPLATES = 6
 _N_KW = len(_WEAPON_PHRASES) + 1  # variant 0 = no keyword
-_TYPOS = (("民警", "民井"), ("调解", "调节"), ("纠纷", "纠份"), ("的", "得"), ("在", "再"),
-          ("对方", "队方"), ("报警", "报经"), ("双方", "双放"), ("情绪", "情续"), ("。", "。。"))
+_TYPOS = (
+    ("民警", "民井"),
+    ("调解", "调节"),
+    ("纠纷", "纠份"),
+    ("的", "得"),
+    ("在", "再"),
+    ("对方", "队方"),
+    ("报警", "报经"),
+    ("双方", "双放"),
+    ("情绪", "情续"),
+    ("。", "。。"),
+)
 
 
 def _keyword_clause(weapon: int, revenge: int) -> str:
@@ -698,8 +804,9 @@ def _numbered_ids(prefix: str, count: int) -> pa.Array:
     """``prefix`` + 1-based zero-padded numbers ("D0000001", ...), built in Arrow."""
     width = max(7, len(str(count)))
     numbers = pc.utf8_lpad(pa.array(np.arange(1, count + 1)).cast(pa.large_string()), width, "0")
-    return pc.binary_join_element_wise(pa.scalar(prefix, pa.large_string()), numbers,
-                                       pa.scalar("", pa.large_string()))
+    return pc.binary_join_element_wise(
+        pa.scalar(prefix, pa.large_string()), numbers, pa.scalar("", pa.large_string())
+    )
 
 
 def _take_strings(table: pa.Array, codes: np.ndarray, missing: np.ndarray | None = None):
@@ -712,7 +819,7 @@ def _take_strings(table: pa.Array, codes: np.ndarray, missing: np.ndarray | None
 # the simulation result
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Simulation:
     """A simulated dispute history and its ground truth.
 
@@ -742,6 +849,12 @@ class Simulation:
     end: pd.Timestamp
     seed: int
     _truth: _Truth = field(repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"Simulation(n_disputes={len(self.entities):,}, n_events={len(self.events):,}, "
+            f"start={self.start.date()}, end={self.end.date()}, seed={self.seed})"
+        )
 
     # ----------------------------------------------------------------------------------
     def true_probability(
@@ -787,7 +900,7 @@ class Simulation:
 
         Examples
         --------
-        >>> from riskmodel._simulate import simulate_disputes
+        >>> from riskmodel import simulate_disputes
         >>> sim = simulate_disputes(200, seed=1)
         >>> cut = sim.entities[["dispute_id"]].head(2).assign(as_of=pd.Timestamp("2024-03-01"))
         >>> list(sim.true_probability(cut, n_sims=20).columns)
@@ -817,12 +930,26 @@ class Simulation:
                 f"cutoffs: {int((index < 0).sum())} row(s) name disputes that are not in this "
                 f"simulation, e.g. {unknown}."
             )
-        as_of = pd.to_datetime(cutoffs["as_of"])
+        try:
+            as_of = pd.to_datetime(cutoffs["as_of"])
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"cutoffs: 'as_of' could not be parsed as times: {exc}") from exc
+        if isinstance(as_of.dtype, pd.DatetimeTZDtype):
+            raise DataError(
+                "cutoffs: 'as_of' is timezone-aware but the simulation's clock is naive local "
+                "time; pass naive times (e.g. as_of.dt.tz_localize(None))."
+            )
         if as_of.isna().any():
             raise DataError("cutoffs: 'as_of' has missing or unparseable values.")
         days = ((as_of - self.start) / pd.Timedelta(days=1)).to_numpy(dtype=float)
-        result = _oracle(truth, index, days, horizon / pd.Timedelta(days=1), int(n_sims),
-                         np.random.default_rng(seed))
+        result = _oracle(
+            truth,
+            index,
+            days,
+            horizon / pd.Timedelta(days=1),
+            int(n_sims),
+            np.random.default_rng(seed),
+        )
         return pd.DataFrame(
             {
                 "dispute_id": cutoffs["dispute_id"].to_numpy(),
@@ -868,9 +995,13 @@ class Simulation:
                 )
             )
         if not frames:
-            return pd.DataFrame({"dispute_id": pd.Series(dtype="str"),
-                                 "as_of": pd.Series(dtype="datetime64[ns]"),
-                                 "label": pd.Series(dtype="int8")})
+            return pd.DataFrame(
+                {
+                    "dispute_id": pd.Series(dtype="str"),
+                    "as_of": pd.Series(dtype="datetime64[ns]"),
+                    "label": pd.Series(dtype="int8"),
+                }
+            )
         out = pd.concat(frames, ignore_index=True)
         out["as_of"] = out["as_of"].astype("datetime64[ns]")
         return out
@@ -901,7 +1032,9 @@ class Simulation:
             escalated=("close_reason", lambda s: (s == "escalated").mean()),
         )
         for code, row in by_cat.iterrows():
-            lines.append(f"  {code:<14}{CATEGORIES[code]:<8}{int(row['n']):>10,}  escalated {row['escalated']:.2%}")
+            lines.append(
+                f"  {code:<14}{CATEGORIES[code]:<8}{int(row['n']):>10,}  escalated {row['escalated']:.2%}"
+            )
         lines.append("events by kind:")
         for kind, count in ev["kind"].value_counts().items():
             lines.append(f"  {kind:<20}{count:>12,}")
@@ -956,8 +1089,14 @@ class _Truth:
         return self._state["hazard"], self._state["excite"]
 
 
-def _oracle(truth: _Truth, dispute: np.ndarray, as_of_day: np.ndarray, horizon_days: float,
-            n_sims: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _oracle(
+    truth: _Truth,
+    dispute: np.ndarray,
+    as_of_day: np.ndarray,
+    horizon_days: float,
+    n_sims: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo estimate of P(escalation in [as_of, as_of + horizon) | history)."""
     tab = truth.tables
     n_cut = dispute.size
@@ -978,16 +1117,21 @@ def _oracle(truth: _Truth, dispute: np.ndarray, as_of_day: np.ndarray, horizon_d
     lo, hi = truth.ev_ptr[d], truth.ev_ptr[d + 1]
     # events of one dispute are sorted by day: count those before day s
     key = truth.ev_day.astype(np.int64) + np.repeat(
-        np.arange(truth.ev_ptr.size - 1, dtype=np.int64), np.diff(truth.ev_ptr)) * (1 << 32)
+        np.arange(truth.ev_ptr.size - 1, dtype=np.int64), np.diff(truth.ev_ptr)
+    ) * (1 << 32)
     last = np.searchsorted(key, d.astype(np.int64) * (1 << 32) + s) - 1
     if (last < lo).any() or (last >= hi).any():  # cannot happen: the opening event precedes s
         raise RuntimeError("simulator bug: a cutoff's dispute has no event before its start day")
     gap = s - 1 - truth.ev_day[last]
     base = _Rows.start(
-        truth.cat[d], truth.station[d], truth.prior[d], truth.open_day[d],
+        truth.cat[d],
+        truth.station[d],
+        truth.prior[d],
+        truth.open_day[d],
         excite=excite_after[last] * tab.excite_decay**gap,
         hazard=hazard_after[last] * tab.hazard_decay**gap,
-        last_day=truth.ev_day[last], tab=tab,
+        last_day=truth.ev_day[last],
+        tab=tab,
     )
     window_start = as_of_day[todo] - s  # relative to the start midnight, may be < 0
     window_end = window_start + horizon_days
@@ -1065,7 +1209,7 @@ def simulate_disputes(
 
     Examples
     --------
-    >>> from riskmodel._simulate import simulate_disputes
+    >>> from riskmodel import simulate_disputes
     >>> sim = simulate_disputes(300, seed=3)
     >>> sim.entities["category"].nunique()
     9
@@ -1094,11 +1238,12 @@ def simulate_disputes(
     station_volume = np.exp(rng.normal(0, p.station_volume_sd, n_st))
     station_rate = np.exp(rng.normal(0, p.station_event_rate_sd, n_st))
     station_escalation = rng.normal(0, p.station_escalation_sd, n_st)
-    tab = _make_tables(p, station_rate, station_escalation, start_ts.dayofweek)
+    tab = _make_tables(p, station_rate, station_escalation, start_ts.day_of_week)
 
     dates = start_ts + pd.to_timedelta(np.arange(n_days), unit="D")
     season = 1 + p.summer_amplitude * np.cos(
-        2 * np.pi * (dates.dayofyear.to_numpy() - p.peak_day_of_year) / 365.25)
+        2 * np.pi * (dates.day_of_year.to_numpy() - p.peak_day_of_year) / 365.25
+    )
     open_day = np.sort(rng.choice(n_days, size=n, p=season / season.sum()))
     cat_share = np.array([p.category_share[c] for c in _CAT_CODES])
     cat = rng.choice(9, size=n, p=cat_share / cat_share.sum()).astype(np.int8)
@@ -1118,8 +1263,16 @@ def simulate_disputes(
     for t in range(n_days):
         if active_id.size:
             draw = _step(active, t, tab, rng)
-            ev_parts.append((active_id[draw.event_row], np.full(draw.kind.size, t, np.int32),
-                             draw.kind, draw.weapon, draw.revenge, draw.closing))
+            ev_parts.append(
+                (
+                    active_id[draw.event_row],
+                    np.full(draw.kind.size, t, np.int32),
+                    draw.kind,
+                    draw.weapon,
+                    draw.revenge,
+                    draw.closing,
+                )
+            )
             esc = active_id[draw.escalated]
             esc_parts.append((esc, t))
             dormant_parts.append((active_id[draw.dormant], t))
@@ -1136,21 +1289,56 @@ def simulate_disputes(
             # parties' escalations before the opening day (today's are not counted)
             counts = np.where(parties[new] >= 0, person_escalations[parties[new]], 0)
             prior[new] = counts.sum(axis=1)
-            kind = opening_kinds[rng.choice(opening_kinds.size, size=new.size,
-                                            p=opening_p / opening_p.sum())].astype(np.int8)
+            kind = opening_kinds[
+                rng.choice(opening_kinds.size, size=new.size, p=opening_p / opening_p.sum())
+            ].astype(np.int8)
             weapon, revenge = _draw_keywords(kind, np.zeros(new.size), tab, rng)
             d_hazard, d_excite = _increments(kind, weapon, revenge, tab)
-            ev_parts.append((new, np.full(new.size, t, np.int32), kind, weapon, revenge,
-                             np.zeros(new.size, bool)))
-            opened = _Rows.start(cat[new], station[new], prior[new], open_day[new],
-                                 d_excite, d_hazard, np.full(new.size, t), tab)
+            ev_parts.append(
+                (
+                    new,
+                    np.full(new.size, t, np.int32),
+                    kind,
+                    weapon,
+                    revenge,
+                    np.zeros(new.size, bool),
+                )
+            )
+            opened = _Rows.start(
+                cat[new],
+                station[new],
+                prior[new],
+                open_day[new],
+                d_excite,
+                d_hazard,
+                np.full(new.size, t),
+                tab,
+            )
         if opened is not None or stay.size < active_id.size:
             active_id = np.concatenate([active_id[stay], new])
             active = active.take(stay, append=opened)
 
-    return _assemble(n, n_days, start_ts, end_ts, seed, p, tab, cat, station, prior, open_day,
-                     parties, n_parties, n_people, ev_parts, esc_parts, dormant_parts,
-                     mediated_parts, rng)
+    return _assemble(
+        n,
+        n_days,
+        start_ts,
+        end_ts,
+        seed,
+        p,
+        tab,
+        cat,
+        station,
+        prior,
+        open_day,
+        parties,
+        n_parties,
+        n_people,
+        ev_parts,
+        esc_parts,
+        dormant_parts,
+        mediated_parts,
+        rng,
+    )
 
 
 def _draw_parties(n: int, p: SimulationParams, rng: np.random.Generator):
@@ -1184,8 +1372,27 @@ def _concat(parts, position, dtype):
     return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype)
 
 
-def _assemble(n, n_days, start_ts, end_ts, seed, p, tab, cat, station, prior, open_day, parties,
-              n_parties, n_people, ev_parts, esc_parts, dormant_parts, mediated_parts, rng):
+def _assemble(
+    n,
+    n_days,
+    start_ts,
+    end_ts,
+    seed,
+    p,
+    tab,
+    cat,
+    station,
+    prior,
+    open_day,
+    parties,
+    n_parties,
+    n_people,
+    ev_parts,
+    esc_parts,
+    dormant_parts,
+    mediated_parts,
+    rng,
+):
     """Turn the day-by-day draws into the events and entities frames and the oracle's record."""
     ev_d = _concat(ev_parts, 0, np.int64)
     ev_day = _concat(ev_parts, 1, np.int64)
@@ -1228,19 +1435,30 @@ def _assemble(n, n_days, start_ts, end_ts, seed, p, tab, cat, station, prior, op
     # the opening event always stays (it defines the dispute), even if an escalation
     # on the opening day is impossible anyway
     truth = _Truth(
-        tables=tab, n_days=n_days, cat=cat, station=station, prior=prior,
-        open_day=open_day.astype(np.int64), opened_sec=(ev_sec[ev_ptr[:-1]]).astype(float),
-        ended_sec=ended_sec, ev_ptr=ev_ptr, ev_day=ev_day, ev_kind=ev_kind,
-        ev_weapon=ev_weapon, ev_revenge=ev_revenge,
+        tables=tab,
+        n_days=n_days,
+        cat=cat,
+        station=station,
+        prior=prior,
+        open_day=open_day.astype(np.int64),
+        opened_sec=(ev_sec[ev_ptr[:-1]]).astype(float),
+        ended_sec=ended_sec,
+        ev_ptr=ev_ptr,
+        ev_day=ev_day,
+        ev_kind=ev_kind,
+        ev_weapon=ev_weapon,
+        ev_revenge=ev_revenge,
     )
 
     # observed events: kept step events + outcome events + near-duplicate records
     out_d = np.concatenate([ev_d[keep], esc_id])
     out_sec = np.concatenate([ev_sec[keep], esc_sec])
-    out_kind = np.concatenate([
-        ev_kind[keep],
-        np.where(rng.random(esc_id.size) < p.injury_share, _INJURY, _CRIMINAL).astype(np.int8),
-    ])
+    out_kind = np.concatenate(
+        [
+            ev_kind[keep],
+            np.where(rng.random(esc_id.size) < p.injury_share, _INJURY, _CRIMINAL).astype(np.int8),
+        ]
+    )
     out_weapon = np.concatenate([ev_weapon[keep], rng.random(esc_id.size) < 0.5])
     out_revenge = np.concatenate([ev_revenge[keep], np.zeros(esc_id.size, bool)])
     m = out_d.size
@@ -1256,7 +1474,9 @@ def _assemble(n, n_days, start_ts, end_ts, seed, p, tab, cat, station, prior, op
     slot = np.minimum((rng.random(m) * n_parties[out_d]).astype(np.int64), width - 1)
     party = parties[out_d, slot]
 
-    dup_kinds = np.array([_K[k] for k in ("call_110", "quarrel", "threat", "fight", "property_damage")])
+    dup_kinds = np.array(
+        [_K[k] for k in ("call_110", "quarrel", "threat", "fight", "property_damage")]
+    )
     dup = np.flatnonzero(np.isin(out_kind, dup_kinds) & (rng.random(m) < p.duplicate_rate))
     dup_sec = out_sec[dup] + rng.integers(60, 15 * 60, dup.size)
     fits = (dup_sec < ended_sec[out_d[dup]]) & (dup_sec < n_days * 86400)
@@ -1276,13 +1496,15 @@ def _assemble(n, n_days, start_ts, end_ts, seed, p, tab, cat, station, prior, op
     person_ids = _numbered_ids("P", n_people)
     kinds = pa.array(list(EVENT_KINDS), type=pa.large_string())
     start_ns = start_ts.to_datetime64().astype("datetime64[s]")
-    events = pd.DataFrame({
-        "dispute_id": _take_strings(dispute_ids, out_d),
-        "time": (start_ns + out_sec.astype("timedelta64[s]")).astype("datetime64[ns]"),
-        "kind": _take_strings(kinds, out_kind.astype(np.int64)),
-        "narrative": _take_strings(_narratives(), narrative, missing),
-        "party_id": _take_strings(person_ids, party),
-    })
+    events = pd.DataFrame(
+        {
+            "dispute_id": _take_strings(dispute_ids, out_d),
+            "time": (start_ns + out_sec.astype("timedelta64[s]")).astype("datetime64[ns]"),
+            "kind": _take_strings(kinds, out_kind.astype(np.int64)),
+            "narrative": _take_strings(_narratives(), narrative, missing),
+            "party_id": _take_strings(person_ids, party),
+        }
+    )
 
     def to_time(seconds):
         finite = np.isfinite(seconds)
@@ -1290,16 +1512,27 @@ def _assemble(n, n_days, start_ts, end_ts, seed, p, tab, cat, station, prior, op
         return pd.Series(values.astype("datetime64[ns]")).where(finite)
 
     reasons = np.array([None, "mediated", "dormant", "escalated"], dtype=object)
-    entities = pd.DataFrame({
-        "dispute_id": _take_strings(dispute_ids, np.arange(n)),
-        "category": pd.Categorical.from_codes(cat, categories=list(_CAT_CODES)),
-        "category_zh": pd.Categorical.from_codes(cat, categories=list(CATEGORIES.values())),
-        "station": pd.Categorical.from_codes(
-            station, categories=[f"S{i + 1:02d}" for i in range(p.n_stations)]),
-        "opened_at": to_time(truth.opened_sec),
-        "closed_at": to_time(ended_sec),
-        "n_parties": n_parties.astype(np.int64),
-        "close_reason": pd.array(reasons[reason], dtype="str"),
-    })
-    return Simulation(events=events, entities=entities, schema=EventSchema(), params=p,
-                      start=start_ts, end=end_ts, seed=seed, _truth=truth)
+    entities = pd.DataFrame(
+        {
+            "dispute_id": _take_strings(dispute_ids, np.arange(n)),
+            "category": pd.Categorical.from_codes(cat, categories=list(_CAT_CODES)),
+            "category_zh": pd.Categorical.from_codes(cat, categories=list(CATEGORIES.values())),
+            "station": pd.Categorical.from_codes(
+                station, categories=[f"S{i + 1:02d}" for i in range(p.n_stations)]
+            ),
+            "opened_at": to_time(truth.opened_sec),
+            "closed_at": to_time(ended_sec),
+            "n_parties": n_parties.astype(np.int64),
+            "close_reason": pd.array(reasons[reason], dtype="str"),
+        }
+    )
+    return Simulation(
+        events=events,
+        entities=entities,
+        schema=EventSchema(),
+        params=p,
+        start=start_ts,
+        end=end_ts,
+        seed=seed,
+        _truth=truth,
+    )
