@@ -83,6 +83,7 @@ def _retry(fn, *args, attempts: int = 8, **kwargs):
 
 
 def _client(uri: str | None = None):
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
     from mlflow import MlflowClient
 
@@ -150,10 +151,10 @@ def _synthetic_input_example(model: RiskModel, n_events: int = 6) -> pd.DataFram
 def _last_fold_metrics(backtest) -> dict[str, float]:
     out: dict[str, float] = {}
     for scorer, row in backtest.metrics.iterrows():
-        for (metric, stat), value in row.items():
+        key = re.sub(r"[^0-9A-Za-z_]+", "_", str(scorer))
+        for column, value in row.items():
             if pd.notna(value):
-                name = f"{scorer}_{metric}" if stat == "value" else f"{scorer}_{metric}_{stat}"
-                out[name] = float(value)
+                out[f"{key}_{column}"] = float(value)
     return out
 
 

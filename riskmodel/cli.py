@@ -122,7 +122,8 @@ def _cmd_demo(args) -> int:
     table = table.sort_values(["red", "yellow"], ascending=False)
     print("\nTier counts per station (top 10 by red):")
     print(table.head(10).to_string())
-    print(f"\nAll stations: {dict(scores['tier'].astype(str).value_counts())}")
+    counts = scores["tier"].astype(str).value_counts()
+    print("\nAll stations: " + ", ".join(f"{t} {int(counts.get(t, 0)):,}" for t in ("red", "yellow", "blue")))
     top = scores[scores["tier"] == "red"].sort_values("probability", ascending=False).head(5)
     print("\nTop red cases:")
     for row in top.itertuples():
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="simulate, train, register, promote, score, report")
-    p.add_argument("--disputes", type=int, default=15_000)
+    p.add_argument("--disputes", type=int, default=12_000)
     p.add_argument("--config", default=None, help="experiment TOML (default: experiments/baseline.toml)")
     p.add_argument("--out", default=None, help="also write the scores as parquet here")
     p.set_defaults(func=_cmd_demo)
