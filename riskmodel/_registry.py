@@ -373,10 +373,15 @@ def promote(
     checks: dict[str, bool] = {"tiers_ordered": m.get("tiers_ordered", 0.0) == 1.0}
     figures = {k: v for k, v in m.items() if k.startswith(("model_", "champion_")) or k == "tiers_ordered"}
     if champion is None:
-        for base in ("base_rate", "logistic_counts", "checklist"):
-            if f"{base}_roc_auc" in m or f"{base}_brier" in m:
-                checks[f"auc_beats_{base}"] = m.get("model_roc_auc", 0) > m.get(f"{base}_roc_auc", -np.inf)
-                checks[f"brier_beats_{base}"] = m.get("model_brier", np.inf) < m.get(f"{base}_brier", np.inf)
+        # A first model must clearly beat the base rate and be no worse than the other
+        # baselines beyond the same tolerances as a champion comparison.
+        checks["auc_beats_base_rate"] = m.get("model_roc_auc", 0) > m.get("base_rate_roc_auc", 0.5) + auc_tolerance
+        checks["brier_beats_base_rate"] = m.get("model_brier", np.inf) < m.get("base_rate_brier", np.inf)
+        for base in ("logistic_counts", "checklist"):
+            if f"{base}_roc_auc" in m:
+                checks[f"auc_not_worse_than_{base}"] = m["model_roc_auc"] >= m[f"{base}_roc_auc"] - auc_tolerance
+            if f"{base}_brier" in m:
+                checks[f"brier_not_worse_than_{base}"] = m["model_brier"] <= m[f"{base}_brier"] * (1 + brier_tolerance)
     else:
         compared = tags.get("champion.compared_version")
         if compared != str(champion.version) or "champion_roc_auc" not in m:
