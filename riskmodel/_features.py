@@ -47,11 +47,14 @@ class PreparedEvents:
     validation and sorting, which matters when the same log is featurised many times.
     """
 
-    def __init__(self, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool):
+    def __init__(self, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool, entity_codes=None):
         self.frame = frame
         self.schema = schema
         self.tz_aware = tz_aware
-        entity_codes, self.entity_ids = pd.factorize(frame[schema.entity_col], sort=True)
+        if entity_codes is None:
+            entity_codes, self.entity_ids = pd.factorize(frame[schema.entity_col], sort=True)
+        else:
+            entity_codes, self.entity_ids = entity_codes
         self.entity_codes = entity_codes.astype(np.int64)
         self.times_ns = frame[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
         self.kinds = frame[schema.kind_col]
@@ -81,7 +84,7 @@ def prepare_events(
         from ._schema import _raise_rejects
 
         _raise_rejects(rejects, "events")
-    return PreparedEvents(clean, schema, info["tz_aware"])
+    return PreparedEvents(clean, schema, info["tz_aware"], entity_codes=info["entity_codes"])
 
 
 def _window_days(window: str) -> float:

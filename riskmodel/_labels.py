@@ -119,8 +119,11 @@ def make_cutoffs(
         clock = Clock.for_range(len(spans) + 2, int(prepared.times_ns.min()), int(max(grid_ns.max(), prepared.times_ns.max())))
         ev_keys = clock.keys(prepared.entity_codes, clock.ticks(prepared.times_ns))
         q = np.searchsorted(ev_keys, clock.keys(owner, clock.ticks(as_of))) - 1
-        last = prepared.times_ns[np.maximum(q, 0)]
-        keep = (as_of - last) <= pd.Timedelta(max_inactive).value
+        q = np.maximum(q, 0)
+        own = prepared.entity_codes[q] == owner  # else the search landed on another dispute
+        last = prepared.times_ns[q]
+        # not own: the only earlier events share as_of's tick, i.e. they are just before it
+        keep = ~own | ((as_of - last) <= pd.Timedelta(max_inactive).value)
     out = pd.DataFrame(
         {schema.entity_col: spans.index.to_numpy()[owner[keep]], "as_of": pd.to_datetime(as_of[keep])}
     )
@@ -200,7 +203,9 @@ def open_disputes(
     max_inactive: str | None = "365D",
 ) -> pd.DataFrame:
     """Cutoffs for scoring: every dispute open at ``as_of`` (same rule as :func:`make_cutoffs`)."""
-    as_of = pd.Timestamp(as_of)
+    from ._schema import _naive
+
+    as_of = _naive(as_of)
     cut = make_cutoffs(
         events, schema, entities=entities, start=as_of, end=as_of, freq="D",
         outcome_kinds=outcome_kinds, max_inactive=max_inactive,

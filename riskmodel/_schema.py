@@ -200,6 +200,10 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         is_aware = True
+    # dates outside datetime64[ns] (1677-2262) are absurd anyway: pin them just inside the
+    # range so the plausibility checks reject them with a reason instead of crashing
+    low, high = pd.Timestamp("1678-01-01"), pd.Timestamp("2262-01-01")
+    parsed = parsed.mask(parsed < low, low).mask(parsed > high, high)
     return parsed.astype("datetime64[ns]"), is_aware
 
 
@@ -212,8 +216,12 @@ def _check_kinds(kinds: pd.Series, column: str) -> pd.Series:
         )
     if isinstance(kinds.dtype, pd.CategoricalDtype):
         kinds = kinds.astype(object)
+    if pd.api.types.is_string_dtype(kinds.dtype) and not pd.api.types.is_object_dtype(kinds.dtype):
+        return np.zeros(len(kinds), dtype=bool)  # a string dtype holds only strings and nulls
+    if pd.api.types.infer_dtype(kinds, skipna=True) in ("string", "empty"):
+        return np.zeros(len(kinds), dtype=bool)
     is_str = kinds.map(lambda v: isinstance(v, str), na_action="ignore")
-    return ~(is_str.fillna(False).astype(bool))
+    return ~(is_str.fillna(False).astype(bool).to_numpy())
 
 
 # --------------------------------------------------------------------------------------
@@ -242,6 +250,7 @@ def split_invalid_events(
     """
     _require_frame(events, "events")
     _require_columns(events, schema.event_columns, "events")
+    original = events
     events = events[schema.event_columns]
     times, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
     not_str_kind = _check_kinds(events[schema.kind_col], schema.kind_col)
@@ -264,13 +273,27 @@ def split_invalid_events(
     mark(not_str_kind, f"kind is not a string in {schema.kind_col!r}")
 
     bad = reasons.notna().to_numpy()
-    rejects = events[bad].astype(str).assign(reject_reason=reasons[bad].to_numpy())
+    rejects = events[bad].astype(object).where(events[bad].notna(), None).astype(str)
+    rejects = rejects.where(events[bad].notna(), None).assign(reject_reason=reasons[bad].to_numpy())
+    original = original[~bad]
     clean = events[~bad].copy()
     clean[schema.time_col] = times[~bad]
     if isinstance(clean[schema.kind_col].dtype, pd.CategoricalDtype):
         clean[schema.kind_col] = clean[schema.kind_col].astype(str)
 
-    dup = clean.duplicated(keep="first")
+    # Sort once by (entity, time) through integer codes: much faster than sorting strings.
+    codes, uniques = pd.factorize(clean[schema.entity_col], sort=True)
+    t_ns = clean[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
+    order = np.lexsort((t_ns, codes)) if len(codes) else np.zeros(0, dtype=np.int64)
+    codes, t_ns = codes[order], t_ns[order]
+    clean = clean.iloc[order]
+    original = original.iloc[order]
+    # exact duplicates share (entity, time), so after the sort they are neighbours
+    same_key = np.r_[False, (codes[1:] == codes[:-1]) & (t_ns[1:] == t_ns[:-1])] if len(codes) else np.zeros(0, bool)
+    candidates = same_key | np.r_[same_key[1:], False] if len(codes) else same_key
+    dup = np.zeros(len(clean), dtype=bool)
+    if candidates.any():
+        dup[candidates] = original[candidates].duplicated(keep="first").to_numpy()
     n_dup = int(dup.sum())
     if n_dup:
         warnings.warn(
@@ -278,10 +301,10 @@ def split_invalid_events(
             DataWarning,
             stacklevel=3,
         )
-        clean = clean[~dup.to_numpy()]
-    clean = clean.sort_values([schema.entity_col, schema.time_col], kind="stable")
+        clean, codes = clean[~dup], codes[~dup]
     clean = clean.reset_index(drop=True)
-    return clean, rejects, {"tz_aware": tz_aware, "duplicates_dropped": n_dup}
+    info_codes = (codes.astype(np.int64), uniques)
+    return clean, rejects, {"tz_aware": tz_aware, "duplicates_dropped": n_dup, "entity_codes": info_codes}
 
 
 def validate_events(

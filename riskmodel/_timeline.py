@@ -44,6 +44,8 @@ class Clock:
     @classmethod
     def for_range(cls, n_entities: int, t_min_ns: int, t_max_ns: int) -> Clock:
         resolution = choose_resolution(n_entities, t_min_ns, t_max_ns)
+        # align the origin to the resolution, so ticks are absolute floors of time
+        t_min_ns = (t_min_ns // resolution) * resolution
         span = (t_max_ns - t_min_ns) // resolution + 3
         return cls(t_min_ns=t_min_ns, resolution=resolution, span=span)
 

@@ -1,0 +1,378 @@
+"""make_labels, make_cutoffs and open_disputes: edges by hand, the rest against a slow reference."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel import DataError, EventSchema, make_cutoffs, make_labels, open_disputes
+
+SCHEMA = EventSchema(
+    text_col=None, party_col=None, entity_categorical_cols=(), entity_time_cols=(), group_cols=(),
+    closed_col="closed_at", outcome_kinds=("criminal_case", "injury"),
+)  # fmt: skip
+NS = pd.Timedelta(1, unit="ns")
+AS_OF = pd.Timestamp("2024-02-01")
+FAR = pd.Timestamp("2030-01-01")
+
+
+def events_frame(rows):
+    """rows: (dispute, time, kind); times kept at nanosecond precision."""
+    ids, times, kinds = zip(*rows)
+    return pd.DataFrame(
+        {
+            "dispute_id": list(ids),
+            "time": pd.Series([pd.Timestamp(t) for t in times], dtype="datetime64[ns]"),
+            "kind": list(kinds),
+        }
+    )
+
+
+def cutoffs_frame(ids, as_of, index=None):
+    return pd.DataFrame(
+        {
+            "dispute_id": list(ids),
+            "as_of": pd.DatetimeIndex([pd.Timestamp(t) for t in as_of]).as_unit("ns"),
+        },
+        index=index,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# make_labels
+
+
+@pytest.mark.parametrize("filler", [0, 30], ids=["ns-clock", "coarse-clock"])
+def test_horizon_edges(filler):
+    h = pd.Timedelta("30D")
+    outcome_at = {
+        "at_as_of": AS_OF,  # an event at as_of is the future: it is the label
+        "one_ns_before_end": AS_OF + h - NS,
+        "at_end": AS_OF + h,  # [as_of, as_of + horizon) excludes the end
+        "one_ns_before_as_of": AS_OF - NS,  # history, not label
+    }
+    rows = [(d, "2024-01-01", "call") for d in outcome_at]
+    rows += [(d, t, "criminal_case") for d, t in outcome_at.items()]
+    # many disputes over a long span force a coarser internal clock; labels must stay exact
+    rows += [(f"filler{i}", "2014-01-01", "call") for i in range(filler)]
+    events = events_frame(rows)
+    cutoffs = cutoffs_frame(outcome_at, [AS_OF] * len(outcome_at))
+    out = make_labels(events, cutoffs, SCHEMA, horizon="30D", observed_until=FAR)
+    assert dict(zip(out["dispute_id"], out["label"].tolist())) == {
+        "at_as_of": 1, "one_ns_before_end": 1, "at_end": 0, "one_ns_before_as_of": 0,
+    }  # fmt: skip
+    assert not out["censored"].any()
+    assert out["label"].dtype == "Int8"
+    assert out["censored"].dtype == bool
+
+
+def test_only_outcome_kinds_count_and_outcome_kinds_can_be_overridden():
+    events = events_frame([("a", "2024-01-01", "call"), ("a", "2024-02-10", "threat")])
+    cutoffs = cutoffs_frame(["a"], [AS_OF])
+    assert make_labels(events, cutoffs, SCHEMA, observed_until=FAR)["label"].tolist() == [0]
+    out = make_labels(events, cutoffs, SCHEMA, observed_until=FAR, outcome_kinds=["threat"])
+    assert out["label"].tolist() == [1]
+
+
+def test_censoring():
+    events = events_frame(
+        [
+            ("quiet", "2024-01-01", "call"),
+            ("quiet", "2024-02-15", "call"),  # last event: observed_until defaults to it
+            ("hit", "2024-01-01", "call"),
+            ("hit", "2024-02-10", "injury"),
+        ]
+    )
+    cutoffs = cutoffs_frame(["quiet", "hit", "quiet"], [AS_OF, AS_OF, "2023-10-01"])
+    out = make_labels(events, cutoffs, SCHEMA, horizon="90D")
+    # horizon runs past the last observed time and nothing happened yet: unknown, not 0
+    assert out["label"].isna().tolist() == [True, False, False]
+    assert out["censored"].tolist() == [True, False, False]
+    # an outcome inside the observed part is a positive, censored or not
+    assert out["label"].iloc[1] == 1
+    # horizon fully observed (2023-10-01 + 90D < 2024-02-15) and no outcome: a real 0
+    assert out["label"].iloc[2] == 0
+    # an explicit observed_until far enough ends the censoring
+    out = make_labels(events, cutoffs, SCHEMA, horizon="90D", observed_until="2024-06-01")
+    assert out["label"].tolist() == [0, 1, 0]
+    assert not out["censored"].any()
+
+
+def test_censoring_boundary_is_the_end_of_the_horizon():
+    events = events_frame([("a", "2024-01-01", "call")])
+    cutoffs = cutoffs_frame(["a", "a"], [AS_OF, AS_OF + NS])
+    out = make_labels(
+        events, cutoffs, SCHEMA, horizon="30D", observed_until=AS_OF + pd.Timedelta("30D")
+    )
+    assert out["censored"].tolist() == [False, True]
+    assert out["label"].tolist()[0] == 0 and out["label"].isna().tolist() == [False, True]
+
+
+def test_outcome_before_as_of_is_history_not_label():
+    events = events_frame(
+        [
+            ("a", "2023-12-01", "call"),
+            ("a", "2024-01-10", "criminal_case"),  # before both cutoffs below
+            ("a", "2024-03-01", "injury"),  # inside the second cutoff's horizon only
+        ]
+    )
+    cutoffs = cutoffs_frame(["a", "a"], ["2024-01-15", "2024-02-15"])
+    out = make_labels(events, cutoffs, SCHEMA, horizon="30D", observed_until=FAR)
+    assert out["label"].tolist() == [0, 1]
+
+
+def test_order_index_and_extra_columns_preserved():
+    events = events_frame(
+        [("a", "2024-01-01", "call"), ("b", "2024-01-01", "call"), ("b", "2024-02-05", "injury")]
+    )
+    cutoffs = cutoffs_frame(
+        ["b", "a", "zz", "b"],
+        ["2024-02-01", "2024-02-01", "2024-02-01", "2024-01-01"],
+        index=[10, 3, 7, 0],
+    )
+    cutoffs["note"] = ["w", "x", "y", "z"]
+    out = make_labels(events, cutoffs, SCHEMA, horizon="30D", observed_until=FAR)
+    assert list(out.index) == [10, 3, 7, 0]
+    assert out["dispute_id"].tolist() == ["b", "a", "zz", "b"]
+    assert out["note"].tolist() == ["w", "x", "y", "z"]
+    pd.testing.assert_series_equal(out["as_of"], cutoffs["as_of"])
+    assert out["label"].tolist() == [1, 0, 0, 0]  # a dispute without events is never positive
+    assert "label" not in cutoffs.columns  # the input is not modified
+
+
+def test_bad_horizon_and_timezone_mismatch():
+    events = events_frame([("a", "2024-01-01", "call")])
+    with pytest.raises(DataError, match="horizon 'soon' is not a duration"):
+        make_labels(events, cutoffs_frame(["a"], [AS_OF]), SCHEMA, horizon="soon")
+    aware = pd.DataFrame({"dispute_id": ["a"], "as_of": ["2024-02-01T00:00:00Z"]})
+    with pytest.raises(DataError, match="different timezone conventions"):
+        make_labels(events, aware, SCHEMA)
+
+
+def reference_labels(events, cutoffs, horizon, observed_until):
+    h = pd.Timedelta(horizon)
+    outcomes = events[events["kind"].isin(SCHEMA.outcome_kinds)]
+    labels, censored = [], []
+    for _, c in cutoffs.iterrows():
+        mine = outcomes[(outcomes["dispute_id"] == c["dispute_id"])]
+        hit = ((mine["time"] >= c["as_of"]) & (mine["time"] < c["as_of"] + h)).any()
+        cens = (not hit) and (c["as_of"] + h > observed_until)
+        labels.append(pd.NA if cens else int(hit))
+        censored.append(cens)
+    return labels, censored
+
+
+def test_labels_against_reference_on_random_data():
+    events, _ = random_log(3)
+    rng = np.random.default_rng(4)
+    ids = sorted(events["dispute_id"].unique()) + ["nobody"]
+    cutoffs = cutoffs_frame(
+        rng.choice(ids, 150),
+        pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 420, 150), unit="D"),
+    )
+    out = make_labels(events, cutoffs, SCHEMA, horizon="60D")
+    labels, censored = reference_labels(events, cutoffs, "60D", events["time"].max())
+    assert out["censored"].tolist() == censored
+    assert [pd.NA if pd.isna(v) else int(v) for v in out["label"]] == labels
+
+
+# --------------------------------------------------------------------------------------
+# make_cutoffs
+
+
+def test_monthly_grid_while_open():
+    events = events_frame([("a", "2024-01-15", "call"), ("a", "2024-04-10 12:00", "call")])
+    out = make_cutoffs(events, SCHEMA)
+    assert list(out.columns) == ["dispute_id", "as_of"]
+    assert out["as_of"].dtype == "datetime64[ns]"
+    assert out["as_of"].tolist() == list(pd.to_datetime(["2024-02-01", "2024-03-01", "2024-04-01"]))
+
+
+def test_not_open_before_or_at_first_event():
+    events = events_frame(
+        [
+            ("starts_on_grid", "2024-03-01", "call"),  # an event at exactly t is the future at t
+            ("starts_one_ns_before", pd.Timestamp("2024-03-01") - NS, "call"),
+            ("early", "2024-01-20", "call"),
+        ]
+    )
+    out = make_cutoffs(events, SCHEMA, start="2024-01-01", end="2024-04-01", max_inactive=None)
+    got = out.groupby("dispute_id")["as_of"].min().to_dict()
+    assert got["starts_on_grid"] == pd.Timestamp("2024-04-01")
+    assert got["starts_one_ns_before"] == pd.Timestamp("2024-03-01")
+    assert got["early"] == pd.Timestamp("2024-02-01")
+
+
+def test_not_open_after_first_outcome_but_kept_at_it():
+    events = events_frame(
+        [
+            ("at_grid", "2024-01-10", "call"),
+            ("at_grid", "2024-03-01", "criminal_case"),  # at exactly 03-01: still open then
+            ("at_grid", "2024-05-01", "injury"),
+            ("mid", "2024-01-10", "call"),
+            ("mid", "2024-03-01 00:00:00.000000001", "injury"),
+        ]
+    )
+    out = make_cutoffs(events, SCHEMA, end="2024-06-01", max_inactive=None)
+    by = out.groupby("dispute_id")["as_of"].apply(list).to_dict()
+    assert by["at_grid"] == list(pd.to_datetime(["2024-02-01", "2024-03-01"]))
+    assert by["mid"] == list(pd.to_datetime(["2024-02-01", "2024-03-01"]))
+
+
+def test_not_open_after_closed_at():
+    events = events_frame(
+        [(d, "2024-01-10", "call") for d in ("closed_on_grid", "closed_after", "never", "no_row")]
+    )
+    entities = pd.DataFrame(
+        {
+            "dispute_id": ["closed_on_grid", "closed_after", "never", "no_events"],
+            "closed_at": [
+                pd.Timestamp("2024-03-01"),
+                pd.Timestamp("2024-03-01") + NS,
+                pd.NaT,
+                pd.Timestamp("2024-02-01"),
+            ],
+        }
+    )
+    out = make_cutoffs(events, SCHEMA, entities=entities, end="2024-04-01", max_inactive=None)
+    by = out.groupby("dispute_id")["as_of"].max().to_dict()
+    assert by == {
+        "closed_on_grid": pd.Timestamp("2024-02-01"),  # closed at t: not open at t
+        "closed_after": pd.Timestamp("2024-03-01"),
+        "never": pd.Timestamp("2024-04-01"),
+        "no_row": pd.Timestamp("2024-04-01"),  # no entities row: never closed
+    }
+    assert "no_events" not in set(out["dispute_id"])  # open needs a first event
+
+
+def test_max_inactive_dormancy():
+    events = events_frame(
+        [
+            # a: 31 days at 02-01, 60 at 03-01 (kept: the rule is <=), 91 at 04-01 (dormant)
+            ("a", "2024-01-01", "call"),
+            ("a", "2024-05-20", "call"),  # revives the dispute for 06-01
+            ("b", "2024-01-01 00:00:00.000000001", "call"),  # 03-01: 60 days minus 1ns... kept
+        ]
+    )
+    out = make_cutoffs(events, SCHEMA, end="2024-06-01", max_inactive="60D")
+    by = out.groupby("dispute_id")["as_of"].apply(list).to_dict()
+    assert by["a"] == list(pd.to_datetime(["2024-02-01", "2024-03-01", "2024-06-01"]))
+    assert by["b"] == list(pd.to_datetime(["2024-02-01", "2024-03-01"]))
+    without = make_cutoffs(events, SCHEMA, end="2024-06-01", max_inactive=None)
+    assert len(without[without["dispute_id"] == "a"]) == 5
+
+
+def test_cutoffs_sorted_by_as_of_then_entity():
+    events = events_frame(
+        [("b", "2024-01-05", "call"), ("a", "2024-01-07", "call"), ("c", "2024-02-15", "call")]
+    )
+    out = make_cutoffs(events, SCHEMA, end="2024-03-01")
+    assert list(zip(out["as_of"].dt.strftime("%m-%d"), out["dispute_id"])) == [
+        ("02-01", "a"), ("02-01", "b"), ("03-01", "a"), ("03-01", "b"), ("03-01", "c"),
+    ]  # fmt: skip
+    assert list(out.index) == list(range(len(out)))
+
+
+def test_empty_grid_is_an_error():
+    events = events_frame([("a", "2024-01-05", "call"), ("a", "2024-01-20", "call")])
+    with pytest.raises(DataError, match="no grid dates between"):
+        make_cutoffs(events, SCHEMA)
+
+
+def random_log(seed, n_events=400, n_disputes=40):
+    rng = np.random.default_rng(seed)
+    ids = [f"D{i:03d}" for i in range(n_disputes)]
+    # month starts, whole days and a few hours, so events land exactly on grid dates
+    month_starts = pd.date_range("2024-01-01", periods=14, freq="MS")
+    on_grid = rng.random(n_events) < 0.15
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 420, n_events), unit="D")
+    times = np.where(on_grid, rng.choice(month_starts, n_events), days)
+    times = pd.to_datetime(times) + pd.to_timedelta(
+        rng.choice([0, 0, 0, 5, 23], n_events), unit="h"
+    ) * (~on_grid).astype(int)
+    kinds = rng.choice(
+        ["call", "threat", "mediation_failed", "criminal_case", "injury"],
+        n_events,
+        p=[0.5, 0.2, 0.2, 0.05, 0.05],
+    )
+    events = pd.DataFrame({"dispute_id": rng.choice(ids, n_events), "time": times, "kind": kinds})
+    closed = rng.choice(
+        np.concatenate(
+            [month_starts.to_numpy(), np.full(14, np.datetime64("NaT"), dtype="datetime64[ns]")]
+        ),
+        n_disputes,
+    )
+    entities = pd.DataFrame({"dispute_id": ids, "closed_at": pd.to_datetime(closed)})
+    return events.drop_duplicates().reset_index(drop=True), entities
+
+
+def reference_cutoffs(events, entities, grid, max_inactive):
+    """Obviously correct, slow: every dispute at every grid date."""
+    closed = entities.set_index("dispute_id")["closed_at"]
+    rows = []
+    for t in grid:
+        for d, ev in events.groupby("dispute_id"):
+            past = ev[ev["time"] < t]
+            if past.empty:
+                continue
+            if past["kind"].isin(SCHEMA.outcome_kinds).any():
+                continue
+            c = closed.get(d, pd.NaT)
+            if pd.notna(c) and not t < c:
+                continue
+            if max_inactive is not None and t - past["time"].max() > pd.Timedelta(max_inactive):
+                continue
+            rows.append((d, t))
+    return pd.DataFrame(rows, columns=["dispute_id", "as_of"]).astype({"as_of": "datetime64[ns]"})
+
+
+@pytest.mark.parametrize("max_inactive", ["60D", None])
+def test_cutoffs_against_reference_on_random_data(max_inactive):
+    events, entities = random_log(1)
+    out = make_cutoffs(events, SCHEMA, entities=entities, max_inactive=max_inactive)
+    grid = pd.date_range(events["time"].min(), events["time"].max(), freq="MS")
+    expected = reference_cutoffs(events, entities, grid, max_inactive)
+    assert len(expected) > 50  # the data exercises the rule
+    pd.testing.assert_frame_equal(out, expected, check_dtype=False)
+    assert out["as_of"].dtype == "datetime64[ns]"
+
+
+# --------------------------------------------------------------------------------------
+# open_disputes
+
+
+def test_open_disputes_at_a_non_midnight_time():
+    now = pd.Timestamp("2024-02-10 13:30")
+    events = events_frame(
+        [
+            ("before", "2024-02-10 13:00", "call"),
+            ("exactly_now", "2024-02-10 13:30", "call"),  # the future at `now`
+            ("outcome_now", "2024-01-05", "call"),
+            ("outcome_now", "2024-02-10 13:30", "injury"),  # an outcome at now is still future
+            ("outcome_before", "2024-01-05", "call"),
+            ("outcome_before", "2024-02-10 13:29", "injury"),
+            ("dormant", "2023-01-01", "call"),
+            ("later", "2024-03-01", "call"),
+        ]
+    )
+    out = open_disputes(events, now, SCHEMA)
+    assert sorted(out["dispute_id"]) == ["before", "outcome_now"]
+    assert (out["as_of"] == now).all()
+    assert out["as_of"].dtype == "datetime64[ns]"
+    assert sorted(open_disputes(events, now, SCHEMA, max_inactive=None)["dispute_id"]) == [
+        "before", "dormant", "outcome_now",
+    ]  # fmt: skip
+
+
+def test_open_disputes_respects_closed_at():
+    events = events_frame([("a", "2024-01-01", "call"), ("b", "2024-01-01", "call")])
+    entities = pd.DataFrame(
+        {"dispute_id": ["a", "b"], "closed_at": [pd.Timestamp("2024-02-10 12:00"), pd.NaT]}
+    )
+    out = open_disputes(events, "2024-02-10 13:30", SCHEMA, entities=entities)
+    assert out["dispute_id"].tolist() == ["b"]
+
+
+def test_open_disputes_with_timezone_aware_as_of():
+    events = pd.DataFrame({"dispute_id": ["a"], "time": ["2024-01-01T00:00:00Z"], "kind": ["call"]})
+    out = open_disputes(events, pd.Timestamp("2024-02-10 13:30", tz="UTC"), SCHEMA)
+    assert out["as_of"].tolist() == [pd.Timestamp("2024-02-10 13:30")]

@@ -1,0 +1,493 @@
+"""EventSchema and validation: every bad input gives a DataError (or DataWarning) that says why."""
+
+import doctest
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import riskmodel._schema as schema_module
+from riskmodel import (
+    DataError,
+    DataWarning,
+    EventSchema,
+    validate_cutoffs,
+    validate_entities,
+    validate_events,
+)
+from riskmodel._schema import split_invalid_events
+
+SCHEMA = EventSchema(text_col=None, party_col=None)
+NOW = pd.Timestamp("2025-01-01")
+
+
+def make_events(**columns):
+    data = {
+        "dispute_id": ["a", "a", "b", "c"],
+        "time": ["2024-01-01", "2024-01-02 10:30", "2024-01-03", "2024-02-01"],
+        "kind": ["call", "threat", "call", "mediation_failed"],
+    }
+    data.update(columns)
+    return pd.DataFrame(data)
+
+
+def make_entities(ids=("a", "b", "c"), **columns):
+    n = len(ids)
+    data = {
+        "dispute_id": list(ids),
+        "category": ["neighbour"] * n,
+        "station": ["S1"] * n,
+        "opened_at": ["2023-12-30"] * n,
+        "closed_at": [None] * n,
+    }
+    data.update(columns)
+    return pd.DataFrame(data)
+
+
+@pytest.fixture(params=["str", "object", "datetime64[ns]", "datetime64[us]", "Timestamp objects"])
+def time_flavour(request):
+    """The same times in the dtypes users hand us."""
+    text = pd.Series(["2024-01-01", "2024-01-02 10:30", "2024-01-03", "2024-02-01"])
+    flavour = request.param
+    if flavour == "str":
+        return text.astype("str")
+    if flavour == "object":
+        return text.astype(object)
+    if flavour == "Timestamp objects":
+        return pd.Series([pd.Timestamp(t) for t in text], dtype=object)
+    return pd.to_datetime(text, format="mixed").astype(flavour)
+
+
+def no_warnings(func, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        return func(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# events: the happy path over input flavours
+
+
+def test_valid_events_any_time_flavour(time_flavour):
+    clean = no_warnings(validate_events, make_events(time=time_flavour), SCHEMA, now=NOW)
+    assert clean["time"].dtype == "datetime64[ns]"
+    assert len(clean) == 4
+    assert clean["time"].iloc[1] == pd.Timestamp("2024-01-02 10:30")
+    # sorted by entity then time, index reset
+    assert list(clean["dispute_id"]) == ["a", "a", "b", "c"]
+    assert list(clean.index) == [0, 1, 2, 3]
+
+
+def test_valid_events_are_sorted_by_entity_then_time():
+    events = make_events(
+        dispute_id=["b", "a", "b", "a"],
+        time=["2024-01-05", "2024-01-04", "2024-01-01", "2024-01-02"],
+    )
+    clean = validate_events(events, SCHEMA, now=NOW)
+    assert list(clean["dispute_id"]) == ["a", "a", "b", "b"]
+    assert list(clean["time"]) == list(
+        pd.to_datetime(["2024-01-02", "2024-01-04", "2024-01-01", "2024-01-05"])
+    )
+
+
+def test_extra_columns_are_not_required_and_input_is_not_modified():
+    events = make_events(officer=["x", "y", "z", "w"])
+    before = events.copy()
+    validate_events(events, SCHEMA, now=NOW)
+    pd.testing.assert_frame_equal(events, before)
+
+
+# --------------------------------------------------------------------------------------
+# events: errors
+
+
+def test_not_a_dataframe():
+    with pytest.raises(DataError, match="events must be a pandas DataFrame, got list"):
+        validate_events([{"dispute_id": "a"}], SCHEMA)
+
+
+@pytest.mark.parametrize("column", ["dispute_id", "time", "kind"])
+def test_missing_column_is_named(column):
+    with pytest.raises(DataError, match=rf"missing required column\(s\) \['{column}'\]"):
+        validate_events(make_events().drop(columns=column), SCHEMA)
+
+
+def test_missing_optional_schema_column_is_named():
+    with pytest.raises(
+        DataError, match=r"missing required column\(s\) \['narrative', 'party_id'\]"
+    ):
+        validate_events(make_events(), EventSchema())
+
+
+def test_custom_column_names():
+    schema = EventSchema(
+        entity_col="case", time_col="ts", kind_col="type", text_col=None, party_col=None
+    )
+    events = make_events().rename(columns={"dispute_id": "case", "time": "ts", "kind": "type"})
+    assert list(validate_events(events, schema, now=NOW).columns) == ["case", "ts", "type"]
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['case', 'ts', 'type'\]"):
+        validate_events(make_events(), schema)
+
+
+def test_empty_events():
+    with pytest.raises(DataError, match=r"events is empty \(0 rows\)"):
+        validate_events(make_events().iloc[:0], SCHEMA)
+
+
+def test_null_ids():
+    events = make_events(dispute_id=["a", None, "b", np.nan])
+    with pytest.raises(
+        DataError, match=r"2 row\(s\) with null id in 'dispute_id' \(first rows: \[1, 3\]\)"
+    ):
+        validate_events(events, SCHEMA, now=NOW)
+
+
+def test_unparseable_times():
+    events = make_events(time=["2024-01-01", "not a date", "2024-13-45", "2024-02-01"])
+    with pytest.raises(
+        DataError, match=r"2 row\(s\) with unparseable time in 'time' \(first rows: \[1, 2\]\)"
+    ):
+        validate_events(events, SCHEMA, now=NOW)
+
+
+def test_missing_times():
+    events = make_events(time=["2024-01-01", None, "2024-01-03", "2024-02-01"])
+    with pytest.raises(
+        DataError, match=r"1 row\(s\) with missing time in 'time' \(first rows: \[1\]\)"
+    ):
+        validate_events(events, SCHEMA, now=NOW)
+
+
+def test_mixed_aware_and_naive_times():
+    events = make_events(
+        time=["2024-01-01T08:00:00+08:00", "2024-01-02", "2024-01-03", "2024-02-01Z"]
+    )
+    with pytest.raises(
+        DataError, match=r"mixes timezone-aware and naive times \(2 aware, 2 naive\)"
+    ):
+        validate_events(events, SCHEMA, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "times", [[1, 2, 3, 4], [1.7e9, 1.7e9, 1.7e9, 1.7e9], [True, False, True, True]]
+)
+def test_numeric_times_are_refused(times):
+    with pytest.raises(
+        DataError, match=r"column 'time' holds numbers .*pd.to_datetime\(x, unit='s'\)"
+    ):
+        validate_events(make_events(time=times), SCHEMA, now=NOW)
+
+
+def test_numeric_kind_column():
+    with pytest.raises(
+        DataError, match=r"column 'kind' must hold event kinds as strings, got int64"
+    ):
+        validate_events(make_events(kind=[1, 2, 1, 3]), SCHEMA, now=NOW)
+
+
+def test_object_kind_column_with_a_few_ints():
+    events = make_events(kind=pd.Series(["call", 7, "call", 8], dtype=object))
+    with pytest.raises(
+        DataError, match=r"2 row\(s\) with kind is not a string in 'kind' \(first rows: \[1, 3\]\)"
+    ):
+        validate_events(events, SCHEMA, now=NOW)
+
+
+def test_categorical_kinds_are_accepted_as_strings():
+    clean = validate_events(
+        make_events(kind=pd.Categorical(["call", "threat", "call", "x"])), SCHEMA, now=NOW
+    )
+    assert not isinstance(clean["kind"].dtype, pd.CategoricalDtype)
+    assert list(clean["kind"]) == ["call", "threat", "call", "x"]
+
+
+def test_absurd_dates():
+    events = make_events(time=["1899-12-31", "2024-01-02", "1900-01-01", "1777-07-04"])
+    with pytest.raises(
+        DataError,
+        match=r"2 row\(s\) with time before 1900-01-01 in 'time' \(first rows: \[0, 3\]\)",
+    ):
+        validate_events(events, SCHEMA, now=NOW)
+
+
+@pytest.mark.parametrize("absurd", ["1066-10-14", "2300-01-01"])
+def test_dates_outside_nanosecond_range(absurd):
+    events = make_events(time=["2024-01-01", "2024-01-02", absurd, "2024-02-01"])
+    with pytest.raises(DataError, match=r"1 row\(s\) with time (before 1900-01-01|in the future)"):
+        validate_events(events, SCHEMA, now=NOW)
+
+
+def test_events_in_the_future():
+    events = make_events(time=["2024-01-01", "2025-01-01 00:00:01", "2024-01-03", "2031-01-01"])
+    with pytest.raises(
+        DataError, match=r"2 row\(s\) with time in the future \(after 2025-01-01 00:00:00\)"
+    ):
+        validate_events(events, SCHEMA, now=NOW)
+    # exactly `now` is not the future
+    events = make_events(time=["2024-01-01", "2025-01-01", "2024-01-03", "2024-02-01"])
+    assert len(validate_events(events, SCHEMA, now=NOW)) == 4
+
+
+def test_default_now_is_the_wall_clock():
+    far = (pd.Timestamp.now() + pd.Timedelta(days=30)).strftime("%Y-%m-%d")
+    with pytest.raises(DataError, match="time in the future"):
+        validate_events(make_events(time=["2024-01-01", far, "2024-01-03", "2024-02-01"]), SCHEMA)
+
+
+def test_several_problems_are_all_reported():
+    events = make_events(
+        dispute_id=["a", None, "b", "c"], time=["2024-01-01", "2024-01-02", "oops", "2024-02-01"]
+    )
+    with pytest.raises(DataError) as info:
+        validate_events(events, SCHEMA, now=NOW)
+    assert "null id in 'dispute_id' (first rows: [1])" in str(info.value)
+    assert "unparseable time in 'time' (first rows: [2])" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------
+# times: timezones
+
+
+def test_aware_strings_become_utc_naive():
+    events = make_events(
+        time=[
+            "2024-01-01T08:00:00+08:00",
+            "2024-01-02T10:30:00Z",
+            "2024-01-03T00:00:00-05:00",
+            "2024-02-01 12:00+0000",
+        ]
+    )
+    clean, _, info = split_invalid_events(events, SCHEMA, now=NOW)
+    assert info["tz_aware"] is True
+    assert clean["time"].dtype == "datetime64[ns]"
+    expected = pd.to_datetime(
+        ["2024-01-01 00:00", "2024-01-02 10:30", "2024-01-03 05:00", "2024-02-01 12:00"]
+    )
+    assert list(clean["time"]) == list(expected)
+
+
+def test_aware_datetime_column_becomes_utc_naive():
+    times = pd.to_datetime(
+        ["2024-01-01 08:00", "2024-01-02", "2024-01-03", "2024-02-01"], format="mixed"
+    )
+    times = times.tz_localize("Asia/Shanghai")
+    clean, _, info = split_invalid_events(make_events(time=times), SCHEMA, now=NOW)
+    assert info["tz_aware"] is True
+    assert clean["time"].iloc[0] == pd.Timestamp("2024-01-01 00:00")
+    assert clean["time"].dtype == "datetime64[ns]"
+
+
+def test_naive_times_are_taken_as_they_are():
+    clean, _, info = split_invalid_events(make_events(), SCHEMA, now=NOW)
+    assert info["tz_aware"] is False
+    assert clean["time"].iloc[1] == pd.Timestamp("2024-01-02 10:30")
+
+
+# --------------------------------------------------------------------------------------
+# duplicates and reconciliation
+
+
+def test_exact_duplicates_dropped_with_count_and_nothing_else():
+    base = make_events()
+    near = base.iloc[[0]].assign(time="2024-01-01 00:00:01")  # one second later: a different event
+    other_kind = base.iloc[[0]].assign(kind="threat")
+    events = pd.concat([base, base.iloc[[0, 0, 2]], near, other_kind], ignore_index=True)
+    with pytest.warns(DataWarning, match=r"dropped 3 exact duplicate event row\(s\)"):
+        clean = validate_events(events, SCHEMA, now=NOW)
+    assert len(clean) == len(events) - 3 == 6
+    assert clean.drop_duplicates().shape == clean.shape
+
+
+def test_no_duplicates_no_warning():
+    no_warnings(validate_events, make_events(), SCHEMA, now=NOW)
+
+
+def test_rows_differing_in_an_extra_column_are_not_duplicates():
+    events = make_events().iloc[[0, 0]].assign(event_id=[1, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        assert len(validate_events(events, SCHEMA, now=NOW)) == 2
+
+
+def test_split_invalid_events_reconciles():
+    events = pd.DataFrame(
+        {
+            "dispute_id": ["a", None, "b", "c", "c", "d", "e", "f", "a"],
+            "time": ["2024-01-01", "2024-01-02", "junk", "2024-01-01", "2024-01-01", "1800-01-01",
+                     "2030-01-01", "2024-03-01", "2024-01-05"],
+            "kind": ["call", "call", "call", "x", "x", "call", "call", None, "threat"],
+        }
+    )  # fmt: skip
+    with pytest.warns(DataWarning, match=r"dropped 1 exact duplicate"):
+        clean, rejects, info = split_invalid_events(events, SCHEMA, now=NOW)
+    assert len(clean) + len(rejects) + info["duplicates_dropped"] == len(events)
+    assert info["tz_aware"] is False and info["duplicates_dropped"] == 1
+    reasons = rejects["reject_reason"].to_dict()
+    assert reasons == {
+        1: "null id in 'dispute_id'",
+        2: "unparseable time in 'time'",
+        5: "time before 1900-01-01 in 'time'",
+        6: f"time in the future (after {NOW}) in 'time'",
+        7: "missing kind in 'kind'",
+    }
+    # original values kept (as strings) so a reject file shows what came in
+    assert rejects.loc[2, "time"] == "junk"
+    assert list(clean["dispute_id"]) == ["a", "a", "c"]
+
+
+def test_split_invalid_events_still_raises_on_column_level_problems():
+    with pytest.raises(DataError, match="holds numbers"):
+        split_invalid_events(make_events(time=[1, 2, 3, 4]), SCHEMA)
+    with pytest.raises(DataError, match="missing required column"):
+        split_invalid_events(make_events().drop(columns="kind"), SCHEMA)
+
+
+# --------------------------------------------------------------------------------------
+# entities
+
+
+def test_entities_without_events_are_kept():
+    events = validate_events(make_events(), SCHEMA, now=NOW)
+    ents = no_warnings(
+        validate_entities, make_entities(ids=("a", "b", "c", "zz")), SCHEMA, events=events
+    )
+    assert list(ents["dispute_id"]) == ["a", "b", "c", "zz"]
+    assert ents["category"].dtype == "category"
+    assert ents["opened_at"].dtype == "datetime64[ns]"
+
+
+def test_events_without_entity_row_warn_with_count_and_are_kept():
+    events = validate_events(make_events(), SCHEMA, now=NOW)
+    with pytest.warns(
+        DataWarning, match=r"2 event\(s\) of 1 dispute\(s\) have no entities row; they are kept"
+    ):
+        ents = validate_entities(make_entities(ids=("b", "c")), SCHEMA, events=events)
+    assert list(ents["dispute_id"]) == ["b", "c"]
+    assert len(events) == 4
+
+
+def test_duplicate_entity_ids():
+    with pytest.raises(
+        DataError, match=r"entities: 2 row\(s\) share an id in 'dispute_id'.*\['b'\]"
+    ):
+        validate_entities(make_entities(ids=("a", "b", "b")), SCHEMA)
+
+
+def test_null_entity_ids():
+    with pytest.raises(DataError, match=r"entities: 1 row\(s\) with null id in 'dispute_id'"):
+        validate_entities(make_entities(ids=("a", None, "c")), SCHEMA)
+
+
+def test_entities_missing_column_is_named():
+    with pytest.raises(DataError, match=r"entities is missing required column\(s\) \['station'\]"):
+        validate_entities(make_entities().drop(columns="station"), SCHEMA)
+
+
+def test_entities_unparseable_time_warns_and_becomes_missing():
+    with pytest.warns(DataWarning, match=r"'opened_at': 1 unparseable time"):
+        ents = validate_entities(make_entities(opened_at=["2024-01-01", "garbage", None]), SCHEMA)
+    assert ents["opened_at"].isna().tolist() == [False, True, True]
+
+
+def test_entities_none_passes_through():
+    assert validate_entities(None, SCHEMA) is None
+
+
+# --------------------------------------------------------------------------------------
+# cutoffs
+
+
+def test_cutoffs_keep_order_and_parse():
+    cutoffs = pd.DataFrame(
+        {"dispute_id": ["b", "a"], "as_of": ["2024-03-01", "2024-02-01"]}, index=[7, 3]
+    )
+    out = validate_cutoffs(cutoffs, SCHEMA)
+    assert list(out.index) == [7, 3]
+    assert out["as_of"].dtype == "datetime64[ns]"
+    assert list(out["dispute_id"]) == ["b", "a"]
+
+
+def test_cutoffs_unparseable_as_of():
+    cutoffs = pd.DataFrame({"dispute_id": ["a", "b"], "as_of": ["2024-01-01", "someday"]})
+    with pytest.raises(
+        DataError, match=r"1 row\(s\) with missing or unparseable 'as_of', e.g. \['someday'\]"
+    ):
+        validate_cutoffs(cutoffs, SCHEMA)
+
+
+def test_cutoffs_missing_as_of_column():
+    with pytest.raises(DataError, match=r"cutoffs is missing required column\(s\) \['as_of'\]"):
+        validate_cutoffs(pd.DataFrame({"dispute_id": ["a"]}), SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "events_aware", "message"),
+    [
+        ("2024-01-01T00:00:00Z", False, r"\(events naive, as_of aware\)"),
+        ("2024-01-01", True, r"\(events aware, as_of naive\)"),
+    ],
+)
+def test_cutoffs_timezone_convention_must_match_events(as_of, events_aware, message):
+    cutoffs = pd.DataFrame({"dispute_id": ["a"], "as_of": [as_of]})
+    with pytest.raises(DataError, match="different timezone conventions " + message):
+        validate_cutoffs(cutoffs, SCHEMA, tz_aware=events_aware)
+    # the same convention is fine, and aware as_of becomes UTC naive
+    out = validate_cutoffs(cutoffs, SCHEMA, tz_aware=not events_aware)
+    assert out["as_of"].iloc[0] == pd.Timestamp("2024-01-01")
+
+
+def test_cutoffs_absurd_as_of():
+    with pytest.raises(DataError, match="before 1900-01-01 is not plausible"):
+        validate_cutoffs(pd.DataFrame({"dispute_id": ["a"], "as_of": ["1850-01-01"]}), SCHEMA)
+
+
+def test_cutoffs_labels_must_be_binary():
+    cutoffs = pd.DataFrame({"dispute_id": ["a", "b"], "as_of": ["2024-01-01"] * 2, "y": [1, 2]})
+    with pytest.raises(
+        DataError, match=r"label column 'y' must hold 0/1; 1 row\(s\) do not, e.g. \[2\]"
+    ):
+        validate_cutoffs(cutoffs, SCHEMA, label_col="y")
+
+
+# --------------------------------------------------------------------------------------
+# EventSchema
+
+
+def test_schema_round_trip():
+    schema = EventSchema(
+        entity_col="case", time_col="ts", kind_col="type", text_col=None,
+        group_cols=("station",), outcome_kinds=("assault", "homicide"),
+    )  # fmt: skip
+    data = schema.to_dict()
+    assert data["outcome_kinds"] == ["assault", "homicide"]  # plain lists, JSON-ready
+    assert EventSchema.from_dict(data) == schema
+    assert hash(EventSchema.from_dict(data)) == hash(schema)
+
+
+def test_schema_unknown_keys_error():
+    data = EventSchema().to_dict() | {"time_column": "ts", "colour": "red"}
+    with pytest.raises(
+        DataError, match=re.escape("EventSchema got unknown keys ['colour', 'time_column']")
+    ):
+        EventSchema.from_dict(data)
+
+
+def test_schema_entities_id_defaults_to_entity_col():
+    assert EventSchema(entity_col="case").entities_id == "case"
+    assert EventSchema(entity_col="case", entities_id_col="id").entities_id == "id"
+
+
+# --------------------------------------------------------------------------------------
+# documentation
+
+
+def test_validate_events_docstring_example_matches_reality():
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = [t for t in finder.find(schema_module) if t.name.endswith(".validate_events")]
+    assert len(tests) == 1 and tests[0].examples
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0, "the validate_events docstring example is out of date"
