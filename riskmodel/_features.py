@@ -539,7 +539,7 @@ class _FeatureComputation:
     def add_text(self) -> None:
         text_col = self.schema.text_col
         lexicon = self.b._lexicon()
-        texts = self.ev.frame[text_col]
+        texts = self.ev.cached(("text", text_col), lambda: self.ev.frame[text_col].astype("string[pyarrow]"))
         missing = texts.isna().to_numpy() | (texts.astype("str").str.strip() == "").to_numpy()
         windows = list(self.b.keyword_windows) + ["all"]
         for group, words in lexicon.items():

@@ -148,6 +148,19 @@ def _synthetic_input_example(model: RiskModel, n_events: int = 6) -> pd.DataFram
     return frame
 
 
+def _signature(model: RiskModel, example: pd.DataFrame, output: pd.DataFrame):
+    """Model signature: id, time and kind are required; text, party and attributes optional."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, Schema
+
+    schema = model._schema()
+    inferred = infer_signature(example, output.astype({"as_of": str, "tier": str}),
+                               params={"as_of": "2024-02-01T00:00:00", "reasons": "flagged"})
+    required = {schema.entity_col, schema.time_col, schema.kind_col}
+    inputs = Schema([ColSpec(c.type, c.name, required=c.name in required) for c in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
+
+
 def _last_fold_metrics(backtest) -> dict[str, float]:
     out: dict[str, float] = {}
     for scorer, row in backtest.metrics.iterrows():
@@ -203,7 +216,6 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
         Register the model as a new version with alias ``challenger``.
     """
     import mlflow
-    from mlflow.models import infer_signature
 
     from ._backtest import backtest as run_backtest
     from ._card import model_card
@@ -300,8 +312,7 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
 
             ex_events, ex_entities = split_entity_columns(example, model)
             output = score_all(model, ex_events, "2024-02-01", entities=ex_entities)
-            signature = infer_signature(example, output.astype({"as_of": str, "tier": str}),
-                                        params={"as_of": "2024-02-01T00:00:00", "reasons": "flagged"})
+            signature = _signature(model, example, output)
             from . import __version__
 
             info = _retry(
@@ -474,13 +485,13 @@ def load(uri: str = "models:/dispute-risk@champion", *, tracking: str | None = N
     tracking : str, optional
         Tracking URI; default :func:`tracking_uri`.
     """
-    import mlflow
-
     local = Path(uri)
     if "://" not in uri and local.exists():
         folder = local / "riskmodel" if (local / "riskmodel").is_dir() else local
         data = folder / "data" / "riskmodel" if (folder / "data" / "riskmodel").is_dir() else folder
         return Predictor(load_model_dir(data), model_name=local.name, model_version="local", run_id="", uri=uri)
+    import mlflow
+
     client = _client(tracking)
     match = _MODELS_URI.match(uri)
     run_id, name, version = "", uri, ""

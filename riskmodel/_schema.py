@@ -255,7 +255,8 @@ def split_invalid_events(
     times, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
     not_str_kind = _check_kinds(events[schema.kind_col], schema.kind_col)
 
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=1) if now is None else now
+    # default: the end of tomorrow (UTC) - a whole day, so reruns on one day agree exactly
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
     now = _naive(now)
     raw_time = events[schema.time_col]
     reasons = pd.Series(None, index=events.index, dtype=object)

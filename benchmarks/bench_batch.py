@@ -1,0 +1,114 @@
+"""Benchmark ``score_batch`` on a large simulated event log.
+
+Simulates ``--disputes`` disputes (1M ~ 10M events) to parquet, trains a model on a small
+simulation, times ``score_batch`` ``--repeats`` times and prints disputes/s, the time
+split by stage, peak RSS (of a fresh subprocess per run) and the ratio of the total time
+to LightGBM's own ``booster.predict`` on the same feature matrix (the baseline, timed in
+the same run).
+
+    .venv/bin/python benchmarks/bench_batch.py --disputes 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+_RUN = textwrap.dedent(
+    """
+    import json, resource, sys
+    from riskmodel._batch import score_batch
+    m = score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
+                    out=sys.argv[5], chunk_disputes=int(sys.argv[6]))
+    m["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(m))
+    """
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--disputes", type=int, default=1_000_000)
+    parser.add_argument("--train-disputes", type=int, default=3_000)
+    parser.add_argument("--chunk-disputes", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--as-of", default="2024-06-01")
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+
+    import pandas as pd
+
+    from riskmodel import (
+        FeatureBuilder,
+        RiskModel,
+        make_cutoffs,
+        make_labels,
+        open_disputes,
+        prepare_events,
+    )
+    from riskmodel._artifact import save_model_dir
+    from riskmodel._simulate import simulate_disputes
+
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="bench-batch-"))
+    root.mkdir(parents=True, exist_ok=True)
+    small = simulate_disputes(args.train_disputes, start="2022-01-01", end="2024-12-31", seed=1)
+    ev = prepare_events(small.events, small.schema)
+    lab = make_labels(ev, make_cutoffs(ev, small.schema, entities=small.entities), small.schema)
+    model = RiskModel(schema=small.schema, features=FeatureBuilder(schema=small.schema))
+    model.fit(ev, lab[~lab.censored], entities=small.entities)
+    model_dir = save_model_dir(model, root / "model")
+
+    t = time.perf_counter()
+    big = simulate_disputes(args.disputes, start="2022-01-01", end="2024-12-31", seed=2)
+    big.events.to_parquet(root / "events.parquet", index=False, row_group_size=500_000)
+    big.entities.to_parquet(root / "entities.parquet", index=False)
+    n_events = len(big.events)
+    print(f"simulated {args.disputes:,} disputes, {n_events:,} events in {time.perf_counter() - t:.1f}s")
+
+    # Baseline: LightGBM's own predict on the same feature matrix (one chunk's worth at a time
+    # would be the same total), timed in this run.
+    cut = open_disputes(big.events, args.as_of, big.schema, entities=big.entities)
+    X = model.transform_features(big.events, cut, entities=big.entities)
+    del big
+    t = time.perf_counter()
+    model.booster_.predict(X[model.feature_names_])
+    t_lgbm = time.perf_counter() - t
+    n_open = len(X)
+    del X
+
+    runs = []
+    for i in range(args.repeats):
+        res = subprocess.run(
+            [sys.executable, "-c", _RUN, str(model_dir), str(root / "events.parquet"),
+             str(root / "entities.parquet"), args.as_of, str(root / f"out{i}"), str(args.chunk_disputes)],
+            capture_output=True, text=True,
+        )
+        if res.returncode:
+            sys.exit(res.stderr)
+        runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        tt = runs[-1]["timings_s"]
+        print(f"run {i + 1}: total {tt['total']:.1f}s, peak RSS {runs[-1]['peak_rss_mb']:,.0f} MB")
+
+    med = {k: statistics.median(r["timings_s"][k] for r in runs) for k in runs[0]["timings_s"]}
+    rss = statistics.median(r["peak_rss_mb"] for r in runs)
+    c = runs[0]["counts"]
+    print(f"\n{args.disputes:,} disputes / {n_events:,} events, chunk {args.chunk_disputes:,} "
+          f"({runs[0]['parameters']['n_chunks']} chunks), {args.repeats} runs, medians:")
+    print(f"  total {med['total']:.1f}s = {c['disputes_read'] / med['total']:,.0f} disputes read/s, "
+          f"{c['disputes_scored'] / med['total']:,.0f} open disputes scored/s ({c['disputes_scored']:,} open)")
+    print("  split (s): " + ", ".join(f"{k} {v:.1f}" for k, v in med.items() if k != "total"))
+    print(f"  peak RSS {rss:,.0f} MB")
+    print(f"  LightGBM booster.predict on the {n_open:,} x {len(model.feature_names_)} matrix: {t_lgbm:.2f}s; "
+          f"total / booster.predict = {med['total'] / max(t_lgbm, 1e-9):.0f}x")
+    pd.set_option("display.width", 120)
+
+
+if __name__ == "__main__":
+    main()

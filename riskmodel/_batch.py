@@ -1,0 +1,789 @@
+"""Nightly batch scoring: every open dispute in a (large) event log, chunk by chunk.
+
+The batch job is a thin shell around :meth:`RiskModel.transform_features` and
+:meth:`RiskModel.score_features`; it adds streaming, accounting, atomic output and resume.
+
+Flow (``engine="local"``)
+-------------------------
+1. **partition** - a parquet input is read with :mod:`pyarrow.dataset`, batch by batch:
+   a first scan of the id column counts the disputes and fixes ``n_chunks``, a second
+   scan writes every row into ``parts/part-<i>.parquet`` where ``i`` is a stable hash of
+   the dispute id modulo ``n_chunks`` (so all events of a dispute share a chunk). A CSV
+   file or an in-memory DataFrame is held whole (documented limitation: CSV is read with
+   :func:`pandas.read_csv`), then split the same way.
+2. **prepare** - per chunk: :func:`split_invalid_events` (row rejects with reasons), the
+   clean events, and a small *summary* of each dispute (its first event, its first
+   outcome event, each party's first appearance) used by the cross-dispute features.
+3. **score** - per chunk: the disputes open at ``as_of`` (the :func:`open_disputes` rule;
+   the others are written to ``not_scored`` with the reason), features on the chunk's
+   events *plus* the other chunks' summary rows that the party and context families read
+   (disputes sharing a party with the chunk, disputes started or escalated inside the
+   context window), LightGBM, calibration, tiers, reasons.
+4. **finalize** - scores, work lists, station summary, rejects, not-scored and a manifest
+   are written into a work directory that is renamed onto ``out`` only when complete.
+
+Cross-dispute features
+----------------------
+Party histories and station escalation rates read other disputes' events. The summary
+rows carry exactly what those families use (first appearance of a party in a dispute,
+first event and first escalation of a dispute), so chunked scoring reproduces scoring
+the whole input at once. The one residual difference: the feature code quantises times
+to a resolution chosen from the number of disputes and the time range it sees, so a
+chunk may count an event that falls in the same quantum as ``as_of`` differently from
+a whole-input run (sub-second for realistic inputs).
+
+Resume
+------
+Each stage writes one parquet per chunk, then a ``.done`` marker; a killed run (even
+``kill -9``) restarts from the last marker and produces the same output as an
+uninterrupted run. The work directory is ``out.parent / ".tmp-<name>-<as_of>"``; its
+``state.json`` records the input fingerprint and parameters, and a mismatch discards it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from ._errors import ConfigError, DataError, DataWarning, ModelError
+from ._schema import EventSchema, split_invalid_events, validate_entities
+
+__all__ = ["score_batch"]
+
+_STAGES = ("read", "validate", "features", "predict", "reasons", "write")
+#: Environment hook for tests: die with ``os._exit`` after this many scored chunks.
+_DIE_AFTER_ENV = "RISKMODEL_BATCH_DIE_AFTER_CHUNKS"
+_READ_BATCH_ROWS = 262_144
+
+
+# ------------------------------------------------------------------------------------------
+# progress
+
+
+class _Progress:
+    """A tqdm bar with ETA on a terminal, plain log lines otherwise."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.done, self.rows = total, desc, 0, 0
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr)
+            except ImportError:  # pragma: no cover - tqdm is optional
+                self.bar = None
+
+    def update(self, rows: int, resumed: bool = False) -> None:
+        self.done += 1
+        self.rows += rows
+        if self.bar is not None:
+            self.bar.set_postfix(rows=f"{self.rows:,}")
+            self.bar.update(1)
+            return
+        rate = self.rows / max(time.perf_counter() - self.t0, 1e-9)
+        note = " (resumed)" if resumed else ""
+        print(f"[riskmodel score] {self.desc} chunk {self.done}/{self.total}: {rows:,} rows{note}, "
+              f"{rate:,.0f} rows/s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ------------------------------------------------------------------------------------------
+# input
+
+
+def _bucket_of(ids: pa.Array | pa.ChunkedArray | pd.Series, n_chunks: int) -> np.ndarray:
+    """Stable chunk number of each id (nulls go to chunk 0; they become row rejects)."""
+    if n_chunks == 1:
+        return np.zeros(len(ids), dtype=np.int64)
+    if isinstance(ids, pd.Series):
+        text = ids.astype(object).where(ids.notna(), None).map(lambda v: v if v is None else str(v))
+        null = ids.isna().to_numpy()
+        values = text.fillna("").to_numpy(dtype=object)
+    else:
+        text = ids.cast(pa.string())
+        null = text.is_null().to_numpy(zero_copy_only=False)
+        values = text.fill_null("").to_numpy(zero_copy_only=False)
+    hashed = pd.util.hash_array(values.astype(object), categorize=False)
+    bucket = (hashed % np.uint64(n_chunks)).astype(np.int64)
+    bucket[null] = 0
+    return bucket
+
+
+def _file_fingerprint(path: Path) -> str:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(path) if f != path else f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return f"files:{h.hexdigest()[:24]}"
+
+
+def _frame_fingerprint(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+    return f"frame:{np.bitwise_xor.reduce(hashed) if len(hashed) else 0:016x}-{len(frame)}"
+
+
+class _Source:
+    """An events input: an in-memory frame (DataFrame, CSV) or a parquet dataset."""
+
+    def __init__(self, events, schema: EventSchema):
+        self.schema = schema
+        self.frame: pd.DataFrame | None = None
+        self.dataset: ds.Dataset | None = None
+        if isinstance(events, pd.DataFrame):
+            self.frame = events
+            self.fingerprint = _frame_fingerprint(events)
+            self.description = f"DataFrame ({len(events):,} rows)"
+        else:
+            path = Path(events)
+            if not path.exists():
+                raise DataError(f"events input {path} does not exist.")
+            self.fingerprint = _file_fingerprint(path)
+            self.description = str(path.resolve())
+            try:
+                if path.suffix.lower() == ".csv":
+                    self.frame = pd.read_csv(path)
+                else:
+                    self.dataset = ds.dataset(path, format="parquet",
+                                              partitioning="hive" if path.is_dir() else None)
+            except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
+                raise DataError(f"could not read events {path}: {type(exc).__name__}: {exc}") from exc
+        names = list(self.frame.columns) if self.frame is not None else self.dataset.schema.names
+        missing = [c for c in schema.event_columns if c not in names]
+        if missing:
+            raise DataError(
+                f"events ({self.description}) are missing required column(s) {missing}; they have "
+                f"{names[:20]}. Rename the columns or train with an EventSchema naming yours."
+            )
+
+    def count_disputes(self) -> tuple[int, int]:
+        """(rows, distinct non-null ids), reading only the id column."""
+        col = self.schema.entity_col
+        if self.frame is not None:
+            ids = self.frame[col]
+            return len(ids), int(ids.nunique(dropna=True))
+        import pyarrow.compute as pc
+
+        try:
+            ids = self.dataset.to_table(columns=[col])[col]
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"could not read events {self.description}: {exc}") from exc
+        return len(ids), int(pc.count_distinct(ids, mode="only_valid").as_py())
+
+    def write_parts(self, parts_dir: Path, n_chunks: int) -> None:
+        """Hash-partition a parquet input into one file per chunk (streaming)."""
+        cols = self.schema.event_columns
+        writers: dict[int, pq.ParquetWriter] = {}
+        try:
+            scanner = self.dataset.scanner(columns=cols, batch_size=_READ_BATCH_ROWS)
+            for batch in scanner.to_batches():
+                if batch.num_rows == 0:
+                    continue
+                bucket = _bucket_of(batch.column(cols.index(self.schema.entity_col)), n_chunks)
+                table = pa.Table.from_batches([batch])
+                order = np.argsort(bucket, kind="stable")
+                sorted_b = bucket[order]
+                bounds = np.flatnonzero(np.r_[True, sorted_b[1:] != sorted_b[:-1], True])
+                for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+                    b = int(sorted_b[lo])
+                    piece = table.take(pa.array(order[lo:hi]))
+                    if b not in writers:
+                        writers[b] = pq.ParquetWriter(parts_dir / f"part-{b:05d}.parquet", piece.schema)
+                    writers[b].write_table(piece)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"could not read events {self.description}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            for w in writers.values():
+                w.close()
+
+    def chunk(self, i: int, n_chunks: int, parts_dir: Path) -> pd.DataFrame:
+        cols = self.schema.event_columns
+        if self.frame is not None:
+            if getattr(self, "_buckets", (None, None))[0] != n_chunks:
+                self._buckets = (n_chunks, _bucket_of(self.frame[self.schema.entity_col], n_chunks))
+            return self.frame.loc[self._buckets[1] == i, cols].reset_index(drop=True)
+        path = parts_dir / f"part-{i:05d}.parquet"
+        if not path.exists():
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        return pq.read_table(path).to_pandas()
+
+
+def _read_entities(entities, schema: EventSchema) -> pd.DataFrame | None:
+    if entities is None:
+        return None
+    if not isinstance(entities, pd.DataFrame):
+        from ._config import read_table
+
+        entities = read_table(entities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        return validate_entities(entities, schema)
+
+
+def _load_predictor(model):
+    from ._registry import Predictor, load
+
+    if isinstance(model, Predictor):
+        return model
+    if not isinstance(model, str | os.PathLike):
+        raise ModelError(f"model must be a Predictor or a model URI / folder, got {type(model).__name__}.")
+    uri = str(model)
+    if "://" not in uri and ":/" not in uri and not Path(uri).exists():
+        raise ModelError(f"model {uri!r} not found: no such folder, and not a models:/ or runs:/ URI.")
+    try:
+        return load(uri)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken artifact is a model problem
+        raise ModelError(f"could not load model {uri!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _isin(values, among) -> np.ndarray:
+    """Hash-based membership (``np.isin`` sorts object arrays; pandas' arrow-string ``isin``
+    builds Python lists: both are slow on millions of ids)."""
+    index = pd.Index(pd.unique(np.asarray(among, dtype=object)))
+    return index.get_indexer(pd.Index(np.asarray(values, dtype=object))) >= 0
+
+
+# ------------------------------------------------------------------------------------------
+# per-chunk work (pure functions of frames: shared by the local and Spark engines)
+
+
+def _summary_rows(clean: pd.DataFrame, schema: EventSchema) -> pd.DataFrame:
+    """The rows other disputes' party and context features read: first event, first
+    outcome, each party's first appearance (``clean`` is sorted by entity, time)."""
+    ent = clean[schema.entity_col]
+    keep = ~ent.duplicated().to_numpy()
+    is_out = clean[schema.kind_col].isin(list(schema.outcome_kinds)).to_numpy()
+    first_out = np.zeros(len(clean), dtype=bool)
+    first_out[np.flatnonzero(is_out)[~ent[is_out].duplicated().to_numpy()]] = True
+    keep |= first_out
+    if schema.party_col:
+        party = clean[schema.party_col]
+        keep |= (~clean[[schema.entity_col, schema.party_col]].duplicated().to_numpy()) & party.notna().to_numpy()
+    out = clean[keep].copy()
+    if schema.text_col:
+        out[schema.text_col] = None  # narratives are read only for the dispute's own rows
+    return out
+
+
+def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | None = None,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validate one chunk: (clean events, row rejects, summary rows); ``now`` bounds times."""
+    if len(raw) == 0:
+        empty = raw.iloc[:0]
+        return empty, empty.astype(str).assign(reject_reason=pd.Series(dtype=object)), empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        clean, rejects, _ = split_invalid_events(raw, schema, now=now)
+    rejects = rejects.reset_index(drop=True)
+    return clean, rejects, _summary_rows(clean, schema)
+
+
+def _not_open_reasons(clean: pd.DataFrame, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,
+                      entities: pd.DataFrame | None, max_inactive) -> np.ndarray:
+    """Why each dispute in ``ids`` is not open at ``as_of`` (same rule as make_cutoffs)."""
+    ent = schema.entity_col
+    before = clean[clean[schema.time_col] < as_of]
+    last = before.groupby(ent, sort=False)[schema.time_col].max().reindex(ids)
+    escalated = before.loc[before[schema.kind_col].isin(list(schema.outcome_kinds)), ent].unique()
+    reason = np.full(len(ids), "not open at as_of", dtype=object)
+    closed = np.zeros(len(ids), dtype=bool)
+    if entities is not None and schema.closed_col:
+        c = entities.set_index(schema.entities_id)[schema.closed_col].reindex(ids)
+        closed = (c.notna() & (c <= as_of)).to_numpy()
+    if max_inactive is not None:
+        dormant = (as_of - last > pd.Timedelta(max_inactive)).to_numpy()
+        reason[dormant] = f"dormant: no event in the {max_inactive} before as_of"
+    reason[closed] = "closed before as_of"
+    reason[_isin(ids, escalated)] = "escalated before as_of"
+    reason[last.isna().to_numpy()] = "no events before as_of"
+    return reason
+
+
+def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as_of: pd.Timestamp, *,
+                entities: pd.DataFrame | None, reasons: str, max_inactive) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Score the disputes of one chunk open at ``as_of``.
+
+    Parameters
+    ----------
+    clean : DataFrame
+        The chunk's validated events (from :func:`prepare_chunk`).
+    context : DataFrame or None
+        Other chunks' summary rows needed by the cross-dispute features.
+    predictor : Predictor
+    as_of : Timestamp
+    entities : DataFrame or None
+        Validated entities (any superset of the disputes involved).
+    reasons : {"flagged", "all", "none"}
+    max_inactive : str or None
+
+    Returns
+    -------
+    scores : DataFrame
+    not_scored : DataFrame
+        Entity id and ``reason``.
+    timings : dict
+    """
+    from ._features import PreparedEvents
+    from ._labels import open_disputes
+
+    model = predictor.model
+    schema = model._schema()
+    ent = schema.entity_col
+    timings = dict.fromkeys(_STAGES, 0.0)
+    ids = pd.unique(clean[ent]) if len(clean) else np.array([], dtype=object)
+    empty_scores = pd.DataFrame(columns=[ent, "as_of", "probability", "tier", "reasons", "reason_features",
+                                         "overrides"])
+    if len(clean) == 0:
+        return empty_scores, pd.DataFrame({ent: ids, "reason": pd.Series(dtype=object)}), timings
+    t0 = time.perf_counter()
+    own_ents = entities
+    if entities is not None:
+        own_ents = entities[_isin(entities[schema.entities_id], ids)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        prepared_own = PreparedEvents(clean, schema, model.features_.tz_aware_)
+        cut = open_disputes(prepared_own, as_of, schema, entities=own_ents, max_inactive=max_inactive)
+        cut = cut.sort_values(ent, kind="stable").reset_index(drop=True)
+        open_ids = cut[ent].to_numpy()
+        rest = ids[~_isin(ids, open_ids)]
+        not_scored = pd.DataFrame({ent: rest, "reason": _not_open_reasons(clean, rest, as_of, schema,
+                                                                          entities, max_inactive)})
+        if len(cut) == 0:
+            timings["validate"] += time.perf_counter() - t0
+            return empty_scores, not_scored, timings
+        frame = clean
+        ents = own_ents
+        if context is not None and len(context):
+            frame = pd.concat([clean, context[clean.columns]], ignore_index=True)
+            frame = frame.sort_values([ent, schema.time_col], kind="stable").reset_index(drop=True)
+            if entities is not None:
+                all_ids = np.concatenate([np.asarray(ids, dtype=object),
+                                          np.asarray(pd.unique(context[ent]), dtype=object)])
+                ents = entities[_isin(entities[schema.entities_id], all_ids)]
+        prepared = PreparedEvents(frame, schema, model.features_.tz_aware_)
+        t1 = time.perf_counter()
+        timings["validate"] += t1 - t0
+        X = model.transform_features(prepared, cut, entities=ents if model.features_.has_entities_ else None)
+        t2 = time.perf_counter()
+        timings["features"] += t2 - t1
+        scores = model.score_features(X, cut, reasons="none")
+        t3 = time.perf_counter()
+        timings["predict"] += t3 - t2
+        if reasons != "none":
+            rows = np.arange(len(X)) if reasons == "all" else np.flatnonzero(scores["tier"].astype(str) != "blue")
+            if len(rows):
+                explained = model.score_features(X.iloc[rows], cut.iloc[rows], reasons="all")
+                for col in ("reasons", "reason_features"):
+                    scores.loc[scores.index[rows], col] = explained[col].to_numpy()
+        timings["reasons"] += time.perf_counter() - t3
+    scores = scores.reset_index(drop=True)
+    return scores, not_scored, timings
+
+
+def _context_rows(summaries: list[Path], own: pd.DataFrame, model, as_of: pd.Timestamp) -> pd.DataFrame | None:
+    """Other chunks' summary rows that this chunk's party / context features read."""
+    schema = model._schema()
+    fb = model.features_
+    use_party = fb._active("party")
+    use_context = fb._active("context")
+    if not summaries or not (use_party or use_context):
+        return None
+    table = ds.dataset([str(p) for p in summaries], format="parquet").to_table(
+        filter=ds.field(schema.time_col) < pa.scalar(as_of.to_pydatetime()))
+    rows = table.to_pandas()
+    if len(rows) == 0:
+        return None
+    ent = schema.entity_col
+    relevant = np.zeros(len(rows), dtype=bool)
+    if use_party:
+        parties = pd.unique(own[schema.party_col].dropna())
+        relevant |= _isin(rows[schema.party_col].fillna(""), parties)
+    if use_context:
+        lower = as_of - pd.Timedelta(fb.context_window)
+        relevant |= (rows[schema.time_col] >= lower).to_numpy()
+    disputes = pd.unique(rows.loc[relevant, ent])
+    return rows[_isin(rows[ent], disputes)].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------
+# output
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _mark_done(path: Path, info: dict | None = None) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(info or {}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _library_versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("riskmodel", "lightgbm", "pandas", "numpy", "pyarrow", "mlflow", "pyspark"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _read_parts(paths: list[Path]) -> pd.DataFrame | None:
+    frames = [pd.read_parquet(p) for p in paths if p.exists()]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, entities: pd.DataFrame | None,
+              predictor, as_of: pd.Timestamp) -> dict:
+    ent = schema.entity_col
+    final.mkdir()
+    scores = _read_parts([work / "scores" / f"scores-{i:05d}.parquet" for i in range(n_chunks)])
+    if scores is None:
+        scores = pd.DataFrame({ent: pd.Series(dtype=object), "as_of": pd.Series(dtype="datetime64[ns]"),
+                               "probability": pd.Series(dtype=float), "tier": pd.Series(dtype=object),
+                               "reasons": pd.Series(dtype=object), "reason_features": pd.Series(dtype=object),
+                               "overrides": pd.Series(dtype=object)})
+    scores["tier"] = pd.Categorical(scores["tier"].astype(str), categories=["red", "yellow", "blue"])
+    scores["model_name"] = predictor.model_name
+    scores["model_version"] = predictor.model_version
+    scores["run_id"] = predictor.run_id
+    group_cols = []
+    if entities is not None:
+        group_cols = [c for c in schema.entity_categorical_cols if c in entities.columns]
+        attrs = entities[[schema.entities_id] + group_cols].rename(columns={schema.entities_id: ent})
+        attrs = attrs.astype({c: object for c in group_cols})
+        attrs[ent] = attrs[ent].astype(scores[ent].dtype) if len(scores) else attrs[ent]
+        scores = scores.merge(attrs, on=ent, how="left")
+    scores = scores.sort_values(ent, kind="stable").reset_index(drop=True)
+    _write_parquet(scores, final / "scores.parquet")
+
+    station = schema.group_cols[0] if schema.group_cols and schema.group_cols[0] in scores.columns else None
+    by = [station] if station else []
+    flagged = scores[scores["tier"].isin(["red", "yellow"])].copy()
+    flagged["_g"] = flagged[station].fillna("(unknown)") if station else "all"
+    flagged = flagged.sort_values(["_g", "probability", ent], ascending=[True, False, True], kind="stable")
+    flagged["rank"] = flagged.groupby("_g", sort=False).cumcount() + 1
+    worklist = flagged.drop(columns="_g").reset_index(drop=True)
+    _write_parquet(worklist, final / "worklists.parquet")
+
+    tiers = scores.assign(_g=scores[station].fillna("(unknown)") if station else "all")
+    summary = pd.crosstab(tiers["_g"], tiers["tier"].astype(str)).reindex(columns=["red", "yellow", "blue"],
+                                                                        fill_value=0)
+    summary.index.name = station or "group"
+    summary.columns.name = None
+    summary = summary.reset_index()
+    summary["total"] = summary[["red", "yellow", "blue"]].sum(axis=1)
+    _write_parquet(summary, final / "station_summary.parquet")
+    del by
+
+    rejects = _read_parts([work / "prepared" / f"rejects-{i:05d}.parquet" for i in range(n_chunks)])
+    if rejects is None:
+        rejects = pd.DataFrame({c: pd.Series(dtype=object) for c in schema.event_columns + ["reject_reason"]})
+    rejects = rejects.astype(str).sort_values(list(rejects.columns), kind="stable").reset_index(drop=True)
+    _write_parquet(rejects, final / "rejects.parquet")
+
+    not_scored = _read_parts([work / "scores" / f"not_scored-{i:05d}.parquet" for i in range(n_chunks)])
+    if not_scored is None:
+        not_scored = pd.DataFrame({ent: pd.Series(dtype=object), "reason": pd.Series(dtype=object)})
+    not_scored = not_scored.sort_values(ent, kind="stable").reset_index(drop=True)
+    _write_parquet(not_scored, final / "not_scored.parquet")
+    return {"scores": scores, "rejects": rejects, "not_scored": not_scored}
+
+
+# ------------------------------------------------------------------------------------------
+# the job
+
+
+def score_batch(
+    *,
+    model,
+    events,
+    as_of,
+    out,
+    entities=None,
+    reasons: str = "flagged",
+    chunk_disputes: int = 200_000,
+    engine: str = "local",
+    master: str | None = None,
+    open_rule_max_inactive: str | None = "365D",
+) -> dict:
+    """Score every dispute open at ``as_of`` and write scores, work lists and a manifest.
+
+    Parameters
+    ----------
+    model : Predictor or str
+        A loaded :class:`~riskmodel.Predictor`, a ``models:/`` / ``runs:/`` URI or a
+        local folder written by ``save_model_dir``.
+    events : DataFrame or path
+        Parquet file, directory or hive-partitioned dataset (streamed), or a ``.csv`` file
+        (read whole). Columns: the model's :class:`EventSchema`.
+    as_of : datetime-like
+        The scoring moment; features use events strictly before it.
+    out : path
+        Output directory; replaced atomically when the run completes.
+    entities : DataFrame or path, optional
+        One row per dispute (read whole). Needed by models fitted with entities; its
+        ``closed_col`` closes disputes, and its categorical columns ride along in the scores.
+    reasons : {"flagged", "all", "none"}, default="flagged"
+    chunk_disputes : int, default=200_000
+        Disputes per chunk; bounds peak memory.
+    engine : {"local", "spark"}, default="local"
+    master : str, optional
+        Spark master (``engine="spark"``), default ``local[2]``.
+    open_rule_max_inactive : str or None, default="365D"
+        A dispute silent this long before ``as_of`` is dormant, not scored.
+
+    Returns
+    -------
+    dict
+        The manifest (also written to ``out / "manifest.json"``); ``counts`` reconcile:
+        ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open``.
+
+    Raises
+    ------
+    DataError
+        Unreadable input, missing columns, invalid entities. Nothing is written to ``out``.
+    ModelError
+        The model cannot be found or loaded. Nothing is written to ``out``.
+    """
+    t_start = time.perf_counter()
+    if reasons not in ("flagged", "all", "none"):
+        raise ConfigError(f"reasons must be flagged, all or none, got {reasons!r}.")
+    if engine not in ("local", "spark"):
+        raise ConfigError(f"engine must be 'local' or 'spark', got {engine!r}.")
+    if engine == "spark":
+        try:
+            from . import _spark  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("engine='spark' is not available in this version; use engine='local'.") from exc
+    if not isinstance(chunk_disputes, int | np.integer) or chunk_disputes < 1:
+        raise ConfigError(f"chunk_disputes must be a positive integer, got {chunk_disputes!r}.")
+    try:
+        as_of = pd.Timestamp(as_of)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"as_of {as_of!r} is not a date/time: {exc}") from exc
+    if as_of.tzinfo is not None:
+        as_of = as_of.tz_convert("UTC").tz_localize(None)
+    out = Path(out)
+    tag = as_of.strftime("%Y%m%dT%H%M%S")
+    work = out.parent / f".tmp-{out.name}-{tag}"
+
+    predictor = _load_predictor(model)
+    schema = predictor.model._schema()
+    t_read = time.perf_counter()
+    source = _Source(events, schema)
+    ents = _read_entities(entities, schema)
+    if predictor.model.features_.has_entities_ and ents is None:
+        raise DataError("this model was trained with an entities table; pass entities=... to score_batch.")
+    timings = dict.fromkeys(_STAGES, 0.0)
+    timings["read"] += time.perf_counter() - t_read
+
+    state = {
+        "input": source.fingerprint,
+        "entities": None if entities is None else (
+            _frame_fingerprint(entities) if isinstance(entities, pd.DataFrame) else _file_fingerprint(Path(entities))),
+        "model": [predictor.uri, predictor.model_name, predictor.model_version, predictor.run_id],
+        "as_of": str(as_of), "reasons": reasons, "chunk_disputes": int(chunk_disputes),
+        "max_inactive": open_rule_max_inactive, "engine": engine,
+    }
+    # Latest plausible event time: fixed per day (identical reruns) and kept on resume.
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
+    if work.exists():
+        try:
+            old = json.loads((work / "state.json").read_text(encoding="utf-8"))
+            now = pd.Timestamp(old.pop("now"))
+        except (OSError, ValueError, KeyError):
+            old = None
+        if old != state:
+            shutil.rmtree(work)
+    resumed = work.exists()
+    state["now"] = str(now)
+    if not resumed:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for sub in ("parts", "prepared", "scores"):
+            (work / sub).mkdir(parents=True)
+        (work / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+
+    # -- partition ---------------------------------------------------------------------
+    t0 = time.perf_counter()
+    part_marker = work / "parts" / "partition.done"
+    if part_marker.exists():
+        counts = json.loads(part_marker.read_text(encoding="utf-8"))
+    else:
+        try:
+            n_rows, n_ids = source.count_disputes()
+            n_chunks = max(1, math.ceil(n_ids / chunk_disputes))
+            if source.dataset is not None:
+                source.write_parts(work / "parts", n_chunks)
+        except DataError:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        counts = {"rows": n_rows, "disputes": n_ids, "n_chunks": n_chunks}
+        _mark_done(part_marker, counts)
+    n_chunks = counts["n_chunks"]
+    timings["read"] += time.perf_counter() - t0
+
+    if engine == "spark":
+        from ._spark import run_spark_chunks
+
+        run_spark_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
+                         entities=ents, reasons=reasons, max_inactive=open_rule_max_inactive,
+                         master=master, timings=timings, now=now)
+    else:
+        _run_local_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
+                          entities=ents, reasons=reasons, max_inactive=open_rule_max_inactive, timings=timings,
+                          now=now)
+
+    # -- finalize ----------------------------------------------------------------------
+    t_w = time.perf_counter()
+    final = work / "final"
+    if final.exists():
+        shutil.rmtree(final)
+    result = _finalize(work, final, n_chunks=n_chunks, schema=schema, entities=ents, predictor=predictor,
+                       as_of=as_of)
+    chunk_info = [json.loads((work / "scores" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
+                  for i in range(n_chunks)]
+    stage_times = [json.loads((work / "prepared" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
+                   for i in range(n_chunks)]
+    for info in chunk_info + stage_times:
+        for k, v in info.get("timings", {}).items():
+            timings[k] += v
+    rej_disputes = sum(info["disputes_rejected"] for info in stage_times)
+    rej_rows = len(result["rejects"])
+    n_scored = len(result["scores"])
+    n_not_open = len(result["not_scored"])
+    n_read = counts["disputes"]
+    tiers = result["scores"]["tier"].astype(str).value_counts()
+    manifest = {
+        "riskmodel_batch": 1,
+        "as_of": str(as_of),
+        "engine": engine,
+        "input": {"events": source.description, "fingerprint": source.fingerprint,
+                  "entities": state["entities"]},
+        "model": {"name": predictor.model_name, "version": predictor.model_version, "run_id": predictor.run_id,
+                  "uri": predictor.uri},
+        "parameters": {"latest_plausible_event_time": str(now), "reasons": reasons, "chunk_disputes": int(chunk_disputes), "n_chunks": n_chunks,
+                       "open_rule_max_inactive": open_rule_max_inactive},
+        "counts": {
+            "events_read": counts["rows"],
+            "events_rejected": rej_rows,
+            "disputes_read": n_read,
+            "disputes_scored": n_scored,
+            "disputes_rejected": rej_disputes,
+            "disputes_not_open": n_not_open,
+            "reconciles": n_read == n_scored + rej_disputes + n_not_open,
+            "not_open_by_reason": {str(k): int(v) for k, v in
+                                   result["not_scored"]["reason"].value_counts().sort_index().items()},
+            "tiers": {t: int(tiers.get(t, 0)) for t in ("red", "yellow", "blue")},
+        },
+        "files": sorted(p.name for p in final.iterdir()) + ["manifest.json"],
+        "libraries": _library_versions(),
+        "resumed": resumed,
+    }
+    if not manifest["counts"]["reconciles"]:  # pragma: no cover - an accounting bug, never data
+        raise RuntimeError(f"batch accounting does not reconcile: {manifest['counts']}")
+    timings["write"] += time.perf_counter() - t_w
+    manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    manifest["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    (final / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str),
+                                         encoding="utf-8")
+    _swap_in(final, out)
+    shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _swap_in(final: Path, out: Path) -> None:
+    """Rename ``final`` onto ``out``; an existing ``out`` is moved aside first, then deleted."""
+    aside = None
+    if out.exists():
+        aside = out.parent / f".old-{out.name}-{os.getpid()}"
+        if aside.exists():
+            shutil.rmtree(aside)
+        os.rename(out, aside)
+    os.rename(final, out)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, as_of, entities, reasons,
+                      max_inactive, timings: dict, now: pd.Timestamp) -> None:
+    schema = predictor.model._schema()
+    prep_dir, score_dir = work / "prepared", work / "scores"
+    progress = _Progress(n_chunks, "prepare")
+    for i in range(n_chunks):
+        marker = prep_dir / f"chunk-{i:05d}.done"
+        if marker.exists():
+            progress.update(0, resumed=True)
+            continue
+        t0 = time.perf_counter()
+        raw = source.chunk(i, n_chunks, work / "parts")
+        t1 = time.perf_counter()
+        clean, rejects, summary = prepare_chunk(raw, schema, now)
+        t2 = time.perf_counter()
+        raw_ids = pd.unique(raw[schema.entity_col].dropna())
+        n_rej = int((~_isin(raw_ids, clean[schema.entity_col])).sum())
+        _write_parquet(clean, prep_dir / f"clean-{i:05d}.parquet")
+        _write_parquet(rejects, prep_dir / f"rejects-{i:05d}.parquet")
+        _write_parquet(summary, prep_dir / f"summary-{i:05d}.parquet")
+        t3 = time.perf_counter()
+        _mark_done(marker, {"disputes_rejected": n_rej, "timings": {"read": t1 - t0, "validate": t2 - t1,
+                                                                    "write": t3 - t2}})
+        progress.update(len(raw))
+        del raw, clean, rejects, summary
+    progress.close()
+
+    progress = _Progress(n_chunks, "score")
+    die_after = int(os.environ.get(_DIE_AFTER_ENV, "0") or 0)
+    done_now = 0
+    for i in range(n_chunks):
+        marker = score_dir / f"chunk-{i:05d}.done"
+        if marker.exists():
+            progress.update(0, resumed=True)
+            continue
+        t0 = time.perf_counter()
+        clean = pd.read_parquet(prep_dir / f"clean-{i:05d}.parquet")
+        others = [prep_dir / f"summary-{j:05d}.parquet" for j in range(n_chunks) if j != i]
+        context = _context_rows(others, clean, predictor.model, as_of) if len(clean) else None
+        t1 = time.perf_counter()
+        scores, not_scored, chunk_t = score_chunk(clean, context, predictor, as_of, entities=entities,
+                                                  reasons=reasons, max_inactive=max_inactive)
+        t2 = time.perf_counter()
+        _write_parquet(scores, score_dir / f"scores-{i:05d}.parquet")
+        _write_parquet(not_scored, score_dir / f"not_scored-{i:05d}.parquet")
+        chunk_t["read"] += t1 - t0
+        chunk_t["write"] += time.perf_counter() - t2
+        _mark_done(marker, {"scored": len(scores), "timings": chunk_t})
+        progress.update(len(clean))
+        done_now += 1
+        if die_after and done_now >= die_after:
+            os._exit(137)  # test hook: simulate a killed job
+    progress.close()

@@ -1,0 +1,235 @@
+"""score_batch: accounting, determinism, resume, atomicity, input flavours, memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel import (
+    DataError,
+    FeatureBuilder,
+    ModelError,
+    RiskModel,
+    make_cutoffs,
+    make_labels,
+    open_disputes,
+    prepare_events,
+)
+from riskmodel._artifact import save_model_dir
+from riskmodel._batch import score_batch
+from riskmodel._registry import load
+from riskmodel._simulate import simulate_disputes
+
+AS_OF = "2024-06-01"
+OUTPUTS = ("scores", "worklists", "station_summary", "rejects", "not_scored")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    sim = simulate_disputes(3000, start="2022-01-01", end="2024-12-31", seed=1)
+    ev = prepare_events(sim.events, sim.schema)
+    lab = make_labels(ev, make_cutoffs(ev, sim.schema, entities=sim.entities), sim.schema)
+    lab = lab[~lab.censored]
+    model = RiskModel(schema=sim.schema, features=FeatureBuilder(schema=sim.schema))
+    model.fit(ev, lab, entities=sim.entities)
+    return save_model_dir(model, tmp_path_factory.mktemp("model") / "model")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A scoring input with injected bad rows, as parquet file, parquet directory and CSV."""
+    sim = simulate_disputes(1200, start="2022-01-01", end="2024-12-31", seed=7)
+    events = sim.events.copy()
+    events["time"] = events["time"].astype(str)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(events), 40, replace=False)
+    events.loc[rows[:10], "dispute_id"] = None
+    events.loc[rows[10:25], "time"] = "not a time"
+    events.loc[rows[25:40], "time"] = "2099-01-01 00:00:00"
+    # a dispute whose every row is bad is a rejected dispute
+    dead = pd.DataFrame({"dispute_id": ["DEAD-1"] * 3, "time": ["garbage", "2099-05-05", "??"],
+                         "kind": ["call"] * 3, "narrative": ["x"] * 3, "party_id": ["P-DEAD"] * 3})
+    events = pd.concat([events, dead], ignore_index=True)
+    root = tmp_path_factory.mktemp("data")
+    events.to_parquet(root / "events.parquet", index=False)
+    (root / "events_dir").mkdir()
+    half = len(events) // 2
+    events.iloc[:half].to_parquet(root / "events_dir" / "a.parquet", index=False)
+    events.iloc[half:].to_parquet(root / "events_dir" / "b.parquet", index=False)
+    events.to_csv(root / "events.csv", index=False)
+    sim.entities.to_parquet(root / "entities.parquet", index=False)
+    return {"root": root, "events": events, "sim": sim, "entities": root / "entities.parquet"}
+
+
+def _read_outputs(out: Path) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_parquet(out / f"{name}.parquet") for name in OUTPUTS}
+
+
+def _assert_same_outputs(a: Path, b: Path) -> None:
+    left, right = _read_outputs(a), _read_outputs(b)
+    for name in OUTPUTS:
+        pd.testing.assert_frame_equal(left[name], right[name], check_dtype=False, obj=name)
+
+
+def test_counts_reconcile_with_bad_rows(model_dir, data, tmp_path):
+    out = tmp_path / "out"
+    m = score_batch(model=str(model_dir), events=data["root"] / "events.parquet", entities=data["entities"],
+                    as_of=AS_OF, out=out, chunk_disputes=400)
+    c = m["counts"]
+    n_ids = data["events"]["dispute_id"].nunique()
+    assert c["disputes_read"] == n_ids
+    assert c["disputes_read"] == c["disputes_scored"] + c["disputes_rejected"] + c["disputes_not_open"]
+    assert c["disputes_rejected"] == 1  # DEAD-1
+    assert c["events_rejected"] == 43
+    assert m["parameters"]["n_chunks"] == 4
+    rejects = pd.read_parquet(out / "rejects.parquet")
+    reason = rejects["reject_reason"]
+    assert reason.str.startswith("null id").sum() == 10
+    assert reason.str.contains("unparseable").sum() == 17  # 15 injected + 2 in DEAD-1
+    assert reason.str.contains("future").sum() == 16
+    scores = pd.read_parquet(out / "scores.parquet")
+    not_scored = pd.read_parquet(out / "not_scored.parquet")
+    accounted = set(scores["dispute_id"]) | set(not_scored["dispute_id"]) | {"DEAD-1"}
+    assert accounted == set(data["events"]["dispute_id"].dropna())
+    assert not set(scores["dispute_id"]) & set(not_scored["dispute_id"])
+    assert {"model_name", "model_version", "run_id", "station", "category"} <= set(scores.columns)
+    assert scores["dispute_id"].is_monotonic_increasing
+    flagged = scores[scores["tier"].isin(["red", "yellow"])]
+    assert (flagged["reasons"].str.len() > 0).all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == c
+    assert set(manifest["timings_s"]) >= {"read", "features", "predict", "reasons", "write", "total"}
+    assert manifest["libraries"]["lightgbm"]
+    work = list(tmp_path.glob(".tmp-*"))
+    assert not work
+
+
+def test_chunked_equals_direct_predict(model_dir, data, tmp_path):
+    """Chunks see the other chunks' cross-dispute rows: same scores as one predict call."""
+    sim = data["sim"]
+    out = tmp_path / "out"
+    score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=AS_OF, out=out,
+                chunk_disputes=300)
+    got = pd.read_parquet(out / "scores.parquet")
+    cut = open_disputes(sim.events, AS_OF, sim.schema, entities=sim.entities)
+    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=sim.entities)
+    ref = ref.sort_values("dispute_id").reset_index(drop=True)
+    assert got["dispute_id"].tolist() == ref["dispute_id"].tolist()
+    np.testing.assert_allclose(got["probability"], ref["probability"], rtol=1e-9)
+    assert (got["tier"].astype(str) == ref["tier"].astype(str)).all()
+    assert (got["reasons"] == ref["reasons"]).all()
+
+
+def test_identical_across_runs_and_replaces_atomically(model_dir, data, tmp_path):
+    kw = dict(model=str(model_dir), events=data["root"] / "events.parquet", entities=data["entities"],
+              as_of=AS_OF, chunk_disputes=400)
+    score_batch(out=tmp_path / "a", **kw)
+    (tmp_path / "a" / "stale.txt").write_text("old run")
+    score_batch(out=tmp_path / "a", **kw)  # replaces the previous output
+    score_batch(out=tmp_path / "b", **kw)
+    assert not (tmp_path / "a" / "stale.txt").exists()
+    _assert_same_outputs(tmp_path / "a", tmp_path / "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("flavour", ["csv", "dir", "frame"])
+def test_input_flavours_agree(model_dir, data, tmp_path, flavour):
+    ref = tmp_path / "ref"
+    score_batch(model=str(model_dir), events=data["root"] / "events.parquet", entities=data["entities"],
+                as_of=AS_OF, out=ref, chunk_disputes=400)
+    source = {"csv": data["root"] / "events.csv", "dir": data["root"] / "events_dir",
+              "frame": data["events"]}[flavour]
+    m = score_batch(model=str(model_dir), events=source, entities=data["entities"], as_of=AS_OF,
+                    out=tmp_path / "got", chunk_disputes=400)
+    assert m["counts"]["disputes_rejected"] == 1
+    got, want = _read_outputs(tmp_path / "got"), _read_outputs(ref)
+    for name in ("scores", "worklists", "station_summary", "not_scored"):
+        pd.testing.assert_frame_equal(got[name], want[name], check_dtype=False, obj=name)
+    assert len(got["rejects"]) == len(want["rejects"])
+
+
+def test_fatal_errors_leave_no_output(model_dir, data, tmp_path):
+    out = tmp_path / "out"
+    broken = data["events"].drop(columns=["kind"])
+    with pytest.raises(DataError, match="missing required column.*'kind'"):
+        score_batch(model=str(model_dir), events=broken, entities=data["entities"], as_of=AS_OF, out=out)
+    with pytest.raises(ModelError, match="not found"):
+        score_batch(model=str(tmp_path / "no-such-model"), events=data["events"], as_of=AS_OF, out=out)
+    with pytest.raises(DataError, match="does not exist"):
+        score_batch(model=str(model_dir), events=tmp_path / "nope.parquet", as_of=AS_OF, out=out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fatal_error_keeps_previous_output(model_dir, data, tmp_path):
+    out = tmp_path / "out"
+    score_batch(model=str(model_dir), events=data["events"], entities=data["entities"], as_of=AS_OF, out=out)
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(DataError):
+        score_batch(model=str(model_dir), events=data["events"].drop(columns=["time"]),
+                    entities=data["entities"], as_of=AS_OF, out=out)
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+_RUN = textwrap.dedent(
+    """
+    import sys
+    from riskmodel._batch import score_batch
+    score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
+                out=sys.argv[5], chunk_disputes=int(sys.argv[6]))
+    """
+)
+
+
+def test_kill_and_rerun_is_identical(model_dir, data, tmp_path):
+    args = [str(model_dir), str(data["root"] / "events.parquet"), str(data["entities"]), AS_OF]
+    env = dict(os.environ, RISKMODEL_BATCH_DIE_AFTER_CHUNKS="1")
+    killed = subprocess.run([sys.executable, "-c", _RUN, *args, str(tmp_path / "resumed"), "400"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 137, killed.stderr
+    assert not (tmp_path / "resumed").exists()
+    work = tmp_path / ".tmp-resumed-20240601T000000"
+    assert len(list((work / "scores").glob("chunk-*.done"))) == 1
+    m = score_batch(model=args[0], events=args[1], entities=args[2], as_of=AS_OF, out=tmp_path / "resumed",
+                    chunk_disputes=400)
+    assert m["resumed"]
+    score_batch(model=args[0], events=args[1], entities=args[2], as_of=AS_OF, out=tmp_path / "plain",
+                chunk_disputes=400)
+    _assert_same_outputs(tmp_path / "resumed", tmp_path / "plain")
+    assert not work.exists()
+
+
+_PEAK = textwrap.dedent(
+    """
+    import resource, sys
+    from riskmodel._batch import score_batch
+    score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of="2024-06-01",
+                out=sys.argv[4], chunk_disputes=int(sys.argv[5]), reasons="none")
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """
+)
+
+
+@pytest.mark.slow
+def test_memory_bounded_by_chunk_size(model_dir, tmp_path):
+    peaks = {}
+    for n in (5_000, 20_000):
+        sim = simulate_disputes(n, start="2022-01-01", end="2024-12-31", seed=3)
+        sim.events.to_parquet(tmp_path / f"ev{n}.parquet", index=False)
+        sim.entities.to_parquet(tmp_path / f"ent{n}.parquet", index=False)
+        del sim
+        res = subprocess.run(
+            [sys.executable, "-c", _PEAK, str(model_dir), str(tmp_path / f"ev{n}.parquet"),
+             str(tmp_path / f"ent{n}.parquet"), str(tmp_path / f"out{n}"), "2500"],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert res.returncode == 0, res.stderr
+        peaks[n] = int(res.stdout.strip().splitlines()[-1])
+    assert peaks[20_000] <= 1.3 * peaks[5_000], peaks
