@@ -5,6 +5,7 @@ red / yellow / blue tiers and per-case reasons, an MLflow lifecycle and a nightl
 scorer. See ``README.md`` and ``docs/`` for the whole picture.
 """
 
+from ._batch import score_batch
 from ._config import ExperimentConfig, load_config
 from ._errors import ConfigError, DataError, DataWarning, ModelError
 from ._features import DEFAULT_KEYWORDS, FeatureBuilder, PreparedEvents, prepare_events
@@ -36,6 +37,7 @@ __all__ = [
     "prepare_events",
     "promote",
     "rollback",
+    "score_batch",
     "simulate_disputes",
     "train",
     "ModelError",
