@@ -143,8 +143,9 @@ def make_labels(
     """Label each cutoff: did an outcome event happen in ``[as_of, as_of + horizon)``?
 
     Outcome events before ``as_of`` are history, not label. A cutoff whose horizon runs
-    past ``observed_until`` (default: the last event time) and which has no outcome in
-    the observed part is *censored*: its label is missing (``<NA>``), not 0.
+    past ``observed_until`` (default: the last event time) is *censored*: its label is 1
+    if an outcome was already observed, else missing (``<NA>``), never a silent 0. Drop
+    censored rows before training: keeping only their positives would bias the rate.
 
     Returns
     -------
@@ -184,11 +185,13 @@ def make_labels(
         hit = np.bincount(owner[inside], minlength=len(cut)) > 0
     else:
         hit = np.zeros(len(cut), dtype=bool)
-    censored = ~hit & (as_of + h > end_ns)
+    # Censored = the horizon is not fully observed, whatever happened in the observed part:
+    # keeping early positives but dropping negatives of the same rows would bias the rate.
+    censored = as_of + h > end_ns
     out = cutoffs.copy()
     out["as_of"] = cut["as_of"]
-    out["label"] = pd.array(np.where(censored, 0, hit.astype(np.int8)), dtype="Int8")
-    out.loc[censored, "label"] = pd.NA
+    out["label"] = pd.array(hit.astype(np.int8), dtype="Int8")
+    out.loc[censored & ~hit, "label"] = pd.NA
     out["censored"] = censored
     return out
 

@@ -86,8 +86,8 @@ def test_censoring():
     out = make_labels(events, cutoffs, SCHEMA, horizon="90D")
     # horizon runs past the last observed time and nothing happened yet: unknown, not 0
     assert out["label"].isna().tolist() == [True, False, False]
-    assert out["censored"].tolist() == [True, False, False]
-    # an outcome inside the observed part is a positive, censored or not
+    assert out["censored"].tolist() == [True, True, False]
+    # an outcome inside the observed part is a positive, but the row is still censored
     assert out["label"].iloc[1] == 1
     # horizon fully observed (2023-10-01 + 90D < 2024-02-15) and no outcome: a real 0
     assert out["label"].iloc[2] == 0
@@ -155,8 +155,8 @@ def reference_labels(events, cutoffs, horizon, observed_until):
     for _, c in cutoffs.iterrows():
         mine = outcomes[(outcomes["dispute_id"] == c["dispute_id"])]
         hit = ((mine["time"] >= c["as_of"]) & (mine["time"] < c["as_of"] + h)).any()
-        cens = (not hit) and (c["as_of"] + h > observed_until)
-        labels.append(pd.NA if cens else int(hit))
+        cens = c["as_of"] + h > observed_until
+        labels.append(pd.NA if cens and not hit else int(hit))
         censored.append(cens)
     return labels, censored
 

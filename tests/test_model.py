@@ -1,0 +1,347 @@
+"""RiskModel: end-to-end fit / predict, tiers, overrides, reasons vs SHAP, time order, generality."""
+
+from __future__ import annotations
+
+import copy
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from riskmodel import (
+    DataError,
+    DataWarning,
+    EventSchema,
+    FeatureBuilder,
+    ModelError,
+    Override,
+    RiskModel,
+    TierPolicy,
+    make_cutoffs,
+    make_labels,
+    prepare_events,
+)
+from riskmodel._metrics import score_metrics
+from riskmodel._simulate import simulate_disputes
+
+HORIZON = "90D"
+# one thread: robust and fast enough when other jobs share the two cores
+LGBM = {"num_threads": 1}
+KIND_LABELS = {
+    "call_110": ("110报警", "110 call"),
+    "quarrel": ("争吵", "quarrel"),
+    "follow_up": ("回访", "follow-up"),
+    "mediation_success": ("调解成功", "successful mediation"),
+    "mediation_failed": ("调解失败", "failed mediation"),
+    "threat": ("扬言报复", "threat of revenge"),
+    "property_damage": ("毁坏财物", "property damage"),
+    "fight": ("打架", "fight"),
+    "petition": ("信访", "petition"),
+    "self_harm_threat": ("扬言自伤", "self-harm threat"),
+    "criminal_case": ("刑事案件", "criminal case"),
+    "injury": ("伤害", "injury"),
+    "other": ("其他事件", "other events"),
+}
+COLUMN_LABELS = {"category": ("纠纷类型", "dispute type"), "station": ("派出所", "station"),
+                 "opened_at": ("立案", "opened")}  # fmt: skip
+OVERRIDE = Override(
+    name="threat_weapon_7d",
+    conditions=(("count_threat_7D", ">", 0), ("kw_weapon_7D", ">", 0)),
+    tier="red",
+    reason_zh="近7天扬言报复且提及凶器",
+    reason_en="threat and weapon words in the last 7 days",
+)
+RAW_NAME = re.compile(r"\b(count|kw|days_since|ctx|streak|party|trend)_[a-z0-9_]+")
+
+
+def _model(schema, **params) -> RiskModel:
+    features = FeatureBuilder(
+        schema=schema,
+        streaks=(("mediation_failed", "mediation_success"),),
+        keyword_windows=("7D", "30D", "365D"),
+    )
+    defaults = dict(
+        schema=schema,
+        features=features,
+        lgbm_params=LGBM,
+        kind_labels=KIND_LABELS,
+        column_labels=COLUMN_LABELS,
+        tier_policy=TierPolicy(method="share", red=0.05, yellow=0.15, overrides=(OVERRIDE,)),
+    )
+    defaults.update(params)
+    return RiskModel(**defaults)
+
+
+@pytest.fixture(scope="module")
+def data():
+    sim = simulate_disputes(5000, start="2023-01-01", end="2025-12-31", seed=1)
+    ev = prepare_events(sim.events, sim.schema)
+    cut = make_cutoffs(ev, sim.schema, entities=sim.entities)
+    lab = make_labels(ev, cut, sim.schema, horizon=HORIZON)
+    end = pd.Timestamp(ev.times_ns.max())
+    # complete outcome windows only (positives of partial windows would bias the rates)
+    lab = lab[lab["as_of"] + pd.Timedelta(HORIZON) <= end].reset_index(drop=True)
+    ids = sim.entities["dispute_id"]
+    holdout = set(ids.iloc[::10])  # 10% of disputes never seen in training
+    seen = ~lab["dispute_id"].isin(holdout)
+    return {
+        "sim": sim,
+        "ev": ev,
+        "train": lab[seen].reset_index(drop=True),
+        "unseen": lab[~seen].reset_index(drop=True),
+    }
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    sim = data["sim"]
+    return _model(sim.schema).fit(data["ev"], data["train"], entities=sim.entities)
+
+
+@pytest.fixture(scope="module")
+def scored(data, fitted):
+    """Predictions and features for the latest 3 months of training cutoffs (with reasons)."""
+    sim, train = data["sim"], data["train"]
+    rows = train[train["as_of"] >= train["as_of"].max() - pd.Timedelta("80D")]
+    out = fitted.predict(data["ev"], rows, entities=sim.entities)
+    X = fitted.transform_features(data["ev"], rows, entities=sim.entities)
+    return rows, out, X
+
+
+# ------------------------------------------------------------------------------------------
+# end to end
+
+
+def test_predict_columns_and_tiers(data, fitted, scored):
+    rows, out, _ = scored
+    assert list(out.columns) == [
+        "dispute_id", "as_of", "probability", "tier", "reasons", "reason_features", "overrides",
+    ]  # fmt: skip
+    assert out.index.equals(rows.index)
+    assert (out["dispute_id"].to_numpy() == rows["dispute_id"].to_numpy()).all()
+    assert out["probability"].between(0, 1).all()
+    assert list(out["tier"].cat.categories) == ["red", "yellow", "blue"]
+    assert set(out["tier"]) == {"red", "yellow", "blue"}
+    flagged = out["tier"] != "blue"
+    assert (out.loc[flagged, "reasons"] != "").all()
+    # a reasonable model on held-out later rows
+    assert score_metrics(rows["label"].astype(int), out["probability"])["roc_auc"] > 0.7
+    assert fitted.training_summary_["n_cutoffs"] == len(data["train"])
+    assert set(fitted.timings_) == {"features", "lightgbm", "calibration"}
+
+
+def test_tier_policy_share_matches_targets_on_reference(fitted):
+    ref = np.asarray(fitted.reference_["probability"])
+    tiers = fitted.tier_policy_.assign(ref)
+    red, yellow = np.mean(tiers == "red"), np.mean(tiers == "yellow")
+    assert red <= 0.05 and red == pytest.approx(0.05, abs=0.01)
+    assert red + yellow <= 0.20 and red + yellow == pytest.approx(0.20, abs=0.01)
+
+
+def test_tier_policy_probability_cutoffs(data, fitted, scored):
+    rows, _, _ = scored
+    model = copy.deepcopy(fitted)
+    model.tier_policy_ = TierPolicy(method="probability", red=0.15, yellow=0.05).fit(
+        np.asarray(fitted.reference_["probability"])
+    )
+    out = model.predict(data["ev"], rows, entities=data["sim"].entities, reasons="none")
+    p = out["probability"].to_numpy()
+    expected = np.where(p >= 0.15, "red", np.where(p >= 0.05, "yellow", "blue"))
+    assert (out["tier"].astype(str).to_numpy() == expected).all()
+
+
+def test_tier_policy_precision_and_determinism(data, fitted, scored):
+    """Refit with a precision policy: same seed -> identical probabilities; precision met."""
+    rows, out, _ = scored
+    policy = TierPolicy(method="precision", red=0.3, yellow=0.1)
+    model = clone(fitted).set_params(tier_policy=policy)
+    model.fit(data["ev"], data["train"], entities=data["sim"].entities)
+    again = model.predict(data["ev"], rows, entities=data["sim"].entities, reasons="none")
+    np.testing.assert_array_equal(again["probability"].to_numpy(), out["probability"].to_numpy())
+
+    ref_p = np.asarray(model.reference_["probability"])
+    ref_y = np.asarray(model.reference_["label"])
+    for target, threshold in ((0.3, model.tier_policy_.red_threshold_), (0.1, model.tier_policy_.yellow_threshold_)):
+        flagged = ref_p >= threshold
+        if flagged.any():
+            assert ref_y[flagged].mean() >= target
+    assert np.isfinite(model.tier_policy_.yellow_threshold_)
+
+
+def test_override_lifts_to_red_and_says_so(data, fitted):
+    train = data["train"]
+    X = fitted.transform_features(data["ev"], train, entities=data["sim"].entities)
+    hit = (X["count_threat_7D"] > 0) & (X["kw_weapon_7D"] > 0)
+    assert hit.sum() > 0, "the simulation should contain threat + weapon cases"
+    rows = train[hit.to_numpy()]
+    out = fitted.predict(data["ev"], rows, entities=data["sim"].entities)
+    assert (out["tier"] == "red").all()
+    assert (out["overrides"] == "threat_weapon_7d").all()
+    assert out["reasons"].str.startswith("[规则] 近7天扬言报复且提及凶器 / [rule] threat and weapon").all()
+    # it is a lift: at least some of these were not red by probability alone
+    by_prob = fitted.tier_policy_.assign(out["probability"].to_numpy())
+    assert (by_prob != "red").any()
+
+
+# ------------------------------------------------------------------------------------------
+# reasons
+
+
+def test_reasons_are_readable_phrases(scored):
+    _, out, _ = scored
+    flagged = out[out["tier"] != "blue"]
+    for text in flagged["reasons"].head(200):
+        for phrase in text.split("; "):
+            zh, en = phrase.split(" / ", 1)
+            assert re.search(r"[\u4e00-\u9fff]", zh), phrase
+            assert re.search(r"[a-z]", en), phrase
+            assert not RAW_NAME.search(phrase), phrase
+    assert flagged["reasons"].str.contains("扬言报复").any()
+
+
+def test_reasons_agree_with_shap(fitted, scored):
+    _, out, X = scored
+    contrib = fitted.explain(X)
+    raw = fitted.predict_raw(X)
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), np.log(raw / (1 - raw)), atol=1e-6)
+    flagged = np.flatnonzero((out["tier"] != "blue").to_numpy())
+    values = contrib.drop(columns="bias").to_numpy()
+    k = fitted.top_k_reasons
+    checked = 0
+    for i in flagged[:300]:
+        names = [n for n in out["reason_features"].iloc[i].split(",") if n]
+        assert 1 <= len(names) <= k
+        kth = np.sort(values[i])[::-1][k - 1]
+        for name in names:
+            c = contrib[name].iloc[i]
+            assert c > 0 and c >= kth - 1e-12, (name, c, kth)
+            checked += 1
+    assert checked > 0
+
+
+# ------------------------------------------------------------------------------------------
+# time order, unseen data
+
+
+def test_time_ordered_split(fitted):
+    dates = {k: [pd.Timestamp(x) for x in v] for k, v in fitted.split_dates_.items()}
+    assert dates["train"][1] < dates["validation"][0]
+    assert dates["validation"][1] < dates["calibration"][0]
+    assert dates["train"][0] <= dates["train"][1]
+
+
+def test_predict_unseen_disputes_and_kinds(data, fitted):
+    sim, unseen = data["sim"], data["unseen"]
+    out = fitted.predict(data["ev"], unseen, entities=sim.entities)
+    assert len(out) == len(unseen) and out["probability"].notna().all()
+    assert score_metrics(unseen["label"].astype(int), out["probability"])["roc_auc"] > 0.65
+
+    new_events = pd.DataFrame(
+        {
+            "dispute_id": ["DNEW1"] * 3,
+            "time": pd.to_datetime(["2025-05-02 10:00", "2025-05-20 11:00", "2025-06-03 21:00"]),
+            "kind": ["call_110", "arson_threat", "threat"],
+            "narrative": ["邻居吵架", "他说要放火烧房子", "扬言报复"],
+            "party_id": ["PNEW1", "PNEW2", "PNEW1"],
+        }
+    )
+    events = pd.concat([sim.events, new_events], ignore_index=True)
+    entities = pd.concat([sim.entities, sim.entities.iloc[[0]].assign(dispute_id="DNEW1")], ignore_index=True)
+    cut = pd.DataFrame({"dispute_id": ["DNEW1", unseen["dispute_id"].iloc[0]],
+                        "as_of": pd.to_datetime(["2025-06-10", "2025-06-10"])})  # fmt: skip
+    with pytest.warns(DataWarning, match="arson_threat"):
+        new = fitted.predict(events, cut, entities=entities)
+    assert new["probability"].between(0, 1).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        X = fitted.transform_features(events, cut.iloc[:1], entities=entities)
+    assert X["count_other_all"].iloc[0] == 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# generality: another event log with other column names
+
+
+def _subject_log(n_subjects=3000, seed=7):
+    """Per-subject events: risk z drives alarms / complaints and the 'failure' outcome."""
+    rng = np.random.default_rng(seed)
+    t0, months = pd.Timestamp("2021-01-01"), 36
+    segment = rng.choice(["a", "b", "c"], n_subjects, p=[0.5, 0.3, 0.2])
+    age = rng.uniform(20, 80, n_subjects)
+    z = rng.normal(size=n_subjects) + np.select([segment == "b", segment == "c"], [0.4, 0.8], 0.0) + (age - 50) / 40
+    start = rng.uniform(-12, months - 6, n_subjects).clip(0)  # staggered entry, in months
+    rates = {  # events per month while active
+        "visit": np.full(n_subjects, 1.5),
+        "complaint": 0.3 * np.exp(0.5 * z),
+        "alarm": 0.2 * np.exp(1.0 * z),
+        "failure": 0.02 * np.exp(1.1 * z),
+    }
+    frames = []
+    for kind, rate in rates.items():
+        n = rng.poisson(rate * (months - start))
+        subject = np.repeat(np.arange(n_subjects), n)
+        days = (start[subject] + rng.uniform(0, 1, n.sum()) * (months - start[subject])) * 30.4
+        frames.append(pd.DataFrame({"subject": subject, "days": days, "event_type": kind}))
+    ev = pd.concat(frames, ignore_index=True)
+    ev["subject"] = "S" + ev["subject"].astype(str).str.zfill(5)
+    ev["ts"] = t0 + pd.to_timedelta(ev.pop("days"), unit="D")
+    entities = pd.DataFrame(
+        {
+            "subject": "S" + pd.Series(np.arange(n_subjects)).astype(str).str.zfill(5),
+            "segment": pd.Categorical(segment),
+            "age": age,
+        }
+    )
+    schema = EventSchema(
+        entity_col="subject", time_col="ts", kind_col="event_type", text_col=None, party_col=None,
+        entity_categorical_cols=("segment",), entity_numeric_cols=("age",), entity_time_cols=(),
+        group_cols=(), closed_col=None, outcome_kinds=("failure",),
+    )  # fmt: skip
+    return ev[["subject", "ts", "event_type"]], entities, schema
+
+
+def test_generic_event_log():
+    events, entities, schema = _subject_log()
+    ev = prepare_events(events, schema)
+    cut = make_cutoffs(ev, schema, entities=entities, start="2021-04-01", freq="2MS")
+    lab = make_labels(ev, cut, schema, horizon=HORIZON)
+    end = pd.Timestamp(ev.times_ns.max())
+    lab = lab[lab["as_of"] + pd.Timedelta(HORIZON) <= end].reset_index(drop=True)
+    assert 0.05 < lab["label"].astype(float).mean() < 0.11
+    split = pd.Timestamp("2023-01-01")
+    train = lab[lab["as_of"] + pd.Timedelta(HORIZON) <= split]
+    test = lab[lab["as_of"] >= split]
+    model = RiskModel(schema=schema, lgbm_params=LGBM).fit(ev, train, entities=entities)
+    assert "age" in model.feature_names_ and "segment" in model.feature_names_
+    assert not any(n.startswith(("kw_", "party_", "ctx_")) for n in model.feature_names_)
+    out = model.predict(ev, test, entities=entities)
+    y = test["label"].to_numpy(dtype=int)
+    assert score_metrics(y, out["probability"])["roc_auc"] > 0.65
+    assert out["probability"].mean() == pytest.approx(y.mean(), abs=0.02)
+    assert (out["reasons"][out["tier"] != "blue"] != "").all()
+
+
+# ------------------------------------------------------------------------------------------
+# errors
+
+
+def test_fit_without_label_column(data):
+    train = data["train"].drop(columns="label")
+    with pytest.raises(DataError, match="no label column 'label'"):
+        _model(data["sim"].schema).fit(data["ev"], train, entities=data["sim"].entities)
+
+
+def test_fit_with_censored_labels(data):
+    train = data["train"].copy()
+    train["label"] = train["label"].astype("Int8")
+    train.loc[train.index[-5:], "label"] = pd.NA
+    with pytest.raises(DataError, match="5 cutoff.*censored"):
+        _model(data["sim"].schema).fit(data["ev"], train, entities=data["sim"].entities)
+
+
+def test_predict_before_fit(data):
+    with pytest.raises(ModelError, match="not fitted"):
+        _model(data["sim"].schema).predict(data["ev"], data["train"].head(5), entities=data["sim"].entities)
