@@ -115,7 +115,8 @@ def test_artifact_is_pickle_free_and_loads_with_pickle_disabled(store, first, tm
         "import riskmodel as rm; "
         f"m = mlflow.pyfunc.load_model({str(path)!r}); "
         "sim = rm.simulate_disputes(200, start='2024-01-01', end='2024-12-31', seed=5); "
-        "ev = sim.events.merge(sim.entities[['dispute_id','category','station','opened_at']], on='dispute_id'); "
+        "ents = sim.entities.astype({'category': str, 'station': str}); "
+        "ev = sim.events.merge(ents[['dispute_id','category','station','opened_at']], on='dispute_id'); "
         "out = m.predict(ev, params={'as_of': '2024-11-01T00:00:00'}); "
         "print(len(out), sorted(out['tier'].astype(str).unique()))"
     )
