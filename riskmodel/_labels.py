@@ -8,7 +8,7 @@ import pandas as pd
 from ._errors import DataError
 from ._features import PreparedEvents, prepare_events
 from ._schema import EventSchema, validate_cutoffs, validate_entities
-from ._timeline import Clock
+from ._timeline import Clock, expand_ranges
 
 __all__ = ["make_cutoffs", "make_labels", "open_disputes"]
 
@@ -109,9 +109,7 @@ def make_cutoffs(
         stop = np.where(has, np.minimum(stop, bound), stop)
     lo = np.searchsorted(grid_ns, first, side="right")  # first event strictly before g
     hi = np.searchsorted(grid_ns, stop, side="left")  # g < stop
-    lengths = np.maximum(hi - lo, 0)
-    owner = np.repeat(np.arange(len(spans)), lengths)
-    pos = np.repeat(lo, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    owner, pos = expand_ranges(lo, hi)
     as_of = grid_ns[pos]
     keep = np.ones(len(owner), dtype=bool)
     if max_inactive is not None:
@@ -174,17 +172,11 @@ def make_labels(
     keys = clock.keys(codes, clock.ticks(times))
     lo_pos = np.searchsorted(keys, clock.keys(q_codes, clock.ticks(as_of)), side="left")
     hi_pos = np.searchsorted(keys, clock.keys(q_codes, clock.ticks(as_of + h)), side="right")
-    # refine quantisation boundaries with exact times: count outcomes in [as_of, as_of+h)
-    owner = np.repeat(np.arange(len(cut)), np.maximum(hi_pos - lo_pos, 0))
-    if len(owner):
-        from ._timeline import expand_ranges
-
-        owner, pos = expand_ranges(lo_pos, hi_pos)
-        t = times[pos]
-        inside = (t >= as_of[owner]) & (t < as_of[owner] + h)
-        hit = np.bincount(owner[inside], minlength=len(cut)) > 0
-    else:
-        hit = np.zeros(len(cut), dtype=bool)
+    # refine the quantised search with exact times: outcomes in [as_of, as_of + h)
+    owner, pos = expand_ranges(lo_pos, hi_pos)
+    t = times[pos]
+    inside = (t >= as_of[owner]) & (t < as_of[owner] + h)
+    hit = np.bincount(owner[inside], minlength=len(cut)) > 0
     # Censored = the horizon is not fully observed, whatever happened in the observed part:
     # keeping early positives but dropping negatives of the same rows would bias the rate.
     censored = as_of + h > end_ns
