@@ -1,6 +1,7 @@
 """The ``riskmodel`` command: a thin shell over the library.
 
-Subcommands: ``demo``, ``simulate``, ``train``, ``promote``, ``rollback``, ``score``.
+Subcommands: ``demo``, ``simulate``, ``train``, ``promote``, ``rollback``, ``score``,
+``sweep``.
 Errors a user can fix (bad data, bad config, missing model) print one clear line and
 exit with status 2; they never print a traceback.
 """
@@ -82,6 +83,73 @@ def _cmd_score(args) -> int:
     counts = manifest["counts"]
     print(f"scored {counts['disputes_scored']:,} disputes, rejected {counts['disputes_rejected']:,}; "
           f"output in {args.out}")
+    return 0
+
+
+def _load_model(uri: str):
+    from ._registry import load
+
+    if "://" not in uri and ":/" not in uri and not Path(uri).exists():
+        raise ModelError(f"model {uri!r} not found: no such folder, and not a models:/ or runs:/ URI.")
+    try:
+        return load(uri)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken artifact is a model problem
+        raise ModelError(f"could not load model {uri!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _write_frame(frame, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
+def _cmd_sweep(args) -> int:
+    """From one case (or a pattern) to every open dispute sharing its risk pattern."""
+    from ._config import read_table
+    from ._nightly import read_nightly
+    from ._sweep import parse_pattern, sweep
+
+    if (args.like is None) and (args.pattern is None):
+        raise ConfigError("pass --like DISPUTE_ID or --pattern \"column op value & ...\".")
+    pattern = parse_pattern(args.pattern) if args.pattern else None
+    night = read_nightly(args.scores)
+    needs_features = args.like is not None or any(c not in night.scores.columns for c in pattern.columns)
+    model = events = entities = None
+    if needs_features:
+        uri = args.model or night.manifest.get("model", {}).get("uri")
+        events_path = args.events or night.manifest.get("input", {}).get("events")
+        if not uri:
+            raise ConfigError("this sweep needs the model: pass --model (the scores' manifest names none).")
+        if not events_path or not Path(events_path).exists():
+            raise ConfigError("this sweep needs the event log to recompute features: pass --events PATH.")
+        model = _load_model(uri)
+        events = read_table(events_path)
+        entities = read_table(args.entities) if args.entities else None
+    result = sweep(night, like=args.like, pattern=pattern, model=model, events=events, entities=entities,
+                   method=args.method, area=args.area, min_similarity=args.min_similarity,
+                   n_neighbours=args.neighbours)
+    m = result.matches
+    if result.case:
+        c = result.case
+        print(f"case {c['id']}: {c['category']}, p={c['probability']:.3f} as of {c['as_of']}")
+        print("  top drivers: " + ", ".join(f"{k} {v:+.2f}" for k, v in c["top_contributions"].items()))
+    print(f"rule: {result.pattern}")
+    print(f"{len(m):,} open disputes match ({int(m['by_rule'].sum()):,} by rule, "
+          f"{int(m['by_similarity'].sum()):,} by similarity) in {m[args.area].nunique() if args.area in m else 1} "
+          f"{args.area or 'area'}(s)")
+    if len(m):
+        print(result.by_area().head(30).to_string(index=False))
+        cols = [c for c in (args.area, "rank", "dispute_id", "probability", "tier", "category") if c in m.columns]
+        print("\nhighest risk:")
+        print(m.sort_values("probability", ascending=False)[cols].head(10).to_string(index=False))
+    if args.out:
+        _write_frame(m, args.out)
+        print(f"\nwork lists written to {args.out}")
     return 0
 
 
@@ -187,6 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "spark"], default="local")
     p.add_argument("--master", default=None)
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("sweep", help="from one case to every open dispute sharing its risk pattern")
+    p.add_argument("--scores", required=True, help="a `riskmodel score` output folder (the open disputes)")
+    p.add_argument("--like", default=None, help="dispute id of the case (e.g. one that just escalated)")
+    p.add_argument("--pattern", default=None, help='rule, e.g. "category=building & count_threat_30D>0"')
+    p.add_argument("--model", default=None, help="model URI / folder (default: the one in the scores' manifest)")
+    p.add_argument("--events", default=None, help="event log (default: the scores' input, if a path)")
+    p.add_argument("--entities", default=None)
+    p.add_argument("--method", choices=["both", "rule", "similar"], default="both")
+    p.add_argument("--area", default="station")
+    p.add_argument("--min-similarity", type=float, default=0.7)
+    p.add_argument("--neighbours", type=int, default=100)
+    p.add_argument("--out", default=None, help="write the matches as .parquet or .csv")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 

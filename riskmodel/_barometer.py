@@ -1,0 +1,182 @@
+"""The barometer (晴雨表): dispute risk by area and day, for the command centre's screen.
+
+From a series of nightly score outputs, :func:`barometer` counts the open disputes of
+every area (station by default) and day by tier, with tier shares, the mean probability
+and the change against the same area one week earlier. :func:`plot_barometer_heatmap`
+and :func:`plot_tier_trend` draw it (matplotlib, Agg canvas, no ``pyplot``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ._errors import ConfigError, DataError
+from ._nightly import TIERS, concat_scores
+from ._plots import TIER_COLOURS, _finish, _new_figure
+
+__all__ = ["barometer", "plot_barometer_heatmap", "plot_tier_trend"]
+
+CITY = "(city)"
+"""Area label of the city-wide rows (``area=None``)."""
+_UNKNOWN = "(unknown)"
+_CHANGE_COLS = ("n", "red", "red_share", "flagged_share", "mean_probability")
+
+
+def barometer(scores, *, area: str | None = "station", change_days: int = 7) -> pd.DataFrame:
+    """Risk by area and day: counts and shares by tier, mean probability, weekly change.
+
+    Parameters
+    ----------
+    scores : DataFrame, path or sequence of them
+        Nightly score outputs: ``riskmodel score`` folders, :class:`NightlyOutput`, or
+        scores frames (``as_of``, ``probability``, ``tier`` and the ``area`` column).
+        The day of a row is its ``as_of`` date.
+    area : str or None, default="station"
+        Column to aggregate by; ``None`` for one city-wide row per day (area ``"(city)"``).
+        Disputes with a missing area count under ``"(unknown)"``.
+    change_days : int, default=7
+        The ``*_change`` columns compare each area and day with the same area
+        ``change_days`` days earlier (NaN when that night is missing).
+
+    Returns
+    -------
+    DataFrame
+        One row per (area, day), sorted by day then area: ``area`` (named after the
+        column), ``day``, ``n``, ``red``, ``yellow``, ``blue``, ``red_share``,
+        ``yellow_share``, ``blue_share``, ``flagged_share`` (red + yellow),
+        ``mean_probability``, and ``n_change``, ``red_change``, ``red_share_change``,
+        ``flagged_share_change``, ``mean_probability_change``.
+
+    Raises
+    ------
+    DataError
+        A missing output folder, or a scores frame without the needed columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"as_of": ["2024-06-01"] * 3, "probability": [0.3, 0.1, 0.01],
+    ...                   "tier": ["red", "yellow", "blue"], "station": ["S1", "S1", "S2"]})
+    >>> barometer(s)[["station", "n", "red", "red_share"]]
+      station  n  red  red_share
+    0      S1  2    1        0.5
+    1      S2  1    0        0.0
+    >>> barometer(s, area="district")
+    Traceback (most recent call last):
+    ...
+    riskmodel._errors.DataError: scores have no area column 'district'; columns: ['as_of', 'probability', 'tier', 'station']. Pass area= one of them, or area=None for the city.
+    """
+    if not isinstance(change_days, int | np.integer) or change_days < 1:
+        raise ConfigError(f"change_days must be a positive integer, got {change_days!r}.")
+    frame = concat_scores(scores)
+    if area is not None and area not in frame.columns:
+        raise DataError(f"scores have no area column {area!r}; columns: {list(frame.columns)}. "
+                        "Pass area= one of them, or area=None for the city.")
+    name = area or "area"
+    keys = pd.DataFrame({
+        name: (frame[area].astype(object).fillna(_UNKNOWN).astype(str) if area else CITY),
+        "day": frame["as_of"].dt.normalize(),
+    })
+    tier = frame["tier"].astype(object)
+    parts = keys.assign(n=1, probability=frame["probability"].to_numpy(dtype=float),
+                        **{t: (tier == t).to_numpy(dtype=np.int64) for t in TIERS})
+    table = parts.groupby([name, "day"], sort=False).agg(
+        n=("n", "sum"), red=("red", "sum"), yellow=("yellow", "sum"), blue=("blue", "sum"),
+        mean_probability=("probability", "mean")).reset_index()
+    for t in TIERS:
+        table[f"{t}_share"] = table[t] / table["n"]
+    table["flagged_share"] = (table["red"] + table["yellow"]) / table["n"]
+    previous = table[[name, "day", *_CHANGE_COLS]].copy()
+    previous["day"] = previous["day"] + pd.Timedelta(days=int(change_days))
+    table = table.merge(previous, on=[name, "day"], how="left", suffixes=("", "_previous"))
+    for col in _CHANGE_COLS:
+        table[f"{col}_change"] = table[col] - table.pop(f"{col}_previous")
+    order = [name, "day", "n", *TIERS, *(f"{t}_share" for t in TIERS), "flagged_share", "mean_probability",
+             *(f"{c}_change" for c in _CHANGE_COLS)]
+    return table[order].sort_values(["day", name], kind="stable").reset_index(drop=True)
+
+
+def _area_col(table: pd.DataFrame) -> str:
+    if not isinstance(table, pd.DataFrame) or "day" not in table.columns or "n" not in table.columns:
+        raise DataError("expected the table returned by barometer(...) (columns area, day, n, ...).")
+    return table.columns[0]
+
+
+def plot_barometer_heatmap(table: pd.DataFrame, *, value: str = "flagged_share", max_areas: int = 40,
+                           title: str | None = None) -> Figure:
+    """Heat map of areas (rows) by days (columns) of one barometer value.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The output of :func:`barometer`.
+    value : str, default="flagged_share"
+        Column to colour by, e.g. ``"red_share"``, ``"mean_probability"``, ``"red"``.
+    max_areas : int, default=40
+        Areas shown: the ones with the highest value on the last day (the rest are
+        summarised in the title).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    area = _area_col(table)
+    if value not in table.columns:
+        raise DataError(f"barometer table has no column {value!r}; choose one of {list(table.columns[2:])}.")
+    grid = table.pivot(index=area, columns="day", values=value).sort_index(axis=1)
+    n_areas = len(grid)
+    if len(grid.columns):
+        grid = grid.sort_values(grid.columns[-1], ascending=False, na_position="last", kind="stable")
+    grid = grid.head(max_areas)
+    days = [pd.Timestamp(d) for d in grid.columns]
+    fig = _new_figure(min(4.0 + 0.35 * len(days), 14.0), min(2.0 + 0.28 * len(grid), 14.0))
+    ax = fig.add_subplot()
+    data = np.ma.masked_invalid(grid.to_numpy(dtype=float))
+    image = ax.imshow(data, aspect="auto", cmap="YlOrRd", interpolation="nearest")
+    ax.set_yticks(np.arange(len(grid)), labels=[str(a) for a in grid.index])
+    step = max(1, int(np.ceil(len(days) / 16)))
+    ticks = np.arange(0, len(days), step)
+    ax.set_xticks(ticks, labels=[days[i].strftime("%m-%d") for i in ticks], rotation=45, ha="right")
+    ax.set_xlabel("day")
+    ax.set_ylabel(area)
+    fig.colorbar(image, ax=ax, label=value.replace("_", " "))
+    shown = f" (top {len(grid)} of {n_areas})" if n_areas > len(grid) else ""
+    ax.set_title(title or f"{value.replace('_', ' ')} by {area} and day{shown}")
+    return _finish(fig)
+
+
+def plot_tier_trend(table: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """City-wide tier shares by day (one line per tier), with the open-dispute count.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The output of :func:`barometer` (any area: rows are summed per day).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _area_col(table)
+    daily = table.groupby("day", sort=True)[["n", *TIERS]].sum()
+    fig = _new_figure(8.0, 4.0)
+    ax = fig.add_subplot()
+    for t in TIERS:
+        share = daily[t] / daily["n"].where(daily["n"] > 0)
+        ax.plot(daily.index, share, marker="o", markersize=3, color=TIER_COLOURS[t], label=t)
+    ax.set_ylabel("share of open disputes")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    counts = ax.twinx()
+    counts.bar(daily.index, daily["n"], color="grey", alpha=0.15, width=0.8, label="open disputes")
+    counts.set_ylabel("open disputes")
+    ax.set_zorder(counts.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    ax.set_title(title or "tier shares by day")
+    return _finish(fig)
