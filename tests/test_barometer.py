@@ -1,0 +1,125 @@
+"""barometer: counts and shares by area and day add up to the scores; weekly change; plots."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from riskmodel import DataError, barometer, plot_barometer_heatmap, plot_tier_trend, read_nightly
+from riskmodel._barometer import CITY
+
+
+def _night(day: str, n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    prob = rng.beta(1, 20, n)
+    tier = np.where(prob > 0.12, "red", np.where(prob > 0.06, "yellow", "blue"))
+    station = rng.choice(["S01", "S02", "S03", None], n, p=[0.4, 0.3, 0.25, 0.05])
+    return pd.DataFrame({"dispute_id": [f"D{i:05d}" for i in range(n)], "as_of": pd.Timestamp(day),
+                         "probability": prob, "tier": pd.Categorical(tier, categories=["red", "yellow", "blue"]),
+                         "station": station, "category": rng.choice(["building", "debt"], n)})
+
+
+@pytest.fixture(scope="module")
+def nights() -> list[pd.DataFrame]:
+    days = pd.date_range("2024-06-01", periods=10, freq="D")
+    return [_night(str(d.date()), 200 + 10 * i, i) for i, d in enumerate(days)]
+
+
+@pytest.fixture(scope="module", params=["frames", "folders", "one_frame"])
+def source(request, nights, tmp_path_factory):
+    if request.param == "frames":
+        return nights
+    if request.param == "one_frame":
+        return pd.concat(nights, ignore_index=True)
+    root = tmp_path_factory.mktemp("nights")
+    dirs = []
+    for frame in nights:
+        d = root / f"night-{frame['as_of'].iloc[0].date()}"
+        d.mkdir()
+        frame.to_parquet(d / "scores.parquet", index=False)
+        dirs.append(d)
+    return dirs
+
+
+def test_sums_match_the_scores(source, nights):
+    table = barometer(source)
+    allscores = pd.concat(nights, ignore_index=True)
+    assert table["n"].sum() == len(allscores)
+    for t in ("red", "yellow", "blue"):
+        assert table[t].sum() == (allscores["tier"] == t).sum()
+    assert (table[["red", "yellow", "blue"]].sum(axis=1) == table["n"]).all()
+    np.testing.assert_allclose(table[["red_share", "yellow_share", "blue_share"]].sum(axis=1), 1.0)
+    # against a plain reference: one groupby per day and station
+    ref = allscores.assign(station=allscores["station"].fillna("(unknown)"), day=allscores["as_of"].dt.normalize())
+    ref = ref.groupby(["station", "day"]).agg(n=("probability", "size"), mean_probability=("probability", "mean"),
+                                              red=("tier", lambda t: int((t == "red").sum())))
+    got = table.set_index(["station", "day"]).loc[ref.index]
+    np.testing.assert_array_equal(got["n"], ref["n"])
+    np.testing.assert_array_equal(got["red"], ref["red"])
+    np.testing.assert_allclose(got["mean_probability"], ref["mean_probability"])
+    assert "(unknown)" in set(table["station"])
+
+
+def test_city_rows_and_weekly_change(nights):
+    city = barometer(nights, area=None)
+    assert list(city["area"].unique()) == [CITY]
+    assert len(city) == 10
+    assert city["n"].tolist() == [len(f) for f in nights]
+    assert city["n_change"].iloc[:7].isna().all()
+    for i in range(7, 10):
+        assert city["n_change"].iloc[i] == len(nights[i]) - len(nights[i - 7])
+        expected = city["red_share"].iloc[i] - city["red_share"].iloc[i - 7]
+        assert city["red_share_change"].iloc[i] == pytest.approx(expected)
+    by_cat = barometer(nights, area="category")
+    assert set(by_cat["category"]) == {"building", "debt"}
+
+
+def test_missing_night_gives_nan_change(nights):
+    table = barometer([nights[0], nights[8]], area=None)
+    assert table["n_change"].isna().all()  # 8 days apart, not 7
+
+
+def test_errors(nights, tmp_path):
+    with pytest.raises(DataError, match="no area column 'district'"):
+        barometer(nights, area="district")
+    with pytest.raises(DataError, match="missing column"):
+        barometer(nights[0].drop(columns="tier"))
+    with pytest.raises(DataError, match="does not exist"):
+        barometer([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="has no scores.parquet"):
+        read_nightly(tmp_path / "empty")
+    bad = nights[0].astype({"tier": object})
+    bad.loc[0, "tier"] = "green"
+    with pytest.raises(DataError, match="tier outside"):
+        barometer(bad)
+
+
+def _png_is_not_blank(fig: Figure) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    import matplotlib.image as mpimg
+
+    buf.seek(0)
+    pixels = mpimg.imread(buf, format="png")
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    assert pixels[..., :3].std() > 0.05
+
+
+def test_plots(nights):
+    table = barometer(nights)
+    heat = plot_barometer_heatmap(table)
+    assert isinstance(heat, Figure)
+    assert len(heat.axes[0].get_yticklabels()) == table["station"].nunique()
+    _png_is_not_blank(heat)
+    trend = plot_tier_trend(table)
+    assert [line.get_label() for line in trend.axes[0].get_lines()] == ["red", "yellow", "blue"]
+    _png_is_not_blank(trend)
+    small = plot_barometer_heatmap(table, value="red", max_areas=2)
+    assert len(small.axes[0].get_yticklabels()) == 2
+    with pytest.raises(DataError, match="no column 'nope'"):
+        plot_barometer_heatmap(table, value="nope")
