@@ -5,6 +5,7 @@ red / yellow / blue tiers and per-case reasons, an MLflow lifecycle and a nightl
 scorer. See ``README.md`` and ``docs/`` for the whole picture.
 """
 
+from ._audit import AuditResult, audit_outcomes, escalations_from
 from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend
 from ._batch import score_batch
 from ._config import ExperimentConfig, load_config
@@ -22,6 +23,7 @@ from ._tiers import TIERS, Override, TierPolicy
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditResult",
     "ConfigError",
     "DataError",
     "DataWarning",
@@ -36,7 +38,9 @@ __all__ = [
     "SweepInputs",
     "SweepPattern",
     "SweepResult",
+    "audit_outcomes",
     "barometer",
+    "escalations_from",
     "load",
     "load_config",
     "make_cutoffs",

@@ -128,14 +128,19 @@ def as_nightly(item) -> NightlyOutput:
                     f"{type(item).__name__}.")
 
 
+def as_nightly_list(items) -> list[NightlyOutput]:
+    """One item or a sequence of them (see :func:`as_nightly`), as a list of NightlyOutput."""
+    if isinstance(items, pd.DataFrame | NightlyOutput | str | Path):
+        items = [items]
+    return [as_nightly(item) for item in items]
+
+
 def concat_scores(items: Sequence | Iterable) -> pd.DataFrame:
     """One scores frame from several nights (folders, NightlyOutputs or frames).
 
     A single DataFrame is accepted as is (it may already hold several ``as_of`` days).
     """
-    if isinstance(items, pd.DataFrame | NightlyOutput | str | Path):
-        items = [items]
-    frames = [as_nightly(item).scores for item in items]
+    frames = [o.scores for o in as_nightly_list(items)]
     if not frames:
         raise DataError("no score outputs given; pass at least one `riskmodel score` folder.")
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

@@ -1,0 +1,280 @@
+"""The outcome audit (复盘): did the nightly tiers see the escalations coming?
+
+Given the escalations observed later (an event log with outcome events, or a table of
+escalations) and the nightly score outputs, :func:`audit_outcomes` finds for every
+escalation the tier its dispute had when it was last scored before escalating, the share
+caught in red / yellow, how early the dispute was first flagged, and the missed cases with
+their reasons (recomputed with the model for blue cases, whose reasons the batch skips).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ._errors import ConfigError, DataError, format_examples
+from ._nightly import as_nightly_list
+
+__all__ = ["AuditResult", "audit_outcomes", "escalations_from"]
+
+_STATUS = ("red", "yellow", "blue", "not scored")
+
+
+def escalations_from(outcomes: pd.DataFrame, *, id_col: str = "dispute_id", time_col: str | None = None,
+                     kind_col: str = "kind", outcome_kinds: Sequence[str] = ("criminal_case", "injury"),
+                     ) -> pd.DataFrame:
+    """First escalation per dispute, from an event log or a table of escalations.
+
+    Parameters
+    ----------
+    outcomes : DataFrame
+        Either an event log (it has ``kind_col``: rows whose kind is in ``outcome_kinds``
+        are escalations) or one row per escalation (every row is one).
+    id_col : str, default="dispute_id"
+    time_col : str, optional
+        Default: ``escalated_at`` if present, else ``time``.
+    kind_col : str, default="kind"
+    outcome_kinds : sequence of str, default=("criminal_case", "injury")
+
+    Returns
+    -------
+    DataFrame
+        ``id_col``, ``escalated_at`` (earliest per dispute), ``outcome_kind`` (or None);
+        sorted by time.
+
+    Raises
+    ------
+    DataError
+        Missing columns, unparseable times.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"dispute_id": ["A", "A", "B", "A"], "kind": ["threat", "injury", "call", "criminal_case"],
+    ...                     "time": ["2024-06-02", "2024-06-05", "2024-06-03", "2024-06-09"]})
+    >>> escalations_from(log)
+      dispute_id escalated_at outcome_kind
+    0          A   2024-06-05       injury
+    >>> escalations_from(log[["dispute_id"]])
+    Traceback (most recent call last):
+    ...
+    riskmodel._errors.DataError: outcomes need a time column ('escalated_at' or 'time'); they have ['dispute_id']. Pass time_col=...
+    """
+    if not isinstance(outcomes, pd.DataFrame):
+        raise DataError(f"outcomes must be a DataFrame, got {type(outcomes).__name__}.")
+    if id_col not in outcomes.columns:
+        raise DataError(f"outcomes have no id column {id_col!r}; they have {list(outcomes.columns)[:20]}.")
+    if time_col is None:
+        time_col = next((c for c in ("escalated_at", "time") if c in outcomes.columns), None)
+    if time_col is None or time_col not in outcomes.columns:
+        raise DataError(f"outcomes need a time column ({time_col!r} or 'escalated_at' or 'time'); they have "
+                        f"{list(outcomes.columns)[:20]}. Pass time_col=..." if time_col else
+                        f"outcomes need a time column ('escalated_at' or 'time'); they have "
+                        f"{list(outcomes.columns)[:20]}. Pass time_col=...")
+    rows = outcomes
+    kind = None
+    if kind_col in outcomes.columns:
+        is_outcome = outcomes[kind_col].isin(list(outcome_kinds))
+        rows = outcomes[is_outcome]
+        kind = rows[kind_col].astype(object)
+    times = pd.to_datetime(rows[time_col], errors="coerce", format="mixed")
+    if getattr(times.dt, "tz", None) is not None:
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    bad = times.isna() & rows[time_col].notna()
+    if bad.any():
+        raise DataError(f"outcomes: {int(bad.sum())} unparseable time(s) in {time_col!r}, e.g. "
+                        f"{format_examples(rows.loc[bad, time_col].unique())}.")
+    out = pd.DataFrame({id_col: rows[id_col].astype(object).astype(str).to_numpy(),
+                        "escalated_at": times.to_numpy().astype("datetime64[ns]"),
+                        "outcome_kind": kind.to_numpy() if kind is not None else None})
+    out = out[out["escalated_at"].notna() & rows[id_col].notna().to_numpy()]
+    out = out.sort_values(["escalated_at", id_col], kind="stable").drop_duplicates(id_col)
+    return out.reset_index(drop=True)
+
+
+@dataclass
+class AuditResult:
+    """Outcome audit of a period.
+
+    Attributes
+    ----------
+    cases : DataFrame
+        One row per audited escalation: id, ``escalated_at``, ``status`` (``red``,
+        ``yellow``, ``blue`` or ``not scored``), ``caught``, ``last_scored_as_of``,
+        ``probability``, ``reasons``, ``first_flagged_as_of``, ``lead_days`` (escalation
+        minus first red/yellow score within the horizon), ``not_scored_reason``, and the
+        area / category columns of the last score.
+    summary : dict
+        ``escalations``, ``scored``, ``red``, ``yellow``, ``blue``, ``not_scored``,
+        ``caught`` (red + yellow), ``caught_share`` (of all audited escalations),
+        ``caught_share_scored`` (of those scored), ``red_share``, ``median_lead_days``,
+        ``period``, ``horizon``, ``excluded_before_first_night``, ``excluded_after_horizon``.
+    """
+
+    cases: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def missed(self) -> pd.DataFrame:
+        """Escalations that were blue or not scored when last seen, most recent first."""
+        miss = self.cases[~self.cases["caught"]]
+        return miss.sort_values("escalated_at", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str) -> pd.Series:
+    """Reasons of the missed, scored cases at their last score, recomputed with the model."""
+    need = (cases["status"] == "blue") & (cases["reasons"].fillna("") == "")
+    if not need.any():
+        return cases["reasons"]
+    from ._sweep import _model_of, _prepare
+
+    rm = _model_of(model)
+    cut = pd.DataFrame({rm._schema().entity_col: cases.loc[need, id_col].to_numpy(),
+                        "as_of": cases.loc[need, "last_scored_as_of"].to_numpy()})
+    prepared = _prepare(events, rm._schema())
+    cut[rm._schema().entity_col] = cut[rm._schema().entity_col].astype(prepared.frame[rm._schema().entity_col].dtype)
+    scored = rm.predict(prepared, cut, entities=entities, reasons="all")
+    reasons = cases["reasons"].copy()
+    reasons.loc[need] = scored["reasons"].to_numpy()
+    return reasons
+
+
+def audit_outcomes(
+    nights,
+    outcomes: pd.DataFrame,
+    *,
+    horizon: str | pd.Timedelta = "90D",
+    id_col: str = "dispute_id",
+    time_col: str | None = None,
+    kind_col: str = "kind",
+    outcome_kinds: Sequence[str] = ("criminal_case", "injury"),
+    model=None,
+    events: pd.DataFrame | None = None,
+    entities: pd.DataFrame | None = None,
+) -> AuditResult:
+    """For each escalation, the tier its dispute had when last scored before it.
+
+    Parameters
+    ----------
+    nights : path, NightlyOutput, DataFrame or a sequence of them
+        The nightly score outputs of the period (folders also give the ``not_scored``
+        reasons).
+    outcomes : DataFrame
+        Later-observed outcomes: an event log or a table of escalations
+        (see :func:`escalations_from`).
+    horizon : str or Timedelta, default="90D"
+        A score counts for an escalation up to this long before it (the model's horizon).
+        Escalations after the last night + ``horizon`` are out of the audited period.
+    id_col, time_col, kind_col, outcome_kinds
+        Columns of ``outcomes`` (see :func:`escalations_from`).
+    model, events, entities : optional
+        With a model and the event log, the missed blue cases get their reasons
+        recomputed (the batch writes reasons for red and yellow only).
+
+    Returns
+    -------
+    AuditResult
+
+    Raises
+    ------
+    DataError
+        Missing folders or columns; ConfigError for a bad horizon.
+    """
+    try:
+        horizon = pd.Timedelta(horizon)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"horizon {horizon!r} is not a duration such as '90D': {exc}") from exc
+    if horizon <= pd.Timedelta(0):
+        raise ConfigError(f"horizon must be positive, got {horizon}.")
+    outputs = as_nightly_list(nights)
+    if not outputs:
+        raise DataError("no score outputs given; pass the nightly `riskmodel score` folders of the period.")
+    scores = pd.concat([o.scores for o in outputs], ignore_index=True)
+    if id_col not in scores.columns:
+        raise DataError(f"scores have no id column {id_col!r}; columns: {list(scores.columns)[:20]}.")
+    scores = scores.assign(**{id_col: scores[id_col].astype(object).astype(str),
+                              "as_of": scores["as_of"].astype("datetime64[ns]")})
+    esc = escalations_from(outcomes, id_col=id_col, time_col=time_col, kind_col=kind_col,
+                           outcome_kinds=outcome_kinds)
+    first, last = scores["as_of"].min(), scores["as_of"].max()
+    early = esc["escalated_at"] <= first
+    late = esc["escalated_at"] > last + horizon
+    esc = esc[~early & ~late].reset_index(drop=True)
+
+    # last score strictly before the escalation, within the horizon
+    right = scores.sort_values("as_of", kind="stable").rename(columns={"as_of": "last_scored_as_of"})
+    right["_t"] = right["last_scored_as_of"]
+    left = esc.sort_values("escalated_at", kind="stable")
+    merged = pd.merge_asof(left, right, left_on="escalated_at", right_on="_t", by=id_col,
+                           allow_exact_matches=False, direction="backward")
+    stale = merged["last_scored_as_of"].notna() & (merged["escalated_at"] - merged["last_scored_as_of"] > horizon)
+    score_cols = [c for c in right.columns if c not in (id_col, "_t")]
+    merged.loc[stale, score_cols] = np.nan
+    tier = merged.pop("tier").astype(object)
+    merged = merged.drop(columns="_t")
+    merged["status"] = pd.Categorical(tier.where(tier.notna(), "not scored"), categories=list(_STATUS))
+    merged["caught"] = merged["status"].isin(["red", "yellow"]).to_numpy()
+
+    # first red/yellow score within the horizon before the escalation: how early it was seen
+    flagged = scores.loc[scores["tier"].isin(["red", "yellow"]), [id_col, "as_of"]]
+    pairs = flagged.merge(esc[[id_col, "escalated_at"]], on=id_col)
+    pairs = pairs[(pairs["as_of"] < pairs["escalated_at"]) & (pairs["escalated_at"] - pairs["as_of"] <= horizon)]
+    first_flag = pairs.groupby(id_col)["as_of"].min().rename("first_flagged_as_of")
+    merged = merged.merge(first_flag, left_on=id_col, right_index=True, how="left")
+    merged["lead_days"] = (merged["escalated_at"] - merged["first_flagged_as_of"]) / pd.Timedelta(days=1)
+
+    # why the not-scored ones were not scored: the last night before the escalation
+    ns_frames = [o.not_scored.assign(as_of=pd.Timestamp(o.as_of).as_unit("ns")) for o in outputs
+                 if o.not_scored is not None and len(o.not_scored) and o.as_of is not None
+                 and {id_col, "reason"} <= set(o.not_scored.columns)]
+    merged["not_scored_reason"] = None
+    if ns_frames:
+        ns = pd.concat(ns_frames, ignore_index=True)
+        ns = ns.assign(**{id_col: ns[id_col].astype(object).astype(str),
+                          "as_of": ns["as_of"].astype("datetime64[ns]")}).sort_values("as_of", kind="stable")
+        ns = ns.rename(columns={"reason": "_reason", "as_of": "_ns_as_of"})
+        why = pd.merge_asof(merged[[id_col, "escalated_at"]].reset_index().sort_values("escalated_at"),
+                            ns[[id_col, "_ns_as_of", "_reason"]], left_on="escalated_at", right_on="_ns_as_of",
+                            by=id_col, allow_exact_matches=False, direction="backward").set_index("index")
+        merged["not_scored_reason"] = why["_reason"].reindex(merged.index).where(
+            merged["status"] == "not scored").to_numpy()
+    unseen = (merged["status"] == "not scored") & merged["not_scored_reason"].isna()
+    merged.loc[unseen, "not_scored_reason"] = "not in any nightly output before it escalated"
+    merged["reasons"] = merged["reasons"].fillna("") if "reasons" in merged.columns else ""
+    if model is not None and events is not None:
+        merged["reasons"] = _explain_missed(merged, model, events, entities, id_col)
+    if entities is not None and id_col in entities.columns:
+        attrs = entities.assign(**{id_col: entities[id_col].astype(object).astype(str)}).set_index(id_col)
+        for col in ("station", "category"):
+            if col in attrs.columns:
+                fill = merged[id_col].map(attrs[col].astype(object))
+                merged[col] = merged[col].astype(object).fillna(fill) if col in merged.columns else fill
+
+    lead = [id_col, "escalated_at", "outcome_kind", "status", "caught", "last_scored_as_of", "probability",
+            "station", "category", "first_flagged_as_of", "lead_days", "reasons", "not_scored_reason"]
+    cols = [c for c in lead if c in merged.columns] + [c for c in merged.columns if c not in lead]
+    cases = merged[cols].sort_values(["escalated_at", id_col], kind="stable").reset_index(drop=True)
+
+    counts = cases["status"].value_counts()
+    n = len(cases)
+    scored = n - int(counts.get("not scored", 0))
+    caught = int(cases["caught"].sum())
+    summary = {
+        "escalations": n,
+        "scored": scored,
+        **{s.replace(" ", "_"): int(counts.get(s, 0)) for s in _STATUS},
+        "caught": caught,
+        "caught_share": caught / n if n else float("nan"),
+        "caught_share_scored": caught / scored if scored else float("nan"),
+        "red_share": int(counts.get("red", 0)) / n if n else float("nan"),
+        "median_lead_days": float(cases["lead_days"].median()) if cases["lead_days"].notna().any() else float("nan"),
+        "period": [str(first), str(last + horizon)],
+        "horizon": str(horizon),
+        "nights": len(outputs) if len(outputs) > 1 else int(scores["as_of"].nunique()),
+        "excluded_before_first_night": int(early.sum()),
+        "excluded_after_horizon": int(late.sum()),
+    }
+    return AuditResult(cases=cases, summary=summary)
