@@ -15,6 +15,7 @@ from ._labels import make_cutoffs, make_labels, open_disputes
 from ._model import RiskModel
 from ._nightly import NightlyOutput, read_nightly
 from ._registry import Predictor, load, promote, rollback, train
+from ._report import render_report, write_report
 from ._schema import EventSchema, validate_cutoffs, validate_entities, validate_events
 from ._simulate import Simulation, simulate_disputes
 from ._sweep import SweepInputs, SweepPattern, SweepResult, parse_pattern, sweep, sweep_inputs
@@ -52,12 +53,14 @@ __all__ = [
     "prepare_events",
     "promote",
     "read_nightly",
+    "render_report",
     "rollback",
     "score_batch",
     "simulate_disputes",
     "sweep",
     "sweep_inputs",
     "train",
+    "write_report",
     "ModelError",
     "Override",
     "RiskModel",

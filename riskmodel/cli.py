@@ -1,7 +1,7 @@
 """The ``riskmodel`` command: a thin shell over the library.
 
 Subcommands: ``demo``, ``simulate``, ``train``, ``promote``, ``rollback``, ``score``,
-``sweep``.
+``sweep``, ``barometer``, ``report``.
 Errors a user can fix (bad data, bad config, missing model) print one clear line and
 exit with status 2; they never print a traceback.
 """
@@ -153,6 +153,44 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+def _cmd_barometer(args) -> int:
+    """Risk by area and day over nightly outputs: a table and two PNG plots."""
+    from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend
+    from ._plots import save_figure
+
+    table = barometer(list(args.scores), area=None if args.area in ("", "none") else args.area)
+    last = table[table["day"] == table["day"].max()]
+    cols = [table.columns[0], "n", "red", "yellow", "blue", "flagged_share", "mean_probability", "red_change"]
+    print(f"{table['day'].nunique()} night(s), {len(table):,} rows; last night by {table.columns[0]}:")
+    print(last.sort_values("red", ascending=False)[cols].head(30).to_string(index=False))
+    if args.out:
+        _write_frame(table, args.out)
+        print(f"table written to {args.out}")
+    if args.plots:
+        folder = Path(args.plots)
+        save_figure(plot_barometer_heatmap(table, value=args.value), folder / "barometer_heatmap.png")
+        save_figure(plot_tier_trend(table), folder / "tier_trend.png")
+        print(f"plots written to {folder}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    """The nightly HTML report: barometer, work lists, drift, audit."""
+    from ._config import read_table
+    from ._report import write_report
+
+    model = events = entities = None
+    if args.outcomes and args.model and args.events:
+        model = _load_model(args.model)
+        events = read_table(args.events)
+        entities = read_table(args.entities) if args.entities else None
+    out = write_report(args.out, scores=args.scores, history=args.history or [], outcomes=args.outcomes,
+                       horizon=args.horizon, model=model, events=events, entities=entities,
+                       area=None if args.area in ("", "none") else args.area)
+    print(f"report written to {out} ({out.stat().st_size / 1024:,.0f} KiB)")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     """Simulate a city, train with tracking, register, promote, score today, report."""
     import pandas as pd
@@ -269,6 +307,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", type=int, default=100)
     p.add_argument("--out", default=None, help="write the matches as .parquet or .csv")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("barometer", help="risk by station and day over nightly outputs (table + PNG plots)")
+    p.add_argument("--scores", required=True, nargs="+", help="`riskmodel score` output folders, one per night")
+    p.add_argument("--area", default="station", help="area column, or 'none' for the city")
+    p.add_argument("--value", default="flagged_share", help="heat map value, e.g. red_share, mean_probability")
+    p.add_argument("--out", default=None, help="write the table as .parquet or .csv")
+    p.add_argument("--plots", default=None, help="folder for barometer_heatmap.png and tier_trend.png")
+    p.set_defaults(func=_cmd_barometer)
+
+    p = sub.add_parser("report", help="the nightly self-contained HTML report")
+    p.add_argument("--scores", required=True, help="tonight's `riskmodel score` output folder")
+    p.add_argument("--history", nargs="*", default=[], help="earlier nights' folders (barometer trend, audit)")
+    p.add_argument("--outcomes", default=None, help="later-observed escalations: event log or table")
+    p.add_argument("--horizon", default="90D")
+    p.add_argument("--model", default=None, help="with --events: recompute the reasons of missed blue cases")
+    p.add_argument("--events", default=None)
+    p.add_argument("--entities", default=None)
+    p.add_argument("--area", default="station")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

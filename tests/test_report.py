@@ -1,0 +1,192 @@
+"""The nightly HTML report: self-contained, escaped, and rendered by a real headless browser."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel import (
+    DataWarning,
+    FeatureBuilder,
+    RiskModel,
+    audit_outcomes,
+    make_cutoffs,
+    make_labels,
+    prepare_events,
+    read_nightly,
+    render_report,
+    score_batch,
+    simulate_disputes,
+    write_report,
+)
+from riskmodel._registry import Predictor
+
+DAYS = ("2024-05-25", "2024-05-28", "2024-06-01")
+MONITORING = {
+    "status": "watch", "thresholds": {"watch": 0.1, "act": 0.25}, "score_psi": 0.137,
+    "features": [{"name": "count_threat_30D", "psi": 0.31, "status": "act"},
+                 {"name": "kw_weapon_30D", "psi": 0.12, "status": "watch"},
+                 {"name": "station", "psi": 0.02, "status": "ok", "informational": True}],
+    "tier_shares": {"reference": {"red": 0.05, "yellow": 0.15, "blue": 0.8},
+                    "current": {"red": 0.07, "yellow": 0.2, "blue": 0.73}},
+    "unseen_rate": {"categories": {"category": 0.0}, "kinds": 0.004},
+    "missing_text_rate": {"reference": 0.1, "current": 0.13},
+}
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory):
+    """Three nightly folders from a simulated city, plus its events (the outcomes)."""
+    sim = simulate_disputes(2500, start="2022-01-01", end="2024-12-31", seed=5)
+    ev = prepare_events(sim.events, sim.schema)
+    lab = make_labels(ev, make_cutoffs(ev, sim.schema, entities=sim.entities), sim.schema)
+    model = RiskModel(schema=sim.schema, features=FeatureBuilder(schema=sim.schema), n_estimators=80)
+    model.fit(ev, lab[~lab.censored], entities=sim.entities)
+    predictor = Predictor(model, model_name="dispute-risk", model_version="7", run_id="abc", uri="memory")
+    root = tmp_path_factory.mktemp("nights")
+    dirs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        for day in DAYS:
+            score_batch(model=predictor, events=sim.events, entities=sim.entities, as_of=day, out=root / day)
+            dirs.append(root / day)
+    manifest = json.loads((dirs[-1] / "manifest.json").read_text(encoding="utf-8"))
+    manifest.pop("monitoring", None)
+    (dirs[-1] / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    # a copy of tonight with drift results and a hostile category, to check escaping
+    hostile = root / "hostile"
+    shutil.copytree(dirs[-1], hostile)
+    manifest["monitoring"] = MONITORING
+    (hostile / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    for name in ("scores", "worklists"):
+        frame = pd.read_parquet(hostile / f"{name}.parquet")
+        first = frame.index[frame["tier"] == "red"][0] if (frame["tier"] == "red").any() else frame.index[0]
+        frame["category"] = frame["category"].astype(object)
+        frame.loc[first, "category"] = '<script>alert("x")</script><img src=http://evil.example/x.png>'
+        frame.to_parquet(hostile / f"{name}.parquet", index=False)
+    events_path = root / "events.parquet"
+    sim.events.to_parquet(events_path, index=False)
+    return {"dirs": dirs, "hostile": hostile, "sim": sim, "events": events_path, "root": root}
+
+
+def _images(text: str) -> list[str]:
+    return re.findall(r'<img [^>]*src="([^"]*)"', text)
+
+
+def test_report_is_self_contained_and_complete(nights):
+    audit = audit_outcomes(nights["dirs"], nights["sim"].events)
+    text = render_report(nights["dirs"][-1], history=nights["dirs"][:-1], audit=audit)
+    assert text.startswith("<!DOCTYPE html>")
+    for anchor in ('id="summary"', 'id="barometer"', 'id="worklists"', 'id="drift"', 'id="audit"'):
+        assert anchor in text
+    assert "no drift data" in text
+    assert "<script" not in text.lower()
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", text)
+    assert "@import" not in text and "url(" not in text
+    images = _images(text)
+    assert len(images) == 2
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    night = read_nightly(nights["dirs"][-1])
+    red = night.scores.loc[night.scores["tier"] == "red", "dispute_id"]
+    assert all(i in text for i in red.head(5))
+    assert f"{audit.summary['escalations']}</b>escalations" in text.replace(",", "")
+    assert "model dispute-risk version 7 (run abc)" in text
+
+
+def test_drift_section_and_escaping(nights):
+    text = render_report(nights["hostile"])
+    assert 'status-watch">watch' in text
+    assert "count_threat_30D" in text and "0.310" in text and "0.137" in text
+    assert "no drift data" not in text
+    assert "no outcomes given" in text
+    assert "<script" not in text.lower()
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert "evil.example" in text and not re.search(r"<img [^>]*evil", text)
+
+
+def test_write_report_and_cli(nights, tmp_path):
+    from riskmodel.cli import main
+
+    out = write_report(tmp_path / "a" / "report.html", scores=nights["dirs"][-1], history=nights["dirs"][:-1],
+                       outcomes=nights["events"])
+    assert out.exists() and "Outcome audit" in out.read_text(encoding="utf-8")
+    rc = main(["report", "--scores", str(nights["dirs"][-1]), "--history", *map(str, nights["dirs"][:-1]),
+               "--outcomes", str(nights["events"]), "--out", str(tmp_path / "cli.html")])
+    assert rc == 0 and (tmp_path / "cli.html").stat().st_size > 10_000
+    rc = main(["barometer", "--scores", *map(str, nights["dirs"]), "--out", str(tmp_path / "b.csv"),
+               "--plots", str(tmp_path / "plots")])
+    assert rc == 0
+    table = pd.read_csv(tmp_path / "b.csv")
+    assert table["n"].sum() == sum(len(pd.read_parquet(d / "scores.parquet")) for d in nights["dirs"])
+    assert (tmp_path / "plots" / "barometer_heatmap.png").exists()
+    assert main(["report", "--scores", str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")]) == 2
+
+
+_CHECK = """<script>
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var broken = imgs.filter(function (i) { return !i.complete || i.naturalWidth === 0; });
+  var out = document.createElement("pre");
+  out.id = "render-check";
+  out.textContent = JSON.stringify({images: imgs.length, broken: broken.length,
+    widths: imgs.map(function (i) { return i.naturalWidth; }),
+    tables: document.querySelectorAll("table").length, height: document.body.scrollHeight});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _run_chromium(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_report_renders_in_headless_chromium(nights, tmp_path):
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (scripts/setup.sh installs it where apt-get is available)")
+    text = render_report(nights["hostile"], history=nights["dirs"][:-1],
+                         audit=audit_outcomes(nights["dirs"], nights["sim"].events))
+    n_images = len(_images(text))
+    page = tmp_path / "report.html"
+    page.write_text(text, encoding="utf-8")
+    probe = tmp_path / "probe.html"  # the report itself has no script; the probe adds one
+    probe.write_text(text.replace("</body>", _CHECK + "</body>"), encoding="utf-8")
+    done = _run_chromium(binary, tmp_path, "--dump-dom", probe.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    match = re.search(r'<pre id="render-check">(.*?)</pre>', done.stdout, re.S)
+    assert match, done.stdout[-2000:]
+    check = json.loads(match.group(1).replace("&quot;", '"'))
+    assert check["images"] == n_images == 2
+    assert check["broken"] == 0, check
+    assert min(check["widths"]) > 100
+    assert check["tables"] >= 5 and check["height"] > 1500
+    assert "evil.example" not in "".join(re.findall(r'<img [^>]*src="([^"]*)"', done.stdout))
+
+    shot = tmp_path / "shot.png"
+    done = _run_chromium(binary, tmp_path, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri())
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (1600, 1200)
+    assert pixels.std() > 0.05  # not a blank page
+    assert (np.abs(pixels - pixels[0, 0]).sum(axis=2) > 0.3).mean() > 0.05
