@@ -139,6 +139,7 @@ def test_rule_sweep_precision_against_the_mechanism(world, pattern, signal, cate
     precision = ok.mean()
     open_truth = truth.loc[world["scores"]["dispute_id"].astype(str)]
     base = open_truth[signals].any(axis=1).mean()
+    print(f"rule sweep {pattern!r}: {len(m)} matches, precision {precision:.2f} vs base rate {base:.2f}")
     assert precision >= 0.8, (pattern, precision)
     assert precision > 4 * base
 
