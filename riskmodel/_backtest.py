@@ -248,8 +248,7 @@ def _fold_cuts(last_as_of: pd.Timestamp, period: pd.Timedelta, n_folds: int) -> 
 
 def _events_before(prepared: PreparedEvents, cut: pd.Timestamp) -> PreparedEvents:
     """The already validated, sorted events strictly before ``cut`` (no re-validation)."""
-    keep = prepared.times_ns < cut.value
-    return PreparedEvents(prepared.frame.loc[keep], prepared.schema, prepared.tz_aware)
+    return prepared.subset(prepared.times_ns < cut.value)
 
 
 def _record_warnings(caught, notes: list[str], fold: int) -> None:

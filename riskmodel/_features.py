@@ -14,10 +14,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.base import BaseEstimator
 
 from ._errors import DataError, DataWarning, ModelError, format_examples
-from ._schema import EventSchema, split_invalid_events, validate_cutoffs, validate_entities
+from ._schema import EventSchema, screen_events, validate_cutoffs, validate_entities
 from ._timeline import NS_PER_DAY, Clock, Timeline, expand_ranges
 
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
@@ -41,32 +43,113 @@ _NAT = np.iinfo(np.int64).min
 
 
 class PreparedEvents:
-    """Validated events as sorted arrays; build with :func:`prepare_events`.
+    """Validated events as arrays sorted by (entity, time); build with :func:`prepare_events`.
 
     Passing one to :meth:`FeatureBuilder.transform` instead of a DataFrame skips
     validation and sorting, which matters when the same log is featurised many times.
+    Columns are read lazily through the sort permutation: the numeric arrays
+    (``entity_codes``, ``times_ns``) are sorted, while string columns are factorised or
+    matched in their input order and only the resulting small integers are permuted.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Valid events with parsed times; sorted by (entity, time) unless ``order`` is given.
+    schema : EventSchema
+    tz_aware : bool
+        Whether the input times were timezone-aware.
+    entity_codes : (ndarray, Index), optional
+        Entity code of each sorted row and the id of each code, if already known.
+    order : ndarray of int, optional
+        Positions into ``frame`` in (entity, time) order.
     """
 
-    def __init__(self, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool, entity_codes=None):
-        self.frame = frame
+    def __init__(self, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool, entity_codes=None,
+                 *, order: np.ndarray | None = None, _shared: dict | None = None):
+        self._raw = frame
+        self._order = order
         self.schema = schema
         self.tz_aware = tz_aware
         if entity_codes is None:
-            entity_codes, self.entity_ids = pd.factorize(frame[schema.entity_col], sort=True)
+            ids = frame[schema.entity_col]
+            entity_codes, self.entity_ids = pd.factorize(ids if order is None else ids.take(order), sort=True)
         else:
             entity_codes, self.entity_ids = entity_codes
-        self.entity_codes = entity_codes.astype(np.int64)
-        self.times_ns = frame[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
-        self.kinds = frame[schema.kind_col]
+        self.entity_ids = pd.Index(self.entity_ids)
+        self.entity_codes = np.asarray(entity_codes, dtype=np.int64)
+        times = frame[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
+        self.times_ns = times if order is None else times[order]
         self._cache: dict = {}
+        # results computed on the input-ordered columns, shared with subsets of this log
+        self._shared = {} if _shared is None else _shared
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(self.entity_codes)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The events as a DataFrame sorted by (entity, time) (materialised on first use)."""
+        if self._order is None:
+            return self._raw
+        return self.cached("frame", lambda: self._raw.take(self._order).reset_index(drop=True))
 
     def cached(self, key, compute):
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
+
+    def _sorted(self, values: np.ndarray) -> np.ndarray:
+        return values if self._order is None else values[self._order]
+
+    def _shared_result(self, key, compute):
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
+
+    def codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
+        """Integer codes of ``column`` per sorted row (-1 where missing) and their values."""
+        def compute():
+            codes, uniques = self._shared_result(
+                ("factorize", column), lambda: pd.factorize(self._raw[column], use_na_sentinel=True))
+            return self._sorted(codes.astype(np.int64)), pd.Index(uniques)
+
+        return self.cached(("codes", column), compute)
+
+    @property
+    def kinds(self) -> pd.Series:
+        """Event kind of each sorted row."""
+        def compute():
+            codes, uniques = self.codes(self.schema.kind_col)
+            return pd.Series(np.asarray(uniques, dtype=object)[codes], dtype=object)
+
+        return self.cached("kinds", compute)
+
+    def is_kind(self, kinds: Sequence[str]) -> np.ndarray:
+        """Boolean mask of sorted rows whose kind is one of ``kinds``."""
+        codes, uniques = self.codes(self.schema.kind_col)
+        return np.asarray(uniques.isin(list(kinds)))[codes] & (codes >= 0)
+
+    def text_matches(self, column: str, pattern: str) -> np.ndarray:
+        """Boolean mask of sorted rows whose text matches the regular expression."""
+        def compute():
+            texts = self._shared_result(("text", column), lambda: self._raw[column].astype("string[pyarrow]"))
+            return texts.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
+
+        return self._sorted(self._shared_result(("match", column, pattern), compute))
+
+    def text_missing(self, column: str) -> np.ndarray:
+        """Boolean mask of sorted rows whose text is missing or blank."""
+        def compute():
+            texts = self._shared_result(("text", column), lambda: self._raw[column].astype("string[pyarrow]"))
+            return texts.isna().to_numpy() | (texts.str.strip() == "").fillna(True).to_numpy(dtype=bool)
+
+        return self._sorted(self._shared_result(("missing", column), compute))
+
+    def subset(self, keep: np.ndarray) -> PreparedEvents:
+        """The sorted rows where ``keep`` is true, sharing this log's column work."""
+        order = np.flatnonzero(keep) if self._order is None else self._order[keep]
+        return PreparedEvents(self._raw, self.schema, self.tz_aware, (self.entity_codes[keep], self.entity_ids),
+                              order=order, _shared=self._shared)
 
 
 def prepare_events(
@@ -79,12 +162,13 @@ def prepare_events(
     if isinstance(events, PreparedEvents):
         return events
     schema = schema or EventSchema()
-    clean, rejects, info = split_invalid_events(events, schema, now=now)
-    if len(rejects):
+    screened = screen_events(events, schema, now=now, sort_ids=False)
+    if len(screened.rejects):
         from ._schema import _raise_rejects
 
-        _raise_rejects(rejects, "events")
-    return PreparedEvents(clean, schema, info["tz_aware"], entity_codes=info["entity_codes"])
+        _raise_rejects(screened.rejects, "events")
+    return PreparedEvents(screened.valid, schema, screened.tz_aware,
+                          (screened.entity_codes, screened.entity_ids), order=screened.order)
 
 
 def _window_days(window: str) -> float:
@@ -262,7 +346,8 @@ class FeatureBuilder(BaseEstimator):
         self._validate_params()
         schema = self._schema()
         prepared = prepare_events(events, schema)
-        counts = prepared.kinds.value_counts(sort=True)
+        codes, uniques = prepared.codes(schema.kind_col)
+        counts = pd.Series(np.bincount(codes, minlength=len(uniques)), index=uniques.astype(object))
         counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
         self.kinds_ = sorted(counts.index[: self.max_kinds].tolist())
         self.kind_slugs_ = _kind_slugs(self.kinds_ + [OTHER_KIND])
@@ -369,17 +454,25 @@ class FeatureBuilder(BaseEstimator):
 
 
 class _FeatureComputation:
+    """One transform call: cutoffs sorted by (entity, as_of), features written into one matrix.
+
+    Every count is a difference of positions in the sorted event timeline: the global
+    positions of each cutoff's ``as_of`` and of each window's lower edge are searched once
+    (``np.searchsorted``); counts restricted to a subset of events (a kind, a keyword
+    group, night-time) are then differences of that subset's cumulative sum at those same
+    positions, so the cost per subset is one pass over the events plus gathers.
+    """
+
     def __init__(self, builder: FeatureBuilder, prepared: PreparedEvents, cutoffs: pd.DataFrame, entities):
         self.b = builder
         self.schema = builder._schema()
         self.ev = prepared
         self.cutoffs = cutoffs
         self.entities = entities
-        self.columns: dict[str, np.ndarray] = {}
 
         ids = cutoffs[self.schema.entity_col]
         _check_id_types(prepared.entity_ids, ids, self.schema.entity_col)
-        codes = prepared.entity_ids.get_indexer(ids)
+        codes = _lookup(prepared.entity_ids, ids)
         n_entities = len(prepared.entity_ids)
         codes = np.where(codes < 0, n_entities, codes).astype(np.int64)
         as_of = cutoffs["as_of"].to_numpy("datetime64[ns]").view(np.int64)
@@ -397,6 +490,21 @@ class _FeatureComputation:
         self.q_start_keys = self.clock.keys(self.q_codes, np.zeros_like(self.q_codes))
         self.ev_keys = self.clock.keys(prepared.entity_codes, self.clock.ticks(prepared.times_ns))
         self._window_keys: dict[str, np.ndarray] = {}
+        self._positions: dict[str, np.ndarray] = {}
+
+        # the output: one float32 matrix in the cutoffs' order, filled column by column
+        self.numeric_names = [n for n in builder.feature_names_out_ if n not in builder.categorical_features_]
+        self.column_index = {n: j for j, n in enumerate(self.numeric_names)}
+        self.matrix = np.empty((len(cutoffs), len(self.numeric_names)), dtype=np.float32, order="F")
+        self.order_is_identity = bool((self.order == np.arange(len(self.order))).all())
+
+    def put(self, name: str, values: np.ndarray) -> None:
+        """Write one column computed in sorted-cutoff order into the output matrix (as float32)."""
+        column = self.matrix[:, self.column_index[name]]
+        if self.order_is_identity:
+            column[:] = values
+        else:
+            column[self.order] = values
 
     def window_keys(self, window: str) -> np.ndarray:
         """Query keys for ``as_of - window`` (``"all"``: the entity's first possible key)."""
@@ -409,29 +517,64 @@ class _FeatureComputation:
             self._window_keys[window] = keys
         return self._window_keys[window]
 
+    def position(self, window: str | None) -> np.ndarray:
+        """Global timeline position of each cutoff's window start (``None``: of its ``as_of``)."""
+        key = "as_of" if window is None else window
+        if key not in self._positions:
+            query = self.q_keys if window is None else self.window_keys(window)
+            self._positions[key] = np.searchsorted(self.ev_keys, query, side="left")
+        return self._positions[key]
+
     def timeline(self, mask: np.ndarray | None) -> Timeline:
         if mask is None:
             return Timeline(self.ev_keys, self.ev.times_ns)
         return Timeline(self.ev_keys[mask], self.ev.times_ns[mask])
 
-    def windowed_counts(self, tl: Timeline, windows: Sequence[str]) -> dict[str, np.ndarray]:
-        upper = tl.position(self.q_keys)
-        return {w: (upper - tl.position(self.window_keys(w))).astype(np.float32) for w in windows}
+    def windowed_counts(self, mask: np.ndarray | None, windows: Sequence[str]) -> dict[str, np.ndarray]:
+        """Events (where ``mask``) in ``[as_of - w, as_of)`` for each window ``w``."""
+        upper = self.position(None)
+        if mask is None:
+            return {w: (upper - self.position(w)).astype(np.float32) for w in windows}
+        cum = _cumulative(mask)
+        at_upper = cum[upper]
+        return {w: (at_upper - cum[self.position(w)]).astype(np.float32) for w in windows}
+
+    def last_time(self, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Time of the last event (where ``mask``) before ``as_of``, and whether there is one."""
+        upper, start = self.position(None), self.position("all")
+        if mask is None:
+            return self.time_at(upper - 1), upper > start
+        cum = _cumulative(mask)
+        before = cum[upper]
+        positions = np.flatnonzero(mask)
+        if len(positions) == 0:
+            return np.zeros(len(upper), dtype=np.int64), np.zeros(len(upper), dtype=bool)
+        return self.time_at(positions[np.clip(before - 1, 0, len(positions) - 1)]), before > cum[start]
 
     def kind_codes(self) -> np.ndarray:
         """Index of each event's kind in ``kinds_ + [other]``; warns about unseen kinds."""
         vocab = self.b.kinds_
-        codes = pd.Index(vocab).get_indexer(self.ev.kinds)
-        unseen = codes < 0
-        if unseen.any():
-            names = pd.unique(self.ev.kinds[unseen])
+        codes, uniques = self.ev.codes(self.schema.kind_col)
+        to_vocab = pd.Index(vocab).get_indexer(uniques)
+        unseen_values = to_vocab < 0
+        if unseen_values.any():
+            per_value = np.bincount(codes, minlength=len(uniques))
+            names = uniques[unseen_values]
             warnings.warn(
-                f"{int(unseen.sum())} event(s) of {len(names)} kind(s) not seen at fit are counted "
-                f"as '{OTHER_KIND}': {format_examples(names)}.",
+                f"{int(per_value[unseen_values].sum())} event(s) of {len(names)} kind(s) not seen at fit "
+                f"are counted as '{OTHER_KIND}': {format_examples(names)}.",
                 DataWarning,
                 stacklevel=4,
             )
-        return np.where(unseen, len(vocab), codes)
+        to_vocab = np.where(unseen_values, len(vocab), to_vocab).astype(np.min_scalar_type(len(vocab)))
+        return to_vocab[codes] if len(codes) else np.zeros(0, dtype=to_vocab.dtype)
+
+    def time_at(self, positions: np.ndarray) -> np.ndarray:
+        """Event times at sorted-timeline ``positions`` (clipped; mask the result yourself)."""
+        times = self.ev.times_ns
+        if len(times) == 0:
+            return np.zeros(len(positions), dtype=np.int64)
+        return times[np.clip(positions, 0, len(times) - 1)]
 
     def days_between(self, later: np.ndarray, earlier: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = np.full(later.shape, np.nan, dtype=np.float32)
@@ -444,10 +587,8 @@ class _FeatureComputation:
         b = self.b
         if b._active("counts") or b._active("recency") or b._active("dynamics"):
             self.kinds = self.kind_codes()
-        if b._active("counts"):
-            self.add_counts()
-        if b._active("recency"):
-            self.add_recency()
+        if b._active("counts") or b._active("recency"):
+            self.add_counts_and_recency(b._active("counts"), b._active("recency"))
         if b._active("dynamics"):
             self.add_dynamics()
         if b._active("text"):
@@ -456,113 +597,107 @@ class _FeatureComputation:
             self.add_party()
         if b._active("context"):
             self.add_context()
-        # scatter back from sorted order to the cutoffs' order
-        inverse = np.empty_like(self.order)
-        inverse[self.order] = np.arange(len(self.order))
-        data = {name: values[inverse] for name, values in self.columns.items()}
+        categorical = {}
         if b._active("entity"):
-            data.update(self.entity_columns())
-        frame = pd.DataFrame(data, index=self.cutoffs.index)
-        return frame[list(b.feature_names_out_)]
+            for name, values in self.entity_columns().items():
+                if name in self.column_index:
+                    self.matrix[:, self.column_index[name]] = values
+                else:
+                    categorical[name] = values
+        # column views of the matrix: no copy; categoricals slot in at their positions
+        data = {
+            name: categorical[name] if name in categorical else self.matrix[:, self.column_index[name]]
+            for name in b.feature_names_out_
+        }
+        return pd.DataFrame(data, index=self.cutoffs.index, copy=False)
 
-    def add_counts(self) -> None:
+    def add_counts_and_recency(self, counts: bool, recency: bool) -> None:
+        """Windowed counts and days since the last event, in total and per kind.
+
+        One pass per kind: its cumulative count, gathered at the shared window positions.
+        """
         windows = self.b._window_labels()
-        for w, values in self.windowed_counts(self.timeline(None), windows).items():
-            self.columns[f"count_all_{w}"] = values
+        if counts:
+            for w, values in self.windowed_counts(None, windows).items():
+                self.put(f"count_all_{w}", values)
+        if recency:
+            last, has = self.last_time(None)
+            self.put("days_since_last_event", self.days_between(self.q_as_of, last, has))
+            self.put("days_since_first_event", self.days_between(self.q_as_of, self.time_at(self.position("all")), has))
+        upper, start = self.position(None), self.position("all")
         for code, kind in enumerate(self.b.kinds_ + [OTHER_KIND]):
             slug = self.b.kind_slugs_[kind]
-            tl = self.timeline(self.kinds == code)
-            for w, values in self.windowed_counts(tl, windows).items():
-                self.columns[f"count_{slug}_{w}"] = values
-
-    def add_recency(self) -> None:
-        tl = self.timeline(None)
-        upper = tl.position(self.q_keys)
-        start = tl.position(self.q_start_keys)
-        has = upper > start
-        last = tl.time_at(upper - 1, has)
-        first = tl.time_at(start, has)
-        self.columns["days_since_last_event"] = self.days_between(self.q_as_of, last, has)
-        self.columns["days_since_first_event"] = self.days_between(self.q_as_of, first, has)
-        for code, kind in enumerate(self.b.kinds_ + [OTHER_KIND]):
-            tl_k = self.timeline(self.kinds == code)
-            upper_k = tl_k.position(self.q_keys)
-            has_k = upper_k > tl_k.position(self.q_start_keys)
-            last_k = tl_k.time_at(upper_k - 1, has_k)
-            self.columns[f"days_since_last_{self.b.kind_slugs_[kind]}"] = self.days_between(
-                self.q_as_of, last_k, has_k
-            )
+            mask = self.kinds == code
+            cum = _cumulative(mask)
+            at_upper = cum[upper]
+            if counts:
+                for w in windows:
+                    self.put(f"count_{slug}_{w}", at_upper - cum[self.position(w)])
+            if recency:
+                positions = np.flatnonzero(mask)
+                has = at_upper > cum[start]
+                last = self.time_at(positions[np.clip(at_upper - 1, 0, max(len(positions) - 1, 0))]) \
+                    if len(positions) else np.zeros(len(upper), dtype=np.int64)
+                self.put(f"days_since_last_{slug}", self.days_between(self.q_as_of, last, has))
 
     def add_dynamics(self) -> None:
         b = self.b
-        tl = self.timeline(None)
         short, long = b.trend_windows
-        counts = self.windowed_counts(tl, [short, long, "all"])
+        counts = self.windowed_counts(None, [short, long, "all"])
         d_short, d_long = _window_days(short), _window_days(long)
-        self.columns[f"trend_{short}_vs_{long}"] = (
-            counts[short] / d_short - (counts[long] - counts[short]) / (d_long - d_short)
-        ).astype(np.float32)
+        self.put(
+            f"trend_{short}_vs_{long}",
+            (counts[short] / d_short - (counts[long] - counts[short]) / (d_long - d_short)).astype(np.float32),
+        )
 
         start_h, end_h = int(b.night_hours[0]), int(b.night_hours[1])
         hours = (self.ev.times_ns // 3_600_000_000_000) % 24
         night = (hours >= start_h) | (hours < end_h) if start_h > end_h else (hours >= start_h) & (hours < end_h)
-        night_counts = self.windowed_counts(self.timeline(night), ["all"])["all"]
+        night_counts = self.windowed_counts(night, ["all"])["all"]
         total = counts["all"]
         with np.errstate(invalid="ignore", divide="ignore"):
-            self.columns["night_share"] = np.where(total > 0, night_counts / total, np.nan).astype(np.float32)
+            self.put("night_share", np.where(total > 0, night_counts / total, np.nan).astype(np.float32))
 
-        upper = tl.position(self.q_keys)
-        start = tl.position(self.q_start_keys)
+        upper, start = self.position(None), self.position("all")
         n = upper - start
         has2 = n >= 2
-        last = tl.time_at(upper - 1, has2)
-        first = tl.time_at(start, has2)
-        before_last = tl.time_at(upper - 2, has2)
+        last, first, before_last = self.time_at(upper - 1), self.time_at(start), self.time_at(upper - 2)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_gap = self.days_between(last, first, has2) / np.maximum(n - 1, 1)
-        self.columns["mean_gap_days"] = mean_gap.astype(np.float32)
-        self.columns["last_gap_days"] = self.days_between(last, before_last, has2)
+        self.put("mean_gap_days", mean_gap.astype(np.float32))
+        self.put("last_gap_days", self.days_between(last, before_last, has2))
 
-        kinds_index = pd.Index(self.ev.kinds)
         for kind, reset in b.streaks:
             name = f"streak_{_slug(kind) or 'kind'}_since_{_slug(reset) or 'reset'}"
-            tl_kind = self.timeline(np.asarray(kinds_index == kind))
-            tl_reset = self.timeline(np.asarray(kinds_index == reset))
+            tl_kind = self.timeline(self.ev.is_kind([kind]))
+            tl_reset = self.timeline(self.ev.is_kind([reset]))
             up_r = tl_reset.position(self.q_keys)
             has_r = up_r > tl_reset.position(self.q_start_keys)
             # key of the last reset event; kinds after it (strictly later tick) are the streak
             reset_keys = tl_reset.keys if len(tl_reset.keys) else np.zeros(1, dtype=np.int64)
             last_reset_key = np.where(has_r, reset_keys[np.maximum(up_r - 1, 0)], self.q_start_keys - 1)
             since = tl_kind.position_after(last_reset_key)
-            self.columns[name] = np.maximum(tl_kind.position(self.q_keys) - since, 0).astype(np.float32)
+            self.put(name, np.maximum(tl_kind.position(self.q_keys) - since, 0).astype(np.float32))
 
     def add_text(self) -> None:
         text_col = self.schema.text_col
-        lexicon = self.b._lexicon()
-        texts = self.ev.cached(("text", text_col), lambda: self.ev.frame[text_col].astype("string[pyarrow]"))
-        missing = texts.isna().to_numpy() | (texts.astype("str").str.strip() == "").to_numpy()
         windows = list(self.b.keyword_windows) + ["all"]
-        for group, words in lexicon.items():
+        for group, words in self.b._lexicon().items():
             pattern = "|".join(re.escape(w) for w in words)
-            hits = self.ev.cached(
-                ("kw", pattern),
-                lambda p=pattern: texts.str.contains(p, regex=True, na=False).to_numpy(dtype=bool),
-            )
-            for w, values in self.windowed_counts(self.timeline(hits), windows).items():
-                self.columns[f"kw_{_slug(group) or 'group'}_{w}"] = values
-        n_missing = self.windowed_counts(self.timeline(missing), ["all"])["all"]
-        n_all = self.windowed_counts(self.timeline(None), ["all"])["all"]
+            hits = self.ev.text_matches(text_col, pattern)
+            for w, values in self.windowed_counts(hits, windows).items():
+                self.put(f"kw_{_slug(group) or 'group'}_{w}", values)
+        n_missing = self.windowed_counts(self.ev.text_missing(text_col), ["all"])["all"]
+        n_all = self.windowed_counts(None, ["all"])["all"]
         with np.errstate(invalid="ignore", divide="ignore"):
-            self.columns["text_missing_share"] = np.where(n_all > 0, n_missing / n_all, np.nan).astype(
-                np.float32
-            )
+            self.put("text_missing_share", np.where(n_all > 0, n_missing / n_all, np.nan).astype(np.float32))
 
     def escalation_times(self) -> np.ndarray:
         """First outcome time per entity code (int64 ns; NaT-min where none)."""
 
         def compute():
             out = np.full(len(self.ev.entity_ids) + 1, _NAT, dtype=np.int64)
-            outcome = np.asarray(pd.Index(self.ev.kinds).isin(list(self.schema.outcome_kinds)))
+            outcome = self.ev.is_kind(self.schema.outcome_kinds)
             codes = self.ev.entity_codes[outcome]
             times = self.ev.times_ns[outcome]
             if len(codes):
@@ -573,12 +708,12 @@ class _FeatureComputation:
         return self.ev.cached(("escalations", self.schema.outcome_kinds), compute)
 
     def add_party(self) -> None:
-        party = self.ev.frame[self.schema.party_col]
-        present = party.notna().to_numpy()
-        party_codes, _ = pd.factorize(party[present])
+        all_party_codes, parties = self.ev.codes(self.schema.party_col)
+        present = all_party_codes >= 0
+        party_codes = all_party_codes[present]
         e_codes = self.ev.entity_codes[present]
         times = self.ev.times_ns[present]
-        n_parties = int(party_codes.max()) + 1 if len(party_codes) else 0
+        n_parties = len(parties)
         # first appearance of each (party, dispute): events are time-sorted within dispute
         pair = e_codes * max(n_parties, 1) + party_codes
         order = np.argsort(pair, kind="stable")
@@ -610,14 +745,12 @@ class _FeatureComputation:
         own_esc = has_esc[rows] & (clock.ticks(esc_known[rows]) < q_tick[owner])
         escalations = np.searchsorted(esc_keys, qk) - np.searchsorted(esc_keys, pk0) - own_esc
         n_q = len(self.q_codes)
-        self.columns["party_count"] = np.bincount(owner, minlength=n_q).astype(np.float32)
-        self.columns["party_other_disputes"] = np.bincount(owner, other, minlength=n_q).astype(np.float32)
+        self.put("party_count", np.bincount(owner, minlength=n_q).astype(np.float32))
+        self.put("party_other_disputes", np.bincount(owner, other, minlength=n_q).astype(np.float32))
         max_other = np.zeros(n_q, dtype=np.float32)
         np.maximum.at(max_other, owner, other.astype(np.float32))
-        self.columns["party_max_other_disputes"] = max_other
-        self.columns["party_past_escalations"] = np.bincount(owner, escalations, minlength=n_q).astype(
-            np.float32
-        )
+        self.put("party_max_other_disputes", max_other)
+        self.put("party_past_escalations", np.bincount(owner, escalations, minlength=n_q).astype(np.float32))
 
     def add_context(self) -> None:
         ents = self.entities
@@ -651,8 +784,8 @@ class _FeatureComputation:
             n_esc[~valid] = np.nan
             with np.errstate(invalid="ignore", divide="ignore"):
                 rate = np.where(valid, n_esc / np.maximum(n_new, 1), np.nan).astype(np.float32)
-            self.columns[f"ctx_{g}_escalations_{w}"] = n_esc
-            self.columns[f"ctx_{g}_escalation_rate_{w}"] = rate
+            self.put(f"ctx_{g}_escalations_{w}", n_esc)
+            self.put(f"ctx_{g}_escalation_rate_{w}", rate)
 
     def entity_columns(self) -> dict[str, object]:
         schema = self.schema
@@ -695,6 +828,29 @@ class _FeatureComputation:
             days[valid] = (as_of[valid] - t[valid]) / NS_PER_DAY
             out[f"days_since_{col}"] = days
         return out
+
+
+def _cumulative(mask: np.ndarray) -> np.ndarray:
+    """``cum[p]`` = number of true values in ``mask[:p]`` (length ``len(mask) + 1``)."""
+    cum = np.zeros(len(mask) + 1, dtype=np.int32 if len(mask) < 2**31 else np.int64)
+    np.cumsum(mask, out=cum[1:])
+    return cum
+
+
+def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """Position of each value in ``index`` (-1 when absent); Arrow's hash join for strings."""
+    if len(values) > 10_000 and pd.api.types.is_string_dtype(index.dtype) and pd.api.types.is_string_dtype(
+        values.dtype
+    ):
+        try:
+            wanted = pa.array(values, from_pandas=True)
+            if pa.types.is_string(wanted.type) or pa.types.is_large_string(wanted.type):
+                known = pa.array(index, from_pandas=True).cast(wanted.type)
+                found = pc.index_in(wanted, value_set=known)
+                return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pass  # mixed objects: fall back to pandas
+    return index.get_indexer(values)
 
 
 def _check_id_types(event_ids: pd.Index, cutoff_ids: pd.Series, column: str) -> None:

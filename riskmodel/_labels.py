@@ -32,7 +32,7 @@ def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outc
     starts = np.r_[True, codes[1:] != codes[:-1]]
     first[codes[starts]] = times[starts]
     outcome = np.full(n, _NAT, dtype=np.int64)
-    is_out = np.asarray(pd.Index(prepared.kinds).isin(list(outcome_kinds)))
+    is_out = prepared.is_kind(outcome_kinds)
     oc, ot = codes[is_out], times[is_out]
     if len(oc):
         head = np.r_[True, oc[1:] != oc[:-1]]
@@ -160,7 +160,7 @@ def make_labels(
         raise DataError(f"horizon {horizon!r} is not a duration such as '90D'.") from exc
     end = pd.Timestamp(observed_until) if observed_until is not None else pd.Timestamp(prepared.times_ns.max())
     end_ns = end.value
-    is_out = np.asarray(pd.Index(prepared.kinds).isin(list(kinds)))
+    is_out = prepared.is_kind(kinds)
     codes = prepared.entity_codes[is_out]
     times = prepared.times_ns[is_out]
     as_of = cut["as_of"].to_numpy("datetime64[ns]").view(np.int64)

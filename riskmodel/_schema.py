@@ -228,6 +228,117 @@ def _check_kinds(kinds: pd.Series, column: str) -> pd.Series:
 # events
 
 
+@dataclass
+class ScreenedEvents:
+    """Valid events in input order plus the permutation that sorts them.
+
+    Built by :func:`screen_events`; :func:`split_invalid_events` materialises the sorted
+    frame, the feature code (:class:`~riskmodel.PreparedEvents`) reads columns lazily
+    through ``order`` so that wide string columns are never reordered needlessly.
+    """
+
+    valid: pd.DataFrame  #: valid rows, input order, schema columns, times parsed
+    order: np.ndarray  #: positions into ``valid`` sorted by (entity, time), duplicates removed
+    entity_codes: np.ndarray  #: int64 code of each sorted row's entity
+    entity_ids: pd.Index  #: entity id of each code
+    rejects: pd.DataFrame
+    tz_aware: bool
+    duplicates_dropped: int
+
+
+def _sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+    """Stable order by (code, time); an O(n) radix pass when times are already sorted."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not bool((t_ns[1:] >= t_ns[:-1]).all()):
+        return np.lexsort((t_ns, codes))
+    # time-sorted extracts (the common case): a stable sort by code keeps time order;
+    # NumPy's stable sort of 16-bit integers is a radix sort, so sort 16 bits at a time
+    codes = codes.astype(np.uint64)
+    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    shift = 16
+    while int(codes.max()) >> shift:
+        digit = ((codes[order] >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+        shift += 16
+    return order
+
+
+def screen_events(
+    events: pd.DataFrame,
+    schema: EventSchema,
+    *,
+    now: pd.Timestamp | None = None,
+    sort_ids: bool = True,
+) -> ScreenedEvents:
+    """Validate events without reordering them: rejects, valid rows and their sort order.
+
+    Column-level problems (not a frame, empty, missing columns, numeric times or kinds,
+    mixed timezones) raise :class:`DataError`: no row can be trusted then. ``sort_ids``
+    numbers entities in sorted id order (else in order of first appearance, faster).
+    """
+    _require_frame(events, "events")
+    _require_columns(events, schema.event_columns, "events")
+    original = events  # duplicates are judged on every column, not only the schema's
+    events = events[schema.event_columns]
+    times, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
+    not_str_kind = _check_kinds(events[schema.kind_col], schema.kind_col)
+
+    # default: the end of tomorrow (UTC) - a whole day, so reruns on one day agree exactly
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
+    now = _naive(now)
+    checks = (  # (bad-row mask, reason), the first matching reason wins
+        (events[schema.entity_col].isna(), f"null id in {schema.entity_col!r}"),
+        (events[schema.time_col].isna(), f"missing time in {schema.time_col!r}"),
+        (times.isna(), f"unparseable time in {schema.time_col!r}"),
+        (times < MIN_PLAUSIBLE_TIME, f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
+        (times > now, f"time in the future (after {now}) in {schema.time_col!r}"),
+        (events[schema.kind_col].isna(), f"missing kind in {schema.kind_col!r}"),
+        (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
+    )
+    reason_code = np.zeros(len(events), dtype=np.int8)
+    for i, (mask, _) in enumerate(checks, start=1):
+        mask = np.asarray(mask, dtype=bool)
+        reason_code[mask & (reason_code == 0)] = i
+    bad = reason_code > 0
+    if bad.any():
+        raw_bad = events[bad]
+        rejects = raw_bad.astype(object).where(raw_bad.notna(), None).astype(str)
+        labels = np.array([""] + [reason for _, reason in checks], dtype=object)
+        rejects = rejects.where(raw_bad.notna(), None).assign(reject_reason=labels[reason_code[bad]])
+        valid = events[~bad].assign(**{schema.time_col: times[~bad]})
+    else:
+        rejects = events.iloc[:0].astype(object).assign(reject_reason=pd.Series(dtype=object))
+        valid = events.assign(**{schema.time_col: times})
+    if isinstance(valid[schema.kind_col].dtype, pd.CategoricalDtype):
+        valid = valid.assign(**{schema.kind_col: valid[schema.kind_col].astype(str)})
+
+    # Sort once by (entity, time) through integer codes: much faster than sorting strings.
+    codes, uniques = pd.factorize(valid[schema.entity_col], sort=sort_ids)
+    codes = codes.astype(np.int64)
+    t_ns = valid[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
+    order = _sort_by_entity_time(codes, t_ns)
+    codes, t_ns = codes[order], t_ns[order]
+    # exact duplicates share (entity, time), so after the sort they are neighbours
+    same_key = np.r_[False, (codes[1:] == codes[:-1]) & (t_ns[1:] == t_ns[:-1])] if len(codes) else np.zeros(0, bool)
+    candidates = same_key | np.r_[same_key[1:], False] if len(codes) else same_key
+    n_dup = 0
+    if candidates.any():
+        rows = order[candidates]
+        dup = np.zeros(len(order), dtype=bool)
+        dup[candidates] = original.iloc[np.flatnonzero(~bad)[rows]].duplicated(keep="first").to_numpy()
+        n_dup = int(dup.sum())
+        if n_dup:
+            warnings.warn(
+                f"dropped {n_dup} exact duplicate event row(s) (identical in every column).",
+                DataWarning,
+                stacklevel=3,
+            )
+            order, codes = order[~dup], codes[~dup]
+    return ScreenedEvents(valid=valid, order=order, entity_codes=codes, entity_ids=pd.Index(uniques),
+                          rejects=rejects, tz_aware=tz_aware, duplicates_dropped=n_dup)
+
+
 def split_invalid_events(
     events: pd.DataFrame,
     schema: EventSchema,
@@ -246,66 +357,16 @@ def split_invalid_events(
     rejects : DataFrame
         Bad rows with their original values (as strings) and a ``reject_reason``.
     info : dict
-        ``{"tz_aware": bool, "duplicates_dropped": int}``.
+        ``{"tz_aware": bool, "duplicates_dropped": int, "entity_codes": (codes, ids)}``.
     """
-    _require_frame(events, "events")
-    _require_columns(events, schema.event_columns, "events")
-    original = events
-    events = events[schema.event_columns]
-    times, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
-    not_str_kind = _check_kinds(events[schema.kind_col], schema.kind_col)
-
-    # default: the end of tomorrow (UTC) - a whole day, so reruns on one day agree exactly
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
-    now = _naive(now)
-    raw_time = events[schema.time_col]
-    reasons = pd.Series(None, index=events.index, dtype=object)
-
-    def mark(mask, reason):
-        mask = np.asarray(mask, dtype=bool) & reasons.isna().to_numpy()
-        reasons[mask] = reason
-
-    mark(events[schema.entity_col].isna(), f"null id in {schema.entity_col!r}")
-    mark(raw_time.isna(), f"missing time in {schema.time_col!r}")
-    mark(times.isna(), f"unparseable time in {schema.time_col!r}")
-    mark(times < MIN_PLAUSIBLE_TIME, f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}")
-    mark(times > now, f"time in the future (after {now}) in {schema.time_col!r}")
-    mark(events[schema.kind_col].isna(), f"missing kind in {schema.kind_col!r}")
-    mark(not_str_kind, f"kind is not a string in {schema.kind_col!r}")
-
-    bad = reasons.notna().to_numpy()
-    rejects = events[bad].astype(object).where(events[bad].notna(), None).astype(str)
-    rejects = rejects.where(events[bad].notna(), None).assign(reject_reason=reasons[bad].to_numpy())
-    original = original[~bad]
-    clean = events[~bad].copy()
-    clean[schema.time_col] = times[~bad]
-    if isinstance(clean[schema.kind_col].dtype, pd.CategoricalDtype):
-        clean[schema.kind_col] = clean[schema.kind_col].astype(str)
-
-    # Sort once by (entity, time) through integer codes: much faster than sorting strings.
-    codes, uniques = pd.factorize(clean[schema.entity_col], sort=True)
-    t_ns = clean[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
-    order = np.lexsort((t_ns, codes)) if len(codes) else np.zeros(0, dtype=np.int64)
-    codes, t_ns = codes[order], t_ns[order]
-    clean = clean.iloc[order]
-    original = original.iloc[order]
-    # exact duplicates share (entity, time), so after the sort they are neighbours
-    same_key = np.r_[False, (codes[1:] == codes[:-1]) & (t_ns[1:] == t_ns[:-1])] if len(codes) else np.zeros(0, bool)
-    candidates = same_key | np.r_[same_key[1:], False] if len(codes) else same_key
-    dup = np.zeros(len(clean), dtype=bool)
-    if candidates.any():
-        dup[candidates] = original[candidates].duplicated(keep="first").to_numpy()
-    n_dup = int(dup.sum())
-    if n_dup:
-        warnings.warn(
-            f"dropped {n_dup} exact duplicate event row(s) (identical in every column).",
-            DataWarning,
-            stacklevel=3,
-        )
-        clean, codes = clean[~dup], codes[~dup]
-    clean = clean.reset_index(drop=True)
-    info_codes = (codes.astype(np.int64), uniques)
-    return clean, rejects, {"tz_aware": tz_aware, "duplicates_dropped": n_dup, "entity_codes": info_codes}
+    screened = screen_events(events, schema, now=now)
+    clean = screened.valid.take(screened.order).reset_index(drop=True)
+    info = {
+        "tz_aware": screened.tz_aware,
+        "duplicates_dropped": screened.duplicates_dropped,
+        "entity_codes": (screened.entity_codes, screened.entity_ids),
+    }
+    return clean, screened.rejects, info
 
 
 def validate_events(
