@@ -19,7 +19,13 @@ import pyarrow.compute as pc
 from sklearn.base import BaseEstimator
 
 from ._errors import DataError, DataWarning, ModelError, format_examples
-from ._schema import EventSchema, screen_events, validate_cutoffs, validate_entities
+from ._schema import (
+    EventSchema,
+    _sort_by_entity_time,
+    screen_events,
+    validate_cutoffs,
+    validate_entities,
+)
 from ._timeline import NS_PER_DAY, Clock, Timeline, expand_ranges
 
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
@@ -82,6 +88,17 @@ class PreparedEvents:
         self._cache: dict = {}
         # results computed on the input-ordered columns, shared with subsets of this log
         self._shared = {} if _shared is None else _shared
+
+    @classmethod
+    def from_valid(cls, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool) -> PreparedEvents:
+        """Index events that are already validated (e.g. concatenated chunks), in any order.
+
+        No checks are made; the (entity, time) order is found through integer codes.
+        """
+        codes, ids = pd.factorize(frame[schema.entity_col], sort=False)
+        times = frame[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
+        order = _sort_by_entity_time(codes.astype(np.int64), times)
+        return cls(frame, schema, tz_aware, (codes[order].astype(np.int64), pd.Index(ids)), order=order)
 
     def __len__(self) -> int:
         return len(self.entity_codes)
