@@ -87,12 +87,13 @@ def model_spec(model: RiskModel) -> dict:
 
 
 def _thin_reference(reference: dict, limit: int = 20_000) -> dict:
-    """Keep at most ``limit`` reference rows (an even stride), enough for drift checks."""
+    """Keep at most ``limit`` reference rows (an even stride) of the per-row lists; the
+    ``monitoring`` block (bin edges and counts, see :mod:`riskmodel._monitor`) is kept whole."""
     n = len(reference.get("probability", []))
     if n <= limit:
         return reference
     idx = np.linspace(0, n - 1, limit).astype(int)
-    return {k: [v[i] for i in idx] for k, v in reference.items()}
+    return {k: [v[i] for i in idx] if isinstance(v, list) and len(v) == n else v for k, v in reference.items()}
 
 
 def save_model_dir(model: RiskModel, path) -> Path:

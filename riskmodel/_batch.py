@@ -60,11 +60,19 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from ._errors import ConfigError, DataError, DataWarning, ModelError
+from ._monitor import (
+    check_thresholds,
+    drift_report,
+    drift_table,
+    log_monitoring_run,
+    merge_counts,
+    warn_if_drifting,
+)
 from ._schema import EventSchema, split_invalid_events, validate_entities
 
 __all__ = ["score_batch"]
 
-_STAGES = ("read", "validate", "features", "predict", "reasons", "write")
+_STAGES = ("read", "validate", "features", "predict", "monitor", "reasons", "write")
 #: Environment hook for tests: die with ``os._exit`` after this many scored chunks.
 _DIE_AFTER_ENV = "RISKMODEL_BATCH_DIE_AFTER_CHUNKS"
 _READ_BATCH_ROWS = 262_144
@@ -342,12 +350,17 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     Returns
     -------
     scores : DataFrame
+        With ``scores.attrs["monitoring"]``: the chunk's drift bin counts
+        (:func:`riskmodel._monitor.chunk_counts`; absent when nothing was scored). An engine
+        stores them in the chunk's ``.done`` marker under ``"monitoring"``; the manifest
+        merges them.
     not_scored : DataFrame
         Entity id and ``reason``.
     timings : dict
     """
     from ._features import PreparedEvents
     from ._labels import open_disputes
+    from ._monitor import chunk_counts, raw_attributes
 
     model = predictor.model
     schema = model._schema()
@@ -392,6 +405,14 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         scores = model.score_features(X, cut, reasons="none")
         t3 = time.perf_counter()
         timings["predict"] += t3 - t2
+        reference = (getattr(model, "reference_", None) or {}).get("monitoring")
+        raw = raw_attributes(own_ents, schema.entities_id, open_ids,
+                             list((reference or {}).get("bins", {}).get("categories", {})))
+        monitoring = chunk_counts(reference, X, scores["probability"].to_numpy(), scores["tier"],
+                                  raw_categories=raw)
+        t4 = time.perf_counter()
+        timings["monitor"] += t4 - t3
+        t3 = t4
         if reasons != "none":
             rows = np.arange(len(X)) if reasons == "all" else np.flatnonzero(scores["tier"].astype(str) != "blue")
             if len(rows):
@@ -400,6 +421,7 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
                     scores.loc[scores.index[rows], col] = explained[col].to_numpy()
         timings["reasons"] += time.perf_counter() - t3
     scores = scores.reset_index(drop=True)
+    scores.attrs["monitoring"] = monitoring
     return scores, not_scored, timings
 
 
@@ -472,6 +494,7 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, en
                                "probability": pd.Series(dtype=float), "tier": pd.Series(dtype=object),
                                "reasons": pd.Series(dtype=object), "reason_features": pd.Series(dtype=object),
                                "overrides": pd.Series(dtype=object)})
+    scores.attrs.clear()  # per-chunk monitoring counts belong in the manifest, not the scores
     scores["tier"] = pd.Categorical(scores["tier"].astype(str), categories=["red", "yellow", "blue"])
     scores["model_name"] = predictor.model_name
     scores["model_version"] = predictor.model_version
@@ -535,6 +558,8 @@ def score_batch(
     engine: str = "local",
     master: str | None = None,
     open_rule_max_inactive: str | None = "365D",
+    drift_thresholds: dict | None = None,
+    monitor_mlflow: bool = False,
 ) -> dict:
     """Score every dispute open at ``as_of`` and write scores, work lists and a manifest.
 
@@ -561,12 +586,24 @@ def score_batch(
         Spark master (``engine="spark"``), default ``local[2]``.
     open_rule_max_inactive : str or None, default="365D"
         A dispute silent this long before ``as_of`` is dormant, not scored.
+    drift_thresholds : dict, optional
+        PSI levels ``{"watch": 0.1, "act": 0.25}`` (defaults) for the drift status.
+    monitor_mlflow : bool, default=False
+        Also log the drift figures as metrics of a run named by ``as_of`` in the MLflow
+        experiment ``dispute-risk-monitoring`` (store: ``MLFLOW_TRACKING_URI`` or the
+        local default); a logging failure warns and is recorded in the manifest.
 
     Returns
     -------
     dict
         The manifest (also written to ``out / "manifest.json"``); ``counts`` reconcile:
         ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open``.
+        ``monitoring`` compares tonight's features and scores with the model's training
+        reference (see :func:`riskmodel._monitor.drift_report`): ``status`` (``ok``,
+        ``watch``, ``act``, or ``no_reference`` for a model saved without one),
+        ``score_psi``, per-feature PSI, tier shares, unseen-category / unseen-kind and
+        missing-text rates; the per-feature table is ``drift.parquet``. A ``watch`` or
+        ``act`` status also issues a :class:`~riskmodel.DataWarning`.
 
     Raises
     ------
@@ -585,6 +622,7 @@ def score_batch(
             from . import _spark  # noqa: F401
         except ImportError as exc:
             raise ConfigError("engine='spark' is not available in this version; use engine='local'.") from exc
+    drift_thresholds = check_thresholds(drift_thresholds)
     if not isinstance(chunk_disputes, int | np.integer) or chunk_disputes < 1:
         raise ConfigError(f"chunk_disputes must be a positive integer, got {chunk_disputes!r}.")
     try:
@@ -676,7 +714,13 @@ def score_batch(
                    for i in range(n_chunks)]
     for info in chunk_info + stage_times:
         for k, v in info.get("timings", {}).items():
-            timings[k] += v
+            timings[k] = timings.get(k, 0.0) + v
+    t_m = time.perf_counter()
+    monitoring, drift = _monitoring(predictor, chunk_info, drift_thresholds)
+    _write_parquet(drift, final / "drift.parquet")
+    if monitor_mlflow:
+        monitoring["mlflow_run_id"] = _log_monitoring(monitoring, as_of, predictor)
+    timings["monitor"] = timings.get("monitor", 0.0) + time.perf_counter() - t_m
     rej_disputes = sum(info["disputes_rejected"] for info in stage_times)
     rej_rows = len(result["rejects"])
     n_scored = len(result["scores"])
@@ -705,6 +749,7 @@ def score_batch(
                                    result["not_scored"]["reason"].value_counts().sort_index().items()},
             "tiers": {t: int(tiers.get(t, 0)) for t in ("red", "yellow", "blue")},
         },
+        "monitoring": monitoring,
         "files": sorted(p.name for p in final.iterdir()) + ["manifest.json"],
         "libraries": _library_versions(),
         "resumed": resumed,
@@ -718,7 +763,32 @@ def score_batch(
                                          encoding="utf-8")
     _swap_in(final, out)
     shutil.rmtree(work, ignore_errors=True)
+    warn_if_drifting(monitoring)
     return manifest
+
+
+def _monitoring(predictor, chunk_info: list[dict], thresholds) -> tuple[dict, pd.DataFrame]:
+    """Merge the chunks' drift counts into the manifest's ``monitoring`` block and the
+    per-feature table written as ``drift.parquet``."""
+    reference = (getattr(predictor.model, "reference_", None) or {}).get("monitoring")
+    counts = merge_counts(*[info.get("monitoring") for info in chunk_info])
+    report = drift_report(reference, counts, thresholds)
+    missing = sum(1 for info in chunk_info if info.get("scored") and info.get("monitoring") is None)
+    if missing:  # an engine that dropped the counts: say so rather than report on part of the night
+        report["chunks_without_counts"] = missing
+    return report, drift_table(report, reference, counts)
+
+
+def _log_monitoring(report: dict, as_of: pd.Timestamp, predictor) -> str | None:
+    """Log the drift figures to MLflow; a failure warns and is recorded, the scores stand."""
+    try:
+        return log_monitoring_run(report, as_of=as_of, model_name=predictor.model_name,
+                                  model_version=predictor.model_version)
+    except Exception as exc:  # noqa: BLE001 - tracking must not lose a night's scores
+        report["mlflow_error"] = f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"could not log drift monitoring to MLflow: {report['mlflow_error']}", RuntimeWarning,
+                      stacklevel=3)
+        return None
 
 
 def _swap_in(final: Path, out: Path) -> None:
@@ -781,7 +851,8 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
         _write_parquet(not_scored, score_dir / f"not_scored-{i:05d}.parquet")
         chunk_t["read"] += t1 - t0
         chunk_t["write"] += time.perf_counter() - t2
-        _mark_done(marker, {"scored": len(scores), "timings": chunk_t})
+        _mark_done(marker, {"scored": len(scores), "timings": chunk_t,
+                            "monitoring": scores.attrs.get("monitoring")})
         progress.update(len(clean))
         done_now += 1
         if die_after and done_now >= die_after:

@@ -305,9 +305,24 @@ class RiskModel(BaseEstimator):
             column_labels=self.column_labels,
             value_labels=self.value_labels,
         )
+        from ._features import OTHER_KIND
+        from ._monitor import build_reference
+
+        # Drift reference: the calibration slice, the latest population and the one the
+        # tier thresholds come from.
+        tiers_cal, _ = self.tier_policy_.apply(prob_cal, X[calib])
         self.reference_ = {
             "probability": prob_cal.tolist(),
             "label": y[calib].tolist(),
+            "monitoring": build_reference(
+                X[calib], prob_cal, tiers_cal,
+                event_columns={"events": "count_all_all",
+                               "other_kind_events": f"count_{features.kind_slugs_[OTHER_KIND]}_all",
+                               "missing_text_share": "text_missing_share"},
+                categories=features.categories_,
+                # group-level context (one value per station per night): reported, not alerting
+                informational=[name for name in X.columns if name.startswith("ctx_")],
+            ),
         }
         self.training_summary_ = {
             "n_cutoffs": int(len(cut)),

@@ -3,7 +3,9 @@
 Subcommands: ``demo``, ``simulate``, ``train``, ``promote``, ``rollback``, ``score``,
 ``sweep``, ``barometer``, ``report``.
 Errors a user can fix (bad data, bad config, missing model) print one clear line and
-exit with status 2; they never print a traceback.
+exit with status 2; they never print a traceback. ``riskmodel score --fail-on-drift LEVEL``
+exits with status 3 (:data:`EXIT_DRIFT`) after writing its complete output when the drift
+status reaches LEVEL (``watch`` or ``act``), for alerting.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from pathlib import Path
 from ._errors import ConfigError, DataError, ModelError
 
 DEFAULT_MODEL = "dispute-risk"
+#: Exit status of ``riskmodel score --fail-on-drift`` when the drift status reaches the level.
+EXIT_DRIFT = 3
+_DRIFT_LEVELS = {"ok": 0, "no_reference": 0, "no_data": 0, "watch": 1, "act": 2}
 _BUNDLED_EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "baseline.toml"
 
 
@@ -79,10 +84,19 @@ def _cmd_score(args) -> int:
     manifest = score_batch(
         model=args.model, events=args.events, entities=args.entities, as_of=args.as_of, out=args.out,
         reasons=args.reasons, chunk_disputes=args.chunk_disputes, engine=args.engine, master=args.master,
+        drift_thresholds={"watch": args.drift_watch, "act": args.drift_act}, monitor_mlflow=args.log_mlflow,
     )
     counts = manifest["counts"]
     print(f"scored {counts['disputes_scored']:,} disputes, rejected {counts['disputes_rejected']:,}; "
           f"output in {args.out}")
+    drift = manifest.get("monitoring") or {}
+    status = drift.get("status", "no_reference")
+    score_psi = drift.get("score_psi")
+    print(f"drift: {status}" + (f" (score PSI {score_psi:.3f})" if score_psi is not None else ""))
+    if args.fail_on_drift and _DRIFT_LEVELS.get(status, 0) >= _DRIFT_LEVELS[args.fail_on_drift]:
+        print(f"riskmodel: drift status {status!r} reaches --fail-on-drift {args.fail_on_drift}; "
+              f"exit {EXIT_DRIFT} (output was written)", file=sys.stderr)
+        return EXIT_DRIFT
     return 0
 
 
@@ -292,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-disputes", type=int, default=200_000)
     p.add_argument("--engine", choices=["local", "spark"], default="local")
     p.add_argument("--master", default=None)
+    p.add_argument("--drift-watch", type=float, default=0.1, help="PSI from which drift is 'watch' (0.1)")
+    p.add_argument("--drift-act", type=float, default=0.25, help="PSI from which drift is 'act' (0.25)")
+    p.add_argument("--fail-on-drift", choices=["watch", "act"], default=None,
+                   help=f"exit with status {EXIT_DRIFT} (after writing the output) when drift reaches this level")
+    p.add_argument("--log-mlflow", action="store_true",
+                   help="log the drift figures to the MLflow experiment dispute-risk-monitoring")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("sweep", help="from one case to every open dispute sharing its risk pattern")
