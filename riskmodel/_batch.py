@@ -406,8 +406,11 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         t3 = time.perf_counter()
         timings["predict"] += t3 - t2
         reference = (getattr(model, "reference_", None) or {}).get("monitoring")
-        raw = raw_attributes(own_ents, schema.entities_id, open_ids,
-                             list((reference or {}).get("bins", {}).get("categories", {})))
+        raw_cols = [c for c in (reference or {}).get("bins", {}).get("categories", {}) if c in X.columns]
+        unknown = np.zeros(len(X), dtype=bool)  # an unseen value can only hide where the feature is missing
+        for c in raw_cols:
+            unknown |= X[c].isna().to_numpy()
+        raw = raw_attributes(own_ents, schema.entities_id, open_ids[unknown], raw_cols) if unknown.any() else None
         monitoring = chunk_counts(reference, X, scores["probability"].to_numpy(), scores["tier"],
                                   raw_categories=raw)
         t4 = time.perf_counter()

@@ -319,7 +319,7 @@ class RiskModel(BaseEstimator):
                 event_columns={"events": "count_all_all",
                                "other_kind_events": f"count_{features.kind_slugs_[OTHER_KIND]}_all",
                                "missing_text_share": "text_missing_share"},
-                categories=features.categories_,
+                categories={c: v for c, v in features.categories_.items() if c in X.columns},
                 # group-level context (one value per station per night): reported, not alerting
                 informational=[name for name in X.columns if name.startswith("ctx_")],
             ),
