@@ -257,8 +257,11 @@ def _drift_section(manifest: Mapping) -> str:
         feats = feats.sort_values("psi", ascending=False, kind="stable")
         if "status" in feats.columns:
             feats["status"] = feats["status"].astype(object)
-        n_flag = int(feats.get("status", pd.Series(dtype=object)).isin(["watch", "act"]).sum())
-        parts.append(f"<h3>Features by PSI ({n_flag} of {len(feats)} at watch or act; top 25)</h3>")
+        counted = ~feats["informational"].fillna(False).astype(bool) if "informational" in feats.columns \
+            else pd.Series(True, index=feats.index)
+        n_flag = int((feats.get("status", pd.Series(dtype=object)).isin(["watch", "act"]) & counted).sum())
+        parts.append(f"<h3>Features by PSI ({n_flag} of {int(counted.sum())} counted features at watch or act; "
+                     "informational ones do not set the status; top 25)</h3>")
         parts.append(_table(feats.head(25), {"name": ("feature", "text"), "psi": ("PSI", "prob"),
                                              "status": ("status", "text"), "informational": ("informational", "text")}))
     else:
