@@ -621,10 +621,9 @@ def score_batch(
     if engine not in ("local", "spark"):
         raise ConfigError(f"engine must be 'local' or 'spark', got {engine!r}.")
     if engine == "spark":
-        try:
-            from . import _spark  # noqa: F401
-        except ImportError as exc:
-            raise ConfigError("engine='spark' is not available in this version; use engine='local'.") from exc
+        from ._spark import require_pyspark
+
+        require_pyspark()  # fail before any work: ConfigError naming riskmodel[spark]
     drift_thresholds = check_thresholds(drift_thresholds)
     if not isinstance(chunk_disputes, int | np.integer) or chunk_disputes < 1:
         raise ConfigError(f"chunk_disputes must be a positive integer, got {chunk_disputes!r}.")
@@ -683,7 +682,7 @@ def score_batch(
         try:
             n_rows, n_ids = source.count_disputes()
             n_chunks = max(1, math.ceil(n_ids / chunk_disputes))
-            if source.dataset is not None:
+            if source.dataset is not None and engine == "local":  # Spark partitions by itself
                 source.write_parts(work / "parts", n_chunks)
         except DataError:
             shutil.rmtree(work, ignore_errors=True)
