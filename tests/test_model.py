@@ -222,6 +222,20 @@ def test_reasons_agree_with_shap(fitted, scored):
     assert checked > 0
 
 
+def test_scores_equal_lightgbm_on_the_dataframe(fitted, scored):
+    """Our array conversion (fast for one dispute) gives LightGBM's own scores, any size."""
+    _, _, X = scored
+    X = X.copy()
+    X.loc[X.index[:3], "station"] = np.nan  # missing category
+    for rows in (X.iloc[:1], X.iloc[:40], X, X[X.columns[::-1]].iloc[:5]):
+        reference = fitted.booster_.predict(rows[fitted.feature_names_])
+        assert np.array_equal(fitted.predict_raw(rows), reference)
+        contrib = fitted.booster_.predict(rows[fitted.feature_names_], pred_contrib=True)
+        assert np.array_equal(fitted.explain(rows).to_numpy(), contrib)
+    with pytest.raises(ModelError, match="categorical column"):
+        fitted.predict_raw(X.astype({"station": str}))
+
+
 # ------------------------------------------------------------------------------------------
 # time order, unseen data
 
