@@ -151,14 +151,16 @@ def _synthetic_input_example(model: RiskModel, n_events: int = 6) -> pd.DataFram
 def _signature(model: RiskModel, example: pd.DataFrame, output: pd.DataFrame):
     """Model signature: id, time and kind are required; text, party and attributes optional."""
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
     schema = model._schema()
-    inferred = infer_signature(example, output.astype({"as_of": str, "tier": str}),
-                               params={"as_of": "2024-02-01T00:00:00", "reasons": "flagged"})
+    inferred = infer_signature(example, output.astype({"as_of": str, "tier": str}))
     required = {schema.entity_col, schema.time_col, schema.kind_col}
     inputs = Schema([ColSpec(c.type, c.name, required=c.name in required) for c in inferred.inputs.inputs])
-    return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
+    # No default as_of: MLflow fills a missing param with its default, which would silently
+    # score a request at the example's date instead of refusing it.
+    params = ParamSchema([ParamSpec("as_of", "string", None), ParamSpec("reasons", "string", "flagged")])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=params)
 
 
 def _last_fold_metrics(backtest) -> dict[str, float]:

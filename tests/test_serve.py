@@ -1,0 +1,147 @@
+"""`mlflow models serve` on a registered riskmodel: events in, the Predictor's scores out."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_registry import small_config
+
+import riskmodel as rm
+
+pytestmark = pytest.mark.slow  # trains a model and starts a scoring server: about a minute
+
+AS_OF = "2024-11-01T00:00:00"
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """A small model trained and registered (alias challenger) in a fresh sqlite store."""
+    root = tmp_path_factory.mktemp("serve-store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    cfg = small_config()
+    cfg.backtest.n_folds = 1
+    result = rm.train(cfg)
+    yield uri, result
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, payload: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def server(registered, tmp_path_factory):
+    """`mlflow models serve --env-manager local` on models:/dispute-risk@challenger."""
+    tracking, _ = registered
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("serve-log") / "server.log"
+    bin_dir = str(Path(sys.executable).parent)  # mlflow execs `uvicorn` from PATH
+    env = dict(
+        os.environ,
+        MLFLOW_TRACKING_URI=tracking,
+        PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false",
+        PIP_NO_INDEX="1",  # if anything tried to install packages, it would fail, not download
+    )
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/dispute-risk@challenger",
+           "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"]
+    with open(log_path, "w") as log:
+        # own process group: mlflow starts uvicorn as a child, and both must go at the end
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow models serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"no answer on /ping after 180 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, log_path
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def request_data():
+    """Events of a few disputes with their entity attributes as columns, as a JSON client sends them."""
+    sim = rm.simulate_disputes(300, start="2024-01-01", end="2024-12-31", seed=21)
+    ids = sim.entities["dispute_id"].iloc[:12]
+    events = sim.events[sim.events["dispute_id"].isin(ids)].reset_index(drop=True)
+    entities = sim.entities[sim.entities["dispute_id"].isin(ids)].reset_index(drop=True)
+    attrs = entities[["dispute_id", "category", "station", "opened_at"]].astype({"category": str, "station": str})
+    flat = events.merge(attrs, on="dispute_id", how="left")
+    return events, entities, flat
+
+
+def test_served_scores_equal_the_predictor(registered, server, request_data):
+    url, log_path = server
+    events, entities, flat = request_data
+    split = json.loads(flat.to_json(orient="split", index=False, date_format="iso"))
+    status, body = _post(f"{url}/invocations", {"dataframe_split": split, "params": {"as_of": AS_OF}})
+    assert status == 200, body
+    served = pd.DataFrame(body["predictions"])
+
+    expected = rm.load("models:/dispute-risk@challenger").predict(events, as_of=AS_OF, entities=entities)
+    # the served pyfunc does not know its registry name and version; the Predictor adds them
+    assert list(served.columns) == [c for c in expected.columns if c not in ("model_name", "model_version")]
+    assert len(served) == len(expected) == events["dispute_id"].nunique()
+    served = served.set_index("dispute_id").loc[expected["dispute_id"]].reset_index()
+    np.testing.assert_allclose(served["probability"].to_numpy(), expected["probability"].to_numpy(), rtol=1e-12)
+    assert (pd.to_datetime(served["as_of"]) == expected["as_of"]).all()
+    for col in ("tier", "reasons", "reason_features", "overrides"):
+        assert served[col].tolist() == expected[col].astype(str).tolist(), col
+    assert (served["tier"] != "blue").any() or (expected["tier"] == "blue").all()
+
+    log = log_path.read_text()
+    assert "pip install" not in log and "Installing" not in log, log[-2000:]
+
+
+def test_served_model_without_as_of_gives_a_clear_error(server, request_data):
+    url, _ = server
+    _, _, flat = request_data
+    split = json.loads(flat.head(5).to_json(orient="split", index=False, date_format="iso"))
+    status, body = _post(f"{url}/invocations", {"dataframe_split": split})
+    assert status >= 400
+    # MLflow wraps model errors in a generic message; riskmodel's own is in the stack trace
+    assert "params={'as_of'" in body.get("stack_trace", "") + body.get("message", ""), body
