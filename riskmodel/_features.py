@@ -435,7 +435,7 @@ class FeatureBuilder(BaseEstimator):
         prepared = prepare_events(events, self._schema())
         return self.fit(prepared, entities=entities).transform(prepared, cutoffs, entities=entities)
 
-    def transform(self, events, cutoffs, *, entities=None) -> pd.DataFrame:
+    def transform(self, events, cutoffs, *, entities=None, context_events=None) -> pd.DataFrame:
         """Compute one feature row per cutoff, in the cutoffs' order.
 
         Parameters
@@ -446,6 +446,12 @@ class FeatureBuilder(BaseEstimator):
             The schema's entity column and ``as_of``; any number of rows per dispute, any order.
         entities : DataFrame, optional
             Entity attributes; required if the builder was fitted with entities.
+        context_events : DataFrame or PreparedEvents, optional
+            Events read by the cross-dispute families (party, context) instead of ``events``,
+            for chunked scoring: ``events`` then need only the scored disputes' own events,
+            and ``context_events`` need only, for every dispute, its first event, its first
+            outcome event and the first event of each of its parties (any superset gives the
+            same values).
 
         Returns
         -------
@@ -463,7 +469,8 @@ class FeatureBuilder(BaseEstimator):
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
             )
         ents = validate_entities(entities, schema) if self.has_entities_ and entities is not None else None
-        return _FeatureComputation(self, prepared, cut, ents).run()
+        context = None if context_events is None else prepare_events(context_events, schema)
+        return _FeatureComputation(self, prepared, cut, ents, context).run()
 
 
 # --------------------------------------------------------------------------------------
@@ -480,10 +487,13 @@ class _FeatureComputation:
     positions, so the cost per subset is one pass over the events plus gathers.
     """
 
-    def __init__(self, builder: FeatureBuilder, prepared: PreparedEvents, cutoffs: pd.DataFrame, entities):
+    def __init__(self, builder: FeatureBuilder, prepared: PreparedEvents, cutoffs: pd.DataFrame, entities,
+                 context: PreparedEvents | None = None):
         self.b = builder
         self.schema = builder._schema()
         self.ev = prepared
+        # the events the cross-dispute families (party, context) read
+        self.cx = prepared if context is None else context
         self.cutoffs = cutoffs
         self.entities = entities
 
@@ -494,8 +504,9 @@ class _FeatureComputation:
         codes = np.where(codes < 0, n_entities, codes).astype(np.int64)
         as_of = cutoffs["as_of"].to_numpy("datetime64[ns]").view(np.int64)
 
-        t_min = int(prepared.times_ns.min()) if len(prepared) else int(as_of.min())
-        t_max = max(int(prepared.times_ns.max()) if len(prepared) else 0, int(as_of.max()))
+        known = [t for t in (prepared.times_ns, self.cx.times_ns) if len(t)]
+        t_min = min([int(t.min()) for t in known] + [int(as_of.min())])
+        t_max = max([int(t.max()) for t in known] + [int(as_of.max())])
         self.t_min, self.t_max = t_min, t_max
         self.clock = Clock.for_range(n_entities + 2, t_min, t_max)
         qkeys = self.clock.keys(codes, self.clock.ticks(as_of))
@@ -506,6 +517,11 @@ class _FeatureComputation:
         self.q_keys = qkeys[self.order]
         self.q_start_keys = self.clock.keys(self.q_codes, np.zeros_like(self.q_codes))
         self.ev_keys = self.clock.keys(prepared.entity_codes, self.clock.ticks(prepared.times_ns))
+        if context is None:
+            self.cx_q_codes = self.q_codes
+        else:
+            cx_codes = _lookup(context.entity_ids, ids)
+            self.cx_q_codes = np.where(cx_codes < 0, len(context.entity_ids), cx_codes).astype(np.int64)[self.order]
         self._window_keys: dict[str, np.ndarray] = {}
         self._positions: dict[str, np.ndarray] = {}
 
@@ -713,23 +729,23 @@ class _FeatureComputation:
         """First outcome time per entity code (int64 ns; NaT-min where none)."""
 
         def compute():
-            out = np.full(len(self.ev.entity_ids) + 1, _NAT, dtype=np.int64)
-            outcome = self.ev.is_kind(self.schema.outcome_kinds)
-            codes = self.ev.entity_codes[outcome]
-            times = self.ev.times_ns[outcome]
+            out = np.full(len(self.cx.entity_ids) + 1, _NAT, dtype=np.int64)
+            outcome = self.cx.is_kind(self.schema.outcome_kinds)
+            codes = self.cx.entity_codes[outcome]
+            times = self.cx.times_ns[outcome]
             if len(codes):
                 first = np.r_[True, codes[1:] != codes[:-1]]  # events are sorted by (entity, time)
                 out[codes[first]] = times[first]
             return out
 
-        return self.ev.cached(("escalations", self.schema.outcome_kinds), compute)
+        return self.cx.cached(("escalations", self.schema.outcome_kinds), compute)
 
     def add_party(self) -> None:
-        all_party_codes, parties = self.ev.codes(self.schema.party_col)
+        all_party_codes, parties = self.cx.codes(self.schema.party_col)
         present = all_party_codes >= 0
         party_codes = all_party_codes[present]
-        e_codes = self.ev.entity_codes[present]
-        times = self.ev.times_ns[present]
+        e_codes = self.cx.entity_codes[present]
+        times = self.cx.times_ns[present]
         n_parties = len(parties)
         # first appearance of each (party, dispute): events are time-sorted within dispute
         pair = e_codes * max(n_parties, 1) + party_codes
@@ -738,7 +754,7 @@ class _FeatureComputation:
         first = np.r_[True, pair_sorted[1:] != pair_sorted[:-1]] if len(pair_sorted) else np.zeros(0, bool)
         f_rows = order[first]
         f_party, f_entity, f_time = party_codes[f_rows], e_codes[f_rows], times[f_rows]  # sorted by entity
-        clock = Clock.for_range(max(n_parties, len(self.ev.entity_ids)) + 2, self.t_min, self.t_max)
+        clock = Clock.for_range(max(n_parties, len(self.cx.entity_ids)) + 2, self.t_min, self.t_max)
         f_tick = clock.ticks(f_time)
         q_tick = clock.ticks(self.q_as_of)
 
@@ -750,8 +766,8 @@ class _FeatureComputation:
         esc_keys = np.sort(clock.keys(f_party[has_esc], clock.ticks(esc_known[has_esc])))
 
         # expand each cutoff to its dispute's parties seen before as_of
-        lo = np.searchsorted(f_entity, self.q_codes, side="left")
-        hi = np.searchsorted(f_entity, self.q_codes, side="right")
+        lo = np.searchsorted(f_entity, self.cx_q_codes, side="left")
+        hi = np.searchsorted(f_entity, self.cx_q_codes, side="right")
         owner, rows = expand_ranges(lo, hi)
         seen = f_tick[rows] < q_tick[owner]
         owner, rows = owner[seen], rows[seen]
@@ -774,10 +790,10 @@ class _FeatureComputation:
         id_col = self.schema.entities_id
         window_ns = int(pd.Timedelta(self.b.context_window).value)
         w = self.b.context_window
-        codes_of_entities = self.ev.entity_ids.get_indexer(ents[id_col])
-        first_time = np.full(len(self.ev.entity_ids) + 1, _NAT, dtype=np.int64)
-        starts = np.r_[True, self.ev.entity_codes[1:] != self.ev.entity_codes[:-1]] if len(self.ev) else []
-        first_time[self.ev.entity_codes[starts]] = self.ev.times_ns[starts]
+        codes_of_entities = _lookup(self.cx.entity_ids, ents[id_col])
+        first_time = np.full(len(self.cx.entity_ids) + 1, _NAT, dtype=np.int64)
+        starts = np.r_[True, self.cx.entity_codes[1:] != self.cx.entity_codes[:-1]] if len(self.cx) else []
+        first_time[self.cx.entity_codes[starts]] = self.cx.times_ns[starts]
         esc_time = self.escalation_times()
         q_ids = self.cutoffs[self.schema.entity_col].to_numpy()[self.order]
         for g in self.schema.group_cols:

@@ -355,3 +355,22 @@ def test_row_depends_only_on_own_events_without_cross_dispute_families(rows, oth
         a = fb.transform(own, cutoffs, entities=ENTITIES)
         b = fb.transform(pd.concat([own, noise]), cutoffs, entities=ENTITIES)
     pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_context_events_give_the_same_rows_as_the_whole_log(seed):
+    """Chunked scoring: own events + every dispute's summary rows == the whole log."""
+    from riskmodel._batch import _summary_rows
+    from riskmodel._features import prepare_events
+
+    events, entities, cutoffs = random_log(seed, n_events=600, n_parties=12)
+    fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        whole = fb.transform(events, cutoffs, entities=entities)
+        summary = _summary_rows(prepare_events(events).frame, EventSchema())
+        chunk = cutoffs["dispute_id"].isin([f"D{i:03d}" for i in range(0, 25, 2)] + ["D999"])
+        own = events[events["dispute_id"].isin(cutoffs.loc[chunk, "dispute_id"])]
+        part = fb.transform(own, cutoffs[chunk], entities=entities, context_events=summary.iloc[::-1])
+    assert len(summary) < len(events)
+    pd.testing.assert_frame_equal(part, whole[chunk])
