@@ -16,9 +16,9 @@ Flow (``engine="local"``)
    outcome event, each party's first appearance) used by the cross-dispute features.
 3. **score** - per chunk: the disputes open at ``as_of`` (the :func:`open_disputes` rule;
    the others are written to ``not_scored`` with the reason), features on the chunk's
-   events *plus* the other chunks' summary rows that the party and context families read
-   (disputes sharing a party with the chunk, disputes started or escalated inside the
-   context window), LightGBM, calibration, tiers, reasons.
+   own events, with the party and context families reading every chunk's summary rows
+   (indexed once per run, ``FeatureBuilder.transform(context_events=...)``), LightGBM,
+   calibration, tiers, reasons.
 4. **finalize** - scores, work lists, station summary, rejects, not-scored and a manifest
    are written into a work directory that is renamed onto ``out`` only when complete.
 
@@ -338,8 +338,9 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     ----------
     clean : DataFrame
         The chunk's validated events (from :func:`prepare_chunk`).
-    context : DataFrame or None
-        Other chunks' summary rows needed by the cross-dispute features.
+    context : DataFrame, PreparedEvents or None
+        Every chunk's summary rows (:func:`_context_rows`), read by the cross-dispute
+        features instead of the chunk's own events; ``None`` when the chunk is the input.
     predictor : Predictor
     as_of : Timestamp
     entities : DataFrame or None
@@ -387,19 +388,16 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         if len(cut) == 0:
             timings["validate"] += time.perf_counter() - t0
             return empty_scores, not_scored, timings
-        frame = clean
         ents = own_ents
+        context_events = None
         if context is not None and len(context):
-            frame = pd.concat([clean, context[clean.columns]], ignore_index=True)
-            frame = frame.sort_values([ent, schema.time_col], kind="stable").reset_index(drop=True)
-            if entities is not None:
-                all_ids = np.concatenate([np.asarray(ids, dtype=object),
-                                          np.asarray(pd.unique(context[ent]), dtype=object)])
-                ents = entities[_isin(entities[schema.entities_id], all_ids)]
-        prepared = PreparedEvents(frame, schema, model.features_.tz_aware_)
+            context_events = context if isinstance(context, PreparedEvents) else \
+                PreparedEvents.from_valid(context, schema, model.features_.tz_aware_)
+            ents = entities  # the context family reads every context dispute's group
         t1 = time.perf_counter()
         timings["validate"] += t1 - t0
-        X = model.transform_features(prepared, cut, entities=ents if model.features_.has_entities_ else None)
+        X = model.transform_features(prepared_own, cut, entities=ents if model.features_.has_entities_ else None,
+                                     context_events=context_events)
         t2 = time.perf_counter()
         timings["features"] += t2 - t1
         scores = model.score_features(X, cut, reasons="none")
@@ -428,29 +426,19 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     return scores, not_scored, timings
 
 
-def _context_rows(summaries: list[Path], own: pd.DataFrame, model, as_of: pd.Timestamp) -> pd.DataFrame | None:
-    """Other chunks' summary rows that this chunk's party / context features read."""
+def _context_rows(summaries: list[Path], model, as_of: pd.Timestamp) -> pd.DataFrame | None:
+    """Every chunk's summary rows before ``as_of``: what the party / context features read.
+
+    ``None`` when the model uses neither family (or there is nothing before ``as_of``).
+    """
     schema = model._schema()
     fb = model.features_
-    use_party = fb._active("party")
-    use_context = fb._active("context")
-    if not summaries or not (use_party or use_context):
+    if not summaries or not (fb._active("party") or fb._active("context")):
         return None
     table = ds.dataset([str(p) for p in summaries], format="parquet").to_table(
         filter=ds.field(schema.time_col) < pa.scalar(as_of.to_pydatetime()))
     rows = table.to_pandas()
-    if len(rows) == 0:
-        return None
-    ent = schema.entity_col
-    relevant = np.zeros(len(rows), dtype=bool)
-    if use_party:
-        parties = pd.unique(own[schema.party_col].dropna())
-        relevant |= _isin(rows[schema.party_col].fillna(""), parties)
-    if use_context:
-        lower = as_of - pd.Timedelta(fb.context_window)
-        relevant |= (rows[schema.time_col] >= lower).to_numpy()
-    disputes = pd.unique(rows.loc[relevant, ent])
-    return rows[_isin(rows[ent], disputes)].reset_index(drop=True)
+    return rows if len(rows) else None
 
 
 # ------------------------------------------------------------------------------------------
@@ -793,6 +781,22 @@ def _log_monitoring(report: dict, as_of: pd.Timestamp, predictor) -> str | None:
         return None
 
 
+_NOT_READ = object()
+
+
+def _context_prepared(prep_dir: Path, n_chunks: int, model, as_of: pd.Timestamp):
+    """The summary rows of all chunks, indexed once (``None`` for a single chunk: its own
+    events are the whole input)."""
+    from ._features import PreparedEvents
+
+    if n_chunks < 2:
+        return None
+    rows = _context_rows([prep_dir / f"summary-{j:05d}.parquet" for j in range(n_chunks)], model, as_of)
+    if rows is None:
+        return None
+    return PreparedEvents.from_valid(rows, model._schema(), model.features_.tz_aware_)
+
+
 def _swap_in(final: Path, out: Path) -> None:
     """Rename ``final`` onto ``out``; an existing ``out`` is moved aside first, then deleted."""
     aside = None
@@ -836,6 +840,7 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
     progress = _Progress(n_chunks, "score")
     die_after = int(os.environ.get(_DIE_AFTER_ENV, "0") or 0)
     done_now = 0
+    context = _NOT_READ
     for i in range(n_chunks):
         marker = score_dir / f"chunk-{i:05d}.done"
         if marker.exists():
@@ -843,8 +848,8 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
             continue
         t0 = time.perf_counter()
         clean = pd.read_parquet(prep_dir / f"clean-{i:05d}.parquet")
-        others = [prep_dir / f"summary-{j:05d}.parquet" for j in range(n_chunks) if j != i]
-        context = _context_rows(others, clean, predictor.model, as_of) if len(clean) else None
+        if context is _NOT_READ:  # once per run: every chunk reads the same summary rows
+            context = _context_prepared(prep_dir, n_chunks, predictor.model, as_of)
         t1 = time.perf_counter()
         scores, not_scored, chunk_t = score_chunk(clean, context, predictor, as_of, entities=entities,
                                                   reasons=reasons, max_inactive=max_inactive)

@@ -351,10 +351,13 @@ class RiskModel(BaseEstimator):
         if not hasattr(self, "booster_"):
             raise ModelError("this RiskModel is not fitted yet; call fit(events, cutoffs) first.")
 
-    def transform_features(self, events, cutoffs, *, entities=None) -> pd.DataFrame:
-        """The model's feature matrix for ``cutoffs`` (columns in training order)."""
+    def transform_features(self, events, cutoffs, *, entities=None, context_events=None) -> pd.DataFrame:
+        """The model's feature matrix for ``cutoffs`` (columns in training order).
+
+        ``context_events``: see :meth:`FeatureBuilder.transform` (chunked scoring).
+        """
         self._check_fitted()
-        X = self.features_.transform(events, cutoffs, entities=entities)
+        X = self.features_.transform(events, cutoffs, entities=entities, context_events=context_events)
         # re-imposing the training order copies every column: skip it when already in order
         return X if list(X.columns) == self.feature_names_ else X[self.feature_names_]
 

@@ -3,7 +3,7 @@
 The local engine (``riskmodel._batch``) hashes every dispute into one of ``n_chunks``
 chunks, then runs two pure per-chunk steps, :func:`~riskmodel._batch.prepare_chunk`
 (row rejects, clean events, summary rows) and :func:`~riskmodel._batch.score_chunk`
-(open disputes, features with the other chunks' summary rows, LightGBM, tiers,
+(open disputes, features with every chunk's summary rows as context, LightGBM, tiers,
 reasons), writing one parquet per chunk and a ``.done`` marker into the work directory.
 This engine runs the very same steps, one Spark task per chunk, and writes the very same
 files, so the driver's ``_finalize`` and manifest are shared and the output is identical.
@@ -22,7 +22,7 @@ Flow
    ``rejects`` and ``summary`` parquet plus the marker. An in-memory DataFrame input is
    split on the driver and its chunks are shipped to the tasks as they are.
 3. **score** - one task per pending chunk (``parallelize``): read the chunk's clean events
-   and the other chunks' summary rows, :func:`score_chunk`, write ``scores``,
+   and every chunk's summary rows, :func:`score_chunk`, write ``scores``,
    ``not_scored`` and the marker. The model travels as its safe artifact (LightGBM text
    and JSON, written next to the chunks), the entities table as a broadcast variable.
 
@@ -266,15 +266,14 @@ def _prepare_one(job: _Job, i: int, raw: pd.DataFrame, t_read: float = 0.0) -> i
 
 
 def _score_one(job: _Job, entities, i: int) -> int:
-    """Score chunk ``i`` against the other chunks' summary rows; write scores and the marker."""
-    from ._batch import _context_rows, score_chunk
+    """Score chunk ``i`` with every chunk's summary rows as context; write scores and the marker."""
+    from ._batch import _context_prepared, score_chunk
 
     prep, score_dir = Path(job.work) / "prepared", Path(job.work) / "scores"
     t0 = time.perf_counter()
     predictor = _task_predictor(job)
     clean = pd.read_parquet(prep / f"clean-{i:05d}.parquet")
-    others = [prep / f"summary-{j:05d}.parquet" for j in range(job.n_chunks) if j != i]
-    context = _context_rows(others, clean, predictor.model, job.as_of) if len(clean) else None
+    context = _context_prepared(prep, job.n_chunks, predictor.model, job.as_of) if len(clean) else None
     t1 = time.perf_counter()
     scores, not_scored, chunk_t = score_chunk(clean, context, predictor, job.as_of, entities=entities,
                                               reasons=job.reasons, max_inactive=job.max_inactive)
