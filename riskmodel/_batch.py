@@ -191,18 +191,34 @@ class _Source:
             return len(ids), int(ids.nunique(dropna=True))
         import pyarrow.compute as pc
 
+        # streamed: memory grows with the number of distinct ids, not with the events
+        rows, distinct, pending, pending_len = 0, None, [], 0
         try:
-            ids = self.dataset.to_table(columns=[col])[col]
+            scanner = self.dataset.scanner(columns=[col], batch_size=1_048_576, batch_readahead=0,
+                                           fragment_readahead=0)
+            for batch in scanner.to_batches():
+                rows += batch.num_rows
+                pending.append(pc.unique(batch.column(0).drop_null()))
+                pending_len += len(pending[-1])
+                if pending_len > 2 * (len(distinct) if distinct is not None else 0) + 1_000_000:
+                    merged = pending if distinct is None else [distinct, *pending]
+                    distinct = pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged]))
+                    pending, pending_len = [], 0
         except Exception as exc:  # noqa: BLE001
             raise DataError(f"could not read events {self.description}: {exc}") from exc
-        return len(ids), int(pc.count_distinct(ids, mode="only_valid").as_py())
+        merged = pending if distinct is None else [distinct, *pending]
+        if not merged:
+            return rows, 0
+        return rows, len(pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged])))
 
     def write_parts(self, parts_dir: Path, n_chunks: int) -> None:
         """Hash-partition a parquet input into one file per chunk (streaming)."""
         cols = self.schema.event_columns
         writers: dict[int, pq.ParquetWriter] = {}
         try:
-            scanner = self.dataset.scanner(columns=cols, batch_size=_READ_BATCH_ROWS)
+            # no read-ahead: peak memory is then one batch plus the writers, not ~16 batches
+            scanner = self.dataset.scanner(columns=cols, batch_size=_READ_BATCH_ROWS, batch_readahead=0,
+                                           fragment_readahead=0)
             for batch in scanner.to_batches():
                 if batch.num_rows == 0:
                     continue
