@@ -405,14 +405,20 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
             timings["validate"] += time.perf_counter() - t0
             return empty_scores, not_scored, timings
         ents = own_ents
-        context_events = None
+        # the cross-dispute families read the context (every chunk's summary rows) or, for a
+        # single chunk, the whole chunk; the other families need only the open disputes' events
+        context_events = prepared_own
         if context is not None and len(context):
             context_events = context if isinstance(context, PreparedEvents) else \
                 PreparedEvents.from_valid(context, schema, model.features_.tz_aware_)
             ents = entities  # the context family reads every context dispute's group
+        is_open = np.zeros(len(prepared_own.entity_ids) + 1, dtype=bool)
+        is_open[prepared_own.entity_ids.get_indexer(open_ids)] = True
+        own_open = PreparedEvents(clean[is_open[prepared_own.entity_codes]].reset_index(drop=True), schema,
+                                  model.features_.tz_aware_)
         t1 = time.perf_counter()
         timings["validate"] += t1 - t0
-        X = model.transform_features(prepared_own, cut, entities=ents if model.features_.has_entities_ else None,
+        X = model.transform_features(own_open, cut, entities=ents if model.features_.has_entities_ else None,
                                      context_events=context_events)
         t2 = time.perf_counter()
         timings["features"] += t2 - t1

@@ -158,7 +158,8 @@ class PreparedEvents:
         """Boolean mask of sorted rows whose text is missing or blank."""
         def compute():
             texts = self._shared_result(("text", column), lambda: self._raw[column].astype("string[pyarrow]"))
-            return texts.isna().to_numpy() | (texts.str.strip() == "").fillna(True).to_numpy(dtype=bool)
+            blank = texts.str.contains(r"^\s*$", regex=True, na=True)  # no stripped copy of every text
+            return blank.to_numpy(dtype=bool)
 
         return self._sorted(self._shared_result(("missing", column), compute))
 
