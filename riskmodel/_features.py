@@ -638,12 +638,12 @@ class _FeatureComputation:
                     self.matrix[:, self.column_index[name]] = values
                 else:
                     categorical[name] = values
-        # column views of the matrix: no copy; categoricals slot in at their positions
-        data = {
-            name: categorical[name] if name in categorical else self.matrix[:, self.column_index[name]]
-            for name in b.feature_names_out_
-        }
-        return pd.DataFrame(data, index=self.cutoffs.index, copy=False)
+        # one float32 block (no copy), the categoricals inserted at their positions
+        frame = pd.DataFrame(self.matrix, index=self.cutoffs.index, columns=self.numeric_names, copy=False)
+        for position, name in enumerate(b.feature_names_out_):
+            if name in categorical:
+                frame.insert(position, name, categorical[name])
+        return frame
 
     def add_counts_and_recency(self, counts: bool, recency: bool) -> None:
         """Windowed counts and days since the last event, in total and per kind.
@@ -824,10 +824,8 @@ class _FeatureComputation:
     def entity_columns(self) -> dict[str, object]:
         schema = self.schema
         ents = self.entities
-        id_col = schema.entities_id
         ids = self.cutoffs[schema.entity_col]
-        lookup = ents.set_index(id_col)
-        rows = lookup.index.get_indexer(ids)
+        rows = _lookup(pd.Index(ents[schema.entities_id]), ids)
         unknown = rows < 0
         if unknown.any() and len(ents):
             warnings.warn(
@@ -836,27 +834,32 @@ class _FeatureComputation:
                 DataWarning,
                 stacklevel=4,
             )
+        at = np.maximum(rows, 0)
         out: dict[str, object] = {}
         for col in schema.entity_categorical_cols:
-            values = lookup[col].astype(object).to_numpy()
-            taken = np.where(unknown, None, values[np.maximum(rows, 0)])
+            values = ents[col].astype("category")  # validated entities already are
             vocab = self.b.categories_[col]
-            cat = pd.Categorical(pd.Series(taken).where(pd.Series(taken).isin(vocab)), categories=vocab)
-            unseen = pd.Series(taken).notna().to_numpy() & ~pd.Series(taken).isin(vocab).to_numpy()
+            # codes of the entity's value in the training vocabulary; -1 missing or unseen
+            to_vocab = pd.Index(vocab).get_indexer(values.cat.categories.astype(str))
+            codes = np.where(unknown, -1, values.cat.codes.to_numpy()[at]) if len(ents) else np.full(len(ids), -1)
+            vocab_codes = np.where(codes >= 0, to_vocab[np.maximum(codes, 0)], -1) if len(to_vocab) else codes * 0 - 1
+            unseen = (codes >= 0) & (vocab_codes < 0)
             if unseen.any():
+                names = values.cat.categories[np.unique(codes[unseen])]
                 warnings.warn(
                     f"entities column {col!r}: {int(unseen.sum())} value(s) not seen at fit become "
-                    f"missing: {format_examples(pd.unique(taken[unseen]))}.",
+                    f"missing: {format_examples(names)}.",
                     DataWarning,
                     stacklevel=4,
                 )
-            out[col] = cat
+            out[col] = pd.Categorical.from_codes(vocab_codes, categories=vocab)
         for col in schema.entity_numeric_cols:
-            values = lookup[col].to_numpy(dtype=np.float64)
-            out[col] = np.where(unknown, np.nan, values[np.maximum(rows, 0)]).astype(np.float32)
+            values = ents[col].to_numpy(dtype=np.float64)
+            out[col] = np.where(unknown, np.nan, values[at] if len(ents) else np.nan).astype(np.float32)
         as_of = self.cutoffs["as_of"].to_numpy("datetime64[ns]").view(np.int64)
         for col in schema.entity_time_cols:
-            t = lookup[col].to_numpy("datetime64[ns]").view(np.int64)[np.maximum(rows, 0)]
+            t = ents[col].to_numpy("datetime64[ns]").view(np.int64)
+            t = t[at] if len(ents) else np.full(len(ids), _NAT)
             valid = ~unknown & (t != _NAT) & (t < as_of)  # a date at or after as_of is not yet known
             days = np.full(len(ids), np.nan, dtype=np.float32)
             days[valid] = (as_of[valid] - t[valid]) / NS_PER_DAY
