@@ -23,11 +23,15 @@ from pathlib import Path
 
 _RUN = textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     from riskmodel._batch import score_batch
     m = score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
                     out=sys.argv[5], chunk_disputes=int(sys.argv[6]))
-    m["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process's own high-water mark (ru_maxrss survives exec: it would
+    # report the parent's peak)
+    with open("/proc/self/status") as f:
+        hwm = next(line for line in f if line.startswith("VmHWM:"))
+    m["peak_rss_mb"] = int(hwm.split()[1]) / 1024
     print(json.dumps(m))
     """
 )
@@ -41,9 +45,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--as-of", default="2024-06-01")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--scaling", action="store_true",
+                        help="also score an input 4x smaller and print the peak-memory ratio")
     args = parser.parse_args()
 
-    import pandas as pd
 
     from riskmodel import (
         FeatureBuilder,
@@ -107,7 +112,24 @@ def main() -> None:
     print(f"  peak RSS {rss:,.0f} MB")
     print(f"  LightGBM booster.predict on the {n_open:,} x {len(model.feature_names_)} matrix: {t_lgbm:.2f}s; "
           f"total / booster.predict = {med['total'] / max(t_lgbm, 1e-9):.0f}x")
-    pd.set_option("display.width", 120)
+    if args.scaling:
+        small_n = args.disputes // 4
+        quarter = simulate_disputes(small_n, start="2022-01-01", end="2024-12-31", seed=2)
+        quarter.events.to_parquet(root / "events4.parquet", index=False, row_group_size=500_000)
+        quarter.entities.to_parquet(root / "entities4.parquet", index=False)
+        peaks = []
+        for i in range(args.repeats):
+            res = subprocess.run(
+                [sys.executable, "-c", _RUN, str(model_dir), str(root / "events4.parquet"),
+                 str(root / "entities4.parquet"), args.as_of, str(root / f"quarter{i}"), str(args.chunk_disputes)],
+                capture_output=True, text=True,
+            )
+            if res.returncode:
+                sys.exit(res.stderr)
+            peaks.append(json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+        small_peak = statistics.median(peaks)
+        print(f"  memory scaling: {small_n:,} disputes peak {small_peak:,.0f} MB, {args.disputes:,} disputes "
+              f"peak {rss:,.0f} MB: ratio {rss / small_peak:.2f} for a 4x larger input (target <= 1.3)")
 
 
 if __name__ == "__main__":

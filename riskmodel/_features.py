@@ -146,20 +146,31 @@ class PreparedEvents:
         codes, uniques = self.codes(self.schema.kind_col)
         return np.asarray(uniques.isin(list(kinds)))[codes] & (codes >= 0)
 
+    def _texts(self, column: str) -> pa.Array:
+        """The text column as an Arrow string array (non-strings become missing)."""
+        def compute():
+            values = self._raw[column]
+            try:
+                return pa.array(values, type=pa.large_string(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects: strings only
+                return pa.array(values.where(values.map(lambda v: isinstance(v, str))), type=pa.large_string(),
+                                from_pandas=True)
+
+        return self._shared_result(("text", column), compute)
+
     def text_matches(self, column: str, pattern: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text matches the regular expression."""
         def compute():
-            texts = self._shared_result(("text", column), lambda: self._raw[column].astype("string[pyarrow]"))
-            return texts.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
+            hits = pc.match_substring_regex(self._texts(column), pattern).fill_null(False)
+            return hits.to_numpy(zero_copy_only=False)
 
         return self._sorted(self._shared_result(("match", column, pattern), compute))
 
     def text_missing(self, column: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text is missing or blank."""
         def compute():
-            texts = self._shared_result(("text", column), lambda: self._raw[column].astype("string[pyarrow]"))
-            blank = texts.str.contains(r"^\s*$", regex=True, na=True)  # no stripped copy of every text
-            return blank.to_numpy(dtype=bool)
+            blank = pc.match_substring_regex(self._texts(column), r"^\s*$").fill_null(True)
+            return blank.to_numpy(zero_copy_only=False)
 
         return self._sorted(self._shared_result(("missing", column), compute))
 
@@ -807,8 +818,8 @@ class _FeatureComputation:
             start_keys = np.sort(clock.keys(e_groups[started], clock.ticks(first_time[e_codes][started])))
             escalated = esc_time[e_codes] != _NAT
             esc_keys = np.sort(clock.keys(e_groups[escalated], clock.ticks(esc_time[e_codes][escalated])))
-            g_lookup = pd.Series(g_of_entity, index=ents[id_col].to_numpy())
-            q_group = g_lookup.reindex(q_ids).fillna(-1).to_numpy().astype(np.int64)
+            rows = _lookup(pd.Index(ents[id_col]), pd.Series(q_ids))
+            q_group = np.where(rows >= 0, g_of_entity[np.maximum(rows, 0)] if len(g_of_entity) else -1, -1)
             valid = q_group >= 0
             qg = np.where(valid, q_group, 0)
             upper = clock.keys(qg, clock.ticks(self.q_as_of))

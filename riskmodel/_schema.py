@@ -476,8 +476,12 @@ def validate_entities(
             f"(e.g. {format_examples(out.loc[dup, id_col].unique())})."
         )
     for col in schema.entity_categorical_cols:
-        out[col] = out[col].astype(str).where(out[col].notna()).astype("category")
+        dtype = out[col].dtype
+        if not (isinstance(dtype, pd.CategoricalDtype) and dtype.categories.map(type).isin([str]).all()):
+            out[col] = out[col].astype(str).where(out[col].notna()).astype("category")
     for col in schema.entity_numeric_cols:
+        if pd.api.types.is_float_dtype(out[col].dtype) and out[col].dtype == np.float64:
+            continue
         converted = pd.to_numeric(out[col], errors="coerce")
         bad = converted.isna() & out[col].notna()
         if bad.any():
