@@ -101,16 +101,9 @@ def _cmd_score(args) -> int:
 
 
 def _load_model(uri: str):
-    from ._registry import load
+    from ._batch import _load_predictor
 
-    if "://" not in uri and ":/" not in uri and not Path(uri).exists():
-        raise ModelError(f"model {uri!r} not found: no such folder, and not a models:/ or runs:/ URI.")
-    try:
-        return load(uri)
-    except ModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a broken artifact is a model problem
-        raise ModelError(f"could not load model {uri!r}: {type(exc).__name__}: {exc}") from exc
+    return _load_predictor(uri)
 
 
 def _write_frame(frame, path) -> None:

@@ -16,17 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import train_model_dir
 
 from riskmodel import (
     ConfigError,
     DataWarning,
-    FeatureBuilder,
-    RiskModel,
-    make_cutoffs,
-    make_labels,
-    prepare_events,
 )
-from riskmodel._artifact import _thin_reference, load_model_dir, save_model_dir
+from riskmodel._artifact import _thin_reference, load_model_dir
 from riskmodel._batch import score_batch
 from riskmodel._labels import open_disputes
 from riskmodel._monitor import (
@@ -53,13 +49,7 @@ SHIFTS = {
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    sim = simulate_disputes(5000, seed=1, **PERIOD, **WORLD)
-    ev = prepare_events(sim.events, sim.schema)
-    lab = make_labels(ev, make_cutoffs(ev, sim.schema, entities=sim.entities), sim.schema)
-    lab = lab[~lab.censored]
-    model = RiskModel(schema=sim.schema, features=FeatureBuilder(schema=sim.schema))
-    model.fit(ev, lab, entities=sim.entities)
-    return save_model_dir(model, tmp_path_factory.mktemp("model") / "model")
+    return train_model_dir(tmp_path_factory.mktemp("model"), 5000, seed=1, **PERIOD, **WORLD)
 
 
 @pytest.fixture(scope="module")

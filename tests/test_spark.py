@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import train_model_dir
 
-from riskmodel import FeatureBuilder, RiskModel, make_cutoffs, make_labels, prepare_events
-from riskmodel._artifact import save_model_dir
 from riskmodel._batch import score_batch
 from riskmodel._errors import ConfigError
 from riskmodel._simulate import simulate_disputes
@@ -39,13 +38,7 @@ def spark(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    sim = simulate_disputes(1500, start="2022-01-01", end="2024-12-31", seed=1)
-    ev = prepare_events(sim.events, sim.schema)
-    lab = make_labels(ev, make_cutoffs(ev, sim.schema, entities=sim.entities), sim.schema)
-    lab = lab[~lab.censored]
-    model = RiskModel(schema=sim.schema, features=FeatureBuilder(schema=sim.schema))
-    model.fit(ev, lab, entities=sim.entities)
-    return save_model_dir(model, tmp_path_factory.mktemp("model") / "model")
+    return train_model_dir(tmp_path_factory.mktemp("model"), 1500, start="2022-01-01", end="2024-12-31", seed=1)
 
 
 @pytest.fixture(scope="module")
