@@ -364,16 +364,26 @@ def profile_stages(n_disputes: int, n_cutoffs: int, seed: int) -> list[tuple[str
         lambda: _FeatureComputation(builder, prepared, cut, None),
     )
     comp.kinds = stage("kind_codes: factorize kinds", comp.kind_codes)
-    stage("add_counts: window positions + per-kind cumsum", comp.add_counts)
-    stage("add_recency: per-kind cumsum + gathers", comp.add_recency)
-    stage("DataFrame of column views", comp.run)
+    stage(
+        "counts + recency: window positions, per-kind cumsum",
+        lambda: comp.add_counts_and_recency(True, True),
+    )
+    stage(
+        "DataFrame over the float32 matrix",
+        lambda: pd.DataFrame(comp.matrix, columns=comp.numeric_names, copy=False),
+    )
     stages.append(("(sum of stages)", sum(t for _, t in stages)))
     stages.append(("(end-to-end transform, same process)", end_to_end))
     return stages
 
 
 def _profile_child(queue, *args):
-    queue.put(profile_stages(*args))
+    try:
+        queue.put(profile_stages(*args))
+    except BaseException:  # report, do not hang the parent
+        import traceback
+
+        queue.put([("profile failed:\n" + traceback.format_exc(), float("nan"))])
 
 
 def print_profile(name: str, scale: float, seed: int) -> None:
@@ -386,6 +396,8 @@ def print_profile(name: str, scale: float, seed: int) -> None:
     proc.start()
     stages = queue.get()
     proc.join()
+    if "(sum of stages)" not in dict(stages):
+        raise RuntimeError(stages[0][0])
     total = dict(stages)["(sum of stages)"]
     print(f"\nstage profile of ours, {name} (scale {scale}):")
     for stage_name, seconds in stages:
