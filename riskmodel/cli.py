@@ -198,6 +198,19 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _has_alias(name: str, alias: str) -> bool:
+    import mlflow
+
+    from ._registry import tracking_uri
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
+    try:
+        client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
+
+
 def _cmd_demo(args) -> int:
     """Simulate a city, train with tracking, register, promote, score today, report."""
     import pandas as pd
@@ -218,11 +231,17 @@ def _cmd_demo(args) -> int:
           f"Brier {m['model_brier']:.4f}, ECE {m['model_ece']:.4f}")
     print("[3/5] promotion gate")
     record = promote(config.registered_model)
+    alias = "champion"
     if record["decision"] == "refused":
-        print(f"      gate refused v{record['version']}: {record['checks']}; keeping the current champion")
+        failed = [name for name, ok in record["checks"].items() if not ok]
+        print(f"      gate refused v{record['version']} (failed: {', '.join(failed)}); keeping the current champion")
+        if not _has_alias(config.registered_model, "champion"):
+            alias = "challenger"
+            print("      there is no champion yet: this demo scores with the challenger instead "
+                  "(a nightly job would stop here)")
     else:
         print(f"      {record['decision']}: v{record['version']} is champion ({sum(record['checks'].values())}/{len(record['checks'])} checks)")
-    predictor = load(f"models:/{config.registered_model}@champion")
+    predictor = load(f"models:/{config.registered_model}@{alias}")
     sim = simulate_disputes(config.data.n_disputes, start=config.data.start, end=config.data.end, seed=config.data.seed)
     today = pd.Timestamp(config.data.end).normalize()
     cut = open_disputes(sim.events, today, sim.schema, entities=sim.entities)
@@ -260,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="simulate, train, register, promote, score, report")
-    p.add_argument("--disputes", type=int, default=12_000)
+    p.add_argument("--disputes", type=int, default=30_000)
     p.add_argument("--config", default=None, help="experiment TOML (default: experiments/baseline.toml)")
     p.add_argument("--out", default=None, help="also write the scores as parquet here")
     p.set_defaults(func=_cmd_demo)
