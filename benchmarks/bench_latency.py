@@ -312,7 +312,10 @@ def main() -> None:
         for _ in range(args.reps):
             paths["Predictor.predict"]()
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        stats = pstats.Stats(profiler).sort_stats("cumulative")
+        stats.print_stats(40)
+        if os.environ.get("RISKMODEL_PROFILE_CALLERS"):
+            stats.print_callers(os.environ["RISKMODEL_PROFILE_CALLERS"])
     tmp.cleanup()
 
 
