@@ -37,6 +37,18 @@ _RUN = textwrap.dedent(
 )
 
 
+def _score_in_subprocess(model_dir, events, entities, as_of, out, chunk_disputes) -> dict:
+    """``score_batch`` in a fresh interpreter; its manifest plus ``peak_rss_mb``."""
+    res = subprocess.run(
+        [sys.executable, "-c", _RUN, str(model_dir), str(events), str(entities), as_of, str(out),
+         str(chunk_disputes)],
+        capture_output=True, text=True,
+    )
+    if res.returncode:
+        sys.exit(res.stderr)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--disputes", type=int, default=1_000_000)
@@ -90,14 +102,8 @@ def main() -> None:
 
     runs = []
     for i in range(args.repeats):
-        res = subprocess.run(
-            [sys.executable, "-c", _RUN, str(model_dir), str(root / "events.parquet"),
-             str(root / "entities.parquet"), args.as_of, str(root / f"out{i}"), str(args.chunk_disputes)],
-            capture_output=True, text=True,
-        )
-        if res.returncode:
-            sys.exit(res.stderr)
-        runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        runs.append(_score_in_subprocess(model_dir, root / "events.parquet", root / "entities.parquet",
+                                         args.as_of, root / f"out{i}", args.chunk_disputes))
         tt = runs[-1]["timings_s"]
         print(f"run {i + 1}: total {tt['total']:.1f}s, peak RSS {runs[-1]['peak_rss_mb']:,.0f} MB")
 
@@ -119,14 +125,9 @@ def main() -> None:
         quarter.entities.to_parquet(root / "entities4.parquet", index=False)
         peaks = []
         for i in range(args.repeats):
-            res = subprocess.run(
-                [sys.executable, "-c", _RUN, str(model_dir), str(root / "events4.parquet"),
-                 str(root / "entities4.parquet"), args.as_of, str(root / f"quarter{i}"), str(args.chunk_disputes)],
-                capture_output=True, text=True,
-            )
-            if res.returncode:
-                sys.exit(res.stderr)
-            peaks.append(json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+            manifest = _score_in_subprocess(model_dir, root / "events4.parquet", root / "entities4.parquet",
+                                            args.as_of, root / f"quarter{i}", args.chunk_disputes)
+            peaks.append(manifest["peak_rss_mb"])
         small_peak = statistics.median(peaks)
         print(f"  memory scaling: {small_n:,} disputes peak {small_peak:,.0f} MB, {args.disputes:,} disputes "
               f"peak {rss:,.0f} MB: ratio {rss / small_peak:.2f} for a 4x larger input (target <= 1.3)")
