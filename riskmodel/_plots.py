@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -52,10 +53,19 @@ _GLYPH_WARNING = r"(?s).*[Gg]lyph.*missing from"
 
 @functools.cache
 def _cjk_family() -> tuple[str, ...] | None:
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    for name in _CJK_FONTS:
-        if name in installed:
-            return (name, "DejaVu Sans")
+    for attempt in range(2):
+        installed = {font.name for font in font_manager.fontManager.ttflist}
+        for name in _CJK_FONTS:
+            if name in installed:
+                return (name, "DejaVu Sans")
+        if attempt == 0:
+            # matplotlib's font cache predates fonts installed later (e.g. by scripts/setup.sh)
+            for path in font_manager.findSystemFonts():
+                if re.search(r"wqy|cjk|sourcehan|simhei|msyh", pathlib.Path(path).name, re.IGNORECASE):
+                    try:
+                        font_manager.fontManager.addfont(path)
+                    except (OSError, RuntimeError, ValueError):
+                        continue
     return None
 
 
