@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._errors import ConfigError, DataError, format_examples
+from ._errors import DataError, format_examples
 from ._nightly import as_nightly_list
+from ._timeline import parse_duration
 
 __all__ = ["AuditResult", "audit_outcomes", "escalations_from"]
 
@@ -183,12 +184,7 @@ def audit_outcomes(
     DataError
         Missing folders or columns; ConfigError for a bad horizon.
     """
-    try:
-        horizon = pd.Timedelta(horizon)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"horizon {horizon!r} is not a duration such as '90D': {exc}") from exc
-    if horizon <= pd.Timedelta(0):
-        raise ConfigError(f"horizon must be positive, got {horizon}.")
+    horizon = parse_duration(horizon, "horizon")
     outputs = as_nightly_list(nights)
     if not outputs:
         raise DataError("no score outputs given; pass the nightly `riskmodel score` folders of the period.")

@@ -34,6 +34,7 @@ from ._metrics import (
 )
 from ._model import RiskModel
 from ._schema import validate_cutoffs
+from ._timeline import parse_duration
 
 __all__ = ["BacktestResult", "backtest"]
 
@@ -337,12 +338,7 @@ def backtest(
     """
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
         raise ConfigError(f"n_folds must be a positive integer, got {n_folds!r}.")
-    try:
-        period, h = pd.Timedelta(test_period), pd.Timedelta(horizon)
-    except ValueError as exc:
-        raise ConfigError(f"test_period {test_period!r} and horizon {horizon!r} must be durations such as '90D'.") from exc
-    if period <= pd.Timedelta(0) or h <= pd.Timedelta(0):
-        raise ConfigError("test_period and horizon must be positive.")
+    period, h = parse_duration(test_period, "test_period"), parse_duration(horizon, "horizon")
     schema = model._schema()
     label_col = model.label_col
     if label_col not in getattr(cutoffs, "columns", []):

@@ -309,8 +309,9 @@ def _load_predictor(model):
 def _isin(values, among) -> np.ndarray:
     """Hash-based membership (``np.isin`` sorts object arrays; pandas' arrow-string ``isin``
     builds Python lists: both are slow on millions of ids)."""
-    index = pd.Index(pd.unique(np.asarray(among, dtype=object)))
-    return index.get_indexer(pd.Index(np.asarray(values, dtype=object))) >= 0
+    from ._features import _lookup
+
+    return _lookup(pd.Index(pd.unique(pd.Series(among))), pd.Series(values)) >= 0
 
 
 # ------------------------------------------------------------------------------------------

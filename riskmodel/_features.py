@@ -26,7 +26,7 @@ from ._schema import (
     validate_cutoffs,
     validate_entities,
 )
-from ._timeline import NS_PER_DAY, Clock, Timeline, expand_ranges
+from ._timeline import NS_PER_DAY, Clock, Timeline, expand_ranges, parse_duration
 
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
 
@@ -132,15 +132,6 @@ class PreparedEvents:
 
         return self.cached(("codes", column), compute)
 
-    @property
-    def kinds(self) -> pd.Series:
-        """Event kind of each sorted row."""
-        def compute():
-            codes, uniques = self.codes(self.schema.kind_col)
-            return pd.Series(np.asarray(uniques, dtype=object)[codes], dtype=object)
-
-        return self.cached("kinds", compute)
-
     def is_kind(self, kinds: Sequence[str]) -> np.ndarray:
         """Boolean mask of sorted rows whose kind is one of ``kinds``."""
         codes, uniques = self.codes(self.schema.kind_col)
@@ -201,13 +192,7 @@ def prepare_events(
 
 
 def _window_days(window: str) -> float:
-    try:
-        delta = pd.Timedelta(window)
-    except ValueError as exc:
-        raise DataError(f"window {window!r} is not a pandas offset such as '30D'.") from exc
-    if delta <= pd.Timedelta(0):
-        raise DataError(f"window {window!r} must be positive.")
-    return delta / pd.Timedelta(days=1)
+    return parse_duration(window, "window", error=DataError) / pd.Timedelta(days=1)
 
 
 def _slug(text: str) -> str:
@@ -575,21 +560,25 @@ class _FeatureComputation:
             return Timeline(self.ev_keys, self.ev.times_ns)
         return Timeline(self.ev_keys[mask], self.ev.times_ns[mask])
 
-    def windowed_counts(self, mask: np.ndarray | None, windows: Sequence[str]) -> dict[str, np.ndarray]:
-        """Events (where ``mask``) in ``[as_of - w, as_of)`` for each window ``w``."""
+    def windowed_counts(self, mask: np.ndarray | None, windows: Sequence[str],
+                        cum: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Events (where ``mask``) in ``[as_of - w, as_of)`` for each window ``w``.
+
+        ``cum``: ``_cumulative(mask)`` if the caller already has it.
+        """
         upper = self.position(None)
         if mask is None:
             return {w: (upper - self.position(w)).astype(np.float32) for w in windows}
-        cum = _cumulative(mask)
+        cum = _cumulative(mask) if cum is None else cum
         at_upper = cum[upper]
         return {w: (at_upper - cum[self.position(w)]).astype(np.float32) for w in windows}
 
-    def last_time(self, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def last_time(self, mask: np.ndarray | None, cum: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Time of the last event (where ``mask``) before ``as_of``, and whether there is one."""
         upper, start = self.position(None), self.position("all")
         if mask is None:
             return self.time_at(upper - 1), upper > start
-        cum = _cumulative(mask)
+        cum = _cumulative(mask) if cum is None else cum
         before = cum[upper]
         positions = np.flatnonzero(mask)
         if len(positions) == 0:
@@ -669,20 +658,15 @@ class _FeatureComputation:
             last, has = self.last_time(None)
             self.put("days_since_last_event", self.days_between(self.q_as_of, last, has))
             self.put("days_since_first_event", self.days_between(self.q_as_of, self.time_at(self.position("all")), has))
-        upper, start = self.position(None), self.position("all")
         for code, kind in enumerate(self.b.kinds_ + [OTHER_KIND]):
             slug = self.b.kind_slugs_[kind]
             mask = self.kinds == code
-            cum = _cumulative(mask)
-            at_upper = cum[upper]
+            cum = _cumulative(mask)  # one pass per kind, shared by both families
             if counts:
-                for w in windows:
-                    self.put(f"count_{slug}_{w}", at_upper - cum[self.position(w)])
+                for w, values in self.windowed_counts(mask, windows, cum).items():
+                    self.put(f"count_{slug}_{w}", values)
             if recency:
-                positions = np.flatnonzero(mask)
-                has = at_upper > cum[start]
-                last = self.time_at(positions[np.clip(at_upper - 1, 0, max(len(positions) - 1, 0))]) \
-                    if len(positions) else np.zeros(len(upper), dtype=np.int64)
+                last, has = self.last_time(mask, cum)
                 self.put(f"days_since_last_{slug}", self.days_between(self.q_as_of, last, has))
 
     def add_dynamics(self) -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 from ._errors import DataError
 from ._features import PreparedEvents, prepare_events
 from ._schema import EventSchema, validate_cutoffs, validate_entities
-from ._timeline import Clock, expand_ranges
+from ._timeline import Clock, expand_ranges, parse_duration
 
 __all__ = ["make_cutoffs", "make_labels", "open_disputes"]
 
@@ -154,10 +154,7 @@ def make_labels(
     prepared = prepare_events(events, schema)
     kinds = _outcome_kinds(schema, outcome_kinds)
     cut = validate_cutoffs(cutoffs, schema, tz_aware=prepared.tz_aware)
-    try:
-        h = pd.Timedelta(horizon).value
-    except ValueError as exc:
-        raise DataError(f"horizon {horizon!r} is not a duration such as '90D'.") from exc
+    h = parse_duration(horizon, "horizon", error=DataError).value
     end = pd.Timestamp(observed_until) if observed_until is not None else pd.Timestamp(prepared.times_ns.max())
     end_ns = end.value
     is_out = prepared.is_kind(kinds)

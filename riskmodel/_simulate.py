@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from ._errors import ConfigError, DataError
 from ._schema import EventSchema
+from ._timeline import parse_duration
 
 __all__ = ["CATEGORIES", "EVENT_KINDS", "Simulation", "SimulationParams", "simulate_disputes"]
 
@@ -915,12 +916,7 @@ class Simulation:
             )
         if int(n_sims) < 1:
             raise ConfigError(f"n_sims must be >= 1, got {n_sims!r}.")
-        try:
-            horizon = pd.Timedelta(horizon)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"horizon {horizon!r} is not a duration such as '90D'.") from exc
-        if horizon <= pd.Timedelta(0):
-            raise ConfigError(f"horizon must be positive, got {horizon}.")
+        horizon = parse_duration(horizon, "horizon")
         truth = self._truth
         ids = cutoffs["dispute_id"].astype(str).to_numpy()
         index = pd.Index(self.entities["dispute_id"].astype(str)).get_indexer(ids)

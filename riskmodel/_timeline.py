@@ -18,10 +18,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from ._errors import ConfigError
 
 _RESOLUTIONS_NS = (1, 1_000, 1_000_000, 1_000_000_000, 60_000_000_000, 3_600_000_000_000)
 _KEY_LIMIT = 2**62
 NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+def parse_duration(value, name: str, *, error: type[ValueError] = ConfigError) -> pd.Timedelta:
+    """``value`` as a positive :class:`pandas.Timedelta` (``"90D"``, ``"12h"``, a Timedelta).
+
+    Raises ``error`` (a riskmodel error class) naming the parameter when it is not a duration
+    or not positive.
+    """
+    try:
+        delta = pd.Timedelta(value)
+    except (ValueError, TypeError) as exc:
+        raise error(f"{name} {value!r} is not a duration such as '90D'.") from exc
+    if pd.isna(delta) or delta <= pd.Timedelta(0):
+        raise error(f"{name} must be positive, got {value!r}.")
+    return delta
 
 
 def choose_resolution(n_entities: int, t_min_ns: int, t_max_ns: int) -> int:
@@ -80,12 +98,6 @@ class Timeline:
     def position_after(self, query_keys: np.ndarray) -> np.ndarray:
         """Number of events with key at or below each query key."""
         return np.searchsorted(self.keys, query_keys, side="right")
-
-    def time_at(self, positions: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Event time at ``positions`` where ``valid``, else the int64 minimum (NaT)."""
-        out = np.full(positions.shape, np.iinfo(np.int64).min, dtype=np.int64)
-        out[valid] = self.times_ns[positions[valid]]
-        return out
 
 
 def expand_ranges(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
