@@ -1,6 +1,9 @@
 """Shared test helpers."""
 
+import contextlib
 from pathlib import Path
+
+import pytest
 
 from riskmodel import (
     FeatureBuilder,
@@ -21,3 +24,12 @@ def train_model_dir(folder: Path, n_disputes: int, **simulate_kwargs) -> Path:
     model = RiskModel(schema=sim.schema, features=FeatureBuilder(schema=sim.schema))
     model.fit(ev, lab[~lab.censored], entities=sim.entities)
     return save_model_dir(model, folder / "model")
+
+
+@contextlib.contextmanager
+def sqlite_tracking_store(folder: Path):
+    """Point MLFLOW_TRACKING_URI at a fresh sqlite store in ``folder`` for the block."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sqlite_tracking_store
 from test_registry import small_config
 
 import riskmodel as rm
@@ -26,18 +27,10 @@ AS_OF = "2024-11-01T00:00:00"
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
     """A small model trained and registered (alias challenger) in a fresh sqlite store."""
-    root = tmp_path_factory.mktemp("serve-store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    cfg = small_config()
-    cfg.backtest.n_folds = 1
-    result = rm.train(cfg)
-    yield uri, result
-    if old is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = old
+    with sqlite_tracking_store(tmp_path_factory.mktemp("serve-store")) as uri:
+        cfg = small_config()
+        cfg.backtest.n_folds = 1
+        yield uri, rm.train(cfg)
 
 
 def _free_port() -> int:
