@@ -187,6 +187,11 @@ def prepare_events(
         from ._schema import _raise_rejects
 
         _raise_rejects(screened.rejects, "events")
+    return _index_screened(screened, schema)
+
+
+def _index_screened(screened, schema: EventSchema) -> PreparedEvents:
+    """The valid rows of :func:`screen_events`, indexed lazily through their sort order."""
     return PreparedEvents(screened.valid, schema, screened.tz_aware,
                           (screened.entity_codes, screened.entity_ids), order=screened.order)
 

@@ -357,14 +357,13 @@ def split_invalid_events(
     rejects : DataFrame
         Bad rows with their original values (as strings) and a ``reject_reason``.
     info : dict
-        ``{"tz_aware": bool, "duplicates_dropped": int, "entity_codes": (codes, ids)}``.
+        ``{"tz_aware": bool, "duplicates_dropped": int}``.
     """
     screened = screen_events(events, schema, now=now)
     clean = screened.valid.take(screened.order).reset_index(drop=True)
     info = {
         "tz_aware": screened.tz_aware,
         "duplicates_dropped": screened.duplicates_dropped,
-        "entity_codes": (screened.entity_codes, screened.entity_ids),
     }
     return clean, screened.rejects, info
 

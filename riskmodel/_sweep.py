@@ -284,18 +284,18 @@ def _prepare(events, schema):
     import warnings
 
     from ._errors import DataWarning
-    from ._features import PreparedEvents
-    from ._schema import split_invalid_events
+    from ._features import PreparedEvents, _index_screened
+    from ._schema import screen_events
 
     if isinstance(events, PreparedEvents):
         return events
     if not isinstance(events, pd.DataFrame):
         raise DataError(f"events must be a DataFrame, got {type(events).__name__}.")
-    clean, rejects, info = split_invalid_events(events, schema)
-    if len(rejects):
-        warnings.warn(f"sweep: {len(rejects):,} invalid event row(s) ignored (as in the batch's rejects).",
-                      DataWarning, stacklevel=3)
-    return PreparedEvents(clean, schema, info["tz_aware"], entity_codes=info["entity_codes"])
+    screened = screen_events(events, schema, sort_ids=False)
+    if len(screened.rejects):
+        warnings.warn(f"sweep: {len(screened.rejects):,} invalid event row(s) ignored (as in the batch's "
+                      "rejects).", DataWarning, stacklevel=3)
+    return _index_screened(screened, schema)
 
 
 def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame | None = None,
