@@ -62,22 +62,15 @@ def main() -> None:
     args = parser.parse_args()
 
 
-    from riskmodel import (
-        FeatureBuilder,
-        RiskModel,
-        make_cutoffs,
-        make_labels,
-        open_disputes,
-        prepare_events,
-    )
+    from _snapshots import simulated_snapshots
+
+    from riskmodel import FeatureBuilder, RiskModel, open_disputes
     from riskmodel._artifact import save_model_dir
     from riskmodel._simulate import simulate_disputes
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench-batch-"))
     root.mkdir(parents=True, exist_ok=True)
-    small = simulate_disputes(args.train_disputes, start="2022-01-01", end="2024-12-31", seed=1)
-    ev = prepare_events(small.events, small.schema)
-    lab = make_labels(ev, make_cutoffs(ev, small.schema, entities=small.entities), small.schema)
+    small, ev, lab = simulated_snapshots(args.train_disputes, start="2022-01-01", end="2024-12-31", seed=1)
     model = RiskModel(schema=small.schema, features=FeatureBuilder(schema=small.schema))
     model.fit(ev, lab[~lab.censored], entities=small.entities)
     model_dir = save_model_dir(model, root / "model")

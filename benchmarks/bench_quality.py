@@ -32,10 +32,10 @@ import time
 
 import numpy as np
 import pandas as pd
+from _snapshots import simulated_snapshots
 
-from riskmodel import FeatureBuilder, RiskModel, make_cutoffs, make_labels, prepare_events
+from riskmodel import FeatureBuilder, RiskModel
 from riskmodel._backtest import backtest
-from riskmodel._simulate import simulate_disputes
 
 CHECKLIST = {
     "count_threat_90D": 3,
@@ -79,10 +79,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    sim = simulate_disputes(args.disputes, start=args.start, end=args.end, seed=args.seed)
-    ev = prepare_events(sim.events, sim.schema)
-    cut = make_cutoffs(ev, sim.schema, entities=sim.entities)
-    lab = make_labels(ev, cut, sim.schema, horizon="90D")
+    sim, ev, lab = simulated_snapshots(args.disputes, start=args.start, end=args.end, seed=args.seed)
     t_data = time.perf_counter() - t0
     print(
         f"simulated {args.disputes:,} disputes, {len(sim.events):,} events, {len(lab):,} cutoffs "

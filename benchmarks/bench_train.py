@@ -22,9 +22,9 @@ import sys
 import time
 
 import numpy as np
+from _snapshots import simulated_snapshots
 
-from riskmodel import FeatureBuilder, RiskModel, make_cutoffs, make_labels, prepare_events
-from riskmodel._simulate import simulate_disputes
+from riskmodel import FeatureBuilder, RiskModel
 
 
 def main(argv=None) -> int:
@@ -37,10 +37,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    sim = simulate_disputes(args.disputes, start=args.start, end=args.end, seed=args.seed)
-    ev = prepare_events(sim.events, sim.schema)
-    cut = make_cutoffs(ev, sim.schema, entities=sim.entities)
-    lab = make_labels(ev, cut, sim.schema, horizon="90D")
+    sim, ev, lab = simulated_snapshots(args.disputes, start=args.start, end=args.end, seed=args.seed)
     lab = lab[~lab["censored"]].drop(columns="censored").reset_index(drop=True)
     print(
         f"data: {args.disputes:,} disputes, {len(sim.events):,} events, {len(lab):,} labelled "
