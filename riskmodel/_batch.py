@@ -856,16 +856,22 @@ def _swap_in(final: Path, out: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def _pending_chunks(folder: Path, n_chunks: int, progress: _Progress):
+    """(chunk number, its marker path) for the chunks of a stage not done yet (resume)."""
+    for i in range(n_chunks):
+        marker = folder / f"chunk-{i:05d}.done"
+        if marker.exists():
+            progress.update(0, resumed=True)
+            continue
+        yield i, marker
+
+
 def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, as_of, entities, reasons,
                       max_inactive, timings: dict, now: pd.Timestamp) -> None:
     schema = predictor.model._schema()
     prep_dir, score_dir = work / "prepared", work / "scores"
     progress = _Progress(n_chunks, "prepare")
-    for i in range(n_chunks):
-        marker = prep_dir / f"chunk-{i:05d}.done"
-        if marker.exists():
-            progress.update(0, resumed=True)
-            continue
+    for i, marker in _pending_chunks(prep_dir, n_chunks, progress):
         t0 = time.perf_counter()
         raw = source.chunk(i, n_chunks, work / "parts")
         t1 = time.perf_counter()
@@ -887,11 +893,7 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
     die_after = int(os.environ.get(_DIE_AFTER_ENV, "0") or 0)
     done_now = 0
     context = _NOT_READ
-    for i in range(n_chunks):
-        marker = score_dir / f"chunk-{i:05d}.done"
-        if marker.exists():
-            progress.update(0, resumed=True)
-            continue
+    for i, marker in _pending_chunks(score_dir, n_chunks, progress):
         t0 = time.perf_counter()
         clean = pd.read_parquet(prep_dir / f"clean-{i:05d}.parquet")
         if context is _NOT_READ:  # once per run: every chunk reads the same summary rows
