@@ -8,6 +8,7 @@ the same rule: they only see other disputes' events before ``as_of``.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,75 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 
 OTHER_KIND = "other"
 _NAT = np.iinfo(np.int64).min
+_FEW_VALUES = 64  # up to this many values, a dict lookup beats building a hash table
+
+
+class Vocabulary:
+    """A fixed list of string values: their category dtype and the code of any value.
+
+    Built once per fitted column and reused by every transform, so scoring one dispute
+    does not rebuild an index of the vocabulary.
+    """
+
+    def __init__(self, values: Sequence[str]):
+        self.values = [str(v) for v in values]
+        self.dtype = pd.CategoricalDtype(self.values)
+        self._position = {v: i for i, v in enumerate(self.values)}
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def codes(self, values) -> np.ndarray:
+        """Position of each value in the vocabulary; -1 if absent or missing."""
+        if len(values) <= _FEW_VALUES:
+            position = self._position
+            return np.array([position.get(v, -1) if isinstance(v, str) else -1 for v in values], dtype=np.int64)
+        return self.dtype.categories.get_indexer(pd.Index(values, dtype=object)).astype(np.int64)
+
+    def categorical(self, codes: np.ndarray) -> pd.Categorical:
+        """A categorical of this vocabulary from codes (-1: missing)."""
+        return pd.Categorical.from_codes(codes, dtype=self.dtype, validate=False)
+
+
+class FeatureColumns(Mapping):
+    """Feature values by column name, before they become a DataFrame.
+
+    What :class:`FeatureBuilder` computes: one float32 matrix of the numeric columns and
+    a categorical per categorical column. Scoring reads columns from it directly; the
+    DataFrame (:meth:`to_frame`) is only built when someone asks for it, which matters
+    when scoring a single dispute.
+
+    ``columns[name]`` is a NumPy array: float32 for numeric columns, object (values,
+    NaN when missing) for categorical ones.
+    """
+
+    def __init__(self, names: Sequence[str], numeric: np.ndarray, numeric_names: Sequence[str],
+                 categorical: Mapping[str, pd.Categorical], index: pd.Index):
+        self.names = list(names)
+        self.numeric = numeric  #: (n, len(numeric_names)) float32
+        self.categorical = dict(categorical)
+        self.index = index
+        self._numeric_position = {name: j for j, name in enumerate(numeric_names)}
+        self._numeric_names = list(numeric_names)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self.categorical:
+            return np.asarray(self.categorical[name], dtype=object)
+        return self.numeric[:, self._numeric_position[name]]
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The columns as a DataFrame: one float32 block (no copy), categoricals inserted."""
+        frame = pd.DataFrame(self.numeric, index=self.index, columns=self._numeric_names, copy=False)
+        for position, name in enumerate(self.names):
+            if name in self.categorical:
+                frame.insert(position, name, self.categorical[name])
+        return frame
 
 
 # --------------------------------------------------------------------------------------
@@ -83,7 +153,7 @@ class PreparedEvents:
             entity_codes, self.entity_ids = entity_codes
         self.entity_ids = pd.Index(self.entity_ids)
         self.entity_codes = np.asarray(entity_codes, dtype=np.int64)
-        times = frame[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
+        times = _as_ns(frame[schema.time_col])
         self.times_ns = times if order is None else times[order]
         self._cache: dict = {}
         # results computed on the input-ordered columns, shared with subsets of this log
@@ -96,7 +166,7 @@ class PreparedEvents:
         No checks are made; the (entity, time) order is found through integer codes.
         """
         codes, ids = pd.factorize(frame[schema.entity_col], sort=False)
-        times = frame[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
+        times = _as_ns(frame[schema.time_col])
         order = _sort_by_entity_time(codes.astype(np.int64), times)
         return cls(frame, schema, tz_aware, (codes[order].astype(np.int64), pd.Index(ids)), order=order)
 
@@ -126,8 +196,7 @@ class PreparedEvents:
     def codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
         """Integer codes of ``column`` per sorted row (-1 where missing) and their values."""
         def compute():
-            codes, uniques = self._shared_result(
-                ("factorize", column), lambda: pd.factorize(self._raw[column], use_na_sentinel=True))
+            codes, uniques = self._shared_result(("factorize", column), lambda: _factorize(self._raw[column]))
             return self._sorted(codes.astype(np.int64)), pd.Index(uniques)
 
         return self.cached(("codes", column), compute)
@@ -135,7 +204,9 @@ class PreparedEvents:
     def is_kind(self, kinds: Sequence[str]) -> np.ndarray:
         """Boolean mask of sorted rows whose kind is one of ``kinds``."""
         codes, uniques = self.codes(self.schema.kind_col)
-        return np.asarray(uniques.isin(list(kinds)))[codes] & (codes >= 0)
+        wanted = set(kinds)  # a test per distinct kind, not per event
+        is_wanted = np.array([kind in wanted for kind in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
+        return is_wanted[codes]  # code -1 (missing kind) reads the final False
 
     def _texts(self, column: str) -> pa.Array:
         """The text column as an Arrow string array (non-strings become missing)."""
@@ -183,7 +254,7 @@ def prepare_events(
         return events
     schema = schema or EventSchema()
     screened = screen_events(events, schema, now=now, sort_ids=False)
-    if len(screened.rejects):
+    if screened.n_rejects:
         from ._schema import _raise_rejects
 
         _raise_rejects(screened.rejects, "events")
@@ -196,6 +267,7 @@ def _index_screened(screened, schema: EventSchema) -> PreparedEvents:
                           (screened.entity_codes, screened.entity_ids), order=screened.order)
 
 
+@functools.lru_cache(maxsize=256)
 def _window_days(window: str) -> float:
     return parse_duration(window, "window", error=DataError) / pd.Timedelta(days=1)
 
@@ -339,6 +411,14 @@ class FeatureBuilder(BaseEstimator):
             return self.has_entities_ and bool(schema.group_cols)
         return True
 
+    def _vocabulary(self, col: str) -> Vocabulary:
+        """The training vocabulary of a categorical entity column, or of the kinds for ``None``
+        (built once, then cached)."""
+        cache = self.__dict__.setdefault("_vocabulary_cache", {})
+        if col not in cache:
+            cache[col] = Vocabulary(self.kinds_ if col is None else self.categories_.get(col, []))
+        return cache[col]
+
     def _lexicon(self) -> dict[str, tuple[str, ...]]:
         lexicon = DEFAULT_KEYWORDS if self.keywords is None else self.keywords
         return {str(k): tuple(v) for k, v in lexicon.items() if len(v)}
@@ -371,6 +451,7 @@ class FeatureBuilder(BaseEstimator):
         self.kinds_ = sorted(counts.index[: self.max_kinds].tolist())
         self.kind_slugs_ = _kind_slugs(self.kinds_ + [OTHER_KIND])
         self.has_entities_ = entities is not None
+        self.__dict__.pop("_vocabulary_cache", None)
         self.categories_ = {}
         if entities is not None:
             ents = validate_entities(entities, schema)
@@ -463,16 +544,25 @@ class FeatureBuilder(BaseEstimator):
             The index is the cutoffs' index.
         """
         self._check_fitted()
+        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.tz_aware_)
+        return self._transform_valid_cutoffs(events, cut, entities=entities, context_events=context_events)
+
+    def _transform_valid_cutoffs(self, events, cut, *, entities=None, context_events=None,
+                                 as_columns: bool = False):
+        """:meth:`transform` for cutoffs already through :func:`validate_cutoffs`.
+
+        ``as_columns``: return the :class:`FeatureColumns` instead of a DataFrame.
+        """
         schema = self._schema()
         prepared = prepare_events(events, schema)
-        cut = validate_cutoffs(cutoffs, schema, tz_aware=self.tz_aware_)
         if self.has_entities_ and entities is None and (self._active("entity") or self._active("context")):
             raise DataError(
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
             )
         ents = validate_entities(entities, schema) if self.has_entities_ and entities is not None else None
         context = None if context_events is None else prepare_events(context_events, schema)
-        return _FeatureComputation(self, prepared, cut, ents, context).run()
+        columns = _FeatureComputation(self, prepared, cut, ents, context).run()
+        return columns if as_columns else columns.to_frame()
 
 
 # --------------------------------------------------------------------------------------
@@ -504,7 +594,7 @@ class _FeatureComputation:
         codes = _lookup(prepared.entity_ids, ids)
         n_entities = len(prepared.entity_ids)
         codes = np.where(codes < 0, n_entities, codes).astype(np.int64)
-        as_of = cutoffs["as_of"].to_numpy("datetime64[ns]").view(np.int64)
+        as_of = cutoffs["as_of"].to_numpy().view(np.int64)  # validated: datetime64[ns]
 
         known = [t for t in (prepared.times_ns, self.cx.times_ns) if len(t)]
         t_min = min([int(t.min()) for t in known] + [int(as_of.min())])
@@ -594,7 +684,7 @@ class _FeatureComputation:
         """Index of each event's kind in ``kinds_ + [other]``; warns about unseen kinds."""
         vocab = self.b.kinds_
         codes, uniques = self.ev.codes(self.schema.kind_col)
-        to_vocab = pd.Index(vocab).get_indexer(uniques)
+        to_vocab = self.b._vocabulary(None).codes(uniques.to_numpy(dtype=object))
         unseen_values = to_vocab < 0
         if unseen_values.any():
             per_value = np.bincount(codes, minlength=len(uniques))
@@ -622,7 +712,7 @@ class _FeatureComputation:
 
     # ----------------------------------------------------------------------------------
 
-    def run(self) -> pd.DataFrame:
+    def run(self) -> FeatureColumns:
         b = self.b
         if b._active("counts") or b._active("recency") or b._active("dynamics"):
             self.kinds = self.kind_codes()
@@ -643,12 +733,7 @@ class _FeatureComputation:
                     self.matrix[:, self.column_index[name]] = values
                 else:
                     categorical[name] = values
-        # one float32 block (no copy), the categoricals inserted at their positions
-        frame = pd.DataFrame(self.matrix, index=self.cutoffs.index, columns=self.numeric_names, copy=False)
-        for position, name in enumerate(b.feature_names_out_):
-            if name in categorical:
-                frame.insert(position, name, categorical[name])
-        return frame
+        return FeatureColumns(b.feature_names_out_, self.matrix, self.numeric_names, categorical, self.cutoffs.index)
 
     def add_counts_and_recency(self, counts: bool, recency: bool) -> None:
         """Windowed counts and days since the last event, in total and per kind.
@@ -821,13 +906,22 @@ class _FeatureComputation:
             self.put(f"ctx_{g}_escalations_{w}", n_esc)
             self.put(f"ctx_{g}_escalation_rate_{w}", rate)
 
+    def entity_rows(self) -> np.ndarray:
+        """Row of each cutoff's dispute in the entities table (cutoffs' order; -1 if none)."""
+        if not hasattr(self, "_entity_rows"):
+            ids = self.cutoffs[self.schema.entity_col]
+            known = self.entities[self.schema.entities_id]
+            self._entity_rows = _lookup(pd.Index(known), ids)
+        return self._entity_rows
+
     def entity_columns(self) -> dict[str, object]:
         schema = self.schema
         ents = self.entities
-        ids = self.cutoffs[schema.entity_col]
-        rows = _lookup(pd.Index(ents[schema.entities_id]), ids)
+        rows = self.entity_rows()
+        n = len(rows)
         unknown = rows < 0
         if unknown.any() and len(ents):
+            ids = self.cutoffs[schema.entity_col]
             warnings.warn(
                 f"{int(unknown.sum())} cutoff(s) have no entities row; their attributes are missing "
                 f"(e.g. {format_examples(pd.unique(ids[unknown]))}).",
@@ -837,31 +931,34 @@ class _FeatureComputation:
         at = np.maximum(rows, 0)
         out: dict[str, object] = {}
         for col in schema.entity_categorical_cols:
-            values = ents[col].astype("category")  # validated entities already are
-            vocab = self.b.categories_[col]
+            values = ents[col]
+            if not isinstance(values.dtype, pd.CategoricalDtype):
+                values = values.astype("category")  # validated entities already are
+            vocab = self.b._vocabulary(col)
             # codes of the entity's value in the training vocabulary; -1 missing or unseen
-            to_vocab = pd.Index(vocab).get_indexer(values.cat.categories.astype(str))
-            codes = np.where(unknown, -1, values.cat.codes.to_numpy()[at]) if len(ents) else np.full(len(ids), -1)
-            vocab_codes = np.where(codes >= 0, to_vocab[np.maximum(codes, 0)], -1) if len(to_vocab) else codes * 0 - 1
+            categories = values.cat.categories
+            to_vocab = np.r_[vocab.codes(categories.to_numpy(dtype=object)), -1]  # [-1]: missing
+            codes = np.where(unknown, -1, values.cat.codes.to_numpy()[at]) if len(ents) else np.full(n, -1)
+            vocab_codes = to_vocab[codes]
             unseen = (codes >= 0) & (vocab_codes < 0)
             if unseen.any():
-                names = values.cat.categories[np.unique(codes[unseen])]
+                names = categories[np.unique(codes[unseen])]
                 warnings.warn(
                     f"entities column {col!r}: {int(unseen.sum())} value(s) not seen at fit become "
                     f"missing: {format_examples(names)}.",
                     DataWarning,
                     stacklevel=4,
                 )
-            out[col] = pd.Categorical.from_codes(vocab_codes, categories=vocab)
+            out[col] = vocab.categorical(vocab_codes)
         for col in schema.entity_numeric_cols:
             values = ents[col].to_numpy(dtype=np.float64)
             out[col] = np.where(unknown, np.nan, values[at] if len(ents) else np.nan).astype(np.float32)
-        as_of = self.cutoffs["as_of"].to_numpy("datetime64[ns]").view(np.int64)
+        as_of = self.cutoffs["as_of"].to_numpy().view(np.int64)
         for col in schema.entity_time_cols:
-            t = ents[col].to_numpy("datetime64[ns]").view(np.int64)
-            t = t[at] if len(ents) else np.full(len(ids), _NAT)
+            t = ents[col].to_numpy().view(np.int64)
+            t = t[at] if len(ents) else np.full(n, _NAT)
             valid = ~unknown & (t != _NAT) & (t < as_of)  # a date at or after as_of is not yet known
-            days = np.full(len(ids), np.nan, dtype=np.float32)
+            days = np.full(n, np.nan, dtype=np.float32)
             days[valid] = (as_of[valid] - t[valid]) / NS_PER_DAY
             out[f"days_since_{col}"] = days
         return out
@@ -874,8 +971,27 @@ def _cumulative(mask: np.ndarray) -> np.ndarray:
     return cum
 
 
+def _as_ns(times: pd.Series) -> np.ndarray:
+    """A datetime column as int64 nanoseconds (no copy when it already is ``datetime64[ns]``)."""
+    values = times.to_numpy()
+    if values.dtype != np.dtype("datetime64[ns]"):
+        values = times.to_numpy("datetime64[ns]")
+    return values.view(np.int64)
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize`` with missing values coded -1; plain arrays for a few values (faster)."""
+    if len(values) <= _FEW_VALUES:
+        values = values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes, pd.Index(uniques)
+
+
 def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
     """Position of each value in ``index`` (-1 when absent); Arrow's hash join for strings."""
+    if len(values) <= _FEW_VALUES and len(index) <= _FEW_VALUES:
+        position = {v: i for i, v in enumerate(index.to_numpy(dtype=object)) if not pd.isna(v)}
+        return np.array([position.get(v, -1) for v in np.asarray(values, dtype=object)], dtype=np.int64)
     if len(values) > 10_000 and pd.api.types.is_string_dtype(index.dtype) and pd.api.types.is_string_dtype(
         values.dtype
     ):

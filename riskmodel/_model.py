@@ -17,7 +17,7 @@ from ._errors import ConfigError, DataError, ModelError
 from ._features import FeatureBuilder, prepare_events
 from ._reasons import ReasonWriter, top_reasons
 from ._schema import EventSchema, validate_cutoffs
-from ._tiers import TierPolicy
+from ._tiers import TIERS, TierPolicy
 
 __all__ = ["Calibrator", "RiskModel", "DEFAULT_LGBM_PARAMS", "time_split"]
 
@@ -46,6 +46,16 @@ DEFAULT_LGBM_PARAMS: dict = {
 #: Up to this many rows, scoring takes the small-input paths (one LightGBM thread, no pandas
 #: per-column conversion): see RiskModel._matrix and RiskModel._booster_predict.
 _FEW_ROWS = 256
+_TIER_DTYPE = pd.CategoricalDtype(list(TIERS))
+
+
+def _tier_codes(tiers: np.ndarray) -> np.ndarray:
+    """Codes of tier names in ``_TIER_DTYPE`` (the order of ``TIERS``)."""
+    tiers = np.asarray(tiers)
+    codes = np.full(len(tiers), -1, dtype=np.int8)
+    for code, tier in enumerate(TIERS):
+        codes[tiers == tier] = code
+    return codes
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -357,7 +367,48 @@ class RiskModel(BaseEstimator):
         ``context_events``: see :meth:`FeatureBuilder.transform` (chunked scoring).
         """
         self._check_fitted()
-        X = self.features_.transform(events, cutoffs, entities=entities, context_events=context_events)
+        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
+        return self._features_of_valid_cutoffs(events, cut, entities=entities, context_events=context_events)
+
+    def _matrix_layout(self):
+        """Where the builder's numeric and categorical parts go in LightGBM's matrix.
+
+        ``None`` when they cannot be used directly (columns reordered, or category
+        vocabularies that differ from the booster's); checked once per model.
+        """
+        if "_layout" not in self.__dict__:
+            fb = self.features_
+            names = list(fb.feature_names_out_)
+            cats = [n for n in names if n in fb.categorical_features_]
+            same_vocab = [list(fb.categories_.get(c, [])) for c in cats] == [
+                list(v) for v in (self.booster_.pandas_categorical or [])]
+            layout = None
+            if names == list(self.feature_names_) and same_vocab:
+                layout = ([j for j, n in enumerate(names) if n not in cats], [(names.index(c), c) for c in cats])
+            self.__dict__["_layout"] = layout
+        return self.__dict__["_layout"]
+
+    def _features_and_matrix(self, events, cut, *, entities=None):
+        """Features of validated cutoffs and the matrix LightGBM scores.
+
+        The matrix is assembled from the builder's parts (:class:`FeatureColumns`), with no
+        round trip through a DataFrame (same values as :meth:`_matrix`).
+        """
+        layout = self._matrix_layout()
+        if layout is None:
+            X = self._features_of_valid_cutoffs(events, cut, entities=entities)
+            return X, self._matrix(X)
+        columns = self.features_._transform_valid_cutoffs(events, cut, entities=entities, as_columns=True)
+        numeric_positions, categorical_positions = layout
+        matrix = np.empty((len(cut), len(self.feature_names_)), dtype=np.float32)
+        matrix[:, numeric_positions] = columns.numeric
+        for j, name in categorical_positions:
+            codes = columns.categorical[name].codes
+            matrix[:, j] = np.where(codes < 0, np.nan, codes)
+        return columns, matrix
+
+    def _features_of_valid_cutoffs(self, events, cut, *, entities=None, context_events=None) -> pd.DataFrame:
+        X = self.features_._transform_valid_cutoffs(events, cut, entities=entities, context_events=context_events)
         # re-imposing the training order copies every column: skip it when already in order
         return X if list(X.columns) == self.feature_names_ else X[self.feature_names_]
 
@@ -444,29 +495,34 @@ class RiskModel(BaseEstimator):
             Entity id, ``as_of``, ``probability``, ``tier``, ``reasons`` (``"zh / en"``
             phrases joined by ``"; "``), ``reason_features``, ``overrides``; index of cutoffs.
         """
-        cut = validate_cutoffs(cutoffs, self._schema())
-        X = self.transform_features(events, cut, entities=entities)
-        return self.score_features(X, cut, reasons=reasons)
+        self._check_fitted()
+        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
+        X, matrix = self._features_and_matrix(events, cut, entities=entities)
+        return self._score(X, matrix, cut, reasons)
 
     def score_features(self, X: pd.DataFrame, cutoffs: pd.DataFrame, *, reasons: str = "flagged") -> pd.DataFrame:
         """Like :meth:`predict`, on a feature matrix already built."""
         self._check_fitted()
+        return self._score(X, self._matrix(X), cutoffs, reasons)
+
+    def _score(self, X, matrix: np.ndarray, cutoffs: pd.DataFrame, reasons: str) -> pd.DataFrame:
+        """Probabilities, tiers and reasons; ``X``: a feature DataFrame or FeatureColumns."""
         if reasons not in ("flagged", "all", "none"):
             raise ConfigError(f"reasons must be flagged, all or none, got {reasons!r}.")
         schema = self._schema()
-        matrix = self._matrix(X)
         prob = self.calibrator_.transform(self._booster_predict(matrix))
         tiers, fired = self.tier_policy_.apply(prob, X)
         if reasons == "none":
             rows = np.zeros(0, dtype=np.int64)
         elif reasons == "all":
-            rows = np.arange(len(X))
+            rows = np.arange(len(matrix))
         else:
             rows = np.flatnonzero(tiers != "blue")
-        contrib = np.zeros((len(X), len(self.feature_names_)))
+        contrib = np.zeros((len(matrix), len(self.feature_names_)))
         if len(rows):
             contrib[rows] = self._booster_predict(matrix[rows], pred_contrib=True)[:, :-1]
-        phrases, used = top_reasons(contrib, X, self.reason_writer_, top_k=self.top_k_reasons, rows=rows)
+        phrases, used = top_reasons(contrib, X, self.reason_writer_, top_k=self.top_k_reasons, rows=rows,
+                                    names=self.feature_names_)
         override_names = [",".join(r.name for r in rules) for rules in fired]
         for i in np.flatnonzero([bool(r) for r in fired]):
             rule_text = "; ".join(f"[规则] {r.reason_zh or r.name} / [rule] {r.reason_en or r.name}" for r in fired[i])
@@ -476,7 +532,7 @@ class RiskModel(BaseEstimator):
                 schema.entity_col: cutoffs[schema.entity_col].to_numpy(),
                 "as_of": cutoffs["as_of"].to_numpy(),
                 "probability": prob,
-                "tier": pd.Categorical(tiers, categories=["red", "yellow", "blue"]),
+                "tier": pd.Categorical.from_codes(_tier_codes(tiers), dtype=_TIER_DTYPE, validate=False),
                 "reasons": phrases,
                 "reason_features": used,
                 "overrides": override_names,

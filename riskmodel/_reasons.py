@@ -87,6 +87,12 @@ class ReasonWriter:
 
     def template(self, feature: str) -> tuple[str, str, str]:
         """(zh, en, format) for a feature; templates hold ``{v}``, format is num, pct or str."""
+        cache = self.__dict__.setdefault("_templates", {})
+        if feature not in cache:
+            cache[feature] = self._template(feature)
+        return cache[feature]
+
+    def _template(self, feature: str) -> tuple[str, str, str]:
         slugs = "|".join(sorted((re.escape(s) for s in self.slug_to_kind), key=len, reverse=True)) or "$^"
         v = "{v}"
         m = re.fullmatch(r"count_all_(\w+)", feature)
@@ -180,20 +186,22 @@ class ReasonWriter:
 
 def top_reasons(
     contributions: np.ndarray,
-    features: pd.DataFrame,
+    features,
     writer: ReasonWriter,
     *,
     top_k: int = 3,
     rows: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Top ``top_k`` risk-raising contributions per row, as phrases and feature names.
 
     ``contributions`` has one column per feature (the bias column removed). Only
     positive contributions are reasons: a feature that lowers the risk is not one.
-    ``rows`` restricts the work to those rows (others get empty strings).
+    ``rows`` restricts the work to those rows (others get empty strings). ``names``: the
+    columns of ``features``, if the caller has them as a list already.
     """
     n, n_features = contributions.shape
-    names = list(features.columns)
+    names = list(features.columns) if names is None else names
     phrases = np.full(n, "", dtype=object)
     used = np.full(n, "", dtype=object)
     rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -209,7 +217,7 @@ def top_reasons(
             sel = positive & (j == feature_index)
             target = rows[sel]
             name = names[feature_index]
-            values = features[name].to_numpy(dtype=object)[target]
+            values = np.asarray(features[name], dtype=object)[target]
             known = pd.notna(values)
             target, values = target[known], values[known]
             if len(target) == 0:

@@ -21,6 +21,7 @@ Policies (documented here once, referenced by every docstring that validates):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 MIN_PLAUSIBLE_TIME = pd.Timestamp("1900-01-01")
+_NS = np.dtype("datetime64[ns]")
+_NAT_NS = np.iinfo(np.int64).min
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
 
 
@@ -176,7 +179,7 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]"), True
     if pd.api.types.is_datetime64_dtype(values.dtype):
-        return values.astype("datetime64[ns]"), False
+        return (values if values.dtype == _NS else values.astype(_NS)), False
     if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         raise DataError(
             f"{what} column {column!r} holds numbers ({values.dtype}); times must be datetimes "
@@ -241,9 +244,15 @@ class ScreenedEvents:
     order: np.ndarray  #: positions into ``valid`` sorted by (entity, time), duplicates removed
     entity_codes: np.ndarray  #: int64 code of each sorted row's entity
     entity_ids: pd.Index  #: entity id of each code
-    rejects: pd.DataFrame
     tz_aware: bool
     duplicates_dropped: int
+    n_rejects: int  #: number of rejected rows
+    _raw_rejects: tuple = field(repr=False)
+
+    @functools.cached_property
+    def rejects(self) -> pd.DataFrame:
+        """Bad rows with their original values (as strings) and a ``reject_reason``."""
+        return _rejects_frame(*self._raw_rejects)
 
 
 def _sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
@@ -280,20 +289,21 @@ def screen_events(
     _require_frame(events, "events")
     _require_columns(events, schema.event_columns, "events")
     original = events  # duplicates are judged on every column, not only the schema's
-    events = events[schema.event_columns]
-    times, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
-    not_str_kind = _check_kinds(events[schema.kind_col], schema.kind_col)
+    columns = {col: events[col] for col in schema.event_columns}
+    times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
+    not_str_kind = _check_kinds(columns[schema.kind_col], schema.kind_col)
 
     # default: the end of tomorrow (UTC) - a whole day, so reruns on one day agree exactly
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
     now = _naive(now)
+    t_ns = times.to_numpy().view(np.int64)  # NaT is the smallest int64
     checks = (  # (bad-row mask, reason), the first matching reason wins
-        (events[schema.entity_col].isna(), f"null id in {schema.entity_col!r}"),
-        (events[schema.time_col].isna(), f"missing time in {schema.time_col!r}"),
-        (times.isna(), f"unparseable time in {schema.time_col!r}"),
-        (times < MIN_PLAUSIBLE_TIME, f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
-        (times > now, f"time in the future (after {now}) in {schema.time_col!r}"),
-        (events[schema.kind_col].isna(), f"missing kind in {schema.kind_col!r}"),
+        (columns[schema.entity_col].isna(), f"null id in {schema.entity_col!r}"),
+        (columns[schema.time_col].isna(), f"missing time in {schema.time_col!r}"),
+        (t_ns == _NAT_NS, f"unparseable time in {schema.time_col!r}"),
+        (t_ns < MIN_PLAUSIBLE_TIME.value, f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
+        (t_ns > now.value, f"time in the future (after {now}) in {schema.time_col!r}"),
+        (columns[schema.kind_col].isna(), f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
     reason_code = np.zeros(len(events), dtype=np.int8)
@@ -301,22 +311,22 @@ def screen_events(
         mask = np.asarray(mask, dtype=bool)
         reason_code[mask & (reason_code == 0)] = i
     bad = reason_code > 0
+    columns[schema.time_col] = times
     if bad.any():
-        raw_bad = events[bad]
-        rejects = raw_bad.astype(object).where(raw_bad.notna(), None).astype(str)
-        labels = np.array([""] + [reason for _, reason in checks], dtype=object)
-        rejects = rejects.where(raw_bad.notna(), None).assign(reject_reason=labels[reason_code[bad]])
-        valid = events[~bad].assign(**{schema.time_col: times[~bad]})
+        reasons = np.array([""] + [reason for _, reason in checks], dtype=object)[reason_code[bad]]
+        raw_bad = events[schema.event_columns][bad]
+        valid = _frame({col: values[~bad] for col, values in columns.items()})
+        t_ns = t_ns[~bad]
     else:
-        rejects = events.iloc[:0].astype(object).assign(reject_reason=pd.Series(dtype=object))
-        valid = events.assign(**{schema.time_col: times})
+        reasons = np.zeros(0, dtype=object)
+        raw_bad = None
+        valid = _frame(columns)
     if isinstance(valid[schema.kind_col].dtype, pd.CategoricalDtype):
         valid = valid.assign(**{schema.kind_col: valid[schema.kind_col].astype(str)})
 
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
     codes, uniques = pd.factorize(valid[schema.entity_col], sort=sort_ids)
     codes = codes.astype(np.int64)
-    t_ns = valid[schema.time_col].to_numpy("datetime64[ns]").view(np.int64)
     order = _sort_by_entity_time(codes, t_ns)
     codes, t_ns = codes[order], t_ns[order]
     # exact duplicates share (entity, time), so after the sort they are neighbours
@@ -336,7 +346,21 @@ def screen_events(
             )
             order, codes = order[~dup], codes[~dup]
     return ScreenedEvents(valid=valid, order=order, entity_codes=codes, entity_ids=pd.Index(uniques),
-                          rejects=rejects, tz_aware=tz_aware, duplicates_dropped=n_dup)
+                          tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
+                          _raw_rejects=(raw_bad, reasons, schema.event_columns))
+
+
+def _frame(columns: dict[str, pd.Series]) -> pd.DataFrame:
+    """A frame of same-length columns with a fresh RangeIndex (no index alignment)."""
+    return pd.DataFrame({col: values.array for col, values in columns.items()}, copy=False)
+
+
+def _rejects_frame(raw_bad: pd.DataFrame | None, reasons: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
+    """Rejected rows with their original values as strings (None where missing) and the reason."""
+    if raw_bad is None or len(raw_bad) == 0:
+        return pd.DataFrame({col: np.zeros(0, dtype=object) for col in [*columns, "reject_reason"]})
+    rejects = raw_bad.astype(object).where(raw_bad.notna(), None).astype(str)
+    return rejects.where(raw_bad.notna(), None).assign(reject_reason=reasons)
 
 
 def split_invalid_events(
@@ -461,45 +485,49 @@ def validate_entities(
         raise DataError(
             f"group_cols {missing_group} must also be listed in entity_categorical_cols."
         )
-    out = entities[list(dict.fromkeys(needed))].copy()
-    null_ids = out[id_col].isna()
+    # column by column into a dict, one frame built at the end: on the one-row tables of
+    # online scoring, per-column frame operations would cost more than the checks
+    out = {col: entities[col] for col in dict.fromkeys(needed)}
+    ids = out[id_col].to_numpy()
+    null_ids = pd.isna(ids)
     if null_ids.any():
         raise DataError(
             f"entities: {int(null_ids.sum())} row(s) with null id in {id_col!r} "
-            f"(first rows: {list(out.index[null_ids][:5])})."
+            f"(first rows: {list(entities.index[null_ids][:5])})."
         )
-    dup = out[id_col].duplicated(keep=False)
-    if dup.any():
+    if len(ids) > 1 and not pd.Index(ids).is_unique:
+        dup = pd.Index(ids).duplicated(keep=False)
         raise DataError(
             f"entities: {int(dup.sum())} row(s) share an id in {id_col!r}; ids must be unique "
-            f"(e.g. {format_examples(out.loc[dup, id_col].unique())})."
+            f"(e.g. {format_examples(pd.unique(ids[dup]))})."
         )
     for col in schema.entity_categorical_cols:
-        dtype = out[col].dtype
-        if not (isinstance(dtype, pd.CategoricalDtype) and dtype.categories.map(type).isin([str]).all()):
-            out[col] = out[col].astype(str).where(out[col].notna()).astype("category")
+        if not _is_string_categorical(out[col].dtype):
+            values = out[col]
+            out[col] = values.astype(str).where(values.notna()).astype("category")
     for col in schema.entity_numeric_cols:
-        if pd.api.types.is_float_dtype(out[col].dtype) and out[col].dtype == np.float64:
+        if out[col].dtype == np.float64:
             continue
         converted = pd.to_numeric(out[col], errors="coerce")
         bad = converted.isna() & out[col].notna()
         if bad.any():
             raise DataError(
                 f"entities column {col!r} is declared numeric but {int(bad.sum())} value(s) are "
-                f"not numbers, e.g. {format_examples(out.loc[bad, col].head())}."
+                f"not numbers, e.g. {format_examples(out[col][bad].head())}."
             )
         out[col] = converted.astype("float64")
     time_cols = list(schema.entity_time_cols) + ([schema.closed_col] if schema.closed_col else [])
     for col in dict.fromkeys(time_cols):
         parsed, _ = parse_times(out[col], col, "entities")
-        bad = parsed.isna() & out[col].notna()
-        if bad.any():
-            warnings.warn(
-                f"entities column {col!r}: {int(bad.sum())} unparseable time(s) treated as "
-                f"missing, e.g. {format_examples(out.loc[bad, col].head())}.",
-                DataWarning,
-                stacklevel=2,
-            )
+        if parsed is not out[col]:  # not already datetimes: some values may not have parsed
+            bad = parsed.isna() & out[col].notna()
+            if bad.any():
+                warnings.warn(
+                    f"entities column {col!r}: {int(bad.sum())} unparseable time(s) treated as "
+                    f"missing, e.g. {format_examples(out[col][bad].head())}.",
+                    DataWarning,
+                    stacklevel=2,
+                )
         out[col] = parsed
     if events is not None:
         orphan = ~events[schema.entity_col].isin(out[id_col])
@@ -510,7 +538,18 @@ def validate_entities(
                 DataWarning,
                 stacklevel=2,
             )
-    return out.reset_index(drop=True)
+    return pd.DataFrame({col: values.to_numpy() if isinstance(values.dtype, np.dtype) else values.array
+                         for col, values in out.items()})
+
+
+def _is_string_categorical(dtype) -> bool:
+    """A category dtype whose categories are all strings."""
+    if not isinstance(dtype, pd.CategoricalDtype):
+        return False
+    categories = dtype.categories
+    if pd.api.types.is_string_dtype(categories.dtype) and not pd.api.types.is_object_dtype(categories.dtype):
+        return True
+    return pd.api.types.infer_dtype(categories, skipna=False) in ("string", "empty")
 
 
 # --------------------------------------------------------------------------------------
@@ -533,21 +572,21 @@ def validate_cutoffs(
     _require_frame(cutoffs, "cutoffs")
     needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
     _require_columns(cutoffs, needed, "cutoffs")
-    out = cutoffs.copy()
-    null_ids = out[schema.entity_col].isna()
+    null_ids = pd.isna(cutoffs[schema.entity_col].to_numpy())
     if null_ids.any():
         raise DataError(
             f"cutoffs: {int(null_ids.sum())} row(s) with null id in {schema.entity_col!r} "
-            f"(first rows: {list(out.index[null_ids][:5])})."
+            f"(first rows: {list(cutoffs.index[null_ids][:5])})."
         )
-    as_of, aware = parse_times(out["as_of"], "as_of", "cutoffs")
-    bad = as_of.isna()
+    as_of, aware = parse_times(cutoffs["as_of"], "as_of", "cutoffs")
+    as_of_ns = as_of.to_numpy().view(np.int64)
+    bad = as_of_ns == _NAT_NS
     if bad.any():
         raise DataError(
             f"cutoffs: {int(bad.sum())} row(s) with missing or unparseable 'as_of', e.g. "
-            f"{format_examples(out.loc[bad, 'as_of'].head())}."
+            f"{format_examples(cutoffs['as_of'][bad].head())}."
         )
-    if (as_of < MIN_PLAUSIBLE_TIME).any():
+    if (as_of_ns < MIN_PLAUSIBLE_TIME.value).any():
         raise DataError(f"cutoffs: 'as_of' before {MIN_PLAUSIBLE_TIME.date()} is not plausible.")
     if tz_aware is not None and aware != tz_aware:
         raise DataError(
@@ -555,6 +594,7 @@ def validate_cutoffs(
             f"(events {'aware' if tz_aware else 'naive'}, as_of {'aware' if aware else 'naive'}); "
             "use timezone-aware times in both or naive times in both."
         )
+    out = cutoffs.copy()
     out["as_of"] = as_of
     if label_col:
         labels = pd.to_numeric(out[label_col], errors="coerce")

@@ -292,8 +292,8 @@ def _prepare(events, schema):
     if not isinstance(events, pd.DataFrame):
         raise DataError(f"events must be a DataFrame, got {type(events).__name__}.")
     screened = screen_events(events, schema, sort_ids=False)
-    if len(screened.rejects):
-        warnings.warn(f"sweep: {len(screened.rejects):,} invalid event row(s) ignored (as in the batch's "
+    if screened.n_rejects:
+        warnings.warn(f"sweep: {screened.n_rejects:,} invalid event row(s) ignored (as in the batch's "
                       "rejects).", DataWarning, stacklevel=3)
     return _index_screened(screened, schema)
 

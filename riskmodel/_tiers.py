@@ -53,13 +53,28 @@ class Override:
                     f"with op in {sorted(_OPS)}."
                 )
 
-    def matches(self, features: pd.DataFrame) -> np.ndarray:
-        hit = np.ones(len(features), dtype=bool)
+    def matches(self, features) -> np.ndarray:
+        """Rows of ``features`` (a DataFrame, or the builder's feature columns) the rule fires on."""
+        hit = np.ones(len(features.index), dtype=bool)
         for feature, op, value in self.conditions:
-            values = pd.to_numeric(features[feature], errors="coerce").to_numpy(dtype=float)
+            try:
+                column = features[feature]
+            except KeyError:
+                raise ConfigError(f"override {self.name!r} uses unknown feature {feature!r}.") from None
+            values = _as_float(column)
             with np.errstate(invalid="ignore"):
                 hit &= np.nan_to_num(_OPS[op](values, float(value)), nan=0).astype(bool)
         return hit
+
+
+def _as_float(column) -> np.ndarray:
+    """A feature column (Series or array) as floats; NaN where missing or not a number."""
+    if isinstance(column, np.ndarray) and column.dtype.kind in "fiu":
+        return column.astype(float)
+    if isinstance(column, pd.Series) and pd.api.types.is_numeric_dtype(column.dtype) and \
+            not pd.api.types.is_bool_dtype(column.dtype):
+        return column.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(dtype=float)
 
 
 @dataclass(kw_only=True)
@@ -134,15 +149,12 @@ class TierPolicy:
         p = np.asarray(probability, dtype=float)
         return np.where(p >= self.red_threshold_, "red", np.where(p >= self.yellow_threshold_, "yellow", "blue")).astype(object)
 
-    def apply(self, probability: np.ndarray, features: pd.DataFrame) -> tuple[np.ndarray, list[list[Override]]]:
+    def apply(self, probability: np.ndarray, features) -> tuple[np.ndarray, list[list[Override]]]:
         """Tiers with overrides; also returns, per case, the overrides that lifted it."""
         tiers = self.assign(probability)
         fired: list[list[Override]] = [[] for _ in range(len(tiers))]
         for rule in self.overrides:
-            missing = [c[0] for c in rule.conditions if c[0] not in features.columns]
-            if missing:
-                raise ConfigError(f"override {rule.name!r} uses unknown feature(s) {missing}.")
-            hit = rule.matches(features)
+            hit = rule.matches(features)  # raises ConfigError naming an unknown feature
             lift = hit & np.array([_RANK[t] > _RANK[rule.tier] for t in tiers], dtype=bool)
             tiers = np.where(lift, rule.tier, tiers)
             for i in np.flatnonzero(hit):
