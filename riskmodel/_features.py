@@ -21,7 +21,9 @@ from sklearn.base import BaseEstimator
 
 from ._errors import DataError, DataWarning, ModelError, format_examples
 from ._schema import (
+    _FEW_VALUES,
     EventSchema,
+    _few_as_array,
     _sort_by_entity_time,
     screen_events,
     validate_cutoffs,
@@ -43,7 +45,6 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 
 OTHER_KIND = "other"
 _NAT = np.iinfo(np.int64).min
-_FEW_VALUES = 64  # up to this many values, a dict lookup beats building a hash table
 
 
 class Vocabulary:
@@ -981,9 +982,7 @@ def _as_ns(times: pd.Series) -> np.ndarray:
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """``pd.factorize`` with missing values coded -1; plain arrays for a few values (faster)."""
-    if len(values) <= _FEW_VALUES:
-        values = values.to_numpy(dtype=object)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes, uniques = pd.factorize(_few_as_array(values), use_na_sentinel=True)
     return codes, pd.Index(uniques)
 
 

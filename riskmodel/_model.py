@@ -495,17 +495,22 @@ class RiskModel(BaseEstimator):
             Entity id, ``as_of``, ``probability``, ``tier``, ``reasons`` (``"zh / en"``
             phrases joined by ``"; "``), ``reason_features``, ``overrides``; index of cutoffs.
         """
+        return self._predict(events, cutoffs, entities=entities, reasons=reasons)
+
+    def _predict(self, events, cutoffs, *, entities=None, reasons="flagged", extra_columns=None) -> pd.DataFrame:
+        """:meth:`predict`, with ``extra_columns`` (name -> constant) appended to the output."""
         self._check_fitted()
         cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
         X, matrix = self._features_and_matrix(events, cut, entities=entities)
-        return self._score(X, matrix, cut, reasons)
+        return self._score(X, matrix, cut, reasons, extra_columns=extra_columns)
 
     def score_features(self, X: pd.DataFrame, cutoffs: pd.DataFrame, *, reasons: str = "flagged") -> pd.DataFrame:
         """Like :meth:`predict`, on a feature matrix already built."""
         self._check_fitted()
         return self._score(X, self._matrix(X), cutoffs, reasons)
 
-    def _score(self, X, matrix: np.ndarray, cutoffs: pd.DataFrame, reasons: str) -> pd.DataFrame:
+    def _score(self, X, matrix: np.ndarray, cutoffs: pd.DataFrame, reasons: str, *,
+               extra_columns: Mapping | None = None) -> pd.DataFrame:
         """Probabilities, tiers and reasons; ``X``: a feature DataFrame or FeatureColumns."""
         if reasons not in ("flagged", "all", "none"):
             raise ConfigError(f"reasons must be flagged, all or none, got {reasons!r}.")
@@ -536,6 +541,7 @@ class RiskModel(BaseEstimator):
                 "reasons": phrases,
                 "reason_features": used,
                 "overrides": override_names,
+                **{name: np.full(len(matrix), value, dtype=object) for name, value in (extra_columns or {}).items()},
             },
             index=X.index,
         )

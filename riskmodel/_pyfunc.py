@@ -12,6 +12,7 @@ entities table the model expects.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ._artifact import load_model_dir
@@ -54,14 +55,19 @@ def split_entity_columns(frame: pd.DataFrame, model: RiskModel):
     return events, entities
 
 
-def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, reasons="flagged") -> pd.DataFrame:
-    """Score every dispute present in ``events`` at ``as_of``."""
+def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, reasons="flagged",
+              extra_columns=None) -> pd.DataFrame:
+    """Score every dispute present in ``events`` at ``as_of`` (output index 0..n-1).
+
+    ``extra_columns``: name -> constant, appended to the output (model name and version).
+    """
     schema = model._schema()
     if schema.entity_col not in getattr(events, "columns", []):
         raise DataError(f"events are missing the id column {schema.entity_col!r}.")
-    ids = pd.unique(events[schema.entity_col].dropna())
-    cutoffs = pd.DataFrame({schema.entity_col: ids, "as_of": pd.Timestamp(as_of)})
-    return model.predict(events, cutoffs, entities=entities, reasons=reasons).reset_index(drop=True)
+    ids = events[schema.entity_col]
+    ids = pd.unique(ids[ids.notna()].to_numpy())
+    cutoffs = pd.DataFrame({schema.entity_col: ids, "as_of": np.full(len(ids), pd.Timestamp(as_of))})
+    return model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra_columns)
 
 
 def _load_pyfunc(data_path: str) -> RiskModelPyfunc:

@@ -464,13 +464,10 @@ class Predictor:
 
         if (as_of is None) == (cutoffs is None):
             raise ConfigError("pass exactly one of as_of=... or cutoffs=...")
+        extra = {"model_name": self.model_name, "model_version": self.model_version}
         if cutoffs is not None:
-            out = self.model.predict(events, cutoffs, entities=entities, reasons=reasons)
-        else:
-            out = score_all(self.model, events, as_of, entities=entities, reasons=reasons)
-        out["model_name"] = self.model_name
-        out["model_version"] = self.model_version
-        return out
+            return self.model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra)
+        return score_all(self.model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra)
 
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")

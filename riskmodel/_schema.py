@@ -41,6 +41,7 @@ __all__ = [
 MIN_PLAUSIBLE_TIME = pd.Timestamp("1900-01-01")
 _NS = np.dtype("datetime64[ns]")
 _NAT_NS = np.iinfo(np.int64).min
+_FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
 
 
@@ -321,11 +322,11 @@ def screen_events(
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
         valid = _frame(columns)
-    if isinstance(valid[schema.kind_col].dtype, pd.CategoricalDtype):
+    if isinstance(columns[schema.kind_col].dtype, pd.CategoricalDtype):
         valid = valid.assign(**{schema.kind_col: valid[schema.kind_col].astype(str)})
 
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
-    codes, uniques = pd.factorize(valid[schema.entity_col], sort=sort_ids)
+    codes, uniques = pd.factorize(_few_as_array(valid[schema.entity_col]), sort=sort_ids)
     codes = codes.astype(np.int64)
     order = _sort_by_entity_time(codes, t_ns)
     codes, t_ns = codes[order], t_ns[order]
@@ -348,6 +349,14 @@ def screen_events(
     return ScreenedEvents(valid=valid, order=order, entity_codes=codes, entity_ids=pd.Index(uniques),
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns))
+
+
+def _few_as_array(values: pd.Series):
+    """A few strings as a plain object array (pandas' string methods cost more per call than
+    the work on a few values); anything else unchanged."""
+    if len(values) <= _FEW_VALUES and pd.api.types.is_string_dtype(values.dtype):
+        return values.to_numpy(dtype=object)
+    return values
 
 
 def _frame(columns: dict[str, pd.Series]) -> pd.DataFrame:
