@@ -137,11 +137,13 @@ def _wrap_targets():
     targets = [
         (registry.Predictor, "predict"),
         (pyfunc, "score_all"), (pyfunc, "split_entity_columns"),
-        (model.RiskModel, "predict"), (model.RiskModel, "transform_features"),
+        (model.RiskModel, "predict"), (model.RiskModel, "_predict"), (model.RiskModel, "transform_features"),
+        (model.RiskModel, "_features_and_matrix"), (model.RiskModel, "_score"),
         (model.RiskModel, "score_features"), (model.RiskModel, "_matrix"),
         (model.RiskModel, "_booster_predict"), (tiers.TierPolicy, "apply"),
         (reasons, "top_reasons"), (reasons.ReasonWriter, "render"),
         (features, "prepare_events"), (features.FeatureBuilder, "transform"),
+        (features.FeatureBuilder, "_transform_valid_cutoffs"),
     ]
     targets += [(schema, name) for name, obj in vars(schema).items()
                 if callable(obj) and getattr(obj, "__module__", "") == schema.__name__
