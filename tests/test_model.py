@@ -11,6 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
+import riskmodel._features
+import riskmodel._model
+import riskmodel._schema
 from riskmodel import (
     DataError,
     DataWarning,
@@ -23,6 +26,7 @@ from riskmodel import (
     make_cutoffs,
     make_labels,
     prepare_events,
+    validate_cutoffs,
 )
 from riskmodel._metrics import score_metrics
 from riskmodel._simulate import simulate_disputes
@@ -234,6 +238,26 @@ def test_scores_equal_lightgbm_on_the_dataframe(fitted, scored):
         assert np.array_equal(fitted.explain(rows).to_numpy(), contrib)
     with pytest.raises(ModelError, match="categorical column"):
         fitted.predict_raw(X.astype({"station": str}))
+
+
+def test_small_input_shortcuts_change_nothing(data, fitted, monkeypatch):
+    """Scoring a few disputes takes plain-array shortcuts (dict lookups, no DataFrame round
+    trip); forcing the general paths, and scoring through the DataFrame, give the same output."""
+    sim = data["sim"]
+    ids = data["unseen"]["dispute_id"].drop_duplicates().iloc[:3].to_numpy()
+    events = sim.events[sim.events["dispute_id"].isin(ids)]
+    entities = sim.entities[sim.entities["dispute_id"].isin(ids)]
+    cut = pd.DataFrame({"dispute_id": ids, "as_of": pd.Timestamp("2025-06-01")})
+    shortcut = fitted.predict(events, cut, entities=entities, reasons="all")
+    X = fitted.transform_features(events, cut, entities=entities)
+    assert (shortcut["reasons"] != "").any()
+    valid_cut = validate_cutoffs(cut, sim.schema)
+    pd.testing.assert_frame_equal(shortcut, fitted.score_features(X, valid_cut, reasons="all"))
+    for module in (riskmodel._schema, riskmodel._features):
+        monkeypatch.setattr(module, "_FEW_VALUES", 0)
+    monkeypatch.setattr(riskmodel._model, "_FEW_ROWS", 0)
+    pd.testing.assert_frame_equal(shortcut, fitted.predict(events, cut, entities=entities, reasons="all"))
+    pd.testing.assert_frame_equal(X, fitted.transform_features(events, cut, entities=entities))
 
 
 # ------------------------------------------------------------------------------------------
