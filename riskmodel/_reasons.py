@@ -155,11 +155,11 @@ class ReasonWriter:
     def render(self, feature: str, values: np.ndarray) -> np.ndarray:
         """Vectorised: one ``"zh / en"`` phrase per value of ``feature``."""
         zh, en, fmt = self.template(feature)
-        values = np.asarray(values, dtype=object)
+        values = np.asarray(values)
         # numpy string operations, not pandas Series: a few cases (one dispute) cost microseconds
         if fmt == "str":
             labels = self.value_labels.get(feature, {})
-            as_str = values.astype(str).astype(object)
+            as_str = values.astype(object).astype(str).astype(object)
             known = list(labels)
             at = pd.Index(known, dtype=object).get_indexer(as_str) if known else np.full(len(as_str), -1)
             zh_of = np.array([labels[k][0] for k in known] + [""], dtype=object)
@@ -167,7 +167,8 @@ class ReasonWriter:
             vz = np.where(at >= 0, zh_of[at], as_str)
             ve = np.where(at >= 0, en_of[at], as_str)
         else:
-            num = pd.to_numeric(values, errors="coerce").astype(float)
+            num = values.astype(float) if values.dtype.kind in "fiub" else \
+                pd.to_numeric(values.astype(object), errors="coerce").astype(float)
             if fmt == "pct":
                 text = np.char.add(np.char.mod("%g", np.round(num * 100, 1)), "%").astype(object)
             else:
@@ -217,7 +218,7 @@ def top_reasons(
             sel = positive & (j == feature_index)
             target = rows[sel]
             name = names[feature_index]
-            values = np.asarray(features[name], dtype=object)[target]
+            values = np.asarray(features[name])[target]
             known = pd.notna(values)
             target, values = target[known], values[known]
             if len(target) == 0:
