@@ -37,22 +37,27 @@ class RiskModelPyfunc:
 
 
 def split_entity_columns(frame: pd.DataFrame, model: RiskModel):
-    """Split entity attribute columns carried on an events frame into an entities table."""
+    """Split entity attribute columns carried on an events frame into an entities table.
+
+    Each dispute's first row gives its attributes. The events frame is returned as it is:
+    the event checks read only the schema's event columns, and attributes that are constant
+    per dispute do not change which rows are exact duplicates.
+    """
     schema = model._schema()
     if not getattr(model.features_, "has_entities_", False):
         return frame, None
     attrs = [c for c in schema.entity_feature_columns if c in frame.columns]
     if not attrs:
         return frame, None
-    entities = frame[[schema.entity_col] + attrs].drop_duplicates(schema.entity_col)
-    entities = entities.rename(columns={schema.entity_col: schema.entities_id})
-    if schema.closed_col and schema.closed_col not in entities.columns:
-        entities[schema.closed_col] = pd.NaT
+    ids = frame[schema.entity_col]
+    first = ~ids.duplicated().to_numpy() & ids.notna().to_numpy()  # null ids are the events' rejects
+    n = int(first.sum())
+    entities = {schema.entities_id: ids.to_numpy()[first]}
     for col in schema.entity_feature_columns:
-        if col not in entities.columns:
-            entities[col] = None
-    events = frame.drop(columns=attrs)
-    return events, entities
+        entities[col] = frame[col].to_numpy()[first] if col in attrs else np.full(n, None, dtype=object)
+    if schema.closed_col and schema.closed_col not in entities:
+        entities[schema.closed_col] = np.full(n, np.datetime64("NaT", "ns"))
+    return frame, pd.DataFrame(entities)
 
 
 def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, reasons="flagged",
