@@ -745,11 +745,17 @@ class _FeatureComputation:
 
     def add_party(self) -> None:
         all_party_codes, parties = self.cx.codes(self.schema.party_col)
-        present = all_party_codes >= 0
+        n_parties = len(parties)
+        # only the parties of the cutoffs' disputes are ever counted: keep just their rows
+        queried = np.zeros(len(self.cx.entity_ids) + 1, dtype=bool)
+        queried[self.cx_q_codes] = True
+        wanted = np.zeros(n_parties + 1, dtype=bool)  # the last slot: no party (code -1)
+        wanted[all_party_codes[queried[self.cx.entity_codes]]] = True
+        wanted[-1] = False
+        present = wanted[all_party_codes]
         party_codes = all_party_codes[present]
         e_codes = self.cx.entity_codes[present]
         times = self.cx.times_ns[present]
-        n_parties = len(parties)
         # first appearance of each (party, dispute): events are time-sorted within dispute
         pair = e_codes * max(n_parties, 1) + party_codes
         order = np.argsort(pair, kind="stable")
