@@ -1044,6 +1044,16 @@ def _swap_in(final: Path, out: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def _release_unused_memory() -> None:
+    """Hand the memory Arrow's allocator keeps cached after a chunk back to the system.
+
+    Arrow's pool (mimalloc or jemalloc) holds freed blocks for reuse, which NumPy and pandas
+    cannot use: without this, the transient buffers of reading one chunk's parquet (or of
+    indexing the run's summary rows) would stay in the peak of the next chunk's features.
+    """
+    pa.default_memory_pool().release_unused()
+
+
 def _pending_chunks(folder: Path, n_chunks: int, progress: _Progress):
     """(chunk number, its marker path) for the chunks of a stage not done yet (resume)."""
     for i in range(n_chunks):
@@ -1075,6 +1085,7 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
                                                                     "write": t3 - t2}})
         progress.update(len(raw))
         del raw, clean, rejects, summary
+        _release_unused_memory()
     progress.close()
 
     progress = _Progress(n_chunks, "score")
@@ -1086,6 +1097,7 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
         clean = pd.read_parquet(prep_dir / f"clean-{i:05d}.parquet")
         if context is _NOT_READ:  # once per run: every chunk selects from the same summary rows
             context = _context_store(prep_dir, n_chunks, predictor.model, as_of)
+            _release_unused_memory()
         entities = _chunk_entities(work, i)
         t1 = time.perf_counter()
         scores, not_scored, chunk_t = score_chunk(clean, None if context is None else context.for_chunk(i),
@@ -1099,6 +1111,8 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
         _mark_done(marker, {"scored": len(scores), "timings": chunk_t,
                             "monitoring": scores.attrs.get("monitoring")})
         progress.update(len(clean))
+        del clean, scores, not_scored
+        _release_unused_memory()
         done_now += 1
         if die_after and done_now >= die_after:
             os._exit(137)  # test hook: simulate a killed job

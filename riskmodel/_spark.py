@@ -268,7 +268,7 @@ def _prepare_one(job: _Job, i: int, raw: pd.DataFrame, t_read: float = 0.0) -> i
 
 def _score_one(job: _Job, i: int) -> int:
     """Score chunk ``i`` with the summary rows it needs as context; write scores and the marker."""
-    from ._batch import _chunk_entities, _context_store, score_chunk
+    from ._batch import _chunk_entities, _context_store, _release_unused_memory, score_chunk
 
     prep, score_dir = Path(job.work) / "prepared", Path(job.work) / "scores"
     t0 = time.perf_counter()
@@ -277,6 +277,7 @@ def _score_one(job: _Job, i: int) -> int:
     store = _context_store(prep, job.n_chunks, predictor.model, job.as_of) if len(clean) else None
     context = None if store is None else store.for_chunk(i)
     del store
+    _release_unused_memory()
     t1 = time.perf_counter()
     scores, not_scored, chunk_t = score_chunk(clean, context, predictor, job.as_of,
                                               entities=_chunk_entities(Path(job.work), i), reasons=job.reasons,
