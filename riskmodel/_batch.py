@@ -42,6 +42,8 @@ uninterrupted run. The work directory is ``out.parent / ".tmp-<name>-<as_of>"``;
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
 import json
 import math
@@ -382,6 +384,9 @@ def _load_predictor(model):
         raise ModelError(f"could not load model {uri!r}: {type(exc).__name__}: {exc}") from exc
 
 
+_NAT = np.iinfo(np.int64).min
+
+
 def _isin(values, among) -> np.ndarray:
     """Hash-based membership (``np.isin`` sorts object arrays; pandas' arrow-string ``isin``
     builds Python lists: both are slow on millions of ids)."""
@@ -446,24 +451,36 @@ def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | No
     return clean, rejects, _summary_rows(clean, schema, entities)
 
 
-def _not_open_reasons(clean: pd.DataFrame, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,
+def _not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,
                       entities: pd.DataFrame | None, max_inactive) -> np.ndarray:
-    """Why each dispute in ``ids`` is not open at ``as_of`` (same rule as make_cutoffs)."""
-    ent = schema.entity_col
-    before = clean[clean[schema.time_col] < as_of]
-    last = before.groupby(ent, sort=False)[schema.time_col].max().reindex(ids)
-    escalated = before.loc[before[schema.kind_col].isin(list(schema.outcome_kinds)), ent].unique()
+    """Why each dispute in ``ids`` is not open at ``as_of`` (same rule as make_cutoffs).
+
+    ``events`` is the chunk's :class:`~riskmodel.PreparedEvents` (read as arrays: no copy
+    of the chunk's columns).
+    """
+    from ._features import _lookup
+
+    before = events.times_ns < as_of.value
+    codes, times = events.entity_codes[before], events.times_ns[before]
+    last_row = np.r_[codes[1:] != codes[:-1], True] if len(codes) else np.zeros(0, dtype=bool)
+    last = np.full(len(events.entity_ids) + 1, _NAT, dtype=np.int64)  # rows are sorted by (entity, time)
+    last[codes[last_row]] = times[last_row]
+    escalated = np.zeros(len(events.entity_ids) + 1, dtype=bool)
+    escalated[events.entity_codes[before & events.is_kind(schema.outcome_kinds)]] = True
+    rows = _lookup(events.entity_ids, pd.Series(ids))
+    rows = np.where(rows >= 0, rows, len(events.entity_ids))
+    last, escalated = last[rows], escalated[rows]
     reason = np.full(len(ids), "not open at as_of", dtype=object)
     closed = np.zeros(len(ids), dtype=bool)
     if entities is not None and schema.closed_col:
         c = entities.set_index(schema.entities_id)[schema.closed_col].reindex(ids)
         closed = (c.notna() & (c <= as_of)).to_numpy()
     if max_inactive is not None:
-        dormant = (as_of - last > pd.Timedelta(max_inactive)).to_numpy()
+        dormant = (last != _NAT) & (as_of.value - last > pd.Timedelta(max_inactive).value)
         reason[dormant] = f"dormant: no event in the {max_inactive} before as_of"
     reason[closed] = "closed before as_of"
-    reason[_isin(ids, escalated)] = "escalated before as_of"
-    reason[last.isna().to_numpy()] = "no events before as_of"
+    reason[escalated] = "escalated before as_of"
+    reason[last == _NAT] = "no events before as_of"
     return reason
 
 
@@ -520,7 +537,7 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         cut = cut.sort_values(ent, kind="stable").reset_index(drop=True)
         open_ids = cut[ent].to_numpy()
         rest = ids[~_isin(ids, open_ids)]
-        not_scored = pd.DataFrame({ent: rest, "reason": _not_open_reasons(clean, rest, as_of, schema,
+        not_scored = pd.DataFrame({ent: rest, "reason": _not_open_reasons(prepared_own, rest, as_of, schema,
                                                                           own_ents, max_inactive)})
         if len(cut) == 0:
             timings["validate"] += time.perf_counter() - t0
@@ -1045,13 +1062,20 @@ def _swap_in(final: Path, out: Path) -> None:
 
 
 def _release_unused_memory() -> None:
-    """Hand the memory Arrow's allocator keeps cached after a chunk back to the system.
+    """Hand the memory the allocators keep cached after a chunk back to the system.
 
     Arrow's pool (mimalloc or jemalloc) holds freed blocks for reuse, which NumPy and pandas
-    cannot use: without this, the transient buffers of reading one chunk's parquet (or of
-    indexing the run's summary rows) would stay in the peak of the next chunk's features.
+    cannot use, and glibc's ``malloc`` keeps freed pages of its heap: without this, the
+    transient buffers of one chunk (or of indexing the run's summary rows) would stay in
+    the resident set under the next chunk's peak.
     """
+    gc.collect()
     pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # pragma: no cover - not glibc (e.g. musl)
+            pass
 
 
 def _pending_chunks(folder: Path, n_chunks: int, progress: _Progress):
