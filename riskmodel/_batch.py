@@ -222,9 +222,7 @@ class _Source:
         # streamed: memory grows with the number of distinct ids, not with the events
         rows, distinct, pending, pending_len = 0, None, [], 0
         try:
-            scanner = self.dataset.scanner(columns=[col], batch_size=1_048_576, batch_readahead=0,
-                                           fragment_readahead=0)
-            for batch in scanner.to_batches():
+            for batch in self._batches([col]):
                 rows += batch.num_rows
                 pending.append(pc.unique(batch.column(0).drop_null()))
                 pending_len += len(pending[-1])
