@@ -10,15 +10,19 @@ Flow (``engine="local"``)
    scan writes every row into ``parts/part-<i>.parquet`` where ``i`` is a stable hash of
    the dispute id modulo ``n_chunks`` (so all events of a dispute share a chunk). A CSV
    file or an in-memory DataFrame is held whole (documented limitation: CSV is read with
-   :func:`pandas.read_csv`), then split the same way.
+   :func:`pandas.read_csv`), then split the same way. The entities table is split by the
+   same hash of its id into validated ``parts/entities-<i>.parquet`` (a parquet table is
+   streamed; see :class:`_Entities`), so no later stage holds the whole table.
 2. **prepare** - per chunk: :func:`split_invalid_events` (row rejects with reasons), the
    clean events, and a small *summary* of each dispute (its first event, its first
-   outcome event, each party's first appearance) used by the cross-dispute features.
+   outcome event, each party's first appearance, with the dispute's group) used by the
+   cross-dispute features.
 3. **score** - per chunk: the disputes open at ``as_of`` (the :func:`open_disputes` rule;
    the others are written to ``not_scored`` with the reason), features on the chunk's
-   own events, with the party and context families reading every chunk's summary rows
-   (indexed once per run, ``FeatureBuilder.transform(context_events=...)``), LightGBM,
-   calibration, tiers, reasons.
+   own events and entities rows, with the party and context families reading the summary
+   rows the chunk needs (:class:`_ContextStore`: every chunk's summary rows indexed once
+   per run without strings, filtered per chunk; ``FeatureBuilder.transform(context_events=...)``),
+   LightGBM, calibration, tiers, reasons.
 4. **finalize** - scores, work lists, station summary, rejects, not-scored and a manifest
    are written into a work directory that is renamed onto ``out`` only when complete.
 
@@ -26,11 +30,21 @@ Cross-dispute features
 ----------------------
 Party histories and station escalation rates read other disputes' events. The summary
 rows carry exactly what those families use (first appearance of a party in a dispute,
-first event and first escalation of a dispute), so chunked scoring reproduces scoring
-the whole input at once. The one residual difference: the feature code quantises times
-to a resolution chosen from the number of disputes and the time range it sees, so a
-chunk may count an event that falls in the same quantum as ``as_of`` differently from
-a whole-input run (sub-second for realistic inputs).
+first event and first escalation of a dispute, the dispute's group), so chunked scoring
+reproduces scoring the whole input at once. A chunk reads only its own rows, the rows of
+the parties its disputes share with other disputes, and the first events and escalations
+that fall in the context window (:meth:`_ContextStore.for_chunk`). The one residual
+difference: the feature code quantises times to a resolution chosen from the number of
+disputes and the time range it sees, so a chunk may count an event that falls in the same
+quantum as ``as_of`` differently from a whole-input run (sub-second for realistic inputs).
+
+Memory
+------
+Peak memory is set by one chunk (its events, features and context rows), not by the
+input: what is held for the whole run is the :class:`_ContextStore` (integers and
+categoricals, about 60 MB per million disputes). After each chunk, Arrow's and glibc's
+cached free memory is handed back (:func:`_release_unused_memory`), so one chunk's
+transient buffers do not add to the next one's peak.
 
 Resume
 ------
@@ -61,7 +75,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pandas.api.types import union_categoricals
 
 from ._errors import ConfigError, DataError, DataWarning, ModelError
 from ._monitor import (
@@ -359,9 +372,21 @@ class _Entities:
 
 
 def _chunk_entities(work: Path, i: int) -> pd.DataFrame | None:
-    """The validated entities rows of chunk ``i`` (``None`` for a run without entities)."""
+    """The validated entities rows of chunk ``i`` (``None`` for a run without entities).
+
+    A chunk none of whose disputes has a row gets the first row of another chunk instead
+    (the feature code needs a non-empty table): its id hashes to another chunk, so it
+    matches none of this chunk's disputes.
+    """
     path = work / "parts" / f"entities-{i:05d}.parquet"
-    return pd.read_parquet(path) if path.exists() else None
+    if not path.exists():
+        return None
+    own = pd.read_parquet(path)
+    for other in ([] if len(own) else sorted((work / "parts").glob("entities-*.parquet"))):
+        rows = pd.read_parquet(other)
+        if len(rows):
+            return rows.iloc[:1].reset_index(drop=True)
+    return own
 
 
 def _load_predictor(model):
@@ -525,13 +550,17 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     if len(clean) == 0:
         return empty_scores, pd.DataFrame({ent: ids, "reason": pd.Series(dtype=object)}), timings
     t0 = time.perf_counter()
-    own_ents = entities
+    own_ents = feature_ents = entities
     if entities is not None:
         own_ents = entities[_isin(entities[schema.entities_id], ids)]
+        # the feature code needs a non-empty table: a chunk without entities rows passes the
+        # caller's row of another chunk (see _chunk_entities), which matches none of its disputes
+        feature_ents = own_ents if len(own_ents) else entities.iloc[:1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         prepared_own = PreparedEvents(clean, schema, model.features_.tz_aware_)
-        cut = open_disputes(prepared_own, as_of, schema, entities=own_ents, max_inactive=max_inactive)
+        cut = open_disputes(prepared_own, as_of, schema, entities=own_ents if own_ents is not None and len(own_ents) else None,
+                            max_inactive=max_inactive)
         cut = cut.sort_values(ent, kind="stable").reset_index(drop=True)
         open_ids = cut[ent].to_numpy()
         rest = ids[~_isin(ids, open_ids)]
@@ -553,7 +582,7 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
                                   model.features_.tz_aware_)
         t1 = time.perf_counter()
         timings["validate"] += t1 - t0
-        X = model.transform_features(own_open, cut, entities=own_ents if model.features_.has_entities_ else None,
+        X = model.transform_features(own_open, cut, entities=feature_ents if model.features_.has_entities_ else None,
                                      context_events=context_events)
         t2 = time.perf_counter()
         timings["features"] += t2 - t1
@@ -635,9 +664,9 @@ class _ContextStore:
             pieces[schema.entity_col].append((ids.indices.to_numpy(zero_copy_only=False) + offset, ids.dictionary))
             offset += len(ids.dictionary)
             pieces[schema.time_col].append(table[schema.time_col].to_numpy().astype("datetime64[ns]"))
-            for c in [schema.kind_col, *groups]:
-                pieces[c].append(pd.Categorical(table[c].to_pandas()) if c in table.column_names
-                                 else pd.Categorical([None] * table.num_rows))
+            for c in [schema.kind_col, *groups]:  # dictionary-encoded strings, one categorical below
+                values = table[c].combine_chunks() if c in table.column_names else pa.nulls(table.num_rows)
+                pieces[c].append(pc.dictionary_encode(values.cast(pa.string())))
             for c in (_FIRST_EVENT, _FIRST_OUTCOME):
                 pieces[c].append(table[c].to_numpy())
             if self.party:
@@ -655,7 +684,7 @@ class _ContextStore:
         order = None if sorted_already else _sort_by_entity_time(codes, t_ns)
         frame = pd.DataFrame({schema.time_col: times})
         for c in [schema.kind_col, *groups]:
-            frame[c] = union_categoricals(pieces[c])
+            frame[c] = pa.chunked_array(pieces[c]).to_pandas()  # Arrow unifies the dictionaries
         if self.party:
             parties = pc.dictionary_encode(
                 pa.chunked_array([a.cast(pieces[schema.party_col][0].type) for a in pieces[schema.party_col]])

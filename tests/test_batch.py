@@ -101,15 +101,23 @@ def test_counts_reconcile_with_bad_rows(model_dir, data, tmp_path):
     assert not work
 
 
-def test_chunked_equals_direct_predict(model_dir, data, tmp_path):
-    """Chunks see the other chunks' cross-dispute rows: same scores as one predict call."""
+@pytest.mark.parametrize("without_entities_chunk", [None, 0])
+def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entities_chunk):
+    """Chunks see the other chunks' cross-dispute rows: same scores as one predict call (also
+    when no dispute of a chunk has an entities row, so its summary rows have no station)."""
+    from riskmodel._batch import _bucket_of
+
     sim = data["sim"]
+    entities = sim.entities
+    if without_entities_chunk is not None:
+        entities = entities[_bucket_of(entities["dispute_id"], 4) != without_entities_chunk]
     out = tmp_path / "out"
-    score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=AS_OF, out=out,
-                chunk_disputes=300)
+    m = score_batch(model=str(model_dir), events=sim.events, entities=entities, as_of=AS_OF, out=out,
+                    chunk_disputes=300)
+    assert m["parameters"]["n_chunks"] == 4
     got = pd.read_parquet(out / "scores.parquet")
-    cut = open_disputes(sim.events, AS_OF, sim.schema, entities=sim.entities)
-    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=sim.entities)
+    cut = open_disputes(sim.events, AS_OF, sim.schema, entities=entities)
+    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=entities)
     ref = ref.sort_values("dispute_id").reset_index(drop=True)
     assert got["dispute_id"].tolist() == ref["dispute_id"].tolist()
     np.testing.assert_allclose(got["probability"], ref["probability"], rtol=1e-9)
