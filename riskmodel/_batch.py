@@ -42,9 +42,10 @@ Memory
 ------
 Peak memory is set by one chunk (its events, features and context rows), not by the
 input: what is held for the whole run is the :class:`_ContextStore` (integers and
-categoricals, about 100 MB per million disputes with their factorised codes). After each chunk, Arrow's and glibc's
-cached free memory is handed back (:func:`_release_unused_memory`), so one chunk's
-transient buffers do not add to the next one's peak.
+categoricals, about 100 MB per million disputes with their factorised codes). After each
+chunk, Arrow's and glibc's cached free memory is handed back
+(:func:`_release_unused_memory`), so one chunk's transient buffers do not add to the next
+one's peak.
 
 Resume
 ------
