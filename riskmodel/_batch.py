@@ -700,7 +700,11 @@ class _ContextStore:
             codes, self.chunk, self.firsts = codes[order], self.chunk[order], self.firsts[order]
         del pieces
         self.party_codes = frame[schema.party_col].cat.codes.to_numpy() if self.party else None
-        self.events = PreparedEvents(frame, schema, fb.tz_aware_, (codes, entity_ids))
+        # the categoricals' own codes serve as the columns' factorisation (no int64 copies
+        # held for the run); every chunk's subset shares them
+        factorized = {("factorize", c): (frame[c].cat.codes.to_numpy(), frame[c].cat.categories)
+                      for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+        self.events = PreparedEvents(frame, schema, fb.tz_aware_, (codes, entity_ids), _shared=factorized)
 
     def for_chunk(self, i: int):
         """The context rows chunk ``i``'s cross-dispute features read (a PreparedEvents)."""
