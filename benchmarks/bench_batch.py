@@ -49,6 +49,26 @@ def _score_in_subprocess(model_dir, events, entities, as_of, out, chunk_disputes
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _simulated_input(root: Path, suffix: str, n_disputes: int):
+    """Events and entities of a simulated city as ``events<suffix>.parquet`` and
+    ``entities<suffix>.parquet`` in ``root``; files a previous run of the same size left
+    there are reused (``inputs.json`` records the sizes). Returns (events, entities) frames."""
+    import pandas as pd
+
+    from riskmodel._simulate import simulate_disputes
+
+    events_path, entities_path = root / f"events{suffix}.parquet", root / f"entities{suffix}.parquet"
+    record = root / "inputs.json"
+    sizes = json.loads(record.read_text()) if record.exists() else {}
+    if sizes.get(suffix) == n_disputes and events_path.exists() and entities_path.exists():
+        return pd.read_parquet(events_path), pd.read_parquet(entities_path)
+    sim = simulate_disputes(n_disputes, start="2022-01-01", end="2024-12-31", seed=2)
+    sim.events.to_parquet(events_path, index=False, row_group_size=500_000)
+    sim.entities.to_parquet(entities_path, index=False)
+    record.write_text(json.dumps({**sizes, suffix: n_disputes}))
+    return sim.events, sim.entities
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--disputes", type=int, default=1_000_000)
@@ -56,17 +76,16 @@ def main() -> None:
     parser.add_argument("--chunk-disputes", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--as-of", default="2024-06-01")
-    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--workdir", default=None,
+                        help="folder for the data and outputs; simulated inputs found there are reused")
     parser.add_argument("--scaling", action="store_true",
                         help="also score an input 4x smaller and print the peak-memory ratio")
     args = parser.parse_args()
-
 
     from _snapshots import simulated_snapshots
 
     from riskmodel import FeatureBuilder, RiskModel, open_disputes
     from riskmodel._artifact import save_model_dir
-    from riskmodel._simulate import simulate_disputes
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench-batch-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -76,17 +95,15 @@ def main() -> None:
     model_dir = save_model_dir(model, root / "model")
 
     t = time.perf_counter()
-    big = simulate_disputes(args.disputes, start="2022-01-01", end="2024-12-31", seed=2)
-    big.events.to_parquet(root / "events.parquet", index=False, row_group_size=500_000)
-    big.entities.to_parquet(root / "entities.parquet", index=False)
-    n_events = len(big.events)
-    print(f"simulated {args.disputes:,} disputes, {n_events:,} events in {time.perf_counter() - t:.1f}s")
+    events, entities = _simulated_input(root, "", args.disputes)
+    n_events = len(events)
+    print(f"simulated (or reused) {args.disputes:,} disputes, {n_events:,} events in {time.perf_counter() - t:.1f}s")
 
     # Baseline: LightGBM's own predict on the same feature matrix (one chunk's worth at a time
     # would be the same total), timed in this run.
-    cut = open_disputes(big.events, args.as_of, big.schema, entities=big.entities)
-    X = model.transform_features(big.events, cut, entities=big.entities)
-    del big
+    cut = open_disputes(events, args.as_of, small.schema, entities=entities)
+    X = model.transform_features(events, cut, entities=entities)
+    del events, entities
     t = time.perf_counter()
     model.booster_.predict(X[model.feature_names_])
     t_lgbm = time.perf_counter() - t
@@ -113,9 +130,7 @@ def main() -> None:
           f"total / booster.predict = {med['total'] / max(t_lgbm, 1e-9):.0f}x")
     if args.scaling:
         small_n = args.disputes // 4
-        quarter = simulate_disputes(small_n, start="2022-01-01", end="2024-12-31", seed=2)
-        quarter.events.to_parquet(root / "events4.parquet", index=False, row_group_size=500_000)
-        quarter.entities.to_parquet(root / "entities4.parquet", index=False)
+        _simulated_input(root, "4", small_n)
         peaks = []
         for i in range(args.repeats):
             manifest = _score_in_subprocess(model_dir, root / "events4.parquet", root / "entities4.parquet",

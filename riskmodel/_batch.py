@@ -10,15 +10,19 @@ Flow (``engine="local"``)
    scan writes every row into ``parts/part-<i>.parquet`` where ``i`` is a stable hash of
    the dispute id modulo ``n_chunks`` (so all events of a dispute share a chunk). A CSV
    file or an in-memory DataFrame is held whole (documented limitation: CSV is read with
-   :func:`pandas.read_csv`), then split the same way.
+   :func:`pandas.read_csv`), then split the same way. The entities table is split by the
+   same hash of its id into validated ``parts/entities-<i>.parquet`` (a parquet table is
+   streamed; see :class:`_Entities`), so no later stage holds the whole table.
 2. **prepare** - per chunk: :func:`split_invalid_events` (row rejects with reasons), the
    clean events, and a small *summary* of each dispute (its first event, its first
-   outcome event, each party's first appearance) used by the cross-dispute features.
+   outcome event, each party's first appearance, with the dispute's group) used by the
+   cross-dispute features.
 3. **score** - per chunk: the disputes open at ``as_of`` (the :func:`open_disputes` rule;
    the others are written to ``not_scored`` with the reason), features on the chunk's
-   own events, with the party and context families reading every chunk's summary rows
-   (indexed once per run, ``FeatureBuilder.transform(context_events=...)``), LightGBM,
-   calibration, tiers, reasons.
+   own events and entities rows, with the party and context families reading the summary
+   rows the chunk needs (:class:`_ContextStore`: every chunk's summary rows indexed once
+   per run without strings, filtered per chunk; ``FeatureBuilder.transform(context_events=...)``),
+   LightGBM, calibration, tiers, reasons.
 4. **finalize** - scores, work lists, station summary, rejects, not-scored and a manifest
    are written into a work directory that is renamed onto ``out`` only when complete.
 
@@ -26,11 +30,22 @@ Cross-dispute features
 ----------------------
 Party histories and station escalation rates read other disputes' events. The summary
 rows carry exactly what those families use (first appearance of a party in a dispute,
-first event and first escalation of a dispute), so chunked scoring reproduces scoring
-the whole input at once. The one residual difference: the feature code quantises times
-to a resolution chosen from the number of disputes and the time range it sees, so a
-chunk may count an event that falls in the same quantum as ``as_of`` differently from
-a whole-input run (sub-second for realistic inputs).
+first event and first escalation of a dispute, the dispute's group), so chunked scoring
+reproduces scoring the whole input at once. A chunk reads only its own rows, the rows of
+the parties its disputes share with other disputes, and the first events and escalations
+that fall in the context window (:meth:`_ContextStore.for_chunk`). The one residual
+difference: the feature code quantises times to a resolution chosen from the number of
+disputes and the time range it sees, so a chunk may count an event that falls in the same
+quantum as ``as_of`` differently from a whole-input run (sub-second for realistic inputs).
+
+Memory
+------
+Peak memory is set by one chunk (its events, features and context rows), not by the
+input: what is held for the whole run is the :class:`_ContextStore` (integers and
+categoricals, about 100 MB per million disputes with their factorised codes). After each
+chunk, Arrow's and glibc's cached free memory is handed back
+(:func:`_release_unused_memory`), so one chunk's transient buffers do not add to the next
+one's peak.
 
 Resume
 ------
@@ -42,6 +57,8 @@ uninterrupted run. The work directory is ``out.parent / ".tmp-<name>-<as_of>"``;
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
 import json
 import math
@@ -56,6 +73,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -136,6 +154,31 @@ def _bucket_of(ids: pa.Array | pa.ChunkedArray | pd.Series, n_chunks: int) -> np
     return bucket
 
 
+def _write_buckets(batches, id_col: str, n_chunks: int, path_of) -> set[int]:
+    """Append each row of ``batches`` to the parquet file ``path_of(chunk of its id)``;
+    returns the chunks written."""
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            bucket = _bucket_of(batch.column(batch.schema.get_field_index(id_col)), n_chunks)
+            table = pa.Table.from_batches([batch])
+            order = np.argsort(bucket, kind="stable")
+            sorted_b = bucket[order]
+            bounds = np.flatnonzero(np.r_[True, sorted_b[1:] != sorted_b[:-1], True])
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+                b = int(sorted_b[lo])
+                piece = table.take(pa.array(order[lo:hi]))
+                if b not in writers:
+                    writers[b] = pq.ParquetWriter(path_of(b), piece.schema)
+                writers[b].write_table(piece)
+    finally:
+        for w in writers.values():
+            w.close()
+    return set(writers)
+
+
 def _file_fingerprint(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     h = hashlib.sha256()
@@ -189,14 +232,11 @@ class _Source:
         if self.frame is not None:
             ids = self.frame[col]
             return len(ids), int(ids.nunique(dropna=True))
-        import pyarrow.compute as pc
 
         # streamed: memory grows with the number of distinct ids, not with the events
         rows, distinct, pending, pending_len = 0, None, [], 0
         try:
-            scanner = self.dataset.scanner(columns=[col], batch_size=1_048_576, batch_readahead=0,
-                                           fragment_readahead=0)
-            for batch in scanner.to_batches():
+            for batch in self._batches([col]):
                 rows += batch.num_rows
                 pending.append(pc.unique(batch.column(0).drop_null()))
                 pending_len += len(pending[-1])
@@ -239,30 +279,13 @@ class _Source:
 
     def write_parts(self, parts_dir: Path, n_chunks: int) -> None:
         """Hash-partition a parquet input into one file per chunk (streaming)."""
-        cols = self.schema.event_columns
-        writers: dict[int, pq.ParquetWriter] = {}
         try:
-            for batch in self._batches(cols):
-                if batch.num_rows == 0:
-                    continue
-                bucket = _bucket_of(batch.column(cols.index(self.schema.entity_col)), n_chunks)
-                table = pa.Table.from_batches([batch])
-                order = np.argsort(bucket, kind="stable")
-                sorted_b = bucket[order]
-                bounds = np.flatnonzero(np.r_[True, sorted_b[1:] != sorted_b[:-1], True])
-                for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
-                    b = int(sorted_b[lo])
-                    piece = table.take(pa.array(order[lo:hi]))
-                    if b not in writers:
-                        writers[b] = pq.ParquetWriter(parts_dir / f"part-{b:05d}.parquet", piece.schema)
-                    writers[b].write_table(piece)
+            _write_buckets(self._batches(self.schema.event_columns), self.schema.entity_col, n_chunks,
+                           lambda b: parts_dir / f"part-{b:05d}.parquet")
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise DataError(f"could not read events {self.description}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            for w in writers.values():
-                w.close()
 
     def chunk(self, i: int, n_chunks: int, parts_dir: Path) -> pd.DataFrame:
         cols = self.schema.event_columns
@@ -276,16 +299,95 @@ class _Source:
         return pq.read_table(path).to_pandas()
 
 
-def _read_entities(entities, schema: EventSchema) -> pd.DataFrame | None:
-    if entities is None:
-        return None
-    if not isinstance(entities, pd.DataFrame):
-        from ._config import read_table
+def _entity_columns(schema: EventSchema) -> list[str]:
+    """The entities columns the batch reads: id, feature columns, ``closed_col``."""
+    cols = [schema.entities_id, *schema.entity_feature_columns, *([schema.closed_col] if schema.closed_col else [])]
+    return list(dict.fromkeys(cols))
 
-        entities = read_table(entities)
+
+def _validated_entities(frame: pd.DataFrame, schema: EventSchema) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        return validate_entities(entities, schema)
+        return validate_entities(frame, schema)
+
+
+class _Entities:
+    """The entities input, split like the events: ``parts/entities-<i>.parquet`` holds the
+    validated rows whose id hashes to chunk ``i``, so a chunk reads only its disputes' rows.
+
+    A parquet file or dataset is streamed (only :func:`_entity_columns`); a CSV file or a
+    DataFrame is held whole and validated at once. Equal ids hash alike, so a duplicate id
+    is caught within one part.
+    """
+
+    def __init__(self, entities, schema: EventSchema):
+        self.schema = schema
+        self.frame: pd.DataFrame | None = None
+        self.dataset: ds.Dataset | None = None
+        if isinstance(entities, pd.DataFrame):
+            self.frame = _validated_entities(entities, schema)
+            return
+        path = Path(entities)
+        if not path.exists():
+            raise DataError(f"input {path} does not exist.")
+        try:
+            if path.suffix.lower() == ".csv":
+                self.frame = _validated_entities(pd.read_csv(path), schema)
+                return
+            self.dataset = ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
+            raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+        from ._schema import _require_columns
+
+        _require_columns(pd.DataFrame(columns=self.dataset.schema.names), _entity_columns(schema), "entities")
+
+    def write_parts(self, parts_dir: Path, n_chunks: int) -> None:
+        """Write the validated ``entities-<i>.parquet`` of every chunk (empty where no row hashes)."""
+        id_col = self.schema.entities_id
+        path_of = lambda b: parts_dir / f"entities-{b:05d}.parquet"  # noqa: E731
+        if self.frame is not None:
+            bucket = _bucket_of(self.frame[id_col], n_chunks)
+            for b in np.unique(bucket):
+                _write_parquet(self.frame[bucket == b].reset_index(drop=True), path_of(int(b)))
+            empty = self.frame.iloc[:0]
+        else:
+            cols = _entity_columns(self.schema)
+            try:
+                written = _write_buckets(self.dataset.to_batches(columns=cols, batch_size=_READ_BATCH_ROWS,
+                                                                 batch_readahead=0, fragment_readahead=0),
+                                         id_col, n_chunks, path_of)
+            except Exception as exc:  # noqa: BLE001
+                raise DataError(f"could not read entities: {type(exc).__name__}: {exc}") from exc
+            empty = None
+            for b in sorted(written):
+                valid = _validated_entities(pd.read_parquet(path_of(b)), self.schema)
+                _write_parquet(valid, path_of(b))
+                empty = valid.iloc[:0]
+            if empty is None:
+                raise DataError("entities is empty (0 rows); there is nothing to work on.")
+        for b in range(n_chunks):
+            if not path_of(b).exists():
+                _write_parquet(empty, path_of(b))
+
+
+def _chunk_entities(work: Path, i: int) -> pd.DataFrame | None:
+    """The validated entities rows of chunk ``i`` (``None`` for a run without entities).
+
+    A chunk none of whose disputes has a row gets the first row of another chunk instead
+    (the feature code needs a non-empty table): its id hashes to another chunk, so it
+    matches none of this chunk's disputes.
+    """
+    path = work / "parts" / f"entities-{i:05d}.parquet"
+    if not path.exists():
+        return None
+    own = pd.read_parquet(path)
+    for other in ([] if len(own) else sorted((work / "parts").glob("entities-*.parquet"))):
+        rows = pd.read_parquet(other)
+        if len(rows):
+            return rows.iloc[:1].reset_index(drop=True)
+    return own
 
 
 def _load_predictor(model):
@@ -306,6 +408,9 @@ def _load_predictor(model):
         raise ModelError(f"could not load model {uri!r}: {type(exc).__name__}: {exc}") from exc
 
 
+_NAT = np.iinfo(np.int64).min
+
+
 def _isin(values, among) -> np.ndarray:
     """Hash-based membership (``np.isin`` sorts object arrays; pandas' arrow-string ``isin``
     builds Python lists: both are slow on millions of ids)."""
@@ -318,55 +423,88 @@ def _isin(values, among) -> np.ndarray:
 # per-chunk work (pure functions of frames: shared by the local and Spark engines)
 
 
-def _summary_rows(clean: pd.DataFrame, schema: EventSchema) -> pd.DataFrame:
+#: Summary-row flags: the dispute's first event, its first outcome event.
+_FIRST_EVENT, _FIRST_OUTCOME = "_first_event", "_first_outcome"
+
+
+def _summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFrame | None = None) -> pd.DataFrame:
     """The rows other disputes' party and context features read: first event, first
-    outcome, each party's first appearance (``clean`` is sorted by entity, time)."""
+    outcome, each party's first appearance (``clean`` is sorted by entity, time).
+
+    The schema's event columns (narratives blanked), plus the flags
+    ``_first_event`` / ``_first_outcome`` and, given the ``entities`` rows of the chunk's
+    disputes, each dispute's group as ``group:<g>`` for every ``group_cols`` entry (missing
+    without an entities row).
+    """
     ent = clean[schema.entity_col]
-    keep = ~ent.duplicated().to_numpy()
+    first = ~ent.duplicated().to_numpy()
     is_out = clean[schema.kind_col].isin(list(schema.outcome_kinds)).to_numpy()
     first_out = np.zeros(len(clean), dtype=bool)
     first_out[np.flatnonzero(is_out)[~ent[is_out].duplicated().to_numpy()]] = True
-    keep |= first_out
+    keep = first | first_out
     if schema.party_col:
         party = clean[schema.party_col]
         keep |= (~clean[[schema.entity_col, schema.party_col]].duplicated().to_numpy()) & party.notna().to_numpy()
-    out = clean[keep].copy()
+    out = clean.loc[keep, schema.event_columns].reset_index(drop=True)
     if schema.text_col:
         out[schema.text_col] = None  # narratives are read only for the dispute's own rows
+    out[_FIRST_EVENT], out[_FIRST_OUTCOME] = first[keep], first_out[keep]
+    if entities is not None:
+        from ._features import _FeatureComputation, _lookup
+
+        rows = _lookup(pd.Index(entities[schema.entities_id]), out[schema.entity_col])
+        for g in schema.group_cols:
+            values = entities[g].astype(object).to_numpy()
+            out[_FeatureComputation.GROUP_PREFIX + g] = pd.array(
+                np.where(rows >= 0, values[np.maximum(rows, 0)] if len(values) else None, None), dtype="category")
     return out
 
 
 def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | None = None,
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Validate one chunk: (clean events, row rejects, summary rows); ``now`` bounds times."""
+                  entities: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validate one chunk: (clean events, row rejects, summary rows); ``now`` bounds times,
+    ``entities`` (the chunk's rows) give the summary rows' groups."""
     if len(raw) == 0:
         empty = raw.iloc[:0]
-        return empty, empty.astype(str).assign(reject_reason=pd.Series(dtype=object)), empty
+        return empty, empty.astype(str).assign(reject_reason=pd.Series(dtype=object)), \
+            _summary_rows(empty, schema, entities)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         clean, rejects, _ = split_invalid_events(raw, schema, now=now)
     rejects = rejects.reset_index(drop=True)
-    return clean, rejects, _summary_rows(clean, schema)
+    return clean, rejects, _summary_rows(clean, schema, entities)
 
 
-def _not_open_reasons(clean: pd.DataFrame, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,
+def _not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,
                       entities: pd.DataFrame | None, max_inactive) -> np.ndarray:
-    """Why each dispute in ``ids`` is not open at ``as_of`` (same rule as make_cutoffs)."""
-    ent = schema.entity_col
-    before = clean[clean[schema.time_col] < as_of]
-    last = before.groupby(ent, sort=False)[schema.time_col].max().reindex(ids)
-    escalated = before.loc[before[schema.kind_col].isin(list(schema.outcome_kinds)), ent].unique()
+    """Why each dispute in ``ids`` is not open at ``as_of`` (same rule as make_cutoffs).
+
+    ``events`` is the chunk's :class:`~riskmodel.PreparedEvents` (read as arrays: no copy
+    of the chunk's columns).
+    """
+    from ._features import _lookup
+
+    before = events.times_ns < as_of.value
+    codes, times = events.entity_codes[before], events.times_ns[before]
+    last_row = np.r_[codes[1:] != codes[:-1], True] if len(codes) else np.zeros(0, dtype=bool)
+    last = np.full(len(events.entity_ids) + 1, _NAT, dtype=np.int64)  # rows are sorted by (entity, time)
+    last[codes[last_row]] = times[last_row]
+    escalated = np.zeros(len(events.entity_ids) + 1, dtype=bool)
+    escalated[events.entity_codes[before & events.is_kind(schema.outcome_kinds)]] = True
+    rows = _lookup(events.entity_ids, pd.Series(ids))
+    rows = np.where(rows >= 0, rows, len(events.entity_ids))
+    last, escalated = last[rows], escalated[rows]
     reason = np.full(len(ids), "not open at as_of", dtype=object)
     closed = np.zeros(len(ids), dtype=bool)
     if entities is not None and schema.closed_col:
         c = entities.set_index(schema.entities_id)[schema.closed_col].reindex(ids)
         closed = (c.notna() & (c <= as_of)).to_numpy()
     if max_inactive is not None:
-        dormant = (as_of - last > pd.Timedelta(max_inactive)).to_numpy()
+        dormant = (last != _NAT) & (as_of.value - last > pd.Timedelta(max_inactive).value)
         reason[dormant] = f"dormant: no event in the {max_inactive} before as_of"
     reason[closed] = "closed before as_of"
-    reason[_isin(ids, escalated)] = "escalated before as_of"
-    reason[last.isna().to_numpy()] = "no events before as_of"
+    reason[escalated] = "escalated before as_of"
+    reason[last == _NAT] = "no events before as_of"
     return reason
 
 
@@ -379,12 +517,12 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     clean : DataFrame
         The chunk's validated events (from :func:`prepare_chunk`).
     context : DataFrame, PreparedEvents or None
-        Every chunk's summary rows (:func:`_context_rows`), read by the cross-dispute
-        features instead of the chunk's own events; ``None`` when the chunk is the input.
+        The summary rows the chunk's cross-dispute features read instead of the chunk's own
+        events (:meth:`_ContextStore.for_chunk`); ``None`` when the chunk is the input.
     predictor : Predictor
     as_of : Timestamp
     entities : DataFrame or None
-        Validated entities (any superset of the disputes involved).
+        Validated entities of the chunk's disputes (any superset will do).
     reasons : {"flagged", "all", "none"}
     max_inactive : str or None
 
@@ -413,36 +551,39 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     if len(clean) == 0:
         return empty_scores, pd.DataFrame({ent: ids, "reason": pd.Series(dtype=object)}), timings
     t0 = time.perf_counter()
-    own_ents = entities
+    own_ents = feature_ents = entities
     if entities is not None:
         own_ents = entities[_isin(entities[schema.entities_id], ids)]
+        # the feature code needs a non-empty table: a chunk without entities rows passes the
+        # caller's row of another chunk (see _chunk_entities), which matches none of its disputes
+        feature_ents = own_ents if len(own_ents) else entities.iloc[:1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         prepared_own = PreparedEvents(clean, schema, model.features_.tz_aware_)
-        cut = open_disputes(prepared_own, as_of, schema, entities=own_ents, max_inactive=max_inactive)
+        cut = open_disputes(prepared_own, as_of, schema, entities=own_ents if own_ents is not None and len(own_ents) else None,
+                            max_inactive=max_inactive)
         cut = cut.sort_values(ent, kind="stable").reset_index(drop=True)
         open_ids = cut[ent].to_numpy()
         rest = ids[~_isin(ids, open_ids)]
-        not_scored = pd.DataFrame({ent: rest, "reason": _not_open_reasons(clean, rest, as_of, schema,
-                                                                          entities, max_inactive)})
+        not_scored = pd.DataFrame({ent: rest, "reason": _not_open_reasons(prepared_own, rest, as_of, schema,
+                                                                          own_ents, max_inactive)})
         if len(cut) == 0:
             timings["validate"] += time.perf_counter() - t0
             return empty_scores, not_scored, timings
-        ents = own_ents
-        # the cross-dispute families read the context (every chunk's summary rows) or, for a
-        # single chunk, the whole chunk; the other families need only the open disputes' events
+        # the cross-dispute families read the context (summary rows of every chunk, each
+        # dispute's group included) or, for a single chunk, the whole chunk; the other
+        # families need only the open disputes' events
         context_events = prepared_own
         if context is not None and len(context):
             context_events = context if isinstance(context, PreparedEvents) else \
                 PreparedEvents.from_valid(context, schema, model.features_.tz_aware_)
-            ents = entities  # the context family reads every context dispute's group
         is_open = np.zeros(len(prepared_own.entity_ids) + 1, dtype=bool)
         is_open[prepared_own.entity_ids.get_indexer(open_ids)] = True
         own_open = PreparedEvents(clean[is_open[prepared_own.entity_codes]].reset_index(drop=True), schema,
                                   model.features_.tz_aware_)
         t1 = time.perf_counter()
         timings["validate"] += t1 - t0
-        X = model.transform_features(own_open, cut, entities=ents if model.features_.has_entities_ else None,
+        X = model.transform_features(own_open, cut, entities=feature_ents if model.features_.has_entities_ else None,
                                      context_events=context_events)
         t2 = time.perf_counter()
         timings["features"] += t2 - t1
@@ -472,19 +613,128 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     return scores, not_scored, timings
 
 
-def _context_rows(summaries: list[Path], model, as_of: pd.Timestamp) -> pd.DataFrame | None:
-    """Every chunk's summary rows before ``as_of``: what the party / context features read.
+class _ContextStore:
+    """Every chunk's summary rows before ``as_of``, held compactly for the whole run, and
+    the subset of them each chunk's cross-dispute features read.
 
-    ``None`` when the model uses neither family (or there is nothing before ``as_of``).
+    The rows are indexed once as a :class:`~riskmodel.PreparedEvents` without string
+    columns: times, kinds and groups as categoricals, and parties as integer codes (the
+    party family only compares parties with each other). :meth:`for_chunk` then selects,
+    with boolean masks, what chunk ``i`` needs:
+
+    * its own disputes' rows;
+    * the first appearance of every party of those disputes in any other dispute, plus that
+      dispute's first event and first outcome (party histories, past escalations);
+    * the first event and first outcome of every dispute whose first event or first outcome
+      falls in the context window before ``as_of`` (group escalation rates; the window is
+      widened by the coarsest clock resolution, so no quantised key is missed).
+
+    Any superset of these rows gives the same feature values (see
+    :meth:`FeatureBuilder.transform`), so a chunk's features equal whole-input features,
+    while what a chunk holds beyond the run-wide arrays grows with the chunk, not the input.
+
+    Parameters
+    ----------
+    summaries : list of Path
+        Every chunk's ``summary-<i>.parquet``, in chunk order.
+    model : RiskModel
+    as_of : Timestamp
     """
-    schema = model._schema()
+
+    def __init__(self, summaries: list[Path], model, as_of: pd.Timestamp):
+        from ._features import PreparedEvents, _FeatureComputation
+        from ._schema import _sort_by_entity_time
+
+        schema = model._schema()
+        fb = model.features_
+        self.as_of = as_of
+        self.party = fb._active("party")
+        self.window_ns = int(pd.Timedelta(fb.context_window).value) if fb._active("context") else None
+        groups = [_FeatureComputation.GROUP_PREFIX + g for g in schema.group_cols] if self.window_ns else []
+        wanted = [schema.entity_col, schema.time_col, schema.kind_col, _FIRST_EVENT, _FIRST_OUTCOME, *groups]
+        wanted += [schema.party_col] if self.party else []
+        pieces: dict[str, list] = {c: [] for c in [*wanted, "_chunk"]}
+        offset = 0
+        for j, path in enumerate(summaries):
+            table = pq.read_table(path, columns=[c for c in wanted if c in pq.read_schema(path).names])
+            if table.num_rows == 0:
+                continue
+            table = table.filter(pc.less(table[schema.time_col], pa.scalar(as_of.to_pydatetime())))
+            ids = pc.dictionary_encode(table[schema.entity_col]).combine_chunks()
+            # a dispute lives in one chunk: per-file codes shifted by an offset are run-wide codes
+            pieces[schema.entity_col].append((ids.indices.to_numpy(zero_copy_only=False) + offset, ids.dictionary))
+            offset += len(ids.dictionary)
+            pieces[schema.time_col].append(table[schema.time_col].to_numpy().astype("datetime64[ns]"))
+            for c in [schema.kind_col, *groups]:  # dictionary-encoded strings, one categorical below
+                values = table[c].combine_chunks() if c in table.column_names else pa.nulls(table.num_rows)
+                pieces[c].append(pc.dictionary_encode(values.cast(pa.string())))
+            for c in (_FIRST_EVENT, _FIRST_OUTCOME):
+                pieces[c].append(table[c].to_numpy())
+            if self.party:
+                pieces[schema.party_col].append(table[schema.party_col].combine_chunks())
+            pieces["_chunk"].append(np.full(table.num_rows, j, dtype=np.int32))
+        if offset == 0:
+            self.events = None
+            return
+        codes = np.concatenate([c for c, _ in pieces[schema.entity_col]]).astype(np.int64)
+        dictionaries = [d for _, d in pieces[schema.entity_col]]
+        entity_ids = pd.Index(pa.concat_arrays([d.cast(dictionaries[0].type) for d in dictionaries]).to_pandas())
+        times = np.concatenate(pieces[schema.time_col])
+        t_ns = times.view(np.int64)
+        sorted_already = bool(np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (t_ns[1:] >= t_ns[:-1]))))
+        order = None if sorted_already else _sort_by_entity_time(codes, t_ns)
+        frame = pd.DataFrame({schema.time_col: times})
+        for c in [schema.kind_col, *groups]:
+            frame[c] = pa.chunked_array(pieces[c]).to_pandas()  # Arrow unifies the dictionaries
+        if self.party:
+            parties = pc.dictionary_encode(
+                pa.chunked_array([a.cast(pieces[schema.party_col][0].type) for a in pieces[schema.party_col]])
+            ).combine_chunks()
+            party_codes = parties.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+            frame[schema.party_col] = pd.Categorical.from_codes(party_codes, categories=pd.RangeIndex(len(parties.dictionary)))
+            self.n_parties = len(parties.dictionary)
+        self.chunk = np.concatenate(pieces["_chunk"])
+        self.firsts = np.concatenate(pieces[_FIRST_EVENT]) | np.concatenate(pieces[_FIRST_OUTCOME])
+        if order is not None:
+            frame = frame.take(order).reset_index(drop=True)
+            codes, self.chunk, self.firsts = codes[order], self.chunk[order], self.firsts[order]
+        del pieces
+        self.party_codes = frame[schema.party_col].cat.codes.to_numpy() if self.party else None
+        # the categoricals' own codes serve as the columns' factorisation (no int64 copies
+        # held for the run); every chunk's subset shares them
+        factorized = {("factorize", c): (frame[c].cat.codes.to_numpy(), frame[c].cat.categories)
+                      for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+        self.events = PreparedEvents(frame, schema, fb.tz_aware_, (codes, entity_ids), _shared=factorized)
+
+    def for_chunk(self, i: int):
+        """The context rows chunk ``i``'s cross-dispute features read (a PreparedEvents)."""
+        from ._timeline import _RESOLUTIONS_NS
+
+        ev = self.events
+        keep = self.chunk == i
+        involved = np.zeros(len(ev.entity_ids), dtype=bool)  # disputes whose first rows are needed
+        if self.party:
+            shared = np.zeros(self.n_parties + 1, dtype=bool)  # the last slot: no party (code -1)
+            shared[self.party_codes[keep]] = True
+            shared[-1] = False
+            with_party = shared[self.party_codes]
+            involved[ev.entity_codes[with_party]] = True
+            keep |= with_party
+        if self.window_ns is not None:
+            lower = self.as_of.value - self.window_ns - _RESOLUTIONS_NS[-1]
+            involved[ev.entity_codes[self.firsts & (ev.times_ns >= lower)]] = True
+        keep |= self.firsts & involved[ev.entity_codes]
+        return ev.subset(keep)
+
+
+def _context_store(prep_dir: Path, n_chunks: int, model, as_of: pd.Timestamp) -> _ContextStore | None:
+    """The run's :class:`_ContextStore` (``None`` for a single chunk - its own events are the
+    whole input - or a model using neither the party nor the context family)."""
     fb = model.features_
-    if not summaries or not (fb._active("party") or fb._active("context")):
+    if n_chunks < 2 or not (fb._active("party") or fb._active("context")):
         return None
-    table = ds.dataset([str(p) for p in summaries], format="parquet").to_table(
-        filter=ds.field(schema.time_col) < pa.scalar(as_of.to_pydatetime()))
-    rows = table.to_pandas()
-    return rows if len(rows) else None
+    store = _ContextStore([prep_dir / f"summary-{j:05d}.parquet" for j in range(n_chunks)], model, as_of)
+    return store if store.events is not None else None
 
 
 # ------------------------------------------------------------------------------------------
@@ -515,14 +765,13 @@ def _library_versions() -> dict:
     return out
 
 
-def _read_parts(paths: list[Path]) -> pd.DataFrame | None:
-    frames = [pd.read_parquet(p) for p in paths if p.exists()]
+def _read_parts(paths: list[Path], columns: list[str] | None = None) -> pd.DataFrame | None:
+    frames = [pd.read_parquet(p, columns=columns) for p in paths if p.exists()]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
-def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, entities: pd.DataFrame | None,
-              predictor, as_of: pd.Timestamp) -> dict:
+def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, predictor, as_of: pd.Timestamp) -> dict:
     ent = schema.entity_col
     final.mkdir()
     scores = _read_parts([work / "scores" / f"scores-{i:05d}.parquet" for i in range(n_chunks)])
@@ -536,10 +785,11 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, en
     scores["model_name"] = predictor.model_name
     scores["model_version"] = predictor.model_version
     scores["run_id"] = predictor.run_id
-    group_cols = []
-    if entities is not None:
-        group_cols = [c for c in schema.entity_categorical_cols if c in entities.columns]
-        attrs = entities[[schema.entities_id] + group_cols].rename(columns={schema.entities_id: ent})
+    group_cols = list(schema.entity_categorical_cols)
+    attrs = _read_parts([work / "parts" / f"entities-{i:05d}.parquet" for i in range(n_chunks)],
+                        columns=[schema.entities_id] + group_cols)
+    if attrs is not None:
+        attrs = attrs.rename(columns={schema.entities_id: ent})
         attrs = attrs.astype({c: object for c in group_cols})
         attrs[ent] = attrs[ent].astype(scores[ent].dtype) if len(scores) else attrs[ent]
         scores = scores.merge(attrs, on=ent, how="left")
@@ -675,7 +925,7 @@ def score_batch(
     schema = predictor.model._schema()
     t_read = time.perf_counter()
     source = _Source(events, schema)
-    ents = _read_entities(entities, schema)
+    ents = None if entities is None else _Entities(entities, schema)
     if predictor.model.features_.has_entities_ and ents is None:
         raise DataError("this model was trained with an entities table; pass entities=... to score_batch.")
     timings = dict.fromkeys(_STAGES, 0.0)
@@ -718,6 +968,8 @@ def score_batch(
             n_chunks = max(1, math.ceil(n_ids / chunk_disputes))
             if source.dataset is not None and engine == "local":  # Spark partitions by itself
                 source.write_parts(work / "parts", n_chunks)
+            if ents is not None:  # both engines: a chunk reads only its disputes' entities
+                ents.write_parts(work / "parts", n_chunks)
         except DataError:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -730,20 +982,18 @@ def score_batch(
         from ._spark import run_spark_chunks
 
         run_spark_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
-                         entities=ents, reasons=reasons, max_inactive=open_rule_max_inactive,
-                         master=master, timings=timings, now=now)
+                         reasons=reasons, max_inactive=open_rule_max_inactive, master=master, timings=timings,
+                         now=now)
     else:
         _run_local_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
-                          entities=ents, reasons=reasons, max_inactive=open_rule_max_inactive, timings=timings,
-                          now=now)
+                          reasons=reasons, max_inactive=open_rule_max_inactive, timings=timings, now=now)
 
     # -- finalize ----------------------------------------------------------------------
     t_w = time.perf_counter()
     final = work / "final"
     if final.exists():
         shutil.rmtree(final)
-    result = _finalize(work, final, n_chunks=n_chunks, schema=schema, entities=ents, predictor=predictor,
-                       as_of=as_of)
+    result = _finalize(work, final, n_chunks=n_chunks, schema=schema, predictor=predictor, as_of=as_of)
     chunk_info = [json.loads((work / "scores" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
                   for i in range(n_chunks)]
     stage_times = [json.loads((work / "prepared" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
@@ -830,19 +1080,6 @@ def _log_monitoring(report: dict, as_of: pd.Timestamp, predictor) -> str | None:
 _NOT_READ = object()
 
 
-def _context_prepared(prep_dir: Path, n_chunks: int, model, as_of: pd.Timestamp):
-    """The summary rows of all chunks, indexed once (``None`` for a single chunk: its own
-    events are the whole input)."""
-    from ._features import PreparedEvents
-
-    if n_chunks < 2:
-        return None
-    rows = _context_rows([prep_dir / f"summary-{j:05d}.parquet" for j in range(n_chunks)], model, as_of)
-    if rows is None:
-        return None
-    return PreparedEvents.from_valid(rows, model._schema(), model.features_.tz_aware_)
-
-
 def _swap_in(final: Path, out: Path) -> None:
     """Rename ``final`` onto ``out``; an existing ``out`` is moved aside first, then deleted."""
     aside = None
@@ -856,6 +1093,23 @@ def _swap_in(final: Path, out: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def _release_unused_memory() -> None:
+    """Hand the memory the allocators keep cached after a chunk back to the system.
+
+    Arrow's pool (mimalloc or jemalloc) holds freed blocks for reuse, which NumPy and pandas
+    cannot use, and glibc's ``malloc`` keeps freed pages of its heap: without this, the
+    transient buffers of one chunk (or of indexing the run's summary rows) would stay in
+    the resident set under the next chunk's peak.
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # pragma: no cover - not glibc (e.g. musl)
+            pass
+
+
 def _pending_chunks(folder: Path, n_chunks: int, progress: _Progress):
     """(chunk number, its marker path) for the chunks of a stage not done yet (resume)."""
     for i in range(n_chunks):
@@ -866,7 +1120,7 @@ def _pending_chunks(folder: Path, n_chunks: int, progress: _Progress):
         yield i, marker
 
 
-def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, as_of, entities, reasons,
+def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, as_of, reasons,
                       max_inactive, timings: dict, now: pd.Timestamp) -> None:
     schema = predictor.model._schema()
     prep_dir, score_dir = work / "prepared", work / "scores"
@@ -875,7 +1129,7 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
         t0 = time.perf_counter()
         raw = source.chunk(i, n_chunks, work / "parts")
         t1 = time.perf_counter()
-        clean, rejects, summary = prepare_chunk(raw, schema, now)
+        clean, rejects, summary = prepare_chunk(raw, schema, now, _chunk_entities(work, i))
         t2 = time.perf_counter()
         raw_ids = pd.unique(raw[schema.entity_col].dropna())
         n_rej = int((~_isin(raw_ids, clean[schema.entity_col])).sum())
@@ -887,6 +1141,7 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
                                                                     "write": t3 - t2}})
         progress.update(len(raw))
         del raw, clean, rejects, summary
+        _release_unused_memory()
     progress.close()
 
     progress = _Progress(n_chunks, "score")
@@ -896,11 +1151,14 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
     for i, marker in _pending_chunks(score_dir, n_chunks, progress):
         t0 = time.perf_counter()
         clean = pd.read_parquet(prep_dir / f"clean-{i:05d}.parquet")
-        if context is _NOT_READ:  # once per run: every chunk reads the same summary rows
-            context = _context_prepared(prep_dir, n_chunks, predictor.model, as_of)
+        if context is _NOT_READ:  # once per run: every chunk selects from the same summary rows
+            context = _context_store(prep_dir, n_chunks, predictor.model, as_of)
+            _release_unused_memory()
+        entities = _chunk_entities(work, i)
         t1 = time.perf_counter()
-        scores, not_scored, chunk_t = score_chunk(clean, context, predictor, as_of, entities=entities,
-                                                  reasons=reasons, max_inactive=max_inactive)
+        scores, not_scored, chunk_t = score_chunk(clean, None if context is None else context.for_chunk(i),
+                                                  predictor, as_of, entities=entities, reasons=reasons,
+                                                  max_inactive=max_inactive)
         t2 = time.perf_counter()
         _write_parquet(scores, score_dir / f"scores-{i:05d}.parquet")
         _write_parquet(not_scored, score_dir / f"not_scored-{i:05d}.parquet")
@@ -909,6 +1167,8 @@ def _run_local_chunks(*, work: Path, source: _Source, n_chunks: int, predictor, 
         _mark_done(marker, {"scored": len(scores), "timings": chunk_t,
                             "monitoring": scores.attrs.get("monitoring")})
         progress.update(len(clean))
+        del clean, scores, not_scored
+        _release_unused_memory()
         done_now += 1
         if die_after and done_now >= die_after:
             os._exit(137)  # test hook: simulate a killed job

@@ -535,7 +535,9 @@ class FeatureBuilder(BaseEstimator):
             for chunked scoring: ``events`` then need only the scored disputes' own events,
             and ``context_events`` need only, for every dispute, its first event, its first
             outcome event and the first event of each of its parties (any superset gives the
-            same values).
+            same values). Columns ``"group:<g>"`` (for each of the schema's ``group_cols``), when
+            present, give each context dispute's group; the context family then reads only the
+            scored disputes' rows of ``entities``.
 
         Returns
         -------
@@ -829,11 +831,17 @@ class _FeatureComputation:
 
     def add_party(self) -> None:
         all_party_codes, parties = self.cx.codes(self.schema.party_col)
-        present = all_party_codes >= 0
+        n_parties = len(parties)
+        # only the parties of the cutoffs' disputes are ever counted: keep just their rows
+        queried = np.zeros(len(self.cx.entity_ids) + 1, dtype=bool)
+        queried[self.cx_q_codes] = True
+        wanted = np.zeros(n_parties + 1, dtype=bool)  # the last slot: no party (code -1)
+        wanted[all_party_codes[queried[self.cx.entity_codes]]] = True
+        wanted[-1] = False
+        present = wanted[all_party_codes]
         party_codes = all_party_codes[present]
         e_codes = self.cx.entity_codes[present]
         times = self.cx.times_ns[present]
-        n_parties = len(parties)
         # first appearance of each (party, dispute): events are time-sorted within dispute
         pair = e_codes * max(n_parties, 1) + party_codes
         order = np.argsort(pair, kind="stable")
@@ -872,12 +880,14 @@ class _FeatureComputation:
         self.put("party_max_other_disputes", max_other)
         self.put("party_past_escalations", np.bincount(owner, escalations, minlength=n_q).astype(np.float32))
 
+    #: Prefix of the context events' columns holding each dispute's group (``group:station``).
+    GROUP_PREFIX = "group:"
+
     def add_context(self) -> None:
         ents = self.entities
         id_col = self.schema.entities_id
         window_ns = int(pd.Timedelta(self.b.context_window).value)
         w = self.b.context_window
-        codes_of_entities = _lookup(self.cx.entity_ids, ents[id_col])
         first_time = np.full(len(self.cx.entity_ids) + 1, _NAT, dtype=np.int64)
         starts = np.r_[True, self.cx.entity_codes[1:] != self.cx.entity_codes[:-1]] if len(self.cx) else []
         first_time[self.cx.entity_codes[starts]] = self.cx.times_ns[starts]
@@ -886,8 +896,15 @@ class _FeatureComputation:
         for g in self.schema.group_cols:
             vocab = pd.Index(self.b.categories_.get(g, []))
             g_of_entity = vocab.get_indexer(ents[g].astype(object))
-            known = (codes_of_entities >= 0) & (g_of_entity >= 0)
-            e_codes, e_groups = codes_of_entities[known], g_of_entity[known]
+            if self.GROUP_PREFIX + g in self.cx._raw.columns:  # each context dispute's group rides along
+                g_codes, g_values = self.cx.codes(self.GROUP_PREFIX + g)
+                g_of_row = np.append(vocab.get_indexer(g_values.astype(object)), -1)[g_codes]  # -1: missing
+                e_codes, e_groups = self.cx.entity_codes[starts], g_of_row[starts]
+            else:
+                e_codes = _lookup(self.cx.entity_ids, ents[id_col])
+                e_groups = np.where(e_codes >= 0, g_of_entity, -1)
+            known = (e_codes >= 0) & (e_groups >= 0)
+            e_codes, e_groups = e_codes[known], e_groups[known]
             clock = Clock.for_range(len(vocab) + 2, self.t_min, self.t_max)
             started = first_time[e_codes] != _NAT
             start_keys = np.sort(clock.keys(e_groups[started], clock.ticks(first_time[e_codes][started])))

@@ -22,9 +22,10 @@ Flow
    ``rejects`` and ``summary`` parquet plus the marker. An in-memory DataFrame input is
    split on the driver and its chunks are shipped to the tasks as they are.
 3. **score** - one task per pending chunk (``parallelize``): read the chunk's clean events
-   and every chunk's summary rows, :func:`score_chunk`, write ``scores``,
-   ``not_scored`` and the marker. The model travels as its safe artifact (LightGBM text
-   and JSON, written next to the chunks), the entities table as a broadcast variable.
+   and entities rows and the summary rows it needs (:class:`~riskmodel._batch._ContextStore`),
+   :func:`score_chunk`, write ``scores``, ``not_scored`` and the marker. The model travels
+   as its safe artifact (LightGBM text and JSON, written next to the chunks); the entities
+   travel as the per-chunk parts the driver wrote into the work directory.
 
 Chunks with a ``.done`` marker are skipped, so a killed run resumes where it stopped.
 Tasks write into the work directory, so on a cluster it must be on storage every
@@ -170,7 +171,7 @@ def _translate(exc: Exception, what: str) -> Exception:
 
 @dataclass(frozen=True)
 class _Job:
-    """Everything a task needs, small and picklable (the entities travel as a broadcast)."""
+    """Everything a task needs, small and picklable (the entities are read from the work directory)."""
 
     work: str
     schema: object
@@ -247,12 +248,12 @@ def _mark(path: Path, info: dict) -> None:
 
 def _prepare_one(job: _Job, i: int, raw: pd.DataFrame, t_read: float = 0.0) -> int:
     """Validate chunk ``i``; write clean events, row rejects, summary rows and the marker."""
-    from ._batch import _isin, prepare_chunk
+    from ._batch import _chunk_entities, _isin, prepare_chunk
 
     ent = job.schema.entity_col
     prep = Path(job.work) / "prepared"
     t1 = time.perf_counter()
-    clean, rejects, summary = prepare_chunk(raw, job.schema, job.now)
+    clean, rejects, summary = prepare_chunk(raw, job.schema, job.now, _chunk_entities(Path(job.work), i))
     t2 = time.perf_counter()
     raw_ids = pd.unique(raw[ent].dropna())
     n_rej = int((~_isin(raw_ids, clean[ent])).sum())
@@ -265,18 +266,22 @@ def _prepare_one(job: _Job, i: int, raw: pd.DataFrame, t_read: float = 0.0) -> i
     return len(raw)
 
 
-def _score_one(job: _Job, entities, i: int) -> int:
-    """Score chunk ``i`` with every chunk's summary rows as context; write scores and the marker."""
-    from ._batch import _context_prepared, score_chunk
+def _score_one(job: _Job, i: int) -> int:
+    """Score chunk ``i`` with the summary rows it needs as context; write scores and the marker."""
+    from ._batch import _chunk_entities, _context_store, _release_unused_memory, score_chunk
 
     prep, score_dir = Path(job.work) / "prepared", Path(job.work) / "scores"
     t0 = time.perf_counter()
     predictor = _task_predictor(job)
     clean = pd.read_parquet(prep / f"clean-{i:05d}.parquet")
-    context = _context_prepared(prep, job.n_chunks, predictor.model, job.as_of) if len(clean) else None
+    store = _context_store(prep, job.n_chunks, predictor.model, job.as_of) if len(clean) else None
+    context = None if store is None else store.for_chunk(i)
+    del store
+    _release_unused_memory()
     t1 = time.perf_counter()
-    scores, not_scored, chunk_t = score_chunk(clean, context, predictor, job.as_of, entities=entities,
-                                              reasons=job.reasons, max_inactive=job.max_inactive)
+    scores, not_scored, chunk_t = score_chunk(clean, context, predictor, job.as_of,
+                                              entities=_chunk_entities(Path(job.work), i), reasons=job.reasons,
+                                              max_inactive=job.max_inactive)
     t2 = time.perf_counter()
     _write(scores, score_dir / f"scores-{i:05d}.parquet")
     _write(not_scored, score_dir / f"not_scored-{i:05d}.parquet")
@@ -385,7 +390,7 @@ class _Watch:
 # the engine
 
 
-def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.Timestamp, entities, reasons: str,
+def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.Timestamp, reasons: str,
                      max_inactive, master: str | None, timings: dict, now: pd.Timestamp) -> None:
     """Prepare and score every pending chunk on Spark, writing the local engine's files.
 
@@ -393,8 +398,9 @@ def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
     ----------
     work : Path
         The run's work directory (``prepared/`` and ``scores/`` receive one parquet per
-        chunk and a ``chunk-<i>.done`` marker). Tasks write into it, so on a cluster it must
-        be visible to every executor under the same path.
+        chunk and a ``chunk-<i>.done`` marker; ``parts/entities-<i>.parquet``, written by the
+        driver, hold each chunk's entities rows). Tasks read and write it, so on a cluster it
+        must be visible to every executor under the same path.
     source : riskmodel._batch._Source
         The events input: a parquet file / directory / hive dataset or a CSV file (read by
         Spark), or an in-memory DataFrame (split on the driver).
@@ -403,8 +409,6 @@ def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
     predictor : Predictor
     as_of, now : Timestamp
         Scoring moment; latest plausible event time.
-    entities : DataFrame or None
-        Validated entities, broadcast to the tasks.
     reasons : {"flagged", "all", "none"}
     max_inactive : str or None
     master : str or None
@@ -487,15 +491,9 @@ def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
         pending = [i for i in range(n_chunks) if not (score_dir / f"chunk-{i:05d}.done").exists()]
         if pending:
             job = _Job(**job_kw)
-            ents = sc.broadcast(entities) if entities is not None else None
-            try:
-                with _Watch(score_dir, pending, "score"):
-                    _action(lambda: sc.parallelize(pending, len(pending))
-                            .map(lambda i: _score_one(job, ents.value if ents is not None else None, i))
-                            .collect(), "scoring chunks")
-            finally:
-                if ents is not None:
-                    ents.destroy()
+            with _Watch(score_dir, pending, "score"):
+                _action(lambda: sc.parallelize(pending, len(pending)).map(lambda i: _score_one(job, i)).collect(),
+                        "scoring chunks")
 
 
 def _action(run, what: str):

@@ -101,20 +101,69 @@ def test_counts_reconcile_with_bad_rows(model_dir, data, tmp_path):
     assert not work
 
 
-def test_chunked_equals_direct_predict(model_dir, data, tmp_path):
-    """Chunks see the other chunks' cross-dispute rows: same scores as one predict call."""
+@pytest.mark.parametrize("without_entities_chunk", [None, 0])
+def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entities_chunk):
+    """Chunks see the other chunks' cross-dispute rows: same scores as one predict call (also
+    when no dispute of a chunk has an entities row, so its summary rows have no station)."""
+    from riskmodel._batch import _bucket_of
+
     sim = data["sim"]
+    entities = sim.entities
+    if without_entities_chunk is not None:
+        entities = entities[_bucket_of(entities["dispute_id"], 4) != without_entities_chunk]
     out = tmp_path / "out"
-    score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=AS_OF, out=out,
-                chunk_disputes=300)
+    m = score_batch(model=str(model_dir), events=sim.events, entities=entities, as_of=AS_OF, out=out,
+                    chunk_disputes=300)
+    assert m["parameters"]["n_chunks"] == 4
     got = pd.read_parquet(out / "scores.parquet")
-    cut = open_disputes(sim.events, AS_OF, sim.schema, entities=sim.entities)
-    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=sim.entities)
+    cut = open_disputes(sim.events, AS_OF, sim.schema, entities=entities)
+    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=entities)
     ref = ref.sort_values("dispute_id").reset_index(drop=True)
     assert got["dispute_id"].tolist() == ref["dispute_id"].tolist()
     np.testing.assert_allclose(got["probability"], ref["probability"], rtol=1e-9)
     assert (got["tier"].astype(str) == ref["tier"].astype(str)).all()
     assert (got["reasons"] == ref["reasons"]).all()
+
+
+def test_chunk_context_gives_whole_log_features(model_dir, data, tmp_path):
+    """A chunk scored from its own events and entities rows plus the summary rows the run's
+    context store selects for it gets the whole log's features, including parties whose
+    other disputes and station escalations that live in other chunks."""
+    import warnings
+
+    from riskmodel import DataWarning, validate_entities
+    from riskmodel._batch import _bucket_of, _ContextStore, prepare_chunk
+
+    model = load(str(model_dir)).model
+    sim, n_chunks, as_of = data["sim"], 4, pd.Timestamp(AS_OF)
+    schema = sim.schema
+    events = sim.events
+    entities = validate_entities(sim.entities, schema)
+    chunk_of_event = _bucket_of(events["dispute_id"], n_chunks)
+    chunk_of_entity = _bucket_of(entities["dispute_id"], n_chunks)
+    cut = open_disputes(events, AS_OF, schema, entities=entities)
+    chunk_of_cutoff = _bucket_of(cut["dispute_id"], n_chunks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        chunks = []
+        for i in range(n_chunks):
+            clean, _, summary = prepare_chunk(events[chunk_of_event == i].reset_index(drop=True), schema,
+                                              entities=entities[chunk_of_entity == i])
+            summary.to_parquet(tmp_path / f"summary-{i}.parquet", index=False)
+            chunks.append(clean)
+        store = _ContextStore([tmp_path / f"summary-{i}.parquet" for i in range(n_chunks)], model, as_of)
+        whole = model.transform_features(events, cut, entities=entities)
+        for i in range(n_chunks):
+            own_cut, own_ents = cut[chunk_of_cutoff == i], entities[chunk_of_entity == i]
+            context = store.for_chunk(i)
+            assert len(context) < len(store.events)
+            part = model.transform_features(chunks[i], own_cut, entities=own_ents, context_events=context)
+            pd.testing.assert_frame_equal(part, whole[chunk_of_cutoff == i])
+            # without the other chunks' rows, parties and station rates lose what lives there
+            alone = model.transform_features(chunks[i], own_cut, entities=own_ents)
+            assert (alone["party_other_disputes"] < part["party_other_disputes"]).any()
+            ctx = [c for c in part.columns if c.startswith("ctx_") and "_escalations_" in c]
+            assert ctx and (alone[ctx[0]] < part[ctx[0]]).any()
 
 
 def test_identical_across_runs_and_replaces_atomically(model_dir, data, tmp_path):
