@@ -619,6 +619,7 @@ class _FeatureComputation:
             self.cx_q_codes = np.where(cx_codes < 0, len(context.entity_ids), cx_codes).astype(np.int64)[self.order]
         self._window_keys: dict[str, np.ndarray] = {}
         self._positions: dict[str, np.ndarray] = {}
+        self._entity_codes: dict[str, tuple] = {}
 
         # the output: one float32 matrix in the cutoffs' order, filled column by column
         self.numeric_names = [n for n in builder.feature_names_out_ if n not in builder.categorical_features_]
@@ -892,13 +893,13 @@ class _FeatureComputation:
         starts = np.r_[True, self.cx.entity_codes[1:] != self.cx.entity_codes[:-1]] if len(self.cx) else []
         first_time[self.cx.entity_codes[starts]] = self.cx.times_ns[starts]
         esc_time = self.escalation_times()
-        q_ids = self.cutoffs[self.schema.entity_col].to_numpy()[self.order]
+        q_rows = self.entity_rows()[self.order]  # each sorted cutoff's entities row
         for g in self.schema.group_cols:
-            vocab = pd.Index(self.b.categories_.get(g, []))
-            g_of_entity = vocab.get_indexer(ents[g].astype(object))
+            vocab = self.b._vocabulary(g)
+            g_of_entity = self.entity_codes(g)[0]
             if self.GROUP_PREFIX + g in self.cx._raw.columns:  # each context dispute's group rides along
                 g_codes, g_values = self.cx.codes(self.GROUP_PREFIX + g)
-                g_of_row = np.append(vocab.get_indexer(g_values.astype(object)), -1)[g_codes]  # -1: missing
+                g_of_row = np.append(vocab.codes(g_values.to_numpy(dtype=object)), -1)[g_codes]  # -1: missing
                 e_codes, e_groups = self.cx.entity_codes[starts], g_of_row[starts]
             else:
                 e_codes = _lookup(self.cx.entity_ids, ents[id_col])
@@ -910,8 +911,7 @@ class _FeatureComputation:
             start_keys = np.sort(clock.keys(e_groups[started], clock.ticks(first_time[e_codes][started])))
             escalated = esc_time[e_codes] != _NAT
             esc_keys = np.sort(clock.keys(e_groups[escalated], clock.ticks(esc_time[e_codes][escalated])))
-            rows = _lookup(pd.Index(ents[id_col]), pd.Series(q_ids))
-            q_group = np.where(rows >= 0, g_of_entity[np.maximum(rows, 0)] if len(g_of_entity) else -1, -1)
+            q_group = np.where(q_rows >= 0, g_of_entity[np.maximum(q_rows, 0)] if len(g_of_entity) else -1, -1)
             valid = q_group >= 0
             qg = np.where(valid, q_group, 0)
             upper = clock.keys(qg, clock.ticks(self.q_as_of))
@@ -932,6 +932,20 @@ class _FeatureComputation:
             self._entity_rows = _lookup(pd.Index(known), ids)
         return self._entity_rows
 
+    def entity_codes(self, col: str) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+        """A categorical entities column, per entities row: the code of its value in the
+        training vocabulary (-1: missing or not seen at fit), its code in the table's own
+        categories (-1: missing), and those categories. Computed once per transform."""
+        if col not in self._entity_codes:
+            values = self.entities[col]
+            if not isinstance(values.dtype, pd.CategoricalDtype):
+                values = values.astype("category")  # validated entities already are
+            categories = values.cat.categories
+            own = values.cat.codes.to_numpy()
+            to_vocab = np.r_[self.b._vocabulary(col).codes(categories.to_numpy(dtype=object)), -1]  # -1: missing
+            self._entity_codes[col] = (to_vocab[own], own, categories)
+        return self._entity_codes[col]
+
     def entity_columns(self) -> dict[str, object]:
         schema = self.schema
         ents = self.entities
@@ -949,15 +963,10 @@ class _FeatureComputation:
         at = np.maximum(rows, 0)
         out: dict[str, object] = {}
         for col in schema.entity_categorical_cols:
-            values = ents[col]
-            if not isinstance(values.dtype, pd.CategoricalDtype):
-                values = values.astype("category")  # validated entities already are
-            vocab = self.b._vocabulary(col)
-            # codes of the entity's value in the training vocabulary; -1 missing or unseen
-            categories = values.cat.categories
-            to_vocab = np.r_[vocab.codes(categories.to_numpy(dtype=object)), -1]  # [-1]: missing
-            codes = np.where(unknown, -1, values.cat.codes.to_numpy()[at]) if len(ents) else np.full(n, -1)
-            vocab_codes = to_vocab[codes]
+            row_vocab_codes, row_codes, categories = self.entity_codes(col)
+            # codes of each cutoff's value in the training vocabulary; -1 missing or unseen
+            codes = np.where(unknown, -1, row_codes[at]) if len(ents) else np.full(n, -1)
+            vocab_codes = np.where(unknown, -1, row_vocab_codes[at]) if len(ents) else np.full(n, -1)
             unseen = (codes >= 0) & (vocab_codes < 0)
             if unseen.any():
                 names = categories[np.unique(codes[unseen])]
@@ -967,7 +976,7 @@ class _FeatureComputation:
                     DataWarning,
                     stacklevel=4,
                 )
-            out[col] = vocab.categorical(vocab_codes)
+            out[col] = self.b._vocabulary(col).categorical(vocab_codes)
         for col in schema.entity_numeric_cols:
             values = ents[col].to_numpy(dtype=np.float64)
             out[col] = np.where(unknown, np.nan, values[at] if len(ents) else np.nan).astype(np.float32)
