@@ -286,6 +286,9 @@ def main() -> None:
         "pyfunc.predict": lambda: pyfunc.predict(flat, params=params),
         "baseline: booster.predict(numpy row)": lambda: model.booster_.predict(row, num_threads=1),
         "baseline: booster.predict(1-row DataFrame)": lambda: model.booster_.predict(X),
+        # the machine's speed at the time: the 2 vCPUs here are shared and one of them is
+        # often ~1.5x slower than the other, so compare p50s across runs with this line
+        "machine reference: sum(range(20_000))": lambda: sum(range(20_000)),
     }
     samples: dict[str, list[np.ndarray]] = {k: [] for k in paths}
     for _ in range(args.runs):

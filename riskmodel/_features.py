@@ -44,6 +44,7 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 }
 
 OTHER_KIND = "other"
+_ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _NAT = np.iinfo(np.int64).min
 
 
@@ -221,18 +222,35 @@ class PreparedEvents:
 
         return self._shared_result(("text", column), compute)
 
+    def _few_texts(self, column: str) -> np.ndarray | None:
+        """A short text column as an object array (``None`` when long: use Arrow)."""
+        values = self._raw[column]
+        return values.to_numpy(dtype=object) if len(values) <= _FEW_VALUES else None
+
     def text_matches(self, column: str, pattern: str) -> np.ndarray:
-        """Boolean mask of sorted rows whose text matches the regular expression."""
+        """Boolean mask of sorted rows whose text matches the regular expression.
+
+        Arrow's regex engine (RE2) on the column; Python's ``re`` on a few texts (one
+        dispute), where a call into Arrow costs more than the matching. The patterns the
+        features use (escaped keywords joined by ``|``) mean the same in both.
+        """
         def compute():
+            texts = self._few_texts(column)
+            if texts is not None:
+                search = re.compile(pattern).search
+                return np.array([isinstance(t, str) and search(t) is not None for t in texts], dtype=bool)
             hits = pc.match_substring_regex(self._texts(column), pattern).fill_null(False)
             return hits.to_numpy(zero_copy_only=False)
 
         return self._sorted(self._shared_result(("match", column, pattern), compute))
 
     def text_missing(self, column: str) -> np.ndarray:
-        """Boolean mask of sorted rows whose text is missing or blank."""
+        """Boolean mask of sorted rows whose text is missing or blank (ASCII whitespace only)."""
         def compute():
-            blank = pc.match_substring_regex(self._texts(column), r"^\s*$").fill_null(True)
+            texts = self._few_texts(column)
+            if texts is not None:
+                return np.array([not isinstance(t, str) or not t.strip(_ASCII_SPACE) for t in texts], dtype=bool)
+            blank = pc.match_substring_regex(self._texts(column), rf"^[{_ASCII_SPACE}]*$").fill_null(True)
             return blank.to_numpy(zero_copy_only=False)
 
         return self._sorted(self._shared_result(("missing", column), compute))
@@ -635,6 +653,14 @@ class _FeatureComputation:
         else:
             column[self.order] = values
 
+    def put_block(self, names: Sequence[str], values: np.ndarray) -> None:
+        """:meth:`put` for several columns at once (``values``: one column per name)."""
+        columns = [self.column_index[name] for name in names]
+        if self.order_is_identity:
+            self.matrix[:, columns] = values
+        else:
+            self.matrix[self.order[:, None], columns] = values
+
     def window_keys(self, window: str) -> np.ndarray:
         """Query keys for ``as_of - window`` (``"all"``: the entity's first possible key)."""
         if window not in self._window_keys:
@@ -752,7 +778,11 @@ class _FeatureComputation:
             last, has = self.last_time(None)
             self.put("days_since_last_event", self.days_between(self.q_as_of, last, has))
             self.put("days_since_first_event", self.days_between(self.q_as_of, self.time_at(self.position("all")), has))
-        for code, kind in enumerate(self.b.kinds_ + [OTHER_KIND]):
+        kinds = self.b.kinds_ + [OTHER_KIND]
+        if len(self.ev) * len(kinds) <= _FEW_VALUES * 4096:
+            self._add_kind_counts_all_at_once(kinds, windows, counts, recency)
+            return
+        for code, kind in enumerate(kinds):
             slug = self.b.kind_slugs_[kind]
             mask = self.kinds == code
             cum = _cumulative(mask)  # one pass per kind, shared by both families
@@ -762,6 +792,32 @@ class _FeatureComputation:
             if recency:
                 last, has = self.last_time(mask, cum)
                 self.put(f"days_since_last_{slug}", self.days_between(self.q_as_of, last, has))
+
+    def _add_kind_counts_all_at_once(self, kinds, windows, counts: bool, recency: bool) -> None:
+        """The per-kind part of :meth:`add_counts_and_recency` as 2-D arrays, every kind at
+        once: for small inputs (one dispute), where a pass per kind costs more in calls than
+        in work. Same values; memory (events x kinds) is why large inputs go kind by kind."""
+        n_events, n_kinds = len(self.ev), len(kinds)
+        rows = np.arange(1, n_events + 1)
+        one_hot = np.zeros((n_events + 1, n_kinds), dtype=np.int32)  # row p + 1: event p
+        one_hot[rows, self.kinds] = 1
+        slugs = [self.b.kind_slugs_[kind] for kind in kinds]
+        upper = self.position(None)
+        if counts:
+            cum = np.cumsum(one_hot, axis=0)  # cum[p]: events of each kind among the first p
+            at_upper = cum[upper]
+            for w in windows:
+                self.put_block([f"count_{slug}_{w}" for slug in slugs], at_upper - cum[self.position(w)])
+        if recency:
+            # last[p]: position of the last event of each kind among the first p (-1: none)
+            last = np.where(one_hot > 0, np.arange(-1, n_events)[:, None], -1)
+            np.maximum.accumulate(last, axis=0, out=last)
+            last_before = last[upper]  # (cutoffs, kinds)
+            has = last_before >= self.position("all")[:, None]  # the dispute's own events only
+            days = np.full(last_before.shape, np.nan, dtype=np.float32)
+            times = self.time_at(last_before)
+            days[has] = ((self.q_as_of[:, None] - times) / NS_PER_DAY)[has]
+            self.put_block([f"days_since_last_{slug}" for slug in slugs], days)
 
     def add_dynamics(self) -> None:
         b = self.b

@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
+import riskmodel._features
+import riskmodel._schema
 from riskmodel import DataError, DataWarning, EventSchema, FeatureBuilder, ModelError
 
 KINDS = ["call", "threat", "fight", "mediation_failed", "mediation_success", "criminal_case"]
@@ -102,7 +104,11 @@ def reference_features(events, cutoffs, entities, windows, kinds, schema):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_values_match_slow_reference(seed):
+@pytest.mark.parametrize("small_input_shortcuts", [True, False])
+def test_values_match_slow_reference(seed, small_input_shortcuts, monkeypatch):
+    if not small_input_shortcuts:  # the paths large inputs take (kind by kind, hash lookups)
+        for module in (riskmodel._schema, riskmodel._features):
+            monkeypatch.setattr(module, "_FEW_VALUES", 0)
     events, entities, cutoffs = random_log(seed)
     schema = EventSchema()
     fb = FeatureBuilder(windows=("7D", "30D"), streaks=STREAKS, max_kinds=50)
