@@ -373,21 +373,10 @@ class _Entities:
 
 
 def _chunk_entities(work: Path, i: int) -> pd.DataFrame | None:
-    """The validated entities rows of chunk ``i`` (``None`` for a run without entities).
-
-    A chunk none of whose disputes has a row gets the first row of another chunk instead
-    (the feature code needs a non-empty table): its id hashes to another chunk, so it
-    matches none of this chunk's disputes.
-    """
+    """The validated entities rows of chunk ``i`` (``None`` for a run without entities; a
+    table with no rows when none of the chunk's disputes has one)."""
     path = work / "parts" / f"entities-{i:05d}.parquet"
-    if not path.exists():
-        return None
-    own = pd.read_parquet(path)
-    for other in ([] if len(own) else sorted((work / "parts").glob("entities-*.parquet"))):
-        rows = pd.read_parquet(other)
-        if len(rows):
-            return rows.iloc[:1].reset_index(drop=True)
-    return own
+    return pd.read_parquet(path) if path.exists() else None
 
 
 def _load_predictor(model):
@@ -551,12 +540,9 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     if len(clean) == 0:
         return empty_scores, pd.DataFrame({ent: ids, "reason": pd.Series(dtype=object)}), timings
     t0 = time.perf_counter()
-    own_ents = feature_ents = entities
+    own_ents = entities
     if entities is not None:
-        own_ents = entities[_isin(entities[schema.entities_id], ids)]
-        # the feature code needs a non-empty table: a chunk without entities rows passes the
-        # caller's row of another chunk (see _chunk_entities), which matches none of its disputes
-        feature_ents = own_ents if len(own_ents) else entities.iloc[:1]
+        own_ents = entities[_isin(entities[schema.entities_id], ids)]  # may have no rows
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         prepared_own = PreparedEvents(clean, schema, model.features_.tz_aware_)
@@ -583,7 +569,7 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
                                   model.features_.tz_aware_)
         t1 = time.perf_counter()
         timings["validate"] += t1 - t0
-        X = model.transform_features(own_open, cut, entities=feature_ents if model.features_.has_entities_ else None,
+        X = model.transform_features(own_open, cut, entities=own_ents if model.features_.has_entities_ else None,
                                      context_events=context_events)
         t2 = time.perf_counter()
         timings["features"] += t2 - t1

@@ -547,7 +547,8 @@ class FeatureBuilder(BaseEstimator):
         cutoffs : DataFrame
             The schema's entity column and ``as_of``; any number of rows per dispute, any order.
         entities : DataFrame, optional
-            Entity attributes; required if the builder was fitted with entities.
+            Entity attributes; required if the builder was fitted with entities. It may have
+            no rows (the cutoffs' attributes are then missing).
         context_events : DataFrame or PreparedEvents, optional
             Events read by the cross-dispute families (party, context) instead of ``events``,
             for chunked scoring: ``events`` then need only the scored disputes' own events,
@@ -580,7 +581,9 @@ class FeatureBuilder(BaseEstimator):
             raise DataError(
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
             )
-        ents = validate_entities(entities, schema) if self.has_entities_ and entities is not None else None
+        # an empty table is fine here: every cutoff then has missing attributes
+        ents = validate_entities(entities, schema, allow_empty=True) if self.has_entities_ and entities is not None \
+            else None
         context = None if context_events is None else prepare_events(context_events, schema)
         columns = _FeatureComputation(self, prepared, cut, ents, context).run()
         return columns if as_columns else columns.to_frame()

@@ -473,6 +473,7 @@ def validate_entities(
     schema: EventSchema | None = None,
     *,
     events: pd.DataFrame | None = None,
+    allow_empty: bool = False,
 ) -> pd.DataFrame | None:
     """Check an entities table (one row per dispute) and return a clean, typed copy.
 
@@ -480,11 +481,14 @@ def validate_entities(
     naive ``datetime64[ns]`` (unparseable values become missing, with a warning giving the
     count). Duplicate ids are an error. If ``events`` (validated) is given, events whose
     dispute has no entity row are counted in a :class:`DataWarning`; they are kept.
+    An empty table is an error unless ``allow_empty`` (e.g. a chunk of disputes none of
+    which has a row).
     """
     if entities is None:
         return None
     schema = schema or EventSchema()
-    _require_frame(entities, "entities")
+    if not (allow_empty and isinstance(entities, pd.DataFrame)):
+        _require_frame(entities, "entities")
     id_col = schema.entities_id
     needed = [id_col] + schema.entity_feature_columns
     needed += [schema.closed_col] if schema.closed_col else []

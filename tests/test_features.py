@@ -11,7 +11,14 @@ from sklearn.base import clone
 
 import riskmodel._features
 import riskmodel._schema
-from riskmodel import DataError, DataWarning, EventSchema, FeatureBuilder, ModelError
+from riskmodel import (
+    DataError,
+    DataWarning,
+    EventSchema,
+    FeatureBuilder,
+    ModelError,
+    validate_entities,
+)
 
 KINDS = ["call", "threat", "fight", "mediation_failed", "mediation_success", "criminal_case"]
 T0 = pd.Timestamp("2024-01-01")
@@ -161,6 +168,20 @@ def test_cutoff_without_events_and_unknown_kind_warns():
     assert (no_events["count_all_all"] == 0).all()
     assert no_events["days_since_last_event"].isna().all()
     assert X["count_other_all"].sum() >= 1
+
+
+def test_entities_table_without_rows_gives_missing_attributes():
+    """A chunk of disputes none of which has an entities row: attributes missing, no error."""
+    events, entities, cutoffs = random_log(5)
+    fb = FeatureBuilder(windows=("30D",)).fit(events, entities=entities)
+    X = fb.transform(events, cutoffs, entities=entities.iloc[:0])
+    assert X["category"].isna().all() and X["station"].isna().all()
+    assert X["days_since_opened_at"].isna().all()
+    assert X["ctx_station_escalation_rate_365D"].isna().all()
+    full = fb.transform(events, cutoffs, entities=entities)
+    assert X["count_all_30D"].equals(full["count_all_30D"])
+    with pytest.raises(DataError, match="empty"):
+        validate_entities(entities.iloc[:0])
 
 
 def test_unseen_category_becomes_missing_with_warning():
