@@ -43,8 +43,7 @@ DEFAULT_LGBM_PARAMS: dict = {
 }
 
 
-#: Up to this many rows, scoring takes the small-input paths (one LightGBM thread, no pandas
-#: per-column conversion): see RiskModel._matrix and RiskModel._booster_predict.
+#: Up to this many rows, LightGBM scores on one thread: see RiskModel._booster_predict.
 _FEW_ROWS = 256
 _TIER_DTYPE = pd.CategoricalDtype(list(TIERS))
 
@@ -417,8 +416,8 @@ class RiskModel(BaseEstimator):
 
         Same values as LightGBM's own DataFrame conversion (category codes against the
         booster's vocabularies, NaN for missing), so scores are identical; but that
-        conversion costs several milliseconds per call whatever the size, which dominated
-        the scoring of a single dispute.
+        conversion costs several milliseconds per call whatever the size. (``predict``
+        skips the DataFrame altogether: see :meth:`_features_and_matrix`.)
         """
         if list(X.columns) != self.feature_names_:
             X = X[self.feature_names_]
@@ -433,13 +432,6 @@ class RiskModel(BaseEstimator):
         num = [j for j, dt in enumerate(dtypes) if not isinstance(dt, pd.CategoricalDtype)]
         # float32 unless a numeric column is wider, as LightGBM does; codes are exact in float32
         dtype = np.result_type(np.float32, *(dtypes[j].type for j in num))
-        if len(X) <= _FEW_ROWS:
-            # one object array beats pandas' per-column work (one block per column) on a few rows
-            values = X.to_numpy(dtype=object, na_value=np.nan)
-            for j, vocab in zip(cat, vocabs):
-                codes = pd.Index(vocab).get_indexer(values[:, j])
-                values[:, j] = np.where(codes < 0, np.nan, codes)
-            return values.astype(dtype)
         out = np.empty(X.shape, dtype=dtype, order="F")
         numeric = X.drop(columns=[self.feature_names_[j] for j in cat]) if cat else X
         out[:, num] = numeric.to_numpy(dtype=dtype, na_value=np.nan)

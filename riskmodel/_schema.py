@@ -154,10 +154,10 @@ def _plain(value):
 # shared checks
 
 
-def _require_frame(df, what: str) -> None:
+def _require_frame(df, what: str, *, allow_empty: bool = False) -> None:
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"{what} must be a pandas DataFrame, got {type(df).__name__}.")
-    if len(df) == 0:
+    if len(df) == 0 and not allow_empty:
         raise DataError(f"{what} is empty (0 rows); there is nothing to work on.")
 
 
@@ -487,8 +487,7 @@ def validate_entities(
     if entities is None:
         return None
     schema = schema or EventSchema()
-    if not (allow_empty and isinstance(entities, pd.DataFrame)):
-        _require_frame(entities, "entities")
+    _require_frame(entities, "entities", allow_empty=allow_empty)
     id_col = schema.entities_id
     needed = [id_col] + schema.entity_feature_columns
     needed += [schema.closed_col] if schema.closed_col else []
@@ -532,7 +531,7 @@ def validate_entities(
     time_cols = list(schema.entity_time_cols) + ([schema.closed_col] if schema.closed_col else [])
     for col in dict.fromkeys(time_cols):
         parsed, _ = parse_times(out[col], col, "entities")
-        if parsed is not out[col]:  # not already datetimes: some values may not have parsed
+        if not pd.api.types.is_datetime64_any_dtype(out[col].dtype):  # strings: some may not parse
             bad = parsed.isna() & out[col].notna()
             if bad.any():
                 warnings.warn(
@@ -551,8 +550,7 @@ def validate_entities(
                 DataWarning,
                 stacklevel=2,
             )
-    return pd.DataFrame({col: values.to_numpy() if isinstance(values.dtype, np.dtype) else values.array
-                         for col, values in out.items()})
+    return _frame(out)
 
 
 def _is_string_categorical(dtype) -> bool:

@@ -3,6 +3,8 @@
 import contextlib
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from riskmodel import (
@@ -33,3 +35,17 @@ def sqlite_tracking_store(folder: Path):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         yield uri
+
+
+def with_bad_rows(events: pd.DataFrame, n_null_id: int, n_unparseable: int, n_future: int):
+    """``events`` (times as strings) with bad rows injected at random positions, plus a
+    dispute ``DEAD-1`` whose every row is bad; returns the frame and the injected positions."""
+    events = events.copy()
+    events["time"] = events["time"].astype(str)
+    rows = np.random.default_rng(0).choice(len(events), n_null_id + n_unparseable + n_future, replace=False)
+    events.loc[rows[:n_null_id], "dispute_id"] = None
+    events.loc[rows[n_null_id:n_null_id + n_unparseable], "time"] = "not a time"
+    events.loc[rows[n_null_id + n_unparseable:], "time"] = "2099-01-01 00:00:00"
+    dead = pd.DataFrame({"dispute_id": ["DEAD-1"] * 3, "time": ["garbage", "2099-05-05", "??"],
+                         "kind": ["call"] * 3, "narrative": ["x"] * 3, "party_id": ["P-DEAD"] * 3})
+    return pd.concat([events, dead], ignore_index=True), rows

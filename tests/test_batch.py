@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import train_model_dir
+from conftest import train_model_dir, with_bad_rows
 
 from riskmodel import (
     DataError,
@@ -36,17 +36,8 @@ def model_dir(tmp_path_factory) -> Path:
 def data(tmp_path_factory):
     """A scoring input with injected bad rows, as parquet file, parquet directory and CSV."""
     sim = simulate_disputes(1200, start="2022-01-01", end="2024-12-31", seed=7)
-    events = sim.events.copy()
-    events["time"] = events["time"].astype(str)
-    rng = np.random.default_rng(0)
-    rows = rng.choice(len(events), 40, replace=False)
-    events.loc[rows[:10], "dispute_id"] = None
-    events.loc[rows[10:25], "time"] = "not a time"
-    events.loc[rows[25:40], "time"] = "2099-01-01 00:00:00"
-    # a dispute whose every row is bad is a rejected dispute
-    dead = pd.DataFrame({"dispute_id": ["DEAD-1"] * 3, "time": ["garbage", "2099-05-05", "??"],
-                         "kind": ["call"] * 3, "narrative": ["x"] * 3, "party_id": ["P-DEAD"] * 3})
-    events = pd.concat([events, dead], ignore_index=True)
+    # DEAD-1, a dispute whose every row is bad, is a rejected dispute
+    events, _ = with_bad_rows(sim.events, n_null_id=10, n_unparseable=15, n_future=15)
     root = tmp_path_factory.mktemp("data")
     events.to_parquet(root / "events.parquet", index=False)
     (root / "events_dir").mkdir()

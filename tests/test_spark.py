@@ -8,10 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from conftest import train_model_dir
+from conftest import train_model_dir, with_bad_rows
 
 from riskmodel._batch import score_batch
 from riskmodel._errors import ConfigError
@@ -47,17 +46,8 @@ def data(tmp_path_factory):
     sim = simulate_disputes(600, start="2022-01-01", end="2024-12-31", seed=7)
     root = tmp_path_factory.mktemp("data")
     sim.events.to_parquet(root / "typed.parquet", index=False)  # nanosecond timestamps, as pandas writes
-    events = sim.events.copy()
-    events["time"] = events["time"].astype(str)
-    rng = np.random.default_rng(0)
-    rows = rng.choice(len(events), 30, replace=False)
-    events.loc[rows[:8], "dispute_id"] = None
-    events.loc[rows[8:18], "time"] = "not a time"
-    events.loc[rows[18:30], "time"] = "2099-01-01 00:00:00"
+    events, rows = with_bad_rows(sim.events, n_null_id=8, n_unparseable=10, n_future=12)
     events.loc[rows[0], "narrative"] = 'said "I will burn it down",\nthen left'  # quotes, comma, newline
-    dead = pd.DataFrame({"dispute_id": ["DEAD-1"] * 3, "time": ["garbage", "2099-05-05", "??"],
-                         "kind": ["call"] * 3, "narrative": ["x"] * 3, "party_id": ["P-DEAD"] * 3})
-    events = pd.concat([events, dead], ignore_index=True)
     events.to_parquet(root / "events.parquet", index=False)
     events.assign(year=events["time"].str[:4]).to_parquet(root / "events_hive", partition_cols=["year"],
                                                           index=False)
