@@ -24,6 +24,7 @@ from ._schema import (
     _FEW_VALUES,
     EventSchema,
     _few_as_array,
+    _frame,
     _sort_by_entity_time,
     screen_events,
     validate_cutoffs,
@@ -142,9 +143,9 @@ class PreparedEvents:
         Positions into ``frame`` in (entity, time) order.
     """
 
-    def __init__(self, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool, entity_codes=None,
-                 *, order: np.ndarray | None = None, _shared: dict | None = None):
-        self._raw = frame
+    def __init__(self, frame: pd.DataFrame | Mapping[str, pd.Series], schema: EventSchema, tz_aware: bool,
+                 entity_codes=None, *, order: np.ndarray | None = None, _shared: dict | None = None):
+        self._raw = frame  # a DataFrame, or its columns as a dict of same-length Series
         self._order = order
         self.schema = schema
         self.tz_aware = tz_aware
@@ -178,9 +179,11 @@ class PreparedEvents:
     @property
     def frame(self) -> pd.DataFrame:
         """The events as a DataFrame sorted by (entity, time) (materialised on first use)."""
-        if self._order is None:
-            return self._raw
-        return self.cached("frame", lambda: self._raw.take(self._order).reset_index(drop=True))
+        def compute():
+            frame = self._raw if isinstance(self._raw, pd.DataFrame) else _frame(self._raw)
+            return frame if self._order is None else frame.take(self._order).reset_index(drop=True)
+
+        return self.cached("frame", compute)
 
     def cached(self, key, compute):
         if key not in self._cache:
@@ -224,8 +227,9 @@ class PreparedEvents:
 
     def _few_texts(self, column: str) -> np.ndarray | None:
         """A short text column as an object array (``None`` when long: use Arrow)."""
-        values = self._raw[column]
-        return values.to_numpy(dtype=object) if len(values) <= _FEW_VALUES else None
+        if len(self._raw[self.schema.time_col]) > _FEW_VALUES:
+            return None
+        return self._shared_result(("few_texts", column), lambda: self._raw[column].to_numpy(dtype=object))
 
     def text_matches(self, column: str, pattern: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text matches the regular expression.
@@ -282,7 +286,7 @@ def prepare_events(
 
 def _index_screened(screened, schema: EventSchema) -> PreparedEvents:
     """The valid rows of :func:`screen_events`, indexed lazily through their sort order."""
-    return PreparedEvents(screened.valid, schema, screened.tz_aware,
+    return PreparedEvents(screened.columns, schema, screened.tz_aware,
                           (screened.entity_codes, screened.entity_ids), order=screened.order)
 
 
@@ -956,7 +960,7 @@ class _FeatureComputation:
         for g in self.schema.group_cols:
             vocab = self.b._vocabulary(g)
             g_of_entity = self.entity_codes(g)[0]
-            if self.GROUP_PREFIX + g in self.cx._raw.columns:  # each context dispute's group rides along
+            if self.GROUP_PREFIX + g in self.cx._raw:  # DataFrame or dict: a column name  # each context dispute's group rides along
                 g_codes, g_values = self.cx.codes(self.GROUP_PREFIX + g)
                 g_of_row = np.append(vocab.codes(g_values.to_numpy(dtype=object)), -1)[g_codes]  # -1: missing
                 e_codes, e_groups = self.cx.entity_codes[starts], g_of_row[starts]

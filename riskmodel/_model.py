@@ -489,10 +489,14 @@ class RiskModel(BaseEstimator):
         """
         return self._predict(events, cutoffs, entities=entities, reasons=reasons)
 
-    def _predict(self, events, cutoffs, *, entities=None, reasons="flagged", extra_columns=None) -> pd.DataFrame:
-        """:meth:`predict`, with ``extra_columns`` (name -> constant) appended to the output."""
+    def _predict(self, events, cutoffs, *, entities=None, reasons="flagged", extra_columns=None,
+                 validated: bool = False) -> pd.DataFrame:
+        """:meth:`predict`, with ``extra_columns`` (name -> constant) appended to the output.
+
+        ``validated``: ``cutoffs`` come from :func:`validate_cutoffs` or :func:`cutoffs_at`.
+        """
         self._check_fitted()
-        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
+        cut = cutoffs if validated else validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
         X, matrix = self._features_and_matrix(events, cut, entities=entities)
         return self._score(X, matrix, cut, reasons, extra_columns=extra_columns)
 

@@ -18,6 +18,7 @@ import pandas as pd
 from ._artifact import load_model_dir
 from ._errors import DataError
 from ._model import RiskModel
+from ._schema import cutoffs_at
 
 
 class RiskModelPyfunc:
@@ -69,10 +70,11 @@ def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, r
     schema = model._schema()
     if schema.entity_col not in getattr(events, "columns", []):
         raise DataError(f"events are missing the id column {schema.entity_col!r}.")
-    ids = events[schema.entity_col]
-    ids = pd.unique(ids[ids.notna()].to_numpy())
-    cutoffs = pd.DataFrame({schema.entity_col: ids, "as_of": np.full(len(ids), pd.Timestamp(as_of))})
-    return model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra_columns)
+    ids = events[schema.entity_col].to_numpy()
+    ids = pd.unique(ids[~pd.isna(ids)])
+    cutoffs = cutoffs_at(ids, as_of, schema, tz_aware=model.features_.tz_aware_)
+    return model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra_columns,
+                          validated=True)
 
 
 def _load_pyfunc(data_path: str) -> RiskModelPyfunc:

@@ -21,9 +21,10 @@ Policies (documented here once, referenced by every docstring that validates):
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -241,7 +242,7 @@ class ScreenedEvents:
     through ``order`` so that wide string columns are never reordered needlessly.
     """
 
-    valid: pd.DataFrame  #: valid rows, input order, schema columns, times parsed
+    columns: dict  #: column name -> Series of the valid rows, input order, times parsed
     order: np.ndarray  #: positions into ``valid`` sorted by (entity, time), duplicates removed
     entity_codes: np.ndarray  #: int64 code of each sorted row's entity
     entity_ids: pd.Index  #: entity id of each code
@@ -249,6 +250,11 @@ class ScreenedEvents:
     duplicates_dropped: int
     n_rejects: int  #: number of rejected rows
     _raw_rejects: tuple = field(repr=False)
+
+    @functools.cached_property
+    def valid(self) -> pd.DataFrame:
+        """The valid rows as a frame (input order, schema columns, times parsed)."""
+        return _frame(self.columns)
 
     @functools.cached_property
     def rejects(self) -> pd.DataFrame:
@@ -316,17 +322,19 @@ def screen_events(
     if bad.any():
         reasons = np.array([""] + [reason for _, reason in checks], dtype=object)[reason_code[bad]]
         raw_bad = events[schema.event_columns][bad]
-        valid = _frame({col: values[~bad] for col, values in columns.items()})
+        # a fresh RangeIndex: the valid rows are numbered 0..n-1 like the frame built from them
+        columns = {col: values[~bad].reset_index(drop=True) for col, values in columns.items()}
         t_ns = t_ns[~bad]
     else:
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
-        valid = _frame(columns)
+        if not isinstance(events.index, pd.RangeIndex) or events.index.start != 0 or events.index.step != 1:
+            columns = {col: values.reset_index(drop=True) for col, values in columns.items()}
     if isinstance(columns[schema.kind_col].dtype, pd.CategoricalDtype):
-        valid = valid.assign(**{schema.kind_col: valid[schema.kind_col].astype(str)})
+        columns[schema.kind_col] = columns[schema.kind_col].astype(str)
 
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
-    codes, uniques = pd.factorize(_few_as_array(valid[schema.entity_col]), sort=sort_ids)
+    codes, uniques = pd.factorize(_few_as_array(columns[schema.entity_col]), sort=sort_ids)
     codes = codes.astype(np.int64)
     order = _sort_by_entity_time(codes, t_ns)
     codes, t_ns = codes[order], t_ns[order]
@@ -346,7 +354,7 @@ def screen_events(
                 stacklevel=3,
             )
             order, codes = order[~dup], codes[~dup]
-    return ScreenedEvents(valid=valid, order=order, entity_codes=codes, entity_ids=pd.Index(uniques),
+    return ScreenedEvents(columns=columns, order=order, entity_codes=codes, entity_ids=pd.Index(uniques),
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns))
 
@@ -567,6 +575,67 @@ def _is_string_categorical(dtype) -> bool:
 # cutoffs
 
 
+def _parse_as_of(values: pd.Series, tz_aware: bool | None) -> pd.Series:
+    """Parsed ``as_of`` values (naive ``datetime64[ns]``); :class:`DataError` if any is
+    missing, unparseable or implausible, or if its timezone convention is not ``tz_aware``."""
+    as_of, aware = parse_times(values, "as_of", "cutoffs")
+    as_of_ns = as_of.to_numpy().view(np.int64)
+    bad = as_of_ns == _NAT_NS
+    if bad.any():
+        raise DataError(
+            f"cutoffs: {int(bad.sum())} row(s) with missing or unparseable 'as_of', e.g. "
+            f"{format_examples(values[bad].head())}."
+        )
+    if (as_of_ns < MIN_PLAUSIBLE_TIME.value).any():
+        raise DataError(f"cutoffs: 'as_of' before {MIN_PLAUSIBLE_TIME.date()} is not plausible.")
+    if tz_aware is not None and aware != tz_aware:
+        raise DataError(
+            "cutoffs 'as_of' and the events' times use different timezone conventions "
+            f"(events {'aware' if tz_aware else 'naive'}, as_of {'aware' if aware else 'naive'}); "
+            "use timezone-aware times in both or naive times in both."
+        )
+    return as_of
+
+
+class CutoffColumns:
+    """Valid cutoffs as columns (entity id, ``as_of``) and an index: what the feature and
+    scoring code read from a cutoffs frame, without building one (see :func:`cutoffs_at`).
+
+    Like the frame :func:`validate_cutoffs` returns, ``columns[name]`` gives a column,
+    ``len`` the number of cutoffs and ``index`` their index.
+    """
+
+    def __init__(self, columns: Mapping[str, np.ndarray], index: pd.Index):
+        self._columns = dict(columns)
+        self._series: dict[str, pd.Series] = {}
+        self.index = index
+
+    def __getitem__(self, name: str) -> pd.Series:
+        if name not in self._series:
+            self._series[name] = pd.Series(self._columns[name], index=self.index, name=name, copy=False)
+        return self._series[name]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def cutoffs_at(ids: np.ndarray, as_of, schema: EventSchema, *, tz_aware: bool | None = None) -> CutoffColumns:
+    """Valid cutoffs scoring every id in ``ids`` (no nulls) at one time ``as_of``.
+
+    The same checks as :func:`validate_cutoffs` on a frame with those rows, done once on
+    the single ``as_of`` value.
+    """
+    value = as_of  # numbers and the unparseable go to the checks, which name the problem
+    if isinstance(as_of, (str, datetime.datetime, datetime.date, np.datetime64)):
+        try:  # one value: pd.Timestamp parses what to_datetime does, much faster
+            value = pd.Timestamp(as_of)
+        except (ValueError, TypeError):
+            pass
+    when = _parse_as_of(pd.Series([value]), tz_aware)
+    stamp = when.to_numpy()[0]
+    return CutoffColumns({schema.entity_col: ids, "as_of": np.full(len(ids), stamp)}, pd.RangeIndex(len(ids)))
+
+
 def validate_cutoffs(
     cutoffs: pd.DataFrame,
     schema: EventSchema | None = None,
@@ -589,22 +658,7 @@ def validate_cutoffs(
             f"cutoffs: {int(null_ids.sum())} row(s) with null id in {schema.entity_col!r} "
             f"(first rows: {list(cutoffs.index[null_ids][:5])})."
         )
-    as_of, aware = parse_times(cutoffs["as_of"], "as_of", "cutoffs")
-    as_of_ns = as_of.to_numpy().view(np.int64)
-    bad = as_of_ns == _NAT_NS
-    if bad.any():
-        raise DataError(
-            f"cutoffs: {int(bad.sum())} row(s) with missing or unparseable 'as_of', e.g. "
-            f"{format_examples(cutoffs['as_of'][bad].head())}."
-        )
-    if (as_of_ns < MIN_PLAUSIBLE_TIME.value).any():
-        raise DataError(f"cutoffs: 'as_of' before {MIN_PLAUSIBLE_TIME.date()} is not plausible.")
-    if tz_aware is not None and aware != tz_aware:
-        raise DataError(
-            "cutoffs 'as_of' and the events' times use different timezone conventions "
-            f"(events {'aware' if tz_aware else 'naive'}, as_of {'aware' if aware else 'naive'}); "
-            "use timezone-aware times in both or naive times in both."
-        )
+    as_of = _parse_as_of(cutoffs["as_of"], tz_aware)
     out = cutoffs.copy()
     out["as_of"] = as_of
     if label_col:
