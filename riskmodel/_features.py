@@ -22,10 +22,11 @@ from sklearn.base import BaseEstimator
 from ._errors import DataError, DataWarning, ModelError, format_examples
 from ._schema import (
     _FEW_VALUES,
+    Columns,
     EventSchema,
-    _few_as_array,
-    _frame,
+    _missing,
     _sort_by_entity_time,
+    _validated_entity_columns,
     screen_events,
     validate_cutoffs,
     validate_entities,
@@ -132,7 +133,7 @@ class PreparedEvents:
 
     Parameters
     ----------
-    frame : DataFrame
+    frame : DataFrame or Columns
         Valid events with parsed times; sorted by (entity, time) unless ``order`` is given.
     schema : EventSchema
     tz_aware : bool
@@ -143,9 +144,9 @@ class PreparedEvents:
         Positions into ``frame`` in (entity, time) order.
     """
 
-    def __init__(self, frame: pd.DataFrame | Mapping[str, pd.Series], schema: EventSchema, tz_aware: bool,
+    def __init__(self, frame: pd.DataFrame | Columns, schema: EventSchema, tz_aware: bool,
                  entity_codes=None, *, order: np.ndarray | None = None, _shared: dict | None = None):
-        self._raw = frame  # a DataFrame, or its columns as a dict of same-length Series
+        self._raw = frame
         self._order = order
         self.schema = schema
         self.tz_aware = tz_aware
@@ -180,7 +181,7 @@ class PreparedEvents:
     def frame(self) -> pd.DataFrame:
         """The events as a DataFrame sorted by (entity, time) (materialised on first use)."""
         def compute():
-            frame = self._raw if isinstance(self._raw, pd.DataFrame) else _frame(self._raw)
+            frame = self._raw if isinstance(self._raw, pd.DataFrame) else self._raw.to_frame()
             return frame if self._order is None else frame.take(self._order).reset_index(drop=True)
 
         return self.cached("frame", compute)
@@ -227,7 +228,7 @@ class PreparedEvents:
 
     def _few_texts(self, column: str) -> np.ndarray | None:
         """A short text column as an object array (``None`` when long: use Arrow)."""
-        if len(self._raw[self.schema.time_col]) > _FEW_VALUES:
+        if len(self._raw) > _FEW_VALUES:
             return None
         return self._shared_result(("few_texts", column), lambda: self._raw[column].to_numpy(dtype=object))
 
@@ -586,8 +587,8 @@ class FeatureBuilder(BaseEstimator):
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
             )
         # an empty table is fine here: every cutoff then has missing attributes
-        ents = validate_entities(entities, schema, allow_empty=True) if self.has_entities_ and entities is not None \
-            else None
+        ents = _validated_entity_columns(entities, schema, allow_empty=True) \
+            if self.has_entities_ and entities is not None else None
         context = None if context_events is None else prepare_events(context_events, schema)
         columns = _FeatureComputation(self, prepared, cut, ents, context).run()
         return columns if as_columns else columns.to_frame()
@@ -715,7 +716,7 @@ class _FeatureComputation:
         positions = np.flatnonzero(mask)
         if len(positions) == 0:
             return np.zeros(len(upper), dtype=np.int64), np.zeros(len(upper), dtype=bool)
-        return self.time_at(positions[np.clip(before - 1, 0, len(positions) - 1)]), before > cum[start]
+        return self.time_at(positions[np.minimum(np.maximum(before - 1, 0), len(positions) - 1)]), before > cum[start]
 
     def kind_codes(self) -> np.ndarray:
         """Index of each event's kind in ``kinds_ + [other]``; warns about unseen kinds."""
@@ -740,7 +741,7 @@ class _FeatureComputation:
         times = self.ev.times_ns
         if len(times) == 0:
             return np.zeros(len(positions), dtype=np.int64)
-        return times[np.clip(positions, 0, len(times) - 1)]
+        return times[np.minimum(np.maximum(positions, 0), len(times) - 1)]
 
     def days_between(self, later: np.ndarray, earlier: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = np.full(later.shape, np.nan, dtype=np.float32)
@@ -960,7 +961,7 @@ class _FeatureComputation:
         for g in self.schema.group_cols:
             vocab = self.b._vocabulary(g)
             g_of_entity = self.entity_codes(g)[0]
-            if self.GROUP_PREFIX + g in self.cx._raw:  # DataFrame or dict: a column name  # each context dispute's group rides along
+            if self.GROUP_PREFIX + g in self.cx._raw:  # a column  # each context dispute's group rides along
                 g_codes, g_values = self.cx.codes(self.GROUP_PREFIX + g)
                 g_of_row = np.append(vocab.codes(g_values.to_numpy(dtype=object)), -1)[g_codes]  # -1: missing
                 e_codes, e_groups = self.cx.entity_codes[starts], g_of_row[starts]
@@ -1070,9 +1071,18 @@ def _as_ns(times: pd.Series) -> np.ndarray:
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """``pd.factorize`` with missing values coded -1; plain arrays for a few values (faster)."""
-    codes, uniques = pd.factorize(_few_as_array(values), use_na_sentinel=True)
-    return codes, pd.Index(uniques)
+    """``pd.factorize`` with missing values coded -1 (uniques in order of appearance).
+
+    A few values (one dispute) go through a dict: pandas' call costs more than the work.
+    """
+    if len(values) > _FEW_VALUES:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        return codes, pd.Index(uniques)
+    position: dict = {}
+    missing = _missing(values)
+    codes = [-1 if gone else position.setdefault(v, len(position))
+             for v, gone in zip(values.to_numpy(dtype=object), missing)]
+    return np.array(codes, dtype=np.int64), pd.Index(np.array(list(position), dtype=object), dtype=object)
 
 
 def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:

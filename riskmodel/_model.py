@@ -58,7 +58,7 @@ def _tier_codes(tiers: np.ndarray) -> np.ndarray:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
+    p = np.minimum(np.maximum(p, 1e-7), 1 - 1e-7)
     return np.log(p / (1 - p))
 
 

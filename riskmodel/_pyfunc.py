@@ -70,8 +70,8 @@ def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, r
     schema = model._schema()
     if schema.entity_col not in getattr(events, "columns", []):
         raise DataError(f"events are missing the id column {schema.entity_col!r}.")
-    ids = events[schema.entity_col].to_numpy()
-    ids = pd.unique(ids[~pd.isna(ids)])
+    ids = events[schema.entity_col].array
+    ids = ids[~np.asarray(ids.isna(), dtype=bool)].unique()  # keeps the column's dtype
     cutoffs = cutoffs_at(ids, as_of, schema, tz_aware=model.features_.tz_aware_)
     return model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra_columns,
                           validated=True)

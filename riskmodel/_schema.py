@@ -242,7 +242,7 @@ class ScreenedEvents:
     through ``order`` so that wide string columns are never reordered needlessly.
     """
 
-    columns: dict  #: column name -> Series of the valid rows, input order, times parsed
+    columns: Columns  #: the valid rows, input order, schema columns, times parsed
     order: np.ndarray  #: positions into ``valid`` sorted by (entity, time), duplicates removed
     entity_codes: np.ndarray  #: int64 code of each sorted row's entity
     entity_ids: pd.Index  #: entity id of each code
@@ -254,7 +254,7 @@ class ScreenedEvents:
     @functools.cached_property
     def valid(self) -> pd.DataFrame:
         """The valid rows as a frame (input order, schema columns, times parsed)."""
-        return _frame(self.columns)
+        return self.columns.to_frame()
 
     @functools.cached_property
     def rejects(self) -> pd.DataFrame:
@@ -305,12 +305,12 @@ def screen_events(
     now = _naive(now)
     t_ns = times.to_numpy().view(np.int64)  # NaT is the smallest int64
     checks = (  # (bad-row mask, reason), the first matching reason wins
-        (columns[schema.entity_col].isna(), f"null id in {schema.entity_col!r}"),
-        (columns[schema.time_col].isna(), f"missing time in {schema.time_col!r}"),
+        (_missing(columns[schema.entity_col]), f"null id in {schema.entity_col!r}"),
+        (_missing(columns[schema.time_col]), f"missing time in {schema.time_col!r}"),
         (t_ns == _NAT_NS, f"unparseable time in {schema.time_col!r}"),
         (t_ns < MIN_PLAUSIBLE_TIME.value, f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
         (t_ns > now.value, f"time in the future (after {now}) in {schema.time_col!r}"),
-        (columns[schema.kind_col].isna(), f"missing kind in {schema.kind_col!r}"),
+        (_missing(columns[schema.kind_col]), f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
     reason_code = np.zeros(len(events), dtype=np.int8)
@@ -322,14 +322,11 @@ def screen_events(
     if bad.any():
         reasons = np.array([""] + [reason for _, reason in checks], dtype=object)[reason_code[bad]]
         raw_bad = events[schema.event_columns][bad]
-        # a fresh RangeIndex: the valid rows are numbered 0..n-1 like the frame built from them
-        columns = {col: values[~bad].reset_index(drop=True) for col, values in columns.items()}
+        columns = {col: values[~bad] for col, values in columns.items()}
         t_ns = t_ns[~bad]
     else:
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
-        if not isinstance(events.index, pd.RangeIndex) or events.index.start != 0 or events.index.step != 1:
-            columns = {col: values.reset_index(drop=True) for col, values in columns.items()}
     if isinstance(columns[schema.kind_col].dtype, pd.CategoricalDtype):
         columns[schema.kind_col] = columns[schema.kind_col].astype(str)
 
@@ -354,9 +351,15 @@ def screen_events(
                 stacklevel=3,
             )
             order, codes = order[~dup], codes[~dup]
-    return ScreenedEvents(columns=columns, order=order, entity_codes=codes, entity_ids=pd.Index(uniques),
+    return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=pd.Index(uniques),
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns))
+
+
+def _missing(values: pd.Series) -> np.ndarray:
+    """Boolean mask of missing values (the array's own check: Series.isna costs ~30x more
+    on a few rows)."""
+    return np.asarray(values.array.isna(), dtype=bool)
 
 
 def _few_as_array(values: pd.Series):
@@ -367,9 +370,53 @@ def _few_as_array(values: pd.Series):
     return values
 
 
-def _frame(columns: dict[str, pd.Series]) -> pd.DataFrame:
+class Columns:
+    """Same-length columns read the way the feature and scoring code read a frame.
+
+    ``table[name]`` (a Series), ``len(table)`` (rows), ``name in table``, ``.index``
+    (0..n-1) and ``.columns``; :meth:`to_frame` builds the DataFrame. The validators
+    return one internally because building a DataFrame costs more than all their checks
+    on the few rows of online scoring (one dispute).
+
+    Parameters
+    ----------
+    columns : dict of str to Series or ndarray
+        Same length; a Series' own index is ignored, as when building a frame from it.
+    """
+
+    def __init__(self, columns: Mapping[str, pd.Series | np.ndarray]):
+        self._columns = dict(columns)
+        first = next(iter(self._columns.values()), ())
+        self.index = pd.RangeIndex(len(first))
+        self._series: dict[str, pd.Series] = {}
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    def __getitem__(self, name: str) -> pd.Series:
+        if name not in self._series:
+            values = self._columns[name]
+            if isinstance(values, pd.Series) and values.index.equals(self.index):
+                self._series[name] = values
+            else:
+                self._series[name] = pd.Series(getattr(values, "array", values), index=self.index, name=name,
+                                               copy=False)
+        return self._series[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._columns
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def to_frame(self) -> pd.DataFrame:
+        return _frame(self._columns)
+
+
+def _frame(columns: Mapping[str, pd.Series | np.ndarray]) -> pd.DataFrame:
     """A frame of same-length columns with a fresh RangeIndex (no index alignment)."""
-    return pd.DataFrame({col: values.array for col, values in columns.items()}, copy=False)
+    return pd.DataFrame({col: getattr(values, "array", values) for col, values in columns.items()}, copy=False)
 
 
 def _rejects_frame(raw_bad: pd.DataFrame | None, reasons: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
@@ -492,6 +539,18 @@ def validate_entities(
     An empty table is an error unless ``allow_empty`` (e.g. a chunk of disputes none of
     which has a row).
     """
+    table = _validated_entity_columns(entities, schema, events=events, allow_empty=allow_empty)
+    return None if table is None else table.to_frame()
+
+
+def _validated_entity_columns(
+    entities: pd.DataFrame | None,
+    schema: EventSchema | None = None,
+    *,
+    events: pd.DataFrame | None = None,
+    allow_empty: bool = False,
+) -> Columns | None:
+    """:func:`validate_entities`, returning the checked columns (no frame built)."""
     if entities is None:
         return None
     schema = schema or EventSchema()
@@ -505,8 +564,8 @@ def validate_entities(
         raise DataError(
             f"group_cols {missing_group} must also be listed in entity_categorical_cols."
         )
-    # column by column into a dict, one frame built at the end: on the one-row tables of
-    # online scoring, per-column frame operations would cost more than the checks
+    # column by column into a dict, no frame: on the one-row tables of online scoring,
+    # frame operations would cost more than the checks
     out = {col: entities[col] for col in dict.fromkeys(needed)}
     ids = out[id_col].to_numpy()
     null_ids = pd.isna(ids)
@@ -546,7 +605,7 @@ def validate_entities(
                     f"entities column {col!r}: {int(bad.sum())} unparseable time(s) treated as "
                     f"missing, e.g. {format_examples(out[col][bad].head())}.",
                     DataWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
         out[col] = parsed
     if events is not None:
@@ -556,9 +615,9 @@ def validate_entities(
                 f"{int(orphan.sum())} event(s) of {events.loc[orphan, schema.entity_col].nunique()} "
                 "dispute(s) have no entities row; they are kept with missing attributes.",
                 DataWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-    return _frame(out)
+    return Columns(out)
 
 
 def _is_string_categorical(dtype) -> bool:
@@ -597,29 +656,7 @@ def _parse_as_of(values: pd.Series, tz_aware: bool | None) -> pd.Series:
     return as_of
 
 
-class CutoffColumns:
-    """Valid cutoffs as columns (entity id, ``as_of``) and an index: what the feature and
-    scoring code read from a cutoffs frame, without building one (see :func:`cutoffs_at`).
-
-    Like the frame :func:`validate_cutoffs` returns, ``columns[name]`` gives a column,
-    ``len`` the number of cutoffs and ``index`` their index.
-    """
-
-    def __init__(self, columns: Mapping[str, np.ndarray], index: pd.Index):
-        self._columns = dict(columns)
-        self._series: dict[str, pd.Series] = {}
-        self.index = index
-
-    def __getitem__(self, name: str) -> pd.Series:
-        if name not in self._series:
-            self._series[name] = pd.Series(self._columns[name], index=self.index, name=name, copy=False)
-        return self._series[name]
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-
-def cutoffs_at(ids: np.ndarray, as_of, schema: EventSchema, *, tz_aware: bool | None = None) -> CutoffColumns:
+def cutoffs_at(ids: np.ndarray, as_of, schema: EventSchema, *, tz_aware: bool | None = None) -> Columns:
     """Valid cutoffs scoring every id in ``ids`` (no nulls) at one time ``as_of``.
 
     The same checks as :func:`validate_cutoffs` on a frame with those rows, done once on
@@ -633,7 +670,7 @@ def cutoffs_at(ids: np.ndarray, as_of, schema: EventSchema, *, tz_aware: bool | 
             pass
     when = _parse_as_of(pd.Series([value]), tz_aware)
     stamp = when.to_numpy()[0]
-    return CutoffColumns({schema.entity_col: ids, "as_of": np.full(len(ids), stamp)}, pd.RangeIndex(len(ids)))
+    return Columns({schema.entity_col: ids, "as_of": np.full(len(ids), stamp)})
 
 
 def validate_cutoffs(

@@ -70,7 +70,8 @@ class Clock:
     def ticks(self, times_ns: np.ndarray) -> np.ndarray:
         """Floor times to ticks, clipped into ``[0, span - 1]`` (so keys never cross entities)."""
         ticks = np.floor_divide(times_ns - self.t_min_ns, self.resolution)
-        return np.clip(ticks, 0, self.span - 1)
+        # np.minimum/np.maximum: np.clip's Python wrapper costs ~3x more on small arrays
+        return np.minimum(np.maximum(ticks, 0), self.span - 1)
 
     def keys(self, codes: np.ndarray, ticks: np.ndarray) -> np.ndarray:
         return codes.astype(np.int64) * self.span + ticks

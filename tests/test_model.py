@@ -29,6 +29,7 @@ from riskmodel import (
     validate_cutoffs,
 )
 from riskmodel._metrics import score_metrics
+from riskmodel._pyfunc import score_all
 from riskmodel._simulate import simulate_disputes
 
 HORIZON = "90D"
@@ -258,6 +259,42 @@ def test_small_input_shortcuts_change_nothing(data, fitted, monkeypatch):
     monkeypatch.setattr(riskmodel._model, "_FEW_ROWS", 0)
     pd.testing.assert_frame_equal(shortcut, fitted.predict(events, cut, entities=entities, reasons="all"))
     pd.testing.assert_frame_equal(X, fitted.transform_features(events, cut, entities=entities))
+
+
+@pytest.mark.parametrize("general_paths", [False, True])
+def test_scoring_every_dispute_at_one_time_equals_predict_with_cutoffs(data, fitted, monkeypatch, general_paths):
+    """``score_all`` (what ``Predictor.predict(events, as_of=...)`` and the pyfunc run)
+    builds its cutoffs without a frame; it must score exactly as ``predict`` does, also
+    with missing narratives and parties, a duplicated event row and an unseen kind."""
+    sim = data["sim"]
+    ids = data["unseen"]["dispute_id"].drop_duplicates().iloc[:2].to_numpy()
+    events = sim.events[sim.events["dispute_id"].isin(ids)].reset_index(drop=True)
+    events.loc[0, "narrative"] = None
+    events.loc[1, "party_id"] = None
+    events.loc[2, "kind"] = "never_seen_kind"
+    events = pd.concat([events, events.iloc[[3]]], ignore_index=True).set_index(np.arange(len(events) + 1) * 7)
+    entities = sim.entities[sim.entities["dispute_id"].isin(ids)]
+    if general_paths:
+        for module in (riskmodel._schema, riskmodel._features):
+            monkeypatch.setattr(module, "_FEW_VALUES", 0)
+        monkeypatch.setattr(riskmodel._model, "_FEW_ROWS", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        every = score_all(fitted, events, "2025-06-01", entities=entities, reasons="all")
+        cut = pd.DataFrame({"dispute_id": events["dispute_id"].unique(), "as_of": pd.Timestamp("2025-06-01")})
+        expected = fitted.predict(events, cut, entities=entities, reasons="all")
+    pd.testing.assert_frame_equal(every, expected)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "message"),
+    [("not a date", "unparseable 'as_of'"), (None, "unparseable 'as_of'"), (1_700_000_000, "holds numbers"),
+     ("1850-01-01", "not plausible"), ("2025-06-01T00:00:00+08:00", "timezone conventions")],
+)
+def test_scoring_at_a_bad_time_names_the_problem(data, fitted, as_of, message):
+    events = data["sim"].events.iloc[:30]
+    with pytest.raises(DataError, match=message):
+        score_all(fitted, events, as_of, entities=data["sim"].entities)
 
 
 # ------------------------------------------------------------------------------------------
