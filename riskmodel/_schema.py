@@ -656,20 +656,32 @@ def _parse_as_of(values: pd.Series, tz_aware: bool | None) -> pd.Series:
     return as_of
 
 
+def _plain_as_of(as_of, tz_aware: bool | None) -> np.datetime64 | None:
+    """One ``as_of`` as naive ``datetime64[ns]`` when it is a plausible time in the
+    events' timezone convention; ``None`` for anything else (numbers, unparseable, ...)."""
+    if not isinstance(as_of, (str, datetime.datetime, datetime.date, np.datetime64)):
+        return None
+    try:  # pd.Timestamp parses one value as to_datetime does, much faster
+        stamp = pd.Timestamp(as_of)
+        if stamp is pd.NaT or (tz_aware is not None and tz_aware != (stamp.tz is not None)):
+            return None
+        if stamp.tz is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        stamp = stamp.as_unit("ns")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return stamp.to_datetime64() if stamp >= MIN_PLAUSIBLE_TIME else None
+
+
 def cutoffs_at(ids: np.ndarray, as_of, schema: EventSchema, *, tz_aware: bool | None = None) -> Columns:
     """Valid cutoffs scoring every id in ``ids`` (no nulls) at one time ``as_of``.
 
     The same checks as :func:`validate_cutoffs` on a frame with those rows, done once on
     the single ``as_of`` value.
     """
-    value = as_of  # numbers and the unparseable go to the checks, which name the problem
-    if isinstance(as_of, (str, datetime.datetime, datetime.date, np.datetime64)):
-        try:  # one value: pd.Timestamp parses what to_datetime does, much faster
-            value = pd.Timestamp(as_of)
-        except (ValueError, TypeError):
-            pass
-    when = _parse_as_of(pd.Series([value]), tz_aware)
-    stamp = when.to_numpy()[0]
+    stamp = _plain_as_of(as_of, tz_aware)
+    if stamp is None:  # the frame's checks raise the errors validate_cutoffs raises
+        stamp = _parse_as_of(pd.Series([as_of]), tz_aware).to_numpy()[0]
     return Columns({schema.entity_col: ids, "as_of": np.full(len(ids), stamp)})
 
 

@@ -1,5 +1,6 @@
 """EventSchema and validation: every bad input gives a DataError (or DataWarning) that says why."""
 
+import datetime
 import doctest
 import re
 import warnings
@@ -17,7 +18,7 @@ from riskmodel import (
     validate_entities,
     validate_events,
 )
-from riskmodel._schema import split_invalid_events
+from riskmodel._schema import cutoffs_at, split_invalid_events
 
 SCHEMA = EventSchema(text_col=None, party_col=None)
 NOW = pd.Timestamp("2025-01-01")
@@ -491,3 +492,18 @@ def test_validate_events_docstring_example_matches_reality():
     for test in tests:
         runner.run(test)
     assert runner.failures == 0, "the validate_events docstring example is out of date"
+
+
+@pytest.mark.parametrize(
+    ("as_of", "tz_aware"),
+    [(pd.Timestamp("2024-03-01 12:30"), False), ("2024-03-01", False), ("2024-03-01T08:00:00+08:00", True),
+     (np.datetime64("2024-03-01T00:00"), None), (datetime.date(2024, 3, 1), False), ("2300-01-01", False),
+     (pd.Timestamp("2024-03-01", tz="Asia/Shanghai"), True)],
+)
+def test_cutoffs_at_one_time_equal_validated_cutoffs(as_of, tz_aware):
+    """The scalar shortcut of ``cutoffs_at`` gives what ``validate_cutoffs`` gives."""
+    ids = np.array(["D1", "D2"], dtype=object)
+    fast = cutoffs_at(ids, as_of, EventSchema(), tz_aware=tz_aware)
+    frame = pd.DataFrame({"dispute_id": ids, "as_of": [as_of] * 2})
+    expected = validate_cutoffs(frame, EventSchema(), tz_aware=tz_aware)
+    pd.testing.assert_frame_equal(fast.to_frame(), expected)
