@@ -961,7 +961,7 @@ class _FeatureComputation:
         for g in self.schema.group_cols:
             vocab = self.b._vocabulary(g)
             g_of_entity = self.entity_codes(g)[0]
-            if self.GROUP_PREFIX + g in self.cx._raw:  # a column  # each context dispute's group rides along
+            if self.GROUP_PREFIX + g in self.cx._raw:  # each context dispute's group rides along
                 g_codes, g_values = self.cx.codes(self.GROUP_PREFIX + g)
                 g_of_row = np.append(vocab.codes(g_values.to_numpy(dtype=object)), -1)[g_codes]  # -1: missing
                 e_codes, e_groups = self.cx.entity_codes[starts], g_of_row[starts]
@@ -1082,7 +1082,9 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     missing = _missing(values)
     codes = [-1 if gone else position.setdefault(v, len(position))
              for v, gone in zip(values.to_numpy(dtype=object), missing)]
-    return np.array(codes, dtype=np.int64), pd.Index(np.array(list(position), dtype=object), dtype=object)
+    uniques = np.empty(len(position), dtype=object)
+    uniques[:] = list(position)
+    return np.array(codes, dtype=np.int64), pd.Index(uniques, dtype=object)
 
 
 def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
