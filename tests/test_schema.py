@@ -507,3 +507,18 @@ def test_cutoffs_at_one_time_equal_validated_cutoffs(as_of, tz_aware):
     frame = pd.DataFrame({"dispute_id": ids, "as_of": [as_of] * 2})
     expected = validate_cutoffs(frame, EventSchema(), tz_aware=tz_aware)
     pd.testing.assert_frame_equal(fast.to_frame(), expected)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [pd.Series(["S2", None, "S1", "S2"], dtype=object), pd.Series(["b", "a"], dtype="str"),
+     pd.Series([None, np.nan], dtype=object), pd.Series([3, "x", 1.5, None], dtype=object),
+     pd.Series(["同归于尽", "z", ""], dtype=object, index=[7, 3, 5], name="station")],
+)
+def test_few_values_become_the_same_categorical(values, monkeypatch):
+    """The Python coding of a few entity values equals pandas' conversion chain."""
+    fast = schema_module._as_string_categorical(values)
+    monkeypatch.setattr(schema_module, "_FEW_VALUES", 0)
+    slow = schema_module._as_string_categorical(values)
+    pd.testing.assert_series_equal(fast, slow)
+    assert fast.cat.codes.dtype == slow.cat.codes.dtype
