@@ -18,7 +18,7 @@ import pandas as pd
 from ._artifact import load_model_dir
 from ._errors import DataError
 from ._model import RiskModel
-from ._schema import cutoffs_at
+from ._schema import Columns, cutoffs_at
 
 
 class RiskModelPyfunc:
@@ -38,7 +38,8 @@ class RiskModelPyfunc:
 
 
 def split_entity_columns(frame: pd.DataFrame, model: RiskModel):
-    """Split entity attribute columns carried on an events frame into an entities table.
+    """Split entity attribute columns carried on an events frame into an entities table
+    (a :class:`~riskmodel._schema.Columns`, which the entities checks read like a frame).
 
     Each dispute's first row gives its attributes. The events frame is returned as it is:
     the event checks read only the schema's event columns, and attributes that are constant
@@ -58,7 +59,7 @@ def split_entity_columns(frame: pd.DataFrame, model: RiskModel):
         entities[col] = frame[col].to_numpy()[first] if col in attrs else np.full(n, None, dtype=object)
     if schema.closed_col and schema.closed_col not in entities:
         entities[schema.closed_col] = np.full(n, np.datetime64("NaT", "ns"))
-    return frame, pd.DataFrame(entities)
+    return frame, Columns(entities)
 
 
 def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, reasons="flagged",

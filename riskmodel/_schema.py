@@ -156,7 +156,7 @@ def _plain(value):
 
 
 def _require_frame(df, what: str, *, allow_empty: bool = False) -> None:
-    if not isinstance(df, pd.DataFrame):
+    if not isinstance(df, (pd.DataFrame, Columns)):  # Columns: built internally (pyfunc's entities)
         raise DataError(f"{what} must be a pandas DataFrame, got {type(df).__name__}.")
     if len(df) == 0 and not allow_empty:
         raise DataError(f"{what} is empty (0 rows); there is nothing to work on.")
