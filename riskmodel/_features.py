@@ -46,6 +46,7 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _NAT = np.iinfo(np.int64).min
+_BLOCK_CELLS = 1 << 20  # (kind, cutoff) cells tallied at once: bounds memory, stays in cache
 
 
 class Vocabulary:
@@ -664,6 +665,31 @@ class _FeatureComputation:
         else:
             self.matrix[self.order[:, None], columns] = values
 
+    def put_rows(self, names: Sequence[str], values: np.ndarray) -> None:
+        """:meth:`put` for several columns at once, given as the rows of ``values`` (float32).
+
+        Columns that are neighbours in the output are one contiguous block of the
+        column-major matrix: the rows are then permuted into it in one ``np.take``.
+        """
+        columns = [self.column_index[name] for name in names]
+        first = columns[0]
+        if columns != list(range(first, first + len(columns))):
+            for name, row in zip(names, values):
+                self.put(name, row)
+            return
+        target = self.matrix[:, first : first + len(columns)].T  # (names, cutoffs), C-contiguous
+        if self.order_is_identity:
+            target[...] = values
+        else:
+            np.take(values, self.inverse_order, axis=1, out=target, mode="clip")  # indices are valid
+
+    @functools.cached_property
+    def inverse_order(self) -> np.ndarray:
+        """Sorted position of each cutoff (the inverse permutation of ``order``)."""
+        inverse = np.empty_like(self.order)
+        inverse[self.order] = np.arange(len(self.order))
+        return inverse
+
     def window_keys(self, window: str) -> np.ndarray:
         """Query keys for ``as_of - window`` (``"all"``: the entity's first possible key)."""
         if window not in self._window_keys:
@@ -785,6 +811,9 @@ class _FeatureComputation:
         if len(self.ev) * len(kinds) <= _FEW_VALUES * 4096:
             self._add_kind_counts_all_at_once(kinds, windows, counts, recency)
             return
+        if self.ranges_are_disjoint():
+            self._add_kind_counts_by_range(kinds, windows, counts, recency)
+            return
         for code, kind in enumerate(kinds):
             slug = self.b.kind_slugs_[kind]
             mask = self.kinds == code
@@ -821,6 +850,66 @@ class _FeatureComputation:
             times = self.time_at(last_before)
             days[has] = ((self.q_as_of[:, None] - times) / NS_PER_DAY)[has]
             self.put_block([f"days_since_last_{slug}" for slug in slugs], days)
+
+    def ranges_are_disjoint(self) -> bool:
+        """Whether no event lies in two cutoffs' histories ``[first event, as_of)``.
+
+        True when each dispute has at most one cutoff (nightly scoring); the per-kind
+        counts can then be tallied event by event instead of through cumulative sums.
+        """
+        start, upper = self.position("all"), self.position(None)
+        return bool((start[1:] >= upper[:-1]).all())
+
+    def _add_kind_counts_by_range(self, kinds, windows, counts: bool, recency: bool) -> None:
+        """The per-kind part of :meth:`add_counts_and_recency` when the cutoffs' histories are
+        disjoint (:meth:`ranges_are_disjoint`): one ``bincount`` of (cutoff, kind, window
+        level) over the events, then a cumulative sum over the levels, instead of a
+        cumulative sum over all events per kind. Same values.
+
+        An event's level is the number of its cutoff's windows that contain it: the window
+        starts are the same positions :meth:`windowed_counts` uses, ordered from the widest
+        window (``"all"``) to the narrowest. Cutoffs are processed in blocks, so memory
+        stays bounded whatever the number of cutoffs.
+        """
+        n_kinds = len(kinds)
+        by_width = sorted(windows, key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
+        edges = [self.position(w) for w in by_width]  # per cutoff: non-decreasing along by_width
+        start, upper = self.position("all"), self.position(None)
+        n_levels, n_q = len(edges), len(upper)
+        # in_window[j, k, cutoff]: events of kind k in window by_width[j]; days[k, cutoff]
+        in_window = np.zeros((n_levels if counts else 0, n_kinds, n_q), dtype=np.float32)
+        days = np.full((n_kinds if recency else 0, n_q), np.nan, dtype=np.float32)
+        block = max(1, _BLOCK_CELLS // n_kinds)
+        for r0 in range(0, n_q, block):
+            r1 = min(r0 + block, n_q)
+            lo, hi = int(start[r0]), int(upper[r1 - 1])  # the block's events: positions [lo, hi)
+            if hi <= lo:
+                continue
+            rows = r1 - r0
+            # the block's events as runs: a gap (no cutoff's history), then a cutoff's history
+            lengths = upper[r0:r1] - start[r0:r1]
+            gaps = start[r0:r1] - np.r_[lo, upper[r0 : r1 - 1]]
+            inside = np.flatnonzero(np.repeat(np.tile([False, True], rows), np.column_stack([gaps, lengths]).ravel()))
+            owner = np.repeat(np.arange(rows), lengths)
+            # an event's level: how many of its cutoff's windows hold it (1..n_levels), run by run
+            segments = np.diff(np.column_stack([*(edge[r0:r1] for edge in edges), upper[r0:r1]]), axis=1)
+            level = np.repeat(np.tile(np.arange(1, n_levels + 1, dtype=np.int8), rows), segments.ravel())
+            inside += lo
+            cell = self.kinds[inside].astype(np.int64) * rows + owner  # (kind, cutoff) of each event
+            for j in range(n_levels if counts else 0):
+                in_j = cell if j == 0 else cell[level > j]  # window j holds the levels above j
+                in_window[j, :, r0:r1] = np.bincount(in_j, minlength=n_kinds * rows).reshape(n_kinds, rows)
+            if recency:
+                last = np.full(n_kinds * rows, -1, dtype=np.int64)
+                np.maximum.at(last, cell, inside)
+                last = last.reshape(n_kinds, rows)
+                np.copyto(days[:, r0:r1], (self.q_as_of[r0:r1] - self.time_at(last)) / NS_PER_DAY,
+                          casting="same_kind", where=last >= 0)
+        slugs = [self.b.kind_slugs_[kind] for kind in kinds]
+        for j in range(len(in_window)):
+            self.put_rows([f"count_{slug}_{by_width[j]}" for slug in slugs], in_window[j])
+        if recency:
+            self.put_rows([f"days_since_last_{slug}" for slug in slugs], days)
 
     def add_dynamics(self) -> None:
         b = self.b
