@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["short_string_keys", "stable_radix_argsort"]
+__all__ = ["arrow_string_array", "short_string_keys", "stable_radix_argsort"]
 
 KEY_BYTES = 8
 # PREFIX_MASKS[n]: the n most significant bytes of a 64-bit word
@@ -21,7 +21,7 @@ _PREFIX_MASKS = np.array(
 )
 
 
-def _arrow_strings(values) -> pa.Array | None:
+def arrow_string_array(values) -> pa.Array | None:
     """The Arrow string array behind a pandas column (one chunk), or ``None`` if it has none."""
     dtype = getattr(values, "dtype", None)
     arrow_backed = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
@@ -58,7 +58,7 @@ def short_string_keys(values) -> np.ndarray | None:
     -------
     ndarray of uint64 or None
     """
-    array = _arrow_strings(values)
+    array = arrow_string_array(values)
     if array is None or array.null_count:
         return None
     if len(array) == 0:

@@ -443,3 +443,35 @@ def test_several_cutoffs_of_one_dispute_take_the_general_path():
         fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(cutoffs), None
     )
     assert not computation.ranges_are_disjoint()
+
+
+@pytest.mark.parametrize(
+    "known",
+    [
+        ["D001", "D002", "D010", "é", "中文"],  # sorted
+        ["zz", "", "a", "ab", "é", "12345678"],  # unsorted, an empty string
+        ["a", "a\x00", "b"],  # a NUL byte: Arrow's hash join
+        ["a longer identifier", "b"],  # longer than 8 bytes: Arrow's hash join
+        [],
+    ],
+)
+def test_lookup_of_short_string_ids_matches_pandas(known):
+    from riskmodel._features import _lookup
+
+    rng = np.random.default_rng(0)
+    pool = known + ["unknown", "", "D0000000", "ab\x00"]
+    values = pd.Series(rng.choice(pool, 20_000), dtype="str")
+    index = pd.Index(known, dtype="str")
+    np.testing.assert_array_equal(_lookup(index, values), index.get_indexer(values))
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "object", "category"])
+def test_factorize_matches_pandas_for_every_string_flavour(dtype):
+    from riskmodel._features import _factorize
+
+    rng = np.random.default_rng(0)
+    values = pd.Series(rng.choice(["call", "threat", "", "é", None, "a much longer kind"], 1000), dtype=dtype)
+    codes, uniques = _factorize(values)
+    want_codes, want_uniques = pd.factorize(values, use_na_sentinel=True)
+    np.testing.assert_array_equal(codes, want_codes)
+    pd.testing.assert_index_equal(uniques, pd.Index(want_uniques))
