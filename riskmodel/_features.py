@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from sklearn.base import BaseEstimator
 
 from ._errors import DataError, DataWarning, ModelError, format_examples
-from ._keys import arrow_string_array, short_string_keys, stable_radix_argsort
+from ._keys import arrow_string_array, short_string_keys, stable_key_sort
 from ._schema import (
     _FEW_VALUES,
     EventSchema,
@@ -1217,8 +1217,7 @@ def _lookup_short_strings(index: pd.Index, values: pd.Series) -> np.ndarray | No
         return np.full(len(wanted), -1, dtype=np.int64)
     sorter = None
     if not bool((index_keys[1:] > index_keys[:-1]).all()):
-        sorter = stable_radix_argsort(index_keys)
-        sorted_keys = index_keys[sorter]
+        sorter, sorted_keys = stable_key_sort(index_keys)
         if not bool((sorted_keys[1:] > sorted_keys[:-1]).all()):
             return None  # duplicates in the index
     at = np.minimum(np.searchsorted(index_keys, wanted, sorter=sorter), len(index_keys) - 1)

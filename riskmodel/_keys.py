@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["arrow_string_array", "short_string_keys", "stable_radix_argsort"]
+__all__ = ["arrow_string_array", "short_string_keys", "stable_key_sort"]
 
 KEY_BYTES = 8
 # PREFIX_MASKS[n]: the n most significant bytes of a 64-bit word
@@ -81,13 +81,29 @@ def short_string_keys(values) -> np.ndarray | None:
     return keys
 
 
-def stable_radix_argsort(keys: np.ndarray) -> np.ndarray:
-    """Stable argsort of ``uint64`` keys in as few 16-bit radix passes as their values allow.
+def _ranked_digits(keys: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The 16-bit digits of ``keys`` that vary, least significant first, each replaced by
+    its rank among the digit's values present: ``(ranks as uint16, number of values)``."""
+    varying = int(np.bitwise_or.reduce(keys)) ^ int(np.bitwise_and.reduce(keys))
+    digits = []
+    for shift in range(0, 64, 16):
+        if not (varying >> shift) & 0xFFFF:
+            continue  # constant digit: nothing to sort on
+        digit = (keys >> np.uint64(shift)).astype(np.uint16)
+        present = np.bincount(digit, minlength=1 << 16) > 0
+        digits.append(((np.cumsum(present) - 1).astype(np.uint16)[digit], int(np.count_nonzero(present))))
+    return digits
 
-    Each 16-bit digit that varies is replaced by its rank among the digit's values present,
-    and neighbouring digits are merged while the product of their value counts fits in
-    16 bits (ids like ``"D0012345"`` use 100 values per two-byte digit: two passes, not
-    four). Each pass is NumPy's stable sort of ``uint16``, a radix sort.
+
+def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable argsort of ``uint64`` keys, and the sorted keys as integers of the same order.
+
+    Each 16-bit digit that varies is replaced by its rank among the digit's values present
+    (ids like ``"D0012345"`` use 100 values per two-byte digit), which packs the keys into
+    few bits. When those bits and the row positions fit in 64 bits together, one sort of
+    the packed (key, position) integers gives the order: they are all distinct, so
+    NumPy's fast unstable sort is stable here. Otherwise NumPy's stable sort of ``uint16``
+    (a radix sort) runs once per 16 bits of packed key.
 
     Parameters
     ----------
@@ -95,32 +111,45 @@ def stable_radix_argsort(keys: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray of int64
+    order : ndarray of int64
         Positions that sort ``keys``; equal keys keep their input order.
+    sorted_keys : ndarray of uint64
+        Integers equal where the sorted keys are equal and increasing where they increase
+        (not the keys themselves).
     """
-    if len(keys) == 0:
-        return np.zeros(0, dtype=np.int64)
-    varying = int(np.bitwise_or.reduce(keys)) ^ int(np.bitwise_and.reduce(keys))
-    passes: list[np.ndarray] = []  # least significant first
-    digits, radix = None, 1
-    for shift in range(0, 64, 16):
-        if not (varying >> shift) & 0xFFFF:
-            continue  # constant digit: nothing to sort on
-        digit = (keys >> np.uint64(shift)).astype(np.uint16)
-        present = np.bincount(digit, minlength=1 << 16) > 0
-        n_values = int(np.count_nonzero(present))
-        ranks = (np.cumsum(present) - 1).astype(np.uint16)[digit]
-        if digits is not None and radix * n_values <= 1 << 16:
-            digits += ranks * np.uint16(radix)  # below n_values * radix: no overflow
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    digits = _ranked_digits(keys)
+    position_bits = (n - 1).bit_length()
+    key_space = int(np.prod([n_values for _, n_values in digits], dtype=object))
+    if (key_space - 1).bit_length() + position_bits <= 64:
+        packed = np.zeros(n, dtype=np.uint64)
+        radix = 1
+        for ranks, n_values in digits:
+            term = ranks.astype(np.uint64)
+            term *= np.uint64(radix)
+            packed += term
+            radix *= n_values
+        packed <<= np.uint64(position_bits)
+        packed |= np.arange(n, dtype=np.uint64)
+        packed.sort()
+        order = (packed & np.uint64((1 << position_bits) - 1)).astype(np.int64)
+        return order, packed >> np.uint64(position_bits)
+    # LSD radix passes, neighbouring digits merged while their value counts fit in 16 bits
+    passes: list[np.ndarray] = []
+    merged, radix = None, 1
+    for ranks, n_values in digits:
+        if merged is not None and radix * n_values <= 1 << 16:
+            merged += ranks * np.uint16(radix)  # below n_values * radix: no overflow
             radix *= n_values
         else:
-            if digits is not None:
-                passes.append(digits)
-            digits, radix = ranks, n_values
-    if digits is None:  # all keys equal
-        return np.arange(len(keys), dtype=np.int64)
-    passes.append(digits)
+            if merged is not None:
+                passes.append(merged)
+            merged, radix = ranks, n_values
+    passes.append(merged)
     order = np.argsort(passes[0], kind="stable")
-    for digits in passes[1:]:
-        order = order[np.argsort(digits[order], kind="stable")]
-    return order.astype(np.int64, copy=False)
+    for merged in passes[1:]:
+        order = order[np.argsort(merged[order], kind="stable")]
+    order = order.astype(np.int64, copy=False)
+    return order, keys[order]

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataError, DataWarning, format_examples
-from ._keys import short_string_keys, stable_radix_argsort
+from ._keys import short_string_keys, stable_key_sort
 
 __all__ = [
     "EventSchema",
@@ -285,8 +285,7 @@ def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool) -> tuple[np.
     """
     keys = short_string_keys(ids) if len(ids) > _FEW_VALUES else None
     if keys is not None and bool((t_ns[1:] >= t_ns[:-1]).all()):
-        order = stable_radix_argsort(keys)  # stable: time order within an entity is kept
-        sorted_keys = keys[order]
+        order, sorted_keys = stable_key_sort(keys)  # stable: time order within an entity is kept
         is_first = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
         codes = np.cumsum(is_first) - 1
         return order, codes, pd.Index(ids.array.take(order[is_first]))
