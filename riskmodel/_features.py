@@ -142,10 +142,12 @@ class PreparedEvents:
         Entity code of each sorted row and the id of each code, if already known.
     order : ndarray of int, optional
         Positions into ``frame`` in (entity, time) order.
+    times_ns : ndarray of int64, optional
+        The times of the sorted rows in nanoseconds, if already known.
     """
 
     def __init__(self, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool, entity_codes=None,
-                 *, order: np.ndarray | None = None, _shared: dict | None = None):
+                 *, order: np.ndarray | None = None, times_ns: np.ndarray | None = None, _shared: dict | None = None):
         self._raw = frame
         self._order = order
         self.schema = schema
@@ -157,8 +159,10 @@ class PreparedEvents:
             entity_codes, self.entity_ids = entity_codes
         self.entity_ids = pd.Index(self.entity_ids)
         self.entity_codes = np.asarray(entity_codes, dtype=np.int64)
-        times = _as_ns(frame[schema.time_col])
-        self.times_ns = times if order is None else times[order]
+        if times_ns is None:
+            times = _as_ns(frame[schema.time_col])
+            times_ns = times if order is None else times[order]
+        self.times_ns = times_ns
         self._cache: dict = {}
         # results computed on the input-ordered columns, shared with subsets of this log
         self._shared = {} if _shared is None else _shared
@@ -297,7 +301,8 @@ def prepare_events(
 def _index_screened(screened, schema: EventSchema) -> PreparedEvents:
     """The valid rows of :func:`screen_events`, indexed lazily through their sort order."""
     return PreparedEvents(screened.valid, schema, screened.tz_aware,
-                          (screened.entity_codes, screened.entity_ids), order=screened.order)
+                          (screened.entity_codes, screened.entity_ids), order=screened.order,
+                          times_ns=screened.times_ns)
 
 
 @functools.lru_cache(maxsize=256)

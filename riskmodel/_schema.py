@@ -246,6 +246,7 @@ class ScreenedEvents:
     order: np.ndarray  #: positions into ``valid`` sorted by (entity, time), duplicates removed
     entity_codes: np.ndarray  #: int64 code of each sorted row's entity
     entity_ids: pd.Index  #: entity id of each code
+    times_ns: np.ndarray  #: int64 nanoseconds of each sorted row
     tz_aware: bool
     duplicates_dropped: int
     n_rejects: int  #: number of rejected rows
@@ -364,8 +365,8 @@ def screen_events(
                 DataWarning,
                 stacklevel=3,
             )
-            order, codes = order[~dup], codes[~dup]
-    return ScreenedEvents(valid=valid, order=order, entity_codes=codes, entity_ids=uniques,
+            order, codes, t_ns = order[~dup], codes[~dup], t_ns[~dup]
+    return ScreenedEvents(valid=valid, order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns))
 
