@@ -8,6 +8,8 @@ integers compare exactly like the strings. Sorting such integers needs no hash t
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -85,11 +87,12 @@ def _ranked_digits(keys: np.ndarray) -> list[tuple[np.ndarray, int]]:
     """The 16-bit digits of ``keys`` that vary, least significant first, each replaced by
     its rank among the digit's values present: ``(ranks as uint16, number of values)``."""
     varying = int(np.bitwise_or.reduce(keys)) ^ int(np.bitwise_and.reduce(keys))
+    as_digits = keys.view(np.uint16).reshape(-1, 4)  # strided views, no copies
     digits = []
-    for shift in range(0, 64, 16):
-        if not (varying >> shift) & 0xFFFF:
+    for position in range(4):
+        if not (varying >> (16 * position)) & 0xFFFF:
             continue  # constant digit: nothing to sort on
-        digit = (keys >> np.uint64(shift)).astype(np.uint16)
+        digit = as_digits[:, position if sys.byteorder == "little" else 3 - position]
         present = np.bincount(digit, minlength=1 << 16) > 0
         digits.append(((np.cumsum(present) - 1).astype(np.uint16)[digit], int(np.count_nonzero(present))))
     return digits
@@ -124,13 +127,13 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     position_bits = (n - 1).bit_length()
     key_space = int(np.prod([n_values for _, n_values in digits], dtype=object))
     if (key_space - 1).bit_length() + position_bits <= 64:
-        packed = np.zeros(n, dtype=np.uint64)
+        packed_type = np.uint32 if key_space <= 1 << 32 else np.uint64  # fewer bytes to move
+        packed = np.zeros(n, dtype=packed_type)
         radix = 1
         for ranks, n_values in digits:
-            term = ranks.astype(np.uint64)
-            term *= np.uint64(radix)
-            packed += term
+            packed += ranks.astype(packed_type) * packed_type(radix)
             radix *= n_values
+        packed = packed.astype(np.uint64, copy=False)
         packed <<= np.uint64(position_bits)
         packed |= np.arange(n, dtype=np.uint64)
         packed.sort()

@@ -330,11 +330,14 @@ def screen_events(
         (columns[schema.kind_col].isna(), f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
+    masks = [np.asarray(mask, dtype=bool) for mask, _ in checks]
+    bad = masks[0].copy()
+    for mask in masks[1:]:
+        bad |= mask
     reason_code = np.zeros(len(events), dtype=np.int8)
-    for i, (mask, _) in enumerate(checks, start=1):
-        mask = np.asarray(mask, dtype=bool)
-        reason_code[mask & (reason_code == 0)] = i
-    bad = reason_code > 0
+    if bad.any():  # valid extracts skip the reasons
+        for i, mask in enumerate(masks, start=1):
+            reason_code[mask & (reason_code == 0)] = i
     columns[schema.time_col] = times
     if bad.any():
         reasons = np.array([""] + [reason for _, reason in checks], dtype=object)[reason_code[bad]]
