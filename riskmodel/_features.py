@@ -8,6 +8,7 @@ the same rule: they only see other disputes' events before ``as_of``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import re
 import warnings
@@ -47,6 +48,7 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _NAT = np.iinfo(np.int64).min
+_OVERLAP_EVENTS = 1 << 20  # from this many events, a thread encodes the kinds while positions are searched
 _BLOCK_CELLS = 1 << 20  # (kind, cutoff) cells tallied at once: bounds memory, stays in cache
 
 
@@ -794,6 +796,14 @@ class _FeatureComputation:
     def run(self) -> FeatureColumns:
         b = self.b
         if b._active("counts") or b._active("recency") or b._active("dynamics"):
+            if len(self.ev) >= _OVERLAP_EVENTS:
+                # Arrow's encoding of the kinds and NumPy's searches both release the GIL:
+                # encode in a thread while the window positions are searched
+                with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                    encoding = pool.submit(self.ev._input_codes, self.schema.kind_col)
+                    for window in [None, *b._window_labels()]:
+                        self.position(window)
+                    encoding.result()
             self.kinds = self.kind_codes()
         if b._active("counts") or b._active("recency"):
             self.add_counts_and_recency(b._active("counts"), b._active("recency"))
