@@ -475,3 +475,15 @@ def test_factorize_matches_pandas_for_every_string_flavour(dtype):
     want_codes, want_uniques = pd.factorize(values, use_na_sentinel=True)
     np.testing.assert_array_equal(codes, want_codes)
     pd.testing.assert_index_equal(uniques, pd.Index(want_uniques))
+
+
+def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch):
+    """Large logs encode the kinds in a thread while positions are searched: same output."""
+    events, entities, cutoffs = random_log(4)
+    fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        plain = fb.transform(events, cutoffs, entities=entities)
+        monkeypatch.setattr(riskmodel._features, "_OVERLAP_EVENTS", 0)
+        overlapped = fb.transform(events, cutoffs, entities=entities)
+    pd.testing.assert_frame_equal(plain, overlapped)
