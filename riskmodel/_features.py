@@ -892,14 +892,14 @@ class _FeatureComputation:
 
     def _add_kind_counts_by_range(self, kinds, windows, counts: bool, recency: bool) -> None:
         """The per-kind part of :meth:`add_counts_and_recency` when the cutoffs' histories are
-        disjoint (:meth:`ranges_are_disjoint`): one ``bincount`` of (cutoff, kind, window
-        level) over the events, then a cumulative sum over the levels, instead of a
-        cumulative sum over all events per kind. Same values.
+        disjoint (:meth:`ranges_are_disjoint`): per window, one ``bincount`` of (kind,
+        cutoff) over the events in it, instead of a cumulative sum over all events per
+        kind; the last event of each (kind, cutoff) by ``np.maximum.at``. Same values.
 
         An event's level is the number of its cutoff's windows that contain it: the window
         starts are the same positions :meth:`windowed_counts` uses, ordered from the widest
-        window (``"all"``) to the narrowest. Cutoffs are processed in blocks, so memory
-        stays bounded whatever the number of cutoffs.
+        window (``"all"``) to the narrowest, so window ``j`` holds the levels above ``j``.
+        Cutoffs are processed in blocks, so memory stays bounded whatever their number.
         """
         n_kinds = len(kinds)
         by_width = sorted(windows, key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
