@@ -8,6 +8,7 @@ the same rule: they only see other disputes' events before ``as_of``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import re
 import warnings
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 from sklearn.base import BaseEstimator
 
 from ._errors import DataError, DataWarning, ModelError, format_examples
+from ._keys import arrow_string_array, short_string_keys, stable_key_sort
 from ._schema import (
     _FEW_VALUES,
     Columns,
@@ -48,6 +50,8 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _NAT = np.iinfo(np.int64).min
+_OVERLAP_EVENTS = 1 << 20  # from this many events, a thread encodes the kinds while positions are searched
+_BLOCK_CELLS = 1 << 20  # (kind, cutoff) cells tallied at once: bounds memory, stays in cache
 
 
 class Vocabulary:
@@ -142,10 +146,12 @@ class PreparedEvents:
         Entity code of each sorted row and the id of each code, if already known.
     order : ndarray of int, optional
         Positions into ``frame`` in (entity, time) order.
+    times_ns : ndarray of int64, optional
+        The times of the sorted rows in nanoseconds, if already known.
     """
 
-    def __init__(self, frame: pd.DataFrame | Columns, schema: EventSchema, tz_aware: bool,
-                 entity_codes=None, *, order: np.ndarray | None = None, _shared: dict | None = None):
+    def __init__(self, frame: pd.DataFrame | Columns, schema: EventSchema, tz_aware: bool, entity_codes=None,
+                 *, order: np.ndarray | None = None, times_ns: np.ndarray | None = None, _shared: dict | None = None):
         self._raw = frame
         self._order = order
         self.schema = schema
@@ -157,8 +163,10 @@ class PreparedEvents:
             entity_codes, self.entity_ids = entity_codes
         self.entity_ids = pd.Index(self.entity_ids)
         self.entity_codes = np.asarray(entity_codes, dtype=np.int64)
-        times = _as_ns(frame[schema.time_col])
-        self.times_ns = times if order is None else times[order]
+        if times_ns is None:
+            times = _as_ns(frame[schema.time_col])
+            times_ns = times if order is None else times[order]
+        self.times_ns = times_ns
         self._cache: dict = {}
         # results computed on the input-ordered columns, shared with subsets of this log
         self._shared = {} if _shared is None else _shared
@@ -199,13 +207,25 @@ class PreparedEvents:
             self._shared[key] = compute()
         return self._shared[key]
 
+    def _input_codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
+        return self._shared_result(("factorize", column), lambda: _factorize(self._raw[column]))
+
     def codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
         """Integer codes of ``column`` per sorted row (-1 where missing) and their values."""
         def compute():
-            codes, uniques = self._shared_result(("factorize", column), lambda: _factorize(self._raw[column]))
+            codes, uniques = self._input_codes(column)
             return self._sorted(codes.astype(np.int64)), pd.Index(uniques)
 
         return self.cached(("codes", column), compute)
+
+    def recoded(self, column: str, table: np.ndarray) -> np.ndarray:
+        """``table[code]`` per sorted row, for the codes of :meth:`codes` (-1 reads ``table[-1]``).
+
+        The table is applied in input order and its result permuted: with a small table
+        dtype (uint8), far fewer bytes move than when permuting the int64 codes.
+        """
+        codes, _ = self._input_codes(column)
+        return self._sorted(table[codes])
 
     def is_kind(self, kinds: Sequence[str]) -> np.ndarray:
         """Boolean mask of sorted rows whose kind is one of ``kinds``."""
@@ -288,7 +308,8 @@ def prepare_events(
 def _index_screened(screened, schema: EventSchema) -> PreparedEvents:
     """The valid rows of :func:`screen_events`, indexed lazily through their sort order."""
     return PreparedEvents(screened.columns, schema, screened.tz_aware,
-                          (screened.entity_codes, screened.entity_ids), order=screened.order)
+                          (screened.entity_codes, screened.entity_ids), order=screened.order,
+                          times_ns=screened.times_ns)
 
 
 @functools.lru_cache(maxsize=256)
@@ -669,6 +690,31 @@ class _FeatureComputation:
         else:
             self.matrix[self.order[:, None], columns] = values
 
+    def put_rows(self, names: Sequence[str], values: np.ndarray) -> None:
+        """:meth:`put` for several columns at once, given as the rows of ``values`` (float32).
+
+        Columns that are neighbours in the output are one contiguous block of the
+        column-major matrix: the rows are then permuted into it in one ``np.take``.
+        """
+        columns = [self.column_index[name] for name in names]
+        first = columns[0]
+        if columns != list(range(first, first + len(columns))):
+            for name, row in zip(names, values):
+                self.put(name, row)
+            return
+        target = self.matrix[:, first : first + len(columns)].T  # (names, cutoffs), C-contiguous
+        if self.order_is_identity:
+            target[...] = values
+        else:
+            np.take(values, self.inverse_order, axis=1, out=target, mode="clip")  # indices are valid
+
+    @functools.cached_property
+    def inverse_order(self) -> np.ndarray:
+        """Sorted position of each cutoff (the inverse permutation of ``order``)."""
+        inverse = np.empty_like(self.order)
+        inverse[self.order] = np.arange(len(self.order))
+        return inverse
+
     def window_keys(self, window: str) -> np.ndarray:
         """Query keys for ``as_of - window`` (``"all"``: the entity's first possible key)."""
         if window not in self._window_keys:
@@ -721,11 +767,11 @@ class _FeatureComputation:
     def kind_codes(self) -> np.ndarray:
         """Index of each event's kind in ``kinds_ + [other]``; warns about unseen kinds."""
         vocab = self.b.kinds_
-        codes, uniques = self.ev.codes(self.schema.kind_col)
+        _, uniques = self.ev._input_codes(self.schema.kind_col)
         to_vocab = self.b._vocabulary(None).codes(uniques.to_numpy(dtype=object))
         unseen_values = to_vocab < 0
         if unseen_values.any():
-            per_value = np.bincount(codes, minlength=len(uniques))
+            per_value = np.bincount(self.ev.codes(self.schema.kind_col)[0], minlength=len(uniques))
             names = uniques[unseen_values]
             warnings.warn(
                 f"{int(per_value[unseen_values].sum())} event(s) of {len(names)} kind(s) not seen at fit "
@@ -734,7 +780,9 @@ class _FeatureComputation:
                 stacklevel=4,
             )
         to_vocab = np.where(unseen_values, len(vocab), to_vocab).astype(np.min_scalar_type(len(vocab)))
-        return to_vocab[codes] if len(codes) else np.zeros(0, dtype=to_vocab.dtype)
+        if len(to_vocab) == 0:  # no events
+            return np.zeros(len(self.ev), dtype=to_vocab.dtype)
+        return self.ev.recoded(self.schema.kind_col, to_vocab)
 
     def time_at(self, positions: np.ndarray) -> np.ndarray:
         """Event times at sorted-timeline ``positions`` (clipped; mask the result yourself)."""
@@ -753,6 +801,14 @@ class _FeatureComputation:
     def run(self) -> FeatureColumns:
         b = self.b
         if b._active("counts") or b._active("recency") or b._active("dynamics"):
+            if len(self.ev) >= _OVERLAP_EVENTS:
+                # Arrow's encoding of the kinds and NumPy's searches both release the GIL:
+                # encode in a thread while the window positions are searched
+                with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                    encoding = pool.submit(self.ev._input_codes, self.schema.kind_col)
+                    for window in [None, *b._window_labels()]:
+                        self.position(window)
+                    encoding.result()
             self.kinds = self.kind_codes()
         if b._active("counts") or b._active("recency"):
             self.add_counts_and_recency(b._active("counts"), b._active("recency"))
@@ -790,6 +846,9 @@ class _FeatureComputation:
         if len(self.ev) * len(kinds) <= _FEW_VALUES * 4096:
             self._add_kind_counts_all_at_once(kinds, windows, counts, recency)
             return
+        if self.ranges_are_disjoint():
+            self._add_kind_counts_by_range(kinds, windows, counts, recency)
+            return
         for code, kind in enumerate(kinds):
             slug = self.b.kind_slugs_[kind]
             mask = self.kinds == code
@@ -826,6 +885,66 @@ class _FeatureComputation:
             times = self.time_at(last_before)
             days[has] = ((self.q_as_of[:, None] - times) / NS_PER_DAY)[has]
             self.put_block([f"days_since_last_{slug}" for slug in slugs], days)
+
+    def ranges_are_disjoint(self) -> bool:
+        """Whether no event lies in two cutoffs' histories ``[first event, as_of)``.
+
+        True when each dispute has at most one cutoff (nightly scoring); the per-kind
+        counts can then be tallied event by event instead of through cumulative sums.
+        """
+        start, upper = self.position("all"), self.position(None)
+        return bool((start[1:] >= upper[:-1]).all())
+
+    def _add_kind_counts_by_range(self, kinds, windows, counts: bool, recency: bool) -> None:
+        """The per-kind part of :meth:`add_counts_and_recency` when the cutoffs' histories are
+        disjoint (:meth:`ranges_are_disjoint`): per window, one ``bincount`` of (kind,
+        cutoff) over the events in it, instead of a cumulative sum over all events per
+        kind; the last event of each (kind, cutoff) by ``np.maximum.at``. Same values.
+
+        An event's level is the number of its cutoff's windows that contain it: the window
+        starts are the same positions :meth:`windowed_counts` uses, ordered from the widest
+        window (``"all"``) to the narrowest, so window ``j`` holds the levels above ``j``.
+        Cutoffs are processed in blocks, so memory stays bounded whatever their number.
+        """
+        n_kinds = len(kinds)
+        by_width = sorted(windows, key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
+        edges = [self.position(w) for w in by_width]  # per cutoff: non-decreasing along by_width
+        start, upper = self.position("all"), self.position(None)
+        n_levels, n_q = len(edges), len(upper)
+        # in_window[j, k, cutoff]: events of kind k in window by_width[j]; days[k, cutoff]
+        in_window = np.zeros((n_levels if counts else 0, n_kinds, n_q), dtype=np.float32)
+        days = np.full((n_kinds if recency else 0, n_q), np.nan, dtype=np.float32)
+        block = max(1, _BLOCK_CELLS // n_kinds)
+        for r0 in range(0, n_q, block):
+            r1 = min(r0 + block, n_q)
+            lo, hi = int(start[r0]), int(upper[r1 - 1])  # the block's events: positions [lo, hi)
+            if hi <= lo:
+                continue
+            rows = r1 - r0
+            # the block's events as runs: a gap (no cutoff's history), then a cutoff's history
+            lengths = upper[r0:r1] - start[r0:r1]
+            gaps = start[r0:r1] - np.r_[lo, upper[r0 : r1 - 1]]
+            inside = np.flatnonzero(np.repeat(np.tile([False, True], rows), np.column_stack([gaps, lengths]).ravel()))
+            owner = np.repeat(np.arange(rows), lengths)
+            # an event's level: how many of its cutoff's windows hold it (1..n_levels), run by run
+            segments = np.diff(np.column_stack([*(edge[r0:r1] for edge in edges), upper[r0:r1]]), axis=1)
+            level = np.repeat(np.tile(np.arange(1, n_levels + 1, dtype=np.int8), rows), segments.ravel())
+            inside += lo
+            cell = self.kinds[inside].astype(np.int64) * rows + owner  # (kind, cutoff) of each event
+            for j in range(n_levels if counts else 0):
+                in_j = cell if j == 0 else cell[level > j]  # window j holds the levels above j
+                in_window[j, :, r0:r1] = np.bincount(in_j, minlength=n_kinds * rows).reshape(n_kinds, rows)
+            if recency:
+                last = np.full(n_kinds * rows, -1, dtype=np.int64)
+                np.maximum.at(last, cell, inside)
+                last = last.reshape(n_kinds, rows)
+                np.copyto(days[:, r0:r1], (self.q_as_of[r0:r1] - self.time_at(last)) / NS_PER_DAY,
+                          casting="same_kind", where=last >= 0)
+        slugs = [self.b.kind_slugs_[kind] for kind in kinds]
+        for j in range(len(in_window)):
+            self.put_rows([f"count_{slug}_{by_width[j]}" for slug in slugs], in_window[j])
+        if recency:
+            self.put_rows([f"days_since_last_{slug}" for slug in slugs], days)
 
     def add_dynamics(self) -> None:
         b = self.b
@@ -1071,11 +1190,19 @@ def _as_ns(times: pd.Series) -> np.ndarray:
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """``pd.factorize`` with missing values coded -1 (uniques in order of appearance).
+    """``pd.factorize`` with missing values coded -1 (codes of any integer dtype; uniques in
+    order of appearance).
 
-    A few values (one dispute) go through a dict: pandas' call costs more than the work.
+    Arrow's dictionary encoding for Arrow strings (pandas' call, without its copies of the
+    codes to int64); a few values (one dispute) go through a dict: pandas' call costs more
+    than the work.
     """
     if len(values) > _FEW_VALUES:
+        array = arrow_string_array(values)
+        if array is not None:
+            encoded = array.dictionary_encode()
+            codes = encoded.indices.fill_null(-1) if encoded.indices.null_count else encoded.indices
+            return codes.to_numpy(zero_copy_only=False), pd.Index(pd.array(encoded.dictionary, dtype=values.dtype))
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         return codes, pd.Index(uniques)
     position: dict = {}
@@ -1092,6 +1219,10 @@ def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
     if len(values) <= _FEW_VALUES and len(index) <= _FEW_VALUES:
         position = {v: i for i, v in enumerate(index.to_numpy(dtype=object)) if not pd.isna(v)}
         return np.array([position.get(v, -1) for v in np.asarray(values, dtype=object)], dtype=np.int64)
+    if len(values) > 10_000:
+        found = _lookup_short_strings(index, values)
+        if found is not None:
+            return found
     if len(values) > 10_000 and pd.api.types.is_string_dtype(index.dtype) and pd.api.types.is_string_dtype(
         values.dtype
     ):
@@ -1104,6 +1235,27 @@ def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             pass  # mixed objects: fall back to pandas
     return index.get_indexer(values)
+
+
+def _lookup_short_strings(index: pd.Index, values: pd.Series) -> np.ndarray | None:
+    """:func:`_lookup` through integer keys (:func:`~riskmodel._keys.short_string_keys`):
+    a binary search in the index's sorted keys. ``None`` unless both sides have such keys
+    and the index is unique."""
+    index_keys = short_string_keys(index)
+    wanted = short_string_keys(values) if index_keys is not None else None
+    if wanted is None:
+        return None
+    if len(index_keys) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    sorter = None
+    if not bool((index_keys[1:] > index_keys[:-1]).all()):
+        sorter, sorted_keys = stable_key_sort(index_keys)
+        if not bool((sorted_keys[1:] > sorted_keys[:-1]).all()):
+            return None  # duplicates in the index
+    at = np.minimum(np.searchsorted(index_keys, wanted, sorter=sorter), len(index_keys) - 1)
+    if sorter is not None:
+        at = sorter[at]
+    return np.where(index_keys[at] == wanted, at, -1).astype(np.int64)
 
 
 def _check_id_types(event_ids: pd.Index, cutoff_ids: pd.Series, column: str) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataError, DataWarning, format_examples
+from ._keys import short_string_keys, stable_key_sort
 
 __all__ = [
     "EventSchema",
@@ -246,6 +247,7 @@ class ScreenedEvents:
     order: np.ndarray  #: positions into ``valid`` sorted by (entity, time), duplicates removed
     entity_codes: np.ndarray  #: int64 code of each sorted row's entity
     entity_ids: pd.Index  #: entity id of each code
+    times_ns: np.ndarray  #: int64 nanoseconds of each sorted row
     tz_aware: bool
     duplicates_dropped: int
     n_rejects: int  #: number of rejected rows
@@ -280,6 +282,27 @@ def _sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     return order
 
 
+def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Sort rows by (entity, time): the order, each sorted row's entity code, each code's id.
+
+    Short string ids in time-sorted rows (an extract's usual shape) are sorted as integer
+    keys (:func:`~riskmodel._keys.short_string_keys`), with no hash table; the codes
+    then number the ids in sorted order. Otherwise ids are factorised, in sorted order if
+    ``sort_ids``, and the integer codes are sorted.
+    """
+    keys = short_string_keys(ids) if len(ids) > _FEW_VALUES else None
+    if keys is not None and bool((t_ns[1:] >= t_ns[:-1]).all()):
+        order, sorted_keys = stable_key_sort(keys)  # stable: time order within an entity is kept
+        is_first = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+        codes = np.cumsum(is_first) - 1
+        return order, codes, pd.Index(ids.array.take(order[is_first]))
+    # Sort once by (entity, time) through integer codes: much faster than sorting strings.
+    codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
+    codes = codes.astype(np.int64)
+    order = _sort_by_entity_time(codes, t_ns)
+    return order, codes[order], pd.Index(uniques)
+
+
 def screen_events(
     events: pd.DataFrame,
     schema: EventSchema,
@@ -291,7 +314,7 @@ def screen_events(
 
     Column-level problems (not a frame, empty, missing columns, numeric times or kinds,
     mixed timezones) raise :class:`DataError`: no row can be trusted then. ``sort_ids``
-    numbers entities in sorted id order (else in order of first appearance, faster).
+    numbers entities in sorted id order (else in any order, whichever is faster).
     """
     _require_frame(events, "events")
     _require_columns(events, schema.event_columns, "events")
@@ -313,11 +336,14 @@ def screen_events(
         (_missing(columns[schema.kind_col]), f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
+    masks = [np.asarray(mask, dtype=bool) for mask, _ in checks]
+    bad = masks[0].copy()
+    for mask in masks[1:]:
+        bad |= mask
     reason_code = np.zeros(len(events), dtype=np.int8)
-    for i, (mask, _) in enumerate(checks, start=1):
-        mask = np.asarray(mask, dtype=bool)
-        reason_code[mask & (reason_code == 0)] = i
-    bad = reason_code > 0
+    if bad.any():  # valid extracts skip the reasons
+        for i, mask in enumerate(masks, start=1):
+            reason_code[mask & (reason_code == 0)] = i
     columns[schema.time_col] = times
     if bad.any():
         reasons = np.array([""] + [reason for _, reason in checks], dtype=object)[reason_code[bad]]
@@ -330,11 +356,8 @@ def screen_events(
     if isinstance(columns[schema.kind_col].dtype, pd.CategoricalDtype):
         columns[schema.kind_col] = columns[schema.kind_col].astype(str)
 
-    # Sort once by (entity, time) through integer codes: much faster than sorting strings.
-    codes, uniques = pd.factorize(_few_as_array(columns[schema.entity_col]), sort=sort_ids)
-    codes = codes.astype(np.int64)
-    order = _sort_by_entity_time(codes, t_ns)
-    codes, t_ns = codes[order], t_ns[order]
+    order, codes, uniques = _entity_order(columns[schema.entity_col], t_ns, sort_ids)
+    t_ns = t_ns[order]
     # exact duplicates share (entity, time), so after the sort they are neighbours
     same_key = np.r_[False, (codes[1:] == codes[:-1]) & (t_ns[1:] == t_ns[:-1])] if len(codes) else np.zeros(0, bool)
     candidates = same_key | np.r_[same_key[1:], False] if len(codes) else same_key
@@ -350,8 +373,8 @@ def screen_events(
                 DataWarning,
                 stacklevel=3,
             )
-            order, codes = order[~dup], codes[~dup]
-    return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=pd.Index(uniques),
+            order, codes, t_ns = order[~dup], codes[~dup], t_ns[~dup]
+    return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns))
 

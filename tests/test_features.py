@@ -401,3 +401,89 @@ def test_context_events_give_the_same_rows_as_the_whole_log(seed):
         part = fb.transform(own, cutoffs[chunk], entities=entities, context_events=summary.iloc[::-1])
     assert len(summary) < len(events)
     pd.testing.assert_frame_equal(part, whole[chunk])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, monkeypatch):
+    """One cutoff per dispute (nightly scoring) tallies the events of the disjoint histories
+    at once; the per-kind cumulative sums and the slow reference give the same values."""
+    for module in (riskmodel._schema, riskmodel._features):
+        monkeypatch.setattr(module, "_FEW_VALUES", 0)
+    monkeypatch.setattr(riskmodel._features, "_BLOCK_CELLS", 40)  # several blocks
+    events, _, _ = random_log(seed)
+    rng = np.random.default_rng(seed)
+    ids = list(rng.permutation(events["dispute_id"].unique())) + ["D999"]  # D999: no events
+    as_of = (T0 + pd.to_timedelta(rng.integers(-10, 420, len(ids)), unit="D")).to_numpy(copy=True)
+    as_of[:3] = events.groupby("dispute_id")["time"].first()[ids[:3]].to_numpy()  # exactly at an event
+    cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": as_of}, index=rng.permutation(len(ids)) * 3)
+    windows = ("30D", "7D", "365D")  # not sorted by length
+    fb = FeatureBuilder(windows=windows, families=("counts", "recency"), max_kinds=4).fit(events)
+    taken = []
+    disjoint = riskmodel._features._FeatureComputation.ranges_are_disjoint
+    monkeypatch.setattr(riskmodel._features._FeatureComputation, "ranges_are_disjoint",
+                        lambda self: taken.append(disjoint(self)) or taken[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        tallied = fb.transform(events, cutoffs)
+        assert taken == [True]
+        monkeypatch.setattr(riskmodel._features._FeatureComputation, "ranges_are_disjoint", lambda self: False)
+        general = fb.transform(events, cutoffs)
+    pd.testing.assert_frame_equal(tallied, general)
+    assert tallied.filter(like="_other_").sum().sum() > 0  # kinds beyond max_kinds are tallied as 'other'
+    want = reference_features(events, cutoffs, None, windows, fb.kinds_, EventSchema())
+    for col in [c for c in want.columns if c.startswith(("count_", "days_since_"))]:
+        np.testing.assert_allclose(tallied[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-6, err_msg=col)
+
+
+def test_several_cutoffs_of_one_dispute_take_the_general_path():
+    events, _, _ = random_log(0)
+    cutoffs = pd.DataFrame({"dispute_id": ["D001", "D002", "D001"], "as_of": pd.to_datetime(["2024-06-01"] * 3)})
+    fb = FeatureBuilder(families=("counts", "recency")).fit(events)
+    computation = riskmodel._features._FeatureComputation(
+        fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(cutoffs), None
+    )
+    assert not computation.ranges_are_disjoint()
+
+
+@pytest.mark.parametrize(
+    "known",
+    [
+        ["D001", "D002", "D010", "é", "中文"],  # sorted
+        ["zz", "", "a", "ab", "é", "12345678"],  # unsorted, an empty string
+        ["a", "a\x00", "b"],  # a NUL byte: Arrow's hash join
+        ["a longer identifier", "b"],  # longer than 8 bytes: Arrow's hash join
+        [],
+    ],
+)
+def test_lookup_of_short_string_ids_matches_pandas(known):
+    from riskmodel._features import _lookup
+
+    rng = np.random.default_rng(0)
+    pool = known + ["unknown", "", "D0000000", "ab\x00"]
+    values = pd.Series(rng.choice(pool, 20_000), dtype="str")
+    index = pd.Index(known, dtype="str")
+    np.testing.assert_array_equal(_lookup(index, values), index.get_indexer(values))
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "object", "category"])
+def test_factorize_matches_pandas_for_every_string_flavour(dtype):
+    from riskmodel._features import _factorize
+
+    rng = np.random.default_rng(0)
+    values = pd.Series(rng.choice(["call", "threat", "", "é", None, "a much longer kind"], 1000), dtype=dtype)
+    codes, uniques = _factorize(values)
+    want_codes, want_uniques = pd.factorize(values, use_na_sentinel=True)
+    np.testing.assert_array_equal(codes, want_codes)
+    pd.testing.assert_index_equal(uniques, pd.Index(want_uniques))
+
+
+def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch):
+    """Large logs encode the kinds in a thread while positions are searched: same output."""
+    events, entities, cutoffs = random_log(4)
+    fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        plain = fb.transform(events, cutoffs, entities=entities)
+        monkeypatch.setattr(riskmodel._features, "_OVERLAP_EVENTS", 0)
+        overlapped = fb.transform(events, cutoffs, entities=entities)
+    pd.testing.assert_frame_equal(plain, overlapped)

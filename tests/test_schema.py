@@ -522,3 +522,51 @@ def test_few_values_become_the_same_categorical(values, monkeypatch):
     slow = schema_module._as_string_categorical(values)
     pd.testing.assert_series_equal(fast, slow)
     assert fast.cat.codes.dtype == slow.cat.codes.dtype
+
+
+# --------------------------------------------------------------------------------------
+# the integer-key path for short string ids
+
+
+def _time_sorted_log(ids, n=400, seed=0):
+    """A time-sorted extract (the shape the integer-key path needs), with bad and duplicate rows."""
+    rng = np.random.default_rng(seed)
+    times = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 10**6, n)), unit="s")
+    events = pd.DataFrame(
+        {
+            "dispute_id": pd.array(rng.choice(ids, n), dtype="str"),
+            "time": times,
+            "kind": rng.choice(["call", "threat"], n),
+        }
+    )
+    events.loc[[5, 17], "dispute_id"] = None  # rejected rows
+    return pd.concat([events, events.iloc[[30, 31]]], ignore_index=True).sort_values("time", kind="stable")
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["D0000001", "D0000002", "D0000010", "D0999999"],
+        ["", "a", "ab", "é", "中文", "zz", "~", "a b", "12345678"],  # lengths 0-8, non-ASCII
+        ["a", "a\x00", "b\x00c"],  # NUL bytes: general path
+        ["a much longer identifier", "b"],  # longer than 8 bytes: general path
+    ],
+)
+def test_short_string_ids_sort_like_the_general_path(ids, monkeypatch):
+    events = _time_sorted_log(ids)
+    short = all(len(i.encode()) <= 8 and "\x00" not in i for i in ids)
+    assert (schema_module.short_string_keys(events["dispute_id"].dropna()) is not None) == short
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        fast = schema_module.screen_events(events, SCHEMA, now=NOW)
+        fast_clean, fast_rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
+        monkeypatch.setattr(schema_module, "short_string_keys", lambda values: None)
+        general = schema_module.screen_events(events, SCHEMA, now=NOW)
+        clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
+    np.testing.assert_array_equal(fast.order, general.order)
+    np.testing.assert_array_equal(fast.entity_codes, general.entity_codes)
+    pd.testing.assert_index_equal(fast.entity_ids, general.entity_ids)
+    assert (fast.duplicates_dropped, fast.n_rejects) == (general.duplicates_dropped, general.n_rejects) == (2, 2)
+    pd.testing.assert_frame_equal(fast_clean, clean)
+    pd.testing.assert_frame_equal(fast_rejects, rejects)
+    assert list(clean["dispute_id"]) == sorted(clean["dispute_id"])

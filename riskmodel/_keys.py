@@ -1,0 +1,158 @@
+"""Integer keys for short strings, and a stable radix sort of such keys.
+
+Hashing ten million id strings (``pd.factorize``) is the slowest step of validating a
+large event log. Ids and codes are usually short, though: a string of at most 8 bytes
+*is* a 64-bit integer once its UTF-8 bytes are read big-endian and zero-padded, and those
+integers compare exactly like the strings. Sorting such integers needs no hash table.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+__all__ = ["arrow_string_array", "short_string_keys", "stable_key_sort"]
+
+KEY_BYTES = 8
+# PREFIX_MASKS[n]: the n most significant bytes of a 64-bit word
+_PREFIX_MASKS = np.array(
+    [0] + [((1 << (8 * n)) - 1) << (64 - 8 * n) for n in range(1, KEY_BYTES + 1)], dtype=np.uint64
+)
+
+
+def arrow_string_array(values) -> pa.Array | None:
+    """The Arrow string array behind a pandas column (one chunk), or ``None`` if it has none."""
+    dtype = getattr(values, "dtype", None)
+    arrow_backed = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
+        isinstance(dtype, pd.ArrowDtype) and dtype.pyarrow_dtype in (pa.string(), pa.large_string())
+    )
+    if not arrow_backed or not isinstance(values, (pd.Series, pd.Index)):
+        return None
+    try:
+        array = pa.array(values.array)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return None
+    return array
+
+
+def short_string_keys(values) -> np.ndarray | None:
+    """Each string of an Arrow-backed column as one ``uint64`` key, or ``None``.
+
+    The key is the string's UTF-8 bytes read as a big-endian integer, zero-padded to 8
+    bytes. When no string is longer than 8 bytes and none contains a NUL byte, equal keys
+    mean equal strings and keys sort like the strings (UTF-8 byte order is code point
+    order). Otherwise, and for nulls or columns not backed by Arrow, the answer is
+    ``None``: the caller takes its general path.
+
+    Parameters
+    ----------
+    values : Series or Index
+        A string column.
+
+    Returns
+    -------
+    ndarray of uint64 or None
+    """
+    array = arrow_string_array(values)
+    if array is None or array.null_count:
+        return None
+    if len(array) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(array.buffers()[1], dtype=offset_type)[array.offset : array.offset + len(array) + 1]
+    lengths = np.diff(offsets)
+    if int(lengths.max()) > KEY_BYTES:
+        return None
+    first, last = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[first:last] if last > first else np.zeros(0, np.uint8)
+    if len(data) and int(data.min()) == 0:  # "a" and "a\0" would share a key
+        return None
+    padded = np.zeros(len(data) + KEY_BYTES, dtype=np.uint8)
+    padded[: len(data)] = data
+    # 8 bytes starting at every byte: a strided view, read only at the strings' starts
+    words = np.ndarray(shape=(len(data) + 1,), dtype=">u8", buffer=padded, strides=(1,))
+    keys = words[offsets[:-1] - first].astype(np.uint64)
+    keys &= _PREFIX_MASKS[lengths]
+    return keys
+
+
+def _ranked_digits(keys: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The 16-bit digits of ``keys`` that vary, least significant first, each replaced by
+    its rank among the digit's values present: ``(ranks as uint16, number of values)``."""
+    varying = int(np.bitwise_or.reduce(keys)) ^ int(np.bitwise_and.reduce(keys))
+    as_digits = keys.view(np.uint16).reshape(-1, 4)  # strided views, no copies
+    digits = []
+    for position in range(4):
+        if not (varying >> (16 * position)) & 0xFFFF:
+            continue  # constant digit: nothing to sort on
+        digit = as_digits[:, position if sys.byteorder == "little" else 3 - position]
+        present = np.bincount(digit, minlength=1 << 16) > 0
+        digits.append(((np.cumsum(present) - 1).astype(np.uint16)[digit], int(np.count_nonzero(present))))
+    return digits
+
+
+def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable argsort of ``uint64`` keys, and the sorted keys as integers of the same order.
+
+    Each 16-bit digit that varies is replaced by its rank among the digit's values present
+    (ids like ``"D0012345"`` use 100 values per two-byte digit), which packs the keys into
+    few bits. When those bits and the row positions fit in 64 bits together, one sort of
+    the packed (key, position) integers gives the order: they are all distinct, so
+    NumPy's fast unstable sort is stable here. Otherwise NumPy's stable sort of ``uint16``
+    (a radix sort) runs once per 16 bits of packed key.
+
+    Parameters
+    ----------
+    keys : ndarray of uint64
+
+    Returns
+    -------
+    order : ndarray of int64
+        Positions that sort ``keys``; equal keys keep their input order.
+    sorted_keys : ndarray of uint64
+        Integers equal where the sorted keys are equal and increasing where they increase
+        (not the keys themselves).
+    """
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    digits = _ranked_digits(keys)
+    position_bits = (n - 1).bit_length()
+    key_space = int(np.prod([n_values for _, n_values in digits], dtype=object))
+    if (key_space - 1).bit_length() + position_bits <= 64:
+        packed_type = np.uint32 if key_space <= 1 << 32 else np.uint64  # fewer bytes to move
+        packed = np.zeros(n, dtype=packed_type)
+        radix = 1
+        for ranks, n_values in digits:
+            packed += ranks.astype(packed_type) * packed_type(radix)
+            radix *= n_values
+        packed = packed.astype(np.uint64, copy=False)
+        packed <<= np.uint64(position_bits)
+        packed |= np.arange(n, dtype=np.uint64)
+        packed.sort()
+        order = (packed & np.uint64((1 << position_bits) - 1)).astype(np.int64)
+        return order, packed >> np.uint64(position_bits)
+    # LSD radix passes, neighbouring digits merged while their value counts fit in 16 bits
+    passes: list[np.ndarray] = []
+    merged, radix = None, 1
+    for ranks, n_values in digits:
+        if merged is not None and radix * n_values <= 1 << 16:
+            merged += ranks * np.uint16(radix)  # below n_values * radix: no overflow
+            radix *= n_values
+        else:
+            if merged is not None:
+                passes.append(merged)
+            merged, radix = ranks, n_values
+    passes.append(merged)
+    order = np.argsort(passes[0], kind="stable")
+    for merged in passes[1:]:
+        order = order[np.argsort(merged[order], kind="stable")]
+    order = order.astype(np.int64, copy=False)
+    return order, keys[order]

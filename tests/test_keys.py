@@ -1,0 +1,97 @@
+"""Integer keys of short strings and the radix sort: exact, order-preserving, or refused."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from riskmodel._keys import short_string_keys, stable_key_sort
+
+TRICKY = ["", "a", "ab", "b", "D0000001", "D0000010", "é", "中文", "zz", "~", "\x7f", "a b", "\t"]
+
+
+def _column(values, flavour):
+    if flavour == "str":
+        return pd.Series(values, dtype="str")
+    if flavour == "string[pyarrow]":
+        return pd.Series(values, dtype="string[pyarrow]")
+    if flavour == "arrow string":
+        return pd.Series(pd.array(values, dtype=pd.ArrowDtype(pa.string())))
+    if flavour == "arrow large_string":
+        return pd.Series(pd.array(values, dtype=pd.ArrowDtype(pa.large_string())))
+    if flavour == "chunked":
+        chunks = pa.chunked_array([values[: len(values) // 2], values[len(values) // 2 :]], type=pa.large_string())
+        return pd.Series(pd.arrays.ArrowStringArray(chunks))
+    raise AssertionError(flavour)
+
+
+@pytest.mark.parametrize("flavour", ["str", "string[pyarrow]", "arrow string", "arrow large_string", "chunked"])
+def test_keys_are_exact_and_sort_like_the_strings(flavour):
+    rng = np.random.default_rng(0)
+    values = list(rng.choice(TRICKY, 500))
+    keys = short_string_keys(_column(values, flavour))
+    assert keys is not None and keys.dtype == np.uint64
+    for i in range(0, 500, 7):
+        for j in range(0, 500, 11):
+            assert (keys[i] == keys[j]) == (values[i] == values[j])
+            assert (keys[i] < keys[j]) == (values[i] < values[j])
+
+
+def test_keys_of_a_slice_read_only_its_strings():
+    column = pd.Series(["xxxxxxxx", "ab", "", "é", "yyyyyyyy"], dtype="str").iloc[1:4]
+    keys = short_string_keys(column)
+    assert list(keys) == [int.from_bytes(s.encode().ljust(8, b"\0"), "big") for s in ["ab", "", "é"]]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a", "a\x00"],  # a NUL byte: "a" and "a\0" would collide
+        ["short", "longer than 8"],
+        ["日本語"],  # 9 bytes in UTF-8
+        ["a", None],
+    ],
+)
+def test_keys_refused_when_they_could_not_be_exact(values):
+    assert short_string_keys(pd.Series(values, dtype="str")) is None
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.Series(["a", "b"], dtype=object),
+        pd.Series(["a", "b"], dtype="string[python]"),
+        pd.Series(["a", "b"], dtype="category"),
+        pd.Series([1, 2]),
+        np.array(["a", "b"]),
+    ],
+)
+def test_keys_only_for_arrow_backed_strings(column):
+    assert short_string_keys(column) is None
+
+
+def test_keys_of_an_empty_column():
+    assert len(short_string_keys(pd.Series([], dtype="str"))) == 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: rng.integers(0, 2**63, 5000, dtype=np.uint64) * np.uint64(2),  # every digit varies
+        lambda rng: rng.integers(0, 2**64 - 1, 70_000, dtype=np.uint64),  # too many bits to pack: radix passes
+        lambda rng: rng.integers(0, 30, 5000).astype(np.uint64) << np.uint64(40),  # one sparse digit
+        lambda rng: rng.integers(0, 300, 5000).astype(np.uint64) * np.uint64(0x0001000100010001),
+        lambda rng: np.full(5000, 7, dtype=np.uint64),  # constant
+        lambda rng: np.zeros(0, dtype=np.uint64),
+        lambda rng: np.array([2**64 - 1, 0, 2**64 - 1, 1], dtype=np.uint64),
+    ],
+)
+def test_key_sort_is_numpys_stable_argsort(make):
+    keys = make(np.random.default_rng(1))
+    order, sorted_keys = stable_key_sort(keys)
+    np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
+    assert order.dtype == np.int64
+    # the returned integers are equal and increasing exactly where the sorted keys are
+    expected = keys[order]
+    np.testing.assert_array_equal(np.diff(sorted_keys.astype(object)) > 0, np.diff(expected.astype(object)) > 0)
+    np.testing.assert_array_equal(sorted_keys[1:] == sorted_keys[:-1], expected[1:] == expected[:-1])
