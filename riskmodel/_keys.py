@@ -4,6 +4,7 @@ Hashing ten million id strings (``pd.factorize``) is the slowest step of validat
 large event log. Ids and codes are usually short, though: a string of at most 8 bytes
 *is* a 64-bit integer once its UTF-8 bytes are read big-endian and zero-padded, and those
 integers compare exactly like the strings. Sorting such integers needs no hash table.
+Longer ids (case numbers of 18-20 characters) are a few such words, compared word by word.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["arrow_string_array", "short_string_keys", "stable_key_sort"]
+__all__ = ["arrow_string_array", "short_string_keys", "stable_key_sort", "string_keys"]
 
 KEY_BYTES = 8
+MAX_KEY_WORDS = 3  # strings of up to 24 bytes get keys
 # PREFIX_MASKS[n]: the n most significant bytes of a 64-bit word
 _PREFIX_MASKS = np.array(
     [0] + [((1 << (8 * n)) - 1) << (64 - 8 * n) for n in range(1, KEY_BYTES + 1)], dtype=np.uint64
@@ -45,11 +47,7 @@ def arrow_string_array(values) -> pa.Array | None:
 def short_string_keys(values) -> np.ndarray | None:
     """Each string of an Arrow-backed column as one ``uint64`` key, or ``None``.
 
-    The key is the string's UTF-8 bytes read as a big-endian integer, zero-padded to 8
-    bytes. When no string is longer than 8 bytes and none contains a NUL byte, equal keys
-    mean equal strings and keys sort like the strings (UTF-8 byte order is code point
-    order). Otherwise, and for nulls or columns not backed by Arrow, the answer is
-    ``None``: the caller takes its general path.
+    :func:`string_keys` for strings of at most 8 bytes (one word per string).
 
     Parameters
     ----------
@@ -60,26 +58,57 @@ def short_string_keys(values) -> np.ndarray | None:
     -------
     ndarray of uint64 or None
     """
+    keys = string_keys(values, max_words=1)
+    return None if keys is None else keys[:, 0]
+
+
+def string_keys(values, max_words: int = MAX_KEY_WORDS) -> np.ndarray | None:
+    """Each string of an Arrow-backed column as a row of ``uint64`` words, or ``None``.
+
+    The words are the string's UTF-8 bytes read as big-endian integers, 8 bytes each,
+    zero-padded; as many words per row as the longest string needs. When no string is
+    longer than ``8 * max_words`` bytes and none contains a NUL byte, equal rows mean equal
+    strings and rows compared word by word (most significant first) sort like the strings
+    (UTF-8 byte order is code point order). Otherwise, and for nulls or columns not backed
+    by Arrow, the answer is ``None``: the caller takes its general path.
+
+    Parameters
+    ----------
+    values : Series or Index
+        A string column.
+    max_words : int
+        Longest key, in 8-byte words.
+
+    Returns
+    -------
+    ndarray of uint64, shape (n, n_words), or None
+    """
     array = arrow_string_array(values)
     if array is None or array.null_count:
         return None
     if len(array) == 0:
-        return np.zeros(0, dtype=np.uint64)
+        return np.zeros((0, 1), dtype=np.uint64)
     offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
     offsets = np.frombuffer(array.buffers()[1], dtype=offset_type)[array.offset : array.offset + len(array) + 1]
     lengths = np.diff(offsets)
-    if int(lengths.max()) > KEY_BYTES:
+    longest = int(lengths.max())
+    if longest > KEY_BYTES * max_words:
         return None
     first, last = int(offsets[0]), int(offsets[-1])
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[first:last] if last > first else np.zeros(0, np.uint8)
     if len(data) and int(data.min()) == 0:  # "a" and "a\0" would share a key
         return None
-    padded = np.zeros(len(data) + KEY_BYTES, dtype=np.uint8)
+    n_words = max(1, -(-longest // KEY_BYTES))
+    padded = np.zeros(len(data) + KEY_BYTES * n_words, dtype=np.uint8)
     padded[: len(data)] = data
-    # 8 bytes starting at every byte: a strided view, read only at the strings' starts
-    words = np.ndarray(shape=(len(data) + 1,), dtype=">u8", buffer=padded, strides=(1,))
-    keys = words[offsets[:-1] - first].astype(np.uint64)
-    keys &= _PREFIX_MASKS[lengths]
+    # 8 bytes starting at every byte: a strided view, read only where words start
+    words = np.ndarray(shape=(len(padded) - KEY_BYTES + 1,), dtype=">u8", buffer=padded, strides=(1,))
+    starts = offsets[:-1] - first
+    keys = np.empty((len(array), n_words), dtype=np.uint64)
+    for k in range(n_words):
+        word = words[starts + KEY_BYTES * k].astype(np.uint64)
+        word &= _PREFIX_MASKS[np.clip(lengths - KEY_BYTES * k, 0, KEY_BYTES)]  # bytes past the end: zero
+        keys[:, k] = word
     return keys
 
 
@@ -99,7 +128,8 @@ def _ranked_digits(keys: np.ndarray) -> list[tuple[np.ndarray, int]]:
 
 
 def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stable argsort of ``uint64`` keys, and the sorted keys as integers of the same order.
+    """Stable argsort of ``uint64`` keys (or rows of them), and the sorted keys as integers
+    of the same order.
 
     Each 16-bit digit that varies is replaced by its rank among the digit's values present
     (ids like ``"D0012345"`` use 100 values per two-byte digit), which packs the keys into
@@ -110,7 +140,8 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Parameters
     ----------
-    keys : ndarray of uint64
+    keys : ndarray of uint64, shape (n,) or (n, n_words)
+        Rows of words compare most significant word first (:func:`string_keys`).
 
     Returns
     -------
@@ -123,7 +154,10 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(keys)
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
-    digits = _ranked_digits(keys)
+    if keys.ndim == 1:
+        digits = _ranked_digits(keys)
+    else:  # words, most significant first: their digits, least significant first
+        digits = [d for k in reversed(range(keys.shape[1])) for d in _ranked_digits(np.ascontiguousarray(keys[:, k]))]
     position_bits = (n - 1).bit_length()
     key_space = int(np.prod([n_values for _, n_values in digits], dtype=object))
     if (key_space - 1).bit_length() + position_bits <= 64:
@@ -155,4 +189,8 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for merged in passes[1:]:
         order = order[np.argsort(merged[order], kind="stable")]
     order = order.astype(np.int64, copy=False)
-    return order, keys[order]
+    if keys.ndim == 1:
+        return order, keys[order]
+    in_order = keys[order]
+    is_new = np.r_[False, (in_order[1:] != in_order[:-1]).any(axis=1)]
+    return order, np.cumsum(is_new, dtype=np.uint64)  # equal / increasing where the rows are

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataError, DataWarning, format_examples
-from ._keys import short_string_keys, stable_key_sort
+from ._keys import stable_key_sort, string_keys
 
 __all__ = [
     "EventSchema",
@@ -286,12 +286,13 @@ def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool) -> tuple[np.
     """Sort rows by (entity, time): the order, each sorted row's entity code, each code's id.
 
     Short string ids in time-sorted rows (an extract's usual shape) are sorted as integer
-    keys (:func:`~riskmodel._keys.short_string_keys`), with no hash table; the codes
+    keys (:func:`~riskmodel._keys.string_keys`, ids of up to 24 bytes), with no hash table; the codes
     then number the ids in sorted order. Otherwise ids are factorised, in sorted order if
     ``sort_ids``, and the integer codes are sorted.
     """
-    keys = short_string_keys(ids) if len(ids) > _FEW_VALUES else None
-    if keys is not None and bool((t_ns[1:] >= t_ns[:-1]).all()):
+    time_sorted = len(ids) > _FEW_VALUES and bool((t_ns[1:] >= t_ns[:-1]).all())
+    keys = string_keys(ids) if time_sorted else None
+    if keys is not None:
         order, sorted_keys = stable_key_sort(keys)  # stable: time order within an entity is kept
         is_first = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
         codes = np.cumsum(is_first) - 1

@@ -5,7 +5,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from riskmodel._keys import short_string_keys, stable_key_sort
+from riskmodel._keys import short_string_keys, stable_key_sort, string_keys
 
 TRICKY = ["", "a", "ab", "b", "D0000001", "D0000010", "é", "中文", "zz", "~", "\x7f", "a b", "\t"]
 
@@ -95,3 +95,44 @@ def test_key_sort_is_numpys_stable_argsort(make):
     expected = keys[order]
     np.testing.assert_array_equal(np.diff(sorted_keys.astype(object)) > 0, np.diff(expected.astype(object)) > 0)
     np.testing.assert_array_equal(sorted_keys[1:] == sorted_keys[:-1], expected[1:] == expected[:-1])
+
+
+LONG = TRICKY + ["110105202301150001", "110105202301150002", "1101052023011500", "D0000001x", "日本語",
+                 "24 bytes exactly 24 byte", "x" * 9, "x" * 16, "x" * 17, "同归于尽同归于尽"]
+
+
+@pytest.mark.parametrize("flavour", ["str", "arrow large_string", "chunked"])
+def test_word_keys_are_exact_and_sort_like_the_strings(flavour):
+    rng = np.random.default_rng(2)
+    values = list(rng.choice(LONG, 600))
+    keys = string_keys(_column(values, flavour))
+    assert keys is not None and keys.dtype == np.uint64 and keys.shape == (600, 3)
+    rows = [tuple(int(w) for w in row) for row in keys]
+    for i in range(0, 600, 7):
+        for j in range(0, 600, 11):
+            assert (rows[i] == rows[j]) == (values[i] == values[j])
+            assert (rows[i] < rows[j]) == (values[i].encode() < values[j].encode())
+
+
+def test_word_keys_use_as_few_words_as_the_longest_string_needs():
+    assert string_keys(pd.Series(["ab", "abcdefgh"], dtype="str")).shape == (2, 1)
+    assert string_keys(pd.Series(["ab", "abcdefghi"], dtype="str")).shape == (2, 2)
+    assert string_keys(pd.Series(["x" * 25], dtype="str")) is None
+    assert string_keys(pd.Series(["a", "a\x00"], dtype="str")) is None
+
+
+@pytest.mark.parametrize("n", [3000, 70_000])  # packed, and radix passes (too many bits to pack)
+def test_word_key_sort_is_the_strings_stable_order(n):
+    rng = np.random.default_rng(3)
+    if n > 10_000:  # random 20-character ids: every digit varies
+        pool = ["".join(rng.choice(list("0123456789ABCDEF"), 20)) for _ in range(5000)]
+    else:  # case numbers with a constant prefix: few digits vary
+        pool = [f"1101052023{i:08d}" for i in rng.integers(0, 10**8, 500)]
+    values = list(rng.choice(pool, n))
+    keys = string_keys(pd.Series(values, dtype="str"))
+    order, sorted_keys = stable_key_sort(keys)
+    expected = np.argsort(np.array(values, dtype=object), kind="stable")
+    np.testing.assert_array_equal(order, expected)
+    in_order = np.array(values, dtype=object)[order]
+    np.testing.assert_array_equal(sorted_keys[1:] == sorted_keys[:-1], in_order[1:] == in_order[:-1])
+    assert (np.diff(sorted_keys.astype(np.int64)) >= 0).all()

@@ -549,18 +549,20 @@ def _time_sorted_log(ids, n=400, seed=0):
         ["D0000001", "D0000002", "D0000010", "D0999999"],
         ["", "a", "ab", "é", "中文", "zz", "~", "a b", "12345678"],  # lengths 0-8, non-ASCII
         ["a", "a\x00", "b\x00c"],  # NUL bytes: general path
-        ["a much longer identifier", "b"],  # longer than 8 bytes: general path
+        ["a much longer identifier", "b"],  # 24 bytes: three words
+        ["110105202301150001", "110105202301150002", "110105202301159999"],  # case numbers: three words
+        ["an identifier longer than 24 bytes", "b"],  # general path
     ],
 )
 def test_short_string_ids_sort_like_the_general_path(ids, monkeypatch):
     events = _time_sorted_log(ids)
-    short = all(len(i.encode()) <= 8 and "\x00" not in i for i in ids)
-    assert (schema_module.short_string_keys(events["dispute_id"].dropna()) is not None) == short
+    short = all(len(i.encode()) <= 24 and "\x00" not in i for i in ids)
+    assert (schema_module.string_keys(events["dispute_id"].dropna()) is not None) == short
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         fast = schema_module.screen_events(events, SCHEMA, now=NOW)
         fast_clean, fast_rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
-        monkeypatch.setattr(schema_module, "short_string_keys", lambda values: None)
+        monkeypatch.setattr(schema_module, "string_keys", lambda values, max_words=3: None)
         general = schema_module.screen_events(events, SCHEMA, now=NOW)
         clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
     np.testing.assert_array_equal(fast.order, general.order)
