@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_features.py --scenario both --repeat 3
     python benchmarks/bench_features.py --scenario training --scale 0.05 --repeat 1  # quick
+    python benchmarks/bench_features.py --scenario nightly --id-format "1101052023{:08d}"  # 18-char ids
 
 Scenarios (``--scale`` multiplies the number of disputes):
 
@@ -50,6 +51,8 @@ WINDOWS = ("7D", "30D", "90D", "365D")
 PERIOD_START = pd.Timestamp("2021-01-01")
 PERIOD_END = pd.Timestamp("2024-01-01")  # 3 years; nightly as_of
 EVENTS_PER_DISPUTE = 10
+DEFAULT_ID_FORMAT = "D{:07d}"  # 8-byte ids; e.g. "1101052023{:08d}" for 18-character case numbers
+ID_FORMAT_ENV = "RISKMODEL_BENCH_ID_FORMAT"  # how --id-format reaches the measuring subprocesses
 
 SCENARIOS = {
     # name: (disputes at scale 1, cutoffs per dispute, time ratio target, memory target)
@@ -66,7 +69,8 @@ def make_data(n_disputes: int, n_cutoffs: int, seed: int = 0):
     """Events sorted by time (as an extract would be) and cutoffs, all vectorised."""
     rng = np.random.default_rng(seed)
     n_events = n_disputes * EVENTS_PER_DISPUTE
-    ids = pd.array([f"D{i:07d}" for i in range(n_disputes)], dtype="str")
+    id_format = os.environ.get(ID_FORMAT_ENV, DEFAULT_ID_FORMAT)  # set by --id-format
+    ids = pd.array([id_format.format(i) for i in range(n_disputes)], dtype="str")
     # skewed activity: a few disputes have many events, most have a handful
     activity = rng.gamma(0.7, size=n_disputes)
     owner = rng.choice(n_disputes, size=n_events, p=activity / activity.sum())
@@ -413,7 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="only print the stage profile of ours"
     )
+    parser.add_argument(
+        "--id-format", default=DEFAULT_ID_FORMAT,
+        help="dispute ids as str.format of 0..n-1 (default %(default)s, 8 bytes)",
+    )
     args = parser.parse_args(argv)
+    os.environ[ID_FORMAT_ENV] = args.id_format
     names = ("nightly", "training") if args.scenario == "both" else (args.scenario,)
     if args.profile:
         for name in names:

@@ -203,7 +203,8 @@ def _has_alias(name: str, alias: str) -> bool:
 
     from ._registry import tracking_uri
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
+    uri = tracking_uri()
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)  # never a registry set elsewhere
     try:
         client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
