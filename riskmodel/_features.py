@@ -24,10 +24,11 @@ from ._errors import DataError, DataWarning, ModelError, format_examples
 from ._keys import arrow_string_array, short_string_keys, stable_key_sort
 from ._schema import (
     _FEW_VALUES,
+    _NAT_NS,
     Columns,
     EventSchema,
+    _entity_order,
     _missing,
-    _sort_by_entity_time,
     _validated_entity_columns,
     screen_events,
     validate_cutoffs,
@@ -49,7 +50,6 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
-_NAT = np.iinfo(np.int64).min
 _OVERLAP_EVENTS = 1 << 20  # from this many events, a thread encodes the kinds while positions are searched
 _BLOCK_CELLS = 1 << 20  # (kind, cutoff) cells tallied at once: bounds memory, stays in cache
 
@@ -175,12 +175,11 @@ class PreparedEvents:
     def from_valid(cls, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool) -> PreparedEvents:
         """Index events that are already validated (e.g. concatenated chunks), in any order.
 
-        No checks are made; the (entity, time) order is found through integer codes.
+        No checks are made; the (entity, time) order is found as :func:`screen_events` finds it.
         """
-        codes, ids = pd.factorize(frame[schema.entity_col], sort=False)
         times = _as_ns(frame[schema.time_col])
-        order = _sort_by_entity_time(codes.astype(np.int64), times)
-        return cls(frame, schema, tz_aware, (codes[order].astype(np.int64), pd.Index(ids)), order=order)
+        order, codes, ids = _entity_order(frame[schema.entity_col], times, sort_ids=False)
+        return cls(frame, schema, tz_aware, (codes, ids), order=order, times_ns=times[order])
 
     def __len__(self) -> int:
         return len(self.entity_codes)
@@ -682,14 +681,6 @@ class _FeatureComputation:
         else:
             column[self.order] = values
 
-    def put_block(self, names: Sequence[str], values: np.ndarray) -> None:
-        """:meth:`put` for several columns at once (``values``: one column per name)."""
-        columns = [self.column_index[name] for name in names]
-        if self.order_is_identity:
-            self.matrix[:, columns] = values
-        else:
-            self.matrix[self.order[:, None], columns] = values
-
     def put_rows(self, names: Sequence[str], values: np.ndarray) -> None:
         """:meth:`put` for several columns at once, given as the rows of ``values`` (float32).
 
@@ -771,7 +762,7 @@ class _FeatureComputation:
         to_vocab = self.b._vocabulary(None).codes(uniques.to_numpy(dtype=object))
         unseen_values = to_vocab < 0
         if unseen_values.any():
-            per_value = np.bincount(self.ev.codes(self.schema.kind_col)[0], minlength=len(uniques))
+            per_value = np.bincount(self.ev._input_codes(self.schema.kind_col)[0], minlength=len(uniques))
             names = uniques[unseen_values]
             warnings.warn(
                 f"{int(per_value[unseen_values].sum())} event(s) of {len(names)} kind(s) not seen at fit "
@@ -874,7 +865,8 @@ class _FeatureComputation:
             cum = np.cumsum(one_hot, axis=0)  # cum[p]: events of each kind among the first p
             at_upper = cum[upper]
             for w in windows:
-                self.put_block([f"count_{slug}_{w}" for slug in slugs], at_upper - cum[self.position(w)])
+                in_window = (at_upper - cum[self.position(w)]).T.astype(np.float32)  # (kinds, cutoffs)
+                self.put_rows([f"count_{slug}_{w}" for slug in slugs], in_window)
         if recency:
             # last[p]: position of the last event of each kind among the first p (-1: none)
             last = np.where(one_hot > 0, np.arange(-1, n_events)[:, None], -1)
@@ -884,7 +876,7 @@ class _FeatureComputation:
             days = np.full(last_before.shape, np.nan, dtype=np.float32)
             times = self.time_at(last_before)
             days[has] = ((self.q_as_of[:, None] - times) / NS_PER_DAY)[has]
-            self.put_block([f"days_since_last_{slug}" for slug in slugs], days)
+            self.put_rows([f"days_since_last_{slug}" for slug in slugs], days.T)
 
     def ranges_are_disjoint(self) -> bool:
         """Whether no event lies in two cutoffs' histories ``[first event, as_of)``.
@@ -1002,7 +994,7 @@ class _FeatureComputation:
         """First outcome time per entity code (int64 ns; NaT-min where none)."""
 
         def compute():
-            out = np.full(len(self.cx.entity_ids) + 1, _NAT, dtype=np.int64)
+            out = np.full(len(self.cx.entity_ids) + 1, _NAT_NS, dtype=np.int64)
             outcome = self.cx.is_kind(self.schema.outcome_kinds)
             codes = self.cx.entity_codes[outcome]
             times = self.cx.times_ns[outcome]
@@ -1040,7 +1032,7 @@ class _FeatureComputation:
         # party's disputes, sorted by (party, first appearance)
         known_keys = np.sort(clock.keys(f_party, f_tick))
         esc = self.escalation_times()[f_entity]
-        has_esc = esc != _NAT
+        has_esc = esc != _NAT_NS
         esc_known = np.maximum(f_time, esc)  # an escalation is attributable once both are known
         esc_keys = np.sort(clock.keys(f_party[has_esc], clock.ticks(esc_known[has_esc])))
 
@@ -1072,7 +1064,7 @@ class _FeatureComputation:
         id_col = self.schema.entities_id
         window_ns = int(pd.Timedelta(self.b.context_window).value)
         w = self.b.context_window
-        first_time = np.full(len(self.cx.entity_ids) + 1, _NAT, dtype=np.int64)
+        first_time = np.full(len(self.cx.entity_ids) + 1, _NAT_NS, dtype=np.int64)
         starts = np.r_[True, self.cx.entity_codes[1:] != self.cx.entity_codes[:-1]] if len(self.cx) else []
         first_time[self.cx.entity_codes[starts]] = self.cx.times_ns[starts]
         esc_time = self.escalation_times()
@@ -1090,9 +1082,9 @@ class _FeatureComputation:
             known = (e_codes >= 0) & (e_groups >= 0)
             e_codes, e_groups = e_codes[known], e_groups[known]
             clock = Clock.for_range(len(vocab) + 2, self.t_min, self.t_max)
-            started = first_time[e_codes] != _NAT
+            started = first_time[e_codes] != _NAT_NS
             start_keys = np.sort(clock.keys(e_groups[started], clock.ticks(first_time[e_codes][started])))
-            escalated = esc_time[e_codes] != _NAT
+            escalated = esc_time[e_codes] != _NAT_NS
             esc_keys = np.sort(clock.keys(e_groups[escalated], clock.ticks(esc_time[e_codes][escalated])))
             q_group = np.where(q_rows >= 0, g_of_entity[np.maximum(q_rows, 0)] if len(g_of_entity) else -1, -1)
             valid = q_group >= 0
@@ -1166,8 +1158,8 @@ class _FeatureComputation:
         as_of = self.cutoffs["as_of"].to_numpy().view(np.int64)
         for col in schema.entity_time_cols:
             t = ents[col].to_numpy().view(np.int64)
-            t = t[at] if len(ents) else np.full(n, _NAT)
-            valid = ~unknown & (t != _NAT) & (t < as_of)  # a date at or after as_of is not yet known
+            t = t[at] if len(ents) else np.full(n, _NAT_NS)
+            valid = ~unknown & (t != _NAT_NS) & (t < as_of)  # a date at or after as_of is not yet known
             days = np.full(n, np.nan, dtype=np.float32)
             days[valid] = (as_of[valid] - t[valid]) / NS_PER_DAY
             out[f"days_since_{col}"] = days

@@ -18,7 +18,7 @@ import pandas as pd
 from ._artifact import load_model_dir
 from ._errors import DataError
 from ._model import RiskModel
-from ._schema import Columns, cutoffs_at
+from ._schema import Columns, _missing, cutoffs_at
 
 
 class RiskModelPyfunc:
@@ -71,8 +71,8 @@ def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, r
     schema = model._schema()
     if schema.entity_col not in getattr(events, "columns", []):
         raise DataError(f"events are missing the id column {schema.entity_col!r}.")
-    ids = events[schema.entity_col].array
-    ids = ids[~np.asarray(ids.isna(), dtype=bool)].unique()  # keeps the column's dtype
+    column = events[schema.entity_col]
+    ids = column.array[~_missing(column)].unique()  # keeps the column's dtype
     cutoffs = cutoffs_at(ids, as_of, schema, tz_aware=model.features_.tz_aware_)
     return model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra_columns,
                           validated=True)
