@@ -51,7 +51,8 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _OVERLAP_EVENTS = 1 << 20  # from this many events, a thread encodes the kinds while positions are searched
-_BLOCK_CELLS = 1 << 20  # (kind, cutoff) cells tallied at once: bounds memory, stays in cache
+_BLOCK_CELLS = 1 << 21  # (cutoff, kind, level) cells tallied at once: bounds memory, stays in cache
+_LEVEL_EVENTS = 1 << 22  # events whose levels are computed at once (bounds the int64 temporaries)
 
 
 class Vocabulary:
@@ -657,7 +658,6 @@ class _FeatureComputation:
         self.q_as_of = as_of[self.order]
         self.q_keys = qkeys[self.order]
         self.q_start_keys = self.clock.keys(self.q_codes, np.zeros_like(self.q_codes))
-        self.ev_keys = self.clock.keys(prepared.entity_codes, self.clock.ticks(prepared.times_ns))
         if context is None:
             self.cx_q_codes = self.q_codes
         else:
@@ -667,44 +667,42 @@ class _FeatureComputation:
         self._positions: dict[str, np.ndarray] = {}
         self._entity_codes: dict[str, tuple] = {}
 
-        # the output: one float32 matrix in the cutoffs' order, filled column by column
+        # the output: one float32 matrix, filled column by column in sorted-cutoff order,
+        # its rows put in the cutoffs' order at the end (:meth:`restore_order`)
         self.numeric_names = [n for n in builder.feature_names_out_ if n not in builder.categorical_features_]
         self.column_index = {n: j for j, n in enumerate(self.numeric_names)}
         self.matrix = np.empty((len(cutoffs), len(self.numeric_names)), dtype=np.float32, order="F")
-        self.order_is_identity = bool((self.order == np.arange(len(self.order))).all())
 
     def put(self, name: str, values: np.ndarray) -> None:
         """Write one column computed in sorted-cutoff order into the output matrix (as float32)."""
-        column = self.matrix[:, self.column_index[name]]
-        if self.order_is_identity:
-            column[:] = values
-        else:
-            column[self.order] = values
+        self.matrix[:, self.column_index[name]] = values
 
-    def put_rows(self, names: Sequence[str], values: np.ndarray) -> None:
-        """:meth:`put` for several columns at once, given as the rows of ``values`` (float32).
-
-        Columns that are neighbours in the output are one contiguous block of the
-        column-major matrix: the rows are then permuted into it in one ``np.take``.
-        """
+    def put_block(self, names: Sequence[str], r0: int, r1: int, values: np.ndarray) -> None:
+        """Write the values of sorted cutoffs ``r0..r1`` (rows) for several columns (``values``
+        has one column per name) into the output matrix (as float32)."""
         columns = [self.column_index[name] for name in names]
         first = columns[0]
-        if columns != list(range(first, first + len(columns))):
-            for name, row in zip(names, values):
-                self.put(name, row)
-            return
-        target = self.matrix[:, first : first + len(columns)].T  # (names, cutoffs), C-contiguous
-        if self.order_is_identity:
-            target[...] = values
+        if columns == list(range(first, first + len(columns))):  # neighbours: one block
+            self.matrix[r0:r1, first : first + len(columns)] = values
         else:
-            np.take(values, self.inverse_order, axis=1, out=target, mode="clip")  # indices are valid
+            self.matrix[r0:r1, columns] = values
 
-    @functools.cached_property
-    def inverse_order(self) -> np.ndarray:
-        """Sorted position of each cutoff (the inverse permutation of ``order``)."""
+    def restore_order(self) -> None:
+        """Put the matrix rows, computed in sorted-cutoff order, in the cutoffs' order."""
+        if bool((self.order == np.arange(len(self.order))).all()):
+            return
         inverse = np.empty_like(self.order)
         inverse[self.order] = np.arange(len(self.order))
-        return inverse
+        buffer = np.empty(len(inverse), dtype=self.matrix.dtype)
+        for j in range(self.matrix.shape[1]):
+            column = self.matrix[:, j]
+            np.take(column, inverse, out=buffer)
+            column[:] = buffer
+
+    @functools.cached_property
+    def ev_keys(self) -> np.ndarray:
+        """Sorted (entity, tick) key of each event (built on first search)."""
+        return self.clock.keys(self.ev.entity_codes, self.clock.ticks(self.ev.times_ns))
 
     def window_keys(self, window: str) -> np.ndarray:
         """Query keys for ``as_of - window`` (``"all"``: the entity's first possible key)."""
@@ -793,12 +791,13 @@ class _FeatureComputation:
         b = self.b
         if b._active("counts") or b._active("recency") or b._active("dynamics"):
             if len(self.ev) >= _OVERLAP_EVENTS:
-                # Arrow's encoding of the kinds and NumPy's searches both release the GIL:
-                # encode in a thread while the window positions are searched
+                # Arrow's encoding of the kinds and NumPy's array passes both release the GIL:
+                # encode in a thread while the event levels (or window positions) are computed
                 with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
                     encoding = pool.submit(self.ev._input_codes, self.schema.kind_col)
-                    for window in [None, *b._window_labels()]:
-                        self.position(window)
+                    if not self.uses_levels():
+                        for window in [None, *b._window_labels()]:
+                            self.position(window)
                     encoding.result()
             self.kinds = self.kind_codes()
         if b._active("counts") or b._active("recency"):
@@ -811,7 +810,8 @@ class _FeatureComputation:
             self.add_party()
         if b._active("context"):
             self.add_context()
-        categorical = {}
+        self.restore_order()
+        categorical = {}  # entity attributes come in the cutoffs' order
         if b._active("entity"):
             for name, values in self.entity_columns().items():
                 if name in self.column_index:
@@ -823,9 +823,17 @@ class _FeatureComputation:
     def add_counts_and_recency(self, counts: bool, recency: bool) -> None:
         """Windowed counts and days since the last event, in total and per kind.
 
-        One pass per kind: its cumulative count, gathered at the shared window positions.
+        Per kind: all kinds at once for a few events, by event level for one cutoff per
+        entity (nightly scoring), else one cumulative sum per kind.
         """
         windows = self.b._window_labels()
+        kinds = self.b.kinds_ + [OTHER_KIND]
+        if len(self.ev) * len(kinds) <= _FEW_VALUES * 4096:
+            self._add_kind_counts_all_at_once(kinds, windows, counts, recency)
+        elif self.uses_levels():
+            self._add_kind_counts_by_level(kinds, counts, recency)  # also sets the positions
+        else:
+            self._add_kind_counts_by_kind(kinds, windows, counts, recency)
         if counts:
             for w, values in self.windowed_counts(None, windows).items():
                 self.put(f"count_all_{w}", values)
@@ -833,13 +841,14 @@ class _FeatureComputation:
             last, has = self.last_time(None)
             self.put("days_since_last_event", self.days_between(self.q_as_of, last, has))
             self.put("days_since_first_event", self.days_between(self.q_as_of, self.time_at(self.position("all")), has))
-        kinds = self.b.kinds_ + [OTHER_KIND]
-        if len(self.ev) * len(kinds) <= _FEW_VALUES * 4096:
-            self._add_kind_counts_all_at_once(kinds, windows, counts, recency)
-            return
-        if self.ranges_are_disjoint():
-            self._add_kind_counts_by_range(kinds, windows, counts, recency)
-            return
+
+    def uses_levels(self) -> bool:
+        """Whether the counts and recency are tallied by event level (see :attr:`levels`)."""
+        return (self.b._active("counts") or self.b._active("recency")) and self.levels is not None
+
+    def _add_kind_counts_by_kind(self, kinds, windows, counts: bool, recency: bool) -> None:
+        """The per-kind part of :meth:`add_counts_and_recency`, one pass per kind: its
+        cumulative count, gathered at the shared window positions."""
         for code, kind in enumerate(kinds):
             slug = self.b.kind_slugs_[kind]
             mask = self.kinds == code
@@ -865,8 +874,8 @@ class _FeatureComputation:
             cum = np.cumsum(one_hot, axis=0)  # cum[p]: events of each kind among the first p
             at_upper = cum[upper]
             for w in windows:
-                in_window = (at_upper - cum[self.position(w)]).T.astype(np.float32)  # (kinds, cutoffs)
-                self.put_rows([f"count_{slug}_{w}" for slug in slugs], in_window)
+                in_window = at_upper - cum[self.position(w)]  # (cutoffs, kinds)
+                self.put_block([f"count_{slug}_{w}" for slug in slugs], 0, len(upper), in_window)
         if recency:
             # last[p]: position of the last event of each kind among the first p (-1: none)
             last = np.where(one_hot > 0, np.arange(-1, n_events)[:, None], -1)
@@ -876,67 +885,105 @@ class _FeatureComputation:
             days = np.full(last_before.shape, np.nan, dtype=np.float32)
             times = self.time_at(last_before)
             days[has] = ((self.q_as_of[:, None] - times) / NS_PER_DAY)[has]
-            self.put_rows([f"days_since_last_{slug}" for slug in slugs], days.T)
+            self.put_block([f"days_since_last_{slug}" for slug in slugs], 0, len(upper), days)
 
-    def ranges_are_disjoint(self) -> bool:
-        """Whether no event lies in two cutoffs' histories ``[first event, as_of)``.
+    @functools.cached_property
+    def levels(self) -> np.ndarray | None:
+        """Per sorted event, how many of its cutoff's windows hold it; ``None`` when the
+        tally by level does not apply (then positions are searched).
 
-        True when each dispute has at most one cutoff (nightly scoring); the per-kind
-        counts can then be tallied event by event instead of through cumulative sums.
+        Applies when each entity has at most one cutoff (nightly scoring) and every window
+        is a whole number of clock ticks. An event's cutoff is then its entity's; with
+        ``delta`` = (the cutoff's ``as_of`` floored to the clock) - (the event's time), the
+        event is before ``as_of`` iff ``delta > 0`` and in window ``w`` iff also
+        ``delta <= w``: exactly the tick comparisons of the searched positions. Level 0:
+        not before ``as_of`` (or no cutoff); 1: before it, in no finite window; then one
+        more per finite window, widest first (window ``j`` of :attr:`level_windows` holds
+        levels ``> j``).
         """
-        start, upper = self.position("all"), self.position(None)
-        return bool((start[1:] >= upper[:-1]).all())
+        n_entities = len(self.ev.entity_ids)
+        known = self.q_codes[self.q_codes < n_entities]
+        resolution = self.clock.resolution
+        widths = [int(pd.Timedelta(w).value) for w in self.level_windows[1:]]
+        if len(self.ev) == 0 or not bool((known[1:] > known[:-1]).all()) or any(w % resolution for w in widths):
+            return None
+        # per entity: its cutoff's floored as_of (far past when it has none)
+        upper = np.full(n_entities + 1, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        upper[self.q_codes] = self.clock.t_min_ns + self.clock.ticks(self.q_as_of) * resolution
+        levels = np.empty(len(self.ev), dtype=np.int8)
+        for lo in range(0, len(levels), _LEVEL_EVENTS):  # bounded temporaries
+            hi = min(lo + _LEVEL_EVENTS, len(levels))
+            delta = upper[self.ev.entity_codes[lo:hi]]
+            np.subtract(delta, self.ev.times_ns[lo:hi], out=delta)
+            before = delta > 0
+            level = levels[lo:hi]
+            np.copyto(level, before, casting="unsafe")
+            for width in widths:
+                level += (delta <= width) & before
+        return levels
 
-    def _add_kind_counts_by_range(self, kinds, windows, counts: bool, recency: bool) -> None:
-        """The per-kind part of :meth:`add_counts_and_recency` when the cutoffs' histories are
-        disjoint (:meth:`ranges_are_disjoint`): per window, one ``bincount`` of (kind,
-        cutoff) over the events in it, instead of a cumulative sum over all events per
-        kind; the last event of each (kind, cutoff) by ``np.maximum.at``. Same values.
+    @functools.cached_property
+    def level_windows(self) -> list[str]:
+        """The count windows from the widest (``"all"``) to the narrowest."""
+        return sorted(self.b._window_labels(), key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
 
-        An event's level is the number of its cutoff's windows that contain it: the window
-        starts are the same positions :meth:`windowed_counts` uses, ordered from the widest
-        window (``"all"``) to the narrowest, so window ``j`` holds the levels above ``j``.
-        Cutoffs are processed in blocks, so memory stays bounded whatever their number.
+    def _add_kind_counts_by_level(self, kinds, counts: bool, recency: bool) -> None:
+        """The per-kind part of :meth:`add_counts_and_recency` from :attr:`levels`: per block
+        of cutoffs, one ``bincount`` of (cutoff, kind, level) over the block's events (its
+        entities' events are neighbours in the timeline), then window counts as sums over
+        levels; the last event of each (cutoff, kind) by ``np.maximum.at``. Also sets the
+        window positions (a cutoff's first event, plus the events before each edge), so no
+        position is searched. Same values as the cumulative sums.
         """
-        n_kinds = len(kinds)
-        by_width = sorted(windows, key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
-        edges = [self.position(w) for w in by_width]  # per cutoff: non-decreasing along by_width
-        start, upper = self.position("all"), self.position(None)
-        n_levels, n_q = len(edges), len(upper)
-        # in_window[j, k, cutoff]: events of kind k in window by_width[j]; days[k, cutoff]
-        in_window = np.zeros((n_levels if counts else 0, n_kinds, n_q), dtype=np.float32)
-        days = np.full((n_kinds if recency else 0, n_q), np.nan, dtype=np.float32)
-        block = max(1, _BLOCK_CELLS // n_kinds)
+        n_entities, n_kinds = len(self.ev.entity_ids), len(kinds)
+        n_slots = len(self.level_windows) + 1  # levels 0..n_windows
+        per_entity = np.bincount(self.ev.entity_codes, minlength=n_entities + 1)
+        entity_start = np.zeros(n_entities + 2, dtype=np.int64)
+        np.cumsum(per_entity, out=entity_start[1:])
+        start, stop = entity_start[self.q_codes], entity_start[self.q_codes + 1]
+        # the sorted cutoff of each entity (of the next entity that has one, when it has none)
+        row_of_entity = np.searchsorted(self.q_codes, np.arange(n_entities + 1))
+        n_q = len(start)
+        in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # all kinds
+        slugs = [self.b.kind_slugs_[kind] for kind in kinds]
+        days = np.full((n_kinds, n_q), np.nan, dtype=np.float32) if recency else None
+        block = max(1, _BLOCK_CELLS // (n_kinds * n_slots))
         for r0 in range(0, n_q, block):
             r1 = min(r0 + block, n_q)
-            lo, hi = int(start[r0]), int(upper[r1 - 1])  # the block's events: positions [lo, hi)
+            lo, hi = int(start[r0]), int(stop[r1 - 1])  # the block's events: positions [lo, hi)
+            rows = r1 - r0
             if hi <= lo:
                 continue
-            rows = r1 - r0
-            # the block's events as runs: a gap (no cutoff's history), then a cutoff's history
-            lengths = upper[r0:r1] - start[r0:r1]
-            gaps = start[r0:r1] - np.r_[lo, upper[r0 : r1 - 1]]
-            inside = np.flatnonzero(np.repeat(np.tile([False, True], rows), np.column_stack([gaps, lengths]).ravel()))
-            owner = np.repeat(np.arange(rows), lengths)
-            # an event's level: how many of its cutoff's windows hold it (1..n_levels), run by run
-            segments = np.diff(np.column_stack([*(edge[r0:r1] for edge in edges), upper[r0:r1]]), axis=1)
-            level = np.repeat(np.tile(np.arange(1, n_levels + 1, dtype=np.int8), rows), segments.ravel())
-            inside += lo
-            cell = self.kinds[inside].astype(np.int64) * rows + owner  # (kind, cutoff) of each event
-            for j in range(n_levels if counts else 0):
-                in_j = cell if j == 0 else cell[level > j]  # window j holds the levels above j
-                in_window[j, :, r0:r1] = np.bincount(in_j, minlength=n_kinds * rows).reshape(n_kinds, rows)
+            # cell of (level, kind, cutoff): the cutoff varies fastest, so each window's
+            # counts are contiguous rows of the tally
+            cell = self.kinds[lo:hi].astype(np.int64)
+            cell *= rows
+            cell += row_of_entity[self.ev.entity_codes[lo:hi]]
+            cell -= r0
+            level = self.levels[lo:hi]
             if recency:
-                last = np.full(n_kinds * rows, -1, dtype=np.int64)
-                np.maximum.at(last, cell, inside)
+                before = np.flatnonzero(level)
+                last = np.full(n_kinds * rows, np.iinfo(np.int64).min, dtype=np.int64)
+                np.maximum.at(last, cell[before], self.ev.times_ns[lo + before])
                 last = last.reshape(n_kinds, rows)
-                np.copyto(days[:, r0:r1], (self.q_as_of[r0:r1] - self.time_at(last)) / NS_PER_DAY,
-                          casting="same_kind", where=last >= 0)
-        slugs = [self.b.kind_slugs_[kind] for kind in kinds]
-        for j in range(len(in_window)):
-            self.put_rows([f"count_{slug}_{by_width[j]}" for slug in slugs], in_window[j])
+                np.copyto(days[:, r0:r1], (self.q_as_of[r0:r1] - last) / NS_PER_DAY, casting="same_kind",
+                          where=last != np.iinfo(np.int64).min)
+            cell += level.astype(np.int64) * (n_kinds * rows)
+            tally = np.bincount(cell, minlength=n_slots * n_kinds * rows).reshape(n_slots, n_kinds, rows)
+            # window j holds the events of level > j: sums over levels, narrowest window first
+            for j in range(n_slots - 2, 0, -1):
+                tally[j] += tally[j + 1]
+            in_window[:, r0:r1] = tally[1:].sum(axis=1)
+            if counts:
+                for j, w in enumerate(self.level_windows):
+                    self.put_block([f"count_{slug}_{w}" for slug in slugs], r0, r1, tally[j + 1].T)
+        # positions of the edges, as the searches would find them
+        self._positions["all"] = start
+        self._positions["as_of"] = start + in_window[0]
+        for j, w in enumerate(self.level_windows[1:], start=1):
+            self._positions[w] = self._positions["as_of"] - in_window[j]
         if recency:
-            self.put_rows([f"days_since_last_{slug}" for slug in slugs], days)
+            self.put_block([f"days_since_last_{slug}" for slug in slugs], 0, n_q, days.T)
 
     def add_dynamics(self) -> None:
         b = self.b

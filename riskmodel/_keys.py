@@ -99,6 +99,12 @@ def string_keys(values, max_words: int = MAX_KEY_WORDS) -> np.ndarray | None:
     if len(data) and int(data.min()) == 0:  # "a" and "a\0" would share a key
         return None
     n_words = max(1, -(-longest // KEY_BYTES))
+    if int(lengths.min()) == longest:  # fixed width (the usual id format): the bytes are the rows
+        rows = data.reshape(len(array), longest)
+        if longest < KEY_BYTES * n_words:
+            rows = np.zeros((len(array), KEY_BYTES * n_words), dtype=np.uint8)
+            rows[:, :longest] = data.reshape(len(array), longest)
+        return rows.view(">u8").astype(np.uint64)
     padded = np.zeros(len(data) + KEY_BYTES * n_words, dtype=np.uint8)
     padded[: len(data)] = data
     # 8 bytes starting at every byte: a strided view, read only where words start
@@ -112,18 +118,20 @@ def string_keys(values, max_words: int = MAX_KEY_WORDS) -> np.ndarray | None:
     return keys
 
 
-def _ranked_digits(keys: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """The 16-bit digits of ``keys`` that vary, least significant first, each replaced by
-    its rank among the digit's values present: ``(ranks as uint16, number of values)``."""
+def _ranked_digits(keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """The 16-bit digits of ``keys`` that vary, least significant first, with each digit
+    value's rank among the values present: ``(digits as uint16, rank of each of the 65536
+    values, number of values present)``."""
     varying = int(np.bitwise_or.reduce(keys)) ^ int(np.bitwise_and.reduce(keys))
     as_digits = keys.view(np.uint16).reshape(-1, 4)  # strided views, no copies
     digits = []
     for position in range(4):
         if not (varying >> (16 * position)) & 0xFFFF:
             continue  # constant digit: nothing to sort on
-        digit = as_digits[:, position if sys.byteorder == "little" else 3 - position]
-        present = np.bincount(digit, minlength=1 << 16) > 0
-        digits.append(((np.cumsum(present) - 1).astype(np.uint16)[digit], int(np.count_nonzero(present))))
+        digit = np.ascontiguousarray(as_digits[:, position if sys.byteorder == "little" else 3 - position])
+        present = np.zeros(1 << 16, dtype=bool)
+        present[digit] = True
+        digits.append((digit, np.cumsum(present) - 1, int(np.count_nonzero(present))))
     return digits
 
 
@@ -159,24 +167,22 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     else:  # words, most significant first: their digits, least significant first
         digits = [d for k in reversed(range(keys.shape[1])) for d in _ranked_digits(np.ascontiguousarray(keys[:, k]))]
     position_bits = (n - 1).bit_length()
-    key_space = int(np.prod([n_values for _, n_values in digits], dtype=object))
+    key_space = int(np.prod([n_values for _, _, n_values in digits], dtype=object))
     if (key_space - 1).bit_length() + position_bits <= 64:
-        packed_type = np.uint32 if key_space <= 1 << 32 else np.uint64  # fewer bytes to move
-        packed = np.zeros(n, dtype=packed_type)
-        radix = 1
-        for ranks, n_values in digits:
-            packed += ranks.astype(packed_type) * packed_type(radix)
+        packed = np.arange(n, dtype=np.uint64)  # (key rank, position): positions in the low bits
+        radix = 1 << position_bits
+        for digit, ranks, n_values in digits:  # each digit adds its rank times its place value
+            packed += (ranks.astype(np.uint64) * np.uint64(radix))[digit]
             radix *= n_values
-        packed = packed.astype(np.uint64, copy=False)
-        packed <<= np.uint64(position_bits)
-        packed |= np.arange(n, dtype=np.uint64)
         packed.sort()
-        order = (packed & np.uint64((1 << position_bits) - 1)).astype(np.int64)
-        return order, packed >> np.uint64(position_bits)
+        sorted_keys = packed >> np.uint64(position_bits)
+        packed &= np.uint64((1 << position_bits) - 1)  # the positions, below 2**63: int64 as they are
+        return packed.view(np.int64), sorted_keys
     # LSD radix passes, neighbouring digits merged while their value counts fit in 16 bits
     passes: list[np.ndarray] = []
     merged, radix = None, 1
-    for ranks, n_values in digits:
+    for digit, table, n_values in digits:
+        ranks = table.astype(np.uint16)[digit]
         if merged is not None and radix * n_values <= 1 << 16:
             merged += ranks * np.uint16(radix)  # below n_values * radix: no overflow
             radix *= n_values

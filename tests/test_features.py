@@ -403,30 +403,38 @@ def test_context_events_give_the_same_rows_as_the_whole_log(seed):
     pd.testing.assert_frame_equal(part, whole[chunk])
 
 
+def _spy_on_levels(monkeypatch):
+    """Record whether each transform tallies by level; returns the record."""
+    taken = []
+    uses_levels = riskmodel._features._FeatureComputation.uses_levels
+    monkeypatch.setattr(riskmodel._features._FeatureComputation, "uses_levels",
+                        lambda self: taken.append(uses_levels(self)) or taken[-1])
+    return taken
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, monkeypatch):
-    """One cutoff per dispute (nightly scoring) tallies the events of the disjoint histories
-    at once; the per-kind cumulative sums and the slow reference give the same values."""
+    """One cutoff per dispute (nightly scoring) tallies events by level; the per-kind
+    cumulative sums and the slow reference give the same values."""
     for module in (riskmodel._schema, riskmodel._features):
         monkeypatch.setattr(module, "_FEW_VALUES", 0)
-    monkeypatch.setattr(riskmodel._features, "_BLOCK_CELLS", 40)  # several blocks
+    monkeypatch.setattr(riskmodel._features, "_BLOCK_CELLS", 200)  # several blocks of cutoffs
+    monkeypatch.setattr(riskmodel._features, "_LEVEL_EVENTS", 64)  # levels in several slices
     events, _, _ = random_log(seed)
     rng = np.random.default_rng(seed)
-    ids = list(rng.permutation(events["dispute_id"].unique())) + ["D999"]  # D999: no events
+    # every other dispute has no cutoff: its events lie between the cutoffs' histories
+    ids = list(rng.permutation(sorted(events["dispute_id"].unique())[::2])) + ["D999"]  # D999: no events
     as_of = (T0 + pd.to_timedelta(rng.integers(-10, 420, len(ids)), unit="D")).to_numpy(copy=True)
     as_of[:3] = events.groupby("dispute_id")["time"].first()[ids[:3]].to_numpy()  # exactly at an event
     cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": as_of}, index=rng.permutation(len(ids)) * 3)
     windows = ("30D", "7D", "365D")  # not sorted by length
     fb = FeatureBuilder(windows=windows, families=("counts", "recency"), max_kinds=4).fit(events)
-    taken = []
-    disjoint = riskmodel._features._FeatureComputation.ranges_are_disjoint
-    monkeypatch.setattr(riskmodel._features._FeatureComputation, "ranges_are_disjoint",
-                        lambda self: taken.append(disjoint(self)) or taken[-1])
+    taken = _spy_on_levels(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         tallied = fb.transform(events, cutoffs)
-        assert taken == [True]
-        monkeypatch.setattr(riskmodel._features._FeatureComputation, "ranges_are_disjoint", lambda self: False)
+        assert taken[-1]
+        monkeypatch.setattr(riskmodel._features._FeatureComputation, "uses_levels", lambda self: False)
         general = fb.transform(events, cutoffs)
     pd.testing.assert_frame_equal(tallied, general)
     assert tallied.filter(like="_other_").sum().sum() > 0  # kinds beyond max_kinds are tallied as 'other'
@@ -435,14 +443,49 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
         np.testing.assert_allclose(tallied[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-6, err_msg=col)
 
 
-def test_several_cutoffs_of_one_dispute_take_the_general_path():
+def test_tally_by_level_floors_times_to_the_clock_as_the_searches_do(monkeypatch):
+    """On a coarse clock (here seconds) an event in the same tick as ``as_of`` is not yet
+    counted, by the level tally as by the searched positions; the other families read the
+    positions the tally sets."""
+    for module in (riskmodel._schema, riskmodel._features):
+        monkeypatch.setattr(module, "_FEW_VALUES", 0)
+    monkeypatch.setattr(riskmodel._timeline, "_RESOLUTIONS_NS", (1_000_000_000,))
+    events, _, _ = random_log(5)
+    rng = np.random.default_rng(5)
+    ids = sorted(events["dispute_id"].unique())
+    # as_of a fraction of a second after one of the dispute's events, or at a random time
+    at = events.groupby("dispute_id")["time"].max()[ids].to_numpy()
+    jitter = pd.to_timedelta(rng.integers(1, 999_999_999, len(ids)), unit="ns").to_numpy()
+    as_of = np.where(rng.random(len(ids)) < 0.5, at + jitter, at - pd.Timedelta(days=30) + jitter)
+    cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": as_of})
+    fb = FeatureBuilder(windows=("7D", "90D"), families=("counts", "recency", "dynamics", "text")).fit(events)
+    taken = _spy_on_levels(monkeypatch)
+    tallied = fb.transform(events, cutoffs)
+    assert taken[-1]
+    monkeypatch.setattr(riskmodel._features._FeatureComputation, "uses_levels", lambda self: False)
+    general = fb.transform(events, cutoffs)
+    pd.testing.assert_frame_equal(tallied, general)
+    # the clock's floor matters here: the exact reference counts the same-second events
+    exact = reference_features(events, cutoffs, None, ("7D", "90D"), fb.kinds_, EventSchema())
+    assert (tallied["count_all_all"].to_numpy() < exact["count_all_all"].to_numpy()).any()
+
+
+def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
     events, _, _ = random_log(0)
     cutoffs = pd.DataFrame({"dispute_id": ["D001", "D002", "D001"], "as_of": pd.to_datetime(["2024-06-01"] * 3)})
     fb = FeatureBuilder(families=("counts", "recency")).fit(events)
     computation = riskmodel._features._FeatureComputation(
         fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(cutoffs), None
     )
-    assert not computation.ranges_are_disjoint()
+    assert computation.levels is None
+    # a window that is not a whole number of clock ticks cannot be tallied by level either
+    single = cutoffs.iloc[:2]
+    monkeypatch.setattr(riskmodel._timeline, "_RESOLUTIONS_NS", (1_000_000_000,))
+    fb = FeatureBuilder(windows=("1500ms",), families=("counts",)).fit(events)
+    computation = riskmodel._features._FeatureComputation(
+        fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(single), None
+    )
+    assert computation.levels is None
 
 
 @pytest.mark.parametrize(
@@ -478,7 +521,7 @@ def test_factorize_matches_pandas_for_every_string_flavour(dtype):
 
 
 def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch):
-    """Large logs encode the kinds in a thread while positions are searched: same output."""
+    """Large logs encode the kinds in a thread while levels or positions are computed: same output."""
     events, entities, cutoffs = random_log(4)
     fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
     with warnings.catch_warnings():

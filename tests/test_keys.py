@@ -41,6 +41,8 @@ def test_keys_of_a_slice_read_only_its_strings():
     column = pd.Series(["xxxxxxxx", "ab", "", "é", "yyyyyyyy"], dtype="str").iloc[1:4]
     keys = short_string_keys(column)
     assert list(keys) == [int.from_bytes(s.encode().ljust(8, b"\0"), "big") for s in ["ab", "", "é"]]
+    fixed = short_string_keys(pd.Series(["xxxxxxxx", "abc", "éf", "yyyyyyyy"], dtype="str").iloc[1:3])
+    assert list(fixed) == [int.from_bytes(s.encode().ljust(8, b"\0"), "big") for s in ["abc", "éf"]]
 
 
 @pytest.mark.parametrize(
@@ -112,6 +114,24 @@ def test_word_keys_are_exact_and_sort_like_the_strings(flavour):
         for j in range(0, 600, 11):
             assert (rows[i] == rows[j]) == (values[i] == values[j])
             assert (rows[i] < rows[j]) == (values[i].encode() < values[j].encode())
+
+
+@pytest.mark.parametrize("width", [1, 5, 8, 13, 18, 24])
+@pytest.mark.parametrize("flavour", ["str", "arrow large_string", "chunked"])
+def test_fixed_width_keys_are_the_strings_bytes(width, flavour):
+    """Ids of one length (the usual format) are read as rows of bytes: same words as the
+    general path, i.e. the big-endian zero-padded UTF-8 bytes, 8 per word."""
+    rng = np.random.default_rng(width)
+    alphabet = ["0", "9", "A", "z", " ", "é"]  # é: 2 bytes, so some strings are longer...
+    values = ["".join(rng.choice(alphabet, width)).encode()[:width].decode(errors="ignore").ljust(width, "x")
+              for _ in range(300)]
+    values = [v for v in values if len(v.encode()) == width]  # ... and are left out
+    keys = string_keys(_column(values, flavour))
+    n_words = -(-width // 8)
+    want = [[int.from_bytes(v.encode().ljust(8 * n_words, b"\0")[8 * k : 8 * k + 8], "big") for k in range(n_words)]
+            for v in values]
+    assert keys.shape == (len(values), n_words)
+    assert keys.tolist() == want
 
 
 def test_word_keys_use_as_few_words_as_the_longest_string_needs():
