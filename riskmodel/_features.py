@@ -50,7 +50,7 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
-_OVERLAP_EVENTS = 1 << 20  # from this many events, a thread encodes the kinds while positions are searched
+_OVERLAP_EVENTS = 1 << 20  # from this many events, a thread encodes the kinds while the events are screened
 _BLOCK_CELLS = 1 << 21  # (cutoff, kind, level) cells tallied at once: bounds memory, stays in cache
 _LEVEL_EVENTS = 1 << 22  # events whose levels are computed at once (bounds the int64 temporaries)
 
@@ -205,6 +205,8 @@ class PreparedEvents:
     def _shared_result(self, key, compute):
         if key not in self._shared:
             self._shared[key] = compute()
+        if isinstance(self._shared[key], concurrent.futures.Future):  # computed in the background
+            self._shared[key] = self._shared[key].result()
         return self._shared[key]
 
     def _input_codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
@@ -297,12 +299,31 @@ def prepare_events(
     if isinstance(events, PreparedEvents):
         return events
     schema = schema or EventSchema()
+    kinds = _encode_in_background(events, schema.kind_col)  # while the events are screened
     screened = screen_events(events, schema, now=now, sort_ids=False)
     if screened.n_rejects:
         from ._schema import _raise_rejects
 
         _raise_rejects(screened.rejects, "events")
-    return _index_screened(screened, schema)
+    prepared = _index_screened(screened, schema)
+    if kinds is not None:  # no rejects: the valid rows are the input rows
+        prepared._shared[("factorize", schema.kind_col)] = kinds
+    return prepared
+
+
+def _encode_in_background(events, column: str) -> concurrent.futures.Future | None:
+    """Start :func:`_factorize` of a large Arrow string column in a thread (Arrow's
+    encoding releases the GIL, so it runs beside the NumPy work); ``None`` otherwise."""
+    if not isinstance(events, pd.DataFrame) or len(events) < _OVERLAP_EVENTS or column not in events:
+        return None
+    values = events[column]
+    if arrow_string_array(values) is None:
+        return None
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmodel-encode")
+    try:
+        return pool.submit(_factorize, values)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with its task
 
 
 def _index_screened(screened, schema: EventSchema) -> PreparedEvents:
@@ -651,12 +672,15 @@ class _FeatureComputation:
         t_max = max([int(t.max()) for t in known] + [int(as_of.max())])
         self.t_min, self.t_max = t_min, t_max
         self.clock = Clock.for_range(n_entities + 2, t_min, t_max)
-        qkeys = self.clock.keys(codes, self.clock.ticks(as_of))
-        self.order = np.argsort(qkeys, kind="stable")
+        ticks = self.clock.ticks(as_of)
+        slots = _entity_slots(codes, n_entities)
+        by_time = np.argsort(ticks, kind="stable")
+        self.order = by_time[np.argsort(slots[by_time], kind="stable")]
         # Everything below works on cutoffs sorted by (entity, as_of): searches get fast.
         self.q_codes = codes[self.order]
+        self.q_slots = slots[self.order]
         self.q_as_of = as_of[self.order]
-        self.q_keys = qkeys[self.order]
+        self.q_keys = self.clock.keys(self.q_codes, ticks[self.order])
         self.q_start_keys = self.clock.keys(self.q_codes, np.zeros_like(self.q_codes))
         if context is None:
             self.cx_q_codes = self.q_codes
@@ -790,15 +814,6 @@ class _FeatureComputation:
     def run(self) -> FeatureColumns:
         b = self.b
         if b._active("counts") or b._active("recency") or b._active("dynamics"):
-            if len(self.ev) >= _OVERLAP_EVENTS:
-                # Arrow's encoding of the kinds and NumPy's array passes both release the GIL:
-                # encode in a thread while the event levels (or window positions) are computed
-                with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-                    encoding = pool.submit(self.ev._input_codes, self.schema.kind_col)
-                    if not self.uses_levels():
-                        for window in [None, *b._window_labels()]:
-                            self.position(window)
-                    encoding.result()
             self.kinds = self.kind_codes()
         if b._active("counts") or b._active("recency"):
             self.add_counts_and_recency(b._active("counts"), b._active("recency"))
@@ -940,9 +955,11 @@ class _FeatureComputation:
         per_entity = np.bincount(self.ev.entity_codes, minlength=n_entities + 1)
         entity_start = np.zeros(n_entities + 2, dtype=np.int64)
         np.cumsum(per_entity, out=entity_start[1:])
-        start, stop = entity_start[self.q_codes], entity_start[self.q_codes + 1]
-        # the sorted cutoff of each entity (of the next entity that has one, when it has none)
-        row_of_entity = np.searchsorted(self.q_codes, np.arange(n_entities + 1))
+        # each cutoff's events (an id without events: none, where its slot is)
+        start = entity_start[self.q_slots // 2]
+        stop = np.where(self.q_slots % 2 == 1, entity_start[self.q_codes + 1], start)
+        # the sorted cutoff of each entity (the next cutoff's, when it has none)
+        row_of_entity = np.searchsorted(self.q_slots, 2 * np.arange(n_entities + 1) + 1)
         n_q = len(start)
         in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # all kinds
         slugs = [self.b.kind_slugs_[kind] for kind in kinds]
@@ -1211,6 +1228,19 @@ class _FeatureComputation:
             days[valid] = (as_of[valid] - t[valid]) / NS_PER_DAY
             out[f"days_since_{col}"] = days
         return out
+
+
+def _entity_slots(codes: np.ndarray, n_entities: int) -> np.ndarray:
+    """Sort slots of cutoffs by entity: ``2 * code + 1`` for an entity with events; an id
+    without events (``code == n_entities``) takes the even slot just after the entity of
+    the nearest cutoff above it that has one, so cutoffs listed in entity order keep
+    their order (their rows need no permutation) wherever such ids are."""
+    known = codes < n_entities
+    if known.all():
+        return 2 * codes + 1
+    last_known = np.maximum.accumulate(np.where(known, np.arange(len(codes)), -1))
+    previous = np.where(last_known >= 0, codes[np.maximum(last_known, 0)], -1)
+    return np.where(known, 2 * codes + 1, 2 * (previous + 1))
 
 
 def _cumulative(mask: np.ndarray) -> np.ndarray:

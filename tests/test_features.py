@@ -422,10 +422,15 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
     monkeypatch.setattr(riskmodel._features, "_LEVEL_EVENTS", 64)  # levels in several slices
     events, _, _ = random_log(seed)
     rng = np.random.default_rng(seed)
-    # every other dispute has no cutoff: its events lie between the cutoffs' histories
-    ids = list(rng.permutation(sorted(events["dispute_id"].unique())[::2])) + ["D999"]  # D999: no events
+    # every other dispute has no cutoff: its events lie between the cutoffs' histories;
+    # ids without events anywhere in the list: before, between and after the others'
+    ids = list(rng.permutation(sorted(events["dispute_id"].unique())[::2]))
+    for unknown in ["A000", "D0105", "D999", "Z"]:
+        ids.insert(int(rng.integers(0, len(ids) + 1)), unknown)
     as_of = (T0 + pd.to_timedelta(rng.integers(-10, 420, len(ids)), unit="D")).to_numpy(copy=True)
-    as_of[:3] = events.groupby("dispute_id")["time"].first()[ids[:3]].to_numpy()  # exactly at an event
+    first = events.groupby("dispute_id")["time"].first()
+    at_event = [i for i, d in enumerate(ids) if d in first.index][:3]
+    as_of[at_event] = first[[ids[i] for i in at_event]].to_numpy()  # exactly at an event
     cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": as_of}, index=rng.permutation(len(ids)) * 3)
     windows = ("30D", "7D", "365D")  # not sorted by length
     fb = FeatureBuilder(windows=windows, families=("counts", "recency"), max_kinds=4).fit(events)
@@ -468,6 +473,24 @@ def test_tally_by_level_floors_times_to_the_clock_as_the_searches_do(monkeypatch
     # the clock's floor matters here: the exact reference counts the same-second events
     exact = reference_features(events, cutoffs, None, ("7D", "90D"), fb.kinds_, EventSchema())
     assert (tallied["count_all_all"].to_numpy() < exact["count_all_all"].to_numpy()).any()
+
+
+def test_cutoffs_in_entity_order_are_computed_in_place():
+    """Cutoffs listed in entity order (sorted ids, for a time-sorted extract), with ids that
+    have no events among them, need no permutation of the output rows; the features are
+    those of the shuffled list."""
+    events, _, _ = random_log(0)
+    events = events.sort_values("time", kind="stable")  # an extract's order: ids are then numbered sorted
+    ids = sorted(events["dispute_id"].unique())
+    ids = ["A000"] + ids[:5] + ["D0035", "D0036"] + ids[5:] + ["Z"]  # no events: first, inside, last
+    cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": pd.Timestamp("2024-06-01")})
+    fb = FeatureBuilder(families=("counts", "recency", "dynamics")).fit(events)
+    computation = riskmodel._features._FeatureComputation(
+        fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(cutoffs), None
+    )
+    np.testing.assert_array_equal(computation.order, np.arange(len(ids)))
+    shuffled = cutoffs.sample(frac=1, random_state=0)
+    pd.testing.assert_frame_equal(fb.transform(events, cutoffs).loc[shuffled.index], fb.transform(events, shuffled))
 
 
 def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
@@ -521,7 +544,7 @@ def test_factorize_matches_pandas_for_every_string_flavour(dtype):
 
 
 def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch):
-    """Large logs encode the kinds in a thread while levels or positions are computed: same output."""
+    """Large logs encode the kinds in a thread while the events are screened: same output."""
     events, entities, cutoffs = random_log(4)
     fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
     with warnings.catch_warnings():
