@@ -51,7 +51,6 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _OVERLAP_EVENTS = 1 << 20  # from this many events, a thread encodes the kinds while the events are screened
-_BLOCK_CELLS = 1 << 21  # (cutoff, kind, level) cells tallied at once: bounds memory, stays in cache
 _LEVEL_EVENTS = 1 << 22  # events whose levels are computed at once (bounds the int64 temporaries)
 
 
@@ -943,64 +942,76 @@ class _FeatureComputation:
         return sorted(self.b._window_labels(), key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
 
     def _add_kind_counts_by_level(self, kinds, counts: bool, recency: bool) -> None:
-        """The per-kind part of :meth:`add_counts_and_recency` from :attr:`levels`: per block
-        of cutoffs, one ``bincount`` of (cutoff, kind, level) over the block's events (its
-        entities' events are neighbours in the timeline), then window counts as sums over
-        levels; the last event of each (cutoff, kind) by ``np.maximum.at``. Also sets the
-        window positions (a cutoff's first event, plus the events before each edge), so no
-        position is searched. Same values as the cumulative sums.
+        """The per-kind part of :meth:`add_counts_and_recency` from :attr:`levels`: each
+        event adds one to its (kind, window) cell of its cutoff's row in the output, for
+        the windows that hold it (``np.add.at``, over ever fewer events from the widest
+        window to the narrowest); the last event of each (cutoff, kind) by
+        ``np.maximum.at``. Also sets the window positions (a cutoff's first event, plus
+        the events before each edge), so no position is searched. Same values as the
+        cumulative sums.
         """
         n_entities, n_kinds = len(self.ev.entity_ids), len(kinds)
-        n_slots = len(self.level_windows) + 1  # levels 0..n_windows
-        per_entity = np.bincount(self.ev.entity_codes, minlength=n_entities + 1)
         entity_start = np.zeros(n_entities + 2, dtype=np.int64)
-        np.cumsum(per_entity, out=entity_start[1:])
-        # each cutoff's events (an id without events: none, where its slot is)
-        start = entity_start[self.q_slots // 2]
-        stop = np.where(self.q_slots % 2 == 1, entity_start[self.q_codes + 1], start)
-        # the sorted cutoff of each entity (the next cutoff's, when it has none)
+        np.cumsum(np.bincount(self.ev.entity_codes, minlength=n_entities + 1), out=entity_start[1:])
+        # the sorted cutoff of each entity (the next cutoff's, when it has none: its events
+        # are at level 0 and never read)
         row_of_entity = np.searchsorted(self.q_slots, 2 * np.arange(n_entities + 1) + 1)
-        n_q = len(start)
-        in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # all kinds
+        n_q = len(self.q_slots)
         slugs = [self.b.kind_slugs_[kind] for kind in kinds]
-        days = np.full((n_kinds, n_q), np.nan, dtype=np.float32) if recency else None
-        block = max(1, _BLOCK_CELLS // (n_kinds * n_slots))
-        for r0 in range(0, n_q, block):
-            r1 = min(r0 + block, n_q)
-            lo, hi = int(start[r0]), int(stop[r1 - 1])  # the block's events: positions [lo, hi)
-            rows = r1 - r0
-            if hi <= lo:
-                continue
-            # cell of (level, kind, cutoff): the cutoff varies fastest, so each window's
-            # counts are contiguous rows of the tally
-            cell = self.kinds[lo:hi].astype(np.int64)
-            cell *= rows
-            cell += row_of_entity[self.ev.entity_codes[lo:hi]]
-            cell -= r0
+        # flat position of (cutoff, column) in the column-major matrix: column * n_q + cutoff
+        flat = self.matrix.T.reshape(-1)
+        one = np.float32(1)
+        count_columns = [np.array([self.column_index[f"count_{slug}_{w}"] for slug in slugs]) * n_q
+                         for w in self.level_windows]
+        if counts:
+            for columns in count_columns:
+                self.matrix[:, columns // n_q] = 0
+        in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # events, all kinds
+        last = np.full(n_kinds * n_q, np.iinfo(np.int64).min, dtype=np.int64) if recency else None
+        for lo in range(0, len(self.ev), _LEVEL_EVENTS):  # bounded temporaries
+            hi = min(lo + _LEVEL_EVENTS, len(self.ev))
+            rows = row_of_entity[self.ev.entity_codes[lo:hi]]
+            kind = self.kinds[lo:hi]
             level = self.levels[lo:hi]
-            if recency:
-                before = np.flatnonzero(level)
-                last = np.full(n_kinds * rows, np.iinfo(np.int64).min, dtype=np.int64)
-                np.maximum.at(last, cell[before], self.ev.times_ns[lo + before])
-                last = last.reshape(n_kinds, rows)
-                np.copyto(days[:, r0:r1], (self.q_as_of[r0:r1] - last) / NS_PER_DAY, casting="same_kind",
-                          where=last != np.iinfo(np.int64).min)
-            cell += level.astype(np.int64) * (n_kinds * rows)
-            tally = np.bincount(cell, minlength=n_slots * n_kinds * rows).reshape(n_slots, n_kinds, rows)
-            # window j holds the events of level > j: sums over levels, narrowest window first
-            for j in range(n_slots - 2, 0, -1):
-                tally[j] += tally[j + 1]
-            in_window[:, r0:r1] = tally[1:].sum(axis=1)
-            if counts:
-                for j, w in enumerate(self.level_windows):
-                    self.put_block([f"count_{slug}_{w}" for slug in slugs], r0, r1, tally[j + 1].T)
+            positions = None  # the events of the current window, as positions in the slice
+            for j, columns in enumerate(count_columns):  # window j holds the levels above j
+                held = level > j if positions is None else level[positions] > j
+                if positions is None:
+                    positions = None if held.all() else np.flatnonzero(held)
+                else:
+                    positions = positions[held]
+                window_rows = rows if positions is None else rows[positions]
+                window_kind = kind if positions is None else kind[positions]
+                if counts:
+                    np.add.at(flat, columns[window_kind] + window_rows, one)
+                else:
+                    in_window[j] += np.bincount(window_rows, minlength=n_q)
+                if recency and j == 0:
+                    times = self.ev.times_ns[lo:hi] if positions is None else self.ev.times_ns[lo + positions]
+                    np.maximum.at(last, window_kind * np.int64(n_q) + window_rows, times)
+                if positions is not None and len(positions) == 0:
+                    break
+        if counts:  # the events in each window: the sums of its kinds' counts (exact in float32)
+            total = np.empty(n_q, dtype=np.float64)
+            for j, columns in enumerate(count_columns):
+                total[:] = 0
+                for column in columns // n_q:
+                    total += self.matrix[:, column]
+                in_window[j] = total
         # positions of the edges, as the searches would find them
+        start = entity_start[self.q_slots // 2]  # an id without events: where its slot is
         self._positions["all"] = start
         self._positions["as_of"] = start + in_window[0]
         for j, w in enumerate(self.level_windows[1:], start=1):
             self._positions[w] = self._positions["as_of"] - in_window[j]
         if recency:
-            self.put_block([f"days_since_last_{slug}" for slug in slugs], 0, n_q, days.T)
+            elapsed = np.empty(n_q, dtype=np.int64)
+            for k, slug in enumerate(slugs):
+                last_k = last[k * n_q : (k + 1) * n_q]
+                column = self.matrix[:, self.column_index[f"days_since_last_{slug}"]]
+                column[:] = np.nan
+                np.subtract(self.q_as_of, last_k, out=elapsed)
+                np.copyto(column, elapsed / NS_PER_DAY, casting="same_kind", where=last_k != np.iinfo(np.int64).min)
 
     def add_dynamics(self) -> None:
         b = self.b

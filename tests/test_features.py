@@ -418,7 +418,6 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
     cumulative sums and the slow reference give the same values."""
     for module in (riskmodel._schema, riskmodel._features):
         monkeypatch.setattr(module, "_FEW_VALUES", 0)
-    monkeypatch.setattr(riskmodel._features, "_BLOCK_CELLS", 200)  # several blocks of cutoffs
     monkeypatch.setattr(riskmodel._features, "_LEVEL_EVENTS", 64)  # levels in several slices
     events, _, _ = random_log(seed)
     rng = np.random.default_rng(seed)
