@@ -178,8 +178,8 @@ class PreparedEvents:
         No checks are made; the (entity, time) order is found as :func:`screen_events` finds it.
         """
         times = _as_ns(frame[schema.time_col])
-        order, codes, ids = _entity_order(frame[schema.entity_col], times, sort_ids=False)
-        return cls(frame, schema, tz_aware, (codes, ids), order=order, times_ns=times[order])
+        order, codes, ids, sorted_times = _entity_order(frame[schema.entity_col], times, sort_ids=False)
+        return cls(frame, schema, tz_aware, (codes, ids), order=order, times_ns=sorted_times)
 
     def __len__(self) -> int:
         return len(self.entity_codes)
@@ -945,12 +945,12 @@ class _FeatureComputation:
         """The per-kind part of :meth:`add_counts_and_recency` from :attr:`levels`: each
         event adds one to its (kind, window) cell of its cutoff's row in the output, for
         the windows that hold it (``np.add.at``, over ever fewer events from the widest
-        window to the narrowest); the last event of each (cutoff, kind) by
-        ``np.maximum.at``. Also sets the window positions (a cutoff's first event, plus
+        window to the narrowest); the days since the last event of each (cutoff, kind) by
+        ``np.minimum.at``. Also sets the window positions (a cutoff's first event, plus
         the events before each edge), so no position is searched. Same values as the
         cumulative sums.
         """
-        n_entities, n_kinds = len(self.ev.entity_ids), len(kinds)
+        n_entities = len(self.ev.entity_ids)
         entity_start = np.zeros(n_entities + 2, dtype=np.int64)
         np.cumsum(np.bincount(self.ev.entity_codes, minlength=n_entities + 1), out=entity_start[1:])
         # the sorted cutoff of each entity (the next cutoff's, when it has none: its events
@@ -967,7 +967,11 @@ class _FeatureComputation:
             for columns in count_columns:
                 self.matrix[:, columns // n_q] = 0
         in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # events, all kinds
-        last = np.full(n_kinds * n_q, np.iinfo(np.int64).min, dtype=np.int64) if recency else None
+        # days since the last event of each kind: the least days since any of them (float32
+        # rounding keeps the order, so it is the rounded least value); no event: inf, then NaN
+        days_columns = np.array([self.column_index[f"days_since_last_{slug}"] for slug in slugs]) * n_q
+        if recency:
+            self.matrix[:, days_columns // n_q] = np.inf
         for lo in range(0, len(self.ev), _LEVEL_EVENTS):  # bounded temporaries
             hi = min(lo + _LEVEL_EVENTS, len(self.ev))
             rows = row_of_entity[self.ev.entity_codes[lo:hi]]
@@ -988,7 +992,8 @@ class _FeatureComputation:
                     in_window[j] += np.bincount(window_rows, minlength=n_q)
                 if recency and j == 0:
                     times = self.ev.times_ns[lo:hi] if positions is None else self.ev.times_ns[lo + positions]
-                    np.maximum.at(last, window_kind * np.int64(n_q) + window_rows, times)
+                    days = ((self.q_as_of[window_rows] - times) / NS_PER_DAY).astype(np.float32)
+                    np.minimum.at(flat, days_columns[window_kind] + window_rows, days)
                 if positions is not None and len(positions) == 0:
                     break
         if counts:  # the events in each window: the sums of its kinds' counts (exact in float32)
@@ -1005,13 +1010,9 @@ class _FeatureComputation:
         for j, w in enumerate(self.level_windows[1:], start=1):
             self._positions[w] = self._positions["as_of"] - in_window[j]
         if recency:
-            elapsed = np.empty(n_q, dtype=np.int64)
-            for k, slug in enumerate(slugs):
-                last_k = last[k * n_q : (k + 1) * n_q]
-                column = self.matrix[:, self.column_index[f"days_since_last_{slug}"]]
-                column[:] = np.nan
-                np.subtract(self.q_as_of, last_k, out=elapsed)
-                np.copyto(column, elapsed / NS_PER_DAY, casting="same_kind", where=last_k != np.iinfo(np.int64).min)
+            for column in days_columns // n_q:
+                values = self.matrix[:, column]
+                np.copyto(values, np.nan, where=np.isinf(values))
 
     def add_dynamics(self) -> None:
         b = self.b

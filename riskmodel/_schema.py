@@ -20,6 +20,7 @@ Policies (documented here once, referenced by every docstring that validates):
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime
 import functools
@@ -282,26 +283,35 @@ def _sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     return order
 
 
-def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool) -> tuple[np.ndarray, np.ndarray, pd.Index]:
-    """Sort rows by (entity, time): the order, each sorted row's entity code, each code's id.
+def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
+                  ) -> tuple[np.ndarray, np.ndarray, pd.Index, np.ndarray]:
+    """Sort rows by (entity, time): the order, each sorted row's entity code, each code's id
+    and the sorted rows' times.
 
     Short string ids in time-sorted rows (an extract's usual shape) are sorted as integer
     keys (:func:`~riskmodel._keys.string_keys`, ids of up to 24 bytes), with no hash table; the codes
-    then number the ids in sorted order. Otherwise ids are factorised, in sorted order if
-    ``sort_ids``, and the integer codes are sorted.
+    then number the ids in sorted order (the times are permuted in a thread meanwhile).
+    Otherwise ids are factorised, in sorted order if ``sort_ids``, and the integer codes
+    are sorted.
     """
     time_sorted = len(ids) > _FEW_VALUES and bool((t_ns[1:] >= t_ns[:-1]).all())
     keys = string_keys(ids) if time_sorted else None
     if keys is not None:
         order, sorted_keys = stable_key_sort(keys)  # stable: time order within an entity is kept
-        is_first = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
-        codes = np.cumsum(is_first) - 1
-        return order, codes, pd.Index(ids.array.take(order[is_first]))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # NumPy and Arrow release the GIL
+            sorted_times = pool.submit(t_ns.take, order)
+            is_first = np.empty(len(order), dtype=bool)
+            is_first[:1] = True
+            np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=is_first[1:])
+            codes = np.cumsum(is_first, dtype=np.int64)
+            codes -= 1
+            uniques = pd.Index(ids.array.take(order[is_first]))
+            return order, codes, uniques, sorted_times.result()
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
     codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
     codes = codes.astype(np.int64)
     order = _sort_by_entity_time(codes, t_ns)
-    return order, codes[order], pd.Index(uniques)
+    return order, codes[order], pd.Index(uniques), t_ns[order]
 
 
 def screen_events(
@@ -357,8 +367,7 @@ def screen_events(
     if isinstance(columns[schema.kind_col].dtype, pd.CategoricalDtype):
         columns[schema.kind_col] = columns[schema.kind_col].astype(str)
 
-    order, codes, uniques = _entity_order(columns[schema.entity_col], t_ns, sort_ids)
-    t_ns = t_ns[order]
+    order, codes, uniques, t_ns = _entity_order(columns[schema.entity_col], t_ns, sort_ids)
     # exact duplicates share (entity, time), so after the sort they are neighbours
     same_key = np.r_[False, (codes[1:] == codes[:-1]) & (t_ns[1:] == t_ns[:-1])] if len(codes) else np.zeros(0, bool)
     candidates = same_key | np.r_[same_key[1:], False] if len(codes) else same_key
@@ -745,7 +754,7 @@ def validate_cutoffs(
     _require_frame(cutoffs, "cutoffs")
     needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
     _require_columns(cutoffs, needed, "cutoffs")
-    null_ids = pd.isna(cutoffs[schema.entity_col].to_numpy())
+    null_ids = _missing(cutoffs[schema.entity_col])
     if null_ids.any():
         raise DataError(
             f"cutoffs: {int(null_ids.sum())} row(s) with null id in {schema.entity_col!r} "
