@@ -20,7 +20,6 @@ Policies (documented here once, referenced by every docstring that validates):
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import datetime
 import functools
@@ -290,23 +289,19 @@ def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
 
     Short string ids in time-sorted rows (an extract's usual shape) are sorted as integer
     keys (:func:`~riskmodel._keys.string_keys`, ids of up to 24 bytes), with no hash table; the codes
-    then number the ids in sorted order (the times are permuted in a thread meanwhile).
-    Otherwise ids are factorised, in sorted order if ``sort_ids``, and the integer codes
+    then number the ids in sorted order. Otherwise ids are factorised, in sorted order if ``sort_ids``, and the integer codes
     are sorted.
     """
     time_sorted = len(ids) > _FEW_VALUES and bool((t_ns[1:] >= t_ns[:-1]).all())
     keys = string_keys(ids) if time_sorted else None
     if keys is not None:
         order, sorted_keys = stable_key_sort(keys)  # stable: time order within an entity is kept
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # NumPy and Arrow release the GIL
-            sorted_times = pool.submit(t_ns.take, order)
-            is_first = np.empty(len(order), dtype=bool)
-            is_first[:1] = True
-            np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=is_first[1:])
-            codes = np.cumsum(is_first, dtype=np.int64)
-            codes -= 1
-            uniques = pd.Index(ids.array.take(order[is_first]))
-            return order, codes, uniques, sorted_times.result()
+        is_first = np.empty(len(order), dtype=bool)
+        is_first[:1] = True
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=is_first[1:])
+        codes = np.cumsum(is_first, dtype=np.int64)
+        codes -= 1
+        return order, codes, pd.Index(ids.array.take(order[is_first])), t_ns[order]
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
     codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
     codes = codes.astype(np.int64)
