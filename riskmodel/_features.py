@@ -857,8 +857,8 @@ class _FeatureComputation:
             self.put("days_since_first_event", self.days_between(self.q_as_of, self.time_at(self.position("all")), has))
 
     def uses_levels(self) -> bool:
-        """Whether the counts and recency are tallied by event level (see :attr:`levels`)."""
-        return (self.b._active("counts") or self.b._active("recency")) and self.levels is not None
+        """Whether the counts and recency are tallied by event level (see :meth:`levels`)."""
+        return (self.b._active("counts") or self.b._active("recency")) and self.level_edges is not None
 
     def _add_kind_counts_by_kind(self, kinds, windows, counts: bool, recency: bool) -> None:
         """The per-kind part of :meth:`add_counts_and_recency`, one pass per kind: its
@@ -902,39 +902,42 @@ class _FeatureComputation:
             self.put_block([f"days_since_last_{slug}" for slug in slugs], 0, len(upper), days)
 
     @functools.cached_property
-    def levels(self) -> np.ndarray | None:
-        """Per sorted event, how many of its cutoff's windows hold it; ``None`` when the
-        tally by level does not apply (then positions are searched).
+    def level_edges(self) -> np.ndarray | None:
+        """Per entity, its cutoff's ``as_of`` floored to the clock (far past when it has no
+        cutoff), when the tally by level applies (see :meth:`levels`); else ``None`` (then
+        positions are searched).
 
         Applies when each entity has at most one cutoff (nightly scoring) and every window
-        is a whole number of clock ticks. An event's cutoff is then its entity's; with
-        ``delta`` = (the cutoff's ``as_of`` floored to the clock) - (the event's time), the
-        event is before ``as_of`` iff ``delta > 0`` and in window ``w`` iff also
-        ``delta <= w``: exactly the tick comparisons of the searched positions. Level 0:
-        not before ``as_of`` (or no cutoff); 1: before it, in no finite window; then one
-        more per finite window, widest first (window ``j`` of :attr:`level_windows` holds
-        levels ``> j``).
+        is a whole number of clock ticks.
         """
         n_entities = len(self.ev.entity_ids)
         known = self.q_codes[self.q_codes < n_entities]
-        resolution = self.clock.resolution
         widths = [int(pd.Timedelta(w).value) for w in self.level_windows[1:]]
-        if len(self.ev) == 0 or not bool((known[1:] > known[:-1]).all()) or any(w % resolution for w in widths):
+        if len(self.ev) == 0 or not bool((known[1:] > known[:-1]).all()) or any(
+            w % self.clock.resolution for w in widths
+        ):
             return None
-        # per entity: its cutoff's floored as_of (far past when it has none)
-        upper = np.full(n_entities + 1, np.iinfo(np.int64).min // 2, dtype=np.int64)
-        upper[self.q_codes] = self.clock.t_min_ns + self.clock.ticks(self.q_as_of) * resolution
-        levels = np.empty(len(self.ev), dtype=np.int8)
-        for lo in range(0, len(levels), _LEVEL_EVENTS):  # bounded temporaries
-            hi = min(lo + _LEVEL_EVENTS, len(levels))
-            delta = upper[self.ev.entity_codes[lo:hi]]
-            np.subtract(delta, self.ev.times_ns[lo:hi], out=delta)
-            before = delta > 0
-            level = levels[lo:hi]
-            np.copyto(level, before, casting="unsafe")
-            for width in widths:
-                level += (delta <= width) & before
-        return levels
+        edges = np.full(n_entities + 1, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        edges[self.q_codes] = self.clock.t_min_ns + self.clock.ticks(self.q_as_of) * self.clock.resolution
+        return edges
+
+    def levels(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """For sorted events ``lo..hi``: how many of their cutoff's windows hold them, and
+        ``delta``, their cutoff's floored ``as_of`` minus their time.
+
+        An event's cutoff is its entity's; it is before ``as_of`` iff ``delta > 0`` and in
+        window ``w`` iff also ``delta <= w``: exactly the tick comparisons of the searched
+        positions. Level 0: not before ``as_of`` (or no cutoff); 1: before it, in no finite
+        window; then one more per finite window, widest first (window ``j`` of
+        :attr:`level_windows` holds levels ``> j``).
+        """
+        delta = self.level_edges[self.ev.entity_codes[lo:hi]]
+        delta -= self.ev.times_ns[lo:hi]
+        before = delta > 0
+        level = before.astype(np.int8)
+        for w in self.level_windows[1:]:
+            level += (delta <= int(pd.Timedelta(w).value)) & before
+        return level, delta
 
     @functools.cached_property
     def level_windows(self) -> list[str]:
@@ -942,7 +945,7 @@ class _FeatureComputation:
         return sorted(self.b._window_labels(), key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
 
     def _add_kind_counts_by_level(self, kinds, counts: bool, recency: bool) -> None:
-        """The per-kind part of :meth:`add_counts_and_recency` from :attr:`levels`: each
+        """The per-kind part of :meth:`add_counts_and_recency` from :meth:`levels`: each
         event adds one to its (kind, window) cell of its cutoff's row in the output, for
         the windows that hold it (``np.add.at``, over ever fewer events from the widest
         window to the narrowest); the days since the last event of each (cutoff, kind) by
@@ -967,6 +970,7 @@ class _FeatureComputation:
             for columns in count_columns:
                 self.matrix[:, columns // n_q] = 0
         in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # events, all kinds
+        as_of_on_clock = bool(((self.q_as_of - self.clock.t_min_ns) % self.clock.resolution == 0).all())
         # days since the last event of each kind: the least days since any of them (float32
         # rounding keeps the order, so it is the rounded least value); no event: inf, then NaN
         days_columns = np.array([self.column_index[f"days_since_last_{slug}"] for slug in slugs]) * n_q
@@ -976,7 +980,7 @@ class _FeatureComputation:
             hi = min(lo + _LEVEL_EVENTS, len(self.ev))
             rows = row_of_entity[self.ev.entity_codes[lo:hi]]
             kind = self.kinds[lo:hi]
-            level = self.levels[lo:hi]
+            level, delta = self.levels(lo, hi)
             positions = None  # the events of the current window, as positions in the slice
             for j, columns in enumerate(count_columns):  # window j holds the levels above j
                 held = level > j if positions is None else level[positions] > j
@@ -991,9 +995,13 @@ class _FeatureComputation:
                 else:
                     in_window[j] += np.bincount(window_rows, minlength=n_q)
                 if recency and j == 0:
-                    times = self.ev.times_ns[lo:hi] if positions is None else self.ev.times_ns[lo + positions]
-                    days = ((self.q_as_of[window_rows] - times) / NS_PER_DAY).astype(np.float32)
-                    np.minimum.at(flat, days_columns[window_kind] + window_rows, days)
+                    if as_of_on_clock:  # as_of - time is delta
+                        elapsed = delta if positions is None else delta[positions]
+                    else:
+                        times = self.ev.times_ns[lo:hi] if positions is None else self.ev.times_ns[lo + positions]
+                        elapsed = self.q_as_of[window_rows] - times
+                    np.minimum.at(flat, days_columns[window_kind] + window_rows,
+                                  (elapsed / NS_PER_DAY).astype(np.float32))
                 if positions is not None and len(positions) == 0:
                     break
         if counts:  # the events in each window: the sums of its kinds' counts (exact in float32)

@@ -364,13 +364,18 @@ def screen_events(
 
     order, codes, uniques, t_ns = _entity_order(columns[schema.entity_col], t_ns, sort_ids)
     # exact duplicates share (entity, time), so after the sort they are neighbours
-    same_key = np.r_[False, (codes[1:] == codes[:-1]) & (t_ns[1:] == t_ns[:-1])] if len(codes) else np.zeros(0, bool)
-    candidates = same_key | np.r_[same_key[1:], False] if len(codes) else same_key
+    # candidates: rows sharing (entity, time) with a neighbour
+    same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
+    if len(codes) > 1:
+        np.equal(codes[1:], codes[:-1], out=same_key[1:-1])
+        same_key[1:-1] &= t_ns[1:] == t_ns[:-1]
+    candidates = same_key[:-1] | same_key[1:]
     n_dup = 0
     if candidates.any():
         rows = order[candidates]
         dup = np.zeros(len(order), dtype=bool)
-        dup[candidates] = original.iloc[np.flatnonzero(~bad)[rows]].duplicated(keep="first").to_numpy()
+        input_rows = np.flatnonzero(~bad)[rows] if bad.any() else rows
+        dup[candidates] = original.iloc[input_rows].duplicated(keep="first").to_numpy()
         n_dup = int(dup.sum())
         if n_dup:
             warnings.warn(

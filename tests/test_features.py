@@ -499,7 +499,7 @@ def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
     computation = riskmodel._features._FeatureComputation(
         fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(cutoffs), None
     )
-    assert computation.levels is None
+    assert computation.level_edges is None
     # a window that is not a whole number of clock ticks cannot be tallied by level either
     single = cutoffs.iloc[:2]
     monkeypatch.setattr(riskmodel._timeline, "_RESOLUTIONS_NS", (1_000_000_000,))
@@ -507,7 +507,7 @@ def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
     computation = riskmodel._features._FeatureComputation(
         fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(single), None
     )
-    assert computation.levels is None
+    assert computation.level_edges is None
 
 
 @pytest.mark.parametrize(
