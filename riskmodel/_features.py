@@ -646,7 +646,9 @@ class _FeatureComputation:
     positions of each cutoff's ``as_of`` and of each window's lower edge are searched once
     (``np.searchsorted``); counts restricted to a subset of events (a kind, a keyword
     group, night-time) are then differences of that subset's cumulative sum at those same
-    positions, so the cost per subset is one pass over the events plus gathers.
+    positions, so the cost per subset is one pass over the events plus gathers. With one
+    cutoff per entity (nightly scoring) the per-kind counts and recency are instead
+    tallied event by event (:meth:`levels`), which also gives the positions.
     """
 
     def __init__(self, builder: FeatureBuilder, prepared: PreparedEvents, cutoffs: pd.DataFrame, entities,

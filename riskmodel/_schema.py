@@ -288,9 +288,9 @@ def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
     and the sorted rows' times.
 
     Short string ids in time-sorted rows (an extract's usual shape) are sorted as integer
-    keys (:func:`~riskmodel._keys.string_keys`, ids of up to 24 bytes), with no hash table; the codes
-    then number the ids in sorted order. Otherwise ids are factorised, in sorted order if ``sort_ids``, and the integer codes
-    are sorted.
+    keys (:func:`~riskmodel._keys.string_keys`, ids of up to 24 bytes), with no hash
+    table; the codes then number the ids in sorted order. Otherwise ids are factorised,
+    in sorted order if ``sort_ids``, and the integer codes are sorted.
     """
     time_sorted = len(ids) > _FEW_VALUES and bool((t_ns[1:] >= t_ns[:-1]).all())
     keys = string_keys(ids) if time_sorted else None
