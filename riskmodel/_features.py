@@ -951,7 +951,7 @@ class _FeatureComputation:
         event adds one to its (kind, window) cell of its cutoff's row in the output, for
         the windows that hold it (``np.add.at``, over ever fewer events from the widest
         window to the narrowest); the days since the last event of each (cutoff, kind) by
-        ``np.minimum.at``. Also sets the window positions (a cutoff's first event, plus
+        ``np.fmin.at``. Also sets the window positions (a cutoff's first event, plus
         the events before each edge), so no position is searched. Same values as the
         cumulative sums.
         """
@@ -974,10 +974,11 @@ class _FeatureComputation:
         in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # events, all kinds
         as_of_on_clock = bool(((self.q_as_of - self.clock.t_min_ns) % self.clock.resolution == 0).all())
         # days since the last event of each kind: the least days since any of them (float32
-        # rounding keeps the order, so it is the rounded least value); no event: inf, then NaN
+        # rounding keeps the order, so it is the rounded least value); np.fmin skips the NaN
+        # the columns start with, which stays where there is no event
         days_columns = np.array([self.column_index[f"days_since_last_{slug}"] for slug in slugs]) * n_q
         if recency:
-            self.matrix[:, days_columns // n_q] = np.inf
+            self.matrix[:, days_columns // n_q] = np.nan
         for lo in range(0, len(self.ev), _LEVEL_EVENTS):  # bounded temporaries
             hi = min(lo + _LEVEL_EVENTS, len(self.ev))
             rows = row_of_entity[self.ev.entity_codes[lo:hi]]
@@ -1002,8 +1003,7 @@ class _FeatureComputation:
                     else:
                         times = self.ev.times_ns[lo:hi] if positions is None else self.ev.times_ns[lo + positions]
                         elapsed = self.q_as_of[window_rows] - times
-                    np.minimum.at(flat, days_columns[window_kind] + window_rows,
-                                  (elapsed / NS_PER_DAY).astype(np.float32))
+                    np.fmin.at(flat, days_columns[window_kind] + window_rows, (elapsed / NS_PER_DAY).astype(np.float32))
                 if positions is not None and len(positions) == 0:
                     break
         if counts:  # the events in each window: the sums of its kinds' counts (exact in float32)
@@ -1019,10 +1019,6 @@ class _FeatureComputation:
         self._positions["as_of"] = start + in_window[0]
         for j, w in enumerate(self.level_windows[1:], start=1):
             self._positions[w] = self._positions["as_of"] - in_window[j]
-        if recency:
-            for column in days_columns // n_q:
-                values = self.matrix[:, column]
-                np.copyto(values, np.nan, where=np.isinf(values))
 
     def add_dynamics(self) -> None:
         b = self.b
