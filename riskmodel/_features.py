@@ -50,7 +50,7 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
-_OVERLAP_EVENTS = 1 << 20  # from this many events, a thread encodes the kinds while the events are screened
+_OVERLAP_EVENTS = 1 << 20  # from this many events, threads encode and permute the kinds beside other work
 _LEVEL_EVENTS = 1 << 22  # events whose levels are computed at once (bounds the int64 temporaries)
 
 
@@ -318,11 +318,16 @@ def _encode_in_background(events, column: str) -> concurrent.futures.Future | No
     values = events[column]
     if arrow_string_array(values) is None:
         return None
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmodel-encode")
+    return _in_background(_factorize, values)
+
+
+def _in_background(function, *args) -> concurrent.futures.Future:
+    """``function(*args)`` started in a thread of its own, which ends with it."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmodel")
     try:
-        return pool.submit(_factorize, values)
+        return pool.submit(function, *args)
     finally:
-        pool.shutdown(wait=False)  # the thread ends with its task
+        pool.shutdown(wait=False)
 
 
 def _index_screened(screened, schema: EventSchema) -> PreparedEvents:
@@ -778,8 +783,9 @@ class _FeatureComputation:
             return np.zeros(len(upper), dtype=np.int64), np.zeros(len(upper), dtype=bool)
         return self.time_at(positions[np.minimum(np.maximum(before - 1, 0), len(positions) - 1)]), before > cum[start]
 
-    def kind_codes(self) -> np.ndarray:
-        """Index of each event's kind in ``kinds_ + [other]``; warns about unseen kinds."""
+    def kind_codes(self) -> np.ndarray | concurrent.futures.Future:
+        """Index of each event's kind in ``kinds_ + [other]``; warns about unseen kinds.
+        For a large log, a future of it (see :attr:`kinds`)."""
         vocab = self.b.kinds_
         _, uniques = self.ev._input_codes(self.schema.kind_col)
         to_vocab = self.b._vocabulary(None).codes(uniques.to_numpy(dtype=object))
@@ -796,7 +802,16 @@ class _FeatureComputation:
         to_vocab = np.where(unseen_values, len(vocab), to_vocab).astype(np.min_scalar_type(len(vocab)))
         if len(to_vocab) == 0:  # no events
             return np.zeros(len(self.ev), dtype=to_vocab.dtype)
+        if len(self.ev) >= _OVERLAP_EVENTS:  # permuted in a thread while the tallies are set up
+            return _in_background(self.ev.recoded, self.schema.kind_col, to_vocab)
         return self.ev.recoded(self.schema.kind_col, to_vocab)
+
+    @property
+    def kinds(self) -> np.ndarray:
+        """:meth:`kind_codes` of the sorted events (set by :meth:`run`)."""
+        if isinstance(self._kinds, concurrent.futures.Future):
+            self._kinds = self._kinds.result()
+        return self._kinds
 
     def time_at(self, positions: np.ndarray) -> np.ndarray:
         """Event times at sorted-timeline ``positions`` (clipped; mask the result yourself)."""
@@ -815,7 +830,7 @@ class _FeatureComputation:
     def run(self) -> FeatureColumns:
         b = self.b
         if b._active("counts") or b._active("recency") or b._active("dynamics"):
-            self.kinds = self.kind_codes()
+            self._kinds = self.kind_codes()
         if b._active("counts") or b._active("recency"):
             self.add_counts_and_recency(b._active("counts"), b._active("recency"))
         if b._active("dynamics"):

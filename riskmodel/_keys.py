@@ -9,6 +9,7 @@ Longer ids (case numbers of 18-20 characters) are a few such words, compared wor
 
 from __future__ import annotations
 
+import concurrent.futures
 import sys
 
 import numpy as np
@@ -18,6 +19,7 @@ import pyarrow as pa
 __all__ = ["arrow_string_array", "short_string_keys", "stable_key_sort", "string_keys"]
 
 KEY_BYTES = 8
+_THREADED_KEYS = 1 << 20  # from this many keys, digits are ranked two at a time in threads
 MAX_KEY_WORDS = 3  # strings of up to 24 bytes get keys
 # PREFIX_MASKS[n]: the n most significant bytes of a 64-bit word
 _PREFIX_MASKS = np.array(
@@ -118,21 +120,29 @@ def string_keys(values, max_words: int = MAX_KEY_WORDS) -> np.ndarray | None:
     return keys
 
 
-def _ranked_digits(keys: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """The 16-bit digits of ``keys`` that vary, least significant first, with each digit
-    value's rank among the values present: ``(digits as uint16, rank of each of the 65536
-    values, number of values present)``."""
+def _varying_digits(keys: np.ndarray) -> list[np.ndarray]:
+    """The 16-bit digits of ``keys`` that vary, least significant first (strided views)."""
     varying = int(np.bitwise_or.reduce(keys)) ^ int(np.bitwise_and.reduce(keys))
     as_digits = keys.view(np.uint16).reshape(-1, 4)  # strided views, no copies
-    digits = []
-    for position in range(4):
-        if not (varying >> (16 * position)) & 0xFFFF:
-            continue  # constant digit: nothing to sort on
-        digit = np.ascontiguousarray(as_digits[:, position if sys.byteorder == "little" else 3 - position])
-        present = np.zeros(1 << 16, dtype=bool)
-        present[digit] = True
-        digits.append((digit, np.cumsum(present) - 1, int(np.count_nonzero(present))))
-    return digits
+    return [as_digits[:, position if sys.byteorder == "little" else 3 - position]
+            for position in range(4) if (varying >> (16 * position)) & 0xFFFF]
+
+
+def _ranked(digit: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(digit, rank of each of the 65536 values among those present, number present)``."""
+    digit = np.ascontiguousarray(digit)
+    present = np.zeros(1 << 16, dtype=bool)
+    present[digit] = True
+    return digit, np.cumsum(present) - 1, int(np.count_nonzero(present))
+
+
+def _map(function, items, threads: bool) -> list:
+    """``[function(item) for item in items]``, in two threads if ``threads`` (for NumPy work
+    that releases the GIL: gathers and scatters through small tables)."""
+    if not threads or len(items) < 2:
+        return [function(item) for item in items]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="riskmodel") as pool:
+        return list(pool.map(function, items))
 
 
 def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,18 +172,23 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(keys)
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
-    if keys.ndim == 1:
-        digits = _ranked_digits(keys)
-    else:  # words, most significant first: their digits, least significant first
-        digits = [d for k in reversed(range(keys.shape[1])) for d in _ranked_digits(np.ascontiguousarray(keys[:, k]))]
+    threads = n >= _THREADED_KEYS
+    words = [keys] if keys.ndim == 1 else [np.ascontiguousarray(keys[:, k]) for k in range(keys.shape[1])]
+    # the digits of the words, most significant word first, least significant digit first
+    digits = _map(_ranked, [digit for word in reversed(words) for digit in _varying_digits(word)], threads)
     position_bits = (n - 1).bit_length()
     key_space = int(np.prod([n_values for _, _, n_values in digits], dtype=object))
     if (key_space - 1).bit_length() + position_bits <= 64:
-        packed = np.arange(n, dtype=np.uint64)  # (key rank, position): positions in the low bits
-        radix = 1 << position_bits
-        for digit, ranks, n_values in digits:  # each digit adds its rank times its place value
-            packed += (ranks.astype(np.uint64) * np.uint64(radix))[digit]
+        # (key rank, position): each digit adds its rank times its place value above the
+        # positions in the low bits
+        place_values, radix = [], 1 << position_bits
+        for digit, ranks, n_values in digits:
+            place_values.append((ranks.astype(np.uint64) * np.uint64(radix), digit))
             radix *= n_values
+        packed = np.arange(n, dtype=np.uint64)
+        for i in range(0, len(place_values), 2):  # two at a time: memory for two parts
+            for part in _map(lambda table_digit: table_digit[0][table_digit[1]], place_values[i : i + 2], threads):
+                packed += part
         packed.sort()
         sorted_keys = packed >> np.uint64(position_bits)
         packed &= np.uint64((1 << position_bits) - 1)  # the positions, below 2**63: int64 as they are

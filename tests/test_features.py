@@ -542,9 +542,13 @@ def test_factorize_matches_pandas_for_every_string_flavour(dtype):
     pd.testing.assert_index_equal(uniques, pd.Index(want_uniques))
 
 
-def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch):
-    """Large logs encode the kinds in a thread while the events are screened: same output."""
+@pytest.mark.parametrize("one_per_dispute", [False, True])  # the general path, the tally by level
+def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch, one_per_dispute):
+    """Large logs encode the kinds in a thread while the events are screened, and permute
+    them in another while the tallies are set up: same output."""
     events, entities, cutoffs = random_log(4)
+    if one_per_dispute:
+        cutoffs = cutoffs.drop_duplicates("dispute_id")
     fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

@@ -5,6 +5,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+import riskmodel._keys
 from riskmodel._keys import short_string_keys, stable_key_sort, string_keys
 
 TRICKY = ["", "a", "ab", "b", "D0000001", "D0000010", "é", "中文", "zz", "~", "\x7f", "a b", "\t"]
@@ -141,8 +142,11 @@ def test_word_keys_use_as_few_words_as_the_longest_string_needs():
     assert string_keys(pd.Series(["a", "a\x00"], dtype="str")) is None
 
 
+@pytest.mark.parametrize("threaded", [False, True])  # digits ranked in threads (large inputs)
 @pytest.mark.parametrize("n", [3000, 70_000])  # packed, and radix passes (too many bits to pack)
-def test_word_key_sort_is_the_strings_stable_order(n):
+def test_word_key_sort_is_the_strings_stable_order(n, threaded, monkeypatch):
+    if threaded:
+        monkeypatch.setattr(riskmodel._keys, "_THREADED_KEYS", 0)
     rng = np.random.default_rng(3)
     if n > 10_000:  # random 20-character ids: every digit varies
         pool = ["".join(rng.choice(list("0123456789ABCDEF"), 20)) for _ in range(5000)]
