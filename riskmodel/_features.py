@@ -51,6 +51,7 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _OVERLAP_EVENTS = 1 << 20  # from this many events, threads encode and permute the kinds beside other work
+_NO_CUTOFF = np.iinfo(np.int64).min // 2  # the level edge of an entity without a cutoff: far past
 _LEVEL_EVENTS = 1 << 22  # events whose levels are computed at once (bounds the int64 temporaries)
 
 
@@ -701,7 +702,8 @@ class _FeatureComputation:
         # its rows put in the cutoffs' order at the end (:meth:`restore_order`)
         self.numeric_names = [n for n in builder.feature_names_out_ if n not in builder.categorical_features_]
         self.column_index = {n: j for j, n in enumerate(self.numeric_names)}
-        self.matrix = np.empty((len(cutoffs), len(self.numeric_names)), dtype=np.float32, order="F")
+        # zeros: fresh pages from the kernel (no fill pass); the tally by level counts into them
+        self.matrix = np.zeros((len(cutoffs), len(self.numeric_names)), dtype=np.float32, order="F")
 
     def put(self, name: str, values: np.ndarray) -> None:
         """Write one column computed in sorted-cutoff order into the output matrix (as float32)."""
@@ -934,7 +936,7 @@ class _FeatureComputation:
             w % self.clock.resolution for w in widths
         ):
             return None
-        edges = np.full(n_entities + 1, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        edges = np.full(n_entities + 1, _NO_CUTOFF, dtype=np.int64)
         edges[self.q_codes] = self.clock.t_min_ns + self.clock.ticks(self.q_as_of) * self.clock.resolution
         return edges
 
@@ -948,13 +950,25 @@ class _FeatureComputation:
         window; then one more per finite window, widest first (window ``j`` of
         :attr:`level_windows` holds levels ``> j``).
         """
-        delta = self.level_edges[self.ev.entity_codes[lo:hi]]
-        delta -= self.ev.times_ns[lo:hi]
+        if self.uniform_level_edge is not None:  # one as_of for every entity: no gather
+            delta = np.subtract(self.uniform_level_edge, self.ev.times_ns[lo:hi])
+        else:
+            delta = self.level_edges[self.ev.entity_codes[lo:hi]]
+            delta -= self.ev.times_ns[lo:hi]
         before = delta > 0
         level = before.astype(np.int8)
         for w in self.level_windows[1:]:
             level += (delta <= int(pd.Timedelta(w).value)) & before
         return level, delta
+
+    @functools.cached_property
+    def uniform_level_edge(self) -> int | None:
+        """The :attr:`level_edges` value when every entity has one and the same (every
+        entity scored at the same time, the nightly case); else ``None``."""
+        edges = self.level_edges[:-1]
+        if len(edges) == 0 or int(edges.min()) != int(edges.max()) or int(edges[0]) == _NO_CUTOFF:
+            return None
+        return int(edges[0])
 
     @functools.cached_property
     def level_windows(self) -> list[str]:
@@ -983,9 +997,6 @@ class _FeatureComputation:
         one = np.float32(1)
         count_columns = [np.array([self.column_index[f"count_{slug}_{w}"] for slug in slugs]) * n_q
                          for w in self.level_windows]
-        if counts:
-            for columns in count_columns:
-                self.matrix[:, columns // n_q] = 0
         in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # events, all kinds
         as_of_on_clock = bool(((self.q_as_of - self.clock.t_min_ns) % self.clock.resolution == 0).all())
         # days since the last event of each kind: the least days since any of them (float32

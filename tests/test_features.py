@@ -412,10 +412,13 @@ def _spy_on_levels(monkeypatch):
     return taken
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, "all at one time"])
 def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, monkeypatch):
     """One cutoff per dispute (nightly scoring) tallies events by level; the per-kind
-    cumulative sums and the slow reference give the same values."""
+    cumulative sums and the slow reference give the same values. "all at one time": every
+    dispute scored at the same as_of (an event's time), the nightly job's case."""
+    one_time = seed == "all at one time"
+    seed = 3 if one_time else seed
     for module in (riskmodel._schema, riskmodel._features):
         monkeypatch.setattr(module, "_FEW_VALUES", 0)
     monkeypatch.setattr(riskmodel._features, "_LEVEL_EVENTS", 64)  # levels in several slices
@@ -430,6 +433,9 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
     first = events.groupby("dispute_id")["time"].first()
     at_event = [i for i, d in enumerate(ids) if d in first.index][:3]
     as_of[at_event] = first[[ids[i] for i in at_event]].to_numpy()  # exactly at an event
+    if one_time:
+        ids = list(rng.permutation(events["dispute_id"].unique())) + ["D999"]
+        as_of = np.full(len(ids), events["time"].iloc[len(events) // 2].to_datetime64())
     cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": as_of}, index=rng.permutation(len(ids)) * 3)
     windows = ("30D", "7D", "365D")  # not sorted by length
     fb = FeatureBuilder(windows=windows, families=("counts", "recency"), max_kinds=4).fit(events)
