@@ -52,7 +52,7 @@ OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _OVERLAP_EVENTS = 1 << 20  # from this many events, threads encode and permute the kinds beside other work
 _NO_CUTOFF = np.iinfo(np.int64).min // 2  # the level edge of an entity without a cutoff: far past
-_LEVEL_EVENTS = 1 << 22  # events whose levels are computed at once (bounds the int64 temporaries)
+_LEVEL_EVENTS = 1 << 18  # events tallied at once: temporaries small enough for malloc to reuse (no page faults)
 
 
 class Vocabulary:
