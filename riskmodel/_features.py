@@ -709,15 +709,9 @@ class _FeatureComputation:
         """Write one column computed in sorted-cutoff order into the output matrix (as float32)."""
         self.matrix[:, self.column_index[name]] = values
 
-    def put_block(self, names: Sequence[str], r0: int, r1: int, values: np.ndarray) -> None:
-        """Write the values of sorted cutoffs ``r0..r1`` (rows) for several columns (``values``
-        has one column per name) into the output matrix (as float32)."""
-        columns = [self.column_index[name] for name in names]
-        first = columns[0]
-        if columns == list(range(first, first + len(columns))):  # neighbours: one block
-            self.matrix[r0:r1, first : first + len(columns)] = values
-        else:
-            self.matrix[r0:r1, columns] = values
+    def put_block(self, names: Sequence[str], values: np.ndarray) -> None:
+        """:meth:`put` for several columns at once (``values``: one column per name)."""
+        self.matrix[:, [self.column_index[name] for name in names]] = values
 
     def restore_order(self) -> None:
         """Put the matrix rows, computed in sorted-cutoff order, in the cutoffs' order."""
@@ -908,7 +902,7 @@ class _FeatureComputation:
             at_upper = cum[upper]
             for w in windows:
                 in_window = at_upper - cum[self.position(w)]  # (cutoffs, kinds)
-                self.put_block([f"count_{slug}_{w}" for slug in slugs], 0, len(upper), in_window)
+                self.put_block([f"count_{slug}_{w}" for slug in slugs], in_window)
         if recency:
             # last[p]: position of the last event of each kind among the first p (-1: none)
             last = np.where(one_hot > 0, np.arange(-1, n_events)[:, None], -1)
@@ -918,7 +912,7 @@ class _FeatureComputation:
             days = np.full(last_before.shape, np.nan, dtype=np.float32)
             times = self.time_at(last_before)
             days[has] = ((self.q_as_of[:, None] - times) / NS_PER_DAY)[has]
-            self.put_block([f"days_since_last_{slug}" for slug in slugs], 0, len(upper), days)
+            self.put_block([f"days_since_last_{slug}" for slug in slugs], days)
 
     @functools.cached_property
     def level_edges(self) -> np.ndarray | None:
@@ -931,9 +925,8 @@ class _FeatureComputation:
         """
         n_entities = len(self.ev.entity_ids)
         known = self.q_codes[self.q_codes < n_entities]
-        widths = [int(pd.Timedelta(w).value) for w in self.level_windows[1:]]
         if len(self.ev) == 0 or not bool((known[1:] > known[:-1]).all()) or any(
-            w % self.clock.resolution for w in widths
+            w % self.clock.resolution for w in self.level_widths
         ):
             return None
         edges = np.full(n_entities + 1, _NO_CUTOFF, dtype=np.int64)
@@ -957,8 +950,8 @@ class _FeatureComputation:
             delta -= self.ev.times_ns[lo:hi]
         before = delta > 0
         level = before.astype(np.int8)
-        for w in self.level_windows[1:]:
-            level += (delta <= int(pd.Timedelta(w).value)) & before
+        for width in self.level_widths:
+            level += (delta <= width) & before
         return level, delta
 
     @functools.cached_property
@@ -975,6 +968,11 @@ class _FeatureComputation:
         """The count windows from the widest (``"all"``) to the narrowest."""
         return sorted(self.b._window_labels(), key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
 
+    @functools.cached_property
+    def level_widths(self) -> list[int]:
+        """The finite windows of :attr:`level_windows` in nanoseconds."""
+        return [int(pd.Timedelta(w).value) for w in self.level_windows[1:]]
+
     def _add_kind_counts_by_level(self, kinds, counts: bool, recency: bool) -> None:
         """The per-kind part of :meth:`add_counts_and_recency` from :meth:`levels`: each
         event adds one to its (kind, window) cell of its cutoff's row in the output, for
@@ -988,57 +986,51 @@ class _FeatureComputation:
         entity_start = np.zeros(n_entities + 2, dtype=np.int64)
         np.cumsum(np.bincount(self.ev.entity_codes, minlength=n_entities + 1), out=entity_start[1:])
         # the sorted cutoff of each entity (the next cutoff's, when it has none: its events
-        # are at level 0 and never read)
+        # are at level 0 and never read); non-decreasing along the sorted events
         row_of_entity = np.searchsorted(self.q_slots, 2 * np.arange(n_entities + 1) + 1)
         n_q = len(self.q_slots)
         slugs = [self.b.kind_slugs_[kind] for kind in kinds]
-        # flat position of (cutoff, column) in the column-major matrix: column * n_q + cutoff
+        # (cutoff, column) of the column-major matrix at flat position column * n_q + cutoff
         flat = self.matrix.T.reshape(-1)
         one = np.float32(1)
-        count_columns = [np.array([self.column_index[f"count_{slug}_{w}"] for slug in slugs]) * n_q
-                         for w in self.level_windows]
-        in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # events, all kinds
-        as_of_on_clock = bool(((self.q_as_of - self.clock.t_min_ns) % self.clock.resolution == 0).all())
-        # days since the last event of each kind: the least days since any of them (float32
-        # rounding keeps the order, so it is the rounded least value); np.fmin skips the NaN
-        # the columns start with, which stays where there is no event
-        days_columns = np.array([self.column_index[f"days_since_last_{slug}"] for slug in slugs]) * n_q
+        count_offsets = [n_q * np.array([self.column_index[f"count_{slug}_{w}"] for slug in slugs])
+                         for w in self.level_windows] if counts else None
         if recency:
-            self.matrix[:, days_columns // n_q] = np.nan
+            # days since the last event of each kind: the least days since any of them (float32
+            # rounding keeps the order, so it is the rounded least value); np.fmin skips the NaN
+            # the columns start with, which stays where there is no event
+            days_columns = [self.column_index[f"days_since_last_{slug}"] for slug in slugs]
+            days_offsets = n_q * np.array(days_columns)
+            self.matrix[:, days_columns] = np.nan
+            as_of_on_clock = bool(((self.q_as_of - self.clock.t_min_ns) % self.clock.resolution == 0).all())
+        in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # events, all kinds
         for lo in range(0, len(self.ev), _LEVEL_EVENTS):  # bounded temporaries
             hi = min(lo + _LEVEL_EVENTS, len(self.ev))
             rows = row_of_entity[self.ev.entity_codes[lo:hi]]
             kind = self.kinds[lo:hi]
             level, delta = self.levels(lo, hi)
             positions = None  # the events of the current window, as positions in the slice
-            for j, columns in enumerate(count_columns):  # window j holds the levels above j
+            for j in range(len(self.level_windows)):  # window j holds the levels above j
                 held = level > j if positions is None else level[positions] > j
                 if positions is None:
                     positions = None if held.all() else np.flatnonzero(held)
                 else:
                     positions = positions[held]
+                if positions is not None and len(positions) == 0:
+                    break
                 window_rows = rows if positions is None else rows[positions]
                 window_kind = kind if positions is None else kind[positions]
+                first = int(window_rows[0])  # the slice's rows are one run of neighbours
+                in_window[j, first : int(window_rows[-1]) + 1] += np.bincount(window_rows - first)
                 if counts:
-                    np.add.at(flat, columns[window_kind] + window_rows, one)
-                else:
-                    in_window[j] += np.bincount(window_rows, minlength=n_q)
+                    np.add.at(flat, count_offsets[j][window_kind] + window_rows, one)
                 if recency and j == 0:
                     if as_of_on_clock:  # as_of - time is delta
                         elapsed = delta if positions is None else delta[positions]
                     else:
                         times = self.ev.times_ns[lo:hi] if positions is None else self.ev.times_ns[lo + positions]
                         elapsed = self.q_as_of[window_rows] - times
-                    np.fmin.at(flat, days_columns[window_kind] + window_rows, (elapsed / NS_PER_DAY).astype(np.float32))
-                if positions is not None and len(positions) == 0:
-                    break
-        if counts:  # the events in each window: the sums of its kinds' counts (exact in float32)
-            total = np.empty(n_q, dtype=np.float64)
-            for j, columns in enumerate(count_columns):
-                total[:] = 0
-                for column in columns // n_q:
-                    total += self.matrix[:, column]
-                in_window[j] = total
+                    np.fmin.at(flat, days_offsets[window_kind] + window_rows, (elapsed / NS_PER_DAY).astype(np.float32))
         # positions of the edges, as the searches would find them
         start = entity_start[self.q_slots // 2]  # an id without events: where its slot is
         self._positions["all"] = start

@@ -103,9 +103,8 @@ def string_keys(values, max_words: int = MAX_KEY_WORDS) -> np.ndarray | None:
     n_words = max(1, -(-longest // KEY_BYTES))
     if int(lengths.min()) == longest:  # fixed width (the usual id format): the bytes are the rows
         rows = data.reshape(len(array), longest)
-        if longest < KEY_BYTES * n_words:
-            rows = np.zeros((len(array), KEY_BYTES * n_words), dtype=np.uint8)
-            rows[:, :longest] = data.reshape(len(array), longest)
+        if longest < KEY_BYTES * n_words:  # zero-pad to whole words
+            rows = np.pad(rows, ((0, 0), (0, KEY_BYTES * n_words - longest)))
         return rows.view(">u8").astype(np.uint64)
     padded = np.zeros(len(data) + KEY_BYTES * n_words, dtype=np.uint8)
     padded[: len(data)] = data
@@ -134,6 +133,12 @@ def _ranked(digit: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     present = np.zeros(1 << 16, dtype=bool)
     present[digit] = True
     return digit, np.cumsum(present) - 1, int(np.count_nonzero(present))
+
+
+def _looked_up(table_and_digit: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``table[digit]``."""
+    table, digit = table_and_digit
+    return table[digit]
 
 
 def _map(function, items, threads: bool) -> list:
@@ -187,7 +192,7 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             radix *= n_values
         packed = np.arange(n, dtype=np.uint64)
         for i in range(0, len(place_values), 2):  # two at a time: memory for two parts
-            for part in _map(lambda table_digit: table_digit[0][table_digit[1]], place_values[i : i + 2], threads):
+            for part in _map(_looked_up, place_values[i : i + 2], threads):
                 packed += part
         packed.sort()
         sorted_keys = packed >> np.uint64(position_bits)

@@ -600,13 +600,13 @@ def _validated_entity_columns(
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
     out = {col: entities[col] for col in dict.fromkeys(needed)}
-    ids = out[id_col].to_numpy()
-    null_ids = pd.isna(ids)
+    null_ids = _missing(out[id_col])
     if null_ids.any():
         raise DataError(
             f"entities: {int(null_ids.sum())} row(s) with null id in {id_col!r} "
             f"(first rows: {list(entities.index[null_ids][:5])})."
         )
+    ids = out[id_col].array
     if len(ids) > 1 and not pd.Index(ids).is_unique:
         dup = pd.Index(ids).duplicated(keep=False)
         raise DataError(

@@ -453,6 +453,24 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
         np.testing.assert_allclose(tallied[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-6, err_msg=col)
 
 
+@pytest.mark.parametrize("families", [("counts",), ("recency",), ("counts", "recency", "dynamics")])
+def test_tally_by_level_serves_each_family_alone(families, monkeypatch):
+    """Counts without recency and recency without counts take the tally by level too (the
+    positions it sets serve the other families): same values as the general path."""
+    for module in (riskmodel._schema, riskmodel._features):
+        monkeypatch.setattr(module, "_FEW_VALUES", 0)
+    monkeypatch.setattr(riskmodel._features, "_LEVEL_EVENTS", 50)
+    events, _, _ = random_log(6)
+    ids = sorted(events["dispute_id"].unique())[1:]  # the first dispute's events have no cutoff
+    cutoffs = pd.DataFrame({"dispute_id": ids + ["D999"], "as_of": pd.Timestamp("2024-03-01")})
+    fb = FeatureBuilder(windows=("7D", "90D"), families=families).fit(events)
+    taken = _spy_on_levels(monkeypatch)
+    tallied = fb.transform(events, cutoffs)
+    assert taken[-1]
+    monkeypatch.setattr(riskmodel._features._FeatureComputation, "uses_levels", lambda self: False)
+    pd.testing.assert_frame_equal(tallied, fb.transform(events, cutoffs))
+
+
 def test_tally_by_level_floors_times_to_the_clock_as_the_searches_do(monkeypatch):
     """On a coarse clock (here seconds) an event in the same tick as ``as_of`` is not yet
     counted, by the level tally as by the searched positions; the other families read the
