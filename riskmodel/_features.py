@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from sklearn.base import BaseEstimator
 
 from ._errors import DataError, DataWarning, ModelError, format_examples
-from ._keys import arrow_string_array, short_string_keys, stable_key_sort
+from ._keys import arrow_string_array, gather, short_string_keys, stable_key_sort
 from ._schema import (
     _FEW_VALUES,
     _NAT_NS,
@@ -166,7 +166,7 @@ class PreparedEvents:
         self.entity_codes = np.asarray(entity_codes, dtype=np.int64)
         if times_ns is None:
             times = _as_ns(frame[schema.time_col])
-            times_ns = times if order is None else times[order]
+            times_ns = times if order is None else gather(times, order)
         self.times_ns = times_ns
         self._cache: dict = {}
         # results computed on the input-ordered columns, shared with subsets of this log
@@ -200,7 +200,7 @@ class PreparedEvents:
         return self._cache[key]
 
     def _sorted(self, values: np.ndarray) -> np.ndarray:
-        return values if self._order is None else values[self._order]
+        return values if self._order is None else gather(values, self._order)
 
     def _shared_result(self, key, compute):
         if key not in self._shared:
@@ -1354,8 +1354,8 @@ def _lookup_short_strings(index: pd.Index, values: pd.Series) -> np.ndarray | No
         return np.full(len(wanted), -1, dtype=np.int64)
     sorter = None
     if not bool((index_keys[1:] > index_keys[:-1]).all()):
-        sorter, sorted_keys = stable_key_sort(index_keys)
-        if not bool((sorted_keys[1:] > sorted_keys[:-1]).all()):
+        sorter, is_new = stable_key_sort(index_keys)
+        if not bool(is_new.all()):
             return None  # duplicates in the index
     at = np.minimum(np.searchsorted(index_keys, wanted, sorter=sorter), len(index_keys) - 1)
     if sorter is not None:

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["arrow_string_array", "short_string_keys", "stable_key_sort", "string_keys"]
+__all__ = ["arrow_string_array", "gather", "short_string_keys", "stable_key_sort", "string_keys"]
 
 KEY_BYTES = 8
 _THREADED_KEYS = 1 << 20  # from this many keys, digits are ranked two at a time in threads
+_CHUNK = 1 << 16  # keys packed at once: temporaries that stay in the cache
 MAX_KEY_WORDS = 3  # strings of up to 24 bytes get keys
 # PREFIX_MASKS[n]: the n most significant bytes of a 64-bit word
 _PREFIX_MASKS = np.array(
@@ -120,25 +121,24 @@ def string_keys(values, max_words: int = MAX_KEY_WORDS) -> np.ndarray | None:
 
 
 def _varying_digits(keys: np.ndarray) -> list[np.ndarray]:
-    """The 16-bit digits of ``keys`` that vary, least significant first (strided views)."""
-    varying = int(np.bitwise_or.reduce(keys)) ^ int(np.bitwise_and.reduce(keys))
-    as_digits = keys.view(np.uint16).reshape(-1, 4)  # strided views, no copies
-    return [as_digits[:, position if sys.byteorder == "little" else 3 - position]
-            for position in range(4) if (varying >> (16 * position)) & 0xFFFF]
+    """The 16-bit digits of rows of words that vary, least significant first (strided
+    views, no copies)."""
+    varying = np.bitwise_or.reduce(keys, axis=0) ^ np.bitwise_and.reduce(keys, axis=0)
+    as_digits = keys.view(np.uint16)  # (n, 4 * n_words), words in memory order
+    digits = []
+    for word in reversed(range(keys.shape[1])):  # the most significant word is the first
+        for position in range(4):
+            if (int(varying[word]) >> (16 * position)) & 0xFFFF:
+                column = 4 * word + (position if sys.byteorder == "little" else 3 - position)
+                digits.append(as_digits[:, column])
+    return digits
 
 
 def _ranked(digit: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """``(digit, rank of each of the 65536 values among those present, number present)``."""
-    digit = np.ascontiguousarray(digit)
     present = np.zeros(1 << 16, dtype=bool)
     present[digit] = True
     return digit, np.cumsum(present) - 1, int(np.count_nonzero(present))
-
-
-def _looked_up(table_and_digit: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``table[digit]``."""
-    table, digit = table_and_digit
-    return table[digit]
 
 
 def _map(function, items, threads: bool) -> list:
@@ -150,16 +150,36 @@ def _map(function, items, threads: bool) -> list:
         return list(pool.map(function, items))
 
 
+def gather(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``values[indices]``; for many indices into a 1-d array, each half in its own
+    thread: scattered reads mostly wait on memory, and two threads wait at once."""
+    values = np.asarray(values)
+    threads = len(indices) >= _THREADED_KEYS
+    if values.ndim != 1 or not threads:
+        return values[indices]
+    out = np.empty(len(indices), dtype=values.dtype)
+    halves = [slice(0, len(indices) // 2), slice(len(indices) // 2, None)]
+    _map(lambda half: np.take(values, indices[half], out=out[half]), halves, threads)
+    return out
+
+
+def _in_chunks(n: int, threads: bool) -> list[range]:
+    """Bounds of chunks of ``n`` rows small enough for the cache, split in two halves (one
+    per thread) when ``threads``."""
+    halves = [(0, n // 2), (n // 2, n)] if threads else [(0, n)]
+    return [range(lo, hi, _CHUNK) for lo, hi in halves]
+
+
 def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stable argsort of ``uint64`` keys (or rows of them), and the sorted keys as integers
-    of the same order.
+    """Stable argsort of ``uint64`` keys (or rows of them), and where the sorted keys change.
 
     Each 16-bit digit that varies is replaced by its rank among the digit's values present
     (ids like ``"D0012345"`` use 100 values per two-byte digit), which packs the keys into
     few bits. When those bits and the row positions fit in 64 bits together, one sort of
     the packed (key, position) integers gives the order: they are all distinct, so
-    NumPy's fast unstable sort is stable here. Otherwise NumPy's stable sort of ``uint16``
-    (a radix sort) runs once per 16 bits of packed key.
+    NumPy's fast unstable sort is stable here. The packed integers are built and compared
+    chunk by chunk: no temporary as long as the keys. Otherwise NumPy's stable
+    sort of ``uint16`` (a radix sort) runs once per 16 bits of packed key.
 
     Parameters
     ----------
@@ -170,19 +190,20 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     -------
     order : ndarray of int64
         Positions that sort ``keys``; equal keys keep their input order.
-    sorted_keys : ndarray of uint64
-        Integers equal where the sorted keys are equal and increasing where they increase
-        (not the keys themselves).
+    is_new : ndarray of bool
+        ``is_new[i]``: the ``i``-th sorted key differs from the one before (``True`` for
+        the first).
     """
     n = len(keys)
     if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     threads = n >= _THREADED_KEYS
-    words = [keys] if keys.ndim == 1 else [np.ascontiguousarray(keys[:, k]) for k in range(keys.shape[1])]
-    # the digits of the words, most significant word first, least significant digit first
-    digits = _map(_ranked, [digit for word in reversed(words) for digit in _varying_digits(word)], threads)
+    rows = np.ascontiguousarray(keys.reshape(n, -1))
+    digits = _map(_ranked, _varying_digits(rows), threads)  # least significant first
     position_bits = (n - 1).bit_length()
     key_space = int(np.prod([n_values for _, _, n_values in digits], dtype=object))
+    is_new = np.empty(n, dtype=bool)
+    is_new[0] = True
     if (key_space - 1).bit_length() + position_bits <= 64:
         # (key rank, position): each digit adds its rank times its place value above the
         # positions in the low bits
@@ -190,14 +211,24 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         for digit, ranks, n_values in digits:
             place_values.append((ranks.astype(np.uint64) * np.uint64(radix), digit))
             radix *= n_values
-        packed = np.arange(n, dtype=np.uint64)
-        for i in range(0, len(place_values), 2):  # two at a time: memory for two parts
-            for part in _map(_looked_up, place_values[i : i + 2], threads):
-                packed += part
+        packed = np.empty(n, dtype=np.uint64)
+
+        def pack(chunks: range) -> None:
+            for lo in chunks:
+                hi = min(lo + _CHUNK, chunks.stop)
+                part = packed[lo:hi]
+                part[:] = np.arange(lo, hi, dtype=np.uint64)
+                for table, digit in place_values:
+                    part += table[digit[lo:hi]]
+
+        _map(pack, _in_chunks(n, threads), threads)
         packed.sort()
-        sorted_keys = packed >> np.uint64(position_bits)
+        shift = np.uint64(position_bits)
+        for lo in range(1, n, _CHUNK):  # neighbours whose key bits differ
+            hi = min(lo + _CHUNK, n)
+            np.not_equal(packed[lo:hi] >> shift, packed[lo - 1 : hi - 1] >> shift, out=is_new[lo:hi])
         packed &= np.uint64((1 << position_bits) - 1)  # the positions, below 2**63: int64 as they are
-        return packed.view(np.int64), sorted_keys
+        return packed.view(np.int64), is_new
     # LSD radix passes, neighbouring digits merged while their value counts fit in 16 bits
     passes: list[np.ndarray] = []
     merged, radix = None, 1
@@ -215,8 +246,6 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for merged in passes[1:]:
         order = order[np.argsort(merged[order], kind="stable")]
     order = order.astype(np.int64, copy=False)
-    if keys.ndim == 1:
-        return order, keys[order]
-    in_order = keys[order]
-    is_new = np.r_[False, (in_order[1:] != in_order[:-1]).any(axis=1)]
-    return order, np.cumsum(is_new, dtype=np.uint64)  # equal / increasing where the rows are
+    in_order = rows[order]
+    np.any(in_order[1:] != in_order[:-1], axis=1, out=is_new[1:])
+    return order, is_new

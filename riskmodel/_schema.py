@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataError, DataWarning, format_examples
-from ._keys import stable_key_sort, string_keys
+from ._keys import gather, stable_key_sort, string_keys
 
 __all__ = [
     "EventSchema",
@@ -295,18 +295,16 @@ def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
     time_sorted = len(ids) > _FEW_VALUES and bool((t_ns[1:] >= t_ns[:-1]).all())
     keys = string_keys(ids) if time_sorted else None
     if keys is not None:
-        order, sorted_keys = stable_key_sort(keys)  # stable: time order within an entity is kept
-        is_first = np.empty(len(order), dtype=bool)
-        is_first[:1] = True
-        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=is_first[1:])
-        codes = np.cumsum(is_first, dtype=np.int64)
+        order, is_first = stable_key_sort(keys)  # stable: time order within an entity is kept
+        # the codes in the keys' memory, which is no longer needed (and already paged in)
+        codes = np.cumsum(is_first, dtype=np.int64, out=keys.reshape(-1)[: len(order)].view(np.int64))
         codes -= 1
-        return order, codes, pd.Index(ids.array.take(order[is_first])), t_ns[order]
+        return order, codes, pd.Index(ids.array.take(order[is_first])), gather(t_ns, order)
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
     codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
     codes = codes.astype(np.int64)
     order = _sort_by_entity_time(codes, t_ns)
-    return order, codes[order], pd.Index(uniques), t_ns[order]
+    return order, gather(codes, order), pd.Index(uniques), gather(t_ns, order)
 
 
 def screen_events(
