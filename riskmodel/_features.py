@@ -50,6 +50,7 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 
 OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
+_BACKGROUND_OUTPUT_BYTES = 1 << 26  # from this size, the output is made beside the screening
 _OVERLAP_EVENTS = 1 << 20  # from this many events, threads encode and permute the kinds beside other work
 _NO_CUTOFF = np.iinfo(np.int64).min // 2  # the level edge of an entity without a cutoff: far past
 _LEVEL_EVENTS = 1 << 18  # events tallied at once: temporaries small enough for malloc to reuse (no page faults)
@@ -320,6 +321,26 @@ def _encode_in_background(events, column: str) -> concurrent.futures.Future | No
     if arrow_string_array(values) is None:
         return None
     return _in_background(_factorize, values)
+
+
+def _output_matrix(n_rows: int, n_columns: int, *, in_background: bool = False
+                   ) -> np.ndarray | concurrent.futures.Future:
+    """Zeros of float32, one column per feature (column-major): the output of a transform.
+
+    With ``in_background``, a large matrix is made in a thread of its own, which also
+    touches every page, so that the kernel maps the memory (slow on virtual machines:
+    up to a few hundred ms for a million rows) while the caller does other work; the
+    result is then a future.
+    """
+    if not in_background or n_rows * n_columns * 4 < _BACKGROUND_OUTPUT_BYTES:
+        return np.zeros((n_rows, n_columns), dtype=np.float32, order="F")
+
+    def touched() -> np.ndarray:
+        matrix = np.zeros((n_rows, n_columns), dtype=np.float32, order="F")
+        matrix.T.reshape(-1)[::1024] = 0  # one write per 4 KiB page (a view: column-major)
+        return matrix
+
+    return _in_background(touched)
 
 
 def _in_background(function, *args) -> concurrent.futures.Future:
@@ -629,6 +650,9 @@ class FeatureBuilder(BaseEstimator):
         """
         schema = self._schema()
         prepared = prepare_events(events, schema)
+        # the output's pages are touched in a thread while the cutoffs are set up (the
+        # screening above keeps both cores busy; the steps below, one)
+        matrix = _output_matrix(len(cut), len(self._numeric_feature_names()), in_background=True)
         if self.has_entities_ and entities is None and (self._active("entity") or self._active("context")):
             raise DataError(
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
@@ -637,8 +661,12 @@ class FeatureBuilder(BaseEstimator):
         ents = _validated_entity_columns(entities, schema, allow_empty=True) \
             if self.has_entities_ and entities is not None else None
         context = None if context_events is None else prepare_events(context_events, schema)
-        columns = _FeatureComputation(self, prepared, cut, ents, context).run()
+        columns = _FeatureComputation(self, prepared, cut, ents, context, matrix).run()
         return columns if as_columns else columns.to_frame()
+
+    def _numeric_feature_names(self) -> list[str]:
+        """The features other than the categorical ones, in output order."""
+        return [n for n in self.feature_names_out_ if n not in self.categorical_features_]
 
 
 # --------------------------------------------------------------------------------------
@@ -658,7 +686,8 @@ class _FeatureComputation:
     """
 
     def __init__(self, builder: FeatureBuilder, prepared: PreparedEvents, cutoffs: pd.DataFrame, entities,
-                 context: PreparedEvents | None = None):
+                 context: PreparedEvents | None = None,
+                 matrix: np.ndarray | concurrent.futures.Future | None = None):
         self.b = builder
         self.schema = builder._schema()
         self.ev = prepared
@@ -700,10 +729,12 @@ class _FeatureComputation:
 
         # the output: one float32 matrix, filled column by column in sorted-cutoff order,
         # its rows put in the cutoffs' order at the end (:meth:`restore_order`)
-        self.numeric_names = [n for n in builder.feature_names_out_ if n not in builder.categorical_features_]
+        self.numeric_names = builder._numeric_feature_names()
         self.column_index = {n: j for j, n in enumerate(self.numeric_names)}
-        # zeros: fresh pages from the kernel (no fill pass); the tally by level counts into them
-        self.matrix = np.zeros((len(cutoffs), len(self.numeric_names)), dtype=np.float32, order="F")
+        # zeros (the tally by level counts into them), often made in a thread beforehand
+        if matrix is None:
+            matrix = _output_matrix(len(cutoffs), len(self.numeric_names))
+        self.matrix = matrix.result() if isinstance(matrix, concurrent.futures.Future) else matrix
 
     def put(self, name: str, values: np.ndarray) -> None:
         """Write one column computed in sorted-cutoff order into the output matrix (as float32)."""

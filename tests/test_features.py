@@ -580,3 +580,23 @@ def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch, one_per_dispute):
         monkeypatch.setattr(riskmodel._features, "_OVERLAP_EVENTS", 0)
         overlapped = fb.transform(events, cutoffs, entities=entities)
     pd.testing.assert_frame_equal(plain, overlapped)
+
+
+def test_output_made_in_a_thread_changes_nothing(monkeypatch):
+    """A large output matrix is made (and its pages touched) in a thread while the
+    cutoffs are set up: zeros in the same layout, same output."""
+    matrix = riskmodel._features._output_matrix(1000, 70, in_background=True)
+    assert isinstance(matrix, np.ndarray)  # small: made at once
+    monkeypatch.setattr(riskmodel._features, "_BACKGROUND_OUTPUT_BYTES", 0)
+    future = riskmodel._features._output_matrix(1000, 70, in_background=True)
+    made = future.result()
+    assert made.flags.f_contiguous and made.dtype == np.float32 and made.shape == (1000, 70)
+    assert not made.any()
+    events, entities, cutoffs = random_log(5)
+    fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        in_thread = fb.transform(events, cutoffs, entities=entities)
+        monkeypatch.setattr(riskmodel._features, "_BACKGROUND_OUTPUT_BYTES", 1 << 62)
+        at_once = fb.transform(events, cutoffs, entities=entities)
+    pd.testing.assert_frame_equal(at_once, in_thread)
