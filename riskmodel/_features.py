@@ -200,6 +200,11 @@ class PreparedEvents:
             self._cache[key] = compute()
         return self._cache[key]
 
+    @functools.cached_property
+    def time_range(self) -> tuple[int, int]:
+        """The earliest and the latest event time, in ns (the log must have events)."""
+        return int(self.times_ns.min()), int(self.times_ns.max())
+
     def _sorted(self, values: np.ndarray) -> np.ndarray:
         return values if self._order is None else gather(values, self._order)
 
@@ -703,9 +708,9 @@ class _FeatureComputation:
         codes = np.where(codes < 0, n_entities, codes).astype(np.int64)
         as_of = cutoffs["as_of"].to_numpy().view(np.int64)  # validated: datetime64[ns]
 
-        known = [t for t in (prepared.times_ns, self.cx.times_ns) if len(t)]
-        t_min = min([int(t.min()) for t in known] + [int(as_of.min())])
-        t_max = max([int(t.max()) for t in known] + [int(as_of.max())])
+        ranges = [log.time_range for log in {id(log): log for log in (prepared, self.cx)}.values() if len(log)]
+        t_min = min([lo for lo, _ in ranges] + [int(as_of.min())])
+        t_max = max([hi for _, hi in ranges] + [int(as_of.max())])
         self.t_min, self.t_max = t_min, t_max
         self.clock = Clock.for_range(n_entities + 2, t_min, t_max)
         ticks = self.clock.ticks(as_of)
@@ -982,7 +987,9 @@ class _FeatureComputation:
         before = delta > 0
         level = before.astype(np.int8)
         for width in self.level_widths:
-            level += (delta <= width) & before
+            level += delta <= width
+        if not before.all():  # at or after as_of: in no window
+            level *= before
         return level, delta
 
     @functools.cached_property

@@ -331,23 +331,30 @@ def screen_events(
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
     now = _naive(now)
     t_ns = times.to_numpy().view(np.int64)  # NaT is the smallest int64
-    checks = (  # (bad-row mask, reason), the first matching reason wins
+    # every time check below fails only outside [MIN_PLAUSIBLE_TIME, now] (NaT, from
+    # missing or unparseable times, is the smallest int64): one pass when all are in
+    time_out = (t_ns < MIN_PLAUSIBLE_TIME.value) | (t_ns > now.value)
+    checks_times = bool(time_out.any())
+    checks = (  # (bad-row mask, or None when no row can fail it; reason): the first reason wins
         (_missing(columns[schema.entity_col]), f"null id in {schema.entity_col!r}"),
-        (_missing(columns[schema.time_col]), f"missing time in {schema.time_col!r}"),
-        (t_ns == _NAT_NS, f"unparseable time in {schema.time_col!r}"),
-        (t_ns < MIN_PLAUSIBLE_TIME.value, f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
-        (t_ns > now.value, f"time in the future (after {now}) in {schema.time_col!r}"),
+        (_missing(columns[schema.time_col]) if checks_times else None, f"missing time in {schema.time_col!r}"),
+        (t_ns == _NAT_NS if checks_times else None, f"unparseable time in {schema.time_col!r}"),
+        (t_ns < MIN_PLAUSIBLE_TIME.value if checks_times else None,
+         f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
+        (t_ns > now.value if checks_times else None, f"time in the future (after {now}) in {schema.time_col!r}"),
         (_missing(columns[schema.kind_col]), f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
-    masks = [np.asarray(mask, dtype=bool) for mask, _ in checks]
-    bad = masks[0].copy()
-    for mask in masks[1:]:
-        bad |= mask
+    masks = [None if mask is None else np.asarray(mask, dtype=bool) for mask, _ in checks]
+    bad = time_out
+    for mask in masks:
+        if mask is not None:
+            bad |= mask
     reason_code = np.zeros(len(events), dtype=np.int8)
     if bad.any():  # valid extracts skip the reasons
         for i, mask in enumerate(masks, start=1):
-            reason_code[mask & (reason_code == 0)] = i
+            if mask is not None:
+                reason_code[mask & (reason_code == 0)] = i
     columns[schema.time_col] = times
     if bad.any():
         reasons = np.array([""] + [reason for _, reason in checks], dtype=object)[reason_code[bad]]
