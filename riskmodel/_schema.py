@@ -296,8 +296,10 @@ def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
     keys = string_keys(ids) if time_sorted else None
     if keys is not None:
         order, is_first = stable_key_sort(keys)  # stable: time order within an entity is kept
-        # the codes in the keys' memory, which is no longer needed (and already paged in)
-        codes = np.cumsum(is_first, dtype=np.int64, out=keys.reshape(-1)[: len(order)].view(np.int64))
+        # one word per id: the codes in the keys' memory, no longer needed (and paged in
+        # already); a view of longer keys would keep all their words alive
+        spare = keys.reshape(-1).view(np.int64) if keys.shape[1] == 1 and keys.flags.c_contiguous else None
+        codes = np.cumsum(is_first, dtype=np.int64, out=spare)
         codes -= 1
         return order, codes, pd.Index(ids.array.take(order[is_first])), gather(t_ns, order)
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
