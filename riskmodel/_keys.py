@@ -126,7 +126,7 @@ def _varying_digits(keys: np.ndarray) -> list[np.ndarray]:
     varying = np.bitwise_or.reduce(keys, axis=0) ^ np.bitwise_and.reduce(keys, axis=0)
     as_digits = keys.view(np.uint16)  # (n, 4 * n_words), words in memory order
     digits = []
-    for word in reversed(range(keys.shape[1])):  # the most significant word is the first
+    for word in reversed(range(keys.shape[1])):  # from the last word, the least significant
         for position in range(4):
             if (int(varying[word]) >> (16 * position)) & 0xFFFF:
                 column = 4 * word + (position if sys.byteorder == "little" else 3 - position)
