@@ -1023,9 +1023,11 @@ class _FeatureComputation:
         n_entities = len(self.ev.entity_ids)
         entity_start = np.zeros(n_entities + 2, dtype=np.int64)
         np.cumsum(np.bincount(self.ev.entity_codes, minlength=n_entities + 1), out=entity_start[1:])
-        # the sorted cutoff of each entity (the next cutoff's, when it has none: its events
-        # are at level 0 and never read); non-decreasing along the sorted events
-        row_of_entity = np.searchsorted(self.q_slots, 2 * np.arange(n_entities + 1) + 1)
+        # the sorted cutoff of entity e: how many cutoffs sort before its slot 2e + 1 (those
+        # in slots up to 2e); the next cutoff's when it has none (its events are at level 0
+        # and never read); non-decreasing along the sorted events
+        slots_up_to = np.cumsum(np.bincount(self.q_slots, minlength=2 * n_entities + 1))
+        row_of_entity = np.ascontiguousarray(slots_up_to[0::2])
         n_q = len(self.q_slots)
         slugs = [self.b.kind_slugs_[kind] for kind in kinds]
         # (cutoff, column) of the column-major matrix at flat position column * n_q + cutoff
