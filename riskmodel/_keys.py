@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["arrow_string_array", "gather", "short_string_keys", "stable_key_sort", "string_keys"]
+__all__ = ["arrow_string_array", "gather", "key_strings", "short_string_keys", "stable_key_sort", "string_keys"]
 
 KEY_BYTES = 8
 _THREADED_KEYS = 1 << 20  # from this many keys, digits are ranked two at a time in threads
@@ -118,6 +118,33 @@ def string_keys(values, max_words: int = MAX_KEY_WORDS) -> np.ndarray | None:
         word &= _PREFIX_MASKS[np.clip(lengths - KEY_BYTES * k, 0, KEY_BYTES)]  # bytes past the end: zero
         keys[:, k] = word
     return keys
+
+
+def key_strings(keys: np.ndarray, like) -> pd.Index:
+    """The strings whose :func:`string_keys` are ``keys``, as an index of ``like``'s dtype.
+
+    No string with a key holds a NUL byte, so a key's bytes are the string's UTF-8 bytes
+    followed by zeros. Building the strings from a few keys costs far less than gathering
+    them from a long column.
+
+    Parameters
+    ----------
+    keys : ndarray of uint64, shape (n, n_words)
+    like : Series or Index
+        The Arrow-backed string column the keys came from.
+
+    Returns
+    -------
+    Index
+    """
+    n, n_words = keys.shape
+    data = keys.astype(">u8").view(np.uint8).reshape(n, KEY_BYTES * n_words)
+    used = data != 0  # the string's bytes: all before the padding
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(used.sum(axis=1), out=offsets[1:])
+    string_bytes = data.reshape(-1) if used.all() else data[used]
+    strings = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(string_bytes)))
+    return pd.Index(pd.array(strings, dtype=like.dtype))  # cast to like's Arrow type if need be
 
 
 def _varying_digits(keys: np.ndarray) -> list[np.ndarray]:

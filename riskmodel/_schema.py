@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataError, DataWarning, format_examples
-from ._keys import gather, stable_key_sort, string_keys
+from ._keys import gather, key_strings, stable_key_sort, string_keys
 
 __all__ = [
     "EventSchema",
@@ -296,12 +296,13 @@ def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
     keys = string_keys(ids) if time_sorted else None
     if keys is not None:
         order, is_first = stable_key_sort(keys)  # stable: time order within an entity is kept
+        uniques = key_strings(keys[order[np.flatnonzero(is_first)]], like=ids)  # each entity's id
         # one word per id: the codes in the keys' memory, no longer needed (and paged in
         # already); a view of longer keys would keep all their words alive
         spare = keys.reshape(-1).view(np.int64) if keys.shape[1] == 1 and keys.flags.c_contiguous else None
         codes = np.cumsum(is_first, dtype=np.int64, out=spare)
         codes -= 1
-        return order, codes, pd.Index(ids.array.take(order[is_first])), gather(t_ns, order)
+        return order, codes, uniques, gather(t_ns, order)
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
     codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
     codes = codes.astype(np.int64)

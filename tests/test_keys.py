@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 import riskmodel._keys
-from riskmodel._keys import short_string_keys, stable_key_sort, string_keys
+from riskmodel._keys import key_strings, short_string_keys, stable_key_sort, string_keys
 
 TRICKY = ["", "a", "ab", "b", "D0000001", "D0000010", "é", "中文", "zz", "~", "\x7f", "a b", "\t"]
 
@@ -161,3 +161,17 @@ def test_word_key_sort_is_the_strings_stable_order(n, threaded, monkeypatch):
     np.testing.assert_array_equal(order, expected)
     in_order = np.array(values, dtype=object)[order]
     np.testing.assert_array_equal(is_new, np.r_[True, in_order[1:] != in_order[:-1]])
+
+
+@pytest.mark.parametrize("flavour", ["str", "string[pyarrow]", "arrow string", "arrow large_string", "chunked"])
+def test_key_strings_are_the_strings_back(flavour):
+    """Ids rebuilt from their keys equal a gather of the column, dtype included: any
+    length up to 24 bytes, multi-byte characters, one-word and fixed-width keys."""
+    rng = np.random.default_rng(4)
+    for pool in (LONG + [""], ["D0000001", "D0000002", "D9999999"], ["a", "bc", "é"]):
+        column = _column(list(rng.choice(pool, 400)), flavour)
+        keys = string_keys(column)
+        rows = rng.integers(0, len(column), 50)
+        rebuilt = key_strings(keys[rows], like=column)
+        expected = pd.Index(column.array.take(rows))
+        pd.testing.assert_index_equal(rebuilt, expected)
