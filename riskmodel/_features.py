@@ -736,10 +736,16 @@ class _FeatureComputation:
         # its rows put in the cutoffs' order at the end (:meth:`restore_order`)
         self.numeric_names = builder._numeric_feature_names()
         self.column_index = {n: j for j, n in enumerate(self.numeric_names)}
-        # zeros (the tally by level counts into them), often made in a thread beforehand
-        if matrix is None:
-            matrix = _output_matrix(len(cutoffs), len(self.numeric_names))
-        self.matrix = matrix.result() if isinstance(matrix, concurrent.futures.Future) else matrix
+        # zeros (the tally by level counts into them), often still being made in a thread
+        # (see :attr:`matrix`)
+        self._matrix = _output_matrix(len(cutoffs), len(self.numeric_names)) if matrix is None else matrix
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The output matrix, waited for on first use."""
+        if isinstance(self._matrix, concurrent.futures.Future):
+            self._matrix = self._matrix.result()
+        return self._matrix
 
     def put(self, name: str, values: np.ndarray) -> None:
         """Write one column computed in sorted-cutoff order into the output matrix (as float32)."""
