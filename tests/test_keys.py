@@ -175,3 +175,10 @@ def test_key_strings_are_the_strings_back(flavour):
         rebuilt = key_strings(keys[rows], like=column)
         expected = pd.Index(column.array.take(rows))
         pd.testing.assert_index_equal(rebuilt, expected)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (64, 1), (1000, 3), (1001, 2), (130, 1)])
+def test_reductions_down_columns_match_numpys(shape):
+    rows = np.random.default_rng(5).integers(0, 2**63, shape, dtype=np.int64).astype(np.uint64)
+    for ufunc in (np.bitwise_or, np.bitwise_and):
+        np.testing.assert_array_equal(riskmodel._keys._down_columns(ufunc, rows), ufunc.reduce(rows, axis=0))
