@@ -211,8 +211,7 @@ class PreparedEvents:
     def _shared_result(self, key, compute):
         if key not in self._shared:
             self._shared[key] = compute()
-        if isinstance(self._shared[key], concurrent.futures.Future):  # computed in the background
-            self._shared[key] = self._shared[key].result()
+        self._shared[key] = _resolved(self._shared[key])  # may have been computed in the background
         return self._shared[key]
 
     def _input_codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
@@ -346,6 +345,11 @@ def _output_matrix(n_rows: int, n_columns: int, *, in_background: bool = False
         return matrix
 
     return _in_background(touched)
+
+
+def _resolved(value):
+    """``value``, or its result if it is a future of :func:`_in_background` (waited for)."""
+    return value.result() if isinstance(value, concurrent.futures.Future) else value
 
 
 def _in_background(function, *args) -> concurrent.futures.Future:
@@ -708,7 +712,8 @@ class _FeatureComputation:
         codes = np.where(codes < 0, n_entities, codes).astype(np.int64)
         as_of = cutoffs["as_of"].to_numpy().view(np.int64)  # validated: datetime64[ns]
 
-        ranges = [log.time_range for log in {id(log): log for log in (prepared, self.cx)}.values() if len(log)]
+        logs = [prepared] if self.cx is prepared else [prepared, self.cx]
+        ranges = [log.time_range for log in logs if len(log)]
         t_min = min([lo for lo, _ in ranges] + [int(as_of.min())])
         t_max = max([hi for _, hi in ranges] + [int(as_of.max())])
         self.t_min, self.t_max = t_min, t_max
@@ -743,8 +748,7 @@ class _FeatureComputation:
     @property
     def matrix(self) -> np.ndarray:
         """The output matrix, waited for on first use."""
-        if isinstance(self._matrix, concurrent.futures.Future):
-            self._matrix = self._matrix.result()
+        self._matrix = _resolved(self._matrix)
         return self._matrix
 
     def put(self, name: str, values: np.ndarray) -> None:
@@ -847,8 +851,7 @@ class _FeatureComputation:
     @property
     def kinds(self) -> np.ndarray:
         """:meth:`kind_codes` of the sorted events (set by :meth:`run`)."""
-        if isinstance(self._kinds, concurrent.futures.Future):
-            self._kinds = self._kinds.result()
+        self._kinds = _resolved(self._kinds)
         return self._kinds
 
     def time_at(self, positions: np.ndarray) -> np.ndarray:

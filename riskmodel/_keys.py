@@ -199,16 +199,14 @@ def gather(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
     if values.ndim != 1 or not threads:
         return values[indices]
     out = np.empty(len(indices), dtype=values.dtype)
-    halves = [slice(0, len(indices) // 2), slice(len(indices) // 2, None)]
+    halves = [slice(lo, hi) for lo, hi in _halves(len(indices), threads)]
     _map(lambda half: np.take(values, indices[half], out=out[half]), halves, threads)
     return out
 
 
-def _in_chunks(n: int, threads: bool) -> list[range]:
-    """Bounds of chunks of ``n`` rows small enough for the cache, split in two halves (one
-    per thread) when ``threads``."""
-    halves = [(0, n // 2), (n // 2, n)] if threads else [(0, n)]
-    return [range(lo, hi, _CHUNK) for lo, hi in halves]
+def _halves(n: int, threads: bool) -> list[tuple[int, int]]:
+    """Bounds of the parts of ``n`` rows, one per thread: two halves if ``threads``."""
+    return [(0, n // 2), (n // 2, n)] if threads else [(0, n)]
 
 
 def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -262,7 +260,7 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 for table, digit in place_values:
                     part += table[digit[lo:hi]]
 
-        _map(pack, _in_chunks(n, threads), threads)
+        _map(pack, [range(lo, hi, _CHUNK) for lo, hi in _halves(n, threads)], threads)
         packed.sort()
         shift = np.uint64(position_bits)
         for lo in range(1, n, _CHUNK):  # neighbours whose key bits differ
