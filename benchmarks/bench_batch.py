@@ -24,7 +24,7 @@ from pathlib import Path
 _RUN = textwrap.dedent(
     """
     import json, sys
-    from riskmodel._batch import score_batch
+    from riskmodel.batch._job import score_batch
     m = score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
                     out=sys.argv[5], chunk_disputes=int(sys.argv[6]))
     # VmHWM is this process's own high-water mark (ru_maxrss survives exec: it would
@@ -85,7 +85,7 @@ def main() -> None:
     from _snapshots import simulated_snapshots
 
     from riskmodel import FeatureBuilder, RiskModel, open_disputes
-    from riskmodel._artifact import save_model_dir
+    from riskmodel.model._artifact import save_model_dir
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench-batch-"))
     root.mkdir(parents=True, exist_ok=True)

@@ -338,8 +338,8 @@ def print_table(summaries: list[dict], repeat: int) -> None:
 
 def profile_stages(n_disputes: int, n_cutoffs: int, seed: int) -> list[tuple[str, float]]:
     """Wall time of each stage of ``transform`` (replayed with riskmodel's private helpers)."""
-    from riskmodel._features import PreparedEvents, _FeatureComputation
-    from riskmodel._schema import screen_events, validate_cutoffs
+    from riskmodel.data._schema import screen_events, validate_cutoffs
+    from riskmodel.features._builder import FeatureComputation, PreparedEvents
 
     events, cutoffs = make_data(n_disputes, n_cutoffs, seed)
     builder = setup_ours(events)
@@ -369,7 +369,7 @@ def profile_stages(n_disputes: int, n_cutoffs: int, seed: int) -> list[tuple[str
     cut = stage("validate_cutoffs", lambda: validate_cutoffs(cutoffs, schema, tz_aware=False))
     comp = stage(
         "setup: cutoff id lookup, argsort, event keys",
-        lambda: _FeatureComputation(builder, prepared, cut, None),
+        lambda: FeatureComputation(builder, prepared, cut, None),
     )
     comp.kinds = stage("kind_codes: factorize kinds", comp.kind_codes)
     stage(

@@ -50,7 +50,7 @@ TARGET_P50_MS = 10.0
 def train_small_model(root: Path) -> str:
     """Train and register a small model in a fresh sqlite store under ``root``; its URI."""
     import riskmodel as rm
-    from riskmodel._config import load_config
+    from riskmodel.lifecycle._config import load_config
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     cfg = load_config(REPO / "experiments" / "baseline.toml")
@@ -126,13 +126,13 @@ def summarise(samples: list[np.ndarray]) -> dict[str, float]:
 
 def _wrap_targets():
     """(label, owner, attribute) of the functions on the single-dispute path that exist now."""
-    import riskmodel._features as features
-    import riskmodel._model as model
-    import riskmodel._pyfunc as pyfunc
-    import riskmodel._reasons as reasons
-    import riskmodel._registry as registry
-    import riskmodel._schema as schema
-    import riskmodel._tiers as tiers
+    import riskmodel.data._schema as schema
+    import riskmodel.features._builder as features
+    import riskmodel.lifecycle._pyfunc as pyfunc
+    import riskmodel.lifecycle._registry as registry
+    import riskmodel.model._model as model
+    import riskmodel.model._reasons as reasons
+    import riskmodel.model._tiers as tiers
 
     targets = [
         (registry.Predictor, "predict"),
@@ -148,7 +148,7 @@ def _wrap_targets():
     targets += [(schema, name) for name, obj in vars(schema).items()
                 if callable(obj) and getattr(obj, "__module__", "") == schema.__name__
                 and name.startswith(("validate_", "split_", "screen_", "parse_"))]
-    computation = getattr(features, "_FeatureComputation", None)
+    computation = getattr(features, "FeatureComputation", None)
     if computation is not None:
         targets += [(computation, name) for name, obj in vars(computation).items()
                     if callable(obj) and (name in ("__init__", "run") or not name.startswith("_"))]

@@ -7,7 +7,7 @@ Usage::
 
 Simulates disputes whose true escalation probability is known
 (:meth:`Simulation.true_probability`, Monte Carlo with ``--n-sims`` continuations), runs
-:func:`riskmodel._backtest.backtest` with the oracle, the base rate, a logistic regression on
+:func:`riskmodel.evaluation._backtest.backtest` with the oracle, the base rate, a logistic regression on
 the count features and an expert checklist as comparators, prints the last fold's table with
 95% cluster-bootstrap intervals, and checks the targets:
 
@@ -35,7 +35,7 @@ import pandas as pd
 from _snapshots import simulated_snapshots
 
 from riskmodel import FeatureBuilder, RiskModel
-from riskmodel._backtest import backtest
+from riskmodel.evaluation._backtest import backtest
 
 CHECKLIST = {
     "count_threat_90D": 3,

@@ -5,23 +5,31 @@ red / yellow / blue tiers and per-case reasons, an MLflow lifecycle and a nightl
 scorer. See ``README.md`` and ``docs/`` for the whole picture.
 """
 
-from ._audit import AuditResult, audit_outcomes, escalations_from
-from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend
-from ._batch import score_batch
-from ._config import ExperimentConfig, load_config
 from ._errors import ConfigError, DataError, DataWarning, ModelError
-from ._features import DEFAULT_KEYWORDS, FeatureBuilder, PreparedEvents, prepare_events
-from ._labels import make_cutoffs, make_labels, open_disputes
-from ._model import RiskModel
-from ._nightly import NightlyOutput, read_nightly
-from ._registry import Predictor, load, promote, rollback, train
-from ._report import render_report, write_report
-from ._schema import EventSchema, validate_cutoffs, validate_entities, validate_events
 from ._simulate import Simulation, simulate_disputes
-from ._sweep import SweepInputs, SweepPattern, SweepResult, parse_pattern, sweep, sweep_inputs
-from ._tiers import TIERS, Override, TierPolicy
-
-__version__ = "0.1.0"
+from ._version import VERSION as __version__  # noqa: F401 - re-exported
+from .batch import NightlyOutput, read_nightly, score_batch
+from .data import EventSchema, validate_cutoffs, validate_entities, validate_events
+from .evaluation import make_cutoffs, make_labels, open_disputes
+from .features import DEFAULT_KEYWORDS, FeatureBuilder, PreparedEvents, prepare_events
+from .lifecycle import ExperimentConfig, Predictor, load, load_config, promote, rollback, train
+from .model import TIERS, Override, RiskModel, TierPolicy
+from .ops import (
+    AuditResult,
+    SweepInputs,
+    SweepPattern,
+    SweepResult,
+    audit_outcomes,
+    barometer,
+    escalations_from,
+    parse_pattern,
+    plot_barometer_heatmap,
+    plot_tier_trend,
+    render_report,
+    sweep,
+    sweep_inputs,
+    write_report,
+)
 
 __all__ = [
     "AuditResult",

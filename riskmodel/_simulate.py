@@ -33,8 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._errors import ConfigError, DataError
-from ._schema import EventSchema
-from ._timeline import parse_duration
+from .data import EventSchema, parse_duration
 
 __all__ = ["CATEGORIES", "EVENT_KINDS", "Simulation", "SimulationParams", "simulate_disputes"]
 

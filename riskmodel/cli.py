@@ -42,13 +42,13 @@ def _cmd_simulate(args) -> int:
 
 
 def _load_config(path):
-    from ._config import load_config
+    from .lifecycle import load_config
 
     return load_config(path or _BUNDLED_EXPERIMENT)
 
 
 def _cmd_train(args) -> int:
-    from ._registry import train
+    from .lifecycle import train
 
     config = _load_config(args.config)
     if args.disputes:
@@ -64,7 +64,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_promote(args) -> int:
-    from ._registry import promote
+    from .lifecycle import promote
 
     record = promote(args.name, force=args.force, reason=args.reason)
     print(json.dumps(record, indent=1, default=str, ensure_ascii=False))
@@ -72,14 +72,14 @@ def _cmd_promote(args) -> int:
 
 
 def _cmd_rollback(args) -> int:
-    from ._registry import rollback
+    from .lifecycle import rollback
 
     print(json.dumps(rollback(args.name, reason=args.reason), indent=1, ensure_ascii=False))
     return 0
 
 
 def _cmd_score(args) -> int:
-    from ._batch import score_batch
+    from .batch import score_batch
 
     manifest = score_batch(
         model=args.model, events=args.events, entities=args.entities, as_of=args.as_of, out=args.out,
@@ -101,9 +101,9 @@ def _cmd_score(args) -> int:
 
 
 def _load_model(uri: str):
-    from ._batch import _load_predictor
+    from .batch import load_predictor
 
-    return _load_predictor(uri)
+    return load_predictor(uri)
 
 
 def _write_frame(frame, path) -> None:
@@ -117,9 +117,9 @@ def _write_frame(frame, path) -> None:
 
 def _cmd_sweep(args) -> int:
     """From one case (or a pattern) to every open dispute sharing its risk pattern."""
-    from ._config import read_table
-    from ._nightly import read_nightly
-    from ._sweep import parse_pattern, sweep
+    from .batch import read_nightly
+    from .lifecycle import read_table
+    from .ops import parse_pattern, sweep
 
     if (args.like is None) and (args.pattern is None):
         raise ConfigError("pass --like DISPUTE_ID or --pattern \"column op value & ...\".")
@@ -162,8 +162,8 @@ def _cmd_sweep(args) -> int:
 
 def _cmd_barometer(args) -> int:
     """Risk by area and day over nightly outputs: a table and two PNG plots."""
-    from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend
-    from ._plots import save_figure
+    from .evaluation import save_figure
+    from .ops import barometer, plot_barometer_heatmap, plot_tier_trend
 
     table = barometer(list(args.scores), area=None if args.area in ("", "none") else args.area)
     last = table[table["day"] == table["day"].max()]
@@ -183,8 +183,8 @@ def _cmd_barometer(args) -> int:
 
 def _cmd_report(args) -> int:
     """The nightly HTML report: barometer, work lists, drift, audit."""
-    from ._config import read_table
-    from ._report import write_report
+    from .lifecycle import read_table
+    from .ops import write_report
 
     model = events = entities = None
     if args.outcomes and args.model and args.events:
@@ -201,7 +201,7 @@ def _cmd_report(args) -> int:
 def _has_alias(name: str, alias: str) -> bool:
     import mlflow
 
-    from ._registry import tracking_uri
+    from .lifecycle import tracking_uri
 
     uri = tracking_uri()
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)  # never a registry set elsewhere
@@ -216,9 +216,9 @@ def _cmd_demo(args) -> int:
     """Simulate a city, train with tracking, register, promote, score today, report."""
     import pandas as pd
 
-    from ._labels import open_disputes
-    from ._registry import load, promote, tracking_uri, train
     from ._simulate import simulate_disputes
+    from .evaluation import open_disputes
+    from .lifecycle import load, promote, tracking_uri, train
 
     t0 = time.perf_counter()
     config = _load_config(args.config)

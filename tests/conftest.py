@@ -15,7 +15,7 @@ from riskmodel import (
     prepare_events,
     simulate_disputes,
 )
-from riskmodel._artifact import save_model_dir
+from riskmodel.model._artifact import save_model_dir
 
 
 def train_model_dir(folder: Path, n_disputes: int, **simulate_kwargs) -> Path:

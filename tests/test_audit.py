@@ -113,7 +113,7 @@ def test_end_to_end_on_simulated_nights(tmp_path):
     dirs = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        from riskmodel._registry import Predictor
+        from riskmodel.lifecycle._registry import Predictor
 
         predictor = Predictor(model, model_name="m", model_version="1", run_id="", uri="memory")
         for day in days:

@@ -15,10 +15,10 @@ from riskmodel import (
     make_labels,
     prepare_events,
 )
-from riskmodel._backtest import BacktestResult, backtest
-from riskmodel._metrics import METRIC_NAMES
-from riskmodel._plots import save_figure
 from riskmodel._simulate import simulate_disputes
+from riskmodel.evaluation._backtest import BacktestResult, backtest
+from riskmodel.evaluation._metrics import METRIC_NAMES
+from riskmodel.evaluation._plots import save_figure
 
 HORIZON = pd.Timedelta("90D")
 PERIOD = pd.Timedelta("90D")

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from riskmodel import DataError, barometer, plot_barometer_heatmap, plot_tier_trend, read_nightly
-from riskmodel._barometer import CITY
+from riskmodel.ops._barometer import CITY
 
 
 def _night(day: str, n: int, seed: int) -> pd.DataFrame:

@@ -19,9 +19,9 @@ from riskmodel import (
     ModelError,
     open_disputes,
 )
-from riskmodel._batch import score_batch
-from riskmodel._registry import load
 from riskmodel._simulate import simulate_disputes
+from riskmodel.batch._job import score_batch
+from riskmodel.lifecycle._registry import load
 
 AS_OF = "2024-06-01"
 OUTPUTS = ("scores", "worklists", "station_summary", "rejects", "not_scored")
@@ -96,7 +96,7 @@ def test_counts_reconcile_with_bad_rows(model_dir, data, tmp_path):
 def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entities_chunk):
     """Chunks see the other chunks' cross-dispute rows: same scores as one predict call (also
     when no dispute of a chunk has an entities row, so its summary rows have no station)."""
-    from riskmodel._batch import _bucket_of
+    from riskmodel.batch._job import _bucket_of
 
     sim = data["sim"]
     entities = sim.entities
@@ -123,7 +123,7 @@ def test_chunk_context_gives_whole_log_features(model_dir, data, tmp_path):
     import warnings
 
     from riskmodel import DataWarning, validate_entities
-    from riskmodel._batch import _bucket_of, _ContextStore, prepare_chunk
+    from riskmodel.batch._job import _bucket_of, _ContextStore, prepare_chunk
 
     model = load(str(model_dir)).model
     sim, n_chunks, as_of = data["sim"], 4, pd.Timestamp(AS_OF)
@@ -210,7 +210,7 @@ def test_fatal_error_keeps_previous_output(model_dir, data, tmp_path):
 _RUN = textwrap.dedent(
     """
     import sys
-    from riskmodel._batch import score_batch
+    from riskmodel.batch._job import score_batch
     score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
                 out=sys.argv[5], chunk_disputes=int(sys.argv[6]))
     """
@@ -238,7 +238,7 @@ def test_kill_and_rerun_is_identical(model_dir, data, tmp_path):
 _PEAK = textwrap.dedent(
     """
     import resource, sys
-    from riskmodel._batch import score_batch
+    from riskmodel.batch._job import score_batch
     score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of="2024-06-01",
                 out=sys.argv[4], chunk_disputes=int(sys.argv[5]), reasons="none")
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

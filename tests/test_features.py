@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-import riskmodel._features
-import riskmodel._schema
+import riskmodel.data._schema
+import riskmodel.features._builder
 from riskmodel import (
     DataError,
     DataWarning,
@@ -114,8 +114,8 @@ def reference_features(events, cutoffs, entities, windows, kinds, schema):
 @pytest.mark.parametrize("small_input_shortcuts", [True, False])
 def test_values_match_slow_reference(seed, small_input_shortcuts, monkeypatch):
     if not small_input_shortcuts:  # the paths large inputs take (kind by kind, hash lookups)
-        for module in (riskmodel._schema, riskmodel._features):
-            monkeypatch.setattr(module, "_FEW_VALUES", 0)
+        for module in (riskmodel.data._schema, riskmodel.features._builder):
+            monkeypatch.setattr(module, "FEW_VALUES", 0)
     events, entities, cutoffs = random_log(seed)
     schema = EventSchema()
     fb = FeatureBuilder(windows=("7D", "30D"), streaks=STREAKS, max_kinds=50)
@@ -387,8 +387,8 @@ def test_row_depends_only_on_own_events_without_cross_dispute_families(rows, oth
 @pytest.mark.parametrize("seed", [0, 3])
 def test_context_events_give_the_same_rows_as_the_whole_log(seed):
     """Chunked scoring: own events + every dispute's summary rows == the whole log."""
-    from riskmodel._batch import _summary_rows
-    from riskmodel._features import prepare_events
+    from riskmodel.batch._job import _summary_rows
+    from riskmodel.features._builder import prepare_events
 
     events, entities, cutoffs = random_log(seed, n_events=600, n_parties=12)
     fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
@@ -406,8 +406,8 @@ def test_context_events_give_the_same_rows_as_the_whole_log(seed):
 def _spy_on_levels(monkeypatch):
     """Record whether each transform tallies by level; returns the record."""
     taken = []
-    uses_levels = riskmodel._features._FeatureComputation.uses_levels
-    monkeypatch.setattr(riskmodel._features._FeatureComputation, "uses_levels",
+    uses_levels = riskmodel.features._builder.FeatureComputation.uses_levels
+    monkeypatch.setattr(riskmodel.features._builder.FeatureComputation, "uses_levels",
                         lambda self: taken.append(uses_levels(self)) or taken[-1])
     return taken
 
@@ -419,9 +419,9 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
     dispute scored at the same as_of (an event's time), the nightly job's case."""
     one_time = seed == "all at one time"
     seed = 3 if one_time else seed
-    for module in (riskmodel._schema, riskmodel._features):
-        monkeypatch.setattr(module, "_FEW_VALUES", 0)
-    monkeypatch.setattr(riskmodel._features, "_LEVEL_EVENTS", 64)  # levels in several slices
+    for module in (riskmodel.data._schema, riskmodel.features._builder):
+        monkeypatch.setattr(module, "FEW_VALUES", 0)
+    monkeypatch.setattr(riskmodel.features._builder, "_LEVEL_EVENTS", 64)  # levels in several slices
     events, _, _ = random_log(seed)
     rng = np.random.default_rng(seed)
     # every other dispute has no cutoff: its events lie between the cutoffs' histories;
@@ -444,7 +444,7 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
         warnings.simplefilter("ignore", DataWarning)
         tallied = fb.transform(events, cutoffs)
         assert taken[-1]
-        monkeypatch.setattr(riskmodel._features._FeatureComputation, "uses_levels", lambda self: False)
+        monkeypatch.setattr(riskmodel.features._builder.FeatureComputation, "uses_levels", lambda self: False)
         general = fb.transform(events, cutoffs)
     pd.testing.assert_frame_equal(tallied, general)
     assert tallied.filter(like="_other_").sum().sum() > 0  # kinds beyond max_kinds are tallied as 'other'
@@ -457,9 +457,9 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
 def test_tally_by_level_serves_each_family_alone(families, monkeypatch):
     """Counts without recency and recency without counts take the tally by level too (the
     positions it sets serve the other families): same values as the general path."""
-    for module in (riskmodel._schema, riskmodel._features):
-        monkeypatch.setattr(module, "_FEW_VALUES", 0)
-    monkeypatch.setattr(riskmodel._features, "_LEVEL_EVENTS", 50)
+    for module in (riskmodel.data._schema, riskmodel.features._builder):
+        monkeypatch.setattr(module, "FEW_VALUES", 0)
+    monkeypatch.setattr(riskmodel.features._builder, "_LEVEL_EVENTS", 50)
     events, _, _ = random_log(6)
     ids = sorted(events["dispute_id"].unique())[1:]  # the first dispute's events have no cutoff
     cutoffs = pd.DataFrame({"dispute_id": ids + ["D999"], "as_of": pd.Timestamp("2024-03-01")})
@@ -467,7 +467,7 @@ def test_tally_by_level_serves_each_family_alone(families, monkeypatch):
     taken = _spy_on_levels(monkeypatch)
     tallied = fb.transform(events, cutoffs)
     assert taken[-1]
-    monkeypatch.setattr(riskmodel._features._FeatureComputation, "uses_levels", lambda self: False)
+    monkeypatch.setattr(riskmodel.features._builder.FeatureComputation, "uses_levels", lambda self: False)
     pd.testing.assert_frame_equal(tallied, fb.transform(events, cutoffs))
 
 
@@ -475,9 +475,9 @@ def test_tally_by_level_floors_times_to_the_clock_as_the_searches_do(monkeypatch
     """On a coarse clock (here seconds) an event in the same tick as ``as_of`` is not yet
     counted, by the level tally as by the searched positions; the other families read the
     positions the tally sets."""
-    for module in (riskmodel._schema, riskmodel._features):
-        monkeypatch.setattr(module, "_FEW_VALUES", 0)
-    monkeypatch.setattr(riskmodel._timeline, "_RESOLUTIONS_NS", (1_000_000_000,))
+    for module in (riskmodel.data._schema, riskmodel.features._builder):
+        monkeypatch.setattr(module, "FEW_VALUES", 0)
+    monkeypatch.setattr(riskmodel.data._timeline, "RESOLUTIONS_NS", (1_000_000_000,))
     events, _, _ = random_log(5)
     rng = np.random.default_rng(5)
     ids = sorted(events["dispute_id"].unique())
@@ -490,7 +490,7 @@ def test_tally_by_level_floors_times_to_the_clock_as_the_searches_do(monkeypatch
     taken = _spy_on_levels(monkeypatch)
     tallied = fb.transform(events, cutoffs)
     assert taken[-1]
-    monkeypatch.setattr(riskmodel._features._FeatureComputation, "uses_levels", lambda self: False)
+    monkeypatch.setattr(riskmodel.features._builder.FeatureComputation, "uses_levels", lambda self: False)
     general = fb.transform(events, cutoffs)
     pd.testing.assert_frame_equal(tallied, general)
     # the clock's floor matters here: the exact reference counts the same-second events
@@ -508,8 +508,8 @@ def test_cutoffs_in_entity_order_are_computed_in_place():
     ids = ["A000"] + ids[:5] + ["D0035", "D0036"] + ids[5:] + ["Z"]  # no events: first, inside, last
     cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": pd.Timestamp("2024-06-01")})
     fb = FeatureBuilder(families=("counts", "recency", "dynamics")).fit(events)
-    computation = riskmodel._features._FeatureComputation(
-        fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(cutoffs), None
+    computation = riskmodel.features._builder.FeatureComputation(
+        fb, riskmodel.features._builder.prepare_events(events), riskmodel.data._schema.validate_cutoffs(cutoffs), None
     )
     np.testing.assert_array_equal(computation.order, np.arange(len(ids)))
     shuffled = cutoffs.sample(frac=1, random_state=0)
@@ -520,16 +520,16 @@ def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
     events, _, _ = random_log(0)
     cutoffs = pd.DataFrame({"dispute_id": ["D001", "D002", "D001"], "as_of": pd.to_datetime(["2024-06-01"] * 3)})
     fb = FeatureBuilder(families=("counts", "recency")).fit(events)
-    computation = riskmodel._features._FeatureComputation(
-        fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(cutoffs), None
+    computation = riskmodel.features._builder.FeatureComputation(
+        fb, riskmodel.features._builder.prepare_events(events), riskmodel.data._schema.validate_cutoffs(cutoffs), None
     )
     assert computation.level_edges is None
     # a window that is not a whole number of clock ticks cannot be tallied by level either
     single = cutoffs.iloc[:2]
-    monkeypatch.setattr(riskmodel._timeline, "_RESOLUTIONS_NS", (1_000_000_000,))
+    monkeypatch.setattr(riskmodel.data._timeline, "RESOLUTIONS_NS", (1_000_000_000,))
     fb = FeatureBuilder(windows=("1500ms",), families=("counts",)).fit(events)
-    computation = riskmodel._features._FeatureComputation(
-        fb, riskmodel._features.prepare_events(events), riskmodel._schema.validate_cutoffs(single), None
+    computation = riskmodel.features._builder.FeatureComputation(
+        fb, riskmodel.features._builder.prepare_events(events), riskmodel.data._schema.validate_cutoffs(single), None
     )
     assert computation.level_edges is None
 
@@ -545,18 +545,18 @@ def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
     ],
 )
 def test_lookup_of_short_string_ids_matches_pandas(known):
-    from riskmodel._features import _lookup
+    from riskmodel.features._builder import lookup_positions
 
     rng = np.random.default_rng(0)
     pool = known + ["unknown", "", "D0000000", "ab\x00"]
     values = pd.Series(rng.choice(pool, 20_000), dtype="str")
     index = pd.Index(known, dtype="str")
-    np.testing.assert_array_equal(_lookup(index, values), index.get_indexer(values))
+    np.testing.assert_array_equal(lookup_positions(index, values), index.get_indexer(values))
 
 
 @pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "object", "category"])
 def test_factorize_matches_pandas_for_every_string_flavour(dtype):
-    from riskmodel._features import _factorize
+    from riskmodel.features._builder import _factorize
 
     rng = np.random.default_rng(0)
     values = pd.Series(rng.choice(["call", "threat", "", "é", None, "a much longer kind"], 1000), dtype=dtype)
@@ -577,7 +577,7 @@ def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch, one_per_dispute):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         plain = fb.transform(events, cutoffs, entities=entities)
-        monkeypatch.setattr(riskmodel._features, "_OVERLAP_EVENTS", 0)
+        monkeypatch.setattr(riskmodel.features._builder, "_OVERLAP_EVENTS", 0)
         overlapped = fb.transform(events, cutoffs, entities=entities)
     pd.testing.assert_frame_equal(plain, overlapped)
 
@@ -585,10 +585,10 @@ def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch, one_per_dispute):
 def test_output_made_in_a_thread_changes_nothing(monkeypatch):
     """A large output matrix is made (and its pages touched) in a thread while the
     cutoffs are set up: zeros in the same layout, same output."""
-    matrix = riskmodel._features._output_matrix(1000, 70, in_background=True)
+    matrix = riskmodel.features._builder._output_matrix(1000, 70, in_background=True)
     assert isinstance(matrix, np.ndarray)  # small: made at once
-    monkeypatch.setattr(riskmodel._features, "_BACKGROUND_OUTPUT_BYTES", 0)
-    future = riskmodel._features._output_matrix(1000, 70, in_background=True)
+    monkeypatch.setattr(riskmodel.features._builder, "_BACKGROUND_OUTPUT_BYTES", 0)
+    future = riskmodel.features._builder._output_matrix(1000, 70, in_background=True)
     made = future.result()
     assert made.flags.f_contiguous and made.dtype == np.float32 and made.shape == (1000, 70)
     assert not made.any()
@@ -597,6 +597,6 @@ def test_output_made_in_a_thread_changes_nothing(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         in_thread = fb.transform(events, cutoffs, entities=entities)
-        monkeypatch.setattr(riskmodel._features, "_BACKGROUND_OUTPUT_BYTES", 1 << 62)
+        monkeypatch.setattr(riskmodel.features._builder, "_BACKGROUND_OUTPUT_BYTES", 1 << 62)
         at_once = fb.transform(events, cutoffs, entities=entities)
     pd.testing.assert_frame_equal(at_once, in_thread)

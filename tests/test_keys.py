@@ -5,8 +5,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import riskmodel._keys
-from riskmodel._keys import key_strings, short_string_keys, stable_key_sort, string_keys
+import riskmodel.data._keys
+from riskmodel.data._keys import key_strings, short_string_keys, stable_key_sort, string_keys
 
 TRICKY = ["", "a", "ab", "b", "D0000001", "D0000010", "é", "中文", "zz", "~", "\x7f", "a b", "\t"]
 
@@ -91,7 +91,7 @@ def test_keys_of_an_empty_column():
 )
 @pytest.mark.parametrize("chunk", [1 << 16, 100])  # packed at once, and in chunks
 def test_key_sort_is_numpys_stable_argsort(make, chunk, monkeypatch):
-    monkeypatch.setattr(riskmodel._keys, "_CHUNK", chunk)
+    monkeypatch.setattr(riskmodel.data._keys, "_CHUNK", chunk)
     keys = make(np.random.default_rng(1))
     order, is_new = stable_key_sort(keys)
     np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
@@ -147,7 +147,7 @@ def test_word_keys_use_as_few_words_as_the_longest_string_needs():
 @pytest.mark.parametrize("n", [3000, 70_000])  # packed, and radix passes (too many bits to pack)
 def test_word_key_sort_is_the_strings_stable_order(n, threaded, monkeypatch):
     if threaded:
-        monkeypatch.setattr(riskmodel._keys, "_THREADED_KEYS", 0)
+        monkeypatch.setattr(riskmodel.data._keys, "_THREADED_KEYS", 0)
     rng = np.random.default_rng(3)
     if n > 10_000:  # random 20-character ids: every digit varies
         pool = ["".join(rng.choice(list("0123456789ABCDEF"), 20)) for _ in range(5000)]
@@ -155,7 +155,7 @@ def test_word_key_sort_is_the_strings_stable_order(n, threaded, monkeypatch):
         pool = [f"1101052023{i:08d}" for i in rng.integers(0, 10**8, 500)]
     values = list(rng.choice(pool, n))
     keys = string_keys(pd.Series(values, dtype="str"))
-    monkeypatch.setattr(riskmodel._keys, "_CHUNK", 257)  # many chunks, halves not on their bounds
+    monkeypatch.setattr(riskmodel.data._keys, "_CHUNK", 257)  # many chunks, halves not on their bounds
     order, is_new = stable_key_sort(keys)
     expected = np.argsort(np.array(values, dtype=object), kind="stable")
     np.testing.assert_array_equal(order, expected)
@@ -181,4 +181,4 @@ def test_key_strings_are_the_strings_back(flavour):
 def test_reductions_down_columns_match_numpys(shape):
     rows = np.random.default_rng(5).integers(0, 2**63, shape, dtype=np.int64).astype(np.uint64)
     for ufunc in (np.bitwise_or, np.bitwise_and):
-        np.testing.assert_array_equal(riskmodel._keys._down_columns(ufunc, rows), ufunc.reduce(rows, axis=0))
+        np.testing.assert_array_equal(riskmodel.data._keys._down_columns(ufunc, rows), ufunc.reduce(rows, axis=0))

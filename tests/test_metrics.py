@@ -1,4 +1,4 @@
-"""Tests for riskmodel._metrics: values against scikit-learn and hand-computed examples."""
+"""Tests for riskmodel.evaluation._metrics: values against scikit-learn and hand-computed examples."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from sklearn.metrics import (
 )
 
 from riskmodel._errors import ConfigError, DataError
-from riskmodel._metrics import (
+from riskmodel.evaluation._metrics import (
     METRIC_NAMES,
-    TIER_ORDER,
     bootstrap_metrics,
     compare_bootstrap,
     expected_calibration_error,
@@ -24,6 +23,9 @@ from riskmodel._metrics import (
     score_metrics,
     subgroup_report,
     tier_table,
+)
+from riskmodel.evaluation._metrics import (
+    TIERS as TIER_ORDER,
 )
 
 

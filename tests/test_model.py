@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-import riskmodel._features
-import riskmodel._model
-import riskmodel._schema
+import riskmodel.data._schema
+import riskmodel.features._builder
+import riskmodel.model._model
 from riskmodel import (
     DataError,
     DataWarning,
@@ -28,9 +28,9 @@ from riskmodel import (
     prepare_events,
     validate_cutoffs,
 )
-from riskmodel._metrics import score_metrics
-from riskmodel._pyfunc import score_all
 from riskmodel._simulate import simulate_disputes
+from riskmodel.evaluation._metrics import score_metrics
+from riskmodel.lifecycle._pyfunc import score_all
 
 HORIZON = "90D"
 # one thread: robust and fast enough when other jobs share the two cores
@@ -254,9 +254,9 @@ def test_small_input_shortcuts_change_nothing(data, fitted, monkeypatch):
     assert (shortcut["reasons"] != "").any()
     valid_cut = validate_cutoffs(cut, sim.schema)
     pd.testing.assert_frame_equal(shortcut, fitted.score_features(X, valid_cut, reasons="all"))
-    for module in (riskmodel._schema, riskmodel._features):
-        monkeypatch.setattr(module, "_FEW_VALUES", 0)
-    monkeypatch.setattr(riskmodel._model, "_FEW_ROWS", 0)
+    for module in (riskmodel.data._schema, riskmodel.features._builder):
+        monkeypatch.setattr(module, "FEW_VALUES", 0)
+    monkeypatch.setattr(riskmodel.model._model, "_FEW_ROWS", 0)
     pd.testing.assert_frame_equal(shortcut, fitted.predict(events, cut, entities=entities, reasons="all"))
     pd.testing.assert_frame_equal(X, fitted.transform_features(events, cut, entities=entities))
 
@@ -275,9 +275,9 @@ def test_scoring_every_dispute_at_one_time_equals_predict_with_cutoffs(data, fit
     events = pd.concat([events, events.iloc[[3]]], ignore_index=True).set_index(np.arange(len(events) + 1) * 7)
     entities = sim.entities[sim.entities["dispute_id"].isin(ids)]
     if general_paths:
-        for module in (riskmodel._schema, riskmodel._features):
-            monkeypatch.setattr(module, "_FEW_VALUES", 0)
-        monkeypatch.setattr(riskmodel._model, "_FEW_ROWS", 0)
+        for module in (riskmodel.data._schema, riskmodel.features._builder):
+            monkeypatch.setattr(module, "FEW_VALUES", 0)
+        monkeypatch.setattr(riskmodel.model._model, "_FEW_ROWS", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         every = score_all(fitted, events, "2025-06-01", entities=entities, reasons="all")

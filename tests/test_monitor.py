@@ -22,10 +22,12 @@ from riskmodel import (
     ConfigError,
     DataWarning,
 )
-from riskmodel._artifact import _thin_reference, load_model_dir
-from riskmodel._batch import score_batch
-from riskmodel._labels import open_disputes
-from riskmodel._monitor import (
+from riskmodel._simulate import simulate_disputes
+from riskmodel.batch._job import score_batch
+from riskmodel.cli import EXIT_DRIFT, main
+from riskmodel.evaluation._labels import open_disputes
+from riskmodel.model._artifact import _thin_reference, load_model_dir
+from riskmodel.model._drift import (
     check_thresholds,
     chunk_counts,
     drift_report,
@@ -33,8 +35,6 @@ from riskmodel._monitor import (
     population_stability_index,
     raw_attributes,
 )
-from riskmodel._simulate import simulate_disputes
-from riskmodel.cli import EXIT_DRIFT, main
 
 WORLD = dict(n_stations=6, station_volume_sd=0.0, station_event_rate_sd=0.0, station_escalation_sd=0.0)
 PERIOD = dict(start="2022-01-01", end="2024-12-31")
@@ -100,7 +100,7 @@ def test_psi_and_thresholds_refuse_bad_input():
 
 
 def test_bins_keep_ties_and_missing_apart():
-    from riskmodel._monitor import build_reference
+    from riskmodel.model._drift import build_reference
 
     x = np.r_[np.zeros(70), np.ones(20), np.full(10, 5.0), np.full(5, np.nan)].astype(np.float32)
     X = pd.DataFrame({"n": x, "c": pd.Categorical(["a"] * 60 + ["b"] * 40 + [None] * 5, categories=["a", "b"])})

@@ -1,4 +1,4 @@
-"""Tests for riskmodel._plots: every plot builds headless and saves as a readable PNG."""
+"""Tests for riskmodel.evaluation._plots: every plot builds headless and saves as a readable PNG."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from riskmodel._errors import DataError
-from riskmodel._metrics import tier_table
-from riskmodel._plots import (
+from riskmodel.evaluation._metrics import tier_table
+from riskmodel.evaluation._plots import (
     plot_reliability,
     plot_roc_pr,
     plot_shap_summary,

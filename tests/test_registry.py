@@ -13,8 +13,8 @@ import pytest
 from conftest import sqlite_tracking_store
 
 import riskmodel as rm
-from riskmodel._artifact import FEATURE_SPEC_VERSION, load_model_dir, save_model_dir
-from riskmodel._config import config_from_dict, load_config
+from riskmodel.lifecycle._config import config_from_dict, load_config
+from riskmodel.model._artifact import FEATURE_SPEC_VERSION, load_model_dir, save_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ from riskmodel import (
     simulate_disputes,
     write_report,
 )
-from riskmodel._registry import Predictor
+from riskmodel.lifecycle._registry import Predictor
 
 DAYS = ("2024-05-25", "2024-05-28", "2024-06-01")
 MONITORING = {

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import riskmodel._schema as schema_module
+import riskmodel.data._schema as schema_module
 from riskmodel import (
     DataError,
     DataWarning,
@@ -18,7 +18,7 @@ from riskmodel import (
     validate_entities,
     validate_events,
 )
-from riskmodel._schema import cutoffs_at, split_invalid_events
+from riskmodel.data._schema import cutoffs_at, split_invalid_events
 
 SCHEMA = EventSchema(text_col=None, party_col=None)
 NOW = pd.Timestamp("2025-01-01")
@@ -518,7 +518,7 @@ def test_cutoffs_at_one_time_equal_validated_cutoffs(as_of, tz_aware):
 def test_few_values_become_the_same_categorical(values, monkeypatch):
     """The Python coding of a few entity values equals pandas' conversion chain."""
     fast = schema_module._as_string_categorical(values)
-    monkeypatch.setattr(schema_module, "_FEW_VALUES", 0)
+    monkeypatch.setattr(schema_module, "FEW_VALUES", 0)
     slow = schema_module._as_string_categorical(values)
     pd.testing.assert_series_equal(fast, slow)
     assert fast.cat.codes.dtype == slow.cat.codes.dtype

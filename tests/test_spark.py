@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from conftest import train_model_dir, with_bad_rows
 
-from riskmodel._batch import score_batch
 from riskmodel._errors import ConfigError
 from riskmodel._simulate import simulate_disputes
+from riskmodel.batch._job import score_batch
 
 pytestmark = pytest.mark.spark
 
@@ -29,7 +29,7 @@ def spark(tmp_path_factory):
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("Spark needs Java (no java on PATH, no JAVA_HOME)")
     pytest.importorskip("pyspark")
-    from riskmodel._spark import _session
+    from riskmodel.batch._spark import _session
 
     with _session("local[2]") as session:
         yield session
@@ -94,7 +94,7 @@ def test_spark_equals_local(spark, model_dir, data, tmp_path, flavour):
 
 def test_spark_resumes_from_done_chunks(spark, model_dir, data, tmp_path, monkeypatch):
     """A run stopped before finalizing restarts from its markers and redoes only the rest."""
-    import riskmodel._batch as batch
+    import riskmodel.batch._job as batch
 
     kw = dict(model=str(model_dir), events=data["inputs"]["parquet"], entities=data["entities"], as_of=AS_OF,
               chunk_disputes=CHUNK)

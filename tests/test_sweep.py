@@ -22,10 +22,10 @@ from riskmodel import (
     sweep,
     sweep_inputs,
 )
-from riskmodel._artifact import save_model_dir
-from riskmodel._batch import score_batch
-from riskmodel._registry import load
 from riskmodel._simulate import _CAT_CODES, EVENT_KINDS
+from riskmodel.batch._job import score_batch
+from riskmodel.lifecycle._registry import load
+from riskmodel.model._artifact import save_model_dir
 
 AS_OF = "2024-06-01"
 

@@ -8,10 +8,7 @@ at a team server instead. Aliases: ``challenger`` is the newest trained version,
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import re
 import tempfile
 import time
@@ -21,79 +18,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._artifact import load_model_dir, save_model_dir
+from .._errors import ConfigError, ModelError
+from ..evaluation import make_cutoffs, make_labels
+from ..features import prepare_events
+from ..model import RiskModel, load_model_dir, save_model_dir
 from ._config import ExperimentConfig, load_data
-from ._errors import ConfigError, ModelError
-from ._features import prepare_events
-from ._labels import make_cutoffs, make_labels
-from ._model import RiskModel
+from ._store import (
+    client_for,
+    ensure_experiment,
+    retry,
+    tracking_uri,
+)
 
 __all__ = ["Predictor", "load", "promote", "rollback", "train", "tracking_uri"]
 
-LOCAL_STORE_DIR = "riskmodel-mlflow"
 CHAMPION, CHALLENGER = "champion", "challenger"
 _HISTORY_TAG = "riskmodel.champion_history"
-
-
-def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the local sqlite store in the working directory."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    store = Path.cwd() / LOCAL_STORE_DIR
-    store.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{store / 'mlflow.db'}"
-
-
-def _artifact_root(uri: str) -> str | None:
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
-        root = db.parent / "artifacts"
-        root.mkdir(parents=True, exist_ok=True)
-        return root.resolve().as_uri()
-    return None
-
-
-@contextlib.contextmanager
-def _store_lock(uri: str):
-    """Serialise first-time store setup between processes sharing a sqlite file."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _retry(fn, *args, attempts: int = 8, **kwargs):
-    """Retry an MLflow call that lost a sqlite write lock to another process."""
-    for i in range(attempts):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - only lock errors are retried
-            if "locked" not in str(exc).lower() or i == attempts - 1:
-                raise
-            time.sleep(0.2 * (i + 1) + np.random.default_rng().random() * 0.3)
-    return None  # pragma: no cover
-
-
-def _client(uri: str | None = None):
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
-    from mlflow import MlflowClient
-
-    uri = uri or tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    with _store_lock(uri):
-        client = _retry(MlflowClient, tracking_uri=uri, registry_uri=uri)
-        _retry(client.search_experiments, max_results=1)  # creates / migrates the store once
-    return client
 
 
 # ------------------------------------------------------------------------------------------
@@ -180,7 +120,7 @@ def _tiers_ordered(tier_table: pd.DataFrame) -> bool:
 
 def _score_champion(client, name: str, backtest, prepared, entities) -> dict | None:
     """Score the current champion on the challenger's latest backtest fold."""
-    from ._metrics import bootstrap_metrics
+    from ..evaluation import bootstrap_metrics
 
     try:
         mv = client.get_model_version_by_alias(name, CHAMPION)
@@ -193,7 +133,7 @@ def _score_champion(client, name: str, backtest, prepared, entities) -> dict | N
     scored = champion.model.predict(prepared, cut, entities=entities, reasons="none")
     y = preds["label"].to_numpy(dtype=int)
     boot = bootstrap_metrics(y, scored["probability"].to_numpy(), groups=preds[schema.entity_col].to_numpy())
-    from ._metrics import tier_table
+    from ..evaluation import tier_table
 
     return {
         "version": str(mv.version),
@@ -219,9 +159,9 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     """
     import mlflow
 
-    from ._backtest import backtest as run_backtest
+    from ..evaluation import backtest as run_backtest
+    from ..evaluation import save_figure
     from ._card import model_card
-    from ._plots import save_figure
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -250,7 +190,7 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     timings["final_fit"] = time.perf_counter() - t2
 
     uri = tracking or tracking_uri()
-    client = _client(uri)
+    client = client_for(uri)
     champion = _score_champion(client, config.registered_model, result, prepared, entities) if register else None
 
     metrics = _last_fold_metrics(result)
@@ -263,21 +203,14 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
         metrics.update({f"champion_{k}": float(v) for k, v in champion.items() if k != "version"})
 
     exp_name = f"riskmodel/{config.name}"
-    with _store_lock(uri):
-        exp = _retry(client.get_experiment_by_name, exp_name)
-        if exp is None:
-            try:
-                _retry(client.create_experiment, exp_name, artifact_location=_artifact_root(uri))
-            except Exception as exc:  # noqa: BLE001 - another process created it first
-                if "already exists" not in str(exc).lower():
-                    raise
+    ensure_experiment(client, uri, exp_name)
     mlflow.set_experiment(exp_name)
     t3 = time.perf_counter()
     t_min = pd.Timestamp(prepared.times_ns.min())
     t_max = pd.Timestamp(prepared.times_ns.max())
-    with _retry(mlflow.start_run, run_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
-        _retry(mlflow.log_params, config.flat_params())
-        _retry(mlflow.set_tags, {
+    with retry(mlflow.start_run, run_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
+        retry(mlflow.log_params, config.flat_params())
+        retry(mlflow.set_tags, {
             "riskmodel.config_fingerprint": config.fingerprint(),
             "data.source": config.data.source,
             "data.fingerprint": _events_fingerprint(events),
@@ -291,8 +224,8 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             "backtest.last_fold": json.dumps(result.folds.iloc[-1][["test_start", "test_end"]].astype(str).to_dict()),
             "champion.compared_version": champion["version"] if champion else "none",
         })
-        _retry(mlflow.log_metrics, metrics)
-        _retry(mlflow.log_metrics, {f"time_{k}_s": v for k, v in timings.items()})
+        retry(mlflow.log_metrics, metrics)
+        retry(mlflow.log_metrics, {f"time_{k}_s": v for k, v in timings.items()})
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             (tmp / "experiment.toml").write_text(config.source_text or json.dumps(config.to_dict(), default=str), encoding="utf-8")
@@ -306,7 +239,7 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             card = model_card(config, model, result, metrics, champion=champion,
                               data_window=(str(t_min), str(t_max)), n_events=len(events))
             (tmp / "model_card.md").write_text(card, encoding="utf-8")
-            _retry(mlflow.log_artifacts, str(tmp))
+            retry(mlflow.log_artifacts, str(tmp))
 
             model_dir = save_model_dir(model, tmp / "riskmodel")
             example = _synthetic_input_example(model)
@@ -315,9 +248,9 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             ex_events, ex_entities = split_entity_columns(example, model)
             output = score_all(model, ex_events, "2024-02-01", entities=ex_entities)
             signature = _signature(model, example, output)
-            from . import __version__
+            from .._version import VERSION as __version__
 
-            info = _retry(
+            info = retry(
                 mlflow.pyfunc.log_model,
                 name="model",
                 loader_module="riskmodel._pyfunc",
@@ -332,13 +265,13 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     version = ""
     if register:
         version = str(info.registered_model_version)
-        _retry(client.set_registered_model_alias, config.registered_model, CHALLENGER, version)
+        retry(client.set_registered_model_alias, config.registered_model, CHALLENGER, version)
         for key, value in {
             "roc_auc": metrics.get("model_roc_auc"), "brier": metrics.get("model_brier"),
             "data_window": f"{t_min} .. {t_max}", "config": config.name,
         }.items():
-            _retry(client.set_model_version_tag, config.registered_model, version, f"riskmodel.{key}", str(value))
-        _retry(client.update_model_version, config.registered_model, version, description=card[:5000])
+            retry(client.set_model_version_tag, config.registered_model, version, f"riskmodel.{key}", str(value))
+        retry(client.update_model_version, config.registered_model, version, description=card[:5000])
     return TrainResult(run_id=run_id, model_name=config.registered_model, version=version, model=model,
                        backtest=result, metrics=metrics, champion_comparison=champion, timings=timings)
 
@@ -372,7 +305,7 @@ def promote(
     champion yet, it must beat every baseline on AUC and Brier instead. The decision and
     figures are recorded as version tags; ``force=True`` needs a ``reason``, also recorded.
     """
-    client = _client(tracking)
+    client = client_for(tracking)
     challenger = _version_by_alias(client, name, CHALLENGER)
     if challenger is None:
         raise ModelError(f"registered model {name!r} has no {CHALLENGER!r} version; run `riskmodel train` first.")
@@ -407,12 +340,12 @@ def promote(
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     record = {"decision": decision, "checks": checks, "figures": figures, "at": stamp,
               "previous_champion": champion.version if champion else None, "reason": reason}
-    _retry(client.set_model_version_tag, name, challenger.version, "riskmodel.gate", json.dumps(record, default=str))
+    retry(client.set_model_version_tag, name, challenger.version, "riskmodel.gate", json.dumps(record, default=str))
     if decision in ("passed", "forced"):
-        _retry(client.set_registered_model_alias, name, CHAMPION, challenger.version)
+        retry(client.set_registered_model_alias, name, CHAMPION, challenger.version)
         history = _history(client, name)
         history.append(str(challenger.version))
-        _retry(client.set_registered_model_tag, name, _HISTORY_TAG, json.dumps(history))
+        retry(client.set_registered_model_tag, name, _HISTORY_TAG, json.dumps(history))
     record["version"] = challenger.version
     return record
 
@@ -424,16 +357,16 @@ def _history(client, name: str) -> list[str]:
 
 def rollback(name: str = "dispute-risk", *, reason: str | None = None, tracking: str | None = None) -> dict:
     """Give ``champion`` back to the version that held it before the current one."""
-    client = _client(tracking)
+    client = client_for(tracking)
     history = _history(client, name)
     if len(history) < 2:
         raise ModelError(f"registered model {name!r} has no previous champion to roll back to.")
     current, previous = history[-1], history[-2]
-    _retry(client.set_registered_model_alias, name, CHAMPION, previous)
-    _retry(client.set_registered_model_tag, name, _HISTORY_TAG, json.dumps(history[:-1]))
+    retry(client.set_registered_model_alias, name, CHAMPION, previous)
+    retry(client.set_registered_model_tag, name, _HISTORY_TAG, json.dumps(history[:-1]))
     record = {"decision": "rolled_back", "from": current, "to": previous, "reason": reason,
               "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _retry(client.set_model_version_tag, name, current, "riskmodel.rollback", json.dumps(record))
+    retry(client.set_model_version_tag, name, current, "riskmodel.rollback", json.dumps(record))
     return record
 
 
@@ -491,7 +424,7 @@ def load(uri: str = "models:/dispute-risk@champion", *, tracking: str | None = N
         return Predictor(load_model_dir(data), model_name=local.name, model_version="local", run_id="", uri=uri)
     import mlflow
 
-    client = _client(tracking)
+    client = client_for(tracking)
     match = _MODELS_URI.match(uri)
     run_id, name, version = "", uri, ""
     if match:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._errors import DataError, format_examples
+from .._errors import DataError, format_examples
+from ..model import TIERS
 
 __all__ = ["NightlyOutput", "concat_scores", "read_nightly"]
 
 #: Columns every scores frame must have (the batch writes more).
 SCORE_COLUMNS = ("as_of", "probability", "tier")
-TIERS = ("red", "yellow", "blue")
 
 
 @dataclass

@@ -15,7 +15,7 @@ can monitor in one pass without holding the whole feature matrix:
    per feature and for the score, tier shares, unseen-category and unseen-kind rates, the
    missing-text rate, and a status: ``ok``, ``watch`` (PSI >= 0.1) or ``act`` (>= 0.25).
 
-:func:`log_monitoring_run` is the thin MLflow shell around a report.
+:func:`riskmodel.lifecycle.log_monitoring_run` is the thin MLflow shell around a report.
 
 Binning
 -------
@@ -44,7 +44,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ._errors import ConfigError, ModelError
+from .._errors import ConfigError, ModelError
+from ._tiers import TIERS
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -54,7 +55,6 @@ __all__ = [
     "chunk_counts",
     "drift_report",
     "drift_table",
-    "log_monitoring_run",
     "merge_counts",
     "population_stability_index",
 ]
@@ -65,7 +65,6 @@ DEFAULT_THRESHOLDS: dict[str, float] = {"watch": 0.1, "act": 0.25}
 PSI_EPSILON = 1e-4
 REFERENCE_VERSION = 1
 STATUSES = ("ok", "watch", "act")
-_TIERS = ("red", "yellow", "blue")
 
 
 # ------------------------------------------------------------------------------------------
@@ -98,7 +97,7 @@ def population_stability_index(expected, actual, *, epsilon: float = PSI_EPSILON
 
     Examples
     --------
-    >>> from riskmodel._monitor import population_stability_index
+    >>> from riskmodel.model._drift import population_stability_index
     >>> round(population_stability_index([50, 50], [40, 60]), 6)  # -0.1 ln 0.8 + 0.1 ln 1.2
     0.040547
     >>> population_stability_index([1, 2], [1, 2, 3])
@@ -249,7 +248,7 @@ def _tier_counts(tiers) -> dict[str, int]:
         t = t.astype(object).astype("category")
     counts = np.bincount(t.cat.codes.to_numpy() + 1, minlength=len(t.cat.categories) + 1)[1:]
     by_name = dict(zip(t.cat.categories.astype(str), counts.tolist(), strict=True))
-    return {name: int(by_name.get(name, 0)) for name in _TIERS}
+    return {name: int(by_name.get(name, 0)) for name in TIERS}
 
 
 # ------------------------------------------------------------------------------------------
@@ -416,10 +415,10 @@ def _rate(numerator, denominator) -> float | None:
 def _shares(tiers: Mapping | None) -> dict[str, float] | None:
     if not tiers:
         return None
-    total = sum(tiers.get(t, 0) for t in _TIERS)
+    total = sum(tiers.get(t, 0) for t in TIERS)
     if total == 0:
         return None
-    return {t: tiers.get(t, 0) / total for t in _TIERS}
+    return {t: tiers.get(t, 0) / total for t in TIERS}
 
 
 def _worst(statuses) -> str:
@@ -569,56 +568,9 @@ def monitoring_metrics(report: Mapping) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
-def log_monitoring_run(report: Mapping, *, as_of, model_name: str | None, model_version: str | None,
-                       experiment: str = "dispute-risk-monitoring", tracking: str | None = None) -> str:
-    """Log a drift report as metrics of an MLflow run named by ``as_of``; returns the run id.
-
-    The run lives in ``experiment`` (created if needed) in the store of
-    :func:`riskmodel._registry.tracking_uri` and is tagged with the model's name and
-    version and the drift status.
-    """
-    from ._registry import _artifact_root, _client, _retry, _store_lock, tracking_uri
-
-    uri = tracking or tracking_uri()
-    client = _client(uri)
-    with _store_lock(uri):
-        exp = _retry(client.get_experiment_by_name, experiment)
-        if exp is None:
-            try:
-                exp_id = _retry(client.create_experiment, experiment, artifact_location=_artifact_root(uri))
-            except Exception as exc:  # noqa: BLE001 - another process created it first
-                if "already exists" not in str(exc).lower():
-                    raise
-                exp_id = _retry(client.get_experiment_by_name, experiment).experiment_id
-        else:
-            exp_id = exp.experiment_id
-    tags = {
-        "mlflow.runName": f"monitoring-{pd.Timestamp(as_of).isoformat()}",
-        "riskmodel.as_of": str(pd.Timestamp(as_of)),
-        "riskmodel.model_name": str(model_name),
-        "riskmodel.model_version": str(model_version),
-        "riskmodel.drift_status": str(report.get("status")),
-    }
-    run = _retry(client.create_run, exp_id, tags=tags, run_name=tags["mlflow.runName"])
-    run_id = run.info.run_id
-    try:
-        from mlflow.entities import Metric
-
-        stamp = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
-        metrics = [Metric(k, v, stamp, 0) for k, v in monitoring_metrics(report).items()]
-        for i in range(0, len(metrics), 900):  # MLflow caps a batch at 1000 metrics
-            _retry(client.log_batch, run_id, metrics=metrics[i:i + 900])
-        _retry(client.log_dict, run_id, dict(report), "drift_report.json")
-    except Exception:
-        _retry(client.set_terminated, run_id, status="FAILED")
-        raise
-    _retry(client.set_terminated, run_id)
-    return run_id
-
-
 def warn_if_drifting(report: Mapping, category=None) -> None:
     """Issue a :class:`~riskmodel.DataWarning` when the status is ``watch`` or ``act``."""
-    from ._errors import DataWarning
+    from .._errors import DataWarning
 
     if report.get("status") in ("watch", "act"):
         warnings.warn(drift_message(report), category or DataWarning, stacklevel=3)

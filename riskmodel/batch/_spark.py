@@ -1,8 +1,8 @@
 """The Spark engine of :func:`~riskmodel.score_batch`: the same chunks, prepared and scored on Spark.
 
-The local engine (``riskmodel._batch``) hashes every dispute into one of ``n_chunks``
-chunks, then runs two pure per-chunk steps, :func:`~riskmodel._batch.prepare_chunk`
-(row rejects, clean events, summary rows) and :func:`~riskmodel._batch.score_chunk`
+The local engine (``riskmodel.batch._job``) hashes every dispute into one of ``n_chunks``
+chunks, then runs two pure per-chunk steps, :func:`~riskmodel.batch._job.prepare_chunk`
+(row rejects, clean events, summary rows) and :func:`~riskmodel.batch._job.score_chunk`
 (open disputes, features with every chunk's summary rows as context, LightGBM, tiers,
 reasons), writing one parquet per chunk and a ``.done`` marker into the work directory.
 This engine runs the very same steps, one Spark task per chunk, and writes the very same
@@ -13,7 +13,7 @@ Flow
 1. **read** - Spark reads the input (``spark.read.parquet`` on exactly the files
    :mod:`pyarrow.dataset` lists, hive partitions included; ``spark.read.csv`` with every
    column as a string). Each row keeps its position in the input (file number, row
-   number) and gets its chunk from :func:`~riskmodel._batch._bucket_of`, evaluated in a
+   number) and gets its chunk from :func:`~riskmodel.batch._job._bucket_of`, evaluated in a
    pandas UDF on the id restored to the type the local engine hashes, so both engines put
    every dispute in the same chunk.
 2. **prepare** - ``repartition`` on a key chosen so that chunk ``i`` lands in Spark
@@ -22,7 +22,7 @@ Flow
    ``rejects`` and ``summary`` parquet plus the marker. An in-memory DataFrame input is
    split on the driver and its chunks are shipped to the tasks as they are.
 3. **score** - one task per pending chunk (``parallelize``): read the chunk's clean events
-   and entities rows and the summary rows it needs (:class:`~riskmodel._batch._ContextStore`),
+   and entities rows and the summary rows it needs (:class:`~riskmodel.batch._job._ContextStore`),
    :func:`score_chunk`, write ``scores``, ``not_scored`` and the marker. The model travels
    as its safe artifact (LightGBM text and JSON, written next to the chunks); the entities
    travel as the per-chunk parts the driver wrote into the work directory.
@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._errors import ConfigError, DataError, ModelError
+from .._errors import ConfigError, DataError, ModelError
 
 __all__ = ["require_pyspark", "run_spark_chunks"]
 
@@ -217,8 +217,8 @@ _MODEL_CACHE: dict[str, object] = {}
 
 def _task_predictor(job: _Job):
     """The model, loaded once per Python worker from its safe artifact."""
-    from ._artifact import load_model_dir
-    from ._registry import Predictor
+    from ..lifecycle import Predictor
+    from ..model import load_model_dir
 
     stamp = f"{job.model_dir}|{os.stat(Path(job.model_dir) / 'riskmodel.json').st_mtime_ns}"
     if stamp not in _MODEL_CACHE:
@@ -248,7 +248,7 @@ def _mark(path: Path, info: dict) -> None:
 
 def _prepare_one(job: _Job, i: int, raw: pd.DataFrame, t_read: float = 0.0) -> int:
     """Validate chunk ``i``; write clean events, row rejects, summary rows and the marker."""
-    from ._batch import _chunk_entities, _isin, prepare_chunk
+    from ._job import _chunk_entities, _isin, prepare_chunk
 
     ent = job.schema.entity_col
     prep = Path(job.work) / "prepared"
@@ -268,7 +268,7 @@ def _prepare_one(job: _Job, i: int, raw: pd.DataFrame, t_read: float = 0.0) -> i
 
 def _score_one(job: _Job, i: int) -> int:
     """Score chunk ``i`` with the summary rows it needs as context; write scores and the marker."""
-    from ._batch import _chunk_entities, _context_store, _release_unused_memory, score_chunk
+    from ._job import _chunk_entities, _context_store, _release_unused_memory, score_chunk
 
     prep, score_dir = Path(job.work) / "prepared", Path(job.work) / "scores"
     t0 = time.perf_counter()
@@ -349,10 +349,10 @@ def _partition_keys(spark, n: int) -> list[int]:
 
 
 class _Watch:
-    """Feed :class:`~riskmodel._batch._Progress` from the ``.done`` markers tasks write."""
+    """Feed :class:`~riskmodel.batch._job._Progress` from the ``.done`` markers tasks write."""
 
     def __init__(self, folder: Path, pending: list[int], desc: str):
-        from ._batch import _Progress
+        from ._job import _Progress
 
         self.folder, self.pending = folder, set(pending)
         self.progress = _Progress(len(pending), desc)
@@ -401,7 +401,7 @@ def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
         chunk and a ``chunk-<i>.done`` marker; ``parts/entities-<i>.parquet``, written by the
         driver, hold each chunk's entities rows). Tasks read and write it, so on a cluster it
         must be visible to every executor under the same path.
-    source : riskmodel._batch._Source
+    source : riskmodel.batch._job._Source
         The events input: a parquet file / directory / hive dataset or a CSV file (read by
         Spark), or an in-memory DataFrame (split on the driver).
     n_chunks : int
@@ -423,8 +423,8 @@ def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
     DataError
         Spark cannot read the input.
     """
-    from ._artifact import save_model_dir
-    from ._batch import _bucket_of
+    from ..model import save_model_dir
+    from ._job import _bucket_of
 
     require_pyspark()
     schema = predictor.model._schema()

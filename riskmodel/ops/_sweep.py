@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._errors import ConfigError, DataError, format_examples
-from ._nightly import as_nightly
+from .._errors import ConfigError, DataError, format_examples
+from ..batch import as_nightly
 
 __all__ = ["SweepInputs", "SweepPattern", "SweepResult", "parse_pattern", "sweep", "sweep_inputs"]
 
@@ -269,7 +269,7 @@ class SweepInputs:
 
 
 def _model_of(model):
-    from ._model import RiskModel
+    from ..model import RiskModel
 
     if isinstance(model, RiskModel):
         return model
@@ -283,9 +283,9 @@ def _prepare(events, schema):
     """Events indexed for features; invalid rows are dropped with a warning, as the batch does."""
     import warnings
 
-    from ._errors import DataWarning
-    from ._features import PreparedEvents, _index_screened
-    from ._schema import screen_events
+    from .._errors import DataWarning
+    from ..data import screen_events
+    from ..features import PreparedEvents, index_screened
 
     if isinstance(events, PreparedEvents):
         return events
@@ -295,7 +295,7 @@ def _prepare(events, schema):
     if screened.n_rejects:
         warnings.warn(f"sweep: {screened.n_rejects:,} invalid event row(s) ignored (as in the batch's "
                       "rejects).", DataWarning, stacklevel=3)
-    return _index_screened(screened, schema)
+    return index_screened(screened, schema)
 
 
 def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame | None = None,

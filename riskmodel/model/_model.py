@@ -13,10 +13,10 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from ._errors import ConfigError, DataError, ModelError
-from ._features import FeatureBuilder, prepare_events
+from .._errors import ConfigError, DataError, ModelError
+from ..data import EventSchema, validate_cutoffs
+from ..features import FeatureBuilder, prepare_events
 from ._reasons import ReasonWriter, top_reasons
-from ._schema import EventSchema, validate_cutoffs
 from ._tiers import TIERS, TierPolicy
 
 __all__ = ["Calibrator", "RiskModel", "DEFAULT_LGBM_PARAMS", "time_split"]
@@ -319,8 +319,8 @@ class RiskModel(BaseEstimator):
             column_labels=self.column_labels,
             value_labels=self.value_labels,
         )
-        from ._features import OTHER_KIND
-        from ._monitor import build_reference
+        from ..features import OTHER_KIND
+        from ._drift import build_reference
 
         # Drift reference: the calibration slice, the latest population and the one the
         # tier thresholds come from.

@@ -20,8 +20,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from ._errors import DataError, format_examples
-from ._metrics import TIER_ORDER, _check_pair, reliability_curve, score_metrics
+from .._errors import DataError, format_examples
+from ..model import TIERS
+from ._metrics import _check_pair, reliability_curve, score_metrics
 
 __all__ = [
     "TIER_COLOURS",
@@ -69,13 +70,13 @@ def _cjk_family() -> tuple[str, ...] | None:
     return None
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _finish(fig: Figure) -> Figure:
+def finish_figure(fig: Figure) -> Figure:
     """Give non-ASCII texts a CJK font when one is installed (else glyphs show as boxes)."""
     family = _cjk_family()
     if family is not None:
@@ -135,7 +136,7 @@ def plot_reliability(
     for name, values in (others or {}).items():
         series[name] = _check_pair(y, values, f"others[{name!r}]")[1]
 
-    fig = _new_figure(6.0, 6.5)
+    fig = new_figure(6.0, 6.5)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect")
     for i, (name, values) in enumerate(series.items()):
@@ -171,7 +172,7 @@ def plot_reliability(
     bottom.set_yscale("log")
     bottom.set_xlabel("predicted probability")
     bottom.set_ylabel("rows")
-    return _finish(fig)
+    return finish_figure(fig)
 
 
 def plot_roc_pr(y_true, probs: Mapping[str, np.ndarray]) -> Figure:
@@ -196,7 +197,7 @@ def plot_roc_pr(y_true, probs: Mapping[str, np.ndarray]) -> Figure:
         y, checked[name] = _check_pair(y_true, values, f"probs[{name!r}]")
     base_rate = y.mean()
 
-    fig = _new_figure(11.0, 5.0)
+    fig = new_figure(11.0, 5.0)
     roc, pr = fig.subplots(1, 2)
     roc.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
     pr.axhline(
@@ -226,7 +227,7 @@ def plot_roc_pr(y_true, probs: Mapping[str, np.ndarray]) -> Figure:
     )
     roc.legend(loc="lower right")
     pr.legend(loc="upper right")
-    return _finish(fig)
+    return finish_figure(fig)
 
 
 def plot_tier_hit_rates(tier_table_df: pd.DataFrame) -> Figure:
@@ -235,7 +236,7 @@ def plot_tier_hit_rates(tier_table_df: pd.DataFrame) -> Figure:
     Parameters
     ----------
     tier_table_df : pandas.DataFrame
-        Output of :func:`riskmodel._metrics.tier_table` (columns ``tier``, ``n``, ``share``,
+        Output of :func:`riskmodel.evaluation._metrics.tier_table` (columns ``tier``, ``n``, ``share``,
         ``hit_rate``; ``n`` is optional).
 
     Returns
@@ -253,14 +254,14 @@ def plot_tier_hit_rates(tier_table_df: pd.DataFrame) -> Figure:
             "tier_table."
         )
     tiers = tier_table_df["tier"].astype(str).tolist()
-    unknown = [t for t in tiers if t not in TIER_ORDER]
+    unknown = [t for t in tiers if t not in TIERS]
     if unknown:
-        raise DataError(f"unknown tier(s) {format_examples(unknown)}; expected {list(TIER_ORDER)}.")
+        raise DataError(f"unknown tier(s) {format_examples(unknown)}; expected {list(TIERS)}.")
     hit = pd.to_numeric(tier_table_df["hit_rate"], errors="coerce").to_numpy(dtype=float)
     share = pd.to_numeric(tier_table_df["share"], errors="coerce").to_numpy(dtype=float)
     counts = tier_table_df["n"].tolist() if "n" in tier_table_df.columns else [None] * len(tiers)
 
-    fig = _new_figure(6.0, 4.5)
+    fig = new_figure(6.0, 4.5)
     ax = fig.subplots()
     positions = np.arange(len(tiers))
     heights = np.nan_to_num(hit, nan=0.0)
@@ -283,7 +284,7 @@ def plot_tier_hit_rates(tier_table_df: pd.DataFrame) -> Figure:
     ax.set_ylim(0, top * 1.3)
     ax.set_ylabel("hit rate (share escalating)")
     ax.set_title("Hit rate by warning tier")
-    return _finish(fig)
+    return finish_figure(fig)
 
 
 def plot_shap_summary(
@@ -337,13 +338,13 @@ def plot_shap_summary(
     top = np.argsort(-mean_abs, kind="stable")[:max_features][::-1]
     shown = [(labels or {}).get(names[i], names[i]) for i in top]
 
-    fig = _new_figure(7.0, 1.0 + 0.3 * len(top))
+    fig = new_figure(7.0, 1.0 + 0.3 * len(top))
     ax = fig.subplots()
     ax.barh(np.arange(len(top)), mean_abs[top], color="C0")
     ax.set_yticks(np.arange(len(top)), labels=shown)
     ax.set_xlabel("mean |SHAP value| (log-odds)")
     ax.set_title(f"Top {len(top)} features by mean absolute contribution")
-    return _finish(fig)
+    return finish_figure(fig)
 
 
 def save_figure(fig: Figure, path: str | pathlib.Path) -> pathlib.Path:

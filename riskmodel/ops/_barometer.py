@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._errors import ConfigError, DataError
-from ._nightly import TIERS, concat_scores
-from ._plots import TIER_COLOURS, _finish, _new_figure
+from .._errors import ConfigError, DataError
+from ..batch import concat_scores
+from ..evaluation import TIER_COLOURS, finish_figure, new_figure
+from ..model import TIERS
 
 __all__ = ["barometer", "plot_barometer_heatmap", "plot_tier_trend"]
 
@@ -132,7 +133,7 @@ def plot_barometer_heatmap(table: pd.DataFrame, *, value: str = "flagged_share",
         grid = grid.sort_values(grid.columns[-1], ascending=False, na_position="last", kind="stable")
     grid = grid.head(max_areas)
     days = [pd.Timestamp(d) for d in grid.columns]
-    fig = _new_figure(min(4.0 + 0.35 * len(days), 14.0), min(2.0 + 0.28 * len(grid), 14.0))
+    fig = new_figure(min(4.0 + 0.35 * len(days), 14.0), min(2.0 + 0.28 * len(grid), 14.0))
     ax = fig.add_subplot()
     data = np.ma.masked_invalid(grid.to_numpy(dtype=float))
     image = ax.imshow(data, aspect="auto", cmap="YlOrRd", interpolation="nearest")
@@ -145,7 +146,7 @@ def plot_barometer_heatmap(table: pd.DataFrame, *, value: str = "flagged_share",
     fig.colorbar(image, ax=ax, label=value.replace("_", " "))
     shown = f" (top {len(grid)} of {n_areas})" if n_areas > len(grid) else ""
     ax.set_title(title or f"{value.replace('_', ' ')} by {area} and day{shown}")
-    return _finish(fig)
+    return finish_figure(fig)
 
 
 def plot_tier_trend(table: pd.DataFrame, *, title: str | None = None) -> Figure:
@@ -163,7 +164,7 @@ def plot_tier_trend(table: pd.DataFrame, *, title: str | None = None) -> Figure:
     """
     _area_col(table)
     daily = table.groupby("day", sort=True)[["n", *TIERS]].sum()
-    fig = _new_figure(8.0, 4.0)
+    fig = new_figure(8.0, 4.0)
     ax = fig.add_subplot()
     for t in TIERS:
         share = daily[t] / daily["n"].where(daily["n"] > 0)
@@ -179,4 +180,4 @@ def plot_tier_trend(table: pd.DataFrame, *, title: str | None = None) -> Figure:
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     ax.set_title(title or "tier shares by day")
-    return _finish(fig)
+    return finish_figure(fig)

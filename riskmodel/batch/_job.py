@@ -77,16 +77,15 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from ._errors import ConfigError, DataError, DataWarning, ModelError
-from ._monitor import (
+from .._errors import ConfigError, DataError, DataWarning, ModelError
+from ..data import EventSchema, split_invalid_events, validate_entities
+from ..model import (
     check_thresholds,
     drift_report,
     drift_table,
-    log_monitoring_run,
     merge_counts,
     warn_if_drifting,
 )
-from ._schema import EventSchema, split_invalid_events, validate_entities
 
 __all__ = ["score_batch"]
 
@@ -339,9 +338,9 @@ class _Entities:
             raise
         except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
             raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
-        from ._schema import _require_columns
+        from ..data import require_columns
 
-        _require_columns(pd.DataFrame(columns=self.dataset.schema.names), _entity_columns(schema), "entities")
+        require_columns(pd.DataFrame(columns=self.dataset.schema.names), _entity_columns(schema), "entities")
 
     def write_parts(self, parts_dir: Path, n_chunks: int) -> None:
         """Write the validated ``entities-<i>.parquet`` of every chunk (empty where no row hashes)."""
@@ -379,8 +378,8 @@ def _chunk_entities(work: Path, i: int) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 
 
-def _load_predictor(model):
-    from ._registry import Predictor, load
+def load_predictor(model):
+    from ..lifecycle import Predictor, load
 
     if isinstance(model, Predictor):
         return model
@@ -403,9 +402,9 @@ _NAT = np.iinfo(np.int64).min
 def _isin(values, among) -> np.ndarray:
     """Hash-based membership (``np.isin`` sorts object arrays; pandas' arrow-string ``isin``
     builds Python lists: both are slow on millions of ids)."""
-    from ._features import _lookup
+    from ..features import lookup_positions
 
-    return _lookup(pd.Index(pd.unique(pd.Series(among))), pd.Series(values)) >= 0
+    return lookup_positions(pd.Index(pd.unique(pd.Series(among))), pd.Series(values)) >= 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -439,12 +438,12 @@ def _summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFra
         out[schema.text_col] = None  # narratives are read only for the dispute's own rows
     out[_FIRST_EVENT], out[_FIRST_OUTCOME] = first[keep], first_out[keep]
     if entities is not None:
-        from ._features import _FeatureComputation, _lookup
+        from ..features import FeatureComputation, lookup_positions
 
-        rows = _lookup(pd.Index(entities[schema.entities_id]), out[schema.entity_col])
+        rows = lookup_positions(pd.Index(entities[schema.entities_id]), out[schema.entity_col])
         for g in schema.group_cols:
             values = entities[g].astype(object).to_numpy()
-            out[_FeatureComputation.GROUP_PREFIX + g] = pd.array(
+            out[FeatureComputation.GROUP_PREFIX + g] = pd.array(
                 np.where(rows >= 0, values[np.maximum(rows, 0)] if len(values) else None, None), dtype="category")
     return out
 
@@ -471,7 +470,7 @@ def _not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Even
     ``events`` is the chunk's :class:`~riskmodel.PreparedEvents` (read as arrays: no copy
     of the chunk's columns).
     """
-    from ._features import _lookup
+    from ..features import lookup_positions
 
     before = events.times_ns < as_of.value
     codes, times = events.entity_codes[before], events.times_ns[before]
@@ -480,7 +479,7 @@ def _not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Even
     last[codes[last_row]] = times[last_row]
     escalated = np.zeros(len(events.entity_ids) + 1, dtype=bool)
     escalated[events.entity_codes[before & events.is_kind(schema.outcome_kinds)]] = True
-    rows = _lookup(events.entity_ids, pd.Series(ids))
+    rows = lookup_positions(events.entity_ids, pd.Series(ids))
     rows = np.where(rows >= 0, rows, len(events.entity_ids))
     last, escalated = last[rows], escalated[rows]
     reason = np.full(len(ids), "not open at as_of", dtype=object)
@@ -519,16 +518,16 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     -------
     scores : DataFrame
         With ``scores.attrs["monitoring"]``: the chunk's drift bin counts
-        (:func:`riskmodel._monitor.chunk_counts`; absent when nothing was scored). An engine
+        (:func:`riskmodel.model._drift.chunk_counts`; absent when nothing was scored). An engine
         stores them in the chunk's ``.done`` marker under ``"monitoring"``; the manifest
         merges them.
     not_scored : DataFrame
         Entity id and ``reason``.
     timings : dict
     """
-    from ._features import PreparedEvents
-    from ._labels import open_disputes
-    from ._monitor import chunk_counts, raw_attributes
+    from ..evaluation import open_disputes
+    from ..features import PreparedEvents
+    from ..model import chunk_counts, raw_attributes
 
     model = predictor.model
     schema = model._schema()
@@ -628,15 +627,15 @@ class _ContextStore:
     """
 
     def __init__(self, summaries: list[Path], model, as_of: pd.Timestamp):
-        from ._features import PreparedEvents, _FeatureComputation
-        from ._schema import _sort_by_entity_time
+        from ..data import sort_by_entity_time
+        from ..features import FeatureComputation, PreparedEvents
 
         schema = model._schema()
         fb = model.features_
         self.as_of = as_of
         self.party = fb._active("party")
         self.window_ns = int(pd.Timedelta(fb.context_window).value) if fb._active("context") else None
-        groups = [_FeatureComputation.GROUP_PREFIX + g for g in schema.group_cols] if self.window_ns else []
+        groups = [FeatureComputation.GROUP_PREFIX + g for g in schema.group_cols] if self.window_ns else []
         wanted = [schema.entity_col, schema.time_col, schema.kind_col, _FIRST_EVENT, _FIRST_OUTCOME, *groups]
         wanted += [schema.party_col] if self.party else []
         pieces: dict[str, list] = {c: [] for c in [*wanted, "_chunk"]}
@@ -668,7 +667,7 @@ class _ContextStore:
         times = np.concatenate(pieces[schema.time_col])
         t_ns = times.view(np.int64)
         sorted_already = bool(np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (t_ns[1:] >= t_ns[:-1]))))
-        order = None if sorted_already else _sort_by_entity_time(codes, t_ns)
+        order = None if sorted_already else sort_by_entity_time(codes, t_ns)
         frame = pd.DataFrame({schema.time_col: times})
         for c in [schema.kind_col, *groups]:
             frame[c] = pa.chunked_array(pieces[c]).to_pandas()  # Arrow unifies the dictionaries
@@ -694,7 +693,7 @@ class _ContextStore:
 
     def for_chunk(self, i: int):
         """The context rows chunk ``i``'s cross-dispute features read (a PreparedEvents)."""
-        from ._timeline import _RESOLUTIONS_NS
+        from ..data import RESOLUTIONS_NS
 
         ev = self.events
         keep = self.chunk == i
@@ -707,7 +706,7 @@ class _ContextStore:
             involved[ev.entity_codes[with_party]] = True
             keep |= with_party
         if self.window_ns is not None:
-            lower = self.as_of.value - self.window_ns - _RESOLUTIONS_NS[-1]
+            lower = self.as_of.value - self.window_ns - RESOLUTIONS_NS[-1]
             involved[ev.entity_codes[self.firsts & (ev.times_ns >= lower)]] = True
         keep |= self.firsts & involved[ev.entity_codes]
         return ev.subset(keep)
@@ -872,7 +871,7 @@ def score_batch(
         The manifest (also written to ``out / "manifest.json"``); ``counts`` reconcile:
         ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open``.
         ``monitoring`` compares tonight's features and scores with the model's training
-        reference (see :func:`riskmodel._monitor.drift_report`): ``status`` (``ok``,
+        reference (see :func:`riskmodel.model._drift.drift_report`): ``status`` (``ok``,
         ``watch``, ``act``, or ``no_reference`` for a model saved without one),
         ``score_psi``, per-feature PSI, tier shares, unseen-category / unseen-kind and
         missing-text rates; the per-feature table is ``drift.parquet``. A ``watch`` or
@@ -907,7 +906,7 @@ def score_batch(
     tag = as_of.strftime("%Y%m%dT%H%M%S")
     work = out.parent / f".tmp-{out.name}-{tag}"
 
-    predictor = _load_predictor(model)
+    predictor = load_predictor(model)
     schema = predictor.model._schema()
     t_read = time.perf_counter()
     source = _Source(events, schema)
@@ -1053,6 +1052,8 @@ def _monitoring(predictor, chunk_info: list[dict], thresholds) -> tuple[dict, pd
 
 def _log_monitoring(report: dict, as_of: pd.Timestamp, predictor) -> str | None:
     """Log the drift figures to MLflow; a failure warns and is recorded, the scores stand."""
+    from ..lifecycle import log_monitoring_run
+
     try:
         return log_monitoring_run(report, as_of=as_of, model_name=predictor.model_name,
                                   model_version=predictor.model_version)

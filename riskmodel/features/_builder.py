@@ -20,21 +20,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.base import BaseEstimator
 
-from ._errors import DataError, DataWarning, ModelError, format_examples
-from ._keys import arrow_string_array, gather, short_string_keys, stable_key_sort
-from ._schema import (
-    _FEW_VALUES,
-    _NAT_NS,
+from .._errors import DataError, DataWarning, ModelError, format_examples
+from ..data import (
+    FEW_VALUES,
+    NAT_NS,
+    NS_PER_DAY,
+    Clock,
     Columns,
     EventSchema,
-    _entity_order,
-    _missing,
-    _validated_entity_columns,
+    Timeline,
+    arrow_string_array,
+    entity_order,
+    expand_ranges,
+    gather,
+    isna_mask,
+    parse_duration,
     screen_events,
+    short_string_keys,
+    stable_key_sort,
     validate_cutoffs,
     validate_entities,
+    validated_entity_columns,
 )
-from ._timeline import NS_PER_DAY, Clock, Timeline, expand_ranges, parse_duration
 
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
 
@@ -73,7 +80,7 @@ class Vocabulary:
 
     def codes(self, values) -> np.ndarray:
         """Position of each value in the vocabulary; -1 if absent or missing."""
-        if len(values) <= _FEW_VALUES:
+        if len(values) <= FEW_VALUES:
             position = self._position
             return np.array([position.get(v, -1) if isinstance(v, str) else -1 for v in values], dtype=np.int64)
         return self.dtype.categories.get_indexer(pd.Index(values, dtype=object)).astype(np.int64)
@@ -180,7 +187,7 @@ class PreparedEvents:
         No checks are made; the (entity, time) order is found as :func:`screen_events` finds it.
         """
         times = _as_ns(frame[schema.time_col])
-        order, codes, ids, sorted_times = _entity_order(frame[schema.entity_col], times, sort_ids=False)
+        order, codes, ids, sorted_times = entity_order(frame[schema.entity_col], times, sort_ids=False)
         return cls(frame, schema, tz_aware, (codes, ids), order=order, times_ns=sorted_times)
 
     def __len__(self) -> int:
@@ -255,7 +262,7 @@ class PreparedEvents:
 
     def _few_texts(self, column: str) -> np.ndarray | None:
         """A short text column as an object array (``None`` when long: use Arrow)."""
-        if len(self._raw) > _FEW_VALUES:
+        if len(self._raw) > FEW_VALUES:
             return None
         return self._shared_result(("few_texts", column), lambda: self._raw[column].to_numpy(dtype=object))
 
@@ -307,10 +314,10 @@ def prepare_events(
     kinds = _encode_in_background(events, schema.kind_col)  # while the events are screened
     screened = screen_events(events, schema, now=now, sort_ids=False)
     if screened.n_rejects:
-        from ._schema import _raise_rejects
+        from ..data import raise_rejects
 
-        _raise_rejects(screened.rejects, "events")
-    prepared = _index_screened(screened, schema)
+        raise_rejects(screened.rejects, "events")
+    prepared = index_screened(screened, schema)
     if kinds is not None:  # no rejects: the valid rows are the input rows
         prepared._shared[("factorize", schema.kind_col)] = kinds
     return prepared
@@ -361,7 +368,7 @@ def _in_background(function, *args) -> concurrent.futures.Future:
         pool.shutdown(wait=False)
 
 
-def _index_screened(screened, schema: EventSchema) -> PreparedEvents:
+def index_screened(screened, schema: EventSchema) -> PreparedEvents:
     """The valid rows of :func:`screen_events`, indexed lazily through their sort order."""
     return PreparedEvents(screened.columns, schema, screened.tz_aware,
                           (screened.entity_codes, screened.entity_ids), order=screened.order,
@@ -667,10 +674,10 @@ class FeatureBuilder(BaseEstimator):
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
             )
         # an empty table is fine here: every cutoff then has missing attributes
-        ents = _validated_entity_columns(entities, schema, allow_empty=True) \
+        ents = validated_entity_columns(entities, schema, allow_empty=True) \
             if self.has_entities_ and entities is not None else None
         context = None if context_events is None else prepare_events(context_events, schema)
-        columns = _FeatureComputation(self, prepared, cut, ents, context, matrix).run()
+        columns = FeatureComputation(self, prepared, cut, ents, context, matrix).run()
         return columns if as_columns else columns.to_frame()
 
     def _numeric_feature_names(self) -> list[str]:
@@ -682,7 +689,7 @@ class FeatureBuilder(BaseEstimator):
 # the computation, one object per transform call
 
 
-class _FeatureComputation:
+class FeatureComputation:
     """One transform call: cutoffs sorted by (entity, as_of), features written into one matrix.
 
     Every count is a difference of positions in the sorted event timeline: the global
@@ -707,7 +714,7 @@ class _FeatureComputation:
 
         ids = cutoffs[self.schema.entity_col]
         _check_id_types(prepared.entity_ids, ids, self.schema.entity_col)
-        codes = _lookup(prepared.entity_ids, ids)
+        codes = lookup_positions(prepared.entity_ids, ids)
         n_entities = len(prepared.entity_ids)
         codes = np.where(codes < 0, n_entities, codes).astype(np.int64)
         as_of = cutoffs["as_of"].to_numpy().view(np.int64)  # validated: datetime64[ns]
@@ -731,7 +738,7 @@ class _FeatureComputation:
         if context is None:
             self.cx_q_codes = self.q_codes
         else:
-            cx_codes = _lookup(context.entity_ids, ids)
+            cx_codes = lookup_positions(context.entity_ids, ids)
             self.cx_q_codes = np.where(cx_codes < 0, len(context.entity_ids), cx_codes).astype(np.int64)[self.order]
         self._window_keys: dict[str, np.ndarray] = {}
         self._positions: dict[str, np.ndarray] = {}
@@ -900,7 +907,7 @@ class _FeatureComputation:
         """
         windows = self.b._window_labels()
         kinds = self.b.kinds_ + [OTHER_KIND]
-        if len(self.ev) * len(kinds) <= _FEW_VALUES * 4096:
+        if len(self.ev) * len(kinds) <= FEW_VALUES * 4096:
             self._add_kind_counts_all_at_once(kinds, windows, counts, recency)
         elif self.uses_levels():
             self._add_kind_counts_by_level(kinds, counts, recency)  # also sets the positions
@@ -1143,7 +1150,7 @@ class _FeatureComputation:
         """First outcome time per entity code (int64 ns; NaT-min where none)."""
 
         def compute():
-            out = np.full(len(self.cx.entity_ids) + 1, _NAT_NS, dtype=np.int64)
+            out = np.full(len(self.cx.entity_ids) + 1, NAT_NS, dtype=np.int64)
             outcome = self.cx.is_kind(self.schema.outcome_kinds)
             codes = self.cx.entity_codes[outcome]
             times = self.cx.times_ns[outcome]
@@ -1181,7 +1188,7 @@ class _FeatureComputation:
         # party's disputes, sorted by (party, first appearance)
         known_keys = np.sort(clock.keys(f_party, f_tick))
         esc = self.escalation_times()[f_entity]
-        has_esc = esc != _NAT_NS
+        has_esc = esc != NAT_NS
         esc_known = np.maximum(f_time, esc)  # an escalation is attributable once both are known
         esc_keys = np.sort(clock.keys(f_party[has_esc], clock.ticks(esc_known[has_esc])))
 
@@ -1213,7 +1220,7 @@ class _FeatureComputation:
         id_col = self.schema.entities_id
         window_ns = int(pd.Timedelta(self.b.context_window).value)
         w = self.b.context_window
-        first_time = np.full(len(self.cx.entity_ids) + 1, _NAT_NS, dtype=np.int64)
+        first_time = np.full(len(self.cx.entity_ids) + 1, NAT_NS, dtype=np.int64)
         starts = np.r_[True, self.cx.entity_codes[1:] != self.cx.entity_codes[:-1]] if len(self.cx) else []
         first_time[self.cx.entity_codes[starts]] = self.cx.times_ns[starts]
         esc_time = self.escalation_times()
@@ -1226,14 +1233,14 @@ class _FeatureComputation:
                 g_of_row = np.append(vocab.codes(g_values.to_numpy(dtype=object)), -1)[g_codes]  # -1: missing
                 e_codes, e_groups = self.cx.entity_codes[starts], g_of_row[starts]
             else:
-                e_codes = _lookup(self.cx.entity_ids, ents[id_col])
+                e_codes = lookup_positions(self.cx.entity_ids, ents[id_col])
                 e_groups = np.where(e_codes >= 0, g_of_entity, -1)
             known = (e_codes >= 0) & (e_groups >= 0)
             e_codes, e_groups = e_codes[known], e_groups[known]
             clock = Clock.for_range(len(vocab) + 2, self.t_min, self.t_max)
-            started = first_time[e_codes] != _NAT_NS
+            started = first_time[e_codes] != NAT_NS
             start_keys = np.sort(clock.keys(e_groups[started], clock.ticks(first_time[e_codes][started])))
-            escalated = esc_time[e_codes] != _NAT_NS
+            escalated = esc_time[e_codes] != NAT_NS
             esc_keys = np.sort(clock.keys(e_groups[escalated], clock.ticks(esc_time[e_codes][escalated])))
             q_group = np.where(q_rows >= 0, g_of_entity[np.maximum(q_rows, 0)] if len(g_of_entity) else -1, -1)
             valid = q_group >= 0
@@ -1253,7 +1260,7 @@ class _FeatureComputation:
         if not hasattr(self, "_entity_rows"):
             ids = self.cutoffs[self.schema.entity_col]
             known = self.entities[self.schema.entities_id]
-            self._entity_rows = _lookup(pd.Index(known), ids)
+            self._entity_rows = lookup_positions(pd.Index(known), ids)
         return self._entity_rows
 
     def entity_codes(self, col: str) -> tuple[np.ndarray, np.ndarray, pd.Index]:
@@ -1307,8 +1314,8 @@ class _FeatureComputation:
         as_of = self.cutoffs["as_of"].to_numpy().view(np.int64)
         for col in schema.entity_time_cols:
             t = ents[col].to_numpy().view(np.int64)
-            t = t[at] if len(ents) else np.full(n, _NAT_NS)
-            valid = ~unknown & (t != _NAT_NS) & (t < as_of)  # a date at or after as_of is not yet known
+            t = t[at] if len(ents) else np.full(n, NAT_NS)
+            valid = ~unknown & (t != NAT_NS) & (t < as_of)  # a date at or after as_of is not yet known
             days = np.full(n, np.nan, dtype=np.float32)
             days[valid] = (as_of[valid] - t[valid]) / NS_PER_DAY
             out[f"days_since_{col}"] = days
@@ -1351,7 +1358,7 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     codes to int64); a few values (one dispute) go through a dict: pandas' call costs more
     than the work.
     """
-    if len(values) > _FEW_VALUES:
+    if len(values) > FEW_VALUES:
         array = arrow_string_array(values)
         if array is not None:
             encoded = array.dictionary_encode()
@@ -1360,7 +1367,7 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         return codes, pd.Index(uniques)
     position: dict = {}
-    missing = _missing(values)
+    missing = isna_mask(values)
     codes = [-1 if gone else position.setdefault(v, len(position))
              for v, gone in zip(values.to_numpy(dtype=object), missing)]
     uniques = np.empty(len(position), dtype=object)
@@ -1368,9 +1375,9 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return np.array(codes, dtype=np.int64), pd.Index(uniques, dtype=object)
 
 
-def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
+def lookup_positions(index: pd.Index, values: pd.Series) -> np.ndarray:
     """Position of each value in ``index`` (-1 when absent); Arrow's hash join for strings."""
-    if len(values) <= _FEW_VALUES and len(index) <= _FEW_VALUES:
+    if len(values) <= FEW_VALUES and len(index) <= FEW_VALUES:
         position = {v: i for i, v in enumerate(index.to_numpy(dtype=object)) if not pd.isna(v)}
         return np.array([position.get(v, -1) for v in np.asarray(values, dtype=object)], dtype=np.int64)
     if len(values) > 10_000:
@@ -1392,7 +1399,7 @@ def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
 
 
 def _lookup_short_strings(index: pd.Index, values: pd.Series) -> np.ndarray | None:
-    """:func:`_lookup` through integer keys (:func:`~riskmodel._keys.short_string_keys`):
+    """:func:`lookup_positions` through integer keys (:func:`~riskmodel.data._keys.short_string_keys`):
     a binary search in the index's sorted keys. ``None`` unless both sides have such keys
     and the index is unique."""
     index_keys = short_string_keys(index)

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._errors import ConfigError, DataError
-from ._features import FEATURE_FAMILIES, FeatureBuilder
-from ._model import RiskModel
-from ._schema import EventSchema
-from ._tiers import TierPolicy
+from .._errors import ConfigError, DataError
+from ..data import EventSchema
+from ..features import FEATURE_FAMILIES, FeatureBuilder
+from ..model import RiskModel, TierPolicy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -272,7 +271,7 @@ def load_data(config: ExperimentConfig):
     """
     d = config.data
     if d.source == "simulate":
-        from ._simulate import simulate_disputes
+        from .._simulate import simulate_disputes
 
         sim = simulate_disputes(d.n_disputes, start=d.start, end=d.end, seed=d.seed)
         return sim.events, sim.entities, sim

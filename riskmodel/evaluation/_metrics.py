@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._errors import ConfigError, DataError, format_examples
+from .._errors import ConfigError, DataError, format_examples
+from ..model import TIERS
 
 __all__ = [
     "METRIC_NAMES",
-    "TIER_ORDER",
     "bootstrap_metrics",
     "compare_bootstrap",
     "expected_calibration_error",
@@ -32,8 +32,6 @@ __all__ = [
     "tier_table",
 ]
 
-TIER_ORDER: tuple[str, str, str] = ("red", "yellow", "blue")
-"""Warning tiers from highest to lowest risk."""
 
 METRIC_NAMES: tuple[str, ...] = ("roc_auc", "average_precision", "brier", "log_loss", "ece")
 """Metrics reported by :func:`bootstrap_metrics`, in row order."""
@@ -103,11 +101,11 @@ def _check_tiers(tiers, n_expected: int | None = None, name: str = "tiers") -> n
         raise DataError(
             f"length mismatch: y_true has {n_expected} rows but {name} has {len(series)}."
         )
-    codes = pd.Index(TIER_ORDER).get_indexer(series.astype(object))
+    codes = pd.Index(TIERS).get_indexer(series.astype(object))
     bad = codes < 0
     if bad.any():
         raise DataError(
-            f"{name} must be one of {list(TIER_ORDER)}; {int(bad.sum())} of {len(series)} values "
+            f"{name} must be one of {list(TIERS)}; {int(bad.sum())} of {len(series)} values "
             f"are not, e.g. {format_examples(series[bad].tolist())}."
         )
     return codes.astype(np.int64)
@@ -572,7 +570,7 @@ def tier_table(y_true, tiers) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per tier in :data:`TIER_ORDER`, always all three: ``tier``, ``n``, ``share``
+        One row per tier in :data:`TIERS`, always all three: ``tier``, ``n``, ``share``
         (of rows), ``positives``, ``hit_rate`` (positives / n, NaN if the tier is empty),
         ``recall`` (share of all positives, NaN if there are none) and ``lift``
         (hit rate / base rate).
@@ -587,8 +585,8 @@ def tier_table(y_true, tiers) -> pd.DataFrame:
     """
     y = _check_labels(y_true)
     codes = _check_tiers(tiers, len(y))
-    n = np.bincount(codes, minlength=len(TIER_ORDER))
-    positives = np.bincount(codes, weights=y, minlength=len(TIER_ORDER)).astype(np.int64)
+    n = np.bincount(codes, minlength=len(TIERS))
+    positives = np.bincount(codes, weights=y, minlength=len(TIERS)).astype(np.int64)
     total_pos = positives.sum()
     base_rate = total_pos / len(y)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -597,7 +595,7 @@ def tier_table(y_true, tiers) -> pd.DataFrame:
         lift = hit_rate / base_rate if base_rate > 0 else np.full(len(n), np.nan)
     return pd.DataFrame(
         {
-            "tier": list(TIER_ORDER),
+            "tier": list(TIERS),
             "n": n,
             "share": n / len(y),
             "positives": positives,
@@ -647,10 +645,10 @@ def subgroup_report(
     if not group_cols:
         raise ConfigError("group_cols is empty; name at least one column to break down by.")
     flagged_tiers = [flagged_tiers] if isinstance(flagged_tiers, str) else list(flagged_tiers)
-    unknown_tiers = [t for t in flagged_tiers if t not in TIER_ORDER]
+    unknown_tiers = [t for t in flagged_tiers if t not in TIERS]
     if unknown_tiers:
         raise ConfigError(
-            f"flagged_tiers must be among {list(TIER_ORDER)}, got {format_examples(unknown_tiers)}."
+            f"flagged_tiers must be among {list(TIERS)}, got {format_examples(unknown_tiers)}."
         )
     missing = [c for c in [*group_cols, label_col, prob_col, tier_col] if c not in frame.columns]
     if missing:
@@ -660,7 +658,7 @@ def subgroup_report(
         )
     y, p = _check_pair(frame[label_col], frame[prob_col], prob_col)
     codes = _check_tiers(frame[tier_col], len(y), tier_col)
-    flagged = np.isin(codes, [TIER_ORDER.index(t) for t in flagged_tiers])
+    flagged = np.isin(codes, [TIERS.index(t) for t in flagged_tiers])
     work = pd.DataFrame(
         {
             "n": np.ones(len(y), dtype=np.int64),

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._errors import DataError
-from ._features import PreparedEvents, prepare_events
-from ._schema import EventSchema, validate_cutoffs, validate_entities
-from ._timeline import Clock, expand_ranges, parse_duration
+from .._errors import DataError
+from ..data import (
+    Clock,
+    EventSchema,
+    expand_ranges,
+    parse_duration,
+    validate_cutoffs,
+    validate_entities,
+)
+from ..features import PreparedEvents, prepare_events
 
 __all__ = ["make_cutoffs", "make_labels", "open_disputes"]
 
@@ -195,9 +201,9 @@ def open_disputes(
     max_inactive: str | None = "365D",
 ) -> pd.DataFrame:
     """Cutoffs for scoring: every dispute open at ``as_of`` (same rule as :func:`make_cutoffs`)."""
-    from ._schema import _naive
+    from ..data import naive_utc
 
-    as_of = _naive(as_of)
+    as_of = naive_utc(as_of)
     cut = make_cutoffs(
         events, schema, entities=entities, start=as_of, end=as_of, freq="D",
         outcome_kinds=outcome_kinds, max_inactive=max_inactive,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._errors import DataError, DataWarning, format_examples
+from .._errors import DataError, DataWarning, format_examples
 from ._keys import gather, key_strings, stable_key_sort, string_keys
 
 __all__ = [
@@ -42,8 +42,8 @@ __all__ = [
 
 MIN_PLAUSIBLE_TIME = pd.Timestamp("1900-01-01")
 _NS = np.dtype("datetime64[ns]")
-_NAT_NS = np.iinfo(np.int64).min
-_FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
+NAT_NS = np.iinfo(np.int64).min
+FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
 
 
@@ -163,7 +163,7 @@ def _require_frame(df, what: str, *, allow_empty: bool = False) -> None:
         raise DataError(f"{what} is empty (0 rows); there is nothing to work on.")
 
 
-def _require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(
@@ -264,7 +264,7 @@ class ScreenedEvents:
         return _rejects_frame(*self._raw_rejects)
 
 
-def _sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     """Stable order by (code, time); an O(n) radix pass when times are already sorted."""
     if len(codes) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -282,17 +282,17 @@ def _sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     return order
 
 
-def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
+def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
                   ) -> tuple[np.ndarray, np.ndarray, pd.Index, np.ndarray]:
     """Sort rows by (entity, time): the order, each sorted row's entity code, each code's id
     and the sorted rows' times.
 
     Short string ids in time-sorted rows (an extract's usual shape) are sorted as integer
-    keys (:func:`~riskmodel._keys.string_keys`, ids of up to 24 bytes), with no hash
+    keys (:func:`~riskmodel.data._keys.string_keys`, ids of up to 24 bytes), with no hash
     table; the codes then number the ids in sorted order. Otherwise ids are factorised,
     in sorted order if ``sort_ids``, and the integer codes are sorted.
     """
-    time_sorted = len(ids) > _FEW_VALUES and bool((t_ns[1:] >= t_ns[:-1]).all())
+    time_sorted = len(ids) > FEW_VALUES and bool((t_ns[1:] >= t_ns[:-1]).all())
     keys = string_keys(ids) if time_sorted else None
     if keys is not None:
         order, is_first = stable_key_sort(keys)  # stable: time order within an entity is kept
@@ -306,7 +306,7 @@ def _entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
     codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
     codes = codes.astype(np.int64)
-    order = _sort_by_entity_time(codes, t_ns)
+    order = sort_by_entity_time(codes, t_ns)
     return order, gather(codes, order), pd.Index(uniques), gather(t_ns, order)
 
 
@@ -324,7 +324,7 @@ def screen_events(
     numbers entities in sorted id order (else in any order, whichever is faster).
     """
     _require_frame(events, "events")
-    _require_columns(events, schema.event_columns, "events")
+    require_columns(events, schema.event_columns, "events")
     original = events  # duplicates are judged on every column, not only the schema's
     columns = {col: events[col] for col in schema.event_columns}
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
@@ -332,20 +332,20 @@ def screen_events(
 
     # default: the end of tomorrow (UTC) - a whole day, so reruns on one day agree exactly
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
-    now = _naive(now)
+    now = naive_utc(now)
     t_ns = times.to_numpy().view(np.int64)  # NaT is the smallest int64
     # every time check below fails only outside [MIN_PLAUSIBLE_TIME, now] (NaT, from
     # missing or unparseable times, is the smallest int64): one pass when all are in
     time_out = (t_ns < MIN_PLAUSIBLE_TIME.value) | (t_ns > now.value)
     checks_times = bool(time_out.any())
     checks = (  # (bad-row mask, or None when no row can fail it; reason): the first reason wins
-        (_missing(columns[schema.entity_col]), f"null id in {schema.entity_col!r}"),
-        (_missing(columns[schema.time_col]) if checks_times else None, f"missing time in {schema.time_col!r}"),
-        (t_ns == _NAT_NS if checks_times else None, f"unparseable time in {schema.time_col!r}"),
+        (isna_mask(columns[schema.entity_col]), f"null id in {schema.entity_col!r}"),
+        (isna_mask(columns[schema.time_col]) if checks_times else None, f"missing time in {schema.time_col!r}"),
+        (t_ns == NAT_NS if checks_times else None, f"unparseable time in {schema.time_col!r}"),
         (t_ns < MIN_PLAUSIBLE_TIME.value if checks_times else None,
          f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
         (t_ns > now.value if checks_times else None, f"time in the future (after {now}) in {schema.time_col!r}"),
-        (_missing(columns[schema.kind_col]), f"missing kind in {schema.kind_col!r}"),
+        (isna_mask(columns[schema.kind_col]), f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
     masks = [None if mask is None else np.asarray(mask, dtype=bool) for mask, _ in checks]
@@ -370,7 +370,7 @@ def screen_events(
     if isinstance(columns[schema.kind_col].dtype, pd.CategoricalDtype):
         columns[schema.kind_col] = columns[schema.kind_col].astype(str)
 
-    order, codes, uniques, t_ns = _entity_order(columns[schema.entity_col], t_ns, sort_ids)
+    order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids)
     # exact duplicates share (entity, time), so after the sort they are neighbours
     # candidates: rows sharing (entity, time) with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
@@ -397,7 +397,7 @@ def screen_events(
                           _raw_rejects=(raw_bad, reasons, schema.event_columns))
 
 
-def _missing(values: pd.Series) -> np.ndarray:
+def isna_mask(values: pd.Series) -> np.ndarray:
     """Boolean mask of missing values (the array's own check: Series.isna costs ~30x more
     on a few rows)."""
     return np.asarray(values.array.isna(), dtype=bool)
@@ -406,7 +406,7 @@ def _missing(values: pd.Series) -> np.ndarray:
 def _few_as_array(values: pd.Series):
     """A few strings as a plain object array (pandas' string methods cost more per call than
     the work on a few values); anything else unchanged."""
-    if len(values) <= _FEW_VALUES and pd.api.types.is_string_dtype(values.dtype):
+    if len(values) <= FEW_VALUES and pd.api.types.is_string_dtype(values.dtype):
         return values.to_numpy(dtype=object)
     return values
 
@@ -538,11 +538,11 @@ def validate_events(
     """
     schema = schema or EventSchema()
     clean, rejects, _ = split_invalid_events(events, schema, now=now)
-    _raise_rejects(rejects, "events")
+    raise_rejects(rejects, "events")
     return clean
 
 
-def _raise_rejects(rejects: pd.DataFrame, what: str) -> None:
+def raise_rejects(rejects: pd.DataFrame, what: str) -> None:
     if len(rejects) == 0:
         return
     reason_counts = rejects.groupby("reject_reason", sort=False).size()
@@ -553,7 +553,7 @@ def _raise_rejects(rejects: pd.DataFrame, what: str) -> None:
     raise DataError(f"{what}: " + "; ".join(parts))
 
 
-def _naive(ts) -> pd.Timestamp:
+def naive_utc(ts) -> pd.Timestamp:
     ts = pd.Timestamp(ts)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
@@ -580,11 +580,11 @@ def validate_entities(
     An empty table is an error unless ``allow_empty`` (e.g. a chunk of disputes none of
     which has a row).
     """
-    table = _validated_entity_columns(entities, schema, events=events, allow_empty=allow_empty)
+    table = validated_entity_columns(entities, schema, events=events, allow_empty=allow_empty)
     return None if table is None else table.to_frame()
 
 
-def _validated_entity_columns(
+def validated_entity_columns(
     entities: pd.DataFrame | None,
     schema: EventSchema | None = None,
     *,
@@ -599,7 +599,7 @@ def _validated_entity_columns(
     id_col = schema.entities_id
     needed = [id_col] + schema.entity_feature_columns
     needed += [schema.closed_col] if schema.closed_col else []
-    _require_columns(entities, list(dict.fromkeys(needed)), "entities")
+    require_columns(entities, list(dict.fromkeys(needed)), "entities")
     missing_group = [c for c in schema.group_cols if c not in schema.entity_categorical_cols]
     if missing_group:
         raise DataError(
@@ -608,7 +608,7 @@ def _validated_entity_columns(
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
     out = {col: entities[col] for col in dict.fromkeys(needed)}
-    null_ids = _missing(out[id_col])
+    null_ids = isna_mask(out[id_col])
     if null_ids.any():
         raise DataError(
             f"entities: {int(null_ids.sum())} row(s) with null id in {id_col!r} "
@@ -666,7 +666,7 @@ def _as_string_categorical(values: pd.Series) -> pd.Series:
     A few text values (the one row of online scoring) are coded in Python: pandas'
     conversion chain costs ~3x more there; both give the same column (tested).
     """
-    if len(values) > _FEW_VALUES or not (
+    if len(values) > FEW_VALUES or not (
         pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)
     ):
         return values.astype(str).where(values.notna()).astype("category")
@@ -700,7 +700,7 @@ def _parse_as_of(values: pd.Series, tz_aware: bool | None) -> pd.Series:
     missing, unparseable or implausible, or if its timezone convention is not ``tz_aware``."""
     as_of, aware = parse_times(values, "as_of", "cutoffs")
     as_of_ns = as_of.to_numpy().view(np.int64)
-    bad = as_of_ns == _NAT_NS
+    bad = as_of_ns == NAT_NS
     if bad.any():
         raise DataError(
             f"cutoffs: {int(bad.sum())} row(s) with missing or unparseable 'as_of', e.g. "
@@ -761,8 +761,8 @@ def validate_cutoffs(
     schema = schema or EventSchema()
     _require_frame(cutoffs, "cutoffs")
     needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
-    _require_columns(cutoffs, needed, "cutoffs")
-    null_ids = _missing(cutoffs[schema.entity_col])
+    require_columns(cutoffs, needed, "cutoffs")
+    null_ids = isna_mask(cutoffs[schema.entity_col])
     if null_ids.any():
         raise DataError(
             f"cutoffs: {int(null_ids.sum())} row(s) with null id in {schema.entity_col!r} "

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 __all__ = ["Override", "TierPolicy", "TIERS"]
 

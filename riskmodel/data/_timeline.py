@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
-_RESOLUTIONS_NS = (1, 1_000, 1_000_000, 1_000_000_000, 60_000_000_000, 3_600_000_000_000)
+RESOLUTIONS_NS = (1, 1_000, 1_000_000, 1_000_000_000, 60_000_000_000, 3_600_000_000_000)
 _KEY_LIMIT = 2**62
 NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -44,7 +44,7 @@ def parse_duration(value, name: str, *, error: type[ValueError] = ConfigError) -
 
 def choose_resolution(n_entities: int, t_min_ns: int, t_max_ns: int) -> int:
     """Finest resolution (ns per tick) at which every (entity, tick) key fits in int64."""
-    for resolution in _RESOLUTIONS_NS:
+    for resolution in RESOLUTIONS_NS:
         span = (t_max_ns - t_min_ns) // resolution + 3
         if (n_entities + 1) * span < _KEY_LIMIT:
             return resolution

@@ -20,11 +20,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ._errors import ConfigError, DataError, DataWarning, format_examples
-from ._features import PreparedEvents, prepare_events
+from .._errors import ConfigError, DataError, DataWarning, format_examples
+from ..data import parse_duration, validate_cutoffs
+from ..features import PreparedEvents, prepare_events
+from ..model import TIERS, RiskModel
 from ._metrics import (
     METRIC_NAMES,
-    TIER_ORDER,
     bootstrap_metrics,
     compare_bootstrap,
     reliability_curve,
@@ -32,9 +33,6 @@ from ._metrics import (
     subgroup_report,
     tier_table,
 )
-from ._model import RiskModel
-from ._schema import validate_cutoffs
-from ._timeline import parse_duration
 
 __all__ = ["BacktestResult", "backtest"]
 
@@ -68,14 +66,14 @@ class BacktestResult:
     comparisons : DataFrame
         Last fold, paired cluster bootstrap of model minus each baseline (and minus the
         oracle, on its rows); index (``baseline``, ``metric``), columns as
-        :func:`~riskmodel._metrics.compare_bootstrap`.
+        :func:`~riskmodel.evaluation._metrics.compare_bootstrap`.
     predictions : DataFrame
         Last fold's test rows: entity id, ``as_of``, ``label``, ``probability``, ``tier``,
         one probability column per baseline, ``oracle`` (if any) and the group columns.
     tier_table : DataFrame
         Size and hit rate of each tier on the last fold.
     subgroup : DataFrame or None
-        :func:`~riskmodel._metrics.subgroup_report` of the last fold over the group columns.
+        :func:`~riskmodel.evaluation._metrics.subgroup_report` of the last fold over the group columns.
     reliability : DataFrame
         Reliability curve of the model on the last fold.
     model : RiskModel
@@ -135,7 +133,7 @@ class BacktestResult:
             out[f"brier_beats_{b}_paired"] = bool(self.comparisons.loc[(b, "brier"), "upper"] < 0)
         out["auc_beats_all"] = all(out[f"auc_beats_{b}"] for b in baselines)
         out["brier_beats_all"] = all(out[f"brier_beats_{b}"] for b in baselines)
-        hit = self.tier_table.set_index("tier").loc[list(TIER_ORDER), "hit_rate"].to_numpy(dtype=float)
+        hit = self.tier_table.set_index("tier").loc[list(TIERS), "hit_rate"].to_numpy(dtype=float)
         out["tiers_ordered"] = bool(np.isfinite(hit).all() and hit[0] > hit[1] > hit[2])
         out["all"] = out["auc_beats_all"] and out["brier_beats_all"] and out["tiers_ordered"]
         return out
@@ -489,7 +487,7 @@ def _last_fold_report(
             "tier": last["scored"]["tier"].to_numpy(),
         }
     )
-    pred["tier"] = pd.Categorical(pred["tier"], categories=list(TIER_ORDER))
+    pred["tier"] = pd.Categorical(pred["tier"], categories=list(TIERS))
     for name in BASELINES:
         if name in probs:
             pred[name] = probs[name]

@@ -19,11 +19,11 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from ._errors import ModelError
-from ._features import FeatureBuilder
+from .._errors import ModelError
+from ..data import EventSchema
+from ..features import FeatureBuilder
 from ._model import Calibrator, RiskModel
 from ._reasons import ReasonWriter
-from ._schema import EventSchema
 from ._tiers import TierPolicy
 
 __all__ = ["FEATURE_SPEC_VERSION", "load_model_dir", "save_model_dir"]
@@ -56,7 +56,7 @@ def _jsonable(value):
 
 def model_spec(model: RiskModel) -> dict:
     """The JSON-able description of a fitted model (everything but the trees)."""
-    from . import __version__
+    from .._version import VERSION as __version__
 
     model._check_fitted()
     fb = model.features_
@@ -88,7 +88,7 @@ def model_spec(model: RiskModel) -> dict:
 
 def _thin_reference(reference: dict, limit: int = 20_000) -> dict:
     """Keep at most ``limit`` reference rows (an even stride) of the per-row lists; the
-    ``monitoring`` block (bin edges and counts, see :mod:`riskmodel._monitor`) is kept whole."""
+    ``monitoring`` block (bin edges and counts, see :mod:`riskmodel.model._drift`) is kept whole."""
     n = len(reference.get("probability", []))
     if n <= limit:
         return reference

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._errors import DataError, format_examples
-from ._nightly import as_nightly_list
-from ._timeline import parse_duration
+from .._errors import DataError, format_examples
+from ..batch import as_nightly_list
+from ..data import parse_duration
 
 __all__ = ["AuditResult", "audit_outcomes", "escalations_from"]
 

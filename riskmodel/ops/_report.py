@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._errors import ConfigError, DataError
+from ..batch import NightlyOutput, as_nightly, as_nightly_list
+from ..model import TIERS
 from ._audit import AuditResult, audit_outcomes
 from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend
-from ._errors import ConfigError, DataError
-from ._nightly import TIERS, NightlyOutput, as_nightly, as_nightly_list
 
 __all__ = ["render_report", "write_report"]
 
@@ -342,7 +343,7 @@ def render_report(
     model = night.manifest.get("model", {})
     day = as_of.strftime("%Y-%m-%d %H:%M") if as_of is not None else "(unknown date)"
     heading = title or f"Dispute risk nightly report 矛盾纠纷风险日报 — {day}"
-    from . import __version__
+    from .._version import VERSION as __version__
 
     sub = (f"model {model.get('name', 'n/a')} version {model.get('version', 'n/a')}"
            f"{' (run ' + model['run_id'] + ')' if model.get('run_id') else ''} · "
@@ -396,7 +397,7 @@ def write_report(
     -------
     Path
     """
-    from ._config import read_table
+    from ..lifecycle import read_table
 
     night = as_nightly(scores)
     earlier = as_nightly_list(list(history)) if len(history) else []

@@ -1,0 +1,37 @@
+"""The event-data contract: :class:`EventSchema`, validation and screening of event logs,
+entities and cutoffs, the time grid (:class:`Timeline`, :class:`Clock`) and the id keys.
+
+Everything above this package (features, model, batch, ...) reads events through it. The
+names below without a public counterpart in :mod:`riskmodel` are the package's internal
+API: documented, stable within a release, not for users.
+"""
+
+from ._keys import arrow_string_array, gather, short_string_keys, stable_key_sort
+from ._schema import (
+    FEW_VALUES,
+    NAT_NS,
+    Columns,
+    EventSchema,
+    cutoffs_at,
+    entity_order,
+    isna_mask,
+    naive_utc,
+    raise_rejects,
+    require_columns,
+    screen_events,
+    sort_by_entity_time,
+    split_invalid_events,
+    validate_cutoffs,
+    validate_entities,
+    validate_events,
+    validated_entity_columns,
+)
+from ._timeline import NS_PER_DAY, RESOLUTIONS_NS, Clock, Timeline, expand_ranges, parse_duration
+
+__all__ = [
+    "FEW_VALUES", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
+    "arrow_string_array", "cutoffs_at", "entity_order", "expand_ranges", "gather", "isna_mask", "naive_utc",
+    "parse_duration", "raise_rejects", "require_columns", "screen_events", "short_string_keys",
+    "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "validate_cutoffs",
+    "validate_entities", "validate_events", "validated_entity_columns",
+]

@@ -1,0 +1,100 @@
+"""Where MLflow keeps runs and models, and how several processes share one sqlite store.
+
+The one owner of the tracking URI, the artifact root, the store lock, the retry on a lost
+sqlite write lock, the client and "create the experiment if missing".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["LOCAL_STORE_DIR", "artifact_root", "client_for", "ensure_experiment", "retry", "store_lock",
+           "tracking_uri"]
+
+#: The local store's folder in the working directory (``mlflow.db`` and ``artifacts/``).
+LOCAL_STORE_DIR = "riskmodel-mlflow"
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the local sqlite store in the working directory."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    store = Path.cwd() / LOCAL_STORE_DIR
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def artifact_root(uri: str) -> str | None:
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        root = db.parent / "artifacts"
+        root.mkdir(parents=True, exist_ok=True)
+        return root.resolve().as_uri()
+    return None
+
+
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """Serialise first-time store setup between processes sharing a sqlite file."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def retry(fn, *args, attempts: int = 8, **kwargs):
+    """Retry an MLflow call that lost a sqlite write lock to another process."""
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only lock errors are retried
+            if "locked" not in str(exc).lower() or i == attempts - 1:
+                raise
+            time.sleep(0.2 * (i + 1) + np.random.default_rng().random() * 0.3)
+    return None  # pragma: no cover
+
+
+def client_for(uri: str | None = None):
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = uri or tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    with store_lock(uri):
+        client = retry(MlflowClient, tracking_uri=uri, registry_uri=uri)
+        retry(client.search_experiments, max_results=1)  # creates / migrates the store once
+    return client
+
+
+def ensure_experiment(client, uri: str, name: str) -> str:
+    """The id of experiment ``name``, created (with the store's artifact root) if missing.
+
+    Safe when several processes create it at once: the loser of the race reads the
+    winner's experiment.
+    """
+    with store_lock(uri):
+        exp = retry(client.get_experiment_by_name, name)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return retry(client.create_experiment, name, artifact_location=artifact_root(uri))
+        except Exception as exc:  # noqa: BLE001 - another process created it first
+            if "already exists" not in str(exc).lower():
+                raise
+            return retry(client.get_experiment_by_name, name).experiment_id
