@@ -96,7 +96,7 @@ def test_counts_reconcile_with_bad_rows(model_dir, data, tmp_path):
 def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entities_chunk):
     """Chunks see the other chunks' cross-dispute rows: same scores as one predict call (also
     when no dispute of a chunk has an entities row, so its summary rows have no station)."""
-    from riskmodel.batch._job import _bucket_of
+    from riskmodel.batch._core import bucket_of as _bucket_of
 
     sim = data["sim"]
     entities = sim.entities
@@ -123,7 +123,9 @@ def test_chunk_context_gives_whole_log_features(model_dir, data, tmp_path):
     import warnings
 
     from riskmodel import DataWarning, validate_entities
-    from riskmodel.batch._job import _bucket_of, _ContextStore, prepare_chunk
+    from riskmodel.batch._core import ContextStore as _ContextStore
+    from riskmodel.batch._core import bucket_of as _bucket_of
+    from riskmodel.batch._core import prepare_chunk
 
     model = load(str(model_dir)).model
     sim, n_chunks, as_of = data["sim"], 4, pd.Timestamp(AS_OF)

@@ -387,7 +387,7 @@ def test_row_depends_only_on_own_events_without_cross_dispute_families(rows, oth
 @pytest.mark.parametrize("seed", [0, 3])
 def test_context_events_give_the_same_rows_as_the_whole_log(seed):
     """Chunked scoring: own events + every dispute's summary rows == the whole log."""
-    from riskmodel.batch._job import _summary_rows
+    from riskmodel.batch._core import summary_rows as _summary_rows
     from riskmodel.features._builder import prepare_events
 
     events, entities, cutoffs = random_log(seed, n_events=600, n_parties=12)

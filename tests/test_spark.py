@@ -29,7 +29,7 @@ def spark(tmp_path_factory):
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("Spark needs Java (no java on PATH, no JAVA_HOME)")
     pytest.importorskip("pyspark")
-    from riskmodel.batch._spark import _session
+    from riskmodel.batch.engines._spark import _session
 
     with _session("local[2]") as session:
         yield session

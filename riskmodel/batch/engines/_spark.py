@@ -1,28 +1,29 @@
 """The Spark engine of :func:`~riskmodel.score_batch`: the same chunks, prepared and scored on Spark.
 
-The local engine (``riskmodel.batch._job``) hashes every dispute into one of ``n_chunks``
-chunks, then runs two pure per-chunk steps, :func:`~riskmodel.batch._job.prepare_chunk`
-(row rejects, clean events, summary rows) and :func:`~riskmodel.batch._job.score_chunk`
-(open disputes, features with every chunk's summary rows as context, LightGBM, tiers,
-reasons), writing one parquet per chunk and a ``.done`` marker into the work directory.
-This engine runs the very same steps, one Spark task per chunk, and writes the very same
-files, so the driver's ``_finalize`` and manifest are shared and the output is identical.
+The job (``riskmodel.batch._job``) hashes every dispute into one of ``n_chunks`` chunks;
+an engine then runs two tasks per chunk (:mod:`riskmodel.batch._tasks`) around the pure
+per-chunk core (:mod:`riskmodel.batch._core`): :func:`prepare_task` (row rejects, clean
+events, summary rows) and :func:`score_task` (open disputes, features with every chunk's
+summary rows as context, LightGBM, tiers, reasons), writing one parquet per chunk and a
+``.done`` marker into the work directory. This engine runs the very same tasks, one Spark
+task per chunk, as the local engine does in-process, so the driver's ``_finalize`` and
+manifest are shared and the output is identical.
 
 Flow
 ----
 1. **read** - Spark reads the input (``spark.read.parquet`` on exactly the files
    :mod:`pyarrow.dataset` lists, hive partitions included; ``spark.read.csv`` with every
    column as a string). Each row keeps its position in the input (file number, row
-   number) and gets its chunk from :func:`~riskmodel.batch._job._bucket_of`, evaluated in a
+   number) and gets its chunk from :func:`~riskmodel.batch._core.bucket_of`, evaluated in a
    pandas UDF on the id restored to the type the local engine hashes, so both engines put
    every dispute in the same chunk.
 2. **prepare** - ``repartition`` on a key chosen so that chunk ``i`` lands in Spark
    partition ``i`` (one chunk per task), then ``groupBy(chunk).applyInPandas``: restore
-   the local engine's dtypes and row order, :func:`prepare_chunk`, write ``clean``,
+   the local engine's dtypes and row order, :func:`prepare_task` (:func:`prepare_chunk`), write ``clean``,
    ``rejects`` and ``summary`` parquet plus the marker. An in-memory DataFrame input is
    split on the driver and its chunks are shipped to the tasks as they are.
 3. **score** - one task per pending chunk (``parallelize``): read the chunk's clean events
-   and entities rows and the summary rows it needs (:class:`~riskmodel.batch._job._ContextStore`),
+   and entities rows and the summary rows it needs (:class:`~riskmodel.batch._core.ContextStore`),
    :func:`score_chunk`, write ``scores``, ``not_scored`` and the marker. The model travels
    as its safe artifact (LightGBM text and JSON, written next to the chunks); the entities
    travel as the per-chunk parts the driver wrote into the work directory.
@@ -42,7 +43,6 @@ import re
 import sys
 import threading
 import time
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .._errors import ConfigError, DataError, ModelError
+from ..._errors import ConfigError, DataError, ModelError
+from .._core import bucket_of, context_store
+from .._tasks import Progress, prepare_task, release_unused_memory, score_task
 
 __all__ = ["require_pyspark", "run_spark_chunks"]
 
@@ -217,8 +219,8 @@ _MODEL_CACHE: dict[str, object] = {}
 
 def _task_predictor(job: _Job):
     """The model, loaded once per Python worker from its safe artifact."""
-    from ..lifecycle import Predictor
-    from ..model import load_model_dir
+    from ...lifecycle import Predictor
+    from ...model import load_model_dir
 
     stamp = f"{job.model_dir}|{os.stat(Path(job.model_dir) / 'riskmodel.json').st_mtime_ns}"
     if stamp not in _MODEL_CACHE:
@@ -233,63 +235,26 @@ def _task_predictor(job: _Job):
 # per-chunk task bodies (the local engine's loop bodies, writing the same files)
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    # a unique temporary name: a retried or speculative task may write the same chunk
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _mark(path: Path, info: dict) -> None:
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-    tmp.write_text(json.dumps(info), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _prepare_one(job: _Job, i: int, raw: pd.DataFrame, t_read: float = 0.0) -> int:
-    """Validate chunk ``i``; write clean events, row rejects, summary rows and the marker."""
-    from ._job import _chunk_entities, _isin, prepare_chunk
-
-    ent = job.schema.entity_col
-    prep = Path(job.work) / "prepared"
-    t1 = time.perf_counter()
-    clean, rejects, summary = prepare_chunk(raw, job.schema, job.now, _chunk_entities(Path(job.work), i))
-    t2 = time.perf_counter()
-    raw_ids = pd.unique(raw[ent].dropna())
-    n_rej = int((~_isin(raw_ids, clean[ent])).sum())
-    _write(clean, prep / f"clean-{i:05d}.parquet")
-    _write(rejects, prep / f"rejects-{i:05d}.parquet")
-    _write(summary, prep / f"summary-{i:05d}.parquet")
-    t3 = time.perf_counter()
-    _mark(prep / f"chunk-{i:05d}.done", {"disputes_rejected": n_rej, "rows": len(raw),
-                                         "timings": {"read": t_read, "validate": t2 - t1, "write": t3 - t2}})
-    return len(raw)
+    """Validate chunk ``i`` on an executor (the shared :func:`prepare_task`)."""
+    return prepare_task(Path(job.work), i, raw, job.schema, job.now, t_read=t_read)
 
 
 def _score_one(job: _Job, i: int) -> int:
-    """Score chunk ``i`` with the summary rows it needs as context; write scores and the marker."""
-    from ._job import _chunk_entities, _context_store, _release_unused_memory, score_chunk
-
-    prep, score_dir = Path(job.work) / "prepared", Path(job.work) / "scores"
-    t0 = time.perf_counter()
+    """Score chunk ``i`` on an executor (the shared :func:`score_task`), with the summary
+    rows it needs as context, indexed in this task."""
+    prep = Path(job.work) / "prepared"
     predictor = _task_predictor(job)
-    clean = pd.read_parquet(prep / f"clean-{i:05d}.parquet")
-    store = _context_store(prep, job.n_chunks, predictor.model, job.as_of) if len(clean) else None
-    context = None if store is None else store.for_chunk(i)
-    del store
-    _release_unused_memory()
-    t1 = time.perf_counter()
-    scores, not_scored, chunk_t = score_chunk(clean, context, predictor, job.as_of,
-                                              entities=_chunk_entities(Path(job.work), i), reasons=job.reasons,
-                                              max_inactive=job.max_inactive)
-    t2 = time.perf_counter()
-    _write(scores, score_dir / f"scores-{i:05d}.parquet")
-    _write(not_scored, score_dir / f"not_scored-{i:05d}.parquet")
-    chunk_t["read"] += t1 - t0
-    chunk_t["write"] += time.perf_counter() - t2
-    _mark(score_dir / f"chunk-{i:05d}.done", {"scored": len(scores), "rows": len(clean), "timings": chunk_t,
-                                              "monitoring": scores.attrs.get("monitoring")})
-    return len(clean)
+
+    def context_for(j: int, clean: pd.DataFrame):
+        store = context_store(prep, job.n_chunks, predictor.model, job.as_of) if len(clean) else None
+        context = None if store is None else store.for_chunk(j)
+        del store
+        release_unused_memory()
+        return context
+
+    return score_task(Path(job.work), i, predictor, job.as_of, reasons=job.reasons,
+                      max_inactive=job.max_inactive, context_for=context_for)
 
 
 # ------------------------------------------------------------------------------------------
@@ -349,13 +314,11 @@ def _partition_keys(spark, n: int) -> list[int]:
 
 
 class _Watch:
-    """Feed :class:`~riskmodel.batch._job._Progress` from the ``.done`` markers tasks write."""
+    """Feed :class:`~riskmodel.batch._tasks.Progress` from the ``.done`` markers tasks write."""
 
     def __init__(self, folder: Path, pending: list[int], desc: str):
-        from ._job import _Progress
-
         self.folder, self.pending = folder, set(pending)
-        self.progress = _Progress(len(pending), desc)
+        self.progress = Progress(len(pending), desc)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -401,7 +364,7 @@ def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
         chunk and a ``chunk-<i>.done`` marker; ``parts/entities-<i>.parquet``, written by the
         driver, hold each chunk's entities rows). Tasks read and write it, so on a cluster it
         must be visible to every executor under the same path.
-    source : riskmodel.batch._job._Source
+    source : riskmodel.batch._inputs.Source
         The events input: a parquet file / directory / hive dataset or a CSV file (read by
         Spark), or an in-memory DataFrame (split on the driver).
     n_chunks : int
@@ -423,8 +386,7 @@ def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
     DataError
         Spark cannot read the input.
     """
-    from ..model import save_model_dir
-    from ._job import _bucket_of
+    from ...model import save_model_dir
 
     require_pyspark()
     schema = predictor.model._schema()
@@ -463,7 +425,7 @@ def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
             job = _Job(**job_kw, **restore_kw)
 
             def bucket(ids: pd.Series) -> pd.Series:
-                return pd.Series(_bucket_of(job.restore_ids(ids), n_chunks))
+                return pd.Series(bucket_of(job.restore_ids(ids), n_chunks))
 
             def prepare(key, pdf):
                 t = time.perf_counter()

@@ -1,0 +1,368 @@
+"""The per-chunk core both engines run: pure functions of frames, no file I/O.
+
+:func:`prepare_chunk` validates one chunk's events (clean rows, row rejects with reasons,
+and the summary rows other chunks' cross-dispute features read); :func:`score_chunk`
+scores the chunk's disputes open at ``as_of`` (features, LightGBM, calibration, tiers,
+drift counts, reasons) with the context rows :class:`ContextStore` selects for it;
+:func:`bucket_of` says which chunk a dispute id belongs to.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .._errors import DataWarning
+from ..data import EventSchema, split_invalid_events
+
+__all__ = ["ContextStore", "bucket_of", "context_store", "isin", "prepare_chunk", "score_chunk", "summary_rows"]
+
+
+STAGES = ("read", "validate", "features", "predict", "monitor", "reasons", "write")
+
+
+def bucket_of(ids: pa.Array | pa.ChunkedArray | pd.Series, n_chunks: int) -> np.ndarray:
+    """Stable chunk number of each id (nulls go to chunk 0; they become row rejects)."""
+    if n_chunks == 1:
+        return np.zeros(len(ids), dtype=np.int64)
+    if isinstance(ids, pd.Series):
+        text = ids.astype(object).where(ids.notna(), None).map(lambda v: v if v is None else str(v))
+        null = ids.isna().to_numpy()
+        values = text.fillna("").to_numpy(dtype=object)
+    else:
+        text = ids.cast(pa.string())
+        null = text.is_null().to_numpy(zero_copy_only=False)
+        values = text.fill_null("").to_numpy(zero_copy_only=False)
+    hashed = pd.util.hash_array(values.astype(object), categorize=False)
+    bucket = (hashed % np.uint64(n_chunks)).astype(np.int64)
+    bucket[null] = 0
+    return bucket
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def isin(values, among) -> np.ndarray:
+    """Hash-based membership (``np.isin`` sorts object arrays; pandas' arrow-string ``isin``
+    builds Python lists: both are slow on millions of ids)."""
+    from ..features import lookup_positions
+
+    return lookup_positions(pd.Index(pd.unique(pd.Series(among))), pd.Series(values)) >= 0
+
+
+#: Summary-row flags: the dispute's first event, its first outcome event.
+_FIRST_EVENT, _FIRST_OUTCOME = "_first_event", "_first_outcome"
+
+
+def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rows other disputes' party and context features read: first event, first
+    outcome, each party's first appearance (``clean`` is sorted by entity, time).
+
+    The schema's event columns (narratives blanked), plus the flags
+    ``_first_event`` / ``_first_outcome`` and, given the ``entities`` rows of the chunk's
+    disputes, each dispute's group as ``group:<g>`` for every ``group_cols`` entry (missing
+    without an entities row).
+    """
+    ent = clean[schema.entity_col]
+    first = ~ent.duplicated().to_numpy()
+    is_out = clean[schema.kind_col].isin(list(schema.outcome_kinds)).to_numpy()
+    first_out = np.zeros(len(clean), dtype=bool)
+    first_out[np.flatnonzero(is_out)[~ent[is_out].duplicated().to_numpy()]] = True
+    keep = first | first_out
+    if schema.party_col:
+        party = clean[schema.party_col]
+        keep |= (~clean[[schema.entity_col, schema.party_col]].duplicated().to_numpy()) & party.notna().to_numpy()
+    out = clean.loc[keep, schema.event_columns].reset_index(drop=True)
+    if schema.text_col:
+        out[schema.text_col] = None  # narratives are read only for the dispute's own rows
+    out[_FIRST_EVENT], out[_FIRST_OUTCOME] = first[keep], first_out[keep]
+    if entities is not None:
+        from ..features import FeatureComputation, lookup_positions
+
+        rows = lookup_positions(pd.Index(entities[schema.entities_id]), out[schema.entity_col])
+        for g in schema.group_cols:
+            values = entities[g].astype(object).to_numpy()
+            out[FeatureComputation.GROUP_PREFIX + g] = pd.array(
+                np.where(rows >= 0, values[np.maximum(rows, 0)] if len(values) else None, None), dtype="category")
+    return out
+
+
+def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | None = None,
+                  entities: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validate one chunk: (clean events, row rejects, summary rows); ``now`` bounds times,
+    ``entities`` (the chunk's rows) give the summary rows' groups."""
+    if len(raw) == 0:
+        empty = raw.iloc[:0]
+        return empty, empty.astype(str).assign(reject_reason=pd.Series(dtype=object)), \
+            summary_rows(empty, schema, entities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        clean, rejects, _ = split_invalid_events(raw, schema, now=now)
+    rejects = rejects.reset_index(drop=True)
+    return clean, rejects, summary_rows(clean, schema, entities)
+
+
+def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,
+                      entities: pd.DataFrame | None, max_inactive) -> np.ndarray:
+    """Why each dispute in ``ids`` is not open at ``as_of`` (same rule as make_cutoffs).
+
+    ``events`` is the chunk's :class:`~riskmodel.PreparedEvents` (read as arrays: no copy
+    of the chunk's columns).
+    """
+    from ..features import lookup_positions
+
+    before = events.times_ns < as_of.value
+    codes, times = events.entity_codes[before], events.times_ns[before]
+    last_row = np.r_[codes[1:] != codes[:-1], True] if len(codes) else np.zeros(0, dtype=bool)
+    last = np.full(len(events.entity_ids) + 1, _NAT, dtype=np.int64)  # rows are sorted by (entity, time)
+    last[codes[last_row]] = times[last_row]
+    escalated = np.zeros(len(events.entity_ids) + 1, dtype=bool)
+    escalated[events.entity_codes[before & events.is_kind(schema.outcome_kinds)]] = True
+    rows = lookup_positions(events.entity_ids, pd.Series(ids))
+    rows = np.where(rows >= 0, rows, len(events.entity_ids))
+    last, escalated = last[rows], escalated[rows]
+    reason = np.full(len(ids), "not open at as_of", dtype=object)
+    closed = np.zeros(len(ids), dtype=bool)
+    if entities is not None and schema.closed_col:
+        c = entities.set_index(schema.entities_id)[schema.closed_col].reindex(ids)
+        closed = (c.notna() & (c <= as_of)).to_numpy()
+    if max_inactive is not None:
+        dormant = (last != _NAT) & (as_of.value - last > pd.Timedelta(max_inactive).value)
+        reason[dormant] = f"dormant: no event in the {max_inactive} before as_of"
+    reason[closed] = "closed before as_of"
+    reason[escalated] = "escalated before as_of"
+    reason[last == _NAT] = "no events before as_of"
+    return reason
+
+
+def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as_of: pd.Timestamp, *,
+                entities: pd.DataFrame | None, reasons: str, max_inactive) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Score the disputes of one chunk open at ``as_of``.
+
+    Parameters
+    ----------
+    clean : DataFrame
+        The chunk's validated events (from :func:`prepare_chunk`).
+    context : DataFrame, PreparedEvents or None
+        The summary rows the chunk's cross-dispute features read instead of the chunk's own
+        events (:meth:`ContextStore.for_chunk`); ``None`` when the chunk is the input.
+    predictor : Predictor
+    as_of : Timestamp
+    entities : DataFrame or None
+        Validated entities of the chunk's disputes (any superset will do).
+    reasons : {"flagged", "all", "none"}
+    max_inactive : str or None
+
+    Returns
+    -------
+    scores : DataFrame
+        With ``scores.attrs["monitoring"]``: the chunk's drift bin counts
+        (:func:`riskmodel.model._drift.chunk_counts`; absent when nothing was scored). An engine
+        stores them in the chunk's ``.done`` marker under ``"monitoring"``; the manifest
+        merges them.
+    not_scored : DataFrame
+        Entity id and ``reason``.
+    timings : dict
+    """
+    from ..evaluation import open_disputes
+    from ..features import PreparedEvents
+    from ..model import chunk_counts, raw_attributes
+
+    model = predictor.model
+    schema = model._schema()
+    ent = schema.entity_col
+    timings = dict.fromkeys(STAGES, 0.0)
+    ids = pd.unique(clean[ent]) if len(clean) else np.array([], dtype=object)
+    empty_scores = pd.DataFrame(columns=[ent, "as_of", "probability", "tier", "reasons", "reason_features",
+                                         "overrides"])
+    if len(clean) == 0:
+        return empty_scores, pd.DataFrame({ent: ids, "reason": pd.Series(dtype=object)}), timings
+    t0 = time.perf_counter()
+    own_ents = entities
+    if entities is not None:
+        own_ents = entities[isin(entities[schema.entities_id], ids)]  # may have no rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        prepared_own = PreparedEvents(clean, schema, model.features_.tz_aware_)
+        cut = open_disputes(prepared_own, as_of, schema, entities=own_ents if own_ents is not None and len(own_ents) else None,
+                            max_inactive=max_inactive)
+        cut = cut.sort_values(ent, kind="stable").reset_index(drop=True)
+        open_ids = cut[ent].to_numpy()
+        rest = ids[~isin(ids, open_ids)]
+        not_scored = pd.DataFrame({ent: rest, "reason": not_open_reasons(prepared_own, rest, as_of, schema,
+                                                                          own_ents, max_inactive)})
+        if len(cut) == 0:
+            timings["validate"] += time.perf_counter() - t0
+            return empty_scores, not_scored, timings
+        # the cross-dispute families read the context (summary rows of every chunk, each
+        # dispute's group included) or, for a single chunk, the whole chunk; the other
+        # families need only the open disputes' events
+        context_events = prepared_own
+        if context is not None and len(context):
+            context_events = context if isinstance(context, PreparedEvents) else \
+                PreparedEvents.from_valid(context, schema, model.features_.tz_aware_)
+        is_open = np.zeros(len(prepared_own.entity_ids) + 1, dtype=bool)
+        is_open[prepared_own.entity_ids.get_indexer(open_ids)] = True
+        own_open = PreparedEvents(clean[is_open[prepared_own.entity_codes]].reset_index(drop=True), schema,
+                                  model.features_.tz_aware_)
+        t1 = time.perf_counter()
+        timings["validate"] += t1 - t0
+        X = model.transform_features(own_open, cut, entities=own_ents if model.features_.has_entities_ else None,
+                                     context_events=context_events)
+        t2 = time.perf_counter()
+        timings["features"] += t2 - t1
+        scores = model.score_features(X, cut, reasons="none")
+        t3 = time.perf_counter()
+        timings["predict"] += t3 - t2
+        reference = (getattr(model, "reference_", None) or {}).get("monitoring")
+        raw_cols = [c for c in (reference or {}).get("bins", {}).get("categories", {}) if c in X.columns]
+        unknown = np.zeros(len(X), dtype=bool)  # an unseen value can only hide where the feature is missing
+        for c in raw_cols:
+            unknown |= X[c].isna().to_numpy()
+        raw = raw_attributes(own_ents, schema.entities_id, open_ids[unknown], raw_cols) if unknown.any() else None
+        monitoring = chunk_counts(reference, X, scores["probability"].to_numpy(), scores["tier"],
+                                  raw_categories=raw)
+        t4 = time.perf_counter()
+        timings["monitor"] += t4 - t3
+        t3 = t4
+        if reasons != "none":
+            rows = np.arange(len(X)) if reasons == "all" else np.flatnonzero(scores["tier"].astype(str) != "blue")
+            if len(rows):
+                explained = model.score_features(X.iloc[rows], cut.iloc[rows], reasons="all")
+                for col in ("reasons", "reason_features"):
+                    scores.loc[scores.index[rows], col] = explained[col].to_numpy()
+        timings["reasons"] += time.perf_counter() - t3
+    scores = scores.reset_index(drop=True)
+    scores.attrs["monitoring"] = monitoring
+    return scores, not_scored, timings
+
+
+class ContextStore:
+    """Every chunk's summary rows before ``as_of``, held compactly for the whole run, and
+    the subset of them each chunk's cross-dispute features read.
+
+    The rows are indexed once as a :class:`~riskmodel.PreparedEvents` without string
+    columns: times, kinds and groups as categoricals, and parties as integer codes (the
+    party family only compares parties with each other). :meth:`for_chunk` then selects,
+    with boolean masks, what chunk ``i`` needs:
+
+    * its own disputes' rows;
+    * the first appearance of every party of those disputes in any other dispute, plus that
+      dispute's first event and first outcome (party histories, past escalations);
+    * the first event and first outcome of every dispute whose first event or first outcome
+      falls in the context window before ``as_of`` (group escalation rates; the window is
+      widened by the coarsest clock resolution, so no quantised key is missed).
+
+    Any superset of these rows gives the same feature values (see
+    :meth:`FeatureBuilder.transform`), so a chunk's features equal whole-input features,
+    while what a chunk holds beyond the run-wide arrays grows with the chunk, not the input.
+
+    Parameters
+    ----------
+    summaries : list of Path
+        Every chunk's ``summary-<i>.parquet``, in chunk order.
+    model : RiskModel
+    as_of : Timestamp
+    """
+
+    def __init__(self, summaries: list[Path], model, as_of: pd.Timestamp):
+        from ..data import sort_by_entity_time
+        from ..features import FeatureComputation, PreparedEvents
+
+        schema = model._schema()
+        fb = model.features_
+        self.as_of = as_of
+        self.party = fb._active("party")
+        self.window_ns = int(pd.Timedelta(fb.context_window).value) if fb._active("context") else None
+        groups = [FeatureComputation.GROUP_PREFIX + g for g in schema.group_cols] if self.window_ns else []
+        wanted = [schema.entity_col, schema.time_col, schema.kind_col, _FIRST_EVENT, _FIRST_OUTCOME, *groups]
+        wanted += [schema.party_col] if self.party else []
+        pieces: dict[str, list] = {c: [] for c in [*wanted, "_chunk"]}
+        offset = 0
+        for j, path in enumerate(summaries):
+            table = pq.read_table(path, columns=[c for c in wanted if c in pq.read_schema(path).names])
+            if table.num_rows == 0:
+                continue
+            table = table.filter(pc.less(table[schema.time_col], pa.scalar(as_of.to_pydatetime())))
+            ids = pc.dictionary_encode(table[schema.entity_col]).combine_chunks()
+            # a dispute lives in one chunk: per-file codes shifted by an offset are run-wide codes
+            pieces[schema.entity_col].append((ids.indices.to_numpy(zero_copy_only=False) + offset, ids.dictionary))
+            offset += len(ids.dictionary)
+            pieces[schema.time_col].append(table[schema.time_col].to_numpy().astype("datetime64[ns]"))
+            for c in [schema.kind_col, *groups]:  # dictionary-encoded strings, one categorical below
+                values = table[c].combine_chunks() if c in table.column_names else pa.nulls(table.num_rows)
+                pieces[c].append(pc.dictionary_encode(values.cast(pa.string())))
+            for c in (_FIRST_EVENT, _FIRST_OUTCOME):
+                pieces[c].append(table[c].to_numpy())
+            if self.party:
+                pieces[schema.party_col].append(table[schema.party_col].combine_chunks())
+            pieces["_chunk"].append(np.full(table.num_rows, j, dtype=np.int32))
+        if offset == 0:
+            self.events = None
+            return
+        codes = np.concatenate([c for c, _ in pieces[schema.entity_col]]).astype(np.int64)
+        dictionaries = [d for _, d in pieces[schema.entity_col]]
+        entity_ids = pd.Index(pa.concat_arrays([d.cast(dictionaries[0].type) for d in dictionaries]).to_pandas())
+        times = np.concatenate(pieces[schema.time_col])
+        t_ns = times.view(np.int64)
+        sorted_already = bool(np.all((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (t_ns[1:] >= t_ns[:-1]))))
+        order = None if sorted_already else sort_by_entity_time(codes, t_ns)
+        frame = pd.DataFrame({schema.time_col: times})
+        for c in [schema.kind_col, *groups]:
+            frame[c] = pa.chunked_array(pieces[c]).to_pandas()  # Arrow unifies the dictionaries
+        if self.party:
+            parties = pc.dictionary_encode(
+                pa.chunked_array([a.cast(pieces[schema.party_col][0].type) for a in pieces[schema.party_col]])
+            ).combine_chunks()
+            party_codes = parties.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+            frame[schema.party_col] = pd.Categorical.from_codes(party_codes, categories=pd.RangeIndex(len(parties.dictionary)))
+            self.n_parties = len(parties.dictionary)
+        self.chunk = np.concatenate(pieces["_chunk"])
+        self.firsts = np.concatenate(pieces[_FIRST_EVENT]) | np.concatenate(pieces[_FIRST_OUTCOME])
+        if order is not None:
+            frame = frame.take(order).reset_index(drop=True)
+            codes, self.chunk, self.firsts = codes[order], self.chunk[order], self.firsts[order]
+        del pieces
+        self.party_codes = frame[schema.party_col].cat.codes.to_numpy() if self.party else None
+        # the categoricals' own codes serve as the columns' factorisation (no int64 copies
+        # held for the run); every chunk's subset shares them
+        factorized = {("factorize", c): (frame[c].cat.codes.to_numpy(), frame[c].cat.categories)
+                      for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+        self.events = PreparedEvents(frame, schema, fb.tz_aware_, (codes, entity_ids), _shared=factorized)
+
+    def for_chunk(self, i: int):
+        """The context rows chunk ``i``'s cross-dispute features read (a PreparedEvents)."""
+        from ..data import RESOLUTIONS_NS
+
+        ev = self.events
+        keep = self.chunk == i
+        involved = np.zeros(len(ev.entity_ids), dtype=bool)  # disputes whose first rows are needed
+        if self.party:
+            shared = np.zeros(self.n_parties + 1, dtype=bool)  # the last slot: no party (code -1)
+            shared[self.party_codes[keep]] = True
+            shared[-1] = False
+            with_party = shared[self.party_codes]
+            involved[ev.entity_codes[with_party]] = True
+            keep |= with_party
+        if self.window_ns is not None:
+            lower = self.as_of.value - self.window_ns - RESOLUTIONS_NS[-1]
+            involved[ev.entity_codes[self.firsts & (ev.times_ns >= lower)]] = True
+        keep |= self.firsts & involved[ev.entity_codes]
+        return ev.subset(keep)
+
+
+def context_store(prep_dir: Path, n_chunks: int, model, as_of: pd.Timestamp) -> ContextStore | None:
+    """The run's :class:`ContextStore` (``None`` for a single chunk - its own events are the
+    whole input - or a model using neither the party nor the context family)."""
+    fb = model.features_
+    if n_chunks < 2 or not (fb._active("party") or fb._active("context")):
+        return None
+    store = ContextStore([prep_dir / f"summary-{j:05d}.parquet" for j in range(n_chunks)], model, as_of)
+    return store if store.events is not None else None

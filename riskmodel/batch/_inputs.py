@@ -1,0 +1,244 @@
+"""The job's inputs: the events (a parquet file, folder or dataset, a CSV file, or a frame)
+streamed into per-chunk parts by a stable hash of the dispute id, and the entities table
+split the same way, validated."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .._errors import DataError, DataWarning
+from ..data import EventSchema, validate_entities
+from ._core import bucket_of
+from ._files import write_parquet
+
+__all__ = ["Entities", "Source", "file_fingerprint", "frame_fingerprint"]
+
+
+READ_BATCH_ROWS = 262_144
+
+
+def write_buckets(batches, id_col: str, n_chunks: int, path_of) -> set[int]:
+    """Append each row of ``batches`` to the parquet file ``path_of(chunk of its id)``;
+    returns the chunks written."""
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            bucket = bucket_of(batch.column(batch.schema.get_field_index(id_col)), n_chunks)
+            table = pa.Table.from_batches([batch])
+            order = np.argsort(bucket, kind="stable")
+            sorted_b = bucket[order]
+            bounds = np.flatnonzero(np.r_[True, sorted_b[1:] != sorted_b[:-1], True])
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+                b = int(sorted_b[lo])
+                piece = table.take(pa.array(order[lo:hi]))
+                if b not in writers:
+                    writers[b] = pq.ParquetWriter(path_of(b), piece.schema)
+                writers[b].write_table(piece)
+    finally:
+        for w in writers.values():
+            w.close()
+    return set(writers)
+
+
+def file_fingerprint(path: Path) -> str:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(path) if f != path else f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return f"files:{h.hexdigest()[:24]}"
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+    return f"frame:{np.bitwise_xor.reduce(hashed) if len(hashed) else 0:016x}-{len(frame)}"
+
+
+class Source:
+    """An events input: an in-memory frame (DataFrame, CSV) or a parquet dataset."""
+
+    def __init__(self, events, schema: EventSchema):
+        self.schema = schema
+        self.frame: pd.DataFrame | None = None
+        self.dataset: ds.Dataset | None = None
+        if isinstance(events, pd.DataFrame):
+            self.frame = events
+            self.fingerprint = frame_fingerprint(events)
+            self.description = f"DataFrame ({len(events):,} rows)"
+        else:
+            path = Path(events)
+            if not path.exists():
+                raise DataError(f"events input {path} does not exist.")
+            self.fingerprint = file_fingerprint(path)
+            self.description = str(path.resolve())
+            try:
+                if path.suffix.lower() == ".csv":
+                    self.frame = pd.read_csv(path)
+                else:
+                    self.dataset = ds.dataset(path, format="parquet",
+                                              partitioning="hive" if path.is_dir() else None)
+            except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
+                raise DataError(f"could not read events {path}: {type(exc).__name__}: {exc}") from exc
+        names = list(self.frame.columns) if self.frame is not None else self.dataset.schema.names
+        missing = [c for c in schema.event_columns if c not in names]
+        if missing:
+            raise DataError(
+                f"events ({self.description}) are missing required column(s) {missing}; they have "
+                f"{names[:20]}. Rename the columns or train with an EventSchema naming yours."
+            )
+
+    def count_disputes(self) -> tuple[int, int]:
+        """(rows, distinct non-null ids), reading only the id column."""
+        col = self.schema.entity_col
+        if self.frame is not None:
+            ids = self.frame[col]
+            return len(ids), int(ids.nunique(dropna=True))
+
+        # streamed: memory grows with the number of distinct ids, not with the events
+        rows, distinct, pending, pending_len = 0, None, [], 0
+        try:
+            for batch in self._batches([col]):
+                rows += batch.num_rows
+                pending.append(pc.unique(batch.column(0).drop_null()))
+                pending_len += len(pending[-1])
+                if pending_len > 2 * (len(distinct) if distinct is not None else 0) + 1_000_000:
+                    merged = pending if distinct is None else [distinct, *pending]
+                    distinct = pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged]))
+                    pending, pending_len = [], 0
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"could not read events {self.description}: {exc}") from exc
+        merged = pending if distinct is None else [distinct, *pending]
+        if not merged:
+            return rows, 0
+        return rows, len(pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged])))
+
+    def _batches(self, cols: list[str]):
+        """Record batches of ``cols``, one file at a time, with as little buffering as possible.
+
+        Plain parquet files holding every column are read with ``ParquetFile.iter_batches``
+        (measured: a third of the dataset scanner's peak memory); a dataset whose columns
+        come from its partitioning falls back to the scanner without read-ahead.
+        """
+        files = getattr(self.dataset, "files", None) or []
+        per_file = bool(files)
+        if per_file:
+            try:
+                per_file = all(set(cols) <= set(pq.read_schema(f).names) for f in files)
+            except Exception:  # noqa: BLE001 - let the scanner report unreadable files
+                per_file = False
+        if not per_file:
+            scanner = self.dataset.scanner(columns=cols, batch_size=READ_BATCH_ROWS, batch_readahead=0,
+                                           fragment_readahead=0)
+            yield from scanner.to_batches()
+            return
+        schema = self.dataset.schema
+        for f in files:
+            with pq.ParquetFile(f) as parquet:
+                for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=cols, use_threads=False):
+                    # one schema for all files, as the dataset unified it
+                    yield batch.cast(pa.schema([schema.field(c) for c in cols]))
+
+    def write_parts(self, parts_dir: Path, n_chunks: int) -> None:
+        """Hash-partition a parquet input into one file per chunk (streaming)."""
+        try:
+            write_buckets(self._batches(self.schema.event_columns), self.schema.entity_col, n_chunks,
+                           lambda b: parts_dir / f"part-{b:05d}.parquet")
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"could not read events {self.description}: {type(exc).__name__}: {exc}") from exc
+
+    def chunk(self, i: int, n_chunks: int, parts_dir: Path) -> pd.DataFrame:
+        cols = self.schema.event_columns
+        if self.frame is not None:
+            if getattr(self, "_buckets", (None, None))[0] != n_chunks:
+                self._buckets = (n_chunks, bucket_of(self.frame[self.schema.entity_col], n_chunks))
+            return self.frame.loc[self._buckets[1] == i, cols].reset_index(drop=True)
+        path = parts_dir / f"part-{i:05d}.parquet"
+        if not path.exists():
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        return pq.read_table(path).to_pandas()
+
+
+def entity_columns(schema: EventSchema) -> list[str]:
+    """The entities columns the batch reads: id, feature columns, ``closed_col``."""
+    cols = [schema.entities_id, *schema.entity_feature_columns, *([schema.closed_col] if schema.closed_col else [])]
+    return list(dict.fromkeys(cols))
+
+
+def validated_entities(frame: pd.DataFrame, schema: EventSchema) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        return validate_entities(frame, schema)
+
+
+class Entities:
+    """The entities input, split like the events: ``parts/entities-<i>.parquet`` holds the
+    validated rows whose id hashes to chunk ``i``, so a chunk reads only its disputes' rows.
+
+    A parquet file or dataset is streamed (only :func:`entity_columns`); a CSV file or a
+    DataFrame is held whole and validated at once. Equal ids hash alike, so a duplicate id
+    is caught within one part.
+    """
+
+    def __init__(self, entities, schema: EventSchema):
+        self.schema = schema
+        self.frame: pd.DataFrame | None = None
+        self.dataset: ds.Dataset | None = None
+        if isinstance(entities, pd.DataFrame):
+            self.frame = validated_entities(entities, schema)
+            return
+        path = Path(entities)
+        if not path.exists():
+            raise DataError(f"input {path} does not exist.")
+        try:
+            if path.suffix.lower() == ".csv":
+                self.frame = validated_entities(pd.read_csv(path), schema)
+                return
+            self.dataset = ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
+            raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+        from ..data import require_columns
+
+        require_columns(pd.DataFrame(columns=self.dataset.schema.names), entity_columns(schema), "entities")
+
+    def write_parts(self, parts_dir: Path, n_chunks: int) -> None:
+        """Write the validated ``entities-<i>.parquet`` of every chunk (empty where no row hashes)."""
+        id_col = self.schema.entities_id
+        path_of = lambda b: parts_dir / f"entities-{b:05d}.parquet"  # noqa: E731
+        if self.frame is not None:
+            bucket = bucket_of(self.frame[id_col], n_chunks)
+            for b in np.unique(bucket):
+                write_parquet(self.frame[bucket == b].reset_index(drop=True), path_of(int(b)))
+            empty = self.frame.iloc[:0]
+        else:
+            cols = entity_columns(self.schema)
+            try:
+                written = write_buckets(self.dataset.to_batches(columns=cols, batch_size=READ_BATCH_ROWS,
+                                                                 batch_readahead=0, fragment_readahead=0),
+                                         id_col, n_chunks, path_of)
+            except Exception as exc:  # noqa: BLE001
+                raise DataError(f"could not read entities: {type(exc).__name__}: {exc}") from exc
+            empty = None
+            for b in sorted(written):
+                valid = validated_entities(pd.read_parquet(path_of(b)), self.schema)
+                write_parquet(valid, path_of(b))
+                empty = valid.iloc[:0]
+            if empty is None:
+                raise DataError("entities is empty (0 rows); there is nothing to work on.")
+        for b in range(n_chunks):
+            if not path_of(b).exists():
+                write_parquet(empty, path_of(b))

@@ -1,0 +1,60 @@
+"""The local engine: every chunk's prepare task, then every chunk's score task, in this
+process, skipping chunks whose ``.done`` marker exists (resume)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .._core import context_store
+from .._tasks import Progress, pending_chunks, prepare_task, release_unused_memory, score_task
+
+__all__ = ["run_local_chunks"]
+
+
+#: Environment hook for tests: die with ``os._exit`` after this many scored chunks.
+_DIE_AFTER_ENV = "RISKMODEL_BATCH_DIE_AFTER_CHUNKS"
+
+
+def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.Timestamp, reasons: str,
+                     max_inactive, timings: dict, now: pd.Timestamp) -> None:
+    """Prepare, then score, every pending chunk of ``work`` in this process.
+
+    The arguments are those of :func:`~riskmodel.batch.engines._spark.run_spark_chunks`
+    (``source`` is the job's :class:`~riskmodel.batch._inputs.Source`); ``timings`` is not
+    updated here (the chunks' markers carry their stage times).
+    """
+    schema = predictor.model._schema()
+    prep_dir, score_dir = work / "prepared", work / "scores"
+    progress = Progress(n_chunks, "prepare")
+    for i, _marker in pending_chunks(prep_dir, n_chunks, progress):
+        t0 = time.perf_counter()
+        raw = source.chunk(i, n_chunks, work / "parts")
+        progress.update(prepare_task(work, i, raw, schema, now, t_read=time.perf_counter() - t0))
+        del raw
+        release_unused_memory()
+    progress.close()
+
+    store = None  # the run's context rows, read once: every chunk selects from the same summary rows
+
+    def context_for(i: int, clean: pd.DataFrame):
+        nonlocal store
+        if store is None:
+            store = [context_store(prep_dir, n_chunks, predictor.model, as_of)]
+            release_unused_memory()
+        return None if store[0] is None else store[0].for_chunk(i)
+
+    progress = Progress(n_chunks, "score")
+    die_after = int(os.environ.get(_DIE_AFTER_ENV, "0") or 0)
+    done_now = 0
+    for i, _marker in pending_chunks(score_dir, n_chunks, progress):
+        progress.update(score_task(work, i, predictor, as_of, reasons=reasons, max_inactive=max_inactive,
+                                   context_for=context_for))
+        release_unused_memory()
+        done_now += 1
+        if die_after and done_now >= die_after:
+            os._exit(137)  # test hook: simulate a killed job
+    progress.close()
