@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import DataWarning
-from ..data import EventSchema, split_invalid_events
+from ..data import EventSchema, lookup_positions, split_invalid_events
+from ..features import GROUP_PREFIX, ContextNeed
 
 __all__ = ["ContextStore", "bucket_of", "context_store", "isin", "prepare_chunk", "score_chunk", "summary_rows"]
 
@@ -52,8 +53,6 @@ _NAT = np.iinfo(np.int64).min
 def isin(values, among) -> np.ndarray:
     """Hash-based membership (``np.isin`` sorts object arrays; pandas' arrow-string ``isin``
     builds Python lists: both are slow on millions of ids)."""
-    from ..features import lookup_positions
-
     return lookup_positions(pd.Index(pd.unique(pd.Series(among))), pd.Series(values)) >= 0
 
 
@@ -84,12 +83,10 @@ def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFram
         out[schema.text_col] = None  # narratives are read only for the dispute's own rows
     out[_FIRST_EVENT], out[_FIRST_OUTCOME] = first[keep], first_out[keep]
     if entities is not None:
-        from ..features import FeatureComputation, lookup_positions
-
         rows = lookup_positions(pd.Index(entities[schema.entities_id]), out[schema.entity_col])
         for g in schema.group_cols:
             values = entities[g].astype(object).to_numpy()
-            out[FeatureComputation.GROUP_PREFIX + g] = pd.array(
+            out[GROUP_PREFIX + g] = pd.array(
                 np.where(rows >= 0, values[np.maximum(rows, 0)] if len(values) else None, None), dtype="category")
     return out
 
@@ -116,8 +113,6 @@ def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Event
     ``events`` is the chunk's :class:`~riskmodel.PreparedEvents` (read as arrays: no copy
     of the chunk's columns).
     """
-    from ..features import lookup_positions
-
     before = events.times_ns < as_of.value
     codes, times = events.entity_codes[before], events.times_ns[before]
     last_row = np.r_[codes[1:] != codes[:-1], True] if len(codes) else np.zeros(0, dtype=bool)
@@ -274,14 +269,15 @@ class ContextStore:
 
     def __init__(self, summaries: list[Path], model, as_of: pd.Timestamp):
         from ..data import sort_by_entity_time
-        from ..features import FeatureComputation, PreparedEvents
+        from ..features import PreparedEvents
 
         schema = model._schema()
         fb = model.features_
         self.as_of = as_of
-        self.party = fb._active("party")
-        self.window_ns = int(pd.Timedelta(fb.context_window).value) if fb._active("context") else None
-        groups = [FeatureComputation.GROUP_PREFIX + g for g in schema.group_cols] if self.window_ns else []
+        need = fb.context_need() or ContextNeed()
+        self.party = need.parties
+        self.window_ns = int(pd.Timedelta(need.window).value) if need.window is not None else None
+        groups = [GROUP_PREFIX + g for g in schema.group_cols] if self.window_ns else []
         wanted = [schema.entity_col, schema.time_col, schema.kind_col, _FIRST_EVENT, _FIRST_OUTCOME, *groups]
         wanted += [schema.party_col] if self.party else []
         pieces: dict[str, list] = {c: [] for c in [*wanted, "_chunk"]}
@@ -362,7 +358,7 @@ def context_store(prep_dir: Path, n_chunks: int, model, as_of: pd.Timestamp) -> 
     """The run's :class:`ContextStore` (``None`` for a single chunk - its own events are the
     whole input - or a model using neither the party nor the context family)."""
     fb = model.features_
-    if n_chunks < 2 or not (fb._active("party") or fb._active("context")):
+    if n_chunks < 2 or fb.context_need() is None:
         return None
     store = ContextStore([prep_dir / f"summary-{j:05d}.parquet" for j in range(n_chunks)], model, as_of)
     return store if store.events is not None else None

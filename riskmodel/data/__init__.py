@@ -7,6 +7,7 @@ API: documented, stable within a release, not for users.
 """
 
 from ._keys import arrow_string_array, gather, short_string_keys, stable_key_sort
+from ._lookup import lookup_positions, lookup_positions_reference
 from ._schema import (
     FEW_VALUES,
     NAT_NS,
@@ -30,7 +31,7 @@ from ._timeline import NS_PER_DAY, RESOLUTIONS_NS, Clock, Timeline, expand_range
 
 __all__ = [
     "FEW_VALUES", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
-    "arrow_string_array", "cutoffs_at", "entity_order", "expand_ranges", "gather", "isna_mask", "naive_utc",
+    "arrow_string_array", "cutoffs_at", "entity_order", "expand_ranges", "gather", "isna_mask", "lookup_positions", "lookup_positions_reference", "naive_utc",
     "parse_duration", "raise_rejects", "require_columns", "screen_events", "short_string_keys",
     "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "validate_cutoffs",
     "validate_entities", "validate_events", "validated_entity_columns",

@@ -31,21 +31,25 @@ from ..data import (
     Timeline,
     arrow_string_array,
     entity_order,
-    expand_ranges,
     gather,
     isna_mask,
-    parse_duration,
+    lookup_positions,
     screen_events,
-    short_string_keys,
-    stable_key_sort,
     validate_cutoffs,
     validate_entities,
     validated_entity_columns,
 )
+from ._family import (
+    OTHER_KIND,
+    ContextNeed,
+    FeatureFamily,
+    feature_families,
+    get_family,
+    slug,
+)
+from .families import FEATURE_FAMILIES
 
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
-
-FEATURE_FAMILIES = ("counts", "recency", "dynamics", "text", "entity", "party", "context")
 
 #: Default narrative lexicon: groups of Chinese risk keywords (any match counts once per event).
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -55,7 +59,6 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
     "self_harm": ("喝农药", "跳楼", "自杀", "轻生", "割腕", "寻死"),
 }
 
-OTHER_KIND = "other"
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _BACKGROUND_OUTPUT_BYTES = 1 << 26  # from this size, the output is made beside the screening
 _OVERLAP_EVENTS = 1 << 20  # from this many events, threads encode and permute the kinds beside other work
@@ -375,25 +378,16 @@ def index_screened(screened, schema: EventSchema) -> PreparedEvents:
                           times_ns=screened.times_ns)
 
 
-@functools.lru_cache(maxsize=256)
-def _window_days(window: str) -> float:
-    return parse_duration(window, "window", error=DataError) / pd.Timedelta(days=1)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
-
-
 def _kind_slugs(kinds: Sequence[str]) -> dict[str, str]:
     """Readable, unique, ASCII column-name fragments for event kinds."""
     slugs: dict[str, str] = {}
     used: set[str] = set()
     for i, kind in enumerate(kinds):
-        slug = _slug(kind) or f"kind{i}"
-        while slug in used:
-            slug = f"{slug}_{i}"
-        used.add(slug)
-        slugs[kind] = slug
+        name = slug(kind) or f"kind{i}"
+        while name in used:
+            name = f"{name}_{i}"
+        used.add(name)
+        slugs[kind] = name
     return slugs
 
 
@@ -492,32 +486,33 @@ class FeatureBuilder(BaseEstimator):
         return self.schema or EventSchema()
 
     def _validate_params(self) -> None:
-        unknown = sorted(set(self.families) - set(FEATURE_FAMILIES))
+        registered = tuple(f.name for f in feature_families())
+        unknown = sorted(set(self.families) - set(registered))
         if unknown:
-            raise DataError(f"unknown feature families {unknown}; choose from {FEATURE_FAMILIES}.")
-        for w in list(self.windows) + list(self.keyword_windows) + list(self.trend_windows):
-            _window_days(w)
-        _window_days(self.context_window)
-        if len(self.trend_windows) != 2 or _window_days(self.trend_windows[0]) >= _window_days(
-            self.trend_windows[1]
-        ):
-            raise DataError("trend_windows must be (short, long) with short < long, e.g. ('30D', '90D').")
+            raise DataError(f"unknown feature families {unknown}; choose from {registered}.")
+        for family in feature_families():
+            family.validate(self)
         if self.max_kinds < 1:
             raise DataError("max_kinds must be at least 1.")
 
     def _active(self, family: str) -> bool:
+        """Whether family ``family`` is asked for and its inputs exist."""
+        return family in self.families and get_family(family).active(self, self._schema())
+
+    def _active_families(self) -> list[FeatureFamily]:
+        """The families that compute columns, in column order."""
         schema = self._schema()
-        if family not in self.families:
-            return False
-        if family == "text":
-            return schema.text_col is not None
-        if family == "party":
-            return schema.party_col is not None
-        if family == "entity":
-            return self.has_entities_ and bool(schema.entity_feature_columns)
-        if family == "context":
-            return self.has_entities_ and bool(schema.group_cols)
-        return True
+        return [f for f in feature_families() if f.name in self.families and f.active(self, schema)]
+
+    def context_need(self) -> ContextNeed | None:
+        """What the active families read from other disputes (``None``: nothing): the
+        union of their :class:`ContextNeed` (the widest window)."""
+        needs = [n for n in (f.context_need(self) for f in self._active_families()) if n is not None]
+        if not needs:
+            return None
+        windows = [n.window for n in needs if n.window is not None]
+        return ContextNeed(parties=any(n.parties for n in needs),
+                           window=max(windows, key=lambda w: pd.Timedelta(w).value) if windows else None)
 
     def _vocabulary(self, col: str) -> Vocabulary:
         """The training vocabulary of a categorical entity column, or of the kinds for ``None``
@@ -577,36 +572,10 @@ class FeatureBuilder(BaseEstimator):
         schema = self._schema()
         names: list[str] = []
         categorical: list[str] = []
-        slugs = [self.kind_slugs_[k] for k in self.kinds_ + [OTHER_KIND]]
-        if self._active("counts"):
-            for w in self._window_labels():
-                names.append(f"count_all_{w}")
-                names += [f"count_{s}_{w}" for s in slugs]
-        if self._active("recency"):
-            names += ["days_since_last_event", "days_since_first_event"]
-            names += [f"days_since_last_{s}" for s in slugs]
-        if self._active("dynamics"):
-            short, long = self.trend_windows
-            names += [f"trend_{short}_vs_{long}", "night_share", "mean_gap_days", "last_gap_days"]
-            names += [
-                f"streak_{_slug(kind) or 'kind'}_since_{_slug(reset) or 'reset'}"
-                for kind, reset in self.streaks
-            ]
-        if self._active("text"):
-            for group in self._lexicon():
-                names += [f"kw_{_slug(group) or 'group'}_{w}" for w in list(self.keyword_windows) + ["all"]]
-            names.append("text_missing_share")
-        if self._active("entity"):
-            names += list(schema.entity_categorical_cols)
-            categorical += list(schema.entity_categorical_cols)
-            names += list(schema.entity_numeric_cols)
-            names += [f"days_since_{c}" for c in schema.entity_time_cols]
-        if self._active("party"):
-            names += ["party_count", "party_other_disputes", "party_max_other_disputes", "party_past_escalations"]
-        if self._active("context"):
-            w = self.context_window
-            for g in schema.group_cols:
-                names += [f"ctx_{g}_escalations_{w}", f"ctx_{g}_escalation_rate_{w}"]
+        for family in self._active_families():
+            family_names, family_categorical = family.columns(self, schema)
+            names += family_names
+            categorical += family_categorical
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
             raise DataError(f"feature names collide: {dup}; rename the entity columns or groups.")
@@ -669,7 +638,7 @@ class FeatureBuilder(BaseEstimator):
         # the output's pages are touched in a thread while the cutoffs are set up (the
         # screening above keeps both cores busy; the steps below, one)
         matrix = _output_matrix(len(cut), len(self._numeric_feature_names()), in_background=True)
-        if self.has_entities_ and entities is None and (self._active("entity") or self._active("context")):
+        if self.has_entities_ and entities is None and any(f.needs_entities for f in self._active_families()):
             raise DataError(
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
             )
@@ -876,35 +845,33 @@ class FeatureComputation:
     # ----------------------------------------------------------------------------------
 
     def run(self) -> FeatureColumns:
+        """Every active family's columns (see :class:`~riskmodel.features.FeatureFamily`)."""
         b = self.b
-        if b._active("counts") or b._active("recency") or b._active("dynamics"):
+        families = b._active_families()
+        if any(f.uses_kinds for f in families):
             self._kinds = self.kind_codes()
-        if b._active("counts") or b._active("recency"):
-            self.add_counts_and_recency(b._active("counts"), b._active("recency"))
-        if b._active("dynamics"):
-            self.add_dynamics()
-        if b._active("text"):
-            self.add_text()
-        if b._active("party"):
-            self.add_party()
-        if b._active("context"):
-            self.add_context()
+        for family in families:
+            if not family.in_cutoff_order:
+                family.compute(self)
         self.restore_order()
-        categorical = {}  # entity attributes come in the cutoffs' order
-        if b._active("entity"):
-            for name, values in self.entity_columns().items():
-                if name in self.column_index:
-                    self.matrix[:, self.column_index[name]] = values
-                else:
-                    categorical[name] = values
+        categorical = {}
+        for family in families:
+            if family.in_cutoff_order:
+                categorical.update(family.compute(self) or {})
         return FeatureColumns(b.feature_names_out_, self.matrix, self.numeric_names, categorical, self.cutoffs.index)
 
-    def add_counts_and_recency(self, counts: bool, recency: bool) -> None:
-        """Windowed counts and days since the last event, in total and per kind.
+    def add_counts_and_recency(self) -> None:
+        """Windowed counts and days since the last event, in total and per kind: the
+        columns of the counts and the recency families, whichever are active, in one pass
+        (a second call does nothing).
 
         Per kind: all kinds at once for a few events, by event level for one cutoff per
         entity (nightly scoring), else one cumulative sum per kind.
         """
+        if getattr(self, "_counts_and_recency_done", False):
+            return
+        self._counts_and_recency_done = True
+        counts, recency = self.b._active("counts"), self.b._active("recency")
         windows = self.b._window_labels()
         kinds = self.b.kinds_ + [OTHER_KIND]
         if len(self.ev) * len(kinds) <= FEW_VALUES * 4096:
@@ -1094,58 +1061,6 @@ class FeatureComputation:
         for j, w in enumerate(self.level_windows[1:], start=1):
             self._positions[w] = self._positions["as_of"] - in_window[j]
 
-    def add_dynamics(self) -> None:
-        b = self.b
-        short, long = b.trend_windows
-        counts = self.windowed_counts(None, [short, long, "all"])
-        d_short, d_long = _window_days(short), _window_days(long)
-        self.put(
-            f"trend_{short}_vs_{long}",
-            (counts[short] / d_short - (counts[long] - counts[short]) / (d_long - d_short)).astype(np.float32),
-        )
-
-        start_h, end_h = int(b.night_hours[0]), int(b.night_hours[1])
-        hours = (self.ev.times_ns // 3_600_000_000_000) % 24
-        night = (hours >= start_h) | (hours < end_h) if start_h > end_h else (hours >= start_h) & (hours < end_h)
-        night_counts = self.windowed_counts(night, ["all"])["all"]
-        total = counts["all"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.put("night_share", np.where(total > 0, night_counts / total, np.nan).astype(np.float32))
-
-        upper, start = self.position(None), self.position("all")
-        n = upper - start
-        has2 = n >= 2
-        last, first, before_last = self.time_at(upper - 1), self.time_at(start), self.time_at(upper - 2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_gap = self.days_between(last, first, has2) / np.maximum(n - 1, 1)
-        self.put("mean_gap_days", mean_gap.astype(np.float32))
-        self.put("last_gap_days", self.days_between(last, before_last, has2))
-
-        for kind, reset in b.streaks:
-            name = f"streak_{_slug(kind) or 'kind'}_since_{_slug(reset) or 'reset'}"
-            tl_kind = self.timeline(self.ev.is_kind([kind]))
-            tl_reset = self.timeline(self.ev.is_kind([reset]))
-            up_r = tl_reset.position(self.q_keys)
-            has_r = up_r > tl_reset.position(self.q_start_keys)
-            # key of the last reset event; kinds after it (strictly later tick) are the streak
-            reset_keys = tl_reset.keys if len(tl_reset.keys) else np.zeros(1, dtype=np.int64)
-            last_reset_key = np.where(has_r, reset_keys[np.maximum(up_r - 1, 0)], self.q_start_keys - 1)
-            since = tl_kind.position_after(last_reset_key)
-            self.put(name, np.maximum(tl_kind.position(self.q_keys) - since, 0).astype(np.float32))
-
-    def add_text(self) -> None:
-        text_col = self.schema.text_col
-        windows = list(self.b.keyword_windows) + ["all"]
-        for group, words in self.b._lexicon().items():
-            pattern = "|".join(re.escape(w) for w in words)
-            hits = self.ev.text_matches(text_col, pattern)
-            for w, values in self.windowed_counts(hits, windows).items():
-                self.put(f"kw_{_slug(group) or 'group'}_{w}", values)
-        n_missing = self.windowed_counts(self.ev.text_missing(text_col), ["all"])["all"]
-        n_all = self.windowed_counts(None, ["all"])["all"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            self.put("text_missing_share", np.where(n_all > 0, n_missing / n_all, np.nan).astype(np.float32))
-
     def escalation_times(self) -> np.ndarray:
         """First outcome time per entity code (int64 ns; NaT-min where none)."""
 
@@ -1160,100 +1075,6 @@ class FeatureComputation:
             return out
 
         return self.cx.cached(("escalations", self.schema.outcome_kinds), compute)
-
-    def add_party(self) -> None:
-        all_party_codes, parties = self.cx.codes(self.schema.party_col)
-        n_parties = len(parties)
-        # only the parties of the cutoffs' disputes are ever counted: keep just their rows
-        queried = np.zeros(len(self.cx.entity_ids) + 1, dtype=bool)
-        queried[self.cx_q_codes] = True
-        wanted = np.zeros(n_parties + 1, dtype=bool)  # the last slot: no party (code -1)
-        wanted[all_party_codes[queried[self.cx.entity_codes]]] = True
-        wanted[-1] = False
-        present = wanted[all_party_codes]
-        party_codes = all_party_codes[present]
-        e_codes = self.cx.entity_codes[present]
-        times = self.cx.times_ns[present]
-        # first appearance of each (party, dispute): events are time-sorted within dispute
-        pair = e_codes * max(n_parties, 1) + party_codes
-        order = np.argsort(pair, kind="stable")
-        pair_sorted = pair[order]
-        first = np.r_[True, pair_sorted[1:] != pair_sorted[:-1]] if len(pair_sorted) else np.zeros(0, bool)
-        f_rows = order[first]
-        f_party, f_entity, f_time = party_codes[f_rows], e_codes[f_rows], times[f_rows]  # sorted by entity
-        clock = Clock.for_range(max(n_parties, len(self.cx.entity_ids)) + 2, self.t_min, self.t_max)
-        f_tick = clock.ticks(f_time)
-        q_tick = clock.ticks(self.q_as_of)
-
-        # party's disputes, sorted by (party, first appearance)
-        known_keys = np.sort(clock.keys(f_party, f_tick))
-        esc = self.escalation_times()[f_entity]
-        has_esc = esc != NAT_NS
-        esc_known = np.maximum(f_time, esc)  # an escalation is attributable once both are known
-        esc_keys = np.sort(clock.keys(f_party[has_esc], clock.ticks(esc_known[has_esc])))
-
-        # expand each cutoff to its dispute's parties seen before as_of
-        lo = np.searchsorted(f_entity, self.cx_q_codes, side="left")
-        hi = np.searchsorted(f_entity, self.cx_q_codes, side="right")
-        owner, rows = expand_ranges(lo, hi)
-        seen = f_tick[rows] < q_tick[owner]
-        owner, rows = owner[seen], rows[seen]
-        p = f_party[rows]
-        qk = clock.keys(p, q_tick[owner])
-        pk0 = clock.keys(p, np.zeros_like(p))
-        other = np.searchsorted(known_keys, qk) - np.searchsorted(known_keys, pk0) - 1
-        own_esc = has_esc[rows] & (clock.ticks(esc_known[rows]) < q_tick[owner])
-        escalations = np.searchsorted(esc_keys, qk) - np.searchsorted(esc_keys, pk0) - own_esc
-        n_q = len(self.q_codes)
-        self.put("party_count", np.bincount(owner, minlength=n_q).astype(np.float32))
-        self.put("party_other_disputes", np.bincount(owner, other, minlength=n_q).astype(np.float32))
-        max_other = np.zeros(n_q, dtype=np.float32)
-        np.maximum.at(max_other, owner, other.astype(np.float32))
-        self.put("party_max_other_disputes", max_other)
-        self.put("party_past_escalations", np.bincount(owner, escalations, minlength=n_q).astype(np.float32))
-
-    #: Prefix of the context events' columns holding each dispute's group (``group:station``).
-    GROUP_PREFIX = "group:"
-
-    def add_context(self) -> None:
-        ents = self.entities
-        id_col = self.schema.entities_id
-        window_ns = int(pd.Timedelta(self.b.context_window).value)
-        w = self.b.context_window
-        first_time = np.full(len(self.cx.entity_ids) + 1, NAT_NS, dtype=np.int64)
-        starts = np.r_[True, self.cx.entity_codes[1:] != self.cx.entity_codes[:-1]] if len(self.cx) else []
-        first_time[self.cx.entity_codes[starts]] = self.cx.times_ns[starts]
-        esc_time = self.escalation_times()
-        q_rows = self.entity_rows()[self.order]  # each sorted cutoff's entities row
-        for g in self.schema.group_cols:
-            vocab = self.b._vocabulary(g)
-            g_of_entity = self.entity_codes(g)[0]
-            if self.GROUP_PREFIX + g in self.cx._raw:  # each context dispute's group rides along
-                g_codes, g_values = self.cx.codes(self.GROUP_PREFIX + g)
-                g_of_row = np.append(vocab.codes(g_values.to_numpy(dtype=object)), -1)[g_codes]  # -1: missing
-                e_codes, e_groups = self.cx.entity_codes[starts], g_of_row[starts]
-            else:
-                e_codes = lookup_positions(self.cx.entity_ids, ents[id_col])
-                e_groups = np.where(e_codes >= 0, g_of_entity, -1)
-            known = (e_codes >= 0) & (e_groups >= 0)
-            e_codes, e_groups = e_codes[known], e_groups[known]
-            clock = Clock.for_range(len(vocab) + 2, self.t_min, self.t_max)
-            started = first_time[e_codes] != NAT_NS
-            start_keys = np.sort(clock.keys(e_groups[started], clock.ticks(first_time[e_codes][started])))
-            escalated = esc_time[e_codes] != NAT_NS
-            esc_keys = np.sort(clock.keys(e_groups[escalated], clock.ticks(esc_time[e_codes][escalated])))
-            q_group = np.where(q_rows >= 0, g_of_entity[np.maximum(q_rows, 0)] if len(g_of_entity) else -1, -1)
-            valid = q_group >= 0
-            qg = np.where(valid, q_group, 0)
-            upper = clock.keys(qg, clock.ticks(self.q_as_of))
-            lower = clock.keys(qg, clock.ticks(self.q_as_of - window_ns))
-            n_esc = (np.searchsorted(esc_keys, upper) - np.searchsorted(esc_keys, lower)).astype(np.float32)
-            n_new = (np.searchsorted(start_keys, upper) - np.searchsorted(start_keys, lower)).astype(np.float32)
-            n_esc[~valid] = np.nan
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rate = np.where(valid, n_esc / np.maximum(n_new, 1), np.nan).astype(np.float32)
-            self.put(f"ctx_{g}_escalations_{w}", n_esc)
-            self.put(f"ctx_{g}_escalation_rate_{w}", rate)
 
     def entity_rows(self) -> np.ndarray:
         """Row of each cutoff's dispute in the entities table (cutoffs' order; -1 if none)."""
@@ -1276,50 +1097,6 @@ class FeatureComputation:
             to_vocab = np.r_[self.b._vocabulary(col).codes(categories.to_numpy(dtype=object)), -1]  # -1: missing
             self._entity_codes[col] = (to_vocab[own], own, categories)
         return self._entity_codes[col]
-
-    def entity_columns(self) -> dict[str, object]:
-        schema = self.schema
-        ents = self.entities
-        rows = self.entity_rows()
-        n = len(rows)
-        unknown = rows < 0
-        if unknown.any() and len(ents):
-            ids = self.cutoffs[schema.entity_col]
-            warnings.warn(
-                f"{int(unknown.sum())} cutoff(s) have no entities row; their attributes are missing "
-                f"(e.g. {format_examples(pd.unique(ids[unknown]))}).",
-                DataWarning,
-                stacklevel=4,
-            )
-        at = np.maximum(rows, 0)
-        out: dict[str, object] = {}
-        for col in schema.entity_categorical_cols:
-            row_vocab_codes, row_codes, categories = self.entity_codes(col)
-            # codes of each cutoff's value in the training vocabulary; -1 missing or unseen
-            codes = np.where(unknown, -1, row_codes[at]) if len(ents) else np.full(n, -1)
-            vocab_codes = np.where(unknown, -1, row_vocab_codes[at]) if len(ents) else np.full(n, -1)
-            unseen = (codes >= 0) & (vocab_codes < 0)
-            if unseen.any():
-                names = categories[np.unique(codes[unseen])]
-                warnings.warn(
-                    f"entities column {col!r}: {int(unseen.sum())} value(s) not seen at fit become "
-                    f"missing: {format_examples(names)}.",
-                    DataWarning,
-                    stacklevel=4,
-                )
-            out[col] = self.b._vocabulary(col).categorical(vocab_codes)
-        for col in schema.entity_numeric_cols:
-            values = ents[col].to_numpy(dtype=np.float64)
-            out[col] = np.where(unknown, np.nan, values[at] if len(ents) else np.nan).astype(np.float32)
-        as_of = self.cutoffs["as_of"].to_numpy().view(np.int64)
-        for col in schema.entity_time_cols:
-            t = ents[col].to_numpy().view(np.int64)
-            t = t[at] if len(ents) else np.full(n, NAT_NS)
-            valid = ~unknown & (t != NAT_NS) & (t < as_of)  # a date at or after as_of is not yet known
-            days = np.full(n, np.nan, dtype=np.float32)
-            days[valid] = (as_of[valid] - t[valid]) / NS_PER_DAY
-            out[f"days_since_{col}"] = days
-        return out
 
 
 def _entity_slots(codes: np.ndarray, n_entities: int) -> np.ndarray:
@@ -1373,50 +1150,6 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     uniques = np.empty(len(position), dtype=object)
     uniques[:] = list(position)
     return np.array(codes, dtype=np.int64), pd.Index(uniques, dtype=object)
-
-
-def lookup_positions(index: pd.Index, values: pd.Series) -> np.ndarray:
-    """Position of each value in ``index`` (-1 when absent); Arrow's hash join for strings."""
-    if len(values) <= FEW_VALUES and len(index) <= FEW_VALUES:
-        position = {v: i for i, v in enumerate(index.to_numpy(dtype=object)) if not pd.isna(v)}
-        return np.array([position.get(v, -1) for v in np.asarray(values, dtype=object)], dtype=np.int64)
-    if len(values) > 10_000:
-        found = _lookup_short_strings(index, values)
-        if found is not None:
-            return found
-    if len(values) > 10_000 and pd.api.types.is_string_dtype(index.dtype) and pd.api.types.is_string_dtype(
-        values.dtype
-    ):
-        try:
-            wanted = pa.array(values, from_pandas=True)
-            if pa.types.is_string(wanted.type) or pa.types.is_large_string(wanted.type):
-                known = pa.array(index, from_pandas=True).cast(wanted.type)
-                found = pc.index_in(wanted, value_set=known)
-                return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            pass  # mixed objects: fall back to pandas
-    return index.get_indexer(values)
-
-
-def _lookup_short_strings(index: pd.Index, values: pd.Series) -> np.ndarray | None:
-    """:func:`lookup_positions` through integer keys (:func:`~riskmodel.data._keys.short_string_keys`):
-    a binary search in the index's sorted keys. ``None`` unless both sides have such keys
-    and the index is unique."""
-    index_keys = short_string_keys(index)
-    wanted = short_string_keys(values) if index_keys is not None else None
-    if wanted is None:
-        return None
-    if len(index_keys) == 0:
-        return np.full(len(wanted), -1, dtype=np.int64)
-    sorter = None
-    if not bool((index_keys[1:] > index_keys[:-1]).all()):
-        sorter, is_new = stable_key_sort(index_keys)
-        if not bool(is_new.all()):
-            return None  # duplicates in the index
-    at = np.minimum(np.searchsorted(index_keys, wanted, sorter=sorter), len(index_keys) - 1)
-    if sorter is not None:
-        at = sorter[at]
-    return np.where(index_keys[at] == wanted, at, -1).astype(np.int64)
 
 
 def _check_id_types(event_ids: pd.Index, cutoff_ids: pd.Series, column: str) -> None:

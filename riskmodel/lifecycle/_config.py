@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError
 from ..data import EventSchema
-from ..features import FEATURE_FAMILIES, FeatureBuilder
+from ..features import FEATURE_FAMILIES, FeatureBuilder, feature_families
 from ..model import RiskModel, TierPolicy
 
 if sys.version_info >= (3, 11):
@@ -212,9 +212,10 @@ def config_from_dict(data: dict, *, source_text: str = "", base_dir: Path | None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[tiers] is invalid: {exc}") from exc
     features = _section(FeatureConfig, data.get("features"), "features")
-    unknown_fam = sorted(set(features.families) - set(FEATURE_FAMILIES))
+    registered = tuple(f.name for f in feature_families())
+    unknown_fam = sorted(set(features.families) - set(registered))
     if unknown_fam:
-        raise ConfigError(f"[features] families {unknown_fam} unknown; choose from {FEATURE_FAMILIES}.")
+        raise ConfigError(f"[features] families {unknown_fam} unknown; choose from {registered}.")
     return ExperimentConfig(
         name=str(data.get("name", "baseline")),
         registered_model=str(data.get("registered_model", "dispute-risk")),

@@ -13,6 +13,7 @@ Loading parses text and JSON only, so it never executes stored code.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -33,10 +34,9 @@ FEATURE_SPEC_VERSION = 1
 _SPEC_FILE = "riskmodel.json"
 _BOOSTER_FILE = "booster.txt"
 
-_BUILDER_PARAMS = (
-    "windows", "families", "keywords", "keyword_windows", "max_kinds", "streaks",
-    "trend_windows", "night_hours", "context_window",
-)
+#: The builder's parameters saved with the model: every constructor parameter but the
+#: schema (saved on its own), in the constructor's order.
+_BUILDER_PARAMS = tuple(p for p in inspect.signature(FeatureBuilder.__init__).parameters if p not in ("self", "schema"))
 _BUILDER_STATE = ("kinds_", "kind_slugs_", "categories_", "has_entities_", "tz_aware_", "categorical_features_")
 
 

@@ -2,8 +2,9 @@
 
 A reason is one of a case's top risk-raising SHAP contributions (LightGBM's
 ``pred_contrib``), rendered from the feature's name and value, e.g.
-``近30天扬言报复2次 / threat of revenge: 2 in the last 30 days``. Phrases are plain data
-(templates and labels), saved with the model.
+``近30天扬言报复2次 / threat of revenge: 2 in the last 30 days``. Each feature family
+phrases its own columns (:meth:`FeatureFamily.template`); the labels are plain data, saved
+with the model.
 """
 
 from __future__ import annotations
@@ -14,29 +15,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..features import feature_families
+
 __all__ = ["ReasonWriter", "top_reasons"]
-
-_GROUP_LABELS = {
-    "threat": ("威胁/报复言辞", "threat or revenge words"),
-    "weapon": ("凶器字眼", "weapon words"),
-    "desperate": ("极端言辞", "desperate words"),
-    "self_harm": ("自伤言辞", "self-harm words"),
-}
-
-
-def _window_text(window: str) -> tuple[str, str]:
-    if window == "all":
-        return "累计", "in total"
-    days = pd.Timedelta(window) / pd.Timedelta(days=1)
-    n = f"{days:g}"
-    return f"近{n}天", f"in the last {n} days"
-
-
-def _fmt(value: float) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "未知"
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
-
 
 class ReasonWriter:
     """Render feature names and values as bilingual phrases.
@@ -78,12 +59,19 @@ class ReasonWriter:
     def from_dict(cls, data: dict) -> ReasonWriter:
         return cls(**data)
 
-    def _kind(self, slug: str) -> tuple[str, str]:
+    def kind_label(self, slug: str) -> tuple[str, str]:
+        """(zh, en) name of the kind whose column fragment is ``slug``."""
         kind = self.slug_to_kind.get(slug, slug)
         return self.kind_labels.get(kind, (kind, kind.replace("_", " ")))
 
-    def _column(self, col: str) -> tuple[str, str]:
+    def column_label(self, col: str) -> tuple[str, str]:
+        """(zh, en) name of an entities column."""
         return self.column_labels.get(col, (col, col.replace("_", " ")))
+
+    @property
+    def slug_pattern(self) -> str:
+        """A regular expression matching any kind's column fragment (longest first)."""
+        return "|".join(sorted((re.escape(s) for s in self.slug_to_kind), key=len, reverse=True)) or "$^"
 
     def template(self, feature: str) -> tuple[str, str, str]:
         """(zh, en, format) for a feature; templates hold ``{v}``, format is num, pct or str."""
@@ -93,64 +81,13 @@ class ReasonWriter:
         return cache[feature]
 
     def _template(self, feature: str) -> tuple[str, str, str]:
-        slugs = "|".join(sorted((re.escape(s) for s in self.slug_to_kind), key=len, reverse=True)) or "$^"
-        v = "{v}"
-        m = re.fullmatch(r"count_all_(\w+)", feature)
-        if m:
-            wz, we = _window_text(m.group(1))
-            return f"{wz}共{v}起事件", f"{v} events {we}", "num"
-        m = re.fullmatch(rf"count_({slugs})_(\w+)", feature)
-        if m:
-            (kz, ke), (wz, we) = self._kind(m.group(1)), _window_text(m.group(2))
-            return f"{wz}{kz}{v}次", f"{ke}: {v} {we}", "num"
-        if feature == "days_since_last_event":
-            return f"距上次事件{v}天", f"{v} days since the last event", "num"
-        if feature == "days_since_first_event":
-            return f"纠纷已持续{v}天", f"dispute active for {v} days", "num"
-        m = re.fullmatch(rf"days_since_last_({slugs})", feature)
-        if m:
-            kz, ke = self._kind(m.group(1))
-            return f"距上次{kz}{v}天", f"{v} days since the last {ke}", "num"
-        m = re.fullmatch(r"trend_(\w+)_vs_(\w+)", feature)
-        if m:
-            return f"事件频率变化{v}起/天", f"event rate change {v}/day ({m.group(1)} vs {m.group(2)})", "num"
-        if feature == "night_share":
-            return f"夜间事件占比{v}", f"{v} of events at night", "pct"
-        if feature == "mean_gap_days":
-            return f"事件平均间隔{v}天", f"{v} days between events on average", "num"
-        if feature == "last_gap_days":
-            return f"最近两次事件间隔{v}天", f"{v} days between the last two events", "num"
-        m = re.fullmatch(rf"streak_({slugs})_since_({slugs})", feature)
-        if m:
-            (kz, ke), (rz, r_en) = self._kind(m.group(1)), self._kind(m.group(2))
-            return f"自上次{rz}以来{kz}{v}次", f"{ke}: {v} since the last {r_en}", "num"
-        m = re.fullmatch(r"kw_(\w+?)_(\d+D|all)", feature)
-        if m:
-            gz, ge = _GROUP_LABELS.get(m.group(1), (m.group(1), m.group(1).replace("_", " ")))
-            wz, we = _window_text(m.group(2))
-            return f"{wz}警情记录出现{gz}{v}次", f"narratives mention {ge} {v} times {we}", "num"
-        if feature == "text_missing_share":
-            return f"警情记录缺失{v}", f"{v} of narratives missing", "pct"
-        if feature == "party_count":
-            return f"涉及当事人{v}人", f"{v} parties involved", "num"
-        if feature in ("party_other_disputes", "party_max_other_disputes"):
-            return f"当事人另涉{v}起纠纷", f"parties involved in {v} other disputes", "num"
-        if feature == "party_past_escalations":
-            return f"当事人既往民转刑{v}起", f"parties had {v} past escalations", "num"
-        m = re.fullmatch(r"ctx_(\w+)_escalations_(\w+)", feature)
-        if m:
-            (gz, ge), (wz, we) = self._column(m.group(1)), _window_text(m.group(2))
-            return f"所在{gz}{wz}民转刑{v}起", f"{v} escalations in this {ge} {we}", "num"
-        m = re.fullmatch(r"ctx_(\w+)_escalation_rate_(\w+)", feature)
-        if m:
-            gz, ge = self._column(m.group(1))
-            return f"所在{gz}民转刑率{v}", f"escalation rate {v} in this {ge}", "pct"
-        m = re.fullmatch(r"days_since_(\w+)", feature)
-        if m:
-            cz, ce = self._column(m.group(1))
-            return f"{cz}距今{v}天", f"{ce}: {v} days ago", "num"
-        cz, ce = self._column(feature)
-        return f"{cz}: {v}", f"{ce}: {v}", "str"
+        # each family phrases its own columns; anything else is shown as "column: value"
+        for family in feature_families():
+            found = family.template(feature, self)
+            if found is not None:
+                return found
+        cz, ce = self.column_label(feature)
+        return f"{cz}: {{v}}", f"{ce}: {{v}}", "str"
 
     def render(self, feature: str, values: np.ndarray) -> np.ndarray:
         """Vectorised: one ``"zh / en"`` phrase per value of ``feature``."""

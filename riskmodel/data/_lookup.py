@@ -1,0 +1,67 @@
+"""Positions of ids in an index of ids: the lookup every join of the library goes through.
+
+:func:`lookup_positions` dispatches to the fastest exact path for the input (a dict for a
+few values, integer keys for short strings, Arrow's hash join for strings, else pandas);
+:func:`lookup_positions_reference` is its readable twin, and the tests hold them equal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._keys import short_string_keys, stable_key_sort
+from ._schema import FEW_VALUES
+
+__all__ = ["lookup_positions", "lookup_positions_reference"]
+
+
+def lookup_positions_reference(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """Position of each value in ``index`` (-1 when absent or missing): pandas' hash lookup."""
+    return index.get_indexer(values)
+
+
+def lookup_positions(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """Position of each value in ``index`` (-1 when absent); Arrow's hash join for strings."""
+    if len(values) <= FEW_VALUES and len(index) <= FEW_VALUES:
+        position = {v: i for i, v in enumerate(index.to_numpy(dtype=object)) if not pd.isna(v)}
+        return np.array([position.get(v, -1) for v in np.asarray(values, dtype=object)], dtype=np.int64)
+    if len(values) > 10_000:
+        found = _lookup_short_strings(index, values)
+        if found is not None:
+            return found
+    if len(values) > 10_000 and pd.api.types.is_string_dtype(index.dtype) and pd.api.types.is_string_dtype(
+        values.dtype
+    ):
+        try:
+            wanted = pa.array(values, from_pandas=True)
+            if pa.types.is_string(wanted.type) or pa.types.is_large_string(wanted.type):
+                known = pa.array(index, from_pandas=True).cast(wanted.type)
+                found = pc.index_in(wanted, value_set=known)
+                return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pass  # mixed objects: fall back to pandas
+    return index.get_indexer(values)
+
+
+def _lookup_short_strings(index: pd.Index, values: pd.Series) -> np.ndarray | None:
+    """:func:`lookup_positions` through integer keys (:func:`~riskmodel.data._keys.short_string_keys`):
+    a binary search in the index's sorted keys. ``None`` unless both sides have such keys
+    and the index is unique."""
+    index_keys = short_string_keys(index)
+    wanted = short_string_keys(values) if index_keys is not None else None
+    if wanted is None:
+        return None
+    if len(index_keys) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    sorter = None
+    if not bool((index_keys[1:] > index_keys[:-1]).all()):
+        sorter, is_new = stable_key_sort(index_keys)
+        if not bool(is_new.all()):
+            return None  # duplicates in the index
+    at = np.minimum(np.searchsorted(index_keys, wanted, sorter=sorter), len(index_keys) - 1)
+    if sorter is not None:
+        at = sorter[at]
+    return np.where(index_keys[at] == wanted, at, -1).astype(np.int64)

@@ -1,0 +1,91 @@
+"""Context: escalations among the disputes of the dispute's group (e.g. its station) in a
+look-back window (cross-dispute)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from ...data import NAT_NS, Clock, lookup_positions
+from .._family import GROUP_PREFIX, ContextNeed, FeatureFamily, window_days, window_text
+
+
+class Context(FeatureFamily):
+    """For each of the schema's ``group_cols`` ``g``: ``ctx_<g>_escalations_<w>``, the
+    escalations in the dispute's group within ``context_window`` before ``as_of``, and
+    ``ctx_<g>_escalation_rate_<w>``, those per dispute started in the group in that window.
+    Needs an entities table at ``fit``."""
+
+    name = "context"
+    needs_entities = True
+
+    def validate(self, builder) -> None:
+        window_days(builder.context_window)
+
+    def active(self, builder, schema) -> bool:
+        return builder.has_entities_ and bool(schema.group_cols)
+
+    def columns(self, builder, schema):
+        w = builder.context_window
+        names = []
+        for g in schema.group_cols:
+            names += [f"ctx_{g}_escalations_{w}", f"ctx_{g}_escalation_rate_{w}"]
+        return names, []
+
+    def context_need(self, builder) -> ContextNeed:
+        return ContextNeed(window=builder.context_window)
+
+    def compute(self, comp) -> None:
+        cx = comp.cx
+        ents = comp.entities
+        id_col = comp.schema.entities_id
+        window_ns = int(pd.Timedelta(comp.b.context_window).value)
+        w = comp.b.context_window
+        first_time = np.full(len(cx.entity_ids) + 1, NAT_NS, dtype=np.int64)
+        starts = np.r_[True, cx.entity_codes[1:] != cx.entity_codes[:-1]] if len(cx) else []
+        first_time[cx.entity_codes[starts]] = cx.times_ns[starts]
+        esc_time = comp.escalation_times()
+        q_rows = comp.entity_rows()[comp.order]  # each sorted cutoff's entities row
+        for g in comp.schema.group_cols:
+            vocab = comp.b._vocabulary(g)
+            g_of_entity = comp.entity_codes(g)[0]
+            if GROUP_PREFIX + g in cx._raw:  # each context dispute's group rides along
+                g_codes, g_values = cx.codes(GROUP_PREFIX + g)
+                g_of_row = np.append(vocab.codes(g_values.to_numpy(dtype=object)), -1)[g_codes]  # -1: missing
+                e_codes, e_groups = cx.entity_codes[starts], g_of_row[starts]
+            else:
+                e_codes = lookup_positions(cx.entity_ids, ents[id_col])
+                e_groups = np.where(e_codes >= 0, g_of_entity, -1)
+            known = (e_codes >= 0) & (e_groups >= 0)
+            e_codes, e_groups = e_codes[known], e_groups[known]
+            clock = Clock.for_range(len(vocab) + 2, comp.t_min, comp.t_max)
+            started = first_time[e_codes] != NAT_NS
+            start_keys = np.sort(clock.keys(e_groups[started], clock.ticks(first_time[e_codes][started])))
+            escalated = esc_time[e_codes] != NAT_NS
+            esc_keys = np.sort(clock.keys(e_groups[escalated], clock.ticks(esc_time[e_codes][escalated])))
+            q_group = np.where(q_rows >= 0, g_of_entity[np.maximum(q_rows, 0)] if len(g_of_entity) else -1, -1)
+            valid = q_group >= 0
+            qg = np.where(valid, q_group, 0)
+            upper = clock.keys(qg, clock.ticks(comp.q_as_of))
+            lower = clock.keys(qg, clock.ticks(comp.q_as_of - window_ns))
+            n_esc = (np.searchsorted(esc_keys, upper) - np.searchsorted(esc_keys, lower)).astype(np.float32)
+            n_new = (np.searchsorted(start_keys, upper) - np.searchsorted(start_keys, lower)).astype(np.float32)
+            n_esc[~valid] = np.nan
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rate = np.where(valid, n_esc / np.maximum(n_new, 1), np.nan).astype(np.float32)
+            comp.put(f"ctx_{g}_escalations_{w}", n_esc)
+            comp.put(f"ctx_{g}_escalation_rate_{w}", rate)
+
+    def template(self, feature, writer):
+        v = "{v}"
+        m = re.fullmatch(r"ctx_(\w+)_escalations_(\w+)", feature)
+        if m:
+            (gz, ge), (wz, we) = writer.column_label(m.group(1)), window_text(m.group(2))
+            return f"所在{gz}{wz}民转刑{v}起", f"{v} escalations in this {ge} {we}", "num"
+        m = re.fullmatch(r"ctx_(\w+)_escalation_rate_(\w+)", feature)
+        if m:
+            gz, ge = writer.column_label(m.group(1))
+            return f"所在{gz}民转刑率{v}", f"escalation rate {v} in this {ge}", "pct"
+        return None

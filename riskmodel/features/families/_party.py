@@ -1,0 +1,88 @@
+"""Party: the dispute's parties and their histories in other disputes (cross-dispute)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...data import NAT_NS, Clock, expand_ranges
+from .._family import ContextNeed, FeatureFamily
+
+
+class Party(FeatureFamily):
+    """``party_count`` (parties seen before ``as_of``), ``party_other_disputes`` and
+    ``party_max_other_disputes`` (their other disputes started before ``as_of``: sum and
+    maximum over the parties), ``party_past_escalations`` (those disputes' escalations
+    known before ``as_of``). Needs the schema's ``party_col``."""
+
+    name = "party"
+
+    def active(self, builder, schema) -> bool:
+        return schema.party_col is not None
+
+    def columns(self, builder, schema):
+        return ["party_count", "party_other_disputes", "party_max_other_disputes", "party_past_escalations"], []
+
+    def context_need(self, builder) -> ContextNeed:
+        return ContextNeed(parties=True)
+
+    def compute(self, comp) -> None:
+        cx = comp.cx
+        all_party_codes, parties = cx.codes(comp.schema.party_col)
+        n_parties = len(parties)
+        # only the parties of the cutoffs' disputes are ever counted: keep just their rows
+        queried = np.zeros(len(cx.entity_ids) + 1, dtype=bool)
+        queried[comp.cx_q_codes] = True
+        wanted = np.zeros(n_parties + 1, dtype=bool)  # the last slot: no party (code -1)
+        wanted[all_party_codes[queried[cx.entity_codes]]] = True
+        wanted[-1] = False
+        present = wanted[all_party_codes]
+        party_codes = all_party_codes[present]
+        e_codes = cx.entity_codes[present]
+        times = cx.times_ns[present]
+        # first appearance of each (party, dispute): events are time-sorted within dispute
+        pair = e_codes * max(n_parties, 1) + party_codes
+        order = np.argsort(pair, kind="stable")
+        pair_sorted = pair[order]
+        first = np.r_[True, pair_sorted[1:] != pair_sorted[:-1]] if len(pair_sorted) else np.zeros(0, bool)
+        f_rows = order[first]
+        f_party, f_entity, f_time = party_codes[f_rows], e_codes[f_rows], times[f_rows]  # sorted by entity
+        clock = Clock.for_range(max(n_parties, len(cx.entity_ids)) + 2, comp.t_min, comp.t_max)
+        f_tick = clock.ticks(f_time)
+        q_tick = clock.ticks(comp.q_as_of)
+
+        # party's disputes, sorted by (party, first appearance)
+        known_keys = np.sort(clock.keys(f_party, f_tick))
+        esc = comp.escalation_times()[f_entity]
+        has_esc = esc != NAT_NS
+        esc_known = np.maximum(f_time, esc)  # an escalation is attributable once both are known
+        esc_keys = np.sort(clock.keys(f_party[has_esc], clock.ticks(esc_known[has_esc])))
+
+        # expand each cutoff to its dispute's parties seen before as_of
+        lo = np.searchsorted(f_entity, comp.cx_q_codes, side="left")
+        hi = np.searchsorted(f_entity, comp.cx_q_codes, side="right")
+        owner, rows = expand_ranges(lo, hi)
+        seen = f_tick[rows] < q_tick[owner]
+        owner, rows = owner[seen], rows[seen]
+        p = f_party[rows]
+        qk = clock.keys(p, q_tick[owner])
+        pk0 = clock.keys(p, np.zeros_like(p))
+        other = np.searchsorted(known_keys, qk) - np.searchsorted(known_keys, pk0) - 1
+        own_esc = has_esc[rows] & (clock.ticks(esc_known[rows]) < q_tick[owner])
+        escalations = np.searchsorted(esc_keys, qk) - np.searchsorted(esc_keys, pk0) - own_esc
+        n_q = len(comp.q_codes)
+        comp.put("party_count", np.bincount(owner, minlength=n_q).astype(np.float32))
+        comp.put("party_other_disputes", np.bincount(owner, other, minlength=n_q).astype(np.float32))
+        max_other = np.zeros(n_q, dtype=np.float32)
+        np.maximum.at(max_other, owner, other.astype(np.float32))
+        comp.put("party_max_other_disputes", max_other)
+        comp.put("party_past_escalations", np.bincount(owner, escalations, minlength=n_q).astype(np.float32))
+
+    def template(self, feature, writer):
+        v = "{v}"
+        if feature == "party_count":
+            return f"涉及当事人{v}人", f"{v} parties involved", "num"
+        if feature in ("party_other_disputes", "party_max_other_disputes"):
+            return f"当事人另涉{v}起纠纷", f"parties involved in {v} other disputes", "num"
+        if feature == "party_past_escalations":
+            return f"当事人既往民转刑{v}起", f"parties had {v} past escalations", "num"
+        return None
