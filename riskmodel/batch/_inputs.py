@@ -16,11 +16,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .._errors import DataError, DataWarning
-from ..data import EventSchema, validate_entities
+from ..data import EventSchema, frame_fingerprint, validate_entities
 from ._core import bucket_of
 from ._files import write_parquet
 
-__all__ = ["Entities", "Source", "file_fingerprint", "frame_fingerprint"]
+__all__ = ["Entities", "Source", "file_fingerprint"]
 
 
 READ_BATCH_ROWS = 262_144
@@ -58,11 +58,6 @@ def file_fingerprint(path: Path) -> str:
         st = f.stat()
         h.update(f"{f.relative_to(path) if f != path else f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return f"files:{h.hexdigest()[:24]}"
-
-
-def frame_fingerprint(frame: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
-    return f"frame:{np.bitwise_xor.reduce(hashed) if len(hashed) else 0:016x}-{len(frame)}"
 
 
 class Source:

@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError, ModelError
-from ..data import EventSchema
+from ..data import EventSchema, frame_fingerprint
 from ..model import (
     check_thresholds,
     drift_report,
@@ -80,7 +80,7 @@ from ..model import (
 )
 from ._core import STAGES
 from ._files import mark_done, read_parts, write_parquet
-from ._inputs import Entities, Source, file_fingerprint, frame_fingerprint
+from ._inputs import Entities, Source, file_fingerprint
 from .engines._local import run_local_chunks
 
 __all__ = ["score_batch"]
@@ -116,7 +116,7 @@ def _library_versions() -> dict:
     return out
 
 
-def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, predictor, as_of: pd.Timestamp) -> dict:
+def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, predictor) -> dict:
     ent = schema.entity_col
     final.mkdir()
     scores = read_parts([work / "scores" / f"scores-{i:05d}.parquet" for i in range(n_chunks)])
@@ -334,7 +334,7 @@ def score_batch(
     final = work / "final"
     if final.exists():
         shutil.rmtree(final)
-    result = _finalize(work, final, n_chunks=n_chunks, schema=schema, predictor=predictor, as_of=as_of)
+    result = _finalize(work, final, n_chunks=n_chunks, schema=schema, predictor=predictor)
     chunk_info = [json.loads((work / "scores" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
                   for i in range(n_chunks)]
     stage_times = [json.loads((work / "prepared" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ import pandas as pd
 
 from .._errors import DataError
 from ..data import (
+    NAT_NS,
     Clock,
     EventSchema,
     expand_ranges,
@@ -18,7 +19,6 @@ from ..features import PreparedEvents, prepare_events
 
 __all__ = ["make_cutoffs", "make_labels", "open_disputes"]
 
-_NAT = np.iinfo(np.int64).min
 
 
 def _outcome_kinds(schema: EventSchema, outcome_kinds) -> tuple[str, ...]:
@@ -31,19 +31,10 @@ def _outcome_kinds(schema: EventSchema, outcome_kinds) -> tuple[str, ...]:
 def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outcome_kinds) -> pd.DataFrame:
     """Per dispute: first event, first outcome, closing time (int64 ns, NaT-min if none)."""
     schema = prepared.schema
-    codes = prepared.entity_codes
-    times = prepared.times_ns
     n = len(prepared.entity_ids)
-    first = np.full(n, _NAT, dtype=np.int64)
-    starts = np.r_[True, codes[1:] != codes[:-1]]
-    first[codes[starts]] = times[starts]
-    outcome = np.full(n, _NAT, dtype=np.int64)
-    is_out = prepared.is_kind(outcome_kinds)
-    oc, ot = codes[is_out], times[is_out]
-    if len(oc):
-        head = np.r_[True, oc[1:] != oc[:-1]]
-        outcome[oc[head]] = ot[head]
-    closed = np.full(n, _NAT, dtype=np.int64)
+    first = prepared.first_times()[:n]
+    outcome = prepared.first_times(prepared.is_kind(outcome_kinds))[:n]
+    closed = np.full(n, NAT_NS, dtype=np.int64)
     if entities is not None and schema.closed_col:
         rows = entities.set_index(schema.entities_id)[schema.closed_col].reindex(prepared.entity_ids)
         closed = rows.to_numpy("datetime64[ns]").view(np.int64).copy()
@@ -109,7 +100,7 @@ def make_cutoffs(
     stop = np.full(len(spans), np.iinfo(np.int64).max, dtype=np.int64)
     for col, inclusive in (("outcome", True), ("closed", False)):
         t = spans[col].to_numpy()
-        has = t != _NAT
+        has = t != NAT_NS
         # open at g requires g <= outcome (outcome at g is future) and g < closed
         bound = np.where(inclusive, t + 1, t)
         stop = np.where(has, np.minimum(stop, bound), stop)

@@ -23,7 +23,6 @@ from sklearn.base import BaseEstimator
 from .._errors import DataError, DataWarning, ModelError, format_examples
 from ..data import (
     FEW_VALUES,
-    NAT_NS,
     NS_PER_DAY,
     Clock,
     Columns,
@@ -31,6 +30,7 @@ from ..data import (
     Timeline,
     arrow_string_array,
     entity_order,
+    first_per_code,
     gather,
     isna_mask,
     lookup_positions,
@@ -296,6 +296,12 @@ class PreparedEvents:
             return blank.to_numpy(zero_copy_only=False)
 
         return self._sorted(self._shared_result(("missing", column), compute))
+
+    def first_times(self, mask: np.ndarray | None = None) -> np.ndarray:
+        """Each entity code's first event time (among the events where ``mask``), int64 ns;
+        :data:`NAT_NS` where none. One slot more than there are entities (for ids without
+        events)."""
+        return first_per_code(self.entity_codes, self.times_ns, len(self.entity_ids) + 1, mask)
 
     def subset(self, keep: np.ndarray) -> PreparedEvents:
         """The sorted rows where ``keep`` is true, sharing this log's column work."""
@@ -1064,17 +1070,8 @@ class FeatureComputation:
     def escalation_times(self) -> np.ndarray:
         """First outcome time per entity code (int64 ns; NaT-min where none)."""
 
-        def compute():
-            out = np.full(len(self.cx.entity_ids) + 1, NAT_NS, dtype=np.int64)
-            outcome = self.cx.is_kind(self.schema.outcome_kinds)
-            codes = self.cx.entity_codes[outcome]
-            times = self.cx.times_ns[outcome]
-            if len(codes):
-                first = np.r_[True, codes[1:] != codes[:-1]]  # events are sorted by (entity, time)
-                out[codes[first]] = times[first]
-            return out
-
-        return self.cx.cached(("escalations", self.schema.outcome_kinds), compute)
+        kinds = self.schema.outcome_kinds
+        return self.cx.cached(("escalations", kinds), lambda: self.cx.first_times(self.cx.is_kind(kinds)))
 
     def entity_rows(self) -> np.ndarray:
         """Row of each cutoff's dispute in the entities table (cutoffs' order; -1 if none)."""

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, ModelError
+from ..data import frame_fingerprint
 from ..evaluation import make_cutoffs, make_labels
 from ..features import prepare_events
 from ..model import RiskModel, load_model_dir, save_model_dir
@@ -52,11 +53,6 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
     champion_comparison: dict | None = None
     timings: dict = field(default_factory=dict)
-
-
-def _events_fingerprint(events: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(events, index=False).to_numpy()
-    return f"{np.bitwise_xor.reduce(hashed):016x}-{len(events)}"
 
 
 def _synthetic_input_example(model: RiskModel, n_events: int = 6) -> pd.DataFrame:
@@ -213,7 +209,7 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
         retry(mlflow.set_tags, {
             "riskmodel.config_fingerprint": config.fingerprint(),
             "data.source": config.data.source,
-            "data.fingerprint": _events_fingerprint(events),
+            "data.fingerprint": frame_fingerprint(events),
             "data.events": str(len(events)),
             "data.disputes": str(len(prepared.entity_ids)),
             "data.start": str(t_min),

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ...data import NAT_NS, Clock, lookup_positions
+from ...data import NAT_NS, Clock, lookup_positions, run_starts
 from .._family import GROUP_PREFIX, ContextNeed, FeatureFamily, window_days, window_text
 
 
@@ -43,9 +43,8 @@ class Context(FeatureFamily):
         id_col = comp.schema.entities_id
         window_ns = int(pd.Timedelta(comp.b.context_window).value)
         w = comp.b.context_window
-        first_time = np.full(len(cx.entity_ids) + 1, NAT_NS, dtype=np.int64)
-        starts = np.r_[True, cx.entity_codes[1:] != cx.entity_codes[:-1]] if len(cx) else []
-        first_time[cx.entity_codes[starts]] = cx.times_ns[starts]
+        first_time = cx.first_times()
+        starts = run_starts(cx.entity_codes)
         esc_time = comp.escalation_times()
         q_rows = comp.entity_rows()[comp.order]  # each sorted cutoff's entities row
         for g in comp.schema.group_cols:
