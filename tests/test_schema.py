@@ -338,6 +338,34 @@ def test_split_invalid_events_reconciles():
     assert list(clean["dispute_id"]) == ["a", "a", "c"]
 
 
+def test_absurd_dates_outside_nanoseconds_are_rejected():
+    """A microsecond or second column (parquet, Arrow, a Spark table) holds dates pandas'
+    nanoseconds cannot: they are rejected as absurd, tz-aware or not, not a crash."""
+    import pyarrow as pa
+
+    stamps = [datetime.datetime(1001, 1, 1), datetime.datetime(2024, 1, 1), datetime.datetime(9999, 6, 1),
+              datetime.datetime(2024, 2, 1)]
+    for unit, tz in (("us", None), ("s", "Asia/Shanghai")):
+        times = pa.array(stamps, pa.timestamp(unit, tz=tz)).to_pandas()
+        assert str(times.dtype).startswith(f"datetime64[{unit}")
+        clean, rejects, _ = split_invalid_events(make_events(time=times), SCHEMA, now=NOW)
+        assert list(rejects["reject_reason"]) == ["time before 1900-01-01 in 'time'",
+                                                  f"time in the future (after {NOW}) in 'time'"]
+        assert rejects["time"].str.startswith(("1001-01-01", "9999-06-01")).all()  # as they came in
+        assert len(clean) == 2
+
+
+@pytest.mark.parametrize("dtype", ["float64", "Int64", "boolean"])
+def test_a_time_or_kind_column_without_values_is_rows_without_them(dtype):
+    """An empty column (pandas reads an empty CSV column as float64) has no numbers in it:
+    every row is rejected for its missing time or kind, not the column refused."""
+    missing = pd.array([None] * 4, dtype=dtype)
+    clean, rejects, _ = split_invalid_events(make_events(time=missing), SCHEMA, now=NOW)
+    assert len(clean) == 0 and set(rejects["reject_reason"]) == {"missing time in 'time'"}
+    clean, rejects, _ = split_invalid_events(make_events(kind=missing), SCHEMA, now=NOW)
+    assert len(clean) == 0 and set(rejects["reject_reason"]) == {"missing kind in 'kind'"}
+
+
 def test_split_invalid_events_still_raises_on_column_level_problems():
     with pytest.raises(DataError, match="holds numbers"):
         split_invalid_events(make_events(time=[1, 2, 3, 4]), SCHEMA)

@@ -180,9 +180,11 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     values) raise :class:`DataError`; row-level ones are left as NaT for the caller.
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]"), True
+        return _pinned_ns(values.dt.tz_convert("UTC").dt.tz_localize(None)), True
     if pd.api.types.is_datetime64_dtype(values.dtype):
-        return (values if values.dtype == _NS else values.astype(_NS)), False
+        return (values if values.dtype == _NS else _pinned_ns(values)), False
+    if _all_missing_numbers(values):  # e.g. an empty CSV column, read as float64: every row lacks a time
+        return pd.Series(pd.NaT, index=values.index, dtype=_NS), False
     if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         raise DataError(
             f"{what} column {column!r} holds numbers ({values.dtype}); times must be datetimes "
@@ -206,15 +208,28 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         is_aware = True
-    # dates outside datetime64[ns] (1677-2262) are absurd anyway: pin them just inside the
-    # range so the plausibility checks reject them with a reason instead of crashing
+    return _pinned_ns(parsed), is_aware
+
+
+def _pinned_ns(times: pd.Series) -> pd.Series:
+    """Naive times as ``datetime64[ns]``. Dates outside its range (1677-2262), which a
+    string or a second / microsecond column can hold, are absurd anyway: they are pinned
+    just inside it, so the plausibility checks reject them with a reason instead of crashing."""
     low, high = pd.Timestamp("1678-01-01"), pd.Timestamp("2262-01-01")
-    parsed = parsed.mask(parsed < low, low).mask(parsed > high, high)
-    return parsed.astype("datetime64[ns]"), is_aware
+    return times.mask(times < low, low).mask(times > high, high).astype(_NS)
+
+
+def _all_missing_numbers(values: pd.Series) -> bool:
+    """A numeric column with no value at all (how pandas types an empty column): every row
+    is missing, which is a row problem (a reject with a reason), not a column of numbers."""
+    numeric = pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype)
+    return numeric and bool(isna_mask(values).all())
 
 
 def _check_kinds(kinds: pd.Series, column: str) -> pd.Series:
     """Column-level kind check; returns a mask of rows whose kind is not a string."""
+    if _all_missing_numbers(kinds):  # every row has a missing kind: rejected as such
+        return np.zeros(len(kinds), dtype=bool)
     if pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype):
         raise DataError(
             f"events column {column!r} must hold event kinds as strings, got {kinds.dtype} "
