@@ -311,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="nightly batch scoring of every open dispute")
     p.add_argument("--model", default=f"models:/{DEFAULT_MODEL}@champion")
-    p.add_argument("--events", required=True)
+    p.add_argument("--events", required=True,
+                   help="parquet file / folder / dataset or CSV file; with --engine spark any URI Spark reads "
+                        "(hdfs://, s3a://, ...) or a table in Spark's catalog")
     p.add_argument("--entities", default=None)
     p.add_argument("--as-of", required=True)
     p.add_argument("--out", required=True)

@@ -49,3 +49,85 @@ def with_bad_rows(events: pd.DataFrame, n_null_id: int, n_unparseable: int, n_fu
     dead = pd.DataFrame({"dispute_id": ["DEAD-1"] * 3, "time": ["garbage", "2099-05-05", "??"],
                          "kind": ["call"] * 3, "narrative": ["x"] * 3, "party_id": ["P-DEAD"] * 3})
     return pd.concat([events, dead], ignore_index=True), rows
+
+
+def dirty_events(events: pd.DataFrame, entities: pd.DataFrame, *, times: str = "ns", ids: str = "str",
+                 seed: int = 0):
+    """``events`` with every kind of bad row the batch rejects, typed the way a parquet file
+    or a Spark table holds them, as a pyarrow Table, and ``entities`` with the same id type.
+
+    Bad rows: null ids, missing times, times before 1900 and in the future, times outside
+    pandas' nanosecond range where the type can hold them (years 1001 and 9999),
+    unparseable times (string times only), missing kinds, exact duplicate rows, a narrative
+    with quotes, a comma and a newline, and a dispute ``DEAD-1`` whose every row is bad.
+
+    Parameters
+    ----------
+    times : {"ns", "us_tz", "str"}
+        ``datetime64[ns]`` (a parquet ``TIMESTAMP(NANOS)``, which Spark reads as a long),
+        Arrow ``timestamp[us, tz=Asia/Shanghai]`` (Spark's timestamp), or strings.
+    ids : {"str", "float"}
+        String ids, or integer ids in a float64 column (how pandas stores integers with a
+        null among them).
+    """
+    import datetime
+
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    frame = events.reset_index(drop=True).copy()
+    rows = rng.choice(len(frame), 30, replace=False)
+    stamps = [t.to_pydatetime() for t in frame["time"]]
+    if times == "us_tz":
+        tz = datetime.timezone(datetime.timedelta(hours=8))
+        stamps = [t.replace(tzinfo=tz) for t in stamps]
+    else:
+        tz = None
+    values: list = list(stamps)
+    for r in rows[5:10]:
+        values[r] = None
+    for r in rows[10:13]:
+        values[r] = datetime.datetime(1850, 3, 1, tzinfo=tz)
+    for r in rows[13:16]:
+        values[r] = datetime.datetime(2099, 1, 1, tzinfo=tz)
+    if times != "ns":  # a microsecond timestamp or a string holds what nanoseconds cannot
+        values[rows[16]] = datetime.datetime(1001, 1, 1, tzinfo=tz)
+        values[rows[17]] = datetime.datetime(9999, 6, 1, tzinfo=tz)
+    ids_col = frame["dispute_id"].astype(object).to_numpy().copy()
+    ids_col[rows[:5]] = None
+    kinds = frame["kind"].astype(object).to_numpy().copy()
+    kinds[rows[18:20]] = None
+    narrative = frame["narrative"].astype(object).to_numpy().copy()
+    narrative[rows[20]] = 'said "I will burn it down",\nthen left'
+    dead = [("DEAD-1", None), ("DEAD-1", datetime.datetime(2099, 5, 5, tzinfo=tz)),
+            ("DEAD-1", datetime.datetime(1850, 5, 5, tzinfo=tz))]
+    dup = rows[20:25]  # exact copies of these rows follow them at the end
+    order = np.r_[np.arange(len(frame)), dup]
+    out_ids = [*ids_col[order], *(d for d, _ in dead)]
+    out_times = [*(values[k] for k in order), *(t for _, t in dead)]
+    out_kinds = [*kinds[order], "call_110", "call_110", "call_110"]
+    out_text = [*narrative[order], "x", "x", "x"]
+    out_party = [*frame["party_id"].astype(object).to_numpy()[order], "P-DEAD", "P-DEAD", "P-DEAD"]
+    if times == "str":
+        texts = [None if t is None else t.strftime("%Y-%m-%d %H:%M:%S") for t in out_times]
+        for k, bad in zip(rows[25:28], ("not a time", "2023-13-45 10:00:00", "??"), strict=True):
+            texts[k] = bad
+        time_array = pa.array(texts, pa.string())
+    elif times == "ns":
+        time_array = pa.array(pd.Series(pd.to_datetime(out_times)).astype("datetime64[ns]"), pa.timestamp("ns"))
+    else:
+        time_array = pa.array(out_times, pa.timestamp("us", tz="Asia/Shanghai"))
+
+    def id_type(values):
+        if ids == "str":
+            return pa.array(list(values), pa.string())
+        return pa.array([None if v is None else float(int(v[1:])) if v.startswith("D0") else -1.0 for v in values],
+                        pa.float64())
+
+    table = pa.table({"dispute_id": id_type(out_ids), "time": time_array,
+                      "kind": pa.array(out_kinds, pa.string(), from_pandas=True),
+                      "narrative": pa.array(out_text, pa.string(), from_pandas=True),
+                      "party_id": pa.array(out_party, pa.string(), from_pandas=True)})
+    entities = entities.copy()
+    entities["dispute_id"] = id_type(entities["dispute_id"]).to_pandas()
+    return table, entities

@@ -1,4 +1,8 @@
-"""score_batch(engine="spark"): a real local[2] Spark session gives the local engine's output."""
+"""score_batch(engine="spark"): a real local[2] Spark session gives the local engine's output.
+
+The multi-executor tests (``local-cluster``: dirty inputs by URI, a catalog table, a Spark
+DataFrame, a driver killed with SIGKILL) are in ``test_spark_cluster.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,18 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
-from conftest import train_model_dir, with_bad_rows
+from conftest import dirty_events, train_model_dir, with_bad_rows
 
-from riskmodel._errors import ConfigError
+from riskmodel._errors import ConfigError, DataError
 from riskmodel._simulate import simulate_disputes
 from riskmodel.batch._job import score_batch
 
 pytestmark = pytest.mark.spark
 
 AS_OF = "2024-06-01"
-OUTPUTS = ("scores", "worklists", "station_summary", "rejects", "not_scored")
+OUTPUTS = ("scores", "worklists", "station_summary", "rejects", "not_scored", "drift")
 CHUNK = 250  # about 600 disputes: three chunks
 
 
@@ -53,7 +58,13 @@ def data(tmp_path_factory):
                                                           index=False)
     events.to_csv(root / "events.csv", index=False)
     sim.entities.to_parquet(root / "entities.parquet", index=False)
-    return {"root": root, "events": events, "entities": root / "entities.parquet",
+    # every bad row in the other column types Spark reads: tz-aware microsecond times (with
+    # years pandas' nanoseconds cannot hold), and string times with integer ids in a float column
+    for times, ids in (("us_tz", "str"), ("str", "float")):
+        table, entities = dirty_events(sim.events, sim.entities, times=times, ids=ids)
+        pq.write_table(table, root / f"dirty_{times}.parquet")
+        entities.to_parquet(root / f"entities_{times}.parquet", index=False)
+    return {"root": root, "events": events, "entities": root / "entities.parquet", "sim": sim,
             "inputs": {"parquet": root / "events.parquet", "hive": root / "events_hive",
                        "csv": root / "events.csv", "frame": events, "typed": root / "typed.parquet"}}
 
@@ -92,42 +103,142 @@ def test_spark_equals_local(spark, model_dir, data, tmp_path, flavour):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "spark"]  # no work dir, no warehouse
 
 
-def test_spark_resumes_from_done_chunks(spark, model_dir, data, tmp_path, monkeypatch):
-    """A run stopped before finalizing restarts from its markers and redoes only the rest."""
+def _spy(monkeypatch, cls, name: str, calls: list) -> None:
+    original = getattr(cls, name)
+
+    def spy(self, *args):
+        calls.append((name, args[-1]))
+        return original(self, *args)
+
+    monkeypatch.setattr(cls, name, spy)
+
+
+def test_spark_resumes_from_committed_chunks(spark, model_dir, data, tmp_path, monkeypatch):
+    """A run stopped before finalizing restarts from the chunks Spark committed, redoes only
+    the others, and replaces the previous output."""
     import riskmodel.batch._job as batch
+    from riskmodel.batch.engines._spark import SparkRun
 
     kw = dict(model=str(model_dir), events=data["inputs"]["parquet"], entities=data["entities"], as_of=AS_OF,
               chunk_disputes=CHUNK)
     score_batch(out=tmp_path / "local", **kw)
+    (tmp_path / "spark").mkdir()
+    (tmp_path / "spark" / "stale.txt").write_text("the previous night")
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(batch, "_finalize", crash)
+        m.setattr(batch, "_write_night", crash)
         with pytest.raises(KeyboardInterrupt):
             score_batch(out=tmp_path / "spark", engine="spark", **kw)
     work = tmp_path / ".tmp-spark-20240601T000000"
-    assert len(list((work / "scores").glob("chunk-*.done"))) == 3
+    assert sorted(p.name for p in (work / "scores").glob("chunk=*/_SUCCESS")) == ["_SUCCESS"] * 3
+    assert (tmp_path / "spark" / "stale.txt").exists()  # untouched until the new output is complete
     # chunk 1 is lost entirely, chunk 2 only its scores: both are redone, chunk 0 is not
-    for f in (work / "prepared").glob("*-00001.*"):
-        f.unlink()
-    for f in (work / "scores").glob("*-0000[12].*"):
-        f.unlink()
-    before = {p.name: p.stat().st_mtime_ns for p in (work / "scores").glob("*-00000.*")}
-    after = {}
-    finalize = batch._finalize
-
-    def watch(*args, **kwargs):
-        after.update({p.name: p.stat().st_mtime_ns for p in (work / "scores").glob("*-00000.*")})
-        return finalize(*args, **kwargs)
-
-    monkeypatch.setattr(batch, "_finalize", watch)
+    shutil.rmtree(work / "prepared" / "chunk=1")
+    for i in (1, 2):
+        shutil.rmtree(work / "scores" / f"chunk={i}")
+    calls: list = []
+    _spy(monkeypatch, SparkRun, "_prepare", calls)
+    _spy(monkeypatch, SparkRun, "_score", calls)
     m = score_batch(out=tmp_path / "spark", engine="spark", **kw)
     assert m["resumed"]
-    assert after == before  # chunk 0 was not scored again
+    assert sorted(calls) == [("_prepare", 1), ("_score", 1), ("_score", 2)]
     assert not work.exists()
+    assert not (tmp_path / "spark" / "stale.txt").exists()
     _assert_same(tmp_path / "spark", tmp_path / "local")
+
+
+@pytest.mark.parametrize("times", ["us_tz", "str"])
+def test_bad_rows_of_every_type_rejected_alike(spark, model_dir, data, tmp_path, times):
+    """Null ids, missing, unparseable and absurd times (also outside pandas' nanosecond
+    range), missing kinds and exact duplicates, in timestamp-with-zone and string time
+    columns and a float id column: the executors reject what the local engine rejects."""
+    kw = dict(model=str(model_dir), events=data["root"] / f"dirty_{times}.parquet",
+              entities=data["root"] / f"entities_{times}.parquet", as_of=AS_OF, chunk_disputes=CHUNK)
+    score_batch(out=tmp_path / "local", **kw)
+    m = score_batch(out=tmp_path / "spark", engine="spark", **kw)
+    _assert_same(tmp_path / "spark", tmp_path / "local")
+    assert m["counts"]["disputes_rejected"] == 1  # DEAD-1
+    reasons = pd.read_parquet(tmp_path / "spark" / "rejects.parquet")["reject_reason"]
+    reasons = reasons.str.replace(r" in '\w+'$", "", regex=True).str.replace(r" \(after .*\)$", "", regex=True)
+    expected = {"null id", "missing time", "time before 1900-01-01", "time in the future", "missing kind"}
+    assert expected <= set(reasons)
+    assert ("unparseable time" in set(reasons)) == (times == "str")
+
+
+def test_time_column_without_values(spark, model_dir, data, tmp_path):
+    """A time column with no value at all (pandas types it float64, Spark reads a double):
+    every row is rejected for its missing time, on both engines; a column of numbers is
+    refused on both, naming the column."""
+    events = data["sim"].events.head(300).copy()
+    events["time"] = float("nan")
+    events.to_parquet(tmp_path / "no_times.parquet", index=False)
+    kw = dict(model=str(model_dir), events=tmp_path / "no_times.parquet", entities=data["entities"], as_of=AS_OF,
+              chunk_disputes=CHUNK)
+    score_batch(out=tmp_path / "local", **kw)
+    m = score_batch(out=tmp_path / "spark", engine="spark", **kw)
+    _assert_same(tmp_path / "spark", tmp_path / "local")
+    assert m["counts"]["events_rejected"] == 300 and m["counts"]["disputes_scored"] == 0
+    events["time"] = 1.7e9  # epoch seconds: a column of numbers, not of times
+    events.to_parquet(tmp_path / "epochs.parquet", index=False)
+    kw["events"] = tmp_path / "epochs.parquet"
+    for engine in ("local", "spark"):
+        with pytest.raises(DataError, match="column 'time' holds numbers"):
+            score_batch(out=tmp_path / f"epochs_{engine}", engine=engine, **kw)
+        assert not (tmp_path / f"epochs_{engine}").exists()
+
+
+def test_executors_without_this_riskmodel_are_refused(spark, monkeypatch):
+    import riskmodel.batch.engines._spark as engine
+
+    monkeypatch.setattr(engine, "VERSION", "0.0.0-driver")
+    with pytest.raises(ConfigError, match=r"executors run riskmodel .*, the driver 0\.0\.0-driver"):
+        engine._check_executors(spark)
+    monkeypatch.setattr(engine, "_PROBE_SOURCE", engine._PROBE_SOURCE.replace("riskmodel.", "riskmodel_absent."))
+    with pytest.raises(ConfigError, match=r"riskmodel is not installed on the Spark executors.*--archives"):
+        engine._check_executors(spark)
+
+
+def test_task_refuses_another_version():
+    from riskmodel._version import VERSION
+    from riskmodel.batch.engines._spark_tasks import check_library
+
+    check_library(VERSION)
+    with pytest.raises(ConfigError, match=f"riskmodel {VERSION} on this executor, 9.9 on the driver"):
+        check_library("9.9")
+
+
+def test_model_travels_as_its_artifact_files(model_dir, data):
+    """The tasks rebuild the model from the artifact's files (LightGBM text, JSON): the
+    same scores as the model loaded on the driver."""
+    from types import SimpleNamespace
+
+    from riskmodel.batch._job import load_predictor
+    from riskmodel.batch.engines._spark_tasks import _predictor
+
+    files = {p.name: p.read_bytes() for p in Path(model_dir).iterdir()}
+    assert sorted(files) == ["booster.txt", "riskmodel.json"]
+    predictor = load_predictor(str(model_dir))
+    job = SimpleNamespace(model_files=SimpleNamespace(value=files), model_meta=("m", "1", "r", "uri"))
+    rebuilt = _predictor(job)
+    events = data["sim"].events
+    want = predictor.predict(events, as_of=AS_OF, entities=data["sim"].entities)
+    got = rebuilt.predict(events, as_of=AS_OF, entities=data["sim"].entities)
+    pd.testing.assert_series_equal(got["probability"], want["probability"])
+
+
+def test_csv_dtypes_follow_pandas():
+    """The executors' per-batch dtype votes give the dtype pandas reads for the whole file."""
+    from riskmodel.batch.engines._spark import _csv_dtype
+
+    assert _csv_dtype({"int64"}, nulls=False) == "int64"
+    assert _csv_dtype({"int64", "null"}, nulls=True) == "float64"
+    assert _csv_dtype({"int64", "float64"}, nulls=False) == "float64"
+    assert _csv_dtype({"null"}, nulls=True) == "float64"
+    assert _csv_dtype({"bool"}, nulls=True) == "object"
+    assert _csv_dtype({"str", "int64", "null"}, nulls=True) == "str"
 
 
 def test_cli_engine_spark(spark, model_dir, data, tmp_path, capsys):
@@ -149,3 +260,4 @@ def test_missing_pyspark_is_a_config_error(monkeypatch, model_dir, data, tmp_pat
         score_batch(model=str(model_dir), events=data["inputs"]["parquet"], entities=data["entities"],
                     as_of=AS_OF, out=tmp_path / "out", engine="spark")
     assert list(tmp_path.iterdir()) == []
+

@@ -26,6 +26,11 @@ Flow (``engine="local"``)
 4. **finalize** - scores, work lists, station summary, rejects, not-scored and a manifest
    are written into a work directory that is renamed onto ``out`` only when complete.
 
+With ``engine="spark"`` (:func:`_score_on_spark`) the engine runs the same per-chunk
+tasks on the executors, with input, work folder and output at any URI Spark reaches (see
+:mod:`riskmodel.batch.engines._spark`), and hands the chunks' results to the same
+finalize and manifest (:func:`_write_night`).
+
 Cross-dispute features
 ----------------------
 Party histories and station escalation rates read other disputes' events. The summary
@@ -198,20 +203,27 @@ def score_batch(
         local folder written by ``save_model_dir``.
     events : DataFrame or path
         Parquet file, directory or hive-partitioned dataset (streamed), or a ``.csv`` file
-        (read whole). Columns: the model's :class:`EventSchema`.
+        (read whole). Columns: the model's :class:`EventSchema`. With ``engine="spark"``
+        also any URI Spark reads (``hdfs://``, ``s3a://``, ``abfss://``, ...; CSV files or
+        folders of them are parsed by Spark on the executors), a table name in Spark's
+        catalog, or a Spark DataFrame.
     as_of : datetime-like
         The scoring moment; features use events strictly before it.
     out : path
-        Output directory; replaced atomically when the run completes.
+        Output directory; replaced atomically when the run completes. With
+        ``engine="spark"`` any URI Hadoop writes (a path without a scheme is on Hadoop's
+        default file system).
     entities : DataFrame or path, optional
         One row per dispute (read whole). Needed by models fitted with entities; its
         ``closed_col`` closes disputes, and its categorical columns ride along in the scores.
+        With ``engine="spark"`` the same kinds of input as ``events``.
     reasons : {"flagged", "all", "none"}, default="flagged"
     chunk_disputes : int, default=200_000
         Disputes per chunk; bounds peak memory.
     engine : {"local", "spark"}, default="local"
     master : str, optional
-        Spark master (``engine="spark"``), default ``local[2]``.
+        Spark master (``engine="spark"``), default ``local[2]``; ignored when a Spark
+        session is active (``spark-submit``, a notebook) or ``events`` is a Spark DataFrame.
     open_rule_max_inactive : str or None, default="365D"
         A dispute silent this long before ``as_of`` is dormant, not scored.
     drift_thresholds : dict, optional
@@ -258,12 +270,18 @@ def score_batch(
         raise ConfigError(f"as_of {as_of!r} is not a date/time: {exc}") from exc
     if as_of.tzinfo is not None:
         as_of = as_of.tz_convert("UTC").tz_localize(None)
-    out = Path(out)
     tag = as_of.strftime("%Y%m%dT%H%M%S")
-    work = out.parent / f".tmp-{out.name}-{tag}"
-
     predictor = load_predictor(model)
     schema = predictor.model._schema()
+    if engine == "spark":
+        manifest = _score_on_spark(model=predictor, events=events, entities=entities, as_of=as_of, out=out,
+                                   tag=tag, reasons=reasons, chunk_disputes=chunk_disputes, master=master,
+                                   max_inactive=open_rule_max_inactive, drift_thresholds=drift_thresholds,
+                                   monitor_mlflow=monitor_mlflow, t_start=t_start)
+        warn_if_drifting(manifest["monitoring"])
+        return manifest
+    out = Path(out)
+    work = out.parent / f".tmp-{out.name}-{tag}"
     t_read = time.perf_counter()
     source = Source(events, schema)
     ents = None if entities is None else Entities(entities, schema)
@@ -276,12 +294,10 @@ def score_batch(
         "input": source.fingerprint,
         "entities": None if entities is None else (
             frame_fingerprint(entities) if isinstance(entities, pd.DataFrame) else file_fingerprint(Path(entities))),
-        "model": [predictor.uri, predictor.model_name, predictor.model_version, predictor.run_id],
-        "as_of": str(as_of), "reasons": reasons, "chunk_disputes": int(chunk_disputes),
-        "max_inactive": open_rule_max_inactive, "engine": engine,
+        **_run_params(predictor, as_of=as_of, reasons=reasons, chunk_disputes=chunk_disputes,
+                      max_inactive=open_rule_max_inactive, engine=engine),
     }
-    # Latest plausible event time: fixed per day (identical reruns) and kept on resume.
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
+    now = _default_now()
     if work.exists():
         try:
             old = json.loads((work / "state.json").read_text(encoding="utf-8"))
@@ -307,9 +323,9 @@ def score_batch(
         try:
             n_rows, n_ids = source.count_disputes()
             n_chunks = max(1, math.ceil(n_ids / chunk_disputes))
-            if source.dataset is not None and engine == "local":  # Spark partitions by itself
+            if source.dataset is not None:
                 source.write_parts(work / "parts", n_chunks)
-            if ents is not None:  # both engines: a chunk reads only its disputes' entities
+            if ents is not None:  # a chunk reads only its disputes' entities
                 ents.write_parts(work / "parts", n_chunks)
         except DataError:
             shutil.rmtree(work, ignore_errors=True)
@@ -319,16 +335,67 @@ def score_batch(
     n_chunks = counts["n_chunks"]
     timings["read"] += time.perf_counter() - t0
 
-    if engine == "spark":
-        from .engines._spark import run_spark_chunks
+    run_local_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
+                     reasons=reasons, max_inactive=open_rule_max_inactive, timings=timings, now=now)
+    manifest, final = _write_night(
+        work, n_chunks=n_chunks, counts=counts, schema=schema, predictor=predictor, as_of=as_of, engine=engine,
+        inputs={"events": source.description, "fingerprint": source.fingerprint, "entities": state["entities"]},
+        now=now, reasons=reasons, chunk_disputes=chunk_disputes, max_inactive=open_rule_max_inactive,
+        resumed=resumed, timings=timings, t_start=t_start, drift_thresholds=drift_thresholds,
+        monitor_mlflow=monitor_mlflow)
+    _swap_in(final, out)
+    shutil.rmtree(work, ignore_errors=True)
+    warn_if_drifting(manifest["monitoring"])
+    return manifest
 
-        run_spark_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
-                         reasons=reasons, max_inactive=open_rule_max_inactive, master=master, timings=timings,
-                         now=now)
-    else:
-        run_local_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
-                          reasons=reasons, max_inactive=open_rule_max_inactive, timings=timings, now=now)
 
+def _run_params(predictor, *, as_of, reasons, chunk_disputes, max_inactive, engine) -> dict:
+    """What a run's work folder is valid for (besides its inputs): resume only with these."""
+    return {
+        "model": [predictor.uri, predictor.model_name, predictor.model_version, predictor.run_id],
+        "as_of": str(as_of), "reasons": reasons, "chunk_disputes": int(chunk_disputes),
+        "max_inactive": max_inactive, "engine": engine,
+    }
+
+
+def _default_now() -> pd.Timestamp:
+    """Latest plausible event time: fixed per day (identical reruns) and kept on resume."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
+
+
+def _score_on_spark(*, model, events, entities, as_of, out, tag, reasons, chunk_disputes, master, max_inactive,
+                    drift_thresholds, monitor_mlflow, t_start) -> dict:
+    """:func:`score_batch` with ``engine="spark"``: the engine stages every chunk's results
+    into a local folder laid out as the local engine's work folder; the finalize and the
+    manifest are the local engine's; the engine publishes the output at ``out`` (any URI)."""
+    from .engines._spark import spark_run
+
+    predictor = model
+    if predictor.model.features_.has_entities_ and entities is None:
+        raise DataError("this model was trained with an entities table; pass entities=... to score_batch.")
+    timings = dict.fromkeys(STAGES, 0.0)
+    params = _run_params(predictor, as_of=as_of, reasons=reasons, chunk_disputes=chunk_disputes,
+                         max_inactive=max_inactive, engine="spark")
+    with spark_run(out=out, tag=tag, master=master, events=events, timings=timings) as run:
+        staged = run.stage(events=events, entities=entities, predictor=predictor, as_of=as_of, reasons=reasons,
+                           chunk_disputes=chunk_disputes, max_inactive=max_inactive, params=params,
+                           now=_default_now())
+        manifest, final = _write_night(
+            staged.work, n_chunks=staged.n_chunks, counts=staged.counts, schema=predictor.model._schema(),
+            predictor=predictor, as_of=as_of, engine="spark",
+            inputs={"events": staged.description, "fingerprint": staged.fingerprint, "entities": staged.entities},
+            now=staged.now, reasons=reasons, chunk_disputes=chunk_disputes, max_inactive=max_inactive,
+            resumed=staged.resumed, timings=timings, t_start=t_start, drift_thresholds=drift_thresholds,
+            monitor_mlflow=monitor_mlflow)
+        run.publish(final)
+    return manifest
+
+
+def _write_night(work: Path, *, n_chunks: int, counts: dict, schema: EventSchema, predictor, as_of, engine: str,
+                 inputs: dict, now, reasons: str, chunk_disputes: int, max_inactive, resumed: bool, timings: dict,
+                 t_start: float, drift_thresholds, monitor_mlflow: bool) -> tuple[dict, Path]:
+    """Finalize the chunks' results in ``work`` into ``work / "final"`` with its manifest
+    (written last); returns the manifest and that folder."""
     # -- finalize ----------------------------------------------------------------------
     t_w = time.perf_counter()
     final = work / "final"
@@ -358,12 +425,11 @@ def score_batch(
         "riskmodel_batch": 1,
         "as_of": str(as_of),
         "engine": engine,
-        "input": {"events": source.description, "fingerprint": source.fingerprint,
-                  "entities": state["entities"]},
+        "input": inputs,
         "model": {"name": predictor.model_name, "version": predictor.model_version, "run_id": predictor.run_id,
                   "uri": predictor.uri},
         "parameters": {"latest_plausible_event_time": str(now), "reasons": reasons, "chunk_disputes": int(chunk_disputes), "n_chunks": n_chunks,
-                       "open_rule_max_inactive": open_rule_max_inactive},
+                       "open_rule_max_inactive": max_inactive},
         "counts": {
             "events_read": counts["rows"],
             "events_rejected": rej_rows,
@@ -388,10 +454,7 @@ def score_batch(
     manifest["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
     (final / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str),
                                          encoding="utf-8")
-    _swap_in(final, out)
-    shutil.rmtree(work, ignore_errors=True)
-    warn_if_drifting(monitoring)
-    return manifest
+    return manifest, final
 
 
 def _monitoring(predictor, chunk_info: list[dict], thresholds) -> tuple[dict, pd.DataFrame]:

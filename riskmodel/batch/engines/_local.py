@@ -23,9 +23,11 @@ def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
                      max_inactive, timings: dict, now: pd.Timestamp) -> None:
     """Prepare, then score, every pending chunk of ``work`` in this process.
 
-    The arguments are those of :func:`~riskmodel.batch.engines._spark.run_spark_chunks`
-    (``source`` is the job's :class:`~riskmodel.batch._inputs.Source`); ``timings`` is not
-    updated here (the chunks' markers carry their stage times).
+    ``work`` is the run's work folder (``parts/`` holds each chunk's rows and entities,
+    ``prepared/`` and ``scores/`` receive one parquet per chunk and a ``chunk-<i>.done``
+    marker); ``source`` is the job's :class:`~riskmodel.batch._inputs.Source`; ``now`` the
+    latest plausible event time. ``timings`` is not updated here (the chunks' markers
+    carry their stage times).
     """
     schema = predictor.model._schema()
     prep_dir, score_dir = work / "prepared", work / "scores"

@@ -1,69 +1,96 @@
-"""The Spark engine of :func:`~riskmodel.score_batch`: the same chunks, prepared and scored on Spark.
+"""The Spark engine of :func:`~riskmodel.score_batch`: the local engine's chunks, prepared
+and scored on a Spark cluster, with input, work folder and output at any URI Spark reaches.
 
-The job (``riskmodel.batch._job``) hashes every dispute into one of ``n_chunks`` chunks;
-an engine then runs two tasks per chunk (:mod:`riskmodel.batch._tasks`) around the pure
-per-chunk core (:mod:`riskmodel.batch._core`): :func:`prepare_task` (row rejects, clean
-events, summary rows) and :func:`score_task` (open disputes, features with every chunk's
-summary rows as context, LightGBM, tiers, reasons), writing one parquet per chunk and a
-``.done`` marker into the work directory. This engine runs the very same tasks, one Spark
-task per chunk, as the local engine does in-process, so the driver's ``_finalize`` and
-manifest are shared and the output is identical.
+The job hashes every dispute into one of ``n_chunks`` chunks and runs two tasks per chunk
+around the pure per-chunk core (:mod:`riskmodel.batch._core`): :func:`prepare_task` (row
+rejects, clean events, summary rows) and :func:`score_task` (open disputes, features with
+every chunk's summary rows as context, LightGBM, tiers, reasons). This engine runs those
+very tasks on the executors (:mod:`._spark_tasks`), so the driver's ``_finalize`` and
+manifest are the local engine's and the output is identical.
 
 Flow
 ----
-1. **read** - Spark reads the input (``spark.read.parquet`` on exactly the files
-   :mod:`pyarrow.dataset` lists, hive partitions included; ``spark.read.csv`` with every
-   column as a string). Each row keeps its position in the input (file number, row
-   number) and gets its chunk from :func:`~riskmodel.batch._core.bucket_of`, evaluated in a
-   pandas UDF on the id restored to the type the local engine hashes, so both engines put
-   every dispute in the same chunk.
-2. **prepare** - ``repartition`` on a key chosen so that chunk ``i`` lands in Spark
-   partition ``i`` (one chunk per task), then ``groupBy(chunk).applyInPandas``: restore
-   the local engine's dtypes and row order, :func:`prepare_task` (:func:`prepare_chunk`), write ``clean``,
-   ``rejects`` and ``summary`` parquet plus the marker. An in-memory DataFrame input is
-   split on the driver and its chunks are shipped to the tasks as they are.
-3. **score** - one task per pending chunk (``parallelize``): read the chunk's clean events
-   and entities rows and the summary rows it needs (:class:`~riskmodel.batch._core.ContextStore`),
-   :func:`score_chunk`, write ``scores``, ``not_scored`` and the marker. The model travels
-   as its safe artifact (LightGBM text and JSON, written next to the chunks); the entities
-   travel as the per-chunk parts the driver wrote into the work directory.
+1. **inputs** - events and entities are each a parquet file, folder or hive dataset, a CSV
+   file or folder (any path or URI Spark reads), a table in Spark's catalog, a Spark
+   DataFrame, or a pandas DataFrame. Spark reads them; the driver reads only metadata
+   (column names, a parquet footer, file listings) and aggregates (row and dispute counts,
+   CSV dtypes, which integer columns hold nulls). Every row keeps its input position.
+2. **partition** - one Spark job: every input row goes to its chunk by the local engine's
+   hash of the id, as the local engine would type the id (:class:`RowFormat`); the rows are
+   stored per chunk in the work folder (``parts/chunk=<i>/``).
+3. **prepare** - one Spark job per chunk (several at once, as many as the cluster has
+   cores): one task reads the chunk's rows, restores the frame the local engine reads for
+   them (same values, dtypes and order), validates the entities rows and runs
+   :func:`prepare_task`; Spark writes the files it produced into ``prepared/chunk=<i>/``.
+4. **score** - one Spark job per chunk: one task reads the chunk's clean events and
+   entities rows and every chunk's summary rows, runs :func:`score_task` with the model
+   rebuilt from its artifact's files (a broadcast; never a pickle of the model), and Spark
+   writes the scores into ``scores/chunk=<i>/``.
+5. **finalize** - the driver reads the per-chunk scores, rejects, not-scored rows and
+   markers (not the events) into a local folder laid out as the local engine's work
+   folder, runs the shared finalize, writes the output into ``<work>/final`` through the
+   Hadoop ``FileSystem`` API (:mod:`riskmodel.batch._fs`) and renames it onto ``out``.
 
-Chunks with a ``.done`` marker are skipped, so a killed run resumes where it stopped.
-Tasks write into the work directory, so on a cluster it must be on storage every
-executor and the driver see under the same path (see ``docs/batch.md``).
+Work folder and resume
+----------------------
+``<parent of out>/.tmp-<name of out>-<as_of>/`` on the output's file system holds
+``state.json`` (input fingerprints, model, parameters), ``partition.json`` (the chunk
+count and how each input's rows are typed) and the per-chunk datasets. A chunk is done
+when Spark committed its dataset (``_SUCCESS``): a run killed at any point (even the
+driver, with ``kill -9``) and started again redoes only the chunks not committed and
+produces the same output. ``out`` appears, or is replaced, only by a rename.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import functools
 import json
+import math
 import os
 import re
+import shutil
 import sys
-import threading
+import tempfile
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ..._errors import ConfigError, DataError, ModelError
-from .._core import bucket_of, context_store
-from .._tasks import Progress, prepare_task, release_unused_memory, score_task
+from ..._version import VERSION
+from ...data import frame_fingerprint, require_columns
+from .._core import bucket_of
+from .._fs import HadoopFS, join
+from .._inputs import entity_columns, validated_entities
+from ._spark_tasks import (
+    ChunkJob,
+    RowFormat,
+    blob_batches,
+    gather_blobs,
+    prepare_rows,
+    score_rows,
+    split_rows,
+)
 
-__all__ = ["require_pyspark", "run_spark_chunks"]
+__all__ = ["Staged", "require_pyspark", "spark_run"]
 
-#: Spark master used when none is given.
+#: Spark master used when none is given (and no session is active).
 DEFAULT_MASTER = "local[2]"
-_ORDER_COLS = ("_file", "_row")
-#: SQL settings the run needs: timestamps cross Arrow as UTC wall times, and pandas'
-#: nanosecond parquet timestamps (which Spark refuses) are read as longs, cast back per chunk.
-_RUN_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.legacy.parquet.nanosAsLong": "true"}
+#: SQL settings the run needs: timestamps cross Arrow as UTC, and pandas' nanosecond
+#: parquet timestamps (which Spark refuses) are read as longs and cast back on the executors.
+_RUN_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.legacy.parquet.nanosAsLong": "true",
+             "spark.sql.execution.arrow.pyspark.enabled": "true"}
+_BLOB_COLS = ("name", "blob", "slice", "data")
+_BLOB_DDL = "name string, blob string, slice int, data binary"
+#: pandas.read_csv's default missing-value tokens (its ``na_values`` documentation).
+_CSV_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+           "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 
 
 def require_pyspark():
@@ -78,17 +105,23 @@ def require_pyspark():
     return pyspark
 
 
+def _log(message: str) -> None:
+    print(f"[riskmodel score] spark: {message}", file=sys.stderr, flush=True)
+
+
 # ------------------------------------------------------------------------------------------
 # session
 
 
 @contextlib.contextmanager
-def _session(master: str | None):
-    """The active Spark session if the user has one (left running), else a new one (stopped)."""
+def _session(master: str | None, session=None):
+    """``session`` (the one a Spark DataFrame input belongs to), else the active Spark
+    session (a notebook, ``spark-submit``), both left running; else a new one, stopped at
+    the end. The run's SQL settings hold inside the block."""
     require_pyspark()
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
+    active = session or SparkSession.getActiveSession()
     if active is not None:
         if master is not None and master != active.sparkContext.master:
             warnings.warn(f"reusing the active Spark session (master {active.sparkContext.master}); "
@@ -120,13 +153,14 @@ def _session(master: str | None):
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     for k, v in _RUN_CONF.items():
         builder = builder.config(k, v)
-    if local:  # a cluster driver must stay reachable from the executors
+    if local:  # a cluster's driver must stay reachable from the executors: only local binds here
         builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.driver.host", "127.0.0.1"))
+        if os.environ.get("PYTHONPATH"):  # local-cluster executors: the driver's riskmodel
+            builder = builder.config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - no Java, bad master URL, ...
@@ -167,297 +201,6 @@ def _translate(exc: Exception, what: str) -> Exception:
     return exc
 
 
-# ------------------------------------------------------------------------------------------
-# the job description shipped to the tasks
-
-
-@dataclass(frozen=True)
-class _Job:
-    """Everything a task needs, small and picklable (the entities are read from the work directory)."""
-
-    work: str
-    schema: object
-    n_chunks: int
-    now: pd.Timestamp
-    as_of: pd.Timestamp
-    reasons: str
-    max_inactive: str | None
-    model_dir: str
-    model_meta: tuple[str, str, str, str]
-    #: "arrow" (parquet input: cast to this schema) or "csv" (strings: re-parse with pandas)
-    restore_mode: str = "arrow"
-    arrow_schema: pa.Schema | None = None
-    csv_dtypes: dict | None = None
-
-    def restore(self, pdf: pd.DataFrame) -> pd.DataFrame:
-        """The chunk with the columns and dtypes the local engine reads for it."""
-        cols = list(self.schema.event_columns)
-        if self.restore_mode == "csv":
-            # the strings Spark read, parsed again by pandas.read_csv exactly as the local
-            # engine's whole-file read did (same NA tokens, same dtypes)
-            text = pdf[cols].to_csv(index=False)
-            return pd.read_csv(io.StringIO(text), dtype={c: self.csv_dtypes[c] for c in cols})
-        plain = pa.schema([self.arrow_schema.field(c) for c in cols])
-        table = pa.Table.from_pandas(pdf[cols], schema=plain, preserve_index=False)
-        return table.replace_schema_metadata(self.arrow_schema.metadata).to_pandas()
-
-    def restore_ids(self, ids: pd.Series):
-        """Ids as the local engine hashes them (an Arrow array for parquet, a Series for CSV)."""
-        col = self.schema.entity_col
-        if self.restore_mode == "csv":
-            text = ids.rename(col).to_frame().to_csv(index=False)
-            return pd.read_csv(io.StringIO(text), dtype={col: self.csv_dtypes[col]})[col]
-        return pa.array(ids, type=self.arrow_schema.field(col).type, from_pandas=True)
-
-
-def _model_meta(predictor) -> tuple[str, str, str, str]:
-    return (predictor.model_name, predictor.model_version, predictor.run_id, predictor.uri)
-
-
-_MODEL_CACHE: dict[str, object] = {}
-
-
-def _task_predictor(job: _Job):
-    """The model, loaded once per Python worker from its safe artifact."""
-    from ...lifecycle import Predictor
-    from ...model import load_model_dir
-
-    stamp = f"{job.model_dir}|{os.stat(Path(job.model_dir) / 'riskmodel.json').st_mtime_ns}"
-    if stamp not in _MODEL_CACHE:
-        _MODEL_CACHE.clear()
-        name, version, run_id, uri = job.model_meta
-        _MODEL_CACHE[stamp] = Predictor(load_model_dir(job.model_dir), model_name=name,
-                                        model_version=version, run_id=run_id, uri=uri)
-    return _MODEL_CACHE[stamp]
-
-
-# ------------------------------------------------------------------------------------------
-# per-chunk task bodies (the local engine's loop bodies, writing the same files)
-
-
-def _prepare_one(job: _Job, i: int, raw: pd.DataFrame, t_read: float = 0.0) -> int:
-    """Validate chunk ``i`` on an executor (the shared :func:`prepare_task`)."""
-    return prepare_task(Path(job.work), i, raw, job.schema, job.now, t_read=t_read)
-
-
-def _score_one(job: _Job, i: int) -> int:
-    """Score chunk ``i`` on an executor (the shared :func:`score_task`), with the summary
-    rows it needs as context, indexed in this task."""
-    prep = Path(job.work) / "prepared"
-    predictor = _task_predictor(job)
-
-    def context_for(j: int, clean: pd.DataFrame):
-        store = context_store(prep, job.n_chunks, predictor.model, job.as_of) if len(clean) else None
-        context = None if store is None else store.for_chunk(j)
-        del store
-        release_unused_memory()
-        return context
-
-    return score_task(Path(job.work), i, predictor, job.as_of, reasons=job.reasons,
-                      max_inactive=job.max_inactive, context_for=context_for)
-
-
-# ------------------------------------------------------------------------------------------
-# reading the input with Spark
-
-
-def _spark_events(spark, source, job_kw: dict):
-    """Spark DataFrame of the event columns plus ``_file``/``_row`` (input order), and the
-    fields of :class:`_Job` that restore the local engine's dtypes."""
-    from pyspark.sql import functions as F
-
-    cols = list(source.schema.event_columns)
-    root = Path(source.description)
-    if source.dataset is not None:
-        files = [str(Path(f).resolve()) for f in source.dataset.files]
-        index = {f: k for k, f in enumerate(files)}
-        reader = spark.read
-        if root.is_dir():
-            reader = reader.option("basePath", str(root))  # keeps hive partition columns
-        sdf = reader.parquet(*files)
-
-        def file_no(paths: pd.Series) -> pd.Series:
-            codes, uniques = pd.factorize(paths)
-            nos = np.array([index.get(str(Path(unquote(urlparse(u).path)).resolve()), -1) for u in uniques])
-            return pd.Series(nos[codes], dtype="int64")
-
-        sdf = sdf.select(*cols, F.pandas_udf(file_no, "long")(F.col("_metadata.file_path")).alias("_file"),
-                         F.col("_metadata.row_index").alias("_row"))
-        return sdf, {"restore_mode": "arrow",
-                     "arrow_schema": source.dataset.scanner(columns=cols).projected_schema}
-    # CSV: strings only, so pandas (not Spark) decides types and NA tokens as in the local engine
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    header = list(source.frame.columns)
-    sdf = (spark.read.schema(StructType([StructField(str(c), StringType()) for c in header]))
-           .options(header=True, escape='"', multiLine=True, mode="PERMISSIVE", enforceSchema=True)
-           .csv(str(root)))
-    # multiLine makes the file one split: the increasing id follows the file's row order
-    sdf = sdf.select(*cols, F.lit(0).cast("long").alias("_file"),
-                     F.monotonically_increasing_id().alias("_row"))
-    return sdf, {"restore_mode": "csv", "csv_dtypes": {c: source.frame[c].dtype for c in cols}}
-
-
-def _partition_keys(spark, n: int) -> list[int]:
-    """For each chunk ``i`` a long ``k`` with ``pmod(hash(k), n) == i``: repartitioning on
-    ``k`` then puts one chunk in each Spark partition (one task per chunk)."""
-    from pyspark.sql import functions as F
-
-    rows = (spark.range(0, 64 * n).select(F.col("id"), F.expr(f"pmod(hash(id), {n})").alias("p"))
-            .groupBy("p").agg(F.min("id").alias("k")).collect())
-    found = {int(r["p"]): int(r["k"]) for r in rows}
-    return [found.get(i, i) for i in range(n)]
-
-
-# ------------------------------------------------------------------------------------------
-# progress from the markers the tasks write
-
-
-class _Watch:
-    """Feed :class:`~riskmodel.batch._tasks.Progress` from the ``.done`` markers tasks write."""
-
-    def __init__(self, folder: Path, pending: list[int], desc: str):
-        self.folder, self.pending = folder, set(pending)
-        self.progress = Progress(len(pending), desc)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _poll(self) -> None:
-        for i in sorted(self.pending):
-            marker = self.folder / f"chunk-{i:05d}.done"
-            if marker.exists():
-                try:
-                    rows = json.loads(marker.read_text(encoding="utf-8")).get("rows", 0)
-                except (OSError, ValueError):
-                    continue
-                self.pending.discard(i)
-                self.progress.update(rows)
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.5):
-            self._poll()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-        if exc[0] is None:
-            self._poll()
-        self.progress.close()
-
-
-# ------------------------------------------------------------------------------------------
-# the engine
-
-
-def run_spark_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.Timestamp, reasons: str,
-                     max_inactive, master: str | None, timings: dict, now: pd.Timestamp) -> None:
-    """Prepare and score every pending chunk on Spark, writing the local engine's files.
-
-    Parameters
-    ----------
-    work : Path
-        The run's work directory (``prepared/`` and ``scores/`` receive one parquet per
-        chunk and a ``chunk-<i>.done`` marker; ``parts/entities-<i>.parquet``, written by the
-        driver, hold each chunk's entities rows). Tasks read and write it, so on a cluster it
-        must be visible to every executor under the same path.
-    source : riskmodel.batch._inputs.Source
-        The events input: a parquet file / directory / hive dataset or a CSV file (read by
-        Spark), or an in-memory DataFrame (split on the driver).
-    n_chunks : int
-        Number of chunks (dispute id hash modulo ``n_chunks``, as in the local engine).
-    predictor : Predictor
-    as_of, now : Timestamp
-        Scoring moment; latest plausible event time.
-    reasons : {"flagged", "all", "none"}
-    max_inactive : str or None
-    master : str or None
-        Spark master URL; default ``local[2]``. Ignored when a Spark session is active.
-    timings : dict
-        Stage timings, updated in place (``spark_session``: starting Spark).
-
-    Raises
-    ------
-    ConfigError
-        pyspark is not installed, or Spark cannot start.
-    DataError
-        Spark cannot read the input.
-    """
-    from ...model import save_model_dir
-
-    require_pyspark()
-    schema = predictor.model._schema()
-    prep_dir, score_dir = work / "prepared", work / "scores"
-    model_dir = work / "model"
-    save_model_dir(predictor.model, model_dir)
-    job_kw = dict(work=str(work.resolve()), schema=schema, n_chunks=n_chunks, now=now, as_of=as_of,
-                  reasons=reasons, max_inactive=max_inactive, model_dir=str(model_dir.resolve()),
-                  model_meta=_model_meta(predictor))
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(), _session(master) as spark:
-        # our outputs are checked against the local engine's; pyspark's blanket notice is noise
-        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
-                                category=FutureWarning)
-        sc = spark.sparkContext
-        timings["spark_session"] = timings.get("spark_session", 0.0) + time.perf_counter() - t0
-
-        # -- prepare ---------------------------------------------------------------------
-        pending = [i for i in range(n_chunks) if not (prep_dir / f"chunk-{i:05d}.done").exists()]
-        if pending and source.frame is not None and source.dataset is None and \
-                not source.description.lower().endswith(".csv"):
-            job = _Job(**job_kw)
-            chunks = [(i, source.chunk(i, n_chunks, work / "parts")) for i in pending]
-            with _Watch(prep_dir, pending, "prepare"):
-                _action(lambda: sc.parallelize(chunks, len(chunks))
-                        .map(lambda item: _prepare_one(job, item[0], item[1])).collect(), "preparing chunks")
-            del chunks
-        elif pending:
-            from pyspark.sql import functions as F
-
-            try:
-                sdf, restore_kw = _spark_events(spark, source, job_kw)
-            except Exception as exc:  # noqa: BLE001 - Spark's reader errors are data problems
-                raise DataError(f"Spark could not read events {source.description}: "
-                                f"{type(exc).__name__}: {_first_line(exc)}") from exc
-            job = _Job(**job_kw, **restore_kw)
-
-            def bucket(ids: pd.Series) -> pd.Series:
-                return pd.Series(bucket_of(job.restore_ids(ids), n_chunks))
-
-            def prepare(key, pdf):
-                t = time.perf_counter()
-                pdf = pdf.sort_values(list(_ORDER_COLS), kind="stable")
-                raw = job.restore(pdf)
-                rows = _prepare_one(job, int(key[0]), raw, time.perf_counter() - t)
-                return pd.DataFrame({"chunk": [int(key[0])], "rows": [rows]})
-
-            keys = _partition_keys(spark, n_chunks)
-            key_map = F.create_map(*[F.lit(x) for i in range(n_chunks) for x in (i, keys[i])])
-            sdf = (sdf.withColumn("_chunk", F.pandas_udf(bucket, "long")(F.col(schema.entity_col)))
-                   .where(F.col("_chunk").isin(pending))
-                   .withColumn("_key", F.element_at(key_map, F.col("_chunk")))
-                   .repartition(n_chunks, "_key"))
-            with _Watch(prep_dir, pending, "prepare"):
-                _action(lambda: sdf.groupBy("_chunk", "_key")
-                        .applyInPandas(prepare, schema="chunk long, rows long").collect(), "preparing chunks")
-        # chunks no dispute hashed into: the local engine writes empty files for them too
-        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in schema.event_columns})
-        for i in range(n_chunks):
-            if not (prep_dir / f"chunk-{i:05d}.done").exists():
-                _prepare_one(_Job(**job_kw), i, empty)
-
-        # -- score -----------------------------------------------------------------------
-        pending = [i for i in range(n_chunks) if not (score_dir / f"chunk-{i:05d}.done").exists()]
-        if pending:
-            job = _Job(**job_kw)
-            with _Watch(score_dir, pending, "score"):
-                _action(lambda: sc.parallelize(pending, len(pending)).map(lambda i: _score_one(job, i)).collect(),
-                        "scoring chunks")
-
-
 def _action(run, what: str):
     try:
         return run()
@@ -466,3 +209,541 @@ def _action(run, what: str):
         if translated is exc:
             raise
         raise translated from exc
+
+
+# ------------------------------------------------------------------------------------------
+# the library on the executors
+
+# Pickled by value (its module is not importable), so it runs even where riskmodel is not.
+_PROBE_SOURCE = '''
+def probe(_):
+    import sys
+    try:
+        from riskmodel._version import VERSION
+    except Exception:  # noqa: BLE001
+        VERSION = None
+    return [(VERSION, sys.version.split()[0], sys.executable)]
+'''
+
+
+def _check_executors(spark) -> None:
+    """Refuse to start unless the executors' Python imports this riskmodel version."""
+    namespace = {"__name__": "riskmodel_executor_probe"}
+    exec(_PROBE_SOURCE, namespace)  # noqa: S102 - our own constant source, see above
+    sc = spark.sparkContext
+    n = max(2, 2 * sc.defaultParallelism)
+    found = set(_action(lambda: sc.parallelize(range(n), n).mapPartitions(namespace["probe"]).collect(),
+                        "checking riskmodel on the executors"))
+    missing = sorted({(py, exe) for version, py, exe in found if version is None})
+    if missing:
+        raise ConfigError(
+            f"riskmodel is not installed on the Spark executors (their Python: {missing[0][1]}, "
+            f"{missing[0][0]}): ship it with the job, e.g. spark-submit --archives riskmodel-env.tar.gz#environment "
+            "with spark.pyspark.python=./environment/bin/python, or --py-files (see docs/batch.md).")
+    other = sorted({version for version, _, _ in found if version != VERSION})
+    if other:
+        raise ConfigError(f"the Spark executors run riskmodel {', '.join(other)}, the driver {VERSION}: install "
+                          "the driver's version on the executors (see docs/batch.md).")
+
+
+# ------------------------------------------------------------------------------------------
+# inputs
+
+
+@dataclass
+class _Input:
+    """One input as Spark reads it (or a pandas frame), before its rows are typed."""
+
+    role: str  #: "events" or "entities"
+    mode: str  #: "parquet", "csv", "spark", "frame"
+    columns: list[str]
+    description: str
+    fingerprint: str | None = None
+    sdf: object = None  #: Spark DataFrame of the columns plus the order columns
+    frame: pd.DataFrame | None = None
+    uri: str | None = None
+    listing: list | None = None  #: parquet / CSV: the files (:class:`FileInfo`) in pyarrow's order
+    files: dict | None = None  #: parquet / CSV: path -> file number
+
+
+def _is_spark_frame(value) -> bool:
+    return type(value).__name__ == "DataFrame" and hasattr(value, "sparkSession") and hasattr(value, "schema")
+
+
+def _spark_to_pandas(table, schema_json: str, timezone: str) -> pd.DataFrame:
+    """``DataFrame.toPandas``'s conversion of Spark's Arrow rows (runs on the executors)."""
+    from pyspark.sql.types import StructType
+
+    schema = StructType.fromJson(json.loads(schema_json))
+    fields = StructType([schema[c] for c in table.column_names])
+    try:
+        from pyspark.sql.pandas.conversion import _convert_arrow_table_to_pandas
+    except ImportError:  # pragma: no cover - an older pyspark: Arrow's conversion, as toPandas does it
+        return table.to_pandas(coerce_temporal_nanoseconds=True, date_as_object=True)
+    return _convert_arrow_table_to_pandas(table, fields, timezone=timezone, struct_handling_mode="legacy",
+                                          date_as_object=True)
+
+
+def _missing(names: list[str], columns: list[str], role: str, description: str) -> None:
+    """The local engine's error for missing columns, in the same words."""
+    if role == "entities":
+        require_columns(pd.DataFrame(columns=names), columns, "entities")
+        return
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataError(
+            f"events ({description}) are missing required column(s) {missing}; they have {names[:20]}. "
+            "Rename the columns or train with an EventSchema naming yours."
+        )
+
+
+def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _Input:
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    order = [F.lit(0).cast("long").alias("_file"), F.monotonically_increasing_id().alias("_row")]
+    if isinstance(value, pd.DataFrame):
+        _missing(list(value.columns), columns, role, f"DataFrame ({len(value):,} rows)")
+        return _Input(role, "frame", columns, f"DataFrame ({len(value):,} rows)", frame_fingerprint(value),
+                      frame=value)
+    if _is_spark_frame(value):
+        _missing(list(value.columns), columns, role, "Spark DataFrame")
+        return _Input(role, "spark", columns, f"Spark DataFrame ({', '.join(value.columns[:8])})",
+                      sdf=value.select(*columns, *order))
+    name = str(value)
+    if "/" not in name and ":" not in name and not os.path.exists(name) and spark.catalog.tableExists(name):
+        sdf = spark.table(name)
+        _missing(list(sdf.columns), columns, role, f"table {name}")
+        files = sdf.inputFiles()
+        return _Input(role, "spark", columns, f"table {name}",
+                      f"table:{name}:{_files_fingerprint(fs, files)}" if files else None,
+                      sdf=sdf.select(*columns, *order))
+    uri = fs.qualify(name)
+    if not fs.exists(uri):
+        raise DataError(f"{role} input {name} does not exist.")
+    listed = fs.files(uri)
+    if not listed:
+        raise DataError(f"{role} input {name} holds no files.")
+    numbers = {f.path: k for k, f in enumerate(listed)}
+    by_file = [F.col("_metadata.file_path").alias("_path")]
+    try:
+        if all(f.rel.lower().endswith(".csv") for f in listed):
+            header = spark.read.option("header", True).csv(uri).columns
+            _missing(header, columns, role, uri)
+            sdf = (spark.read.schema(StructType([StructField(str(c), StringType()) for c in header]))
+                   .options(header=True, escape='"', multiLine=True, mode="PERMISSIVE", enforceSchema=True).csv(uri))
+            # multiLine keeps each file in one task, so the increasing id follows its rows' order
+            sdf = sdf.select(*columns, *by_file, F.monotonically_increasing_id().alias("_row"))
+            return _Input(role, "csv", columns, uri, fs.fingerprint(uri), sdf=sdf, uri=uri, listing=listed,
+                          files=numbers)
+        reader = spark.read.option("basePath", uri) if fs.is_dir(uri) else spark.read
+        sdf = reader.parquet(uri)
+        _missing(list(sdf.columns), columns, role, uri)
+        sdf = sdf.select(*columns, *by_file, F.col("_metadata.row_index").alias("_row"))
+        return _Input(role, "parquet", columns, uri, fs.fingerprint(uri), sdf=sdf, uri=uri, listing=listed,
+                      files=numbers)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Spark's reader errors are data problems
+        raise DataError(f"Spark could not read {role} {name}: {type(exc).__name__}: {_first_line(exc)}") from exc
+
+
+def _files_fingerprint(fs: HadoopFS, files: list[str]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(files):
+        for f in fs.files(name):
+            h.update(f"{f.path}|{f.size}|{f.mtime}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def _content_fingerprint(inp: _Input) -> str:
+    """Rows and a sum of row hashes, computed by Spark (for inputs without files)."""
+    from pyspark.sql import functions as F
+
+    row = _action(lambda: inp.sdf.select(F.xxhash64(*inp.columns).cast("decimal(38,0)").alias("h"))
+                  .agg(F.count(F.lit(1)).alias("n"), F.sum("h").alias("h")).first(), f"reading {inp.role}")
+    return f"spark:{row['n']}:{row['h']}"
+
+
+def _parquet_format(fs: HadoopFS, inp: _Input) -> RowFormat:
+    """The Arrow types pyarrow's dataset reads for the columns: the first file's schema
+    (pyarrow's dataset takes it from there), hive partition keys as int32 when all their
+    values are integers, else strings (pyarrow's discovery)."""
+    file_schema = fs.parquet_schema(inp.listing[0].uri)
+    fields, partitioned = [], False
+    for c in inp.columns:
+        if c in file_schema.names:
+            fields.append(file_schema.field(c))
+            continue
+        partitioned = True
+        values = {seg.split("=", 1)[1] for f in inp.listing for seg in f.rel.split("/")[:-1]
+                  if seg.startswith(f"{c}=")}
+        integers = all(re.fullmatch(r"[+-]?\d+", unquote(v)) for v in values)
+        fields.append(pa.field(c, pa.int32() if integers and values else pa.string()))
+    # the local engine reads a partition column through the dataset scanner, whose batches
+    # carry the first file's pandas metadata; plain files it reads without
+    target = pa.schema(fields, metadata=file_schema.metadata if partitioned else None)
+    return RowFormat("parquet", tuple(inp.columns), arrow_schema=target.serialize().to_pybytes(),
+                     keep_metadata=partitioned)
+
+
+def _vote_csv_dtypes(columns: list[str], batches):
+    """Executors: the dtype pandas' ``read_csv`` gives each column of each batch of rows."""
+    import io
+
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        parsed = pd.read_csv(io.StringIO(batch.to_pandas().to_csv(index=False)))
+        out = {"column": [], "dtype": [], "nulls": []}
+        for c in columns:
+            nulls = parsed[c].isna()
+            out["column"].append(c)
+            out["dtype"].append("null" if nulls.all() else str(parsed[c].dtype))
+            out["nulls"].append(bool(nulls.any()))
+        yield pa.RecordBatch.from_pydict(out)
+
+
+def _csv_dtype(votes: set[str], nulls: bool) -> str:
+    """pandas' dtype for a whole column from the dtypes of its batches."""
+    kinds = votes - {"null"}
+    if not kinds:
+        return "float64"  # a column with no value at all
+    if kinds == {"int64"}:
+        return "float64" if nulls else "int64"
+    if kinds <= {"int64", "float64"}:
+        return "float64"
+    if kinds == {"bool"}:
+        return "object" if nulls else "bool"
+    if kinds & {"bool", "int64", "float64"} and not kinds & {"str", "object", "string"}:
+        return "object"
+    return "str" if "str" in kinds else "object"
+
+
+def _finish_format(inp: _Input) -> RowFormat:
+    """The input's :class:`RowFormat`, with what only a pass over the rows can tell."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType, ByteType, IntegerType, LongType, ShortType
+
+    if inp.mode == "frame":
+        return RowFormat("frame", tuple(inp.columns))
+    if inp.mode == "csv":
+        votes = _action(lambda: inp.sdf.select(*inp.columns)
+                        .mapInArrow(functools.partial(_vote_csv_dtypes, inp.columns),
+                                    "column string, dtype string, nulls boolean")
+                        .groupBy("column").agg(F.collect_set("dtype").alias("d"), F.max("nulls").alias("n"))
+                        .collect(), f"reading {inp.role}")
+        found = {r["column"]: _csv_dtype(set(r["d"]), bool(r["n"])) for r in votes}
+        dtypes = tuple((c, found.get(c, "float64")) for c in inp.columns)
+        return RowFormat("csv", tuple(inp.columns), csv_dtypes=dtypes)
+    if inp.mode == "spark":
+        spark = inp.sdf.sparkSession
+        schema = inp.sdf.select(*inp.columns).schema
+        maybe = [f.name for f in schema.fields
+                 if isinstance(f.dataType, BooleanType | ByteType | ShortType | IntegerType | LongType)]
+        with_nulls = ()
+        if maybe:
+            row = _action(lambda: inp.sdf.agg(*[F.max(F.col(c).isNull().cast("int")).alias(c) for c in maybe])
+                          .first(), f"reading {inp.role}")
+            with_nulls = tuple(c for c in maybe if row[c])
+        return RowFormat("spark", tuple(inp.columns), spark_schema=schema.json(), with_nulls=with_nulls,
+                         timezone=spark.conf.get("spark.sql.session.timeZone"), to_pandas=_spark_to_pandas)
+    raise AssertionError(inp.mode)  # parquet formats come from the files' footers
+
+
+def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
+    """Distinct non-null ids, as the local engine counts them (CSV: as pandas types them)."""
+    from pyspark.sql import functions as F
+
+    if inp.mode == "frame":
+        return int(inp.frame[id_col].nunique(dropna=True))
+    ids = F.col(id_col)
+    if fmt.mode == "csv":
+        ids = F.when(ids.isin(list(_CSV_NA)), None).otherwise(ids)
+        dtype = dict(fmt.csv_dtypes)[id_col]
+        if dtype in ("int64", "float64"):
+            ids = F.expr(f"try_cast(`{id_col}` as {'bigint' if dtype == 'int64' else 'double'})")
+    return int(_action(lambda: inp.sdf.select(ids.alias("id")).agg(F.countDistinct("id")).first()[0],
+                       f"counting the {inp.role}' ids"))
+
+
+# ------------------------------------------------------------------------------------------
+# the run
+
+
+@dataclass
+class Staged:
+    """A Spark run's results, laid out on the driver's disk as the local engine's work folder."""
+
+    work: Path
+    n_chunks: int
+    counts: dict
+    description: str
+    fingerprint: str | None
+    entities: str | None
+    resumed: bool
+    now: pd.Timestamp
+
+
+class SparkRun:
+    """One :func:`~riskmodel.score_batch` on Spark: the session, the work folder at a URI
+    next to ``out``, the stages, and the publication of the output."""
+
+    def __init__(self, spark, out, tag: str, timings: dict):
+        self.spark = spark
+        self.timings = timings
+        self.fs = HadoopFS(spark, str(out))
+        self.out = self.fs.qualify(str(out))
+        self.work = join(self.fs.parent(self.out), f".tmp-{self.fs.name(self.out)}-{tag}")
+        self.staging = Path(tempfile.mkdtemp(prefix="riskmodel-spark-"))
+        self._broadcast = None
+
+    def close(self) -> None:
+        if self._broadcast is not None:
+            with contextlib.suppress(Exception):
+                self._broadcast.unpersist()
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.fs.close()
+
+    # -- the work folder -----------------------------------------------------------------
+
+    def _path(self, *names: str) -> str:
+        return join(self.work, *names)
+
+    def _done(self, stage: str, i: int) -> bool:
+        return self.fs.exists(self._path(stage, f"chunk={i}", "_SUCCESS"))
+
+    def _seed(self):
+        """One row of nulls: it makes a chunk's task run even when the chunk has no rows."""
+        from pyspark.sql import functions as F
+
+        return self.spark.range(1).select(*[F.lit(None).cast(t).alias(c) for c, t in
+                                            zip(_BLOB_COLS, ("string", "string", "int", "binary"), strict=True)])
+
+    def _blobs(self, *paths: str):
+        return self.spark.read.parquet(*paths).select(*_BLOB_COLS)
+
+    def _write(self, frame, uri: str, *, by: str | None = None) -> None:
+        writer = frame.write.mode("overwrite").option("compression", "uncompressed")
+        (writer.partitionBy(by) if by else writer).parquet(uri)
+
+    # -- stages --------------------------------------------------------------------------
+
+    def stage(self, *, events, entities, predictor, as_of: pd.Timestamp, reasons: str, chunk_disputes: int,
+              max_inactive, params: dict, now: pd.Timestamp) -> Staged:
+        """Partition, prepare and score every chunk not done yet; returns the chunks'
+        results in a local folder for the shared finalize."""
+        from ...model import save_model_dir
+
+        schema = predictor.model._schema()
+        t0 = time.perf_counter()
+        ev = _read_input(self.spark, self.fs, events, "events", list(schema.event_columns))
+        en = None if entities is None else _read_input(self.spark, self.fs, entities, "entities",
+                                                        entity_columns(schema))
+        for inp in (ev, en):
+            if inp is not None and inp.fingerprint is None:
+                inp.fingerprint = _content_fingerprint(inp)
+        _check_executors(self.spark)
+        _log(f"inputs read, executors checked ({time.perf_counter() - t0:.1f}s)")
+        state = {**params, "input": ev.fingerprint, "entities": None if en is None else en.fingerprint}
+        resumed = False
+        if self.fs.exists(self.work):
+            try:
+                old = self.fs.read_json(self._path("state.json"))
+                old_now = pd.Timestamp(old.pop("now"))
+            except Exception:  # noqa: BLE001 - an unreadable state is a stale one
+                old = None
+            if old == state:
+                resumed, now = True, old_now
+            else:
+                self.fs.delete(self.work)
+        state["now"] = str(now)
+        if not resumed:
+            self.fs.mkdirs(self.work)
+            self.fs.write_json(self._path("state.json"), state)
+
+        marker = self._path("partition.json")
+        if self.fs.exists(marker):
+            part = self.fs.read_json(marker)
+        else:
+            try:
+                part = self._partition(ev, en, schema, chunk_disputes)
+            except DataError:
+                self.fs.delete(self.work)
+                raise
+            self.fs.write_json(marker, part)
+            _log(f"partitioned {part['disputes_counted']:,} disputes into {part['n_chunks']} chunks "
+                 f"({time.perf_counter() - t0:.1f}s)")
+        n_chunks = part["n_chunks"]
+        self.timings["read"] = self.timings.get("read", 0.0) + time.perf_counter() - t0
+
+        model_dir = save_model_dir(predictor.model, self.staging / "model")
+        files = {p.name: p.read_bytes() for p in sorted(model_dir.iterdir())}
+        self._broadcast = self.spark.sparkContext.broadcast(files)
+        job = ChunkJob(schema=schema, n_chunks=n_chunks, now=now, as_of=as_of, reasons=reasons,
+                       max_inactive=max_inactive,
+                       events=RowFormat.from_json(part["events"], _spark_to_pandas),
+                       entities=None if part["entities"] is None else
+                       RowFormat.from_json(part["entities"], _spark_to_pandas),
+                       model_files=self._broadcast,
+                       model_meta=(predictor.model_name, predictor.model_version, predictor.run_id, predictor.uri))
+
+        self._run_chunks("prepare", [i for i in range(n_chunks) if not self._done("prepared", i)],
+                         functools.partial(self._prepare, job))
+        context = n_chunks > 1 and predictor.model.features_.context_need() is not None
+        self._run_chunks("score", [i for i in range(n_chunks) if not self._done("scores", i)],
+                         functools.partial(self._score, job, context, en is not None))
+        t1 = time.perf_counter()
+        counts = self._download(n_chunks, en is not None)
+        _log(f"read the chunks' results ({time.perf_counter() - t1:.1f}s)")
+        return Staged(work=self.staging, n_chunks=n_chunks, counts=counts, description=ev.description,
+                      fingerprint=ev.fingerprint, entities=None if en is None else en.fingerprint,
+                      resumed=resumed, now=now)
+
+    def _partition(self, ev: _Input, en: _Input | None, schema, chunk_disputes: int) -> dict:
+        """Type, count and hash every input row into its chunk's ``parts/chunk=<i>``."""
+        formats = {}
+        for inp in (ev, en):
+            if inp is not None:
+                formats[inp.role] = _parquet_format(self.fs, inp) if inp.mode == "parquet" else _finish_format(inp)
+        n_ids = _count_disputes(ev, formats["events"], schema.entity_col)
+        if en is not None and en.mode != "frame" and not _action(lambda: en.sdf.take(1), "reading entities"):
+            raise DataError("entities is empty (0 rows); there is nothing to work on.")
+        n_chunks = max(1, math.ceil(n_ids / chunk_disputes))
+        pieces = []
+        for inp in (ev, en):
+            if inp is None:
+                continue
+            id_col = schema.entity_col if inp.role == "events" else schema.entities_id
+            if inp.mode == "frame":
+                pieces.append(self._frame_parts(inp, id_col, n_chunks, schema))
+                continue
+            split = functools.partial(split_rows, formats[inp.role], id_col, n_chunks, inp.role,
+                                      inp.files if inp.files is not None else None)
+            pieces.append(inp.sdf.mapInArrow(split, f"chunk int, {_BLOB_DDL}"))
+        rows = pieces[0] if len(pieces) == 1 else pieces[0].unionByName(pieces[1])
+        _action(lambda: self._write(rows, self._path("parts"), by="chunk"), "partitioning the input")
+        return {"n_chunks": n_chunks, "disputes_counted": n_ids,
+                "events": formats["events"].to_json(),
+                "entities": None if en is None else formats["entities"].to_json()}
+
+    def _frame_parts(self, inp: _Input, id_col: str, n_chunks: int, schema):
+        """A pandas input, split on the driver (it is there already) into per-chunk parquet."""
+        import io
+
+        frame = inp.frame
+        if inp.role == "entities":
+            frame = validated_entities(frame, schema)
+        else:
+            frame = frame[inp.columns]
+        bucket = bucket_of(frame[id_col], n_chunks)
+        rows = []
+        for b in sorted(set(bucket.tolist())):
+            buf = io.BytesIO()
+            try:
+                frame[bucket == b].reset_index(drop=True).to_parquet(buf, index=False)
+            except Exception as exc:  # noqa: BLE001 - a column Arrow cannot hold
+                raise DataError(f"the {inp.role} DataFrame cannot be shipped to Spark as parquet: {exc}. Use "
+                                "engine='local', or give the columns one type each.") from exc
+            for batch in blob_batches(inp.role, buf.getvalue(), chunk=pa.scalar(b, pa.int32())):
+                rows.append(batch.to_pandas())
+        blobs = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+            {"chunk": pd.Series(dtype="int32"), **{c: pd.Series(dtype=object) for c in _BLOB_COLS}})
+        return self.spark.createDataFrame(blobs, f"chunk int, {_BLOB_DDL}")
+
+    def _prepare(self, job: ChunkJob, i: int) -> None:
+        src = self._path("parts", f"chunk={i}")
+        rows = self._seed()
+        if self.fs.exists(src):
+            rows = self._blobs(src).unionByName(rows)
+        out = rows.coalesce(1).mapInArrow(functools.partial(prepare_rows, job, i), f"kind string, {_BLOB_DDL}")
+        self._write(out, self._path("prepared", f"chunk={i}"), by="kind")
+
+    def _score(self, job: ChunkJob, context: bool, entities: bool, i: int) -> None:
+        own = self._path("prepared", f"chunk={i}")
+        paths = [join(own, "kind=clean")] + ([join(own, "kind=entities")] if entities else [])
+        if context:
+            paths += [self._path("prepared", f"chunk={j}", "kind=summary") for j in range(job.n_chunks)]
+        rows = self._blobs(*paths).unionByName(self._seed())
+        out = rows.coalesce(1).mapInArrow(functools.partial(score_rows, job, i), _BLOB_DDL)
+        self._write(out, self._path("scores", f"chunk={i}"))
+
+    def _run_chunks(self, stage: str, pending: list[int], run_one) -> None:
+        """One Spark job per pending chunk, as many at once as the cluster has cores."""
+        if not pending:
+            return
+        sc = self.spark.sparkContext
+        width = max(1, min(len(pending), sc.defaultParallelism))
+        t0, errors = time.perf_counter(), []
+        with ThreadPoolExecutor(width, thread_name_prefix=f"riskmodel-{stage}") as pool:
+            futures = {pool.submit(run_one, i): i for i in pending}
+            for k, future in enumerate(as_completed(futures), start=1):
+                try:
+                    future.result()
+                except Exception as exc:  # noqa: BLE001 - the first failure stops the others
+                    if not errors:
+                        sc.cancelAllJobs()
+                    errors.append(exc)
+                    continue
+                _log(f"{stage} chunk {futures[future] + 1} done ({k}/{len(pending)}, "
+                     f"{time.perf_counter() - t0:.1f}s)")
+        if errors:
+            translated = _translate(errors[0], f"{'preparing' if stage == 'prepare' else 'scoring'} chunks")
+            if translated is errors[0]:
+                raise errors[0]
+            raise translated from errors[0]
+
+    def _download(self, n_chunks: int, entities: bool) -> dict:
+        """The chunks' entities rows, rejects, not-scored rows, scores and markers, into the
+        local folder (the local engine's layout); returns the input's row and dispute counts."""
+        paths = []
+        for i in range(n_chunks):
+            own = self._path("prepared", f"chunk={i}")
+            paths += [join(own, "kind=rejects"), join(own, "kind=chunk"), self._path("scores", f"chunk={i}")]
+            paths += [join(own, "kind=entities")] if entities else []
+        table = _action(lambda: self._blobs(*paths).toArrow(), "reading the chunks' results")
+        for sub in ("parts", "prepared", "scores"):
+            (self.staging / sub).mkdir(exist_ok=True)
+        for name, data in gather_blobs(table.to_batches()).items():
+            (self.staging / name).write_bytes(data[0])
+        markers = [json.loads((self.staging / "prepared" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
+                   for i in range(n_chunks)]
+        return {"rows": sum(m["rows"] for m in markers), "disputes": sum(m["disputes"] for m in markers),
+                "n_chunks": n_chunks}
+
+    def publish(self, final: Path) -> None:
+        """Copy the finished output to ``<work>/final``, rename it onto ``out`` (an existing
+        ``out`` is moved aside first, then deleted) and delete the work folder."""
+        target = self._path("final")
+        self.fs.delete(target)
+        self.fs.upload(final, target)
+        aside = None
+        if self.fs.exists(self.out):
+            aside = join(self.fs.parent(self.out), f".old-{self.fs.name(self.out)}-{os.getpid()}")
+            self.fs.delete(aside)
+            self.fs.rename(self.out, aside)
+        self.fs.rename(target, self.out)
+        if aside is not None:
+            self.fs.delete(aside)
+        self.fs.delete(self.work)
+
+
+@contextlib.contextmanager
+def spark_run(*, out, tag: str, master: str | None, events, timings: dict):
+    """A :class:`SparkRun` in a Spark session (see :func:`_session`; a Spark DataFrame
+    input brings its own); ``timings["spark_session"]`` gets the time to start it."""
+    t0 = time.perf_counter()
+    session = events.sparkSession if _is_spark_frame(events) else None
+    with warnings.catch_warnings(), _session(master, session) as spark:
+        # our outputs are checked against the local engine's; pyspark's blanket notice is noise
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                                category=FutureWarning)
+        timings["spark_session"] = timings.get("spark_session", 0.0) + time.perf_counter() - t0
+        run = SparkRun(spark, out, tag, timings)
+        try:
+            yield run
+        finally:
+            run.close()
+
