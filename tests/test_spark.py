@@ -261,3 +261,17 @@ def test_missing_pyspark_is_a_config_error(monkeypatch, model_dir, data, tmp_pat
                     as_of=AS_OF, out=tmp_path / "out", engine="spark")
     assert list(tmp_path.iterdir()) == []
 
+
+def test_reading_an_incomplete_output_is_refused(spark, model_dir, data, tmp_path):
+    """The output appears by a rename; where storage copies instead (an object store), a
+    reader that finds a file of the manifest missing refuses the folder."""
+    from riskmodel import read_nightly
+
+    out = tmp_path / "night"
+    score_batch(model=str(model_dir), events=data["inputs"]["parquet"], entities=data["entities"], as_of=AS_OF,
+                out=out.as_uri(), chunk_disputes=CHUNK, engine="spark")
+    assert len(read_nightly(out).scores) > 0
+    (out / "worklists.parquet").unlink()
+    with pytest.raises(DataError, match=r"incomplete: its manifest.json lists \['worklists.parquet'\]"):
+        read_nightly(out)
+

@@ -76,7 +76,8 @@ def read_nightly(path) -> NightlyOutput:
     Raises
     ------
     DataError
-        The folder or its ``scores.parquet`` is missing or unreadable.
+        The folder or its ``scores.parquet`` is missing or unreadable, or a file its
+        ``manifest.json`` lists is missing.
     """
     path = Path(path)
     if not path.is_dir():
@@ -93,6 +94,11 @@ def read_nightly(path) -> NightlyOutput:
             manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataError(f"could not read {path / 'manifest.json'}: {exc}") from exc
+        # a copy onto storage without atomic renames (an object store) can be caught half done
+        missing = [name for name in manifest.get("files", []) if not (path / name).exists()]
+        if missing:
+            raise DataError(f"{path} is incomplete: its manifest.json lists {format_examples(missing)}, which "
+                            "are missing (a copy still in progress, or an interrupted one).")
     optional = {name: _read_parquet(path / f"{name}.parquet") if (path / f"{name}.parquet").exists() else None
                 for name in ("worklists", "not_scored")}
     return NightlyOutput(path=path, scores=scores, manifest=manifest, **optional)
