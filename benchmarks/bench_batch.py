@@ -6,18 +6,29 @@ split by stage, peak RSS (of a fresh subprocess per run) and the ratio of the to
 to LightGBM's own ``booster.predict`` on the same feature matrix (the baseline, timed in
 the same run).
 
+With ``--engine spark`` the same input is then scored on Spark (``--master``, default
+``local-cluster[2,1,1024]``: two executor JVMs with their own Python workers), in a
+fresh process per run, against the local engine's runs above as the baseline: wall time,
+disputes per second, the driver's and each executor's peak memory (the executor JVM plus
+its Python workers, sampled from ``/proc`` every half second), and whether the outputs are
+identical.
+
     .venv/bin/python benchmarks/bench_batch.py --disputes 100000
+    .venv/bin/python benchmarks/bench_batch.py --disputes 1000000 --engine spark --repeats 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +37,8 @@ _RUN = textwrap.dedent(
     import json, sys
     from riskmodel.batch._job import score_batch
     m = score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
-                    out=sys.argv[5], chunk_disputes=int(sys.argv[6]))
+                    out=sys.argv[5], chunk_disputes=int(sys.argv[6]), engine=sys.argv[7],
+                    master=sys.argv[8] or None)
     # VmHWM is this process's own high-water mark (ru_maxrss survives exec: it would
     # report the parent's peak)
     with open("/proc/self/status") as f:
@@ -37,16 +49,98 @@ _RUN = textwrap.dedent(
 )
 
 
-def _score_in_subprocess(model_dir, events, entities, as_of, out, chunk_disputes) -> dict:
-    """``score_batch`` in a fresh interpreter; its manifest plus ``peak_rss_mb``."""
-    res = subprocess.run(
+def _score_in_subprocess(model_dir, events, entities, as_of, out, chunk_disputes, engine="local",
+                         master=None) -> dict:
+    """``score_batch`` in a fresh interpreter; its manifest plus ``peak_rss_mb`` (the
+    driver's Python process) and, with ``engine="spark"``, ``memory`` (:class:`_Memory`)."""
+    proc = subprocess.Popen(
         [sys.executable, "-c", _RUN, str(model_dir), str(events), str(entities), as_of, str(out),
-         str(chunk_disputes)],
-        capture_output=True, text=True,
+         str(chunk_disputes), engine, master or ""],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    if res.returncode:
-        sys.exit(res.stderr)
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    memory = _Memory(proc.pid) if engine == "spark" else None
+    stdout, stderr = proc.communicate()
+    if memory is not None:
+        memory.stop()
+    if proc.returncode:
+        sys.exit(stderr)
+    manifest = json.loads(stdout.strip().splitlines()[-1])
+    if memory is not None:
+        manifest["memory"] = memory.peaks()
+    return manifest
+
+
+class _Memory(threading.Thread):
+    """Peak resident memory of a Spark run's processes, from ``/proc`` (Linux): each
+    executor (its JVM, ``CoarseGrainedExecutorBackend``, plus its Python daemon and
+    workers) and the driver (its Python process plus its JVM), sampled every half second."""
+
+    def __init__(self, root: int):
+        super().__init__(daemon=True)
+        self.root, self.done = root, threading.Event()
+        self.executors: dict[str, dict] = {}
+        self.driver = 0
+        self.start()
+
+    @staticmethod
+    def _processes() -> dict[int, tuple[int, int, str]]:
+        """pid -> (parent pid, resident kB, command line)."""
+        out = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/status") as f:
+                    rss = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, ValueError, IndexError):
+                continue
+            out[int(entry)] = (ppid, rss, cmd)
+        return out
+
+    def _sample(self) -> None:
+        procs = self._processes()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _, _) in procs.items():
+            children.setdefault(ppid, []).append(pid)
+
+        def subtree(pid: int, stop=lambda p: False) -> list[int]:
+            found, todo = [], [pid]
+            while todo:
+                p = todo.pop()
+                found.append(p)
+                todo.extend(c for c in children.get(p, []) if not stop(c))
+            return found
+
+        is_executor = lambda p: "CoarseGrainedExecutorBackend" in procs[p][2]  # noqa: E731
+        tree = subtree(self.root)
+        for pid in tree:
+            if is_executor(pid):
+                eid = re.search(r"--executor-id (\S+)", procs[pid][2])
+                eid = eid.group(1) if eid else str(pid)
+                jvm = procs[pid][1]
+                python = sum(procs[p][1] for p in subtree(pid) if p != pid)
+                peak = self.executors.setdefault(eid, {"total": 0, "jvm": 0, "python": 0})
+                if jvm + python > peak["total"]:
+                    peak.update(total=jvm + python, jvm=jvm, python=python)
+        self.driver = max(self.driver, sum(procs[p][1] for p in subtree(self.root, is_executor) if p in procs))
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            self._sample()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+    def peaks(self) -> dict:
+        """MB: ``driver`` (Python and JVM) and, per executor id, ``total`` / ``jvm`` / ``python``."""
+        mb = lambda kb: round(kb / 1024)  # noqa: E731
+        return {"driver": mb(self.driver),
+                "executors": {e: {k: mb(v) for k, v in p.items()} for e, p in sorted(self.executors.items())}}
 
 
 def _simulated_input(root: Path, suffix: str, n_disputes: int):
@@ -80,6 +174,9 @@ def main() -> None:
                         help="folder for the data and outputs; simulated inputs found there are reused")
     parser.add_argument("--scaling", action="store_true",
                         help="also score an input 4x smaller and print the peak-memory ratio")
+    parser.add_argument("--engine", choices=["local", "spark"], default="local",
+                        help="spark: also score on Spark, with the local runs as the baseline")
+    parser.add_argument("--master", default="local-cluster[2,1,1024]", help="Spark master for --engine spark")
     args = parser.parse_args()
 
     from _snapshots import simulated_snapshots
@@ -139,6 +236,42 @@ def main() -> None:
         small_peak = statistics.median(peaks)
         print(f"  memory scaling: {small_n:,} disputes peak {small_peak:,.0f} MB, {args.disputes:,} disputes "
               f"peak {rss:,.0f} MB: ratio {rss / small_peak:.2f} for a 4x larger input (target <= 1.3)")
+
+    if args.engine == "spark":
+        _compare_spark(args, model_dir, root, runs, med)
+
+
+def _compare_spark(args, model_dir, root: Path, local_runs: list[dict], local_med: dict) -> None:
+    """Score the same input on Spark; print it beside the local runs of this invocation."""
+    import pandas as pd
+
+    spark_runs = []
+    for i in range(args.repeats):
+        spark_runs.append(_score_in_subprocess(model_dir, root / "events.parquet", root / "entities.parquet",
+                                               args.as_of, root / f"spark{i}", args.chunk_disputes, "spark",
+                                               args.master))
+        m = spark_runs[-1]
+        print(f"spark run {i + 1}: total {m['timings_s']['total']:.1f}s (session start "
+              f"{m['timings_s'].get('spark_session', 0):.1f}s), memory {m['memory']}")
+    total = statistics.median(r["timings_s"]["total"] for r in spark_runs)
+    session = statistics.median(r["timings_s"].get("spark_session", 0.0) for r in spark_runs)
+    c = spark_runs[0]["counts"]
+    same = all((pd.read_parquet(root / "spark0" / f"{n}.parquet")
+                .equals(pd.read_parquet(root / "out0" / f"{n}.parquet")))
+               for n in ("scores", "worklists", "station_summary", "rejects", "not_scored", "drift"))
+    same = same and spark_runs[0]["counts"] == local_runs[0]["counts"]
+    print(f"\nengines on the same {c['disputes_read']:,} disputes ({args.repeats} run(s) each, medians; "
+          f"chunk {args.chunk_disputes:,}, {spark_runs[0]['parameters']['n_chunks']} chunks):")
+    print(f"  local                 : {local_med['total']:7.1f}s, {c['disputes_read'] / local_med['total']:8,.0f} "
+          f"disputes/s, peak RSS {statistics.median(r['peak_rss_mb'] for r in local_runs):,.0f} MB")
+    print(f"  spark {args.master:<16}: {total:7.1f}s, {c['disputes_read'] / total:8,.0f} disputes/s "
+          f"({session:.1f}s of it starting Spark); x{total / local_med['total']:.2f} the local time")
+    mem = spark_runs[0]["memory"]
+    print(f"    driver peak {mem['driver']:,} MB (Python + JVM); Python process alone "
+          f"{spark_runs[0]['peak_rss_mb']:,.0f} MB")
+    for eid, peak in mem["executors"].items():
+        print(f"    executor {eid} peak {peak['total']:,} MB = JVM {peak['jvm']:,} + Python workers {peak['python']:,}")
+    print(f"  outputs identical (scores, work lists, summary, rejects, not-scored, drift, counts): {same}")
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ def test_executors_without_this_riskmodel_are_refused(spark, monkeypatch):
     monkeypatch.setattr(engine, "VERSION", "0.0.0-driver")
     with pytest.raises(ConfigError, match=r"executors run riskmodel .*, the driver 0\.0\.0-driver"):
         engine._check_executors(spark)
-    monkeypatch.setattr(engine, "_PROBE_SOURCE", engine._PROBE_SOURCE.replace("riskmodel.", "riskmodel_absent."))
+    monkeypatch.setattr(engine, "_PROBE_SOURCE", engine._PROBE_SOURCE.replace('"riskmodel"', '"riskmodel_absent"'))
     with pytest.raises(ConfigError, match=r"riskmodel is not installed on the Spark executors.*--archives"):
         engine._check_executors(spark)
 

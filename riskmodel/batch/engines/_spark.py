@@ -82,10 +82,12 @@ __all__ = ["Staged", "require_pyspark", "spark_run"]
 
 #: Spark master used when none is given (and no session is active).
 DEFAULT_MASTER = "local[2]"
-#: SQL settings the run needs: timestamps cross Arrow as UTC, and pandas' nanosecond
-#: parquet timestamps (which Spark refuses) are read as longs and cast back on the executors.
+#: SQL settings the run needs: timestamps cross Arrow as UTC, pandas' nanosecond parquet
+#: timestamps (which Spark refuses) are read as longs and cast back on the executors, and
+#: rows cross to the Python tasks in batches large enough to keep the crossings few.
 _RUN_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.legacy.parquet.nanosAsLong": "true",
-             "spark.sql.execution.arrow.pyspark.enabled": "true"}
+             "spark.sql.execution.arrow.pyspark.enabled": "true",
+             "spark.sql.execution.arrow.maxRecordsPerBatch": "100000"}
 _BLOB_COLS = ("name", "blob", "slice", "data")
 _BLOB_DDL = "name string, blob string, slice int, data binary"
 #: pandas.read_csv's default missing-value tokens (its ``na_values`` documentation).
@@ -214,15 +216,22 @@ def _action(run, what: str):
 # ------------------------------------------------------------------------------------------
 # the library on the executors
 
-# Pickled by value (its module is not importable), so it runs even where riskmodel is not.
-_PROBE_SOURCE = '''
+# Pickled by value (its module is not importable), so it runs even where riskmodel is not;
+# it reads the version file without importing the package (and its scientific stack).
+_PROBE_SOURCE = r'''
 def probe(_):
-    import sys
+    import importlib.util, os, re, sys
+    version = None
     try:
-        from riskmodel._version import VERSION
-    except Exception:  # noqa: BLE001
-        VERSION = None
-    return [(VERSION, sys.version.split()[0], sys.executable)]
+        spec = importlib.util.find_spec("riskmodel")
+        if spec is not None and spec.origin:
+            # the loader reads a file or a zip member (--py-files riskmodel.zip) alike
+            text = spec.loader.get_data(os.path.join(os.path.dirname(spec.origin), "_version.py")).decode()
+            found = re.search(r"^VERSION\s*=\s*[\x22\x27]([^\x22\x27]+)", text, re.M)
+            version = found.group(1) if found else "unknown"
+    except Exception:  # noqa: BLE001 - anything but a readable version is "not installed"
+        version = None
+    return [(version, sys.version.split()[0], sys.executable)]
 '''
 
 
@@ -525,7 +534,10 @@ class SparkRun:
     def _blobs(self, *paths: str):
         return self.spark.read.parquet(*paths).select(*_BLOB_COLS)
 
-    def _write(self, frame, uri: str, *, by: str | None = None) -> None:
+    def _write(self, frame, uri: str, what: str, *, by: str | None = None) -> None:
+        """Write a blob dataset (its rows hold compressed files already) as the job ``what``
+        (the name the Spark UI shows)."""
+        self.spark.sparkContext.setJobDescription(f"riskmodel score: {what}")
         writer = frame.write.mode("overwrite").option("compression", "uncompressed")
         (writer.partitionBy(by) if by else writer).parquet(uri)
 
@@ -624,7 +636,8 @@ class SparkRun:
                                       inp.files if inp.files is not None else None)
             pieces.append(inp.sdf.mapInArrow(split, f"chunk int, {_BLOB_DDL}"))
         rows = pieces[0] if len(pieces) == 1 else pieces[0].unionByName(pieces[1])
-        _action(lambda: self._write(rows, self._path("parts"), by="chunk"), "partitioning the input")
+        _action(lambda: self._write(rows, self._path("parts"), "partition the input", by="chunk"),
+                "partitioning the input")
         return {"n_chunks": n_chunks, "disputes_counted": n_ids,
                 "events": formats["events"].to_json(),
                 "entities": None if en is None else formats["entities"].to_json()}
@@ -659,7 +672,7 @@ class SparkRun:
         if self.fs.exists(src):
             rows = self._blobs(src).unionByName(rows)
         out = rows.coalesce(1).mapInArrow(functools.partial(prepare_rows, job, i), f"kind string, {_BLOB_DDL}")
-        self._write(out, self._path("prepared", f"chunk={i}"), by="kind")
+        self._write(out, self._path("prepared", f"chunk={i}"), f"prepare chunk {i + 1} of {job.n_chunks}", by="kind")
 
     def _score(self, job: ChunkJob, context: bool, entities: bool, i: int) -> None:
         own = self._path("prepared", f"chunk={i}")
@@ -668,7 +681,7 @@ class SparkRun:
             paths += [self._path("prepared", f"chunk={j}", "kind=summary") for j in range(job.n_chunks)]
         rows = self._blobs(*paths).unionByName(self._seed())
         out = rows.coalesce(1).mapInArrow(functools.partial(score_rows, job, i), _BLOB_DDL)
-        self._write(out, self._path("scores", f"chunk={i}"))
+        self._write(out, self._path("scores", f"chunk={i}"), f"score chunk {i + 1} of {job.n_chunks}")
 
     def _run_chunks(self, stage: str, pending: list[int], run_one) -> None:
         """One Spark job per pending chunk, as many at once as the cluster has cores."""
