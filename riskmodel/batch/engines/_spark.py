@@ -150,17 +150,14 @@ def _session(master: str | None, session=None):
         for k in saved:
             os.environ[k] = sys.executable
     builder = SparkSession.builder if master is None else SparkSession.builder.master(master)
-    builder = (
-        builder.appName("riskmodel-score")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-    )
+    builder = builder.appName("riskmodel-score").config("spark.ui.showConsoleProgress", "false")
     for k, v in _RUN_CONF.items():
         builder = builder.config(k, v)
-    if local:  # a cluster's driver must stay reachable from the executors: only local binds here
+    if local:  # a cluster's driver must stay reachable from the executors (and keeps its UI)
         builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
-                   .config("spark.driver.host", "127.0.0.1"))
+                   .config("spark.driver.host", "127.0.0.1")
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.sql.shuffle.partitions", "4"))
         if os.environ.get("PYTHONPATH"):  # local-cluster executors: the driver's riskmodel
             builder = builder.config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
     try:
