@@ -156,7 +156,7 @@ def _plain(value):
 # shared checks
 
 
-def _require_frame(df, what: str, *, allow_empty: bool = False) -> None:
+def require_frame(df, what: str, *, allow_empty: bool = False) -> None:
     if not isinstance(df, (pd.DataFrame, Columns)):  # Columns: built internally (pyfunc's entities)
         raise DataError(f"{what} must be a pandas DataFrame, got {type(df).__name__}.")
     if len(df) == 0 and not allow_empty:
@@ -213,15 +213,17 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     return parsed.astype("datetime64[ns]"), is_aware
 
 
-def _check_kinds(kinds: pd.Series, column: str) -> pd.Series:
+def check_kinds(kinds: pd.Series, column: str) -> pd.Series:
     """Column-level kind check; returns a mask of rows whose kind is not a string."""
     if pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype):
         raise DataError(
             f"events column {column!r} must hold event kinds as strings, got {kinds.dtype} "
             f"(e.g. {format_examples(kinds.head(3))}). Map codes to names, or use .astype(str)."
         )
-    if isinstance(kinds.dtype, pd.CategoricalDtype):
-        kinds = kinds.astype(object)
+    if isinstance(kinds.dtype, pd.CategoricalDtype):  # judge the categories, read by the codes
+        categories = pd.Series(kinds.cat.categories.to_numpy(dtype=object))
+        not_str = np.append(~categories.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool), False)
+        return not_str[kinds.cat.codes.to_numpy()]  # code -1 (missing) reads the final False
     if pd.api.types.is_string_dtype(kinds.dtype) and not pd.api.types.is_object_dtype(kinds.dtype):
         return np.zeros(len(kinds), dtype=bool)  # a string dtype holds only strings and nulls
     if pd.api.types.infer_dtype(kinds, skipna=True) in ("string", "empty"):
@@ -252,11 +254,16 @@ class ScreenedEvents:
     duplicates_dropped: int
     n_rejects: int  #: number of rejected rows
     _raw_rejects: tuple = field(repr=False)
+    kind_col: str | None = None  #: the schema's kind column
 
     @functools.cached_property
     def valid(self) -> pd.DataFrame:
-        """The valid rows as a frame (input order, schema columns, times parsed)."""
-        return self.columns.to_frame()
+        """The valid rows as a frame (input order, schema columns, times parsed, kinds as
+        strings: a categorical kind column is read by its codes until here)."""
+        frame = self.columns.to_frame()
+        if self.kind_col in frame and isinstance(frame[self.kind_col].dtype, pd.CategoricalDtype):
+            frame[self.kind_col] = frame[self.kind_col].astype(str)
+        return frame
 
     @functools.cached_property
     def rejects(self) -> pd.DataFrame:
@@ -265,19 +272,23 @@ class ScreenedEvents:
 
 
 def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
-    """Stable order by (code, time); an O(n) radix pass when times are already sorted."""
+    """Stable order by (code, time): nothing for rows already in that order, else a stable
+    sort by time (none for time-sorted rows) and radix passes over the codes."""
     if len(codes) == 0:
         return np.zeros(0, dtype=np.int64)
-    if not bool((t_ns[1:] >= t_ns[:-1]).all()):
-        return np.lexsort((t_ns, codes))
-    # time-sorted extracts (the common case): a stable sort by code keeps time order;
-    # NumPy's stable sort of 16-bit integers is a radix sort, so sort 16 bits at a time
+    same = codes[1:] == codes[:-1]
+    if bool((codes[1:] >= codes[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
+        return np.arange(len(codes), dtype=np.int64)  # already in (entity, time) order
+    # by time first (skipped when the rows are in time order), then a stable sort by code
+    # keeps the time order within each code; NumPy's stable sort of 16-bit integers is a
+    # radix sort, so the codes are sorted 16 bits at a time
+    order = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else np.argsort(t_ns, kind="stable")
     codes = codes.astype(np.uint64)
-    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
-    shift = 16
-    while int(codes.max()) >> shift:
-        digit = ((codes[order] >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.uint16)
-        order = order[np.argsort(digit, kind="stable")]
+    shift = 0
+    while shift == 0 or int(codes.max()) >> shift:
+        digit = ((codes if order is None else codes[order]) >> np.uint64(shift)) & np.uint64(0xFFFF)
+        step = np.argsort(digit.astype(np.uint16), kind="stable")
+        order = step if order is None else order[step]
         shift += 16
     return order
 
@@ -323,12 +334,12 @@ def screen_events(
     mixed timezones) raise :class:`DataError`: no row can be trusted then. ``sort_ids``
     numbers entities in sorted id order (else in any order, whichever is faster).
     """
-    _require_frame(events, "events")
+    require_frame(events, "events")
     require_columns(events, schema.event_columns, "events")
     original = events  # duplicates are judged on every column, not only the schema's
     columns = {col: events[col] for col in schema.event_columns}
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
-    not_str_kind = _check_kinds(columns[schema.kind_col], schema.kind_col)
+    not_str_kind = check_kinds(columns[schema.kind_col], schema.kind_col)
 
     # default: the end of tomorrow (UTC) - a whole day, so reruns on one day agree exactly
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
@@ -367,8 +378,6 @@ def screen_events(
     else:
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
-    if isinstance(columns[schema.kind_col].dtype, pd.CategoricalDtype):
-        columns[schema.kind_col] = columns[schema.kind_col].astype(str)
 
     order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids)
     # exact duplicates share (entity, time), so after the sort they are neighbours
@@ -394,7 +403,7 @@ def screen_events(
             order, codes, t_ns = order[~dup], codes[~dup], t_ns[~dup]
     return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
-                          _raw_rejects=(raw_bad, reasons, schema.event_columns))
+                          _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col)
 
 
 def isna_mask(values: pd.Series) -> np.ndarray:
@@ -595,7 +604,7 @@ def validated_entity_columns(
     if entities is None:
         return None
     schema = schema or EventSchema()
-    _require_frame(entities, "entities", allow_empty=allow_empty)
+    require_frame(entities, "entities", allow_empty=allow_empty)
     id_col = schema.entities_id
     needed = [id_col] + schema.entity_feature_columns
     needed += [schema.closed_col] if schema.closed_col else []
@@ -759,7 +768,7 @@ def validate_cutoffs(
     a mismatch is an error.
     """
     schema = schema or EventSchema()
-    _require_frame(cutoffs, "cutoffs")
+    require_frame(cutoffs, "cutoffs")
     needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
     require_columns(cutoffs, needed, "cutoffs")
     null_ids = isna_mask(cutoffs[schema.entity_col])

@@ -29,11 +29,15 @@ from ..data import (
     EventSchema,
     Timeline,
     arrow_string_array,
+    check_kinds,
     entity_order,
     first_per_code,
     gather,
     isna_mask,
     lookup_positions,
+    parse_times,
+    require_columns,
+    require_frame,
     screen_events,
     validate_cutoffs,
     validate_entities,
@@ -331,6 +335,24 @@ def prepare_events(
     return prepared
 
 
+def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Index, bool]:
+    """The codes of the events' string kinds (missing and non-string kinds left out), the
+    kinds, and whether times carry a timezone: what ``fit`` learns from, without screening
+    or sorting the log."""
+    if isinstance(events, PreparedEvents):
+        codes, uniques = events.codes(schema.kind_col)
+        return codes, uniques, events.tz_aware
+    require_frame(events, "events")
+    require_columns(events, schema.event_columns, "events")
+    kinds = events[schema.kind_col]
+    check_kinds(kinds, schema.kind_col)
+    _, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
+    codes, uniques = _factorize(kinds)
+    is_str = np.array([isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
+    codes = np.asarray(codes, dtype=np.int64)
+    return codes[is_str[codes]], uniques, tz_aware
+
+
 def _encode_in_background(events, column: str) -> concurrent.futures.Future | None:
     """Start :func:`_factorize` of a large Arrow string column in a thread (Arrow's
     encoding releases the GIL, so it runs beside the NumPy work); ``None`` otherwise."""
@@ -537,6 +559,9 @@ class FeatureBuilder(BaseEstimator):
     def fit(self, events, cutoffs=None, *, entities=None):
         """Learn the kinds and category vocabularies and the output columns.
 
+        Reads the kind and time columns only: no row is screened or sorted here (``transform``
+        screens the events it is given; :func:`prepare_events` once for both).
+
         Parameters
         ----------
         events : DataFrame or PreparedEvents
@@ -552,8 +577,7 @@ class FeatureBuilder(BaseEstimator):
         """
         self._validate_params()
         schema = self._schema()
-        prepared = prepare_events(events, schema)
-        codes, uniques = prepared.codes(schema.kind_col)
+        codes, uniques, tz_aware = _kind_codes_and_tz(events, schema)
         counts = pd.Series(np.bincount(codes, minlength=len(uniques)), index=uniques.astype(object))
         counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
         self.kinds_ = sorted(counts.index[: self.max_kinds].tolist())
@@ -565,7 +589,7 @@ class FeatureBuilder(BaseEstimator):
             ents = validate_entities(entities, schema)
             for col in schema.entity_categorical_cols:
                 self.categories_[col] = [str(v) for v in ents[col].cat.categories]
-        self.tz_aware_ = prepared.tz_aware
+        self.tz_aware_ = tz_aware
         self.feature_names_out_, self.categorical_features_ = self._plan_columns()
         self.n_features_out_ = len(self.feature_names_out_)
         return self
