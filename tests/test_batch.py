@@ -140,7 +140,7 @@ def test_chunk_context_gives_whole_log_features(model_dir, data, tmp_path):
         warnings.simplefilter("ignore", DataWarning)
         chunks = []
         for i in range(n_chunks):
-            clean, _, summary = prepare_chunk(events[chunk_of_event == i].reset_index(drop=True), schema,
+            clean, _, summary, _ = prepare_chunk(events[chunk_of_event == i].reset_index(drop=True), schema,
                                               entities=entities[chunk_of_entity == i])
             summary.to_parquet(tmp_path / f"summary-{i}.parquet", index=False)
             chunks.append(clean)
@@ -207,6 +207,69 @@ def test_fatal_error_keeps_previous_output(model_dir, data, tmp_path):
         score_batch(model=str(model_dir), events=data["events"].drop(columns=["time"]),
                     entities=data["entities"], as_of=AS_OF, out=out)
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+# ------------------------------------------------------------------------------------------
+# accounting: not-open reasons, exact duplicates
+
+
+def _not_open_reference(events: pd.DataFrame, entities: pd.DataFrame, as_of: str,
+                        max_inactive: str = "365D") -> pd.Series:
+    """Per dispute, why it is not open at ``as_of`` (the docs' rule, in plain pandas), or
+    ``"open"``; a dispute meeting several reasons gets the first of: no events, escalated,
+    closed, dormant."""
+    t = pd.Timestamp(as_of)
+    ids = pd.Index(events["dispute_id"].unique())
+    before = events[events["time"] < t]
+    last = before.groupby("dispute_id")["time"].max().reindex(ids)
+    escalated = ids.isin(before.loc[before["kind"].isin(["criminal_case", "injury"]), "dispute_id"])
+    closed_at = entities.set_index("dispute_id")["closed_at"].reindex(ids)
+    closed = (closed_at <= t).to_numpy()
+    dormant = (t - last > pd.Timedelta(max_inactive)).to_numpy()
+    reason = np.select(
+        [last.isna().to_numpy(), escalated, closed, dormant],
+        ["no events before as_of", "escalated before as_of", "closed before as_of",
+         f"dormant: no event in the {max_inactive} before as_of"], "open")
+    return pd.Series(reason, index=ids, name="reason")
+
+
+def test_not_open_reasons_match_a_reference(model_dir, data, tmp_path):
+    sim = data["sim"]
+    # disputes silent for 60 days are dormant: the simulated city then has every kind of
+    # not-open dispute, so each reason is checked
+    m = score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=AS_OF,
+                    out=tmp_path / "out", chunk_disputes=400, open_rule_max_inactive="60D")
+    expected = _not_open_reference(sim.events, sim.entities, AS_OF, max_inactive="60D")
+    counts = expected.value_counts()
+    assert set(counts.index) == {"open", "no events before as_of", "escalated before as_of",
+                                 "closed before as_of", "dormant: no event in the 60D before as_of"}
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert sorted(scores["dispute_id"]) == sorted(expected.index[expected == "open"])
+    not_scored = pd.read_parquet(tmp_path / "out" / "not_scored.parquet").set_index("dispute_id")["reason"]
+    pd.testing.assert_series_equal(not_scored.sort_index(), expected[expected != "open"].sort_index(),
+                                   check_names=False, check_index_type=False)
+    assert m["counts"]["not_open_by_reason"] == {k: int(v) for k, v in counts.drop("open").items()}
+    assert m["counts"]["disputes_not_open"] == int((expected != "open").sum())
+
+
+def test_exact_duplicates_are_counted_and_reconcile(model_dir, data, tmp_path):
+    """Exact duplicate rows are scored once, counted in the manifest, and every input row is
+    clean, rejected or a counted duplicate."""
+    kw = dict(model=str(model_dir), entities=data["entities"], as_of=AS_OF, chunk_disputes=400)
+    events = data["events"]
+    base = score_batch(events=events, out=tmp_path / "base", **kw)["counts"]
+    valid = events.index[pd.to_datetime(events["time"], errors="coerce").lt(AS_OF) & events["dispute_id"].notna()]
+    copies = events.loc[valid[::97][:25]]
+    copies = pd.concat([copies, copies.iloc[:5]])  # five rows now come three times
+    dup = score_batch(events=pd.concat([events, copies], ignore_index=True), out=tmp_path / "dup", **kw)["counts"]
+    assert base["events_duplicates_dropped"] == 0
+    assert dup["events_duplicates_dropped"] == 30
+    assert dup["events_read"] == base["events_read"] + 30
+    for c in (base, dup):
+        assert c["events_read"] == c["events_clean"] + c["events_rejected"] + c["events_duplicates_dropped"]
+        assert c["reconciles"]
+    assert dup["events_clean"] == base["events_clean"] and dup["events_rejected"] == base["events_rejected"]
+    _assert_same_outputs(tmp_path / "dup", tmp_path / "base")
 
 
 _RUN = textwrap.dedent(

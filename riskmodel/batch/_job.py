@@ -225,7 +225,9 @@ def score_batch(
     -------
     dict
         The manifest (also written to ``out / "manifest.json"``); ``counts`` reconcile:
-        ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open``.
+        ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open`` and
+        ``events_read == events_clean + events_rejected + events_duplicates_dropped`` (exact
+        duplicate rows, identical in every column, are scored once and counted here).
         ``monitoring`` compares tonight's features and scores with the model's training
         reference (see :func:`riskmodel.model._drift.drift_report`): ``status`` (``ok``,
         ``watch``, ``act``, or ``no_reference`` for a model saved without one),
@@ -350,6 +352,8 @@ def score_batch(
     timings["monitor"] = timings.get("monitor", 0.0) + time.perf_counter() - t_m
     rej_disputes = sum(info["disputes_rejected"] for info in stage_times)
     rej_rows = len(result["rejects"])
+    clean_rows = sum(info["clean_rows"] for info in stage_times)
+    dup_rows = sum(info["duplicates_dropped"] for info in stage_times)
     n_scored = len(result["scores"])
     n_not_open = len(result["not_scored"])
     n_read = counts["disputes"]
@@ -367,11 +371,14 @@ def score_batch(
         "counts": {
             "events_read": counts["rows"],
             "events_rejected": rej_rows,
+            "events_duplicates_dropped": dup_rows,
+            "events_clean": clean_rows,
             "disputes_read": n_read,
             "disputes_scored": n_scored,
             "disputes_rejected": rej_disputes,
             "disputes_not_open": n_not_open,
-            "reconciles": n_read == n_scored + rej_disputes + n_not_open,
+            "reconciles": (n_read == n_scored + rej_disputes + n_not_open
+                           and counts["rows"] == clean_rows + rej_rows + dup_rows),
             "not_open_by_reason": {str(k): int(v) for k, v in
                                    result["not_scored"]["reason"].value_counts().sort_index().items()},
             "tiers": {t: int(tiers.get(t, 0)) for t in ("red", "yellow", "blue")},
