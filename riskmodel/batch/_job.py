@@ -52,11 +52,15 @@ Resume
 Each stage writes one parquet per chunk, then a ``.done`` marker; a killed run (even
 ``kill -9``) restarts from the last marker and produces the same output as an
 uninterrupted run. The work directory is ``out.parent / ".tmp-<name>-<as_of>"``; its
-``state.json`` records the input fingerprint and parameters, and a mismatch discards it.
+``state.json`` records the input and entities fingerprints, the model's URI and the
+parameters; any mismatch discards it. Every file is
+written under a temporary name and renamed; ``out`` appears or is replaced only by a
+rename. The tests kill a real process at each stage (:mod:`riskmodel._faults`).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -70,6 +74,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError, ModelError
+from .._faults import crash_point
 from ..data import EventSchema
 from ..model import (
     check_thresholds,
@@ -317,6 +322,7 @@ def score_batch(
             shutil.rmtree(work, ignore_errors=True)
             raise
         counts = {"rows": n_rows, "disputes": n_ids, "n_chunks": n_chunks}
+        crash_point("batch.partition")
         mark_done(part_marker, counts)
     n_chunks = counts["n_chunks"]
     timings["read"] += time.perf_counter() - t0
@@ -393,9 +399,11 @@ def score_batch(
     timings["write"] += time.perf_counter() - t_w
     manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     manifest["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    crash_point("batch.finalize")
     (final / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str),
                                          encoding="utf-8")
     _swap_in(final, out)
+    crash_point("batch.cleanup")
     shutil.rmtree(work, ignore_errors=True)
     warn_if_drifting(monitoring)
     return manifest
@@ -428,14 +436,14 @@ def _log_monitoring(report: dict, as_of: pd.Timestamp, predictor) -> str | None:
 
 
 def _swap_in(final: Path, out: Path) -> None:
-    """Rename ``final`` onto ``out``; an existing ``out`` is moved aside first, then deleted."""
-    aside = None
+    """Rename ``final`` onto ``out``; an existing ``out`` is moved aside first, then deleted
+    (with any left aside by a run killed between the two renames)."""
     if out.exists():
         aside = out.parent / f".old-{out.name}-{os.getpid()}"
         if aside.exists():
             shutil.rmtree(aside)
         os.rename(out, aside)
+    crash_point("batch.rename")
     os.rename(final, out)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
+    for old in out.parent.glob(glob.escape(f".old-{out.name}-") + "*"):
+        shutil.rmtree(old, ignore_errors=True)
