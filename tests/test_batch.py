@@ -302,7 +302,7 @@ def other_model_dir(tmp_path_factory) -> Path:
     return train_model_dir(tmp_path_factory.mktemp("other"), 2000, start="2022-01-01", end="2024-12-31", seed=5)
 
 
-@pytest.mark.parametrize("change", ["events", "entities", "as_of"])
+@pytest.mark.parametrize("change", ["events", "entities", "model", "as_of"])
 def test_a_changed_run_discards_the_killed_runs_work(model_dir, other_model_dir, data, tmp_path, monkeypatch,
                                                      change):
     """Killed after one scored chunk, then rerun with another input, entities table or

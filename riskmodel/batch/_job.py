@@ -52,8 +52,9 @@ Resume
 Each stage writes one parquet per chunk, then a ``.done`` marker; a killed run (even
 ``kill -9``) restarts from the last marker and produces the same output as an
 uninterrupted run. The work directory is ``out.parent / ".tmp-<name>-<as_of>"``; its
-``state.json`` records the input and entities fingerprints, the model's URI and the
-parameters; any mismatch discards it. Every file is
+``state.json`` records the input and entities fingerprints, the model (its URI and a
+fingerprint of its trees and spec, so a model retrained into the same folder counts as
+another), the parameters and the library version; any mismatch discards it. Every file is
 written under a temporary name and renamed; ``out`` appears or is replaced only by a
 rename. The tests kill a real process at each stage (:mod:`riskmodel._faults`).
 """
@@ -75,12 +76,14 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError, ModelError
 from .._faults import crash_point
+from .._version import VERSION
 from ..data import EventSchema
 from ..model import (
     check_thresholds,
     drift_report,
     drift_table,
     merge_counts,
+    model_fingerprint,
     warn_if_drifting,
 )
 from ._core import STAGES
@@ -283,9 +286,12 @@ def score_batch(
         "input": source.fingerprint,
         "entities": None if entities is None else (
             frame_fingerprint(entities) if isinstance(entities, pd.DataFrame) else file_fingerprint(Path(entities))),
-        "model": [predictor.uri, predictor.model_name, predictor.model_version, predictor.run_id],
+        # the fingerprint: a model retrained into the same folder (same URI) is another model
+        "model": [predictor.uri, predictor.model_name, predictor.model_version, predictor.run_id,
+                  model_fingerprint(predictor.model)],
         "as_of": str(as_of), "reasons": reasons, "chunk_disputes": int(chunk_disputes),
         "max_inactive": open_rule_max_inactive, "engine": engine,
+        "riskmodel": VERSION,  # another version's chunk files may differ (or lack counts)
     }
     # Latest plausible event time: fixed per day (identical reruns) and kept on resume.
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
