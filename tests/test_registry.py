@@ -167,6 +167,59 @@ def test_two_concurrent_train_processes_both_succeed(tmp_path):
     assert sorted(int(v.version) for v in client.search_model_versions("name='dispute-risk'")) == [1, 2]
 
 
+def _small_experiment(folder: Path, n_disputes: int) -> Path:
+    """baseline.toml, made small: one backtest fold, few bootstrap draws and trees."""
+    text = (REPO / "experiments" / "baseline.toml").read_text()
+    for old, new in (("n_disputes = 20000", f"n_disputes = {n_disputes}"), ("n_folds = 3", "n_folds = 1"),
+                     ('start = "2022-01-01"', 'start = "2023-01-01"'), ("n_bootstrap = 200", "n_bootstrap = 10"),
+                     ("n_estimators = 400", "n_estimators = 40")):
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / "exp.toml"
+    path.write_text(text)
+    return path
+
+
+def _complete_versions(client, name: str) -> list[str]:
+    """Every version of ``name``, each checked complete: its run finished, its tags and
+    description set; the challenger alias, if any, names one of them."""
+    versions = client.search_model_versions(f"name='{name}'")
+    for mv in versions:
+        assert client.get_run(mv.run_id).info.status == "FINISHED", mv.version
+        assert {"riskmodel.roc_auc", "riskmodel.brier", "riskmodel.data_window", "riskmodel.config"} <= set(mv.tags)
+        assert mv.description and "Intended use" in mv.description
+    return sorted(str(mv.version) for mv in versions)
+
+
+@pytest.mark.slow
+def test_train_killed_anywhere_never_shows_a_half_registered_version(tmp_path):
+    """``riskmodel train`` killed (SIGKILL) at each step of its MLflow logging and
+    registration: no version is ever registered for an unfinished run or without its tags
+    and description, and the challenger alias moves only to a complete version; a run
+    killed before its version exists leaves nothing promote would pick up."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = _small_experiment(tmp_path, 1000)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    train = [sys.executable, "-m", "riskmodel.cli", "train", "--config", str(cfg)]
+    for point in ("train.run", "train.logged", "train.ended", "train.registered"):
+        env = dict(os.environ, MLFLOW_TRACKING_URI=uri, RISKMODEL_DIE_AT=point)
+        killed = subprocess.run(train, env=env, capture_output=True, text=True, timeout=600)
+        assert killed.returncode == -9, (point, killed.stderr[-3000:])
+        versions = _complete_versions(client, "dispute-risk")
+        assert versions == (["1"] if point == "train.registered" else []), point
+        with pytest.raises(rm.ModelError, match="no 'challenger' version"):
+            rm.promote("dispute-risk", tracking=uri)
+    runs = client.search_runs([client.get_experiment_by_name("riskmodel/baseline").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED", "RUNNING", "RUNNING"]
+    done = subprocess.run(train, env=dict(os.environ, MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _complete_versions(client, "dispute-risk") == ["1", "2"]
+    assert str(client.get_model_version_by_alias("dispute-risk", "challenger").version) == "2"
+    record = rm.promote("dispute-risk", tracking=uri)
+    assert record["version"] in ("2", 2)
+
+
 def test_config_errors_are_clear(tmp_path):
     with pytest.raises(rm.ConfigError, match="unknown section"):
         config_from_dict({"nonsense": {}})
