@@ -70,10 +70,11 @@ def test_city_rows_and_weekly_change(nights):
     assert len(city) == 10
     assert city["n"].tolist() == [len(f) for f in nights]
     assert city["n_change"].iloc[:7].isna().all()
+    red_share = [float((night["tier"] == "red").mean()) for night in nights]  # from the scores themselves
+    assert city["red_share"].tolist() == pytest.approx(red_share)
     for i in range(7, 10):
         assert city["n_change"].iloc[i] == len(nights[i]) - len(nights[i - 7])
-        expected = city["red_share"].iloc[i] - city["red_share"].iloc[i - 7]
-        assert city["red_share_change"].iloc[i] == pytest.approx(expected)
+        assert city["red_share_change"].iloc[i] == pytest.approx(red_share[i] - red_share[i - 7])
     by_cat = barometer(nights, area="category")
     assert set(by_cat["category"]) == {"building", "debt"}
 

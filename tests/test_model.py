@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import warnings
 
@@ -31,6 +32,8 @@ from riskmodel import (
 from riskmodel._simulate import simulate_disputes
 from riskmodel.evaluation._metrics import score_metrics
 from riskmodel.lifecycle._pyfunc import score_all
+from riskmodel.model._artifact import load_model_dir, save_model_dir
+from riskmodel.model._model import Calibrator
 
 HORIZON = "90D"
 # one thread: robust and fast enough when other jobs share the two cores
@@ -170,10 +173,12 @@ def test_tier_policy_precision_and_determinism(data, fitted, scored):
     ref_p = np.asarray(model.reference_["probability"])
     ref_y = np.asarray(model.reference_["label"])
     for target, threshold in ((0.3, model.tier_policy_.red_threshold_), (0.1, model.tier_policy_.yellow_threshold_)):
+        assert np.isfinite(threshold), target  # this city reaches both precisions
         flagged = ref_p >= threshold
-        if flagged.any():
-            assert ref_y[flagged].mean() >= target
-    assert np.isfinite(model.tier_policy_.yellow_threshold_)
+        assert flagged.any() and ref_y[flagged].mean() >= target
+        # the lowest such cut: every lower one misses the target
+        for cut in np.unique(ref_p[ref_p < threshold]):
+            assert ref_y[ref_p >= cut].mean() < target, (target, cut)
 
 
 def test_override_lifts_to_red_and_says_so(data, fitted):
@@ -189,6 +194,93 @@ def test_override_lifts_to_red_and_says_so(data, fitted):
     # it is a lift: at least some of these were not red by probability alone
     by_prob = fitted.tier_policy_.assign(out["probability"].to_numpy())
     assert (by_prob != "red").any()
+
+
+# ------------------------------------------------------------------------------------------
+# calibration
+
+
+def _hand_calibrated(stored: dict, raw: np.ndarray) -> np.ndarray:
+    """The stored calibrator's map, applied by hand: isotonic interpolation, or Platt
+    scaling on the logit (raw clipped to [1e-7, 1 - 1e-7])."""
+    params = stored["params"]
+    if stored["chosen"] == "isotonic":
+        return np.interp(raw, params["x"], params["y"])
+    assert stored["chosen"] == "sigmoid"
+    r = np.clip(raw, 1e-7, 1 - 1e-7)
+    return 1.0 / (1.0 + np.exp(-(params["a"] * np.log(r / (1 - r)) + params["b"])))
+
+
+@pytest.mark.parametrize("calibrator", ["fitted", "isotonic", "sigmoid"])
+def test_scoring_applies_the_stored_calibrator(data, fitted, scored, calibrator, tmp_path):
+    """Probabilities and tiers are the stored calibrator's map of LightGBM's own output: the
+    fitted one, or another put in its place, after a round trip through the artifact."""
+    rows, _, X = scored
+    model = copy.deepcopy(fitted)
+    if calibrator == "isotonic":
+        model.calibrator_ = Calibrator.from_dict({"method": "isotonic", "chosen": "isotonic",
+                                                  "params": {"x": [0.0, 0.02, 0.1, 1.0], "y": [0.01, 0.05, 0.4, 0.9]}})
+    elif calibrator == "sigmoid":
+        model.calibrator_ = Calibrator.from_dict({"method": "sigmoid", "chosen": "sigmoid",
+                                                  "params": {"a": 0.7, "b": -0.4}})
+    folder = save_model_dir(model, tmp_path / "model")
+    stored = json.loads((folder / "riskmodel.json").read_text(encoding="utf-8"))["calibrator"]
+    model = load_model_dir(folder)
+    raw = fitted.booster_.predict(X[fitted.feature_names_])  # LightGBM's own scores, uncalibrated
+    expected = _hand_calibrated(stored, raw)
+    assert np.abs(expected - raw).max() > 0.02  # the map matters: skipping it would show
+    out = model.predict(data["ev"], rows, entities=data["sim"].entities, reasons="none")
+    np.testing.assert_allclose(out["probability"].to_numpy(), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(model.predict_proba(data["ev"], rows, entities=data["sim"].entities)[:, 1],
+                               expected, rtol=1e-12, atol=1e-15)
+    tiers, _ = model.tier_policy_.apply(expected, X)
+    assert (out["tier"].astype(str).to_numpy() == tiers).all()
+
+
+def _later_half_log_loss(raw: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Each method fitted on the earlier half, its log loss on the later half."""
+    half = len(raw) // 2
+    losses = {}
+    for method in ("isotonic", "sigmoid"):
+        p = np.clip(Calibrator(method).fit(raw[:half], y[:half]).transform(raw[half:]), 1e-7, 1 - 1e-7)
+        losses[method] = float(-np.mean(y[half:] * np.log(p) + (1 - y[half:]) * np.log(1 - p)))
+    return losses
+
+
+@pytest.mark.parametrize(("link", "winner"), [("logistic", "sigmoid"), ("step", "isotonic")])
+def test_auto_calibration_keeps_the_lower_log_loss_on_later_data(link, winner):
+    """A logistic link on few rows (isotonic overfits) and a step on many (no logistic
+    curve fits it): each time the method with the lower log loss on the later half wins,
+    refitted on the whole slice."""
+    rng = np.random.default_rng(0)
+    n = 400 if link == "logistic" else 20_000
+    raw = rng.uniform(0.01, 0.6, n)
+    true = 1 / (1 + np.exp(-(1.3 * np.log(raw / (1 - raw)) - 0.5))) if link == "logistic" else np.where(raw < 0.3, 0.03, 0.5)
+    y = (rng.random(n) < true).astype(int)
+    losses = _later_half_log_loss(raw, y)
+    cal = Calibrator("auto").fit(raw, y)
+    assert min(losses, key=losses.get) == winner  # the two cases do differ
+    assert cal.chosen_ == winner
+    assert cal.selection_ == pytest.approx(losses, rel=1e-12)
+    assert cal.params_ == Calibrator(winner).fit(raw, y).params_
+
+
+def test_auto_calibration_judges_on_the_later_rows_in_time():
+    """``order`` (the rows' time order) decides which half is 'later', not the row order."""
+    rng = np.random.default_rng(1)
+    raw = rng.uniform(0.01, 0.6, 2000)
+    y = (rng.random(2000) < raw).astype(int)
+    order = rng.permutation(2000)
+    by_time = Calibrator("auto").fit(raw, y, order=order)
+    assert by_time.selection_ == Calibrator("auto").fit(raw[order], y[order]).selection_
+    assert by_time.selection_ != Calibrator("auto").fit(raw, y).selection_
+
+
+def test_fitted_model_kept_its_lower_log_loss_calibrator(fitted):
+    selection = fitted.calibrator_.selection_
+    assert set(selection) == {"isotonic", "sigmoid"}
+    assert fitted.calibrator_.chosen_ == min(selection, key=selection.get)
+    assert fitted.training_summary_["calibration_method"] == fitted.calibrator_.chosen_
 
 
 # ------------------------------------------------------------------------------------------

@@ -82,6 +82,9 @@ def test_gate_refuses_a_worse_model_then_force_and_rollback(store, first):
     assert result.champion_comparison is not None
     record = rm.promote("dispute-risk")
     assert record["decision"] == "refused", record
+    # a model this much worse loses on AUC beyond the tolerance, whatever else it fails
+    assert not record["checks"]["auc_not_worse"], record
+    assert record["figures"]["model_roc_auc"] < record["figures"]["champion_roc_auc"] - 0.005
     client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == first.version
     tag = json.loads(client.get_model_version("dispute-risk", result.version).tags["riskmodel.gate"])
@@ -167,6 +170,59 @@ def test_two_concurrent_train_processes_both_succeed(tmp_path):
     assert sorted(int(v.version) for v in client.search_model_versions("name='dispute-risk'")) == [1, 2]
 
 
+def _small_experiment(folder: Path, n_disputes: int) -> Path:
+    """baseline.toml, made small: one backtest fold, few bootstrap draws and trees."""
+    text = (REPO / "experiments" / "baseline.toml").read_text()
+    for old, new in (("n_disputes = 20000", f"n_disputes = {n_disputes}"), ("n_folds = 3", "n_folds = 1"),
+                     ('start = "2022-01-01"', 'start = "2023-01-01"'), ("n_bootstrap = 200", "n_bootstrap = 10"),
+                     ("n_estimators = 400", "n_estimators = 40")):
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / "exp.toml"
+    path.write_text(text)
+    return path
+
+
+def _complete_versions(client, name: str) -> list[str]:
+    """Every version of ``name``, each checked complete: its run finished, its tags and
+    description set; the challenger alias, if any, names one of them."""
+    versions = client.search_model_versions(f"name='{name}'")
+    for mv in versions:
+        assert client.get_run(mv.run_id).info.status == "FINISHED", mv.version
+        assert {"riskmodel.roc_auc", "riskmodel.brier", "riskmodel.data_window", "riskmodel.config"} <= set(mv.tags)
+        assert mv.description and "Intended use" in mv.description
+    return sorted(str(mv.version) for mv in versions)
+
+
+@pytest.mark.slow
+def test_train_killed_anywhere_never_shows_a_half_registered_version(tmp_path):
+    """``riskmodel train`` killed (SIGKILL) at each step of its MLflow logging and
+    registration: no version is ever registered for an unfinished run or without its tags
+    and description, and the challenger alias moves only to a complete version; a run
+    killed before its version exists leaves nothing promote would pick up."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = _small_experiment(tmp_path, 1000)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    train = [sys.executable, "-m", "riskmodel.cli", "train", "--config", str(cfg)]
+    for point in ("train.run", "train.logged", "train.ended", "train.registered"):
+        env = dict(os.environ, MLFLOW_TRACKING_URI=uri, RISKMODEL_DIE_AT=point)
+        killed = subprocess.run(train, env=env, capture_output=True, text=True, timeout=600)
+        assert killed.returncode == -9, (point, killed.stderr[-3000:])
+        versions = _complete_versions(client, "dispute-risk")
+        assert versions == (["1"] if point == "train.registered" else []), point
+        with pytest.raises(rm.ModelError, match="no 'challenger' version"):
+            rm.promote("dispute-risk", tracking=uri)
+    runs = client.search_runs([client.get_experiment_by_name("riskmodel/baseline").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED", "RUNNING", "RUNNING"]
+    done = subprocess.run(train, env=dict(os.environ, MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _complete_versions(client, "dispute-risk") == ["1", "2"]
+    assert str(client.get_model_version_by_alias("dispute-risk", "challenger").version) == "2"
+    record = rm.promote("dispute-risk", tracking=uri)
+    assert record["version"] in ("2", 2)
+
+
 def test_config_errors_are_clear(tmp_path):
     with pytest.raises(rm.ConfigError, match="unknown section"):
         config_from_dict({"nonsense": {}})
@@ -176,3 +232,133 @@ def test_config_errors_are_clear(tmp_path):
         load_config(tmp_path / "missing.toml")
     own = load_config(REPO / "experiments" / "own_data.toml")
     assert own.schema.entity_col == "case_no" and own.data.source == "files"
+
+
+# ------------------------------------------------------------------------------------------
+# the promotion gate, one criterion at a time (versions made by hand: no training)
+
+# A challenger that passes every check of a first promotion (no champion yet).
+FIRST = {"model_roc_auc": 0.80, "model_brier": 0.050, "tiers_ordered": 1.0,
+         "base_rate_roc_auc": 0.50, "base_rate_brier": 0.060,
+         "logistic_counts_roc_auc": 0.78, "logistic_counts_brier": 0.052,
+         "checklist_roc_auc": 0.70, "checklist_brier": 0.055}
+# A challenger that passes every check against a champion scored on the same fold.
+AGAINST = {"model_roc_auc": 0.80, "model_brier": 0.050, "tiers_ordered": 1.0,
+           "champion_roc_auc": 0.80, "champion_brier": 0.050}
+AUC_TOL, BRIER_TOL, EPS = 0.005, 0.02, 1e-4
+
+
+@pytest.fixture(scope="module")
+def gate_store(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('gate') / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("gate")
+    return uri, client, experiment
+
+
+def _hand_made_version(gate_store, name: str, metrics: dict, tags: dict | None = None, alias: str = "challenger") -> str:
+    """A finished run with these metrics and tags, registered as a version of ``name``."""
+    from mlflow.entities import Metric
+
+    _, client, experiment = gate_store
+    run = client.create_run(experiment)
+    run_id = run.info.run_id
+    client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()])
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value)
+    client.set_terminated(run_id)
+    try:
+        client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        pass
+    version = str(client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version)
+    client.set_registered_model_alias(name, alias, version)
+    return version
+
+
+def _failed(record: dict) -> set[str]:
+    return {name for name, ok in record["checks"].items() if not ok}
+
+
+_FIRST_CASES = {  # case: (metric changes, the one check that must fail, or None: passes)
+    "passes": ({}, None),
+    "tiers_not_ordered": ({"tiers_ordered": 0.0}, "tiers_ordered"),
+    "auc_not_above_base_rate_by_tolerance": ({"base_rate_roc_auc": 0.80 - AUC_TOL + EPS}, "auc_beats_base_rate"),
+    "auc_above_base_rate_by_tolerance": ({"base_rate_roc_auc": 0.80 - AUC_TOL - EPS}, None),
+    "brier_not_below_base_rate": ({"base_rate_brier": 0.050}, "brier_beats_base_rate"),
+    "auc_below_logistic_beyond_tolerance": ({"logistic_counts_roc_auc": 0.80 + AUC_TOL + EPS},
+                                            "auc_not_worse_than_logistic_counts"),
+    "auc_below_logistic_within_tolerance": ({"logistic_counts_roc_auc": 0.80 + AUC_TOL - EPS}, None),
+    "brier_above_logistic_beyond_tolerance": ({"logistic_counts_brier": 0.050 / (1 + BRIER_TOL) - 1e-5},
+                                              "brier_not_worse_than_logistic_counts"),
+    "brier_above_logistic_within_tolerance": ({"logistic_counts_brier": 0.050 / (1 + BRIER_TOL) + 1e-5}, None),
+    "auc_below_checklist_beyond_tolerance": ({"checklist_roc_auc": 0.80 + AUC_TOL + EPS},
+                                             "auc_not_worse_than_checklist"),
+    "brier_above_checklist_beyond_tolerance": ({"checklist_brier": 0.050 / (1 + BRIER_TOL) - 1e-5},
+                                               "brier_not_worse_than_checklist"),
+}
+
+
+@pytest.mark.parametrize("case", list(_FIRST_CASES))
+def test_first_promotion_gate_refuses_on_each_criterion(gate_store, case):
+    changes, failing = _FIRST_CASES[case]
+    uri, client, _ = gate_store
+    name = f"first-{case}"
+    version = _hand_made_version(gate_store, name, {**FIRST, **changes})
+    record = rm.promote(name, tracking=uri)
+    assert set(record["checks"]) == {"tiers_ordered", "auc_beats_base_rate", "brier_beats_base_rate",
+                                     "auc_not_worse_than_logistic_counts", "brier_not_worse_than_logistic_counts",
+                                     "auc_not_worse_than_checklist", "brier_not_worse_than_checklist"}
+    assert _failed(record) == ({failing} if failing else set())
+    assert record["decision"] == ("refused" if failing else "passed")
+    gate = json.loads(client.get_model_version(name, version).tags["riskmodel.gate"])
+    assert gate["decision"] == record["decision"] and gate["checks"] == record["checks"]
+    champion = _alias(client, name, "champion")
+    assert champion == (None if failing else version)
+
+
+def _alias(client, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+_AGAINST_CASES = {  # case: (metric changes, tags, promote's keywords, the one failing check or None)
+    "passes": ({}, {}, {}, None),
+    "tiers_not_ordered": ({"tiers_ordered": 0.0}, {}, {}, "tiers_ordered"),
+    "auc_worse_beyond_tolerance": ({"champion_roc_auc": 0.80 + AUC_TOL + EPS}, {}, {}, "auc_not_worse"),
+    "auc_worse_within_tolerance": ({"champion_roc_auc": 0.80 + AUC_TOL - EPS}, {}, {}, None),
+    "auc_worse_within_a_wider_tolerance": ({"champion_roc_auc": 0.81}, {}, {"auc_tolerance": 0.02}, None),
+    "auc_worse_beyond_a_narrower_tolerance": ({"champion_roc_auc": 0.80 + EPS}, {}, {"auc_tolerance": 0.0},
+                                              "auc_not_worse"),
+    "brier_worse_beyond_tolerance": ({"champion_brier": 0.050 / (1 + BRIER_TOL) - 1e-5}, {}, {}, "brier_not_worse"),
+    "brier_worse_within_tolerance": ({"champion_brier": 0.050 / (1 + BRIER_TOL) + 1e-5}, {}, {}, None),
+    "brier_worse_within_a_wider_tolerance": ({"champion_brier": 0.045}, {}, {"brier_tolerance": 0.2}, None),
+    "compared_with_another_champion": ({}, {"champion.compared_version": "999"}, {}, "same_fold_comparison"),
+    "champion_not_scored": ({}, {"champion.compared_version": "none"}, {}, "same_fold_comparison"),
+    "champion_figures_missing": ({"champion_roc_auc": None}, {}, {}, "same_fold_comparison"),
+}
+
+
+@pytest.mark.parametrize("case", list(_AGAINST_CASES))
+def test_gate_against_the_champion_refuses_on_each_criterion(gate_store, case):
+    changes, tags, keywords, failing = _AGAINST_CASES[case]
+    uri, client, _ = gate_store
+    name = f"against-{case}"
+    champion = _hand_made_version(gate_store, name, FIRST, alias="champion")
+    metrics = {k: v for k, v in {**AGAINST, **changes}.items() if v is not None}
+    challenger = _hand_made_version(gate_store, name, metrics, {"champion.compared_version": champion, **tags})
+    record = rm.promote(name, tracking=uri, **keywords)
+    if "same_fold_comparison" in (failing or ""):
+        assert record["checks"] == {"tiers_ordered": True, "same_fold_comparison": False}
+    else:
+        assert set(record["checks"]) == {"tiers_ordered", "auc_not_worse", "brier_not_worse"}
+    assert _failed(record) == ({failing} if failing else set())
+    assert record["decision"] == ("refused" if failing else "passed")
+    assert str(record["previous_champion"]) == champion
+    assert _alias(client, name, "champion") == (champion if failing else challenger)
+    if failing:  # an operator may still force it, saying why
+        forced = rm.promote(name, tracking=uri, force=True, reason="test", **keywords)
+        assert forced["decision"] == "forced" and _failed(forced) == {failing}
+        assert _alias(client, name, "champion") == challenger

@@ -89,18 +89,40 @@ def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFram
 
 
 def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | None = None,
-                  entities: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Validate one chunk: (clean events, row rejects, summary rows); ``now`` bounds times,
-    ``entities`` (the chunk's rows) give the summary rows' groups."""
+                  entities: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+    """Validate one chunk.
+
+    Parameters
+    ----------
+    raw : DataFrame
+        The chunk's input rows.
+    schema : EventSchema
+    now : Timestamp, optional
+        Latest plausible event time.
+    entities : DataFrame, optional
+        The chunk's entities rows (they give the summary rows' groups).
+
+    Returns
+    -------
+    clean : DataFrame
+        Valid events, sorted by entity and time, exact duplicates dropped.
+    rejects : DataFrame
+        Bad rows with a ``reject_reason``.
+    summary : DataFrame
+        The rows other chunks' cross-dispute features read (:func:`summary_rows`).
+    duplicates_dropped : int
+        Exact duplicate rows dropped (identical in every column to a kept row): every
+        input row is clean, rejected or one of these.
+    """
     if len(raw) == 0:
         empty = raw.iloc[:0]
         return empty, empty.astype(str).assign(reject_reason=pd.Series(dtype=object)), \
-            summary_rows(empty, schema, entities)
+            summary_rows(empty, schema, entities), 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        clean, rejects, _ = split_invalid_events(raw, schema, now=now)
+        clean, rejects, info = split_invalid_events(raw, schema, now=now)
     rejects = rejects.reset_index(drop=True)
-    return clean, rejects, summary_rows(clean, schema, entities)
+    return clean, rejects, summary_rows(clean, schema, entities), int(info["duplicates_dropped"])
 
 
 def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,

@@ -52,11 +52,16 @@ Resume
 Each stage writes one parquet per chunk, then a ``.done`` marker; a killed run (even
 ``kill -9``) restarts from the last marker and produces the same output as an
 uninterrupted run. The work directory is ``out.parent / ".tmp-<name>-<as_of>"``; its
-``state.json`` records the input fingerprint and parameters, and a mismatch discards it.
+``state.json`` records the input and entities fingerprints, the model (its URI and a
+fingerprint of its trees and spec, so a model retrained into the same folder counts as
+another), the parameters and the library version; any mismatch discards it. Every file is
+written under a temporary name and renamed; ``out`` appears or is replaced only by a
+rename. The tests kill a real process at each stage (:mod:`riskmodel._faults`).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -70,12 +75,15 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError, ModelError
+from .._faults import crash_point
+from .._version import VERSION
 from ..data import EventSchema, frame_fingerprint
 from ..model import (
     check_thresholds,
     drift_report,
     drift_table,
     merge_counts,
+    model_fingerprint,
     warn_if_drifting,
 )
 from ._core import STAGES
@@ -225,7 +233,9 @@ def score_batch(
     -------
     dict
         The manifest (also written to ``out / "manifest.json"``); ``counts`` reconcile:
-        ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open``.
+        ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open`` and
+        ``events_read == events_clean + events_rejected + events_duplicates_dropped`` (exact
+        duplicate rows, identical in every column, are scored once and counted here).
         ``monitoring`` compares tonight's features and scores with the model's training
         reference (see :func:`riskmodel.model._drift.drift_report`): ``status`` (``ok``,
         ``watch``, ``act``, or ``no_reference`` for a model saved without one),
@@ -276,9 +286,12 @@ def score_batch(
         "input": source.fingerprint,
         "entities": None if entities is None else (
             frame_fingerprint(entities) if isinstance(entities, pd.DataFrame) else file_fingerprint(Path(entities))),
-        "model": [predictor.uri, predictor.model_name, predictor.model_version, predictor.run_id],
+        # the fingerprint: a model retrained into the same folder (same URI) is another model
+        "model": [predictor.uri, predictor.model_name, predictor.model_version, predictor.run_id,
+                  model_fingerprint(predictor.model)],
         "as_of": str(as_of), "reasons": reasons, "chunk_disputes": int(chunk_disputes),
         "max_inactive": open_rule_max_inactive, "engine": engine,
+        "riskmodel": VERSION,  # another version's chunk files may differ (or lack counts)
     }
     # Latest plausible event time: fixed per day (identical reruns) and kept on resume.
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
@@ -315,6 +328,7 @@ def score_batch(
             shutil.rmtree(work, ignore_errors=True)
             raise
         counts = {"rows": n_rows, "disputes": n_ids, "n_chunks": n_chunks}
+        crash_point("batch.partition")
         mark_done(part_marker, counts)
     n_chunks = counts["n_chunks"]
     timings["read"] += time.perf_counter() - t0
@@ -350,6 +364,8 @@ def score_batch(
     timings["monitor"] = timings.get("monitor", 0.0) + time.perf_counter() - t_m
     rej_disputes = sum(info["disputes_rejected"] for info in stage_times)
     rej_rows = len(result["rejects"])
+    clean_rows = sum(info["clean_rows"] for info in stage_times)
+    dup_rows = sum(info["duplicates_dropped"] for info in stage_times)
     n_scored = len(result["scores"])
     n_not_open = len(result["not_scored"])
     n_read = counts["disputes"]
@@ -367,11 +383,14 @@ def score_batch(
         "counts": {
             "events_read": counts["rows"],
             "events_rejected": rej_rows,
+            "events_duplicates_dropped": dup_rows,
+            "events_clean": clean_rows,
             "disputes_read": n_read,
             "disputes_scored": n_scored,
             "disputes_rejected": rej_disputes,
             "disputes_not_open": n_not_open,
-            "reconciles": n_read == n_scored + rej_disputes + n_not_open,
+            "reconciles": (n_read == n_scored + rej_disputes + n_not_open
+                           and counts["rows"] == clean_rows + rej_rows + dup_rows),
             "not_open_by_reason": {str(k): int(v) for k, v in
                                    result["not_scored"]["reason"].value_counts().sort_index().items()},
             "tiers": {t: int(tiers.get(t, 0)) for t in ("red", "yellow", "blue")},
@@ -386,9 +405,11 @@ def score_batch(
     timings["write"] += time.perf_counter() - t_w
     manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     manifest["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    crash_point("batch.finalize")
     (final / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str),
                                          encoding="utf-8")
     _swap_in(final, out)
+    crash_point("batch.cleanup")
     shutil.rmtree(work, ignore_errors=True)
     warn_if_drifting(monitoring)
     return manifest
@@ -421,14 +442,14 @@ def _log_monitoring(report: dict, as_of: pd.Timestamp, predictor) -> str | None:
 
 
 def _swap_in(final: Path, out: Path) -> None:
-    """Rename ``final`` onto ``out``; an existing ``out`` is moved aside first, then deleted."""
-    aside = None
+    """Rename ``final`` onto ``out``; an existing ``out`` is moved aside first, then deleted
+    (with any left aside by a run killed between the two renames)."""
     if out.exists():
         aside = out.parent / f".old-{out.name}-{os.getpid()}"
         if aside.exists():
             shutil.rmtree(aside)
         os.rename(out, aside)
+    crash_point("batch.rename")
     os.rename(final, out)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
+    for old in out.parent.glob(glob.escape(f".old-{out.name}-") + "*"):
+        shutil.rmtree(old, ignore_errors=True)

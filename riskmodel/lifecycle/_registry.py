@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, ModelError
+from .._faults import crash_point
 from ..data import frame_fingerprint
 from ..evaluation import make_cutoffs, make_labels
 from ..features import prepare_events
@@ -205,6 +206,7 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     t_min = pd.Timestamp(prepared.times_ns.min())
     t_max = pd.Timestamp(prepared.times_ns.max())
     with retry(mlflow.start_run, run_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
+        crash_point("train.run")
         retry(mlflow.log_params, config.flat_params())
         retry(mlflow.set_tags, {
             "riskmodel.config_fingerprint": config.fingerprint(),
@@ -254,22 +256,46 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
                 signature=signature,
                 input_example=(example, {"as_of": "2024-02-01T00:00:00"}),
                 pip_requirements=[f"riskmodel=={__version__}"],
-                registered_model_name=config.registered_model if register else None,
             )
+            crash_point("train.logged")
         run_id = run.info.run_id
-    timings["mlflow"] = time.perf_counter() - t3
+    crash_point("train.ended")
     version = ""
     if register:
-        version = str(info.registered_model_version)
-        retry(client.set_registered_model_alias, config.registered_model, CHALLENGER, version)
-        for key, value in {
+        version = _register(client, config.registered_model, info, run_id, description=card[:5000], tags={
             "roc_auc": metrics.get("model_roc_auc"), "brier": metrics.get("model_brier"),
             "data_window": f"{t_min} .. {t_max}", "config": config.name,
-        }.items():
-            retry(client.set_model_version_tag, config.registered_model, version, f"riskmodel.{key}", str(value))
-        retry(client.update_model_version, config.registered_model, version, description=card[:5000])
+        })
+    timings["mlflow"] = time.perf_counter() - t3
     return TrainResult(run_id=run_id, model_name=config.registered_model, version=version, model=model,
                        backtest=result, metrics=metrics, champion_comparison=champion, timings=timings)
+
+
+def _register(client, name: str, info, run_id: str, *, description: str, tags: dict) -> str:
+    """Register a logged model as a new version of ``name`` and make it the ``challenger``.
+
+    Called once the run has ended, so a version never points at a run still running. The
+    version is created with its tags and description in one call; moving the alias is the
+    last step, the one that makes it visible to :func:`promote`. A process killed before
+    that leaves at most a complete version that no alias names.
+
+    Returns
+    -------
+    str
+        The new version.
+    """
+    try:
+        retry(client.create_registered_model, name)
+    except Exception as exc:  # noqa: BLE001 - an earlier run (or a concurrent one) created it
+        if "already exists" not in str(exc).lower():
+            raise
+    mv = retry(client.create_model_version, name, source=info.model_uri, run_id=run_id,
+               tags={f"riskmodel.{k}": str(v) for k, v in tags.items()}, description=description,
+               model_id=getattr(info, "model_id", None))
+    version = str(mv.version)
+    crash_point("train.registered")
+    retry(client.set_registered_model_alias, name, CHALLENGER, version)
+    return version
 
 
 # ------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ the drift reference the model keeps, and its artifact (LightGBM text + JSON, no 
 Imports neither MLflow nor pyspark.
 """
 
-from ._artifact import load_model_dir, save_model_dir
+from ._artifact import load_model_dir, model_fingerprint, save_model_dir
 from ._drift import (
     check_thresholds,
     chunk_counts,
@@ -20,6 +20,6 @@ from ._tiers import TIERS, Override, TierPolicy
 
 __all__ = [
     "TIERS", "Override", "RiskModel", "TierPolicy", "check_thresholds", "chunk_counts", "drift_report",
-    "drift_table", "load_model_dir", "merge_counts", "monitoring_metrics", "raw_attributes",
+    "drift_table", "load_model_dir", "merge_counts", "model_fingerprint", "monitoring_metrics", "raw_attributes",
     "save_model_dir", "warn_if_drifting",
 ]

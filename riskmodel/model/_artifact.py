@@ -13,6 +13,7 @@ Loading parses text and JSON only, so it never executes stored code.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 from pathlib import Path
@@ -27,7 +28,7 @@ from ._model import Calibrator, RiskModel
 from ._reasons import ReasonWriter
 from ._tiers import TierPolicy
 
-__all__ = ["FEATURE_SPEC_VERSION", "load_model_dir", "save_model_dir"]
+__all__ = ["FEATURE_SPEC_VERSION", "load_model_dir", "model_fingerprint", "save_model_dir"]
 
 #: Bump when the meaning of a feature or the artifact layout changes.
 FEATURE_SPEC_VERSION = 1
@@ -94,6 +95,29 @@ def _thin_reference(reference: dict, limit: int = 20_000) -> dict:
         return reference
     idx = np.linspace(0, n - 1, limit).astype(int)
     return {k: [v[i] for i in idx] if isinstance(v, list) and len(v) == n else v for k, v in reference.items()}
+
+
+def model_fingerprint(model: RiskModel) -> str:
+    """A digest of everything a fitted model scores with: its trees and its spec.
+
+    Two models give the same fingerprint only if they hold the same trees, feature
+    configuration, calibrator, tier policy and reason phrases, whatever their name or
+    path: the nightly batch records it, so that work done with another model (say, one
+    retrained into the same folder) is never resumed.
+
+    Parameters
+    ----------
+    model : RiskModel
+        A fitted model.
+
+    Returns
+    -------
+    str
+        24 hexadecimal digits.
+    """
+    digest = hashlib.sha256(model.booster_.model_to_string().encode("utf-8"))
+    digest.update(json.dumps(model_spec(model), sort_keys=True, default=str).encode("utf-8"))
+    return digest.hexdigest()[:24]
 
 
 def save_model_dir(model: RiskModel, path) -> Path:

@@ -186,7 +186,8 @@ def _threshold_for_share(p: np.ndarray, share: float) -> float:
     if share >= 1:
         return float(-np.inf)
     ranked = np.sort(p)[::-1]
-    k = int(np.floor(share * len(p)))
+    # rounded first: 0.29 * 100 is 28.999999999999996 in floating point, and 29 cases fit
+    k = int(np.floor(round(share * len(p), 9)))
     if k == 0:
         return float(np.nextafter(ranked[0], np.inf))
     t = ranked[k - 1]
