@@ -22,6 +22,7 @@ from ._schema import (
     screen_events,
     sort_by_entity_time,
     split_invalid_events,
+    times_aware,
     validate_cutoffs,
     validate_entities,
     validate_events,
@@ -33,6 +34,6 @@ __all__ = [
     "FEW_VALUES", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
     "arrow_string_array", "cutoffs_at", "entity_order", "expand_ranges", "gather", "isna_mask", "lookup_positions", "lookup_positions_reference", "naive_utc",
     "parse_duration", "raise_rejects", "require_columns", "screen_events", "short_string_keys",
-    "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "validate_cutoffs",
+    "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "times_aware", "validate_cutoffs",
     "validate_entities", "validate_events", "validated_entity_columns",
 ]
