@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import logging
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -50,6 +51,20 @@ from ._family import (
 from .families import FEATURE_FAMILIES
 
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
+
+_log = logging.getLogger("riskmodel")
+_LOGGED_SKIPS: set[str] = set()
+
+
+def _log_skipped(skipped: list[str]) -> None:
+    """One info line naming the families whose inputs are absent, once per process for the
+    same families (a backtest fits the builder once per fold and baseline)."""
+    if not skipped:
+        return
+    line = "feature families skipped, their inputs are absent: " + ", ".join(skipped)
+    if line not in _LOGGED_SKIPS:
+        _LOGGED_SKIPS.add(line)
+        _log.info(line)
 
 #: Default narrative lexicon: groups of Chinese risk keywords (any match counts once per event).
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -243,6 +258,12 @@ class PreparedEvents:
         """
         codes, _ = self._input_codes(column)
         return self._sorted(table[codes])
+
+    def kind_counts(self) -> pd.Series:
+        """How many events of each kind the log holds, most frequent first."""
+        codes, uniques = self.codes(self.schema.kind_col)
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        return pd.Series(counts, index=uniques.astype(object)).sort_values(ascending=False, kind="stable")
 
     def is_kind(self, kinds: Sequence[str]) -> np.ndarray:
         """Boolean mask of sorted rows whose kind is one of ``kinds``."""
@@ -563,6 +584,9 @@ class FeatureBuilder(BaseEstimator):
         self.tz_aware_ = prepared.tz_aware
         self.feature_names_out_, self.categorical_features_ = self._plan_columns()
         self.n_features_out_ = len(self.feature_names_out_)
+        skipped = [f"{f.name} ({f.why_inactive(self, schema)})" for f in feature_families()
+                   if f.name in self.families and not f.active(self, schema)]
+        _log_skipped(skipped)
         return self
 
     def _window_labels(self) -> list[str]:
