@@ -78,7 +78,7 @@ from ..model import (
     merge_counts,
     warn_if_drifting,
 )
-from ._core import STAGES
+from ._core import CITY, STAGES
 from ._files import mark_done, read_parts, write_parquet
 from ._inputs import Entities, Source, file_fingerprint, frame_fingerprint
 from .engines._local import run_local_chunks
@@ -150,10 +150,10 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
     worklist = flagged.drop(columns="_g").reset_index(drop=True)
     write_parquet(worklist, final / "worklists.parquet")
 
-    tiers = scores.assign(_g=scores[station].fillna("(unknown)") if station else "all")
+    tiers = scores.assign(_g=scores[station].fillna("(unknown)") if station else CITY)
     summary = pd.crosstab(tiers["_g"], tiers["tier"].astype(str)).reindex(columns=["red", "yellow", "blue"],
                                                                         fill_value=0)
-    summary.index.name = station or "group"
+    summary.index.name = station or "area"
     summary.columns.name = None
     summary = summary.reset_index()
     summary["total"] = summary[["red", "yellow", "blue"]].sum(axis=1)
@@ -171,7 +171,7 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
         not_scored = pd.DataFrame({ent: pd.Series(dtype=object), "reason": pd.Series(dtype=object)})
     not_scored = not_scored.sort_values(ent, kind="stable").reset_index(drop=True)
     write_parquet(not_scored, final / "not_scored.parquet")
-    return {"scores": scores, "rejects": rejects, "not_scored": not_scored}
+    return {"scores": scores, "rejects": rejects, "not_scored": not_scored, "area": station}
 
 
 def score_batch(
@@ -188,6 +188,7 @@ def score_batch(
     open_rule_max_inactive: str | None = "365D",
     drift_thresholds: dict | None = None,
     monitor_mlflow: bool = False,
+    overwrite: bool = False,
 ) -> dict:
     """Score every dispute open at ``as_of`` and write scores, work lists and a manifest.
 
@@ -202,7 +203,8 @@ def score_batch(
     as_of : datetime-like
         The scoring moment; features use events strictly before it.
     out : path
-        Output directory; replaced atomically when the run completes.
+        Output directory (one per night); written atomically when the run completes. An
+        existing folder is refused unless ``overwrite``.
     entities : DataFrame or path, optional
         One row per dispute (read whole). Needed by models fitted with entities; its
         ``closed_col`` closes disputes, and its categorical columns ride along in the scores.
@@ -220,6 +222,9 @@ def score_batch(
         Also log the drift figures as metrics of a run named by ``as_of`` in the MLflow
         experiment ``dispute-risk-monitoring`` (store: ``MLFLOW_TRACKING_URI`` or the
         local default); a logging failure warns and is recorded in the manifest.
+    overwrite : bool, default=False
+        Replace an existing ``out`` folder (atomically, when the run completes). Without
+        it an existing folder is an error, so a night is never replaced by mistake.
 
     Returns
     -------
@@ -235,6 +240,8 @@ def score_batch(
 
     Raises
     ------
+    ConfigError
+        ``out`` exists and ``overwrite`` is false. Nothing is written.
     DataError
         Unreadable input, missing columns, invalid entities. Nothing is written to ``out``.
     ModelError
@@ -259,6 +266,13 @@ def score_batch(
     if as_of.tzinfo is not None:
         as_of = as_of.tz_convert("UTC").tz_localize(None)
     out = Path(out)
+    if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
+        what = "a folder" if out.is_dir() else "a file"
+        raise ConfigError(
+            f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Pass "
+            "overwrite=True to replace it, or another out= (one folder per night).",
+            cli=f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Add "
+                "--overwrite to replace it, or give another --out (one folder per night).")
     tag = as_of.strftime("%Y%m%dT%H%M%S")
     work = out.parent / f".tmp-{out.name}-{tag}"
 
@@ -268,7 +282,10 @@ def score_batch(
     source = Source(events, schema)
     ents = None if entities is None else Entities(entities, schema)
     if predictor.model.features_.has_entities_ and ents is None:
-        raise DataError("this model was trained with an entities table; pass entities=... to score_batch.")
+        what = (f"model {predictor.uri} was trained with an entities table (one row per dispute: "
+                f"{schema.entity_feature_columns})")
+        raise DataError(f"{what}; pass it to score_batch(entities=...).",
+                        cli=f"{what}; pass it with --entities PATH (parquet or CSV).")
     timings = dict.fromkeys(STAGES, 0.0)
     timings["read"] += time.perf_counter() - t_read
 
@@ -350,6 +367,7 @@ def score_batch(
     timings["monitor"] = timings.get("monitor", 0.0) + time.perf_counter() - t_m
     rej_disputes = sum(info["disputes_rejected"] for info in stage_times)
     rej_rows = len(result["rejects"])
+    dup_rows = sum(info.get("duplicates_dropped", 0) for info in stage_times)
     n_scored = len(result["scores"])
     n_not_open = len(result["not_scored"])
     n_read = counts["disputes"]
@@ -362,11 +380,16 @@ def score_batch(
                   "entities": state["entities"]},
         "model": {"name": predictor.model_name, "version": predictor.model_version, "run_id": predictor.run_id,
                   "uri": predictor.uri},
+        # the user's column names, for every command that reads this folder back
+        "schema": schema.to_dict(),
+        "area": result["area"],
         "parameters": {"latest_plausible_event_time": str(now), "reasons": reasons, "chunk_disputes": int(chunk_disputes), "n_chunks": n_chunks,
                        "open_rule_max_inactive": open_rule_max_inactive},
         "counts": {
             "events_read": counts["rows"],
+            "events_used": counts["rows"] - rej_rows - dup_rows,
             "events_rejected": rej_rows,
+            "events_duplicates_dropped": dup_rows,
             "disputes_read": n_read,
             "disputes_scored": n_scored,
             "disputes_rejected": rej_disputes,

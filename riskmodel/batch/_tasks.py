@@ -92,7 +92,9 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
     write_parquet(rejects, prep / f"rejects-{i:05d}.parquet")
     write_parquet(summary, prep / f"summary-{i:05d}.parquet")
     t3 = time.perf_counter()
-    mark_done(prep / f"chunk-{i:05d}.done", {"disputes_rejected": n_rej, "rows": len(raw),
+    # the rows neither clean nor rejected are the exact duplicates the screening dropped
+    n_dup = len(raw) - len(clean) - len(rejects)
+    mark_done(prep / f"chunk-{i:05d}.done", {"disputes_rejected": n_rej, "rows": len(raw), "duplicates_dropped": n_dup,
                                              "timings": {"read": t_read, "validate": t2 - t1, "write": t3 - t2}})
     return len(raw)
 
