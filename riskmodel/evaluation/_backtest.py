@@ -492,8 +492,8 @@ def _run_fold(i, prepared, cut, train, test, c, *, model, entities, checklist, n
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         fitted = clone(model).fit(_events_before(prepared, c), train_cut, entities=entities)
-        X_train = fitted.transform_features(prepared, train_cut, entities=entities)
-        X_test = fitted.transform_features(prepared, test_cut, entities=entities)
+        X_train = fitted.transform_features(prepared, train_cut, entities=entities, utc=True)
+        X_test = fitted.transform_features(prepared, test_cut, entities=entities, utc=True)
     _record_warnings(caught, notes, i)
     scored = fitted.score_features(X_test, test_cut, reasons="none")
     probs = {"model": scored["probability"].to_numpy(dtype=float)}

@@ -312,7 +312,7 @@ class RiskModel(BaseEstimator):
         if features.schema is None:
             features.set_params(schema=schema)
         features.fit(prepared, entities=entities)
-        X = features.transform(prepared, cut, entities=entities)
+        X = features._transform_valid_cutoffs(prepared, cut, entities=entities)
         t_features = time.perf_counter()
 
         part = time_split(cut["as_of"], (self.validation_fraction, self.calibration_fraction))
@@ -397,13 +397,17 @@ class RiskModel(BaseEstimator):
         if not hasattr(self, "booster_"):
             raise ModelError("this RiskModel is not fitted yet; call fit(events, cutoffs) first.")
 
-    def transform_features(self, events, cutoffs, *, entities=None, context_events=None) -> pd.DataFrame:
+    def transform_features(self, events, cutoffs, *, entities=None, context_events=None,
+                           utc: bool = False) -> pd.DataFrame:
         """The model's feature matrix for ``cutoffs`` (columns in training order).
 
         ``context_events``: see :meth:`FeatureBuilder.transform` (chunked scoring).
+        ``utc``: naive ``as_of`` values are UTC, whatever the model's convention, as in the
+        frames the library writes (predictions, nightly scores, backtest folds); otherwise
+        the cutoffs must use the training data's timezone convention.
         """
         self._check_fitted()
-        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
+        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=None if utc else self.features_.tz_aware_)
         return self._features_of_valid_cutoffs(events, cut, entities=entities, context_events=context_events)
 
     def _matrix_layout(self):
@@ -565,10 +569,13 @@ class RiskModel(BaseEstimator):
         for i in np.flatnonzero([bool(r) for r in fired]):
             rule_text = "; ".join(f"[规则] {r.reason_zh or r.name} / [rule] {r.reason_en or r.name}" for r in fired[i])
             phrases[i] = rule_text + ("; " + phrases[i] if phrases[i] else "")
+        as_of = cutoffs["as_of"]
+        if isinstance(as_of.dtype, pd.DatetimeTZDtype):  # outputs hold naive UTC, as validated cutoffs do
+            as_of = as_of.dt.tz_convert("UTC").dt.tz_localize(None)
         out = pd.DataFrame(
             {
                 schema.entity_col: cutoffs[schema.entity_col].to_numpy(),
-                "as_of": cutoffs["as_of"].to_numpy(),
+                "as_of": as_of.to_numpy(),
                 "probability": prob,
                 "tier": pd.Categorical.from_codes(_tier_codes(tiers), dtype=_TIER_DTYPE, validate=False),
                 "reasons": phrases,

@@ -141,7 +141,8 @@ def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str) -
                         "as_of": cases.loc[need, "last_scored_as_of"].to_numpy()})
     prepared = _prepare(events, rm._schema())
     cut[rm._schema().entity_col] = cut[rm._schema().entity_col].astype(prepared.frame[rm._schema().entity_col].dtype)
-    scored = rm.predict(prepared, cut, entities=entities, reasons="all")
+    X = rm.transform_features(prepared, cut, entities=entities, utc=True)  # the batch writes UTC
+    scored = rm.score_features(X, cut, reasons="all")
     reasons = cases["reasons"].copy()
     reasons.loc[need] = scored["reasons"].to_numpy()
     return reasons

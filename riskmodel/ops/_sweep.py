@@ -355,7 +355,7 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
             case_as_of = pd.Timestamp(outcome.min()) if len(outcome) else pd.Timestamp(scores["as_of"].max())
             case_row = pd.DataFrame({ent: [own[ent].iloc[0]], "as_of": [case_as_of]})
             cut = pd.concat([cut, case_row.astype({ent: cut[ent].dtype})], ignore_index=True)
-    X = rm.transform_features(prepared, cut, entities=entities)
+    X = rm.transform_features(prepared, cut, entities=entities, utc=True)  # the batch writes UTC
     contrib = rm.explain(X).drop(columns="bias").astype(np.float32)
     prob = rm.calibrator_.transform(rm.predict_raw(X))
     ids = cut[ent].astype(str).to_numpy()
