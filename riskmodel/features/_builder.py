@@ -9,6 +9,8 @@ the same rule: they only see other disputes' events before ``as_of``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import functools
 import logging
 import re
@@ -53,17 +55,30 @@ from .families import FEATURE_FAMILIES
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
 
 _log = logging.getLogger("riskmodel")
-_LOGGED_SKIPS: set[str] = set()
+_SKIPS_LOGGED: contextvars.ContextVar[set | None] = contextvars.ContextVar("riskmodel_skips_logged", default=None)
+_PROCESS_SKIPS: set[str] = set()
+
+
+@contextlib.contextmanager
+def skip_notes():
+    """A scope (a training run) in which each skipped-families line is logged once: the
+    backtest fits a builder per fold and baseline. Outside any scope, once per process."""
+    token = _SKIPS_LOGGED.set(set())
+    try:
+        yield
+    finally:
+        _SKIPS_LOGGED.reset(token)
 
 
 def _log_skipped(skipped: list[str]) -> None:
-    """One info line naming the families whose inputs are absent, once per process for the
-    same families (a backtest fits the builder once per fold and baseline)."""
+    """One info line naming the families whose inputs are absent (see :func:`skip_notes`)."""
     if not skipped:
         return
     line = "feature families skipped, their inputs are absent: " + ", ".join(skipped)
-    if line not in _LOGGED_SKIPS:
-        _LOGGED_SKIPS.add(line)
+    seen = _SKIPS_LOGGED.get()
+    seen = _PROCESS_SKIPS if seen is None else seen
+    if line not in seen:
+        seen.add(line)
         _log.info(line)
 
 #: Default narrative lexicon: groups of Chinese risk keywords (any match counts once per event).

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .._errors import ConfigError, ModelError
 from ..evaluation import make_cutoffs, make_labels
+from ..features import skip_notes
 from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
 from ._config import ExperimentConfig, load_data, row_numbers
 from ._intake import take_in
@@ -70,7 +71,7 @@ def _synthetic_input_example(model: RiskModel, n_events: int = 6) -> pd.DataFram
     """A tiny events frame made up from the model's vocabulary: no real record ever."""
     schema = model._schema()
     kinds = [k for k in model.features_.kinds_ if k not in schema.outcome_kinds] or model.features_.kinds_
-    t0 = pd.Timestamp("2024-01-01")
+    t0 = pd.Timestamp("2024-01-01", tz="UTC" if model.features_.tz_aware_ else None)  # the model's convention
     frame = pd.DataFrame(
         {
             schema.entity_col: ["EXAMPLE-1"] * (n_events // 2) + ["EXAMPLE-2"] * (n_events - n_events // 2),
@@ -142,7 +143,8 @@ def _score_champion(client, name: str, backtest, prepared, entities) -> dict | N
     preds = backtest.predictions
     schema = champion.model._schema()
     cut = preds[[schema.entity_col, "as_of"]]
-    scored = champion.model.predict(prepared, cut, entities=entities, reasons="none")
+    X = champion.model.transform_features(prepared, cut, entities=entities, utc=True)  # backtest rows: UTC
+    scored = champion.model.score_features(X, cut, reasons="none")
     y = preds["label"].to_numpy(dtype=int)
     boot = bootstrap_metrics(y, scored["probability"].to_numpy(), groups=preds[schema.entity_col].to_numpy())
     from ..evaluation import tier_table
@@ -180,6 +182,11 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     tags and metrics) gives rows read, used, rejected (by reason) and exact duplicates
     dropped.
     """
+    with skip_notes():  # one line for the skipped feature families, however many fits
+        return _train(config, tracking=tracking, register=register, drop_invalid=drop_invalid)
+
+
+def _train(config: ExperimentConfig, *, tracking, register, drop_invalid) -> TrainResult:
     import mlflow
 
     from ..evaluation import backtest as run_backtest
@@ -292,7 +299,8 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             from ._pyfunc import score_all, split_entity_columns
 
             ex_events, ex_entities = split_entity_columns(example, model)
-            output = score_all(model, ex_events, "2024-02-01", entities=ex_entities)
+            example_as_of = "2024-02-01T00:00:00" + ("+00:00" if model.features_.tz_aware_ else "")
+            output = score_all(model, ex_events, example_as_of, entities=ex_entities)
             signature = _signature(model, example, output)
             from .._version import VERSION as __version__
 
@@ -302,7 +310,7 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
                 loader_module="riskmodel._pyfunc",
                 data_path=str(model_dir),
                 signature=signature,
-                input_example=(example, {"as_of": "2024-02-01T00:00:00"}),
+                input_example=(example, {"as_of": example_as_of}),
                 pip_requirements=[f"riskmodel=={__version__}"],
                 registered_model_name=config.registered_model if register else None,
             )
