@@ -156,12 +156,13 @@ def _cmd_sweep(args) -> int:
     area = result.area
     if result.case:
         c = result.case
-        print(f"case {c['id']}: {c['category']}, p={c['probability']:.3f} as of {c['as_of']}")
+        category = f"{c['category']}, " if c.get("category") is not None else ""
+        print(f"case {c['id']}: {category}p={c['probability']:.3f} as of {c['as_of']}")
         print("  top drivers: " + ", ".join(f"{k} {v:+.2f}" for k, v in c["top_contributions"].items()))
     print(f"rule: {result.pattern}")
+    where = f"in {m[area].nunique()} {area}(s)" if area in m else "city-wide"
     print(f"{len(m):,} open disputes match ({int(m['by_rule'].sum()):,} by rule, "
-          f"{int(m['by_similarity'].sum()):,} by similarity) in {m[area].nunique() if area in m else 1} "
-          f"{area or 'area'}(s)")
+          f"{int(m['by_similarity'].sum()):,} by similarity) {where}")
     if len(m):
         print(result.by_area().head(30).to_string(index=False))
         cols = [c for c in (area, "rank", result.id_col, "probability", "tier", "category") if c and c in m.columns]
