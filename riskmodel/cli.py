@@ -20,7 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ._errors import ConfigError, DataError, ModelError
+from ._errors import ConfigError, DataError, DataWarning, ModelError
 
 DEFAULT_MODEL = "dispute-risk"
 #: Exit status of ``riskmodel score --fail-on-drift`` when the drift status reaches the level.
@@ -397,8 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
 DEBUG_ENV = "RISKMODEL_TRACEBACK"
 
 
-def _format_warning(message, category, filename, lineno, line=None) -> str:
-    return f"riskmodel: {category.__name__}: {message}\n"
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"riskmodel: {category.__name__}: {message}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -412,15 +412,14 @@ def _console():
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    shown = warnings.formatwarning
-    warnings.formatwarning = _format_warning
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+            warnings.showwarning = _show_warning
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.simplefilter("default", DataWarning)  # each command shows its data warnings again
             yield
     finally:
-        warnings.formatwarning = shown
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]

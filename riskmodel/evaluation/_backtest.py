@@ -465,7 +465,8 @@ def _fold_fix(cut: pd.DataFrame, label_col: str, h: pd.Timedelta, c: pd.Timestam
                 "all. More history, a longer horizon or a finer snapshot frequency gives more positives")
         return (text + " (make_labels(horizon=...), make_cutoffs(freq=...); config.labels).",
                 text + " (horizon and freq in the config's [labels]).")
-    return "Fix: " + "; or ".join(python) + ".", "Fix: " + "; or ".join(cli) + "."
+    lead = "Fix (n_folds does not move the last fold's cut): "
+    return lead + "; or ".join(python) + ".", lead + "; or ".join(cli) + "."
 
 
 def _group_columns(group_cols, schema, entities) -> list[str]:

@@ -499,16 +499,17 @@ def load(uri: str = "models:/dispute-risk@champion", *, tracking: str | None = N
                 ) from exc
             raise ModelError(f"{head}. Is MLFLOW_TRACKING_URI the store the model was registered in?") from exc
         version, run_id = str(mv.version), mv.run_id or ""
-        source = f"models:/{name}/{version}"
+        source = retry(client.get_model_version_download_uri, name, version)  # where its files are
     elif uri.startswith("runs:/"):
         run_id = uri.split("/")[1]
         source = uri
     else:
         raise ModelError(f"cannot load {uri!r}: use models:/name@alias, models:/name/version, runs:/id/model or a folder.")
-    try:  # the store's URI goes to MLflow explicitly: no process-wide setting is changed
-        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tempfile.mkdtemp(prefix="riskmodel-"),
-                                                        tracking_uri=client.tracking_uri,
-                                                        registry_uri=client.tracking_uri))
+    try:  # the store's URI goes to MLflow explicitly, and anything MLflow resolves itself is borrowed
+        with borrowed_tracking(client.tracking_uri):
+            path = Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=tempfile.mkdtemp(prefix="riskmodel-"),
+                tracking_uri=client.tracking_uri, registry_uri=client.tracking_uri))
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"could not download model {uri!r}: {exc}") from exc
     candidates = [p.parent for p in path.rglob("riskmodel.json")]
