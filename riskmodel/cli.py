@@ -11,14 +11,16 @@ status reaches LEVEL (``watch`` or ``act``), for alerting.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from ._errors import ConfigError, DataError, ModelError
+from ._errors import ConfigError, DataError, DataWarning, ModelError
 
 DEFAULT_MODEL = "dispute-risk"
 #: Exit status of ``riskmodel score --fail-on-drift`` when the drift status reaches the level.
@@ -53,8 +55,11 @@ def _cmd_train(args) -> int:
     config = _load_config(args.config)
     if args.disputes:
         config.data.n_disputes = args.disputes
-    result = train(config)
+    result = train(config, drop_invalid=True if args.drop_invalid else None)
     m = result.metrics
+    if result.rejects is not None and len(result.rejects):
+        print(f"{len(result.rejects):,} rejected event row(s) with their reasons and file {result.rejects.columns[0]}s "
+              f"are in the run's artifacts: data/rejects.csv")
     print(f"run {result.run_id}: registered {result.model_name} version {result.version} as challenger")
     print(f"latest fold: ROC-AUC {m.get('model_roc_auc', float('nan')):.4f} "
           f"[{m.get('model_roc_auc_lower', float('nan')):.4f}, {m.get('model_roc_auc_upper', float('nan')):.4f}], "
@@ -85,10 +90,16 @@ def _cmd_score(args) -> int:
         model=args.model, events=args.events, entities=args.entities, as_of=args.as_of, out=args.out,
         reasons=args.reasons, chunk_disputes=args.chunk_disputes, engine=args.engine, master=args.master,
         drift_thresholds={"watch": args.drift_watch, "act": args.drift_act}, monitor_mlflow=args.log_mlflow,
+        overwrite=args.overwrite,
     )
-    counts = manifest["counts"]
-    print(f"scored {counts['disputes_scored']:,} disputes, rejected {counts['disputes_rejected']:,}; "
-          f"output in {args.out}")
+    c = manifest["counts"]
+    print(f"event rows: {c['events_read']:,} read, {c['events_used']:,} used, {c['events_rejected']:,} rejected "
+          f"(rejects.parquet, with reasons), {c['events_duplicates_dropped']:,} exact duplicate(s) dropped")
+    not_open = ", ".join(f"{n:,} {reason}" for reason, n in c["not_open_by_reason"].items()) or "none"
+    print(f"disputes: {c['disputes_read']:,} read, {c['disputes_scored']:,} scored, {c['disputes_not_open']:,} not "
+          f"open ({not_open}; not_scored.parquet), {c['disputes_rejected']:,} lost every row to rejects")
+    tiers = c["tiers"]
+    print(f"tiers: red {tiers['red']:,}, yellow {tiers['yellow']:,}, blue {tiers['blue']:,}; output in {args.out}")
     drift = manifest.get("monitoring") or {}
     status = drift.get("status", "no_reference")
     score_psi = drift.get("score_psi")
@@ -135,23 +146,26 @@ def _cmd_sweep(args) -> int:
         if not events_path or not Path(events_path).exists():
             raise ConfigError("this sweep needs the event log to recompute features: pass --events PATH.")
         model = _load_model(uri)
-        events = read_table(events_path)
-        entities = read_table(args.entities) if args.entities else None
+        schema = model.model._schema()
+        events = read_table(events_path, text_columns=schema.text_columns)
+        entities = read_table(args.entities, text_columns=schema.entity_text_columns) if args.entities else None
     result = sweep(night, like=args.like, pattern=pattern, model=model, events=events, entities=entities,
-                   method=args.method, area=args.area, min_similarity=args.min_similarity,
+                   method=args.method, area=_area(args.area), min_similarity=args.min_similarity,
                    n_neighbours=args.neighbours)
     m = result.matches
+    area = result.area
     if result.case:
         c = result.case
-        print(f"case {c['id']}: {c['category']}, p={c['probability']:.3f} as of {c['as_of']}")
+        category = f"{c['category']}, " if c.get("category") is not None else ""
+        print(f"case {c['id']}: {category}p={c['probability']:.3f} as of {c['as_of']}")
         print("  top drivers: " + ", ".join(f"{k} {v:+.2f}" for k, v in c["top_contributions"].items()))
     print(f"rule: {result.pattern}")
+    where = f"in {m[area].nunique()} {area}(s)" if area in m else "city-wide"
     print(f"{len(m):,} open disputes match ({int(m['by_rule'].sum()):,} by rule, "
-          f"{int(m['by_similarity'].sum()):,} by similarity) in {m[args.area].nunique() if args.area in m else 1} "
-          f"{args.area or 'area'}(s)")
+          f"{int(m['by_similarity'].sum()):,} by similarity) {where}")
     if len(m):
         print(result.by_area().head(30).to_string(index=False))
-        cols = [c for c in (args.area, "rank", "dispute_id", "probability", "tier", "category") if c in m.columns]
+        cols = [c for c in (area, "rank", result.id_col, "probability", "tier", "category") if c and c in m.columns]
         print("\nhighest risk:")
         print(m.sort_values("probability", ascending=False)[cols].head(10).to_string(index=False))
     if args.out:
@@ -165,7 +179,7 @@ def _cmd_barometer(args) -> int:
     from .evaluation import save_figure
     from .ops import barometer, plot_barometer_heatmap, plot_tier_trend
 
-    table = barometer(list(args.scores), area=None if args.area in ("", "none") else args.area)
+    table = barometer(list(args.scores), area=_area(args.area))
     last = table[table["day"] == table["day"].max()]
     cols = [table.columns[0], "n", "red", "yellow", "blue", "flagged_share", "mean_probability", "red_change"]
     print(f"{table['day'].nunique()} night(s), {len(table):,} rows; last night by {table.columns[0]}:")
@@ -189,13 +203,19 @@ def _cmd_report(args) -> int:
     model = events = entities = None
     if args.outcomes and args.model and args.events:
         model = _load_model(args.model)
-        events = read_table(args.events)
-        entities = read_table(args.entities) if args.entities else None
+        schema = model.model._schema()
+        events = read_table(args.events, text_columns=schema.text_columns)
+        entities = read_table(args.entities, text_columns=schema.entity_text_columns) if args.entities else None
     out = write_report(args.out, scores=args.scores, history=args.history or [], outcomes=args.outcomes,
                        horizon=args.horizon, model=model, events=events, entities=entities,
-                       area=None if args.area in ("", "none") else args.area)
+                       area=_area(args.area))
     print(f"report written to {out} ({out.stat().st_size / 1024:,.0f} KiB)")
     return 0
+
+
+def _area(value: str | None) -> str | None:
+    """``--area``: ``auto`` (the nights' own area column), ``none`` (city-wide) or a column."""
+    return None if value is None or value.strip().lower() in ("", "none") else value
 
 
 def _has_alias(name: str, alias: str) -> bool:
@@ -296,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="backtest, fit, log to MLflow, register as challenger")
     p.add_argument("--config", required=True)
     p.add_argument("--disputes", type=int, default=None, help="override [data] n_disputes (simulated data)")
+    p.add_argument("--drop-invalid", action="store_true",
+                   help="train on the valid event rows; the rejected ones (file line, values, reason) go to the "
+                        "MLflow run as data/rejects.csv (default: refuse an extract with invalid rows; "
+                        "TOML: drop_invalid = true in [data])")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("promote", help="move champion to the challenger if it passes the gate")
@@ -311,10 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="nightly batch scoring of every open dispute")
     p.add_argument("--model", default=f"models:/{DEFAULT_MODEL}@champion")
-    p.add_argument("--events", required=True)
-    p.add_argument("--entities", default=None)
+    p.add_argument("--events", required=True, help="event log: parquet file / folder / dataset, or CSV")
+    p.add_argument("--entities", default=None,
+                   help="entities table (one row per dispute), needed by models trained with one")
     p.add_argument("--as-of", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder, one per night (an existing one needs --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--reasons", choices=["flagged", "all", "none"], default="flagged")
     p.add_argument("--chunk-disputes", type=int, default=200_000)
     p.add_argument("--engine", choices=["local", "spark"], default="local")
@@ -335,15 +361,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", default=None, help="event log (default: the scores' input, if a path)")
     p.add_argument("--entities", default=None)
     p.add_argument("--method", choices=["both", "rule", "similar"], default="both")
-    p.add_argument("--area", default="station")
+    p.add_argument("--area", default="auto",
+                   help="area column of the work lists: auto (the scores' own, e.g. station), none (city), or a column")
     p.add_argument("--min-similarity", type=float, default=0.7)
     p.add_argument("--neighbours", type=int, default=100)
     p.add_argument("--out", default=None, help="write the matches as .parquet or .csv")
     p.set_defaults(func=_cmd_sweep)
 
-    p = sub.add_parser("barometer", help="risk by station and day over nightly outputs (table + PNG plots)")
+    p = sub.add_parser("barometer", help="risk by area and day over nightly outputs (table + PNG plots)")
     p.add_argument("--scores", required=True, nargs="+", help="`riskmodel score` output folders, one per night")
-    p.add_argument("--area", default="station", help="area column, or 'none' for the city")
+    p.add_argument("--area", default="auto",
+                   help="area column: auto (the scores' own, e.g. station; the city when they have none), "
+                        "none (the city), or a column")
     p.add_argument("--value", default="flagged_share", help="heat map value, e.g. red_share, mean_probability")
     p.add_argument("--out", default=None, help="write the table as .parquet or .csv")
     p.add_argument("--plots", default=None, help="folder for barometer_heatmap.png and tier_trend.png")
@@ -357,23 +386,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="with --events: recompute the reasons of missed blue cases")
     p.add_argument("--events", default=None)
     p.add_argument("--entities", default=None)
-    p.add_argument("--area", default="station")
+    p.add_argument("--area", default="auto",
+                   help="area column: auto (the scores' own, e.g. station), none (the city), or a column")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.set_defaults(func=_cmd_report)
     return parser
 
 
+#: Set to 1 to see the traceback of an unexpected error (a bug) instead of its one-line summary.
+DEBUG_ENV = "RISKMODEL_TRACEBACK"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"riskmodel: {category.__name__}: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _console():
+    """The command's console: riskmodel's info lines and warnings as one line each on
+    stderr (no source lines), for the command only."""
+    logger = logging.getLogger("riskmodel")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("riskmodel: %(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+            warnings.showwarning = _show_warning
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.simplefilter("default", DataWarning)  # each command shows its data warnings again
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     args = build_parser().parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    with _console():
         try:
             return args.func(args)
         except (DataError, ConfigError, ModelError) as exc:
-            print(f"riskmodel: error: {exc}", file=sys.stderr)
+            print(f"riskmodel: error: {exc.for_cli()}", file=sys.stderr)
             return 2
+        except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+            if os.environ.get(DEBUG_ENV):
+                raise
+            print(f"riskmodel: unexpected error (a bug in riskmodel, please report it): {type(exc).__name__}: "
+                  f"{exc}. Set {DEBUG_ENV}=1 to see the traceback.", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

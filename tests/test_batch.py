@@ -20,6 +20,7 @@ from conftest import train_model_dir, with_bad_rows
 
 import riskmodel._faults
 from riskmodel import (
+    ConfigError,
     DataError,
     ModelError,
     open_disputes,
@@ -170,7 +171,10 @@ def test_identical_across_runs_and_replaces_atomically(model_dir, data, tmp_path
               as_of=AS_OF, chunk_disputes=400)
     score_batch(out=tmp_path / "a", **kw)
     (tmp_path / "a" / "stale.txt").write_text("old run")
-    score_batch(out=tmp_path / "a", **kw)  # replaces the previous output
+    with pytest.raises(ConfigError, match="already exists.*overwrite=True"):  # never replaced by mistake
+        score_batch(out=tmp_path / "a", **kw)
+    assert (tmp_path / "a" / "stale.txt").exists()
+    score_batch(out=tmp_path / "a", overwrite=True, **kw)  # replaces the previous output
     score_batch(out=tmp_path / "b", **kw)
     assert not (tmp_path / "a" / "stale.txt").exists()
     _assert_same_outputs(tmp_path / "a", tmp_path / "b")
@@ -211,7 +215,7 @@ def test_fatal_error_keeps_previous_output(model_dir, data, tmp_path):
     before = sorted(p.name for p in out.iterdir())
     with pytest.raises(DataError):
         score_batch(model=str(model_dir), events=data["events"].drop(columns=["time"]),
-                    entities=data["entities"], as_of=AS_OF, out=out)
+                    entities=data["entities"], as_of=AS_OF, out=out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == before
 
 

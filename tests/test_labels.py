@@ -375,4 +375,5 @@ def test_open_disputes_respects_closed_at():
 def test_open_disputes_with_timezone_aware_as_of():
     events = pd.DataFrame({"dispute_id": ["a"], "time": ["2024-01-01T00:00:00Z"], "kind": ["call"]})
     out = open_disputes(events, pd.Timestamp("2024-02-10 13:30", tz="UTC"), SCHEMA)
-    assert out["as_of"].tolist() == [pd.Timestamp("2024-02-10 13:30")]
+    # in the events' convention (UTC-aware), so the cutoffs go straight back into the model
+    assert out["as_of"].tolist() == [pd.Timestamp("2024-02-10 13:30", tz="UTC")]

@@ -27,6 +27,8 @@ __all__ = ["ContextStore", "bucket_of", "context_store", "isin", "prepare_chunk"
 
 
 STAGES = ("read", "validate", "features", "predict", "monitor", "reasons", "write")
+#: The area of every dispute when the outputs have no area column (city-wide).
+CITY = "(city)"
 
 
 def bucket_of(ids: pa.Array | pa.ChunkedArray | pd.Series, n_chunks: int) -> np.ndarray:

@@ -86,7 +86,7 @@ from ..model import (
     model_fingerprint,
     warn_if_drifting,
 )
-from ._core import STAGES
+from ._core import CITY, STAGES
 from ._files import mark_done, read_parts, write_parquet
 from ._inputs import Entities, Source, file_fingerprint
 from .engines._local import run_local_chunks
@@ -158,10 +158,10 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
     worklist = flagged.drop(columns="_g").reset_index(drop=True)
     write_parquet(worklist, final / "worklists.parquet")
 
-    tiers = scores.assign(_g=scores[station].fillna("(unknown)") if station else "all")
+    tiers = scores.assign(_g=scores[station].fillna("(unknown)") if station else CITY)
     summary = pd.crosstab(tiers["_g"], tiers["tier"].astype(str)).reindex(columns=["red", "yellow", "blue"],
                                                                         fill_value=0)
-    summary.index.name = station or "group"
+    summary.index.name = station or "area"
     summary.columns.name = None
     summary = summary.reset_index()
     summary["total"] = summary[["red", "yellow", "blue"]].sum(axis=1)
@@ -179,7 +179,7 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
         not_scored = pd.DataFrame({ent: pd.Series(dtype=object), "reason": pd.Series(dtype=object)})
     not_scored = not_scored.sort_values(ent, kind="stable").reset_index(drop=True)
     write_parquet(not_scored, final / "not_scored.parquet")
-    return {"scores": scores, "rejects": rejects, "not_scored": not_scored}
+    return {"scores": scores, "rejects": rejects, "not_scored": not_scored, "area": station}
 
 
 def score_batch(
@@ -196,6 +196,7 @@ def score_batch(
     open_rule_max_inactive: str | None = "365D",
     drift_thresholds: dict | None = None,
     monitor_mlflow: bool = False,
+    overwrite: bool = False,
 ) -> dict:
     """Score every dispute open at ``as_of`` and write scores, work lists and a manifest.
 
@@ -210,7 +211,8 @@ def score_batch(
     as_of : datetime-like
         The scoring moment; features use events strictly before it.
     out : path
-        Output directory; replaced atomically when the run completes.
+        Output directory (one per night); written atomically when the run completes. An
+        existing folder is refused unless ``overwrite``.
     entities : DataFrame or path, optional
         One row per dispute (read whole). Needed by models fitted with entities; its
         ``closed_col`` closes disputes, and its categorical columns ride along in the scores.
@@ -228,6 +230,9 @@ def score_batch(
         Also log the drift figures as metrics of a run named by ``as_of`` in the MLflow
         experiment ``dispute-risk-monitoring`` (store: ``MLFLOW_TRACKING_URI`` or the
         local default); a logging failure warns and is recorded in the manifest.
+    overwrite : bool, default=False
+        Replace an existing ``out`` folder (atomically, when the run completes). Without
+        it an existing folder is an error, so a night is never replaced by mistake.
 
     Returns
     -------
@@ -245,6 +250,8 @@ def score_batch(
 
     Raises
     ------
+    ConfigError
+        ``out`` exists and ``overwrite`` is false. Nothing is written.
     DataError
         Unreadable input, missing columns, invalid entities. Nothing is written to ``out``.
     ModelError
@@ -269,6 +276,13 @@ def score_batch(
     if as_of.tzinfo is not None:
         as_of = as_of.tz_convert("UTC").tz_localize(None)
     out = Path(out)
+    if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
+        what = "a folder" if out.is_dir() else "a file"
+        raise ConfigError(
+            f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Pass "
+            "overwrite=True to replace it, or another out= (one folder per night).",
+            cli=f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Add "
+                "--overwrite to replace it, or give another --out (one folder per night).")
     tag = as_of.strftime("%Y%m%dT%H%M%S")
     work = out.parent / f".tmp-{out.name}-{tag}"
 
@@ -278,7 +292,10 @@ def score_batch(
     source = Source(events, schema)
     ents = None if entities is None else Entities(entities, schema)
     if predictor.model.features_.has_entities_ and ents is None:
-        raise DataError("this model was trained with an entities table; pass entities=... to score_batch.")
+        what = (f"model {predictor.uri} was trained with an entities table (one row per dispute: "
+                f"{schema.entity_feature_columns})")
+        raise DataError(f"{what}; pass it to score_batch(entities=...).",
+                        cli=f"{what}; pass it with --entities PATH (parquet or CSV).")
     timings = dict.fromkeys(STAGES, 0.0)
     timings["read"] += time.perf_counter() - t_read
 
@@ -378,10 +395,14 @@ def score_batch(
                   "entities": state["entities"]},
         "model": {"name": predictor.model_name, "version": predictor.model_version, "run_id": predictor.run_id,
                   "uri": predictor.uri},
+        # the user's column names, for every command that reads this folder back
+        "schema": schema.to_dict(),
+        "area": result["area"],
         "parameters": {"latest_plausible_event_time": str(now), "reasons": reasons, "chunk_disputes": int(chunk_disputes), "n_chunks": n_chunks,
                        "open_rule_max_inactive": open_rule_max_inactive},
         "counts": {
             "events_read": counts["rows"],
+            "events_used": counts["rows"] - rej_rows - dup_rows,
             "events_rejected": rej_rows,
             "events_duplicates_dropped": dup_rows,
             "events_clean": clean_rows,

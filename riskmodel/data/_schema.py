@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ _NS = np.dtype("datetime64[ns]")
 NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
+_REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
+_OPTIONAL_ROLES = ("text_col", "party_col", "entities_id_col", "closed_col")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,10 +110,31 @@ class EventSchema:
     outcome_kinds: tuple[str, ...] = field(default=("criminal_case", "injury"))
 
     def __post_init__(self):
-        # Accept lists from TOML / JSON but store tuples so the schema stays hashable.
+        # Accept lists from TOML / JSON but store tuples so the schema stays hashable; an
+        # empty string (TOML has no null) switches an optional role off, like None / ().
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, list):
+            if f.name in _REQUIRED_ROLES:
+                if not isinstance(value, str) or not value.strip():
+                    raise DataError(
+                        f"EventSchema {f.name} must name a column of the events (a non-empty string), "
+                        f"got {value!r}; this role cannot be switched off."
+                    )
+            elif f.name in _OPTIONAL_ROLES:
+                if value is not None and not isinstance(value, str):
+                    raise DataError(f"EventSchema {f.name} must be a column name or None, got {value!r}.")
+                if isinstance(value, str) and not value.strip():
+                    object.__setattr__(self, f.name, None)
+            else:  # a tuple of names; None, "" or [] all mean "none"
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    value = ()
+                elif isinstance(value, str):
+                    value = (value,)
+                if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v.strip() for v in value):
+                    raise DataError(
+                        f"EventSchema {f.name} must be a list of column names (or empty to switch it "
+                        f"off), got {value!r}."
+                    )
                 object.__setattr__(self, f.name, tuple(value))
 
     @property
@@ -133,6 +157,17 @@ class EventSchema:
             + list(self.entity_numeric_cols)
             + list(self.entity_time_cols)
         )
+
+    @property
+    def text_columns(self) -> list[str]:
+        """Events columns holding names, not numbers (id, kind, party, text): a CSV reader
+        keeps them as text, so that 18-digit case numbers never become floats."""
+        return [c for c in (self.entity_col, self.kind_col, self.party_col, self.text_col) if c]
+
+    @property
+    def entity_text_columns(self) -> list[str]:
+        """Entities columns holding names (id, categorical attributes), read as text from CSV."""
+        return list(dict.fromkeys([self.entities_id, *self.entity_categorical_cols]))
 
     def to_dict(self) -> dict:
         """Plain-data form (for JSON artifacts and MLflow params)."""
@@ -163,13 +198,55 @@ def require_frame(df, what: str, *, allow_empty: bool = False) -> None:
         raise DataError(f"{what} is empty (0 rows); there is nothing to work on.")
 
 
-def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"{what} is missing required column(s) {missing}; it has {list(df.columns)[:20]}. "
-            "Rename the columns or pass an EventSchema naming yours."
-        )
+def require_columns(df, columns: Sequence[str], what: str, *, schema: EventSchema | None = None,
+                    trained: bool = False) -> None:
+    """Raise a :class:`DataError` naming the columns of ``columns`` that ``df`` lacks.
+
+    With the ``schema`` that asked for them, the message names each column's role and how
+    to name yours or switch an optional role off, in Python words (``EventSchema(...)``)
+    and in the command line's (the config's ``[schema]``). ``trained``: the schema is a
+    fitted model's, so the fix is renaming the columns or retraining.
+    """
+    names = list(df.columns)
+    missing = [c for c in columns if c not in names]
+    if not missing:
+        return
+    head = f"{what} is missing required column(s) {missing}; it has {names[:20]}."
+    if schema is None:
+        raise DataError(f"{head} Rename the columns or pass an EventSchema naming yours.")
+    roles = [(c, _roles_of(schema, c)) for c in missing]
+    python, cli = [], []
+    for column, fields in roles:
+        for name in fields:
+            optional = name not in _REQUIRED_ROLES
+            if name in _OPTIONAL_ROLES:
+                py_off, cli_off = f"{name}=None", f'{name} = ""'
+            else:
+                py_off = f"{name}=() or leave {column!r} out of it"
+                cli_off = f"{name} = [] or leave {column!r} out of it"
+            python.append(f"{column!r} is the schema's {name}: name your column with EventSchema({name}=...)"
+                          + (f" or switch the role off with {py_off}" if optional else ""))
+            cli.append(f"{column!r} is the schema's {name}: name your column with {name} = \"...\" in the "
+                       "config's [schema]" + (f", or switch the role off with {cli_off}" if optional else ""))
+    if trained:
+        fix = ("The model was trained on events with these columns: rename yours to match, or retrain "
+               "with a schema naming your columns (or switching an optional role off). ")
+        raise DataError(f"{head} {fix}" + "; ".join(python) + ".", cli=f"{head} {fix}" + "; ".join(cli) + ".")
+    raise DataError(f"{head} " + "; ".join(python) + ".", cli=f"{head} " + "; ".join(cli) + ".")
+
+
+def _roles_of(schema: EventSchema, column: str) -> list[str]:
+    """The schema fields naming ``column`` (defaults included), in field order."""
+    fields = []
+    for f in dataclasses.fields(schema):
+        value = getattr(schema, f.name)
+        if f.name == "outcome_kinds":
+            continue
+        if value == column or (isinstance(value, tuple) and column in value):
+            fields.append(f.name)
+    if column == schema.entities_id and not fields:
+        fields.append("entity_col")
+    return fields
 
 
 def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, bool]:
@@ -211,6 +288,23 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     low, high = pd.Timestamp("1678-01-01"), pd.Timestamp("2262-01-01")
     parsed = parsed.mask(parsed < low, low).mask(parsed > high, high)
     return parsed.astype("datetime64[ns]"), is_aware
+
+
+def times_aware(values: pd.Series) -> bool | None:
+    """Whether a time column is timezone-aware (as :func:`parse_times` decides): ``None``
+    when it cannot tell (no values, numbers) or the values mix both conventions (the
+    parse then says so)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return True
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return False
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return None
+    present = values[values.notna()]
+    if len(present) == 0:
+        return None
+    aware = present.astype(str).str.contains(_TZ_SUFFIX, regex=True)
+    return bool(aware.iloc[0]) if aware.all() or not aware.any() else None
 
 
 def check_kinds(kinds: pd.Series, column: str) -> pd.Series:
@@ -335,7 +429,7 @@ def screen_events(
     numbers entities in sorted id order (else in any order, whichever is faster).
     """
     require_frame(events, "events")
-    require_columns(events, schema.event_columns, "events")
+    require_columns(events, schema.event_columns, "events", schema=schema)
     original = events  # duplicates are judged on every column, not only the schema's
     columns = {col: events[col] for col in schema.event_columns}
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
@@ -551,15 +645,42 @@ def validate_events(
     return clean
 
 
-def raise_rejects(rejects: pd.DataFrame, what: str) -> None:
+def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, word: str = "row",
+                     limit: int = 5) -> list[str]:
+    """One phrase per reject reason: its count, the first offending rows and values.
+
+    ``numbers`` (aligned with ``rejects``' rows) are what the user sees as the rows' place,
+    e.g. file line numbers with ``word="line"``; default the rejects' index labels.
+    """
+    where = np.asarray(rejects.index if numbers is None else numbers)
+    reasons = rejects["reject_reason"].to_numpy(dtype=object)
+    parts = []
+    for reason, count in rejects.groupby("reject_reason", sort=False).size().items():
+        hit = reasons == reason
+        column = re.search(r"in '(.+)'$", str(reason))
+        examples = ""
+        if column and column.group(1) in rejects.columns and not str(reason).startswith(("null", "missing")):
+            values = pd.unique(rejects.loc[hit, column.group(1)].dropna().astype(str))
+            if len(values):
+                examples = f", e.g. {format_examples(values[:3], limit=3)}"
+        parts.append(f"{count} {word}(s) with {reason} (first {word}s: {[_plain_number(v) for v in where[hit][:limit]]})"
+                     f"{examples}")
+    return parts
+
+
+def _plain_number(value):
+    return int(value) if isinstance(value, np.integer) else value
+
+
+def raise_rejects(rejects: pd.DataFrame, what: str, *, numbers: Sequence | None = None, word: str = "row",
+                  fix: str = "", cli_fix: str | None = None) -> None:
+    """Raise a :class:`DataError` listing every reject reason (see :func:`describe_rejects`);
+    ``fix`` / ``cli_fix`` end the message with what to do, in Python's and the CLI's words."""
     if len(rejects) == 0:
         return
-    reason_counts = rejects.groupby("reject_reason", sort=False).size()
-    parts = []
-    for reason, count in reason_counts.items():
-        rows = rejects.index[rejects["reject_reason"] == reason]
-        parts.append(f"{count} row(s) with {reason} (first rows: {list(rows[:5])})")
-    raise DataError(f"{what}: " + "; ".join(parts))
+    text = f"{what}: " + "; ".join(describe_rejects(rejects, numbers=numbers, word=word))
+    raise DataError(text + (f". {fix}" if fix else ""),
+                    cli=None if cli_fix is None else text + (f". {cli_fix}" if cli_fix else ""))
 
 
 def naive_utc(ts) -> pd.Timestamp:
@@ -608,12 +729,15 @@ def validated_entity_columns(
     id_col = schema.entities_id
     needed = [id_col] + schema.entity_feature_columns
     needed += [schema.closed_col] if schema.closed_col else []
-    require_columns(entities, list(dict.fromkeys(needed)), "entities")
     missing_group = [c for c in schema.group_cols if c not in schema.entity_categorical_cols]
     if missing_group:
         raise DataError(
-            f"group_cols {missing_group} must also be listed in entity_categorical_cols."
+            f"group_cols {missing_group} must also be listed in entity_categorical_cols; or switch the "
+            "group role off with EventSchema(group_cols=()).",
+            cli=f"group_cols {missing_group} must also be listed in entity_categorical_cols; or switch the "
+            "group role off with group_cols = [] in the config's [schema].",
         )
+    require_columns(entities, list(dict.fromkeys(needed)), "entities", schema=schema)
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
     out = {col: entities[col] for col in dict.fromkeys(needed)}

@@ -397,7 +397,9 @@ def backtest(
             )
         except DataError as exc:
             if i == len(cuts):
-                raise DataError(f"the last fold (cut {c}) cannot be trained: {exc}") from exc
+                python, cli = _fold_fix(cut, label_col, h, c, period, model)
+                raise DataError(f"the last fold (cut {c}) cannot be trained: {exc} {python}",
+                                cli=f"the last fold (cut {c}) cannot be trained: {exc} {cli}") from exc
             notes.append(f"fold {i} skipped: {exc}")
             row["status"] = "skipped"
             rows.append(row)
@@ -419,6 +421,52 @@ def backtest(
         last, cut, schema, label_col, entities, group_cols, oracle, folds, notes,
         n_bootstrap=n_bootstrap, seed=seed, horizon=h, period=period,
     )
+
+
+def _fold_fix(cut: pd.DataFrame, label_col: str, h: pd.Timedelta, c: pd.Timestamp, period: pd.Timedelta,
+              model) -> tuple[str, str]:
+    """What setting would let the last fold train, in Python's and the CLI's words.
+
+    The last fold trains on the cutoffs whose horizon ends by its cut and tests on the
+    period after it (whatever ``n_folds`` is). So a shorter ``test_period`` moves the cut
+    later (more training rows), and larger validation / calibration fractions give those
+    time slices more positives. Candidates are checked with the fit's own rule
+    (:func:`~riskmodel.model.untrainable_reason`), no features computed.
+    """
+    from ..model import untrainable_reason
+
+    as_of, y = cut["as_of"], cut[label_col].to_numpy(dtype=int)
+    end = c + period
+    vf, cf = model.validation_fraction, model.calibration_fraction
+
+    def works(cut_at: pd.Timestamp, v: float, k: float) -> bool:
+        train = (as_of + h <= cut_at).to_numpy()
+        test = (as_of >= cut_at).to_numpy()
+        return bool(test.any()) and untrainable_reason(as_of[train], y[train], v, k) is None
+
+    periods = sorted({pd.Timedelta(days=d) for d in (period.days * 3 // 4, period.days // 2, period.days // 3, 30, 14, 7)
+                      if 7 <= d < period.days}, reverse=True)
+    shorter = next((p for p in periods if works(end - p, vf, cf)), None)
+    fractions = next((f for f in (0.2, 0.25, 0.3, 0.35) if f > max(vf, cf) and works(c, f, f)), None)
+    python, cli = [], []
+    if shorter is not None:
+        days = f"{shorter.days}D"
+        python.append(f"a shorter test period lets it train: test_period={days!r} (backtest(test_period=...), "
+                      f"config.backtest.test_period)")
+        cli.append(f'a shorter test period lets it train: test_period = "{days}" in the config\'s [backtest]')
+    if fractions is not None:
+        python.append(f"larger validation and calibration slices let it train: validation_fraction={fractions} and "
+                      f"calibration_fraction={fractions} (RiskModel(...), config.model)")
+        cli.append(f"larger validation and calibration slices let it train: validation_fraction = {fractions} and "
+                   f"calibration_fraction = {fractions} in the config's [model]")
+    if not python:
+        n_pos = int(y.sum())
+        text = (f"No shorter test period or larger slice fixes it: the extract has {n_pos} positive cutoff(s) in "
+                "all. More history, a longer horizon or a finer snapshot frequency gives more positives")
+        return (text + " (make_labels(horizon=...), make_cutoffs(freq=...); config.labels).",
+                text + " (horizon and freq in the config's [labels]).")
+    lead = "Fix (n_folds does not move the last fold's cut): "
+    return lead + "; or ".join(python) + ".", lead + "; or ".join(cli) + "."
 
 
 def _group_columns(group_cols, schema, entities) -> list[str]:
@@ -445,8 +493,8 @@ def _run_fold(i, prepared, cut, train, test, c, *, model, entities, checklist, n
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         fitted = clone(model).fit(_events_before(prepared, c), train_cut, entities=entities)
-        X_train = fitted.transform_features(prepared, train_cut, entities=entities)
-        X_test = fitted.transform_features(prepared, test_cut, entities=entities)
+        X_train = fitted.transform_features(prepared, train_cut, entities=entities, utc=True)
+        X_test = fitted.transform_features(prepared, test_cut, entities=entities, utc=True)
     _record_warnings(caught, notes, i)
     scored = fitted.score_features(X_test, test_cut, reasons="none")
     probs = {"model": scored["probability"].to_numpy(dtype=float)}

@@ -9,7 +9,10 @@ the same rule: they only see other disputes' events before ``as_of``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import functools
+import logging
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -55,6 +58,33 @@ from ._tally import cumulative, tally_kinds
 from .families import FEATURE_FAMILIES
 
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
+
+_log = logging.getLogger("riskmodel")
+_SKIPS_LOGGED: contextvars.ContextVar[set | None] = contextvars.ContextVar("riskmodel_skips_logged", default=None)
+_PROCESS_SKIPS: set[str] = set()
+
+
+@contextlib.contextmanager
+def skip_notes():
+    """A scope (a training run) in which each skipped-families line is logged once: the
+    backtest fits a builder per fold and baseline. Outside any scope, once per process."""
+    token = _SKIPS_LOGGED.set(set())
+    try:
+        yield
+    finally:
+        _SKIPS_LOGGED.reset(token)
+
+
+def _log_skipped(skipped: list[str]) -> None:
+    """One info line naming the families whose inputs are absent (see :func:`skip_notes`)."""
+    if not skipped:
+        return
+    line = "feature families skipped, their inputs are absent: " + ", ".join(skipped)
+    seen = _SKIPS_LOGGED.get()
+    seen = _PROCESS_SKIPS if seen is None else seen
+    if line not in seen:
+        seen.add(line)
+        _log.info(line)
 
 #: Default narrative lexicon: groups of Chinese risk keywords (any match counts once per event).
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -246,6 +276,12 @@ class PreparedEvents:
         """
         codes, _ = self._input_codes(column)
         return self._sorted(table[codes])
+
+    def kind_counts(self) -> pd.Series:
+        """How many events of each kind the log holds, most frequent first."""
+        codes, uniques = self.codes(self.schema.kind_col)
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        return pd.Series(counts, index=uniques.astype(object)).sort_values(ascending=False, kind="stable")
 
     def is_kind(self, kinds: Sequence[str]) -> np.ndarray:
         """Boolean mask of sorted rows whose kind is one of ``kinds``."""
@@ -592,6 +628,9 @@ class FeatureBuilder(BaseEstimator):
         self.tz_aware_ = tz_aware
         self.feature_names_out_, self.categorical_features_ = self._plan_columns()
         self.n_features_out_ = len(self.feature_names_out_)
+        skipped = [f"{f.name} ({f.why_inactive(self, schema)})" for f in feature_families()
+                   if f.name in self.families and not f.active(self, schema)]
+        _log_skipped(skipped)
         return self
 
     def _window_labels(self) -> list[str]:

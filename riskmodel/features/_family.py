@@ -100,6 +100,10 @@ class FeatureFamily:
         """Whether the family applies (its inputs exist): e.g. no text column, no text family."""
         return True
 
+    def why_inactive(self, builder, schema) -> str:
+        """Why :meth:`active` is false, in a few words (the builder logs it once per fit)."""
+        return "its inputs are absent"
+
     def columns(self, builder, schema) -> tuple[list[str], list[str]]:
         """The family's output columns, in order, and which of them are categorical."""
         raise NotImplementedError

@@ -38,6 +38,9 @@ def model_card(config, model, backtest, metrics: dict, *, champion=None, data_wi
         f"- `{o.name}`: {' and '.join(f'{f} {op} {v}' for f, op, v in o.conditions)} -> at least {o.tier}"
         for o in policy.overrides
     ) or "- none"
+    subgroups = (_table(backtest.subgroup.head(60)) if backtest.subgroup is not None and len(backtest.subgroup)
+                 else "No subgroup columns (the schema names no entity categorical columns, or there is no "
+                      "entities table).")
     champion_text = (
         f"Current champion (version {champion['version']}) on the same fold: ROC-AUC {champion['roc_auc']:.4f}, "
         f"Brier {champion['brier']:.5f}." if champion else "No champion existed when this version was trained."
@@ -74,7 +77,7 @@ yellow >= {policy.yellow_threshold_:.4f}. Overrides:
 {_table(backtest.tier_table)}
 
 ## Subgroups (latest fold)
-{_table(backtest.subgroup.head(60))}
+{subgroups}
 
 ## Known limitations
 - Trained on {'simulated' if config.data.source == 'simulate' else 'the configured'} data; a real city's

@@ -6,6 +6,7 @@ plus the TOML file itself), so a run can always be reproduced.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -13,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError
@@ -30,7 +32,11 @@ __all__ = ["ExperimentConfig", "load_config", "load_data"]
 
 @dataclass(kw_only=True)
 class DataConfig:
-    """Where the events come from: ``source = "simulate"`` or ``"files"`` (parquet / CSV)."""
+    """Where the events come from: ``source = "simulate"`` or ``"files"`` (parquet / CSV).
+
+    ``drop_invalid``: train on the valid event rows and record the rejected ones (with their
+    reasons and file lines) in the run, instead of refusing an extract with bad rows.
+    """
 
     source: str = "simulate"
     n_disputes: int = 20_000
@@ -39,6 +45,7 @@ class DataConfig:
     seed: int = 0
     events: str | None = None
     entities: str | None = None
+    drop_invalid: bool = False
 
 
 @dataclass(kw_only=True)
@@ -248,17 +255,52 @@ def load_config(path) -> ExperimentConfig:
     return config_from_dict(data, source_text=text, base_dir=path.parent)
 
 
-def read_table(path) -> pd.DataFrame:
-    """Read a parquet file / directory / partitioned dataset, or a CSV file."""
+def read_table(path, *, text_columns=()) -> pd.DataFrame:
+    """Read a parquet file / directory / partitioned dataset, or a CSV file.
+
+    ``text_columns`` of a CSV file are read as text (e.g. :attr:`EventSchema.text_columns`:
+    ids stay ``"0012"`` and 18-digit case numbers never become floats).
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"input {path} does not exist.")
     try:
         if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
+            return read_csv(path, text_columns)
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def read_csv(path, text_columns=()) -> pd.DataFrame:
+    """``pandas.read_csv`` with the ``text_columns`` present in the header read as text."""
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, dtype={c: str for c in text_columns if c in header} or None)
+
+
+def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
+    """Where each of the ``n_rows`` rows :func:`read_table` read from ``path`` is in the
+    file, as a user opening it sees it: ``(numbers, "line")`` for a CSV file (the header
+    is line 1; blank lines and quoted line breaks are counted), ``(numbers, "row")`` for
+    parquet (rows counted from 1).
+
+    The CSV pass is plain Python: call it for error messages and rejects, not on every read.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        lines = []
+        try:
+            with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+                reader = csv.reader(handle)
+                for record in reader:
+                    if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
+                        lines.append(reader.line_num)
+        except (OSError, csv.Error):
+            lines = []
+        if len(lines) == n_rows + 1:  # the header, then one record per row
+            return np.asarray(lines[1:], dtype=np.int64), "line"
+        return np.arange(2, n_rows + 2, dtype=np.int64), "line"  # best effort: no blank lines
+    return np.arange(1, n_rows + 1, dtype=np.int64), "row"
 
 
 def load_data(config: ExperimentConfig):
@@ -276,6 +318,6 @@ def load_data(config: ExperimentConfig):
 
         sim = simulate_disputes(d.n_disputes, start=d.start, end=d.end, seed=d.seed)
         return sim.events, sim.entities, sim
-    events = read_table(d.events)
-    entities = read_table(d.entities) if d.entities else None
+    events = read_table(d.events, text_columns=config.schema.text_columns)
+    entities = read_table(d.entities, text_columns=config.schema.entity_text_columns) if d.entities else None
     return events, entities, None

@@ -9,6 +9,7 @@ at a team server instead. Aliases: ``challenger`` is the newest trained version,
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
 import time
@@ -22,10 +23,12 @@ from .._errors import ConfigError, ModelError
 from .._faults import crash_point
 from ..data import frame_fingerprint
 from ..evaluation import make_cutoffs, make_labels
-from ..features import prepare_events
-from ..model import RiskModel, load_model_dir, save_model_dir
-from ._config import ExperimentConfig, load_data
+from ..features import skip_notes
+from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
+from ._config import ExperimentConfig, load_data, row_numbers
+from ._intake import take_in
 from ._store import (
+    borrowed_tracking,
     client_for,
     ensure_experiment,
     retry,
@@ -35,6 +38,7 @@ from ._store import (
 __all__ = ["Predictor", "load", "promote", "rollback", "train", "tracking_uri"]
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+_log = logging.getLogger("riskmodel")
 _HISTORY_TAG = "riskmodel.champion_history"
 
 
@@ -54,13 +58,17 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
     champion_comparison: dict | None = None
     timings: dict = field(default_factory=dict)
+    #: Every event row read: used, rejected (by reason), exact duplicates dropped (see :func:`train`).
+    data_counts: dict = field(default_factory=dict)
+    #: The rejected event rows (file line or row, values, ``reject_reason``); empty when none.
+    rejects: pd.DataFrame | None = None
 
 
 def _synthetic_input_example(model: RiskModel, n_events: int = 6) -> pd.DataFrame:
     """A tiny events frame made up from the model's vocabulary: no real record ever."""
     schema = model._schema()
     kinds = [k for k in model.features_.kinds_ if k not in schema.outcome_kinds] or model.features_.kinds_
-    t0 = pd.Timestamp("2024-01-01")
+    t0 = pd.Timestamp("2024-01-01", tz="UTC" if model.features_.tz_aware_ else None)  # the model's convention
     frame = pd.DataFrame(
         {
             schema.entity_col: ["EXAMPLE-1"] * (n_events // 2) + ["EXAMPLE-2"] * (n_events - n_events // 2),
@@ -86,14 +94,19 @@ def _synthetic_input_example(model: RiskModel, n_events: int = 6) -> pd.DataFram
 
 
 def _signature(model: RiskModel, example: pd.DataFrame, output: pd.DataFrame):
-    """Model signature: id, time and kind are required; text, party and attributes optional."""
+    """Model signature: id, time and kind are required; text, party and attributes optional.
+
+    Every input column is of type ``Any``: MLflow's enforcement would otherwise refuse what
+    riskmodel accepts (categoricals, Arrow strings, times as strings, timezone-aware
+    times) or convert it; riskmodel validates the values itself.
+    """
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
     schema = model._schema()
     inferred = infer_signature(example, output.astype({"as_of": str, "tier": str}))
     required = {schema.entity_col, schema.time_col, schema.kind_col}
-    inputs = Schema([ColSpec(c.type, c.name, required=c.name in required) for c in inferred.inputs.inputs])
+    inputs = Schema([ColSpec(AnyType(), c.name, required=c.name in required) for c in inferred.inputs.inputs])
     # No default as_of: MLflow fills a missing param with its default, which would silently
     # score a request at the example's date instead of refusing it.
     params = ParamSchema([ParamSpec("as_of", "string", None), ParamSpec("reasons", "string", "flagged")])
@@ -127,7 +140,8 @@ def _score_champion(client, name: str, backtest, prepared, entities) -> dict | N
     preds = backtest.predictions
     schema = champion.model._schema()
     cut = preds[[schema.entity_col, "as_of"]]
-    scored = champion.model.predict(prepared, cut, entities=entities, reasons="none")
+    X = champion.model.transform_features(prepared, cut, entities=entities, utc=True)  # backtest rows: UTC
+    scored = champion.model.score_features(X, cut, reasons="none")
     y = preds["label"].to_numpy(dtype=int)
     boot = bootstrap_metrics(y, scored["probability"].to_numpy(), groups=preds[schema.entity_col].to_numpy())
     from ..evaluation import tier_table
@@ -142,7 +156,8 @@ def _score_champion(client, name: str, backtest, prepared, entities) -> dict | N
     }
 
 
-def train(config: ExperimentConfig, *, tracking: str | None = None, register: bool = True) -> TrainResult:
+def train(config: ExperimentConfig, *, tracking: str | None = None, register: bool = True,
+          drop_invalid: bool | None = None) -> TrainResult:
     """Backtest, fit and log one experiment to MLflow; register it as ``challenger``.
 
     Parameters
@@ -150,10 +165,25 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     config : ExperimentConfig
         See :func:`riskmodel.load_config`.
     tracking : str, optional
-        Tracking URI; default :func:`tracking_uri`.
+        Tracking URI; default :func:`tracking_uri`. MLflow's process-wide settings are
+        only borrowed for the run and restored afterwards.
     register : bool, default=True
         Register the model as a new version with alias ``challenger``.
+    drop_invalid : bool, optional
+        Train on the valid event rows and record the rejected ones (file line, values,
+        reason) in the run as ``data/rejects.csv``; default ``config.data.drop_invalid``.
+        Otherwise an extract with invalid rows is refused with a :class:`DataError`
+        listing each problem, its count and the first file lines.
+
+    Every row read is accounted for: ``result.data_counts`` (also the run's ``data.*``
+    tags and metrics) gives rows read, used, rejected (by reason) and exact duplicates
+    dropped.
     """
+    with skip_notes():  # one line for the skipped feature families, however many fits
+        return _train(config, tracking=tracking, register=register, drop_invalid=drop_invalid)
+
+
+def _train(config: ExperimentConfig, *, tracking, register, drop_invalid) -> TrainResult:
     import mlflow
 
     from ..evaluation import backtest as run_backtest
@@ -164,7 +194,17 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     t0 = time.perf_counter()
     schema = config.schema
     events, entities, _sim = load_data(config)
-    prepared = prepare_events(events, schema)
+    d = config.data
+    files = d.source == "files"
+    intake = take_in(events, schema, drop_invalid=d.drop_invalid if drop_invalid is None else drop_invalid,
+                     source=Path(d.events).name if files else "events",
+                     locate=(lambda n: row_numbers(d.events, n)) if files else None)
+    _log.info(intake.summary())
+    prepared = intake.prepared
+    check_outcomes_seen(prepared, schema.outcome_kinds)
+    unseen = [k for k in schema.outcome_kinds if not prepared.is_kind([k]).any()]
+    if unseen:
+        _log.info("outcome kind(s) %s never occur in the events (the others do)", unseen)
     lab = config.labels
     cutoffs = make_cutoffs(prepared, schema, entities=entities, start=lab.start, end=lab.end, freq=lab.freq,
                            max_inactive=lab.max_inactive)
@@ -200,12 +240,13 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
         metrics.update({f"champion_{k}": float(v) for k, v in champion.items() if k != "version"})
 
     exp_name = f"riskmodel/{config.name}"
-    ensure_experiment(client, uri, exp_name)
-    mlflow.set_experiment(exp_name)
+    experiment_id = ensure_experiment(client, uri, exp_name)
     t3 = time.perf_counter()
     t_min = pd.Timestamp(prepared.times_ns.min())
     t_max = pd.Timestamp(prepared.times_ns.max())
-    with retry(mlflow.start_run, run_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
+    counts = intake.counts
+    with borrowed_tracking(uri), retry(mlflow.start_run, experiment_id=experiment_id,
+                                       run_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         crash_point("train.run")
         retry(mlflow.log_params, config.flat_params())
         retry(mlflow.set_tags, {
@@ -213,6 +254,12 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             "data.source": config.data.source,
             "data.fingerprint": frame_fingerprint(events),
             "data.events": str(len(events)),
+            "data.rows_read": str(counts["rows_read"]),
+            "data.rows_used": str(counts["rows_used"]),
+            "data.rows_rejected": str(counts["rows_rejected"]),
+            "data.duplicates_dropped": str(counts["duplicates_dropped"]),
+            "data.disputes_rejected": str(counts["disputes_rejected"]),
+            "data.rejected_by_reason": json.dumps(counts["rejected_by_reason"], ensure_ascii=False)[:5000],
             "data.disputes": str(len(prepared.entity_ids)),
             "data.start": str(t_min),
             "data.end": str(t_max),
@@ -224,8 +271,13 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
         })
         retry(mlflow.log_metrics, metrics)
         retry(mlflow.log_metrics, {f"time_{k}_s": v for k, v in timings.items()})
+        retry(mlflow.log_metrics, {f"data_{k}": float(counts[k]) for k in
+                                   ("rows_read", "rows_used", "rows_rejected", "duplicates_dropped")})
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
+            if len(intake.rejects):
+                (tmp / "data").mkdir()
+                intake.rejects.to_csv(tmp / "data" / "rejects.csv", index=False)
             (tmp / "experiment.toml").write_text(config.source_text or json.dumps(config.to_dict(), default=str), encoding="utf-8")
             for name, fig in result.figures().items():
                 save_figure(fig, tmp / "plots" / f"{name}.png")
@@ -233,7 +285,8 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             result.metrics.to_csv(tmp / "backtest_metrics.csv")
             result.comparisons.to_csv(tmp / "backtest_comparisons.csv")
             result.tier_table.to_csv(tmp / "tier_table.csv", index=False)
-            result.subgroup.to_csv(tmp / "subgroup_report.csv", index=False)
+            if result.subgroup is not None:  # no group columns: no subgroup report
+                result.subgroup.to_csv(tmp / "subgroup_report.csv", index=False)
             card = model_card(config, model, result, metrics, champion=champion,
                               data_window=(str(t_min), str(t_max)), n_events=len(events))
             (tmp / "model_card.md").write_text(card, encoding="utf-8")
@@ -244,7 +297,8 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             from ._pyfunc import score_all, split_entity_columns
 
             ex_events, ex_entities = split_entity_columns(example, model)
-            output = score_all(model, ex_events, "2024-02-01", entities=ex_entities)
+            example_as_of = "2024-02-01T00:00:00" + ("+00:00" if model.features_.tz_aware_ else "")
+            output = score_all(model, ex_events, example_as_of, entities=ex_entities)
             signature = _signature(model, example, output)
             from .._version import VERSION as __version__
 
@@ -254,7 +308,7 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
                 loader_module="riskmodel._pyfunc",
                 data_path=str(model_dir),
                 signature=signature,
-                input_example=(example, {"as_of": "2024-02-01T00:00:00"}),
+                input_example=(example, {"as_of": example_as_of}),
                 pip_requirements=[f"riskmodel=={__version__}"],
             )
             crash_point("train.logged")
@@ -268,7 +322,8 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
         })
     timings["mlflow"] = time.perf_counter() - t3
     return TrainResult(run_id=run_id, model_name=config.registered_model, version=version, model=model,
-                       backtest=result, metrics=metrics, champion_comparison=champion, timings=timings)
+                       backtest=result, metrics=metrics, champion_comparison=champion, timings=timings,
+                       data_counts=counts, rejects=intake.rejects)
 
 
 def _register(client, name: str, info, run_id: str, *, description: str, tags: dict) -> str:
@@ -455,16 +510,28 @@ def load(uri: str = "models:/dispute-risk@champion", *, tracking: str | None = N
             mv = (client.get_model_version_by_alias(name, match.group("alias")) if match.group("alias")
                   else client.get_model_version(name, match.group("version")))
         except Exception as exc:  # noqa: BLE001 - MLflow's not-found is a generic exception
-            raise ModelError(f"model {uri!r} not found in the registry at {client.tracking_uri}: {exc}") from exc
+            head = f"model {uri!r} not found in the registry at {client.tracking_uri}: {str(exc).rstrip('.')}"
+            alias = match.group("alias")
+            if alias == CHAMPION:
+                raise ModelError(
+                    f"{head}. No version is {CHAMPION} yet: promote one with promote({name!r}) (the gate, or "
+                    f"force=True with a reason), or load models:/{name}@{CHALLENGER}.",
+                    cli=f"{head}. No version is {CHAMPION} yet: promote one with `riskmodel promote --name {name}` "
+                        f"(the gate, or --force --reason '...'), or use --model models:/{name}@{CHALLENGER}.",
+                ) from exc
+            raise ModelError(f"{head}. Is MLFLOW_TRACKING_URI the store the model was registered in?") from exc
         version, run_id = str(mv.version), mv.run_id or ""
-        source = f"models:/{name}/{version}"
+        source = retry(client.get_model_version_download_uri, name, version)  # where its files are
     elif uri.startswith("runs:/"):
         run_id = uri.split("/")[1]
         source = uri
     else:
         raise ModelError(f"cannot load {uri!r}: use models:/name@alias, models:/name/version, runs:/id/model or a folder.")
-    try:
-        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tempfile.mkdtemp(prefix="riskmodel-")))
+    try:  # the store's URI goes to MLflow explicitly, and anything MLflow resolves itself is borrowed
+        with borrowed_tracking(client.tracking_uri):
+            path = Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=tempfile.mkdtemp(prefix="riskmodel-"),
+                tracking_uri=client.tracking_uri, registry_uri=client.tracking_uri))
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"could not download model {uri!r}: {exc}") from exc
     candidates = [p.parent for p in path.rglob("riskmodel.json")]

@@ -140,6 +140,47 @@ def time_split(as_of: pd.Series, fractions: tuple[float, ...]) -> np.ndarray:
     return slice_of_date[np.searchsorted(dates, t)]
 
 
+#: What a time-ordered fit needs: positives and negatives overall, positives per slice.
+MIN_CLASS_ROWS, MIN_SLICE_POSITIVES = 10, 3
+
+
+def untrainable_reason(as_of: pd.Series, y: np.ndarray, validation_fraction: float,
+                       calibration_fraction: float) -> str | None:
+    """Why :meth:`RiskModel.fit` would refuse these labelled cutoffs (``None``: it would not).
+
+    The same checks as ``fit``: at least :data:`MIN_CLASS_ROWS` positive and negative
+    cutoffs, and :data:`MIN_SLICE_POSITIVES` positives in each of the training,
+    validation and calibration time slices. Cheap: no features are computed, so callers
+    can try other settings and say which one would work.
+    """
+    y = np.asarray(y, dtype=int)
+    if y.sum() < MIN_CLASS_ROWS or (1 - y).sum() < MIN_CLASS_ROWS:
+        return (f"need at least {MIN_CLASS_ROWS} positive and {MIN_CLASS_ROWS} negative cutoffs, got "
+                f"{int(y.sum())} / {int((1 - y).sum())}")
+    part = time_split(pd.Series(as_of).reset_index(drop=True), (validation_fraction, calibration_fraction))
+    for k, name in enumerate(("training", "validation", "calibration")):
+        if y[part == k].sum() < MIN_SLICE_POSITIVES:
+            return (f"the {name} time slice has {int(y[part == k].sum())} positive cutoff(s) (need "
+                    f"{MIN_SLICE_POSITIVES}; the slices are the {1 - validation_fraction - calibration_fraction:.0%} / "
+                    f"{validation_fraction:.0%} / {calibration_fraction:.0%} of cutoffs in time order)")
+    return None
+
+
+def check_outcomes_seen(prepared, kinds) -> None:
+    """Raise a :class:`DataError` when none of the outcome ``kinds`` occurs in the log (every
+    label would be 0), listing the kinds it holds, in Python's and the CLI's words."""
+    if not len(prepared) or prepared.is_kind(tuple(kinds)).any():
+        return
+    seen = prepared.kind_counts()
+    listed = ", ".join(f"{k!r} ({n:,})" for k, n in seen.head(30).items())
+    more = f", ... ({len(seen) - 30} more)" if len(seen) > 30 else ""
+    head = (f"none of the outcome kinds {list(kinds)} occurs in the events' {prepared.schema.kind_col!r} column, "
+            f"so no dispute ever escalates and every label is 0. Kinds seen (events): {listed}{more}. Name the "
+            "kind(s) that mean escalation")
+    raise DataError(f"{head} with EventSchema(outcome_kinds=[...]).",
+                    cli=f"{head} with outcome_kinds = [...] in the config's [schema].")
+
+
 class RiskModel(BaseEstimator):
     """Escalation risk model: point-in-time features, LightGBM, calibration, tiers, reasons.
 
@@ -261,25 +302,21 @@ class RiskModel(BaseEstimator):
             )
         cut = validate_cutoffs(cutoffs, schema, label_col=self.label_col).reset_index(drop=True)
         y = cut[self.label_col].to_numpy(dtype=int)
-        if y.sum() < 10 or (1 - y).sum() < 10:
-            raise DataError(f"need at least 10 positive and 10 negative cutoffs, got {y.sum()} / {(1 - y).sum()}.")
-
+        problem = untrainable_reason(cut["as_of"], y, self.validation_fraction, self.calibration_fraction)
         prepared = prepare_events(events, schema)
+        if problem is not None:
+            check_outcomes_seen(prepared, schema.outcome_kinds)
+            raise DataError(f"{problem}; need more data or a longer history for a time-ordered split.")
+
         features = clone(self.features) if self.features is not None else FeatureBuilder(schema=schema)
         if features.schema is None:
             features.set_params(schema=schema)
         features.fit(prepared, entities=entities)
-        X = features.transform(prepared, cut, entities=entities)
+        X = features._transform_valid_cutoffs(prepared, cut, entities=entities)
         t_features = time.perf_counter()
 
         part = time_split(cut["as_of"], (self.validation_fraction, self.calibration_fraction))
         train, valid, calib = (part == 0), (part == 1), (part == 2)
-        for name, mask in (("training", train), ("validation", valid), ("calibration", calib)):
-            if y[mask].sum() < 3:
-                raise DataError(
-                    f"the {name} time slice has {int(y[mask].sum())} positive cutoff(s); "
-                    "need more data or longer history for a time-ordered split."
-                )
         self.split_dates_ = {
             name: [str(cut["as_of"][mask].min()), str(cut["as_of"][mask].max())]
             for name, mask in (("train", train), ("validation", valid), ("calibration", calib))
@@ -360,13 +397,17 @@ class RiskModel(BaseEstimator):
         if not hasattr(self, "booster_"):
             raise ModelError("this RiskModel is not fitted yet; call fit(events, cutoffs) first.")
 
-    def transform_features(self, events, cutoffs, *, entities=None, context_events=None) -> pd.DataFrame:
+    def transform_features(self, events, cutoffs, *, entities=None, context_events=None,
+                           utc: bool = False) -> pd.DataFrame:
         """The model's feature matrix for ``cutoffs`` (columns in training order).
 
         ``context_events``: see :meth:`FeatureBuilder.transform` (chunked scoring).
+        ``utc``: naive ``as_of`` values are UTC, whatever the model's convention, as in the
+        frames the library writes (predictions, nightly scores, backtest folds); otherwise
+        the cutoffs must use the training data's timezone convention.
         """
         self._check_fitted()
-        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
+        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=None if utc else self.features_.tz_aware_)
         return self._features_of_valid_cutoffs(events, cut, entities=entities, context_events=context_events)
 
     def _matrix_layout(self):
@@ -528,10 +569,13 @@ class RiskModel(BaseEstimator):
         for i in np.flatnonzero([bool(r) for r in fired]):
             rule_text = "; ".join(f"[规则] {r.reason_zh or r.name} / [rule] {r.reason_en or r.name}" for r in fired[i])
             phrases[i] = rule_text + ("; " + phrases[i] if phrases[i] else "")
+        as_of = cutoffs["as_of"]
+        if isinstance(as_of.dtype, pd.DatetimeTZDtype):  # outputs hold naive UTC, as validated cutoffs do
+            as_of = as_of.dt.tz_convert("UTC").dt.tz_localize(None)
         out = pd.DataFrame(
             {
                 schema.entity_col: cutoffs[schema.entity_col].to_numpy(),
-                "as_of": cutoffs["as_of"].to_numpy(),
+                "as_of": as_of.to_numpy(),
                 "probability": prob,
                 "tier": pd.Categorical.from_codes(_tier_codes(tiers), dtype=_TIER_DTYPE, validate=False),
                 "reasons": phrases,

@@ -13,19 +13,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._errors import ConfigError, DataError
-from ..batch import concat_scores
+from ..batch import CITY, as_nightly_list, dedupe_nights
 from ..evaluation import TIER_COLOURS, finish_figure, new_figure
 from ..model import TIERS
 
 __all__ = ["barometer", "plot_barometer_heatmap", "plot_tier_trend"]
 
-CITY = "(city)"
-"""Area label of the city-wide rows (``area=None``)."""
 _UNKNOWN = "(unknown)"
 _CHANGE_COLS = ("n", "red", "red_share", "flagged_share", "mean_probability")
 
 
-def barometer(scores, *, area: str | None = "station", change_days: int = 7) -> pd.DataFrame:
+def barometer(scores, *, area: str | None = "auto", change_days: int = 7) -> pd.DataFrame:
     """Risk by area and day: counts and shares by tier, mean probability, weekly change.
 
     Parameters
@@ -33,10 +31,14 @@ def barometer(scores, *, area: str | None = "station", change_days: int = 7) -> 
     scores : DataFrame, path or sequence of them
         Nightly score outputs: ``riskmodel score`` folders, :class:`NightlyOutput`, or
         scores frames (``as_of``, ``probability``, ``tier`` and the ``area`` column).
-        The day of a row is its ``as_of`` date.
-    area : str or None, default="station"
+        The day of a row is its ``as_of`` date. A night given twice counts once (see
+        :func:`~riskmodel.batch.concat_scores`).
+    area : str or None, default="auto"
         Column to aggregate by; ``None`` for one city-wide row per day (area ``"(city)"``).
-        Disputes with a missing area count under ``"(unknown)"``.
+        ``"auto"``: the nights' own area column (the model's first group column, e.g.
+        ``station``, recorded in the manifest; ``station`` for frames that have it),
+        city-wide when they have none. Disputes with a missing area count under
+        ``"(unknown)"``.
     change_days : int, default=7
         The ``*_change`` columns compare each area and day with the same area
         ``change_days`` days earlier (NaN when that night is missing).
@@ -71,10 +73,9 @@ def barometer(scores, *, area: str | None = "station", change_days: int = 7) -> 
     """
     if not isinstance(change_days, int | np.integer) or change_days < 1:
         raise ConfigError(f"change_days must be a positive integer, got {change_days!r}.")
-    frame = concat_scores(scores)
-    if area is not None and area not in frame.columns:
-        raise DataError(f"scores have no area column {area!r}; columns: {list(frame.columns)}. "
-                        "Pass area= one of them, or area=None for the city.")
+    outputs = as_nightly_list(scores)
+    frame, _ = dedupe_nights(outputs)
+    area = resolve_area(area, outputs, frame)
     name = area or "area"
     keys = pd.DataFrame({
         name: (frame[area].astype(object).fillna(_UNKNOWN).astype(str) if area else CITY),
@@ -97,6 +98,18 @@ def barometer(scores, *, area: str | None = "station", change_days: int = 7) -> 
     order = [name, "day", "n", *TIERS, *(f"{t}_share" for t in TIERS), "flagged_share", "mean_probability",
              *(f"{c}_change" for c in _CHANGE_COLS)]
     return table[order].sort_values(["day", name], kind="stable").reset_index(drop=True)
+
+
+def resolve_area(area: str | None, outputs, frame: pd.DataFrame) -> str | None:
+    """The area column to use: ``"auto"`` is the nights' own (see :attr:`NightlyOutput.area`,
+    ``None`` when they have none); an explicit column must be in the scores."""
+    if area == "auto":
+        return next((o.area for o in outputs if o.area is not None and o.area in frame.columns), None)
+    if area is not None and area not in frame.columns:
+        head = f"scores have no area column {area!r}; columns: {list(frame.columns)}."
+        raise DataError(f"{head} Pass area= one of them, or area=None for the city.",
+                        cli=f"{head} Pass --area with one of them, or --area none for the city.")
+    return area
 
 
 def _area_col(table: pd.DataFrame) -> str:

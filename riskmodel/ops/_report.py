@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError
-from ..batch import NightlyOutput, as_nightly, as_nightly_list
+from ..batch import NightlyOutput, as_nightly, as_nightly_list, dedupe_nights
 from ..model import TIERS
 from ._audit import AuditResult, audit_outcomes
-from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend
+from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
 
 __all__ = ["render_report", "write_report"]
 
@@ -195,8 +195,10 @@ def _barometer_section(all_scores: pd.DataFrame, night: NightlyOutput, area: str
     return "".join(parts)
 
 
-_WORK_COLS = {"rank": ("#", "int"), "dispute_id": ("dispute", "text"), "category": ("category", "text"),
-              "tier": ("tier", "tier"), "probability": ("p", "prob"), "reasons": ("reasons 原因", "reasons")}
+def _work_cols(id_col: str | None) -> dict:
+    return {"rank": ("#", "int"), **({id_col: (id_col, "text")} if id_col else {}),
+            "category": ("category", "text"), "tier": ("tier", "tier"), "probability": ("p", "prob"),
+            "reasons": ("reasons 原因", "reasons")}
 
 
 def _worklists_section(night: NightlyOutput, area: str | None, max_per_area: int) -> str:
@@ -224,7 +226,7 @@ def _worklists_section(night: NightlyOutput, area: str | None, max_per_area: int
         part = shown[shown["_g"] == g]
         summary = f"{_e(g)}: {int(row['red'])} red, {int(row['n'] - row['red'])} yellow"
         parts.append(f"<details{' open' if row['red'] else ''}><summary>{summary}</summary>"
-                     f"{_table(part, _WORK_COLS)}</details>")
+                     f"{_table(part, _work_cols(night.id_col))}</details>")
     parts.append("</section>")
     return "".join(parts)
 
@@ -286,8 +288,9 @@ def _audit_section(audit: AuditResult | None, max_rows: int) -> str:
     missed = audit.missed
     parts.append(f"<h3>Missed ({len(missed)}; most recent {min(len(missed), max_rows)} shown)</h3>")
     parts.append(_table(missed.head(max_rows), {
-        "dispute_id": ("dispute", "text"), "escalated_at": ("escalated", "date"), "status": ("last tier", "text"),
-        "last_scored_as_of": ("last scored", "date"), "probability": ("p", "prob"), "station": ("station", "text"),
+        audit.id_col: (audit.id_col, "text"), "escalated_at": ("escalated", "date"),
+        "status": ("last tier", "text"), "last_scored_as_of": ("last scored", "date"), "probability": ("p", "prob"),
+        **({audit.area: (audit.area, "text")} if audit.area else {}),
         "category": ("category", "text"), "reasons": ("reasons 原因", "reasons"),
         "not_scored_reason": ("why not scored", "text")}, empty="none missed"))
     parts.append("</section>")
@@ -303,7 +306,7 @@ def render_report(
     *,
     history: Sequence = (),
     audit: AuditResult | None = None,
-    area: str | None = "station",
+    area: str | None = "auto",
     max_per_area: int = 15,
     max_missed: int = 50,
     title: str | None = None,
@@ -318,8 +321,9 @@ def render_report(
         Earlier nights (same kinds) for the barometer's trend and weekly change.
     audit : AuditResult, optional
         From :func:`audit_outcomes`; without it the section says so.
-    area : str or None, default="station"
-        Area column of the barometer and the work lists.
+    area : str or None, default="auto"
+        Area column of the barometer and the work lists; ``"auto"``: the night's own (the
+        model's first group column, e.g. ``station``), city-wide when it has none.
     max_per_area : int, default=15
         Work-list rows shown per area.
     max_missed : int, default=50
@@ -337,8 +341,9 @@ def render_report(
         raise ConfigError("max_per_area must be positive and max_missed non-negative.")
     night = as_nightly(night)
     earlier = as_nightly_list(list(history)) if len(history) else []
-    all_scores = pd.concat([o.scores for o in earlier] + [night.scores], ignore_index=True)
+    all_scores, _ = dedupe_nights([*earlier, night])
     all_scores = all_scores[all_scores["as_of"] <= night.scores["as_of"].max()] if len(night.scores) else all_scores
+    area = resolve_area(area, [night, *earlier], all_scores)
     as_of = night.as_of
     model = night.manifest.get("model", {})
     day = as_of.strftime("%Y-%m-%d %H:%M") if as_of is not None else "(unknown date)"
@@ -373,7 +378,7 @@ def write_report(
     model=None,
     events=None,
     entities=None,
-    area: str | None = "station",
+    area: str | None = "auto",
 ) -> Path:
     """Read the nightly outputs (and outcomes), render the report, write it to ``out``.
 
@@ -391,7 +396,8 @@ def write_report(
     horizon : str, default="90D"
     model, events, entities : optional
         To recompute the reasons of missed blue cases in the audit.
-    area : str or None, default="station"
+    area : str or None, default="auto"
+        See :func:`render_report`.
 
     Returns
     -------
@@ -403,9 +409,11 @@ def write_report(
     earlier = as_nightly_list(list(history)) if len(history) else []
     audit = None
     if outcomes is not None:
-        frame = outcomes if isinstance(outcomes, pd.DataFrame) else read_table(outcomes)
+        schema = night.schema
+        frame = outcomes if isinstance(outcomes, pd.DataFrame) else \
+            read_table(outcomes, text_columns=schema.text_columns if schema is not None else ())
         audit = audit_outcomes(earlier + [night], frame, horizon=horizon, model=model, events=events,
-                               entities=entities)
+                               entities=entities, area=area)
     text = render_report(night, history=earlier, audit=audit, area=area)
     out = Path(out)
     if out.exists() and out.is_dir():

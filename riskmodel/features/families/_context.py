@@ -27,6 +27,9 @@ class Context(FeatureFamily):
     def active(self, builder, schema) -> bool:
         return builder.has_entities_ and bool(schema.group_cols)
 
+    def why_inactive(self, builder, schema) -> str:
+        return "no entities table" if not builder.has_entities_ else "no group columns (group_cols is empty)"
+
     def columns(self, builder, schema):
         w = builder.context_window
         names = []

@@ -27,6 +27,11 @@ class Entity(FeatureFamily):
     def active(self, builder, schema) -> bool:
         return builder.has_entities_ and bool(schema.entity_feature_columns)
 
+    def why_inactive(self, builder, schema) -> str:
+        if not builder.has_entities_:
+            return "no entities table"
+        return "no entity columns (entity_categorical_cols, entity_numeric_cols, entity_time_cols are empty)"
+
     def columns(self, builder, schema):
         names = list(schema.entity_categorical_cols) + list(schema.entity_numeric_cols)
         names += [f"days_since_{c}" for c in schema.entity_time_cols]

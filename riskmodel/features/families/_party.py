@@ -19,6 +19,9 @@ class Party(FeatureFamily):
     def active(self, builder, schema) -> bool:
         return schema.party_col is not None
 
+    def why_inactive(self, builder, schema) -> str:
+        return "party_col is off"
+
     def columns(self, builder, schema):
         return ["party_count", "party_other_disputes", "party_max_other_disputes", "party_past_escalations"], []
 

@@ -30,6 +30,9 @@ class Text(FeatureFamily):
     def active(self, builder, schema) -> bool:
         return schema.text_col is not None
 
+    def why_inactive(self, builder, schema) -> str:
+        return "text_col is off"
+
     def columns(self, builder, schema):
         names = []
         for group in builder._lexicon():
