@@ -76,6 +76,7 @@ from ..model import (
     drift_report,
     drift_table,
     merge_counts,
+    model_facts,
     warn_if_drifting,
 )
 from ._core import STAGES
@@ -381,6 +382,7 @@ def score_batch(
         "libraries": _library_versions(),
         "resumed": resumed,
     }
+    manifest["model"].update(model_facts(predictor.model))  # what tiers and p mean, for the report
     if not manifest["counts"]["reconciles"]:  # pragma: no cover - an accounting bug, never data
         raise RuntimeError(f"batch accounting does not reconcile: {manifest['counts']}")
     timings["write"] += time.perf_counter() - t_w

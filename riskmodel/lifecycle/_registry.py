@@ -109,6 +109,17 @@ def _last_fold_metrics(backtest) -> dict[str, float]:
     return out
 
 
+def _backtest_facts(backtest, metrics: dict) -> dict:
+    """The last fold's headline figures, saved with the model (its outputs' legend reads them)."""
+    last = backtest.folds.iloc[-1]
+    keys = ("model_roc_auc", "model_roc_auc_lower", "model_roc_auc_upper", "model_brier", "model_ece",
+            "model_n", "model_n_positive", "tier_red_hit_rate", "tier_yellow_hit_rate", "tier_blue_hit_rate",
+            "tier_red_share", "tier_yellow_share")
+    facts = {k.removeprefix("model_"): round(float(metrics[k]), 6) for k in keys if k in metrics}
+    facts["test_start"], facts["test_end"] = str(last["test_start"].date()), str(last["test_end"].date())
+    return facts
+
+
 def _tiers_ordered(tier_table: pd.DataFrame) -> bool:
     hit = tier_table.set_index("tier")["hit_rate"]
     return bool(hit.get("red", np.nan) > hit.get("yellow", np.nan) > hit.get("blue", np.nan))
@@ -197,6 +208,8 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             metrics[f"tier_{tier_row.tier}_hit_rate"] = float(tier_row.hit_rate)
     if champion:
         metrics.update({f"champion_{k}": float(v) for k, v in champion.items() if k != "version"})
+    model.training_summary_ = {**getattr(model, "training_summary_", {}), "horizon": lab.horizon,
+                               "backtest": _backtest_facts(result, metrics)}
 
     exp_name = f"riskmodel/{config.name}"
     ensure_experiment(client, uri, exp_name)

@@ -15,11 +15,13 @@ from ._drift import (
     raw_attributes,
     warn_if_drifting,
 )
+from ._facts import model_facts
 from ._model import RiskModel
+from ._reasons import ReasonWriter
 from ._tiers import TIERS, Override, TierPolicy
 
 __all__ = [
-    "TIERS", "Override", "RiskModel", "TierPolicy", "check_thresholds", "chunk_counts", "drift_report",
-    "drift_table", "load_model_dir", "merge_counts", "monitoring_metrics", "raw_attributes",
+    "TIERS", "Override", "ReasonWriter", "RiskModel", "TierPolicy", "check_thresholds", "chunk_counts", "drift_report",
+    "drift_table", "load_model_dir", "merge_counts", "model_facts", "monitoring_metrics", "raw_attributes",
     "save_model_dir", "warn_if_drifting",
 ]
