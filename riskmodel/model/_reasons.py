@@ -112,6 +112,22 @@ class ReasonWriter:
     def from_dict(cls, data: dict) -> ReasonWriter:
         return cls(**data)
 
+    @classmethod
+    def for_names(cls, names: Sequence[str]) -> ReasonWriter:
+        """A writer for feature names alone, when the model is not at hand (e.g. a drift
+        table): the kinds' column fragments are read off the per-kind count and recency columns."""
+        found = [re.fullmatch(r"count_(\w+?)_(?:\d+[A-Za-z]+|all)|days_since_last_(\w+)", str(n)) for n in names]
+        slugs = {m.group(1) or m.group(2) for m in found if m} - {"all", "event"}
+        return cls(kind_slugs={s: s for s in sorted(slugs)} | {OTHER_KIND: OTHER_KIND})
+
+    def name(self, feature: str) -> tuple[str, str]:
+        """(zh, en) of what ``feature`` measures, its value as N: "threat: N times in the last 30 days"."""
+        zh, en, fmt = self.template(feature)
+        if fmt == "str":
+            return self.column_label(feature)
+        n = {"pct": "N%", "signed": "±N"}.get(fmt, "N")
+        return zh.replace("{v}", n), _PLURAL.sub(r"\2", en).replace("{v}", n)
+
     def kind_label(self, slug: str) -> tuple[str, str]:
         """(zh, en) name of the kind whose column fragment is ``slug``."""
         kind = self.slug_to_kind.get(slug, slug)
