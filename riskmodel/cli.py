@@ -160,6 +160,28 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+def _cmd_explain(args) -> int:
+    """One dispute explained: timeline, probability, tier and threshold, every contribution."""
+    from .lifecycle import read_table
+    from .ops import explain
+
+    entities = read_table(args.entities) if args.entities else None
+    model = _load_model(args.model) if args.model else None
+    ex = explain(args.dispute_id, args.scores, model=model, events=args.events, entities=entities,
+                 area=None if args.area in ("", "none") else args.area)
+    print(ex.to_text(max_contributions=args.top, max_events=args.events_shown))
+    if args.plot not in ("", "none"):
+        plot = Path(args.plot or f"explain-{args.dispute_id}.png")
+        ex.save_plot(plot)
+        print(f"\nplot (contributions and timeline) written to {plot}")
+    if args.html:
+        out = Path(args.html)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(ex.to_page(), encoding="utf-8")
+        print(f"explanation page written to {out}")
+    return 0
+
+
 def _cmd_barometer(args) -> int:
     """Risk by area and day over nightly outputs: a table and two PNG plots."""
     from .evaluation import save_figure
@@ -340,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", type=int, default=100)
     p.add_argument("--out", default=None, help="write the matches as .parquet or .csv")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("explain", help="why one dispute has its tier: timeline, p, threshold, every contribution")
+    p.add_argument("dispute_id", help="the dispute's id, e.g. D0012345")
+    p.add_argument("--scores", required=True, help="the night's `riskmodel score` output folder, e.g. nights/2025-12-01")
+    p.add_argument("--events", default=None,
+                   help="event log (parquet or CSV); default: the night's input, when it was a file")
+    p.add_argument("--entities", default=None, help="entities table, for models trained with one; default: none")
+    p.add_argument("--model", default=None,
+                   help="model URI or folder; default: the model named in the night's manifest")
+    p.add_argument("--area", default="station", help="area column for the thresholds tonight (default: station)")
+    p.add_argument("--plot", default=None,
+                   help="PNG of the contributions and the timeline; default: explain-ID.png here, 'none' for no plot")
+    p.add_argument("--html", default=None, help="also write a self-contained HTML page, e.g. explain.html")
+    p.add_argument("--top", type=int, default=15, help="contributions listed (default: 15)")
+    p.add_argument("--events-shown", type=int, default=25, help="timeline events listed (default: the last 25)")
+    p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("barometer", help="risk by station and day over nightly outputs (table + PNG plots)")
     p.add_argument("--scores", required=True, nargs="+", help="`riskmodel score` output folders, one per night")

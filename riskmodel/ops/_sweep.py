@@ -259,6 +259,11 @@ class SweepInputs:
         The ``like`` dispute, when it is not among the scored ones its row is appended.
     case_as_of : Timestamp or None
         When the case's features were computed (just before its escalation if it escalated).
+    case_probability : float or None
+        The case's calibrated probability at ``case_as_of``.
+    base_value : float or None
+        SHAP's expected value (log-odds): each row's contributions add up from it to the
+        row's raw log-odds.
     """
 
     features: pd.DataFrame
@@ -266,6 +271,7 @@ class SweepInputs:
     case_id: str | None = None
     case_as_of: pd.Timestamp | None = None
     case_probability: float | None = None
+    base_value: float | None = None
 
 
 def _model_of(model):
@@ -299,7 +305,7 @@ def _prepare(events, schema):
 
 
 def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame | None = None,
-                 like=None) -> SweepInputs:
+                 like=None, as_of=None) -> SweepInputs:
     """Recompute the features and SHAP contributions a sweep needs.
 
     Parameters
@@ -316,7 +322,10 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
     like : str, optional
         A dispute to describe. If it is scored, its scored row is used; otherwise its
         features are computed as of its first outcome event (the moment before it
-        escalated) or, without one, as of the scores' ``as_of``.
+        escalated) or, without one, as of ``as_of``.
+    as_of : timestamp, optional
+        When an unscored ``like`` case without an outcome is described; default the
+        scores' latest ``as_of``.
 
     Returns
     -------
@@ -349,11 +358,14 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
             if own.empty:
                 raise DataError(f"dispute {like!r} is neither in the scores nor in the events; check the id.")
             outcome = own.loc[own[schema.kind_col].isin(list(schema.outcome_kinds)), schema.time_col]
-            case_as_of = pd.Timestamp(outcome.min()) if len(outcome) else pd.Timestamp(scores["as_of"].max())
+            fallback = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(scores["as_of"].max())
+            case_as_of = pd.Timestamp(outcome.min()) if len(outcome) else fallback
             case_row = pd.DataFrame({ent: [own[ent].iloc[0]], "as_of": [case_as_of]})
             cut = pd.concat([cut, case_row.astype({ent: cut[ent].dtype})], ignore_index=True)
     X = rm.transform_features(prepared, cut, entities=entities)
-    contrib = rm.explain(X).drop(columns="bias").astype(np.float32)
+    shap = rm.explain(X)
+    base_value = float(shap["bias"].iloc[0]) if len(shap) else None
+    contrib = shap.drop(columns="bias").astype(np.float32)
     prob = rm.calibrator_.transform(rm.predict_raw(X))
     ids = cut[ent].astype(str).to_numpy()
     X.index = contrib.index = pd.Index(ids, name=ent)
@@ -361,7 +373,7 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
     X = X.astype(dict.fromkeys(numeric, np.float32))
     case_prob = float(prob[ids == like][0]) if like is not None else None
     return SweepInputs(features=X, contributions=contrib, case_id=like, case_as_of=case_as_of,
-                       case_probability=case_prob)
+                       case_probability=case_prob, base_value=base_value)
 
 
 # ------------------------------------------------------------------------------------------
