@@ -8,8 +8,10 @@ at a team server instead. Aliases: ``challenger`` is the newest trained version,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from ..evaluation import make_cutoffs, make_labels
 from ..features import prepare_events
 from ..model import RiskModel, load_model_dir, save_model_dir
 from ._config import ExperimentConfig, load_data
+from ._progress import TrainProgress
 from ._store import (
     client_for,
     ensure_experiment,
@@ -152,7 +155,45 @@ def _score_champion(client, name: str, backtest, prepared, entities) -> dict | N
     }
 
 
-def train(config: ExperimentConfig, *, tracking: str | None = None, register: bool = True) -> TrainResult:
+class _WithoutLines:
+    """A stderr that drops whole lines starting with one of ``prefixes``, forwards the rest."""
+
+    def __init__(self, stream, prefixes: tuple[str, ...]):
+        self.stream, self.prefixes, self.pending = stream, prefixes, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if not line.startswith(self.prefixes):
+                self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending and not self.pending.startswith(self.prefixes):
+            self.stream.write(self.pending)
+        self.pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _quiet_registration():
+    """MLflow prints "Successfully registered model ..." and "Created version ..." itself
+    while logging the model (to whatever ``sys.stderr`` is then); train() reports the
+    version in its own words, once. Every other line passes through."""
+    quiet = _WithoutLines(sys.stderr, ("Successfully registered model", "Created version '"))
+    with contextlib.redirect_stderr(quiet):
+        try:
+            yield
+        finally:
+            quiet.flush()
+
+
+def train(config: ExperimentConfig, *, tracking: str | None = None, register: bool = True,
+          progress: bool | TrainProgress = False) -> TrainResult:
     """Backtest, fit and log one experiment to MLflow; register it as ``challenger``.
 
     Parameters
@@ -163,6 +204,10 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
         Tracking URI; default :func:`tracking_uri`.
     register : bool, default=True
         Register the model as a new version with alias ``challenger``.
+    progress : bool or TrainProgress, default=False
+        Report each step (the data, every backtest fold, the final fit, MLflow) with the
+        elapsed time and an ETA on stderr: one line rewritten on a terminal, plain lines
+        otherwise.
     """
     import mlflow
 
@@ -172,6 +217,18 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    n_folds = config.backtest.n_folds
+    # units: the data 0.5, each fold 1, the last fold's bootstrap 0.5, the final fit (all the
+    # data) 1.3, the champion comparison and MLflow 0.5
+    units = {"data": 0.5, "backtest": n_folds + 0.5, "final": 1.3, "log": 0.5}
+    bar = progress if isinstance(progress, TrainProgress) else (
+        TrainProgress(sum(units.values())) if progress else None)
+
+    def step(done: float, message: str) -> None:
+        if bar is not None:
+            bar.update(done, message)
+
+    step(0, f"loading the data ({config.data.source})")
     schema = config.schema
     events, entities, _sim = load_data(config)
     prepared = prepare_events(events, schema)
@@ -185,16 +242,24 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
 
     t1 = time.perf_counter()
     bt = config.backtest
+
+    def fold_step(done: float, total: float, message: str) -> None:
+        step(units["data"] + min(done, n_folds), message)  # the bootstrap's half unit ends with the backtest
+
+    step(units["data"], f"{len(labelled):,} labelled cutoffs of {len(prepared.entity_ids):,} disputes; backtest")
     result = run_backtest(
         prepared, labelled, model=config.build_model(), entities=entities, n_folds=bt.n_folds,
         test_period=bt.test_period, horizon=lab.horizon, checklist=bt.checklist or None,
-        n_bootstrap=bt.n_bootstrap,
+        n_bootstrap=bt.n_bootstrap, progress=fold_step,
     )
     timings["backtest"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
+    step(units["data"] + units["backtest"], f"final fit on all {len(labelled):,} labelled cutoffs")
     model = config.build_model().fit(prepared, labelled, entities=entities)
     timings["final_fit"] = time.perf_counter() - t2
+    step(units["data"] + units["backtest"] + units["final"],
+         "comparing with the champion and logging to MLflow" if register else "logging to MLflow")
 
     uri = tracking or tracking_uri()
     client = client_for(uri)
@@ -259,16 +324,17 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             signature = _signature(model, example, output)
             from .._version import VERSION as __version__
 
-            info = retry(
-                mlflow.pyfunc.log_model,
-                name="model",
-                loader_module="riskmodel._pyfunc",
-                data_path=str(model_dir),
-                signature=signature,
-                input_example=(example, {"as_of": "2024-02-01T00:00:00"}),
-                pip_requirements=[f"riskmodel=={__version__}"],
-                registered_model_name=config.registered_model if register else None,
-            )
+            with _quiet_registration():
+                info = retry(
+                    mlflow.pyfunc.log_model,
+                    name="model",
+                    loader_module="riskmodel._pyfunc",
+                    data_path=str(model_dir),
+                    signature=signature,
+                    input_example=(example, {"as_of": "2024-02-01T00:00:00"}),
+                    pip_requirements=[f"riskmodel=={__version__}"],
+                    registered_model_name=config.registered_model if register else None,
+                )
         run_id = run.info.run_id
     timings["mlflow"] = time.perf_counter() - t3
     version = ""
@@ -281,6 +347,8 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
         }.items():
             retry(client.set_model_version_tag, config.registered_model, version, f"riskmodel.{key}", str(value))
         retry(client.update_model_version, config.registered_model, version, description=card[:5000])
+    if bar is not None:
+        bar.close(f"done: run {run_id}" + (f", {config.registered_model} version {version}" if version else ""))
     return TrainResult(run_id=run_id, model_name=config.registered_model, version=version, model=model,
                        backtest=result, metrics=metrics, champion_comparison=champion, timings=timings)
 
