@@ -390,32 +390,19 @@ def promote(
         raise ConfigError("--force needs --reason '...': a forced promotion must say why.")
     champion = _version_by_alias(client, name, CHAMPION)
     if champion is not None and champion.version == challenger.version:
-        return {"decision": "unchanged", "version": challenger.version, "checks": {}, "message": "challenger is already champion"}
+        record = {"decision": "unchanged", "version": challenger.version, "checks": {}, "criteria": [],
+                  "message": "challenger is already champion"}
+        record["verdict"] = gate_verdict(record, name)
+        return record
     m = client.get_run(challenger.run_id).data.metrics
     tags = client.get_run(challenger.run_id).data.tags
-    checks: dict[str, bool] = {"tiers_ordered": m.get("tiers_ordered", 0.0) == 1.0}
+    criteria = _gate_criteria(m, tags, champion, auc_tolerance, brier_tolerance)
+    checks = {c["name"]: c["passed"] for c in criteria}
     figures = {k: v for k, v in m.items() if k.startswith(("model_", "champion_")) or k == "tiers_ordered"}
-    if champion is None:
-        # A first model must clearly beat the base rate and be no worse than the other
-        # baselines beyond the same tolerances as a champion comparison.
-        checks["auc_beats_base_rate"] = m.get("model_roc_auc", 0) > m.get("base_rate_roc_auc", 0.5) + auc_tolerance
-        checks["brier_beats_base_rate"] = m.get("model_brier", np.inf) < m.get("base_rate_brier", np.inf)
-        for base in ("logistic_counts", "checklist"):
-            if f"{base}_roc_auc" in m:
-                checks[f"auc_not_worse_than_{base}"] = m["model_roc_auc"] >= m[f"{base}_roc_auc"] - auc_tolerance
-            if f"{base}_brier" in m:
-                checks[f"brier_not_worse_than_{base}"] = m["model_brier"] <= m[f"{base}_brier"] * (1 + brier_tolerance)
-    else:
-        compared = tags.get("champion.compared_version")
-        if compared != str(champion.version) or "champion_roc_auc" not in m:
-            checks["same_fold_comparison"] = False
-        else:
-            checks["auc_not_worse"] = m["model_roc_auc"] >= m["champion_roc_auc"] - auc_tolerance
-            checks["brier_not_worse"] = m["model_brier"] <= m["champion_brier"] * (1 + brier_tolerance)
     passed = all(checks.values())
     decision = "passed" if passed else ("forced" if force else "refused")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    record = {"decision": decision, "checks": checks, "figures": figures, "at": stamp,
+    record = {"decision": decision, "checks": checks, "criteria": criteria, "figures": figures, "at": stamp,
               "previous_champion": champion.version if champion else None, "reason": reason}
     retry(client.set_model_version_tag, name, challenger.version, "riskmodel.gate", json.dumps(record, default=str))
     if decision in ("passed", "forced"):
@@ -424,7 +411,88 @@ def promote(
         history.append(str(challenger.version))
         retry(client.set_registered_model_tag, name, _HISTORY_TAG, json.dumps(history))
     record["version"] = challenger.version
+    record["verdict"] = gate_verdict(record, name)
     return record
+
+
+def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_tolerance: float) -> list[dict]:
+    """The gate's checks, each with its figures in words and its margin (> 0 passes).
+
+    A first model must clearly beat the base rate and be no worse than the other baselines
+    beyond the same tolerances as a champion comparison; a later one must be no worse than
+    the champion scored on the same latest fold.
+    """
+    out: list[dict] = []
+
+    def add(name: str, margin: float, detail: str, passed: bool | None = None) -> None:
+        ok = bool(margin >= 0) if passed is None else bool(passed)
+        out.append({"name": name, "passed": ok, "margin": round(float(margin), 6), "detail": detail})
+
+    def auc(ref: float, label: str, *, strictly: bool = False) -> None:
+        model = m.get("model_roc_auc", 0.0)
+        need = ref + auc_tolerance if strictly else ref - auc_tolerance
+        margin = model - need
+        rule = f"must beat it by more than {auc_tolerance:g}" if strictly else f"may be at most {auc_tolerance:g} lower"
+        add(f"auc_beats_{label}" if strictly else f"auc_not_worse_than_{label}", margin,
+            f"ROC-AUC {model:.3f} vs {label.replace('_', ' ')} {ref:.3f}, {rule}: "
+            f"{'passes' if margin >= 0 else 'fails'} by {abs(margin):.3f}",
+            passed=(model > need) if strictly else None)
+
+    def brier(ref: float, label: str, *, strictly: bool = False) -> None:
+        model = m.get("model_brier", np.inf)
+        limit = ref if strictly else ref * (1 + brier_tolerance)
+        margin = (limit - model) / ref if ref else -1.0
+        rule = "must be lower" if strictly else f"may be at most {brier_tolerance:.0%} higher"
+        add(f"brier_beats_{label}" if strictly else f"brier_not_worse_than_{label}", margin,
+            f"Brier {model:.4f} vs {label.replace('_', ' ')} {ref:.4f}, {rule}: "
+            f"{'passes' if margin >= 0 else 'fails'} by {abs(margin):.1%} of it",
+            passed=(model < limit) if strictly else None)
+
+    hits = [m.get(f"tier_{t}_hit_rate") for t in ("red", "yellow", "blue")]
+    shown = " > ".join(f"{t} {h:.0%}" if h is not None else f"{t} n/a" for t, h in zip(("red", "yellow", "blue"), hits,
+                                                                                        strict=True))
+    ordered = m.get("tiers_ordered", 0.0) == 1.0
+    add("tiers_ordered", 1.0 if ordered else -1.0, f"tiers ordered by hit rate on the last fold: {shown}"
+        if ordered else f"tiers not ordered by hit rate on the last fold ({shown.replace(' > ', ', ')})")
+    if champion is None:
+        auc(m.get("base_rate_roc_auc", 0.5), "base_rate", strictly=True)
+        brier(m.get("base_rate_brier", np.inf), "base_rate", strictly=True)
+        for base in ("logistic_counts", "checklist"):
+            if f"{base}_roc_auc" in m:
+                auc(m[f"{base}_roc_auc"], base)
+            if f"{base}_brier" in m:
+                brier(m[f"{base}_brier"], base)
+        return out
+    compared = tags.get("champion.compared_version")
+    if compared != str(champion.version) or "champion_roc_auc" not in m:
+        add("same_fold_comparison", -1.0, f"the challenger was compared with champion version {compared or 'none'}, "
+            f"not with the current champion version {champion.version}: retrain it to compare on the same fold")
+        return out
+    auc(m["champion_roc_auc"], f"champion_v{champion.version}")
+    brier(m["champion_brier"], f"champion_v{champion.version}")
+    for c in out[-2:]:  # the names the gate has always recorded
+        c["name"] = c["name"].split("_than_")[0]
+    return out
+
+
+def gate_verdict(record: dict, name: str = "dispute-risk") -> str:
+    """The gate's decision in one line: passed / refused / forced, which criterion, by how much."""
+    version = record.get("version")
+    criteria = record.get("criteria") or []
+    failed = [c for c in criteria if not c["passed"]]
+    decision = record.get("decision")
+    if decision == "unchanged":
+        return f"UNCHANGED: {name} version {version} is already champion."
+    if decision == "passed":
+        headline = next((c["detail"] for c in criteria if c["name"].startswith("auc_")), None)
+        return (f"PASSED: {name} version {version} is champion now; all {len(criteria)} checks pass"
+                + (f" ({headline})." if headline else "."))
+    why = "; ".join(f"{c['name']}: {c['detail']}" for c in failed) or "no criterion recorded"
+    if decision == "forced":
+        return (f"FORCED: {name} version {version} is champion now although {len(failed)} of {len(criteria)} "
+                f"checks fail ({why}); reason: {record.get('reason')}.")
+    return (f"REFUSED: {name} version {version} stays challenger; {len(failed)} of {len(criteria)} checks fail: "
+            f"{why}.")
 
 
 def _history(client, name: str) -> list[str]:
