@@ -171,7 +171,9 @@ def _cmd_sweep(args) -> int:
     if result.case:
         c = result.case
         print(f"case {c['id']}: {c['category']}, p={c['probability']:.3f} as of {c['as_of']}")
-        print("  top drivers: " + ", ".join(f"{k} {v:+.2f}" for k, v in c["top_contributions"].items()))
+        print("  what drives its risk (log-odds):")
+        for value, zh, en in c["drivers"]:
+            print(f"    {value:+.2f}  {zh} / {en}")
     print(f"rule: {result.pattern}")
     print(f"{len(m):,} open disputes match ({int(m['by_rule'].sum()):,} by rule, "
           f"{int(m['by_similarity'].sum()):,} by similarity) in {m[args.area].nunique() if args.area in m else 1} "

@@ -389,7 +389,9 @@ class SweepResult:
     pattern : SweepPattern or None
         The rule used (given or derived from the case).
     case : dict
-        The case: id, as_of, probability, category and its top signals (empty for a pattern).
+        The case: id, as_of, probability, category, its rule, its top risk-raising
+        contributions by feature (``top_contributions``) and as phrases (``drivers``:
+        contribution, zh, en); empty for a pattern.
     matches : DataFrame
         One row per matching open dispute: area, ``rank`` within the area (by probability),
         id, probability, tier, ``by_rule``, ``similarity`` (cosine, NaN without a case),
@@ -560,8 +562,13 @@ def sweep(
         if in_scores.any():
             prob = float(frame.loc[in_scores, "probability"].iloc[0])
         top = case_c[[c for c in case_c.index if c not in skip]].sort_values(ascending=False)
+        top = top.head(5)[top.head(5) > 0]
+        from ..model import ReasonWriter
+
+        writer = _model_of(model).reason_writer_ if model is not None else ReasonWriter.for_names(list(case_c.index))
         case = {"id": like, "as_of": inputs.case_as_of, "probability": prob, "category": case_cat,
-                "rule": str(derived), "top_contributions": {k: float(v) for k, v in top.head(5).items() if v > 0}}
+                "rule": str(derived), "top_contributions": {k: float(v) for k, v in top.items()},
+                "drivers": [(float(v), *writer.phrase(k, case_x[k])) for k, v in top.items()]}
 
     by_rule = pattern.mask(candidates) if pattern is not None and method != "similar" else np.zeros(len(frame), bool)
     by_sim = np.zeros(len(frame), dtype=bool)
