@@ -357,6 +357,41 @@ def _command(sub, name: str, help: str, examples: str):
                           formatter_class=_HelpFormatter)
 
 
+def _describe(p: argparse.ArgumentParser, description: str, helps: dict[str, str], examples: str) -> None:
+    """Help lines and examples for a subcommand whose options are defined tersely; kept in a
+    table so the option definitions themselves stay as they are (``score`` changes often)."""
+    p.formatter_class = _HelpFormatter
+    p.description = description
+    p.epilog = "examples:\n" + examples
+    for action in p._actions:
+        option = max(action.option_strings, key=len) if action.option_strings else action.dest
+        if option in helps:
+            action.help = helps[option]
+
+
+_SCORE_HELP = {
+    "--model": "model URI or folder, e.g. models:/dispute-risk/3",
+    "--events": "event log (required): parquet file or folder, or CSV, e.g. events.parquet",
+    "--entities": "entities table, e.g. entities.parquet (needed by models trained with one)",
+    "--as-of": "the scoring moment (required), e.g. 2025-12-01",
+    "--out": "output folder (required), e.g. nights/2025-12-01",
+    "--reasons": "which disputes get reasons: red and yellow ones, all or none, e.g. all",
+    "--chunk-disputes": "disputes per chunk, e.g. 50000",
+    "--engine": "where the chunks run, e.g. spark",
+    "--master": "Spark master URL, e.g. spark://host:7077 (default: local Spark)",
+    "--drift-watch": "PSI from which drift is 'watch', e.g. 0.15",
+    "--drift-act": "PSI from which drift is 'act', e.g. 0.3",
+    "--fail-on-drift": f"exit with status {EXIT_DRIFT} (after writing the output) when drift reaches this level, "
+                       "e.g. act (default: never)",
+    "--log-mlflow": "log the drift figures to the MLflow experiment dispute-risk-monitoring",
+}
+_SCORE_EXAMPLES = (
+    "  riskmodel score --events events.parquet --entities entities.parquet --as-of 2025-12-01 "
+    "--out nights/2025-12-01\n"
+    "  riskmodel score --events ev/ --as-of 2025-12-01 --out nights/2025-12-01 --engine spark "
+    "--master spark://host:7077")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskmodel", description="riskmodel: early warning of civil disputes "
                                      "about to turn violent (民转刑): train, score, explain, report.",
@@ -405,32 +440,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default=None, help='why (recorded with the rollback), e.g. "v7 over-flags S03"')
     p.set_defaults(func=_cmd_rollback)
 
-    p = _command(sub, "score", "nightly batch scoring of every open dispute",
-                 "  riskmodel score --events events.parquet --entities entities.parquet --as-of 2025-12-01 "
-                 "--out nights/2025-12-01\n"
-                 "  riskmodel score --events ev/ --as-of 2025-12-01 --out nights/2025-12-01 --engine spark "
-                 "--master spark://host:7077")
-    p.add_argument("--model", default=f"models:/{DEFAULT_MODEL}@champion",
-                   help="model URI or folder, e.g. models:/dispute-risk/3")
-    p.add_argument("--events", required=True, help="event log (required): parquet file or folder, or CSV, "
-                   "e.g. events.parquet")
-    p.add_argument("--entities", default=None, help="entities table, e.g. entities.parquet (needed by models "
-                   "trained with one)")
-    p.add_argument("--as-of", required=True, help="the scoring moment (required), e.g. 2025-12-01")
-    p.add_argument("--out", required=True, help="output folder (required), e.g. nights/2025-12-01")
-    p.add_argument("--reasons", choices=["flagged", "all", "none"], default="flagged",
-                   help="which disputes get reasons, e.g. all")
-    p.add_argument("--chunk-disputes", type=int, default=200_000, help="disputes per chunk, e.g. 50000")
-    p.add_argument("--engine", choices=["local", "spark"], default="local", help="where chunks run, e.g. spark")
-    p.add_argument("--master", default=None,
-                   help="Spark master URL, e.g. spark://host:7077 (default: local Spark)")
-    p.add_argument("--drift-watch", type=float, default=0.1, help="PSI from which drift is 'watch', e.g. 0.15")
-    p.add_argument("--drift-act", type=float, default=0.25, help="PSI from which drift is 'act', e.g. 0.3")
+    p = sub.add_parser("score", help="nightly batch scoring of every open dispute")
+    p.add_argument("--model", default=f"models:/{DEFAULT_MODEL}@champion")
+    p.add_argument("--events", required=True)
+    p.add_argument("--entities", default=None)
+    p.add_argument("--as-of", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--reasons", choices=["flagged", "all", "none"], default="flagged")
+    p.add_argument("--chunk-disputes", type=int, default=200_000)
+    p.add_argument("--engine", choices=["local", "spark"], default="local")
+    p.add_argument("--master", default=None)
+    p.add_argument("--drift-watch", type=float, default=0.1, help="PSI from which drift is 'watch' (0.1)")
+    p.add_argument("--drift-act", type=float, default=0.25, help="PSI from which drift is 'act' (0.25)")
     p.add_argument("--fail-on-drift", choices=["watch", "act"], default=None,
-                   help=f"exit with status {EXIT_DRIFT} (after writing the output) when drift reaches this "
-                        "level, e.g. act (default: never)")
+                   help=f"exit with status {EXIT_DRIFT} (after writing the output) when drift reaches this level")
     p.add_argument("--log-mlflow", action="store_true",
                    help="log the drift figures to the MLflow experiment dispute-risk-monitoring")
+    _describe(p, "nightly batch scoring of every open dispute", _SCORE_HELP, _SCORE_EXAMPLES)
     p.set_defaults(func=_cmd_score)
 
     p = _command(sub, "sweep", "from one case to every open dispute sharing its risk pattern",

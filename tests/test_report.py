@@ -102,7 +102,7 @@ def test_report_is_self_contained_and_complete(nights):
     # the legend says what the colours, p and the thresholds mean before any figure
     assert text.index('id="legend"') < text.index('id="summary"')
     for words in ("track continuously", "mediate in time", "threshold tonight", "the top 5% of open disputes",
-                  "p is the chance that the dispute turns violent", "Flagged"):
+                  "p is the chance that the dispute escalates, turns violent", "Flagged"):
         assert words in text, words
     assert re.search(r"p ≥ 0\.\d{3}", text)
     images = _images(text)

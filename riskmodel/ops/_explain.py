@@ -202,7 +202,7 @@ class Explanation:
         ax.axvline(self.base_value, color="#777777", lw=0.8, ls=":")
         ax.axvline(self.raw_log_odds, color=TIER_COLOURS.get(self.tier, "black"), lw=1.5)
         ax.set_xlabel("log-odds (the model's score before calibration): red bars raise the risk, blue lower it, "
-                      "grey = context; outlined = a reason", fontsize=7)
+                      "grey = context, or the other features together; outlined = a reason", fontsize=7)
         ax.set_title(f"{self.dispute_id} as of {self.as_of:%Y-%m-%d}: {self.tier} ({TIER_WORDS[self.tier][0]}), "
                      f"p = {self.probability:.3f}" + (f" within {self.horizon}" if self.horizon else "")
                      + f" (score {self.raw_log_odds:+.2f}, the solid line)", fontsize=10)
@@ -312,6 +312,13 @@ def _timeline(prepared, dispute_id: str, as_of: pd.Timestamp, schema, writer, bu
     if schema.party_col:
         out["party"] = frame[schema.party_col].to_numpy()
     return out
+
+
+def _model_label(info: dict) -> str:
+    """The manifest's model as "name version v"."""
+    if not info.get("name"):
+        return ""
+    return f"{info['name']} version {info['version']}" if info.get("version") else str(info["name"])
 
 
 def _phrases(writer, features: pd.Series, names) -> tuple[list, list]:
@@ -449,6 +456,6 @@ def explain(
         thresholds=thresholds, reasons=reasons, contributions=contributions, base_value=base,
         raw_log_odds=base + float(contrib.sum()), context=context,
         timeline=_timeline(prepared, dispute_id, as_of, schema, writer, rm.features_),
-        horizon=horizon_words(facts), model=label or (manifest.get("model") or {}).get("name", ""), note=note,
+        horizon=horizon_words(facts), model=label or _model_label(manifest.get("model") or {}), note=note,
         overrides=overrides, time_col=schema.time_col, kind_col=schema.kind_col,
     )

@@ -125,7 +125,7 @@ def horizon_words(facts: Mapping | None, default: str | None = None) -> str | No
 def p_meaning(horizon: str | None) -> str:
     """What ``p`` is, in one sentence."""
     within = f"in the {horizon} after tonight" if horizon else "within the model's horizon after tonight"
-    return (f"p is the chance that the dispute turns violent (民转刑: a criminal case or injury) {within}; "
+    return (f"p is the chance that the dispute escalates, turns violent (民转刑), {within}; "
             "calibrated: of 100 disputes with p = 0.20, about 20 escalate.")
 
 
