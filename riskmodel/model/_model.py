@@ -277,6 +277,7 @@ class RiskModel(BaseEstimator):
         if features.schema is None:
             features.set_params(schema=schema)
         features.fit(prepared, entities=entities)
+        context = self._context_features(features, features.feature_names_out_)  # checked before training
         X = features.transform(prepared, cut, entities=entities)
         t_features = time.perf_counter()
 
@@ -326,7 +327,7 @@ class RiskModel(BaseEstimator):
             kind_labels=self.kind_labels,
             column_labels=self.column_labels,
             value_labels=self.value_labels,
-            context_features=self._context_features(features, X.columns),
+            context_features=context,
         )
         from ..features import OTHER_KIND
         from ._drift import build_reference
