@@ -232,6 +232,8 @@ def test_report_variants_explain_themselves(variant, nights, foreign, tmp_path):
         assert "(city)" in text  # work lists for the whole city
     else:
         assert len(_images(text)) == 2
+        stations = read_nightly(nights["dirs"][-1]).scores["station"].nunique()
+        assert stations > 15 and f"the other {stations - 15} stations</summary>" in text  # many: folded
     if variant == "foreign":
         assert "their-model version 3" in text
         assert "Threat Made" in text or "vandalism" in text or "physical fight" in text  # kinds read as words
