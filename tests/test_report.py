@@ -147,6 +147,8 @@ def test_write_report_and_cli(nights, tmp_path):
     assert table["n"].sum() == sum(len(pd.read_parquet(d / "scores.parquet")) for d in nights["dirs"])
     assert (tmp_path / "plots" / "barometer_heatmap.png").exists()
     assert main(["report", "--scores", str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")]) == 2
+    assert main(["report", "--scores", str(nights["dirs"][-1]), "--explain", "D0000001",
+                 "--out", str(tmp_path / "x.html")]) == 2  # --explain needs --model and --events
 
 
 _CHECK = """<script>
