@@ -63,6 +63,7 @@ def test_last_tier_before_escalation(nights):
     assert cases.loc["E", "last_scored_as_of"] == pd.Timestamp("2024-06-01")
     s = result.summary
     assert s["escalations"] == 5 and s["excluded_before_first_night"] == 1 and s["excluded_after_horizon"] == 1
+    assert s["horizon"] == "90 days"  # for people, not "90 days 00:00:00"
     assert (s["red"], s["yellow"], s["blue"], s["not_scored"]) == (2, 0, 2, 1)
     assert s["caught_share"] == pytest.approx(2 / 5)
     assert s["caught_share_scored"] == pytest.approx(2 / 4)

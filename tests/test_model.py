@@ -305,16 +305,24 @@ def test_reasons_agree_with_shap(fitted, scored):
     raw = fitted.predict_raw(X)
     np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), np.log(raw / (1 - raw)), atol=1e-6)
     flagged = np.flatnonzero((out["tier"] != "blue").to_numpy())
-    values = contrib.drop(columns="bias").to_numpy()
+    values = contrib.drop(columns="bias")
+    writer = fitted.reason_writer_
+    # a reason is one of the largest positive contributions among the features that may be
+    # reasons for this case: not context (station, category), not a zero count, not missing
+    may = pd.DataFrame({n: writer.is_reason(n, X[n].to_numpy()) for n in values.columns}, index=X.index)
+    eligible = values.where(may & (values > 0)).to_numpy()
     k = fitted.top_k_reasons
     checked = 0
     for i in flagged[:300]:
         names = [n for n in out["reason_features"].iloc[i].split(",") if n]
-        assert 1 <= len(names) <= k
-        kth = np.sort(values[i])[::-1][k - 1]
+        candidates = np.sort(eligible[i][np.isfinite(eligible[i])])[::-1]
+        assert len(names) == min(k, len(candidates))
+        assert names == sorted(names, key=lambda n: -contrib[n].iloc[i])
+        kth = candidates[len(names) - 1] if names else np.inf
         for name in names:
             c = contrib[name].iloc[i]
             assert c > 0 and c >= kth - 1e-12, (name, c, kth)
+            assert not writer.is_context(name)
             checked += 1
     assert checked > 0
 

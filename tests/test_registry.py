@@ -1,7 +1,10 @@
 """MLflow lifecycle against a real sqlite store: train -> register -> promote -> load -> predict."""
 
+import contextlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +43,25 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first(store):
-    return rm.train(small_config())
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):  # not a terminal: one plain line per step
+        result = rm.train(small_config(), progress=True)
+    result.progress = err.getvalue()
+    return result
+
+
+def test_train_reports_progress_and_records_horizon_and_backtest(first):
+    lines = [line for line in first.progress.splitlines() if "[riskmodel train]" in line]  # MLflow logs too
+    assert len(lines) >= 8 and all(line.startswith("[riskmodel train] ") for line in lines)
+    assert "\r" not in first.progress
+    text = "\n".join(lines)
+    for step in ("loading the data", "backtest fold 1/2:", "backtest fold 1/2 done: ROC-AUC",
+                 "backtest fold 2/2 done", "final fit on all", "logging to MLflow", "100% done: run"):
+        assert step in text, step
+    assert "left)" in text  # an ETA once a step is done
+    summary = first.model.training_summary_
+    assert summary["horizon"] == "90D"
+    assert 0.5 < summary["backtest"]["roc_auc"] < 1 and summary["backtest"]["test_end"] > summary["backtest"]["test_start"]
 
 
 def test_train_registers_challenger_with_card_and_lineage(store, first):
@@ -63,6 +84,8 @@ def test_first_promotion_is_gated_against_baselines_then_load_and_predict(store,
     record = rm.promote("dispute-risk")
     assert record["decision"] == "passed", record
     assert "auc_beats_base_rate" in record["checks"]
+    assert record["verdict"].startswith(f"PASSED: dispute-risk version {first.version} is champion now")
+    assert all(c["passed"] and c["margin"] >= 0 for c in record["criteria"])
     predictor = rm.load("models:/dispute-risk@champion")
     assert predictor.model_version == first.version
     sim = rm.simulate_disputes(300, start="2024-01-01", end="2024-12-31", seed=11)
@@ -80,11 +103,25 @@ def test_gate_refuses_a_worse_model_then_force_and_rollback(store, first):
     worse.backtest.n_folds = 2
     result = rm.train(worse)
     assert result.champion_comparison is not None
+    from riskmodel.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["promote"])
+    assert rc == 1
+    lines = out.getvalue().splitlines()
+    # the verdict first, in one line: refused, which criterion, by how much; numbers rounded
+    assert lines[0].startswith(f"REFUSED: dispute-risk version {result.version} stays challenger;"), lines[0]
+    assert re.search(r"(auc|brier)_not_worse: .* fails by \d", lines[0]), lines[0]
+    assert any(line.startswith("  FAIL  ") for line in lines[1:])
+    assert not re.search(r"\d\.\d{7,}", out.getvalue()) and "{" not in out.getvalue()
     record = rm.promote("dispute-risk")
     assert record["decision"] == "refused", record
     # a model this much worse loses on AUC beyond the tolerance, whatever else it fails
     assert not record["checks"]["auc_not_worse"], record
     assert record["figures"]["model_roc_auc"] < record["figures"]["champion_roc_auc"] - 0.005
+    failed = [c for c in record["criteria"] if not c["passed"]]
+    assert failed and all(c["margin"] < 0 for c in failed)
     client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == first.version
     tag = json.loads(client.get_model_version("dispute-risk", result.version).tags["riskmodel.gate"])
@@ -93,6 +130,7 @@ def test_gate_refuses_a_worse_model_then_force_and_rollback(store, first):
         rm.promote("dispute-risk", force=True)
     forced = rm.promote("dispute-risk", force=True, reason="test: operator override")
     assert forced["decision"] == "forced"
+    assert forced["verdict"].startswith("FORCED:") and "test: operator override" in forced["verdict"]
     assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == result.version
     back = rm.rollback("dispute-risk")
     assert back["to"] == first.version
@@ -362,3 +400,21 @@ def test_gate_against_the_champion_refuses_on_each_criterion(gate_store, case):
         forced = rm.promote(name, tracking=uri, force=True, reason="test", **keywords)
         assert forced["decision"] == "forced" and _failed(forced) == {failing}
         assert _alias(client, name, "champion") == challenger
+
+
+def test_train_progress_on_a_terminal_and_in_a_log():
+    from riskmodel.lifecycle._progress import TrainProgress, clock
+
+    live = io.StringIO()
+    bar = TrainProgress(4, stream=live, live=True)
+    bar.update(0, "loading")
+    bar.update(1, "fold 1/3 done")
+    bar.close("done")
+    text = live.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n")  # one line rewritten in place
+    assert "about" in text and "left" in text and "100% done" in text
+    log = io.StringIO()
+    bar = TrainProgress(2, stream=log)  # a StringIO is no terminal: plain lines
+    bar.update(1, "half")
+    assert "\r" not in log.getvalue() and re.match(r"\[riskmodel train\] \d\d:\d\d:\d\d  50% half", log.getvalue())
+    assert clock(75) == "1:15" and clock(3725) == "1:02:05"

@@ -83,6 +83,7 @@ from ..model import (
     drift_report,
     drift_table,
     merge_counts,
+    model_facts,
     model_fingerprint,
     warn_if_drifting,
 )
@@ -421,6 +422,7 @@ def score_batch(
         "libraries": _library_versions(),
         "resumed": resumed,
     }
+    manifest["model"].update(model_facts(predictor.model))  # what tiers and p mean, for the report
     if not manifest["counts"]["reconciles"]:  # pragma: no cover - an accounting bug, never data
         raise RuntimeError(f"batch accounting does not reconcile: {manifest['counts']}")
     timings["write"] += time.perf_counter() - t_w

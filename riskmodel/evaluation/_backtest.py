@@ -275,6 +275,7 @@ def backtest(
     n_bootstrap: int = 200,
     seed: int = 0,
     observed_until=None,
+    progress: Callable[[float, float, str], None] | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of ``model`` and of simple baselines on the same folds.
 
@@ -322,6 +323,9 @@ def backtest(
         included: :func:`make_labels` labels such a row 1 when the outcome already happened
         but leaves it censored otherwise, so keeping its positives would inflate the hit
         rate of the latest test period.
+    progress : callable, optional
+        ``progress(done, total, message)``, called as each fold starts and ends and before
+        the last fold's bootstrap (``total`` = folds + 1).
 
     Returns
     -------
@@ -372,6 +376,12 @@ def backtest(
 
     rows: list[dict] = []
     last: dict | None = None
+    total = len(cuts) + 1  # the folds, then the last fold's report (bootstrap intervals)
+
+    def report(done: float, message: str) -> None:
+        if progress is not None:
+            progress(done, total, message)
+
     for i, c in enumerate(cuts, start=1):
         train = (as_of + h <= c).to_numpy()
         test = ((as_of >= c) & (as_of < c + period)).to_numpy()
@@ -390,6 +400,8 @@ def backtest(
             "positives": int(y_all[test].sum()),
             "status": "ok",
         }
+        report(i - 1, f"backtest fold {i}/{len(cuts)}: training on {row['n_train']:,} cutoffs labelled by "
+                      f"{c:%Y-%m-%d}, testing {row['n_test']:,}")
         try:
             fold = _run_fold(
                 i, prepared, cut, train, test, c, model=model, entities=entities,
@@ -403,6 +415,7 @@ def backtest(
             notes.append(f"fold {i} skipped: {exc}")
             row["status"] = "skipped"
             rows.append(row)
+            report(i, f"backtest fold {i}/{len(cuts)} skipped: {exc}")
             continue
         y = y_all[test]
         for name, p in fold["probs"].items():  # AUC and AP are NaN if y has one class
@@ -411,12 +424,15 @@ def backtest(
                 row[f"{name}_{metric}"] = scores[metric]
         rows.append(row)
         last = fold
+        auc = row.get("model_roc_auc", float("nan"))
+        report(i, f"backtest fold {i}/{len(cuts)} done: ROC-AUC {auc:.3f} on {row['n_test']:,} test cutoffs")
     if last is None:  # pragma: no cover - the last fold raises above
         raise DataError("no fold could be trained.")
     folds = pd.DataFrame(rows)
     for col in ("train_end", "test_start", "test_end", "train_first_as_of", "train_last_as_of", "train_label_end"):
         folds[col] = pd.to_datetime(folds[col])
 
+    report(len(cuts), f"backtest: baselines and {n_bootstrap} bootstrap resamples on the last fold")
     return _last_fold_report(
         last, cut, schema, label_col, entities, group_cols, oracle, folds, notes,
         n_bootstrap=n_bootstrap, seed=seed, horizon=h, period=period,

@@ -577,6 +577,15 @@ class FeatureBuilder(BaseEstimator):
         return ContextNeed(parties=any(n.parties for n in needs),
                            window=max(windows, key=lambda w: pd.Timedelta(w).value) if windows else None)
 
+    def context_features(self) -> list[str]:
+        """The output columns the active families declare context
+        (:meth:`FeatureFamily.context_columns`: where and what a dispute is, how well it is
+        recorded), in column order: shown beside a case, not given as its reasons."""
+        self._check_fitted()
+        schema = self._schema()
+        declared = {c for f in self._active_families() for c in f.context_columns(self, schema)}
+        return [c for c in self.feature_names_out_ if c in declared]
+
     def _vocabulary(self, col: str) -> Vocabulary:
         """The training vocabulary of a categorical entity column, or of the kinds for ``None``
         (built once, then cached)."""

@@ -145,6 +145,7 @@ class ExperimentConfig:
             kind_labels=self.reasons.get("kind_labels"),
             column_labels=self.reasons.get("column_labels"),
             value_labels=self.reasons.get("value_labels"),
+            context_features=self.reasons.get("context_features"),
             random_state=m.random_state,
         )
 

@@ -27,6 +27,7 @@ from ..features import skip_notes
 from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
 from ._config import ExperimentConfig, load_data, row_numbers
 from ._intake import take_in
+from ._progress import TrainProgress
 from ._store import (
     borrowed_tracking,
     client_for,
@@ -123,6 +124,17 @@ def _last_fold_metrics(backtest) -> dict[str, float]:
     return out
 
 
+def _backtest_facts(backtest, metrics: dict) -> dict:
+    """The last fold's headline figures, saved with the model (its outputs' legend reads them)."""
+    last = backtest.folds.iloc[-1]
+    keys = ("model_roc_auc", "model_roc_auc_lower", "model_roc_auc_upper", "model_brier", "model_ece",
+            "model_n", "model_n_positive", "tier_red_hit_rate", "tier_yellow_hit_rate", "tier_blue_hit_rate",
+            "tier_red_share", "tier_yellow_share")
+    facts = {k.removeprefix("model_"): round(float(metrics[k]), 6) for k in keys if k in metrics}
+    facts["test_start"], facts["test_end"] = str(last["test_start"].date()), str(last["test_end"].date())
+    return facts
+
+
 def _tiers_ordered(tier_table: pd.DataFrame) -> bool:
     hit = tier_table.set_index("tier")["hit_rate"]
     return bool(hit.get("red", np.nan) > hit.get("yellow", np.nan) > hit.get("blue", np.nan))
@@ -157,7 +169,7 @@ def _score_champion(client, name: str, backtest, prepared, entities) -> dict | N
 
 
 def train(config: ExperimentConfig, *, tracking: str | None = None, register: bool = True,
-          drop_invalid: bool | None = None) -> TrainResult:
+          drop_invalid: bool | None = None, progress: bool | TrainProgress = False) -> TrainResult:
     """Backtest, fit and log one experiment to MLflow; register it as ``challenger``.
 
     Parameters
@@ -178,12 +190,16 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     Every row read is accounted for: ``result.data_counts`` (also the run's ``data.*``
     tags and metrics) gives rows read, used, rejected (by reason) and exact duplicates
     dropped.
+    progress : bool or TrainProgress, default=False
+        Report each step (the data, every backtest fold, the final fit, MLflow) with the
+        elapsed time and an ETA on stderr: one line rewritten on a terminal, plain lines
+        otherwise.
     """
     with skip_notes():  # one line for the skipped feature families, however many fits
-        return _train(config, tracking=tracking, register=register, drop_invalid=drop_invalid)
+        return _train(config, tracking=tracking, register=register, drop_invalid=drop_invalid, progress=progress)
 
 
-def _train(config: ExperimentConfig, *, tracking, register, drop_invalid) -> TrainResult:
+def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progress) -> TrainResult:
     import mlflow
 
     from ..evaluation import backtest as run_backtest
@@ -192,6 +208,18 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid) -> Tra
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    n_folds = config.backtest.n_folds
+    # units: the data 0.5, each fold 1, the last fold's bootstrap 0.5, the final fit (all the
+    # data) 1.3, the champion comparison and MLflow 0.5
+    units = {"data": 0.5, "backtest": n_folds + 0.5, "final": 1.3, "log": 0.5}
+    bar = progress if isinstance(progress, TrainProgress) else (
+        TrainProgress(sum(units.values())) if progress else None)
+
+    def step(done: float, message: str) -> None:
+        if bar is not None:
+            bar.update(done, message)
+
+    step(0, f"loading the data ({config.data.source})")
     schema = config.schema
     events, entities, _sim = load_data(config)
     d = config.data
@@ -215,16 +243,24 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid) -> Tra
 
     t1 = time.perf_counter()
     bt = config.backtest
+
+    def fold_step(done: float, total: float, message: str) -> None:
+        step(units["data"] + min(done, n_folds), message)  # the bootstrap's half unit ends with the backtest
+
+    step(units["data"], f"{len(labelled):,} labelled cutoffs of {len(prepared.entity_ids):,} disputes; backtest")
     result = run_backtest(
         prepared, labelled, model=config.build_model(), entities=entities, n_folds=bt.n_folds,
         test_period=bt.test_period, horizon=lab.horizon, checklist=bt.checklist or None,
-        n_bootstrap=bt.n_bootstrap,
+        n_bootstrap=bt.n_bootstrap, progress=fold_step,
     )
     timings["backtest"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
+    step(units["data"] + units["backtest"], f"final fit on all {len(labelled):,} labelled cutoffs")
     model = config.build_model().fit(prepared, labelled, entities=entities)
     timings["final_fit"] = time.perf_counter() - t2
+    step(units["data"] + units["backtest"] + units["final"],
+         "comparing with the champion and logging to MLflow" if register else "logging to MLflow")
 
     uri = tracking or tracking_uri()
     client = client_for(uri)
@@ -238,6 +274,8 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid) -> Tra
             metrics[f"tier_{tier_row.tier}_hit_rate"] = float(tier_row.hit_rate)
     if champion:
         metrics.update({f"champion_{k}": float(v) for k, v in champion.items() if k != "version"})
+    model.training_summary_ = {**getattr(model, "training_summary_", {}), "horizon": lab.horizon,
+                               "backtest": _backtest_facts(result, metrics)}
 
     exp_name = f"riskmodel/{config.name}"
     experiment_id = ensure_experiment(client, uri, exp_name)
@@ -321,6 +359,8 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid) -> Tra
             "data_window": f"{t_min} .. {t_max}", "config": config.name,
         })
     timings["mlflow"] = time.perf_counter() - t3
+    if bar is not None:
+        bar.close(f"done: run {run_id}" + (f", {config.registered_model} version {version}" if version else ""))
     return TrainResult(run_id=run_id, model_name=config.registered_model, version=version, model=model,
                        backtest=result, metrics=metrics, champion_comparison=champion, timings=timings,
                        data_counts=counts, rejects=intake.rejects)
@@ -390,32 +430,19 @@ def promote(
         raise ConfigError("--force needs --reason '...': a forced promotion must say why.")
     champion = _version_by_alias(client, name, CHAMPION)
     if champion is not None and champion.version == challenger.version:
-        return {"decision": "unchanged", "version": challenger.version, "checks": {}, "message": "challenger is already champion"}
+        record = {"decision": "unchanged", "version": challenger.version, "checks": {}, "criteria": [],
+                  "message": "challenger is already champion"}
+        record["verdict"] = gate_verdict(record, name)
+        return record
     m = client.get_run(challenger.run_id).data.metrics
     tags = client.get_run(challenger.run_id).data.tags
-    checks: dict[str, bool] = {"tiers_ordered": m.get("tiers_ordered", 0.0) == 1.0}
+    criteria = _gate_criteria(m, tags, champion, auc_tolerance, brier_tolerance)
+    checks = {c["name"]: c["passed"] for c in criteria}
     figures = {k: v for k, v in m.items() if k.startswith(("model_", "champion_")) or k == "tiers_ordered"}
-    if champion is None:
-        # A first model must clearly beat the base rate and be no worse than the other
-        # baselines beyond the same tolerances as a champion comparison.
-        checks["auc_beats_base_rate"] = m.get("model_roc_auc", 0) > m.get("base_rate_roc_auc", 0.5) + auc_tolerance
-        checks["brier_beats_base_rate"] = m.get("model_brier", np.inf) < m.get("base_rate_brier", np.inf)
-        for base in ("logistic_counts", "checklist"):
-            if f"{base}_roc_auc" in m:
-                checks[f"auc_not_worse_than_{base}"] = m["model_roc_auc"] >= m[f"{base}_roc_auc"] - auc_tolerance
-            if f"{base}_brier" in m:
-                checks[f"brier_not_worse_than_{base}"] = m["model_brier"] <= m[f"{base}_brier"] * (1 + brier_tolerance)
-    else:
-        compared = tags.get("champion.compared_version")
-        if compared != str(champion.version) or "champion_roc_auc" not in m:
-            checks["same_fold_comparison"] = False
-        else:
-            checks["auc_not_worse"] = m["model_roc_auc"] >= m["champion_roc_auc"] - auc_tolerance
-            checks["brier_not_worse"] = m["model_brier"] <= m["champion_brier"] * (1 + brier_tolerance)
     passed = all(checks.values())
     decision = "passed" if passed else ("forced" if force else "refused")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    record = {"decision": decision, "checks": checks, "figures": figures, "at": stamp,
+    record = {"decision": decision, "checks": checks, "criteria": criteria, "figures": figures, "at": stamp,
               "previous_champion": champion.version if champion else None, "reason": reason}
     retry(client.set_model_version_tag, name, challenger.version, "riskmodel.gate", json.dumps(record, default=str))
     if decision in ("passed", "forced"):
@@ -424,7 +451,88 @@ def promote(
         history.append(str(challenger.version))
         retry(client.set_registered_model_tag, name, _HISTORY_TAG, json.dumps(history))
     record["version"] = challenger.version
+    record["verdict"] = gate_verdict(record, name)
     return record
+
+
+def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_tolerance: float) -> list[dict]:
+    """The gate's checks, each with its figures in words and its margin (> 0 passes).
+
+    A first model must clearly beat the base rate and be no worse than the other baselines
+    beyond the same tolerances as a champion comparison; a later one must be no worse than
+    the champion scored on the same latest fold.
+    """
+    out: list[dict] = []
+
+    def add(name: str, margin: float, detail: str, passed: bool | None = None) -> None:
+        ok = bool(margin >= 0) if passed is None else bool(passed)
+        out.append({"name": name, "passed": ok, "margin": round(float(margin), 6), "detail": detail})
+
+    def auc(ref: float, label: str, *, strictly: bool = False) -> None:
+        model = m.get("model_roc_auc", 0.0)
+        need = ref + auc_tolerance if strictly else ref - auc_tolerance
+        margin = model - need
+        rule = f"must beat it by more than {auc_tolerance:g}" if strictly else f"may be at most {auc_tolerance:g} lower"
+        add(f"auc_beats_{label}" if strictly else f"auc_not_worse_than_{label}", margin,
+            f"ROC-AUC {model:.3f} vs {label.replace('_', ' ')} {ref:.3f}, {rule}: "
+            f"{'passes' if margin >= 0 else 'fails'} by {abs(margin):.3f}",
+            passed=(model > need) if strictly else None)
+
+    def brier(ref: float, label: str, *, strictly: bool = False) -> None:
+        model = m.get("model_brier", np.inf)
+        limit = ref if strictly else ref * (1 + brier_tolerance)
+        margin = (limit - model) / ref if ref else -1.0
+        rule = "must be lower" if strictly else f"may be at most {brier_tolerance:.0%} higher"
+        add(f"brier_beats_{label}" if strictly else f"brier_not_worse_than_{label}", margin,
+            f"Brier {model:.4f} vs {label.replace('_', ' ')} {ref:.4f}, {rule}: "
+            f"{'passes' if margin >= 0 else 'fails'} by {abs(margin):.1%} of it",
+            passed=(model < limit) if strictly else None)
+
+    hits = [m.get(f"tier_{t}_hit_rate") for t in ("red", "yellow", "blue")]
+    shown = " > ".join(f"{t} {h:.0%}" if h is not None else f"{t} n/a" for t, h in zip(("red", "yellow", "blue"), hits,
+                                                                                        strict=True))
+    ordered = m.get("tiers_ordered", 0.0) == 1.0
+    add("tiers_ordered", 1.0 if ordered else -1.0, f"tiers ordered by hit rate on the last fold: {shown}"
+        if ordered else f"tiers not ordered by hit rate on the last fold ({shown.replace(' > ', ', ')})")
+    if champion is None:
+        auc(m.get("base_rate_roc_auc", 0.5), "base_rate", strictly=True)
+        brier(m.get("base_rate_brier", np.inf), "base_rate", strictly=True)
+        for base in ("logistic_counts", "checklist"):
+            if f"{base}_roc_auc" in m:
+                auc(m[f"{base}_roc_auc"], base)
+            if f"{base}_brier" in m:
+                brier(m[f"{base}_brier"], base)
+        return out
+    compared = tags.get("champion.compared_version")
+    if compared != str(champion.version) or "champion_roc_auc" not in m:
+        add("same_fold_comparison", -1.0, f"the challenger was compared with champion version {compared or 'none'}, "
+            f"not with the current champion version {champion.version}: retrain it to compare on the same fold")
+        return out
+    auc(m["champion_roc_auc"], f"champion_v{champion.version}")
+    brier(m["champion_brier"], f"champion_v{champion.version}")
+    for c in out[-2:]:  # the names the gate has always recorded
+        c["name"] = c["name"].split("_than_")[0]
+    return out
+
+
+def gate_verdict(record: dict, name: str = "dispute-risk") -> str:
+    """The gate's decision in one line: passed / refused / forced, which criterion, by how much."""
+    version = record.get("version")
+    criteria = record.get("criteria") or []
+    failed = [c for c in criteria if not c["passed"]]
+    decision = record.get("decision")
+    if decision == "unchanged":
+        return f"UNCHANGED: {name} version {version} is already champion."
+    if decision == "passed":
+        headline = next((c["detail"] for c in criteria if c["name"].startswith("auc_")), None)
+        return (f"PASSED: {name} version {version} is champion now; all {len(criteria)} checks pass"
+                + (f" ({headline})." if headline else "."))
+    why = "; ".join(f"{c['name']}: {c['detail']}" for c in failed) or "no criterion recorded"
+    if decision == "forced":
+        return (f"FORCED: {name} version {version} is champion now although {len(failed)} of {len(criteria)} "
+                f"checks fail ({why}); reason: {record.get('reason')}.")
+    return (f"REFUSED: {name} version {version} stays challenger; {len(failed)} of {len(criteria)} checks fail: "
+            f"{why}.")
 
 
 def _history(client, name: str) -> list[str]:

@@ -15,11 +15,14 @@ from ._drift import (
     raw_attributes,
     warn_if_drifting,
 )
+from ._facts import model_facts
 from ._model import RiskModel, check_outcomes_seen, untrainable_reason
+from ._reasons import ReasonWriter
 from ._tiers import TIERS, Override, TierPolicy
 
 __all__ = [
-    "TIERS", "Override", "RiskModel", "TierPolicy", "check_outcomes_seen", "check_thresholds", "chunk_counts",
-    "drift_report", "drift_table", "load_model_dir", "merge_counts", "model_fingerprint", "monitoring_metrics",
-    "raw_attributes", "save_model_dir", "untrainable_reason", "warn_if_drifting",
+    "TIERS", "Override", "ReasonWriter", "RiskModel", "TierPolicy", "check_outcomes_seen", "check_thresholds",
+    "chunk_counts", "drift_report", "drift_table", "load_model_dir", "merge_counts", "model_facts",
+    "model_fingerprint", "monitoring_metrics", "raw_attributes", "save_model_dir", "untrainable_reason",
+    "warn_if_drifting",
 ]

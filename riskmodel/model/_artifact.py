@@ -163,13 +163,16 @@ def load_model_dir(path) -> RiskModel:
 
     policy = TierPolicy.from_dict(spec["tier_policy"])
     model = RiskModel(schema=schema, features=fb, tier_policy=policy, top_k_reasons=spec["top_k_reasons"],
-                      label_col=spec["label_col"])
+                      label_col=spec["label_col"], context_features=spec["reasons"].get("context_features"))
     model.features_ = fb
     model.booster_ = lgb.Booster(model_str=booster_file.read_text(encoding="utf-8"))
     model.feature_names_ = list(spec["feature_names"])
     model.calibrator_ = Calibrator.from_dict(spec["calibrator"])
     model.tier_policy_ = policy
-    model.reason_writer_ = ReasonWriter.from_dict(spec["reasons"])
+    reasons = dict(spec["reasons"])
+    # artifacts written before context features: the families' default
+    reasons.setdefault("context_features", [c for c in fb.context_features() if c in model.feature_names_])
+    model.reason_writer_ = ReasonWriter.from_dict(reasons)
     model.training_summary_ = spec.get("training_summary", {})
     model.split_dates_ = spec.get("split_dates", {})
     model.best_iteration_ = spec.get("best_iteration")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import lightgbm as lgb
 import numpy as np
@@ -207,6 +207,12 @@ class RiskModel(BaseEstimator):
     top_k_reasons : int, default=3
     kind_labels, column_labels, value_labels : mapping, optional
         Readable names for reasons (see :class:`ReasonWriter`).
+    context_features : sequence of str, optional
+        Features shown beside a case as context, never given as its reasons. Default
+        (``None``): the ones the feature families declare context, i.e. the dispute's
+        categorical attributes (category, station), its group's escalation figures and the
+        share of events without a narrative (:meth:`FeatureBuilder.context_features`).
+        ``()``: every feature may be a reason.
     label_col : str, default="label"
     random_state : int, default=0
 
@@ -238,6 +244,7 @@ class RiskModel(BaseEstimator):
         kind_labels: Mapping | None = None,
         column_labels: Mapping | None = None,
         value_labels: Mapping | None = None,
+        context_features: Sequence[str] | None = None,
         label_col: str = "label",
         random_state: int = 0,
     ):
@@ -254,6 +261,7 @@ class RiskModel(BaseEstimator):
         self.kind_labels = kind_labels
         self.column_labels = column_labels
         self.value_labels = value_labels
+        self.context_features = context_features
         self.label_col = label_col
         self.random_state = random_state
 
@@ -312,6 +320,7 @@ class RiskModel(BaseEstimator):
         if features.schema is None:
             features.set_params(schema=schema)
         features.fit(prepared, entities=entities)
+        context = self._context_features(features, features.feature_names_out_)  # checked before training
         X = features._transform_valid_cutoffs(prepared, cut, entities=entities)
         t_features = time.perf_counter()
 
@@ -355,6 +364,7 @@ class RiskModel(BaseEstimator):
             kind_labels=self.kind_labels,
             column_labels=self.column_labels,
             value_labels=self.value_labels,
+            context_features=context,
         )
         from ..features import OTHER_KIND
         from ._drift import build_reference
@@ -390,6 +400,18 @@ class RiskModel(BaseEstimator):
             "calibration": t_cal - t_lgbm,
         }
         return self
+
+    def _context_features(self, features: FeatureBuilder, columns) -> list[str]:
+        """The features shown as context rather than reasons (see ``context_features``)."""
+        if self.context_features is None:
+            return features.context_features()
+        if isinstance(self.context_features, str):
+            raise ConfigError("context_features must be a list of feature names, not one string.")
+        unknown = [c for c in self.context_features if c not in set(columns)]
+        if unknown:
+            raise ConfigError(f"context_features {unknown} are not features of this model; "
+                              f"features: {list(columns)[:30]}.")
+        return list(self.context_features)
 
     # ----------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._errors import DataError, format_examples
 from ..batch import as_nightly_list, dedupe_nights
-from ..data import parse_duration
+from ..data import duration_text, parse_duration
 
 __all__ = ["AuditResult", "audit_outcomes", "escalations_from"]
 
@@ -298,7 +298,7 @@ def audit_outcomes(
         "red_share": int(counts.get("red", 0)) / n if n else float("nan"),
         "median_lead_days": float(cases["lead_days"].median()) if cases["lead_days"].notna().any() else float("nan"),
         "period": [str(first), str(last + horizon)],
-        "horizon": str(horizon),
+        "horizon": duration_text(horizon),
         "nights": len(outputs) if len(outputs) > 1 else int(scores["as_of"].nunique()),
         "excluded_before_first_night": int(early.sum()),
         "excluded_after_horizon": int(late.sum()),

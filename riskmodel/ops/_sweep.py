@@ -260,6 +260,11 @@ class SweepInputs:
         The ``like`` dispute, when it is not among the scored ones its row is appended.
     case_as_of : Timestamp or None
         When the case's features were computed (just before its escalation if it escalated).
+    case_probability : float or None
+        The case's calibrated probability at ``case_as_of``.
+    base_value : float or None
+        SHAP's expected value (log-odds): each row's contributions add up from it to the
+        row's raw log-odds.
     """
 
     features: pd.DataFrame
@@ -267,6 +272,7 @@ class SweepInputs:
     case_id: str | None = None
     case_as_of: pd.Timestamp | None = None
     case_probability: float | None = None
+    base_value: float | None = None
 
 
 def _model_of(model):
@@ -300,7 +306,7 @@ def _prepare(events, schema):
 
 
 def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame | None = None,
-                 like=None) -> SweepInputs:
+                 like=None, as_of=None) -> SweepInputs:
     """Recompute the features and SHAP contributions a sweep needs.
 
     Parameters
@@ -317,7 +323,10 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
     like : str, optional
         A dispute to describe. If it is scored, its scored row is used; otherwise its
         features are computed as of its first outcome event (the moment before it
-        escalated) or, without one, as of the scores' ``as_of``.
+        escalated) or, without one, as of ``as_of``.
+    as_of : timestamp, optional
+        When an unscored ``like`` case without an outcome is described; default the
+        scores' latest ``as_of``.
 
     Returns
     -------
@@ -352,11 +361,14 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
             if own.empty:
                 raise DataError(f"dispute {like!r} is neither in the scores nor in the events; check the id.")
             outcome = own.loc[own[schema.kind_col].isin(list(schema.outcome_kinds)), schema.time_col]
-            case_as_of = pd.Timestamp(outcome.min()) if len(outcome) else pd.Timestamp(scores["as_of"].max())
+            fallback = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(scores["as_of"].max())
+            case_as_of = pd.Timestamp(outcome.min()) if len(outcome) else fallback
             case_row = pd.DataFrame({ent: [own[ent].iloc[0]], "as_of": [case_as_of]})
             cut = pd.concat([cut, case_row.astype({ent: cut[ent].dtype})], ignore_index=True)
     X = rm.transform_features(prepared, cut, entities=entities, utc=True)  # the batch writes UTC
-    contrib = rm.explain(X).drop(columns="bias").astype(np.float32)
+    shap = rm.explain(X)
+    base_value = float(shap["bias"].iloc[0]) if len(shap) else None
+    contrib = shap.drop(columns="bias").astype(np.float32)
     prob = rm.calibrator_.transform(rm.predict_raw(X))
     ids = cut[ent].astype(str).to_numpy()
     X.index = contrib.index = pd.Index(ids, name=ent)
@@ -364,7 +376,7 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
     X = X.astype(dict.fromkeys(numeric, np.float32))
     case_prob = float(prob[ids == like][0]) if like is not None else None
     return SweepInputs(features=X, contributions=contrib, case_id=like, case_as_of=case_as_of,
-                       case_probability=case_prob)
+                       case_probability=case_prob, base_value=base_value)
 
 
 # ------------------------------------------------------------------------------------------
@@ -380,7 +392,9 @@ class SweepResult:
     pattern : SweepPattern or None
         The rule used (given or derived from the case).
     case : dict
-        The case: id, as_of, probability, category and its top signals (empty for a pattern).
+        The case: id, as_of, probability, category, its rule, its top risk-raising
+        contributions by feature (``top_contributions``) and as phrases (``drivers``:
+        contribution, zh, en); empty for a pattern.
     matches : DataFrame
         One row per matching open dispute: area, ``rank`` within the area (by probability),
         id, probability, tier, ``by_rule``, ``similarity`` (cosine, NaN without a case),
@@ -560,8 +574,13 @@ def sweep(
         if in_scores.any():
             prob = float(frame.loc[in_scores, "probability"].iloc[0])
         top = case_c[[c for c in case_c.index if c not in skip]].sort_values(ascending=False)
+        top = top.head(5)[top.head(5) > 0]
+        from ..model import ReasonWriter
+
+        writer = _model_of(model).reason_writer_ if model is not None else ReasonWriter.for_names(list(case_c.index))
         case = {"id": like, "as_of": inputs.case_as_of, "probability": prob, "category": case_cat,
-                "rule": str(derived), "top_contributions": {k: float(v) for k, v in top.head(5).items() if v > 0}}
+                "rule": str(derived), "top_contributions": {k: float(v) for k, v in top.items()},
+                "drivers": [(float(v), *writer.phrase(k, case_x[k])) for k, v in top.items()]}
 
     by_rule = pattern.mask(candidates) if pattern is not None and method != "similar" else np.zeros(len(frame), bool)
     by_sim = np.zeros(len(frame), dtype=bool)

@@ -85,5 +85,9 @@ class Entity(FeatureFamily):
         m = re.fullmatch(r"days_since_(\w+)", feature)
         if m:
             cz, ce = writer.column_label(m.group(1))
-            return f"{cz}距今{{v}}天", f"{ce}: {{v}} days ago", "num"
+            return f"{cz}距今{{v}}天", f"{ce}: {{v}} {{day|days}} ago", "days"
         return None
+
+    def context_columns(self, builder, schema) -> list[str]:
+        # what kind of dispute and where: fixed facts shown beside the case, not reasons
+        return list(schema.entity_categorical_cols)
