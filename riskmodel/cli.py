@@ -519,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None,
                    help="model URI or folder, e.g. models:/dispute-risk/3 (default: the night's manifest's)")
     p.add_argument("--area", default="auto",
-                   help="area column for the thresholds tonight: auto (the scores' own), none, or a column")
+                   help="area column for the thresholds tonight: auto (the scores' own), none, or a column, e.g. district")
     p.add_argument("--plot", default=None,
                    help="PNG of the contributions and the timeline, e.g. case.png or none "
                         "(default: explain-ID.png here)")
