@@ -220,9 +220,9 @@ def require_columns(df, columns: Sequence[str], what: str, *, schema: EventSchem
         for name in fields:
             optional = name not in _REQUIRED_ROLES
             if name in _OPTIONAL_ROLES:
-                py_off, cli_off = f"{name}=None", f'{name} = ""'
+                py_off, cli_off = f"EventSchema({name}=None)", f'{name} = ""'
             else:
-                py_off = f"{name}=() or leave {column!r} out of it"
+                py_off = f"EventSchema({name}=()) or leave {column!r} out of it"
                 cli_off = f"{name} = [] or leave {column!r} out of it"
             python.append(f"{column!r} is the schema's {name}: name your column with EventSchema({name}=...)"
                           + (f" or switch the role off with {py_off}" if optional else ""))
