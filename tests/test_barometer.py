@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from riskmodel import DataError, barometer, plot_barometer_heatmap, plot_tier_trend, read_nightly
+from riskmodel import (
+    DataError,
+    DataWarning,
+    barometer,
+    plot_barometer_heatmap,
+    plot_tier_trend,
+    read_nightly,
+)
 from riskmodel.ops._barometer import CITY
 
 
@@ -150,3 +157,19 @@ def test_plots_stay_readable_with_few_or_many_nights(nights, n_nights):
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "open disputes (right axis)" in legend and "red share" in legend
     _png_is_not_blank(trend)
+
+
+def test_a_night_given_twice_counts_once(nights):
+    with pytest.warns(DataWarning, match=r"same night was given more than once.*2024-06-01"):
+        twice = barometer([nights[0], nights[1], nights[0]])
+    pd.testing.assert_frame_equal(twice, barometer(nights[:2]))
+
+
+def test_scores_without_an_area_column_are_city_wide(nights):
+    own = [n.drop(columns="station").rename(columns={"dispute_id": "case_no"}) for n in nights[:2]]
+    table = barometer(own)  # area="auto": nothing to group by
+    assert table.columns[0] == "area" and set(table["area"]) == {CITY}
+    assert table["n"].tolist() == [len(n) for n in own]
+    with pytest.raises(DataError, match="no area column 'station'.*area=None for the city") as info:
+        barometer(own, area="station")
+    assert "--area none" in info.value.for_cli()

@@ -520,3 +520,15 @@ def test_fit_with_censored_labels(data):
 def test_predict_before_fit(data):
     with pytest.raises(ModelError, match="not fitted"):
         _model(data["sim"].schema).predict(data["ev"], data["train"].head(5), entities=data["sim"].entities)
+
+
+def test_untrainable_reason_is_the_fits_own_rule():
+    from riskmodel.model import untrainable_reason
+
+    as_of = pd.Series(pd.date_range("2024-01-01", periods=100, freq="D"))
+    y = np.zeros(100, dtype=int)
+    assert "need at least 10 positive" in untrainable_reason(as_of, y, 0.15, 0.15)
+    y[:12] = 1  # all early: the later slices have none
+    assert "the validation time slice has 0 positive" in untrainable_reason(as_of, y, 0.15, 0.15)
+    y[::4] = 1
+    assert untrainable_reason(as_of, y, 0.15, 0.15) is None

@@ -418,3 +418,32 @@ def test_train_progress_on_a_terminal_and_in_a_log():
     bar.update(1, "half")
     assert "\r" not in log.getvalue() and re.match(r"\[riskmodel train\] \d\d:\d\d:\d\d  50% half", log.getvalue())
     assert clock(75) == "1:15" and clock(3725) == "1:02:05"
+
+
+def test_row_numbers_are_file_lines(tmp_path):
+    """Header = line 1; blank lines and line breaks inside quoted fields are counted."""
+    from riskmodel.lifecycle import read_table, row_numbers
+
+    path = tmp_path / "events.csv"
+    path.write_text('case,note\nA,fine\n\n   \n,\nB,"two\nlines"\nC,x\n', encoding="utf-8")
+    frame = read_table(path, text_columns=["case"])
+    assert frame["case"].tolist()[0] == "A" and len(frame) == 4
+    numbers, word = row_numbers(path, len(frame))
+    assert word == "line" and numbers.tolist() == [2, 5, 6, 8]
+    assert row_numbers(tmp_path / "x.parquet", 3)[0].tolist() == [1, 2, 3]
+
+
+def test_borrowed_tracking_restores_mlflow_settings_exactly(tmp_path, monkeypatch):
+    from mlflow.tracking import _model_registry, _tracking_service
+
+    from riskmodel.lifecycle._store import borrowed_tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///users-own.db")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    before = (_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri)
+    with borrowed_tracking(f"sqlite:///{tmp_path / 'run.db'}"):
+        assert mlflow.get_tracking_uri().endswith("run.db")
+        assert os.environ["MLFLOW_TRACKING_URI"].endswith("run.db")
+    assert (_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri) == before
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///users-own.db"
+    assert "MLFLOW_REGISTRY_URI" not in os.environ

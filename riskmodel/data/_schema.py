@@ -220,9 +220,9 @@ def require_columns(df, columns: Sequence[str], what: str, *, schema: EventSchem
         for name in fields:
             optional = name not in _REQUIRED_ROLES
             if name in _OPTIONAL_ROLES:
-                py_off, cli_off = f"{name}=None", f'{name} = ""'
+                py_off, cli_off = f"EventSchema({name}=None)", f'{name} = ""'
             else:
-                py_off = f"{name}=() or leave {column!r} out of it"
+                py_off = f"EventSchema({name}=()) or leave {column!r} out of it"
                 cli_off = f"{name} = [] or leave {column!r} out of it"
             python.append(f"{column!r} is the schema's {name}: name your column with EventSchema({name}=...)"
                           + (f" or switch the role off with {py_off}" if optional else ""))
@@ -291,20 +291,22 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
 
 
 def times_aware(values: pd.Series) -> bool | None:
-    """Whether a time column is timezone-aware (as :func:`parse_times` decides): ``None``
-    when it cannot tell (no values, numbers) or the values mix both conventions (the
-    parse then says so)."""
+    """Whether a time column is timezone-aware, as :func:`parse_times` decides, judged on
+    its first value (a column mixing both conventions is refused when parsed); ``None``
+    when it cannot tell (no values, numbers)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return True
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return False
     if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         return None
-    present = values[values.notna()]
-    if len(present) == 0:
+    missing = isna_mask(values)
+    if missing.all():
         return None
-    aware = present.astype(str).str.contains(_TZ_SUFFIX, regex=True)
-    return bool(aware.iloc[0]) if aware.all() or not aware.any() else None
+    first = values.iloc[int(np.argmin(missing))]
+    if isinstance(first, datetime.datetime):
+        return first.tzinfo is not None
+    return re.search(_TZ_SUFFIX, str(first)) is not None
 
 
 def check_kinds(kinds: pd.Series, column: str) -> pd.Series:

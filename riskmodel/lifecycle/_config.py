@@ -293,9 +293,11 @@ def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
         try:
             with open(path, newline="", encoding="utf-8", errors="replace") as handle:
                 reader = csv.reader(handle)
+                end = 0  # the line the previous record ended on
                 for record in reader:
                     if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
-                        lines.append(reader.line_num)
+                        lines.append(end + 1)  # where the record starts (a quoted field may span lines)
+                    end = reader.line_num
         except (OSError, csv.Error):
             lines = []
         if len(lines) == n_rows + 1:  # the header, then one record per row
