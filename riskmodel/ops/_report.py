@@ -396,8 +396,8 @@ def render_report(
     if max_per_area < 1 or max_missed < 0:
         raise ConfigError("max_per_area must be positive and max_missed non-negative.")
     night = as_nightly(night)
-    if area is not None and area not in night.scores.columns:
-        area = None  # no station column (a foreign extract): the report is city-wide
+    if area not in (None, "auto") and area not in night.scores.columns:
+        area = None  # no such column (a foreign extract): the report is city-wide
     earlier = as_nightly_list(list(history)) if len(history) else []
     all_scores, _ = dedupe_nights([*earlier, night])
     all_scores = all_scores[all_scores["as_of"] <= night.scores["as_of"].max()] if len(night.scores) else all_scores
