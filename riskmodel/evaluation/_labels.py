@@ -154,7 +154,8 @@ def make_labels(
     Returns
     -------
     DataFrame
-        The cutoffs (same order and index) with ``label`` (nullable Int8) and ``censored`` (bool).
+        The cutoffs (same order and index) with ``label`` (nullable Int8) and ``censored`` (bool);
+        ``attrs["horizon"]`` records the horizon (:class:`~riskmodel.RiskModel` reads it).
     """
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
@@ -188,6 +189,7 @@ def make_labels(
     out["label"] = pd.array(hit.astype(np.int8), dtype="Int8")
     out.loc[censored & ~hit, "label"] = pd.NA
     out["censored"] = censored
+    out.attrs["horizon"] = str(horizon)  # RiskModel.fit leaves this gap between its time folds
     return out
 
 
