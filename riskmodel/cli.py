@@ -59,6 +59,13 @@ def _cmd_train(args) -> int:
     print(f"latest fold: ROC-AUC {m.get('model_roc_auc', float('nan')):.4f} "
           f"[{m.get('model_roc_auc_lower', float('nan')):.4f}, {m.get('model_roc_auc_upper', float('nan')):.4f}], "
           f"Brier {m.get('model_brier', float('nan')):.5f}, ECE {m.get('model_ece', float('nan')):.4f}")
+    spread = result.model.training_summary_.get("fold_spread") or {}
+    auc, brier = spread.get("roc_auc") or {}, spread.get("brier") or {}
+    if auc.get("mean") is not None:
+        print(f"fit: {result.model.best_iteration_} rounds chosen on {auc['n']} forward folds; fold AUC "
+              f"{auc['mean']:.4f} (sd {auc['sd']:.4f}), fold Brier {brier['mean']:.5f} (sd {brier['sd']:.5f})")
+    for note in result.model.training_summary_.get("notes", []):
+        print(f"note: {note}")
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
     return 0
 

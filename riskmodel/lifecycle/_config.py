@@ -65,8 +65,20 @@ class FeatureConfig:
 
 @dataclass(kw_only=True)
 class ModelConfig:
+    """``[model]``: the :class:`~riskmodel.RiskModel` parameters (see its docstring).
+
+    ``horizon`` defaults to ``[labels] horizon``; ``calibration_half_life = ""`` weighs the
+    out-of-fold rows equally; ``protocol = "holdout"`` trains as riskmodel did before
+    forward folds (``validation_fraction`` and ``calibration_fraction`` apply to it only).
+    """
+
+    protocol: str = "forward"
     n_estimators: int = 400
     early_stopping_rounds: int = 40
+    n_folds: int = 4
+    horizon: str | None = None
+    calibration_half_life: str | None = "auto"
+    num_leaves_grid: list[int] = field(default_factory=list)
     validation_fraction: float = 0.15
     calibration_fraction: float = 0.15
     calibration: str = "auto"
@@ -133,6 +145,11 @@ class ExperimentConfig:
             validation_fraction=m.validation_fraction,
             calibration_fraction=m.calibration_fraction,
             calibration=m.calibration,
+            protocol=m.protocol,
+            n_folds=m.n_folds,
+            horizon=m.horizon or self.labels.horizon,
+            calibration_half_life=m.calibration_half_life or None,
+            num_leaves_grid=tuple(m.num_leaves_grid) or None,
             tier_policy=self.tiers,
             top_k_reasons=m.top_k_reasons,
             kind_labels=self.reasons.get("kind_labels"),

@@ -113,6 +113,21 @@ def _last_fold_metrics(backtest) -> dict[str, float]:
     return out
 
 
+def fit_summary_metrics(summary: dict) -> dict[str, float]:
+    """The fit summary's numbers as MLflow metrics: rounds, and the fold-to-fold spread of
+    AUC and Brier (``fit_fold_roc_auc_mean``, ``..._sd``, ``..._min``, ``..._max``)."""
+    out: dict[str, float] = {}
+    for key in ("n_rounds", "best_iteration", "num_leaves", "n_final", "n_calibration", "n_reference"):
+        if summary.get(key) is not None:
+            out[f"fit_{key}"] = float(summary[key])
+    for metric, stats in (summary.get("fold_spread") or {}).items():
+        for stat, value in (stats or {}).items():
+            if value is not None:
+                out[f"fit_fold_{metric}_{stat}"] = float(value)
+    out["fit_notes"] = float(len(summary.get("notes") or []))
+    return out
+
+
 def _tiers_ordered(tier_table: pd.DataFrame) -> bool:
     hit = tier_table.set_index("tier")["hit_rate"]
     return bool(hit.get("red", np.nan) > hit.get("yellow", np.nan) > hit.get("blue", np.nan))
@@ -201,6 +216,7 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             metrics[f"tier_{tier_row.tier}_hit_rate"] = float(tier_row.hit_rate)
     if champion:
         metrics.update({f"champion_{k}": float(v) for k, v in champion.items() if k != "version"})
+    metrics.update(fit_summary_metrics(model.training_summary_))
 
     exp_name = f"riskmodel/{config.name}"
     ensure_experiment(client, uri, exp_name)
@@ -236,6 +252,10 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             result.comparisons.to_csv(tmp / "backtest_comparisons.csv")
             result.tier_table.to_csv(tmp / "tier_table.csv", index=False)
             result.subgroup.to_csv(tmp / "subgroup_report.csv", index=False)
+            (tmp / "fit_summary.json").write_text(
+                json.dumps(model.training_summary_, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+            if len(getattr(model, "folds_", ())):
+                model.folds_.to_csv(tmp / "fit_folds.csv", index=False)
             card = model_card(config, model, result, metrics, champion=champion,
                               data_window=(str(t_min), str(t_max)), n_events=len(events))
             (tmp / "model_card.md").write_text(card, encoding="utf-8")
