@@ -367,11 +367,10 @@ class RiskModel(BaseEstimator):
         cf = cross_fit(params, full, folds, n_estimators=int(self.n_estimators),
                        patience=int(self.early_stopping_rounds), leaves_grid=grid)
         params = {**params, "num_leaves": cf.num_leaves}
-        final_rounds = int(round(cf.n_rounds * self.__dict__.get("_round_scale", 1.0)))  # EXPERIMENT
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=categorical, params=params),
-                                num_boost_round=final_rounds)
+                                num_boost_round=cf.n_rounds)
         booster = lgb.Booster(model_str=booster.model_to_string())
         self.best_iteration_ = cf.n_rounds
         t_lgbm = time.perf_counter()
