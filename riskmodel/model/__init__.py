@@ -16,10 +16,18 @@ from ._drift import (
     warn_if_drifting,
 )
 from ._model import RiskModel
-from ._tiers import TIERS, Override, TierPolicy
+from ._tiers import (
+    TIERS,
+    Override,
+    TierPolicy,
+    area_column,
+    night_tiers,
+    retier_scores,
+    scoring_policy,
+)
 
 __all__ = [
-    "TIERS", "Override", "RiskModel", "TierPolicy", "check_thresholds", "chunk_counts", "drift_report",
-    "drift_table", "load_model_dir", "merge_counts", "monitoring_metrics", "raw_attributes",
-    "save_model_dir", "warn_if_drifting",
+    "TIERS", "Override", "RiskModel", "TierPolicy", "area_column", "check_thresholds", "chunk_counts",
+    "drift_report", "drift_table", "load_model_dir", "merge_counts", "monitoring_metrics", "night_tiers",
+    "raw_attributes", "retier_scores", "save_model_dir", "scoring_policy", "warn_if_drifting",
 ]
