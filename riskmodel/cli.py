@@ -85,6 +85,40 @@ def _cmd_rollback(args) -> int:
     return 0
 
 
+def _tier_options(args):
+    """``--tiers``, ``--red-share``, ``--yellow-share``, ``--tiers-by``, ``--capacity`` as the
+    ``tiers`` argument of score_batch."""
+    changes: dict = {}
+    if args.red_share is not None:
+        changes["red"] = args.red_share
+    if args.yellow_share is not None:
+        changes["yellow"] = args.yellow_share
+    if args.tiers_by is not None:
+        changes["by"] = args.tiers_by or None  # --tiers-by "" : city-wide
+    if args.capacity:
+        capacity: dict = {}
+        for item in args.capacity:
+            if "=" not in item:  # a table
+                from .lifecycle import read_capacity
+
+                capacity.update(read_capacity(item, by=args.tiers_by))
+                continue
+            area, _, value = item.partition("=")
+            red, _, yellow = value.partition("/")
+            try:
+                capacity[area] = {"red": int(red), **({"yellow": int(yellow)} if yellow else {})}
+            except ValueError:
+                raise ConfigError(f"--capacity {item!r}: use AREA=RED or AREA=RED/YELLOW with whole numbers, "
+                                  "or a CSV / parquet table (area, red[, yellow]).") from None
+        changes["capacity"] = capacity
+    if args.tiers == "trained":
+        if changes:
+            raise ConfigError("--tiers trained keeps the trained thresholds; drop --red-share / --yellow-share / "
+                              "--tiers-by / --capacity, or use --tiers night.")
+        return "trained"
+    return changes or "night"
+
+
 def _cmd_score(args) -> int:
     from .batch import score_batch
 
@@ -92,10 +126,14 @@ def _cmd_score(args) -> int:
         model=args.model, events=args.events, entities=args.entities, as_of=args.as_of, out=args.out,
         reasons=args.reasons, chunk_disputes=args.chunk_disputes, engine=args.engine, master=args.master,
         drift_thresholds={"watch": args.drift_watch, "act": args.drift_act}, monitor_mlflow=args.log_mlflow,
+        tiers=_tier_options(args),
     )
     counts = manifest["counts"]
     print(f"scored {counts['disputes_scored']:,} disputes, rejected {counts['disputes_rejected']:,}; "
           f"output in {args.out}")
+    tiers = manifest.get("tiers") or {}
+    print(f"tiers: {tiers.get('description', 'n/a')}; red {counts['tiers']['red']:,}, "
+          f"yellow {counts['tiers']['yellow']:,}, blue {counts['tiers']['blue']:,}")
     drift = manifest.get("monitoring") or {}
     status = drift.get("status", "no_reference")
     score_psi = drift.get("score_psi")
@@ -332,6 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"exit with status {EXIT_DRIFT} (after writing the output) when drift reaches this level")
     p.add_argument("--log-mlflow", action="store_true",
                    help="log the drift figures to the MLflow experiment dispute-risk-monitoring")
+    p.add_argument("--tiers", choices=["night", "trained"], default="night",
+                   help="night: the model's share policy ranks tonight's disputes (default); trained: the "
+                        "trained probability thresholds")
+    p.add_argument("--red-share", type=float, default=None, help="red = this share of tonight's disputes")
+    p.add_argument("--yellow-share", type=float, default=None, help="yellow = the next this share")
+    p.add_argument("--tiers-by", default=None,
+                   help="apply the shares within each value of this entity column (e.g. station); '' = city-wide")
+    p.add_argument("--capacity", action="append", default=None, metavar="AREA=RED[/YELLOW] or TABLE",
+                   help="red (and yellow) cases an area takes tonight, e.g. --capacity S01=10 --capacity S02=5/20, "
+                        "or a CSV / parquet table with columns area (or the --tiers-by column), red[, yellow]")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("sweep", help="from one case to every open dispute sharing its risk pattern")

@@ -25,7 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ExperimentConfig", "load_config", "load_data"]
+__all__ = ["ExperimentConfig", "load_config", "load_data", "read_capacity"]
 
 
 @dataclass(kw_only=True)
@@ -224,6 +224,11 @@ def config_from_dict(data: dict, *, source_text: str = "", base_dir: Path | None
     except (TypeError, DataError) as exc:
         raise ConfigError(f"[schema] is invalid: {exc}") from exc
     tiers_data = dict(data.get("tiers") or {})
+    if isinstance(tiers_data.get("capacity"), str):  # a table: read it now, the model keeps the numbers
+        table = Path(tiers_data["capacity"])
+        if base_dir is not None and not table.is_absolute():
+            table = base_dir / table
+        tiers_data["capacity"] = read_capacity(table, by=tiers_data.get("by")) if tiers_data["capacity"] else None
     try:
         tiers = TierPolicy.from_dict(tiers_data) if tiers_data else TierPolicy()
     except (TypeError, ValueError) as exc:
@@ -276,6 +281,46 @@ def read_table(path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def read_capacity(path, *, by: str | None = None) -> dict:
+    """Per-area tier capacities from a CSV or parquet table.
+
+    Columns: the area (named ``by``, or ``area``, else the first column), ``red`` and
+    optionally ``yellow`` (whole numbers; an empty yellow cell means "the yellow share").
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "capacity.csv"
+    >>> _ = path.write_text("station,red,yellow\nS01,10,30\nS02,5,\n")
+    >>> read_capacity(path)
+    {'S01': {'red': 10, 'yellow': 30}, 'S02': {'red': 5}}
+    """
+    path = Path(path)
+    table = read_table(path)
+    key = by if by in table.columns else "area" if "area" in table.columns else table.columns[0]
+    if "red" not in table.columns:
+        raise ConfigError(f"capacity table {path} needs a 'red' column (and optionally 'yellow'); it has "
+                          f"{list(table.columns)}.")
+    areas = table[key].astype(str)
+    dup = areas[areas.duplicated()]
+    if len(dup):
+        raise ConfigError(f"capacity table {path}: area(s) {sorted(set(dup))[:5]} listed more than once.")
+    out: dict = {}
+    for line, (area, row) in enumerate(zip(areas, table.itertuples(index=False)), start=2):
+        spec = {}
+        for tier in ("red", "yellow"):
+            value = getattr(row, tier, None) if tier in table.columns else None
+            if value is None or pd.isna(value):
+                if tier == "red":
+                    raise ConfigError(f"capacity table {path}, line {line}: area {area!r} has no red capacity.")
+                continue
+            number = pd.to_numeric(value, errors="coerce")
+            if pd.isna(number) or number < 0 or not float(number).is_integer():
+                raise ConfigError(f"capacity table {path}, line {line}: {tier} capacity of {area!r} must be a whole "
+                                  f"number >= 0, got {value!r}.")
+            spec[tier] = int(number)
+        out[area] = spec
+    return out
 
 
 def load_data(config: ExperimentConfig):
