@@ -15,6 +15,7 @@ import riskmodel.data._schema
 import riskmodel.features._builder
 import riskmodel.model._model
 from riskmodel import (
+    ConfigError,
     DataError,
     DataWarning,
     EventSchema,
@@ -385,6 +386,21 @@ def test_num_leaves_grid_is_chosen_on_the_folds(data):
     grid = model.training_summary_["num_leaves_grid"]
     assert set(grid) == {"3", "7"}
     assert model.training_summary_["num_leaves"] == int(min(grid, key=grid.get))
+
+
+def test_optional_search_on_the_same_folds(data):
+    pytest.importorskip("optuna")
+    sim = data["sim"]
+    kw = dict(n_folds=2, n_estimators=40, search_budget=120, search_trials=3)
+    model = _model(sim.schema, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    search = model.training_summary_["search"]
+    assert search["trials"] == 3 and search["stopped_by"] == "trials"
+    assert search["best_loss"] <= search["default_loss"]  # the first trial is the size-aware defaults
+    assert model.training_summary_["lgbm_params"]["num_leaves"] == search["best"]["num_leaves"]
+    again = _model(sim.schema, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    assert again.booster_.model_to_string() == model.booster_.model_to_string()  # seeded, ended by trials
+    with pytest.raises(ConfigError, match="search_budget must be a positive number"):
+        _model(sim.schema, search_budget=-1).fit(data["ev"], data["train"], entities=sim.entities)
 
 
 def _tiny(seed=0, n=300):

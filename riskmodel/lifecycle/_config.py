@@ -67,7 +67,8 @@ class FeatureConfig:
 class ModelConfig:
     """``[model]``: the :class:`~riskmodel.RiskModel` parameters (see its docstring).
 
-    ``horizon`` defaults to ``[labels] horizon``; ``calibration_half_life = ""`` weighs the
+    ``horizon`` defaults to ``[labels] horizon``; ``search_budget`` (seconds, 0 = off) runs
+    the optional hyperparameter search; ``calibration_half_life = ""`` weighs the
     out-of-fold rows equally; ``protocol = "holdout"`` trains as riskmodel did before
     forward folds (``validation_fraction`` and ``calibration_fraction`` apply to it only).
     """
@@ -79,6 +80,8 @@ class ModelConfig:
     horizon: str | None = None
     calibration_half_life: str | None = "auto"
     num_leaves_grid: list[int] = field(default_factory=list)
+    search_budget: float = 0.0
+    search_trials: int = 30
     validation_fraction: float = 0.15
     calibration_fraction: float = 0.15
     calibration: str = "auto"
@@ -150,6 +153,8 @@ class ExperimentConfig:
             horizon=m.horizon or self.labels.horizon,
             calibration_half_life=m.calibration_half_life or None,
             num_leaves_grid=tuple(m.num_leaves_grid) or None,
+            search_budget=m.search_budget or None,
+            search_trials=m.search_trials,
             tier_policy=self.tiers,
             top_k_reasons=m.top_k_reasons,
             kind_labels=self.reasons.get("kind_labels"),
@@ -284,7 +289,7 @@ def read_table(path) -> pd.DataFrame:
 
 
 def read_capacity(path, *, by: str | None = None) -> dict:
-    """Per-area tier capacities from a CSV or parquet table.
+    r"""Per-area tier capacities from a CSV or parquet table.
 
     Columns: the area (named ``by``, or ``area``, else the first column), ``red`` and
     optionally ``yellow`` (whole numbers; an empty yellow cell means "the yellow share").

@@ -22,6 +22,7 @@ from ._protocol import (
     calibration_weights,
     cross_fit,
     forward_folds,
+    search_params,
     size_aware_params,
     small_data_notes,
     warn_small_data,
@@ -147,6 +148,15 @@ class RiskModel(BaseEstimator):
         until about 100 positives count; ``None``: equal weights.
     num_leaves_grid : sequence of int, optional
         Tree sizes to choose from on the same folds (each costs one more cross-fit).
+    search_budget : float, optional
+        Off by default. Seconds for a hyperparameter search (Optuna, ``pip install
+        'riskmodel[search]'``) of leaves, leaf size, L2 penalty and feature fraction on the
+        same forward folds; its first trial is the size-aware defaults. Replaces
+        ``num_leaves_grid``; the four searched parameters override ``lgbm_params``, the
+        others keep them. The summary's ``search`` block reports the trials.
+    search_trials : int, default=30
+        At most this many trials (the result is deterministic for a seed when the trials,
+        not the budget, end the search).
 
     Attributes
     ----------
@@ -191,6 +201,8 @@ class RiskModel(BaseEstimator):
         horizon: str | None = None,
         calibration_half_life: str | None = "auto",
         num_leaves_grid: tuple[int, ...] | None = None,
+        search_budget: float | None = None,
+        search_trials: int = 30,
     ):
         self.schema = schema
         self.features = features
@@ -212,6 +224,8 @@ class RiskModel(BaseEstimator):
         self.horizon = horizon
         self.calibration_half_life = calibration_half_life
         self.num_leaves_grid = num_leaves_grid
+        self.search_budget = search_budget
+        self.search_trials = search_trials
 
     # ----------------------------------------------------------------------------------
 
@@ -251,6 +265,12 @@ class RiskModel(BaseEstimator):
                     raise ValueError("not positive")
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"{name} must be a positive duration such as '90D', got {value!r} ({exc}).") from None
+        if self.search_budget is not None and (not isinstance(self.search_budget, int | float | np.number)
+                                               or isinstance(self.search_budget, bool) or self.search_budget <= 0):
+            raise ConfigError(f"search_budget must be a positive number of seconds, got {self.search_budget!r}.")
+        if isinstance(self.search_trials, bool) or not isinstance(self.search_trials, int | np.integer) \
+                or self.search_trials < 1:
+            raise ConfigError(f"search_trials must be a positive integer, got {self.search_trials!r}.")
         if self.num_leaves_grid is not None:
             grid = list(self.num_leaves_grid)
             if not grid or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 2 for v in grid):
@@ -364,8 +384,16 @@ class RiskModel(BaseEstimator):
         categorical = features.categorical_features_ or "auto"
         full = lgb.Dataset(X, y, categorical_feature=categorical, free_raw_data=False, params=params).construct()
         grid = list(self.num_leaves_grid) if self.num_leaves_grid else [int(params["num_leaves"])]
-        cf = cross_fit(params, full, folds, n_estimators=int(self.n_estimators),
-                       patience=int(self.early_stopping_rounds), leaves_grid=grid)
+        search = None
+        if self.search_budget:
+            params, cf, search = search_params(params, full, folds, n_estimators=int(self.n_estimators),
+                                               patience=int(self.early_stopping_rounds),
+                                               budget_s=float(self.search_budget), n_trials=int(self.search_trials),
+                                               seed=int(self.random_state))
+            grid = [int(params["num_leaves"])]
+        else:
+            cf = cross_fit(params, full, folds, n_estimators=int(self.n_estimators),
+                           patience=int(self.early_stopping_rounds), leaves_grid=grid)
         params = {**params, "num_leaves": cf.num_leaves}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -433,7 +461,8 @@ class RiskModel(BaseEstimator):
             "n_rounds": cf.n_rounds,
             "num_leaves": cf.num_leaves,
             "lgbm_params": {k: params[k] for k in ("num_leaves", "min_child_samples", "lambda_l2",
-                                                   "learning_rate", "min_data_per_group") if k in params},
+                                                   "feature_fraction", "extra_trees", "learning_rate",
+                                                   "min_data_per_group") if k in params},
             "folds": fold_rows,
             "fold_spread": {metric: _spread([r[metric] for r in fold_rows]) for metric in ("roc_auc", "brier")},
             "calibration": {"method": self.calibrator_.chosen_, "half_life": half_life_used,
@@ -442,6 +471,8 @@ class RiskModel(BaseEstimator):
         }
         if len(grid) > 1:
             summary["num_leaves_grid"] = {str(k): float(min(v)) for k, v in cf.curves.items()}
+        if search is not None:
+            summary["search"] = search
         return booster, prob[ref], ref, summary, t_lgbm
 
     def _fit_holdout(self, X: pd.DataFrame, y: np.ndarray, cut: pd.DataFrame, features):
