@@ -255,8 +255,8 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
     summary.columns.name = None
     summary = summary.reset_index()
     summary["total"] = summary[["red", "yellow", "blue"]].sum(axis=1)
-    if by is None or by == station:  # the summary's rows are the policy's areas
-        summary = _with_area_columns(summary, table, summary[station] if by else None)
+    if by is not None and by == station:  # the summary's rows are the policy's areas
+        summary = _with_area_columns(summary, table, summary[station])
     write_parquet(summary, final / "station_summary.parquet")
 
     rejects = read_parts([work / "prepared" / f"rejects-{i:05d}.parquet" for i in range(n_chunks)])
