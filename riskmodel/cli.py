@@ -70,6 +70,13 @@ def _cmd_train(args) -> int:
               f"are in the run's artifacts: data/rejects.csv")
     print(f"registered {result.model_name} version {result.version} as challenger (run {result.run_id})")
     print(_fold_line(result.metrics))
+    spread = result.model.training_summary_.get("fold_spread") or {}
+    auc, brier = spread.get("roc_auc") or {}, spread.get("brier") or {}
+    if auc.get("mean") is not None:
+        print(f"fit: {result.model.best_iteration_} rounds chosen on {auc['n']} forward folds; fold AUC "
+              f"{auc['mean']:.4f} (sd {auc['sd']:.4f}), fold Brier {brier['mean']:.5f} (sd {brier['sd']:.5f})")
+    for note in result.model.training_summary_.get("notes", []):
+        print(f"note: {note}")
     print("time: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in result.timings.items()))
     print(f"next: riskmodel promote --name {result.model_name}")
     return 0
@@ -109,6 +116,40 @@ def _cmd_rollback(args) -> int:
     return 0
 
 
+def _tier_options(args):
+    """``--tiers``, ``--red-share``, ``--yellow-share``, ``--tiers-by``, ``--capacity`` as the
+    ``tiers`` argument of score_batch."""
+    changes: dict = {}
+    if args.red_share is not None:
+        changes["red"] = args.red_share
+    if args.yellow_share is not None:
+        changes["yellow"] = args.yellow_share
+    if args.tiers_by is not None:
+        changes["by"] = args.tiers_by or None  # --tiers-by "" : city-wide
+    if args.capacity:
+        capacity: dict = {}
+        for item in args.capacity:
+            if "=" not in item:  # a table
+                from .lifecycle import read_capacity
+
+                capacity.update(read_capacity(item, by=args.tiers_by))
+                continue
+            area, _, value = item.partition("=")
+            red, _, yellow = value.partition("/")
+            try:
+                capacity[area] = {"red": int(red), **({"yellow": int(yellow)} if yellow else {})}
+            except ValueError:
+                raise ConfigError(f"--capacity {item!r}: use AREA=RED or AREA=RED/YELLOW with whole numbers, "
+                                  "or a CSV / parquet table (area, red[, yellow]).") from None
+        changes["capacity"] = capacity
+    if args.tiers == "trained":
+        if changes:
+            raise ConfigError("--tiers trained keeps the trained thresholds; drop --red-share / --yellow-share / "
+                              "--tiers-by / --capacity, or use --tiers night.")
+        return "trained"
+    return changes or "night"
+
+
 def _cmd_score(args) -> int:
     from .batch import score_batch
 
@@ -117,6 +158,7 @@ def _cmd_score(args) -> int:
         reasons=args.reasons, chunk_disputes=args.chunk_disputes, engine=args.engine, master=args.master,
         drift_thresholds={"watch": args.drift_watch, "act": args.drift_act}, monitor_mlflow=args.log_mlflow,
         overwrite=args.overwrite,
+        tiers=_tier_options(args),
     )
     c = manifest["counts"]
     print(f"event rows: {c['events_read']:,} read, {c['events_used']:,} used, {c['events_rejected']:,} rejected "
@@ -124,8 +166,9 @@ def _cmd_score(args) -> int:
     not_open = ", ".join(f"{n:,} {reason}" for reason, n in c["not_open_by_reason"].items()) or "none"
     print(f"disputes: {c['disputes_read']:,} read, {c['disputes_scored']:,} scored, {c['disputes_not_open']:,} not "
           f"open ({not_open}; not_scored.parquet), {c['disputes_rejected']:,} lost every row to rejects")
-    tiers = c["tiers"]
-    print(f"tiers: red {tiers['red']:,}, yellow {tiers['yellow']:,}, blue {tiers['blue']:,}; output in {args.out}")
+    rule = (manifest.get("tiers") or {}).get("description", "n/a")
+    print(f"tiers ({rule}): red {c['tiers']['red']:,}, yellow {c['tiers']['yellow']:,}, blue {c['tiers']['blue']:,}; "
+          f"output in {args.out}")
     drift = manifest.get("monitoring") or {}
     status = drift.get("status", "no_reference")
     score_psi = drift.get("score_psi")
@@ -481,6 +524,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"exit with status {EXIT_DRIFT} (after writing the output) when drift reaches this level")
     p.add_argument("--log-mlflow", action="store_true",
                    help="log the drift figures to the MLflow experiment dispute-risk-monitoring")
+    p.add_argument("--tiers", choices=["night", "trained"], default="night",
+                   help="night: the model's share policy ranks tonight's disputes (default); trained: the "
+                        "trained probability thresholds), e.g. trained")
+    p.add_argument("--red-share", type=float, default=None, help="red = this share of tonight's disputes, e.g. 0.05 (default: the model's)")
+    p.add_argument("--yellow-share", type=float, default=None, help="yellow = the next this share, e.g. 0.15 (default: the model's)")
+    p.add_argument("--tiers-by", default=None,
+                   help="apply the shares within each value of this entity column (e.g. station); '' = city-wide")
+    p.add_argument("--capacity", action="append", default=None, metavar="AREA=RED[/YELLOW] or TABLE",
+                   help="red (and yellow) cases an area takes tonight, e.g. --capacity S01=10 --capacity S02=5/20, "
+                        "or a CSV / parquet table with columns area (or the --tiers-by column), red[, yellow]")
     _describe(p, "nightly batch scoring of every open dispute", _SCORE_HELP, _SCORE_EXAMPLES)
     p.set_defaults(func=_cmd_score)
 

@@ -82,7 +82,8 @@ def nights(tmp_path_factory):
         frame.to_parquet(hostile / f"{name}.parquet", index=False)
     events_path = root / "events.parquet"
     sim.events.to_parquet(events_path, index=False)
-    return {"dirs": dirs, "hostile": hostile, "sim": sim, "events": events_path, "root": root, "model": model}
+    return {"dirs": dirs, "hostile": hostile, "sim": sim, "events": events_path, "root": root, "model": model,
+            "predictor": predictor}
 
 
 def _images(text: str) -> list[str]:
@@ -115,6 +116,24 @@ def test_report_is_self_contained_and_complete(nights):
     assert all(i in text for i in red.head(5))
     assert f"{audit.summary['escalations']}</b>escalations" in text.replace(",", "")
     assert "model dispute-risk version 7 (run abc)" in text
+
+
+def test_tiers_section_records_the_rule_thresholds_and_capacities(nights, tmp_path):
+    text = render_report(nights["dirs"][-1])
+    assert 'id="tiers"' in text and "share: red 5.0%, yellow 15.0% of each night" in text
+    assert "ranked over tonight" in text
+    night = read_nightly(nights["dirs"][-1])
+    red_min = night.scores.loc[night.scores["tier"] == "red", "probability"].min()
+    assert f"{red_min:.3f}" in text  # the red threshold tonight's ranking set
+    sim = nights["sim"]
+    out = tmp_path / "cap"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        score_batch(model=nights["predictor"], events=sim.events,
+                    entities=sim.entities, as_of=DAYS[-1], out=out, tiers={"by": "station", "capacity": {"S01": 4}})
+    text = render_report(out)
+    assert "capacities for 1 area(s)" in text and "(areas: station)" in text
+    assert "S01: " in text and "capacity: red allowed 4" in text
 
 
 def test_drift_section_and_escaping(nights):

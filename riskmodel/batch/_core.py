@@ -23,7 +23,8 @@ from .._errors import DataWarning
 from ..data import NAT_NS, EventSchema, lookup_positions, run_starts, split_invalid_events
 from ..features import GROUP_PREFIX, ContextNeed
 
-__all__ = ["ContextStore", "bucket_of", "context_store", "isin", "prepare_chunk", "score_chunk", "summary_rows"]
+__all__ = ["ContextStore", "bucket_of", "context_store", "explain_chunk", "isin", "prepare_chunk", "score_chunk",
+           "summary_rows"]
 
 
 STAGES = ("read", "validate", "features", "predict", "monitor", "reasons", "write")
@@ -258,6 +259,44 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     scores = scores.reset_index(drop=True)
     scores.attrs["monitoring"] = monitoring
     return scores, not_scored, timings
+
+
+def explain_chunk(clean: pd.DataFrame, context, predictor, as_of: pd.Timestamp, ids, *,
+                  entities: pd.DataFrame | None) -> pd.DataFrame:
+    """Reasons of some open disputes ``ids`` of one chunk, as :func:`score_chunk` computes them.
+
+    For the cases a night's share tiers flag after every chunk was scored (their chunk
+    explained only the cases its trained thresholds flagged). ``clean``, ``context`` and
+    ``entities`` are the chunk's, as for :func:`score_chunk`.
+
+    Returns
+    -------
+    DataFrame
+        Entity id, ``reasons``, ``reason_features`` (one row per id).
+    """
+    from ..features import PreparedEvents
+
+    model = predictor.model
+    schema = model._schema()
+    ent = schema.entity_col
+    tz = model.features_.tz_aware_
+    ids = np.asarray(ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        whole = PreparedEvents(clean, schema, tz)
+        own = PreparedEvents(clean[isin(clean[ent], ids)].reset_index(drop=True), schema, tz)
+        context_events = whole  # a single chunk: its own events are the whole input
+        if context is not None and len(context):
+            context_events = context if isinstance(context, PreparedEvents) else \
+                PreparedEvents.from_valid(context, schema, tz)
+        own_ents = None
+        if entities is not None and model.features_.has_entities_:
+            own_ents = entities[isin(entities[schema.entities_id], ids)]
+        cut = pd.DataFrame({ent: ids, "as_of": np.full(len(ids), as_of.to_datetime64())})
+        X = model.transform_features(own, cut, entities=own_ents, context_events=context_events)
+        explained = model.score_features(X, cut, reasons="all")
+    return pd.DataFrame({ent: ids, "reasons": explained["reasons"].to_numpy(),
+                         "reason_features": explained["reason_features"].to_numpy()})
 
 
 class ContextStore:

@@ -156,6 +156,7 @@ def make_labels(
     DataFrame
         The cutoffs (same order and index) with ``label`` (nullable Int8) and ``censored`` (bool);
         ``as_of`` parsed, in the events' timezone convention (UTC-aware for aware events).
+        ``attrs["horizon"]`` records the horizon (:class:`~riskmodel.RiskModel` reads it).
     """
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
@@ -189,6 +190,7 @@ def make_labels(
     out["label"] = pd.array(hit.astype(np.int8), dtype="Int8")
     out.loc[censored & ~hit, "label"] = pd.NA
     out["censored"] = censored
+    out.attrs["horizon"] = str(horizon)  # RiskModel.fit leaves this gap between its time folds
     return out
 
 

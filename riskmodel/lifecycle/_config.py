@@ -27,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ExperimentConfig", "load_config", "load_data"]
+__all__ = ["ExperimentConfig", "load_config", "load_data", "read_capacity"]
 
 
 @dataclass(kw_only=True)
@@ -72,8 +72,23 @@ class FeatureConfig:
 
 @dataclass(kw_only=True)
 class ModelConfig:
+    """``[model]``: the :class:`~riskmodel.RiskModel` parameters (see its docstring).
+
+    ``horizon`` defaults to ``[labels] horizon``; ``search_budget`` (seconds, 0 = off) runs
+    the optional hyperparameter search; ``calibration_half_life = ""`` weighs the
+    out-of-fold rows equally; ``protocol = "holdout"`` trains as riskmodel did before
+    forward folds (``validation_fraction`` and ``calibration_fraction`` apply to it only).
+    """
+
+    protocol: str = "forward"
     n_estimators: int = 400
     early_stopping_rounds: int = 40
+    n_folds: int = 4
+    horizon: str | None = None
+    calibration_half_life: str | None = "auto"
+    num_leaves_grid: list[int] = field(default_factory=list)
+    search_budget: float = 0.0
+    search_trials: int = 30
     validation_fraction: float = 0.15
     calibration_fraction: float = 0.15
     calibration: str = "auto"
@@ -140,6 +155,13 @@ class ExperimentConfig:
             validation_fraction=m.validation_fraction,
             calibration_fraction=m.calibration_fraction,
             calibration=m.calibration,
+            protocol=m.protocol,
+            n_folds=m.n_folds,
+            horizon=m.horizon or self.labels.horizon,
+            calibration_half_life=m.calibration_half_life or None,
+            num_leaves_grid=tuple(m.num_leaves_grid) or None,
+            search_budget=m.search_budget or None,
+            search_trials=m.search_trials,
             tier_policy=self.tiers,
             top_k_reasons=m.top_k_reasons,
             kind_labels=self.reasons.get("kind_labels"),
@@ -215,6 +237,11 @@ def config_from_dict(data: dict, *, source_text: str = "", base_dir: Path | None
     except (TypeError, DataError) as exc:
         raise ConfigError(f"[schema] is invalid: {exc}") from exc
     tiers_data = dict(data.get("tiers") or {})
+    if isinstance(tiers_data.get("capacity"), str):  # a table: read it now, the model keeps the numbers
+        table = Path(tiers_data["capacity"])
+        if base_dir is not None and not table.is_absolute():
+            table = base_dir / table
+        tiers_data["capacity"] = read_capacity(table, by=tiers_data.get("by")) if tiers_data["capacity"] else None
     try:
         tiers = TierPolicy.from_dict(tiers_data) if tiers_data else TierPolicy()
     except (TypeError, ValueError) as exc:
@@ -304,6 +331,46 @@ def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
             return np.asarray(lines[1:], dtype=np.int64), "line"
         return np.arange(2, n_rows + 2, dtype=np.int64), "line"  # best effort: no blank lines
     return np.arange(1, n_rows + 1, dtype=np.int64), "row"
+
+
+def read_capacity(path, *, by: str | None = None) -> dict:
+    r"""Per-area tier capacities from a CSV or parquet table.
+
+    Columns: the area (named ``by``, or ``area``, else the first column), ``red`` and
+    optionally ``yellow`` (whole numbers; an empty yellow cell means "the yellow share").
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "capacity.csv"
+    >>> _ = path.write_text("station,red,yellow\nS01,10,30\nS02,5,\n")
+    >>> read_capacity(path)
+    {'S01': {'red': 10, 'yellow': 30}, 'S02': {'red': 5}}
+    """
+    path = Path(path)
+    table = read_table(path)
+    key = by if by in table.columns else "area" if "area" in table.columns else table.columns[0]
+    if "red" not in table.columns:
+        raise ConfigError(f"capacity table {path} needs a 'red' column (and optionally 'yellow'); it has "
+                          f"{list(table.columns)}.")
+    areas = table[key].astype(str)
+    dup = areas[areas.duplicated()]
+    if len(dup):
+        raise ConfigError(f"capacity table {path}: area(s) {sorted(set(dup))[:5]} listed more than once.")
+    out: dict = {}
+    for line, (area, row) in enumerate(zip(areas, table.itertuples(index=False)), start=2):
+        spec = {}
+        for tier in ("red", "yellow"):
+            value = getattr(row, tier, None) if tier in table.columns else None
+            if value is None or pd.isna(value):
+                if tier == "red":
+                    raise ConfigError(f"capacity table {path}, line {line}: area {area!r} has no red capacity.")
+                continue
+            number = pd.to_numeric(value, errors="coerce")
+            if pd.isna(number) or number < 0 or not float(number).is_integer():
+                raise ConfigError(f"capacity table {path}, line {line}: {tier} capacity of {area!r} must be a whole "
+                                  f"number >= 0, got {value!r}.")
+            spec[tier] = int(number)
+        out[area] = spec
+    return out
 
 
 def load_data(config: ExperimentConfig):

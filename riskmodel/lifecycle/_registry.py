@@ -135,6 +135,21 @@ def _backtest_facts(backtest, metrics: dict) -> dict:
     return facts
 
 
+def fit_summary_metrics(summary: dict) -> dict[str, float]:
+    """The fit summary's numbers as MLflow metrics: rounds, and the fold-to-fold spread of
+    AUC and Brier (``fit_fold_roc_auc_mean``, ``..._sd``, ``..._min``, ``..._max``)."""
+    out: dict[str, float] = {}
+    for key in ("n_rounds", "best_iteration", "num_leaves", "n_final", "n_calibration", "n_reference"):
+        if summary.get(key) is not None:
+            out[f"fit_{key}"] = float(summary[key])
+    for metric, stats in (summary.get("fold_spread") or {}).items():
+        for stat, value in (stats or {}).items():
+            if value is not None:
+                out[f"fit_fold_{metric}_{stat}"] = float(value)
+    out["fit_notes"] = float(len(summary.get("notes") or []))
+    return out
+
+
 def _tiers_ordered(tier_table: pd.DataFrame) -> bool:
     hit = tier_table.set_index("tier")["hit_rate"]
     return bool(hit.get("red", np.nan) > hit.get("yellow", np.nan) > hit.get("blue", np.nan))
@@ -276,6 +291,7 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progre
         metrics.update({f"champion_{k}": float(v) for k, v in champion.items() if k != "version"})
     model.training_summary_ = {**getattr(model, "training_summary_", {}), "horizon": lab.horizon,
                                "backtest": _backtest_facts(result, metrics)}
+    metrics.update(fit_summary_metrics(model.training_summary_))
 
     exp_name = f"riskmodel/{config.name}"
     experiment_id = ensure_experiment(client, uri, exp_name)
@@ -325,6 +341,11 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progre
             result.tier_table.to_csv(tmp / "tier_table.csv", index=False)
             if result.subgroup is not None:  # no group columns: no subgroup report
                 result.subgroup.to_csv(tmp / "subgroup_report.csv", index=False)
+            result.subgroup.to_csv(tmp / "subgroup_report.csv", index=False)
+            (tmp / "fit_summary.json").write_text(
+                json.dumps(model.training_summary_, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+            if len(getattr(model, "folds_", ())):
+                model.folds_.to_csv(tmp / "fit_folds.csv", index=False)
             card = model_card(config, model, result, metrics, champion=champion,
                               data_window=(str(t_min), str(t_max)), n_events=len(events))
             (tmp / "model_card.md").write_text(card, encoding="utf-8")
@@ -572,20 +593,70 @@ class Predictor:
     def __repr__(self) -> str:
         return f"Predictor({self.model_name!r}, version={self.model_version!r})"
 
-    def predict(self, events, as_of=None, *, cutoffs=None, entities=None, reasons: str = "flagged") -> pd.DataFrame:
+    def predict(self, events, as_of=None, *, cutoffs=None, entities=None, reasons: str = "flagged",
+                tiers="trained") -> pd.DataFrame:
         """Score disputes; same columns as :meth:`RiskModel.predict` plus model name and version.
 
         Give either ``as_of`` (every dispute in ``events`` is scored at that time) or a
         ``cutoffs`` frame (entity id, ``as_of``).
+
+        Parameters
+        ----------
+        events : DataFrame
+        as_of : datetime-like, optional
+        cutoffs : DataFrame, optional
+        entities : DataFrame, optional
+        reasons : {"flagged", "all", "none"}, default="flagged"
+        tiers : "trained", "night", mapping or TierPolicy, default="trained"
+            ``"trained"``: each case's tier from the trained thresholds alone (it never
+            depends on the other cases scored with it). ``"night"``: the scored disputes of
+            each ``as_of`` are one night and the model's share policy ranks them (red = the
+            top ``red`` share, city-wide or per area, with the policy's capacities; the
+            nightly batch does this); probability and precision policies stay as trained. A
+            mapping changes the policy for this call, e.g. ``{"by": "station",
+            "capacity": {"S01": 10}}`` or ``{"red": 0.08}`` (see
+            :func:`~riskmodel.model.scoring_policy`). The thresholds and capacities used are
+            in ``result.attrs["tiers"]`` (one row per night and area).
         """
+        from ..model import area_column, retier_scores, scoring_policy
         from ._pyfunc import score_all
 
         if (as_of is None) == (cutoffs is None):
             raise ConfigError("pass exactly one of as_of=... or cutoffs=...")
+        model = self.model
+        policy = scoring_policy(model.tier_policy_, tiers)
+        schema = model._schema()
+        by = area_column(policy, schema.group_cols)
+        areas_of = _area_lookup(entities, schema, by) if by else None
         extra = {"model_name": self.model_name, "model_version": self.model_version}
         if cutoffs is not None:
-            return self.model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra)
-        return score_all(self.model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra)
+            out = model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra)
+        else:
+            out = score_all(model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra)
+        if policy is None:
+            return out
+        ids = out[schema.entity_col]
+        areas = None if areas_of is None else areas_of.reindex(ids.to_numpy()).to_numpy()
+        out, table, need = retier_scores(out, policy, model.tier_policy_, id_col=schema.entity_col, areas=areas,
+                                         reasons=reasons)
+        if need.any():  # newly red or yellow tonight: their reasons were not computed
+            again = model._predict(events, out.loc[need, [schema.entity_col, "as_of"]], entities=entities,
+                                   reasons="all")
+            for col in ("reasons", "reason_features"):
+                out[col] = out[col].astype(object)
+                out.loc[need, col] = again[col].to_numpy()
+        out.attrs["tiers"] = table.assign(by=by or "")
+        return out
+
+
+def _area_lookup(entities, schema, by: str) -> pd.Series:
+    """Entity id -> area value (``by``), from the entities table."""
+    if entities is None or by not in getattr(entities, "columns", []):
+        raise ConfigError(f"tiers by {by!r} need the entities table with a column {by!r}; pass entities=... "
+                          "(or tiers={'by': None} for city-wide shares).")
+    ids = pd.Series(np.asarray(entities[schema.entities_id]))
+    values = pd.Series(np.asarray(entities[by], dtype=object), index=ids.to_numpy())
+    return values[~ids.duplicated().to_numpy()]
 
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")

@@ -24,14 +24,19 @@ import numpy as np
 from .._errors import ModelError
 from ..data import EventSchema
 from ..features import FeatureBuilder
-from ._model import Calibrator, RiskModel
+from ._calibration import Calibrator
+from ._model import RiskModel
 from ._reasons import ReasonWriter
 from ._tiers import TierPolicy
 
 __all__ = ["FEATURE_SPEC_VERSION", "load_model_dir", "model_fingerprint", "save_model_dir"]
 
-#: Bump when the meaning of a feature or the artifact layout changes.
-FEATURE_SPEC_VERSION = 1
+#: Bump when the meaning of a feature or the artifact layout changes. Version 2: calibrators
+#: read ``logit(raw)`` (isotonic steps in logit space) and tier policies may carry per-area
+#: capacities; older riskmodels refuse it instead of misreading it.
+FEATURE_SPEC_VERSION = 2
+#: Versions this riskmodel reads: 1 (before forward folds) loads unchanged.
+READABLE_SPEC_VERSIONS = (1, 2)
 _SPEC_FILE = "riskmodel.json"
 _BOOSTER_FILE = "booster.txt"
 
@@ -146,10 +151,11 @@ def load_model_dir(path) -> RiskModel:
         )
     spec = json.loads(spec_file.read_text(encoding="utf-8"))
     version = spec.get("feature_spec_version")
-    if version != FEATURE_SPEC_VERSION:
+    if version not in READABLE_SPEC_VERSIONS:
         raise ModelError(
-            f"model at {path} uses feature-spec version {version}, this riskmodel reads version "
-            f"{FEATURE_SPEC_VERSION} (model written by riskmodel {spec.get('riskmodel_version')}). "
+            f"model at {path} uses feature-spec version {version}, this riskmodel reads versions "
+            f"{', '.join(map(str, READABLE_SPEC_VERSIONS))} (model written by riskmodel "
+            f"{spec.get('riskmodel_version')}). "
             "Retrain the model with this version, or install the matching riskmodel."
         )
     schema = EventSchema.from_dict(spec["schema"])

@@ -471,7 +471,9 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
         ``informational``, ``change`` (see ``_change``: where the values moved), sorted by
         PSI descending), ``tier_shares`` (reference, current), ``unseen_rate``
         (current ``categories`` per column and ``kinds``), ``reference_unseen_rate``,
-        ``missing_text_rate`` (reference, current), ``n_reference``, ``n_current``.
+        ``missing_text_rate`` (reference, current), ``n_reference``, ``n_current``,
+        ``sample_noise_psi`` (the PSI chance alone gives samples of these sizes, see
+        :func:`sample_noise_psi`; the warning says so when it nears the watch level).
         Rates the model cannot measure (no text column, no entities) are ``None``.
     """
     thresholds = check_thresholds(thresholds)
@@ -488,6 +490,7 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
         "missing_text_rate": {"reference": None, "current": None},
         "n_reference": None,
         "n_current": n_current,
+        "sample_noise_psi": None,
     }
     if not reference or "bins" not in reference or "counts" not in reference:
         return report
@@ -509,6 +512,8 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
     report["missing_text_rate"]["current"] = _rate(counts.get("missing_text_events"), counts.get("events"))
     score_psi = population_stability_index(ref["score"], counts["score"])
     report["score_psi"] = score_psi
+    report["sample_noise_psi"] = sample_noise_psi(reference["bins"].get("n_bins", 10), report["n_reference"],
+                                                  n_current)
     rows = []
     informational = set(reference["bins"].get("informational", []))
     for spec in reference["bins"]["features"]:
@@ -522,6 +527,15 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
     report["status"] = _worst([_status(score_psi, thresholds)]
                               + [r["status"] for r in rows if not r["informational"]])
     return report
+
+
+def sample_noise_psi(n_bins: int, n_reference: int, n_current: int) -> float:
+    """The PSI two samples of the same population show by chance, about
+    ``(bins - 1) * (1 / n_reference + 1 / n_current)`` (``bins`` counting the missing bin):
+    where it nears the watch level, statuses mostly measure the sample sizes."""
+    if not n_reference or not n_current:
+        return float("nan")
+    return float(n_bins * (1.0 / n_reference + 1.0 / n_current))
 
 
 def drift_table(report: Mapping, reference: Mapping | None = None, counts: Mapping | None = None) -> pd.DataFrame:
@@ -557,9 +571,15 @@ def drift_message(report: Mapping) -> str:
                if r["status"] != "ok" and not r.get("informational")]
     shown = ", ".join(flagged[:8]) + (f", ... ({len(flagged) - 8} more)" if len(flagged) > 8 else "")
     score = report.get("score_psi")
+    noise = report.get("sample_noise_psi")
+    small = ""
+    if noise is not None and math.isfinite(noise) and noise >= report["thresholds"]["watch"] / 2:
+        small = (f"; small samples (reference {report.get('n_reference'):,}, tonight {report.get('n_current'):,} "
+                 f"disputes): chance alone gives a PSI of about {noise:.2f} per feature, so read the status as "
+                 "indicative only")
     return (f"drift status {report['status']!r} (watch >= {report['thresholds']['watch']}, act >= "
             f"{report['thresholds']['act']}): score PSI {score:.3f}" if score is not None else
-            f"drift status {report['status']!r}: score PSI n/a") + (f"; features: {shown}" if flagged else "")
+            f"drift status {report['status']!r}: score PSI n/a") + (f"; features: {shown}" if flagged else "") + small
 
 
 # ------------------------------------------------------------------------------------------

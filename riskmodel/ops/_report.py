@@ -196,7 +196,8 @@ _TOP_AREAS = 15
 
 #: Score columns that are not a dispute's context (its id comes first in every scores frame).
 _SCORE_COLUMNS = {"rank", "as_of", "probability", "tier", "reasons", "reason_features", "overrides", "model_name",
-                  "model_version", "run_id"}
+                  "model_version", "run_id", "tier_rule", "red_capacity", "yellow_capacity", "red_threshold",
+                  "yellow_threshold"}
 
 
 def _work_columns(frame: pd.DataFrame, id_col: str, area: str | None) -> dict:
@@ -205,6 +206,35 @@ def _work_columns(frame: pd.DataFrame, id_col: str, area: str | None) -> dict:
     context = [c for c in frame.columns if c not in _SCORE_COLUMNS and c not in (id_col, area)]
     return {"rank": ("#", "int"), id_col: ("dispute", "text"), **{c: (c, "text") for c in context},
             "tier": ("tier", "tier"), "probability": ("p", "prob"), "reasons": ("reasons 原因", "reasons")}
+
+
+def _tiers_section(manifest: Mapping) -> str:
+    """The tier rule of the night: shares or capacities per area and the thresholds they gave."""
+    tiers = manifest.get("tiers") if isinstance(manifest, Mapping) else None
+    head = '<section id="tiers"><h2>Tiers tonight 今晚分级</h2>'
+    if not tiers:
+        return head + '<p class="note">this night\'s manifest does not record its tier rule.</p></section>'
+    trained = tiers.get("trained_thresholds") or {}
+    pairs = [("rule", tiers.get("description", "n/a")),
+             ("applied", "ranked over tonight's disputes" if tiers.get("applied") == "per_night" else
+              "trained thresholds"),
+             ("trained thresholds", f"{trained.get('method', '')}: red ≥ {_fmt_num(trained.get('red'), 4)}, "
+                                    f"yellow ≥ {_fmt_num(trained.get('yellow'), 4)}")]
+    if tiers.get("applied") == "per_night":
+        pairs += [("cases lifted by override rules", _fmt_num(tiers.get("overrides_lifted", 0))),
+                  ("reasons added after ranking", _fmt_num(tiers.get("reasons_added", 0)))]
+    areas = pd.DataFrame(tiers.get("areas") or [])
+    parts = [head, _kv_table(pairs)]
+    if len(areas):
+        parts.append('<p class="note">per area: the counts allowed (capacity) and given, and the lowest '
+                     "probability in red and in red + yellow (the thresholds tonight's ranking set).</p>")
+        parts.append(_table(areas, {
+            "area": ("area", "text"), "rule": ("rule", "text"), "n": ("open", "int"),
+            "red_capacity": ("red allowed", "int"), "red": ("red", "int"), "red_threshold": ("red ≥", "prob"),
+            "yellow_capacity": ("yellow allowed", "int"), "yellow": ("yellow", "int"),
+            "yellow_threshold": ("red+yellow ≥", "prob"), "overrides_lifted": ("lifted by rules", "int")}))
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _worklists_section(night: NightlyOutput, area: str | None, max_per_area: int) -> str:
@@ -229,9 +259,17 @@ def _worklists_section(night: NightlyOutput, area: str | None, max_per_area: int
     shown = work.assign(_g=groups)
     shown = shown[shown["rank"] <= max_per_area]
     columns = _work_columns(work, night.scores.columns[0], key)  # the id comes first in the scores
+    tiers_by = (night.manifest.get("tiers") or {}).get("by")
+    capacity = None  # the area's rule, when the work lists' areas are the tier policy's areas
+    if key is not None and tiers_by == key and "red_capacity" in work.columns:
+        capacity = work.assign(_g=groups).drop_duplicates("_g").set_index("_g")
     for g, row in order.iterrows():  # one <details> per area (tens), each table vectorised
         part = shown[shown["_g"] == g]
         summary = f"{_e(g)}: {int(row['red'])} red, {int(row['n'] - row['red'])} yellow"
+        if capacity is not None and g in capacity.index:
+            c = capacity.loc[g]
+            summary += _e(f" · {c.get('tier_rule', '')}: red allowed {_fmt_num(c.get('red_capacity'), 0)}, "
+                          f"red ≥ {_fmt_num(c.get('red_threshold'))}")
         parts.append(f"<details{' open' if row['red'] else ''}><summary>{summary}</summary>"
                      f"{_table(part, columns)}</details>")
     parts.append("</section>")
@@ -419,10 +457,11 @@ def render_report(
     explained = "".join(e.to_html() for e in explanations)
     body = [f"<header><h1>{_e(heading)}</h1><p>{_e(sub)}</p></header>",
             '<nav><a href="#legend">how to read</a><a href="#summary">tonight</a><a href="#barometer">barometer</a>'
-            '<a href="#worklists">work lists</a>' + ('<a href="#explained">explained</a>' if explained else "")
+            '<a href="#tiers">tiers</a><a href="#worklists">work lists</a>' + ('<a href="#explained">explained</a>' if explained else "")
             + '<a href="#drift">drift</a><a href="#audit">audit</a></nav>',
             _legend_section(night, horizon),
             _summary_section(night),
+            _tiers_section(night.manifest),
             _barometer_section(all_scores, night, area) if len(all_scores) else
             '<section id="barometer"><h2>Barometer 晴雨表</h2><p class="note">no scores.</p></section>',
             _worklists_section(night, area, max_per_area),
