@@ -252,18 +252,31 @@ def _later_half_log_loss(raw: np.ndarray, y: np.ndarray) -> dict[str, float]:
 def test_auto_calibration_keeps_the_lower_log_loss_on_later_data(link, winner):
     """A logistic link on few rows (isotonic overfits) and a step on many (no logistic
     curve fits it): each time the method with the lower log loss on the later half wins,
-    refitted on the whole slice."""
+    refitted on the whole slice (the holdout protocol's calibration)."""
     rng = np.random.default_rng(0)
     n = 400 if link == "logistic" else 20_000
     raw = rng.uniform(0.01, 0.6, n)
     true = 1 / (1 + np.exp(-(1.3 * np.log(raw / (1 - raw)) - 0.5))) if link == "logistic" else np.where(raw < 0.3, 0.03, 0.5)
     y = (rng.random(n) < true).astype(int)
     losses = _later_half_log_loss(raw, y)
-    cal = Calibrator("auto").fit(raw, y)
+    cal = Calibrator("auto").fit_holdout(raw, y)
     assert min(losses, key=losses.get) == winner  # the two cases do differ
-    assert cal.chosen_ == winner
-    assert cal.selection_ == pytest.approx(losses, rel=1e-12)
-    assert cal.params_ == Calibrator(winner).fit(raw, y).params_
+    assert cal.chosen_ == winner == min(cal.selection_, key=cal.selection_.get)
+    assert cal.params_ == Calibrator(winner).fit_holdout(raw, y).params_
+
+
+def test_forward_calibration_keeps_the_map_with_the_lower_latest_log_loss():
+    """The forward protocol's calibration compares the maps on the latest rows (fitted on the
+    earlier ones) and keeps the lower log loss: a step link with many positives picks
+    isotonic, a logistic one the sigmoid."""
+    rng = np.random.default_rng(0)
+    for link, winner in (("step", "isotonic"), ("logistic", "sigmoid")):
+        raw = rng.uniform(0.01, 0.6, 20_000)
+        true = np.where(raw < 0.3, 0.03, 0.5) if link == "step" else raw
+        y = (rng.random(len(raw)) < true).astype(int)
+        cal = Calibrator("auto").fit(raw, y)
+        losses = cal.selection_["latest_log_loss"]
+        assert cal.chosen_ == min(losses, key=losses.get) == winner, (link, losses)
 
 
 def test_auto_calibration_judges_on_the_later_rows_in_time():
@@ -272,15 +285,18 @@ def test_auto_calibration_judges_on_the_later_rows_in_time():
     raw = rng.uniform(0.01, 0.6, 2000)
     y = (rng.random(2000) < raw).astype(int)
     order = rng.permutation(2000)
-    by_time = Calibrator("auto").fit(raw, y, order=order)
-    assert by_time.selection_ == Calibrator("auto").fit(raw[order], y[order]).selection_
-    assert by_time.selection_ != Calibrator("auto").fit(raw, y).selection_
+    by_time = Calibrator("auto").fit_holdout(raw, y, order=order)
+    assert by_time.selection_ == Calibrator("auto").fit_holdout(raw[order], y[order]).selection_
+    assert by_time.selection_ != Calibrator("auto").fit_holdout(raw, y).selection_
 
 
 def test_fitted_model_kept_its_lower_log_loss_calibrator(fitted):
     selection = fitted.calibrator_.selection_
-    assert set(selection) == {"isotonic", "sigmoid"}
-    assert fitted.calibrator_.chosen_ == min(selection, key=selection.get)
+    losses = selection.get("latest_log_loss")
+    if losses:
+        assert fitted.calibrator_.chosen_ == min(losses, key=losses.get)
+    else:  # too few positives for isotonic: the sigmoid, and why
+        assert fitted.calibrator_.chosen_ == "sigmoid" and "isotonic_skipped" in selection
     assert fitted.training_summary_["calibration_method"] == fitted.calibrator_.chosen_
 
 

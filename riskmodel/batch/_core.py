@@ -293,7 +293,7 @@ def explain_chunk(clean: pd.DataFrame, context, predictor, as_of: pd.Timestamp, 
         if entities is not None and model.features_.has_entities_:
             own_ents = entities[isin(entities[schema.entities_id], ids)]
         cut = pd.DataFrame({ent: ids, "as_of": np.full(len(ids), as_of.to_datetime64())})
-        X = model.transform_features(own, cut, entities=own_ents, context_events=context_events)
+        X = model.transform_features(own, cut, entities=own_ents, context_events=context_events, utc=True)
         explained = model.score_features(X, cut, reasons="all")
     return pd.DataFrame({ent: ids, "reasons": explained["reasons"].to_numpy(),
                          "reason_features": explained["reason_features"].to_numpy()})

@@ -341,7 +341,6 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progre
             result.tier_table.to_csv(tmp / "tier_table.csv", index=False)
             if result.subgroup is not None:  # no group columns: no subgroup report
                 result.subgroup.to_csv(tmp / "subgroup_report.csv", index=False)
-            result.subgroup.to_csv(tmp / "subgroup_report.csv", index=False)
             (tmp / "fit_summary.json").write_text(
                 json.dumps(model.training_summary_, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
             if len(getattr(model, "folds_", ())):
@@ -375,10 +374,11 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progre
     crash_point("train.ended")
     version = ""
     if register:
-        version = _register(client, config.registered_model, info, run_id, description=card[:5000], tags={
-            "roc_auc": metrics.get("model_roc_auc"), "brier": metrics.get("model_brier"),
-            "data_window": f"{t_min} .. {t_max}", "config": config.name,
-        })
+        with borrowed_tracking(uri):  # the registry store resolves the logged model through MLflow's globals
+            version = _register(client, config.registered_model, info, run_id, description=card[:5000], tags={
+                "roc_auc": metrics.get("model_roc_auc"), "brier": metrics.get("model_brier"),
+                "data_window": f"{t_min} .. {t_max}", "config": config.name,
+            })
     timings["mlflow"] = time.perf_counter() - t3
     if bar is not None:
         bar.close(f"done: run {run_id}" + (f", {config.registered_model} version {version}" if version else ""))

@@ -96,18 +96,20 @@ MIN_CLASS_ROWS, MIN_SLICE_POSITIVES = 10, 3
 
 
 def untrainable_reason(as_of: pd.Series, y: np.ndarray, validation_fraction: float,
-                       calibration_fraction: float) -> str | None:
+                       calibration_fraction: float, *, slices: bool = True) -> str | None:
     """Why :meth:`RiskModel.fit` would refuse these labelled cutoffs (``None``: it would not).
 
     The same checks as ``fit``: at least :data:`MIN_CLASS_ROWS` positive and negative
-    cutoffs, and :data:`MIN_SLICE_POSITIVES` positives in each of the training,
-    validation and calibration time slices. Cheap: no features are computed, so callers
-    can try other settings and say which one would work.
+    cutoffs and, for the holdout protocol (``slices``), :data:`MIN_SLICE_POSITIVES`
+    positives in each of its training, validation and calibration time slices. Cheap: no
+    features are computed, so callers can try other settings and say which one would work.
     """
     y = np.asarray(y, dtype=int)
     if y.sum() < MIN_CLASS_ROWS or (1 - y).sum() < MIN_CLASS_ROWS:
         return (f"need at least {MIN_CLASS_ROWS} positive and {MIN_CLASS_ROWS} negative cutoffs, got "
                 f"{int(y.sum())} / {int((1 - y).sum())}")
+    if not slices:
+        return None
     part = time_split(pd.Series(as_of).reset_index(drop=True), (validation_fraction, calibration_fraction))
     for k, name in enumerate(("training", "validation", "calibration")):
         if y[part == k].sum() < MIN_SLICE_POSITIVES:
@@ -361,7 +363,8 @@ class RiskModel(BaseEstimator):
         horizon = self.horizon if self.horizon is not None else cutoffs.attrs.get("horizon")
         cut = validate_cutoffs(cutoffs, schema, label_col=self.label_col).reset_index(drop=True)
         y = cut[self.label_col].to_numpy(dtype=int)
-        problem = untrainable_reason(cut["as_of"], y, self.validation_fraction, self.calibration_fraction)
+        problem = untrainable_reason(cut["as_of"], y, self.validation_fraction, self.calibration_fraction,
+                                     slices=self.protocol == "holdout")
         prepared = prepare_events(events, schema)
         if problem is not None:
             check_outcomes_seen(prepared, schema.outcome_kinds)

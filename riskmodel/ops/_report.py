@@ -204,7 +204,7 @@ def _work_columns(frame: pd.DataFrame, id_col: str, area: str | None) -> dict:
     """The work list's columns: rank, the dispute's id, its context (category, ...: whatever
     the batch put beside the scores, the area aside), tier, p and the reasons."""
     context = [c for c in frame.columns if c not in _SCORE_COLUMNS and c not in (id_col, area)]
-    return {"rank": ("#", "int"), id_col: ("dispute", "text"), **{c: (c, "text") for c in context},
+    return {"rank": ("#", "int"), id_col: (id_col, "text"), **{c: (c, "text") for c in context},
             "tier": ("tier", "tier"), "probability": ("p", "prob"), "reasons": ("reasons 原因", "reasons")}
 
 
