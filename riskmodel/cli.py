@@ -167,7 +167,7 @@ def _cmd_score(args) -> int:
     print(f"disputes: {c['disputes_read']:,} read, {c['disputes_scored']:,} scored, {c['disputes_not_open']:,} not "
           f"open ({not_open}; not_scored.parquet), {c['disputes_rejected']:,} lost every row to rejects")
     rule = (manifest.get("tiers") or {}).get("description", "n/a")
-    print(f"tiers ({rule}): red {c['tiers']['red']:,}, yellow {c['tiers']['yellow']:,}, blue {c['tiers']['blue']:,}; "
+    print(f"tiers: {rule}; red {c['tiers']['red']:,}, yellow {c['tiers']['yellow']:,}, blue {c['tiers']['blue']:,}; "
           f"output in {args.out}")
     drift = manifest.get("monitoring") or {}
     status = drift.get("status", "no_reference")
