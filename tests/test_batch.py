@@ -479,7 +479,7 @@ _RUN = textwrap.dedent(
     import sys
     from riskmodel.batch._job import score_batch
     score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
-                out=sys.argv[5], chunk_disputes=int(sys.argv[6]))
+                out=sys.argv[5], chunk_disputes=int(sys.argv[6]), overwrite=True)
     """
 )
 _OUT_FILES = {f"{name}.parquet" for name in OUTPUTS} | {"drift.parquet", "manifest.json"}
@@ -564,7 +564,8 @@ def test_killed_anywhere_then_rerun_gives_the_clean_output(model_dir, data, clea
     else:
         assert (out / "previous-night.txt").exists() and _OUT_FILES <= {p.name for p in out.iterdir()}
 
-    m = score_batch(model=args[0], events=args[1], entities=args[2], as_of=AS_OF, out=out, chunk_disputes=400)
+    m = score_batch(model=args[0], events=args[1], entities=args[2], as_of=AS_OF, out=out, chunk_disputes=400,
+                    overwrite=True)  # the night being rerun replaces the previous output
     assert m["resumed"]  # the killed run's state was recorded before any work
     _assert_same_outputs(out, clean_run)
     assert {p.name for p in out.iterdir()} == _OUT_FILES
@@ -596,7 +597,7 @@ _PEAK = textwrap.dedent(
 
     job.run_local_chunks = measured
     job.score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of="2024-06-01",
-                    out=sys.argv[4], chunk_disputes=int(sys.argv[5]), reasons="none")
+                    out=sys.argv[4], chunk_disputes=int(sys.argv[5]), reasons="none", overwrite=True)
     print(peak["chunks"])
     """
 )
