@@ -1,6 +1,8 @@
-"""Shared test helpers."""
+"""Shared test helpers, and an opt-in shuffled test order (``RISKMODEL_TEST_SHUFFLE=<seed>``)."""
 
 import contextlib
+import os
+import random
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +133,27 @@ def dirty_events(events: pd.DataFrame, entities: pd.DataFrame, *, times: str = "
     entities = entities.copy()
     entities["dispute_id"] = id_type(entities["dispute_id"]).to_pandas()
     return table, entities
+
+
+def pytest_collection_modifyitems(config, items):
+    """With ``RISKMODEL_TEST_SHUFFLE=<seed>``, run the test files in a shuffled order and the
+    tests of each file in a shuffled order (a file's tests stay together, so its
+    module-scoped fixtures are built once): a test that passes only after another one shows
+    up. The seed is printed in the header; the same seed gives the same order."""
+    seed = os.environ.get("RISKMODEL_TEST_SHUFFLE")
+    if not seed:
+        return
+    rng = random.Random(int(seed))
+    by_file: dict[str, list] = {}
+    for item in items:
+        by_file.setdefault(str(item.path), []).append(item)
+    files = list(by_file)
+    rng.shuffle(files)
+    for tests in by_file.values():
+        rng.shuffle(tests)
+    items[:] = [item for name in files for item in by_file[name]]
+
+
+def pytest_report_header(config):
+    seed = os.environ.get("RISKMODEL_TEST_SHUFFLE")
+    return f"riskmodel: tests shuffled with seed {seed} (RISKMODEL_TEST_SHUFFLE)" if seed else None

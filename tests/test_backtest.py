@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -26,13 +27,29 @@ CHECKLIST = {"count_threat_90D": 3, "count_fight_90D": 2, "count_mediation_faile
 SCORERS = ["model", "base_rate", "logistic_counts", "checklist", "oracle"]
 
 
+class _Spy(RiskModel):
+    """A RiskModel that records what each clone is given: per fit, the latest training
+    ``as_of`` and the latest event; per scoring, the earliest scored ``as_of``."""
+
+    log: list = []
+
+    def fit(self, events, cutoffs, *, entities=None):
+        times = events.times_ns if hasattr(events, "times_ns") else pd.to_datetime(events["time"]).to_numpy()
+        _Spy.log.append(("fit", pd.Timestamp(cutoffs["as_of"].max()), pd.Timestamp(np.max(times))))
+        return super().fit(events, cutoffs, entities=entities)
+
+    def score_features(self, X, cutoffs, *, reasons="flagged"):
+        _Spy.log.append(("score", pd.Timestamp(cutoffs["as_of"].min()), None))
+        return super().score_features(X, cutoffs, reasons=reasons)
+
+
 def _model(schema) -> RiskModel:
     features = FeatureBuilder(
         schema=schema,
         streaks=(("mediation_failed", "mediation_success"),),
         keyword_windows=("7D", "30D", "365D"),
     )
-    return RiskModel(schema=schema, features=features, lgbm_params={"num_threads": 1})
+    return _Spy(schema=schema, features=features, lgbm_params={"num_threads": 1})
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +62,24 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def result(data) -> BacktestResult:
+def run(data) -> tuple[BacktestResult, list]:
+    """The backtest, and what its model clones were given (see :class:`_Spy`)."""
     sim, ev, lab = data
 
     def oracle(c):
         return sim.true_probability(c, "90D", n_sims=20, seed=0)["probability"].to_numpy()
 
-    return backtest(
+    _Spy.log = []
+    result = backtest(
         ev, lab, model=_model(sim.schema), entities=sim.entities, n_folds=3,
         checklist=CHECKLIST, oracle=oracle, n_bootstrap=50, seed=0,
     )  # fmt: skip
+    return result, list(_Spy.log)
+
+
+@pytest.fixture(scope="module")
+def result(run) -> BacktestResult:
+    return run[0]
 
 
 def test_folds_are_time_ordered(result, data):
@@ -75,9 +100,19 @@ def test_folds_are_time_ordered(result, data):
     assert folds["n_train"].is_monotonic_increasing
 
 
-def test_no_label_leakage(result):
+def test_no_label_leakage(run):
+    """Judged from what each fold's model was given, not from the backtest's record of its
+    dates: every training label (as_of + horizon) and every event seen in training come
+    before the first as_of that model scores."""
+    result, log = run
+    fits = [(as_of, last_event) for kind, as_of, last_event in log if kind == "fit"]
+    first_scored = [as_of for kind, as_of, _ in log if kind == "score"]
+    assert len(fits) == len(first_scored) == 3
+    for (last_as_of, last_event), first_test in zip(fits, first_scored):
+        assert last_as_of + HORIZON <= first_test
+        assert last_event < first_test
+    # the backtest's own record says the same
     folds = result.folds
-    # every training label was observable at the fold's cut
     assert (folds["train_label_end"] <= folds["train_end"]).all()
     assert (folds["train_last_as_of"] + HORIZON == folds["train_label_end"]).all()
     assert (folds["train_label_end"] <= folds["test_start"]).all()

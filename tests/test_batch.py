@@ -1,12 +1,16 @@
-"""score_batch: accounting, determinism, resume, atomicity, input flavours, memory."""
+"""score_batch: accounting, determinism, resume, atomicity, crash safety, input flavours, memory."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +18,14 @@ import pandas as pd
 import pytest
 from conftest import train_model_dir, with_bad_rows
 
+import riskmodel._faults
 from riskmodel import (
+    ConfigError,
     DataError,
     ModelError,
     open_disputes,
 )
+from riskmodel._faults import DIE_AT_ENV
 from riskmodel._simulate import simulate_disputes
 from riskmodel.batch._job import score_batch
 from riskmodel.lifecycle._registry import load
@@ -95,7 +102,9 @@ def test_counts_reconcile_with_bad_rows(model_dir, data, tmp_path):
 @pytest.mark.parametrize("without_entities_chunk", [None, 0])
 def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entities_chunk):
     """Chunks see the other chunks' cross-dispute rows: same scores as one predict call (also
-    when no dispute of a chunk has an entities row, so its summary rows have no station)."""
+    when no dispute of a chunk has an entities row, so its summary rows have no station).
+    The batch ranks the night's disputes by the share policy, as ``predict(tiers="night")``
+    does (before issue 20 both used the trained thresholds)."""
     from riskmodel.batch._core import bucket_of as _bucket_of
 
     sim = data["sim"]
@@ -108,12 +117,125 @@ def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entiti
     assert m["parameters"]["n_chunks"] == 4
     got = pd.read_parquet(out / "scores.parquet")
     cut = open_disputes(sim.events, AS_OF, sim.schema, entities=entities)
-    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=entities)
+    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=entities, tiers="night")
     ref = ref.sort_values("dispute_id").reset_index(drop=True)
     assert got["dispute_id"].tolist() == ref["dispute_id"].tolist()
     np.testing.assert_allclose(got["probability"], ref["probability"], rtol=1e-9)
     assert (got["tier"].astype(str) == ref["tier"].astype(str)).all()
     assert (got["reasons"] == ref["reasons"]).all()
+
+
+def _share_counts(n: int, red: float, yellow: float) -> tuple[int, int]:
+    return int(np.floor(red * n + 1e-9)), int(np.floor((red + yellow) * n + 1e-9)) - int(np.floor(red * n + 1e-9))
+
+
+def test_share_tiers_hold_exactly_each_night(model_dir, data, tmp_path):
+    """Nights with different mixes (an early night with few open disputes, a later busy one,
+    a night made riskier): red and yellow are exactly floor(5%) and floor(20%) - floor(5%)
+    of each night's disputes, whatever the trained thresholds would have said."""
+    sim = data["sim"]
+    model = load(str(model_dir)).model
+    trained = model.tier_policy_
+    seen = set()
+    for as_of in ("2022-03-01", "2024-06-01"):
+        out = tmp_path / as_of
+        m = score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=as_of, out=out,
+                        chunk_disputes=300)
+        scores = pd.read_parquet(out / "scores.parquet")
+        n = len(scores)
+        red, yellow = _share_counts(n, trained.red, trained.yellow)
+        got = scores["tier"].astype(str).value_counts()
+        assert (got.get("red", 0), got.get("yellow", 0)) == (red, yellow)
+        assert m["counts"]["tiers"]["red"] == red and m["tiers"]["applied"] == "per_night"
+        area = m["tiers"]["areas"][0]
+        assert area["area"] == "(all)" and area["red_capacity"] == red and area["n"] == n
+        ranked = scores.sort_values(["probability", "dispute_id"], ascending=[False, True])
+        assert (ranked["tier"].astype(str).iloc[:red] == "red").all()
+        assert area["red_threshold"] == pytest.approx(ranked["probability"].iloc[red - 1])
+        flagged = scores[scores["tier"] != "blue"]
+        assert (flagged["reasons"].str.len() > 0).all()  # newly flagged cases got their reasons
+        assert (scores.loc[scores["tier"] == "blue", "reasons"].fillna("") == "").all()
+        work = pd.read_parquet(out / "worklists.parquet")
+        assert len(work) == red + yellow and (work["tier_rule"] == "share").all()
+        assert work["red_threshold"].iloc[0] == pytest.approx(area["red_threshold"])
+        seen.add(n)
+    assert len(seen) == 2  # the two nights had different sizes
+    # the trained thresholds give other counts on at least one of these nights: "as_trained" differs
+    m = score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of="2024-06-01",
+                    out=tmp_path / "trained", chunk_disputes=300, tiers="trained")
+    assert m["tiers"]["applied"] == "as_trained"
+    ref = load(str(model_dir)).predict(sim.events, cutoffs=open_disputes(sim.events, AS_OF, sim.schema,
+                                       entities=sim.entities), entities=sim.entities)
+    assert m["counts"]["tiers"]["red"] == int((ref["tier"] == "red").sum())
+
+
+def test_capacity_tiers_per_station(model_dir, data, tmp_path):
+    """Per-station capacities: a station with a capacity gets exactly min(capacity, n) red, a
+    station with fewer disputes than its capacity has all of them red, a station absent from
+    the policy follows the shares within itself, and ties break by id."""
+    sim = data["sim"]
+    entities = sim.entities
+    cut = open_disputes(sim.events, AS_OF, sim.schema, entities=entities)
+    per_station = entities.set_index("dispute_id").loc[cut["dispute_id"], "station"].astype(str).value_counts()
+    big, small = per_station.index[0], per_station.index[-1]
+    absent = per_station.index[1]
+    capacity = {big: 3, small: {"red": int(per_station[small]) + 5, "yellow": 0}}
+    out = tmp_path / "cap"
+    m = score_batch(model=str(model_dir), events=sim.events, entities=entities, as_of=AS_OF, out=out,
+                    chunk_disputes=300, tiers={"by": "station", "capacity": capacity, "red": 0.1, "yellow": 0.2})
+    scores = pd.read_parquet(out / "scores.parquet")
+    counts = pd.crosstab(scores["station"].astype(str), scores["tier"].astype(str))
+    assert counts.loc[big, "red"] == 3
+    assert counts.loc[big].get("yellow", 0) == int(np.floor(0.2 * per_station[big] + 1e-9))
+    assert counts.loc[small, "red"] == per_station[small] and counts.loc[small].get("yellow", 0) == 0
+    red, yellow = _share_counts(per_station[absent], 0.1, 0.2)
+    assert (counts.loc[absent].get("red", 0), counts.loc[absent].get("yellow", 0)) == (red, yellow)
+    areas = pd.DataFrame(m["tiers"]["areas"]).set_index("area")
+    assert areas.loc[big, "rule"] == "capacity" and areas.loc[absent, "rule"] == "share"
+    assert m["tiers"]["by"] == "station" and m["tiers"]["capacity"][big] == {"red": 3}
+    summary = pd.read_parquet(out / "station_summary.parquet").set_index("station")
+    assert summary.loc[big, "red_capacity"] == 3 and summary.loc[absent, "tier_rule"] == "share"
+    work = pd.read_parquet(out / "worklists.parquet")
+    assert (work.loc[work["station"] == big, "red_capacity"] == 3).all()
+    # the API takes the same policy and gives the same tiers
+    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=entities,
+                                       tiers={"by": "station", "capacity": capacity, "red": 0.1, "yellow": 0.2})
+    ref = ref.sort_values("dispute_id").reset_index(drop=True)
+    assert (ref["tier"].astype(str).to_numpy() == scores["tier"].astype(str).to_numpy()).all()
+    assert set(ref.attrs["tiers"]["area"]) == set(per_station.index)
+
+
+def test_cli_score_takes_capacities(model_dir, data, tmp_path, capsys):
+    from riskmodel.cli import main
+
+    sim = data["sim"]
+    events, entities = tmp_path / "events.parquet", tmp_path / "entities.parquet"
+    sim.events.to_parquet(events, index=False)
+    sim.entities.to_parquet(entities, index=False)
+    (tmp_path / "cap.csv").write_text("station,red\nS01,2\n", encoding="utf-8")
+    out = tmp_path / "night"
+    code = main(["score", "--model", str(model_dir), "--events", str(events), "--entities", str(entities),
+                 "--as-of", AS_OF, "--out", str(out), "--tiers-by", "station", "--capacity", "S02=1/3",
+                 "--capacity", str(tmp_path / "cap.csv"), "--red-share", "0.1"])
+    assert code == 0
+    assert "tiers: share: red 10.0%, yellow 15.0% of each night's disputes by station" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tiers"]["capacity"] == {"S02": {"red": 1, "yellow": 3}, "S01": {"red": 2}}
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert int(((scores["station"] == "S01") & (scores["tier"] == "red")).sum()) == 2
+    assert main(["score", "--model", str(model_dir), "--events", str(events), "--as-of", AS_OF, "--out",
+                 str(tmp_path / "x"), "--tiers", "trained", "--capacity", "S01=1"]) == 2
+
+
+def test_capacity_tiers_need_the_area_column(model_dir, data, tmp_path):
+    sim = data["sim"]
+    with pytest.raises(ConfigError, match="tiers by 'station' need the area"):
+        score_batch(model=str(model_dir), events=sim.events, as_of=AS_OF, out=tmp_path / "x",
+                    tiers={"capacity": {"S01": 3}})
+    with pytest.raises(ConfigError, match="precision tiers need labels"):
+        score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=AS_OF,
+                    out=tmp_path / "x", tiers={"method": "precision"})
+    assert not (tmp_path / "x").exists()
 
 
 def test_chunk_context_gives_whole_log_features(model_dir, data, tmp_path):
@@ -140,7 +262,7 @@ def test_chunk_context_gives_whole_log_features(model_dir, data, tmp_path):
         warnings.simplefilter("ignore", DataWarning)
         chunks = []
         for i in range(n_chunks):
-            clean, _, summary = prepare_chunk(events[chunk_of_event == i].reset_index(drop=True), schema,
+            clean, _, summary, _ = prepare_chunk(events[chunk_of_event == i].reset_index(drop=True), schema,
                                               entities=entities[chunk_of_entity == i])
             summary.to_parquet(tmp_path / f"summary-{i}.parquet", index=False)
             chunks.append(clean)
@@ -164,7 +286,10 @@ def test_identical_across_runs_and_replaces_atomically(model_dir, data, tmp_path
               as_of=AS_OF, chunk_disputes=400)
     score_batch(out=tmp_path / "a", **kw)
     (tmp_path / "a" / "stale.txt").write_text("old run")
-    score_batch(out=tmp_path / "a", **kw)  # replaces the previous output
+    with pytest.raises(ConfigError, match="already exists.*overwrite=True"):  # never replaced by mistake
+        score_batch(out=tmp_path / "a", **kw)
+    assert (tmp_path / "a" / "stale.txt").exists()
+    score_batch(out=tmp_path / "a", overwrite=True, **kw)  # replaces the previous output
     score_batch(out=tmp_path / "b", **kw)
     assert not (tmp_path / "a" / "stale.txt").exists()
     _assert_same_outputs(tmp_path / "a", tmp_path / "b")
@@ -205,62 +330,310 @@ def test_fatal_error_keeps_previous_output(model_dir, data, tmp_path):
     before = sorted(p.name for p in out.iterdir())
     with pytest.raises(DataError):
         score_batch(model=str(model_dir), events=data["events"].drop(columns=["time"]),
-                    entities=data["entities"], as_of=AS_OF, out=out)
+                    entities=data["entities"], as_of=AS_OF, out=out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == before
 
+
+# ------------------------------------------------------------------------------------------
+# accounting: not-open reasons, exact duplicates
+
+
+def _not_open_reference(events: pd.DataFrame, entities: pd.DataFrame, as_of: str,
+                        max_inactive: str = "365D") -> pd.Series:
+    """Per dispute, why it is not open at ``as_of`` (the docs' rule, in plain pandas), or
+    ``"open"``; a dispute meeting several reasons gets the first of: no events, escalated,
+    closed, dormant."""
+    t = pd.Timestamp(as_of)
+    ids = pd.Index(events["dispute_id"].unique())
+    before = events[events["time"] < t]
+    last = before.groupby("dispute_id")["time"].max().reindex(ids)
+    escalated = ids.isin(before.loc[before["kind"].isin(["criminal_case", "injury"]), "dispute_id"])
+    closed_at = entities.set_index("dispute_id")["closed_at"].reindex(ids)
+    closed = (closed_at <= t).to_numpy()
+    dormant = (t - last > pd.Timedelta(max_inactive)).to_numpy()
+    reason = np.select(
+        [last.isna().to_numpy(), escalated, closed, dormant],
+        ["no events before as_of", "escalated before as_of", "closed before as_of",
+         f"dormant: no event in the {max_inactive} before as_of"], "open")
+    return pd.Series(reason, index=ids, name="reason")
+
+
+def test_not_open_reasons_match_a_reference(model_dir, data, tmp_path):
+    sim = data["sim"]
+    # disputes silent for 60 days are dormant: the simulated city then has every kind of
+    # not-open dispute, so each reason is checked
+    m = score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=AS_OF,
+                    out=tmp_path / "out", chunk_disputes=400, open_rule_max_inactive="60D")
+    expected = _not_open_reference(sim.events, sim.entities, AS_OF, max_inactive="60D")
+    counts = expected.value_counts()
+    assert set(counts.index) == {"open", "no events before as_of", "escalated before as_of",
+                                 "closed before as_of", "dormant: no event in the 60D before as_of"}
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert sorted(scores["dispute_id"]) == sorted(expected.index[expected == "open"])
+    not_scored = pd.read_parquet(tmp_path / "out" / "not_scored.parquet").set_index("dispute_id")["reason"]
+    pd.testing.assert_series_equal(not_scored.sort_index(), expected[expected != "open"].sort_index(),
+                                   check_names=False, check_index_type=False)
+    assert m["counts"]["not_open_by_reason"] == {k: int(v) for k, v in counts.drop("open").items()}
+    assert m["counts"]["disputes_not_open"] == int((expected != "open").sum())
+
+
+def test_exact_duplicates_are_counted_and_reconcile(model_dir, data, tmp_path):
+    """Exact duplicate rows are scored once, counted in the manifest, and every input row is
+    clean, rejected or a counted duplicate."""
+    kw = dict(model=str(model_dir), entities=data["entities"], as_of=AS_OF, chunk_disputes=400)
+    events = data["events"]
+    base = score_batch(events=events, out=tmp_path / "base", **kw)["counts"]
+    valid = events.index[pd.to_datetime(events["time"], errors="coerce").lt(AS_OF) & events["dispute_id"].notna()]
+    copies = events.loc[valid[::97][:25]]
+    copies = pd.concat([copies, copies.iloc[:5]])  # five rows now come three times
+    dup = score_batch(events=pd.concat([events, copies], ignore_index=True), out=tmp_path / "dup", **kw)["counts"]
+    assert base["events_duplicates_dropped"] == 0
+    assert dup["events_duplicates_dropped"] == 30
+    assert dup["events_read"] == base["events_read"] + 30
+    for c in (base, dup):
+        assert c["events_read"] == c["events_clean"] + c["events_rejected"] + c["events_duplicates_dropped"]
+        assert c["reconciles"]
+    assert dup["events_clean"] == base["events_clean"] and dup["events_rejected"] == base["events_rejected"]
+    _assert_same_outputs(tmp_path / "dup", tmp_path / "base")
+
+
+# ------------------------------------------------------------------------------------------
+# resume only what this run would have done
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL in this process: nothing of the job catches it, nothing cleans up."""
+
+
+def _die_at(monkeypatch, point: str) -> None:
+    """Make the job stop at ``point`` (``RISKMODEL_DIE_AT`` syntax) as a killed job would."""
+    def die():
+        raise _Killed(point)
+
+    monkeypatch.setenv(DIE_AT_ENV, point)
+    monkeypatch.setattr(riskmodel._faults, "_reached", {})
+    monkeypatch.setattr(riskmodel._faults, "_die", die)
+
+
+@pytest.fixture(scope="module")
+def other_model_dir(tmp_path_factory) -> Path:
+    """Another model (other training data) for the same schema."""
+    return train_model_dir(tmp_path_factory.mktemp("other"), 2000, start="2022-01-01", end="2024-12-31", seed=5)
+
+
+@pytest.mark.parametrize("change", ["events", "entities", "model", "as_of"])
+def test_a_changed_run_discards_the_killed_runs_work(model_dir, other_model_dir, data, tmp_path, monkeypatch,
+                                                     change):
+    """Killed after one scored chunk, then rerun with another input, entities table or
+    model at the same paths (or another as_of): the rerun starts afresh and gives what a
+    fresh run on the new inputs gives."""
+    sim = data["sim"]
+    events, entities, model = tmp_path / "events.parquet", tmp_path / "entities.parquet", tmp_path / "model"
+    sim.events.to_parquet(events, index=False)
+    sim.entities.to_parquet(entities, index=False)
+    shutil.copytree(model_dir, model)
+    kw = dict(model=str(model), events=events, entities=entities, chunk_disputes=400)
+    with monkeypatch.context() as patch:
+        _die_at(patch, "batch.score:1")
+        with pytest.raises(_Killed):
+            score_batch(as_of=AS_OF, out=tmp_path / "out", **kw)
+    assert len(list(tmp_path.glob(".tmp-out-*/scores/chunk-*.done"))) == 1
+    as_of = AS_OF
+    if change == "events":  # the same path, other contents: a later extract
+        later = sim.events[sim.events["dispute_id"] != sim.events["dispute_id"].iloc[0]]
+        later.assign(kind=later["kind"].where(later.index % 7 != 0, "threat")).to_parquet(events, index=False)
+    elif change == "entities":  # a few disputes closed since
+        ents = sim.entities.copy()
+        ents.loc[ents.index[::5], "closed_at"] = pd.Timestamp("2024-05-01")
+        ents.to_parquet(entities, index=False)
+    elif change == "model":  # retrained into the same folder: same URI, name and version
+        shutil.rmtree(model)
+        shutil.copytree(other_model_dir, model)
+    else:
+        as_of = "2024-06-15"
+    m = score_batch(as_of=as_of, out=tmp_path / "out", **kw)
+    assert not m["resumed"]
+    score_batch(as_of=as_of, out=tmp_path / "fresh", **kw)
+    _assert_same_outputs(tmp_path / "out", tmp_path / "fresh")
+
+
+def test_an_unchanged_rerun_resumes(model_dir, data, tmp_path, monkeypatch):
+    kw = dict(model=str(model_dir), events=data["root"] / "events.parquet", entities=data["entities"],
+              as_of=AS_OF, chunk_disputes=400)
+    with monkeypatch.context() as patch:
+        _die_at(patch, "batch.score:2")
+        with pytest.raises(_Killed):
+            score_batch(out=tmp_path / "out", **kw)
+    done = sorted(p.name for p in tmp_path.glob(".tmp-out-*/scores/chunk-*.done"))
+    assert len(done) == 2
+    assert score_batch(out=tmp_path / "out", **kw)["resumed"]
+    score_batch(out=tmp_path / "plain", **kw)
+    _assert_same_outputs(tmp_path / "out", tmp_path / "plain")
+
+
+# ------------------------------------------------------------------------------------------
+# crash safety: a real process killed with SIGKILL at every stage, then rerun
 
 _RUN = textwrap.dedent(
     """
     import sys
     from riskmodel.batch._job import score_batch
     score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
-                out=sys.argv[5], chunk_disputes=int(sys.argv[6]))
+                out=sys.argv[5], chunk_disputes=int(sys.argv[6]), overwrite=True)
     """
 )
+_OUT_FILES = {f"{name}.parquet" for name in OUTPUTS} | {"drift.parquet", "manifest.json"}
 
 
-def test_kill_and_rerun_is_identical(model_dir, data, tmp_path):
-    args = [str(model_dir), str(data["root"] / "events.parquet"), str(data["entities"]), AS_OF]
-    env = dict(os.environ, RISKMODEL_BATCH_DIE_AFTER_CHUNKS="1")
-    killed = subprocess.run([sys.executable, "-c", _RUN, *args, str(tmp_path / "resumed"), "400"],
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert killed.returncode == 137, killed.stderr
-    assert not (tmp_path / "resumed").exists()
-    work = tmp_path / ".tmp-resumed-20240601T000000"
-    assert len(list((work / "scores").glob("chunk-*.done"))) == 1
-    m = score_batch(model=args[0], events=args[1], entities=args[2], as_of=AS_OF, out=tmp_path / "resumed",
-                    chunk_disputes=400)
-    assert m["resumed"]
-    score_batch(model=args[0], events=args[1], entities=args[2], as_of=AS_OF, out=tmp_path / "plain",
-                chunk_disputes=400)
-    _assert_same_outputs(tmp_path / "resumed", tmp_path / "plain")
-    assert not work.exists()
+@pytest.fixture(scope="module")
+def clean_run(model_dir, data, tmp_path_factory) -> Path:
+    """The output of an uninterrupted run, to compare killed-and-rerun runs with."""
+    out = tmp_path_factory.mktemp("clean") / "out"
+    score_batch(model=str(model_dir), events=data["root"] / "events.parquet", entities=data["entities"],
+                as_of=AS_OF, out=out, chunk_disputes=400)
+    return out
 
+
+class _Watcher(threading.Thread):
+    """Lists ``out`` every millisecond or so while a job runs; records every listing that
+    is neither absent nor a complete output."""
+
+    def __init__(self, out: Path):
+        super().__init__(daemon=True)
+        self.out, self.stop, self.partial, self.seen = out, threading.Event(), [], 0
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                names = set(os.listdir(self.out))
+            except FileNotFoundError:
+                names = None
+            if names is not None:
+                self.seen += 1
+                if not _OUT_FILES <= names:
+                    self.partial.append(sorted(names))
+            time.sleep(0.001)
+
+
+# (crash point, the work folder's stage that must hold the half-written file, if any).
+# 4 chunks: the partition writes 4 entities parts, each prepare 3 files, each score 2,
+# the finalize 6: write 6 is chunk 0's second prepare file, 19 a score file, 28 a final one.
+_CRASHES = [
+    ("batch.write:2", "parts"),
+    ("batch.partition", None),
+    ("batch.write:6", "prepared"),
+    ("batch.prepare:2", None),
+    ("batch.score:1", None),
+    ("batch.write:19", "scores"),
+    ("batch.score:4", None),
+    ("batch.write:28", "final"),
+    ("batch.finalize", None),
+    ("batch.rename", None),
+    ("batch.cleanup", None),
+]
+
+
+@pytest.mark.parametrize(("point", "half_written"), _CRASHES, ids=[c[0] for c in _CRASHES])
+def test_killed_anywhere_then_rerun_gives_the_clean_output(model_dir, data, clean_run, tmp_path, point,
+                                                          half_written):
+    """``kill -9`` at each stage: the previous output stays whole (or, killed between the
+    two renames, ``out`` is briefly absent), ``out`` is never seen partial, and the rerun
+    gives exactly the uninterrupted run's output and leaves no work or aside folder."""
+    out = tmp_path / "out"
+    shutil.copytree(clean_run, out)
+    (out / "previous-night.txt").write_text("the output before this run")
+    args = [str(model_dir), str(data["root"] / "events.parquet"), str(data["entities"]), AS_OF, str(out), "400"]
+    watcher = _Watcher(out)
+    watcher.start()
+    try:
+        killed = subprocess.run([sys.executable, "-c", _RUN, *args], env=dict(os.environ, **{DIE_AT_ENV: point}),
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        watcher.stop.set()
+        watcher.join()
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert watcher.seen and not watcher.partial, watcher.partial[:3]
+    work = tmp_path / f".tmp-out-{pd.Timestamp(AS_OF):%Y%m%dT%H%M%S}"
+    if half_written is not None:  # the kill did land in the middle of that stage's write
+        assert list((work / half_written).glob("*.partial")), sorted(p.name for p in work.rglob("*"))
+    if point == "batch.rename":
+        assert not out.exists()
+    elif point == "batch.cleanup":
+        assert not (out / "previous-night.txt").exists() and work.exists()
+        _assert_same_outputs(out, clean_run)
+    else:
+        assert (out / "previous-night.txt").exists() and _OUT_FILES <= {p.name for p in out.iterdir()}
+
+    m = score_batch(model=args[0], events=args[1], entities=args[2], as_of=AS_OF, out=out, chunk_disputes=400,
+                    overwrite=True)  # the night being rerun replaces the previous output
+    assert m["resumed"]  # the killed run's state was recorded before any work
+    _assert_same_outputs(out, clean_run)
+    assert {p.name for p in out.iterdir()} == _OUT_FILES
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert m["counts"] == json.loads((clean_run / "manifest.json").read_text())["counts"]
+
+
+# ------------------------------------------------------------------------------------------
+# memory
 
 _PEAK = textwrap.dedent(
     """
-    import resource, sys
-    from riskmodel.batch._job import score_batch
-    score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of="2024-06-01",
-                out=sys.argv[4], chunk_disputes=int(sys.argv[5]), reasons="none")
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    import re, sys
+    import riskmodel.batch._job as job
+    from riskmodel.batch._tasks import release_unused_memory
+
+    def kib(field):
+        return int(re.search(field + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+
+    chunks, peak = job.run_local_chunks, {}
+
+    def measured(**kwargs):  # the peak of the per-chunk stages alone, above where they start
+        release_unused_memory()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets the peak resident set size (VmHWM)
+        start = kib("VmRSS")
+        chunks(**kwargs)
+        peak["chunks"] = kib("VmHWM") - start
+
+    job.run_local_chunks = measured
+    job.score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of="2024-06-01",
+                    out=sys.argv[4], chunk_disputes=int(sys.argv[5]), reasons="none", overwrite=True)
+    print(peak["chunks"])
     """
 )
 
 
+def _can_reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not _can_reset_peak_rss(), reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
 def test_memory_bounded_by_chunk_size(model_dir, tmp_path):
+    """The chunk stages' peak (above the memory they start with) does not grow with the
+    input: 4x the disputes in chunks of the same size. The smaller of two runs per input
+    is compared, so another job's pressure on the machine does not decide the outcome."""
     peaks = {}
     for n in (5_000, 20_000):
         sim = simulate_disputes(n, start="2022-01-01", end="2024-12-31", seed=3)
         sim.events.to_parquet(tmp_path / f"ev{n}.parquet", index=False)
         sim.entities.to_parquet(tmp_path / f"ent{n}.parquet", index=False)
         del sim
-        res = subprocess.run(
-            [sys.executable, "-c", _PEAK, str(model_dir), str(tmp_path / f"ev{n}.parquet"),
-             str(tmp_path / f"ent{n}.parquet"), str(tmp_path / f"out{n}"), "2500"],
-            capture_output=True, text=True, timeout=300,
-        )
-        assert res.returncode == 0, res.stderr
-        peaks[n] = int(res.stdout.strip().splitlines()[-1])
-    assert peaks[20_000] <= 1.3 * peaks[5_000], peaks
+        runs = []
+        for _ in range(2):
+            res = subprocess.run(
+                [sys.executable, "-c", _PEAK, str(model_dir), str(tmp_path / f"ev{n}.parquet"),
+                 str(tmp_path / f"ent{n}.parquet"), str(tmp_path / f"out{n}"), "2500"],
+                capture_output=True, text=True, timeout=300,
+            )
+            assert res.returncode == 0, res.stderr
+            runs.append(int(res.stdout.strip().splitlines()[-1]))
+        peaks[n] = min(runs)
+    print(f"chunk-stage peak above start (KiB): {peaks}")
+    # proportional to the input would be 4x; allow 25% and 16 MiB of allocator noise
+    assert peaks[20_000] <= 1.25 * peaks[5_000] + 16 * 1024, peaks

@@ -18,6 +18,7 @@ from riskmodel import (
     EventSchema,
     FeatureBuilder,
     ModelError,
+    prepare_events,
     validate_entities,
 )
 from riskmodel.features._tally import choose_tally, forced_tally
@@ -363,7 +364,7 @@ def test_permuting_rows_never_changes_output(rows, seed):
 @given(rows=event_rows, other=event_rows)
 def test_row_depends_only_on_own_events_without_cross_dispute_families(rows, other):
     """With the cross-dispute families off, other disputes' events never matter."""
-    events = _frame(rows)
+    events = _frame([("a", 24, "call", None, "p1"), *rows])  # dispute a always has an event
     own = events[events["dispute_id"] == "a"]
     noise = _frame(other)
     noise = noise[noise["dispute_id"] != "a"]
@@ -379,8 +380,6 @@ def test_row_depends_only_on_own_events_without_cross_dispute_families(rows, oth
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         fb.fit(fit_on, entities=ENTITIES)
-        if len(own) == 0:
-            return
         a = fb.transform(own, cutoffs, entities=ENTITIES)
         b = fb.transform(pd.concat([own, noise]), cutoffs, entities=ENTITIES)
     pd.testing.assert_frame_equal(a, b)
@@ -636,3 +635,17 @@ def test_output_made_in_a_thread_changes_nothing(monkeypatch):
         monkeypatch.setattr(riskmodel.features._builder, "_BACKGROUND_OUTPUT_BYTES", 1 << 62)
         at_once = fb.transform(events, cutoffs, entities=entities)
     pd.testing.assert_frame_equal(at_once, in_thread)
+
+
+@pytest.mark.parametrize("dtype", ["str", "object", "category", "string[pyarrow]"])
+def test_fit_reads_the_kinds_without_screening_and_learns_what_prepared_events_give(dtype):
+    """``fit`` on a raw frame reads only the kind and time columns (no screening, no sort) and
+    learns the same vocabulary as from the prepared events, for every kind dtype."""
+    events, entities, _ = random_log(7)
+    events = events.assign(kind=events["kind"].astype(dtype))
+    raw = FeatureBuilder(max_kinds=5).fit(events, entities=entities)
+    prepared = FeatureBuilder(max_kinds=5).fit(prepare_events(events), entities=entities)
+    assert raw.kinds_ == prepared.kinds_ and raw.tz_aware_ == prepared.tz_aware_
+    pd.testing.assert_index_equal(pd.Index(raw.feature_names_out_), pd.Index(prepared.feature_names_out_))
+    with pytest.raises(DataError, match="must hold event kinds as strings"):
+        FeatureBuilder().fit(events.assign(kind=1))

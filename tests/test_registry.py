@@ -1,7 +1,10 @@
 """MLflow lifecycle against a real sqlite store: train -> register -> promote -> load -> predict."""
 
+import contextlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +43,25 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first(store):
-    return rm.train(small_config())
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):  # not a terminal: one plain line per step
+        result = rm.train(small_config(), progress=True)
+    result.progress = err.getvalue()
+    return result
+
+
+def test_train_reports_progress_and_records_horizon_and_backtest(first):
+    lines = [line for line in first.progress.splitlines() if "[riskmodel train]" in line]  # MLflow logs too
+    assert len(lines) >= 8 and all(line.startswith("[riskmodel train] ") for line in lines)
+    assert "\r" not in first.progress
+    text = "\n".join(lines)
+    for step in ("loading the data", "backtest fold 1/2:", "backtest fold 1/2 done: ROC-AUC",
+                 "backtest fold 2/2 done", "final fit on all", "logging to MLflow", "100% done: run"):
+        assert step in text, step
+    assert "left)" in text  # an ETA once a step is done
+    summary = first.model.training_summary_
+    assert summary["horizon"] == "90D"
+    assert 0.5 < summary["backtest"]["roc_auc"] < 1 and summary["backtest"]["test_end"] > summary["backtest"]["test_start"]
 
 
 def test_train_registers_challenger_with_card_and_lineage(store, first):
@@ -63,6 +84,8 @@ def test_first_promotion_is_gated_against_baselines_then_load_and_predict(store,
     record = rm.promote("dispute-risk")
     assert record["decision"] == "passed", record
     assert "auc_beats_base_rate" in record["checks"]
+    assert record["verdict"].startswith(f"PASSED: dispute-risk version {first.version} is champion now")
+    assert all(c["passed"] and c["margin"] >= 0 for c in record["criteria"])
     predictor = rm.load("models:/dispute-risk@champion")
     assert predictor.model_version == first.version
     sim = rm.simulate_disputes(300, start="2024-01-01", end="2024-12-31", seed=11)
@@ -80,8 +103,25 @@ def test_gate_refuses_a_worse_model_then_force_and_rollback(store, first):
     worse.backtest.n_folds = 2
     result = rm.train(worse)
     assert result.champion_comparison is not None
+    from riskmodel.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["promote"])
+    assert rc == 1
+    lines = out.getvalue().splitlines()
+    # the verdict first, in one line: refused, which criterion, by how much; numbers rounded
+    assert lines[0].startswith(f"REFUSED: dispute-risk version {result.version} stays challenger;"), lines[0]
+    assert re.search(r"(auc|brier)_not_worse: .* fails by \d", lines[0]), lines[0]
+    assert any(line.startswith("  FAIL  ") for line in lines[1:])
+    assert not re.search(r"\d\.\d{7,}", out.getvalue()) and "{" not in out.getvalue()
     record = rm.promote("dispute-risk")
     assert record["decision"] == "refused", record
+    # a model this much worse loses on AUC beyond the tolerance, whatever else it fails
+    assert not record["checks"]["auc_not_worse"], record
+    assert record["figures"]["model_roc_auc"] < record["figures"]["champion_roc_auc"] - 0.005
+    failed = [c for c in record["criteria"] if not c["passed"]]
+    assert failed and all(c["margin"] < 0 for c in failed)
     client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == first.version
     tag = json.loads(client.get_model_version("dispute-risk", result.version).tags["riskmodel.gate"])
@@ -90,6 +130,7 @@ def test_gate_refuses_a_worse_model_then_force_and_rollback(store, first):
         rm.promote("dispute-risk", force=True)
     forced = rm.promote("dispute-risk", force=True, reason="test: operator override")
     assert forced["decision"] == "forced"
+    assert forced["verdict"].startswith("FORCED:") and "test: operator override" in forced["verdict"]
     assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == result.version
     back = rm.rollback("dispute-risk")
     assert back["to"] == first.version
@@ -167,6 +208,59 @@ def test_two_concurrent_train_processes_both_succeed(tmp_path):
     assert sorted(int(v.version) for v in client.search_model_versions("name='dispute-risk'")) == [1, 2]
 
 
+def _small_experiment(folder: Path, n_disputes: int) -> Path:
+    """baseline.toml, made small: one backtest fold, few bootstrap draws and trees."""
+    text = (REPO / "experiments" / "baseline.toml").read_text()
+    for old, new in (("n_disputes = 20000", f"n_disputes = {n_disputes}"), ("n_folds = 3", "n_folds = 1"),
+                     ('start = "2022-01-01"', 'start = "2023-01-01"'), ("n_bootstrap = 200", "n_bootstrap = 10"),
+                     ("n_estimators = 400", "n_estimators = 40")):
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / "exp.toml"
+    path.write_text(text)
+    return path
+
+
+def _complete_versions(client, name: str) -> list[str]:
+    """Every version of ``name``, each checked complete: its run finished, its tags and
+    description set; the challenger alias, if any, names one of them."""
+    versions = client.search_model_versions(f"name='{name}'")
+    for mv in versions:
+        assert client.get_run(mv.run_id).info.status == "FINISHED", mv.version
+        assert {"riskmodel.roc_auc", "riskmodel.brier", "riskmodel.data_window", "riskmodel.config"} <= set(mv.tags)
+        assert mv.description and "Intended use" in mv.description
+    return sorted(str(mv.version) for mv in versions)
+
+
+@pytest.mark.slow
+def test_train_killed_anywhere_never_shows_a_half_registered_version(tmp_path):
+    """``riskmodel train`` killed (SIGKILL) at each step of its MLflow logging and
+    registration: no version is ever registered for an unfinished run or without its tags
+    and description, and the challenger alias moves only to a complete version; a run
+    killed before its version exists leaves nothing promote would pick up."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = _small_experiment(tmp_path, 1000)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    train = [sys.executable, "-m", "riskmodel.cli", "train", "--config", str(cfg)]
+    for point in ("train.run", "train.logged", "train.ended", "train.registered"):
+        env = dict(os.environ, MLFLOW_TRACKING_URI=uri, RISKMODEL_DIE_AT=point)
+        killed = subprocess.run(train, env=env, capture_output=True, text=True, timeout=600)
+        assert killed.returncode == -9, (point, killed.stderr[-3000:])
+        versions = _complete_versions(client, "dispute-risk")
+        assert versions == (["1"] if point == "train.registered" else []), point
+        with pytest.raises(rm.ModelError, match="no 'challenger' version"):
+            rm.promote("dispute-risk", tracking=uri)
+    runs = client.search_runs([client.get_experiment_by_name("riskmodel/baseline").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED", "RUNNING", "RUNNING"]
+    done = subprocess.run(train, env=dict(os.environ, MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _complete_versions(client, "dispute-risk") == ["1", "2"]
+    assert str(client.get_model_version_by_alias("dispute-risk", "challenger").version) == "2"
+    record = rm.promote("dispute-risk", tracking=uri)
+    assert record["version"] in ("2", 2)
+
+
 def test_config_errors_are_clear(tmp_path):
     with pytest.raises(rm.ConfigError, match="unknown section"):
         config_from_dict({"nonsense": {}})
@@ -176,3 +270,180 @@ def test_config_errors_are_clear(tmp_path):
         load_config(tmp_path / "missing.toml")
     own = load_config(REPO / "experiments" / "own_data.toml")
     assert own.schema.entity_col == "case_no" and own.data.source == "files"
+
+
+# ------------------------------------------------------------------------------------------
+# the promotion gate, one criterion at a time (versions made by hand: no training)
+
+# A challenger that passes every check of a first promotion (no champion yet).
+FIRST = {"model_roc_auc": 0.80, "model_brier": 0.050, "tiers_ordered": 1.0,
+         "base_rate_roc_auc": 0.50, "base_rate_brier": 0.060,
+         "logistic_counts_roc_auc": 0.78, "logistic_counts_brier": 0.052,
+         "checklist_roc_auc": 0.70, "checklist_brier": 0.055}
+# A challenger that passes every check against a champion scored on the same fold.
+AGAINST = {"model_roc_auc": 0.80, "model_brier": 0.050, "tiers_ordered": 1.0,
+           "champion_roc_auc": 0.80, "champion_brier": 0.050}
+AUC_TOL, BRIER_TOL, EPS = 0.005, 0.02, 1e-4
+
+
+@pytest.fixture(scope="module")
+def gate_store(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('gate') / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("gate")
+    return uri, client, experiment
+
+
+def _hand_made_version(gate_store, name: str, metrics: dict, tags: dict | None = None, alias: str = "challenger") -> str:
+    """A finished run with these metrics and tags, registered as a version of ``name``."""
+    from mlflow.entities import Metric
+
+    _, client, experiment = gate_store
+    run = client.create_run(experiment)
+    run_id = run.info.run_id
+    client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()])
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value)
+    client.set_terminated(run_id)
+    try:
+        client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        pass
+    version = str(client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version)
+    client.set_registered_model_alias(name, alias, version)
+    return version
+
+
+def _failed(record: dict) -> set[str]:
+    return {name for name, ok in record["checks"].items() if not ok}
+
+
+_FIRST_CASES = {  # case: (metric changes, the one check that must fail, or None: passes)
+    "passes": ({}, None),
+    "tiers_not_ordered": ({"tiers_ordered": 0.0}, "tiers_ordered"),
+    "auc_not_above_base_rate_by_tolerance": ({"base_rate_roc_auc": 0.80 - AUC_TOL + EPS}, "auc_beats_base_rate"),
+    "auc_above_base_rate_by_tolerance": ({"base_rate_roc_auc": 0.80 - AUC_TOL - EPS}, None),
+    "brier_not_below_base_rate": ({"base_rate_brier": 0.050}, "brier_beats_base_rate"),
+    "auc_below_logistic_beyond_tolerance": ({"logistic_counts_roc_auc": 0.80 + AUC_TOL + EPS},
+                                            "auc_not_worse_than_logistic_counts"),
+    "auc_below_logistic_within_tolerance": ({"logistic_counts_roc_auc": 0.80 + AUC_TOL - EPS}, None),
+    "brier_above_logistic_beyond_tolerance": ({"logistic_counts_brier": 0.050 / (1 + BRIER_TOL) - 1e-5},
+                                              "brier_not_worse_than_logistic_counts"),
+    "brier_above_logistic_within_tolerance": ({"logistic_counts_brier": 0.050 / (1 + BRIER_TOL) + 1e-5}, None),
+    "auc_below_checklist_beyond_tolerance": ({"checklist_roc_auc": 0.80 + AUC_TOL + EPS},
+                                             "auc_not_worse_than_checklist"),
+    "brier_above_checklist_beyond_tolerance": ({"checklist_brier": 0.050 / (1 + BRIER_TOL) - 1e-5},
+                                               "brier_not_worse_than_checklist"),
+}
+
+
+@pytest.mark.parametrize("case", list(_FIRST_CASES))
+def test_first_promotion_gate_refuses_on_each_criterion(gate_store, case):
+    changes, failing = _FIRST_CASES[case]
+    uri, client, _ = gate_store
+    name = f"first-{case}"
+    version = _hand_made_version(gate_store, name, {**FIRST, **changes})
+    record = rm.promote(name, tracking=uri)
+    assert set(record["checks"]) == {"tiers_ordered", "auc_beats_base_rate", "brier_beats_base_rate",
+                                     "auc_not_worse_than_logistic_counts", "brier_not_worse_than_logistic_counts",
+                                     "auc_not_worse_than_checklist", "brier_not_worse_than_checklist"}
+    assert _failed(record) == ({failing} if failing else set())
+    assert record["decision"] == ("refused" if failing else "passed")
+    gate = json.loads(client.get_model_version(name, version).tags["riskmodel.gate"])
+    assert gate["decision"] == record["decision"] and gate["checks"] == record["checks"]
+    champion = _alias(client, name, "champion")
+    assert champion == (None if failing else version)
+
+
+def _alias(client, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+_AGAINST_CASES = {  # case: (metric changes, tags, promote's keywords, the one failing check or None)
+    "passes": ({}, {}, {}, None),
+    "tiers_not_ordered": ({"tiers_ordered": 0.0}, {}, {}, "tiers_ordered"),
+    "auc_worse_beyond_tolerance": ({"champion_roc_auc": 0.80 + AUC_TOL + EPS}, {}, {}, "auc_not_worse"),
+    "auc_worse_within_tolerance": ({"champion_roc_auc": 0.80 + AUC_TOL - EPS}, {}, {}, None),
+    "auc_worse_within_a_wider_tolerance": ({"champion_roc_auc": 0.81}, {}, {"auc_tolerance": 0.02}, None),
+    "auc_worse_beyond_a_narrower_tolerance": ({"champion_roc_auc": 0.80 + EPS}, {}, {"auc_tolerance": 0.0},
+                                              "auc_not_worse"),
+    "brier_worse_beyond_tolerance": ({"champion_brier": 0.050 / (1 + BRIER_TOL) - 1e-5}, {}, {}, "brier_not_worse"),
+    "brier_worse_within_tolerance": ({"champion_brier": 0.050 / (1 + BRIER_TOL) + 1e-5}, {}, {}, None),
+    "brier_worse_within_a_wider_tolerance": ({"champion_brier": 0.045}, {}, {"brier_tolerance": 0.2}, None),
+    "compared_with_another_champion": ({}, {"champion.compared_version": "999"}, {}, "same_fold_comparison"),
+    "champion_not_scored": ({}, {"champion.compared_version": "none"}, {}, "same_fold_comparison"),
+    "champion_figures_missing": ({"champion_roc_auc": None}, {}, {}, "same_fold_comparison"),
+}
+
+
+@pytest.mark.parametrize("case", list(_AGAINST_CASES))
+def test_gate_against_the_champion_refuses_on_each_criterion(gate_store, case):
+    changes, tags, keywords, failing = _AGAINST_CASES[case]
+    uri, client, _ = gate_store
+    name = f"against-{case}"
+    champion = _hand_made_version(gate_store, name, FIRST, alias="champion")
+    metrics = {k: v for k, v in {**AGAINST, **changes}.items() if v is not None}
+    challenger = _hand_made_version(gate_store, name, metrics, {"champion.compared_version": champion, **tags})
+    record = rm.promote(name, tracking=uri, **keywords)
+    if "same_fold_comparison" in (failing or ""):
+        assert record["checks"] == {"tiers_ordered": True, "same_fold_comparison": False}
+    else:
+        assert set(record["checks"]) == {"tiers_ordered", "auc_not_worse", "brier_not_worse"}
+    assert _failed(record) == ({failing} if failing else set())
+    assert record["decision"] == ("refused" if failing else "passed")
+    assert str(record["previous_champion"]) == champion
+    assert _alias(client, name, "champion") == (champion if failing else challenger)
+    if failing:  # an operator may still force it, saying why
+        forced = rm.promote(name, tracking=uri, force=True, reason="test", **keywords)
+        assert forced["decision"] == "forced" and _failed(forced) == {failing}
+        assert _alias(client, name, "champion") == challenger
+
+
+def test_train_progress_on_a_terminal_and_in_a_log():
+    from riskmodel.lifecycle._progress import TrainProgress, clock
+
+    live = io.StringIO()
+    bar = TrainProgress(4, stream=live, live=True)
+    bar.update(0, "loading")
+    bar.update(1, "fold 1/3 done")
+    bar.close("done")
+    text = live.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n")  # one line rewritten in place
+    assert "about" in text and "left" in text and "100% done" in text
+    log = io.StringIO()
+    bar = TrainProgress(2, stream=log)  # a StringIO is no terminal: plain lines
+    bar.update(1, "half")
+    assert "\r" not in log.getvalue() and re.match(r"\[riskmodel train\] \d\d:\d\d:\d\d  50% half", log.getvalue())
+    assert clock(75) == "1:15" and clock(3725) == "1:02:05"
+
+
+def test_row_numbers_are_file_lines(tmp_path):
+    """Header = line 1; blank lines and line breaks inside quoted fields are counted."""
+    from riskmodel.lifecycle import read_table, row_numbers
+
+    path = tmp_path / "events.csv"
+    path.write_text('case,note\nA,fine\n\n   \n,\nB,"two\nlines"\nC,x\n', encoding="utf-8")
+    frame = read_table(path, text_columns=["case"])
+    assert frame["case"].tolist()[0] == "A" and len(frame) == 4
+    numbers, word = row_numbers(path, len(frame))
+    assert word == "line" and numbers.tolist() == [2, 5, 6, 8]
+    assert row_numbers(tmp_path / "x.parquet", 3)[0].tolist() == [1, 2, 3]
+
+
+def test_borrowed_tracking_restores_mlflow_settings_exactly(tmp_path, monkeypatch):
+    from mlflow.tracking import _model_registry, _tracking_service
+
+    from riskmodel.lifecycle._store import borrowed_tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///users-own.db")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    before = (_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri)
+    with borrowed_tracking(f"sqlite:///{tmp_path / 'run.db'}"):
+        assert mlflow.get_tracking_uri().endswith("run.db")
+        assert os.environ["MLFLOW_TRACKING_URI"].endswith("run.db")
+    assert (_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri) == before
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///users-own.db"
+    assert "MLFLOW_REGISTRY_URI" not in os.environ

@@ -96,10 +96,18 @@ def server(registered, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def request_data():
-    """Events of a few disputes with their entity attributes as columns, as a JSON client sends them."""
+def request_data(registered):
+    """Events of a few disputes with their entity attributes as columns, as a JSON client sends
+    them: six the model flags red or yellow when the whole city is scored, and six blue ones
+    (so tiers and reasons are compared on flagged cases too)."""
+    from riskmodel.lifecycle._pyfunc import score_all
+
+    _, result = registered
     sim = rm.simulate_disputes(300, start="2024-01-01", end="2024-12-31", seed=21)
-    ids = sim.entities["dispute_id"].iloc[:12]
+    tiers = score_all(result.model, sim.events, AS_OF, entities=sim.entities, reasons="none")
+    flagged = tiers.loc[tiers["tier"] != "blue", "dispute_id"]
+    assert len(flagged) >= 6, "a city of 300 disputes has flagged cases"
+    ids = pd.concat([flagged.iloc[:6], tiers.loc[tiers["tier"] == "blue", "dispute_id"].iloc[:6]])
     events = sim.events[sim.events["dispute_id"].isin(ids)].reset_index(drop=True)
     entities = sim.entities[sim.entities["dispute_id"].isin(ids)].reset_index(drop=True)
     attrs = entities[["dispute_id", "category", "station", "opened_at"]].astype({"category": str, "station": str})
@@ -124,17 +132,34 @@ def test_served_scores_equal_the_predictor(registered, server, request_data):
     assert (pd.to_datetime(served["as_of"]) == expected["as_of"]).all()
     for col in ("tier", "reasons", "reason_features", "overrides"):
         assert served[col].tolist() == expected[col].astype(str).tolist(), col
-    assert (served["tier"] != "blue").any() or (expected["tier"] == "blue").all()
+    # a few of the chosen cases stay flagged with only these disputes' events (party and
+    # station context come from the events sent)
+    flagged = expected["tier"].astype(str) != "blue"
+    assert flagged.any() and not flagged.all()
+    assert (served.loc[flagged.to_numpy(), "reasons"] != "").all()
 
     log = log_path.read_text()
     assert "pip install" not in log and "Installing" not in log, log[-2000:]
 
 
-def test_served_model_without_as_of_gives_a_clear_error(server, request_data):
+def test_served_model_without_as_of_says_why_in_its_message(server, request_data):
     url, _ = server
     _, _, flat = request_data
     split = json.loads(flat.head(5).to_json(orient="split", index=False, date_format="iso"))
     status, body = _post(f"{url}/invocations", {"dataframe_split": split})
-    assert status >= 400
-    # MLflow wraps model errors in a generic message; riskmodel's own is in the stack trace
-    assert "params={'as_of'" in body.get("stack_trace", "") + body.get("message", ""), body
+    assert status == 400
+    # riskmodel's reason is the message itself, not only the last line of a stack trace
+    assert "riskmodel refused the request: no scoring time" in body.get("message", ""), body
+    assert '"params": {"as_of"' in body["message"]
+
+
+def test_served_model_accepts_requests_without_the_optional_columns(registered, server, request_data):
+    url, _ = server
+    events, entities, flat = request_data
+    bare = flat.drop(columns=["narrative", "party_id", "station"])
+    split = json.loads(bare.to_json(orient="split", index=False, date_format="iso"))
+    status, body = _post(f"{url}/invocations", {"dataframe_split": split, "params": {"as_of": AS_OF}})
+    assert status == 200, body
+    served = pd.DataFrame(body["predictions"])
+    assert sorted(served["dispute_id"]) == sorted(events["dispute_id"].unique())
+    assert served["probability"].between(0, 1).all()

@@ -131,7 +131,7 @@ def test_spark_resumes_from_committed_chunks(spark, model_dir, data, tmp_path, m
     with monkeypatch.context() as m:
         m.setattr(batch, "_write_night", crash)
         with pytest.raises(KeyboardInterrupt):
-            score_batch(out=tmp_path / "spark", engine="spark", **kw)
+            score_batch(out=tmp_path / "spark", engine="spark", overwrite=True, **kw)
     work = tmp_path / ".tmp-spark-20240601T000000"
     assert sorted(p.name for p in (work / "scores").glob("chunk=*/_SUCCESS")) == ["_SUCCESS"] * 3
     assert (tmp_path / "spark" / "stale.txt").exists()  # untouched until the new output is complete
@@ -142,7 +142,7 @@ def test_spark_resumes_from_committed_chunks(spark, model_dir, data, tmp_path, m
     calls: list = []
     _spy(monkeypatch, SparkRun, "_prepare", calls)
     _spy(monkeypatch, SparkRun, "_score", calls)
-    m = score_batch(out=tmp_path / "spark", engine="spark", **kw)
+    m = score_batch(out=tmp_path / "spark", engine="spark", overwrite=True, **kw)
     assert m["resumed"]
     assert sorted(calls) == [("_prepare", 1), ("_score", 1), ("_score", 2)]
     assert not work.exists()
@@ -274,4 +274,3 @@ def test_reading_an_incomplete_output_is_refused(spark, model_dir, data, tmp_pat
     (out / "worklists.parquet").unlink()
     with pytest.raises(DataError, match=r"incomplete: its manifest.json lists \['worklists.parquet'\]"):
         read_nightly(out)
-

@@ -23,10 +23,13 @@ from .._errors import DataWarning
 from ..data import NAT_NS, EventSchema, lookup_positions, run_starts, split_invalid_events
 from ..features import GROUP_PREFIX, ContextNeed
 
-__all__ = ["ContextStore", "bucket_of", "context_store", "isin", "prepare_chunk", "score_chunk", "summary_rows"]
+__all__ = ["ContextStore", "bucket_of", "context_store", "explain_chunk", "isin", "prepare_chunk", "score_chunk",
+           "summary_rows"]
 
 
 STAGES = ("read", "validate", "features", "predict", "monitor", "reasons", "write")
+#: The area of every dispute when the outputs have no area column (city-wide).
+CITY = "(city)"
 
 
 def bucket_of(ids: pa.Array | pa.ChunkedArray | pd.Series, n_chunks: int) -> np.ndarray:
@@ -89,18 +92,40 @@ def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFram
 
 
 def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | None = None,
-                  entities: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Validate one chunk: (clean events, row rejects, summary rows); ``now`` bounds times,
-    ``entities`` (the chunk's rows) give the summary rows' groups."""
+                  entities: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+    """Validate one chunk.
+
+    Parameters
+    ----------
+    raw : DataFrame
+        The chunk's input rows.
+    schema : EventSchema
+    now : Timestamp, optional
+        Latest plausible event time.
+    entities : DataFrame, optional
+        The chunk's entities rows (they give the summary rows' groups).
+
+    Returns
+    -------
+    clean : DataFrame
+        Valid events, sorted by entity and time, exact duplicates dropped.
+    rejects : DataFrame
+        Bad rows with a ``reject_reason``.
+    summary : DataFrame
+        The rows other chunks' cross-dispute features read (:func:`summary_rows`).
+    duplicates_dropped : int
+        Exact duplicate rows dropped (identical in every column to a kept row): every
+        input row is clean, rejected or one of these.
+    """
     if len(raw) == 0:
         empty = raw.iloc[:0]
         return empty, empty.astype(str).assign(reject_reason=pd.Series(dtype=object)), \
-            summary_rows(empty, schema, entities)
+            summary_rows(empty, schema, entities), 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        clean, rejects, _ = split_invalid_events(raw, schema, now=now)
+        clean, rejects, info = split_invalid_events(raw, schema, now=now)
     rejects = rejects.reset_index(drop=True)
-    return clean, rejects, summary_rows(clean, schema, entities)
+    return clean, rejects, summary_rows(clean, schema, entities), int(info["duplicates_dropped"])
 
 
 def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,
@@ -234,6 +259,44 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     scores = scores.reset_index(drop=True)
     scores.attrs["monitoring"] = monitoring
     return scores, not_scored, timings
+
+
+def explain_chunk(clean: pd.DataFrame, context, predictor, as_of: pd.Timestamp, ids, *,
+                  entities: pd.DataFrame | None) -> pd.DataFrame:
+    """Reasons of some open disputes ``ids`` of one chunk, as :func:`score_chunk` computes them.
+
+    For the cases a night's share tiers flag after every chunk was scored (their chunk
+    explained only the cases its trained thresholds flagged). ``clean``, ``context`` and
+    ``entities`` are the chunk's, as for :func:`score_chunk`.
+
+    Returns
+    -------
+    DataFrame
+        Entity id, ``reasons``, ``reason_features`` (one row per id).
+    """
+    from ..features import PreparedEvents
+
+    model = predictor.model
+    schema = model._schema()
+    ent = schema.entity_col
+    tz = model.features_.tz_aware_
+    ids = np.asarray(ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        whole = PreparedEvents(clean, schema, tz)
+        own = PreparedEvents(clean[isin(clean[ent], ids)].reset_index(drop=True), schema, tz)
+        context_events = whole  # a single chunk: its own events are the whole input
+        if context is not None and len(context):
+            context_events = context if isinstance(context, PreparedEvents) else \
+                PreparedEvents.from_valid(context, schema, tz)
+        own_ents = None
+        if entities is not None and model.features_.has_entities_:
+            own_ents = entities[isin(entities[schema.entities_id], ids)]
+        cut = pd.DataFrame({ent: ids, "as_of": np.full(len(ids), as_of.to_datetime64())})
+        X = model.transform_features(own, cut, entities=own_ents, context_events=context_events, utc=True)
+        explained = model.score_features(X, cut, reasons="all")
+    return pd.DataFrame({ent: ids, "reasons": explained["reasons"].to_numpy(),
+                         "reason_features": explained["reason_features"].to_numpy()})
 
 
 class ContextStore:

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._faults import crash_point
+
 __all__ = ["chunk_entities", "mark_done", "read_parts", "write_parquet"]
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
     frame.to_parquet(tmp, index=False)
+    crash_point("batch.write")
     os.replace(tmp, path)
 
 

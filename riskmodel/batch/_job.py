@@ -23,13 +23,22 @@ Flow (``engine="local"``)
    rows the chunk needs (:class:`ContextStore`: every chunk's summary rows indexed once
    per run without strings, filtered per chunk; ``FeatureBuilder.transform(context_events=...)``),
    LightGBM, calibration, tiers, reasons.
-4. **finalize** - scores, work lists, station summary, rejects, not-scored and a manifest
-   are written into a work directory that is renamed onto ``out`` only when complete.
+4. **finalize** - the night's tiers: a share policy ranks tonight's scored disputes
+   (city-wide or per area, with per-area capacities; :func:`~riskmodel.model.night_tiers`),
+   which only the whole night's scores allow, so it happens here, after every chunk; the
+   cases it flags that their chunk did not explain (blue under the trained thresholds) get
+   their reasons in a short second pass over just those disputes
+   (:func:`~riskmodel.batch._core.explain_chunk`). Probability and precision policies stay
+   as trained. Then scores, work lists, station summary, rejects, not-scored and a manifest
+   (with the thresholds and capacities used) are written into a work directory that is
+   renamed onto ``out`` only when complete.
 
 With ``engine="spark"`` (:func:`_score_on_spark`) the engine runs the same per-chunk
 tasks on the executors, with input, work folder and output at any URI Spark reaches (see
-:mod:`riskmodel.batch.engines._spark`), and hands the chunks' results to the same
-finalize and manifest (:func:`_write_night`).
+:mod:`riskmodel.batch.engines._spark`), and hands the chunks' results to the same tail
+(:func:`_write_night`): the overwrite rule, the night's tiers (its second explain pass runs
+on the executors too), the counts, the manifest and the crash points are the local
+engine's.
 
 Cross-dispute features
 ----------------------
@@ -57,11 +66,16 @@ Resume
 Each stage writes one parquet per chunk, then a ``.done`` marker; a killed run (even
 ``kill -9``) restarts from the last marker and produces the same output as an
 uninterrupted run. The work directory is ``out.parent / ".tmp-<name>-<as_of>"``; its
-``state.json`` records the input fingerprint and parameters, and a mismatch discards it.
+``state.json`` records the input and entities fingerprints, the model (its URI and a
+fingerprint of its trees and spec, so a model retrained into the same folder counts as
+another), the parameters and the library version; any mismatch discards it. Every file is
+written under a temporary name and renamed; ``out`` appears or is replaced only by a
+rename. The tests kill a real process at each stage (:mod:`riskmodel._faults`).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -69,23 +83,33 @@ import platform
 import shutil
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError, ModelError
+from .._faults import crash_point
+from .._version import VERSION
 from ..data import EventSchema, frame_fingerprint
 from ..model import (
+    area_column,
     check_thresholds,
     drift_report,
     drift_table,
     merge_counts,
+    model_facts,
+    model_fingerprint,
+    retier_scores,
+    scoring_policy,
     warn_if_drifting,
 )
-from ._core import STAGES
+from ._core import CITY, STAGES, context_store
 from ._files import mark_done, read_parts, write_parquet
 from ._inputs import Entities, Source, file_fingerprint
+from ._tasks import explain_task
 from .engines._local import run_local_chunks
 
 __all__ = ["score_batch"]
@@ -121,15 +145,111 @@ def _library_versions() -> dict:
     return out
 
 
-def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, predictor) -> dict:
+def _read_scores(work: Path, n_chunks: int, ent: str) -> pd.DataFrame:
+    """Every chunk's scores, with the chunk number in ``_chunk``."""
+    frames = []
+    for i in range(n_chunks):
+        path = work / "scores" / f"scores-{i:05d}.parquet"
+        if path.exists():
+            frame = pd.read_parquet(path)
+            if len(frame):
+                frames.append(frame.assign(_chunk=i))
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    return pd.DataFrame({ent: pd.Series(dtype=object), "as_of": pd.Series(dtype="datetime64[ns]"),
+                         "probability": pd.Series(dtype=float), "tier": pd.Series(dtype=object),
+                         "reasons": pd.Series(dtype=object), "reason_features": pd.Series(dtype=object),
+                         "overrides": pd.Series(dtype=object), "_chunk": pd.Series(dtype=np.int64)})
+
+
+#: An engine's second explain pass: ``{chunk: ids}`` -> reasons of those disputes (entity
+#: id, ``reasons``, ``reason_features``; see :func:`~riskmodel.batch._core.explain_chunk`).
+Explain = Callable[[dict[int, np.ndarray]], pd.DataFrame]
+
+
+def _explain_locally(work: Path, n_chunks: int, predictor, as_of: pd.Timestamp) -> Explain:
+    """The local engine's explain pass: in this process, from the work folder's files."""
+    def explain(wanted: dict[int, np.ndarray]) -> pd.DataFrame:
+        store = []
+
+        def context_for(i: int, clean):
+            if not store:
+                store.append(context_store(work / "prepared", n_chunks, predictor.model, as_of))
+            return None if store[0] is None else store[0].for_chunk(i)
+
+        return pd.concat([explain_task(work, i, predictor, as_of, ids, context_for=context_for)
+                          for i, ids in wanted.items()], ignore_index=True)
+
+    return explain
+
+
+def _night_tiers(scores: pd.DataFrame, *, schema: EventSchema, predictor, policy, by: str | None, reasons: str,
+                 explain: Explain) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Tonight's tiers (see the module notes); returns the scores, the manifest's ``tiers``
+    block and the per-area table (area, rule, capacities, thresholds). ``explain`` is the
+    engine's pass that gives reasons to the cases tonight's ranking flags that their chunk
+    did not explain."""
+    trained = predictor.model.tier_policy_
+    ent = schema.entity_col
+    block = {"applied": "as_trained" if policy is None else "per_night",
+             "trained_thresholds": {"method": trained.method, "red": trained.red_threshold_,
+                                    "yellow": trained.yellow_threshold_}}
+    if policy is None:
+        tiers = scores["tier"].astype(str)
+        table = pd.DataFrame({"area": ["(all)"], "n": [len(scores)], "rule": [f"{trained.method} (as trained)"],
+                              "red": [int((tiers == "red").sum())], "yellow": [int((tiers == "yellow").sum())],
+                              "red_threshold": [trained.red_threshold_],
+                              "yellow_threshold": [trained.yellow_threshold_]})
+        block["description"] = (trained.describe() if trained.method != "share" else
+                                f"share thresholds as trained: red >= {trained.red_threshold_:.4g}, yellow >= "
+                                f"{trained.yellow_threshold_:.4g}")
+        block["areas"] = _records(table)
+        return scores, block, table
+    areas = scores[by].to_numpy() if by else None
+    scores, table, need = retier_scores(scores, policy, trained, id_col=ent, areas=areas, reasons=reasons)
+    if need.any():  # cases flagged tonight that their chunk's trained thresholds did not flag
+        chunks = scores.loc[need, "_chunk"].to_numpy()
+        ids = scores.loc[need, ent].to_numpy()
+        fill = explain({int(i): ids[chunks == i] for i in np.unique(chunks)}).set_index(ent)
+        for col in ("reasons", "reason_features"):
+            scores[col] = scores[col].astype(object)
+            scores.loc[need, col] = fill[col].reindex(ids).to_numpy()
+        block["reasons_added"] = int(need.sum())
+    table = table.drop(columns="night")
+    block.update({
+        "description": policy.describe() + (f" (areas: {by})" if by else ""),
+        "method": policy.method, "red": policy.red, "yellow": policy.yellow, "by": by,
+        "capacity": policy.capacity,
+        "overrides_lifted": int(table["overrides_lifted"].sum()),
+        "areas": _records(table),
+    })
+    return scores, block, table
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-native dicts (NaN -> null)."""
+    return json.loads(table.to_json(orient="records"))
+
+
+_AREA_COLUMNS = {"rule": "tier_rule", "red_capacity": "red_capacity", "yellow_capacity": "yellow_capacity",
+                 "red_threshold": "red_threshold", "yellow_threshold": "yellow_threshold"}
+
+
+def _with_area_columns(frame: pd.DataFrame, table: pd.DataFrame, key: pd.Series | None) -> pd.DataFrame:
+    """``frame`` with its area's tier rule, capacities and thresholds tonight."""
+    cols = [c for c in _AREA_COLUMNS if c in table.columns]
+    lookup = table.set_index("area")[cols].rename(columns=_AREA_COLUMNS)
+    area = pd.Series("(all)", index=frame.index) if key is None else key.astype(object).where(key.notna(), "(unknown)").astype(str)
+    extra = lookup.reindex(area.to_numpy())
+    extra.index = frame.index
+    return pd.concat([frame, extra], axis=1)
+
+
+def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, predictor, policy=None,
+              by: str | None = None, reasons: str = "flagged", explain: Explain) -> dict:
     ent = schema.entity_col
     final.mkdir()
-    scores = read_parts([work / "scores" / f"scores-{i:05d}.parquet" for i in range(n_chunks)])
-    if scores is None:
-        scores = pd.DataFrame({ent: pd.Series(dtype=object), "as_of": pd.Series(dtype="datetime64[ns]"),
-                               "probability": pd.Series(dtype=float), "tier": pd.Series(dtype=object),
-                               "reasons": pd.Series(dtype=object), "reason_features": pd.Series(dtype=object),
-                               "overrides": pd.Series(dtype=object)})
+    scores = _read_scores(work, n_chunks, ent)
     scores.attrs.clear()  # per-chunk monitoring counts belong in the manifest, not the scores
     scores["tier"] = pd.Categorical(scores["tier"].astype(str), categories=["red", "yellow", "blue"])
     scores["model_name"] = predictor.model_name
@@ -144,26 +264,30 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
         attrs[ent] = attrs[ent].astype(scores[ent].dtype) if len(scores) else attrs[ent]
         scores = scores.merge(attrs, on=ent, how="left")
     scores = scores.sort_values(ent, kind="stable").reset_index(drop=True)
+    scores, tiers_block, table = _night_tiers(scores, schema=schema, predictor=predictor, policy=policy, by=by,
+                                              reasons=reasons, explain=explain)
+    scores = scores.drop(columns="_chunk")
     write_parquet(scores, final / "scores.parquet")
 
     station = schema.group_cols[0] if schema.group_cols and schema.group_cols[0] in scores.columns else None
-    by = [station] if station else []
     flagged = scores[scores["tier"].isin(["red", "yellow"])].copy()
     flagged["_g"] = flagged[station].fillna("(unknown)") if station else "all"
     flagged = flagged.sort_values(["_g", "probability", ent], ascending=[True, False, True], kind="stable")
     flagged["rank"] = flagged.groupby("_g", sort=False).cumcount() + 1
     worklist = flagged.drop(columns="_g").reset_index(drop=True)
+    worklist = _with_area_columns(worklist, table, worklist[by] if by else None)
     write_parquet(worklist, final / "worklists.parquet")
 
-    tiers = scores.assign(_g=scores[station].fillna("(unknown)") if station else "all")
+    tiers = scores.assign(_g=scores[station].fillna("(unknown)") if station else CITY)
     summary = pd.crosstab(tiers["_g"], tiers["tier"].astype(str)).reindex(columns=["red", "yellow", "blue"],
                                                                         fill_value=0)
-    summary.index.name = station or "group"
+    summary.index.name = station or "area"
     summary.columns.name = None
     summary = summary.reset_index()
     summary["total"] = summary[["red", "yellow", "blue"]].sum(axis=1)
+    if by is not None and by == station:  # the summary's rows are the policy's areas
+        summary = _with_area_columns(summary, table, summary[station])
     write_parquet(summary, final / "station_summary.parquet")
-    del by
 
     rejects = read_parts([work / "prepared" / f"rejects-{i:05d}.parquet" for i in range(n_chunks)])
     if rejects is None:
@@ -176,7 +300,7 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
         not_scored = pd.DataFrame({ent: pd.Series(dtype=object), "reason": pd.Series(dtype=object)})
     not_scored = not_scored.sort_values(ent, kind="stable").reset_index(drop=True)
     write_parquet(not_scored, final / "not_scored.parquet")
-    return {"scores": scores, "rejects": rejects, "not_scored": not_scored}
+    return {"scores": scores, "rejects": rejects, "not_scored": not_scored, "area": station, "tiers": tiers_block}
 
 
 def score_batch(
@@ -193,6 +317,8 @@ def score_batch(
     open_rule_max_inactive: str | None = "365D",
     drift_thresholds: dict | None = None,
     monitor_mlflow: bool = False,
+    overwrite: bool = False,
+    tiers="night",
 ) -> dict:
     """Score every dispute open at ``as_of`` and write scores, work lists and a manifest.
 
@@ -210,9 +336,9 @@ def score_batch(
     as_of : datetime-like
         The scoring moment; features use events strictly before it.
     out : path
-        Output directory; replaced atomically when the run completes. With
-        ``engine="spark"`` any URI Hadoop writes (a path without a scheme is on Hadoop's
-        default file system).
+        Output directory (one per night); written atomically when the run completes. An
+        existing folder is refused unless ``overwrite``. With ``engine="spark"`` any URI
+        Hadoop writes (a path without a scheme is on Hadoop's default file system).
     entities : DataFrame or path, optional
         One row per dispute (read whole). Needed by models fitted with entities; its
         ``closed_col`` closes disputes, and its categorical columns ride along in the scores.
@@ -232,12 +358,28 @@ def score_batch(
         Also log the drift figures as metrics of a run named by ``as_of`` in the MLflow
         experiment ``dispute-risk-monitoring`` (store: ``MLFLOW_TRACKING_URI`` or the
         local default); a logging failure warns and is recorded in the manifest.
+    overwrite : bool, default=False
+        Replace an existing ``out`` folder (atomically, when the run completes). Without
+        it an existing folder is an error, so a night is never replaced by mistake.
+    tiers : "night", "trained", mapping or TierPolicy, default="night"
+        ``"night"``: the model's share policy ranks tonight's scored disputes (red = the
+        top ``red`` share city-wide, or within each area of ``by``, or an area's
+        ``capacity``; ties broken by id); probability and precision policies stay as
+        trained. ``"trained"``: the trained thresholds, whatever the method. A mapping
+        changes the model's policy for this night, e.g. ``{"by": "station", "capacity":
+        {"S01": 10, "S02": {"red": 5, "yellow": 20}}}`` or ``{"red": 0.08}`` (see
+        :func:`~riskmodel.model.scoring_policy`). Areas are entity columns (the
+        entities table must have them). The manifest's ``tiers`` block, the work lists'
+        and station summary's ``tier_rule``, ``red_capacity``, ``yellow_capacity``,
+        ``red_threshold``, ``yellow_threshold`` columns record what was used.
 
     Returns
     -------
     dict
         The manifest (also written to ``out / "manifest.json"``); ``counts`` reconcile:
-        ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open``.
+        ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open`` and
+        ``events_read == events_clean + events_rejected + events_duplicates_dropped`` (exact
+        duplicate rows, identical in every column, are scored once and counted here).
         ``monitoring`` compares tonight's features and scores with the model's training
         reference (see :func:`riskmodel.model._drift.drift_report`): ``status`` (``ok``,
         ``watch``, ``act``, or ``no_reference`` for a model saved without one),
@@ -247,6 +389,8 @@ def score_batch(
 
     Raises
     ------
+    ConfigError
+        ``out`` exists and ``overwrite`` is false. Nothing is written.
     DataError
         Unreadable input, missing columns, invalid entities. Nothing is written to ``out``.
     ModelError
@@ -270,23 +414,98 @@ def score_batch(
         raise ConfigError(f"as_of {as_of!r} is not a date/time: {exc}") from exc
     if as_of.tzinfo is not None:
         as_of = as_of.tz_convert("UTC").tz_localize(None)
+    if engine == "local":  # the Spark engine asks out's file system, in its session
+        out = Path(out)
+        if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
+            _refuse_existing(out, "a folder" if out.is_dir() else "a file")
     tag = as_of.strftime("%Y%m%dT%H%M%S")
+
     predictor = load_predictor(model)
     schema = predictor.model._schema()
+    policy = scoring_policy(predictor.model.tier_policy_, tiers)
+    by = area_column(policy, schema.group_cols)
+    if by is not None and (entities is None or by not in schema.entity_categorical_cols):
+        raise ConfigError(
+            f"tiers by {by!r} need the area on every dispute: pass entities=... with the column {by!r} "
+            f"(one of the schema's entity_categorical_cols {list(schema.entity_categorical_cols)}), or tiers="
+            "{'by': None} for city-wide shares.")
+    night = _Night(predictor=predictor, as_of=as_of, engine=engine, reasons=reasons,
+                   chunk_disputes=int(chunk_disputes), max_inactive=open_rule_max_inactive, policy=policy, by=by,
+                   drift_thresholds=drift_thresholds, monitor_mlflow=monitor_mlflow, t_start=t_start)
     if engine == "spark":
-        manifest = _score_on_spark(model=predictor, events=events, entities=entities, as_of=as_of, out=out,
-                                   tag=tag, reasons=reasons, chunk_disputes=chunk_disputes, master=master,
-                                   max_inactive=open_rule_max_inactive, drift_thresholds=drift_thresholds,
-                                   monitor_mlflow=monitor_mlflow, t_start=t_start)
-        warn_if_drifting(manifest["monitoring"])
-        return manifest
-    out = Path(out)
+        manifest = _score_on_spark(night, events=events, entities=entities, out=out, tag=tag, master=master,
+                                   overwrite=overwrite)
+    else:
+        manifest = _score_locally(night, events=events, entities=entities, out=out, tag=tag)
+    warn_if_drifting(manifest["monitoring"])
+    return manifest
+
+
+@dataclass(frozen=True)
+class _Night:
+    """One run's model and settings, as both engines and the shared tail use them."""
+
+    predictor: object
+    as_of: pd.Timestamp
+    engine: str
+    reasons: str
+    chunk_disputes: int
+    max_inactive: str | None
+    policy: object  # the night's TierPolicy, or None: the trained thresholds
+    by: str | None  # the policy's area column
+    drift_thresholds: dict
+    monitor_mlflow: bool
+    t_start: float
+
+    @property
+    def schema(self) -> EventSchema:
+        return self.predictor.model._schema()
+
+    def state(self) -> dict:
+        """What a run's work folder is valid for besides its inputs: resume only with these."""
+        p = self.predictor
+        return {
+            # the fingerprint: a model retrained into the same folder (same URI) is another model
+            "model": [p.uri, p.model_name, p.model_version, p.run_id, model_fingerprint(p.model)],
+            "as_of": str(self.as_of), "reasons": self.reasons, "chunk_disputes": self.chunk_disputes,
+            "max_inactive": self.max_inactive, "engine": self.engine,
+            "riskmodel": VERSION,  # another version's chunk files may differ (or lack counts)
+        }
+
+
+def _refuse_existing(out, what: str) -> None:
+    """The error for an existing output without ``overwrite`` (both engines, before any work)."""
+    raise ConfigError(
+        f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Pass "
+        "overwrite=True to replace it, or another out= (one folder per night).",
+        cli=f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Add "
+            "--overwrite to replace it, or give another --out (one folder per night).")
+
+
+def _require_entities(night: _Night, given: bool) -> None:
+    """A model fitted with entities needs them tonight (both engines, before any work)."""
+    predictor = night.predictor
+    if predictor.model.features_.has_entities_ and not given:
+        what = (f"model {predictor.uri} was trained with an entities table (one row per dispute: "
+                f"{night.schema.entity_feature_columns})")
+        raise DataError(f"{what}; pass it to score_batch(entities=...).",
+                        cli=f"{what}; pass it with --entities PATH (parquet or CSV).")
+
+
+def _default_now() -> pd.Timestamp:
+    """Latest plausible event time: fixed per day (identical reruns) and kept on resume."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
+
+
+def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> dict:
+    """:func:`score_batch` with ``engine="local"``: partition, the local engine's chunks,
+    the shared tail, and ``out`` replaced by a rename."""
+    predictor, schema, as_of = night.predictor, night.schema, night.as_of
     work = out.parent / f".tmp-{out.name}-{tag}"
     t_read = time.perf_counter()
     source = Source(events, schema)
     ents = None if entities is None else Entities(entities, schema)
-    if predictor.model.features_.has_entities_ and ents is None:
-        raise DataError("this model was trained with an entities table; pass entities=... to score_batch.")
+    _require_entities(night, ents is not None)
     timings = dict.fromkeys(STAGES, 0.0)
     timings["read"] += time.perf_counter() - t_read
 
@@ -294,8 +513,7 @@ def score_batch(
         "input": source.fingerprint,
         "entities": None if entities is None else (
             frame_fingerprint(entities) if isinstance(entities, pd.DataFrame) else file_fingerprint(Path(entities))),
-        **_run_params(predictor, as_of=as_of, reasons=reasons, chunk_disputes=chunk_disputes,
-                      max_inactive=open_rule_max_inactive, engine=engine),
+        **night.state(),
     }
     now = _default_now()
     if work.exists():
@@ -306,6 +524,7 @@ def score_batch(
             old = None
         if old != state:
             shutil.rmtree(work)
+            now = _default_now()
     resumed = work.exists()
     state["now"] = str(now)
     if not resumed:
@@ -322,7 +541,7 @@ def score_batch(
     else:
         try:
             n_rows, n_ids = source.count_disputes()
-            n_chunks = max(1, math.ceil(n_ids / chunk_disputes))
+            n_chunks = max(1, math.ceil(n_ids / night.chunk_disputes))
             if source.dataset is not None:
                 source.write_parts(work / "parts", n_chunks)
             if ents is not None:  # a chunk reads only its disputes' entities
@@ -331,77 +550,60 @@ def score_batch(
             shutil.rmtree(work, ignore_errors=True)
             raise
         counts = {"rows": n_rows, "disputes": n_ids, "n_chunks": n_chunks}
+        crash_point("batch.partition")
         mark_done(part_marker, counts)
     n_chunks = counts["n_chunks"]
     timings["read"] += time.perf_counter() - t0
 
     run_local_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
-                     reasons=reasons, max_inactive=open_rule_max_inactive, timings=timings, now=now)
+                     reasons=night.reasons, max_inactive=night.max_inactive, timings=timings, now=now)
     manifest, final = _write_night(
-        work, n_chunks=n_chunks, counts=counts, schema=schema, predictor=predictor, as_of=as_of, engine=engine,
+        night, work, n_chunks=n_chunks, counts=counts, now=now, resumed=resumed, timings=timings,
         inputs={"events": source.description, "fingerprint": source.fingerprint, "entities": state["entities"]},
-        now=now, reasons=reasons, chunk_disputes=chunk_disputes, max_inactive=open_rule_max_inactive,
-        resumed=resumed, timings=timings, t_start=t_start, drift_thresholds=drift_thresholds,
-        monitor_mlflow=monitor_mlflow)
+        explain=_explain_locally(work, n_chunks, predictor, as_of))
     _swap_in(final, out)
+    crash_point("batch.cleanup")
     shutil.rmtree(work, ignore_errors=True)
-    warn_if_drifting(manifest["monitoring"])
     return manifest
 
 
-def _run_params(predictor, *, as_of, reasons, chunk_disputes, max_inactive, engine) -> dict:
-    """What a run's work folder is valid for (besides its inputs): resume only with these."""
-    return {
-        "model": [predictor.uri, predictor.model_name, predictor.model_version, predictor.run_id],
-        "as_of": str(as_of), "reasons": reasons, "chunk_disputes": int(chunk_disputes),
-        "max_inactive": max_inactive, "engine": engine,
-    }
-
-
-def _default_now() -> pd.Timestamp:
-    """Latest plausible event time: fixed per day (identical reruns) and kept on resume."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
-
-
-def _score_on_spark(*, model, events, entities, as_of, out, tag, reasons, chunk_disputes, master, max_inactive,
-                    drift_thresholds, monitor_mlflow, t_start) -> dict:
+def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: str | None, overwrite: bool) -> dict:
     """:func:`score_batch` with ``engine="spark"``: the engine stages every chunk's results
-    into a local folder laid out as the local engine's work folder; the finalize and the
-    manifest are the local engine's; the engine publishes the output at ``out`` (any URI)."""
+    into a local folder laid out as the local engine's work folder; the tail (tiers,
+    explain pass on the executors, manifest) is the local engine's; the engine publishes
+    the output at ``out`` (any URI) by the same renames and crash points."""
     from .engines._spark import spark_run
 
-    predictor = model
-    if predictor.model.features_.has_entities_ and entities is None:
-        raise DataError("this model was trained with an entities table; pass entities=... to score_batch.")
+    _require_entities(night, entities is not None)
     timings = dict.fromkeys(STAGES, 0.0)
-    params = _run_params(predictor, as_of=as_of, reasons=reasons, chunk_disputes=chunk_disputes,
-                         max_inactive=max_inactive, engine="spark")
     with spark_run(out=out, tag=tag, master=master, events=events, timings=timings) as run:
-        staged = run.stage(events=events, entities=entities, predictor=predictor, as_of=as_of, reasons=reasons,
-                           chunk_disputes=chunk_disputes, max_inactive=max_inactive, params=params,
-                           now=_default_now())
+        existing = run.existing_output()
+        if existing is not None and not overwrite:
+            _refuse_existing(out, existing)
+        staged = run.stage(events=events, entities=entities, predictor=night.predictor, as_of=night.as_of,
+                           reasons=night.reasons, chunk_disputes=night.chunk_disputes,
+                           max_inactive=night.max_inactive, params=night.state(), now=_default_now())
         manifest, final = _write_night(
-            staged.work, n_chunks=staged.n_chunks, counts=staged.counts, schema=predictor.model._schema(),
-            predictor=predictor, as_of=as_of, engine="spark",
+            night, staged.work, n_chunks=staged.n_chunks, counts=staged.counts, now=staged.now,
+            resumed=staged.resumed, timings=timings,
             inputs={"events": staged.description, "fingerprint": staged.fingerprint, "entities": staged.entities},
-            now=staged.now, reasons=reasons, chunk_disputes=chunk_disputes, max_inactive=max_inactive,
-            resumed=staged.resumed, timings=timings, t_start=t_start, drift_thresholds=drift_thresholds,
-            monitor_mlflow=monitor_mlflow)
+            explain=run.explain)
         run.publish(final)
     return manifest
 
 
-def _write_night(work: Path, *, n_chunks: int, counts: dict, schema: EventSchema, predictor, as_of, engine: str,
-                 inputs: dict, now, reasons: str, chunk_disputes: int, max_inactive, resumed: bool, timings: dict,
-                 t_start: float, drift_thresholds, monitor_mlflow: bool) -> tuple[dict, Path]:
-    """Finalize the chunks' results in ``work`` into ``work / "final"`` with its manifest
-    (written last); returns the manifest and that folder."""
-    # -- finalize ----------------------------------------------------------------------
+def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now, resumed: bool, timings: dict,
+                 inputs: dict, explain: Explain) -> tuple[dict, Path]:
+    """Both engines' tail: finalize the chunks' results in ``work`` (the night's tiers, with
+    the engine's ``explain`` pass) into ``work / "final"`` with its manifest, written last;
+    returns the manifest and that folder."""
+    predictor, schema = night.predictor, night.schema
     t_w = time.perf_counter()
     final = work / "final"
     if final.exists():
         shutil.rmtree(final)
-    result = _finalize(work, final, n_chunks=n_chunks, schema=schema, predictor=predictor)
+    result = _finalize(work, final, n_chunks=n_chunks, schema=schema, predictor=predictor, policy=night.policy,
+                       by=night.by, reasons=night.reasons, explain=explain)
     chunk_info = [json.loads((work / "scores" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
                   for i in range(n_chunks)]
     stage_times = [json.loads((work / "prepared" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
@@ -410,48 +612,61 @@ def _write_night(work: Path, *, n_chunks: int, counts: dict, schema: EventSchema
         for k, v in info.get("timings", {}).items():
             timings[k] = timings.get(k, 0.0) + v
     t_m = time.perf_counter()
-    monitoring, drift = _monitoring(predictor, chunk_info, drift_thresholds)
+    monitoring, drift = _monitoring(predictor, chunk_info, night.drift_thresholds)
     write_parquet(drift, final / "drift.parquet")
-    if monitor_mlflow:
-        monitoring["mlflow_run_id"] = _log_monitoring(monitoring, as_of, predictor)
+    if night.monitor_mlflow:
+        monitoring["mlflow_run_id"] = _log_monitoring(monitoring, night.as_of, predictor)
     timings["monitor"] = timings.get("monitor", 0.0) + time.perf_counter() - t_m
     rej_disputes = sum(info["disputes_rejected"] for info in stage_times)
     rej_rows = len(result["rejects"])
+    clean_rows = sum(info["clean_rows"] for info in stage_times)
+    dup_rows = sum(info["duplicates_dropped"] for info in stage_times)
     n_scored = len(result["scores"])
     n_not_open = len(result["not_scored"])
     n_read = counts["disputes"]
     tiers = result["scores"]["tier"].astype(str).value_counts()
     manifest = {
         "riskmodel_batch": 1,
-        "as_of": str(as_of),
-        "engine": engine,
+        "as_of": str(night.as_of),
+        "engine": night.engine,
         "input": inputs,
         "model": {"name": predictor.model_name, "version": predictor.model_version, "run_id": predictor.run_id,
                   "uri": predictor.uri},
-        "parameters": {"latest_plausible_event_time": str(now), "reasons": reasons, "chunk_disputes": int(chunk_disputes), "n_chunks": n_chunks,
-                       "open_rule_max_inactive": max_inactive},
+        # the user's column names, for every command that reads this folder back
+        "schema": schema.to_dict(),
+        "area": result["area"],
+        "parameters": {"latest_plausible_event_time": str(now), "reasons": night.reasons,
+                       "chunk_disputes": night.chunk_disputes, "n_chunks": n_chunks,
+                       "open_rule_max_inactive": night.max_inactive},
         "counts": {
             "events_read": counts["rows"],
+            "events_used": counts["rows"] - rej_rows - dup_rows,
             "events_rejected": rej_rows,
+            "events_duplicates_dropped": dup_rows,
+            "events_clean": clean_rows,
             "disputes_read": n_read,
             "disputes_scored": n_scored,
             "disputes_rejected": rej_disputes,
             "disputes_not_open": n_not_open,
-            "reconciles": n_read == n_scored + rej_disputes + n_not_open,
+            "reconciles": (n_read == n_scored + rej_disputes + n_not_open
+                           and counts["rows"] == clean_rows + rej_rows + dup_rows),
             "not_open_by_reason": {str(k): int(v) for k, v in
                                    result["not_scored"]["reason"].value_counts().sort_index().items()},
             "tiers": {t: int(tiers.get(t, 0)) for t in ("red", "yellow", "blue")},
         },
+        "tiers": result["tiers"],
         "monitoring": monitoring,
         "files": sorted(p.name for p in final.iterdir()) + ["manifest.json"],
         "libraries": _library_versions(),
         "resumed": resumed,
     }
+    manifest["model"].update(model_facts(predictor.model))  # what tiers and p mean, for the report
     if not manifest["counts"]["reconciles"]:  # pragma: no cover - an accounting bug, never data
         raise RuntimeError(f"batch accounting does not reconcile: {manifest['counts']}")
     timings["write"] += time.perf_counter() - t_w
     manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-    manifest["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    manifest["timings_s"]["total"] = round(time.perf_counter() - night.t_start, 3)
+    crash_point("batch.finalize")
     (final / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str),
                                          encoding="utf-8")
     return manifest, final
@@ -484,14 +699,14 @@ def _log_monitoring(report: dict, as_of: pd.Timestamp, predictor) -> str | None:
 
 
 def _swap_in(final: Path, out: Path) -> None:
-    """Rename ``final`` onto ``out``; an existing ``out`` is moved aside first, then deleted."""
-    aside = None
+    """Rename ``final`` onto ``out``; an existing ``out`` is moved aside first, then deleted
+    (with any left aside by a run killed between the two renames)."""
     if out.exists():
         aside = out.parent / f".old-{out.name}-{os.getpid()}"
         if aside.exists():
             shutil.rmtree(aside)
         os.rename(out, aside)
+    crash_point("batch.rename")
     os.rename(final, out)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
+    for old in out.parent.glob(glob.escape(f".old-{out.name}-") + "*"):
+        shutil.rmtree(old, ignore_errors=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from ._core import isin, prepare_chunk, score_chunk
+from ._core import explain_chunk, isin, prepare_chunk, score_chunk
 from ._files import chunk_entities, mark_done, write_parquet
 
-__all__ = ["Progress", "pending_chunks", "prepare_task", "release_unused_memory", "score_task"]
+__all__ = ["Progress", "explain_task", "pending_chunks", "prepare_task", "release_unused_memory", "score_task"]
 
 
 class Progress:
@@ -80,11 +80,12 @@ def pending_chunks(folder: Path, n_chunks: int, progress: Progress):
 
 def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestamp, *, t_read: float = 0.0) -> int:
     """Validate chunk ``i`` (its raw rows ``raw``); write clean events, row rejects, summary
-    rows and the marker. Returns the number of raw rows."""
+    rows and the marker (with the chunk's rejected disputes, and its raw, clean and
+    dropped duplicate rows for the manifest's counts). Returns the number of raw rows."""
     ent = schema.entity_col
     prep = Path(work) / "prepared"
     t1 = time.perf_counter()
-    clean, rejects, summary = prepare_chunk(raw, schema, now, chunk_entities(Path(work), i))
+    clean, rejects, summary, n_dup = prepare_chunk(raw, schema, now, chunk_entities(Path(work), i))
     t2 = time.perf_counter()
     raw_ids = pd.unique(raw[ent].dropna())
     n_rej = int((~isin(raw_ids, clean[ent])).sum())
@@ -93,6 +94,7 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
     write_parquet(summary, prep / f"summary-{i:05d}.parquet")
     t3 = time.perf_counter()
     mark_done(prep / f"chunk-{i:05d}.done", {"disputes_rejected": n_rej, "rows": len(raw),
+                                             "clean_rows": len(clean), "duplicates_dropped": n_dup,
                                              "timings": {"read": t_read, "validate": t2 - t1, "write": t3 - t2}})
     return len(raw)
 
@@ -118,3 +120,9 @@ def score_task(work: Path, i: int, predictor, as_of: pd.Timestamp, *, reasons: s
     mark_done(score_dir / f"chunk-{i:05d}.done", {"scored": len(scores), "rows": len(clean), "timings": chunk_t,
                                                   "monitoring": scores.attrs.get("monitoring")})
     return len(clean)
+
+
+def explain_task(work: Path, i: int, predictor, as_of: pd.Timestamp, ids, *, context_for) -> pd.DataFrame:
+    """Reasons of the open disputes ``ids`` of chunk ``i`` (see :func:`explain_chunk`)."""
+    clean = pd.read_parquet(Path(work) / "prepared" / f"clean-{i:05d}.parquet")
+    return explain_chunk(clean, context_for(i, clean), predictor, as_of, ids, entities=chunk_entities(Path(work), i))

@@ -9,7 +9,10 @@ the same rule: they only see other disputes' events before ``as_of``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import functools
+import logging
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -29,11 +32,15 @@ from ..data import (
     EventSchema,
     Timeline,
     arrow_string_array,
+    check_kinds,
     entity_order,
     first_per_code,
     gather,
     isna_mask,
     lookup_positions,
+    parse_times,
+    require_columns,
+    require_frame,
     screen_events,
     validate_cutoffs,
     validate_entities,
@@ -51,6 +58,33 @@ from ._tally import cumulative, tally_kinds
 from .families import FEATURE_FAMILIES
 
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
+
+_log = logging.getLogger("riskmodel")
+_SKIPS_LOGGED: contextvars.ContextVar[set | None] = contextvars.ContextVar("riskmodel_skips_logged", default=None)
+_PROCESS_SKIPS: set[str] = set()
+
+
+@contextlib.contextmanager
+def skip_notes():
+    """A scope (a training run) in which each skipped-families line is logged once: the
+    backtest fits a builder per fold and baseline. Outside any scope, once per process."""
+    token = _SKIPS_LOGGED.set(set())
+    try:
+        yield
+    finally:
+        _SKIPS_LOGGED.reset(token)
+
+
+def _log_skipped(skipped: list[str]) -> None:
+    """One info line naming the families whose inputs are absent (see :func:`skip_notes`)."""
+    if not skipped:
+        return
+    line = "feature families skipped, their inputs are absent: " + ", ".join(skipped)
+    seen = _SKIPS_LOGGED.get()
+    seen = _PROCESS_SKIPS if seen is None else seen
+    if line not in seen:
+        seen.add(line)
+        _log.info(line)
 
 #: Default narrative lexicon: groups of Chinese risk keywords (any match counts once per event).
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -243,6 +277,12 @@ class PreparedEvents:
         codes, _ = self._input_codes(column)
         return self._sorted(table[codes])
 
+    def kind_counts(self) -> pd.Series:
+        """How many events of each kind the log holds, most frequent first."""
+        codes, uniques = self.codes(self.schema.kind_col)
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        return pd.Series(counts, index=uniques.astype(object)).sort_values(ascending=False, kind="stable")
+
     def is_kind(self, kinds: Sequence[str]) -> np.ndarray:
         """Boolean mask of sorted rows whose kind is one of ``kinds``."""
         codes, uniques = self.codes(self.schema.kind_col)
@@ -329,6 +369,24 @@ def prepare_events(
     if kinds is not None:  # no rejects: the valid rows are the input rows
         prepared._shared[("factorize", schema.kind_col)] = kinds
     return prepared
+
+
+def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Index, bool]:
+    """The codes of the events' string kinds (missing and non-string kinds left out), the
+    kinds, and whether times carry a timezone: what ``fit`` learns from, without screening
+    or sorting the log."""
+    if isinstance(events, PreparedEvents):
+        codes, uniques = events.codes(schema.kind_col)
+        return codes, uniques, events.tz_aware
+    require_frame(events, "events")
+    require_columns(events, schema.event_columns, "events")
+    kinds = events[schema.kind_col]
+    check_kinds(kinds, schema.kind_col)
+    _, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
+    codes, uniques = _factorize(kinds)
+    is_str = np.array([isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
+    codes = np.asarray(codes, dtype=np.int64)
+    return codes[is_str[codes]], uniques, tz_aware
 
 
 def _encode_in_background(events, column: str) -> concurrent.futures.Future | None:
@@ -519,6 +577,15 @@ class FeatureBuilder(BaseEstimator):
         return ContextNeed(parties=any(n.parties for n in needs),
                            window=max(windows, key=lambda w: pd.Timedelta(w).value) if windows else None)
 
+    def context_features(self) -> list[str]:
+        """The output columns the active families declare context
+        (:meth:`FeatureFamily.context_columns`: where and what a dispute is, how well it is
+        recorded), in column order: shown beside a case, not given as its reasons."""
+        self._check_fitted()
+        schema = self._schema()
+        declared = {c for f in self._active_families() for c in f.context_columns(self, schema)}
+        return [c for c in self.feature_names_out_ if c in declared]
+
     def _vocabulary(self, col: str) -> Vocabulary:
         """The training vocabulary of a categorical entity column, or of the kinds for ``None``
         (built once, then cached)."""
@@ -537,6 +604,9 @@ class FeatureBuilder(BaseEstimator):
     def fit(self, events, cutoffs=None, *, entities=None):
         """Learn the kinds and category vocabularies and the output columns.
 
+        Reads the kind and time columns only: no row is screened or sorted here (``transform``
+        screens the events it is given; :func:`prepare_events` once for both).
+
         Parameters
         ----------
         events : DataFrame or PreparedEvents
@@ -552,8 +622,7 @@ class FeatureBuilder(BaseEstimator):
         """
         self._validate_params()
         schema = self._schema()
-        prepared = prepare_events(events, schema)
-        codes, uniques = prepared.codes(schema.kind_col)
+        codes, uniques, tz_aware = _kind_codes_and_tz(events, schema)
         counts = pd.Series(np.bincount(codes, minlength=len(uniques)), index=uniques.astype(object))
         counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
         self.kinds_ = sorted(counts.index[: self.max_kinds].tolist())
@@ -565,9 +634,12 @@ class FeatureBuilder(BaseEstimator):
             ents = validate_entities(entities, schema)
             for col in schema.entity_categorical_cols:
                 self.categories_[col] = [str(v) for v in ents[col].cat.categories]
-        self.tz_aware_ = prepared.tz_aware
+        self.tz_aware_ = tz_aware
         self.feature_names_out_, self.categorical_features_ = self._plan_columns()
         self.n_features_out_ = len(self.feature_names_out_)
+        skipped = [f"{f.name} ({f.why_inactive(self, schema)})" for f in feature_families()
+                   if f.name in self.families and not f.active(self, schema)]
+        _log_skipped(skipped)
         return self
 
     def _window_labels(self) -> list[str]:

@@ -3,20 +3,16 @@ process, skipping chunks whose ``.done`` marker exists (resume)."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from ..._faults import crash_point
 from .._core import context_store
 from .._tasks import Progress, pending_chunks, prepare_task, release_unused_memory, score_task
 
 __all__ = ["run_local_chunks"]
-
-
-#: Environment hook for tests: die with ``os._exit`` after this many scored chunks.
-_DIE_AFTER_ENV = "RISKMODEL_BATCH_DIE_AFTER_CHUNKS"
 
 
 def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.Timestamp, reasons: str,
@@ -38,6 +34,7 @@ def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
         progress.update(prepare_task(work, i, raw, schema, now, t_read=time.perf_counter() - t0))
         del raw
         release_unused_memory()
+        crash_point("batch.prepare")
     progress.close()
 
     store = None  # the run's context rows, read once: every chunk selects from the same summary rows
@@ -50,13 +47,9 @@ def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
         return None if store[0] is None else store[0].for_chunk(i)
 
     progress = Progress(n_chunks, "score")
-    die_after = int(os.environ.get(_DIE_AFTER_ENV, "0") or 0)
-    done_now = 0
     for i, _marker in pending_chunks(score_dir, n_chunks, progress):
         progress.update(score_task(work, i, predictor, as_of, reasons=reasons, max_inactive=max_inactive,
                                    context_for=context_for))
         release_unused_memory()
-        done_now += 1
-        if die_after and done_now >= die_after:
-            os._exit(137)  # test hook: simulate a killed job
+        crash_point("batch.score")
     progress.close()

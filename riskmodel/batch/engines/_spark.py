@@ -5,8 +5,9 @@ The job hashes every dispute into one of ``n_chunks`` chunks and runs two tasks 
 around the pure per-chunk core (:mod:`riskmodel.batch._core`): :func:`prepare_task` (row
 rejects, clean events, summary rows) and :func:`score_task` (open disputes, features with
 every chunk's summary rows as context, LightGBM, tiers, reasons). This engine runs those
-very tasks on the executors (:mod:`._spark_tasks`), so the driver's ``_finalize`` and
-manifest are the local engine's and the output is identical.
+very tasks on the executors (:mod:`._spark_tasks`), so the driver's tail (the job's
+``_write_night``: the night's tiers, counts and manifest) is the local engine's and the
+output is identical.
 
 Flow
 ----
@@ -28,8 +29,11 @@ Flow
    writes the scores into ``scores/chunk=<i>/``.
 5. **finalize** - the driver reads the per-chunk scores, rejects, not-scored rows and
    markers (not the events) into a local folder laid out as the local engine's work
-   folder, runs the shared finalize, writes the output into ``<work>/final`` through the
-   Hadoop ``FileSystem`` API (:mod:`riskmodel.batch._fs`) and renames it onto ``out``.
+   folder and runs the shared tail. Where tonight's share tiers flag cases their chunk
+   did not explain, the second explain pass runs on the executors too (one Spark job per
+   chunk concerned, :meth:`SparkRun.explain`): only those disputes' reasons reach the
+   driver. The output is written into ``<work>/final`` through the Hadoop ``FileSystem``
+   API (:mod:`riskmodel.batch._fs`) and renamed onto ``out``.
 
 Work folder and resume
 ----------------------
@@ -38,7 +42,12 @@ Work folder and resume
 count and how each input's rows are typed) and the per-chunk datasets. A chunk is done
 when Spark committed its dataset (``_SUCCESS``): a run killed at any point (even the
 driver, with ``kill -9``) and started again redoes only the chunks not committed and
-produces the same output. ``out`` appears, or is replaced, only by a rename.
+produces the same output. ``out`` appears, or is replaced, only by a rename; an existing
+``out`` is refused unless ``overwrite`` (as on the local engine). The driver reaches the
+local engine's crash points (:mod:`riskmodel._faults`: ``batch.partition``,
+``batch.prepare``, ``batch.score``, ``batch.finalize``, ``batch.rename``,
+``batch.cleanup``, and ``batch.write`` for the files the driver writes); the executors
+never do.
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..._errors import ConfigError, DataError, ModelError
+from ..._faults import crash_point
 from ..._version import VERSION
 from ...data import frame_fingerprint, require_columns
 from .._core import bucket_of
@@ -72,6 +82,7 @@ from ._spark_tasks import (
     ChunkJob,
     RowFormat,
     blob_batches,
+    explain_rows,
     gather_blobs,
     prepare_rows,
     score_rows,
@@ -505,6 +516,8 @@ class SparkRun:
         self.work = join(self.fs.parent(self.out), f".tmp-{self.fs.name(self.out)}-{tag}")
         self.staging = Path(tempfile.mkdtemp(prefix="riskmodel-spark-"))
         self._broadcast = None
+        self._job: ChunkJob | None = None  # set by stage(), for the explain pass
+        self._context = self._entities = False
 
     def close(self) -> None:
         if self._broadcast is not None:
@@ -537,6 +550,15 @@ class SparkRun:
         self.spark.sparkContext.setJobDescription(f"riskmodel score: {what}")
         writer = frame.write.mode("overwrite").option("compression", "uncompressed")
         (writer.partitionBy(by) if by else writer).parquet(uri)
+
+    def existing_output(self) -> str | None:
+        """``"a folder"`` or ``"a file"`` if ``out`` exists (an empty folder does not count,
+        as on the local engine), else None."""
+        if not self.fs.exists(self.out):
+            return None
+        if not self.fs.is_dir(self.out):
+            return "a file"
+        return "a folder" if self.fs.list(self.out) else None
 
     # -- stages --------------------------------------------------------------------------
 
@@ -582,6 +604,7 @@ class SparkRun:
             except DataError:
                 self.fs.delete(self.work)
                 raise
+            crash_point("batch.partition")
             self.fs.write_json(marker, part)
             _log(f"partitioned {part['disputes_counted']:,} disputes into {part['n_chunks']} chunks "
                  f"({time.perf_counter() - t0:.1f}s)")
@@ -599,11 +622,12 @@ class SparkRun:
                        model_files=self._broadcast,
                        model_meta=(predictor.model_name, predictor.model_version, predictor.run_id, predictor.uri))
 
+        self._job, self._entities = job, en is not None
+        self._context = n_chunks > 1 and predictor.model.features_.context_need() is not None
         self._run_chunks("prepare", [i for i in range(n_chunks) if not self._done("prepared", i)],
                          functools.partial(self._prepare, job))
-        context = n_chunks > 1 and predictor.model.features_.context_need() is not None
         self._run_chunks("score", [i for i in range(n_chunks) if not self._done("scores", i)],
-                         functools.partial(self._score, job, context, en is not None))
+                         functools.partial(self._score, job, self._context, self._entities))
         t1 = time.perf_counter()
         counts = self._download(n_chunks, en is not None)
         _log(f"read the chunks' results ({time.perf_counter() - t1:.1f}s)")
@@ -671,19 +695,45 @@ class SparkRun:
         out = rows.coalesce(1).mapInArrow(functools.partial(prepare_rows, job, i), f"kind string, {_BLOB_DDL}")
         self._write(out, self._path("prepared", f"chunk={i}"), f"prepare chunk {i + 1} of {job.n_chunks}", by="kind")
 
-    def _score(self, job: ChunkJob, context: bool, entities: bool, i: int) -> None:
+    def _chunk_inputs(self, job: ChunkJob, context: bool, entities: bool, i: int):
+        """Chunk ``i``'s clean events and entities rows, and every chunk's summary rows when
+        the model reads other disputes: what its score and explain tasks read."""
         own = self._path("prepared", f"chunk={i}")
         paths = [join(own, "kind=clean")] + ([join(own, "kind=entities")] if entities else [])
         if context:
             paths += [self._path("prepared", f"chunk={j}", "kind=summary") for j in range(job.n_chunks)]
-        rows = self._blobs(*paths).unionByName(self._seed())
+        return self._blobs(*paths).unionByName(self._seed())
+
+    def _score(self, job: ChunkJob, context: bool, entities: bool, i: int) -> None:
+        rows = self._chunk_inputs(job, context, entities, i)
         out = rows.coalesce(1).mapInArrow(functools.partial(score_rows, job, i), _BLOB_DDL)
         self._write(out, self._path("scores", f"chunk={i}"), f"score chunk {i + 1} of {job.n_chunks}")
 
-    def _run_chunks(self, stage: str, pending: list[int], run_one) -> None:
-        """One Spark job per pending chunk, as many at once as the cluster has cores."""
+    def explain(self, wanted: dict) -> pd.DataFrame:
+        """The night's second explain pass (see the job's ``_night_tiers``): the reasons of
+        the disputes ``wanted[i]`` of each chunk ``i``, computed on the executors from the
+        chunk's prepared files; only those rows reach the driver."""
+        import io
+
+        job = self._job
+
+        def run_one(i: int) -> pd.DataFrame:
+            rows = self._chunk_inputs(job, self._context, self._entities, i)
+            task = functools.partial(explain_rows, job, i, wanted[i])
+            self.spark.sparkContext.setJobDescription(f"riskmodel score: explain chunk {i + 1} of {job.n_chunks}")
+            table = rows.coalesce(1).mapInArrow(task, _BLOB_DDL).toArrow()
+            return pd.read_parquet(io.BytesIO(gather_blobs(table.to_batches())[f"explain-{i:05d}.parquet"][0]))
+
+        found = self._run_chunks("explain", sorted(wanted), run_one)
+        return pd.concat([found[i] for i in sorted(wanted)], ignore_index=True)
+
+    def _run_chunks(self, stage: str, pending: list[int], run_one) -> dict:
+        """One Spark job per pending chunk, as many at once as the cluster has cores;
+        returns each chunk's result. After each chunk of the prepare and score stages, the
+        local engine's crash point (``batch.prepare`` / ``batch.score``)."""
         if not pending:
-            return
+            return {}
+        results = {}
         sc = self.spark.sparkContext
         width = max(1, min(len(pending), sc.defaultParallelism))
         t0, errors = time.perf_counter(), []
@@ -691,7 +741,7 @@ class SparkRun:
             futures = {pool.submit(run_one, i): i for i in pending}
             for k, future in enumerate(as_completed(futures), start=1):
                 try:
-                    future.result()
+                    results[futures[future]] = future.result()
                 except Exception as exc:  # noqa: BLE001 - the first failure stops the others
                     if not errors:
                         sc.cancelAllJobs()
@@ -699,11 +749,15 @@ class SparkRun:
                     continue
                 _log(f"{stage} chunk {futures[future] + 1} done ({k}/{len(pending)}, "
                      f"{time.perf_counter() - t0:.1f}s)")
+                if stage in ("prepare", "score") and not errors:
+                    crash_point(f"batch.{stage}")
         if errors:
-            translated = _translate(errors[0], f"{'preparing' if stage == 'prepare' else 'scoring'} chunks")
+            doing = {"prepare": "preparing", "score": "scoring", "explain": "explaining"}[stage]
+            translated = _translate(errors[0], f"{doing} chunks")
             if translated is errors[0]:
                 raise errors[0]
             raise translated from errors[0]
+        return results
 
     def _download(self, n_chunks: int, entities: bool) -> dict:
         """The chunks' entities rows, rejects, not-scored rows, scores and markers, into the
@@ -725,18 +779,23 @@ class SparkRun:
 
     def publish(self, final: Path) -> None:
         """Copy the finished output to ``<work>/final``, rename it onto ``out`` (an existing
-        ``out`` is moved aside first, then deleted) and delete the work folder."""
+        ``out`` is moved aside first, then deleted, with any left aside by a run killed
+        between the two renames) and delete the work folder: the local engine's renames
+        and crash points, on ``out``'s file system."""
         target = self._path("final")
         self.fs.delete(target)
         self.fs.upload(final, target)
-        aside = None
+        parent, name = self.fs.parent(self.out), self.fs.name(self.out)
         if self.fs.exists(self.out):
-            aside = join(self.fs.parent(self.out), f".old-{self.fs.name(self.out)}-{os.getpid()}")
+            aside = join(parent, f".old-{name}-{os.getpid()}")
             self.fs.delete(aside)
             self.fs.rename(self.out, aside)
+        crash_point("batch.rename")
         self.fs.rename(target, self.out)
-        if aside is not None:
-            self.fs.delete(aside)
+        for old in self.fs.list(parent):
+            if old.startswith(f".old-{name}-"):
+                self.fs.delete(join(parent, old))
+        crash_point("batch.cleanup")
         self.fs.delete(self.work)
 
 

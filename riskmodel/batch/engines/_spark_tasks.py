@@ -32,13 +32,14 @@ import pandas as pd
 import pyarrow as pa
 
 from ..._errors import ConfigError, DataWarning
+from ..._faults import DIE_AT_ENV
 from ..._version import VERSION
 from .._core import bucket_of, context_store
 from .._files import write_parquet
 from .._inputs import validated_entities
-from .._tasks import prepare_task, release_unused_memory, score_task
+from .._tasks import explain_task, prepare_task, release_unused_memory, score_task
 
-__all__ = ["BLOB_SCHEMA", "ChunkJob", "RowFormat", "blob_batches", "check_library", "gather_blobs",
+__all__ = ["BLOB_SCHEMA", "ChunkJob", "RowFormat", "blob_batches", "check_library", "explain_rows", "gather_blobs",
            "prepare_rows", "score_rows", "split_rows"]
 
 #: The columns every work-folder dataset holds (plus the partition columns Spark adds).
@@ -233,6 +234,14 @@ class ChunkJob:
     version: str = VERSION
 
 
+def _on_executor(job: ChunkJob) -> None:
+    """What every task does first: refuse another riskmodel than the driver's, and leave
+    the crash points (:mod:`riskmodel._faults`) to the driver: they name moments of the
+    driver's run, and a Python worker of a local master inherits the driver's environment."""
+    os.environ.pop(DIE_AT_ENV, None)
+    check_library(job.version)
+
+
 def check_library(expected: str) -> None:
     """Refuse to run chunks under another riskmodel than the driver's."""
     if VERSION != expected:
@@ -333,7 +342,7 @@ def prepare_rows(job: ChunkJob, i: int, batches: Iterable[pa.RecordBatch]) -> It
     ``prepared/clean-<i>``, ``rejects``, ``summary`` and the ``chunk-<i>.done`` marker,
     which also records the chunk's distinct disputes)."""
     t0 = time.perf_counter()
-    check_library(job.version)
+    _on_executor(job)
     blobs = gather_blobs(batches)
     if job.events.mode == "frame":
         pieces = blobs.get("events", [])
@@ -359,22 +368,45 @@ def score_rows(job: ChunkJob, i: int, batches: Iterable[pa.RecordBatch]) -> Iter
     """Score chunk ``i`` from its prepared files (its clean events and entities rows, and
     every chunk's summary rows when the model reads other disputes): :func:`score_task`,
     and its ``scores``, ``not_scored`` and marker files as blob rows."""
-    check_library(job.version)
-    blobs = gather_blobs(batches)
+    _on_executor(job)
     with _Scratch() as work:
-        for name, data in blobs.items():
-            (work / name).write_bytes(data[0])
-        del blobs
-        predictor = _predictor(job)
-
-        def context_for(j: int, clean: pd.DataFrame):
-            store = context_store(work / "prepared", job.n_chunks, predictor.model, job.as_of) if len(clean) else None
-            context = None if store is None else store.for_chunk(j)
-            del store
-            release_unused_memory()
-            return context
-
+        predictor = _unpack(job, work, batches)
         score_task(work, i, predictor, job.as_of, reasons=job.reasons, max_inactive=job.max_inactive,
-                   context_for=context_for)
+                   context_for=_context_for(job, work, predictor))
         release_unused_memory()
         yield from _file_blobs(work, ("scores",), i, by_kind=False)
+
+
+def explain_rows(job: ChunkJob, i: int, ids, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The night's second explain pass for chunk ``i``: the reasons of its disputes ``ids``
+    (:func:`explain_task`) from the same files :func:`score_rows` reads, as one blob
+    ``explain-<i>.parquet``."""
+    _on_executor(job)
+    with _Scratch() as work:
+        predictor = _unpack(job, work, batches)
+        reasons = explain_task(work, i, predictor, job.as_of, ids, context_for=_context_for(job, work, predictor))
+        buf = io.BytesIO()
+        reasons.to_parquet(buf, index=False)
+        del reasons
+        release_unused_memory()
+        yield from blob_batches(f"explain-{i:05d}.parquet", buf.getvalue())
+
+
+def _unpack(job: ChunkJob, work: Path, batches: Iterable[pa.RecordBatch]):
+    """Write a task's blob rows as files into its scratch ``work``; returns the model."""
+    for name, data in gather_blobs(batches).items():
+        (work / name).write_bytes(data[0])
+    return _predictor(job)
+
+
+def _context_for(job: ChunkJob, work: Path, predictor):
+    """The chunk's context rows from the summary files in ``work`` (built for one chunk,
+    then freed: a task scores one chunk)."""
+    def context_for(j: int, clean: pd.DataFrame):
+        store = context_store(work / "prepared", job.n_chunks, predictor.model, job.as_of) if len(clean) else None
+        context = None if store is None else store.for_chunk(j)
+        del store
+        release_unused_memory()
+        return context
+
+    return context_for

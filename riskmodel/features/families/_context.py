@@ -27,6 +27,9 @@ class Context(FeatureFamily):
     def active(self, builder, schema) -> bool:
         return builder.has_entities_ and bool(schema.group_cols)
 
+    def why_inactive(self, builder, schema) -> str:
+        return "no entities table" if not builder.has_entities_ else "no group columns (group_cols is empty)"
+
     def columns(self, builder, schema):
         w = builder.context_window
         names = []
@@ -82,9 +85,13 @@ class Context(FeatureFamily):
         m = re.fullmatch(r"ctx_(\w+)_escalations_(\w+)", feature)
         if m:
             (gz, ge), (wz, we) = writer.column_label(m.group(1)), window_text(m.group(2))
-            return f"所在{gz}{wz}民转刑{v}起", f"{v} escalations in this {ge} {we}", "num"
+            return f"所在{gz}{wz}民转刑{v}起", f"{v} {{escalation|escalations}} in this {ge} {we}", "num"
         m = re.fullmatch(r"ctx_(\w+)_escalation_rate_(\w+)", feature)
         if m:
             gz, ge = writer.column_label(m.group(1))
             return f"所在{gz}民转刑率{v}", f"escalation rate {v} in this {ge}", "pct"
         return None
+
+    def context_columns(self, builder, schema) -> list[str]:
+        # the dispute's area, not the dispute: a station cannot act on its own base rate
+        return self.columns(builder, schema)[0]
