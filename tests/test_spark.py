@@ -79,7 +79,8 @@ def _assert_same(got: Path, want: Path) -> None:
         pd.testing.assert_frame_equal(left[name], right[name], obj=name)
     m_got = json.loads((got / "manifest.json").read_text())
     m_want = json.loads((want / "manifest.json").read_text())
-    assert m_got["counts"] == m_want["counts"]
+    for key in ("counts", "tiers", "area", "schema"):
+        assert m_got[key] == m_want[key], key
     assert m_got["counts"]["reconciles"]
     assert m_got["parameters"]["n_chunks"] == m_want["parameters"]["n_chunks"]
     assert m_got["files"] == m_want["files"]
@@ -274,3 +275,86 @@ def test_reading_an_incomplete_output_is_refused(spark, model_dir, data, tmp_pat
     (out / "worklists.parquet").unlink()
     with pytest.raises(DataError, match=r"incomplete: its manifest.json lists \['worklists.parquet'\]"):
         read_nightly(out)
+
+
+
+def test_spark_refuses_an_existing_output(spark, model_dir, data, tmp_path):
+    """Issue 19's rule on the Spark engine: an existing night's folder (or file) is refused
+    before any work unless overwrite=True; an empty folder is no night."""
+    kw = dict(model=str(model_dir), events=data["inputs"]["parquet"], entities=data["entities"], as_of=AS_OF,
+              chunk_disputes=CHUNK, engine="spark")
+    out = tmp_path / "night"
+    out.mkdir()
+    (out / "previous-night.txt").write_text("the output before this run")
+    (tmp_path / "a-file").write_text("not a folder")
+    for target, what in ((out, "a folder"), (tmp_path / "a-file", "a file")):
+        with pytest.raises(ConfigError, match=f"already exists \\({what}\\).*overwrite=True"):
+            score_batch(out=target.as_uri(), **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "night"]  # no work folder
+    assert [p.name for p in out.iterdir()] == ["previous-night.txt"]
+    (tmp_path / "empty").mkdir()
+    assert score_batch(out=tmp_path / "empty", **kw)["counts"]["disputes_scored"] > 0
+
+
+def test_spark_night_tiers_per_area_equal_local(spark, model_dir, data, tmp_path):
+    """Issue 20's night tiers on the Spark engine: a share policy per station with
+    capacities ranks the whole night after every chunk, and the cases it flags that their
+    chunk did not explain get their reasons in the second pass (on the executors): the
+    scores, work lists, station summary and the manifest's tiers block equal the local
+    engine's."""
+    stations = data["sim"].entities["station"].astype(str).value_counts().index
+    tiers = {"by": "station", "red": 0.3, "yellow": 0.3,
+             "capacity": {stations[0]: 3, stations[1]: {"red": 2, "yellow": 4}}}
+    kw = dict(model=str(model_dir), events=data["inputs"]["parquet"], entities=data["entities"], as_of=AS_OF,
+              chunk_disputes=CHUNK, tiers=tiers)
+    local = score_batch(out=tmp_path / "local", **kw)
+    remote = score_batch(out=tmp_path / "spark", engine="spark", **kw)
+    _assert_same(tmp_path / "spark", tmp_path / "local")
+    assert remote["tiers"]["applied"] == "per_night" and remote["tiers"]["by"] == "station"
+    assert local["tiers"].get("reasons_added", 0) > 0  # the second explain pass ran
+    work = pd.read_parquet(tmp_path / "spark" / "worklists.parquet")
+    assert (work.loc[work["station"] == stations[0], "red_capacity"] == 3).all()
+    assert work["reasons"].notna().all()
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL of the driver: nothing of the job catches it, nothing cleans up."""
+
+
+@pytest.mark.parametrize("point", ["batch.score:2", "batch.rename", "batch.cleanup"])
+def test_spark_stopped_at_a_crash_point_then_rerun(spark, model_dir, data, tmp_path, monkeypatch, point):
+    """Issue 23's crash points on the Spark engine's driver: stopped there, the previous
+    output stays whole (absent between the two renames, the new one after them), and the
+    rerun resumes and gives the local engine's output, leaving no work or aside folder."""
+    import riskmodel._faults
+    from riskmodel._faults import DIE_AT_ENV
+
+    kw = dict(model=str(model_dir), events=data["inputs"]["parquet"], entities=data["entities"], as_of=AS_OF,
+              chunk_disputes=CHUNK)
+    score_batch(out=tmp_path / "local", **kw)
+    out = tmp_path / "spark"
+    out.mkdir()
+    (out / "previous-night.txt").write_text("the output before this run")
+
+    def die():
+        raise _Killed(point)
+
+    with monkeypatch.context() as patch:
+        patch.setenv(DIE_AT_ENV, point)
+        patch.setattr(riskmodel._faults, "_reached", {})
+        patch.setattr(riskmodel._faults, "_die", die)
+        with pytest.raises(_Killed):
+            score_batch(out=out.as_uri(), engine="spark", overwrite=True, **kw)
+    work = tmp_path / ".tmp-spark-20240601T000000"
+    assert work.exists()
+    if point == "batch.rename":
+        assert not out.exists()
+    elif point == "batch.cleanup":
+        _assert_same(out, tmp_path / "local")
+    else:
+        assert [p.name for p in out.iterdir()] == ["previous-night.txt"]
+        assert len(list(work.glob("scores/chunk=*/_SUCCESS"))) >= 2  # (a chunk in flight completes)
+    m = score_batch(out=out.as_uri(), engine="spark", overwrite=True, **kw)
+    assert m["resumed"]
+    _assert_same(out, tmp_path / "local")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "spark"]
