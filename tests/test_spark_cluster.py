@@ -82,7 +82,7 @@ def _assert_same(got: Path, want: Path) -> None:
     m_got = json.loads((got / "manifest.json").read_text())
     m_want = json.loads((want / "manifest.json").read_text())
     assert m_got["engine"] == "spark" and m_want["engine"] == "local"
-    for key in ("counts", "monitoring", "files"):
+    for key in ("counts", "monitoring", "files", "tiers", "area"):
         assert m_got[key] == m_want[key], key
     assert m_got["parameters"]["n_chunks"] == m_want["parameters"]["n_chunks"]
     assert m_got["counts"]["reconciles"]
