@@ -38,7 +38,7 @@ _RUN = textwrap.dedent(
     from riskmodel.batch._job import score_batch
     m = score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
                     out=sys.argv[5], chunk_disputes=int(sys.argv[6]), engine=sys.argv[7],
-                    master=sys.argv[8] or None)
+                    master=sys.argv[8] or None, overwrite=True)  # its own scratch folders, rerun
     # VmHWM is this process's own high-water mark (ru_maxrss survives exec: it would
     # report the parent's peak)
     with open("/proc/self/status") as f:
