@@ -715,3 +715,52 @@ def test_hashed_object_columns_screen_as_the_plain_checks(seed, sort_ids, monkey
     assert "only_in_bad_rows" not in set(hashed.entity_ids)
     pd.testing.assert_frame_equal(hashed.valid, plain.valid)
     np.testing.assert_array_equal(uniques.to_numpy()[codes], plain.valid["kind"].to_numpy())
+
+
+def _ids_of(kind: str, values: np.ndarray) -> pd.Series:
+    """``values`` (small non-negative ints, shared by all kinds) as ids of one type."""
+    if kind == "int64_negative":
+        return pd.Series(values * 7919 - 40_000, dtype=np.int64)
+    if kind == "uint64_large":
+        return pd.Series(values.astype(np.uint64) * np.uint64(2**48) + np.uint64(2**63), dtype=np.uint64)
+    if kind == "Int64":
+        return pd.Series(values, dtype="Int64")
+    if kind == "int64_arrow":
+        return pd.Series(values, dtype="int64[pyarrow]")
+    width = {"arrow_8": 8, "arrow_18": 18, "arrow_30": 30, "object_18": 18}[kind]
+    strings = [f"{v:0{width}d}" for v in values]
+    if kind == "arrow_18":  # mixed lengths
+        strings = [s.lstrip("0") or "0" for s in strings]
+    return pd.Series(strings, dtype=object if kind.startswith("object") else "string[pyarrow]")
+
+
+@pytest.mark.parametrize("layout", ["shuffled", "time_sorted", "entity_sorted", "ties"])
+@pytest.mark.parametrize("kind", ["int64_negative", "uint64_large", "Int64", "int64_arrow", "arrow_8", "arrow_18",
+                                  "arrow_30", "object_18"])
+def test_entity_order_equals_the_factorize_and_lexsort_reference(kind, layout):
+    """Integer and short string ids sorted as keys (no hash table) give what the readable
+    reference gives, whatever the id type and row order: ids numbered in sorted order
+    (``pd.factorize(sort=True)``), rows in stable (entity, time) order (``np.lexsort``)."""
+    from riskmodel.data import entity_order
+
+    rng = np.random.default_rng(len(kind) * 10 + len(layout))
+    n = 20_000
+    values = rng.integers(0, 3_000, n)
+    t = rng.integers(0, 500, n).astype(np.int64) * 10**9  # many equal times
+    if layout == "time_sorted":
+        t = np.sort(t)
+    elif layout == "entity_sorted":
+        order = np.lexsort((t, values))
+        values, t = values[order], t[order]
+    elif layout == "ties":
+        values, t = values % 3, t % 5
+    ids = _ids_of(kind, values)
+    order, codes, uniques, times = entity_order(ids, t, sort_ids=True)
+    ref_codes, ref_uniques = pd.factorize(ids, sort=True)
+    ref_order = np.lexsort((t, ref_codes))
+    np.testing.assert_array_equal(order, ref_order)
+    np.testing.assert_array_equal(codes, ref_codes[ref_order])
+    pd.testing.assert_index_equal(uniques, pd.Index(ref_uniques), exact=False)
+    if "int" in kind.lower():  # integer ids keep their dtype
+        assert uniques.dtype == ids.dtype
+    np.testing.assert_array_equal(times, t[ref_order])

@@ -430,14 +430,40 @@ def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     return order
 
 
+def integer_keys(ids) -> np.ndarray | None:
+    """Integer ids (no missing value) as ``uint64`` keys that sort like the ids, else ``None``."""
+    if not pd.api.types.is_integer_dtype(getattr(ids, "dtype", None)):
+        return None
+    values = ids.to_numpy() if not isinstance(ids, np.ndarray) else ids
+    if values.dtype.kind == "u":
+        return values.astype(np.uint64, copy=False)
+    if values.dtype.kind != "i":  # e.g. an extension array with missing values: objects
+        return None
+    return values.astype(np.int64, copy=False).view(np.uint64) ^ np.uint64(1 << 63)  # signed order
+
+
+def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable order of rows by (key, time) and where the sorted key changes (see
+    :func:`~riskmodel.data._keys.stable_key_sort`): nothing for rows already in that
+    order, else a stable sort by time (none for time-sorted rows), then by key."""
+    if keys.shape[1] == 1:
+        key = keys[:, 0]
+        same = key[1:] == key[:-1]
+        if bool((key[1:] >= key[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
+            return np.arange(len(key), dtype=np.int64), np.r_[True, ~same]  # already in order
+    by_time = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else np.argsort(t_ns, kind="stable")
+    order, is_first = stable_key_sort(keys if by_time is None else keys[by_time])
+    return (order if by_time is None else gather(by_time, order)), is_first
+
+
 def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tuple | None = None
                   ) -> tuple[np.ndarray, np.ndarray, pd.Index, np.ndarray]:
     """Sort rows by (entity, time): the order, each sorted row's entity code, each code's id
     and the sorted rows' times.
 
-    Short string ids in time-sorted rows (an extract's usual shape) are sorted as integer
-    keys (:func:`~riskmodel.data._keys.string_keys`, ids of up to 24 bytes), with no hash
-    table; the codes then number the ids in sorted order. Otherwise ids are factorised,
+    Integer ids and short Arrow string ids (:func:`~riskmodel.data._keys.string_keys`, up to
+    24 bytes) are sorted as integer keys, with no hash table; the codes then number the ids
+    in sorted order. Otherwise (long or object strings, other types) ids are factorised,
     in sorted order if ``sort_ids``, and the integer codes are sorted. ``codes``: the ids'
     factorisation (codes, uniques; no missing id) when the caller has it already.
     """
@@ -449,15 +475,13 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
         codes = np.asarray(codes, dtype=np.int64)
         order = sort_by_entity_time(codes, t_ns)
         return order, gather(codes, order), pd.Index(uniques), gather(t_ns, order)
-    time_sorted = len(ids) > FEW_VALUES and bool((t_ns[1:] >= t_ns[:-1]).all())
-    keys = string_keys(ids) if time_sorted else None
+    string_ids = len(ids) > FEW_VALUES and integer_keys(ids) is None
+    keys = None if len(ids) <= FEW_VALUES else (string_keys(ids) if string_ids else integer_keys(ids))
     if keys is not None:
-        order, is_first = stable_key_sort(keys)  # stable: time order within an entity is kept
-        uniques = key_strings(keys[order[np.flatnonzero(is_first)]], like=ids)  # each entity's id
-        # one word per id: the codes in the keys' memory, no longer needed (and paged in
-        # already); a view of longer keys would keep all their words alive
-        spare = keys.reshape(-1).view(np.int64) if keys.shape[1] == 1 and keys.flags.c_contiguous else None
-        codes = np.cumsum(is_first, dtype=np.int64, out=spare)
+        order, is_first = _key_time_order(keys.reshape(len(keys), -1), t_ns)
+        firsts = order[np.flatnonzero(is_first)]  # each entity's first sorted row
+        uniques = key_strings(keys[firsts], like=ids) if string_ids else pd.Index(ids.array.take(firsts))
+        codes = np.cumsum(is_first, dtype=np.int64)
         codes -= 1
         return order, codes, uniques, gather(t_ns, order)
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
