@@ -13,7 +13,11 @@ disputes per second, the driver's and each executor's peak memory (the executor 
 its Python workers, sampled from ``/proc`` every half second), and whether the outputs are
 identical.
 
+``--shape db_extract`` scores the same city as a database extract (int64 ids, categorical
+kinds, rows shuffled): issue 18's ``riskmodel score`` target is 1M disputes in <= 60 s there.
+
     .venv/bin/python benchmarks/bench_batch.py --disputes 100000
+    .venv/bin/python benchmarks/bench_batch.py --disputes 1000000 --shape db_extract --repeats 3
     .venv/bin/python benchmarks/bench_batch.py --disputes 1000000 --engine spark --repeats 1
 """
 
@@ -143,10 +147,29 @@ class _Memory(threading.Thread):
                 "executors": {e: {k: mb(v) for k, v in p.items()} for e, p in sorted(self.executors.items())}}
 
 
-def _simulated_input(root: Path, suffix: str, n_disputes: int):
+SHAPES = ("simulator", "db_extract")
+
+
+def _as_db_extract(events, entities, id_col: str, kind_col: str, seed: int = 0):
+    """The same city as a database extract: int64 ids (the entities' too), categorical
+    kinds, rows in no order."""
+    import numpy as np
+    import pandas as pd
+
+    number = pd.Index(entities[id_col]).get_indexer
+    events, entities = events.copy(), entities.copy()
+    events[id_col] = (number(events[id_col]) + 7_000_000_000).astype(np.int64)
+    entities[id_col] = (number(entities[id_col]) + 7_000_000_000).astype(np.int64)
+    events[kind_col] = events[kind_col].astype("category")
+    shuffled = np.random.default_rng(seed).permutation(len(events))
+    return events.iloc[shuffled].reset_index(drop=True), entities
+
+
+def _simulated_input(root: Path, suffix: str, n_disputes: int, shape: str = "simulator"):
     """Events and entities of a simulated city as ``events<suffix>.parquet`` and
-    ``entities<suffix>.parquet`` in ``root``; files a previous run of the same size left
-    there are reused (``inputs.json`` records the sizes). Returns (events, entities) frames."""
+    ``entities<suffix>.parquet`` in ``root``, in the input ``shape`` (:data:`SHAPES`); files a
+    previous run of the same size and shape left there are reused (``inputs.json`` records
+    them). Returns (events, entities) frames."""
     import pandas as pd
 
     from riskmodel._simulate import simulate_disputes
@@ -154,13 +177,16 @@ def _simulated_input(root: Path, suffix: str, n_disputes: int):
     events_path, entities_path = root / f"events{suffix}.parquet", root / f"entities{suffix}.parquet"
     record = root / "inputs.json"
     sizes = json.loads(record.read_text()) if record.exists() else {}
-    if sizes.get(suffix) == n_disputes and events_path.exists() and entities_path.exists():
+    if sizes.get(suffix) == [n_disputes, shape] and events_path.exists() and entities_path.exists():
         return pd.read_parquet(events_path), pd.read_parquet(entities_path)
     sim = simulate_disputes(n_disputes, start="2022-01-01", end="2024-12-31", seed=2)
-    sim.events.to_parquet(events_path, index=False, row_group_size=500_000)
-    sim.entities.to_parquet(entities_path, index=False)
-    record.write_text(json.dumps({**sizes, suffix: n_disputes}))
-    return sim.events, sim.entities
+    events, entities = sim.events, sim.entities
+    if shape == "db_extract":
+        events, entities = _as_db_extract(events, entities, sim.schema.entity_col, sim.schema.kind_col)
+    events.to_parquet(events_path, index=False, row_group_size=500_000)
+    entities.to_parquet(entities_path, index=False)
+    record.write_text(json.dumps({**sizes, suffix: [n_disputes, shape]}))
+    return events, entities
 
 
 def main() -> None:
@@ -174,6 +200,9 @@ def main() -> None:
                         help="folder for the data and outputs; simulated inputs found there are reused")
     parser.add_argument("--scaling", action="store_true",
                         help="also score an input 4x smaller and print the peak-memory ratio")
+    parser.add_argument("--shape", choices=SHAPES, default="simulator",
+                        help="the input's shape: the simulator's (string ids, rows in time order) or a database "
+                             "extract (int64 ids, categorical kinds, rows shuffled)")
     parser.add_argument("--engine", choices=["local", "spark"], default="local",
                         help="spark: also score on Spark, with the local runs as the baseline")
     parser.add_argument("--master", default="local-cluster[2,1,1024]", help="Spark master for --engine spark")
@@ -192,7 +221,7 @@ def main() -> None:
     model_dir = save_model_dir(model, root / "model")
 
     t = time.perf_counter()
-    events, entities = _simulated_input(root, "", args.disputes)
+    events, entities = _simulated_input(root, "", args.disputes, args.shape)
     n_events = len(events)
     print(f"simulated (or reused) {args.disputes:,} disputes, {n_events:,} events in {time.perf_counter() - t:.1f}s")
 
@@ -227,7 +256,7 @@ def main() -> None:
           f"total / booster.predict = {med['total'] / max(t_lgbm, 1e-9):.0f}x")
     if args.scaling:
         small_n = args.disputes // 4
-        _simulated_input(root, "4", small_n)
+        _simulated_input(root, "4", small_n, args.shape)
         peaks = []
         for i in range(args.repeats):
             manifest = _score_in_subprocess(model_dir, root / "events4.parquet", root / "entities4.parquet",
