@@ -55,7 +55,9 @@ def test_train_registers_challenger_with_card_and_lineage(store, first):
     assert run.data.params["data.seed"] == "3"
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"model_card.md", "experiment.toml", "plots", "tier_table.csv", "subgroup_report.csv"} <= artifacts
-    card = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="model_card.md")).read_text()
+    # the store named: another test's client_for may have pointed MLflow's process-wide URIs elsewhere
+    card = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="model_card.md",
+                                                    tracking_uri=store, registry_uri=store)).read_text()
     assert "Intended use" in card and "Known limitations" in card and "base_rate" in card
 
 
@@ -75,32 +77,41 @@ def test_first_promotion_is_gated_against_baselines_then_load_and_predict(store,
 
 
 def test_gate_refuses_a_worse_model_then_force_and_rollback(store, first):
-    rm.promote("dispute-risk")  # make sure the first model is champion
+    """Under a registered name of its own (holding the first model's artifact as version 1),
+    so that the other tests find 'dispute-risk' as they left it, in any order."""
+    name = "dispute-risk-worse"
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    mv = client.get_model_version("dispute-risk", first.version)
+    client.create_registered_model(name)
+    base = str(client.create_model_version(name, source=mv.source, run_id=mv.run_id).version)
+    client.set_registered_model_alias(name, "challenger", base)
+    assert rm.promote(name)["decision"] == "passed"  # the first model is champion
     worse = small_config(n_estimators=3, lgbm_params={"learning_rate": 0.01, "num_leaves": 2})
     worse.backtest.n_folds = 2
+    worse.registered_model = name
     result = rm.train(worse)
-    assert result.champion_comparison is not None
-    record = rm.promote("dispute-risk")
+    assert result.champion_comparison is not None and result.champion_comparison["version"] == base
+    record = rm.promote(name)
     assert record["decision"] == "refused", record
     # a model this much worse loses on AUC beyond the tolerance, whatever else it fails
     assert not record["checks"]["auc_not_worse"], record
     assert record["figures"]["model_roc_auc"] < record["figures"]["champion_roc_auc"] - 0.005
-    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
-    assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == first.version
-    tag = json.loads(client.get_model_version("dispute-risk", result.version).tags["riskmodel.gate"])
+    assert str(client.get_model_version_by_alias(name, "champion").version) == base
+    tag = json.loads(client.get_model_version(name, result.version).tags["riskmodel.gate"])
     assert tag["decision"] == "refused"
     with pytest.raises(rm.ConfigError, match="reason"):
-        rm.promote("dispute-risk", force=True)
-    forced = rm.promote("dispute-risk", force=True, reason="test: operator override")
+        rm.promote(name, force=True)
+    forced = rm.promote(name, force=True, reason="test: operator override")
     assert forced["decision"] == "forced"
-    assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == result.version
-    back = rm.rollback("dispute-risk")
-    assert back["to"] == first.version
-    assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == first.version
+    assert str(client.get_model_version_by_alias(name, "champion").version) == result.version
+    back = rm.rollback(name)
+    assert back["to"] == base
+    assert str(client.get_model_version_by_alias(name, "champion").version) == base
 
 
 def test_artifact_is_pickle_free_and_loads_with_pickle_disabled(store, first, tmp_path):
-    path = Path(mlflow.artifacts.download_artifacts(f"models:/dispute-risk/{first.version}", dst_path=str(tmp_path)))
+    path = Path(mlflow.artifacts.download_artifacts(f"models:/dispute-risk/{first.version}", dst_path=str(tmp_path),
+                                                    tracking_uri=store, registry_uri=store))
     files = [p for p in path.rglob("*") if p.is_file()]
     assert files
     for f in files:
@@ -195,12 +206,13 @@ def _complete_versions(client, name: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_train_killed_anywhere_never_shows_a_half_registered_version(tmp_path):
+def test_train_killed_anywhere_never_shows_a_half_registered_version(tmp_path, monkeypatch):
     """``riskmodel train`` killed (SIGKILL) at each step of its MLflow logging and
     registration: no version is ever registered for an unfinished run or without its tags
     and description, and the challenger alias moves only to a complete version; a run
     killed before its version exists leaves nothing promote would pick up."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # put back afterwards (promote re-points it)
     cfg = _small_experiment(tmp_path, 1000)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     train = [sys.executable, "-m", "riskmodel.cli", "train", "--config", str(cfg)]
@@ -256,6 +268,17 @@ def gate_store(tmp_path_factory):
     return uri, client, experiment
 
 
+@pytest.fixture
+def own_store_env(monkeypatch):
+    """``promote(tracking=uri)`` (client_for) points MLflow's process-wide URIs, and with them
+    ``MLFLOW_TRACKING_URI``, at ``uri``: call this with the test's store, and the variable
+    is put back afterwards, so later tests still find theirs."""
+    def use(uri: str) -> None:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+
+    return use
+
+
 def _hand_made_version(gate_store, name: str, metrics: dict, tags: dict | None = None, alias: str = "challenger") -> str:
     """A finished run with these metrics and tags, registered as a version of ``name``."""
     from mlflow.entities import Metric
@@ -300,9 +323,10 @@ _FIRST_CASES = {  # case: (metric changes, the one check that must fail, or None
 
 
 @pytest.mark.parametrize("case", list(_FIRST_CASES))
-def test_first_promotion_gate_refuses_on_each_criterion(gate_store, case):
+def test_first_promotion_gate_refuses_on_each_criterion(gate_store, own_store_env, case):
     changes, failing = _FIRST_CASES[case]
     uri, client, _ = gate_store
+    own_store_env(uri)
     name = f"first-{case}"
     version = _hand_made_version(gate_store, name, {**FIRST, **changes})
     record = rm.promote(name, tracking=uri)
@@ -342,9 +366,10 @@ _AGAINST_CASES = {  # case: (metric changes, tags, promote's keywords, the one f
 
 
 @pytest.mark.parametrize("case", list(_AGAINST_CASES))
-def test_gate_against_the_champion_refuses_on_each_criterion(gate_store, case):
+def test_gate_against_the_champion_refuses_on_each_criterion(gate_store, own_store_env, case):
     changes, tags, keywords, failing = _AGAINST_CASES[case]
     uri, client, _ = gate_store
+    own_store_env(uri)
     name = f"against-{case}"
     champion = _hand_made_version(gate_store, name, FIRST, alias="champion")
     metrics = {k: v for k, v in {**AGAINST, **changes}.items() if v is not None}
