@@ -206,13 +206,13 @@ def _complete_versions(client, name: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_train_killed_anywhere_never_shows_a_half_registered_version(tmp_path, monkeypatch):
+def test_train_killed_anywhere_never_shows_a_half_registered_version(tmp_path, own_store_env):
     """``riskmodel train`` killed (SIGKILL) at each step of its MLflow logging and
     registration: no version is ever registered for an unfinished run or without its tags
     and description, and the challenger alias moves only to a complete version; a run
     killed before its version exists leaves nothing promote would pick up."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # put back afterwards (promote re-points it)
+    own_store_env(uri)
     cfg = _small_experiment(tmp_path, 1000)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     train = [sys.executable, "-m", "riskmodel.cli", "train", "--config", str(cfg)]
@@ -271,12 +271,18 @@ def gate_store(tmp_path_factory):
 @pytest.fixture
 def own_store_env(monkeypatch):
     """``promote(tracking=uri)`` (client_for) points MLflow's process-wide URIs, and with them
-    ``MLFLOW_TRACKING_URI``, at ``uri``: call this with the test's store, and the variable
-    is put back afterwards, so later tests still find theirs."""
+    ``MLFLOW_TRACKING_URI``, at ``uri``: call this with the test's store, and the variable and
+    the process-wide URIs (which MLflow's own code reads, e.g. to register a ``models:/``
+    source) are put back afterwards, so later tests still find their store."""
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+
     def use(uri: str) -> None:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
 
-    return use
+    yield use
+    if previous:
+        mlflow.set_tracking_uri(previous)
+        mlflow.set_registry_uri(previous)
 
 
 def _hand_made_version(gate_store, name: str, metrics: dict, tags: dict | None = None, alias: str = "challenger") -> str:
