@@ -152,6 +152,10 @@ class SimulationParams:
         Risky kinds' intensities scale with ``exp(risky_sensitivity * hazard)``.
     escalation_base : float
         Log daily escalation hazard of a neutral dispute.
+    escalation_trend : float
+        Change of the log escalation hazard per year (365.25 days) since ``start``, for a
+        drifting city: ``log(0.5)`` (about -0.69) halves every dispute's escalation hazard
+        each year; 0 (default) keeps it stationary.
     escalation_hazard_coef : float
         Log hazard per unit of hazard state.
     escalation_prior_coef : float
@@ -289,6 +293,7 @@ class SimulationParams:
     hazard_max: float = 8.0
     risky_sensitivity: float = 0.3
     escalation_base: float = -8.8
+    escalation_trend: float = 0.0
     escalation_hazard_coef: float = 0.55
     escalation_prior_coef: float = 0.5
     prior_cap: int = 3
@@ -563,6 +568,8 @@ def _step(rows: _Rows, day, tab: _Tables, rng: np.random.Generator) -> _DayDraw:
     risky = np.exp(p.risky_sensitivity * hazard)
     intensity = scale * (tab.plain_total + risky * tab.risky_total + office * tab.office_total)
     log_hazard = rows.risk + p.escalation_hazard_coef * hazard
+    if p.escalation_trend:
+        log_hazard = log_hazard + p.escalation_trend * (np.asarray(day) / 365.25)
     escalated = (rng.random(n) < -np.expm1(-np.exp(log_hazard))) & ~dormant
     counts = rng.poisson(np.where(dormant, 0.0, intensity))
 

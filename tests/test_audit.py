@@ -63,6 +63,7 @@ def test_last_tier_before_escalation(nights):
     assert cases.loc["E", "last_scored_as_of"] == pd.Timestamp("2024-06-01")
     s = result.summary
     assert s["escalations"] == 5 and s["excluded_before_first_night"] == 1 and s["excluded_after_horizon"] == 1
+    assert s["horizon"] == "90 days"  # for people, not "90 days 00:00:00"
     assert (s["red"], s["yellow"], s["blue"], s["not_scored"]) == (2, 0, 2, 1)
     assert s["caught_share"] == pytest.approx(2 / 5)
     assert s["caught_share_scored"] == pytest.approx(2 / 4)
@@ -135,3 +136,14 @@ def test_end_to_end_on_simulated_nights(tmp_path):
     # flagged share among the escalations is above the flagged share of all scores
     flagged_all = np.mean([pd.read_parquet(d / "scores.parquet")["tier"].isin(["red", "yellow"]).mean() for d in dirs])
     assert s["caught_share_scored"] > flagged_all
+
+
+def test_the_scores_own_id_column_is_used(nights):
+    own = [n.rename(columns={"dispute_id": "case_no"}).drop(columns="station") for n in nights]
+    esc = pd.DataFrame({"case_no": ["A", "B"], "escalated_at": ["2024-06-04", "2024-06-02 12:00"]})
+    result = audit_outcomes(own, esc, id_col="case_no")
+    assert result.id_col == "case_no" and result.area is None
+    assert result.cases.set_index("case_no")["status"].astype(str).to_dict() == {"B": "red", "A": "blue"}
+    # no manifest: the id column is the scores' first column
+    assert audit_outcomes(own, esc.rename(columns={"case_no": "dispute_id"}), id_col="dispute_id").summary[
+        "escalations"] == 2

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from riskmodel import DataError, barometer, plot_barometer_heatmap, plot_tier_trend, read_nightly
+from riskmodel import (
+    DataError,
+    DataWarning,
+    barometer,
+    plot_barometer_heatmap,
+    plot_tier_trend,
+    read_nightly,
+)
 from riskmodel.ops._barometer import CITY
 
 
@@ -118,9 +125,51 @@ def test_plots(nights):
     assert len(heat.axes[0].get_yticklabels()) == table["station"].nunique()
     _png_is_not_blank(heat)
     trend = plot_tier_trend(table)
-    assert [line.get_label() for line in trend.axes[0].get_lines()] == ["red", "yellow", "blue"]
+    assert [line.get_label() for line in trend.axes[0].get_lines()] == ["red share", "yellow share", "blue share"]
     _png_is_not_blank(trend)
     small = plot_barometer_heatmap(table, value="red", max_areas=2)
     assert len(small.axes[0].get_yticklabels()) == 2
     with pytest.raises(DataError, match="no column 'nope'"):
         plot_barometer_heatmap(table, value="nope")
+
+
+@pytest.mark.parametrize("n_nights", [1, 3, 10])
+def test_plots_stay_readable_with_few_or_many_nights(nights, n_nights):
+    """One night: no -0.1..0.1 colour bar painting 0% orange, no hours on the trend's axis;
+    every night labelled once (never two labels on one spot); the grey bars in the legend."""
+    table = barometer(nights[-n_nights:])
+    heat = plot_barometer_heatmap(table)
+    image = heat.axes[0].get_images()[0]
+    low, high = image.get_clim()
+    assert low == 0 and high >= table["flagged_share"].max()
+    zero_colour = image.cmap(image.norm(0.0))
+    assert zero_colour[0] > 0.95 and zero_colour[1] > 0.95  # 0% is the palest colour, not orange
+    labels = [t.get_text() for t in heat.axes[0].get_xticklabels()]
+    assert labels == [d.strftime("%m-%d") for d in sorted(table["day"].unique())][:len(labels)]
+    trend = plot_tier_trend(table)
+    ax = trend.axes[0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    days = sorted(pd.to_datetime(table["day"].unique()))
+    assert [t for t in ticks if t] == [d.strftime("%m-%d") for d in days]  # the nights, as dates
+    assert not any(":" in t for t in ticks)  # never hours
+    left, right = ax.get_xlim()
+    assert right - left >= 2  # at least a day on either side of a lone night
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "open disputes (right axis)" in legend and "red share" in legend
+    _png_is_not_blank(trend)
+
+
+def test_a_night_given_twice_counts_once(nights):
+    with pytest.warns(DataWarning, match=r"same night was given more than once.*2024-06-01"):
+        twice = barometer([nights[0], nights[1], nights[0]])
+    pd.testing.assert_frame_equal(twice, barometer(nights[:2]))
+
+
+def test_scores_without_an_area_column_are_city_wide(nights):
+    own = [n.drop(columns="station").rename(columns={"dispute_id": "case_no"}) for n in nights[:2]]
+    table = barometer(own)  # area="auto": nothing to group by
+    assert table.columns[0] == "area" and set(table["area"]) == {CITY}
+    assert table["n"].tolist() == [len(n) for n in own]
+    with pytest.raises(DataError, match="no area column 'station'.*area=None for the city") as info:
+        barometer(own, area="station")
+    assert "--area none" in info.value.for_cli()

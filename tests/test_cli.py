@@ -1,18 +1,65 @@
-"""The README's main job, end to end: ``riskmodel demo`` on a small city."""
+"""The command line: the README's main job end to end (``riskmodel demo`` on a small city),
+and every option's help line with its default and an example."""
+
+import argparse
+import re
 
 import pytest
 
-from riskmodel.cli import main
+from riskmodel.cli import _HelpFormatter, build_parser, main
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_option_has_help_a_default_and_an_example():
+    commands = _subcommands(build_parser())
+    assert {"demo", "train", "promote", "score", "explain", "report", "sweep", "barometer"} <= set(commands)
+    for name, sub in commands.items():
+        assert "examples:" in (sub.epilog or "") and f"riskmodel {name}" in sub.epilog, name
+        formatter = _HelpFormatter(prog=sub.prog)
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            text = formatter._get_help_string(action)
+            assert text, (name, action.dest)
+            assert "e.g." in text or isinstance(action, argparse._StoreTrueAction), (name, action.dest, text)
+            if action.option_strings and not action.required:
+                assert "default" in text, (name, action.dest, text)
+
+
+def test_help_prints(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["explain", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "(default: explain-ID.png here)" in out and "riskmodel explain D0012345" in out
 
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert main(["demo", "--disputes", "4000", "--out", str(tmp_path / "out")]) == 0
-    out = capsys.readouterr().out
+    assert main(["demo", "--disputes", "4000", "--out", "out"]) == 0
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
     for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]", "Tier counts per station", "Top red cases"):
         assert step in out
-    assert "Model: dispute-risk version 1" in out
+    assert re.search(r"\n {6}(PASSED|REFUSED): dispute-risk version 1 ", out)  # the gate's verdict, one line
+    # where the outputs are, then the next three commands
+    night = next((tmp_path / "out" / "nights").iterdir())
+    assert (night / "scores.parquet").exists() and (night / "manifest.json").exists()
+    assert f"tonight's scores, work lists and manifest: {night.relative_to(tmp_path)}/" in out
+    nxt = out.split("\nNext:\n", 1)[1].strip().splitlines()
+    assert [line.split()[:2] for line in nxt] == [["riskmodel", "explain"], ["riskmodel", "report"], ["mlflow", "ui"]]
+    # plain: no Python reprs, no MLflow chatter, progress lines for training
+    assert "Predictor(" not in out + err and "<" not in out
+    assert "INFO" not in out + err and "Successfully registered" not in err
+    assert "[riskmodel train]" in err and "backtest fold 1/3 done" in err
     assert (tmp_path / "riskmodel-mlflow" / "mlflow.db").exists()
-    assert (tmp_path / "out" / "scores.parquet").exists()
+    # the first next step works as printed
+    case = nxt[0].split()[2]
+    assert main(nxt[0].split()[1:] + ["--plot", "none"]) == 0
+    assert f"Dispute {case}" in capsys.readouterr().out

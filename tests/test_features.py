@@ -11,14 +11,17 @@ from sklearn.base import clone
 
 import riskmodel.data._schema
 import riskmodel.features._builder
+import riskmodel.features._tally
 from riskmodel import (
     DataError,
     DataWarning,
     EventSchema,
     FeatureBuilder,
     ModelError,
+    prepare_events,
     validate_entities,
 )
+from riskmodel.features._tally import choose_tally, forced_tally
 
 KINDS = ["call", "threat", "fight", "mediation_failed", "mediation_success", "criminal_case"]
 T0 = pd.Timestamp("2024-01-01")
@@ -401,13 +404,55 @@ def test_context_events_give_the_same_rows_as_the_whole_log(seed):
     pd.testing.assert_frame_equal(part, whole[chunk])
 
 
-def _spy_on_levels(monkeypatch):
-    """Record whether each transform tallies by level; returns the record."""
-    taken = []
-    uses_levels = riskmodel.features._builder.FeatureComputation.uses_levels
-    monkeypatch.setattr(riskmodel.features._builder.FeatureComputation, "uses_levels",
-                        lambda self: taken.append(uses_levels(self)) or taken[-1])
-    return taken
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tally_kernels_equal_the_reference_on_several_cutoffs_per_dispute(seed):
+    """The kernel for small inputs (every kind at once) equals the reference (one cumulative
+    sum per kind) on logs with several cutoffs per dispute, where the tally by level does not
+    apply (and is refused when forced)."""
+    events, _, cutoffs = random_log(seed)
+    assert cutoffs["dispute_id"].duplicated().any()
+    fb = FeatureBuilder(windows=("7D", "30D"), families=("counts", "recency", "dynamics")).fit(events)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        with forced_tally("by_kind"):
+            reference = fb.transform(events, cutoffs)
+        with forced_tally("all_at_once"):
+            at_once = fb.transform(events, cutoffs)
+        with forced_tally("by_level"), pytest.raises(ValueError, match="one cutoff per dispute"):
+            fb.transform(events, cutoffs)
+    pd.testing.assert_frame_equal(at_once, reference)
+
+
+def test_tally_choice_follows_the_input_shape():
+    """A few events: every kind at once; one cutoff per dispute: by level; else by kind."""
+    events, _, cutoffs = random_log(0)
+    fb = FeatureBuilder(families=("counts",)).fit(events)
+    chosen = []
+    original = riskmodel.features._tally.choose_tally
+
+    def spy(comp, kinds):
+        chosen.append(original(comp, kinds))
+        return chosen[-1]
+
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        patch.setattr(riskmodel.features._tally, "choose_tally", spy)
+        fb.transform(events.head(5), cutoffs.head(3))
+        patch.setattr(riskmodel.features._tally, "FEW_VALUES", 0)
+        fb.transform(events, cutoffs.drop_duplicates("dispute_id"))
+        fb.transform(events, cutoffs)
+    assert chosen == ["all_at_once", "by_level", "by_kind"]
+    assert choose_tally is original
+
+
+def _by_level_and_by_kind(fb, events, cutoffs):
+    """The transform through the tally by level (refused if it does not apply) and through
+    the reference kernel, one cumulative sum per kind."""
+    with forced_tally("by_level"):
+        tallied = fb.transform(events, cutoffs)
+    with forced_tally("by_kind"):
+        general = fb.transform(events, cutoffs)
+    return tallied, general
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, "all at one time"])
@@ -419,7 +464,7 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
     seed = 3 if one_time else seed
     for module in (riskmodel.data._schema, riskmodel.features._builder):
         monkeypatch.setattr(module, "FEW_VALUES", 0)
-    monkeypatch.setattr(riskmodel.features._builder, "_LEVEL_EVENTS", 64)  # levels in several slices
+    monkeypatch.setattr(riskmodel.features._tally, "_LEVEL_EVENTS", 64)  # levels in several slices
     events, _, _ = random_log(seed)
     rng = np.random.default_rng(seed)
     # every other dispute has no cutoff: its events lie between the cutoffs' histories;
@@ -437,14 +482,13 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
     cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": as_of}, index=rng.permutation(len(ids)) * 3)
     windows = ("30D", "7D", "365D")  # not sorted by length
     fb = FeatureBuilder(windows=windows, families=("counts", "recency"), max_kinds=4).fit(events)
-    taken = _spy_on_levels(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        tallied = fb.transform(events, cutoffs)
-        assert taken[-1]
-        monkeypatch.setattr(riskmodel.features._builder.FeatureComputation, "uses_levels", lambda self: False)
-        general = fb.transform(events, cutoffs)
+        tallied, general = _by_level_and_by_kind(fb, events, cutoffs)
+        with forced_tally("all_at_once"):
+            at_once = fb.transform(events, cutoffs)
     pd.testing.assert_frame_equal(tallied, general)
+    pd.testing.assert_frame_equal(at_once, general)
     assert tallied.filter(like="_other_").sum().sum() > 0  # kinds beyond max_kinds are tallied as 'other'
     want = reference_features(events, cutoffs, None, windows, fb.kinds_, EventSchema())
     for col in [c for c in want.columns if c.startswith(("count_", "days_since_"))]:
@@ -457,16 +501,13 @@ def test_tally_by_level_serves_each_family_alone(families, monkeypatch):
     positions it sets serve the other families): same values as the general path."""
     for module in (riskmodel.data._schema, riskmodel.features._builder):
         monkeypatch.setattr(module, "FEW_VALUES", 0)
-    monkeypatch.setattr(riskmodel.features._builder, "_LEVEL_EVENTS", 50)
+    monkeypatch.setattr(riskmodel.features._tally, "_LEVEL_EVENTS", 50)
     events, _, _ = random_log(6)
     ids = sorted(events["dispute_id"].unique())[1:]  # the first dispute's events have no cutoff
     cutoffs = pd.DataFrame({"dispute_id": ids + ["D999"], "as_of": pd.Timestamp("2024-03-01")})
     fb = FeatureBuilder(windows=("7D", "90D"), families=families).fit(events)
-    taken = _spy_on_levels(monkeypatch)
-    tallied = fb.transform(events, cutoffs)
-    assert taken[-1]
-    monkeypatch.setattr(riskmodel.features._builder.FeatureComputation, "uses_levels", lambda self: False)
-    pd.testing.assert_frame_equal(tallied, fb.transform(events, cutoffs))
+    tallied, general = _by_level_and_by_kind(fb, events, cutoffs)
+    pd.testing.assert_frame_equal(tallied, general)
 
 
 def test_tally_by_level_floors_times_to_the_clock_as_the_searches_do(monkeypatch):
@@ -485,11 +526,7 @@ def test_tally_by_level_floors_times_to_the_clock_as_the_searches_do(monkeypatch
     as_of = np.where(rng.random(len(ids)) < 0.5, at + jitter, at - pd.Timedelta(days=30) + jitter)
     cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": as_of})
     fb = FeatureBuilder(windows=("7D", "90D"), families=("counts", "recency", "dynamics", "text")).fit(events)
-    taken = _spy_on_levels(monkeypatch)
-    tallied = fb.transform(events, cutoffs)
-    assert taken[-1]
-    monkeypatch.setattr(riskmodel.features._builder.FeatureComputation, "uses_levels", lambda self: False)
-    general = fb.transform(events, cutoffs)
+    tallied, general = _by_level_and_by_kind(fb, events, cutoffs)
     pd.testing.assert_frame_equal(tallied, general)
     # the clock's floor matters here: the exact reference counts the same-second events
     exact = reference_features(events, cutoffs, None, ("7D", "90D"), fb.kinds_, EventSchema())
@@ -521,7 +558,7 @@ def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
     computation = riskmodel.features._builder.FeatureComputation(
         fb, riskmodel.features._builder.prepare_events(events), riskmodel.data._schema.validate_cutoffs(cutoffs), None
     )
-    assert computation.level_edges is None
+    assert riskmodel.features._tally.LevelTally(computation).edges is None
     # a window that is not a whole number of clock ticks cannot be tallied by level either
     single = cutoffs.iloc[:2]
     monkeypatch.setattr(riskmodel.data._timeline, "RESOLUTIONS_NS", (1_000_000_000,))
@@ -529,7 +566,7 @@ def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
     computation = riskmodel.features._builder.FeatureComputation(
         fb, riskmodel.features._builder.prepare_events(events), riskmodel.data._schema.validate_cutoffs(single), None
     )
-    assert computation.level_edges is None
+    assert riskmodel.features._tally.LevelTally(computation).edges is None
 
 
 @pytest.mark.parametrize(
@@ -598,3 +635,17 @@ def test_output_made_in_a_thread_changes_nothing(monkeypatch):
         monkeypatch.setattr(riskmodel.features._builder, "_BACKGROUND_OUTPUT_BYTES", 1 << 62)
         at_once = fb.transform(events, cutoffs, entities=entities)
     pd.testing.assert_frame_equal(at_once, in_thread)
+
+
+@pytest.mark.parametrize("dtype", ["str", "object", "category", "string[pyarrow]"])
+def test_fit_reads_the_kinds_without_screening_and_learns_what_prepared_events_give(dtype):
+    """``fit`` on a raw frame reads only the kind and time columns (no screening, no sort) and
+    learns the same vocabulary as from the prepared events, for every kind dtype."""
+    events, entities, _ = random_log(7)
+    events = events.assign(kind=events["kind"].astype(dtype))
+    raw = FeatureBuilder(max_kinds=5).fit(events, entities=entities)
+    prepared = FeatureBuilder(max_kinds=5).fit(prepare_events(events), entities=entities)
+    assert raw.kinds_ == prepared.kinds_ and raw.tz_aware_ == prepared.tz_aware_
+    pd.testing.assert_index_equal(pd.Index(raw.feature_names_out_), pd.Index(prepared.feature_names_out_))
+    with pytest.raises(DataError, match="must hold event kinds as strings"):
+        FeatureBuilder().fit(events.assign(kind=1))

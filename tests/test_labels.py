@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel import DataError, EventSchema, make_cutoffs, make_labels, open_disputes
+from riskmodel import (
+    DataError,
+    EventSchema,
+    FeatureBuilder,
+    make_cutoffs,
+    make_labels,
+    open_disputes,
+)
 
 SCHEMA = EventSchema(
     text_col=None, party_col=None, entity_categorical_cols=(), entity_time_cols=(), group_cols=(),
@@ -375,4 +382,24 @@ def test_open_disputes_respects_closed_at():
 def test_open_disputes_with_timezone_aware_as_of():
     events = pd.DataFrame({"dispute_id": ["a"], "time": ["2024-01-01T00:00:00Z"], "kind": ["call"]})
     out = open_disputes(events, pd.Timestamp("2024-02-10 13:30", tz="UTC"), SCHEMA)
-    assert out["as_of"].tolist() == [pd.Timestamp("2024-02-10 13:30")]
+    # in the events' convention (UTC-aware), so the cutoffs go straight back into the model
+    assert out["as_of"].tolist() == [pd.Timestamp("2024-02-10 13:30", tz="UTC")]
+
+
+def test_timezone_aware_events_round_trip_through_cutoffs_labels_and_features():
+    """The library's own cutoffs keep the events' convention, so its next step accepts them."""
+    events = pd.DataFrame({"dispute_id": ["a", "a", "b", "b"],
+                           "time": ["2024-01-03T10:00:00+08:00", "2024-02-20T10:00:00+08:00",
+                                    "2024-01-05T10:00:00+08:00", "2024-03-02T10:00:00+08:00"],
+                           "kind": ["call", "injury", "call", "call"]})
+    cutoffs = make_cutoffs(events, SCHEMA)
+    assert str(cutoffs["as_of"].dt.tz) == "UTC"
+    labels = make_labels(events, cutoffs, SCHEMA, horizon="30D", observed_until="2024-06-01")
+    assert str(labels["as_of"].dt.tz) == "UTC"
+    assert labels["label"].tolist() == [1, 0, 0]  # a escalates within 30 days of its cutoff
+    fb = FeatureBuilder(schema=SCHEMA, families=("counts",), windows=("30D",))
+    X = fb.fit_transform(events, labels)
+    assert len(X) == len(labels) and X["count_all_all"].iloc[-1] > 0
+    naive = labels.assign(as_of=labels["as_of"].dt.tz_localize(None))
+    with pytest.raises(DataError, match="different timezone conventions"):  # a user's naive times: refused
+        fb.transform(events, naive)

@@ -16,6 +16,7 @@ import riskmodel.data._schema
 import riskmodel.features._builder
 import riskmodel.model._model
 from riskmodel import (
+    ConfigError,
     DataError,
     DataWarning,
     EventSchema,
@@ -33,7 +34,7 @@ from riskmodel._simulate import simulate_disputes
 from riskmodel.evaluation._metrics import score_metrics
 from riskmodel.lifecycle._pyfunc import score_all
 from riskmodel.model._artifact import load_model_dir, save_model_dir
-from riskmodel.model._model import Calibrator
+from riskmodel.model._calibration import Calibrator
 
 HORIZON = "90D"
 # one thread: robust and fast enough when other jobs share the two cores
@@ -251,18 +252,31 @@ def _later_half_log_loss(raw: np.ndarray, y: np.ndarray) -> dict[str, float]:
 def test_auto_calibration_keeps_the_lower_log_loss_on_later_data(link, winner):
     """A logistic link on few rows (isotonic overfits) and a step on many (no logistic
     curve fits it): each time the method with the lower log loss on the later half wins,
-    refitted on the whole slice."""
+    refitted on the whole slice (the holdout protocol's calibration)."""
     rng = np.random.default_rng(0)
     n = 400 if link == "logistic" else 20_000
     raw = rng.uniform(0.01, 0.6, n)
     true = 1 / (1 + np.exp(-(1.3 * np.log(raw / (1 - raw)) - 0.5))) if link == "logistic" else np.where(raw < 0.3, 0.03, 0.5)
     y = (rng.random(n) < true).astype(int)
     losses = _later_half_log_loss(raw, y)
-    cal = Calibrator("auto").fit(raw, y)
+    cal = Calibrator("auto").fit_holdout(raw, y)
     assert min(losses, key=losses.get) == winner  # the two cases do differ
-    assert cal.chosen_ == winner
-    assert cal.selection_ == pytest.approx(losses, rel=1e-12)
-    assert cal.params_ == Calibrator(winner).fit(raw, y).params_
+    assert cal.chosen_ == winner == min(cal.selection_, key=cal.selection_.get)
+    assert cal.params_ == Calibrator(winner).fit_holdout(raw, y).params_
+
+
+def test_forward_calibration_keeps_the_map_with_the_lower_latest_log_loss():
+    """The forward protocol's calibration compares the maps on the latest rows (fitted on the
+    earlier ones) and keeps the lower log loss: a step link with many positives picks
+    isotonic, a logistic one the sigmoid."""
+    rng = np.random.default_rng(0)
+    for link, winner in (("step", "isotonic"), ("logistic", "sigmoid")):
+        raw = rng.uniform(0.01, 0.6, 20_000)
+        true = np.where(raw < 0.3, 0.03, 0.5) if link == "step" else raw
+        y = (rng.random(len(raw)) < true).astype(int)
+        cal = Calibrator("auto").fit(raw, y)
+        losses = cal.selection_["latest_log_loss"]
+        assert cal.chosen_ == min(losses, key=losses.get) == winner, (link, losses)
 
 
 def test_auto_calibration_judges_on_the_later_rows_in_time():
@@ -271,15 +285,18 @@ def test_auto_calibration_judges_on_the_later_rows_in_time():
     raw = rng.uniform(0.01, 0.6, 2000)
     y = (rng.random(2000) < raw).astype(int)
     order = rng.permutation(2000)
-    by_time = Calibrator("auto").fit(raw, y, order=order)
-    assert by_time.selection_ == Calibrator("auto").fit(raw[order], y[order]).selection_
-    assert by_time.selection_ != Calibrator("auto").fit(raw, y).selection_
+    by_time = Calibrator("auto").fit_holdout(raw, y, order=order)
+    assert by_time.selection_ == Calibrator("auto").fit_holdout(raw[order], y[order]).selection_
+    assert by_time.selection_ != Calibrator("auto").fit_holdout(raw, y).selection_
 
 
 def test_fitted_model_kept_its_lower_log_loss_calibrator(fitted):
     selection = fitted.calibrator_.selection_
-    assert set(selection) == {"isotonic", "sigmoid"}
-    assert fitted.calibrator_.chosen_ == min(selection, key=selection.get)
+    losses = selection.get("latest_log_loss")
+    if losses:
+        assert fitted.calibrator_.chosen_ == min(losses, key=losses.get)
+    else:  # too few positives for isotonic: the sigmoid, and why
+        assert fitted.calibrator_.chosen_ == "sigmoid" and "isotonic_skipped" in selection
     assert fitted.training_summary_["calibration_method"] == fitted.calibrator_.chosen_
 
 
@@ -305,16 +322,24 @@ def test_reasons_agree_with_shap(fitted, scored):
     raw = fitted.predict_raw(X)
     np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), np.log(raw / (1 - raw)), atol=1e-6)
     flagged = np.flatnonzero((out["tier"] != "blue").to_numpy())
-    values = contrib.drop(columns="bias").to_numpy()
+    values = contrib.drop(columns="bias")
+    writer = fitted.reason_writer_
+    # a reason is one of the largest positive contributions among the features that may be
+    # reasons for this case: not context (station, category), not a zero count, not missing
+    may = pd.DataFrame({n: writer.is_reason(n, X[n].to_numpy()) for n in values.columns}, index=X.index)
+    eligible = values.where(may & (values > 0)).to_numpy()
     k = fitted.top_k_reasons
     checked = 0
     for i in flagged[:300]:
         names = [n for n in out["reason_features"].iloc[i].split(",") if n]
-        assert 1 <= len(names) <= k
-        kth = np.sort(values[i])[::-1][k - 1]
+        candidates = np.sort(eligible[i][np.isfinite(eligible[i])])[::-1]
+        assert len(names) == min(k, len(candidates))
+        assert names == sorted(names, key=lambda n: -contrib[n].iloc[i])
+        kth = candidates[len(names) - 1] if names else np.inf
         for name in names:
             c = contrib[name].iloc[i]
             assert c > 0 and c >= kth - 1e-12, (name, c, kth)
+            assert not writer.is_context(name)
             checked += 1
     assert checked > 0
 
@@ -393,11 +418,214 @@ def test_scoring_at_a_bad_time_names_the_problem(data, fitted, as_of, message):
 # time order, unseen data
 
 
-def test_time_ordered_split(fitted):
-    dates = {k: [pd.Timestamp(x) for x in v] for k, v in fitted.split_dates_.items()}
-    assert dates["train"][1] < dates["validation"][0]
-    assert dates["validation"][1] < dates["calibration"][0]
-    assert dates["train"][0] <= dates["train"][1]
+def test_forward_folds_are_time_ordered_with_a_horizon_gap(data, fitted):
+    # (was test_time_ordered_split, which asserted the 70/15/15 split of the holdout protocol)
+    summary = fitted.training_summary_
+    assert summary["protocol"] == "forward" and summary["fold_kind"] == "time"
+    assert summary["gap"] == str(pd.Timedelta(HORIZON))  # read from make_labels' attrs
+    folds = summary["folds"]
+    assert len(folds) == 4
+    for fold in folds:
+        train_last, valid_first = pd.Timestamp(fold["train_as_of"][1]), pd.Timestamp(fold["valid_as_of"][0])
+        assert train_last + pd.Timedelta(HORIZON) < valid_first  # no training label reaches the block
+    starts = [pd.Timestamp(f["valid_as_of"][0]) for f in folds]
+    ends = [pd.Timestamp(f["valid_as_of"][1]) for f in folds]
+    assert all(e < s for e, s in zip(ends[:-1], starts[1:]))  # consecutive, disjoint blocks
+    assert pd.Timestamp(fitted.split_dates_["final"][1]) == data["train"]["as_of"].max()
+    assert summary["n_calibration"] == sum(f["valid_rows"] for f in folds)
+
+
+def test_final_model_saw_every_row(data, fitted):
+    sim, train = data["sim"], data["train"]
+    assert fitted.training_summary_["n_final"] == len(train)
+    # flip the labels of the latest snapshot date: a model whose trees skipped the latest
+    # rows (as the holdout protocol's did) would grow the same first tree
+    latest = train["as_of"] == train["as_of"].max()
+    flipped = train.assign(label=np.where(latest, 1 - train["label"].astype(int), train["label"].astype(int)))
+    other = _model(sim.schema).fit(data["ev"], flipped, entities=sim.entities)
+
+    def first_tree(model):
+        text = model.booster_.model_to_string()
+        return text[text.index("Tree=0"):text.index("Tree=1")]
+
+    assert first_tree(other) != first_tree(fitted)
+    holdout = _model(sim.schema, protocol="holdout")
+    a = holdout.fit(data["ev"], train, entities=sim.entities)
+    b = clone(holdout).fit(data["ev"], flipped, entities=sim.entities)
+    assert first_tree(a) == first_tree(b)  # the old protocol never grew trees on the latest rows
+    dates = {k: [pd.Timestamp(x) for x in v] for k, v in a.split_dates_.items()}
+    assert dates["train"][1] < dates["validation"][0] <= dates["validation"][1] < dates["calibration"][0]
+
+
+def test_fit_is_deterministic_for_a_seed(data, fitted):
+    sim = data["sim"]
+    again = _model(sim.schema).fit(data["ev"], data["train"], entities=sim.entities)
+    assert again.booster_.model_to_string() == fitted.booster_.model_to_string()
+    assert again.calibrator_.to_dict() == fitted.calibrator_.to_dict()
+    assert again.training_summary_ == fitted.training_summary_
+    other = _model(sim.schema, random_state=1).fit(data["ev"], data["train"], entities=sim.entities)
+    assert other.booster_.model_to_string() != fitted.booster_.model_to_string()
+
+
+def test_fit_summary_reports_fold_spread(fitted):
+    summary = fitted.training_summary_
+    for metric in ("roc_auc", "brier"):
+        spread = summary["fold_spread"][metric]
+        values = [f[metric] for f in summary["folds"]]
+        assert spread["n"] == 4
+        assert spread["mean"] == pytest.approx(np.mean(values))
+        assert spread["sd"] == pytest.approx(np.std(values, ddof=1))
+        assert spread["min"] <= spread["mean"] <= spread["max"]
+    assert 0.6 < summary["fold_spread"]["roc_auc"]["mean"] < 1
+    assert list(fitted.folds_["fold"]) == ["time-1", "time-2", "time-3", "time-4"]
+    assert summary["n_rounds"] == fitted.best_iteration_ == fitted.booster_.current_iteration()
+    # size-aware: 5,000 disputes -> fewer rows per leaf than the fixed 100 of large data
+    params = summary["lgbm_params"]
+    assert params["min_child_samples"] < 100 and params["num_leaves"] <= 15
+
+
+def test_lgbm_params_override_size_aware_defaults(data):
+    sim = data["sim"]
+    model = _model(sim.schema, lgbm_params={**LGBM, "num_leaves": 5, "min_child_samples": 40}, n_folds=2,
+                   n_estimators=30)
+    model.fit(data["ev"], data["train"], entities=sim.entities)
+    assert model.training_summary_["lgbm_params"]["num_leaves"] == 5
+    assert model.training_summary_["lgbm_params"]["min_child_samples"] == 40
+    assert len(model.training_summary_["folds"]) == 2
+
+
+def test_num_leaves_grid_is_chosen_on_the_folds(data):
+    sim = data["sim"]
+    model = _model(sim.schema, num_leaves_grid=(3, 7), n_folds=2, n_estimators=60)
+    model.fit(data["ev"], data["train"], entities=sim.entities)
+    grid = model.training_summary_["num_leaves_grid"]
+    assert set(grid) == {"3", "7"}
+    assert model.training_summary_["num_leaves"] == int(min(grid, key=grid.get))
+
+
+def test_optional_search_on_the_same_folds(data):
+    pytest.importorskip("optuna")
+    sim = data["sim"]
+    kw = dict(n_folds=2, n_estimators=40, search_budget=120, search_trials=3)
+    model = _model(sim.schema, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    search = model.training_summary_["search"]
+    assert search["trials"] == 3 and search["stopped_by"] == "trials"
+    assert search["best_loss"] <= search["default_loss"]  # the first trial is the size-aware defaults
+    assert model.training_summary_["lgbm_params"]["num_leaves"] == search["best"]["num_leaves"]
+    again = _model(sim.schema, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    assert again.booster_.model_to_string() == model.booster_.model_to_string()  # seeded, ended by trials
+    with pytest.raises(ConfigError, match="search_budget must be a positive number"):
+        _model(sim.schema, search_budget=-1).fit(data["ev"], data["train"], entities=sim.entities)
+
+
+def _tiny(seed=0, n=300):
+    sim = simulate_disputes(n, start="2024-01-01", end="2025-12-31", seed=seed)
+    ev = prepare_events(sim.events, sim.schema)
+    lab = make_labels(ev, make_cutoffs(ev, sim.schema, entities=sim.entities), sim.schema, horizon=HORIZON)
+    return sim, ev, lab[~lab["censored"]].reset_index(drop=True)
+
+
+def test_tiny_data_calibrates_and_warns_with_the_numbers():
+    sim, ev, lab = _tiny()
+    with pytest.warns(DataWarning, match=r"reference population .* is \d+ rows with \d+ positive") as caught:
+        model = RiskModel(schema=sim.schema, lgbm_params=LGBM).fit(ev, lab, entities=sim.entities)
+    assert any("drift: the reference holds" in str(w.message) for w in caught)
+    assert model.training_summary_["notes"]
+    p = model.predict_proba(ev, lab, entities=sim.entities)[:, 1]
+    assert len(np.unique(np.round(p, 6))) > 50  # not a constant or a few steps
+    assert 0.005 < p.min() and p.max() < 0.95
+    policy = model.tier_policy_
+    assert p.min() < policy.yellow_threshold_ < policy.red_threshold_ < p.max()
+    assert model.calibrator_.chosen_ == "sigmoid"  # too few positives for isotonic
+    assert "too few positives" in model.calibrator_.selection_["isotonic_skipped"]
+    out = model.predict(ev, lab.tail(300), entities=sim.entities)
+    assert set(out["tier"].astype(str)) == {"red", "yellow", "blue"}
+
+
+def test_one_sided_folds_are_skipped_or_replaced():
+    sim, ev, lab = _tiny(seed=1)
+    y = lab["label"].astype(int)
+    # every positive before the first validation block: the later folds' blocks are one-sided,
+    # which the calibrator must survive; all positives in the latest rows: no early fold can train
+    first_block = lab["as_of"].quantile(0.4)
+    early = lab.assign(label=np.where(lab["as_of"] < first_block, y, 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        m = RiskModel(schema=sim.schema, lgbm_params=LGBM).fit(ev, early, entities=sim.entities)
+    assert all(f["valid_positives"] == 0 for f in m.training_summary_["folds"])
+    p = m.predict_proba(ev, early, entities=sim.entities)[:, 1]
+    assert np.all(np.isfinite(p)) and len(np.unique(np.round(p, 8))) > 50
+    sim, ev, lab = _tiny(seed=1, n=800)
+    y = lab["label"].astype(int)
+    late = lab.assign(label=np.where(lab["as_of"] >= lab["as_of"].quantile(0.85), y, 0))
+    assert late["label"].sum() >= 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        m = RiskModel(schema=sim.schema, lgbm_params=LGBM).fit(ev, late, entities=sim.entities)
+    assert m.training_summary_["fold_kind"] == "entity"  # no time fold had 5 training positives
+    assert any("by entity instead" in n for n in m.training_summary_["notes"])
+    assert len(np.unique(np.round(m.predict_proba(ev, late, entities=sim.entities)[:, 1], 8))) > 50
+
+
+def test_a_single_as_of_uses_entity_folds():
+    # one cutoff per subject, all at one moment (as in some extracts): no time order to fold on
+    sim, ev, _ = _tiny(seed=2, n=3000)
+    cut = make_cutoffs(ev, sim.schema, entities=sim.entities, start="2025-06-01", end="2025-06-01")
+    relabelled = make_labels(ev, cut, sim.schema, horizon=HORIZON)
+    relabelled = relabelled[~relabelled["censored"]].reset_index(drop=True)
+    assert relabelled["as_of"].nunique() == 1 and relabelled["label"].astype(int).sum() >= 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        m = RiskModel(schema=sim.schema, lgbm_params=LGBM).fit(ev, relabelled, entities=sim.entities)
+    assert m.training_summary_["fold_kind"] == "entity"
+    assert "as_of has a single value" in m.training_summary_["notes"][0]
+
+
+# ------------------------------------------------------------------------------------------
+# the calibrator alone
+
+
+@pytest.mark.parametrize("labels", [[0] * 12, [1] * 12, [0] * 11 + [1], [1, 0] * 2])
+def test_calibrator_is_never_constant_or_reversed(labels):
+    y = np.array(labels)
+    raw = np.linspace(0.01, 0.6, len(y))
+    for method in ("auto", "sigmoid", "isotonic"):
+        cal = Calibrator(method).fit(raw, y)
+        p = cal.transform(raw)
+        assert np.all(np.diff(p) > 0), (method, cal.to_dict())
+        assert np.all((p > 0) & (p < 1))
+
+
+def test_calibrator_uses_isotonic_only_with_enough_positives():
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.001, 0.5, 20_000)
+    y = (rng.random(20_000) < np.where(raw < 0.25, 0.02, 0.4)).astype(int)  # a step: no sigmoid fits it
+    cal = Calibrator("auto").fit(raw, y)
+    assert cal.chosen_ == "isotonic" and cal.params_["space"] == "logit"
+    few = np.r_[np.arange(60) < 40, np.zeros(2000)].astype(int)
+    cal = Calibrator("auto").fit(np.r_[rng.uniform(0.2, 0.9, 60), rng.uniform(0.001, 0.3, 2000)], few)
+    assert cal.chosen_ == "sigmoid" and "isotonic_skipped" in cal.selection_
+    # a forced isotonic map that would collapse to a few steps falls back to the sigmoid
+    cal = Calibrator("isotonic").fit(np.linspace(0.1, 0.2, 30), np.r_[np.zeros(29), 1])
+    assert cal.chosen_ == "sigmoid"
+
+
+def test_calibrator_weights_follow_the_latest_rows():
+    rng = np.random.default_rng(1)
+    raw = rng.uniform(0.01, 0.3, 40_000)
+    late = np.arange(40_000) >= 30_000
+    y = (rng.random(40_000) < np.where(late, raw / 2, raw)).astype(int)  # the rate halved lately
+    flat = Calibrator("sigmoid").fit(raw, y)
+    recent = Calibrator("sigmoid").fit(raw, y, sample_weight=np.where(late, 1.0, 0.05))
+    assert recent.transform(raw).mean() < flat.transform(raw).mean()
+    assert recent.transform(raw).mean() == pytest.approx((raw / 2).mean(), rel=0.15)
+
+
+def test_calibrators_saved_before_forward_folds_read_the_same():
+    iso = Calibrator.from_dict({"method": "auto", "chosen": "isotonic", "params": {"x": [0.01, 0.5], "y": [0.0, 1.0]}})
+    assert iso.transform(np.array([0.01, 0.255, 0.5])).tolist() == [0.0, 0.5, 1.0]
+    sig = Calibrator.from_dict({"method": "auto", "chosen": "sigmoid", "params": {"a": 1.0, "b": 0.0}})
+    assert sig.transform(np.array([0.2]))[0] == pytest.approx(0.2)
 
 
 def test_predict_unseen_disputes_and_kinds(data, fitted):
@@ -512,3 +740,15 @@ def test_fit_with_censored_labels(data):
 def test_predict_before_fit(data):
     with pytest.raises(ModelError, match="not fitted"):
         _model(data["sim"].schema).predict(data["ev"], data["train"].head(5), entities=data["sim"].entities)
+
+
+def test_untrainable_reason_is_the_fits_own_rule():
+    from riskmodel.model import untrainable_reason
+
+    as_of = pd.Series(pd.date_range("2024-01-01", periods=100, freq="D"))
+    y = np.zeros(100, dtype=int)
+    assert "need at least 10 positive" in untrainable_reason(as_of, y, 0.15, 0.15)
+    y[:12] = 1  # all early: the later slices have none
+    assert "the validation time slice has 0 positive" in untrainable_reason(as_of, y, 0.15, 0.15)
+    y[::4] = 1
+    assert untrainable_reason(as_of, y, 0.15, 0.15) is None

@@ -86,6 +86,18 @@ def test_psi_against_hand_computed_values():
     assert math.isnan(population_stability_index([0, 0], [1, 2]))
 
 
+def test_small_samples_are_named_in_the_warning():
+    from riskmodel.model._drift import drift_message, sample_noise_psi
+
+    assert sample_noise_psi(10, 250, 120) == pytest.approx(10 * (1 / 250 + 1 / 120))
+    report = {"status": "act", "thresholds": {"watch": 0.1, "act": 0.25}, "score_psi": 0.3, "features": [],
+              "n_reference": 250, "n_current": 120, "sample_noise_psi": sample_noise_psi(10, 250, 120)}
+    assert "small samples (reference 250, tonight 120 disputes): chance alone gives a PSI of about 0.12" in \
+        drift_message(report)
+    report.update(n_reference=50_000, n_current=20_000, sample_noise_psi=sample_noise_psi(10, 50_000, 20_000))
+    assert "small samples" not in drift_message(report)
+
+
 def test_psi_and_thresholds_refuse_bad_input():
     with pytest.raises(ConfigError, match="same bins on both sides, got 2 and 3"):
         population_stability_index([1, 2], [1, 2, 3])

@@ -1,7 +1,10 @@
 """MLflow lifecycle against a real sqlite store: train -> register -> promote -> load -> predict."""
 
+import contextlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,9 +41,45 @@ def store(tmp_path_factory):
         yield uri
 
 
+@pytest.fixture(autouse=True)
+def mlflow_settings_left_alone():
+    """Every test here leaves MLflow's process-wide tracking and registry URIs, and the
+    variables MLflow derives from them, as it found them: training, promote and rollback take
+    their store explicitly (or borrow the settings and put them back), so no test's store
+    leaks into a later test, whatever the order."""
+    from mlflow.tracking import _model_registry, _tracking_service
+
+    def settings():
+        return (getattr(_tracking_service.utils, "_tracking_uri", None),
+                getattr(_model_registry.utils, "_registry_uri", None),
+                os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI"))
+
+    before = settings()
+    yield
+    assert settings() == before
+
+
 @pytest.fixture(scope="module")
 def first(store):
-    return rm.train(small_config())
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):  # not a terminal: one plain line per step
+        result = rm.train(small_config(), progress=True)
+    result.progress = err.getvalue()
+    return result
+
+
+def test_train_reports_progress_and_records_horizon_and_backtest(first):
+    lines = [line for line in first.progress.splitlines() if "[riskmodel train]" in line]  # MLflow logs too
+    assert len(lines) >= 8 and all(line.startswith("[riskmodel train] ") for line in lines)
+    assert "\r" not in first.progress
+    text = "\n".join(lines)
+    for step in ("loading the data", "backtest fold 1/2:", "backtest fold 1/2 done: ROC-AUC",
+                 "backtest fold 2/2 done", "final fit on all", "logging to MLflow", "100% done: run"):
+        assert step in text, step
+    assert "left)" in text  # an ETA once a step is done
+    summary = first.model.training_summary_
+    assert summary["horizon"] == "90D"
+    assert 0.5 < summary["backtest"]["roc_auc"] < 1 and summary["backtest"]["test_end"] > summary["backtest"]["test_start"]
 
 
 def test_train_registers_challenger_with_card_and_lineage(store, first):
@@ -55,7 +94,7 @@ def test_train_registers_challenger_with_card_and_lineage(store, first):
     assert run.data.params["data.seed"] == "3"
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"model_card.md", "experiment.toml", "plots", "tier_table.csv", "subgroup_report.csv"} <= artifacts
-    # the store named: another test's client_for may have pointed MLflow's process-wide URIs elsewhere
+    # the store named, not read from MLflow's process-wide settings
     card = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="model_card.md",
                                                     tracking_uri=store, registry_uri=store)).read_text()
     assert "Intended use" in card and "Known limitations" in card and "base_rate" in card
@@ -65,6 +104,8 @@ def test_first_promotion_is_gated_against_baselines_then_load_and_predict(store,
     record = rm.promote("dispute-risk")
     assert record["decision"] == "passed", record
     assert "auc_beats_base_rate" in record["checks"]
+    assert record["verdict"].startswith(f"PASSED: dispute-risk version {first.version} is champion now")
+    assert all(c["passed"] and c["margin"] >= 0 for c in record["criteria"])
     predictor = rm.load("models:/dispute-risk@champion")
     assert predictor.model_version == first.version
     sim = rm.simulate_disputes(300, start="2024-01-01", end="2024-12-31", seed=11)
@@ -91,11 +132,25 @@ def test_gate_refuses_a_worse_model_then_force_and_rollback(store, first):
     worse.registered_model = name
     result = rm.train(worse)
     assert result.champion_comparison is not None and result.champion_comparison["version"] == base
+    from riskmodel.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["promote", "--name", name])
+    assert rc == 1
+    lines = out.getvalue().splitlines()
+    # the verdict first, in one line: refused, which criterion, by how much; numbers rounded
+    assert lines[0].startswith(f"REFUSED: {name} version {result.version} stays challenger;"), lines[0]
+    assert re.search(r"(auc|brier)_not_worse: .* fails by \d", lines[0]), lines[0]
+    assert any(line.startswith("  FAIL  ") for line in lines[1:])
+    assert not re.search(r"\d\.\d{7,}", out.getvalue()) and "{" not in out.getvalue()
     record = rm.promote(name)
     assert record["decision"] == "refused", record
     # a model this much worse loses on AUC beyond the tolerance, whatever else it fails
     assert not record["checks"]["auc_not_worse"], record
     assert record["figures"]["model_roc_auc"] < record["figures"]["champion_roc_auc"] - 0.005
+    failed = [c for c in record["criteria"] if not c["passed"]]
+    assert failed and all(c["margin"] < 0 for c in failed)
     assert str(client.get_model_version_by_alias(name, "champion").version) == base
     tag = json.loads(client.get_model_version(name, result.version).tags["riskmodel.gate"])
     assert tag["decision"] == "refused"
@@ -103,6 +158,7 @@ def test_gate_refuses_a_worse_model_then_force_and_rollback(store, first):
         rm.promote(name, force=True)
     forced = rm.promote(name, force=True, reason="test: operator override")
     assert forced["decision"] == "forced"
+    assert forced["verdict"].startswith("FORCED:") and "test: operator override" in forced["verdict"]
     assert str(client.get_model_version_by_alias(name, "champion").version) == result.version
     back = rm.rollback(name)
     assert back["to"] == base
@@ -206,13 +262,12 @@ def _complete_versions(client, name: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_train_killed_anywhere_never_shows_a_half_registered_version(tmp_path, own_store_env):
+def test_train_killed_anywhere_never_shows_a_half_registered_version(tmp_path):
     """``riskmodel train`` killed (SIGKILL) at each step of its MLflow logging and
     registration: no version is ever registered for an unfinished run or without its tags
     and description, and the challenger alias moves only to a complete version; a run
     killed before its version exists leaves nothing promote would pick up."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    own_store_env(uri)
     cfg = _small_experiment(tmp_path, 1000)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     train = [sys.executable, "-m", "riskmodel.cli", "train", "--config", str(cfg)]
@@ -268,23 +323,6 @@ def gate_store(tmp_path_factory):
     return uri, client, experiment
 
 
-@pytest.fixture
-def own_store_env(monkeypatch):
-    """``promote(tracking=uri)`` (client_for) points MLflow's process-wide URIs, and with them
-    ``MLFLOW_TRACKING_URI``, at ``uri``: call this with the test's store, and the variable and
-    the process-wide URIs (which MLflow's own code reads, e.g. to register a ``models:/``
-    source) are put back afterwards, so later tests still find their store."""
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-
-    def use(uri: str) -> None:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-
-    yield use
-    if previous:
-        mlflow.set_tracking_uri(previous)
-        mlflow.set_registry_uri(previous)
-
-
 def _hand_made_version(gate_store, name: str, metrics: dict, tags: dict | None = None, alias: str = "challenger") -> str:
     """A finished run with these metrics and tags, registered as a version of ``name``."""
     from mlflow.entities import Metric
@@ -329,10 +367,9 @@ _FIRST_CASES = {  # case: (metric changes, the one check that must fail, or None
 
 
 @pytest.mark.parametrize("case", list(_FIRST_CASES))
-def test_first_promotion_gate_refuses_on_each_criterion(gate_store, own_store_env, case):
+def test_first_promotion_gate_refuses_on_each_criterion(gate_store, case):
     changes, failing = _FIRST_CASES[case]
     uri, client, _ = gate_store
-    own_store_env(uri)
     name = f"first-{case}"
     version = _hand_made_version(gate_store, name, {**FIRST, **changes})
     record = rm.promote(name, tracking=uri)
@@ -372,10 +409,9 @@ _AGAINST_CASES = {  # case: (metric changes, tags, promote's keywords, the one f
 
 
 @pytest.mark.parametrize("case", list(_AGAINST_CASES))
-def test_gate_against_the_champion_refuses_on_each_criterion(gate_store, own_store_env, case):
+def test_gate_against_the_champion_refuses_on_each_criterion(gate_store, case):
     changes, tags, keywords, failing = _AGAINST_CASES[case]
     uri, client, _ = gate_store
-    own_store_env(uri)
     name = f"against-{case}"
     champion = _hand_made_version(gate_store, name, FIRST, alias="champion")
     metrics = {k: v for k, v in {**AGAINST, **changes}.items() if v is not None}
@@ -393,3 +429,50 @@ def test_gate_against_the_champion_refuses_on_each_criterion(gate_store, own_sto
         forced = rm.promote(name, tracking=uri, force=True, reason="test", **keywords)
         assert forced["decision"] == "forced" and _failed(forced) == {failing}
         assert _alias(client, name, "champion") == challenger
+
+
+def test_train_progress_on_a_terminal_and_in_a_log():
+    from riskmodel.lifecycle._progress import TrainProgress, clock
+
+    live = io.StringIO()
+    bar = TrainProgress(4, stream=live, live=True)
+    bar.update(0, "loading")
+    bar.update(1, "fold 1/3 done")
+    bar.close("done")
+    text = live.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n")  # one line rewritten in place
+    assert "about" in text and "left" in text and "100% done" in text
+    log = io.StringIO()
+    bar = TrainProgress(2, stream=log)  # a StringIO is no terminal: plain lines
+    bar.update(1, "half")
+    assert "\r" not in log.getvalue() and re.match(r"\[riskmodel train\] \d\d:\d\d:\d\d  50% half", log.getvalue())
+    assert clock(75) == "1:15" and clock(3725) == "1:02:05"
+
+
+def test_row_numbers_are_file_lines(tmp_path):
+    """Header = line 1; blank lines and line breaks inside quoted fields are counted."""
+    from riskmodel.lifecycle import read_table, row_numbers
+
+    path = tmp_path / "events.csv"
+    path.write_text('case,note\nA,fine\n\n   \n,\nB,"two\nlines"\nC,x\n', encoding="utf-8")
+    frame = read_table(path, text_columns=["case"])
+    assert frame["case"].tolist()[0] == "A" and len(frame) == 4
+    numbers, word = row_numbers(path, len(frame))
+    assert word == "line" and numbers.tolist() == [2, 5, 6, 8]
+    assert row_numbers(tmp_path / "x.parquet", 3)[0].tolist() == [1, 2, 3]
+
+
+def test_borrowed_tracking_restores_mlflow_settings_exactly(tmp_path, monkeypatch):
+    from mlflow.tracking import _model_registry, _tracking_service
+
+    from riskmodel.lifecycle._store import borrowed_tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///users-own.db")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    before = (_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri)
+    with borrowed_tracking(f"sqlite:///{tmp_path / 'run.db'}"):
+        assert mlflow.get_tracking_uri().endswith("run.db")
+        assert os.environ["MLFLOW_TRACKING_URI"].endswith("run.db")
+    assert (_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri) == before
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///users-own.db"
+    assert "MLFLOW_REGISTRY_URI" not in os.environ

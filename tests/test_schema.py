@@ -18,7 +18,7 @@ from riskmodel import (
     validate_entities,
     validate_events,
 )
-from riskmodel.data._schema import cutoffs_at, split_invalid_events
+from riskmodel.data._schema import cutoffs_at, split_invalid_events, times_aware
 
 SCHEMA = EventSchema(text_col=None, party_col=None)
 NOW = pd.Timestamp("2025-01-01")
@@ -572,3 +572,58 @@ def test_short_string_ids_sort_like_the_general_path(ids, monkeypatch):
     pd.testing.assert_frame_equal(fast_clean, clean)
     pd.testing.assert_frame_equal(fast_rejects, rejects)
     assert list(clean["dispute_id"]) == sorted(clean["dispute_id"])
+
+
+@pytest.mark.parametrize("layout", ["shuffled", "time_sorted", "entity_sorted", "ties"])
+def test_sort_by_entity_time_equals_the_lexsort_reference(layout):
+    """The (entity, time) sort (radix passes, a skip for sorted rows) is NumPy's stable
+    lexsort, whatever the row order."""
+    from riskmodel.data import sort_by_entity_time
+
+    rng = np.random.default_rng(len(layout))
+    n = 50_000
+    codes = rng.integers(0, 70_000, n).astype(np.int64)  # codes above 2**16: two radix passes
+    t = rng.integers(0, 1_000, n).astype(np.int64) * 10**9  # many equal times
+    if layout == "time_sorted":
+        t = np.sort(t)
+    elif layout == "entity_sorted":
+        order = np.lexsort((t, codes))
+        codes, t = codes[order], t[order]
+    elif layout == "ties":
+        codes, t = codes % 3, t % 5
+    np.testing.assert_array_equal(sort_by_entity_time(codes, t), np.lexsort((t, codes)))
+
+
+def test_empty_values_switch_optional_roles_off():
+    schema = EventSchema(text_col="", party_col=" ", closed_col="", entities_id_col="", group_cols="",
+                         entity_categorical_cols=[], entity_time_cols=None)
+    assert schema.text_col is None and schema.party_col is None and schema.closed_col is None
+    assert schema.entities_id_col is None and schema.entities_id == "dispute_id"
+    assert schema.group_cols == () and schema.entity_categorical_cols == () and schema.entity_time_cols == ()
+    assert schema.event_columns == ["dispute_id", "time", "kind"]
+    assert EventSchema(group_cols="station").group_cols == ("station",)
+    with pytest.raises(DataError, match="entity_col must name a column.*cannot be switched off"):
+        EventSchema(entity_col="")
+    with pytest.raises(DataError, match="group_cols must be a list of column names"):
+        EventSchema(group_cols=["station", ""])
+
+
+def test_a_missing_optional_column_names_its_role_and_the_switch():
+    events = pd.DataFrame({"dispute_id": ["a"], "time": ["2024-01-01"], "kind": ["call"], "narrative": ["x"]})
+    with pytest.raises(DataError, match=r"'party_id' is the schema's party_col") as info:
+        validate_events(events, EventSchema(), now=NOW)
+    assert "EventSchema(party_col=None)" in str(info.value)
+    assert 'party_col = "" to' not in str(info.value) and 'party_col = ""' in info.value.for_cli()
+
+
+@pytest.mark.parametrize(("values", "aware"), [
+    (pd.Series(pd.to_datetime(["2024-01-01"])), False),
+    (pd.Series(pd.to_datetime(["2024-01-01"]).tz_localize("Asia/Shanghai")), True),
+    (pd.Series(["2024-01-01T00:00:00+08:00", None]), True),
+    (pd.Series(["2024-01-01", "2024-01-02"], dtype="string[pyarrow]"), False),
+    (pd.Series([None, "2024-01-02T00:00:00Z", "2024-01-01"]), True),  # the first value (a mix is refused later)
+    (pd.Series([pd.Timestamp("2024-01-01", tz="UTC")], dtype=object), True),
+    (pd.Series([None, None], dtype=object), None),
+])
+def test_times_aware(values, aware):
+    assert times_aware(values) is aware

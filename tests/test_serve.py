@@ -142,11 +142,24 @@ def test_served_scores_equal_the_predictor(registered, server, request_data):
     assert "pip install" not in log and "Installing" not in log, log[-2000:]
 
 
-def test_served_model_without_as_of_gives_a_clear_error(server, request_data):
+def test_served_model_without_as_of_says_why_in_its_message(server, request_data):
     url, _ = server
     _, _, flat = request_data
     split = json.loads(flat.head(5).to_json(orient="split", index=False, date_format="iso"))
     status, body = _post(f"{url}/invocations", {"dataframe_split": split})
-    assert status >= 400
-    # MLflow wraps model errors in a generic message; riskmodel's own is in the stack trace
-    assert "params={'as_of'" in body.get("stack_trace", "") + body.get("message", ""), body
+    assert status == 400
+    # riskmodel's reason is the message itself, not only the last line of a stack trace
+    assert "riskmodel refused the request: no scoring time" in body.get("message", ""), body
+    assert '"params": {"as_of"' in body["message"]
+
+
+def test_served_model_accepts_requests_without_the_optional_columns(registered, server, request_data):
+    url, _ = server
+    events, entities, flat = request_data
+    bare = flat.drop(columns=["narrative", "party_id", "station"])
+    split = json.loads(bare.to_json(orient="split", index=False, date_format="iso"))
+    status, body = _post(f"{url}/invocations", {"dataframe_split": split, "params": {"as_of": AS_OF}})
+    assert status == 200, body
+    served = pd.DataFrame(body["predictions"])
+    assert sorted(served["dispute_id"]) == sorted(events["dispute_id"].unique())
+    assert served["probability"].between(0, 1).all()

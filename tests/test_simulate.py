@@ -312,3 +312,26 @@ def test_repr_is_short(sim):
         f"Simulation(n_disputes={N:,}, n_events={len(sim.events):,}, start=2023-01-01, "
         "end=2025-12-31, seed=11)"
     )
+
+
+def test_escalation_trend_drifts_the_rate_and_the_oracle_follows():
+    from riskmodel._simulate import simulate_disputes as _simulate
+
+    kw = dict(start="2022-01-01", end="2024-12-31", seed=3)
+    flat, falling = _simulate(4000, **kw), _simulate(4000, escalation_trend=-1.0, **kw)
+
+    def escalated_share(sim, year):
+        ent = sim.entities
+        opened = ent["opened_at"].dt.year == year
+        return (ent.loc[opened, "close_reason"] == "escalated").mean()
+
+    assert escalated_share(falling, 2022) > 1.5 * escalated_share(falling, 2024)
+    assert escalated_share(falling, 2024) < 0.7 * escalated_share(flat, 2024)
+    # the oracle runs the same step: a late cutoff's true probability falls with the trend
+    snap = falling.snapshots("90D")
+    late = snap[snap["as_of"] >= "2024-06-01"].head(400)
+    early = snap[snap["as_of"] < "2022-09-01"].head(400)
+    p_late = falling.true_probability(late[["dispute_id", "as_of"]], n_sims=100, seed=1)["probability"]
+    p_early = falling.true_probability(early[["dispute_id", "as_of"]], n_sims=100, seed=1)["probability"]
+    assert p_late.mean() < 0.6 * p_early.mean()
+    assert abs(p_late.mean() - late["label"].astype(float).mean()) < 0.03

@@ -20,13 +20,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import DataWarning
-from ..data import EventSchema, lookup_positions, split_invalid_events
+from ..data import NAT_NS, EventSchema, lookup_positions, run_starts, split_invalid_events
 from ..features import GROUP_PREFIX, ContextNeed
 
-__all__ = ["ContextStore", "bucket_of", "context_store", "isin", "prepare_chunk", "score_chunk", "summary_rows"]
+__all__ = ["ContextStore", "bucket_of", "context_store", "explain_chunk", "isin", "prepare_chunk", "score_chunk",
+           "summary_rows"]
 
 
 STAGES = ("read", "validate", "features", "predict", "monitor", "reasons", "write")
+#: The area of every dispute when the outputs have no area column (city-wide).
+CITY = "(city)"
 
 
 def bucket_of(ids: pa.Array | pa.ChunkedArray | pd.Series, n_chunks: int) -> np.ndarray:
@@ -47,7 +50,6 @@ def bucket_of(ids: pa.Array | pa.ChunkedArray | pd.Series, n_chunks: int) -> np.
     return bucket
 
 
-_NAT = np.iinfo(np.int64).min
 
 
 def isin(values, among) -> np.ndarray:
@@ -69,11 +71,9 @@ def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFram
     disputes, each dispute's group as ``group:<g>`` for every ``group_cols`` entry (missing
     without an entities row).
     """
-    ent = clean[schema.entity_col]
-    first = ~ent.duplicated().to_numpy()
-    is_out = clean[schema.kind_col].isin(list(schema.outcome_kinds)).to_numpy()
-    first_out = np.zeros(len(clean), dtype=bool)
-    first_out[np.flatnonzero(is_out)[~ent[is_out].duplicated().to_numpy()]] = True
+    codes = pd.factorize(clean[schema.entity_col])[0]
+    first = run_starts(codes)
+    first_out = run_starts(codes, clean[schema.kind_col].isin(list(schema.outcome_kinds)).to_numpy())
     keep = first | first_out
     if schema.party_col:
         party = clean[schema.party_col]
@@ -138,7 +138,7 @@ def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Event
     before = events.times_ns < as_of.value
     codes, times = events.entity_codes[before], events.times_ns[before]
     last_row = np.r_[codes[1:] != codes[:-1], True] if len(codes) else np.zeros(0, dtype=bool)
-    last = np.full(len(events.entity_ids) + 1, _NAT, dtype=np.int64)  # rows are sorted by (entity, time)
+    last = np.full(len(events.entity_ids) + 1, NAT_NS, dtype=np.int64)  # rows are sorted by (entity, time)
     last[codes[last_row]] = times[last_row]
     escalated = np.zeros(len(events.entity_ids) + 1, dtype=bool)
     escalated[events.entity_codes[before & events.is_kind(schema.outcome_kinds)]] = True
@@ -151,11 +151,11 @@ def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Event
         c = entities.set_index(schema.entities_id)[schema.closed_col].reindex(ids)
         closed = (c.notna() & (c <= as_of)).to_numpy()
     if max_inactive is not None:
-        dormant = (last != _NAT) & (as_of.value - last > pd.Timedelta(max_inactive).value)
+        dormant = (last != NAT_NS) & (as_of.value - last > pd.Timedelta(max_inactive).value)
         reason[dormant] = f"dormant: no event in the {max_inactive} before as_of"
     reason[closed] = "closed before as_of"
     reason[escalated] = "escalated before as_of"
-    reason[last == _NAT] = "no events before as_of"
+    reason[last == NAT_NS] = "no events before as_of"
     return reason
 
 
@@ -259,6 +259,44 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     scores = scores.reset_index(drop=True)
     scores.attrs["monitoring"] = monitoring
     return scores, not_scored, timings
+
+
+def explain_chunk(clean: pd.DataFrame, context, predictor, as_of: pd.Timestamp, ids, *,
+                  entities: pd.DataFrame | None) -> pd.DataFrame:
+    """Reasons of some open disputes ``ids`` of one chunk, as :func:`score_chunk` computes them.
+
+    For the cases a night's share tiers flag after every chunk was scored (their chunk
+    explained only the cases its trained thresholds flagged). ``clean``, ``context`` and
+    ``entities`` are the chunk's, as for :func:`score_chunk`.
+
+    Returns
+    -------
+    DataFrame
+        Entity id, ``reasons``, ``reason_features`` (one row per id).
+    """
+    from ..features import PreparedEvents
+
+    model = predictor.model
+    schema = model._schema()
+    ent = schema.entity_col
+    tz = model.features_.tz_aware_
+    ids = np.asarray(ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        whole = PreparedEvents(clean, schema, tz)
+        own = PreparedEvents(clean[isin(clean[ent], ids)].reset_index(drop=True), schema, tz)
+        context_events = whole  # a single chunk: its own events are the whole input
+        if context is not None and len(context):
+            context_events = context if isinstance(context, PreparedEvents) else \
+                PreparedEvents.from_valid(context, schema, tz)
+        own_ents = None
+        if entities is not None and model.features_.has_entities_:
+            own_ents = entities[isin(entities[schema.entities_id], ids)]
+        cut = pd.DataFrame({ent: ids, "as_of": np.full(len(ids), as_of.to_datetime64())})
+        X = model.transform_features(own, cut, entities=own_ents, context_events=context_events, utc=True)
+        explained = model.score_features(X, cut, reasons="all")
+    return pd.DataFrame({ent: ids, "reasons": explained["reasons"].to_numpy(),
+                         "reason_features": explained["reason_features"].to_numpy()})
 
 
 class ContextStore:

@@ -16,11 +16,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .._errors import DataError, DataWarning
-from ..data import EventSchema, validate_entities
+from ..data import EventSchema, frame_fingerprint, require_columns, validate_entities
+from ..lifecycle import read_csv
 from ._core import bucket_of
 from ._files import write_parquet
 
-__all__ = ["Entities", "Source", "file_fingerprint", "frame_fingerprint"]
+__all__ = ["Entities", "Source", "file_fingerprint"]
 
 
 READ_BATCH_ROWS = 262_144
@@ -60,11 +61,6 @@ def file_fingerprint(path: Path) -> str:
     return f"files:{h.hexdigest()[:24]}"
 
 
-def frame_fingerprint(frame: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
-    return f"frame:{np.bitwise_xor.reduce(hashed) if len(hashed) else 0:016x}-{len(frame)}"
-
-
 class Source:
     """An events input: an in-memory frame (DataFrame, CSV) or a parquet dataset."""
 
@@ -84,19 +80,15 @@ class Source:
             self.description = str(path.resolve())
             try:
                 if path.suffix.lower() == ".csv":
-                    self.frame = pd.read_csv(path)
+                    self.frame = read_csv(path, schema.text_columns)
                 else:
                     self.dataset = ds.dataset(path, format="parquet",
                                               partitioning="hive" if path.is_dir() else None)
             except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
                 raise DataError(f"could not read events {path}: {type(exc).__name__}: {exc}") from exc
         names = list(self.frame.columns) if self.frame is not None else self.dataset.schema.names
-        missing = [c for c in schema.event_columns if c not in names]
-        if missing:
-            raise DataError(
-                f"events ({self.description}) are missing required column(s) {missing}; they have "
-                f"{names[:20]}. Rename the columns or train with an EventSchema naming yours."
-            )
+        require_columns(pd.DataFrame(columns=names), schema.event_columns, f"events ({self.description})",
+                        schema=schema, trained=True)
 
     def count_disputes(self) -> tuple[int, int]:
         """(rows, distinct non-null ids), reading only the id column."""
@@ -204,16 +196,15 @@ class Entities:
             raise DataError(f"input {path} does not exist.")
         try:
             if path.suffix.lower() == ".csv":
-                self.frame = validated_entities(pd.read_csv(path), schema)
+                self.frame = validated_entities(read_csv(path, schema.entity_text_columns), schema)
                 return
             self.dataset = ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
             raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
-        from ..data import require_columns
-
-        require_columns(pd.DataFrame(columns=self.dataset.schema.names), entity_columns(schema), "entities")
+        require_columns(pd.DataFrame(columns=self.dataset.schema.names), entity_columns(schema), "entities",
+                        schema=schema, trained=True)
 
     def write_parts(self, parts_dir: Path, n_chunks: int) -> None:
         """Write the validated ``entities-<i>.parquet`` of every chunk (empty where no row hashes)."""

@@ -23,8 +23,15 @@ Flow (``engine="local"``)
    rows the chunk needs (:class:`ContextStore`: every chunk's summary rows indexed once
    per run without strings, filtered per chunk; ``FeatureBuilder.transform(context_events=...)``),
    LightGBM, calibration, tiers, reasons.
-4. **finalize** - scores, work lists, station summary, rejects, not-scored and a manifest
-   are written into a work directory that is renamed onto ``out`` only when complete.
+4. **finalize** - the night's tiers: a share policy ranks tonight's scored disputes
+   (city-wide or per area, with per-area capacities; :func:`~riskmodel.model.night_tiers`),
+   which only the whole night's scores allow, so it happens here, after every chunk; the
+   cases it flags that their chunk did not explain (blue under the trained thresholds) get
+   their reasons in a short second pass over just those disputes
+   (:func:`~riskmodel.batch._core.explain_chunk`). Probability and precision policies stay
+   as trained. Then scores, work lists, station summary, rejects, not-scored and a manifest
+   (with the thresholds and capacities used) are written into a work directory that is
+   renamed onto ``out`` only when complete.
 
 Cross-dispute features
 ----------------------
@@ -77,18 +84,23 @@ import pandas as pd
 from .._errors import ConfigError, DataError, ModelError
 from .._faults import crash_point
 from .._version import VERSION
-from ..data import EventSchema
+from ..data import EventSchema, frame_fingerprint
 from ..model import (
+    area_column,
     check_thresholds,
     drift_report,
     drift_table,
     merge_counts,
+    model_facts,
     model_fingerprint,
+    retier_scores,
+    scoring_policy,
     warn_if_drifting,
 )
-from ._core import STAGES
+from ._core import CITY, STAGES, context_store
 from ._files import mark_done, read_parts, write_parquet
-from ._inputs import Entities, Source, file_fingerprint, frame_fingerprint
+from ._inputs import Entities, Source, file_fingerprint
+from ._tasks import explain_task
 from .engines._local import run_local_chunks
 
 __all__ = ["score_batch"]
@@ -124,15 +136,98 @@ def _library_versions() -> dict:
     return out
 
 
-def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, predictor, as_of: pd.Timestamp) -> dict:
+def _read_scores(work: Path, n_chunks: int, ent: str) -> pd.DataFrame:
+    """Every chunk's scores, with the chunk number in ``_chunk``."""
+    frames = []
+    for i in range(n_chunks):
+        path = work / "scores" / f"scores-{i:05d}.parquet"
+        if path.exists():
+            frame = pd.read_parquet(path)
+            if len(frame):
+                frames.append(frame.assign(_chunk=i))
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    return pd.DataFrame({ent: pd.Series(dtype=object), "as_of": pd.Series(dtype="datetime64[ns]"),
+                         "probability": pd.Series(dtype=float), "tier": pd.Series(dtype=object),
+                         "reasons": pd.Series(dtype=object), "reason_features": pd.Series(dtype=object),
+                         "overrides": pd.Series(dtype=object), "_chunk": pd.Series(dtype=np.int64)})
+
+
+def _night_tiers(scores: pd.DataFrame, *, work: Path, n_chunks: int, schema: EventSchema, predictor,
+                 as_of: pd.Timestamp, policy, by: str | None, reasons: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Tonight's tiers (see the module notes); returns the scores, the manifest's ``tiers``
+    block and the per-area table (area, rule, capacities, thresholds)."""
+    trained = predictor.model.tier_policy_
+    ent = schema.entity_col
+    block = {"applied": "as_trained" if policy is None else "per_night",
+             "trained_thresholds": {"method": trained.method, "red": trained.red_threshold_,
+                                    "yellow": trained.yellow_threshold_}}
+    if policy is None:
+        tiers = scores["tier"].astype(str)
+        table = pd.DataFrame({"area": ["(all)"], "n": [len(scores)], "rule": [f"{trained.method} (as trained)"],
+                              "red": [int((tiers == "red").sum())], "yellow": [int((tiers == "yellow").sum())],
+                              "red_threshold": [trained.red_threshold_],
+                              "yellow_threshold": [trained.yellow_threshold_]})
+        block["description"] = (trained.describe() if trained.method != "share" else
+                                f"share thresholds as trained: red >= {trained.red_threshold_:.4g}, yellow >= "
+                                f"{trained.yellow_threshold_:.4g}")
+        block["areas"] = _records(table)
+        return scores, block, table
+    areas = scores[by].to_numpy() if by else None
+    scores, table, need = retier_scores(scores, policy, trained, id_col=ent, areas=areas, reasons=reasons)
+    if need.any():  # cases flagged tonight that their chunk's trained thresholds did not flag
+        store = []
+
+        def context_for(i: int, clean):
+            if not store:
+                store.append(context_store(work / "prepared", n_chunks, predictor.model, as_of))
+            return None if store[0] is None else store[0].for_chunk(i)
+
+        fills = []
+        chunks = scores.loc[need, "_chunk"].to_numpy()
+        ids = scores.loc[need, ent].to_numpy()
+        for i in np.unique(chunks):
+            fills.append(explain_task(work, int(i), predictor, as_of, ids[chunks == i], context_for=context_for))
+        fill = pd.concat(fills, ignore_index=True).set_index(ent)
+        for col in ("reasons", "reason_features"):
+            scores[col] = scores[col].astype(object)
+            scores.loc[need, col] = fill[col].reindex(ids).to_numpy()
+        block["reasons_added"] = int(need.sum())
+    table = table.drop(columns="night")
+    block.update({
+        "description": policy.describe() + (f" (areas: {by})" if by else ""),
+        "method": policy.method, "red": policy.red, "yellow": policy.yellow, "by": by,
+        "capacity": policy.capacity,
+        "overrides_lifted": int(table["overrides_lifted"].sum()),
+        "areas": _records(table),
+    })
+    return scores, block, table
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-native dicts (NaN -> null)."""
+    return json.loads(table.to_json(orient="records"))
+
+
+_AREA_COLUMNS = {"rule": "tier_rule", "red_capacity": "red_capacity", "yellow_capacity": "yellow_capacity",
+                 "red_threshold": "red_threshold", "yellow_threshold": "yellow_threshold"}
+
+
+def _with_area_columns(frame: pd.DataFrame, table: pd.DataFrame, key: pd.Series | None) -> pd.DataFrame:
+    """``frame`` with its area's tier rule, capacities and thresholds tonight."""
+    cols = [c for c in _AREA_COLUMNS if c in table.columns]
+    lookup = table.set_index("area")[cols].rename(columns=_AREA_COLUMNS)
+    area = pd.Series("(all)", index=frame.index) if key is None else key.astype(object).where(key.notna(), "(unknown)").astype(str)
+    extra = lookup.reindex(area.to_numpy())
+    extra.index = frame.index
+    return pd.concat([frame, extra], axis=1)
+
+
+def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, predictor, as_of: pd.Timestamp,
+              policy=None, by: str | None = None, reasons: str = "flagged") -> dict:
     ent = schema.entity_col
     final.mkdir()
-    scores = read_parts([work / "scores" / f"scores-{i:05d}.parquet" for i in range(n_chunks)])
-    if scores is None:
-        scores = pd.DataFrame({ent: pd.Series(dtype=object), "as_of": pd.Series(dtype="datetime64[ns]"),
-                               "probability": pd.Series(dtype=float), "tier": pd.Series(dtype=object),
-                               "reasons": pd.Series(dtype=object), "reason_features": pd.Series(dtype=object),
-                               "overrides": pd.Series(dtype=object)})
+    scores = _read_scores(work, n_chunks, ent)
     scores.attrs.clear()  # per-chunk monitoring counts belong in the manifest, not the scores
     scores["tier"] = pd.Categorical(scores["tier"].astype(str), categories=["red", "yellow", "blue"])
     scores["model_name"] = predictor.model_name
@@ -147,26 +242,31 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
         attrs[ent] = attrs[ent].astype(scores[ent].dtype) if len(scores) else attrs[ent]
         scores = scores.merge(attrs, on=ent, how="left")
     scores = scores.sort_values(ent, kind="stable").reset_index(drop=True)
+    scores, tiers_block, table = _night_tiers(scores, work=work, n_chunks=n_chunks, schema=schema,
+                                              predictor=predictor, as_of=as_of, policy=policy, by=by,
+                                              reasons=reasons)
+    scores = scores.drop(columns="_chunk")
     write_parquet(scores, final / "scores.parquet")
 
     station = schema.group_cols[0] if schema.group_cols and schema.group_cols[0] in scores.columns else None
-    by = [station] if station else []
     flagged = scores[scores["tier"].isin(["red", "yellow"])].copy()
     flagged["_g"] = flagged[station].fillna("(unknown)") if station else "all"
     flagged = flagged.sort_values(["_g", "probability", ent], ascending=[True, False, True], kind="stable")
     flagged["rank"] = flagged.groupby("_g", sort=False).cumcount() + 1
     worklist = flagged.drop(columns="_g").reset_index(drop=True)
+    worklist = _with_area_columns(worklist, table, worklist[by] if by else None)
     write_parquet(worklist, final / "worklists.parquet")
 
-    tiers = scores.assign(_g=scores[station].fillna("(unknown)") if station else "all")
+    tiers = scores.assign(_g=scores[station].fillna("(unknown)") if station else CITY)
     summary = pd.crosstab(tiers["_g"], tiers["tier"].astype(str)).reindex(columns=["red", "yellow", "blue"],
                                                                         fill_value=0)
-    summary.index.name = station or "group"
+    summary.index.name = station or "area"
     summary.columns.name = None
     summary = summary.reset_index()
     summary["total"] = summary[["red", "yellow", "blue"]].sum(axis=1)
+    if by is not None and by == station:  # the summary's rows are the policy's areas
+        summary = _with_area_columns(summary, table, summary[station])
     write_parquet(summary, final / "station_summary.parquet")
-    del by
 
     rejects = read_parts([work / "prepared" / f"rejects-{i:05d}.parquet" for i in range(n_chunks)])
     if rejects is None:
@@ -179,7 +279,7 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
         not_scored = pd.DataFrame({ent: pd.Series(dtype=object), "reason": pd.Series(dtype=object)})
     not_scored = not_scored.sort_values(ent, kind="stable").reset_index(drop=True)
     write_parquet(not_scored, final / "not_scored.parquet")
-    return {"scores": scores, "rejects": rejects, "not_scored": not_scored}
+    return {"scores": scores, "rejects": rejects, "not_scored": not_scored, "area": station, "tiers": tiers_block}
 
 
 def score_batch(
@@ -196,6 +296,8 @@ def score_batch(
     open_rule_max_inactive: str | None = "365D",
     drift_thresholds: dict | None = None,
     monitor_mlflow: bool = False,
+    overwrite: bool = False,
+    tiers="night",
 ) -> dict:
     """Score every dispute open at ``as_of`` and write scores, work lists and a manifest.
 
@@ -210,7 +312,8 @@ def score_batch(
     as_of : datetime-like
         The scoring moment; features use events strictly before it.
     out : path
-        Output directory; replaced atomically when the run completes.
+        Output directory (one per night); written atomically when the run completes. An
+        existing folder is refused unless ``overwrite``.
     entities : DataFrame or path, optional
         One row per dispute (read whole). Needed by models fitted with entities; its
         ``closed_col`` closes disputes, and its categorical columns ride along in the scores.
@@ -228,6 +331,20 @@ def score_batch(
         Also log the drift figures as metrics of a run named by ``as_of`` in the MLflow
         experiment ``dispute-risk-monitoring`` (store: ``MLFLOW_TRACKING_URI`` or the
         local default); a logging failure warns and is recorded in the manifest.
+    overwrite : bool, default=False
+        Replace an existing ``out`` folder (atomically, when the run completes). Without
+        it an existing folder is an error, so a night is never replaced by mistake.
+    tiers : "night", "trained", mapping or TierPolicy, default="night"
+        ``"night"``: the model's share policy ranks tonight's scored disputes (red = the
+        top ``red`` share city-wide, or within each area of ``by``, or an area's
+        ``capacity``; ties broken by id); probability and precision policies stay as
+        trained. ``"trained"``: the trained thresholds, whatever the method. A mapping
+        changes the model's policy for this night, e.g. ``{"by": "station", "capacity":
+        {"S01": 10, "S02": {"red": 5, "yellow": 20}}}`` or ``{"red": 0.08}`` (see
+        :func:`~riskmodel.model.scoring_policy`). Areas are entity columns (the
+        entities table must have them). The manifest's ``tiers`` block, the work lists'
+        and station summary's ``tier_rule``, ``red_capacity``, ``yellow_capacity``,
+        ``red_threshold``, ``yellow_threshold`` columns record what was used.
 
     Returns
     -------
@@ -245,6 +362,8 @@ def score_batch(
 
     Raises
     ------
+    ConfigError
+        ``out`` exists and ``overwrite`` is false. Nothing is written.
     DataError
         Unreadable input, missing columns, invalid entities. Nothing is written to ``out``.
     ModelError
@@ -269,16 +388,33 @@ def score_batch(
     if as_of.tzinfo is not None:
         as_of = as_of.tz_convert("UTC").tz_localize(None)
     out = Path(out)
+    if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
+        what = "a folder" if out.is_dir() else "a file"
+        raise ConfigError(
+            f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Pass "
+            "overwrite=True to replace it, or another out= (one folder per night).",
+            cli=f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Add "
+                "--overwrite to replace it, or give another --out (one folder per night).")
     tag = as_of.strftime("%Y%m%dT%H%M%S")
     work = out.parent / f".tmp-{out.name}-{tag}"
 
     predictor = load_predictor(model)
     schema = predictor.model._schema()
+    policy = scoring_policy(predictor.model.tier_policy_, tiers)
+    by = area_column(policy, schema.group_cols)
+    if by is not None and (entities is None or by not in schema.entity_categorical_cols):
+        raise ConfigError(
+            f"tiers by {by!r} need the area on every dispute: pass entities=... with the column {by!r} "
+            f"(one of the schema's entity_categorical_cols {list(schema.entity_categorical_cols)}), or tiers="
+            "{'by': None} for city-wide shares.")
     t_read = time.perf_counter()
     source = Source(events, schema)
     ents = None if entities is None else Entities(entities, schema)
     if predictor.model.features_.has_entities_ and ents is None:
-        raise DataError("this model was trained with an entities table; pass entities=... to score_batch.")
+        what = (f"model {predictor.uri} was trained with an entities table (one row per dispute: "
+                f"{schema.entity_feature_columns})")
+        raise DataError(f"{what}; pass it to score_batch(entities=...).",
+                        cli=f"{what}; pass it with --entities PATH (parquet or CSV).")
     timings = dict.fromkeys(STAGES, 0.0)
     timings["read"] += time.perf_counter() - t_read
 
@@ -348,7 +484,8 @@ def score_batch(
     final = work / "final"
     if final.exists():
         shutil.rmtree(final)
-    result = _finalize(work, final, n_chunks=n_chunks, schema=schema, predictor=predictor, as_of=as_of)
+    result = _finalize(work, final, n_chunks=n_chunks, schema=schema, predictor=predictor, as_of=as_of,
+                       policy=policy, by=by, reasons=reasons)
     chunk_info = [json.loads((work / "scores" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
                   for i in range(n_chunks)]
     stage_times = [json.loads((work / "prepared" / f"chunk-{i:05d}.done").read_text(encoding="utf-8"))
@@ -378,10 +515,14 @@ def score_batch(
                   "entities": state["entities"]},
         "model": {"name": predictor.model_name, "version": predictor.model_version, "run_id": predictor.run_id,
                   "uri": predictor.uri},
+        # the user's column names, for every command that reads this folder back
+        "schema": schema.to_dict(),
+        "area": result["area"],
         "parameters": {"latest_plausible_event_time": str(now), "reasons": reasons, "chunk_disputes": int(chunk_disputes), "n_chunks": n_chunks,
                        "open_rule_max_inactive": open_rule_max_inactive},
         "counts": {
             "events_read": counts["rows"],
+            "events_used": counts["rows"] - rej_rows - dup_rows,
             "events_rejected": rej_rows,
             "events_duplicates_dropped": dup_rows,
             "events_clean": clean_rows,
@@ -395,11 +536,13 @@ def score_batch(
                                    result["not_scored"]["reason"].value_counts().sort_index().items()},
             "tiers": {t: int(tiers.get(t, 0)) for t in ("red", "yellow", "blue")},
         },
+        "tiers": result["tiers"],
         "monitoring": monitoring,
         "files": sorted(p.name for p in final.iterdir()) + ["manifest.json"],
         "libraries": _library_versions(),
         "resumed": resumed,
     }
+    manifest["model"].update(model_facts(predictor.model))  # what tiers and p mean, for the report
     if not manifest["counts"]["reconciles"]:  # pragma: no cover - an accounting bug, never data
         raise RuntimeError(f"batch accounting does not reconcile: {manifest['counts']}")
     timings["write"] += time.perf_counter() - t_w

@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._errors import DataError, format_examples
+from .._errors import DataError, DataWarning, format_examples
+from ..data import EventSchema
 from ..model import TIERS
 
 __all__ = ["NightlyOutput", "concat_scores", "read_nightly"]
 
 #: Columns every scores frame must have (the batch writes more).
 SCORE_COLUMNS = ("as_of", "probability", "tier")
+_KNOWN_SCORE_COLUMNS = frozenset((*SCORE_COLUMNS, "reasons", "reason_features", "overrides", "model_name",
+                                  "model_version", "run_id", "rank"))
 
 
 @dataclass
@@ -51,6 +54,43 @@ class NightlyOutput:
         if len(self.scores):
             return pd.Timestamp(self.scores["as_of"].max())
         return None
+
+    @property
+    def schema(self) -> EventSchema | None:
+        """The column names of the model that scored the night (from the manifest), if known."""
+        data = self.manifest.get("schema")
+        if not isinstance(data, dict):
+            return None
+        try:
+            return EventSchema.from_dict(data)
+        except (DataError, TypeError):
+            return None
+
+    @property
+    def id_col(self) -> str | None:
+        """The scores' dispute id column: the model's ``entity_col`` (manifest), else
+        ``dispute_id`` if present, else the first column when it is not a score column
+        (the batch writes the id first); ``None`` if none of these applies."""
+        schema = self.schema
+        if schema is not None and schema.entity_col in self.scores.columns:
+            return schema.entity_col
+        if "dispute_id" in self.scores.columns:
+            return "dispute_id"
+        first = self.scores.columns[0] if len(self.scores.columns) else None
+        return first if first is not None and first not in _KNOWN_SCORE_COLUMNS else None
+
+    @property
+    def area(self) -> str | None:
+        """The area column of the night's work lists: the manifest's ``area`` (the model's
+        first group column, e.g. ``station``; ``None`` for a model without one), else
+        ``station`` when the scores have it, else ``None`` (city-wide)."""
+        if "area" in self.manifest:
+            area = self.manifest["area"]
+            return area if area in self.scores.columns else None
+        schema = self.schema
+        if schema is not None:
+            return next((g for g in schema.group_cols if g in self.scores.columns), None)
+        return "station" if "station" in self.scores.columns else None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -136,11 +176,49 @@ def as_nightly_list(items) -> list[NightlyOutput]:
 
 
 def concat_scores(items: Sequence | Iterable) -> pd.DataFrame:
-    """One scores frame from several nights (folders, NightlyOutputs or frames).
+    """One scores frame from several nights (folders, NightlyOutputs or frames), each night
+    counted once.
 
-    A single DataFrame is accepted as is (it may already hold several ``as_of`` days).
+    A single DataFrame is accepted as is (it may already hold several ``as_of`` days). A
+    day given more than once (the same night scored into two folders, or a folder listed
+    twice) keeps the rows of the item given last for that day, with a
+    :class:`~riskmodel.DataWarning` naming the day; within a frame, a dispute scored twice
+    on one day keeps its last row.
     """
-    frames = [o.scores for o in as_nightly_list(items)]
-    if not frames:
+    return dedupe_nights(as_nightly_list(items))[0]
+
+
+def dedupe_nights(outputs: list[NightlyOutput]) -> tuple[pd.DataFrame, list[NightlyOutput]]:
+    """The nights' scores as one frame with every (day, dispute) once (see
+    :func:`concat_scores`), and the outputs that still contribute rows."""
+    import warnings
+
+    if not outputs:
         raise DataError("no score outputs given; pass at least one `riskmodel score` folder.")
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    days = [set(o.scores["as_of"].dt.normalize().unique()) for o in outputs]
+    labels = [str(o.path) if o.path is not None else f"frame {i + 1}" for i, o in enumerate(outputs)]
+    frames, repeated = [], {}
+    for i, o in enumerate(outputs):
+        later = set().union(*days[i + 1:]) if i + 1 < len(outputs) else set()
+        again = days[i] & later
+        frame = o.scores
+        if again:
+            for day in again:
+                repeated[pd.Timestamp(day).date()] = [labels[j] for j in range(len(outputs)) if day in days[j]]
+            frame = frame[~frame["as_of"].dt.normalize().isin(list(again))]
+        frames.append(frame)
+    if repeated:
+        listed = "; ".join(f"{day} in {', '.join(where)}" for day, where in sorted(repeated.items()))
+        warnings.warn(f"the same night was given more than once; each day is counted once, from the output "
+                      f"given last: {listed}.", DataWarning, stacklevel=3)
+    kept = [o for o, f in zip(outputs, frames, strict=True) if len(f) or not len(o.scores)]
+    scores = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    id_col = next((o.id_col for o in outputs if o.id_col is not None), None)
+    if id_col is not None and id_col in scores.columns:
+        key = pd.DataFrame({"id": scores[id_col], "day": scores["as_of"].dt.normalize()})
+        twice = key.duplicated(keep="last").to_numpy()
+        if twice.any():
+            warnings.warn(f"{int(twice.sum())} dispute(s) scored twice on one day; each is counted once (its last "
+                          "row).", DataWarning, stacklevel=3)
+            scores = scores[~twice].reset_index(drop=True)
+    return scores, kept

@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from ._core import isin, prepare_chunk, score_chunk
+from ._core import explain_chunk, isin, prepare_chunk, score_chunk
 from ._files import chunk_entities, mark_done, write_parquet
 
-__all__ = ["Progress", "pending_chunks", "prepare_task", "release_unused_memory", "score_task"]
+__all__ = ["Progress", "explain_task", "pending_chunks", "prepare_task", "release_unused_memory", "score_task"]
 
 
 class Progress:
@@ -120,3 +120,9 @@ def score_task(work: Path, i: int, predictor, as_of: pd.Timestamp, *, reasons: s
     mark_done(score_dir / f"chunk-{i:05d}.done", {"scored": len(scores), "rows": len(clean), "timings": chunk_t,
                                                   "monitoring": scores.attrs.get("monitoring")})
     return len(clean)
+
+
+def explain_task(work: Path, i: int, predictor, as_of: pd.Timestamp, ids, *, context_for) -> pd.DataFrame:
+    """Reasons of the open disputes ``ids`` of chunk ``i`` (see :func:`explain_chunk`)."""
+    clean = pd.read_parquet(Path(work) / "prepared" / f"clean-{i:05d}.parquet")
+    return explain_chunk(clean, context_for(i, clean), predictor, as_of, ids, entities=chunk_entities(Path(work), i))

@@ -6,33 +6,47 @@ names below without a public counterpart in :mod:`riskmodel` are the package's i
 API: documented, stable within a release, not for users.
 """
 
+from ._fingerprint import frame_fingerprint
 from ._keys import arrow_string_array, gather, short_string_keys, stable_key_sort
 from ._lookup import lookup_positions, lookup_positions_reference
+from ._runs import first_per_code, run_starts
 from ._schema import (
     FEW_VALUES,
     NAT_NS,
     Columns,
     EventSchema,
+    check_kinds,
     cutoffs_at,
     entity_order,
     isna_mask,
     naive_utc,
+    parse_times,
     raise_rejects,
     require_columns,
+    require_frame,
     screen_events,
     sort_by_entity_time,
     split_invalid_events,
+    times_aware,
     validate_cutoffs,
     validate_entities,
     validate_events,
     validated_entity_columns,
 )
-from ._timeline import NS_PER_DAY, RESOLUTIONS_NS, Clock, Timeline, expand_ranges, parse_duration
+from ._timeline import (
+    NS_PER_DAY,
+    RESOLUTIONS_NS,
+    Clock,
+    Timeline,
+    duration_text,
+    expand_ranges,
+    parse_duration,
+)
 
 __all__ = [
     "FEW_VALUES", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
-    "arrow_string_array", "cutoffs_at", "entity_order", "expand_ranges", "gather", "isna_mask", "lookup_positions", "lookup_positions_reference", "naive_utc",
-    "parse_duration", "raise_rejects", "require_columns", "screen_events", "short_string_keys",
-    "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "validate_cutoffs",
+    "arrow_string_array", "check_kinds", "parse_times", "require_frame", "cutoffs_at", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "gather", "isna_mask", "lookup_positions", "lookup_positions_reference", "naive_utc",
+    "parse_duration", "raise_rejects", "require_columns", "run_starts", "screen_events", "short_string_keys",
+    "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "times_aware", "validate_cutoffs",
     "validate_entities", "validate_events", "validated_entity_columns",
 ]

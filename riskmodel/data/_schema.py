@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ _NS = np.dtype("datetime64[ns]")
 NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
+_REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
+_OPTIONAL_ROLES = ("text_col", "party_col", "entities_id_col", "closed_col")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,10 +110,31 @@ class EventSchema:
     outcome_kinds: tuple[str, ...] = field(default=("criminal_case", "injury"))
 
     def __post_init__(self):
-        # Accept lists from TOML / JSON but store tuples so the schema stays hashable.
+        # Accept lists from TOML / JSON but store tuples so the schema stays hashable; an
+        # empty string (TOML has no null) switches an optional role off, like None / ().
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, list):
+            if f.name in _REQUIRED_ROLES:
+                if not isinstance(value, str) or not value.strip():
+                    raise DataError(
+                        f"EventSchema {f.name} must name a column of the events (a non-empty string), "
+                        f"got {value!r}; this role cannot be switched off."
+                    )
+            elif f.name in _OPTIONAL_ROLES:
+                if value is not None and not isinstance(value, str):
+                    raise DataError(f"EventSchema {f.name} must be a column name or None, got {value!r}.")
+                if isinstance(value, str) and not value.strip():
+                    object.__setattr__(self, f.name, None)
+            else:  # a tuple of names; None, "" or [] all mean "none"
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    value = ()
+                elif isinstance(value, str):
+                    value = (value,)
+                if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v.strip() for v in value):
+                    raise DataError(
+                        f"EventSchema {f.name} must be a list of column names (or empty to switch it "
+                        f"off), got {value!r}."
+                    )
                 object.__setattr__(self, f.name, tuple(value))
 
     @property
@@ -134,6 +158,17 @@ class EventSchema:
             + list(self.entity_time_cols)
         )
 
+    @property
+    def text_columns(self) -> list[str]:
+        """Events columns holding names, not numbers (id, kind, party, text): a CSV reader
+        keeps them as text, so that 18-digit case numbers never become floats."""
+        return [c for c in (self.entity_col, self.kind_col, self.party_col, self.text_col) if c]
+
+    @property
+    def entity_text_columns(self) -> list[str]:
+        """Entities columns holding names (id, categorical attributes), read as text from CSV."""
+        return list(dict.fromkeys([self.entities_id, *self.entity_categorical_cols]))
+
     def to_dict(self) -> dict:
         """Plain-data form (for JSON artifacts and MLflow params)."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -156,20 +191,62 @@ def _plain(value):
 # shared checks
 
 
-def _require_frame(df, what: str, *, allow_empty: bool = False) -> None:
+def require_frame(df, what: str, *, allow_empty: bool = False) -> None:
     if not isinstance(df, (pd.DataFrame, Columns)):  # Columns: built internally (pyfunc's entities)
         raise DataError(f"{what} must be a pandas DataFrame, got {type(df).__name__}.")
     if len(df) == 0 and not allow_empty:
         raise DataError(f"{what} is empty (0 rows); there is nothing to work on.")
 
 
-def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"{what} is missing required column(s) {missing}; it has {list(df.columns)[:20]}. "
-            "Rename the columns or pass an EventSchema naming yours."
-        )
+def require_columns(df, columns: Sequence[str], what: str, *, schema: EventSchema | None = None,
+                    trained: bool = False) -> None:
+    """Raise a :class:`DataError` naming the columns of ``columns`` that ``df`` lacks.
+
+    With the ``schema`` that asked for them, the message names each column's role and how
+    to name yours or switch an optional role off, in Python words (``EventSchema(...)``)
+    and in the command line's (the config's ``[schema]``). ``trained``: the schema is a
+    fitted model's, so the fix is renaming the columns or retraining.
+    """
+    names = list(df.columns)
+    missing = [c for c in columns if c not in names]
+    if not missing:
+        return
+    head = f"{what} is missing required column(s) {missing}; it has {names[:20]}."
+    if schema is None:
+        raise DataError(f"{head} Rename the columns or pass an EventSchema naming yours.")
+    roles = [(c, _roles_of(schema, c)) for c in missing]
+    python, cli = [], []
+    for column, fields in roles:
+        for name in fields:
+            optional = name not in _REQUIRED_ROLES
+            if name in _OPTIONAL_ROLES:
+                py_off, cli_off = f"EventSchema({name}=None)", f'{name} = ""'
+            else:
+                py_off = f"EventSchema({name}=()) or leave {column!r} out of it"
+                cli_off = f"{name} = [] or leave {column!r} out of it"
+            python.append(f"{column!r} is the schema's {name}: name your column with EventSchema({name}=...)"
+                          + (f" or switch the role off with {py_off}" if optional else ""))
+            cli.append(f"{column!r} is the schema's {name}: name your column with {name} = \"...\" in the "
+                       "config's [schema]" + (f", or switch the role off with {cli_off}" if optional else ""))
+    if trained:
+        fix = ("The model was trained on events with these columns: rename yours to match, or retrain "
+               "with a schema naming your columns (or switching an optional role off). ")
+        raise DataError(f"{head} {fix}" + "; ".join(python) + ".", cli=f"{head} {fix}" + "; ".join(cli) + ".")
+    raise DataError(f"{head} " + "; ".join(python) + ".", cli=f"{head} " + "; ".join(cli) + ".")
+
+
+def _roles_of(schema: EventSchema, column: str) -> list[str]:
+    """The schema fields naming ``column`` (defaults included), in field order."""
+    fields = []
+    for f in dataclasses.fields(schema):
+        value = getattr(schema, f.name)
+        if f.name == "outcome_kinds":
+            continue
+        if value == column or (isinstance(value, tuple) and column in value):
+            fields.append(f.name)
+    if column == schema.entities_id and not fields:
+        fields.append("entity_col")
+    return fields
 
 
 def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, bool]:
@@ -213,15 +290,36 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     return parsed.astype("datetime64[ns]"), is_aware
 
 
-def _check_kinds(kinds: pd.Series, column: str) -> pd.Series:
+def times_aware(values: pd.Series) -> bool | None:
+    """Whether a time column is timezone-aware, as :func:`parse_times` decides, judged on
+    its first value (a column mixing both conventions is refused when parsed); ``None``
+    when it cannot tell (no values, numbers)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return True
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return False
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return None
+    missing = isna_mask(values)
+    if missing.all():
+        return None
+    first = values.iloc[int(np.argmin(missing))]
+    if isinstance(first, datetime.datetime):
+        return first.tzinfo is not None
+    return re.search(_TZ_SUFFIX, str(first)) is not None
+
+
+def check_kinds(kinds: pd.Series, column: str) -> pd.Series:
     """Column-level kind check; returns a mask of rows whose kind is not a string."""
     if pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype):
         raise DataError(
             f"events column {column!r} must hold event kinds as strings, got {kinds.dtype} "
             f"(e.g. {format_examples(kinds.head(3))}). Map codes to names, or use .astype(str)."
         )
-    if isinstance(kinds.dtype, pd.CategoricalDtype):
-        kinds = kinds.astype(object)
+    if isinstance(kinds.dtype, pd.CategoricalDtype):  # judge the categories, read by the codes
+        categories = pd.Series(kinds.cat.categories.to_numpy(dtype=object))
+        not_str = np.append(~categories.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool), False)
+        return not_str[kinds.cat.codes.to_numpy()]  # code -1 (missing) reads the final False
     if pd.api.types.is_string_dtype(kinds.dtype) and not pd.api.types.is_object_dtype(kinds.dtype):
         return np.zeros(len(kinds), dtype=bool)  # a string dtype holds only strings and nulls
     if pd.api.types.infer_dtype(kinds, skipna=True) in ("string", "empty"):
@@ -252,11 +350,16 @@ class ScreenedEvents:
     duplicates_dropped: int
     n_rejects: int  #: number of rejected rows
     _raw_rejects: tuple = field(repr=False)
+    kind_col: str | None = None  #: the schema's kind column
 
     @functools.cached_property
     def valid(self) -> pd.DataFrame:
-        """The valid rows as a frame (input order, schema columns, times parsed)."""
-        return self.columns.to_frame()
+        """The valid rows as a frame (input order, schema columns, times parsed, kinds as
+        strings: a categorical kind column is read by its codes until here)."""
+        frame = self.columns.to_frame()
+        if self.kind_col in frame and isinstance(frame[self.kind_col].dtype, pd.CategoricalDtype):
+            frame[self.kind_col] = frame[self.kind_col].astype(str)
+        return frame
 
     @functools.cached_property
     def rejects(self) -> pd.DataFrame:
@@ -265,19 +368,23 @@ class ScreenedEvents:
 
 
 def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
-    """Stable order by (code, time); an O(n) radix pass when times are already sorted."""
+    """Stable order by (code, time): nothing for rows already in that order, else a stable
+    sort by time (none for time-sorted rows) and radix passes over the codes."""
     if len(codes) == 0:
         return np.zeros(0, dtype=np.int64)
-    if not bool((t_ns[1:] >= t_ns[:-1]).all()):
-        return np.lexsort((t_ns, codes))
-    # time-sorted extracts (the common case): a stable sort by code keeps time order;
-    # NumPy's stable sort of 16-bit integers is a radix sort, so sort 16 bits at a time
+    same = codes[1:] == codes[:-1]
+    if bool((codes[1:] >= codes[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
+        return np.arange(len(codes), dtype=np.int64)  # already in (entity, time) order
+    # by time first (skipped when the rows are in time order), then a stable sort by code
+    # keeps the time order within each code; NumPy's stable sort of 16-bit integers is a
+    # radix sort, so the codes are sorted 16 bits at a time
+    order = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else np.argsort(t_ns, kind="stable")
     codes = codes.astype(np.uint64)
-    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
-    shift = 16
-    while int(codes.max()) >> shift:
-        digit = ((codes[order] >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.uint16)
-        order = order[np.argsort(digit, kind="stable")]
+    shift = 0
+    while shift == 0 or int(codes.max()) >> shift:
+        digit = ((codes if order is None else codes[order]) >> np.uint64(shift)) & np.uint64(0xFFFF)
+        step = np.argsort(digit.astype(np.uint16), kind="stable")
+        order = step if order is None else order[step]
         shift += 16
     return order
 
@@ -323,12 +430,12 @@ def screen_events(
     mixed timezones) raise :class:`DataError`: no row can be trusted then. ``sort_ids``
     numbers entities in sorted id order (else in any order, whichever is faster).
     """
-    _require_frame(events, "events")
-    require_columns(events, schema.event_columns, "events")
+    require_frame(events, "events")
+    require_columns(events, schema.event_columns, "events", schema=schema)
     original = events  # duplicates are judged on every column, not only the schema's
     columns = {col: events[col] for col in schema.event_columns}
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
-    not_str_kind = _check_kinds(columns[schema.kind_col], schema.kind_col)
+    not_str_kind = check_kinds(columns[schema.kind_col], schema.kind_col)
 
     # default: the end of tomorrow (UTC) - a whole day, so reruns on one day agree exactly
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
@@ -367,8 +474,6 @@ def screen_events(
     else:
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
-    if isinstance(columns[schema.kind_col].dtype, pd.CategoricalDtype):
-        columns[schema.kind_col] = columns[schema.kind_col].astype(str)
 
     order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids)
     # exact duplicates share (entity, time), so after the sort they are neighbours
@@ -394,7 +499,7 @@ def screen_events(
             order, codes, t_ns = order[~dup], codes[~dup], t_ns[~dup]
     return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
-                          _raw_rejects=(raw_bad, reasons, schema.event_columns))
+                          _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col)
 
 
 def isna_mask(values: pd.Series) -> np.ndarray:
@@ -542,15 +647,42 @@ def validate_events(
     return clean
 
 
-def raise_rejects(rejects: pd.DataFrame, what: str) -> None:
+def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, word: str = "row",
+                     limit: int = 5) -> list[str]:
+    """One phrase per reject reason: its count, the first offending rows and values.
+
+    ``numbers`` (aligned with ``rejects``' rows) are what the user sees as the rows' place,
+    e.g. file line numbers with ``word="line"``; default the rejects' index labels.
+    """
+    where = np.asarray(rejects.index if numbers is None else numbers)
+    reasons = rejects["reject_reason"].to_numpy(dtype=object)
+    parts = []
+    for reason, count in rejects.groupby("reject_reason", sort=False).size().items():
+        hit = reasons == reason
+        column = re.search(r"in '(.+)'$", str(reason))
+        examples = ""
+        if column and column.group(1) in rejects.columns and not str(reason).startswith(("null", "missing")):
+            values = pd.unique(rejects.loc[hit, column.group(1)].dropna().astype(str))
+            if len(values):
+                examples = f", e.g. {format_examples(values[:3], limit=3)}"
+        parts.append(f"{count} {word}(s) with {reason} (first {word}s: {[_plain_number(v) for v in where[hit][:limit]]})"
+                     f"{examples}")
+    return parts
+
+
+def _plain_number(value):
+    return int(value) if isinstance(value, np.integer) else value
+
+
+def raise_rejects(rejects: pd.DataFrame, what: str, *, numbers: Sequence | None = None, word: str = "row",
+                  fix: str = "", cli_fix: str | None = None) -> None:
+    """Raise a :class:`DataError` listing every reject reason (see :func:`describe_rejects`);
+    ``fix`` / ``cli_fix`` end the message with what to do, in Python's and the CLI's words."""
     if len(rejects) == 0:
         return
-    reason_counts = rejects.groupby("reject_reason", sort=False).size()
-    parts = []
-    for reason, count in reason_counts.items():
-        rows = rejects.index[rejects["reject_reason"] == reason]
-        parts.append(f"{count} row(s) with {reason} (first rows: {list(rows[:5])})")
-    raise DataError(f"{what}: " + "; ".join(parts))
+    text = f"{what}: " + "; ".join(describe_rejects(rejects, numbers=numbers, word=word))
+    raise DataError(text + (f". {fix}" if fix else ""),
+                    cli=None if cli_fix is None else text + (f". {cli_fix}" if cli_fix else ""))
 
 
 def naive_utc(ts) -> pd.Timestamp:
@@ -595,16 +727,19 @@ def validated_entity_columns(
     if entities is None:
         return None
     schema = schema or EventSchema()
-    _require_frame(entities, "entities", allow_empty=allow_empty)
+    require_frame(entities, "entities", allow_empty=allow_empty)
     id_col = schema.entities_id
     needed = [id_col] + schema.entity_feature_columns
     needed += [schema.closed_col] if schema.closed_col else []
-    require_columns(entities, list(dict.fromkeys(needed)), "entities")
     missing_group = [c for c in schema.group_cols if c not in schema.entity_categorical_cols]
     if missing_group:
         raise DataError(
-            f"group_cols {missing_group} must also be listed in entity_categorical_cols."
+            f"group_cols {missing_group} must also be listed in entity_categorical_cols; or switch the "
+            "group role off with EventSchema(group_cols=()).",
+            cli=f"group_cols {missing_group} must also be listed in entity_categorical_cols; or switch the "
+            "group role off with group_cols = [] in the config's [schema].",
         )
+    require_columns(entities, list(dict.fromkeys(needed)), "entities", schema=schema)
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
     out = {col: entities[col] for col in dict.fromkeys(needed)}
@@ -759,7 +894,7 @@ def validate_cutoffs(
     a mismatch is an error.
     """
     schema = schema or EventSchema()
-    _require_frame(cutoffs, "cutoffs")
+    require_frame(cutoffs, "cutoffs")
     needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
     require_columns(cutoffs, needed, "cutoffs")
     null_ids = isna_mask(cutoffs[schema.entity_col])

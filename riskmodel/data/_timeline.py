@@ -42,6 +42,24 @@ def parse_duration(value, name: str, *, error: type[ValueError] = ConfigError) -
     return delta
 
 
+def duration_text(value) -> str:
+    """A duration in words for people: ``"90D"`` -> ``"90 days"``, ``"1D"`` -> ``"1 day"``,
+    ``"12h"`` -> ``"12 hours"``, ``"36h"`` -> ``"1.5 days"`` (never ``90 days 00:00:00``).
+
+    >>> duration_text("90D"), duration_text(pd.Timedelta(hours=12)), duration_text("1D")
+    ('90 days', '12 hours', '1 day')
+    """
+    delta = pd.Timedelta(value)
+    days = delta / pd.Timedelta(days=1)
+    if days >= 1 or days == 0:
+        return f"{days:g} day" + ("" if days == 1 else "s")
+    hours = delta / pd.Timedelta(hours=1)
+    if hours >= 1:
+        return f"{hours:g} hour" + ("" if hours == 1 else "s")
+    minutes = delta / pd.Timedelta(minutes=1)
+    return f"{minutes:g} minute" + ("" if minutes == 1 else "s")
+
+
 def choose_resolution(n_entities: int, t_min_ns: int, t_max_ns: int) -> int:
     """Finest resolution (ns per tick) at which every (entity, tick) key fits in int64."""
     for resolution in RESOLUTIONS_NS:

@@ -3,9 +3,9 @@
 from ._backtest import backtest
 from ._labels import make_cutoffs, make_labels, open_disputes
 from ._metrics import bootstrap_metrics, tier_table
-from ._plots import TIER_COLOURS, finish_figure, new_figure, save_figure
+from ._plots import TIER_COLOURS, finish_figure, has_cjk_font, new_figure, save_figure
 
 __all__ = [
-    "TIER_COLOURS", "backtest", "bootstrap_metrics", "finish_figure", "make_cutoffs", "make_labels",
+    "TIER_COLOURS", "backtest", "bootstrap_metrics", "finish_figure", "has_cjk_font", "make_cutoffs", "make_labels",
     "new_figure", "open_disputes", "save_figure", "tier_table",
 ]

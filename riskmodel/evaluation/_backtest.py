@@ -275,6 +275,7 @@ def backtest(
     n_bootstrap: int = 200,
     seed: int = 0,
     observed_until=None,
+    progress: Callable[[float, float, str], None] | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of ``model`` and of simple baselines on the same folds.
 
@@ -322,6 +323,9 @@ def backtest(
         included: :func:`make_labels` labels such a row 1 when the outcome already happened
         but leaves it censored otherwise, so keeping its positives would inflate the hit
         rate of the latest test period.
+    progress : callable, optional
+        ``progress(done, total, message)``, called as each fold starts and ends and before
+        the last fold's bootstrap (``total`` = folds + 1).
 
     Returns
     -------
@@ -372,6 +376,12 @@ def backtest(
 
     rows: list[dict] = []
     last: dict | None = None
+    total = len(cuts) + 1  # the folds, then the last fold's report (bootstrap intervals)
+
+    def report(done: float, message: str) -> None:
+        if progress is not None:
+            progress(done, total, message)
+
     for i, c in enumerate(cuts, start=1):
         train = (as_of + h <= c).to_numpy()
         test = ((as_of >= c) & (as_of < c + period)).to_numpy()
@@ -390,6 +400,8 @@ def backtest(
             "positives": int(y_all[test].sum()),
             "status": "ok",
         }
+        report(i - 1, f"backtest fold {i}/{len(cuts)}: training on {row['n_train']:,} cutoffs labelled by "
+                      f"{c:%Y-%m-%d}, testing {row['n_test']:,}")
         try:
             fold = _run_fold(
                 i, prepared, cut, train, test, c, model=model, entities=entities,
@@ -397,10 +409,13 @@ def backtest(
             )
         except DataError as exc:
             if i == len(cuts):
-                raise DataError(f"the last fold (cut {c}) cannot be trained: {exc}") from exc
+                python, cli = _fold_fix(cut, label_col, h, c, period, model)
+                raise DataError(f"the last fold (cut {c}) cannot be trained: {exc} {python}",
+                                cli=f"the last fold (cut {c}) cannot be trained: {exc} {cli}") from exc
             notes.append(f"fold {i} skipped: {exc}")
             row["status"] = "skipped"
             rows.append(row)
+            report(i, f"backtest fold {i}/{len(cuts)} skipped: {exc}")
             continue
         y = y_all[test]
         for name, p in fold["probs"].items():  # AUC and AP are NaN if y has one class
@@ -409,16 +424,65 @@ def backtest(
                 row[f"{name}_{metric}"] = scores[metric]
         rows.append(row)
         last = fold
+        auc = row.get("model_roc_auc", float("nan"))
+        report(i, f"backtest fold {i}/{len(cuts)} done: ROC-AUC {auc:.3f} on {row['n_test']:,} test cutoffs")
     if last is None:  # pragma: no cover - the last fold raises above
         raise DataError("no fold could be trained.")
     folds = pd.DataFrame(rows)
     for col in ("train_end", "test_start", "test_end", "train_first_as_of", "train_last_as_of", "train_label_end"):
         folds[col] = pd.to_datetime(folds[col])
 
+    report(len(cuts), f"backtest: baselines and {n_bootstrap} bootstrap resamples on the last fold")
     return _last_fold_report(
         last, cut, schema, label_col, entities, group_cols, oracle, folds, notes,
         n_bootstrap=n_bootstrap, seed=seed, horizon=h, period=period,
     )
+
+
+def _fold_fix(cut: pd.DataFrame, label_col: str, h: pd.Timedelta, c: pd.Timestamp, period: pd.Timedelta,
+              model) -> tuple[str, str]:
+    """What setting would let the last fold train, in Python's and the CLI's words.
+
+    The last fold trains on the cutoffs whose horizon ends by its cut and tests on the
+    period after it (whatever ``n_folds`` is). So a shorter ``test_period`` moves the cut
+    later (more training rows), and larger validation / calibration fractions give those
+    time slices more positives. Candidates are checked with the fit's own rule
+    (:func:`~riskmodel.model.untrainable_reason`), no features computed.
+    """
+    from ..model import untrainable_reason
+
+    as_of, y = cut["as_of"], cut[label_col].to_numpy(dtype=int)
+    end = c + period
+    vf, cf = model.validation_fraction, model.calibration_fraction
+
+    def works(cut_at: pd.Timestamp, v: float, k: float) -> bool:
+        train = (as_of + h <= cut_at).to_numpy()
+        test = (as_of >= cut_at).to_numpy()
+        return bool(test.any()) and untrainable_reason(as_of[train], y[train], v, k) is None
+
+    periods = sorted({pd.Timedelta(days=d) for d in (period.days * 3 // 4, period.days // 2, period.days // 3, 30, 14, 7)
+                      if 7 <= d < period.days}, reverse=True)
+    shorter = next((p for p in periods if works(end - p, vf, cf)), None)
+    fractions = next((f for f in (0.2, 0.25, 0.3, 0.35) if f > max(vf, cf) and works(c, f, f)), None)
+    python, cli = [], []
+    if shorter is not None:
+        days = f"{shorter.days}D"
+        python.append(f"a shorter test period lets it train: test_period={days!r} (backtest(test_period=...), "
+                      f"config.backtest.test_period)")
+        cli.append(f'a shorter test period lets it train: test_period = "{days}" in the config\'s [backtest]')
+    if fractions is not None:
+        python.append(f"larger validation and calibration slices let it train: validation_fraction={fractions} and "
+                      f"calibration_fraction={fractions} (RiskModel(...), config.model)")
+        cli.append(f"larger validation and calibration slices let it train: validation_fraction = {fractions} and "
+                   f"calibration_fraction = {fractions} in the config's [model]")
+    if not python:
+        n_pos = int(y.sum())
+        text = (f"No shorter test period or larger slice fixes it: the extract has {n_pos} positive cutoff(s) in "
+                "all. More history, a longer horizon or a finer snapshot frequency gives more positives")
+        return (text + " (make_labels(horizon=...), make_cutoffs(freq=...); config.labels).",
+                text + " (horizon and freq in the config's [labels]).")
+    lead = "Fix (n_folds does not move the last fold's cut): "
+    return lead + "; or ".join(python) + ".", lead + "; or ".join(cli) + "."
 
 
 def _group_columns(group_cols, schema, entities) -> list[str]:
@@ -445,8 +509,8 @@ def _run_fold(i, prepared, cut, train, test, c, *, model, entities, checklist, n
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         fitted = clone(model).fit(_events_before(prepared, c), train_cut, entities=entities)
-        X_train = fitted.transform_features(prepared, train_cut, entities=entities)
-        X_test = fitted.transform_features(prepared, test_cut, entities=entities)
+        X_train = fitted.transform_features(prepared, train_cut, entities=entities, utc=True)
+        X_test = fitted.transform_features(prepared, test_cut, entities=entities, utc=True)
     _record_warnings(caught, notes, i)
     scored = fitted.score_features(X_test, test_cut, reasons="none")
     probs = {"model": scored["probability"].to_numpy(dtype=float)}

@@ -7,9 +7,11 @@ import pandas as pd
 
 from .._errors import DataError
 from ..data import (
+    NAT_NS,
     Clock,
     EventSchema,
     expand_ranges,
+    naive_utc,
     parse_duration,
     validate_cutoffs,
     validate_entities,
@@ -18,7 +20,6 @@ from ..features import PreparedEvents, prepare_events
 
 __all__ = ["make_cutoffs", "make_labels", "open_disputes"]
 
-_NAT = np.iinfo(np.int64).min
 
 
 def _outcome_kinds(schema: EventSchema, outcome_kinds) -> tuple[str, ...]:
@@ -31,19 +32,10 @@ def _outcome_kinds(schema: EventSchema, outcome_kinds) -> tuple[str, ...]:
 def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outcome_kinds) -> pd.DataFrame:
     """Per dispute: first event, first outcome, closing time (int64 ns, NaT-min if none)."""
     schema = prepared.schema
-    codes = prepared.entity_codes
-    times = prepared.times_ns
     n = len(prepared.entity_ids)
-    first = np.full(n, _NAT, dtype=np.int64)
-    starts = np.r_[True, codes[1:] != codes[:-1]]
-    first[codes[starts]] = times[starts]
-    outcome = np.full(n, _NAT, dtype=np.int64)
-    is_out = prepared.is_kind(outcome_kinds)
-    oc, ot = codes[is_out], times[is_out]
-    if len(oc):
-        head = np.r_[True, oc[1:] != oc[:-1]]
-        outcome[oc[head]] = ot[head]
-    closed = np.full(n, _NAT, dtype=np.int64)
+    first = prepared.first_times()[:n]
+    outcome = prepared.first_times(prepared.is_kind(outcome_kinds))[:n]
+    closed = np.full(n, NAT_NS, dtype=np.int64)
     if entities is not None and schema.closed_col:
         rows = entities.set_index(schema.entities_id)[schema.closed_col].reindex(prepared.entity_ids)
         closed = rows.to_numpy("datetime64[ns]").view(np.int64).copy()
@@ -91,15 +83,17 @@ def make_cutoffs(
     Returns
     -------
     DataFrame
-        Columns: the entity column and ``as_of``, sorted by ``as_of`` then entity.
+        Columns: the entity column and ``as_of``, sorted by ``as_of`` then entity. For
+        timezone-aware events ``as_of`` is timezone-aware (UTC; the grid is in UTC), so the
+        cutoffs can go back into :func:`make_labels` and the model as they are.
     """
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
     kinds = _outcome_kinds(schema, outcome_kinds)
     ents = validate_entities(entities, schema) if entities is not None else None
     spans = _dispute_spans(prepared, ents, kinds)
-    t0 = pd.Timestamp(start) if start is not None else pd.Timestamp(prepared.times_ns.min())
-    t1 = pd.Timestamp(end) if end is not None else pd.Timestamp(prepared.times_ns.max())
+    t0 = naive_utc(start) if start is not None else pd.Timestamp(prepared.times_ns.min())
+    t1 = naive_utc(end) if end is not None else pd.Timestamp(prepared.times_ns.max())
     grid = pd.date_range(t0, t1, freq=freq)
     if len(grid) == 0:
         raise DataError(f"no grid dates between {t0} and {t1} at frequency {freq!r}.")
@@ -109,7 +103,7 @@ def make_cutoffs(
     stop = np.full(len(spans), np.iinfo(np.int64).max, dtype=np.int64)
     for col, inclusive in (("outcome", True), ("closed", False)):
         t = spans[col].to_numpy()
-        has = t != _NAT
+        has = t != NAT_NS
         # open at g requires g <= outcome (outcome at g is future) and g < closed
         bound = np.where(inclusive, t + 1, t)
         stop = np.where(has, np.minimum(stop, bound), stop)
@@ -131,8 +125,14 @@ def make_cutoffs(
     out = pd.DataFrame(
         {schema.entity_col: spans.index.to_numpy()[owner[keep]], "as_of": pd.to_datetime(as_of[keep])}
     )
-    out["as_of"] = out["as_of"].astype("datetime64[ns]")
+    out["as_of"] = in_convention(out["as_of"].astype("datetime64[ns]"), prepared.tz_aware)
     return out.sort_values(["as_of", schema.entity_col], kind="stable").reset_index(drop=True)
+
+
+def in_convention(as_of: pd.Series, tz_aware: bool) -> pd.Series:
+    """Naive UTC times (the validated form) in the events' convention: UTC-aware for
+    timezone-aware events, so that frames the library returns pass its own checks."""
+    return as_of.dt.tz_localize("UTC") if tz_aware else as_of
 
 
 def make_labels(
@@ -154,7 +154,9 @@ def make_labels(
     Returns
     -------
     DataFrame
-        The cutoffs (same order and index) with ``label`` (nullable Int8) and ``censored`` (bool).
+        The cutoffs (same order and index) with ``label`` (nullable Int8) and ``censored`` (bool);
+        ``as_of`` parsed, in the events' timezone convention (UTC-aware for aware events).
+        ``attrs["horizon"]`` records the horizon (:class:`~riskmodel.RiskModel` reads it).
     """
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
@@ -184,10 +186,11 @@ def make_labels(
     # keeping early positives but dropping negatives of the same rows would bias the rate.
     censored = as_of + h > end_ns
     out = cutoffs.copy()
-    out["as_of"] = cut["as_of"]
+    out["as_of"] = in_convention(cut["as_of"], prepared.tz_aware)
     out["label"] = pd.array(hit.astype(np.int8), dtype="Int8")
     out.loc[censored & ~hit, "label"] = pd.NA
     out["censored"] = censored
+    out.attrs["horizon"] = str(horizon)  # RiskModel.fit leaves this gap between its time folds
     return out
 
 
@@ -200,14 +203,17 @@ def open_disputes(
     outcome_kinds=None,
     max_inactive: str | None = "365D",
 ) -> pd.DataFrame:
-    """Cutoffs for scoring: every dispute open at ``as_of`` (same rule as :func:`make_cutoffs`)."""
-    from ..data import naive_utc
+    """Cutoffs for scoring: every dispute open at ``as_of`` (same rule as :func:`make_cutoffs`).
 
+    ``as_of`` in the output is in the events' convention (UTC-aware for timezone-aware
+    events), so the cutoffs go straight into ``predict``.
+    """
+    schema = schema or EventSchema()
+    prepared = prepare_events(events, schema)
     as_of = naive_utc(as_of)
     cut = make_cutoffs(
-        events, schema, entities=entities, start=as_of, end=as_of, freq="D",
+        prepared, schema, entities=entities, start=as_of, end=as_of, freq="D",
         outcome_kinds=outcome_kinds, max_inactive=max_inactive,
     )
-    cut["as_of"] = as_of
-    cut["as_of"] = cut["as_of"].astype("datetime64[ns]")
+    cut["as_of"] = in_convention(pd.Series(as_of, index=cut.index, dtype="datetime64[ns]"), prepared.tz_aware)
     return cut

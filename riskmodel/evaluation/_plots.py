@@ -70,6 +70,11 @@ def _cjk_family() -> tuple[str, ...] | None:
     return None
 
 
+def has_cjk_font() -> bool:
+    """Whether a font for Chinese labels is installed (else plots label in English only)."""
+    return _cjk_family() is not None
+
+
 def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)

@@ -14,6 +14,7 @@ from ._builder import (
     PreparedEvents,
     index_screened,
     prepare_events,
+    skip_notes,
 )
 from ._family import (
     GROUP_PREFIX,
@@ -22,6 +23,7 @@ from ._family import (
     FeatureFamily,
     feature_families,
     get_family,
+    quoted_label,
     register_family,
     unregister_family,
 )
@@ -30,5 +32,5 @@ from .families import FEATURE_FAMILIES
 __all__ = [
     "DEFAULT_KEYWORDS", "FEATURE_FAMILIES", "GROUP_PREFIX", "OTHER_KIND", "ContextNeed", "FeatureBuilder",
     "FeatureComputation", "FeatureFamily", "PreparedEvents", "feature_families", "get_family", "index_screened",
-    "prepare_events", "register_family", "unregister_family",
+    "prepare_events", "quoted_label", "register_family", "skip_notes", "unregister_family",
 ]

@@ -9,7 +9,10 @@ the same rule: they only see other disputes' events before ``as_of``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import functools
+import logging
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -23,17 +26,21 @@ from sklearn.base import BaseEstimator
 from .._errors import DataError, DataWarning, ModelError, format_examples
 from ..data import (
     FEW_VALUES,
-    NAT_NS,
     NS_PER_DAY,
     Clock,
     Columns,
     EventSchema,
     Timeline,
     arrow_string_array,
+    check_kinds,
     entity_order,
+    first_per_code,
     gather,
     isna_mask,
     lookup_positions,
+    parse_times,
+    require_columns,
+    require_frame,
     screen_events,
     validate_cutoffs,
     validate_entities,
@@ -47,9 +54,37 @@ from ._family import (
     get_family,
     slug,
 )
+from ._tally import cumulative, tally_kinds
 from .families import FEATURE_FAMILIES
 
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
+
+_log = logging.getLogger("riskmodel")
+_SKIPS_LOGGED: contextvars.ContextVar[set | None] = contextvars.ContextVar("riskmodel_skips_logged", default=None)
+_PROCESS_SKIPS: set[str] = set()
+
+
+@contextlib.contextmanager
+def skip_notes():
+    """A scope (a training run) in which each skipped-families line is logged once: the
+    backtest fits a builder per fold and baseline. Outside any scope, once per process."""
+    token = _SKIPS_LOGGED.set(set())
+    try:
+        yield
+    finally:
+        _SKIPS_LOGGED.reset(token)
+
+
+def _log_skipped(skipped: list[str]) -> None:
+    """One info line naming the families whose inputs are absent (see :func:`skip_notes`)."""
+    if not skipped:
+        return
+    line = "feature families skipped, their inputs are absent: " + ", ".join(skipped)
+    seen = _SKIPS_LOGGED.get()
+    seen = _PROCESS_SKIPS if seen is None else seen
+    if line not in seen:
+        seen.add(line)
+        _log.info(line)
 
 #: Default narrative lexicon: groups of Chinese risk keywords (any match counts once per event).
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -62,8 +97,6 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 _BACKGROUND_OUTPUT_BYTES = 1 << 26  # from this size, the output is made beside the screening
 _OVERLAP_EVENTS = 1 << 20  # from this many events, threads encode and permute the kinds beside other work
-_NO_CUTOFF = np.iinfo(np.int64).min // 2  # the level edge of an entity without a cutoff: far past
-_LEVEL_EVENTS = 1 << 18  # events tallied at once: temporaries small enough for malloc to reuse (no page faults)
 
 
 class Vocabulary:
@@ -244,6 +277,12 @@ class PreparedEvents:
         codes, _ = self._input_codes(column)
         return self._sorted(table[codes])
 
+    def kind_counts(self) -> pd.Series:
+        """How many events of each kind the log holds, most frequent first."""
+        codes, uniques = self.codes(self.schema.kind_col)
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        return pd.Series(counts, index=uniques.astype(object)).sort_values(ascending=False, kind="stable")
+
     def is_kind(self, kinds: Sequence[str]) -> np.ndarray:
         """Boolean mask of sorted rows whose kind is one of ``kinds``."""
         codes, uniques = self.codes(self.schema.kind_col)
@@ -297,6 +336,12 @@ class PreparedEvents:
 
         return self._sorted(self._shared_result(("missing", column), compute))
 
+    def first_times(self, mask: np.ndarray | None = None) -> np.ndarray:
+        """Each entity code's first event time (among the events where ``mask``), int64 ns;
+        :data:`NAT_NS` where none. One slot more than there are entities (for ids without
+        events)."""
+        return first_per_code(self.entity_codes, self.times_ns, len(self.entity_ids) + 1, mask)
+
     def subset(self, keep: np.ndarray) -> PreparedEvents:
         """The sorted rows where ``keep`` is true, sharing this log's column work."""
         order = np.flatnonzero(keep) if self._order is None else self._order[keep]
@@ -324,6 +369,24 @@ def prepare_events(
     if kinds is not None:  # no rejects: the valid rows are the input rows
         prepared._shared[("factorize", schema.kind_col)] = kinds
     return prepared
+
+
+def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Index, bool]:
+    """The codes of the events' string kinds (missing and non-string kinds left out), the
+    kinds, and whether times carry a timezone: what ``fit`` learns from, without screening
+    or sorting the log."""
+    if isinstance(events, PreparedEvents):
+        codes, uniques = events.codes(schema.kind_col)
+        return codes, uniques, events.tz_aware
+    require_frame(events, "events")
+    require_columns(events, schema.event_columns, "events")
+    kinds = events[schema.kind_col]
+    check_kinds(kinds, schema.kind_col)
+    _, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
+    codes, uniques = _factorize(kinds)
+    is_str = np.array([isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
+    codes = np.asarray(codes, dtype=np.int64)
+    return codes[is_str[codes]], uniques, tz_aware
 
 
 def _encode_in_background(events, column: str) -> concurrent.futures.Future | None:
@@ -514,6 +577,15 @@ class FeatureBuilder(BaseEstimator):
         return ContextNeed(parties=any(n.parties for n in needs),
                            window=max(windows, key=lambda w: pd.Timedelta(w).value) if windows else None)
 
+    def context_features(self) -> list[str]:
+        """The output columns the active families declare context
+        (:meth:`FeatureFamily.context_columns`: where and what a dispute is, how well it is
+        recorded), in column order: shown beside a case, not given as its reasons."""
+        self._check_fitted()
+        schema = self._schema()
+        declared = {c for f in self._active_families() for c in f.context_columns(self, schema)}
+        return [c for c in self.feature_names_out_ if c in declared]
+
     def _vocabulary(self, col: str) -> Vocabulary:
         """The training vocabulary of a categorical entity column, or of the kinds for ``None``
         (built once, then cached)."""
@@ -532,6 +604,9 @@ class FeatureBuilder(BaseEstimator):
     def fit(self, events, cutoffs=None, *, entities=None):
         """Learn the kinds and category vocabularies and the output columns.
 
+        Reads the kind and time columns only: no row is screened or sorted here (``transform``
+        screens the events it is given; :func:`prepare_events` once for both).
+
         Parameters
         ----------
         events : DataFrame or PreparedEvents
@@ -547,8 +622,7 @@ class FeatureBuilder(BaseEstimator):
         """
         self._validate_params()
         schema = self._schema()
-        prepared = prepare_events(events, schema)
-        codes, uniques = prepared.codes(schema.kind_col)
+        codes, uniques, tz_aware = _kind_codes_and_tz(events, schema)
         counts = pd.Series(np.bincount(codes, minlength=len(uniques)), index=uniques.astype(object))
         counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
         self.kinds_ = sorted(counts.index[: self.max_kinds].tolist())
@@ -560,9 +634,12 @@ class FeatureBuilder(BaseEstimator):
             ents = validate_entities(entities, schema)
             for col in schema.entity_categorical_cols:
                 self.categories_[col] = [str(v) for v in ents[col].cat.categories]
-        self.tz_aware_ = prepared.tz_aware
+        self.tz_aware_ = tz_aware
         self.feature_names_out_, self.categorical_features_ = self._plan_columns()
         self.n_features_out_ = len(self.feature_names_out_)
+        skipped = [f"{f.name} ({f.why_inactive(self, schema)})" for f in feature_families()
+                   if f.name in self.families and not f.active(self, schema)]
+        _log_skipped(skipped)
         return self
 
     def _window_labels(self) -> list[str]:
@@ -780,12 +857,12 @@ class FeatureComputation:
                         cum: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Events (where ``mask``) in ``[as_of - w, as_of)`` for each window ``w``.
 
-        ``cum``: ``_cumulative(mask)`` if the caller already has it.
+        ``cum``: ``cumulative(mask)`` if the caller already has it.
         """
         upper = self.position(None)
         if mask is None:
             return {w: (upper - self.position(w)).astype(np.float32) for w in windows}
-        cum = _cumulative(mask) if cum is None else cum
+        cum = cumulative(mask) if cum is None else cum
         at_upper = cum[upper]
         return {w: (at_upper - cum[self.position(w)]).astype(np.float32) for w in windows}
 
@@ -794,7 +871,7 @@ class FeatureComputation:
         upper, start = self.position(None), self.position("all")
         if mask is None:
             return self.time_at(upper - 1), upper > start
-        cum = _cumulative(mask) if cum is None else cum
+        cum = cumulative(mask) if cum is None else cum
         before = cum[upper]
         positions = np.flatnonzero(mask)
         if len(positions) == 0:
@@ -865,8 +942,8 @@ class FeatureComputation:
         columns of the counts and the recency families, whichever are active, in one pass
         (a second call does nothing).
 
-        Per kind: all kinds at once for a few events, by event level for one cutoff per
-        entity (nightly scoring), else one cumulative sum per kind.
+        The per-kind part is :func:`~riskmodel.features._tally.tally_kinds` (a dispatcher
+        to three kernels with equal values).
         """
         if getattr(self, "_counts_and_recency_done", False):
             return
@@ -874,12 +951,7 @@ class FeatureComputation:
         counts, recency = self.b._active("counts"), self.b._active("recency")
         windows = self.b._window_labels()
         kinds = self.b.kinds_ + [OTHER_KIND]
-        if len(self.ev) * len(kinds) <= FEW_VALUES * 4096:
-            self._add_kind_counts_all_at_once(kinds, windows, counts, recency)
-        elif self.uses_levels():
-            self._add_kind_counts_by_level(kinds, counts, recency)  # also sets the positions
-        else:
-            self._add_kind_counts_by_kind(kinds, windows, counts, recency)
+        tally_kinds(self, kinds, windows, counts, recency)
         if counts:
             for w, values in self.windowed_counts(None, windows).items():
                 self.put(f"count_all_{w}", values)
@@ -888,193 +960,11 @@ class FeatureComputation:
             self.put("days_since_last_event", self.days_between(self.q_as_of, last, has))
             self.put("days_since_first_event", self.days_between(self.q_as_of, self.time_at(self.position("all")), has))
 
-    def uses_levels(self) -> bool:
-        """Whether the counts and recency are tallied by event level (see :meth:`levels`)."""
-        return (self.b._active("counts") or self.b._active("recency")) and self.level_edges is not None
-
-    def _add_kind_counts_by_kind(self, kinds, windows, counts: bool, recency: bool) -> None:
-        """The per-kind part of :meth:`add_counts_and_recency`, one pass per kind: its
-        cumulative count, gathered at the shared window positions."""
-        for code, kind in enumerate(kinds):
-            slug = self.b.kind_slugs_[kind]
-            mask = self.kinds == code
-            cum = _cumulative(mask)  # one pass per kind, shared by both families
-            if counts:
-                for w, values in self.windowed_counts(mask, windows, cum).items():
-                    self.put(f"count_{slug}_{w}", values)
-            if recency:
-                last, has = self.last_time(mask, cum)
-                self.put(f"days_since_last_{slug}", self.days_between(self.q_as_of, last, has))
-
-    def _add_kind_counts_all_at_once(self, kinds, windows, counts: bool, recency: bool) -> None:
-        """The per-kind part of :meth:`add_counts_and_recency` as 2-D arrays, every kind at
-        once: for small inputs (one dispute), where a pass per kind costs more in calls than
-        in work. Same values; memory (events x kinds) is why large inputs go kind by kind."""
-        n_events, n_kinds = len(self.ev), len(kinds)
-        rows = np.arange(1, n_events + 1)
-        one_hot = np.zeros((n_events + 1, n_kinds), dtype=np.int32)  # row p + 1: event p
-        one_hot[rows, self.kinds] = 1
-        slugs = [self.b.kind_slugs_[kind] for kind in kinds]
-        upper = self.position(None)
-        if counts:
-            cum = np.cumsum(one_hot, axis=0)  # cum[p]: events of each kind among the first p
-            at_upper = cum[upper]
-            for w in windows:
-                in_window = at_upper - cum[self.position(w)]  # (cutoffs, kinds)
-                self.put_block([f"count_{slug}_{w}" for slug in slugs], in_window)
-        if recency:
-            # last[p]: position of the last event of each kind among the first p (-1: none)
-            last = np.where(one_hot > 0, np.arange(-1, n_events)[:, None], -1)
-            np.maximum.accumulate(last, axis=0, out=last)
-            last_before = last[upper]  # (cutoffs, kinds)
-            has = last_before >= self.position("all")[:, None]  # the dispute's own events only
-            days = np.full(last_before.shape, np.nan, dtype=np.float32)
-            times = self.time_at(last_before)
-            days[has] = ((self.q_as_of[:, None] - times) / NS_PER_DAY)[has]
-            self.put_block([f"days_since_last_{slug}" for slug in slugs], days)
-
-    @functools.cached_property
-    def level_edges(self) -> np.ndarray | None:
-        """Per entity, its cutoff's ``as_of`` floored to the clock (far past when it has no
-        cutoff), when the tally by level applies (see :meth:`levels`); else ``None`` (then
-        positions are searched).
-
-        Applies when each entity has at most one cutoff (nightly scoring) and every window
-        is a whole number of clock ticks.
-        """
-        n_entities = len(self.ev.entity_ids)
-        known = self.q_codes[self.q_codes < n_entities]
-        if len(self.ev) == 0 or not bool((known[1:] > known[:-1]).all()) or any(
-            w % self.clock.resolution for w in self.level_widths
-        ):
-            return None
-        edges = np.full(n_entities + 1, _NO_CUTOFF, dtype=np.int64)
-        edges[self.q_codes] = self.clock.t_min_ns + self.clock.ticks(self.q_as_of) * self.clock.resolution
-        return edges
-
-    def levels(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """For sorted events ``lo..hi``: how many of their cutoff's windows hold them, and
-        ``delta``, their cutoff's floored ``as_of`` minus their time.
-
-        An event's cutoff is its entity's; it is before ``as_of`` iff ``delta > 0`` and in
-        window ``w`` iff also ``delta <= w``: exactly the tick comparisons of the searched
-        positions. Level 0: not before ``as_of`` (or no cutoff); 1: before it, in no finite
-        window; then one more per finite window, widest first (window ``j`` of
-        :attr:`level_windows` holds levels ``> j``).
-        """
-        if self.uniform_level_edge is not None:  # one as_of for every entity: no gather
-            delta = np.subtract(self.uniform_level_edge, self.ev.times_ns[lo:hi])
-        else:
-            delta = self.level_edges[self.ev.entity_codes[lo:hi]]
-            delta -= self.ev.times_ns[lo:hi]
-        before = delta > 0
-        level = before.astype(np.int8)
-        for width in self.level_widths:
-            level += delta <= width
-        if not before.all():  # at or after as_of: in no window
-            level *= before
-        return level, delta
-
-    @functools.cached_property
-    def uniform_level_edge(self) -> int | None:
-        """The :attr:`level_edges` value when every entity has one and the same (every
-        entity scored at the same time, the nightly case); else ``None``."""
-        edges = self.level_edges[:-1]
-        if len(edges) == 0 or int(edges.min()) != int(edges.max()) or int(edges[0]) == _NO_CUTOFF:
-            return None
-        return int(edges[0])
-
-    @functools.cached_property
-    def level_windows(self) -> list[str]:
-        """The count windows from the widest (``"all"``) to the narrowest."""
-        return sorted(self.b._window_labels(), key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
-
-    @functools.cached_property
-    def level_widths(self) -> list[int]:
-        """The finite windows of :attr:`level_windows` in nanoseconds."""
-        return [int(pd.Timedelta(w).value) for w in self.level_windows[1:]]
-
-    def _add_kind_counts_by_level(self, kinds, counts: bool, recency: bool) -> None:
-        """The per-kind part of :meth:`add_counts_and_recency` from :meth:`levels`: each
-        event adds one to its (kind, window) cell of its cutoff's row in the output, for
-        the windows that hold it (``np.add.at``, over ever fewer events from the widest
-        window to the narrowest); the days since the last event of each (cutoff, kind) by
-        ``np.fmin.at``. Also sets the window positions (a cutoff's first event, plus
-        the events before each edge), so no position is searched. Same values as the
-        cumulative sums.
-        """
-        n_entities = len(self.ev.entity_ids)
-        entity_start = np.zeros(n_entities + 2, dtype=np.int64)
-        np.cumsum(np.bincount(self.ev.entity_codes, minlength=n_entities + 1), out=entity_start[1:])
-        # the sorted cutoff of entity e: how many cutoffs sort before its slot 2e + 1 (those
-        # in slots up to 2e); the next cutoff's when it has none (its events are at level 0
-        # and never read); non-decreasing along the sorted events
-        slots_up_to = np.cumsum(np.bincount(self.q_slots, minlength=2 * n_entities + 1))
-        row_of_entity = np.ascontiguousarray(slots_up_to[0::2])
-        n_q = len(self.q_slots)
-        slugs = [self.b.kind_slugs_[kind] for kind in kinds]
-        # (cutoff, column) of the column-major matrix at flat position column * n_q + cutoff
-        flat = self.matrix.T.reshape(-1)
-        one = np.float32(1)
-        count_offsets = [n_q * np.array([self.column_index[f"count_{slug}_{w}"] for slug in slugs])
-                         for w in self.level_windows] if counts else None
-        if recency:
-            # days since the last event of each kind: the least days since any of them (float32
-            # rounding keeps the order, so it is the rounded least value); np.fmin skips the NaN
-            # the columns start with, which stays where there is no event
-            days_columns = [self.column_index[f"days_since_last_{slug}"] for slug in slugs]
-            days_offsets = n_q * np.array(days_columns)
-            self.matrix[:, days_columns] = np.nan
-            as_of_on_clock = bool(((self.q_as_of - self.clock.t_min_ns) % self.clock.resolution == 0).all())
-        in_window = np.zeros((len(self.level_windows), n_q), dtype=np.int64)  # events, all kinds
-        for lo in range(0, len(self.ev), _LEVEL_EVENTS):  # bounded temporaries
-            hi = min(lo + _LEVEL_EVENTS, len(self.ev))
-            rows = row_of_entity[self.ev.entity_codes[lo:hi]]
-            kind = self.kinds[lo:hi]
-            level, delta = self.levels(lo, hi)
-            positions = None  # the events of the current window, as positions in the slice
-            for j in range(len(self.level_windows)):  # window j holds the levels above j
-                held = level > j if positions is None else level[positions] > j
-                if positions is None:
-                    positions = None if held.all() else np.flatnonzero(held)
-                else:
-                    positions = positions[held]
-                if positions is not None and len(positions) == 0:
-                    break
-                window_rows = rows if positions is None else rows[positions]
-                window_kind = kind if positions is None else kind[positions]
-                first = int(window_rows[0])  # the slice's rows are one run of neighbours
-                in_window[j, first : int(window_rows[-1]) + 1] += np.bincount(window_rows - first)
-                if counts:
-                    np.add.at(flat, count_offsets[j][window_kind] + window_rows, one)
-                if recency and j == 0:
-                    if as_of_on_clock:  # as_of - time is delta
-                        elapsed = delta if positions is None else delta[positions]
-                    else:
-                        times = self.ev.times_ns[lo:hi] if positions is None else self.ev.times_ns[lo + positions]
-                        elapsed = self.q_as_of[window_rows] - times
-                    np.fmin.at(flat, days_offsets[window_kind] + window_rows, (elapsed / NS_PER_DAY).astype(np.float32))
-        # positions of the edges, as the searches would find them
-        start = entity_start[self.q_slots // 2]  # an id without events: where its slot is
-        self._positions["all"] = start
-        self._positions["as_of"] = start + in_window[0]
-        for j, w in enumerate(self.level_windows[1:], start=1):
-            self._positions[w] = self._positions["as_of"] - in_window[j]
-
     def escalation_times(self) -> np.ndarray:
         """First outcome time per entity code (int64 ns; NaT-min where none)."""
 
-        def compute():
-            out = np.full(len(self.cx.entity_ids) + 1, NAT_NS, dtype=np.int64)
-            outcome = self.cx.is_kind(self.schema.outcome_kinds)
-            codes = self.cx.entity_codes[outcome]
-            times = self.cx.times_ns[outcome]
-            if len(codes):
-                first = np.r_[True, codes[1:] != codes[:-1]]  # events are sorted by (entity, time)
-                out[codes[first]] = times[first]
-            return out
-
-        return self.cx.cached(("escalations", self.schema.outcome_kinds), compute)
+        kinds = self.schema.outcome_kinds
+        return self.cx.cached(("escalations", kinds), lambda: self.cx.first_times(self.cx.is_kind(kinds)))
 
     def entity_rows(self) -> np.ndarray:
         """Row of each cutoff's dispute in the entities table (cutoffs' order; -1 if none)."""
@@ -1110,13 +1000,6 @@ def _entity_slots(codes: np.ndarray, n_entities: int) -> np.ndarray:
     last_known = np.maximum.accumulate(np.where(known, np.arange(len(codes)), -1))
     previous = np.where(last_known >= 0, codes[np.maximum(last_known, 0)], -1)
     return np.where(known, 2 * codes + 1, 2 * (previous + 1))
-
-
-def _cumulative(mask: np.ndarray) -> np.ndarray:
-    """``cum[p]`` = number of true values in ``mask[:p]`` (length ``len(mask) + 1``)."""
-    cum = np.zeros(len(mask) + 1, dtype=np.int32 if len(mask) < 2**31 else np.int64)
-    np.cumsum(mask, out=cum[1:])
-    return cum
 
 
 def _as_ns(times: pd.Series) -> np.ndarray:

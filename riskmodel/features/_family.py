@@ -42,6 +42,7 @@ __all__ = [
     "register_family",
     "unregister_family",
     "slug",
+    "quoted_label",
     "window_days",
     "window_text",
 ]
@@ -100,6 +101,10 @@ class FeatureFamily:
         """Whether the family applies (its inputs exist): e.g. no text column, no text family."""
         return True
 
+    def why_inactive(self, builder, schema) -> str:
+        """Why :meth:`active` is false, in a few words (the builder logs it once per fit)."""
+        return "its inputs are absent"
+
     def columns(self, builder, schema) -> tuple[list[str], list[str]]:
         """The family's output columns, in order, and which of them are categorical."""
         raise NotImplementedError
@@ -109,10 +114,24 @@ class FeatureFamily:
         raise NotImplementedError
 
     def template(self, feature: str, writer) -> tuple[str, str, str] | None:
-        """``(zh, en, format)`` phrase templates (``{v}`` for the value; format ``num``,
-        ``pct`` or ``str``) for one of the family's columns, else ``None``. ``writer`` is
-        the :class:`~riskmodel.model.ReasonWriter` (kind and column labels)."""
+        """``(zh, en, format)`` phrase templates for one of the family's columns, else ``None``.
+
+        ``{v}`` stands for the value; in English, ``{one|many}`` picks the singular when the
+        value shows as 1 (``"{v} {time|times}"``). The format says how the value reads and
+        when it is worth a reason: ``num`` (a count or amount: zero means nothing happened,
+        never a reason), ``days`` (a duration: zero is a value, e.g. today), ``pct`` (a share,
+        zero is no reason), ``signed`` (a change, shown with its sign; zero is no reason) or
+        ``str`` (a category). A missing value is never a reason. ``writer`` is the
+        :class:`~riskmodel.model.ReasonWriter` (kind and column labels).
+        """
         return None
+
+    def context_columns(self, builder, schema) -> list[str]:
+        """The family's columns that say where or what a dispute is, or how well it is
+        recorded (its station, category, the station's escalation rate), not what happened
+        in it: shown beside a case, never given as its reasons (unless the model is told
+        otherwise, ``RiskModel(context_features=...)``)."""
+        return []
 
     def context_need(self, builder) -> ContextNeed | None:
         """What the family reads from other disputes (``None``: only the dispute's own events)."""
@@ -167,7 +186,20 @@ def window_text(window: str) -> tuple[str, str]:
         return "累计", "in total"
     days = pd.Timedelta(window) / pd.Timedelta(days=1)
     n = f"{days:g}"
+    if days == 1:
+        return "近1天", "in the last day"
+    if days < 1:
+        hours = f"{days * 24:g}"
+        return f"近{hours}小时", f"in the last {hours} hours"
     return f"近{n}天", f"in the last {n} days"
+
+
+def quoted_label(name: str) -> tuple[str, str]:
+    """A name nobody gave readable words to, as ``(zh, en)``: its words (``mediation_failed``
+    -> ``mediation failed``), quoted in Chinese (「mediation failed」) so a foreign token
+    reads as a name inside the sentence rather than as part of it."""
+    words = re.sub(r"[_\s]+", " ", str(name)).strip() or str(name)
+    return f"「{words}」", words
 
 
 def kind_slug_list(builder) -> list[str]:

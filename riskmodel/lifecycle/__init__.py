@@ -1,7 +1,15 @@
 """The MLflow lifecycle: experiment configs, tracked training, registered versions and
 aliases, the promotion gate, the pyfunc flavour, model cards and monitoring runs."""
 
-from ._config import ExperimentConfig, load_config, load_data, read_table
+from ._config import (
+    ExperimentConfig,
+    load_config,
+    load_data,
+    read_capacity,
+    read_csv,
+    read_table,
+    row_numbers,
+)
 from ._monitoring import log_monitoring_run
 from ._pyfunc import load_pyfunc
 from ._registry import Predictor, load, promote, rollback, train
@@ -9,5 +17,5 @@ from ._store import tracking_uri
 
 __all__ = [
     "ExperimentConfig", "Predictor", "load", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
-    "read_table", "rollback", "tracking_uri", "train",
+    "read_capacity", "read_csv", "read_table", "rollback", "row_numbers", "tracking_uri", "train",
 ]

@@ -30,6 +30,27 @@ def _metrics_table(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _protocol_text(summary: dict) -> str:
+    if summary.get("protocol") == "holdout":
+        return (f"Time-ordered split: {summary.get('n_train', 0):,} train, {summary.get('n_validation', 0):,} "
+                f"early-stopping, {summary.get('n_calibration', 0):,} calibration rows.")
+    spread = summary.get("fold_spread", {})
+    auc, brier = spread.get("roc_auc") or {}, spread.get("brier") or {}
+
+    def fmt(d, digits):
+        if d.get("mean") is None:
+            return "n/a"
+        return f"{d['mean']:.{digits}f} (sd {d['sd']:.{digits}f}, {d['min']:.{digits}f}-{d['max']:.{digits}f})"
+
+    notes = "".join(f"\n  - note: {n}" for n in summary.get("notes", []))
+    return (f"Forward-chaining {summary.get('fold_kind', 'time')} folds ({len(summary.get('folds', []))}, gap "
+            f"{summary.get('gap')}) chose {summary.get('n_rounds')} rounds of {summary.get('num_leaves')}-leaf trees; "
+            f"the final trees grew on all {summary.get('n_final', 0):,} rows; the calibrator saw "
+            f"{summary.get('n_calibration', 0):,} out-of-fold rows (half-life "
+            f"{(summary.get('calibration') or {}).get('half_life')}). Fold AUC {fmt(auc, 3)}, Brier "
+            f"{fmt(brier, 4)}.{notes}")
+
+
 def model_card(config, model, backtest, metrics: dict, *, champion=None, data_window=("", ""), n_events=0) -> str:
     """Render the model card for one trained version."""
     summary = getattr(model, "training_summary_", {})
@@ -38,6 +59,9 @@ def model_card(config, model, backtest, metrics: dict, *, champion=None, data_wi
         f"- `{o.name}`: {' and '.join(f'{f} {op} {v}' for f, op, v in o.conditions)} -> at least {o.tier}"
         for o in policy.overrides
     ) or "- none"
+    subgroups = (_table(backtest.subgroup.head(60)) if backtest.subgroup is not None and len(backtest.subgroup)
+                 else "No subgroup columns (the schema names no entity categorical columns, or there is no "
+                      "entities table).")
     champion_text = (
         f"Current champion (version {champion['version']}) on the same fold: ROC-AUC {champion['roc_auc']:.4f}, "
         f"Brier {champion['brier']:.5f}." if champion else "No champion existed when this version was trained."
@@ -57,8 +81,8 @@ It supports, and never replaces, an officer's judgement: a tier is a prompt to l
 ## Training data
 - Source: `{config.data.source}`; window {data_window[0]} .. {data_window[1]}; {n_events:,} events.
 - Snapshots: {summary.get('n_cutoffs', 0):,} cutoffs ({summary.get('n_positive', 0):,} escalations) at
-  frequency `{config.labels.freq}`; time-ordered split: {summary.get('n_train', 0):,} train,
-  {summary.get('n_validation', 0):,} early-stopping, {summary.get('n_calibration', 0):,} calibration rows.
+  frequency `{config.labels.freq}`.
+- {_protocol_text(summary)}
 - Calibration: {summary.get('calibration_method')}; trees: {summary.get('best_iteration')}.
 
 ## Backtest (latest fold, 95% cluster-bootstrap intervals)
@@ -74,12 +98,13 @@ yellow >= {policy.yellow_threshold_:.4f}. Overrides:
 {_table(backtest.tier_table)}
 
 ## Subgroups (latest fold)
-{_table(backtest.subgroup.head(60))}
+{subgroups}
 
 ## Known limitations
 - Trained on {'simulated' if config.data.source == 'simulate' else 'the configured'} data; a real city's
   recording practices, categories and kinds differ. Re-train and re-check calibration before use.
-- Probabilities are calibrated on the latest time slice; drift in the population makes them stale.
+- Probabilities are calibrated on held-out predictions weighted toward the latest period; drift
+  beyond that period makes them stale.
 - Reasons are SHAP contributions of the model, not causes.
 - Labels only see escalations recorded as outcome events; unrecorded escalations count as negatives.
 """

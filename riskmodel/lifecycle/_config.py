@@ -6,6 +6,7 @@ plus the TOML file itself), so a run can always be reproduced.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -13,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError
@@ -25,12 +27,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ExperimentConfig", "load_config", "load_data"]
+__all__ = ["ExperimentConfig", "load_config", "load_data", "read_capacity"]
 
 
 @dataclass(kw_only=True)
 class DataConfig:
-    """Where the events come from: ``source = "simulate"`` or ``"files"`` (parquet / CSV)."""
+    """Where the events come from: ``source = "simulate"`` or ``"files"`` (parquet / CSV).
+
+    ``drop_invalid``: train on the valid event rows and record the rejected ones (with their
+    reasons and file lines) in the run, instead of refusing an extract with bad rows.
+    """
 
     source: str = "simulate"
     n_disputes: int = 20_000
@@ -39,6 +45,7 @@ class DataConfig:
     seed: int = 0
     events: str | None = None
     entities: str | None = None
+    drop_invalid: bool = False
 
 
 @dataclass(kw_only=True)
@@ -65,8 +72,23 @@ class FeatureConfig:
 
 @dataclass(kw_only=True)
 class ModelConfig:
+    """``[model]``: the :class:`~riskmodel.RiskModel` parameters (see its docstring).
+
+    ``horizon`` defaults to ``[labels] horizon``; ``search_budget`` (seconds, 0 = off) runs
+    the optional hyperparameter search; ``calibration_half_life = ""`` weighs the
+    out-of-fold rows equally; ``protocol = "holdout"`` trains as riskmodel did before
+    forward folds (``validation_fraction`` and ``calibration_fraction`` apply to it only).
+    """
+
+    protocol: str = "forward"
     n_estimators: int = 400
     early_stopping_rounds: int = 40
+    n_folds: int = 4
+    horizon: str | None = None
+    calibration_half_life: str | None = "auto"
+    num_leaves_grid: list[int] = field(default_factory=list)
+    search_budget: float = 0.0
+    search_trials: int = 30
     validation_fraction: float = 0.15
     calibration_fraction: float = 0.15
     calibration: str = "auto"
@@ -133,11 +155,19 @@ class ExperimentConfig:
             validation_fraction=m.validation_fraction,
             calibration_fraction=m.calibration_fraction,
             calibration=m.calibration,
+            protocol=m.protocol,
+            n_folds=m.n_folds,
+            horizon=m.horizon or self.labels.horizon,
+            calibration_half_life=m.calibration_half_life or None,
+            num_leaves_grid=tuple(m.num_leaves_grid) or None,
+            search_budget=m.search_budget or None,
+            search_trials=m.search_trials,
             tier_policy=self.tiers,
             top_k_reasons=m.top_k_reasons,
             kind_labels=self.reasons.get("kind_labels"),
             column_labels=self.reasons.get("column_labels"),
             value_labels=self.reasons.get("value_labels"),
+            context_features=self.reasons.get("context_features"),
             random_state=m.random_state,
         )
 
@@ -207,6 +237,11 @@ def config_from_dict(data: dict, *, source_text: str = "", base_dir: Path | None
     except (TypeError, DataError) as exc:
         raise ConfigError(f"[schema] is invalid: {exc}") from exc
     tiers_data = dict(data.get("tiers") or {})
+    if isinstance(tiers_data.get("capacity"), str):  # a table: read it now, the model keeps the numbers
+        table = Path(tiers_data["capacity"])
+        if base_dir is not None and not table.is_absolute():
+            table = base_dir / table
+        tiers_data["capacity"] = read_capacity(table, by=tiers_data.get("by")) if tiers_data["capacity"] else None
     try:
         tiers = TierPolicy.from_dict(tiers_data) if tiers_data else TierPolicy()
     except (TypeError, ValueError) as exc:
@@ -248,17 +283,94 @@ def load_config(path) -> ExperimentConfig:
     return config_from_dict(data, source_text=text, base_dir=path.parent)
 
 
-def read_table(path) -> pd.DataFrame:
-    """Read a parquet file / directory / partitioned dataset, or a CSV file."""
+def read_table(path, *, text_columns=()) -> pd.DataFrame:
+    """Read a parquet file / directory / partitioned dataset, or a CSV file.
+
+    ``text_columns`` of a CSV file are read as text (e.g. :attr:`EventSchema.text_columns`:
+    ids stay ``"0012"`` and 18-digit case numbers never become floats).
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"input {path} does not exist.")
     try:
         if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
+            return read_csv(path, text_columns)
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def read_csv(path, text_columns=()) -> pd.DataFrame:
+    """``pandas.read_csv`` with the ``text_columns`` present in the header read as text."""
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, dtype={c: str for c in text_columns if c in header} or None)
+
+
+def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
+    """Where each of the ``n_rows`` rows :func:`read_table` read from ``path`` is in the
+    file, as a user opening it sees it: ``(numbers, "line")`` for a CSV file (the header
+    is line 1; blank lines and quoted line breaks are counted), ``(numbers, "row")`` for
+    parquet (rows counted from 1).
+
+    The CSV pass is plain Python: call it for error messages and rejects, not on every read.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        lines = []
+        try:
+            with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+                reader = csv.reader(handle)
+                end = 0  # the line the previous record ended on
+                for record in reader:
+                    if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
+                        lines.append(end + 1)  # where the record starts (a quoted field may span lines)
+                    end = reader.line_num
+        except (OSError, csv.Error):
+            lines = []
+        if len(lines) == n_rows + 1:  # the header, then one record per row
+            return np.asarray(lines[1:], dtype=np.int64), "line"
+        return np.arange(2, n_rows + 2, dtype=np.int64), "line"  # best effort: no blank lines
+    return np.arange(1, n_rows + 1, dtype=np.int64), "row"
+
+
+def read_capacity(path, *, by: str | None = None) -> dict:
+    r"""Per-area tier capacities from a CSV or parquet table.
+
+    Columns: the area (named ``by``, or ``area``, else the first column), ``red`` and
+    optionally ``yellow`` (whole numbers; an empty yellow cell means "the yellow share").
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "capacity.csv"
+    >>> _ = path.write_text("station,red,yellow\nS01,10,30\nS02,5,\n")
+    >>> read_capacity(path)
+    {'S01': {'red': 10, 'yellow': 30}, 'S02': {'red': 5}}
+    """
+    path = Path(path)
+    table = read_table(path)
+    key = by if by in table.columns else "area" if "area" in table.columns else table.columns[0]
+    if "red" not in table.columns:
+        raise ConfigError(f"capacity table {path} needs a 'red' column (and optionally 'yellow'); it has "
+                          f"{list(table.columns)}.")
+    areas = table[key].astype(str)
+    dup = areas[areas.duplicated()]
+    if len(dup):
+        raise ConfigError(f"capacity table {path}: area(s) {sorted(set(dup))[:5]} listed more than once.")
+    out: dict = {}
+    for line, (area, row) in enumerate(zip(areas, table.itertuples(index=False)), start=2):
+        spec = {}
+        for tier in ("red", "yellow"):
+            value = getattr(row, tier, None) if tier in table.columns else None
+            if value is None or pd.isna(value):
+                if tier == "red":
+                    raise ConfigError(f"capacity table {path}, line {line}: area {area!r} has no red capacity.")
+                continue
+            number = pd.to_numeric(value, errors="coerce")
+            if pd.isna(number) or number < 0 or not float(number).is_integer():
+                raise ConfigError(f"capacity table {path}, line {line}: {tier} capacity of {area!r} must be a whole "
+                                  f"number >= 0, got {value!r}.")
+            spec[tier] = int(number)
+        out[area] = spec
+    return out
 
 
 def load_data(config: ExperimentConfig):
@@ -276,6 +388,6 @@ def load_data(config: ExperimentConfig):
 
         sim = simulate_disputes(d.n_disputes, start=d.start, end=d.end, seed=d.seed)
         return sim.events, sim.entities, sim
-    events = read_table(d.events)
-    entities = read_table(d.entities) if d.entities else None
+    events = read_table(d.events, text_columns=config.schema.text_columns)
+    entities = read_table(d.entities, text_columns=config.schema.entity_text_columns) if d.entities else None
     return events, entities, None

@@ -9,15 +9,25 @@ and calls its ``_load_pyfunc``, which is :func:`load_pyfunc`. No stored code run
 every dispute in ``events`` at ``as_of``. Entity attributes may ride along as extra
 columns of the events frame (one value per dispute); they are split off into the
 entities table the model expects.
+
+Any frame pandas, Arrow or riskmodel produces is accepted (categoricals, Arrow strings,
+objects, timezone-aware or naive times, times as strings): the signature declares the
+columns' names and which are required, with type ``Any``, so MLflow's schema enforcement
+passes the values through and riskmodel's own validation reads them. Optional columns
+(text, party, event attributes, entity attributes) may be left out: they count as
+missing. A refused request raises an ``MlflowException`` (HTTP 400 when served) whose
+message is riskmodel's own: what was wrong and what to send.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError
-from ..data import Columns, cutoffs_at, isna_mask
+from .._errors import ConfigError, DataError, DataWarning, ModelError
+from ..data import Columns, cutoffs_at, isna_mask, require_columns, times_aware
 from ..model import RiskModel, load_model_dir
 
 
@@ -28,13 +38,38 @@ class RiskModelPyfunc:
         self.model = model
 
     def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        try:
+            return self._predict(model_input, params)
+        except (DataError, ConfigError, ModelError) as exc:
+            from mlflow.exceptions import MlflowException
+
+            # MLflow's server answers an MlflowException with its message (HTTP 400 for an
+            # invalid parameter); any other error becomes a generic message
+            raise MlflowException.invalid_parameter_value(f"riskmodel refused the request: {exc}") from exc
+
+    def _predict(self, model_input, params) -> pd.DataFrame:
         params = dict(params or {})
         as_of = params.get("as_of")
-        if not as_of:
-            raise DataError("pass the scoring time as params={'as_of': '2025-06-01T00:00:00'}.")
+        if as_of is None or (isinstance(as_of, str) and not as_of.strip()):
+            raise DataError("no scoring time: pass the moment to score at as params={'as_of': "
+                            "'2025-06-01T00:00:00'} (served: \"params\": {\"as_of\": \"2025-06-01T00:00:00\"} "
+                            "next to \"dataframe_split\"); events at or after it are ignored.")
         reasons = params.get("reasons", "flagged")
-        events, entities = split_entity_columns(model_input, self.model)
+        if not isinstance(model_input, pd.DataFrame):
+            raise DataError(f"expected the events as a DataFrame (one row per event), got {type(model_input).__name__}.")
+        events, entities = split_entity_columns(with_optional_columns(model_input, self.model), self.model)
         return score_all(self.model, events, as_of, entities=entities, reasons=reasons)
+
+
+def with_optional_columns(frame: pd.DataFrame, model: RiskModel) -> pd.DataFrame:
+    """``frame`` with the schema's optional event columns it lacks added as missing values
+    (no narrative, no party): a request may leave them out, as the signature says."""
+    schema = model._schema()
+    optional = [c for c in (schema.text_col, schema.party_col, *schema.event_attribute_cols) if c]
+    absent = [c for c in optional if c not in frame.columns]
+    if not absent:
+        return frame
+    return frame.assign(**{c: pd.Series(None, index=frame.index, dtype=object) for c in absent})
 
 
 def split_entity_columns(frame: pd.DataFrame, model: RiskModel):
@@ -69,13 +104,45 @@ def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, r
     ``extra_columns``: name -> constant, appended to the output (model name and version).
     """
     schema = model._schema()
-    if schema.entity_col not in getattr(events, "columns", []):
-        raise DataError(f"events are missing the id column {schema.entity_col!r}.")
+    if not hasattr(events, "columns"):
+        raise DataError(f"events must be a pandas DataFrame, got {type(events).__name__}.")
+    require_columns(events, [schema.entity_col, schema.time_col, schema.kind_col], "events", schema=schema,
+                    trained=True)
     column = events[schema.entity_col]
     ids = column.array[~isna_mask(column)].unique()  # keeps the column's dtype
-    cutoffs = cutoffs_at(ids, as_of, schema, tz_aware=model.features_.tz_aware_)
+    cutoffs = cutoffs_at(ids, as_of, schema, tz_aware=_clock_of(events[schema.time_col], as_of, model))
     return model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra_columns,
                           validated=True)
+
+
+def _clock_of(times: pd.Series, as_of, model: RiskModel) -> bool:
+    """The timezone convention of a request: its events' and its ``as_of``'s, which must
+    agree (the offset between an aware and a naive clock is unknown). Either convention is
+    accepted, both being compared in UTC when aware; one unlike the model's training data
+    warns, since only the time of day (night-time counts) depends on the clock."""
+    trained = bool(model.features_.tz_aware_)
+    stamp = as_of if isinstance(as_of, pd.Timestamp) else None
+    if stamp is None:
+        try:
+            stamp = pd.Timestamp(as_of)
+        except (ValueError, TypeError):
+            return trained  # the cutoff checks say what is wrong with it
+    given = stamp.tz is not None
+    events = times_aware(times)
+    if events is None:
+        return given
+    if events != given:
+        raise DataError(
+            f"the events' times and as_of use different timezone conventions: the events are "
+            f"{'timezone-aware' if events else 'naive'}, as_of {as_of!r} is {'timezone-aware' if given else 'naive'}, "
+            "and the offset between the two clocks is unknown. Give both with a timezone (e.g. "
+            "2025-06-01T00:00:00+08:00) or both without.")
+    if given != trained:
+        warnings.warn(
+            f"the model was trained on {'timezone-aware' if trained else 'naive (local)'} times and these are "
+            f"{'timezone-aware (compared in UTC)' if given else 'naive'}: counts by time of day (night hours) "
+            "may shift by the offset.", DataWarning, stacklevel=4)
+    return given
 
 
 def load_pyfunc(data_path: str) -> RiskModelPyfunc:

@@ -9,6 +9,7 @@ at a team server instead. Aliases: ``challenger`` is the newest trained version,
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
 import time
@@ -20,11 +21,15 @@ import pandas as pd
 
 from .._errors import ConfigError, ModelError
 from .._faults import crash_point
+from ..data import frame_fingerprint
 from ..evaluation import make_cutoffs, make_labels
-from ..features import prepare_events
-from ..model import RiskModel, load_model_dir, save_model_dir
-from ._config import ExperimentConfig, load_data
+from ..features import skip_notes
+from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
+from ._config import ExperimentConfig, load_data, row_numbers
+from ._intake import take_in
+from ._progress import TrainProgress
 from ._store import (
+    borrowed_tracking,
     client_for,
     ensure_experiment,
     retry,
@@ -34,6 +39,7 @@ from ._store import (
 __all__ = ["Predictor", "load", "promote", "rollback", "train", "tracking_uri"]
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+_log = logging.getLogger("riskmodel")
 _HISTORY_TAG = "riskmodel.champion_history"
 
 
@@ -53,18 +59,17 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
     champion_comparison: dict | None = None
     timings: dict = field(default_factory=dict)
-
-
-def _events_fingerprint(events: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(events, index=False).to_numpy()
-    return f"{np.bitwise_xor.reduce(hashed):016x}-{len(events)}"
+    #: Every event row read: used, rejected (by reason), exact duplicates dropped (see :func:`train`).
+    data_counts: dict = field(default_factory=dict)
+    #: The rejected event rows (file line or row, values, ``reject_reason``); empty when none.
+    rejects: pd.DataFrame | None = None
 
 
 def _synthetic_input_example(model: RiskModel, n_events: int = 6) -> pd.DataFrame:
     """A tiny events frame made up from the model's vocabulary: no real record ever."""
     schema = model._schema()
     kinds = [k for k in model.features_.kinds_ if k not in schema.outcome_kinds] or model.features_.kinds_
-    t0 = pd.Timestamp("2024-01-01")
+    t0 = pd.Timestamp("2024-01-01", tz="UTC" if model.features_.tz_aware_ else None)  # the model's convention
     frame = pd.DataFrame(
         {
             schema.entity_col: ["EXAMPLE-1"] * (n_events // 2) + ["EXAMPLE-2"] * (n_events - n_events // 2),
@@ -90,14 +95,19 @@ def _synthetic_input_example(model: RiskModel, n_events: int = 6) -> pd.DataFram
 
 
 def _signature(model: RiskModel, example: pd.DataFrame, output: pd.DataFrame):
-    """Model signature: id, time and kind are required; text, party and attributes optional."""
+    """Model signature: id, time and kind are required; text, party and attributes optional.
+
+    Every input column is of type ``Any``: MLflow's enforcement would otherwise refuse what
+    riskmodel accepts (categoricals, Arrow strings, times as strings, timezone-aware
+    times) or convert it; riskmodel validates the values itself.
+    """
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
     schema = model._schema()
     inferred = infer_signature(example, output.astype({"as_of": str, "tier": str}))
     required = {schema.entity_col, schema.time_col, schema.kind_col}
-    inputs = Schema([ColSpec(c.type, c.name, required=c.name in required) for c in inferred.inputs.inputs])
+    inputs = Schema([ColSpec(AnyType(), c.name, required=c.name in required) for c in inferred.inputs.inputs])
     # No default as_of: MLflow fills a missing param with its default, which would silently
     # score a request at the example's date instead of refusing it.
     params = ParamSchema([ParamSpec("as_of", "string", None), ParamSpec("reasons", "string", "flagged")])
@@ -111,6 +121,32 @@ def _last_fold_metrics(backtest) -> dict[str, float]:
         for column, value in row.items():
             if pd.notna(value):
                 out[f"{key}_{column}"] = float(value)
+    return out
+
+
+def _backtest_facts(backtest, metrics: dict) -> dict:
+    """The last fold's headline figures, saved with the model (its outputs' legend reads them)."""
+    last = backtest.folds.iloc[-1]
+    keys = ("model_roc_auc", "model_roc_auc_lower", "model_roc_auc_upper", "model_brier", "model_ece",
+            "model_n", "model_n_positive", "tier_red_hit_rate", "tier_yellow_hit_rate", "tier_blue_hit_rate",
+            "tier_red_share", "tier_yellow_share")
+    facts = {k.removeprefix("model_"): round(float(metrics[k]), 6) for k in keys if k in metrics}
+    facts["test_start"], facts["test_end"] = str(last["test_start"].date()), str(last["test_end"].date())
+    return facts
+
+
+def fit_summary_metrics(summary: dict) -> dict[str, float]:
+    """The fit summary's numbers as MLflow metrics: rounds, and the fold-to-fold spread of
+    AUC and Brier (``fit_fold_roc_auc_mean``, ``..._sd``, ``..._min``, ``..._max``)."""
+    out: dict[str, float] = {}
+    for key in ("n_rounds", "best_iteration", "num_leaves", "n_final", "n_calibration", "n_reference"):
+        if summary.get(key) is not None:
+            out[f"fit_{key}"] = float(summary[key])
+    for metric, stats in (summary.get("fold_spread") or {}).items():
+        for stat, value in (stats or {}).items():
+            if value is not None:
+                out[f"fit_fold_{metric}_{stat}"] = float(value)
+    out["fit_notes"] = float(len(summary.get("notes") or []))
     return out
 
 
@@ -131,7 +167,8 @@ def _score_champion(client, name: str, backtest, prepared, entities) -> dict | N
     preds = backtest.predictions
     schema = champion.model._schema()
     cut = preds[[schema.entity_col, "as_of"]]
-    scored = champion.model.predict(prepared, cut, entities=entities, reasons="none")
+    X = champion.model.transform_features(prepared, cut, entities=entities, utc=True)  # backtest rows: UTC
+    scored = champion.model.score_features(X, cut, reasons="none")
     y = preds["label"].to_numpy(dtype=int)
     boot = bootstrap_metrics(y, scored["probability"].to_numpy(), groups=preds[schema.entity_col].to_numpy())
     from ..evaluation import tier_table
@@ -146,7 +183,8 @@ def _score_champion(client, name: str, backtest, prepared, entities) -> dict | N
     }
 
 
-def train(config: ExperimentConfig, *, tracking: str | None = None, register: bool = True) -> TrainResult:
+def train(config: ExperimentConfig, *, tracking: str | None = None, register: bool = True,
+          drop_invalid: bool | None = None, progress: bool | TrainProgress = False) -> TrainResult:
     """Backtest, fit and log one experiment to MLflow; register it as ``challenger``.
 
     Parameters
@@ -154,10 +192,29 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     config : ExperimentConfig
         See :func:`riskmodel.load_config`.
     tracking : str, optional
-        Tracking URI; default :func:`tracking_uri`.
+        Tracking URI; default :func:`tracking_uri`. MLflow's process-wide settings are
+        only borrowed for the run and restored afterwards.
     register : bool, default=True
         Register the model as a new version with alias ``challenger``.
+    drop_invalid : bool, optional
+        Train on the valid event rows and record the rejected ones (file line, values,
+        reason) in the run as ``data/rejects.csv``; default ``config.data.drop_invalid``.
+        Otherwise an extract with invalid rows is refused with a :class:`DataError`
+        listing each problem, its count and the first file lines.
+
+    Every row read is accounted for: ``result.data_counts`` (also the run's ``data.*``
+    tags and metrics) gives rows read, used, rejected (by reason) and exact duplicates
+    dropped.
+    progress : bool or TrainProgress, default=False
+        Report each step (the data, every backtest fold, the final fit, MLflow) with the
+        elapsed time and an ETA on stderr: one line rewritten on a terminal, plain lines
+        otherwise.
     """
+    with skip_notes():  # one line for the skipped feature families, however many fits
+        return _train(config, tracking=tracking, register=register, drop_invalid=drop_invalid, progress=progress)
+
+
+def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progress) -> TrainResult:
     import mlflow
 
     from ..evaluation import backtest as run_backtest
@@ -166,9 +223,31 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    n_folds = config.backtest.n_folds
+    # units: the data 0.5, each fold 1, the last fold's bootstrap 0.5, the final fit (all the
+    # data) 1.3, the champion comparison and MLflow 0.5
+    units = {"data": 0.5, "backtest": n_folds + 0.5, "final": 1.3, "log": 0.5}
+    bar = progress if isinstance(progress, TrainProgress) else (
+        TrainProgress(sum(units.values())) if progress else None)
+
+    def step(done: float, message: str) -> None:
+        if bar is not None:
+            bar.update(done, message)
+
+    step(0, f"loading the data ({config.data.source})")
     schema = config.schema
     events, entities, _sim = load_data(config)
-    prepared = prepare_events(events, schema)
+    d = config.data
+    files = d.source == "files"
+    intake = take_in(events, schema, drop_invalid=d.drop_invalid if drop_invalid is None else drop_invalid,
+                     source=Path(d.events).name if files else "events",
+                     locate=(lambda n: row_numbers(d.events, n)) if files else None)
+    _log.info(intake.summary())
+    prepared = intake.prepared
+    check_outcomes_seen(prepared, schema.outcome_kinds)
+    unseen = [k for k in schema.outcome_kinds if not prepared.is_kind([k]).any()]
+    if unseen:
+        _log.info("outcome kind(s) %s never occur in the events (the others do)", unseen)
     lab = config.labels
     cutoffs = make_cutoffs(prepared, schema, entities=entities, start=lab.start, end=lab.end, freq=lab.freq,
                            max_inactive=lab.max_inactive)
@@ -179,16 +258,24 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
 
     t1 = time.perf_counter()
     bt = config.backtest
+
+    def fold_step(done: float, total: float, message: str) -> None:
+        step(units["data"] + min(done, n_folds), message)  # the bootstrap's half unit ends with the backtest
+
+    step(units["data"], f"{len(labelled):,} labelled cutoffs of {len(prepared.entity_ids):,} disputes; backtest")
     result = run_backtest(
         prepared, labelled, model=config.build_model(), entities=entities, n_folds=bt.n_folds,
         test_period=bt.test_period, horizon=lab.horizon, checklist=bt.checklist or None,
-        n_bootstrap=bt.n_bootstrap,
+        n_bootstrap=bt.n_bootstrap, progress=fold_step,
     )
     timings["backtest"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
+    step(units["data"] + units["backtest"], f"final fit on all {len(labelled):,} labelled cutoffs")
     model = config.build_model().fit(prepared, labelled, entities=entities)
     timings["final_fit"] = time.perf_counter() - t2
+    step(units["data"] + units["backtest"] + units["final"],
+         "comparing with the champion and logging to MLflow" if register else "logging to MLflow")
 
     uri = tracking or tracking_uri()
     client = client_for(uri)
@@ -202,21 +289,31 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             metrics[f"tier_{tier_row.tier}_hit_rate"] = float(tier_row.hit_rate)
     if champion:
         metrics.update({f"champion_{k}": float(v) for k, v in champion.items() if k != "version"})
+    model.training_summary_ = {**getattr(model, "training_summary_", {}), "horizon": lab.horizon,
+                               "backtest": _backtest_facts(result, metrics)}
+    metrics.update(fit_summary_metrics(model.training_summary_))
 
     exp_name = f"riskmodel/{config.name}"
-    ensure_experiment(client, uri, exp_name)
-    mlflow.set_experiment(exp_name)
+    experiment_id = ensure_experiment(client, uri, exp_name)
     t3 = time.perf_counter()
     t_min = pd.Timestamp(prepared.times_ns.min())
     t_max = pd.Timestamp(prepared.times_ns.max())
-    with retry(mlflow.start_run, run_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
+    counts = intake.counts
+    with borrowed_tracking(uri), retry(mlflow.start_run, experiment_id=experiment_id,
+                                       run_name=f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         crash_point("train.run")
         retry(mlflow.log_params, config.flat_params())
         retry(mlflow.set_tags, {
             "riskmodel.config_fingerprint": config.fingerprint(),
             "data.source": config.data.source,
-            "data.fingerprint": _events_fingerprint(events),
+            "data.fingerprint": frame_fingerprint(events),
             "data.events": str(len(events)),
+            "data.rows_read": str(counts["rows_read"]),
+            "data.rows_used": str(counts["rows_used"]),
+            "data.rows_rejected": str(counts["rows_rejected"]),
+            "data.duplicates_dropped": str(counts["duplicates_dropped"]),
+            "data.disputes_rejected": str(counts["disputes_rejected"]),
+            "data.rejected_by_reason": json.dumps(counts["rejected_by_reason"], ensure_ascii=False)[:5000],
             "data.disputes": str(len(prepared.entity_ids)),
             "data.start": str(t_min),
             "data.end": str(t_max),
@@ -228,8 +325,13 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
         })
         retry(mlflow.log_metrics, metrics)
         retry(mlflow.log_metrics, {f"time_{k}_s": v for k, v in timings.items()})
+        retry(mlflow.log_metrics, {f"data_{k}": float(counts[k]) for k in
+                                   ("rows_read", "rows_used", "rows_rejected", "duplicates_dropped")})
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
+            if len(intake.rejects):
+                (tmp / "data").mkdir()
+                intake.rejects.to_csv(tmp / "data" / "rejects.csv", index=False)
             (tmp / "experiment.toml").write_text(config.source_text or json.dumps(config.to_dict(), default=str), encoding="utf-8")
             for name, fig in result.figures().items():
                 save_figure(fig, tmp / "plots" / f"{name}.png")
@@ -237,7 +339,12 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             result.metrics.to_csv(tmp / "backtest_metrics.csv")
             result.comparisons.to_csv(tmp / "backtest_comparisons.csv")
             result.tier_table.to_csv(tmp / "tier_table.csv", index=False)
-            result.subgroup.to_csv(tmp / "subgroup_report.csv", index=False)
+            if result.subgroup is not None:  # no group columns: no subgroup report
+                result.subgroup.to_csv(tmp / "subgroup_report.csv", index=False)
+            (tmp / "fit_summary.json").write_text(
+                json.dumps(model.training_summary_, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+            if len(getattr(model, "folds_", ())):
+                model.folds_.to_csv(tmp / "fit_folds.csv", index=False)
             card = model_card(config, model, result, metrics, champion=champion,
                               data_window=(str(t_min), str(t_max)), n_events=len(events))
             (tmp / "model_card.md").write_text(card, encoding="utf-8")
@@ -248,7 +355,8 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
             from ._pyfunc import score_all, split_entity_columns
 
             ex_events, ex_entities = split_entity_columns(example, model)
-            output = score_all(model, ex_events, "2024-02-01", entities=ex_entities)
+            example_as_of = "2024-02-01T00:00:00" + ("+00:00" if model.features_.tz_aware_ else "")
+            output = score_all(model, ex_events, example_as_of, entities=ex_entities)
             signature = _signature(model, example, output)
             from .._version import VERSION as __version__
 
@@ -258,7 +366,7 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
                 loader_module="riskmodel._pyfunc",
                 data_path=str(model_dir),
                 signature=signature,
-                input_example=(example, {"as_of": "2024-02-01T00:00:00"}),
+                input_example=(example, {"as_of": example_as_of}),
                 pip_requirements=[f"riskmodel=={__version__}"],
             )
             crash_point("train.logged")
@@ -266,13 +374,17 @@ def train(config: ExperimentConfig, *, tracking: str | None = None, register: bo
     crash_point("train.ended")
     version = ""
     if register:
-        version = _register(client, config.registered_model, info, run_id, description=card[:5000], tags={
-            "roc_auc": metrics.get("model_roc_auc"), "brier": metrics.get("model_brier"),
-            "data_window": f"{t_min} .. {t_max}", "config": config.name,
-        })
+        with borrowed_tracking(uri):  # the registry store resolves the logged model through MLflow's globals
+            version = _register(client, config.registered_model, info, run_id, description=card[:5000], tags={
+                "roc_auc": metrics.get("model_roc_auc"), "brier": metrics.get("model_brier"),
+                "data_window": f"{t_min} .. {t_max}", "config": config.name,
+            })
     timings["mlflow"] = time.perf_counter() - t3
+    if bar is not None:
+        bar.close(f"done: run {run_id}" + (f", {config.registered_model} version {version}" if version else ""))
     return TrainResult(run_id=run_id, model_name=config.registered_model, version=version, model=model,
-                       backtest=result, metrics=metrics, champion_comparison=champion, timings=timings)
+                       backtest=result, metrics=metrics, champion_comparison=champion, timings=timings,
+                       data_counts=counts, rejects=intake.rejects)
 
 
 def _register(client, name: str, info, run_id: str, *, description: str, tags: dict) -> str:
@@ -339,32 +451,19 @@ def promote(
         raise ConfigError("--force needs --reason '...': a forced promotion must say why.")
     champion = _version_by_alias(client, name, CHAMPION)
     if champion is not None and champion.version == challenger.version:
-        return {"decision": "unchanged", "version": challenger.version, "checks": {}, "message": "challenger is already champion"}
+        record = {"decision": "unchanged", "version": challenger.version, "checks": {}, "criteria": [],
+                  "message": "challenger is already champion"}
+        record["verdict"] = gate_verdict(record, name)
+        return record
     m = client.get_run(challenger.run_id).data.metrics
     tags = client.get_run(challenger.run_id).data.tags
-    checks: dict[str, bool] = {"tiers_ordered": m.get("tiers_ordered", 0.0) == 1.0}
+    criteria = _gate_criteria(m, tags, champion, auc_tolerance, brier_tolerance)
+    checks = {c["name"]: c["passed"] for c in criteria}
     figures = {k: v for k, v in m.items() if k.startswith(("model_", "champion_")) or k == "tiers_ordered"}
-    if champion is None:
-        # A first model must clearly beat the base rate and be no worse than the other
-        # baselines beyond the same tolerances as a champion comparison.
-        checks["auc_beats_base_rate"] = m.get("model_roc_auc", 0) > m.get("base_rate_roc_auc", 0.5) + auc_tolerance
-        checks["brier_beats_base_rate"] = m.get("model_brier", np.inf) < m.get("base_rate_brier", np.inf)
-        for base in ("logistic_counts", "checklist"):
-            if f"{base}_roc_auc" in m:
-                checks[f"auc_not_worse_than_{base}"] = m["model_roc_auc"] >= m[f"{base}_roc_auc"] - auc_tolerance
-            if f"{base}_brier" in m:
-                checks[f"brier_not_worse_than_{base}"] = m["model_brier"] <= m[f"{base}_brier"] * (1 + brier_tolerance)
-    else:
-        compared = tags.get("champion.compared_version")
-        if compared != str(champion.version) or "champion_roc_auc" not in m:
-            checks["same_fold_comparison"] = False
-        else:
-            checks["auc_not_worse"] = m["model_roc_auc"] >= m["champion_roc_auc"] - auc_tolerance
-            checks["brier_not_worse"] = m["model_brier"] <= m["champion_brier"] * (1 + brier_tolerance)
     passed = all(checks.values())
     decision = "passed" if passed else ("forced" if force else "refused")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    record = {"decision": decision, "checks": checks, "figures": figures, "at": stamp,
+    record = {"decision": decision, "checks": checks, "criteria": criteria, "figures": figures, "at": stamp,
               "previous_champion": champion.version if champion else None, "reason": reason}
     retry(client.set_model_version_tag, name, challenger.version, "riskmodel.gate", json.dumps(record, default=str))
     if decision in ("passed", "forced"):
@@ -373,7 +472,88 @@ def promote(
         history.append(str(challenger.version))
         retry(client.set_registered_model_tag, name, _HISTORY_TAG, json.dumps(history))
     record["version"] = challenger.version
+    record["verdict"] = gate_verdict(record, name)
     return record
+
+
+def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_tolerance: float) -> list[dict]:
+    """The gate's checks, each with its figures in words and its margin (> 0 passes).
+
+    A first model must clearly beat the base rate and be no worse than the other baselines
+    beyond the same tolerances as a champion comparison; a later one must be no worse than
+    the champion scored on the same latest fold.
+    """
+    out: list[dict] = []
+
+    def add(name: str, margin: float, detail: str, passed: bool | None = None) -> None:
+        ok = bool(margin >= 0) if passed is None else bool(passed)
+        out.append({"name": name, "passed": ok, "margin": round(float(margin), 6), "detail": detail})
+
+    def auc(ref: float, label: str, *, strictly: bool = False) -> None:
+        model = m.get("model_roc_auc", 0.0)
+        need = ref + auc_tolerance if strictly else ref - auc_tolerance
+        margin = model - need
+        rule = f"must beat it by more than {auc_tolerance:g}" if strictly else f"may be at most {auc_tolerance:g} lower"
+        add(f"auc_beats_{label}" if strictly else f"auc_not_worse_than_{label}", margin,
+            f"ROC-AUC {model:.3f} vs {label.replace('_', ' ')} {ref:.3f}, {rule}: "
+            f"{'passes' if margin >= 0 else 'fails'} by {abs(margin):.3f}",
+            passed=(model > need) if strictly else None)
+
+    def brier(ref: float, label: str, *, strictly: bool = False) -> None:
+        model = m.get("model_brier", np.inf)
+        limit = ref if strictly else ref * (1 + brier_tolerance)
+        margin = (limit - model) / ref if ref else -1.0
+        rule = "must be lower" if strictly else f"may be at most {brier_tolerance:.0%} higher"
+        add(f"brier_beats_{label}" if strictly else f"brier_not_worse_than_{label}", margin,
+            f"Brier {model:.4f} vs {label.replace('_', ' ')} {ref:.4f}, {rule}: "
+            f"{'passes' if margin >= 0 else 'fails'} by {abs(margin):.1%} of it",
+            passed=(model < limit) if strictly else None)
+
+    hits = [m.get(f"tier_{t}_hit_rate") for t in ("red", "yellow", "blue")]
+    shown = " > ".join(f"{t} {h:.0%}" if h is not None else f"{t} n/a" for t, h in zip(("red", "yellow", "blue"), hits,
+                                                                                        strict=True))
+    ordered = m.get("tiers_ordered", 0.0) == 1.0
+    add("tiers_ordered", 1.0 if ordered else -1.0, f"tiers ordered by hit rate on the last fold: {shown}"
+        if ordered else f"tiers not ordered by hit rate on the last fold ({shown.replace(' > ', ', ')})")
+    if champion is None:
+        auc(m.get("base_rate_roc_auc", 0.5), "base_rate", strictly=True)
+        brier(m.get("base_rate_brier", np.inf), "base_rate", strictly=True)
+        for base in ("logistic_counts", "checklist"):
+            if f"{base}_roc_auc" in m:
+                auc(m[f"{base}_roc_auc"], base)
+            if f"{base}_brier" in m:
+                brier(m[f"{base}_brier"], base)
+        return out
+    compared = tags.get("champion.compared_version")
+    if compared != str(champion.version) or "champion_roc_auc" not in m:
+        add("same_fold_comparison", -1.0, f"the challenger was compared with champion version {compared or 'none'}, "
+            f"not with the current champion version {champion.version}: retrain it to compare on the same fold")
+        return out
+    auc(m["champion_roc_auc"], f"champion_v{champion.version}")
+    brier(m["champion_brier"], f"champion_v{champion.version}")
+    for c in out[-2:]:  # the names the gate has always recorded
+        c["name"] = c["name"].split("_than_")[0]
+    return out
+
+
+def gate_verdict(record: dict, name: str = "dispute-risk") -> str:
+    """The gate's decision in one line: passed / refused / forced, which criterion, by how much."""
+    version = record.get("version")
+    criteria = record.get("criteria") or []
+    failed = [c for c in criteria if not c["passed"]]
+    decision = record.get("decision")
+    if decision == "unchanged":
+        return f"UNCHANGED: {name} version {version} is already champion."
+    if decision == "passed":
+        headline = next((c["detail"] for c in criteria if c["name"].startswith("auc_")), None)
+        return (f"PASSED: {name} version {version} is champion now; all {len(criteria)} checks pass"
+                + (f" ({headline})." if headline else "."))
+    why = "; ".join(f"{c['name']}: {c['detail']}" for c in failed) or "no criterion recorded"
+    if decision == "forced":
+        return (f"FORCED: {name} version {version} is champion now although {len(failed)} of {len(criteria)} "
+                f"checks fail ({why}); reason: {record.get('reason')}.")
+    return (f"REFUSED: {name} version {version} stays challenger; {len(failed)} of {len(criteria)} checks fail: "
+            f"{why}.")
 
 
 def _history(client, name: str) -> list[str]:
@@ -413,20 +593,70 @@ class Predictor:
     def __repr__(self) -> str:
         return f"Predictor({self.model_name!r}, version={self.model_version!r})"
 
-    def predict(self, events, as_of=None, *, cutoffs=None, entities=None, reasons: str = "flagged") -> pd.DataFrame:
+    def predict(self, events, as_of=None, *, cutoffs=None, entities=None, reasons: str = "flagged",
+                tiers="trained") -> pd.DataFrame:
         """Score disputes; same columns as :meth:`RiskModel.predict` plus model name and version.
 
         Give either ``as_of`` (every dispute in ``events`` is scored at that time) or a
         ``cutoffs`` frame (entity id, ``as_of``).
+
+        Parameters
+        ----------
+        events : DataFrame
+        as_of : datetime-like, optional
+        cutoffs : DataFrame, optional
+        entities : DataFrame, optional
+        reasons : {"flagged", "all", "none"}, default="flagged"
+        tiers : "trained", "night", mapping or TierPolicy, default="trained"
+            ``"trained"``: each case's tier from the trained thresholds alone (it never
+            depends on the other cases scored with it). ``"night"``: the scored disputes of
+            each ``as_of`` are one night and the model's share policy ranks them (red = the
+            top ``red`` share, city-wide or per area, with the policy's capacities; the
+            nightly batch does this); probability and precision policies stay as trained. A
+            mapping changes the policy for this call, e.g. ``{"by": "station",
+            "capacity": {"S01": 10}}`` or ``{"red": 0.08}`` (see
+            :func:`~riskmodel.model.scoring_policy`). The thresholds and capacities used are
+            in ``result.attrs["tiers"]`` (one row per night and area).
         """
+        from ..model import area_column, retier_scores, scoring_policy
         from ._pyfunc import score_all
 
         if (as_of is None) == (cutoffs is None):
             raise ConfigError("pass exactly one of as_of=... or cutoffs=...")
+        model = self.model
+        policy = scoring_policy(model.tier_policy_, tiers)
+        schema = model._schema()
+        by = area_column(policy, schema.group_cols)
+        areas_of = _area_lookup(entities, schema, by) if by else None
         extra = {"model_name": self.model_name, "model_version": self.model_version}
         if cutoffs is not None:
-            return self.model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra)
-        return score_all(self.model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra)
+            out = model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra)
+        else:
+            out = score_all(model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra)
+        if policy is None:
+            return out
+        ids = out[schema.entity_col]
+        areas = None if areas_of is None else areas_of.reindex(ids.to_numpy()).to_numpy()
+        out, table, need = retier_scores(out, policy, model.tier_policy_, id_col=schema.entity_col, areas=areas,
+                                         reasons=reasons)
+        if need.any():  # newly red or yellow tonight: their reasons were not computed
+            again = model._predict(events, out.loc[need, [schema.entity_col, "as_of"]], entities=entities,
+                                   reasons="all")
+            for col in ("reasons", "reason_features"):
+                out[col] = out[col].astype(object)
+                out.loc[need, col] = again[col].to_numpy()
+        out.attrs["tiers"] = table.assign(by=by or "")
+        return out
+
+
+def _area_lookup(entities, schema, by: str) -> pd.Series:
+    """Entity id -> area value (``by``), from the entities table."""
+    if entities is None or by not in getattr(entities, "columns", []):
+        raise ConfigError(f"tiers by {by!r} need the entities table with a column {by!r}; pass entities=... "
+                          "(or tiers={'by': None} for city-wide shares).")
+    ids = pd.Series(np.asarray(entities[schema.entities_id]))
+    values = pd.Series(np.asarray(entities[by], dtype=object), index=ids.to_numpy())
+    return values[~ids.duplicated().to_numpy()]
 
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -459,16 +689,28 @@ def load(uri: str = "models:/dispute-risk@champion", *, tracking: str | None = N
             mv = (client.get_model_version_by_alias(name, match.group("alias")) if match.group("alias")
                   else client.get_model_version(name, match.group("version")))
         except Exception as exc:  # noqa: BLE001 - MLflow's not-found is a generic exception
-            raise ModelError(f"model {uri!r} not found in the registry at {client.tracking_uri}: {exc}") from exc
+            head = f"model {uri!r} not found in the registry at {client.tracking_uri}: {str(exc).rstrip('.')}"
+            alias = match.group("alias")
+            if alias == CHAMPION:
+                raise ModelError(
+                    f"{head}. No version is {CHAMPION} yet: promote one with promote({name!r}) (the gate, or "
+                    f"force=True with a reason), or load models:/{name}@{CHALLENGER}.",
+                    cli=f"{head}. No version is {CHAMPION} yet: promote one with `riskmodel promote --name {name}` "
+                        f"(the gate, or --force --reason '...'), or use --model models:/{name}@{CHALLENGER}.",
+                ) from exc
+            raise ModelError(f"{head}. Is MLFLOW_TRACKING_URI the store the model was registered in?") from exc
         version, run_id = str(mv.version), mv.run_id or ""
-        source = f"models:/{name}/{version}"
+        source = retry(client.get_model_version_download_uri, name, version)  # where its files are
     elif uri.startswith("runs:/"):
         run_id = uri.split("/")[1]
         source = uri
     else:
         raise ModelError(f"cannot load {uri!r}: use models:/name@alias, models:/name/version, runs:/id/model or a folder.")
-    try:
-        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tempfile.mkdtemp(prefix="riskmodel-")))
+    try:  # the store's URI goes to MLflow explicitly, and anything MLflow resolves itself is borrowed
+        with borrowed_tracking(client.tracking_uri):
+            path = Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=tempfile.mkdtemp(prefix="riskmodel-"),
+                tracking_uri=client.tracking_uri, registry_uri=client.tracking_uri))
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"could not download model {uri!r}: {exc}") from exc
     candidates = [p.parent for p in path.rglob("riskmodel.json")]

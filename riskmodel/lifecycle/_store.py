@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LOCAL_STORE_DIR", "artifact_root", "client_for", "ensure_experiment", "retry", "store_lock",
-           "tracking_uri"]
+__all__ = ["LOCAL_STORE_DIR", "artifact_root", "borrowed_tracking", "client_for", "ensure_experiment", "retry",
+           "store_lock", "tracking_uri"]
+
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 #: The local store's folder in the working directory (``mlflow.db`` and ``artifacts/``).
 LOCAL_STORE_DIR = "riskmodel-mlflow"
@@ -69,17 +71,59 @@ def retry(fn, *args, attempts: int = 8, **kwargs):
 
 
 def client_for(uri: str | None = None):
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
+    """An ``MlflowClient`` on ``uri`` (default :func:`tracking_uri`) for tracking and registry.
+
+    The URI is given to the client only: MLflow's process-wide tracking and registry URIs
+    (and the environment variables MLflow derives from them) are left as they are.
+    """
     from mlflow import MlflowClient
 
     uri = uri or tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     with store_lock(uri):
         client = retry(MlflowClient, tracking_uri=uri, registry_uri=uri)
         retry(client.search_experiments, max_results=1)  # creates / migrates the store once
     return client
+
+
+@contextlib.contextmanager
+def borrowed_tracking(uri: str):
+    """MLflow's fluent API (``mlflow.start_run``, ``mlflow.pyfunc.log_model``) pointed at
+    ``uri`` for the block, and everything it changed put back afterwards.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment
+    (and ``set_registry_uri`` ``MLFLOW_REGISTRY_URI``); both the module settings and the
+    environment variables are restored exactly, including "not set".
+    """
+    import mlflow
+    from mlflow.tracking import _model_registry, _tracking_service
+
+    tracking_module = _tracking_service.utils
+    registry_module = _model_registry.utils
+    saved_env = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    saved = (getattr(tracking_module, "_tracking_uri", None), getattr(registry_module, "_registry_uri", None))
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        yield
+    finally:
+        if getattr(tracking_module, "_tracking_uri", None) != saved[0]:
+            mlflow.set_tracking_uri(saved[0]) if saved[0] is not None else _reset_tracking(tracking_module)
+        registry_module._registry_uri = saved[1]
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _reset_tracking(module) -> None:
+    """Back to "no tracking URI set" (``set_tracking_uri(None)`` also resets MLflow's tracer)."""
+    import mlflow
+
+    try:
+        mlflow.set_tracking_uri(None)
+    except Exception:  # noqa: BLE001 - an MLflow that refuses None: clear the module setting
+        module._tracking_uri = None
 
 
 def ensure_experiment(client, uri: str, name: str) -> str:

@@ -15,11 +15,22 @@ from ._drift import (
     raw_attributes,
     warn_if_drifting,
 )
-from ._model import RiskModel
-from ._tiers import TIERS, Override, TierPolicy
+from ._facts import model_facts
+from ._model import RiskModel, check_outcomes_seen, untrainable_reason
+from ._reasons import ReasonWriter
+from ._tiers import (
+    TIERS,
+    Override,
+    TierPolicy,
+    area_column,
+    night_tiers,
+    retier_scores,
+    scoring_policy,
+)
 
 __all__ = [
-    "TIERS", "Override", "RiskModel", "TierPolicy", "check_thresholds", "chunk_counts", "drift_report",
-    "drift_table", "load_model_dir", "merge_counts", "model_fingerprint", "monitoring_metrics", "raw_attributes",
-    "save_model_dir", "warn_if_drifting",
+    "TIERS", "Override", "ReasonWriter", "RiskModel", "TierPolicy", "area_column", "check_outcomes_seen",
+    "check_thresholds", "chunk_counts", "drift_report", "drift_table", "load_model_dir", "merge_counts",
+    "model_facts", "model_fingerprint", "monitoring_metrics", "night_tiers", "raw_attributes", "retier_scores",
+    "save_model_dir", "scoring_policy", "untrainable_reason", "warn_if_drifting",
 ]

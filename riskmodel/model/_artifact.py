@@ -24,14 +24,19 @@ import numpy as np
 from .._errors import ModelError
 from ..data import EventSchema
 from ..features import FeatureBuilder
-from ._model import Calibrator, RiskModel
+from ._calibration import Calibrator
+from ._model import RiskModel
 from ._reasons import ReasonWriter
 from ._tiers import TierPolicy
 
 __all__ = ["FEATURE_SPEC_VERSION", "load_model_dir", "model_fingerprint", "save_model_dir"]
 
-#: Bump when the meaning of a feature or the artifact layout changes.
-FEATURE_SPEC_VERSION = 1
+#: Bump when the meaning of a feature or the artifact layout changes. Version 2: calibrators
+#: read ``logit(raw)`` (isotonic steps in logit space) and tier policies may carry per-area
+#: capacities; older riskmodels refuse it instead of misreading it.
+FEATURE_SPEC_VERSION = 2
+#: Versions this riskmodel reads: 1 (before forward folds) loads unchanged.
+READABLE_SPEC_VERSIONS = (1, 2)
 _SPEC_FILE = "riskmodel.json"
 _BOOSTER_FILE = "booster.txt"
 
@@ -146,10 +151,11 @@ def load_model_dir(path) -> RiskModel:
         )
     spec = json.loads(spec_file.read_text(encoding="utf-8"))
     version = spec.get("feature_spec_version")
-    if version != FEATURE_SPEC_VERSION:
+    if version not in READABLE_SPEC_VERSIONS:
         raise ModelError(
-            f"model at {path} uses feature-spec version {version}, this riskmodel reads version "
-            f"{FEATURE_SPEC_VERSION} (model written by riskmodel {spec.get('riskmodel_version')}). "
+            f"model at {path} uses feature-spec version {version}, this riskmodel reads versions "
+            f"{', '.join(map(str, READABLE_SPEC_VERSIONS))} (model written by riskmodel "
+            f"{spec.get('riskmodel_version')}). "
             "Retrain the model with this version, or install the matching riskmodel."
         )
     schema = EventSchema.from_dict(spec["schema"])
@@ -163,13 +169,16 @@ def load_model_dir(path) -> RiskModel:
 
     policy = TierPolicy.from_dict(spec["tier_policy"])
     model = RiskModel(schema=schema, features=fb, tier_policy=policy, top_k_reasons=spec["top_k_reasons"],
-                      label_col=spec["label_col"])
+                      label_col=spec["label_col"], context_features=spec["reasons"].get("context_features"))
     model.features_ = fb
     model.booster_ = lgb.Booster(model_str=booster_file.read_text(encoding="utf-8"))
     model.feature_names_ = list(spec["feature_names"])
     model.calibrator_ = Calibrator.from_dict(spec["calibrator"])
     model.tier_policy_ = policy
-    model.reason_writer_ = ReasonWriter.from_dict(spec["reasons"])
+    reasons = dict(spec["reasons"])
+    # artifacts written before context features: the families' default
+    reasons.setdefault("context_features", [c for c in fb.context_features() if c in model.feature_names_])
+    model.reason_writer_ = ReasonWriter.from_dict(reasons)
     model.training_summary_ = spec.get("training_summary", {})
     model.split_dates_ = spec.get("split_dates", {})
     model.best_iteration_ = spec.get("best_iteration")

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -426,6 +426,30 @@ def _worst(statuses) -> str:
     return max(statuses, key=lambda s: rank[s], default="ok")
 
 
+def _change(spec: Mapping, ref: Sequence[float], cur: Sequence[float]) -> dict:
+    """What moved in one feature's distribution, from bin counts (no raw values needed).
+
+    ``missing``: the share in the missing bin, reference and tonight. Numeric:
+    ``typical_rank``, where tonight's values sit, on average, in the reference's
+    distribution (0.5: no shift; 0.62: higher, like the reference's 62nd percentile).
+    Categorical: ``category`` whose share moved most, ``reference`` and ``current`` shares.
+    """
+    ref, cur = np.asarray(ref, dtype=float), np.asarray(cur, dtype=float)
+    out: dict = {"missing": [float(ref[-1] / ref.sum()) if ref.sum() else None,
+                             float(cur[-1] / cur.sum()) if cur.sum() else None]}
+    r, c = ref[:-1], cur[:-1]
+    if r.sum() == 0 or c.sum() == 0:
+        return out
+    r, c = r / r.sum(), c / c.sum()
+    if spec.get("type") == "categorical":
+        k = int(np.argmax(np.abs(c - r)))
+        out.update(category=str(spec["categories"][k]), reference=float(r[k]), current=float(c[k]))
+    else:
+        mid = np.cumsum(r) - r / 2  # each bin's middle rank in the reference
+        out["typical_rank"] = float(np.dot(c, mid))
+    return out
+
+
 def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: Mapping | None = None) -> dict:
     """Compare tonight's counts with the reference.
 
@@ -444,9 +468,12 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
         ``status`` (``ok`` / ``watch`` / ``act``: the worst of the score's and the features'
         levels; ``no_reference`` for a model saved without a reference, ``no_data`` when no
         dispute was scored), ``thresholds``, ``score_psi``, ``features`` (name, psi, status,
-        ``informational``, sorted by PSI descending), ``tier_shares`` (reference, current), ``unseen_rate``
+        ``informational``, ``change`` (see ``_change``: where the values moved), sorted by
+        PSI descending), ``tier_shares`` (reference, current), ``unseen_rate``
         (current ``categories`` per column and ``kinds``), ``reference_unseen_rate``,
-        ``missing_text_rate`` (reference, current), ``n_reference``, ``n_current``.
+        ``missing_text_rate`` (reference, current), ``n_reference``, ``n_current``,
+        ``sample_noise_psi`` (the PSI chance alone gives samples of these sizes, see
+        :func:`sample_noise_psi`; the warning says so when it nears the watch level).
         Rates the model cannot measure (no text column, no entities) are ``None``.
     """
     thresholds = check_thresholds(thresholds)
@@ -463,6 +490,7 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
         "missing_text_rate": {"reference": None, "current": None},
         "n_reference": None,
         "n_current": n_current,
+        "sample_noise_psi": None,
     }
     if not reference or "bins" not in reference or "counts" not in reference:
         return report
@@ -484,18 +512,30 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
     report["missing_text_rate"]["current"] = _rate(counts.get("missing_text_events"), counts.get("events"))
     score_psi = population_stability_index(ref["score"], counts["score"])
     report["score_psi"] = score_psi
+    report["sample_noise_psi"] = sample_noise_psi(reference["bins"].get("n_bins", 10), report["n_reference"],
+                                                  n_current)
     rows = []
     informational = set(reference["bins"].get("informational", []))
     for spec in reference["bins"]["features"]:
         name = spec["name"]
         psi = population_stability_index(ref["features"][name], counts["features"][name])
         rows.append({"name": name, "psi": psi, "status": _status(psi, thresholds),
-                     "informational": name in informational})
+                     "informational": name in informational,
+                     "change": _change(spec, ref["features"][name], counts["features"][name])})
     rows.sort(key=lambda r: (-(r["psi"] if math.isfinite(r["psi"]) else -1.0), r["name"]))
     report["features"] = rows
     report["status"] = _worst([_status(score_psi, thresholds)]
                               + [r["status"] for r in rows if not r["informational"]])
     return report
+
+
+def sample_noise_psi(n_bins: int, n_reference: int, n_current: int) -> float:
+    """The PSI two samples of the same population show by chance, about
+    ``(bins - 1) * (1 / n_reference + 1 / n_current)`` (``bins`` counting the missing bin):
+    where it nears the watch level, statuses mostly measure the sample sizes."""
+    if not n_reference or not n_current:
+        return float("nan")
+    return float(n_bins * (1.0 / n_reference + 1.0 / n_current))
 
 
 def drift_table(report: Mapping, reference: Mapping | None = None, counts: Mapping | None = None) -> pd.DataFrame:
@@ -531,9 +571,15 @@ def drift_message(report: Mapping) -> str:
                if r["status"] != "ok" and not r.get("informational")]
     shown = ", ".join(flagged[:8]) + (f", ... ({len(flagged) - 8} more)" if len(flagged) > 8 else "")
     score = report.get("score_psi")
+    noise = report.get("sample_noise_psi")
+    small = ""
+    if noise is not None and math.isfinite(noise) and noise >= report["thresholds"]["watch"] / 2:
+        small = (f"; small samples (reference {report.get('n_reference'):,}, tonight {report.get('n_current'):,} "
+                 f"disputes): chance alone gives a PSI of about {noise:.2f} per feature, so read the status as "
+                 "indicative only")
     return (f"drift status {report['status']!r} (watch >= {report['thresholds']['watch']}, act >= "
             f"{report['thresholds']['act']}): score PSI {score:.3f}" if score is not None else
-            f"drift status {report['status']!r}: score PSI n/a") + (f"; features: {shown}" if flagged else "")
+            f"drift status {report['status']!r}: score PSI n/a") + (f"; features: {shown}" if flagged else "") + small
 
 
 # ------------------------------------------------------------------------------------------

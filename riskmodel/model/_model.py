@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 
 from .._errors import ConfigError, DataError, ModelError
 from ..data import EventSchema, validate_cutoffs
 from ..features import FeatureBuilder, prepare_events
+from ._calibration import Calibrator
+from ._protocol import (
+    MIN_FOLD_POSITIVES,
+    calibration_weights,
+    cross_fit,
+    forward_folds,
+    search_params,
+    size_aware_params,
+    small_data_notes,
+    warn_small_data,
+)
 from ._reasons import ReasonWriter, top_reasons
 from ._tiers import TIERS, TierPolicy
 
@@ -57,73 +68,13 @@ def _tier_codes(tiers: np.ndarray) -> np.ndarray:
     return codes
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.minimum(np.maximum(p, 1e-7), 1 - 1e-7)
-    return np.log(p / (1 - p))
-
-
-class Calibrator:
-    """Maps raw model probabilities to calibrated ones; stored as plain numbers.
-
-    ``method`` is ``"isotonic"`` (a monotone step function, interpolated) or ``"sigmoid"``
-    (Platt scaling on the logit). ``"auto"`` chooses on held-out later data: it fits both
-    on the earlier half of the calibration slice, keeps the one with the lower log loss
-    on the later half, then refits it on the whole slice.
-    """
-
-    def __init__(self, method: str = "auto"):
-        if method not in ("auto", "isotonic", "sigmoid"):
-            raise ConfigError(f"calibration must be auto, isotonic or sigmoid, got {method!r}.")
-        self.method = method
-        self.chosen_: str | None = None
-        self.params_: dict = {}
-
-    def fit(self, raw: np.ndarray, y: np.ndarray, order: np.ndarray | None = None) -> Calibrator:
-        raw, y = np.asarray(raw, float), np.asarray(y, int)
-        method = self.method
-        self.selection_ = {}
-        if method == "auto":
-            idx = np.arange(len(raw)) if order is None else np.asarray(order)
-            half = len(idx) // 2
-            early, late = idx[:half], idx[half:]
-            if y[early].sum() >= 5 and y[late].sum() >= 5:
-                scores = {}
-                for m in ("isotonic", "sigmoid"):
-                    cal = Calibrator(m).fit(raw[early], y[early])
-                    p = np.clip(cal.transform(raw[late]), 1e-7, 1 - 1e-7)
-                    scores[m] = float(-np.mean(y[late] * np.log(p) + (1 - y[late]) * np.log(1 - p)))
-                method = min(scores, key=scores.get)
-                self.selection_ = scores
-            else:
-                method = "sigmoid"
-        if method == "isotonic":
-            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-            self.params_ = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
-        else:
-            if len(np.unique(y)) < 2:
-                raise DataError("calibration slice has a single class; need both outcomes.")
-            lr = LogisticRegression(C=1e4).fit(_logit(raw)[:, None], y)
-            self.params_ = {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
-        self.chosen_ = method
-        return self
-
-    def transform(self, raw: np.ndarray) -> np.ndarray:
-        raw = np.asarray(raw, float)
-        if self.chosen_ == "isotonic":
-            return np.interp(raw, self.params_["x"], self.params_["y"])
-        if self.chosen_ == "sigmoid":
-            z = self.params_["a"] * _logit(raw) + self.params_["b"]
-            return 1.0 / (1.0 + np.exp(-z))
-        raise ModelError("Calibrator is not fitted.")
-
-    def to_dict(self) -> dict:
-        return {"method": self.method, "chosen": self.chosen_, "params": self.params_}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Calibrator:
-        cal = cls(data["method"])
-        cal.chosen_, cal.params_ = data["chosen"], data["params"]
-        return cal
+def _spread(values) -> dict:
+    """Mean, sd, min and max of the finite values (``None`` for each when there are none)."""
+    x = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if len(x) == 0:
+        return {"mean": None, "sd": None, "min": None, "max": None, "n": 0}
+    return {"mean": float(x.mean()), "sd": float(x.std(ddof=1)) if len(x) > 1 else 0.0,
+            "min": float(x.min()), "max": float(x.max()), "n": int(len(x))}
 
 
 def time_split(as_of: pd.Series, fractions: tuple[float, ...]) -> np.ndarray:
@@ -140,13 +91,70 @@ def time_split(as_of: pd.Series, fractions: tuple[float, ...]) -> np.ndarray:
     return slice_of_date[np.searchsorted(dates, t)]
 
 
+#: What a time-ordered fit needs: positives and negatives overall, positives per slice.
+MIN_CLASS_ROWS, MIN_SLICE_POSITIVES = 10, 3
+
+
+def untrainable_reason(as_of: pd.Series, y: np.ndarray, validation_fraction: float,
+                       calibration_fraction: float, *, slices: bool = True) -> str | None:
+    """Why :meth:`RiskModel.fit` would refuse these labelled cutoffs (``None``: it would not).
+
+    The same checks as ``fit``: at least :data:`MIN_CLASS_ROWS` positive and negative
+    cutoffs and, for the holdout protocol (``slices``), :data:`MIN_SLICE_POSITIVES`
+    positives in each of its training, validation and calibration time slices. Cheap: no
+    features are computed, so callers can try other settings and say which one would work.
+    """
+    y = np.asarray(y, dtype=int)
+    if y.sum() < MIN_CLASS_ROWS or (1 - y).sum() < MIN_CLASS_ROWS:
+        return (f"need at least {MIN_CLASS_ROWS} positive and {MIN_CLASS_ROWS} negative cutoffs, got "
+                f"{int(y.sum())} / {int((1 - y).sum())}")
+    if not slices:
+        return None
+    part = time_split(pd.Series(as_of).reset_index(drop=True), (validation_fraction, calibration_fraction))
+    for k, name in enumerate(("training", "validation", "calibration")):
+        if y[part == k].sum() < MIN_SLICE_POSITIVES:
+            return (f"the {name} time slice has {int(y[part == k].sum())} positive cutoff(s) (need "
+                    f"{MIN_SLICE_POSITIVES}; the slices are the {1 - validation_fraction - calibration_fraction:.0%} / "
+                    f"{validation_fraction:.0%} / {calibration_fraction:.0%} of cutoffs in time order)")
+    return None
+
+
+def check_outcomes_seen(prepared, kinds) -> None:
+    """Raise a :class:`DataError` when none of the outcome ``kinds`` occurs in the log (every
+    label would be 0), listing the kinds it holds, in Python's and the CLI's words."""
+    if not len(prepared) or prepared.is_kind(tuple(kinds)).any():
+        return
+    seen = prepared.kind_counts()
+    listed = ", ".join(f"{k!r} ({n:,})" for k, n in seen.head(30).items())
+    more = f", ... ({len(seen) - 30} more)" if len(seen) > 30 else ""
+    head = (f"none of the outcome kinds {list(kinds)} occurs in the events' {prepared.schema.kind_col!r} column, "
+            f"so no dispute ever escalates and every label is 0. Kinds seen (events): {listed}{more}. Name the "
+            "kind(s) that mean escalation")
+    raise DataError(f"{head} with EventSchema(outcome_kinds=[...]).",
+                    cli=f"{head} with outcome_kinds = [...] in the config's [schema].")
+
+
 class RiskModel(BaseEstimator):
     """Escalation risk model: point-in-time features, LightGBM, calibration, tiers, reasons.
 
-    Training splits the cutoffs by time (never at random): the earliest rows train the
-    trees, the next slice early-stops them, the latest slice fits the calibrator and the
-    tier thresholds. So every reported probability is checked on data later than what
-    produced it.
+    Training (``protocol="forward"``, see :mod:`riskmodel.model._protocol`) never judges a
+    prediction on data earlier than what produced it, and wastes no row:
+
+    1. forward-chaining time folds over the cutoffs' ``as_of`` (each fold trains on the
+       rows whose labels were complete, ``horizon`` before its validation block) choose
+       the number of boosting rounds (and, given ``num_leaves_grid``, the tree size);
+    2. the final trees grow on *all* rows with that many rounds;
+    3. the calibrator is fitted on the folds' out-of-fold predictions, weighted toward the
+       latest period (``calibration_half_life``) so it follows drift; isotonic only where
+       the positives suffice, else a regularised sigmoid: never a constant map;
+    4. tier thresholds and the drift reference come from the latest out-of-fold rows.
+
+    LightGBM's leaf size, tree size and L2 penalty follow the number of rows and positives
+    (:func:`~riskmodel.model._protocol.size_aware_params`) unless ``lgbm_params`` sets them,
+    and a :class:`~riskmodel.DataWarning` says (with the numbers) when the data is too
+    small for tiers or drift figures to mean much. ``protocol="holdout"`` is the earlier
+    protocol (trees on the earliest 70%, early stopping on the next 15%, calibration on the
+    latest 15%), kept to reproduce older models.
 
     Parameters
     ----------
@@ -154,20 +162,50 @@ class RiskModel(BaseEstimator):
     features : FeatureBuilder, optional
         Feature configuration (cloned at fit); default ``FeatureBuilder(schema=schema)``.
     lgbm_params : dict, optional
-        Overrides of :data:`DEFAULT_LGBM_PARAMS`.
+        Overrides of :data:`DEFAULT_LGBM_PARAMS` and of the size-aware settings.
     n_estimators : int, default=400
-        Maximum boosting rounds (early stopping usually stops sooner).
+        Maximum boosting rounds.
     early_stopping_rounds : int, default=40
+        Patience of the early stopping in each fold (and of the holdout protocol).
     validation_fraction, calibration_fraction : float, default=0.15
-        Shares of the rows (by time) for early stopping and for calibration.
+        ``protocol="holdout"`` only: shares of the rows (by time) for early stopping and
+        for calibration.
     calibration : {"auto", "isotonic", "sigmoid"}, default="auto"
     tier_policy : TierPolicy, optional
-        Default: red = top 5%, yellow = next 15% of the reference population.
+        Default: red = top 5%, yellow = next 15% of the scored population.
     top_k_reasons : int, default=3
     kind_labels, column_labels, value_labels : mapping, optional
         Readable names for reasons (see :class:`ReasonWriter`).
+    context_features : sequence of str, optional
+        Features shown beside a case as context, never given as its reasons. Default
+        (``None``): the ones the feature families declare context, i.e. the dispute's
+        categorical attributes (category, station), its group's escalation figures and the
+        share of events without a narrative (:meth:`FeatureBuilder.context_features`).
+        ``()``: every feature may be a reason.
     label_col : str, default="label"
     random_state : int, default=0
+    protocol : {"forward", "holdout"}, default="forward"
+    n_folds : int, default=4
+        Forward-chaining validation blocks (``protocol="forward"``).
+    horizon : str, optional
+        The labels' horizon: the gap between a fold's training rows and its validation
+        block. Default: the one :func:`~riskmodel.make_labels` recorded on the cutoffs
+        (``cutoffs.attrs["horizon"]``), else no gap.
+    calibration_half_life : str or None, default="auto"
+        Age (e.g. ``"180D"``) at which an out-of-fold row weighs half as much as the latest
+        in the calibration; ``"auto"``: the span of the latest validation block, doubled
+        until about 100 positives count; ``None``: equal weights.
+    num_leaves_grid : sequence of int, optional
+        Tree sizes to choose from on the same folds (each costs one more cross-fit).
+    search_budget : float, optional
+        Off by default. Seconds for a hyperparameter search (Optuna, ``pip install
+        'riskmodel[search]'``) of leaves, leaf size, L2 penalty and feature fraction on the
+        same forward folds; its first trial is the size-aware defaults. Replaces
+        ``num_leaves_grid``; the four searched parameters override ``lgbm_params``, the
+        others keep them. The summary's ``search`` block reports the trials.
+    search_trials : int, default=30
+        At most this many trials (the result is deterministic for a seed when the trials,
+        not the budget, end the search).
 
     Attributes
     ----------
@@ -177,6 +215,14 @@ class RiskModel(BaseEstimator):
     tier_policy_ : TierPolicy
     feature_names_ : list of str
     best_iteration_ : int
+        Boosting rounds of the final model.
+    training_summary_ : dict
+        The fit summary: rows, positives, protocol, parameters used, the chosen rounds,
+        per fold (``folds``) its rows, positives, dates, AUC and Brier score, their spread
+        across folds (``fold_spread``: mean, sd, min, max), the calibration and the
+        small-data notes. :func:`riskmodel.train` logs it.
+    folds_ : DataFrame
+        ``training_summary_["folds"]`` as a table.
     timings_ : dict
         Seconds spent in features, LightGBM and calibration at fit.
     """
@@ -197,8 +243,16 @@ class RiskModel(BaseEstimator):
         kind_labels: Mapping | None = None,
         column_labels: Mapping | None = None,
         value_labels: Mapping | None = None,
+        context_features: Sequence[str] | None = None,
         label_col: str = "label",
         random_state: int = 0,
+        protocol: str = "forward",
+        n_folds: int = 4,
+        horizon: str | None = None,
+        calibration_half_life: str | None = "auto",
+        num_leaves_grid: tuple[int, ...] | None = None,
+        search_budget: float | None = None,
+        search_trials: int = 30,
     ):
         self.schema = schema
         self.features = features
@@ -213,8 +267,16 @@ class RiskModel(BaseEstimator):
         self.kind_labels = kind_labels
         self.column_labels = column_labels
         self.value_labels = value_labels
+        self.context_features = context_features
         self.label_col = label_col
         self.random_state = random_state
+        self.protocol = protocol
+        self.n_folds = n_folds
+        self.horizon = horizon
+        self.calibration_half_life = calibration_half_life
+        self.num_leaves_grid = num_leaves_grid
+        self.search_budget = search_budget
+        self.search_trials = search_trials
 
     # ----------------------------------------------------------------------------------
 
@@ -225,11 +287,45 @@ class RiskModel(BaseEstimator):
             return self.features.schema
         return EventSchema()
 
-    def _params(self) -> dict:
+    def _params(self, n_rows: int | None = None, n_positive: int | None = None) -> dict:
+        """LightGBM parameters: defaults, then size-aware settings (given the sizes), then
+        the user's ``lgbm_params``, then the seed."""
         params = dict(DEFAULT_LGBM_PARAMS)
+        if n_rows is not None:
+            params.update(size_aware_params(n_rows, n_positive))
         params.update(self.lgbm_params or {})
         params["seed"] = self.random_state
         return params
+
+    def _check_settings(self) -> None:
+        if self.protocol not in ("forward", "holdout"):
+            raise ConfigError(f"protocol must be 'forward' or 'holdout', got {self.protocol!r}.")
+        if not 0 < self.validation_fraction < 1 or not 0 < self.calibration_fraction < 1:
+            raise ConfigError("validation_fraction and calibration_fraction must be in (0, 1).")
+        if isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int | np.integer) or self.n_folds < 1:
+            raise ConfigError(f"n_folds must be a positive integer, got {self.n_folds!r}.")
+        if isinstance(self.n_estimators, bool) or not isinstance(self.n_estimators, int | np.integer) \
+                or self.n_estimators < 1:
+            raise ConfigError(f"n_estimators must be a positive integer, got {self.n_estimators!r}.")
+        for name in ("horizon",) + (() if self.calibration_half_life in (None, "auto") else ("calibration_half_life",)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                if pd.Timedelta(value) <= pd.Timedelta(0):
+                    raise ValueError("not positive")
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{name} must be a positive duration such as '90D', got {value!r} ({exc}).") from None
+        if self.search_budget is not None and (not isinstance(self.search_budget, int | float | np.number)
+                                               or isinstance(self.search_budget, bool) or self.search_budget <= 0):
+            raise ConfigError(f"search_budget must be a positive number of seconds, got {self.search_budget!r}.")
+        if isinstance(self.search_trials, bool) or not isinstance(self.search_trials, int | np.integer) \
+                or self.search_trials < 1:
+            raise ConfigError(f"search_trials must be a positive integer, got {self.search_trials!r}.")
+        if self.num_leaves_grid is not None:
+            grid = list(self.num_leaves_grid)
+            if not grid or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 2 for v in grid):
+                raise ConfigError(f"num_leaves_grid must be a non-empty list of integers >= 2, got {self.num_leaves_grid!r}.")
 
     def fit(self, events, cutoffs: pd.DataFrame, *, entities: pd.DataFrame | None = None) -> RiskModel:
         """Train on labelled cutoffs (entity id, ``as_of``, ``label``).
@@ -244,11 +340,16 @@ class RiskModel(BaseEstimator):
         Returns
         -------
         self
+
+        Warns
+        -----
+        DataWarning
+            When the data is too small for tier thresholds or drift figures to mean much
+            (the numbers are in the message and in ``training_summary_["notes"]``).
         """
         t_start = time.perf_counter()
         schema = self._schema()
-        if not 0 < self.validation_fraction < 1 or not 0 < self.calibration_fraction < 1:
-            raise ConfigError("validation_fraction and calibration_fraction must be in (0, 1).")
+        self._check_settings()
         if self.label_col not in getattr(cutoffs, "columns", []):
             raise DataError(
                 f"cutoffs have no label column {self.label_col!r}; build it with make_labels(...) "
@@ -259,27 +360,181 @@ class RiskModel(BaseEstimator):
                 f"{int(cutoffs[self.label_col].isna().sum())} cutoff(s) have a missing label "
                 "(censored: their horizon runs past the data); drop them before fit."
             )
+        horizon = self.horizon if self.horizon is not None else cutoffs.attrs.get("horizon")
         cut = validate_cutoffs(cutoffs, schema, label_col=self.label_col).reset_index(drop=True)
         y = cut[self.label_col].to_numpy(dtype=int)
-        if y.sum() < 10 or (1 - y).sum() < 10:
-            raise DataError(f"need at least 10 positive and 10 negative cutoffs, got {y.sum()} / {(1 - y).sum()}.")
-
+        problem = untrainable_reason(cut["as_of"], y, self.validation_fraction, self.calibration_fraction,
+                                     slices=self.protocol == "holdout")
         prepared = prepare_events(events, schema)
+        if problem is not None:
+            check_outcomes_seen(prepared, schema.outcome_kinds)
+            raise DataError(f"{problem}; need more data or a longer history for a time-ordered split.")
+
         features = clone(self.features) if self.features is not None else FeatureBuilder(schema=schema)
         if features.schema is None:
             features.set_params(schema=schema)
         features.fit(prepared, entities=entities)
-        X = features.transform(prepared, cut, entities=entities)
+        context = self._context_features(features, features.feature_names_out_)  # checked before training
+        X = features._transform_valid_cutoffs(prepared, cut, entities=entities)
         t_features = time.perf_counter()
 
+        if self.protocol == "holdout":
+            fitted = self._fit_holdout(X, y, cut, features)
+        else:
+            fitted = self._fit_forward(X, y, cut, features, horizon)
+        booster, prob_ref, ref, summary, t_lgbm = fitted
+        t_cal = time.perf_counter()
+
+        self.features_ = features
+        self.booster_ = booster
+        self.feature_names_ = list(X.columns)
+        self.reason_writer_ = ReasonWriter(
+            kind_slugs=features.kind_slugs_,
+            kind_labels=self.kind_labels,
+            column_labels=self.column_labels,
+            value_labels=self.value_labels,
+            context_features=context,
+        )
+        from ..features import OTHER_KIND
+        from ._drift import build_reference
+
+        # Drift reference: the latest held-out population, the one the tier thresholds come from.
+        tiers_ref, _ = self.tier_policy_.apply(prob_ref, X[ref])
+        self.reference_ = {
+            "probability": prob_ref.tolist(),
+            "label": y[ref].tolist(),
+            "monitoring": build_reference(
+                X[ref], prob_ref, tiers_ref,
+                event_columns={"events": "count_all_all",
+                               "other_kind_events": f"count_{features.kind_slugs_[OTHER_KIND]}_all",
+                               "missing_text_share": "text_missing_share"},
+                categories={c: v for c, v in features.categories_.items() if c in X.columns},
+                # group-level context (one value per station per night): reported, not alerting
+                informational=[name for name in X.columns if name.startswith("ctx_")],
+            ),
+        }
+        self.training_summary_ = {"n_cutoffs": int(len(cut)), "n_positive": int(y.sum()), **summary,
+                                  "calibration_method": self.calibrator_.chosen_,
+                                  "best_iteration": self.best_iteration_}
+        self.folds_ = pd.DataFrame(self.training_summary_.get("folds", []))
+        self.timings_ = {
+            "features": t_features - t_start,
+            "lightgbm": t_lgbm - t_features,
+            "calibration": t_cal - t_lgbm,
+        }
+        return self
+
+    def _fit_forward(self, X: pd.DataFrame, y: np.ndarray, cut: pd.DataFrame, features, horizon):
+        """The forward-chaining protocol (see the class docstring); returns the final booster,
+        the reference rows' calibrated probabilities, the reference mask, the summary and
+        the time the trees were done."""
+        n, n_pos = len(y), int(y.sum())
+        params = self._params(n, n_pos)
+        as_of = cut["as_of"]
+        gap = pd.Timedelta(horizon) if horizon is not None else None
+        folds, notes = forward_folds(as_of, y, cut[self._schema().entity_col], n_folds=int(self.n_folds),
+                                     gap=gap, seed=self.random_state)
+        if not folds:
+            raise DataError(f"no fold can be trained: {n:,} cutoffs with {n_pos} positive(s); every fold needs "
+                            f"{MIN_FOLD_POSITIVES} positive and {MIN_FOLD_POSITIVES} negative training rows.")
+        categorical = features.categorical_features_ or "auto"
+        full = lgb.Dataset(X, y, categorical_feature=categorical, free_raw_data=False, params=params).construct()
+        grid = list(self.num_leaves_grid) if self.num_leaves_grid else [int(params["num_leaves"])]
+        search = None
+        if self.search_budget:
+            params, cf, search = search_params(params, full, folds, n_estimators=int(self.n_estimators),
+                                               patience=int(self.early_stopping_rounds),
+                                               budget_s=float(self.search_budget), n_trials=int(self.search_trials),
+                                               seed=int(self.random_state))
+            grid = [int(params["num_leaves"])]
+        else:
+            cf = cross_fit(params, full, folds, n_estimators=int(self.n_estimators),
+                           patience=int(self.early_stopping_rounds), leaves_grid=grid)
+        params = {**params, "num_leaves": cf.num_leaves}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=categorical, params=params),
+                                num_boost_round=cf.n_rounds)
+        booster = lgb.Booster(model_str=booster.model_to_string())
+        self.best_iteration_ = cf.n_rounds
+        t_lgbm = time.perf_counter()
+
+        # out-of-fold predictions: each row scored by the fold model that did not see it
+        oof = np.zeros(n, dtype=bool)
+        raw = np.full(n, np.nan)
+        for fold, fold_booster in zip(folds, cf.boosters):
+            raw[fold.valid] = fold_booster.predict(X[fold.valid], num_iteration=cf.n_rounds)
+            oof |= fold.valid
+        last = folds[-1]
+        time_folds = last.kind == "time"
+        latest_span = as_of[last.valid].max() - as_of[last.valid].min() if time_folds else pd.Timedelta(0)
+        half_life = self.calibration_half_life if time_folds else None
+        weights, half_life_used = calibration_weights(as_of, oof, y, half_life, latest_span)
+        rows = np.flatnonzero(oof)
+        latest = last.valid[rows] if time_folds else None
+        order = np.argsort(as_of.to_numpy()[rows], kind="stable")
+        self.calibrator_ = Calibrator(self.calibration).fit(raw[rows], y[rows], order=order, sample_weight=weights,
+                                                            latest=latest)
+        prob = np.full(n, np.nan)
+        prob[rows] = self.calibrator_.transform(raw[rows])
+
+        # the reference: the latest half of the folds (time), or every out-of-fold row (entity)
+        ref_folds = folds[-max(1, math.ceil(len(folds) / 2)):] if time_folds else folds
+        ref = np.zeros(n, dtype=bool)
+        for fold in ref_folds:
+            ref |= fold.valid
+        policy = TierPolicy.from_dict((self.tier_policy or TierPolicy()).to_dict())
+        self.tier_policy_ = policy.fit(prob[ref], y[ref])
+
+        fold_rows = []
+        for fold in folds:
+            yv, pv, cv = y[fold.valid], raw[fold.valid], prob[fold.valid]
+            both = 0 < yv.sum() < len(yv)
+            fold_rows.append({**fold.describe(as_of, y),
+                              "roc_auc": float(roc_auc_score(yv, pv)) if both else None,
+                              "brier_raw": float(np.mean((pv - yv) ** 2)),
+                              "brier": float(np.mean((cv - yv) ** 2))})
+        small = small_data_notes(n_rows=n, n_positive=n_pos, n_reference=int(ref.sum()),
+                                 n_reference_positive=int(y[ref].sum()),
+                                 red=policy.red if policy.method == "share" else None, n_features=X.shape[1])
+        notes = notes + small
+        warn_small_data(small)
+        if cf.hit_cap:
+            notes.append(f"the chosen number of rounds is the maximum, n_estimators={self.n_estimators}: "
+                         "more rounds might help.")
+        self.split_dates_ = {
+            "final": [str(as_of.min()), str(as_of.max())],
+            "calibration": [str(as_of[oof].min()), str(as_of[oof].max())],
+            "reference": [str(as_of[ref].min()), str(as_of[ref].max())],
+        }
+        summary = {
+            "protocol": "forward",
+            "n_final": int(n),
+            "n_calibration": int(oof.sum()),
+            "n_reference": int(ref.sum()),
+            "gap": None if gap is None else str(gap),
+            "fold_kind": last.kind,
+            "n_rounds": cf.n_rounds,
+            "num_leaves": cf.num_leaves,
+            "lgbm_params": {k: params[k] for k in ("num_leaves", "min_child_samples", "lambda_l2",
+                                                   "feature_fraction", "extra_trees", "learning_rate",
+                                                   "min_data_per_group") if k in params},
+            "folds": fold_rows,
+            "fold_spread": {metric: _spread([r[metric] for r in fold_rows]) for metric in ("roc_auc", "brier")},
+            "calibration": {"method": self.calibrator_.chosen_, "half_life": half_life_used,
+                            **self.calibrator_.selection_},
+            "notes": notes,
+        }
+        if len(grid) > 1:
+            summary["num_leaves_grid"] = {str(k): float(min(v)) for k, v in cf.curves.items()}
+        if search is not None:
+            summary["search"] = search
+        return booster, prob[ref], ref, summary, t_lgbm
+
+    def _fit_holdout(self, X: pd.DataFrame, y: np.ndarray, cut: pd.DataFrame, features):
+        """The earlier protocol: 70 / 15 / 15 time split (train / early stopping / calibration)."""
         part = time_split(cut["as_of"], (self.validation_fraction, self.calibration_fraction))
         train, valid, calib = (part == 0), (part == 1), (part == 2)
-        for name, mask in (("training", train), ("validation", valid), ("calibration", calib)):
-            if y[mask].sum() < 3:
-                raise DataError(
-                    f"the {name} time slice has {int(y[mask].sum())} positive cutoff(s); "
-                    "need more data or longer history for a time-ordered split."
-                )
         self.split_dates_ = {
             name: [str(cut["as_of"][mask].min()), str(cut["as_of"][mask].max())]
             for name, mask in (("train", train), ("validation", valid), ("calibration", calib))
@@ -304,55 +559,29 @@ class RiskModel(BaseEstimator):
 
         raw_cal = booster.predict(X[calib])
         cal_order = np.argsort(cut["as_of"][calib].to_numpy(), kind="stable")
-        self.calibrator_ = Calibrator(self.calibration).fit(raw_cal, y[calib], order=cal_order)
+        self.calibrator_ = Calibrator(self.calibration).fit_holdout(raw_cal, y[calib], order=cal_order)
         prob_cal = self.calibrator_.transform(raw_cal)
         policy = TierPolicy.from_dict((self.tier_policy or TierPolicy()).to_dict())
         self.tier_policy_ = policy.fit(prob_cal, y[calib])
-        t_cal = time.perf_counter()
-
-        self.features_ = features
-        self.booster_ = booster
-        self.feature_names_ = list(X.columns)
-        self.reason_writer_ = ReasonWriter(
-            kind_slugs=features.kind_slugs_,
-            kind_labels=self.kind_labels,
-            column_labels=self.column_labels,
-            value_labels=self.value_labels,
-        )
-        from ..features import OTHER_KIND
-        from ._drift import build_reference
-
-        # Drift reference: the calibration slice, the latest population and the one the
-        # tier thresholds come from.
-        tiers_cal, _ = self.tier_policy_.apply(prob_cal, X[calib])
-        self.reference_ = {
-            "probability": prob_cal.tolist(),
-            "label": y[calib].tolist(),
-            "monitoring": build_reference(
-                X[calib], prob_cal, tiers_cal,
-                event_columns={"events": "count_all_all",
-                               "other_kind_events": f"count_{features.kind_slugs_[OTHER_KIND]}_all",
-                               "missing_text_share": "text_missing_share"},
-                categories={c: v for c, v in features.categories_.items() if c in X.columns},
-                # group-level context (one value per station per night): reported, not alerting
-                informational=[name for name in X.columns if name.startswith("ctx_")],
-            ),
-        }
-        self.training_summary_ = {
-            "n_cutoffs": int(len(cut)),
-            "n_positive": int(y.sum()),
+        summary = {
+            "protocol": "holdout",
             "n_train": int(train.sum()),
             "n_validation": int(valid.sum()),
             "n_calibration": int(calib.sum()),
-            "calibration_method": self.calibrator_.chosen_,
-            "best_iteration": self.best_iteration_,
         }
-        self.timings_ = {
-            "features": t_features - t_start,
-            "lightgbm": t_lgbm - t_features,
-            "calibration": t_cal - t_lgbm,
-        }
-        return self
+        return booster, prob_cal, calib, summary, t_lgbm
+
+    def _context_features(self, features: FeatureBuilder, columns) -> list[str]:
+        """The features shown as context rather than reasons (see ``context_features``)."""
+        if self.context_features is None:
+            return features.context_features()
+        if isinstance(self.context_features, str):
+            raise ConfigError("context_features must be a list of feature names, not one string.")
+        unknown = [c for c in self.context_features if c not in set(columns)]
+        if unknown:
+            raise ConfigError(f"context_features {unknown} are not features of this model; "
+                              f"features: {list(columns)[:30]}.")
+        return list(self.context_features)
 
     # ----------------------------------------------------------------------------------
 
@@ -360,13 +589,17 @@ class RiskModel(BaseEstimator):
         if not hasattr(self, "booster_"):
             raise ModelError("this RiskModel is not fitted yet; call fit(events, cutoffs) first.")
 
-    def transform_features(self, events, cutoffs, *, entities=None, context_events=None) -> pd.DataFrame:
+    def transform_features(self, events, cutoffs, *, entities=None, context_events=None,
+                           utc: bool = False) -> pd.DataFrame:
         """The model's feature matrix for ``cutoffs`` (columns in training order).
 
         ``context_events``: see :meth:`FeatureBuilder.transform` (chunked scoring).
+        ``utc``: naive ``as_of`` values are UTC, whatever the model's convention, as in the
+        frames the library writes (predictions, nightly scores, backtest folds); otherwise
+        the cutoffs must use the training data's timezone convention.
         """
         self._check_fitted()
-        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
+        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=None if utc else self.features_.tz_aware_)
         return self._features_of_valid_cutoffs(events, cut, entities=entities, context_events=context_events)
 
     def _matrix_layout(self):
@@ -528,10 +761,13 @@ class RiskModel(BaseEstimator):
         for i in np.flatnonzero([bool(r) for r in fired]):
             rule_text = "; ".join(f"[规则] {r.reason_zh or r.name} / [rule] {r.reason_en or r.name}" for r in fired[i])
             phrases[i] = rule_text + ("; " + phrases[i] if phrases[i] else "")
+        as_of = cutoffs["as_of"]
+        if isinstance(as_of.dtype, pd.DatetimeTZDtype):  # outputs hold naive UTC, as validated cutoffs do
+            as_of = as_of.dt.tz_convert("UTC").dt.tz_localize(None)
         out = pd.DataFrame(
             {
                 schema.entity_col: cutoffs[schema.entity_col].to_numpy(),
-                "as_of": cutoffs["as_of"].to_numpy(),
+                "as_of": as_of.to_numpy(),
                 "probability": prob,
                 "tier": pd.Categorical.from_codes(_tier_codes(tiers), dtype=_TIER_DTYPE, validate=False),
                 "reasons": phrases,

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, format_examples
-from ..batch import as_nightly_list
-from ..data import parse_duration
+from ..batch import as_nightly_list, dedupe_nights
+from ..data import duration_text, parse_duration
 
 __all__ = ["AuditResult", "audit_outcomes", "escalations_from"]
 
@@ -117,6 +117,10 @@ class AuditResult:
 
     cases: pd.DataFrame
     summary: dict = field(default_factory=dict)
+    #: The dispute id column of ``cases`` (the model's own).
+    id_col: str = "dispute_id"
+    #: The area column of ``cases``, if any.
+    area: str | None = None
 
     @property
     def missed(self) -> pd.DataFrame:
@@ -137,7 +141,8 @@ def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str) -
                         "as_of": cases.loc[need, "last_scored_as_of"].to_numpy()})
     prepared = _prepare(events, rm._schema())
     cut[rm._schema().entity_col] = cut[rm._schema().entity_col].astype(prepared.frame[rm._schema().entity_col].dtype)
-    scored = rm.predict(prepared, cut, entities=entities, reasons="all")
+    X = rm.transform_features(prepared, cut, entities=entities, utc=True)  # the batch writes UTC
+    scored = rm.score_features(X, cut, reasons="all")
     reasons = cases["reasons"].copy()
     reasons.loc[need] = scored["reasons"].to_numpy()
     return reasons
@@ -148,10 +153,11 @@ def audit_outcomes(
     outcomes: pd.DataFrame,
     *,
     horizon: str | pd.Timedelta = "90D",
-    id_col: str = "dispute_id",
+    id_col: str | None = None,
     time_col: str | None = None,
-    kind_col: str = "kind",
-    outcome_kinds: Sequence[str] = ("criminal_case", "injury"),
+    kind_col: str | None = None,
+    outcome_kinds: Sequence[str] | None = None,
+    area: str | None = "auto",
     model=None,
     events: pd.DataFrame | None = None,
     entities: pd.DataFrame | None = None,
@@ -170,7 +176,13 @@ def audit_outcomes(
         A score counts for an escalation up to this long before it (the model's horizon).
         Escalations after the last night + ``horizon`` are out of the audited period.
     id_col, time_col, kind_col, outcome_kinds
-        Columns of ``outcomes`` (see :func:`escalations_from`).
+        Columns of ``outcomes`` (see :func:`escalations_from`) and the outcome kinds. Default:
+        the model's own, from the nights' manifests (``entity_col``, ``time_col`` or
+        ``escalated_at``, ``kind_col``, ``outcome_kinds``); without a manifest,
+        ``dispute_id``, ``escalated_at`` / ``time``, ``kind`` and ``criminal_case`` /
+        ``injury``. The id column of the scores is the nights' own.
+    area : str or None, default="auto"
+        The area column copied into the cases (the nights' own for ``"auto"``).
     model, events, entities : optional
         With a model and the event log, the missed blue cases get their reasons
         recomputed (the batch writes reasons for red and yellow only).
@@ -188,9 +200,23 @@ def audit_outcomes(
     outputs = as_nightly_list(nights)
     if not outputs:
         raise DataError("no score outputs given; pass the nightly `riskmodel score` folders of the period.")
-    scores = pd.concat([o.scores for o in outputs], ignore_index=True)
-    if id_col not in scores.columns:
-        raise DataError(f"scores have no id column {id_col!r}; columns: {list(scores.columns)[:20]}.")
+    scores, outputs = dedupe_nights(outputs)
+    schema = next((o.schema for o in outputs if o.schema is not None), None)
+    score_id = next((o.id_col for o in outputs if o.id_col is not None), None)
+    if score_id is None or score_id not in scores.columns:
+        raise DataError(f"scores have no dispute id column; columns: {list(scores.columns)[:20]}. Pass the "
+                        "`riskmodel score` output folders (their manifest names the id column).")
+    id_col = id_col or (schema.entity_col if schema is not None else score_id)
+    if schema is not None:
+        if time_col is None and "escalated_at" not in getattr(outcomes, "columns", []):
+            time_col = schema.time_col
+        kind_col = kind_col or schema.kind_col
+        outcome_kinds = tuple(outcome_kinds or schema.outcome_kinds)
+    kind_col = kind_col or "kind"
+    outcome_kinds = tuple(outcome_kinds or ("criminal_case", "injury"))
+    area = next((o.area for o in outputs if o.area is not None), None) if area == "auto" else area
+    if score_id != id_col:
+        scores = scores.rename(columns={score_id: id_col})
     scores = scores.assign(**{id_col: scores[id_col].astype(object).astype(str),
                               "as_of": scores["as_of"].astype("datetime64[ns]")})
     esc = escalations_from(outcomes, id_col=id_col, time_col=time_col, kind_col=kind_col,
@@ -223,9 +249,10 @@ def audit_outcomes(
     merged["lead_days"] = (merged["escalated_at"] - merged["first_flagged_as_of"]) / pd.Timedelta(days=1)
 
     # why the not-scored ones were not scored: the last night before the escalation
-    ns_frames = [o.not_scored.assign(as_of=pd.Timestamp(o.as_of).as_unit("ns")) for o in outputs
+    ns_frames = [o.not_scored.rename(columns={o.id_col: id_col}).assign(as_of=pd.Timestamp(o.as_of).as_unit("ns"))
+                 for o in outputs
                  if o.not_scored is not None and len(o.not_scored) and o.as_of is not None
-                 and {id_col, "reason"} <= set(o.not_scored.columns)]
+                 and {o.id_col, "reason"} <= set(o.not_scored.columns)]
     merged["not_scored_reason"] = None
     if ns_frames:
         ns = pd.concat(ns_frames, ignore_index=True)
@@ -242,15 +269,18 @@ def audit_outcomes(
     merged["reasons"] = merged["reasons"].fillna("") if "reasons" in merged.columns else ""
     if model is not None and events is not None:
         merged["reasons"] = _explain_missed(merged, model, events, entities, id_col)
-    if entities is not None and id_col in entities.columns:
-        attrs = entities.assign(**{id_col: entities[id_col].astype(object).astype(str)}).set_index(id_col)
-        for col in ("station", "category"):
+    ent_id = schema.entities_id if schema is not None and entities is not None and \
+        schema.entities_id in entities.columns else id_col
+    if entities is not None and ent_id in entities.columns:
+        attrs = entities.assign(**{ent_id: entities[ent_id].astype(object).astype(str)}).set_index(ent_id)
+        for col in dict.fromkeys(c for c in (area, "category") if c):
             if col in attrs.columns:
                 fill = merged[id_col].map(attrs[col].astype(object))
                 merged[col] = merged[col].astype(object).fillna(fill) if col in merged.columns else fill
 
     lead = [id_col, "escalated_at", "outcome_kind", "status", "caught", "last_scored_as_of", "probability",
-            "station", "category", "first_flagged_as_of", "lead_days", "reasons", "not_scored_reason"]
+            *([area] if area else []), "category", "first_flagged_as_of", "lead_days", "reasons", "not_scored_reason"]
+    lead = list(dict.fromkeys(lead))
     cols = [c for c in lead if c in merged.columns] + [c for c in merged.columns if c not in lead]
     cases = merged[cols].sort_values(["escalated_at", id_col], kind="stable").reset_index(drop=True)
 
@@ -268,9 +298,9 @@ def audit_outcomes(
         "red_share": int(counts.get("red", 0)) / n if n else float("nan"),
         "median_lead_days": float(cases["lead_days"].median()) if cases["lead_days"].notna().any() else float("nan"),
         "period": [str(first), str(last + horizon)],
-        "horizon": str(horizon),
+        "horizon": duration_text(horizon),
         "nights": len(outputs) if len(outputs) > 1 else int(scores["as_of"].nunique()),
         "excluded_before_first_night": int(early.sum()),
         "excluded_after_horizon": int(late.sum()),
     }
-    return AuditResult(cases=cases, summary=summary)
+    return AuditResult(cases=cases, summary=summary, id_col=id_col, area=area)

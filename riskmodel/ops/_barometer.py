@@ -11,21 +11,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from .._errors import ConfigError, DataError
-from ..batch import concat_scores
+from ..batch import CITY, as_nightly_list, dedupe_nights
 from ..evaluation import TIER_COLOURS, finish_figure, new_figure
 from ..model import TIERS
 
 __all__ = ["barometer", "plot_barometer_heatmap", "plot_tier_trend"]
 
-CITY = "(city)"
-"""Area label of the city-wide rows (``area=None``)."""
 _UNKNOWN = "(unknown)"
 _CHANGE_COLS = ("n", "red", "red_share", "flagged_share", "mean_probability")
+_VALUE_WORDS = {"flagged_share": "flagged share (red + yellow)", "red_share": "red share",
+                "yellow_share": "yellow share", "blue_share": "blue share", "mean_probability": "mean p",
+                "n": "open disputes", "red": "red disputes", "yellow": "yellow disputes"}
 
 
-def barometer(scores, *, area: str | None = "station", change_days: int = 7) -> pd.DataFrame:
+def barometer(scores, *, area: str | None = "auto", change_days: int = 7) -> pd.DataFrame:
     """Risk by area and day: counts and shares by tier, mean probability, weekly change.
 
     Parameters
@@ -33,10 +35,14 @@ def barometer(scores, *, area: str | None = "station", change_days: int = 7) -> 
     scores : DataFrame, path or sequence of them
         Nightly score outputs: ``riskmodel score`` folders, :class:`NightlyOutput`, or
         scores frames (``as_of``, ``probability``, ``tier`` and the ``area`` column).
-        The day of a row is its ``as_of`` date.
-    area : str or None, default="station"
+        The day of a row is its ``as_of`` date. A night given twice counts once (see
+        :func:`~riskmodel.batch.concat_scores`).
+    area : str or None, default="auto"
         Column to aggregate by; ``None`` for one city-wide row per day (area ``"(city)"``).
-        Disputes with a missing area count under ``"(unknown)"``.
+        ``"auto"``: the nights' own area column (the model's first group column, e.g.
+        ``station``, recorded in the manifest; ``station`` for frames that have it),
+        city-wide when they have none. Disputes with a missing area count under
+        ``"(unknown)"``.
     change_days : int, default=7
         The ``*_change`` columns compare each area and day with the same area
         ``change_days`` days earlier (NaN when that night is missing).
@@ -71,10 +77,9 @@ def barometer(scores, *, area: str | None = "station", change_days: int = 7) -> 
     """
     if not isinstance(change_days, int | np.integer) or change_days < 1:
         raise ConfigError(f"change_days must be a positive integer, got {change_days!r}.")
-    frame = concat_scores(scores)
-    if area is not None and area not in frame.columns:
-        raise DataError(f"scores have no area column {area!r}; columns: {list(frame.columns)}. "
-                        "Pass area= one of them, or area=None for the city.")
+    outputs = as_nightly_list(scores)
+    frame, _ = dedupe_nights(outputs)
+    area = resolve_area(area, outputs, frame)
     name = area or "area"
     keys = pd.DataFrame({
         name: (frame[area].astype(object).fillna(_UNKNOWN).astype(str) if area else CITY),
@@ -97,6 +102,18 @@ def barometer(scores, *, area: str | None = "station", change_days: int = 7) -> 
     order = [name, "day", "n", *TIERS, *(f"{t}_share" for t in TIERS), "flagged_share", "mean_probability",
              *(f"{c}_change" for c in _CHANGE_COLS)]
     return table[order].sort_values(["day", name], kind="stable").reset_index(drop=True)
+
+
+def resolve_area(area: str | None, outputs, frame: pd.DataFrame) -> str | None:
+    """The area column to use: ``"auto"`` is the nights' own (see :attr:`NightlyOutput.area`,
+    ``None`` when they have none); an explicit column must be in the scores."""
+    if area == "auto":
+        return next((o.area for o in outputs if o.area is not None and o.area in frame.columns), None)
+    if area is not None and area not in frame.columns:
+        head = f"scores have no area column {area!r}; columns: {list(frame.columns)}."
+        raise DataError(f"{head} Pass area= one of them, or area=None for the city.",
+                        cli=f"{head} Pass --area with one of them, or --area none for the city.")
+    return area
 
 
 def _area_col(table: pd.DataFrame) -> str:
@@ -133,19 +150,33 @@ def plot_barometer_heatmap(table: pd.DataFrame, *, value: str = "flagged_share",
         grid = grid.sort_values(grid.columns[-1], ascending=False, na_position="last", kind="stable")
     grid = grid.head(max_areas)
     days = [pd.Timestamp(d) for d in grid.columns]
-    fig = new_figure(min(4.0 + 0.35 * len(days), 14.0), min(2.0 + 0.28 * len(grid), 14.0))
+    fig = new_figure(min(4.5 + 0.35 * len(days), 14.0), min(2.0 + 0.28 * len(grid), 14.0))
     ax = fig.add_subplot()
-    data = np.ma.masked_invalid(grid.to_numpy(dtype=float))
-    image = ax.imshow(data, aspect="auto", cmap="YlOrRd", interpolation="nearest")
+    values = grid.to_numpy(dtype=float)
+    data = np.ma.masked_invalid(values)
+    # Fixed, meaningful limits: autoscaling one night (or equal values) would centre a
+    # -0.1..0.1 bar on them and paint 0% orange. Shares start at 0%, changes centre on 0.
+    finite = values[np.isfinite(values)]
+    top = float(np.abs(finite).max()) if finite.size else 0.0
+    share = value.endswith("_share") or value == "mean_probability"
+    if value.endswith("_change"):
+        limit = max(top, 0.01 if "share" in value else 1.0)
+        cmap, vmin, vmax = "RdBu_r", -limit, limit
+    else:
+        cmap, vmin, vmax = "YlOrRd", 0.0, max(top, 0.05 if share else 1.0)
+    image = ax.imshow(data, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_yticks(np.arange(len(grid)), labels=[str(a) for a in grid.index])
     step = max(1, int(np.ceil(len(days) / 16)))
     ticks = np.arange(0, len(days), step)
     ax.set_xticks(ticks, labels=[days[i].strftime("%m-%d") for i in ticks], rotation=45, ha="right")
-    ax.set_xlabel("day")
+    ax.set_xlabel("night")
     ax.set_ylabel(area)
-    fig.colorbar(image, ax=ax, label=value.replace("_", " "))
-    shown = f" (top {len(grid)} of {n_areas})" if n_areas > len(grid) else ""
-    ax.set_title(title or f"{value.replace('_', ' ')} by {area} and day{shown}")
+    label = _VALUE_WORDS.get(value, value.replace("_", " "))
+    bar = fig.colorbar(image, ax=ax, label=label)
+    if share or "share" in value:
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    shown = f" (top {len(grid)} of {n_areas} by the last night)" if n_areas > len(grid) else ""
+    ax.set_title(title or f"{label} by {area} and night{shown}")
     return finish_figure(fig)
 
 
@@ -164,20 +195,36 @@ def plot_tier_trend(table: pd.DataFrame, *, title: str | None = None) -> Figure:
     """
     _area_col(table)
     daily = table.groupby("day", sort=True)[["n", *TIERS]].sum()
+    days = pd.DatetimeIndex(daily.index)
     fig = new_figure(8.0, 4.0)
     ax = fig.add_subplot()
+    counts = ax.twinx()
+    # the nights' own dates as ticks (never hours, never two labels on one spot): bars one
+    # night wide at most, and a label on every k-th night when there are many
+    gap = float(np.diff(days.asi8).min()) / 86_400e9 if len(days) > 1 else 1.0
+    width = min(0.8, 0.8 * gap)
+    bars = counts.bar(days, daily["n"], color="grey", alpha=0.25, width=width, label="open disputes (right axis)")
+    counts.set_ylabel("open disputes")
+    counts.set_ylim(0, max(1, int(daily["n"].max())) * 1.15)
+    lines = []
     for t in TIERS:
         share = daily[t] / daily["n"].where(daily["n"] > 0)
-        ax.plot(daily.index, share, marker="o", markersize=3, color=TIER_COLOURS[t], label=t)
+        lines += ax.plot(days, share, marker="o", markersize=4, color=TIER_COLOURS[t], label=f"{t} share")
     ax.set_ylabel("share of open disputes")
     ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.grid(alpha=0.3)
-    counts = ax.twinx()
-    counts.bar(daily.index, daily["n"], color="grey", alpha=0.15, width=0.8, label="open disputes")
-    counts.set_ylabel("open disputes")
     ax.set_zorder(counts.get_zorder() + 1)
     ax.patch.set_visible(False)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.autofmt_xdate()
-    ax.set_title(title or "tier shares by day")
+    span = (days[-1] - days[0]) / pd.Timedelta(days=1) if len(days) else 0.0
+    pad = pd.Timedelta(days=max(1.0, 0.04 * span))
+    ax.set_xlim(days[0] - pad, days[-1] + pad)
+    label_every = max(1, int(np.ceil(len(days) / 12)))
+    shown = days[::-1][::label_every][::-1]  # the last night always labelled
+    ax.set_xticks(days, labels=[d.strftime("%m-%d") if d in shown else "" for d in days], rotation=45, ha="right")
+    ax.set_xticks([], minor=True)
+    ax.set_xlabel(f"night ({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d})" if len(days) > 1 else
+                  f"night ({days[0]:%Y-%m-%d}; one night: no trend yet)" if len(days) else "night")
+    ax.legend(handles=[*lines, bars], loc="upper left", fontsize=8, ncols=2)
+    ax.set_title(title or "tier shares by night")
     return finish_figure(fig)

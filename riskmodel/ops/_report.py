@@ -8,11 +8,6 @@ asset, so the file opens anywhere (mail attachment, intranet, offline screen).
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import math
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,43 +15,20 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError
-from ..batch import NightlyOutput, as_nightly, as_nightly_list
-from ..model import TIERS
+from ..batch import NightlyOutput, as_nightly, as_nightly_list, dedupe_nights
+from ..model import TIERS, ReasonWriter
 from ._audit import AuditResult, audit_outcomes
-from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend
+from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
+from ._html import esc, page, png_img
+from ._legend import backtest_line, horizon_words, p_meaning, tier_legend
 
 __all__ = ["render_report", "write_report"]
-
-_CSS = """
-body{font-family:"Noto Sans CJK SC","Microsoft YaHei",system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
-header{background:#1f2d3d;color:#fff;padding:16px 24px}header h1{margin:0;font-size:22px}
-header p{margin:4px 0 0;color:#c8d3df;font-size:13px}
-nav{padding:8px 24px;background:#eef1f4;font-size:14px}nav a{margin-right:16px;color:#1f4e79}
-section{padding:8px 24px 16px;border-bottom:1px solid #ddd}h2{font-size:18px;margin:16px 0 8px}
-h3{font-size:15px;margin:12px 0 6px}
-table{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px;background:#fff}
-th,td{border:1px solid #d6d9dc;padding:3px 7px;text-align:left;vertical-align:top}
-th{background:#f0f2f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.tier{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-weight:600}
-.tier-red{background:#d62728}.tier-yellow{background:#e6b800;color:#222}.tier-blue{background:#1f77b4}
-.status{display:inline-block;padding:1px 8px;border-radius:3px;font-weight:600}
-.status-ok{background:#d8f0d8}.status-watch{background:#ffe9a8}.status-act{background:#f7c1c1}
-.status-no_reference,.status-no_data,.status-none{background:#e4e4e4}
-.note{color:#666;font-size:13px}.up{color:#b00020}.down{color:#1b7f3b}
-img{max-width:100%;height:auto;background:#fff;border:1px solid #e2e2e2;margin:4px 0}
-details{margin:4px 0}summary{cursor:pointer;font-weight:600}
-.kpi{display:inline-block;margin:4px 18px 4px 0}.kpi b{font-size:20px;display:block}
-"""
-
 
 # ------------------------------------------------------------------------------------------
 # small renderers (escaped)
 
 
-def _e(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return html.escape(str(value), quote=True)
+_e = esc
 
 
 def _fmt_num(x, digits: int = 3) -> str:
@@ -123,13 +95,7 @@ def _kv_table(pairs: Sequence[tuple[str, str]]) -> str:
     return f"<table><tbody>{rows}</tbody></table>"
 
 
-def _png(fig, alt: str) -> str:
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"(?s).*[Gg]lyph.*missing from", category=UserWarning)
-        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+_png = png_img
 
 
 def _status(status) -> str:
@@ -164,39 +130,111 @@ def _summary_section(night: NightlyOutput) -> str:
             f"{_kv_table(pairs) if pairs else ''}</section>")
 
 
+def _legend_section(night: NightlyOutput, horizon: str | None) -> str:
+    """What the colours, p, "flagged", the horizon and the model mean, before any figure."""
+    model = night.manifest.get("model") or {}
+    legend = tier_legend(night.scores, model)
+    rows = "".join(
+        f'<tr><td><span class="tier tier-{_e(r.tier)}">{_e(r.tier)} {_e(r.zh)}</span></td><td>{_e(r.action)}</td>'
+        f"<td>{_e(r.rule)}</td><td>{_e(r.threshold)}</td><td class=\"num\">{r.n:,}</td>"
+        f'<td class="num">{100 * r.share:.1f}%</td></tr>' for r in legend.itertuples())
+    table = ('<table class="legend"><thead><tr><th>tier 等级</th><th>what to do</th><th>rule</th>'
+             "<th>threshold tonight</th><th>disputes</th><th>share</th></tr></thead>"
+             f"<tbody>{rows}</tbody></table>")
+    words = horizon_words(model)
+    note = ""
+    if words is None and horizon:
+        words, note = horizon_words(None, horizon), " (the horizon given to the report: the model does not record it)"
+    name = f"{model.get('name', 'n/a')} version {model.get('version', 'n/a')}"
+    return ('<section id="legend"><h2>How to read this report 说明</h2>' + table
+            + f"<p>{_e(p_meaning(words))}{_e(note)} <b>Flagged</b> = red + yellow (the heat map colours each station's "
+            "flagged share). A case lifted by a rule ([规则] in its reasons) is red or yellow whatever its p.</p>"
+            f"<p><b>Model</b> {_e(name)}: {_e(backtest_line(model))}</p></section>")
+
+
 def _barometer_section(all_scores: pd.DataFrame, night: NightlyOutput, area: str | None) -> str:
-    if area is not None and area not in all_scores.columns:
-        return (f'<section id="barometer"><h2>Barometer 晴雨表</h2><p class="note">no area column '
-                f"{_e(area)!s} in the scores.</p></section>")
     table = barometer(all_scores, area=area)
     city = barometer(all_scores, area=None)
     days = city["day"].nunique()
+    span = (f"{_e(city['day'].min().date())} to {_e(city['day'].max().date())}" if days > 1 else
+            f"{_e(city['day'].min().date())} only: no trend and no weekly change yet (pass earlier nights with "
+            "--history)")
     parts = ['<section id="barometer"><h2>Barometer 晴雨表</h2>',
-             f'<p class="note">{days} night(s), {_e(city["day"].min().date())} to {_e(city["day"].max().date())}; '
-             "changes compare with the same area 7 days earlier.</p>"]
+             f'<p class="note">{days} night(s), {span}; changes compare with the same '
+             f"{_e(area or 'city')} 7 days earlier.</p>"]
     last_city = city.iloc[-1]
     parts.append(_table(city.tail(14).iloc[::-1], {
         "day": ("day", "day"), "n": ("open", "int"), "red": ("red", "int"), "yellow": ("yellow", "int"),
         "blue": ("blue", "int"), "flagged_share": ("red+yellow", "pct"), "mean_probability": ("mean p", "prob"),
         "red_change": ("red vs 7d", "signed"), "flagged_share_change": ("red+yellow vs 7d", "signed_pct")}))
-    parts.append(_png(plot_tier_trend(table, title="tier shares by day (city)"), "tier share trend"))
+    parts.append(_png(plot_tier_trend(table, title="tier shares by night (city)"), "tier share trend"))
     key = area or "area"
-    parts.append(_png(plot_barometer_heatmap(table, value="flagged_share"),
-                      f"heat map of the red+yellow share by {key} and day"))
+    if area is not None:
+        parts.append(_png(plot_barometer_heatmap(table, value="flagged_share"),
+                          f"heat map of the red+yellow share by {key} and day"))
+    if area is None:
+        parts.append("</section>")
+        return "".join(parts)
     latest = table[table["day"] == table["day"].max()]
     latest = latest.sort_values(["red", "flagged_share", key], ascending=[False, False, True], kind="stable")
-    parts.append(f"<h3>By {_e(key)} on {_e(last_city['day'].date())}</h3>")
-    parts.append(_table(latest, {
+    columns = {
         key: (key, "text"), "n": ("open", "int"), "red": ("red", "int"), "yellow": ("yellow", "int"),
         "blue": ("blue", "int"), "flagged_share": ("red+yellow", "pct"), "mean_probability": ("mean p", "prob"),
         "n_change": ("open vs 7d", "signed"), "red_change": ("red vs 7d", "signed"),
-        "flagged_share_change": ("red+yellow vs 7d", "signed_pct")}))
+        "flagged_share_change": ("red+yellow vs 7d", "signed_pct")}
+    parts.append(f"<h3>By {_e(key)} on {_e(last_city['day'].date())} ({len(latest)} {_e(key)}s, most red first)</h3>")
+    parts.append(_table(latest.head(_TOP_AREAS), columns))
+    if len(latest) > _TOP_AREAS:  # many stations: the rest folded away
+        parts.append(f"<details><summary>the other {len(latest) - _TOP_AREAS} {_e(key)}s</summary>"
+                     f"{_table(latest.iloc[_TOP_AREAS:], columns)}</details>")
     parts.append("</section>")
     return "".join(parts)
 
 
-_WORK_COLS = {"rank": ("#", "int"), "dispute_id": ("dispute", "text"), "category": ("category", "text"),
-              "tier": ("tier", "tier"), "probability": ("p", "prob"), "reasons": ("reasons 原因", "reasons")}
+#: Areas shown in the barometer's table before the rest is folded away.
+_TOP_AREAS = 15
+
+#: Score columns that are not a dispute's context (its id comes first in every scores frame).
+_SCORE_COLUMNS = {"rank", "as_of", "probability", "tier", "reasons", "reason_features", "overrides", "model_name",
+                  "model_version", "run_id", "tier_rule", "red_capacity", "yellow_capacity", "red_threshold",
+                  "yellow_threshold"}
+
+
+def _work_columns(frame: pd.DataFrame, id_col: str, area: str | None) -> dict:
+    """The work list's columns: rank, the dispute's id, its context (category, ...: whatever
+    the batch put beside the scores, the area aside), tier, p and the reasons."""
+    context = [c for c in frame.columns if c not in _SCORE_COLUMNS and c not in (id_col, area)]
+    return {"rank": ("#", "int"), id_col: (id_col, "text"), **{c: (c, "text") for c in context},
+            "tier": ("tier", "tier"), "probability": ("p", "prob"), "reasons": ("reasons 原因", "reasons")}
+
+
+def _tiers_section(manifest: Mapping) -> str:
+    """The tier rule of the night: shares or capacities per area and the thresholds they gave."""
+    tiers = manifest.get("tiers") if isinstance(manifest, Mapping) else None
+    head = '<section id="tiers"><h2>Tiers tonight 今晚分级</h2>'
+    if not tiers:
+        return head + '<p class="note">this night\'s manifest does not record its tier rule.</p></section>'
+    trained = tiers.get("trained_thresholds") or {}
+    pairs = [("rule", tiers.get("description", "n/a")),
+             ("applied", "ranked over tonight's disputes" if tiers.get("applied") == "per_night" else
+              "trained thresholds"),
+             ("trained thresholds", f"{trained.get('method', '')}: red ≥ {_fmt_num(trained.get('red'), 4)}, "
+                                    f"yellow ≥ {_fmt_num(trained.get('yellow'), 4)}")]
+    if tiers.get("applied") == "per_night":
+        pairs += [("cases lifted by override rules", _fmt_num(tiers.get("overrides_lifted", 0))),
+                  ("reasons added after ranking", _fmt_num(tiers.get("reasons_added", 0)))]
+    areas = pd.DataFrame(tiers.get("areas") or [])
+    parts = [head, _kv_table(pairs)]
+    if len(areas):
+        parts.append('<p class="note">per area: the counts allowed (capacity) and given, and the lowest '
+                     "probability in red and in red + yellow (the thresholds tonight's ranking set).</p>")
+        parts.append(_table(areas, {
+            "area": ("area", "text"), "rule": ("rule", "text"), "n": ("open", "int"),
+            "red_capacity": ("red allowed", "int"), "red": ("red", "int"), "red_threshold": ("red ≥", "prob"),
+            "yellow_capacity": ("yellow allowed", "int"), "yellow": ("yellow", "int"),
+            "yellow_threshold": ("red+yellow ≥", "prob"), "overrides_lifted": ("lifted by rules", "int")}))
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _worklists_section(night: NightlyOutput, area: str | None, max_per_area: int) -> str:
@@ -220,16 +258,51 @@ def _worklists_section(night: NightlyOutput, area: str | None, max_per_area: int
              .sort_values(["red", "n"], ascending=False, kind="stable"))
     shown = work.assign(_g=groups)
     shown = shown[shown["rank"] <= max_per_area]
+    columns = _work_columns(work, night.scores.columns[0], key)  # the id comes first in the scores
+    tiers_by = (night.manifest.get("tiers") or {}).get("by")
+    capacity = None  # the area's rule, when the work lists' areas are the tier policy's areas
+    if key is not None and tiers_by == key and "red_capacity" in work.columns:
+        capacity = work.assign(_g=groups).drop_duplicates("_g").set_index("_g")
     for g, row in order.iterrows():  # one <details> per area (tens), each table vectorised
         part = shown[shown["_g"] == g]
         summary = f"{_e(g)}: {int(row['red'])} red, {int(row['n'] - row['red'])} yellow"
+        if capacity is not None and g in capacity.index:
+            c = capacity.loc[g]
+            summary += _e(f" · {c.get('tier_rule', '')}: red allowed {_fmt_num(c.get('red_capacity'), 0)}, "
+                          f"red ≥ {_fmt_num(c.get('red_threshold'))}")
         parts.append(f"<details{' open' if row['red'] else ''}><summary>{summary}</summary>"
-                     f"{_table(part, _WORK_COLS)}</details>")
+                     f"{_table(part, columns)}</details>")
     parts.append("</section>")
     return "".join(parts)
 
 
-def _drift_section(manifest: Mapping) -> str:
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _change_words(change: Mapping) -> str:
+    """A drift row's ``change`` in words: where the values moved, and missing values."""
+    words = []
+    rank = change.get("typical_rank")
+    if rank is not None and np.isfinite(rank):
+        if abs(rank - 0.5) < 0.03:
+            words.append("same typical value, different spread")
+        else:
+            words.append(f"{'higher' if rank > 0.5 else 'lower'} than in training: tonight's typical dispute is "
+                         f"at training's {_ordinal(round(100 * rank))} percentile")
+    if change.get("category") is not None:
+        ref, cur = change.get("reference"), change.get("current")
+        words.append(f"{'more' if cur >= ref else 'fewer'} {change['category']} ({_pct(ref)} → {_pct(cur)})")
+    missing = change.get("missing") or [None, None]
+    if None not in missing and abs(missing[1] - missing[0]) >= 0.02:
+        words.append(f"missing {_pct(missing[0])} → {_pct(missing[1])}")
+    if not change:
+        return "—"  # a night scored before the batch recorded what moved
+    return "; ".join(words) or "spread changed, same typical value"
+
+
+def _drift_section(manifest: Mapping, writer: ReasonWriter | None = None) -> str:
     mon = manifest.get("monitoring") if isinstance(manifest, Mapping) else None
     head = '<section id="drift"><h2>Drift 数据漂移</h2>'
     if not isinstance(mon, Mapping):
@@ -255,16 +328,28 @@ def _drift_section(manifest: Mapping) -> str:
     parts.append(_kv_table(pairs))
     feats = pd.DataFrame(list(mon.get("features") or []))
     if not feats.empty and {"name", "psi"} <= set(feats.columns):
-        feats = feats.sort_values("psi", ascending=False, kind="stable")
-        if "status" in feats.columns:
-            feats["status"] = feats["status"].astype(object)
+        feats = feats.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+        status = feats["status"].astype(object) if "status" in feats.columns else pd.Series("n/a", index=feats.index)
         counted = ~feats["informational"].fillna(False).astype(bool) if "informational" in feats.columns \
             else pd.Series(True, index=feats.index)
-        n_flag = int((feats.get("status", pd.Series(dtype=object)).isin(["watch", "act"]) & counted).sum())
-        parts.append(f"<h3>Features by PSI ({n_flag} of {int(counted.sum())} counted features at watch or act; "
-                     "informational ones do not set the status; top 25)</h3>")
-        parts.append(_table(feats.head(25), {"name": ("feature", "text"), "psi": ("PSI", "prob"),
-                                             "status": ("status", "text"), "informational": ("informational", "text")}))
+        n_flag = int((status.isin(["watch", "act"]) & counted).sum())
+        writer = writer or ReasonWriter.for_names(feats["name"].astype(str).tolist())
+        shown = feats.head(25)
+        rows = []
+        for i, row in shown.iterrows():  # 25 rows at most
+            zh, en = writer.name(str(row["name"]))
+            change = row.get("change") if isinstance(row.get("change"), Mapping) else {}
+            s = str(status[i])
+            cell = _status(s) + ("" if counted[i] else ' <span class="note">context: reported, not alerting</span>')
+            rows.append(f"<tr><td>{_e(zh)} / {_e(en)}</td><td>{_e(_change_words(change))}</td>"
+                        f'<td class="num">{_fmt_num(row["psi"], 2)}</td><td>{cell}</td></tr>')
+        parts.append(f"<h3>Features that moved ({n_flag} of {int(counted.sum())} alerting features at watch or act; "
+                     f"the {len(shown)} largest shifts)</h3>"
+                     '<p class="note">How far tonight\'s open disputes differ from the ones the model was '
+                     "calibrated on (PSI: under 0.1 ok, 0.1-0.25 watch, over 0.25 act). Station-level context "
+                     "(one value per station a night) is reported but does not set the status.</p>")
+        parts.append("<table><thead><tr><th>feature 特征</th><th>what changed</th><th>PSI</th><th>status</th>"
+                     f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     else:
         parts.append('<p class="note">no per-feature PSI (model saved without a reference).</p>')
     parts.append("</section>")
@@ -286,8 +371,9 @@ def _audit_section(audit: AuditResult | None, max_rows: int) -> str:
     missed = audit.missed
     parts.append(f"<h3>Missed ({len(missed)}; most recent {min(len(missed), max_rows)} shown)</h3>")
     parts.append(_table(missed.head(max_rows), {
-        "dispute_id": ("dispute", "text"), "escalated_at": ("escalated", "date"), "status": ("last tier", "text"),
-        "last_scored_as_of": ("last scored", "date"), "probability": ("p", "prob"), "station": ("station", "text"),
+        audit.id_col: (audit.id_col, "text"), "escalated_at": ("escalated", "date"),
+        "status": ("last tier", "text"), "last_scored_as_of": ("last scored", "date"), "probability": ("p", "prob"),
+        **({audit.area: (audit.area, "text")} if audit.area else {}),
         "category": ("category", "text"), "reasons": ("reasons 原因", "reasons"),
         "not_scored_reason": ("why not scored", "text")}, empty="none missed"))
     parts.append("</section>")
@@ -303,10 +389,13 @@ def render_report(
     *,
     history: Sequence = (),
     audit: AuditResult | None = None,
-    area: str | None = "station",
+    area: str | None = "auto",
     max_per_area: int = 15,
     max_missed: int = 50,
     title: str | None = None,
+    model=None,
+    horizon: str | None = None,
+    explanations: Sequence = (),
 ) -> str:
     """The nightly report as one self-contained HTML page.
 
@@ -318,13 +407,22 @@ def render_report(
         Earlier nights (same kinds) for the barometer's trend and weekly change.
     audit : AuditResult, optional
         From :func:`audit_outcomes`; without it the section says so.
-    area : str or None, default="station"
-        Area column of the barometer and the work lists.
+    area : str or None, default="auto"
+        Area column of the barometer and the work lists; ``"auto"``: the night's own (the
+        model's first group column, e.g. ``station``), city-wide when it has none.
     max_per_area : int, default=15
         Work-list rows shown per area.
     max_missed : int, default=50
         Missed escalations shown.
     title : str, optional
+    model : RiskModel or Predictor, optional
+        Gives the drift table the model's own feature labels (else they are read off the
+        feature names).
+    horizon : str, optional
+        The horizon the legend names when the manifest does not record one (models not
+        trained with :func:`riskmodel.train`).
+    explanations : sequence of Explanation, optional
+        Disputes explained (:func:`riskmodel.explain`), shown in their own section.
 
     Returns
     -------
@@ -336,31 +434,41 @@ def render_report(
     if max_per_area < 1 or max_missed < 0:
         raise ConfigError("max_per_area must be positive and max_missed non-negative.")
     night = as_nightly(night)
+    if area not in (None, "auto") and area not in night.scores.columns:
+        area = None  # no such column (a foreign extract): the report is city-wide
     earlier = as_nightly_list(list(history)) if len(history) else []
-    all_scores = pd.concat([o.scores for o in earlier] + [night.scores], ignore_index=True)
+    all_scores, _ = dedupe_nights([*earlier, night])
     all_scores = all_scores[all_scores["as_of"] <= night.scores["as_of"].max()] if len(night.scores) else all_scores
+    area = resolve_area(area, [night, *earlier], all_scores)
     as_of = night.as_of
-    model = night.manifest.get("model", {})
+    info = night.manifest.get("model", {})
     day = as_of.strftime("%Y-%m-%d %H:%M") if as_of is not None else "(unknown date)"
     heading = title or f"Dispute risk nightly report 矛盾纠纷风险日报 — {day}"
     from .._version import VERSION as __version__
 
-    sub = (f"model {model.get('name', 'n/a')} version {model.get('version', 'n/a')}"
-           f"{' (run ' + model['run_id'] + ')' if model.get('run_id') else ''} · "
+    sub = (f"model {info.get('name', 'n/a')} version {info.get('version', 'n/a')}"
+           f"{' (run ' + info['run_id'] + ')' if info.get('run_id') else ''} · "
            f"generated {pd.Timestamp.now():%Y-%m-%d %H:%M} by riskmodel {__version__}")
+    writer = None
+    if model is not None:
+        from ._sweep import _model_of
+
+        writer = _model_of(model).reason_writer_
+    explained = "".join(e.to_html() for e in explanations)
     body = [f"<header><h1>{_e(heading)}</h1><p>{_e(sub)}</p></header>",
-            '<nav><a href="#summary">tonight</a><a href="#barometer">barometer</a>'
-            '<a href="#worklists">work lists</a><a href="#drift">drift</a><a href="#audit">audit</a></nav>',
+            '<nav><a href="#legend">how to read</a><a href="#summary">tonight</a><a href="#barometer">barometer</a>'
+            '<a href="#tiers">tiers</a><a href="#worklists">work lists</a>' + ('<a href="#explained">explained</a>' if explained else "")
+            + '<a href="#drift">drift</a><a href="#audit">audit</a></nav>',
+            _legend_section(night, horizon),
             _summary_section(night),
+            _tiers_section(night.manifest),
             _barometer_section(all_scores, night, area) if len(all_scores) else
             '<section id="barometer"><h2>Barometer 晴雨表</h2><p class="note">no scores.</p></section>',
             _worklists_section(night, area, max_per_area),
-            _drift_section(night.manifest),
+            (f'<section id="explained"><h2>Disputes explained 个案解读</h2>{explained}</section>' if explained else ""),
+            _drift_section(night.manifest, writer),
             _audit_section(audit, max_missed)]
-    return ("<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(heading)}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return page(heading, "\n".join(body))
 
 
 def write_report(
@@ -373,7 +481,8 @@ def write_report(
     model=None,
     events=None,
     entities=None,
-    area: str | None = "station",
+    area: str | None = "auto",
+    explain: Sequence = (),
 ) -> Path:
     """Read the nightly outputs (and outcomes), render the report, write it to ``out``.
 
@@ -389,9 +498,14 @@ def write_report(
         Later-observed escalations (event log or table, parquet / CSV) for the audit,
         which runs over ``history`` + tonight.
     horizon : str, default="90D"
+        The audit's horizon, and the legend's when the model does not record its own.
     model, events, entities : optional
-        To recompute the reasons of missed blue cases in the audit.
-    area : str or None, default="station"
+        To recompute the reasons of missed blue cases in the audit, and to explain disputes.
+    area : str or None, default="auto"
+        See :func:`render_report`.
+    explain : sequence of str, optional
+        Dispute ids explained in the report (:func:`riskmodel.explain`; needs ``model``
+        and ``events``).
 
     Returns
     -------
@@ -403,10 +517,24 @@ def write_report(
     earlier = as_nightly_list(list(history)) if len(history) else []
     audit = None
     if outcomes is not None:
-        frame = outcomes if isinstance(outcomes, pd.DataFrame) else read_table(outcomes)
+        schema = night.schema
+        frame = outcomes if isinstance(outcomes, pd.DataFrame) else \
+            read_table(outcomes, text_columns=schema.text_columns if schema is not None else ())
         audit = audit_outcomes(earlier + [night], frame, horizon=horizon, model=model, events=events,
-                               entities=entities)
-    text = render_report(night, history=earlier, audit=audit, area=area)
+                               entities=entities, area=area)
+    explanations = []
+    if len(explain):
+        from ._explain import explain as explain_one
+
+        if model is None or events is None:
+            raise ConfigError("explaining disputes in the report needs model= and events= (CLI: --model, --events).")
+        from ._sweep import _model_of, _prepare
+
+        prepared = _prepare(events, _model_of(model)._schema())  # once for every dispute
+        explanations = [explain_one(i, night, model=model, events=prepared, entities=entities, area=area)
+                        for i in explain]
+    text = render_report(night, history=earlier, audit=audit, area=area, model=model, horizon=horizon,
+                         explanations=explanations)
     out = Path(out)
     if out.exists() and out.is_dir():
         raise DataError(f"--out {out} is a folder; give a file name such as report.html.")

@@ -30,6 +30,7 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError, format_examples
 from ..batch import as_nightly
+from ._barometer import resolve_area
 
 __all__ = ["SweepInputs", "SweepPattern", "SweepResult", "parse_pattern", "sweep", "sweep_inputs"]
 
@@ -259,6 +260,11 @@ class SweepInputs:
         The ``like`` dispute, when it is not among the scored ones its row is appended.
     case_as_of : Timestamp or None
         When the case's features were computed (just before its escalation if it escalated).
+    case_probability : float or None
+        The case's calibrated probability at ``case_as_of``.
+    base_value : float or None
+        SHAP's expected value (log-odds): each row's contributions add up from it to the
+        row's raw log-odds.
     """
 
     features: pd.DataFrame
@@ -266,6 +272,7 @@ class SweepInputs:
     case_id: str | None = None
     case_as_of: pd.Timestamp | None = None
     case_probability: float | None = None
+    base_value: float | None = None
 
 
 def _model_of(model):
@@ -299,7 +306,7 @@ def _prepare(events, schema):
 
 
 def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame | None = None,
-                 like=None) -> SweepInputs:
+                 like=None, as_of=None) -> SweepInputs:
     """Recompute the features and SHAP contributions a sweep needs.
 
     Parameters
@@ -316,7 +323,10 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
     like : str, optional
         A dispute to describe. If it is scored, its scored row is used; otherwise its
         features are computed as of its first outcome event (the moment before it
-        escalated) or, without one, as of the scores' ``as_of``.
+        escalated) or, without one, as of ``as_of``.
+    as_of : timestamp, optional
+        When an unscored ``like`` case without an outcome is described; default the
+        scores' latest ``as_of``.
 
     Returns
     -------
@@ -334,7 +344,9 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
     if ent not in scores.columns:
         raise DataError(f"scores have no {ent!r} column; columns: {list(scores.columns)[:20]}.")
     if rm.features_.has_entities_ and entities is None:
-        raise DataError("this model was trained with an entities table; pass entities=... (CLI: --entities).")
+        what = (f"this model was trained with an entities table (one row per dispute: "
+                f"{schema.entity_feature_columns})")
+        raise DataError(f"{what}; pass it as entities=...", cli=f"{what}; pass it with --entities PATH.")
     prepared = _prepare(events, schema)
     cut = scores[[ent, "as_of"]].copy()
     case_as_of = None
@@ -349,11 +361,14 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
             if own.empty:
                 raise DataError(f"dispute {like!r} is neither in the scores nor in the events; check the id.")
             outcome = own.loc[own[schema.kind_col].isin(list(schema.outcome_kinds)), schema.time_col]
-            case_as_of = pd.Timestamp(outcome.min()) if len(outcome) else pd.Timestamp(scores["as_of"].max())
+            fallback = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(scores["as_of"].max())
+            case_as_of = pd.Timestamp(outcome.min()) if len(outcome) else fallback
             case_row = pd.DataFrame({ent: [own[ent].iloc[0]], "as_of": [case_as_of]})
             cut = pd.concat([cut, case_row.astype({ent: cut[ent].dtype})], ignore_index=True)
-    X = rm.transform_features(prepared, cut, entities=entities)
-    contrib = rm.explain(X).drop(columns="bias").astype(np.float32)
+    X = rm.transform_features(prepared, cut, entities=entities, utc=True)  # the batch writes UTC
+    shap = rm.explain(X)
+    base_value = float(shap["bias"].iloc[0]) if len(shap) else None
+    contrib = shap.drop(columns="bias").astype(np.float32)
     prob = rm.calibrator_.transform(rm.predict_raw(X))
     ids = cut[ent].astype(str).to_numpy()
     X.index = contrib.index = pd.Index(ids, name=ent)
@@ -361,7 +376,7 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
     X = X.astype(dict.fromkeys(numeric, np.float32))
     case_prob = float(prob[ids == like][0]) if like is not None else None
     return SweepInputs(features=X, contributions=contrib, case_id=like, case_as_of=case_as_of,
-                       case_probability=case_prob)
+                       case_probability=case_prob, base_value=base_value)
 
 
 # ------------------------------------------------------------------------------------------
@@ -377,7 +392,9 @@ class SweepResult:
     pattern : SweepPattern or None
         The rule used (given or derived from the case).
     case : dict
-        The case: id, as_of, probability, category and its top signals (empty for a pattern).
+        The case: id, as_of, probability, category, its rule, its top risk-raising
+        contributions by feature (``top_contributions``) and as phrases (``drivers``:
+        contribution, zh, en); empty for a pattern.
     matches : DataFrame
         One row per matching open dispute: area, ``rank`` within the area (by probability),
         id, probability, tier, ``by_rule``, ``similarity`` (cosine, NaN without a case),
@@ -387,7 +404,9 @@ class SweepResult:
     pattern: SweepPattern | None
     case: dict = field(default_factory=dict)
     matches: pd.DataFrame = field(default_factory=pd.DataFrame)
-    area: str | None = "station"
+    area: str | None = None
+    #: The dispute id column of ``matches`` (the model's own).
+    id_col: str = "dispute_id"
 
     def by_area(self) -> pd.DataFrame:
         """Matches per area: counts by tier and how they matched."""
@@ -427,8 +446,8 @@ def sweep(
     entities: pd.DataFrame | None = None,
     inputs: SweepInputs | None = None,
     method: str = "both",
-    area: str | None = "station",
-    category: str | None = "category",
+    area: str | None = "auto",
+    category: str | None = "auto",
     max_signals: int = 2,
     n_neighbours: int = 100,
     min_similarity: float = 0.7,
@@ -453,10 +472,13 @@ def sweep(
         (:func:`sweep_inputs`); or pass ``inputs`` computed once for several sweeps.
     method : {"both", "rule", "similar"}, default="both"
         With ``like``: rule matches, similarity matches, or their union.
-    area : str or None, default="station"
-        Column of the per-area work lists.
-    category : str or None, default="category"
-        Category column used by derived rules.
+    area : str or None, default="auto"
+        Column of the per-area work lists; ``"auto"``: the night's own (the model's first
+        group column, e.g. ``station``), city-wide (``None``) when it has none.
+    category : str or None, default="auto"
+        Category column used by derived rules and ``same_category``; ``"auto"``:
+        ``category`` if the scores have it, else the model's first categorical entity
+        column other than the area, else none.
     max_signals : int, default=2
         Signals in a derived rule.
     n_neighbours : int, default=100
@@ -491,24 +513,28 @@ def sweep(
         raise ConfigError("min_similarity must be in [0, 1] and n_neighbours positive.")
     night = as_nightly(scores)
     frame = night.scores.reset_index(drop=True)
-    ent = next((c for c in ("dispute_id",) if c in frame.columns), None)
+    ent = night.id_col
     if inputs is None and model is not None:
         ent = _model_of(model)._schema().entity_col
     if ent is None or ent not in frame.columns:
         raise DataError(f"scores have no dispute id column; columns: {list(frame.columns)[:20]}.")
     if isinstance(pattern, str):
         pattern = parse_pattern(pattern)
-    if area is not None and area not in frame.columns:
-        raise DataError(f"scores have no area column {area!r}; columns: {list(frame.columns)[:20]}.")
+    area = resolve_area(area, [night], frame)
+    if category == "auto":
+        schema = night.schema if night.schema is not None else (_model_of(model)._schema() if model is not None else None)
+        options = ["category", *(schema.entity_categorical_cols if schema is not None else ())]
+        category = next((c for c in options if c in frame.columns and c != area), None)
 
     needs_features = like is not None or any(c not in frame.columns for c in (pattern.columns if pattern else []))
     if needs_features and inputs is None:
         if model is None or events is None:
             what = (f"sweeping like={like!r}" if like is not None else
                     f"pattern column(s) {[c for c in pattern.columns if c not in frame.columns]}")
-            raise ConfigError(f"{what} needs the disputes' features: pass model= and events= "
-                              "(CLI: --model and --events), or inputs=sweep_inputs(...). Score columns "
-                              f"usable without them: {list(frame.columns)}.")
+            usable = f"Score columns usable without them: {list(frame.columns)}."
+            raise ConfigError(f"{what} needs the disputes' features: pass model= and events=, or "
+                              f"inputs=sweep_inputs(...). {usable}",
+                              cli=f"{what} needs the disputes' features: pass --model and --events. {usable}")
         inputs = sweep_inputs(model, events, night, entities=entities, like=like)
     ids = frame[ent].astype(str).to_numpy()
     candidates = frame
@@ -548,8 +574,13 @@ def sweep(
         if in_scores.any():
             prob = float(frame.loc[in_scores, "probability"].iloc[0])
         top = case_c[[c for c in case_c.index if c not in skip]].sort_values(ascending=False)
+        top = top.head(5)[top.head(5) > 0]
+        from ..model import ReasonWriter
+
+        writer = _model_of(model).reason_writer_ if model is not None else ReasonWriter.for_names(list(case_c.index))
         case = {"id": like, "as_of": inputs.case_as_of, "probability": prob, "category": case_cat,
-                "rule": str(derived), "top_contributions": {k: float(v) for k, v in top.head(5).items() if v > 0}}
+                "rule": str(derived), "top_contributions": {k: float(v) for k, v in top.items()},
+                "drivers": [(float(v), *writer.phrase(k, case_x[k])) for k, v in top.items()]}
 
     by_rule = pattern.mask(candidates) if pattern is not None and method != "similar" else np.zeros(len(frame), bool)
     by_sim = np.zeros(len(frame), dtype=bool)
@@ -570,4 +601,4 @@ def sweep(
     lead = [c for c in (key, "rank", ent, "probability", "tier", category, "by_rule", "by_similarity", "similarity",
                         "reasons") if c and c in out.columns]
     out = out[lead + [c for c in out.columns if c not in lead]].reset_index(drop=True)
-    return SweepResult(pattern=pattern, case=case, matches=out, area=area)
+    return SweepResult(pattern=pattern, case=case, matches=out, area=area, id_col=ent)

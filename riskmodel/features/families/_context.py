@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ...data import NAT_NS, Clock, lookup_positions
+from ...data import NAT_NS, Clock, lookup_positions, run_starts
 from .._family import GROUP_PREFIX, ContextNeed, FeatureFamily, window_days, window_text
 
 
@@ -27,6 +27,9 @@ class Context(FeatureFamily):
     def active(self, builder, schema) -> bool:
         return builder.has_entities_ and bool(schema.group_cols)
 
+    def why_inactive(self, builder, schema) -> str:
+        return "no entities table" if not builder.has_entities_ else "no group columns (group_cols is empty)"
+
     def columns(self, builder, schema):
         w = builder.context_window
         names = []
@@ -43,9 +46,8 @@ class Context(FeatureFamily):
         id_col = comp.schema.entities_id
         window_ns = int(pd.Timedelta(comp.b.context_window).value)
         w = comp.b.context_window
-        first_time = np.full(len(cx.entity_ids) + 1, NAT_NS, dtype=np.int64)
-        starts = np.r_[True, cx.entity_codes[1:] != cx.entity_codes[:-1]] if len(cx) else []
-        first_time[cx.entity_codes[starts]] = cx.times_ns[starts]
+        first_time = cx.first_times()
+        starts = run_starts(cx.entity_codes)
         esc_time = comp.escalation_times()
         q_rows = comp.entity_rows()[comp.order]  # each sorted cutoff's entities row
         for g in comp.schema.group_cols:
@@ -83,9 +85,13 @@ class Context(FeatureFamily):
         m = re.fullmatch(r"ctx_(\w+)_escalations_(\w+)", feature)
         if m:
             (gz, ge), (wz, we) = writer.column_label(m.group(1)), window_text(m.group(2))
-            return f"所在{gz}{wz}民转刑{v}起", f"{v} escalations in this {ge} {we}", "num"
+            return f"所在{gz}{wz}民转刑{v}起", f"{v} {{escalation|escalations}} in this {ge} {we}", "num"
         m = re.fullmatch(r"ctx_(\w+)_escalation_rate_(\w+)", feature)
         if m:
             gz, ge = writer.column_label(m.group(1))
             return f"所在{gz}民转刑率{v}", f"escalation rate {v} in this {ge}", "pct"
         return None
+
+    def context_columns(self, builder, schema) -> list[str]:
+        # the dispute's area, not the dispute: a station cannot act on its own base rate
+        return self.columns(builder, schema)[0]

@@ -33,9 +33,9 @@ class Counts(FeatureFamily):
         m = re.fullmatch(r"count_all_(\w+)", feature)
         if m:
             wz, we = window_text(m.group(1))
-            return f"{wz}共{v}起事件", f"{v} events {we}", "num"
+            return f"{wz}共{v}起事件", f"{v} {{event|events}} {we}", "num"
         m = re.fullmatch(rf"count_({writer.slug_pattern})_(\w+)", feature)
         if m:
             (kz, ke), (wz, we) = writer.kind_label(m.group(1)), window_text(m.group(2))
-            return f"{wz}{kz}{v}次", f"{ke}: {v} {we}", "num"
+            return f"{wz}{kz}{v}次", f"{ke}: {v} {{time|times}} {we}", "num"
         return None

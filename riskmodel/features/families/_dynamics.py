@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from ..._errors import DataError
-from .._family import FeatureFamily, slug, validate_windows, window_days
+from .._family import FeatureFamily, slug, validate_windows, window_days, window_text
 
 
 def _streak_name(kind: str, reset: str) -> str:
@@ -78,15 +78,17 @@ class Dynamics(FeatureFamily):
         v = "{v}"
         m = re.fullmatch(r"trend_(\w+)_vs_(\w+)", feature)
         if m:
-            return f"事件频率变化{v}起/天", f"event rate change {v}/day ({m.group(1)} vs {m.group(2)})", "num"
+            (sz, se), rest = window_text(m.group(1)), f"{window_days(m.group(2)) - window_days(m.group(1)):g}"
+            return (f"{sz}日均事件数较此前{rest}天变化{v}起",
+                    f"events per day {se} against the {rest} days before: {v}", "signed")
         if feature == "night_share":
             return f"夜间事件占比{v}", f"{v} of events at night", "pct"
         if feature == "mean_gap_days":
-            return f"事件平均间隔{v}天", f"{v} days between events on average", "num"
+            return f"事件平均间隔{v}天", f"{v} {{day|days}} between events on average", "days"
         if feature == "last_gap_days":
-            return f"最近两次事件间隔{v}天", f"{v} days between the last two events", "num"
+            return f"最近两次事件间隔{v}天", f"{v} {{day|days}} between the last two events", "days"
         m = re.fullmatch(rf"streak_({writer.slug_pattern})_since_({writer.slug_pattern})", feature)
         if m:
             (kz, ke), (rz, r_en) = writer.kind_label(m.group(1)), writer.kind_label(m.group(2))
-            return f"自上次{rz}以来{kz}{v}次", f"{ke}: {v} since the last {r_en}", "num"
+            return f"自上次{rz}以来{kz}{v}次", f"{ke}: {v} {{time|times}} since the last {r_en}", "num"
         return None

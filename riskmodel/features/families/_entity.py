@@ -27,6 +27,11 @@ class Entity(FeatureFamily):
     def active(self, builder, schema) -> bool:
         return builder.has_entities_ and bool(schema.entity_feature_columns)
 
+    def why_inactive(self, builder, schema) -> str:
+        if not builder.has_entities_:
+            return "no entities table"
+        return "no entity columns (entity_categorical_cols, entity_numeric_cols, entity_time_cols are empty)"
+
     def columns(self, builder, schema):
         names = list(schema.entity_categorical_cols) + list(schema.entity_numeric_cols)
         names += [f"days_since_{c}" for c in schema.entity_time_cols]
@@ -80,5 +85,9 @@ class Entity(FeatureFamily):
         m = re.fullmatch(r"days_since_(\w+)", feature)
         if m:
             cz, ce = writer.column_label(m.group(1))
-            return f"{cz}距今{{v}}天", f"{ce}: {{v}} days ago", "num"
+            return f"{cz}距今{{v}}天", f"{ce}: {{v}} {{day|days}} ago", "days"
         return None
+
+    def context_columns(self, builder, schema) -> list[str]:
+        # what kind of dispute and where: fixed facts shown beside the case, not reasons
+        return list(schema.entity_categorical_cols)

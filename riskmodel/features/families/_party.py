@@ -19,6 +19,9 @@ class Party(FeatureFamily):
     def active(self, builder, schema) -> bool:
         return schema.party_col is not None
 
+    def why_inactive(self, builder, schema) -> str:
+        return "party_col is off"
+
     def columns(self, builder, schema):
         return ["party_count", "party_other_disputes", "party_max_other_disputes", "party_past_escalations"], []
 
@@ -80,9 +83,12 @@ class Party(FeatureFamily):
     def template(self, feature, writer):
         v = "{v}"
         if feature == "party_count":
-            return f"涉及当事人{v}人", f"{v} parties involved", "num"
-        if feature in ("party_other_disputes", "party_max_other_disputes"):
-            return f"当事人另涉{v}起纠纷", f"parties involved in {v} other disputes", "num"
+            return f"涉及当事人{v}人", f"{v} {{party|parties}} involved", "num"
+        if feature == "party_other_disputes":
+            return f"当事人共另涉{v}起纠纷", f"the parties are in {v} other {{dispute|disputes}}", "num"
+        if feature == "party_max_other_disputes":
+            return (f"单个当事人最多另涉{v}起纠纷", f"one party is in {v} other {{dispute|disputes}}", "num")
         if feature == "party_past_escalations":
-            return f"当事人既往民转刑{v}起", f"parties had {v} past escalations", "num"
+            return (f"当事人的其他纠纷既往民转刑{v}起",
+                    f"{v} past {{escalation|escalations}} in the parties' other disputes", "num")
         return None

@@ -25,11 +25,11 @@ class Recency(FeatureFamily):
     def template(self, feature, writer):
         v = "{v}"
         if feature == "days_since_last_event":
-            return f"距上次事件{v}天", f"{v} days since the last event", "num"
+            return f"距上次事件{v}天", f"{v} {{day|days}} since the last event", "days"
         if feature == "days_since_first_event":
-            return f"纠纷已持续{v}天", f"dispute active for {v} days", "num"
+            return f"纠纷已持续{v}天", f"dispute active for {v} {{day|days}}", "days"
         m = re.fullmatch(rf"days_since_last_({writer.slug_pattern})", feature)
         if m:
             kz, ke = writer.kind_label(m.group(1))
-            return f"距上次{kz}{v}天", f"{v} days since the last {ke}", "num"
+            return f"距上次{kz}{v}天", f"{v} {{day|days}} since the last {ke}", "days"
         return None

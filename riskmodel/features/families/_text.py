@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from .._family import FeatureFamily, slug, validate_windows, window_text
+from .._family import FeatureFamily, quoted_label, slug, validate_windows, window_text
 
 #: Readable names of the default keyword groups (other groups show their own name).
 GROUP_LABELS = {
@@ -29,6 +29,9 @@ class Text(FeatureFamily):
 
     def active(self, builder, schema) -> bool:
         return schema.text_col is not None
+
+    def why_inactive(self, builder, schema) -> str:
+        return "text_col is off"
 
     def columns(self, builder, schema):
         names = []
@@ -54,9 +57,13 @@ class Text(FeatureFamily):
         v = "{v}"
         m = re.fullmatch(r"kw_(\w+?)_(\d+D|all)", feature)
         if m:
-            gz, ge = GROUP_LABELS.get(m.group(1), (m.group(1), m.group(1).replace("_", " ")))
+            gz, ge = GROUP_LABELS.get(m.group(1)) or quoted_label(m.group(1))
             wz, we = window_text(m.group(2))
-            return f"{wz}警情记录出现{gz}{v}次", f"narratives mention {ge} {v} times {we}", "num"
+            return f"{wz}警情记录出现{gz}{v}次", f"narratives mention {ge} {v} {{time|times}} {we}", "num"
         if feature == "text_missing_share":
             return f"警情记录缺失{v}", f"{v} of narratives missing", "pct"
         return None
+
+    def context_columns(self, builder, schema) -> list[str]:
+        # how well the dispute is recorded, not what happened in it
+        return ["text_missing_share"]

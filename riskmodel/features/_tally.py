@@ -1,0 +1,257 @@
+"""The per-kind part of the counts and recency families: windowed counts and the days since
+the last event of each kind. Three kernels give the same values; :func:`tally_kinds` is the
+one place that chooses among them.
+
+* :func:`tally_by_kind` - the readable reference: per kind, one cumulative sum over the
+  sorted events, read at each cutoff's window positions.
+* :func:`tally_all_at_once` - every kind at once as 2-D arrays: for a few events (one
+  dispute, the single-dispute predictor), where a pass per kind costs more in calls than in
+  work.
+* :class:`LevelTally` - one cutoff per dispute (nightly scoring): each event is tallied
+  into its cutoff's (kind, window) cells by how many windows hold it; also sets the window
+  positions the other families read, so no position is searched.
+
+``tests/test_features.py`` holds the kernels equal on random logs, through
+:func:`forced_tally`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+
+import numpy as np
+import pandas as pd
+
+from ..data import FEW_VALUES, NS_PER_DAY
+
+__all__ = ["LevelTally", "choose_tally", "cumulative", "forced_tally", "tally_all_at_once", "tally_by_kind", "tally_kinds"]
+
+_NO_CUTOFF = np.iinfo(np.int64).min // 2  # the level edge of an entity without a cutoff: far past
+_LEVEL_EVENTS = 1 << 18  # events tallied at once: temporaries small enough for malloc to reuse (no page faults)
+_FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("riskmodel_tally", default=None)
+
+
+def cumulative(mask: np.ndarray) -> np.ndarray:
+    """``cum[p]`` = number of true values in ``mask[:p]`` (length ``len(mask) + 1``)."""
+    cum = np.zeros(len(mask) + 1, dtype=np.int32 if len(mask) < 2**31 else np.int64)
+    np.cumsum(mask, out=cum[1:])
+    return cum
+
+
+def tally_by_kind(comp, kinds, windows, counts: bool, recency: bool) -> None:
+    """The per-kind part of :meth:`add_counts_and_recency`, one pass per kind: its
+    cumulative count, gathered at the shared window positions."""
+    for code, kind in enumerate(kinds):
+        slug = comp.b.kind_slugs_[kind]
+        mask = comp.kinds == code
+        cum = cumulative(mask)  # one pass per kind, shared by both families
+        if counts:
+            for w, values in comp.windowed_counts(mask, windows, cum).items():
+                comp.put(f"count_{slug}_{w}", values)
+        if recency:
+            last, has = comp.last_time(mask, cum)
+            comp.put(f"days_since_last_{slug}", comp.days_between(comp.q_as_of, last, has))
+
+
+def tally_all_at_once(comp, kinds, windows, counts: bool, recency: bool) -> None:
+    """The per-kind part of :meth:`add_counts_and_recency` as 2-D arrays, every kind at
+    once: for small inputs (one dispute), where a pass per kind costs more in calls than
+    in work. Same values; memory (events x kinds) is why large inputs go kind by kind."""
+    n_events, n_kinds = len(comp.ev), len(kinds)
+    rows = np.arange(1, n_events + 1)
+    one_hot = np.zeros((n_events + 1, n_kinds), dtype=np.int32)  # row p + 1: event p
+    one_hot[rows, comp.kinds] = 1
+    slugs = [comp.b.kind_slugs_[kind] for kind in kinds]
+    upper = comp.position(None)
+    if counts:
+        cum = np.cumsum(one_hot, axis=0)  # cum[p]: events of each kind among the first p
+        at_upper = cum[upper]
+        for w in windows:
+            in_window = at_upper - cum[comp.position(w)]  # (cutoffs, kinds)
+            comp.put_block([f"count_{slug}_{w}" for slug in slugs], in_window)
+    if recency:
+        # last[p]: position of the last event of each kind among the first p (-1: none)
+        last = np.where(one_hot > 0, np.arange(-1, n_events)[:, None], -1)
+        np.maximum.accumulate(last, axis=0, out=last)
+        last_before = last[upper]  # (cutoffs, kinds)
+        has = last_before >= comp.position("all")[:, None]  # the dispute's own events only
+        days = np.full(last_before.shape, np.nan, dtype=np.float32)
+        times = comp.time_at(last_before)
+        days[has] = ((comp.q_as_of[:, None] - times) / NS_PER_DAY)[has]
+        comp.put_block([f"days_since_last_{slug}" for slug in slugs], days)
+
+
+class LevelTally:
+    """The tally by level of one :class:`~riskmodel.features.FeatureComputation` (see
+    :meth:`levels`); applies when :attr:`edges` is not ``None``."""
+
+    def __init__(self, comp):
+        self.comp = comp
+
+    @functools.cached_property
+    def edges(self) -> np.ndarray | None:
+        """Per entity, its cutoff's ``as_of`` floored to the clock (far past when it has no
+        cutoff), when the tally by level applies (see :meth:`levels`); else ``None`` (then
+        positions are searched).
+
+        Applies when each entity has at most one cutoff (nightly scoring) and every window
+        is a whole number of clock ticks.
+        """
+        n_entities = len(self.comp.ev.entity_ids)
+        known = self.comp.q_codes[self.comp.q_codes < n_entities]
+        if len(self.comp.ev) == 0 or not bool((known[1:] > known[:-1]).all()) or any(
+            w % self.comp.clock.resolution for w in self.widths
+        ):
+            return None
+        edges = np.full(n_entities + 1, _NO_CUTOFF, dtype=np.int64)
+        edges[self.comp.q_codes] = self.comp.clock.t_min_ns + self.comp.clock.ticks(self.comp.q_as_of) * self.comp.clock.resolution
+        return edges
+
+    def levels(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """For sorted events ``lo..hi``: how many of their cutoff's windows hold them, and
+        ``delta``, their cutoff's floored ``as_of`` minus their time.
+
+        An event's cutoff is its entity's; it is before ``as_of`` iff ``delta > 0`` and in
+        window ``w`` iff also ``delta <= w``: exactly the tick comparisons of the searched
+        positions. Level 0: not before ``as_of`` (or no cutoff); 1: before it, in no finite
+        window; then one more per finite window, widest first (window ``j`` of
+        :attr:`level_windows` holds levels ``> j``).
+        """
+        if self.uniform_edge is not None:  # one as_of for every entity: no gather
+            delta = np.subtract(self.uniform_edge, self.comp.ev.times_ns[lo:hi])
+        else:
+            delta = self.edges[self.comp.ev.entity_codes[lo:hi]]
+            delta -= self.comp.ev.times_ns[lo:hi]
+        before = delta > 0
+        level = before.astype(np.int8)
+        for width in self.widths:
+            level += delta <= width
+        if not before.all():  # at or after as_of: in no window
+            level *= before
+        return level, delta
+
+    @functools.cached_property
+    def uniform_edge(self) -> int | None:
+        """The :attr:`level_edges` value when every entity has one and the same (every
+        entity scored at the same time, the nightly case); else ``None``."""
+        edges = self.edges[:-1]
+        if len(edges) == 0 or int(edges.min()) != int(edges.max()) or int(edges[0]) == _NO_CUTOFF:
+            return None
+        return int(edges[0])
+
+    @functools.cached_property
+    def windows(self) -> list[str]:
+        """The count windows from the widest (``"all"``) to the narrowest."""
+        return sorted(self.comp.b._window_labels(), key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
+
+    @functools.cached_property
+    def widths(self) -> list[int]:
+        """The finite windows of :attr:`level_windows` in nanoseconds."""
+        return [int(pd.Timedelta(w).value) for w in self.windows[1:]]
+
+    def run(self, kinds, counts: bool, recency: bool) -> None:
+        """The per-kind part of :meth:`add_counts_and_recency` from :meth:`levels`: each
+        event adds one to its (kind, window) cell of its cutoff's row in the output, for
+        the windows that hold it (``np.add.at``, over ever fewer events from the widest
+        window to the narrowest); the days since the last event of each (cutoff, kind) by
+        ``np.fmin.at``. Also sets the window positions (a cutoff's first event, plus
+        the events before each edge), so no position is searched. Same values as the
+        cumulative sums.
+        """
+        n_entities = len(self.comp.ev.entity_ids)
+        entity_start = np.zeros(n_entities + 2, dtype=np.int64)
+        np.cumsum(np.bincount(self.comp.ev.entity_codes, minlength=n_entities + 1), out=entity_start[1:])
+        # the sorted cutoff of entity e: how many cutoffs sort before its slot 2e + 1 (those
+        # in slots up to 2e); the next cutoff's when it has none (its events are at level 0
+        # and never read); non-decreasing along the sorted events
+        slots_up_to = np.cumsum(np.bincount(self.comp.q_slots, minlength=2 * n_entities + 1))
+        row_of_entity = np.ascontiguousarray(slots_up_to[0::2])
+        n_q = len(self.comp.q_slots)
+        slugs = [self.comp.b.kind_slugs_[kind] for kind in kinds]
+        # (cutoff, column) of the column-major matrix at flat position column * n_q + cutoff
+        flat = self.comp.matrix.T.reshape(-1)
+        one = np.float32(1)
+        count_offsets = [n_q * np.array([self.comp.column_index[f"count_{slug}_{w}"] for slug in slugs])
+                         for w in self.windows] if counts else None
+        if recency:
+            # days since the last event of each kind: the least days since any of them (float32
+            # rounding keeps the order, so it is the rounded least value); np.fmin skips the NaN
+            # the columns start with, which stays where there is no event
+            days_columns = [self.comp.column_index[f"days_since_last_{slug}"] for slug in slugs]
+            days_offsets = n_q * np.array(days_columns)
+            self.comp.matrix[:, days_columns] = np.nan
+            as_of_on_clock = bool(((self.comp.q_as_of - self.comp.clock.t_min_ns) % self.comp.clock.resolution == 0).all())
+        in_window = np.zeros((len(self.windows), n_q), dtype=np.int64)  # events, all kinds
+        for lo in range(0, len(self.comp.ev), _LEVEL_EVENTS):  # bounded temporaries
+            hi = min(lo + _LEVEL_EVENTS, len(self.comp.ev))
+            rows = row_of_entity[self.comp.ev.entity_codes[lo:hi]]
+            kind = self.comp.kinds[lo:hi]
+            level, delta = self.levels(lo, hi)
+            positions = None  # the events of the current window, as positions in the slice
+            for j in range(len(self.windows)):  # window j holds the levels above j
+                held = level > j if positions is None else level[positions] > j
+                if positions is None:
+                    positions = None if held.all() else np.flatnonzero(held)
+                else:
+                    positions = positions[held]
+                if positions is not None and len(positions) == 0:
+                    break
+                window_rows = rows if positions is None else rows[positions]
+                window_kind = kind if positions is None else kind[positions]
+                first = int(window_rows[0])  # the slice's rows are one run of neighbours
+                in_window[j, first : int(window_rows[-1]) + 1] += np.bincount(window_rows - first)
+                if counts:
+                    np.add.at(flat, count_offsets[j][window_kind] + window_rows, one)
+                if recency and j == 0:
+                    if as_of_on_clock:  # as_of - time is delta
+                        elapsed = delta if positions is None else delta[positions]
+                    else:
+                        times = self.comp.ev.times_ns[lo:hi] if positions is None else self.comp.ev.times_ns[lo + positions]
+                        elapsed = self.comp.q_as_of[window_rows] - times
+                    np.fmin.at(flat, days_offsets[window_kind] + window_rows, (elapsed / NS_PER_DAY).astype(np.float32))
+        # positions of the edges, as the searches would find them
+        start = entity_start[self.comp.q_slots // 2]  # an id without events: where its slot is
+        self.comp._positions["all"] = start
+        self.comp._positions["as_of"] = start + in_window[0]
+        for j, w in enumerate(self.windows[1:], start=1):
+            self.comp._positions[w] = self.comp._positions["as_of"] - in_window[j]
+
+
+def choose_tally(comp, kinds) -> str:
+    """The kernel for this computation: ``all_at_once`` for a few events, ``by_level`` for
+    one cutoff per dispute on a clock the windows fit, else ``by_kind``."""
+    if len(comp.ev) * len(kinds) <= FEW_VALUES * 4096:
+        return "all_at_once"
+    if LevelTally(comp).edges is not None:
+        return "by_level"
+    return "by_kind"
+
+
+def tally_kinds(comp, kinds, windows, counts: bool, recency: bool) -> None:
+    """Write the per-kind count and recency columns of ``comp`` with the kernel
+    :func:`choose_tally` picks (or the one :func:`forced_tally` sets)."""
+    method = _FORCED.get() or choose_tally(comp, kinds)
+    if method == "all_at_once":
+        tally_all_at_once(comp, kinds, windows, counts, recency)
+    elif method == "by_level":
+        levels = LevelTally(comp)
+        if levels.edges is None:
+            raise ValueError("the tally by level needs one cutoff per dispute and windows on the clock")
+        levels.run(kinds, counts, recency)
+    elif method == "by_kind":
+        tally_by_kind(comp, kinds, windows, counts, recency)
+    else:
+        raise ValueError(f"unknown tally {method!r}")
+
+
+@contextlib.contextmanager
+def forced_tally(method: str):
+    """Use kernel ``method`` (``by_kind``, ``all_at_once``, ``by_level``) for every
+    transform in this block: for tests and benchmarks comparing the kernels."""
+    token = _FORCED.set(method)
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)

@@ -1,0 +1,136 @@
+"""explain: one dispute's timeline, probability, tier and threshold tonight, and every
+contribution behind it as phrases, for a red, a yellow and a blue case; the plot; the CLI."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import riskmodel as rm
+from riskmodel import DataWarning
+from riskmodel.cli import main
+from riskmodel.model._artifact import save_model_dir
+
+AS_OF = "2024-06-01"
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain")
+    sim = rm.simulate_disputes(1500, start="2022-01-01", end="2024-12-31", seed=31)
+    ev = rm.prepare_events(sim.events, sim.schema)
+    lab = rm.make_labels(ev, rm.make_cutoffs(ev, sim.schema, entities=sim.entities), sim.schema)
+    model = rm.RiskModel(schema=sim.schema, n_estimators=60, lgbm_params={"num_threads": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        model.fit(ev, lab[~lab.censored], entities=sim.entities)
+        folder = save_model_dir(model, root / "model")
+        sim.events.to_parquet(root / "events.parquet", index=False)
+        sim.entities.to_parquet(root / "entities.parquet", index=False)
+        rm.score_batch(model=str(folder), events=root / "events.parquet", entities=root / "entities.parquet",
+                       as_of=AS_OF, out=root / "night")
+    scores = rm.read_nightly(root / "night").scores
+    return {"root": root, "dir": root / "night", "sim": sim, "model": model, "scores": scores}
+
+
+def _case(scores: pd.DataFrame, tier: str) -> str:
+    rows = scores[(scores["tier"] == tier) & (scores["overrides"] == "")].sort_values("probability")
+    return str(rows["dispute_id"].iloc[len(rows) // 2])
+
+
+@pytest.mark.parametrize("tier", ["red", "yellow", "blue"])
+def test_explain_a_case(night, tier):
+    sim, scores, model = night["sim"], night["scores"], night["model"]
+    case = _case(scores, tier)
+    ex = rm.explain(case, night["dir"], model=model, events=sim.events, entities=sim.entities)
+    row = scores[scores["dispute_id"] == case].iloc[0]
+    assert ex.scored and ex.tier == tier and ex.dispute_id == case
+    assert ex.probability == pytest.approx(row["probability"])
+    assert ex.as_of == pd.Timestamp(AS_OF)
+
+    # its tier and the threshold that tier had tonight
+    th = ex.thresholds
+    # share tiers rank each night's disputes (score_batch's default): the thresholds are tonight's
+    assert th["source"] == "tonight"
+    reds = scores["probability"][scores["tier"].astype(str) == "red"]
+    if th["red"] is not None:  # the lowest red p in the case's area (none: no red there tonight)
+        assert reds.min() - 1e-12 <= th["red"] <= reds.max() + 1e-12
+    if tier == "red":
+        assert ex.probability >= th["red"]
+    elif tier == "yellow":
+        assert th["yellow"] <= ex.probability < (th["red"] if th["red"] is not None else 1.0)
+    elif th["yellow"] is not None:  # a blue case in an area with yellow cases tonight
+        assert ex.probability < th["yellow"]
+    sentence = ex.tier_sentence()
+    assert sentence.startswith(f"{tier}: p = {ex.probability:.3f}") and "threshold" in sentence
+
+    # every contribution behind p, as phrases; they add up to the model's score
+    c = ex.contributions
+    assert len(c) > 10 and (c["contribution"] != 0).all()
+    assert (np.diff(c["contribution"].abs().to_numpy()) <= 1e-7).all()  # largest first
+    raw = model.predict_raw(model.transform_features(sim.events, pd.DataFrame(
+        {"dispute_id": [case], "as_of": [pd.Timestamp(AS_OF)]}), entities=sim.entities))[0]
+    assert ex.base_value + c["contribution"].sum() == pytest.approx(np.log(raw / (1 - raw)), abs=1e-4)
+    assert ex.raw_log_odds == pytest.approx(np.log(raw / (1 - raw)), abs=1e-4)
+    for zh, en in zip(c["zh"], c["en"], strict=True):
+        assert re.search(r"[\u4e00-\u9fff「]", zh) and re.search(r"[a-z]", en)
+        assert not re.search(r"\b(count|kw|ctx|streak|party|trend)_\w+", zh + en), (zh, en)
+    # the reasons are the work list's (blue ones computed here: the batch skips them)
+    roles = dict(zip(c["feature"], c["role"], strict=True))
+    if tier != "blue":
+        assert [f"{z} / {e}" for z, e in ex.reasons] == row["reasons"].split("; ")
+    assert 1 <= len(ex.reasons) <= model.top_k_reasons
+    assert sum(r == "reason" for r in roles.values()) == len(ex.reasons)
+    for name in ("station", "category"):
+        assert roles.get(name, "context") == "context"  # context, never a reason
+    assert set(ex.context["feature"]) >= {"station", "category"}
+
+    # the timeline: the dispute's own events, strictly before as_of, in order
+    own = sim.events[(sim.events["dispute_id"] == case) & (sim.events["time"] < pd.Timestamp(AS_OF))]
+    assert len(ex.timeline) == len(own) > 0
+    assert ex.timeline["time"].is_monotonic_increasing
+    assert (ex.timeline["time"] < pd.Timestamp(AS_OF)).all()
+    assert set(ex.timeline["kind"]) == set(own["kind"])
+
+    text = ex.to_text()
+    assert f"Dispute {case}" in text and tier.upper() in text and "Timeline" in text and "Context" in text
+    fig = ex.plot()
+    assert len(fig.axes) == 2
+    html = ex.to_html()
+    assert html.count("<img") == 1 and "<script" not in html and f'id="explain-{case}"' in html
+
+
+def test_explain_a_dispute_not_scored_tonight(night):
+    """An escalated dispute is described just before it escalated, its tier by the model's policy."""
+    sim = night["sim"]
+    ns = rm.read_nightly(night["dir"]).not_scored
+    escalated = ns.loc[ns["reason"].str.contains("escalated"), "dispute_id"].iloc[0]
+    ex = rm.explain(escalated, night["dir"], model=night["model"], events=sim.events, entities=sim.entities)
+    assert not ex.scored and "escalated" in ex.note and "just before it escalated" in ex.note
+    first_outcome = sim.events.loc[(sim.events["dispute_id"] == escalated)
+                                   & sim.events["kind"].isin(["criminal_case", "injury"]), "time"].min()
+    assert ex.as_of == first_outcome
+    assert ex.tier in ("red", "yellow", "blue") and 0 <= ex.probability <= 1
+    with pytest.raises(rm.DataError, match="neither in the scores nor in the events"):
+        rm.explain("NO-SUCH-DISPUTE", night["dir"], model=night["model"], events=sim.events, entities=sim.entities)
+
+
+def test_explain_cli(night, tmp_path, capsys, monkeypatch):
+    """The model and events default to the night's manifest; a PNG and an HTML page."""
+    monkeypatch.chdir(tmp_path)
+    case = _case(night["scores"], "red")
+    rc = main(["explain", case, "--scores", str(night["dir"]), "--entities", str(night["root"] / "entities.parquet"),
+               "--html", str(tmp_path / "page.html")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"Dispute {case}" in out and "RED" in out and "red from p ≥" in out
+    png = tmp_path / f"explain-{case}.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page.lower()
+    rc = main(["explain", case, "--scores", str(night["dir"])])  # the model needs entities
+    assert rc == 2 and "entities" in capsys.readouterr().err
