@@ -20,6 +20,7 @@ from conftest import train_model_dir, with_bad_rows
 
 import riskmodel._faults
 from riskmodel import (
+    ConfigError,
     DataError,
     ModelError,
     open_disputes,
@@ -101,7 +102,9 @@ def test_counts_reconcile_with_bad_rows(model_dir, data, tmp_path):
 @pytest.mark.parametrize("without_entities_chunk", [None, 0])
 def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entities_chunk):
     """Chunks see the other chunks' cross-dispute rows: same scores as one predict call (also
-    when no dispute of a chunk has an entities row, so its summary rows have no station)."""
+    when no dispute of a chunk has an entities row, so its summary rows have no station).
+    The batch ranks the night's disputes by the share policy, as ``predict(tiers="night")``
+    does (before issue 20 both used the trained thresholds)."""
     from riskmodel.batch._core import bucket_of as _bucket_of
 
     sim = data["sim"]
@@ -114,12 +117,125 @@ def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entiti
     assert m["parameters"]["n_chunks"] == 4
     got = pd.read_parquet(out / "scores.parquet")
     cut = open_disputes(sim.events, AS_OF, sim.schema, entities=entities)
-    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=entities)
+    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=entities, tiers="night")
     ref = ref.sort_values("dispute_id").reset_index(drop=True)
     assert got["dispute_id"].tolist() == ref["dispute_id"].tolist()
     np.testing.assert_allclose(got["probability"], ref["probability"], rtol=1e-9)
     assert (got["tier"].astype(str) == ref["tier"].astype(str)).all()
     assert (got["reasons"] == ref["reasons"]).all()
+
+
+def _share_counts(n: int, red: float, yellow: float) -> tuple[int, int]:
+    return int(np.floor(red * n + 1e-9)), int(np.floor((red + yellow) * n + 1e-9)) - int(np.floor(red * n + 1e-9))
+
+
+def test_share_tiers_hold_exactly_each_night(model_dir, data, tmp_path):
+    """Nights with different mixes (an early night with few open disputes, a later busy one,
+    a night made riskier): red and yellow are exactly floor(5%) and floor(20%) - floor(5%)
+    of each night's disputes, whatever the trained thresholds would have said."""
+    sim = data["sim"]
+    model = load(str(model_dir)).model
+    trained = model.tier_policy_
+    seen = set()
+    for as_of in ("2022-03-01", "2024-06-01"):
+        out = tmp_path / as_of
+        m = score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=as_of, out=out,
+                        chunk_disputes=300)
+        scores = pd.read_parquet(out / "scores.parquet")
+        n = len(scores)
+        red, yellow = _share_counts(n, trained.red, trained.yellow)
+        got = scores["tier"].astype(str).value_counts()
+        assert (got.get("red", 0), got.get("yellow", 0)) == (red, yellow)
+        assert m["counts"]["tiers"]["red"] == red and m["tiers"]["applied"] == "per_night"
+        area = m["tiers"]["areas"][0]
+        assert area["area"] == "(all)" and area["red_capacity"] == red and area["n"] == n
+        ranked = scores.sort_values(["probability", "dispute_id"], ascending=[False, True])
+        assert (ranked["tier"].astype(str).iloc[:red] == "red").all()
+        assert area["red_threshold"] == pytest.approx(ranked["probability"].iloc[red - 1])
+        flagged = scores[scores["tier"] != "blue"]
+        assert (flagged["reasons"].str.len() > 0).all()  # newly flagged cases got their reasons
+        assert (scores.loc[scores["tier"] == "blue", "reasons"].fillna("") == "").all()
+        work = pd.read_parquet(out / "worklists.parquet")
+        assert len(work) == red + yellow and (work["tier_rule"] == "share").all()
+        assert work["red_threshold"].iloc[0] == pytest.approx(area["red_threshold"])
+        seen.add(n)
+    assert len(seen) == 2  # the two nights had different sizes
+    # the trained thresholds give other counts on at least one of these nights: "as_trained" differs
+    m = score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of="2024-06-01",
+                    out=tmp_path / "trained", chunk_disputes=300, tiers="trained")
+    assert m["tiers"]["applied"] == "as_trained"
+    ref = load(str(model_dir)).predict(sim.events, cutoffs=open_disputes(sim.events, AS_OF, sim.schema,
+                                       entities=sim.entities), entities=sim.entities)
+    assert m["counts"]["tiers"]["red"] == int((ref["tier"] == "red").sum())
+
+
+def test_capacity_tiers_per_station(model_dir, data, tmp_path):
+    """Per-station capacities: a station with a capacity gets exactly min(capacity, n) red, a
+    station with fewer disputes than its capacity has all of them red, a station absent from
+    the policy follows the shares within itself, and ties break by id."""
+    sim = data["sim"]
+    entities = sim.entities
+    cut = open_disputes(sim.events, AS_OF, sim.schema, entities=entities)
+    per_station = entities.set_index("dispute_id").loc[cut["dispute_id"], "station"].astype(str).value_counts()
+    big, small = per_station.index[0], per_station.index[-1]
+    absent = per_station.index[1]
+    capacity = {big: 3, small: {"red": int(per_station[small]) + 5, "yellow": 0}}
+    out = tmp_path / "cap"
+    m = score_batch(model=str(model_dir), events=sim.events, entities=entities, as_of=AS_OF, out=out,
+                    chunk_disputes=300, tiers={"by": "station", "capacity": capacity, "red": 0.1, "yellow": 0.2})
+    scores = pd.read_parquet(out / "scores.parquet")
+    counts = pd.crosstab(scores["station"].astype(str), scores["tier"].astype(str))
+    assert counts.loc[big, "red"] == 3
+    assert counts.loc[big].get("yellow", 0) == int(np.floor(0.2 * per_station[big] + 1e-9))
+    assert counts.loc[small, "red"] == per_station[small] and counts.loc[small].get("yellow", 0) == 0
+    red, yellow = _share_counts(per_station[absent], 0.1, 0.2)
+    assert (counts.loc[absent].get("red", 0), counts.loc[absent].get("yellow", 0)) == (red, yellow)
+    areas = pd.DataFrame(m["tiers"]["areas"]).set_index("area")
+    assert areas.loc[big, "rule"] == "capacity" and areas.loc[absent, "rule"] == "share"
+    assert m["tiers"]["by"] == "station" and m["tiers"]["capacity"][big] == {"red": 3}
+    summary = pd.read_parquet(out / "station_summary.parquet").set_index("station")
+    assert summary.loc[big, "red_capacity"] == 3 and summary.loc[absent, "tier_rule"] == "share"
+    work = pd.read_parquet(out / "worklists.parquet")
+    assert (work.loc[work["station"] == big, "red_capacity"] == 3).all()
+    # the API takes the same policy and gives the same tiers
+    ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=entities,
+                                       tiers={"by": "station", "capacity": capacity, "red": 0.1, "yellow": 0.2})
+    ref = ref.sort_values("dispute_id").reset_index(drop=True)
+    assert (ref["tier"].astype(str).to_numpy() == scores["tier"].astype(str).to_numpy()).all()
+    assert set(ref.attrs["tiers"]["area"]) == set(per_station.index)
+
+
+def test_cli_score_takes_capacities(model_dir, data, tmp_path, capsys):
+    from riskmodel.cli import main
+
+    sim = data["sim"]
+    events, entities = tmp_path / "events.parquet", tmp_path / "entities.parquet"
+    sim.events.to_parquet(events, index=False)
+    sim.entities.to_parquet(entities, index=False)
+    (tmp_path / "cap.csv").write_text("station,red\nS01,2\n", encoding="utf-8")
+    out = tmp_path / "night"
+    code = main(["score", "--model", str(model_dir), "--events", str(events), "--entities", str(entities),
+                 "--as-of", AS_OF, "--out", str(out), "--tiers-by", "station", "--capacity", "S02=1/3",
+                 "--capacity", str(tmp_path / "cap.csv"), "--red-share", "0.1"])
+    assert code == 0
+    assert "tiers: share: red 10.0%, yellow 15.0% of each night's disputes by station" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tiers"]["capacity"] == {"S02": {"red": 1, "yellow": 3}, "S01": {"red": 2}}
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert int(((scores["station"] == "S01") & (scores["tier"] == "red")).sum()) == 2
+    assert main(["score", "--model", str(model_dir), "--events", str(events), "--as-of", AS_OF, "--out",
+                 str(tmp_path / "x"), "--tiers", "trained", "--capacity", "S01=1"]) == 2
+
+
+def test_capacity_tiers_need_the_area_column(model_dir, data, tmp_path):
+    sim = data["sim"]
+    with pytest.raises(ConfigError, match="tiers by 'station' need the area"):
+        score_batch(model=str(model_dir), events=sim.events, as_of=AS_OF, out=tmp_path / "x",
+                    tiers={"capacity": {"S01": 3}})
+    with pytest.raises(ConfigError, match="precision tiers need labels"):
+        score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=AS_OF,
+                    out=tmp_path / "x", tiers={"method": "precision"})
+    assert not (tmp_path / "x").exists()
 
 
 def test_chunk_context_gives_whole_log_features(model_dir, data, tmp_path):
@@ -170,7 +286,10 @@ def test_identical_across_runs_and_replaces_atomically(model_dir, data, tmp_path
               as_of=AS_OF, chunk_disputes=400)
     score_batch(out=tmp_path / "a", **kw)
     (tmp_path / "a" / "stale.txt").write_text("old run")
-    score_batch(out=tmp_path / "a", **kw)  # replaces the previous output
+    with pytest.raises(ConfigError, match="already exists.*overwrite=True"):  # never replaced by mistake
+        score_batch(out=tmp_path / "a", **kw)
+    assert (tmp_path / "a" / "stale.txt").exists()
+    score_batch(out=tmp_path / "a", overwrite=True, **kw)  # replaces the previous output
     score_batch(out=tmp_path / "b", **kw)
     assert not (tmp_path / "a" / "stale.txt").exists()
     _assert_same_outputs(tmp_path / "a", tmp_path / "b")
@@ -211,7 +330,7 @@ def test_fatal_error_keeps_previous_output(model_dir, data, tmp_path):
     before = sorted(p.name for p in out.iterdir())
     with pytest.raises(DataError):
         score_batch(model=str(model_dir), events=data["events"].drop(columns=["time"]),
-                    entities=data["entities"], as_of=AS_OF, out=out)
+                    entities=data["entities"], as_of=AS_OF, out=out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == before
 
 
@@ -360,7 +479,7 @@ _RUN = textwrap.dedent(
     import sys
     from riskmodel.batch._job import score_batch
     score_batch(model=sys.argv[1], events=sys.argv[2], entities=sys.argv[3], as_of=sys.argv[4],
-                out=sys.argv[5], chunk_disputes=int(sys.argv[6]))
+                out=sys.argv[5], chunk_disputes=int(sys.argv[6]), overwrite=True)
     """
 )
 _OUT_FILES = {f"{name}.parquet" for name in OUTPUTS} | {"drift.parquet", "manifest.json"}
@@ -445,7 +564,8 @@ def test_killed_anywhere_then_rerun_gives_the_clean_output(model_dir, data, clea
     else:
         assert (out / "previous-night.txt").exists() and _OUT_FILES <= {p.name for p in out.iterdir()}
 
-    m = score_batch(model=args[0], events=args[1], entities=args[2], as_of=AS_OF, out=out, chunk_disputes=400)
+    m = score_batch(model=args[0], events=args[1], entities=args[2], as_of=AS_OF, out=out, chunk_disputes=400,
+                    overwrite=True)  # the night being rerun replaces the previous output
     assert m["resumed"]  # the killed run's state was recorded before any work
     _assert_same_outputs(out, clean_run)
     assert {p.name for p in out.iterdir()} == _OUT_FILES
