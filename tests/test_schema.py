@@ -627,3 +627,112 @@ def test_a_missing_optional_column_names_its_role_and_the_switch():
 ])
 def test_times_aware(values, aware):
     assert times_aware(values) is aware
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("sort_ids", [True, False])
+def test_hashed_object_columns_screen_as_the_plain_checks(seed, sort_ids, monkeypatch):
+    """Object id and kind columns (a ``pd.read_csv`` log) are hashed once, and the codes find
+    the missing ids and kinds and the kinds that are not strings; the result equals the
+    plain per-row checks (``object_codes`` switched off): same rejects with the same reasons,
+    same order, codes, ids, kinds and duplicates."""
+    from riskmodel.data._schema import screen_events
+
+    rng = np.random.default_rng(seed)
+    n = 400  # above FEW_VALUES: the hashed path
+    ids = np.array([f"110105202{i:09d}" for i in rng.integers(0, 60, n)], dtype=object)
+    ids[rng.random(n) < 0.05] = None
+    ids[rng.random(n) < 0.03] = np.nan
+    ids[rng.random(n) < 0.05] = 7  # an int among string ids: a valid (odd) id
+    kinds = rng.choice(np.array(["call", "quarrel", "fight", "threat"], dtype=object), n)
+    kinds[rng.random(n) < 0.05] = None
+    kinds[rng.random(n) < 0.05] = 3  # not a string: rejected
+    kinds[rng.random(n) < 0.03] = pd.NA
+    times = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 50, n), unit="D")
+    times = pd.Series(times).astype(object)
+    times[rng.random(n) < 0.04] = None
+    events = pd.DataFrame({"dispute_id": ids, "time": times, "kind": kinds})
+    only_bad = pd.DataFrame({"dispute_id": ["only_in_bad_rows", "x"], "time": [None, None],
+                             "kind": ["call", "kind_only_in_bad_rows"]})
+    events = pd.concat([events, events.iloc[:20], only_bad], ignore_index=True)  # exact duplicates
+    events = events.sample(frac=1, random_state=seed).reset_index(drop=True)
+
+    def screened():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            return screen_events(events, SCHEMA, now=NOW, sort_ids=sort_ids)
+
+    hashed = screened()
+    assert hashed.kind_codes is not None  # the path under test was taken
+    monkeypatch.setattr(schema_module, "object_codes", lambda values: None)
+    plain = screened()
+    assert plain.kind_codes is None
+    assert hashed.n_rejects == plain.n_rejects > 0
+    pd.testing.assert_frame_equal(hashed.rejects, plain.rejects)
+    assert hashed.duplicates_dropped == plain.duplicates_dropped > 0
+
+    def by_id(result):  # the sorted rows grouped by id (unsorted ids may be numbered apart)
+        names = result.entity_ids.to_numpy(dtype=object)[result.entity_codes].astype(str)
+        regroup = np.argsort(names, kind="stable")
+        return names[regroup], result.order[regroup], result.times_ns[regroup]
+
+    for mine, theirs in zip(by_id(hashed), by_id(plain)):
+        np.testing.assert_array_equal(mine, theirs)
+    if sort_ids:
+        np.testing.assert_array_equal(hashed.order, plain.order)
+        np.testing.assert_array_equal(hashed.entity_codes, plain.entity_codes)
+    assert len(hashed.entity_ids) == len(plain.entity_ids)
+    codes, uniques = hashed.kind_codes
+    assert (codes >= 0).all() and "kind_only_in_bad_rows" not in set(uniques)
+    assert "only_in_bad_rows" not in set(hashed.entity_ids)
+    pd.testing.assert_frame_equal(hashed.valid, plain.valid)
+    np.testing.assert_array_equal(uniques.to_numpy()[codes], plain.valid["kind"].to_numpy())
+
+
+def _ids_of(kind: str, values: np.ndarray) -> pd.Series:
+    """``values`` (small non-negative ints, shared by all kinds) as ids of one type."""
+    if kind == "int64_negative":
+        return pd.Series(values * 7919 - 40_000, dtype=np.int64)
+    if kind == "uint64_large":
+        return pd.Series(values.astype(np.uint64) * np.uint64(2**48) + np.uint64(2**63), dtype=np.uint64)
+    if kind == "Int64":
+        return pd.Series(values, dtype="Int64")
+    if kind == "int64_arrow":
+        return pd.Series(values, dtype="int64[pyarrow]")
+    width = {"arrow_8": 8, "arrow_18": 18, "arrow_30": 30, "object_18": 18}[kind]
+    strings = [f"{v:0{width}d}" for v in values]
+    if kind == "arrow_18":  # mixed lengths
+        strings = [s.lstrip("0") or "0" for s in strings]
+    return pd.Series(strings, dtype=object if kind.startswith("object") else "string[pyarrow]")
+
+
+@pytest.mark.parametrize("layout", ["shuffled", "time_sorted", "entity_sorted", "ties"])
+@pytest.mark.parametrize("kind", ["int64_negative", "uint64_large", "Int64", "int64_arrow", "arrow_8", "arrow_18",
+                                  "arrow_30", "object_18"])
+def test_entity_order_equals_the_factorize_and_lexsort_reference(kind, layout):
+    """Integer and short string ids sorted as keys (no hash table) give what the readable
+    reference gives, whatever the id type and row order: ids numbered in sorted order
+    (``pd.factorize(sort=True)``), rows in stable (entity, time) order (``np.lexsort``)."""
+    from riskmodel.data import entity_order
+
+    rng = np.random.default_rng(len(kind) * 10 + len(layout))
+    n = 20_000
+    values = rng.integers(0, 3_000, n)
+    t = rng.integers(0, 500, n).astype(np.int64) * 10**9  # many equal times
+    if layout == "time_sorted":
+        t = np.sort(t)
+    elif layout == "entity_sorted":
+        order = np.lexsort((t, values))
+        values, t = values[order], t[order]
+    elif layout == "ties":
+        values, t = values % 3, t % 5
+    ids = _ids_of(kind, values)
+    order, codes, uniques, times = entity_order(ids, t, sort_ids=True)
+    ref_codes, ref_uniques = pd.factorize(ids, sort=True)
+    ref_order = np.lexsort((t, ref_codes))
+    np.testing.assert_array_equal(order, ref_order)
+    np.testing.assert_array_equal(codes, ref_codes[ref_order])
+    pd.testing.assert_index_equal(uniques, pd.Index(ref_uniques), exact=False)
+    if "int" in kind.lower():  # integer ids keep their dtype
+        assert uniques.dtype == ids.dtype
+    np.testing.assert_array_equal(times, t[ref_order])

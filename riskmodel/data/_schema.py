@@ -309,8 +309,32 @@ def times_aware(values: pd.Series) -> bool | None:
     return re.search(_TZ_SUFFIX, str(first)) is not None
 
 
-def check_kinds(kinds: pd.Series, column: str) -> pd.Series:
-    """Column-level kind check; returns a mask of rows whose kind is not a string."""
+def object_codes(values) -> tuple[np.ndarray, pd.Index] | None:
+    """``pd.factorize`` of a column of Python objects (missing values coded -1), else ``None``.
+
+    For an object column, hashing the values once is the cost every later step would pay
+    again: each object is read from wherever it lives in memory (a ``pd.read_csv`` column
+    holds one object per row), so a missing-value check or a type check costs as much as
+    the hashing. Its codes answer both (code -1; the type of each distinct value), and the
+    features reuse them. Other dtypes keep their missing values in a mask or in codes
+    already: ``None``, and the caller reads those.
+    """
+    if not pd.api.types.is_object_dtype(getattr(values, "dtype", None)) or len(values) <= FEW_VALUES:
+        return None
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    return codes, pd.Index(uniques, dtype=object)
+
+
+def check_kinds(kinds: pd.Series, column: str, codes: tuple[np.ndarray, pd.Index] | None = None) -> pd.Series:
+    """Column-level kind check; returns a mask of rows whose kind is not a string.
+
+    ``codes``: :func:`object_codes` of the column, if known (then each distinct value is
+    judged once).
+    """
+    if codes is not None:
+        per_code, uniques = codes
+        not_str = np.array([not isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
+        return not_str[per_code]  # code -1 (missing) reads the final False
     if pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype):
         raise DataError(
             f"events column {column!r} must hold event kinds as strings, got {kinds.dtype} "
@@ -351,6 +375,8 @@ class ScreenedEvents:
     n_rejects: int  #: number of rejected rows
     _raw_rejects: tuple = field(repr=False)
     kind_col: str | None = None  #: the schema's kind column
+    #: :func:`object_codes` of the valid rows' kinds (input order), when they were hashed to be judged
+    kind_codes: tuple | None = field(default=None, repr=False)
 
     @functools.cached_property
     def valid(self) -> pd.DataFrame:
@@ -389,25 +415,58 @@ def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     return order
 
 
-def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool
+def integer_keys(ids) -> np.ndarray | None:
+    """Integer ids (no missing value) as ``uint64`` keys that sort like the ids, else ``None``."""
+    if not pd.api.types.is_integer_dtype(getattr(ids, "dtype", None)):
+        return None
+    values = ids.to_numpy() if not isinstance(ids, np.ndarray) else ids
+    if values.dtype.kind == "u":
+        return values.astype(np.uint64, copy=False)
+    if values.dtype.kind != "i":  # e.g. an extension array with missing values: objects
+        return None
+    return values.astype(np.int64, copy=False).view(np.uint64) ^ np.uint64(1 << 63)  # signed order
+
+
+def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable order of rows by (key, time) and where the sorted key changes (see
+    :func:`~riskmodel.data._keys.stable_key_sort`): nothing for rows already in that
+    order, else a stable sort by time (none for time-sorted rows), then by key."""
+    if keys.shape[1] == 1:
+        key = keys[:, 0]
+        same = key[1:] == key[:-1]
+        if bool((key[1:] >= key[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
+            return np.arange(len(key), dtype=np.int64), np.r_[True, ~same]  # already in order
+    by_time = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else np.argsort(t_ns, kind="stable")
+    order, is_first = stable_key_sort(keys if by_time is None else keys[by_time])
+    return (order if by_time is None else gather(by_time, order)), is_first
+
+
+def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tuple | None = None
                   ) -> tuple[np.ndarray, np.ndarray, pd.Index, np.ndarray]:
     """Sort rows by (entity, time): the order, each sorted row's entity code, each code's id
     and the sorted rows' times.
 
-    Short string ids in time-sorted rows (an extract's usual shape) are sorted as integer
-    keys (:func:`~riskmodel.data._keys.string_keys`, ids of up to 24 bytes), with no hash
-    table; the codes then number the ids in sorted order. Otherwise ids are factorised,
-    in sorted order if ``sort_ids``, and the integer codes are sorted.
+    Integer ids and short Arrow string ids (:func:`~riskmodel.data._keys.string_keys`, up to
+    24 bytes) are sorted as integer keys, with no hash table; the codes then number the ids
+    in sorted order. Otherwise (long or object strings, other types) ids are factorised,
+    in sorted order if ``sort_ids``, and the integer codes are sorted. ``codes``: the ids'
+    factorisation (codes, uniques; no missing id) when the caller has it already.
     """
-    time_sorted = len(ids) > FEW_VALUES and bool((t_ns[1:] >= t_ns[:-1]).all())
-    keys = string_keys(ids) if time_sorted else None
+    if codes is not None:
+        codes, uniques = codes
+        if sort_ids and len(uniques):  # number the ids in sorted order (as pd.factorize(sort=True))
+            rank, uniques = pd.factorize(uniques.to_numpy(dtype=object), sort=True)
+            codes = rank[codes]
+        codes = np.asarray(codes, dtype=np.int64)
+        order = sort_by_entity_time(codes, t_ns)
+        return order, gather(codes, order), pd.Index(uniques), gather(t_ns, order)
+    string_ids = len(ids) > FEW_VALUES and integer_keys(ids) is None
+    keys = None if len(ids) <= FEW_VALUES else (string_keys(ids) if string_ids else integer_keys(ids))
     if keys is not None:
-        order, is_first = stable_key_sort(keys)  # stable: time order within an entity is kept
-        uniques = key_strings(keys[order[np.flatnonzero(is_first)]], like=ids)  # each entity's id
-        # one word per id: the codes in the keys' memory, no longer needed (and paged in
-        # already); a view of longer keys would keep all their words alive
-        spare = keys.reshape(-1).view(np.int64) if keys.shape[1] == 1 and keys.flags.c_contiguous else None
-        codes = np.cumsum(is_first, dtype=np.int64, out=spare)
+        order, is_first = _key_time_order(keys.reshape(len(keys), -1), t_ns)
+        firsts = order[np.flatnonzero(is_first)]  # each entity's first sorted row
+        uniques = key_strings(keys[firsts], like=ids) if string_ids else pd.Index(ids.array.take(firsts))
+        codes = np.cumsum(is_first, dtype=np.int64)
         codes -= 1
         return order, codes, uniques, gather(t_ns, order)
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
@@ -435,7 +494,11 @@ def screen_events(
     original = events  # duplicates are judged on every column, not only the schema's
     columns = {col: events[col] for col in schema.event_columns}
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
-    not_str_kind = check_kinds(columns[schema.kind_col], schema.kind_col)
+    # object columns are factorised once: the codes find their missing values (and the
+    # kinds that are not strings), and are reused for the sort and the features
+    id_codes = object_codes(columns[schema.entity_col])
+    kind_codes = object_codes(columns[schema.kind_col])
+    not_str_kind = check_kinds(columns[schema.kind_col], schema.kind_col, kind_codes)
 
     # default: the end of tomorrow (UTC) - a whole day, so reruns on one day agree exactly
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
@@ -446,13 +509,13 @@ def screen_events(
     time_out = (t_ns < MIN_PLAUSIBLE_TIME.value) | (t_ns > now.value)
     checks_times = bool(time_out.any())
     checks = (  # (bad-row mask, or None when no row can fail it; reason): the first reason wins
-        (isna_mask(columns[schema.entity_col]), f"null id in {schema.entity_col!r}"),
+        (_missing(columns[schema.entity_col], id_codes), f"null id in {schema.entity_col!r}"),
         (isna_mask(columns[schema.time_col]) if checks_times else None, f"missing time in {schema.time_col!r}"),
         (t_ns == NAT_NS if checks_times else None, f"unparseable time in {schema.time_col!r}"),
         (t_ns < MIN_PLAUSIBLE_TIME.value if checks_times else None,
          f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
         (t_ns > now.value if checks_times else None, f"time in the future (after {now}) in {schema.time_col!r}"),
-        (isna_mask(columns[schema.kind_col]), f"missing kind in {schema.kind_col!r}"),
+        (_missing(columns[schema.kind_col], kind_codes), f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
     masks = [None if mask is None else np.asarray(mask, dtype=bool) for mask, _ in checks]
@@ -471,11 +534,13 @@ def screen_events(
         raw_bad = events[schema.event_columns][bad]
         columns = {col: values[~bad] for col, values in columns.items()}
         t_ns = t_ns[~bad]
+        id_codes = None if id_codes is None else _compact_codes(id_codes[0][~bad], id_codes[1])
+        kind_codes = None if kind_codes is None else _compact_codes(kind_codes[0][~bad], kind_codes[1])
     else:
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
 
-    order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids)
+    order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids, codes=id_codes)
     # exact duplicates share (entity, time), so after the sort they are neighbours
     # candidates: rows sharing (entity, time) with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
@@ -499,7 +564,22 @@ def screen_events(
             order, codes, t_ns = order[~dup], codes[~dup], t_ns[~dup]
     return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
-                          _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col)
+                          _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col,
+                          kind_codes=kind_codes)
+
+
+def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np.ndarray:
+    """Missing values of a column: code -1 of its :func:`object_codes` when known."""
+    return isna_mask(values) if codes is None else codes[0] < 0
+
+
+def _compact_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Codes of a subset of rows renumbered to the values it holds (order kept)."""
+    used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+    if used.all():
+        return codes, uniques
+    renumber = np.append(np.cumsum(used) - 1, -1)  # code -1 stays -1
+    return renumber[codes], uniques[used]
 
 
 def isna_mask(values: pd.Series) -> np.ndarray:

@@ -38,6 +38,7 @@ from ..data import (
     gather,
     isna_mask,
     lookup_positions,
+    object_codes,
     parse_times,
     require_columns,
     require_frame,
@@ -381,9 +382,10 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     require_frame(events, "events")
     require_columns(events, schema.event_columns, "events")
     kinds = events[schema.kind_col]
-    check_kinds(kinds, schema.kind_col)
+    hashed = object_codes(kinds)  # an object column: judged by its distinct values
+    check_kinds(kinds, schema.kind_col, hashed)
     _, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
-    codes, uniques = _factorize(kinds)
+    codes, uniques = _factorize(kinds) if hashed is None else hashed
     is_str = np.array([isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
     codes = np.asarray(codes, dtype=np.int64)
     return codes[is_str[codes]], uniques, tz_aware
@@ -435,10 +437,14 @@ def _in_background(function, *args) -> concurrent.futures.Future:
 
 
 def index_screened(screened, schema: EventSchema) -> PreparedEvents:
-    """The valid rows of :func:`screen_events`, indexed lazily through their sort order."""
-    return PreparedEvents(screened.columns, schema, screened.tz_aware,
-                          (screened.entity_codes, screened.entity_ids), order=screened.order,
-                          times_ns=screened.times_ns)
+    """The valid rows of :func:`screen_events`, indexed lazily through their sort order
+    (the kinds' codes reused when screening hashed them)."""
+    prepared = PreparedEvents(screened.columns, schema, screened.tz_aware,
+                              (screened.entity_codes, screened.entity_ids), order=screened.order,
+                              times_ns=screened.times_ns)
+    if screened.kind_codes is not None:
+        prepared._shared[("factorize", schema.kind_col)] = screened.kind_codes
+    return prepared
 
 
 def _kind_slugs(kinds: Sequence[str]) -> dict[str, str]:
