@@ -105,9 +105,23 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def fitted(data):
+def calibrator_fits():
+    """The arguments of every ``Calibrator.fit`` call made while ``fitted`` was fitted."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def fitted(data, calibrator_fits):
     sim = data["sim"]
-    return _model(sim.schema).fit(data["ev"], data["train"], entities=sim.entities)
+    fit = Calibrator.fit
+
+    def recorded(self, raw, y, order=None, **kwargs):
+        calibrator_fits.append({"n": len(raw), "order": None if order is None else np.asarray(order), **kwargs})
+        return fit(self, raw, y, order, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Calibrator, "fit", recorded)
+        return _model(sim.schema).fit(data["ev"], data["train"], entities=sim.entities)
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +302,18 @@ def test_auto_calibration_judges_on_the_later_rows_in_time():
     by_time = Calibrator("auto").fit_holdout(raw, y, order=order)
     assert by_time.selection_ == Calibrator("auto").fit_holdout(raw[order], y[order]).selection_
     assert by_time.selection_ != Calibrator("auto").fit_holdout(raw, y).selection_
+
+
+def test_forward_calibrator_is_judged_on_the_latest_fold(fitted, calibrator_fits):
+    """The forward protocol's 'later data', on which auto calibration compares its maps, is
+    the last fold's validation block: the latest out-of-fold rows in time, not another fold."""
+    (call,) = calibrator_fits
+    latest = np.asarray(call["latest"], dtype=bool)
+    folds = fitted.training_summary_["folds"]
+    assert len(latest) == call["n"] == fitted.training_summary_["n_calibration"]
+    assert latest.sum() == folds[-1]["valid_rows"] < call["n"]
+    order = call["order"]  # the out-of-fold rows, in time order
+    assert set(np.flatnonzero(latest)) == set(order[len(order) - latest.sum():])
 
 
 def test_fitted_model_kept_its_lower_log_loss_calibrator(fitted):

@@ -41,6 +41,24 @@ def store(tmp_path_factory):
         yield uri
 
 
+@pytest.fixture(autouse=True)
+def mlflow_settings_left_alone():
+    """Every test here leaves MLflow's process-wide tracking and registry URIs, and the
+    variables MLflow derives from them, as it found them: training, promote and rollback take
+    their store explicitly (or borrow the settings and put them back), so no test's store
+    leaks into a later test, whatever the order."""
+    from mlflow.tracking import _model_registry, _tracking_service
+
+    def settings():
+        return (getattr(_tracking_service.utils, "_tracking_uri", None),
+                getattr(_model_registry.utils, "_registry_uri", None),
+                os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI"))
+
+    before = settings()
+    yield
+    assert settings() == before
+
+
 @pytest.fixture(scope="module")
 def first(store):
     err = io.StringIO()
@@ -76,7 +94,9 @@ def test_train_registers_challenger_with_card_and_lineage(store, first):
     assert run.data.params["data.seed"] == "3"
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"model_card.md", "experiment.toml", "plots", "tier_table.csv", "subgroup_report.csv"} <= artifacts
-    card = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="model_card.md")).read_text()
+    # the store named, not read from MLflow's process-wide settings
+    card = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="model_card.md",
+                                                    tracking_uri=store, registry_uri=store)).read_text()
     assert "Intended use" in card and "Known limitations" in card and "base_rate" in card
 
 
@@ -98,47 +118,56 @@ def test_first_promotion_is_gated_against_baselines_then_load_and_predict(store,
 
 
 def test_gate_refuses_a_worse_model_then_force_and_rollback(store, first):
-    rm.promote("dispute-risk")  # make sure the first model is champion
+    """Under a registered name of its own (holding the first model's artifact as version 1),
+    so that the other tests find 'dispute-risk' as they left it, in any order."""
+    name = "dispute-risk-worse"
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    mv = client.get_model_version("dispute-risk", first.version)
+    client.create_registered_model(name)
+    base = str(client.create_model_version(name, source=mv.source, run_id=mv.run_id).version)
+    client.set_registered_model_alias(name, "challenger", base)
+    assert rm.promote(name)["decision"] == "passed"  # the first model is champion
     worse = small_config(n_estimators=3, lgbm_params={"learning_rate": 0.01, "num_leaves": 2})
     worse.backtest.n_folds = 2
+    worse.registered_model = name
     result = rm.train(worse)
-    assert result.champion_comparison is not None
+    assert result.champion_comparison is not None and result.champion_comparison["version"] == base
     from riskmodel.cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        rc = main(["promote"])
+        rc = main(["promote", "--name", name])
     assert rc == 1
     lines = out.getvalue().splitlines()
     # the verdict first, in one line: refused, which criterion, by how much; numbers rounded
-    assert lines[0].startswith(f"REFUSED: dispute-risk version {result.version} stays challenger;"), lines[0]
+    assert lines[0].startswith(f"REFUSED: {name} version {result.version} stays challenger;"), lines[0]
     assert re.search(r"(auc|brier)_not_worse: .* fails by \d", lines[0]), lines[0]
     assert any(line.startswith("  FAIL  ") for line in lines[1:])
     assert not re.search(r"\d\.\d{7,}", out.getvalue()) and "{" not in out.getvalue()
-    record = rm.promote("dispute-risk")
+    record = rm.promote(name)
     assert record["decision"] == "refused", record
     # a model this much worse loses on AUC beyond the tolerance, whatever else it fails
     assert not record["checks"]["auc_not_worse"], record
     assert record["figures"]["model_roc_auc"] < record["figures"]["champion_roc_auc"] - 0.005
     failed = [c for c in record["criteria"] if not c["passed"]]
     assert failed and all(c["margin"] < 0 for c in failed)
-    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
-    assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == first.version
-    tag = json.loads(client.get_model_version("dispute-risk", result.version).tags["riskmodel.gate"])
+    assert str(client.get_model_version_by_alias(name, "champion").version) == base
+    tag = json.loads(client.get_model_version(name, result.version).tags["riskmodel.gate"])
     assert tag["decision"] == "refused"
     with pytest.raises(rm.ConfigError, match="reason"):
-        rm.promote("dispute-risk", force=True)
-    forced = rm.promote("dispute-risk", force=True, reason="test: operator override")
+        rm.promote(name, force=True)
+    forced = rm.promote(name, force=True, reason="test: operator override")
     assert forced["decision"] == "forced"
     assert forced["verdict"].startswith("FORCED:") and "test: operator override" in forced["verdict"]
-    assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == result.version
-    back = rm.rollback("dispute-risk")
-    assert back["to"] == first.version
-    assert str(client.get_model_version_by_alias("dispute-risk", "champion").version) == first.version
+    assert str(client.get_model_version_by_alias(name, "champion").version) == result.version
+    back = rm.rollback(name)
+    assert back["to"] == base
+    assert str(client.get_model_version_by_alias(name, "champion").version) == base
 
 
 def test_artifact_is_pickle_free_and_loads_with_pickle_disabled(store, first, tmp_path):
-    path = Path(mlflow.artifacts.download_artifacts(f"models:/dispute-risk/{first.version}", dst_path=str(tmp_path)))
+    path = Path(mlflow.artifacts.download_artifacts(f"models:/dispute-risk/{first.version}", dst_path=str(tmp_path),
+                                                    tracking_uri=store, registry_uri=store))
     files = [p for p in path.rglob("*") if p.is_file()]
     assert files
     for f in files:
