@@ -602,6 +602,20 @@ def test_short_string_ids_sort_like_the_general_path(ids, monkeypatch):
     assert list(clean["dispute_id"]) == sorted(clean["dispute_id"])
 
 
+def _laid_out(entities: np.ndarray, t: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """Random (entity, time) rows in one of the row orders an extract comes in: as drawn
+    (``shuffled``), ``time_sorted``, ``entity_sorted`` (then time), or ``ties`` (3 entities,
+    5 times: almost every row ties with another)."""
+    if layout == "time_sorted":
+        return entities, np.sort(t)
+    if layout == "entity_sorted":
+        order = np.lexsort((t, entities))
+        return entities[order], t[order]
+    if layout == "ties":
+        return entities % 3, t % 5
+    return entities, t
+
+
 @pytest.mark.parametrize("layout", ["shuffled", "time_sorted", "entity_sorted", "ties"])
 def test_sort_by_entity_time_equals_the_lexsort_reference(layout):
     """The (entity, time) sort (radix passes, a skip for sorted rows) is NumPy's stable
@@ -612,13 +626,7 @@ def test_sort_by_entity_time_equals_the_lexsort_reference(layout):
     n = 50_000
     codes = rng.integers(0, 70_000, n).astype(np.int64)  # codes above 2**16: two radix passes
     t = rng.integers(0, 1_000, n).astype(np.int64) * 10**9  # many equal times
-    if layout == "time_sorted":
-        t = np.sort(t)
-    elif layout == "entity_sorted":
-        order = np.lexsort((t, codes))
-        codes, t = codes[order], t[order]
-    elif layout == "ties":
-        codes, t = codes % 3, t % 5
+    codes, t = _laid_out(codes, t, layout)
     np.testing.assert_array_equal(sort_by_entity_time(codes, t), np.lexsort((t, codes)))
 
 
@@ -747,13 +755,7 @@ def test_entity_order_equals_the_factorize_and_lexsort_reference(kind, layout):
     n = 20_000
     values = rng.integers(0, 3_000, n)
     t = rng.integers(0, 500, n).astype(np.int64) * 10**9  # many equal times
-    if layout == "time_sorted":
-        t = np.sort(t)
-    elif layout == "entity_sorted":
-        order = np.lexsort((t, values))
-        values, t = values[order], t[order]
-    elif layout == "ties":
-        values, t = values % 3, t % 5
+    values, t = _laid_out(values, t, layout)
     ids = _ids_of(kind, values)
     order, codes, uniques, times = entity_order(ids, t, sort_ids=True)
     ref_codes, ref_uniques = pd.factorize(ids, sort=True)

@@ -408,13 +408,21 @@ class ScreenedEvents:
         return _rejects_frame(*self._raw_rejects)
 
 
+def _in_key_time_order(key: np.ndarray, t_ns: np.ndarray) -> np.ndarray | None:
+    """When rows are already in (key, time) order, whether each row's key equals the one
+    before (length n - 1); else ``None``."""
+    same = key[1:] == key[:-1]
+    if bool((key[1:] >= key[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
+        return same
+    return None
+
+
 def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     """Stable order by (code, time): nothing for rows already in that order, else a stable
     sort by time (none for time-sorted rows) and radix passes over the codes."""
     if len(codes) == 0:
         return np.zeros(0, dtype=np.int64)
-    same = codes[1:] == codes[:-1]
-    if bool((codes[1:] >= codes[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
+    if _in_key_time_order(codes, t_ns) is not None:
         return np.arange(len(codes), dtype=np.int64)  # already in (entity, time) order
     # by time first (skipped when the rows are in time order), then a stable sort by code
     # keeps the time order within each code; NumPy's stable sort of 16-bit integers is a
@@ -446,11 +454,9 @@ def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.
     """Stable order of rows by (key, time) and where the sorted key changes (see
     :func:`~riskmodel.data._keys.stable_key_sort`): nothing for rows already in that
     order, else a stable sort by time (none for time-sorted rows), then by key."""
-    if keys.shape[1] == 1:
-        key = keys[:, 0]
-        same = key[1:] == key[:-1]
-        if bool((key[1:] >= key[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
-            return np.arange(len(key), dtype=np.int64), np.r_[True, ~same]  # already in order
+    same = _in_key_time_order(keys[:, 0], t_ns) if keys.shape[1] == 1 else None
+    if same is not None:
+        return np.arange(len(keys), dtype=np.int64), np.r_[True, ~same]  # already in order
     by_time = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else np.argsort(t_ns, kind="stable")
     order, is_first = stable_key_sort(keys if by_time is None else keys[by_time])
     return (order if by_time is None else gather(by_time, order)), is_first
@@ -475,8 +481,10 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
         codes = np.asarray(codes, dtype=np.int64)
         order = sort_by_entity_time(codes, t_ns)
         return order, gather(codes, order), pd.Index(uniques), gather(t_ns, order)
-    string_ids = len(ids) > FEW_VALUES and integer_keys(ids) is None
-    keys = None if len(ids) <= FEW_VALUES else (string_keys(ids) if string_ids else integer_keys(ids))
+    keys = integer_keys(ids) if len(ids) > FEW_VALUES else None
+    string_ids = keys is None and len(ids) > FEW_VALUES
+    if string_ids:
+        keys = string_keys(ids)
     if keys is not None:
         order, is_first = _key_time_order(keys.reshape(len(keys), -1), t_ns)
         firsts = order[np.flatnonzero(is_first)]  # each entity's first sorted row
