@@ -101,6 +101,32 @@ def test_key_sort_is_numpys_stable_argsort(make, chunk, monkeypatch):
     np.testing.assert_array_equal(is_new, np.r_[True, expected[1:] != expected[:-1]][: len(keys)])
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: rng.integers(0, 300, 5000).astype(np.uint64) << np.uint64(20),  # packed
+        lambda rng: rng.integers(0, 2**64 - 1, 70_000, dtype=np.uint64) >> np.uint64(rng.integers(0, 2)),  # radix passes
+        lambda rng: rng.integers(0, 40, (5000, 3)).astype(np.uint64),  # rows of words, packed
+        lambda rng: rng.integers(0, 2**64 - 1, (70_000, 2), dtype=np.uint64),  # rows of words, radix passes
+        lambda rng: np.zeros((0, 1), dtype=np.uint64),
+    ],
+)
+def test_key_sort_then_by_a_prior_order_is_the_lexsort(make):
+    """Equal keys keep a prior order (``then_by``, e.g. by time) instead of the input
+    order: NumPy's lexsort of (prior rank, key), whichever path sorts."""
+    rng = np.random.default_rng(4)
+    keys = make(rng)
+    prior = rng.permutation(len(keys))
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[prior] = np.arange(len(keys))
+    rows = keys.reshape(len(keys), -1) if keys.ndim == 1 else keys
+    expected = np.lexsort((rank, *[rows[:, k] for k in reversed(range(rows.shape[1]))]))
+    order, is_new = stable_key_sort(keys, then_by=prior)
+    np.testing.assert_array_equal(order, expected)
+    in_order = rows[order]
+    np.testing.assert_array_equal(is_new, np.r_[True, (in_order[1:] != in_order[:-1]).any(axis=1)][: len(keys)])
+
+
 LONG = TRICKY + ["110105202301150001", "110105202301150002", "1101052023011500", "D0000001x", "日本語",
                  "24 bytes exactly 24 byte", "x" * 9, "x" * 16, "x" * 17, "同归于尽同归于尽"]
 

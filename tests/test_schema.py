@@ -630,6 +630,23 @@ def test_sort_by_entity_time_equals_the_lexsort_reference(layout):
     np.testing.assert_array_equal(sort_by_entity_time(codes, t), np.lexsort((t, codes)))
 
 
+@pytest.mark.parametrize("unit", ["day", "second", "millisecond", "nanosecond", "one_time", "before_1970"])
+@pytest.mark.parametrize("n", [5, 30_000])
+def test_time_order_equals_the_stable_argsort(unit, n):
+    """Times sorted as packed keys in their own unit give NumPy's stable argsort, with
+    ties in input order, for every unit an extract holds (nanoseconds over years do not
+    pack: the reference itself runs)."""
+    from riskmodel.data._schema import time_order
+
+    rng = np.random.default_rng(n + len(unit))
+    start = pd.Timestamp("1950-01-01" if unit == "before_1970" else "2021-01-01").value
+    span = {"day": 86_400 * 10**9, "second": 10**9, "millisecond": 10**6, "nanosecond": 1, "one_time": 0,
+            "before_1970": 60 * 10**9}[unit]
+    steps = rng.integers(0, 10**15 if unit == "nanosecond" else 2_000, n)  # many ties
+    t = (start + steps * span).astype(np.int64)
+    np.testing.assert_array_equal(time_order(t), np.argsort(t, kind="stable"))
+
+
 def test_empty_values_switch_optional_roles_off():
     schema = EventSchema(text_col="", party_col=" ", closed_col="", entities_id_col="", group_cols="",
                          entity_categorical_cols=[], entity_time_cols=None)

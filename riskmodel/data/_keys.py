@@ -209,7 +209,7 @@ def _halves(n: int, threads: bool) -> list[tuple[int, int]]:
     return [(0, n // 2), (n // 2, n)] if threads else [(0, n)]
 
 
-def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def stable_key_sort(keys: np.ndarray, then_by: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stable argsort of ``uint64`` keys (or rows of them), and where the sorted keys change.
 
     Each 16-bit digit that varies is replaced by its rank among the digit's values present
@@ -224,11 +224,16 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ----------
     keys : ndarray of uint64, shape (n,) or (n, n_words)
         Rows of words compare most significant word first (:func:`string_keys`).
+    then_by : ndarray of int, optional
+        A prior order of the rows (a permutation, e.g. by time): equal keys keep that
+        order instead of the input order. Keys of several words are not gathered into
+        that order: in the packed sort each row's rank in it takes the place of its
+        position.
 
     Returns
     -------
     order : ndarray of int64
-        Positions that sort ``keys``; equal keys keep their input order.
+        Positions that sort ``keys``; equal keys keep their input order (``then_by``'s).
     is_new : ndarray of bool
         ``is_new[i]``: the ``i``-th sorted key differs from the one before (``True`` for
         the first).
@@ -238,12 +243,20 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     threads = n >= _THREADED_KEYS
     rows = np.ascontiguousarray(keys.reshape(n, -1))
+    if then_by is not None and rows.shape[1] == 1:  # one word: gathered in less time than ranks are scattered
+        order, is_new = stable_key_sort(gather(rows[:, 0], then_by))
+        return gather(then_by, order), is_new
     digits = _map(_ranked, _varying_digits(rows), threads)  # least significant first
     position_bits = (n - 1).bit_length()
     key_space = int(np.prod([n_values for _, _, n_values in digits], dtype=object))
     is_new = np.empty(n, dtype=bool)
     is_new[0] = True
     if (key_space - 1).bit_length() + position_bits <= 64:
+        rank = None
+        if then_by is not None:  # each row's place in the prior order stands for its position
+            dtype = np.uint32 if n <= 1 << 32 else np.uint64  # fewer bytes scattered
+            rank = np.empty(n, dtype=dtype)
+            rank[then_by] = np.arange(n, dtype=dtype)
         # (key rank, position): each digit adds its rank times its place value above the
         # positions in the low bits
         place_values, radix = [], 1 << position_bits
@@ -256,7 +269,7 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             for lo in chunks:
                 hi = min(lo + _CHUNK, chunks.stop)
                 part = packed[lo:hi]
-                part[:] = np.arange(lo, hi, dtype=np.uint64)
+                part[:] = np.arange(lo, hi, dtype=np.uint64) if rank is None else rank[lo:hi]
                 for table, digit in place_values:
                     part += table[digit[lo:hi]]
 
@@ -267,7 +280,10 @@ def stable_key_sort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             hi = min(lo + _CHUNK, n)
             np.not_equal(packed[lo:hi] >> shift, packed[lo - 1 : hi - 1] >> shift, out=is_new[lo:hi])
         packed &= np.uint64((1 << position_bits) - 1)  # the positions, below 2**63: int64 as they are
-        return packed.view(np.int64), is_new
+        return (packed.view(np.int64) if then_by is None else gather(then_by, packed.view(np.int64))), is_new
+    if then_by is not None:  # the radix passes below keep the order they are given
+        order, is_new = stable_key_sort(rows[then_by])
+        return gather(then_by, order).astype(np.int64, copy=False), is_new
     # LSD radix passes, neighbouring digits merged while their value counts fit in 16 bits
     passes: list[np.ndarray] = []
     merged, radix = None, 1

@@ -427,7 +427,7 @@ def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     # by time first (skipped when the rows are in time order), then a stable sort by code
     # keeps the time order within each code; NumPy's stable sort of 16-bit integers is a
     # radix sort, so the codes are sorted 16 bits at a time
-    order = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else np.argsort(t_ns, kind="stable")
+    order = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else time_order(t_ns)
     codes = codes.astype(np.uint64)
     shift = 0
     while shift == 0 or int(codes.max()) >> shift:
@@ -436,6 +436,26 @@ def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
         order = step if order is None else order[step]
         shift += 16
     return order
+
+
+def time_order(t_ns: np.ndarray) -> np.ndarray:
+    """Stable argsort of int64 nanosecond times (no missing time).
+
+    Times are sorted as keys (:func:`~riskmodel.data._keys.stable_key_sort`, one sort of
+    packed integers) once expressed as offsets from the earliest in their own unit (the
+    greatest common divisor of the offsets: a second for most extracts, a day for dates),
+    when those offsets and the row positions fit in 64 bits together; else (nanosecond
+    times over years, a few rows) NumPy's stable sort (the readable reference).
+    """
+    if len(t_ns) <= FEW_VALUES:
+        return np.argsort(t_ns, kind="stable")
+    offsets = (t_ns - t_ns.min()).view(np.uint64)  # below 2**63: times are within pandas' range
+    unit = np.gcd.reduce(offsets)
+    if unit > 1:
+        offsets = offsets // unit
+    if int(offsets.max()).bit_length() + (len(t_ns) - 1).bit_length() > 64:
+        return np.argsort(t_ns, kind="stable")
+    return stable_key_sort(offsets)[0]
 
 
 def integer_keys(ids) -> np.ndarray | None:
@@ -457,9 +477,8 @@ def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.
     same = _in_key_time_order(keys[:, 0], t_ns) if keys.shape[1] == 1 else None
     if same is not None:
         return np.arange(len(keys), dtype=np.int64), np.r_[True, ~same]  # already in order
-    by_time = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else np.argsort(t_ns, kind="stable")
-    order, is_first = stable_key_sort(keys if by_time is None else keys[by_time])
-    return (order if by_time is None else gather(by_time, order)), is_first
+    by_time = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else time_order(t_ns)
+    return stable_key_sort(keys, then_by=by_time)
 
 
 def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tuple | None = None
