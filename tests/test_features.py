@@ -595,8 +595,15 @@ def test_factorize_matches_pandas_for_every_string_flavour(dtype):
 
     rng = np.random.default_rng(0)
     values = pd.Series(rng.choice(["call", "threat", "", "é", None, "a much longer kind"], 1000), dtype=dtype)
+    if dtype == "category":  # categories no row holds, in an order that is not the rows'
+        values = values.cat.set_categories(["unused", "threat", "é", "call", "", "a much longer kind", "also unused"])
     codes, uniques = _factorize(values)
     want_codes, want_uniques = pd.factorize(values, use_na_sentinel=True)
+    if dtype == "category":  # read by its codes: the categories' order, only those held
+        assert list(uniques) == ["threat", "é", "call", "", "a much longer kind"]
+        np.testing.assert_array_equal(codes < 0, want_codes < 0)
+        np.testing.assert_array_equal(uniques[codes[codes >= 0]], values[codes >= 0].astype(object))
+        return
     np.testing.assert_array_equal(codes, want_codes)
     pd.testing.assert_index_equal(uniques, pd.Index(want_uniques))
 
@@ -643,6 +650,12 @@ def test_fit_reads_the_kinds_without_screening_and_learns_what_prepared_events_g
     learns the same vocabulary as from the prepared events, for every kind dtype."""
     events, entities, _ = random_log(7)
     events = events.assign(kind=events["kind"].astype(dtype))
+    if dtype == "category":  # a category no event holds is no kind
+        events["kind"] = events["kind"].cat.add_categories(["never_happens"])
+    raw = FeatureBuilder(max_kinds=50).fit(events, entities=entities)
+    prepared = FeatureBuilder(max_kinds=50).fit(prepare_events(events), entities=entities)
+    assert raw.kinds_ == prepared.kinds_ and raw.tz_aware_ == prepared.tz_aware_
+    assert "never_happens" not in raw.kinds_
     raw = FeatureBuilder(max_kinds=5).fit(events, entities=entities)
     prepared = FeatureBuilder(max_kinds=5).fit(prepare_events(events), entities=entities)
     assert raw.kinds_ == prepared.kinds_ and raw.tz_aware_ == prepared.tz_aware_

@@ -576,8 +576,8 @@ def screen_events(
         raw_bad = events[schema.event_columns][bad]
         columns = {col: values[~bad] for col, values in columns.items()}
         t_ns = t_ns[~bad]
-        id_codes = None if id_codes is None else _compact_codes(id_codes[0][~bad], id_codes[1])
-        kind_codes = None if kind_codes is None else _compact_codes(kind_codes[0][~bad], kind_codes[1])
+        id_codes = None if id_codes is None else compact_codes(id_codes[0][~bad], id_codes[1])
+        kind_codes = None if kind_codes is None else compact_codes(kind_codes[0][~bad], kind_codes[1])
     else:
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
@@ -615,7 +615,7 @@ def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np
     return isna_mask(values) if codes is None else codes[0] < 0
 
 
-def _compact_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
+def compact_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
     """Codes of a subset of rows renumbered to the values it holds (order kept)."""
     used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
     if used.all():

@@ -33,6 +33,7 @@ from ..data import (
     Timeline,
     arrow_string_array,
     check_kinds,
+    compact_codes,
     entity_order,
     first_per_code,
     gather,
@@ -1018,12 +1019,15 @@ def _as_ns(times: pd.Series) -> np.ndarray:
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """``pd.factorize`` with missing values coded -1 (codes of any integer dtype; uniques in
-    order of appearance).
+    order of appearance, or in the categories' order).
 
-    Arrow's dictionary encoding for Arrow strings (pandas' call, without its copies of the
-    codes to int64); a few values (one dispute) go through a dict: pandas' call costs more
-    than the work.
+    A categorical column is read by its codes, its categories the uniques (those no row
+    holds left out): nothing is hashed. Arrow's dictionary encoding for Arrow strings
+    (pandas' call, without its copies of the codes to int64); a few values (one dispute)
+    go through a dict: pandas' call costs more than the work.
     """
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        return compact_codes(values.cat.codes.to_numpy(), pd.Index(values.cat.categories))
     if len(values) > FEW_VALUES:
         array = arrow_string_array(values)
         if array is not None:
