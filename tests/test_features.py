@@ -608,42 +608,6 @@ def test_factorize_matches_pandas_for_every_string_flavour(dtype):
     pd.testing.assert_index_equal(uniques, pd.Index(want_uniques))
 
 
-@pytest.mark.parametrize("one_per_dispute", [False, True])  # the general path, the tally by level
-def test_kinds_encoded_in_a_thread_change_nothing(monkeypatch, one_per_dispute):
-    """Large logs encode the kinds in a thread while the events are screened, and permute
-    them in another while the tallies are set up: same output."""
-    events, entities, cutoffs = random_log(4)
-    if one_per_dispute:
-        cutoffs = cutoffs.drop_duplicates("dispute_id")
-    fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        plain = fb.transform(events, cutoffs, entities=entities)
-        monkeypatch.setattr(riskmodel.features._builder, "_OVERLAP_EVENTS", 0)
-        overlapped = fb.transform(events, cutoffs, entities=entities)
-    pd.testing.assert_frame_equal(plain, overlapped)
-
-
-def test_output_made_in_a_thread_changes_nothing(monkeypatch):
-    """A large output matrix is made (and its pages touched) in a thread while the
-    cutoffs are set up: zeros in the same layout, same output."""
-    matrix = riskmodel.features._builder._output_matrix(1000, 70, in_background=True)
-    assert isinstance(matrix, np.ndarray)  # small: made at once
-    monkeypatch.setattr(riskmodel.features._builder, "_BACKGROUND_OUTPUT_BYTES", 0)
-    future = riskmodel.features._builder._output_matrix(1000, 70, in_background=True)
-    made = future.result()
-    assert made.flags.f_contiguous and made.dtype == np.float32 and made.shape == (1000, 70)
-    assert not made.any()
-    events, entities, cutoffs = random_log(5)
-    fb = FeatureBuilder(streaks=STREAKS).fit(events, entities=entities)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        in_thread = fb.transform(events, cutoffs, entities=entities)
-        monkeypatch.setattr(riskmodel.features._builder, "_BACKGROUND_OUTPUT_BYTES", 1 << 62)
-        at_once = fb.transform(events, cutoffs, entities=entities)
-    pd.testing.assert_frame_equal(at_once, in_thread)
-
-
 @pytest.mark.parametrize("dtype", ["str", "object", "category", "string[pyarrow]"])
 def test_fit_reads_the_kinds_without_screening_and_learns_what_prepared_events_give(dtype):
     """``fit`` on a raw frame reads only the kind and time columns (no screening, no sort) and

@@ -169,11 +169,8 @@ def test_word_keys_use_as_few_words_as_the_longest_string_needs():
     assert string_keys(pd.Series(["a", "a\x00"], dtype="str")) is None
 
 
-@pytest.mark.parametrize("threaded", [False, True])  # digits ranked in threads (large inputs)
 @pytest.mark.parametrize("n", [3000, 70_000])  # packed, and radix passes (too many bits to pack)
-def test_word_key_sort_is_the_strings_stable_order(n, threaded, monkeypatch):
-    if threaded:
-        monkeypatch.setattr(riskmodel.data._keys, "_THREADED_KEYS", 0)
+def test_word_key_sort_is_the_strings_stable_order(n, monkeypatch):
     rng = np.random.default_rng(3)
     if n > 10_000:  # random 20-character ids: every digit varies
         pool = ["".join(rng.choice(list("0123456789ABCDEF"), 20)) for _ in range(5000)]

@@ -9,17 +9,15 @@ Longer ids (case numbers of 18-20 characters) are a few such words, compared wor
 
 from __future__ import annotations
 
-import concurrent.futures
 import sys
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["arrow_string_array", "gather", "key_strings", "short_string_keys", "stable_key_sort", "string_keys"]
+__all__ = ["arrow_string_array", "key_strings", "short_string_keys", "stable_key_sort", "string_keys"]
 
 KEY_BYTES = 8
-_THREADED_KEYS = 1 << 20  # from this many keys, digits are ranked two at a time in threads
 _CHUNK = 1 << 16  # keys packed at once: temporaries that stay in the cache
 MAX_KEY_WORDS = 3  # strings of up to 24 bytes get keys
 # PREFIX_MASKS[n]: the n most significant bytes of a 64-bit word
@@ -182,33 +180,6 @@ def _ranked(digit: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return digit, np.cumsum(present) - 1, int(np.count_nonzero(present))
 
 
-def _map(function, items, threads: bool) -> list:
-    """``[function(item) for item in items]``, in two threads if ``threads`` (for NumPy work
-    that releases the GIL: gathers and scatters through small tables)."""
-    if not threads or len(items) < 2:
-        return [function(item) for item in items]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="riskmodel") as pool:
-        return list(pool.map(function, items))
-
-
-def gather(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """``values[indices]``; for many indices into a 1-d array, each half in its own
-    thread: scattered reads mostly wait on memory, and two threads wait at once."""
-    values = np.asarray(values)
-    threads = len(indices) >= _THREADED_KEYS
-    if values.ndim != 1 or not threads:
-        return values[indices]
-    out = np.empty(len(indices), dtype=values.dtype)
-    halves = [slice(lo, hi) for lo, hi in _halves(len(indices), threads)]
-    _map(lambda half: np.take(values, indices[half], out=out[half]), halves, threads)
-    return out
-
-
-def _halves(n: int, threads: bool) -> list[tuple[int, int]]:
-    """Bounds of the parts of ``n`` rows, one per thread: two halves if ``threads``."""
-    return [(0, n // 2), (n // 2, n)] if threads else [(0, n)]
-
-
 def stable_key_sort(keys: np.ndarray, then_by: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stable argsort of ``uint64`` keys (or rows of them), and where the sorted keys change.
 
@@ -241,12 +212,11 @@ def stable_key_sort(keys: np.ndarray, then_by: np.ndarray | None = None) -> tupl
     n = len(keys)
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-    threads = n >= _THREADED_KEYS
     rows = np.ascontiguousarray(keys.reshape(n, -1))
     if then_by is not None and rows.shape[1] == 1:  # one word: gathered in less time than ranks are scattered
-        order, is_new = stable_key_sort(gather(rows[:, 0], then_by))
-        return gather(then_by, order), is_new
-    digits = _map(_ranked, _varying_digits(rows), threads)  # least significant first
+        order, is_new = stable_key_sort(rows[then_by, 0])
+        return then_by[order], is_new
+    digits = [_ranked(digit) for digit in _varying_digits(rows)]  # least significant first
     position_bits = (n - 1).bit_length()
     key_space = int(np.prod([n_values for _, _, n_values in digits], dtype=object))
     is_new = np.empty(n, dtype=bool)
@@ -264,26 +234,22 @@ def stable_key_sort(keys: np.ndarray, then_by: np.ndarray | None = None) -> tupl
             place_values.append((ranks.astype(np.uint64) * np.uint64(radix), digit))
             radix *= n_values
         packed = np.empty(n, dtype=np.uint64)
-
-        def pack(chunks: range) -> None:
-            for lo in chunks:
-                hi = min(lo + _CHUNK, chunks.stop)
-                part = packed[lo:hi]
-                part[:] = np.arange(lo, hi, dtype=np.uint64) if rank is None else rank[lo:hi]
-                for table, digit in place_values:
-                    part += table[digit[lo:hi]]
-
-        _map(pack, [range(lo, hi, _CHUNK) for lo, hi in _halves(n, threads)], threads)
+        for lo in range(0, n, _CHUNK):
+            hi = min(lo + _CHUNK, n)
+            part = packed[lo:hi]
+            part[:] = np.arange(lo, hi, dtype=np.uint64) if rank is None else rank[lo:hi]
+            for table, digit in place_values:
+                part += table[digit[lo:hi]]
         packed.sort()
         shift = np.uint64(position_bits)
         for lo in range(1, n, _CHUNK):  # neighbours whose key bits differ
             hi = min(lo + _CHUNK, n)
             np.not_equal(packed[lo:hi] >> shift, packed[lo - 1 : hi - 1] >> shift, out=is_new[lo:hi])
         packed &= np.uint64((1 << position_bits) - 1)  # the positions, below 2**63: int64 as they are
-        return (packed.view(np.int64) if then_by is None else gather(then_by, packed.view(np.int64))), is_new
+        return (packed.view(np.int64) if then_by is None else then_by[packed.view(np.int64)]), is_new
     if then_by is not None:  # the radix passes below keep the order they are given
         order, is_new = stable_key_sort(rows[then_by])
-        return gather(then_by, order).astype(np.int64, copy=False), is_new
+        return then_by[order].astype(np.int64, copy=False), is_new
     # LSD radix passes, neighbouring digits merged while their value counts fit in 16 bits
     passes: list[np.ndarray] = []
     merged, radix = None, 1

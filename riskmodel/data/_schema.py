@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, DataWarning, format_examples
-from ._keys import gather, key_strings, stable_key_sort, string_keys
+from ._keys import key_strings, stable_key_sort, string_keys
 
 __all__ = [
     "EventSchema",
@@ -499,7 +499,7 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
             codes = rank[codes]
         codes = np.asarray(codes, dtype=np.int64)
         order = sort_by_entity_time(codes, t_ns)
-        return order, gather(codes, order), pd.Index(uniques), gather(t_ns, order)
+        return order, codes[order], pd.Index(uniques), t_ns[order]
     keys = integer_keys(ids) if len(ids) > FEW_VALUES else None
     string_ids = keys is None and len(ids) > FEW_VALUES
     if string_ids:
@@ -510,12 +510,12 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
         uniques = key_strings(keys[firsts], like=ids) if string_ids else pd.Index(ids.array.take(firsts))
         codes = np.cumsum(is_first, dtype=np.int64)
         codes -= 1
-        return order, codes, uniques, gather(t_ns, order)
+        return order, codes, uniques, t_ns[order]
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
     codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
     codes = codes.astype(np.int64)
     order = sort_by_entity_time(codes, t_ns)
-    return order, gather(codes, order), pd.Index(uniques), gather(t_ns, order)
+    return order, codes[order], pd.Index(uniques), t_ns[order]
 
 
 def screen_events(

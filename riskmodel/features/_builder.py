@@ -8,7 +8,6 @@ the same rule: they only see other disputes' events before ``as_of``.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -36,7 +35,6 @@ from ..data import (
     compact_codes,
     entity_order,
     first_per_code,
-    gather,
     isna_mask,
     lookup_positions,
     object_codes,
@@ -97,8 +95,6 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 }
 
 _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
-_BACKGROUND_OUTPUT_BYTES = 1 << 26  # from this size, the output is made beside the screening
-_OVERLAP_EVENTS = 1 << 20  # from this many events, threads encode and permute the kinds beside other work
 
 
 class Vocabulary:
@@ -212,7 +208,7 @@ class PreparedEvents:
         self.entity_codes = np.asarray(entity_codes, dtype=np.int64)
         if times_ns is None:
             times = _as_ns(frame[schema.time_col])
-            times_ns = times if order is None else gather(times, order)
+            times_ns = times if order is None else times[order]
         self.times_ns = times_ns
         self._cache: dict = {}
         # results computed on the input-ordered columns, shared with subsets of this log
@@ -251,12 +247,11 @@ class PreparedEvents:
         return int(self.times_ns.min()), int(self.times_ns.max())
 
     def _sorted(self, values: np.ndarray) -> np.ndarray:
-        return values if self._order is None else gather(values, self._order)
+        return values if self._order is None else values[self._order]
 
     def _shared_result(self, key, compute):
         if key not in self._shared:
             self._shared[key] = compute()
-        self._shared[key] = _resolved(self._shared[key])  # may have been computed in the background
         return self._shared[key]
 
     def _input_codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
@@ -361,16 +356,12 @@ def prepare_events(
     if isinstance(events, PreparedEvents):
         return events
     schema = schema or EventSchema()
-    kinds = _encode_in_background(events, schema.kind_col)  # while the events are screened
     screened = screen_events(events, schema, now=now, sort_ids=False)
     if screened.n_rejects:
         from ..data import raise_rejects
 
         raise_rejects(screened.rejects, "events")
-    prepared = index_screened(screened, schema)
-    if kinds is not None:  # no rejects: the valid rows are the input rows
-        prepared._shared[("factorize", schema.kind_col)] = kinds
-    return prepared
+    return index_screened(screened, schema)
 
 
 def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Index, bool]:
@@ -390,51 +381,6 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     is_str = np.array([isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
     codes = np.asarray(codes, dtype=np.int64)
     return codes[is_str[codes]], uniques, tz_aware
-
-
-def _encode_in_background(events, column: str) -> concurrent.futures.Future | None:
-    """Start :func:`_factorize` of a large Arrow string column in a thread (Arrow's
-    encoding releases the GIL, so it runs beside the NumPy work); ``None`` otherwise."""
-    if not isinstance(events, pd.DataFrame) or len(events) < _OVERLAP_EVENTS or column not in events:
-        return None
-    values = events[column]
-    if arrow_string_array(values) is None:
-        return None
-    return _in_background(_factorize, values)
-
-
-def _output_matrix(n_rows: int, n_columns: int, *, in_background: bool = False
-                   ) -> np.ndarray | concurrent.futures.Future:
-    """Zeros of float32, one column per feature (column-major): the output of a transform.
-
-    With ``in_background``, a large matrix is made in a thread of its own, which also
-    touches every page, so that the kernel maps the memory (slow on virtual machines:
-    up to a few hundred ms for a million rows) while the caller does other work; the
-    result is then a future.
-    """
-    if not in_background or n_rows * n_columns * 4 < _BACKGROUND_OUTPUT_BYTES:
-        return np.zeros((n_rows, n_columns), dtype=np.float32, order="F")
-
-    def touched() -> np.ndarray:
-        matrix = np.zeros((n_rows, n_columns), dtype=np.float32, order="F")
-        matrix.T.reshape(-1)[::1024] = 0  # one write per 4 KiB page (a view: column-major)
-        return matrix
-
-    return _in_background(touched)
-
-
-def _resolved(value):
-    """``value``, or its result if it is a future of :func:`_in_background` (waited for)."""
-    return value.result() if isinstance(value, concurrent.futures.Future) else value
-
-
-def _in_background(function, *args) -> concurrent.futures.Future:
-    """``function(*args)`` started in a thread of its own, which ends with it."""
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmodel")
-    try:
-        return pool.submit(function, *args)
-    finally:
-        pool.shutdown(wait=False)
 
 
 def index_screened(screened, schema: EventSchema) -> PreparedEvents:
@@ -719,9 +665,6 @@ class FeatureBuilder(BaseEstimator):
         """
         schema = self._schema()
         prepared = prepare_events(events, schema)
-        # the output's pages are touched in a thread while the cutoffs are set up (the
-        # screening above keeps both cores busy; the steps below, one)
-        matrix = _output_matrix(len(cut), len(self._numeric_feature_names()), in_background=True)
         if self.has_entities_ and entities is None and any(f.needs_entities for f in self._active_families()):
             raise DataError(
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
@@ -730,7 +673,7 @@ class FeatureBuilder(BaseEstimator):
         ents = validated_entity_columns(entities, schema, allow_empty=True) \
             if self.has_entities_ and entities is not None else None
         context = None if context_events is None else prepare_events(context_events, schema)
-        columns = FeatureComputation(self, prepared, cut, ents, context, matrix).run()
+        columns = FeatureComputation(self, prepared, cut, ents, context).run()
         return columns if as_columns else columns.to_frame()
 
     def _numeric_feature_names(self) -> list[str]:
@@ -755,8 +698,7 @@ class FeatureComputation:
     """
 
     def __init__(self, builder: FeatureBuilder, prepared: PreparedEvents, cutoffs: pd.DataFrame, entities,
-                 context: PreparedEvents | None = None,
-                 matrix: np.ndarray | concurrent.futures.Future | None = None):
+                 context: PreparedEvents | None = None):
         self.b = builder
         self.schema = builder._schema()
         self.ev = prepared
@@ -801,15 +743,8 @@ class FeatureComputation:
         # its rows put in the cutoffs' order at the end (:meth:`restore_order`)
         self.numeric_names = builder._numeric_feature_names()
         self.column_index = {n: j for j, n in enumerate(self.numeric_names)}
-        # zeros (the tally by level counts into them), often still being made in a thread
-        # (see :attr:`matrix`)
-        self._matrix = _output_matrix(len(cutoffs), len(self.numeric_names)) if matrix is None else matrix
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """The output matrix, waited for on first use."""
-        self._matrix = _resolved(self._matrix)
-        return self._matrix
+        # zeros, one column per feature (column-major; the tally by level counts into them)
+        self.matrix = np.zeros((len(cutoffs), len(self.numeric_names)), dtype=np.float32, order="F")
 
     def put(self, name: str, values: np.ndarray) -> None:
         """Write one column computed in sorted-cutoff order into the output matrix (as float32)."""
@@ -885,9 +820,8 @@ class FeatureComputation:
             return np.zeros(len(upper), dtype=np.int64), np.zeros(len(upper), dtype=bool)
         return self.time_at(positions[np.minimum(np.maximum(before - 1, 0), len(positions) - 1)]), before > cum[start]
 
-    def kind_codes(self) -> np.ndarray | concurrent.futures.Future:
-        """Index of each event's kind in ``kinds_ + [other]``; warns about unseen kinds.
-        For a large log, a future of it (see :attr:`kinds`)."""
+    def kind_codes(self) -> np.ndarray:
+        """Index of each sorted event's kind in ``kinds_ + [other]``; warns about unseen kinds."""
         vocab = self.b.kinds_
         _, uniques = self.ev._input_codes(self.schema.kind_col)
         to_vocab = self.b._vocabulary(None).codes(uniques.to_numpy(dtype=object))
@@ -904,15 +838,7 @@ class FeatureComputation:
         to_vocab = np.where(unseen_values, len(vocab), to_vocab).astype(np.min_scalar_type(len(vocab)))
         if len(to_vocab) == 0:  # no events
             return np.zeros(len(self.ev), dtype=to_vocab.dtype)
-        if len(self.ev) >= _OVERLAP_EVENTS:  # permuted in a thread while the tallies are set up
-            return _in_background(self.ev.recoded, self.schema.kind_col, to_vocab)
         return self.ev.recoded(self.schema.kind_col, to_vocab)
-
-    @property
-    def kinds(self) -> np.ndarray:
-        """:meth:`kind_codes` of the sorted events (set by :meth:`run`)."""
-        self._kinds = _resolved(self._kinds)
-        return self._kinds
 
     def time_at(self, positions: np.ndarray) -> np.ndarray:
         """Event times at sorted-timeline ``positions`` (clipped; mask the result yourself)."""
@@ -933,7 +859,7 @@ class FeatureComputation:
         b = self.b
         families = b._active_families()
         if any(f.uses_kinds for f in families):
-            self._kinds = self.kind_codes()
+            self.kinds = self.kind_codes()  # read by the families that use kinds
         for family in families:
             if not family.in_cutoff_order:
                 family.compute(self)
