@@ -35,6 +35,7 @@ from riskmodel.evaluation._metrics import score_metrics
 from riskmodel.lifecycle._pyfunc import score_all
 from riskmodel.model._artifact import load_model_dir, save_model_dir
 from riskmodel.model._calibration import Calibrator
+from riskmodel.model._protocol import size_aware_params
 
 HORIZON = "90D"
 # one thread: robust and fast enough when other jobs share the two cores
@@ -518,6 +519,28 @@ def test_lgbm_params_override_size_aware_defaults(data):
     assert model.training_summary_["lgbm_params"]["num_leaves"] == 5
     assert model.training_summary_["lgbm_params"]["min_child_samples"] == 40
     assert len(model.training_summary_["folds"]) == 2
+
+
+@pytest.mark.parametrize("n_positive", [50, 400, 1_999, 2_000, 6_000, 20_000])
+def test_feature_sampling_follows_the_positives(n_positive):
+    params = size_aware_params(40 * n_positive, n_positive)
+    small = n_positive < 2000
+    # below 2,000 positives: half the features per tree, random thresholds; above: half per node
+    assert params["extra_trees"] is small
+    assert (params["feature_fraction"], params["feature_fraction_bynode"]) == ((0.5, 1.0) if small else (1.0, 0.5))
+
+
+def test_large_data_feature_sampling_is_deterministic_for_a_seed(data):
+    sim = data["sim"]
+    large = {**LGBM, "feature_fraction": 1.0, "feature_fraction_bynode": 0.5, "extra_trees": False}
+    kw = dict(lgbm_params=large, n_folds=2, n_estimators=30)
+    first = _model(sim.schema, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    again = _model(sim.schema, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    assert first.training_summary_["lgbm_params"]["feature_fraction_bynode"] == 0.5
+    assert again.booster_.model_to_string() == first.booster_.model_to_string()
+    assert again.calibrator_.to_dict() == first.calibrator_.to_dict()
+    other = _model(sim.schema, random_state=1, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    assert other.booster_.model_to_string() != first.booster_.model_to_string()
 
 
 def test_num_leaves_grid_is_chosen_on_the_folds(data):

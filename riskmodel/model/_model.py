@@ -149,12 +149,12 @@ class RiskModel(BaseEstimator):
        the positives suffice, else a regularised sigmoid: never a constant map;
     4. tier thresholds and the drift reference come from the latest out-of-fold rows.
 
-    LightGBM's leaf size, tree size and L2 penalty follow the number of rows and positives
-    (:func:`~riskmodel.model._protocol.size_aware_params`) unless ``lgbm_params`` sets them,
-    and a :class:`~riskmodel.DataWarning` says (with the numbers) when the data is too
-    small for tiers or drift figures to mean much. ``protocol="holdout"`` is the earlier
-    protocol (trees on the earliest 70%, early stopping on the next 15%, calibration on the
-    latest 15%), kept to reproduce older models.
+    LightGBM's leaf size, tree size, L2 penalty and feature sampling follow the number of
+    rows and positives (:func:`~riskmodel.model._protocol.size_aware_params`) unless
+    ``lgbm_params`` sets them, and a :class:`~riskmodel.DataWarning` says (with the
+    numbers) when the data is too small for tiers or drift figures to mean much.
+    ``protocol="holdout"`` is the earlier protocol (trees on the earliest 70%, early
+    stopping on the next 15%, calibration on the latest 15%), kept to reproduce older models.
 
     Parameters
     ----------
@@ -517,8 +517,8 @@ class RiskModel(BaseEstimator):
             "n_rounds": cf.n_rounds,
             "num_leaves": cf.num_leaves,
             "lgbm_params": {k: params[k] for k in ("num_leaves", "min_child_samples", "lambda_l2",
-                                                   "feature_fraction", "extra_trees", "learning_rate",
-                                                   "min_data_per_group") if k in params},
+                                                   "feature_fraction", "feature_fraction_bynode", "extra_trees",
+                                                   "learning_rate", "min_data_per_group") if k in params},
             "folds": fold_rows,
             "fold_spread": {metric: _spread([r[metric] for r in fold_rows]) for metric in ("roc_auc", "brier")},
             "calibration": {"method": self.calibrator_.chosen_, "half_life": half_life_used,
