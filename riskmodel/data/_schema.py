@@ -408,34 +408,12 @@ class ScreenedEvents:
         return _rejects_frame(*self._raw_rejects)
 
 
-def _in_key_time_order(key: np.ndarray, t_ns: np.ndarray) -> np.ndarray | None:
-    """When rows are already in (key, time) order, whether each row's key equals the one
-    before (length n - 1); else ``None``."""
-    same = key[1:] == key[:-1]
-    if bool((key[1:] >= key[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
-        return same
-    return None
-
-
 def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
-    """Stable order by (code, time): nothing for rows already in that order, else a stable
-    sort by time (none for time-sorted rows) and radix passes over the codes."""
+    """Stable order by (code, time) of non-negative integer codes: the codes sorted as keys
+    after the times (:func:`_key_time_order`); nothing for rows already in that order."""
     if len(codes) == 0:
         return np.zeros(0, dtype=np.int64)
-    if _in_key_time_order(codes, t_ns) is not None:
-        return np.arange(len(codes), dtype=np.int64)  # already in (entity, time) order
-    # by time first (skipped when the rows are in time order), then a stable sort by code
-    # keeps the time order within each code; NumPy's stable sort of 16-bit integers is a
-    # radix sort, so the codes are sorted 16 bits at a time
-    order = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else time_order(t_ns)
-    codes = codes.astype(np.uint64)
-    shift = 0
-    while shift == 0 or int(codes.max()) >> shift:
-        digit = ((codes if order is None else codes[order]) >> np.uint64(shift)) & np.uint64(0xFFFF)
-        step = np.argsort(digit.astype(np.uint16), kind="stable")
-        order = step if order is None else order[step]
-        shift += 16
-    return order
+    return _key_time_order(np.asarray(codes).astype(np.uint64).reshape(-1, 1), t_ns)[0]
 
 
 def time_order(t_ns: np.ndarray) -> np.ndarray:
@@ -474,9 +452,11 @@ def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.
     """Stable order of rows by (key, time) and where the sorted key changes (see
     :func:`~riskmodel.data._keys.stable_key_sort`): nothing for rows already in that
     order, else a stable sort by time (none for time-sorted rows), then by key."""
-    same = _in_key_time_order(keys[:, 0], t_ns) if keys.shape[1] == 1 else None
-    if same is not None:
-        return np.arange(len(keys), dtype=np.int64), np.r_[True, ~same]  # already in order
+    if keys.shape[1] == 1:
+        key = keys[:, 0]
+        same = key[1:] == key[:-1]
+        if bool((key[1:] >= key[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
+            return np.arange(len(key), dtype=np.int64), np.r_[True, ~same]  # already in order
     by_time = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else time_order(t_ns)
     return stable_key_sort(keys, then_by=by_time)
 
