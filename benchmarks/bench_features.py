@@ -434,7 +434,7 @@ def profile_stages(n_disputes: int, n_cutoffs: int, seed: int, shape: str) -> li
         "setup: cutoff id lookup, argsort, event keys",
         lambda: FeatureComputation(builder, prepared, cut, None),
     )
-    comp._kinds = stage("kind_codes: factorize kinds", comp.kind_codes)
+    comp.kinds = stage("kind_codes: factorize kinds", comp.kind_codes)
     stage("counts + recency: window positions, per-kind tallies", comp.add_counts_and_recency)
     stage(
         "DataFrame over the float32 matrix",

@@ -455,8 +455,9 @@ def _by_level_and_by_kind(fb, events, cutoffs):
     return tallied, general
 
 
+@pytest.mark.parametrize("dense_cells", [0, 8, 10**9])  # never, as shipped, always counted by (level, kind, row) cells
 @pytest.mark.parametrize("seed", [0, 1, 2, "all at one time"])
-def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, monkeypatch):
+def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, dense_cells, monkeypatch):
     """One cutoff per dispute (nightly scoring) tallies events by level; the per-kind
     cumulative sums and the slow reference give the same values. "all at one time": every
     dispute scored at the same as_of (an event's time), the nightly job's case."""
@@ -465,6 +466,7 @@ def test_one_cutoff_per_dispute_tally_matches_general_path_and_reference(seed, m
     for module in (riskmodel.data._schema, riskmodel.features._builder):
         monkeypatch.setattr(module, "FEW_VALUES", 0)
     monkeypatch.setattr(riskmodel.features._tally, "_LEVEL_EVENTS", 64)  # levels in several slices
+    monkeypatch.setattr(riskmodel.features._tally, "_DENSE_CELLS", dense_cells, raising=False)
     events, _, _ = random_log(seed)
     rng = np.random.default_rng(seed)
     # every other dispute has no cutoff: its events lie between the cutoffs' histories;
@@ -502,8 +504,9 @@ def test_tally_by_level_serves_each_family_alone(families, monkeypatch):
     for module in (riskmodel.data._schema, riskmodel.features._builder):
         monkeypatch.setattr(module, "FEW_VALUES", 0)
     monkeypatch.setattr(riskmodel.features._tally, "_LEVEL_EVENTS", 50)
+    monkeypatch.setattr(riskmodel.features._tally, "_DENSE_CELLS", 10**9, raising=False)  # the bincount of cells wherever it applies
     events, _, _ = random_log(6)
-    ids = sorted(events["dispute_id"].unique())[1:]  # the first dispute's events have no cutoff
+    ids = sorted(events["dispute_id"].unique())[1:-1]  # the first and the last disputes' events have no cutoff
     cutoffs = pd.DataFrame({"dispute_id": ids + ["D999"], "as_of": pd.Timestamp("2024-03-01")})
     fb = FeatureBuilder(windows=("7D", "90D"), families=families).fit(events)
     tallied, general = _by_level_and_by_kind(fb, events, cutoffs)

@@ -83,6 +83,9 @@ def test_keys_of_an_empty_column():
         lambda rng: rng.integers(0, 2**63, 5000, dtype=np.uint64) * np.uint64(2),  # every digit varies
         lambda rng: rng.integers(0, 2**64 - 1, 70_000, dtype=np.uint64),  # too many bits to pack: radix passes
         lambda rng: rng.integers(0, 30, 5000).astype(np.uint64) << np.uint64(40),  # one sparse digit
+        # a range that fits beside the positions, far from zero: packed as offsets
+        lambda rng: rng.integers(2**64 - 2**40, 2**64 - 1, 5000, dtype=np.uint64),
+        lambda rng: rng.integers(-(2**30), 2**30, 5000).view(np.uint64) ^ np.uint64(1 << 63),  # signed ids
         lambda rng: rng.integers(0, 300, 5000).astype(np.uint64) * np.uint64(0x0001000100010001),
         lambda rng: np.full(5000, 7, dtype=np.uint64),  # constant
         lambda rng: np.zeros(0, dtype=np.uint64),
@@ -105,6 +108,8 @@ def test_key_sort_is_numpys_stable_argsort(make, chunk, monkeypatch):
     "make",
     [
         lambda rng: rng.integers(0, 300, 5000).astype(np.uint64) << np.uint64(20),  # packed
+        lambda rng: rng.integers(2**64 - 2**40, 2**64 - 1, 5000, dtype=np.uint64),  # packed as offsets
+        lambda rng: rng.integers(0, 300, 5000).astype(np.uint64) * np.uint64(0x0001000100010001),  # ranked
         lambda rng: rng.integers(0, 2**64 - 1, 70_000, dtype=np.uint64) >> np.uint64(rng.integers(0, 2)),  # radix passes
         lambda rng: rng.integers(0, 40, (5000, 3)).astype(np.uint64),  # rows of words, packed
         lambda rng: rng.integers(0, 2**64 - 1, (70_000, 2), dtype=np.uint64),  # rows of words, radix passes

@@ -183,9 +183,11 @@ def _ranked(digit: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 def stable_key_sort(keys: np.ndarray, then_by: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stable argsort of ``uint64`` keys (or rows of them), and where the sorted keys change.
 
-    Each 16-bit digit that varies is replaced by its rank among the digit's values present
-    (ids like ``"D0012345"`` use 100 values per two-byte digit), which packs the keys into
-    few bits. When those bits and the row positions fit in 64 bits together, one sort of
+    One-word keys whose range (largest minus least) fits beside the row positions in 64
+    bits are taken as their offsets from the least key (integer ids, times in their unit).
+    Otherwise each 16-bit digit that varies is replaced by its rank among the digit's values
+    present (ids like ``"D0012345"`` use 100 values per two-byte digit), which packs the
+    keys into few bits. When those bits and the row positions fit in 64 bits together, one sort of
     the packed (key, position) integers gives the order: they are all distinct, so
     NumPy's fast unstable sort is stable here. The packed integers are built and compared
     chunk by chunk: no temporary as long as the keys. Otherwise NumPy's stable
@@ -216,32 +218,41 @@ def stable_key_sort(keys: np.ndarray, then_by: np.ndarray | None = None) -> tupl
     if then_by is not None and rows.shape[1] == 1:  # one word: gathered in less time than ranks are scattered
         order, is_new = stable_key_sort(rows[then_by, 0])
         return then_by[order], is_new
-    digits = [_ranked(digit) for digit in _varying_digits(rows)]  # least significant first
     position_bits = (n - 1).bit_length()
-    key_space = int(np.prod([n_values for _, _, n_values in digits], dtype=object))
     is_new = np.empty(n, dtype=bool)
     is_new[0] = True
-    if (key_space - 1).bit_length() + position_bits <= 64:
+    shift = np.uint64(position_bits)
+    base = rows[:, 0].min() if rows.shape[1] == 1 else None
+    if base is not None and int(rows[:, 0].max() - base).bit_length() + position_bits <= 64:
+        digits = None  # one word whose range fits beside the positions: packed as it is
+    else:
+        digits = [_ranked(digit) for digit in _varying_digits(rows)]  # least significant first
+        key_space = int(np.prod([n_values for _, _, n_values in digits], dtype=object))
+    if digits is None or (key_space - 1).bit_length() + position_bits <= 64:
         rank = None
         if then_by is not None:  # each row's place in the prior order stands for its position
             dtype = np.uint32 if n <= 1 << 32 else np.uint64  # fewer bytes scattered
             rank = np.empty(n, dtype=dtype)
             rank[then_by] = np.arange(n, dtype=dtype)
-        # (key rank, position): each digit adds its rank times its place value above the
-        # positions in the low bits
+        # (key, position): the key's offset from the least key, or each digit's rank times
+        # its place value, above the positions in the low bits
         place_values, radix = [], 1 << position_bits
-        for digit, ranks, n_values in digits:
+        for digit, ranks, n_values in digits or []:
             place_values.append((ranks.astype(np.uint64) * np.uint64(radix), digit))
             radix *= n_values
         packed = np.empty(n, dtype=np.uint64)
         for lo in range(0, n, _CHUNK):
             hi = min(lo + _CHUNK, n)
             part = packed[lo:hi]
+            if digits is None:
+                np.subtract(rows[lo:hi, 0], base, out=part)
+                part <<= shift
+                part |= np.arange(lo, hi, dtype=np.uint64) if rank is None else rank[lo:hi]
+                continue
             part[:] = np.arange(lo, hi, dtype=np.uint64) if rank is None else rank[lo:hi]
             for table, digit in place_values:
                 part += table[digit[lo:hi]]
         packed.sort()
-        shift = np.uint64(position_bits)
         for lo in range(1, n, _CHUNK):  # neighbours whose key bits differ
             hi = min(lo + _CHUNK, n)
             np.not_equal(packed[lo:hi] >> shift, packed[lo - 1 : hi - 1] >> shift, out=is_new[lo:hi])

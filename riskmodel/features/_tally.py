@@ -29,7 +29,8 @@ from ..data import FEW_VALUES, NS_PER_DAY
 __all__ = ["LevelTally", "choose_tally", "cumulative", "forced_tally", "tally_all_at_once", "tally_by_kind", "tally_kinds"]
 
 _NO_CUTOFF = np.iinfo(np.int64).min // 2  # the level edge of an entity without a cutoff: far past
-_LEVEL_EVENTS = 1 << 18  # events tallied at once: temporaries small enough for malloc to reuse (no page faults)
+_LEVEL_EVENTS = 1 << 15  # events tallied at once: temporaries small enough for malloc to reuse (no page faults)
+_DENSE_CELLS = 8  # (level, kind, cutoff) cells per event up to which one bincount counts them
 _FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("riskmodel_tally", default=None)
 
 
@@ -173,8 +174,12 @@ class LevelTally:
         # (cutoff, column) of the column-major matrix at flat position column * n_q + cutoff
         flat = self.comp.matrix.T.reshape(-1)
         one = np.float32(1)
-        count_offsets = [n_q * np.array([self.comp.column_index[f"count_{slug}_{w}"] for slug in slugs])
+        count_columns = [np.array([self.comp.column_index[f"count_{slug}_{w}"] for slug in slugs])
                          for w in self.windows] if counts else None
+        count_offsets = [n_q * columns for columns in count_columns] if counts else None
+        # each window's kind columns, as a slice where they are side by side (no copies)
+        count_blocks = [slice(int(c[0]), int(c[-1]) + 1) if (np.diff(c) == 1).all() else c
+                        for c in count_columns] if counts else None
         if recency:
             # days since the last event of each kind: the least days since any of them (float32
             # rounding keeps the order, so it is the rounded least value); np.fmin skips the NaN
@@ -183,14 +188,38 @@ class LevelTally:
             days_offsets = n_q * np.array(days_columns)
             self.comp.matrix[:, days_columns] = np.nan
             as_of_on_clock = bool(((self.comp.q_as_of - self.comp.clock.t_min_ns) % self.comp.clock.resolution == 0).all())
-        in_window = np.zeros((len(self.windows), n_q), dtype=np.int64)  # events, all kinds
+        n_windows, n_kinds = len(self.windows), len(kinds)
+        in_window = np.zeros((n_windows, n_q), dtype=np.int64)  # events, all kinds
         for lo in range(0, len(self.comp.ev), _LEVEL_EVENTS):  # bounded temporaries
             hi = min(lo + _LEVEL_EVENTS, len(self.comp.ev))
             rows = row_of_entity[self.comp.ev.entity_codes[lo:hi]]
             kind = self.comp.kinds[lo:hi]
             level, delta = self.levels(lo, hi)
+            first, last = int(rows[0]), int(rows[-1])  # the slice's rows are one run of neighbours
+            span = last - first + 1
+            dense = counts and (n_windows + 1) * n_kinds * span <= _DENSE_CELLS * (hi - lo)
+            if dense:
+                # (level, kind, row) cells no sparser than the events: one bincount counts
+                # them, and the events in window j are those of the levels above j
+                cells = np.multiply(level, n_kinds, dtype=np.int64)
+                cells += kind
+                cells *= span
+                cells += rows
+                cells -= first
+                above = np.bincount(cells, minlength=(n_windows + 1) * n_kinds * span).reshape(n_windows + 1, n_kinds, span)
+                for level_j in reversed(range(1, n_windows)):  # events at or above each level
+                    above[level_j] += above[level_j + 1]
+                block = self.comp.matrix[first : last + 1]  # rows past the last cutoff: level 0 only
+                above = above[1:, :, : len(block)]  # above[j]: above level j, those in window j
+                for k in range(n_kinds):
+                    in_window[:, first : first + len(block)] += above[:, k]
+                above = above.astype(np.float32)  # adding int64 to the float32 matrix casts slowly
+                for j, columns in enumerate(count_blocks):
+                    block[:, columns] += above[j].T
+                if not recency:
+                    continue
             positions = None  # the events of the current window, as positions in the slice
-            for j in range(len(self.windows)):  # window j holds the levels above j
+            for j in range(n_windows):  # window j holds the levels above j
                 held = level > j if positions is None else level[positions] > j
                 if positions is None:
                     positions = None if held.all() else np.flatnonzero(held)
@@ -200,10 +229,11 @@ class LevelTally:
                     break
                 window_rows = rows if positions is None else rows[positions]
                 window_kind = kind if positions is None else kind[positions]
-                first = int(window_rows[0])  # the slice's rows are one run of neighbours
-                in_window[j, first : int(window_rows[-1]) + 1] += np.bincount(window_rows - first)
-                if counts:
-                    np.add.at(flat, count_offsets[j][window_kind] + window_rows, one)
+                if not dense:
+                    held_first = int(window_rows[0])
+                    in_window[j, held_first : int(window_rows[-1]) + 1] += np.bincount(window_rows - held_first)
+                    if counts:
+                        np.add.at(flat, count_offsets[j][window_kind] + window_rows, one)
                 if recency and j == 0:
                     if as_of_on_clock:  # as_of - time is delta
                         elapsed = delta if positions is None else delta[positions]
@@ -211,12 +241,14 @@ class LevelTally:
                         times = self.comp.ev.times_ns[lo:hi] if positions is None else self.comp.ev.times_ns[lo + positions]
                         elapsed = self.comp.q_as_of[window_rows] - times
                     np.fmin.at(flat, days_offsets[window_kind] + window_rows, (elapsed / NS_PER_DAY).astype(np.float32))
+                    if dense:  # counted above
+                        break
         # positions of the edges, as the searches would find them
-        start = entity_start[self.comp.q_slots // 2]  # an id without events: where its slot is
+        start = entity_start[self.comp.q_codes]  # an id without events: after every event, as searched
         self.comp._positions["all"] = start
         self.comp._positions["as_of"] = start + in_window[0]
-        for j, w in enumerate(self.windows[1:], start=1):
-            self.comp._positions[w] = self.comp._positions["as_of"] - in_window[j]
+        for j, w in enumerate(self.windows[1:], start=1):  # in place: no new pages to touch
+            self.comp._positions[w] = np.subtract(self.comp._positions["as_of"], in_window[j], out=in_window[j])
 
 
 def choose_tally(comp, kinds) -> str:
