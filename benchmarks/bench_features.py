@@ -13,7 +13,8 @@ Cases (scenario/shape; ``--scale`` multiplies the number of disputes):
   period; ``training``: 100k disputes, ~1M events, 12 monthly cutoffs per dispute.
 * shapes: ``db_extract`` (shuffled rows, int64 ids, categorical kinds), ``simulator``
   (time-sorted rows, 8-character Arrow string ids and kinds), ``csv_case_numbers`` (shuffled
-  rows, 18-character case numbers and kinds as Python objects, as ``pd.read_csv`` gives),
+  rows, 18-character case numbers and kinds as Python objects, as ``pd.read_csv(dtype=object)``
+  gives them: one object per distinct string),
   ``warehouse`` (rows sorted by entity then time, int64 ids, Arrow string kinds).
 
 Targets (issue 18): on every nightly shape ``transform`` >= 4x pandas and >= 2x polars,
@@ -114,8 +115,11 @@ def make_data(n_disputes: int, n_cutoffs: int, seed: int = 0, shape: str = "simu
     )
     if shape == "db_extract":
         events["kind"] = events["kind"].astype("category")
-    elif shape == "csv_case_numbers":
-        events["kind"] = events["kind"].astype(object)
+    elif shape == "csv_case_numbers":  # as pd.read_csv(dtype=object) gives: one object per distinct string
+        id_objects = np.asarray(ids, dtype=object)
+        events["dispute_id"] = pd.Series(id_objects[owner], dtype=object)
+        events["kind"] = pd.Series(np.asarray(KINDS, dtype=object)[kind_codes], dtype=object)
+        cutoffs["dispute_id"] = pd.Series(id_objects[np.repeat(np.arange(n_disputes), n_cutoffs)], dtype=object)
     if shape in ("db_extract", "csv_case_numbers"):
         events = events.take(rng.permutation(len(events))).reset_index(drop=True)
     elif shape == "warehouse":

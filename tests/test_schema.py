@@ -783,3 +783,57 @@ def test_entity_order_equals_the_factorize_and_lexsort_reference(kind, layout):
     if "int" in kind.lower():  # integer ids keep their dtype
         assert uniques.dtype == ids.dtype
     np.testing.assert_array_equal(times, t[ref_order])
+
+
+def _objects_shared(rng, n):
+    """Rows pointing to a few objects, as ``pd.read_csv`` gives: missing values of three
+    kinds, an int, and equal strings held by two different objects."""
+    pool = np.array(["call", "fight", None, np.nan, 7, "threat", "".join(["thr", "eat"]), pd.NA], dtype=object)
+    assert pool[5] is not pool[6]
+    return pool[rng.integers(0, len(pool), n)]
+
+
+def _ids_shared(rng, n):
+    """Shuffled rows of many ids, each id one object (its events' rows share it)."""
+    ids = np.array([f"1101052023{i:08d}" for i in range(n // 5)], dtype=object)
+    return ids[rng.integers(0, len(ids), n)]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _objects_shared,
+        _ids_shared,
+        lambda rng, n: np.array([f"kind {i}" for i in rng.integers(0, 5, n)], dtype=object),  # an object per row
+        lambda rng, n: np.r_[np.full(5000, "call", dtype=object),  # shared at first, then one per row
+                             np.array([f"D{i:07d}" for i in rng.integers(0, 10**6, n)], dtype=object)],
+        lambda rng, n: np.array([f"D{i:07d}" for i in range(n)], dtype=object),  # no value repeats
+        lambda rng, n: np.array([f"D{i % 300:07d}" if i % 7 else None for i in range(n)], dtype=object),  # one None
+        lambda rng, n: _objects_shared(rng, 2 * n)[::2],  # not contiguous
+        lambda rng, n: _objects_shared(rng, 40),  # a few rows
+    ],
+)
+def test_object_codes_are_pandas_factorize_however_objects_are_shared(make):
+    """Objects numbered by address, then by value, give pd.factorize's codes and uniques
+    (first appearance order, missing values -1) on every layout; shared-object columns
+    take that path, the others are hashed."""
+    rng = np.random.default_rng(3)
+    values = make(rng, 20_000)
+    shared = schema_module.shared_object_codes(values)
+    assert (shared is not None) == (make in (_objects_shared, _ids_shared))
+    if len(values) <= schema_module.FEW_VALUES:  # a few rows: checked row by row, not hashed
+        assert schema_module.object_codes(pd.Series(values, dtype=object)) is None
+        return
+    codes, uniques = schema_module.object_codes(pd.Series(values, dtype=object))
+    expected_codes, expected_uniques = pd.factorize(values, use_na_sentinel=True)
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert list(uniques) == list(expected_uniques)
+
+
+def test_kinds_read_from_a_csv_share_their_objects(tmp_path):
+    """The property the address path relies on, checked on pandas' own reader."""
+    path = tmp_path / "events.csv"
+    pd.DataFrame({"kind": ["call", "fight", "call", None] * 50}).to_csv(path, index=False)
+    kinds = pd.read_csv(path, dtype={"kind": object})["kind"].to_numpy()
+    assert schema_module.shared_object_codes(kinds) is not None
+    assert len({id(k) for k in kinds}) <= 3

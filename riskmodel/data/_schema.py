@@ -20,6 +20,7 @@ Policies (documented here once, referenced by every docstring that validates):
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import datetime
 import functools
@@ -45,6 +46,7 @@ MIN_PLAUSIBLE_TIME = pd.Timestamp("1900-01-01")
 _NS = np.dtype("datetime64[ns]")
 NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
+_SHARED_SAMPLE = 1 << 16  # first rows whose objects say whether a column shares them
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
 _OPTIONAL_ROLES = ("text_col", "party_col", "entities_id_col", "closed_col")
@@ -334,8 +336,42 @@ def object_codes(values) -> tuple[np.ndarray, pd.Index] | None:
     """
     if not pd.api.types.is_object_dtype(getattr(values, "dtype", None)) or len(values) <= FEW_VALUES:
         return None
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    array = np.asarray(values, dtype=object)
+    shared = shared_object_codes(array)
+    if shared is not None:
+        return shared
+    codes, uniques = pd.factorize(array, use_na_sentinel=True)
     return codes, pd.Index(uniques, dtype=object)
+
+
+def shared_object_codes(array: np.ndarray) -> tuple[np.ndarray, pd.Index] | None:
+    """``pd.factorize`` of an object array whose rows share a few objects, read by address.
+
+    ``pd.read_csv`` and pyarrow's ``to_pandas`` give each distinct string of a column one
+    Python object, so a column of event kinds holds ten million pointers to a few dozen
+    objects. Numbering the pointers (an integer hash of the array itself, read without
+    touching the objects), then their few objects by value gives the same codes and
+    uniques as ``pd.factorize``, without reading an object per row. ``None`` when the
+    values that repeat in the first rows are mostly distinct objects (made one per row),
+    or none repeats: then the objects are hashed.
+    """
+    if len(array) <= FEW_VALUES or not array.flags.c_contiguous:
+        return None
+    # the array's buffer holds the objects' addresses (machine words); viewed, not copied
+    words = (ctypes.c_size_t * len(array)).from_address(array.ctypes.data)
+    addresses = np.frombuffer(words, dtype=np.uintp)
+    # shared when the values that repeat in the first rows mostly repeat as the same object
+    sample = min(len(array), _SHARED_SAMPLE)
+    value_repeats = sample - len(pd.unique(array[:sample]))
+    if value_repeats == 0 or 2 * (sample - len(np.unique(addresses[:sample]))) < value_repeats:
+        return None
+    by_address, _ = pd.factorize(addresses)  # codes in order of first appearance
+    is_first = np.empty(len(by_address), dtype=bool)
+    is_first[0] = True
+    np.greater(by_address[1:], np.maximum.accumulate(by_address[:-1]), out=is_first[1:])
+    objects = array[np.flatnonzero(is_first)]  # one per address, in order of first appearance
+    by_value, uniques = pd.factorize(objects, use_na_sentinel=True)
+    return by_value[by_address], pd.Index(uniques, dtype=object)
 
 
 def check_kinds(kinds: pd.Series, column: str, codes: tuple[np.ndarray, pd.Index] | None = None) -> pd.Series:
