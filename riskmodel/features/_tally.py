@@ -155,8 +155,9 @@ class LevelTally:
     def run(self, kinds, counts: bool, recency: bool) -> None:
         """The per-kind part of :meth:`add_counts_and_recency` from :meth:`levels`: each
         event adds one to its (kind, window) cell of its cutoff's row in the output, for
-        the windows that hold it (``np.add.at``, over ever fewer events from the widest
-        window to the narrowest); the days since the last event of each (cutoff, kind) by
+        the windows that hold it (one ``np.bincount`` of (level, kind, cutoff) cells where
+        those are dense, :meth:`_count_cells`; else ``np.add.at``, over ever fewer events
+        from the widest window to the narrowest); the days since the last event of each (cutoff, kind) by
         ``np.fmin.at``. Also sets the window positions (a cutoff's first event, plus
         the events before each edge), so no position is searched. Same values as the
         cumulative sums.
@@ -195,27 +196,10 @@ class LevelTally:
             rows = row_of_entity[self.comp.ev.entity_codes[lo:hi]]
             kind = self.comp.kinds[lo:hi]
             level, delta = self.levels(lo, hi)
-            first, last = int(rows[0]), int(rows[-1])  # the slice's rows are one run of neighbours
-            span = last - first + 1
+            span = int(rows[-1]) - int(rows[0]) + 1  # the slice's rows are one run of neighbours
             dense = counts and (n_windows + 1) * n_kinds * span <= _DENSE_CELLS * (hi - lo)
             if dense:
-                # (level, kind, row) cells no sparser than the events: one bincount counts
-                # them, and the events in window j are those of the levels above j
-                cells = np.multiply(level, n_kinds, dtype=np.int64)
-                cells += kind
-                cells *= span
-                cells += rows
-                cells -= first
-                above = np.bincount(cells, minlength=(n_windows + 1) * n_kinds * span).reshape(n_windows + 1, n_kinds, span)
-                for level_j in reversed(range(1, n_windows)):  # events at or above each level
-                    above[level_j] += above[level_j + 1]
-                block = self.comp.matrix[first : last + 1]  # rows past the last cutoff: level 0 only
-                above = above[1:, :, : len(block)]  # above[j]: above level j, those in window j
-                for k in range(n_kinds):
-                    in_window[:, first : first + len(block)] += above[:, k]
-                above = above.astype(np.float32)  # adding int64 to the float32 matrix casts slowly
-                for j, columns in enumerate(count_blocks):
-                    block[:, columns] += above[j].T
+                self._count_cells(rows, kind, level, n_kinds, count_blocks, in_window)
                 if not recency:
                     continue
             positions = None  # the events of the current window, as positions in the slice
@@ -249,6 +233,31 @@ class LevelTally:
         self.comp._positions["as_of"] = start + in_window[0]
         for j, w in enumerate(self.windows[1:], start=1):  # in place: no new pages to touch
             self.comp._positions[w] = np.subtract(self.comp._positions["as_of"], in_window[j], out=in_window[j])
+
+
+    def _count_cells(self, rows, kind, level, n_kinds: int, count_blocks, in_window: np.ndarray) -> None:
+        """Count a slice of events whose (level, kind, cutoff) cells are no sparser than
+        they are: one ``np.bincount`` of the cells, then the events in window ``j`` are
+        those of the levels above ``j`` (sums from the top level down). Adds to the
+        matrix's count columns (``count_blocks``: each window's, as a slice where they are
+        side by side) and to ``in_window`` (every kind)."""
+        n_windows = len(self.windows)
+        first, span = int(rows[0]), int(rows[-1]) - int(rows[0]) + 1  # the slice's rows are one run
+        cells = np.multiply(level, n_kinds, dtype=np.int64)
+        cells += kind
+        cells *= span
+        cells += rows
+        cells -= first
+        above = np.bincount(cells, minlength=(n_windows + 1) * n_kinds * span).reshape(n_windows + 1, n_kinds, span)
+        for level_j in reversed(range(1, n_windows)):  # events at or above each level
+            above[level_j] += above[level_j + 1]
+        block = self.comp.matrix[first : first + span]  # rows past the last cutoff: level 0 only
+        above = above[1:, :, : len(block)]  # above[j]: above level j, those in window j
+        for k in range(n_kinds):
+            in_window[:, first : first + len(block)] += above[:, k]
+        above = above.astype(np.float32)  # adding int64 to the float32 matrix casts slowly
+        for j, columns in enumerate(count_blocks):
+            block[:, columns] += above[j].T
 
 
 def choose_tally(comp, kinds) -> str:
