@@ -6,7 +6,13 @@ import pyarrow as pa
 import pytest
 
 import riskmodel.data._keys
-from riskmodel.data._keys import key_strings, short_string_keys, stable_key_sort, string_keys
+from riskmodel.data._keys import (
+    key_strings,
+    key_time_sort,
+    short_string_keys,
+    stable_key_sort,
+    string_keys,
+)
 
 TRICKY = ["", "a", "ab", "b", "D0000001", "D0000010", "é", "中文", "zz", "~", "\x7f", "a b", "\t"]
 
@@ -210,3 +216,48 @@ def test_reductions_down_columns_match_numpys(shape):
     rows = np.random.default_rng(5).integers(0, 2**63, shape, dtype=np.int64).astype(np.uint64)
     for ufunc in (np.bitwise_or, np.bitwise_and):
         np.testing.assert_array_equal(riskmodel.data._keys._down_columns(ufunc, rows), ufunc.reduce(rows, axis=0))
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "ids_and_seconds",  # the database extract: ~40-bit ids, seconds over years, buckets
+        "few_bits",  # everything packs at once: one bucket
+        "skewed",  # most rows in one bucket: too uneven, refused
+        "ties",  # many equal (key, time): input order kept
+        "top_of_range",  # keys near 2**64
+        "nanoseconds",  # times too wide even for 2**16 buckets: refused
+    ],
+)
+@pytest.mark.parametrize("max_bucket_bits", [16, 2])
+def test_key_time_sort_is_the_lexsort_or_refuses(layout, max_bucket_bits, monkeypatch):
+    """Rows split into buckets by their key's high bits, each sorted as packed (key, time,
+    place): NumPy's stable lexsort of (time, key) whenever it answers; ``None`` only when
+    the rows do not pack (then the two-sort path runs)."""
+    monkeypatch.setattr(riskmodel.data._keys, "_MAX_BUCKET_BITS", max_bucket_bits)
+    rng = np.random.default_rng(len(layout))
+    n = 60_000
+    keys = rng.integers(0, 2**40, n, dtype=np.uint64)
+    times = rng.integers(0, 10**8, n, dtype=np.uint64)
+    if layout == "few_bits":
+        keys, times = keys % np.uint64(5_000), times % np.uint64(1_000)
+    elif layout == "skewed":
+        keys[rng.random(n) < 0.9] = np.uint64(2**39)
+        keys[:2] = [0, 2**40 - 1]  # the same key range: it fits in buckets the rows fill unevenly
+    elif layout == "ties":
+        keys, times = keys % np.uint64(7), times % np.uint64(3)
+    elif layout == "top_of_range":
+        keys = keys | np.uint64(0xFFFF000000000000)
+    elif layout == "nanoseconds":
+        times = rng.integers(0, 2**57, n, dtype=np.uint64)
+    result = key_time_sort(keys, times)
+    refused = {"skewed", "nanoseconds"} | ({"ids_and_seconds", "top_of_range"} if max_bucket_bits == 2 else set())
+    if layout in refused:
+        assert result is None
+        return
+    order, is_new = result
+    expected = np.lexsort((times, keys))
+    np.testing.assert_array_equal(order, expected)
+    assert order.dtype == np.int64
+    in_order = keys[expected]
+    np.testing.assert_array_equal(is_new, np.r_[True, in_order[1:] != in_order[:-1]])

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["arrow_string_array", "key_strings", "short_string_keys", "stable_key_sort", "string_keys"]
+__all__ = ["arrow_string_array", "key_strings", "key_time_sort", "short_string_keys", "stable_key_sort", "string_keys"]
 
 KEY_BYTES = 8
 _CHUNK = 1 << 16  # keys packed at once: temporaries that stay in the cache
 MAX_KEY_WORDS = 3  # strings of up to 24 bytes get keys
+_MAX_BUCKET_BITS = 16  # key_time_sort splits rows into at most 2**16 buckets
+_BUCKET_ROWS_BITS = 13  # ... of about 2**13 rows or fewer where the keys allow
 # PREFIX_MASKS[n]: the n most significant bytes of a 64-bit word
 _PREFIX_MASKS = np.array(
     [0] + [((1 << (8 * n)) - 1) << (64 - 8 * n) for n in range(1, KEY_BYTES + 1)], dtype=np.uint64
@@ -281,3 +283,77 @@ def stable_key_sort(keys: np.ndarray, then_by: np.ndarray | None = None) -> tupl
     in_order = rows[order]
     np.any(in_order[1:] != in_order[:-1], axis=1, out=is_new[1:])
     return order, is_new
+
+
+def key_time_sort(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stable order of rows by (key, time) for one-word keys and time offsets, and where
+    the sorted key changes; ``None`` when they do not pack (see below).
+
+    (key, time, position) rarely fit in 64 bits together (a million ids, seconds over
+    years and ten million positions take about 70), which is why a general (key, time)
+    order takes two sorts (:func:`stable_key_sort` by key after a sort by time). Split by
+    the high bits of their key into buckets, though, rows need fewer bits each: the rest of
+    the key, the time and the place in the bucket. So: one stable sort of the bucket
+    numbers (NumPy's radix sort of ``uint8`` / ``uint16``), then one sort of packed
+    integers per bucket. Equal (key, time) keep their input order. ``None`` when even
+    ``2**16`` buckets leave too many bits, or the buckets are too uneven (then sort twice).
+
+    Parameters
+    ----------
+    keys : ndarray of uint64, shape (n,)
+    times : ndarray of uint64, shape (n,)
+        Offsets from the earliest time, in any unit (e.g. seconds).
+
+    Returns
+    -------
+    order : ndarray of int64
+    is_new : ndarray of bool
+        ``is_new[i]``: the ``i``-th sorted key differs from the one before.
+    """
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    base = keys.min()
+    offsets = keys - base
+    key_bits, time_bits = int(offsets.max()).bit_length(), int(times.max()).bit_length()
+    # the fewest buckets whose rows fit, with one bit to spare for buckets up to twice the
+    # mean; more while a bucket holds over 2**_BUCKET_ROWS_BITS rows (sorts in the cache)
+    bucket_bits = next((b for b in range(min(key_bits, _MAX_BUCKET_BITS) + 1)
+                        if key_bits - b + time_bits + ((n - 1) >> b).bit_length() + (b > 0) <= 64), None)
+    if bucket_bits is None:
+        return None
+    bucket_bits = max(bucket_bits, min(key_bits, _MAX_BUCKET_BITS, (n - 1).bit_length() - _BUCKET_ROWS_BITS))
+    low_bits = key_bits - bucket_bits
+    if bucket_bits:
+        bucket = (offsets >> np.uint64(low_bits)).astype(np.uint8 if bucket_bits <= 8 else np.uint16)
+        counts = np.bincount(bucket, minlength=1 << bucket_bits)
+    else:
+        counts = np.array([n])
+    place_bits = (int(counts.max()) - 1).bit_length()
+    if low_bits + time_bits + place_bits > 64:  # uneven buckets
+        return None
+    starts = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    # (low key bits, time, place in the bucket), packed in the input order, then by bucket
+    packed = offsets & np.uint64((1 << low_bits) - 1)
+    packed <<= np.uint64(time_bits)
+    packed |= times
+    packed <<= np.uint64(place_bits)
+    by_bucket = np.argsort(bucket, kind="stable") if bucket_bits else None
+    if by_bucket is not None:
+        packed = packed[by_bucket]
+    bucket_start = np.repeat(starts[:-1], counts)
+    place = np.arange(n, dtype=np.int64)
+    place -= bucket_start
+    packed |= place.view(np.uint64)
+    for lo, hi in zip(starts[:-1].tolist(), starts[1:].tolist()):
+        if hi - lo > 1:
+            packed[lo:hi].sort()
+    is_new = np.empty(n, dtype=bool)
+    is_new[0] = True
+    shift = np.uint64(time_bits + place_bits)
+    np.not_equal(packed[1:] >> shift, packed[:-1] >> shift, out=is_new[1:])
+    is_new[starts[:-1][counts > 0]] = True  # another bucket: another key
+    packed &= np.uint64((1 << place_bits) - 1)
+    bucket_start += packed.view(np.int64)  # positions in bucket order
+    return (bucket_start if by_bucket is None else by_bucket[bucket_start]), is_new

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, DataWarning, format_examples
-from ._keys import key_strings, stable_key_sort, string_keys
+from ._keys import key_strings, key_time_sort, stable_key_sort, string_keys
 
 __all__ = [
     "EventSchema",
@@ -445,8 +445,8 @@ class ScreenedEvents:
 
 
 def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
-    """Stable order by (code, time) of non-negative integer codes: the codes sorted as keys
-    after the times (:func:`_key_time_order`); nothing for rows already in that order."""
+    """Stable order by (code, time) of non-negative integer codes, sorted as one-word keys
+    (:func:`_key_time_order`); nothing for rows already in that order."""
     if len(codes) == 0:
         return np.zeros(0, dtype=np.int64)
     return _key_time_order(np.asarray(codes).astype(np.uint64).reshape(-1, 1), t_ns)[0]
@@ -463,13 +463,20 @@ def time_order(t_ns: np.ndarray) -> np.ndarray:
     """
     if len(t_ns) <= FEW_VALUES:
         return np.argsort(t_ns, kind="stable")
-    offsets = (t_ns - t_ns.min()).view(np.uint64)  # below 2**63: times are within pandas' range
-    unit = np.gcd.reduce(offsets)
-    if unit > 1:
-        offsets = offsets // unit
+    offsets = time_offsets(t_ns)
     if int(offsets.max()).bit_length() + (len(t_ns) - 1).bit_length() > 64:
         return np.argsort(t_ns, kind="stable")
     return stable_key_sort(offsets)[0]
+
+
+def time_offsets(t_ns: np.ndarray) -> np.ndarray:
+    """Offsets of int64 nanosecond times from the earliest, in their own unit (the greatest
+    common divisor of the offsets: a second for most extracts, a day for dates), as uint64."""
+    offsets = (t_ns - t_ns.min()).view(np.uint64)  # below 2**63: times are within pandas' range
+    unit = np.gcd.reduce(offsets)
+    if unit > 1:
+        np.floor_divide(offsets, unit, out=offsets)
+    return offsets
 
 
 def integer_keys(ids) -> np.ndarray | None:
@@ -487,14 +494,20 @@ def integer_keys(ids) -> np.ndarray | None:
 def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stable order of rows by (key, time) and where the sorted key changes (see
     :func:`~riskmodel.data._keys.stable_key_sort`): nothing for rows already in that
-    order, else a stable sort by time (none for time-sorted rows), then by key."""
+    order; one-word keys of shuffled rows in buckets of packed (key, time, place)
+    (:func:`~riskmodel.data._keys.key_time_sort`) where those fit; else a stable sort by
+    time (none for time-sorted rows), then by key (the reference)."""
+    time_sorted = bool((t_ns[1:] >= t_ns[:-1]).all())
     if keys.shape[1] == 1:
         key = keys[:, 0]
         same = key[1:] == key[:-1]
         if bool((key[1:] >= key[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
             return np.arange(len(key), dtype=np.int64), np.r_[True, ~same]  # already in order
-    by_time = None if bool((t_ns[1:] >= t_ns[:-1]).all()) else time_order(t_ns)
-    return stable_key_sort(keys, then_by=by_time)
+        if not time_sorted and len(key) > FEW_VALUES:
+            bucketed = key_time_sort(key, time_offsets(t_ns))
+            if bucketed is not None:
+                return bucketed
+    return stable_key_sort(keys, then_by=None if time_sorted else time_order(t_ns))
 
 
 def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tuple | None = None
@@ -633,7 +646,9 @@ def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np
 
 def compact_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
     """Codes of a subset of rows renumbered to the values it holds (order kept)."""
-    used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+    present = np.zeros(len(uniques) + 1, dtype=bool)
+    present[codes] = True  # code -1 marks the extra last slot; no copy of the codes
+    used = present[:-1]
     if used.all():
         return codes, uniques
     renumber = np.append(np.cumsum(used) - 1, -1)  # code -1 stays -1
