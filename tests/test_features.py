@@ -629,3 +629,28 @@ def test_fit_reads_the_kinds_without_screening_and_learns_what_prepared_events_g
     pd.testing.assert_index_equal(pd.Index(raw.feature_names_out_), pd.Index(prepared.feature_names_out_))
     with pytest.raises(DataError, match="must hold event kinds as strings"):
         FeatureBuilder().fit(events.assign(kind=1))
+
+
+@pytest.mark.parametrize("n", [40, 5_000])  # a few rows (checked one by one) and hashed columns
+@pytest.mark.parametrize("where", ["kind", "id", "cutoff id"])
+def test_values_that_are_not_single_values_get_a_clear_error(where, n):
+    """A list or a dict among the ids or kinds (only Python callers can put one there) is
+    named in a DataError, in fit and transform alike, never a TypeError from pandas."""
+    rng = np.random.default_rng(0)
+    kinds = np.array(["call", "fight", "quarrel", "threat"], dtype=object)[rng.integers(0, 4, n)]
+    ids = np.array([f"C{i % 30:05d}" for i in range(n)], dtype=object)
+    if where == "kind":
+        kinds[3] = ["a", "list"]
+    elif where == "id":
+        ids[3] = {"a": 1}
+    events = pd.DataFrame({
+        "dispute_id": pd.Series(ids, dtype=object),
+        "time": pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 10**7, n), unit="s"),
+        "kind": pd.Series(kinds, dtype=object),
+    })
+    cut_ids = pd.Series(["C00001", ["x"] if where == "cutoff id" else "C00002"] * (n // 2), dtype=object)
+    cutoffs = pd.DataFrame({"dispute_id": cut_ids, "as_of": pd.Timestamp("2022-06-01")})
+    schema = EventSchema(text_col=None, party_col=None)
+    with pytest.raises(DataError, match=r"column '(kind|dispute_id)' holds values that are not single values"):
+        fb = FeatureBuilder(schema=schema, families=("counts",)).fit(events)
+        fb.transform(events, cutoffs)

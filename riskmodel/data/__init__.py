@@ -24,6 +24,7 @@ from ._schema import (
     object_codes,
     parse_times,
     raise_rejects,
+    raise_unhashable,
     require_columns,
     require_frame,
     screen_events,
@@ -48,7 +49,7 @@ from ._timeline import (
 __all__ = [
     "FEW_VALUES", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
     "arrow_string_array", "check_kinds", "compact_codes", "parse_times", "require_frame", "cutoffs_at", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "isna_mask", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes",
-    "parse_duration", "raise_rejects", "require_columns", "run_starts", "screen_events", "short_string_keys",
+    "parse_duration", "raise_rejects", "raise_unhashable", "require_columns", "run_starts", "screen_events", "short_string_keys",
     "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "times_aware", "validate_cutoffs",
     "validate_entities", "validate_events", "validated_entity_columns",
 ]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._keys import short_string_keys, stable_key_sort
-from ._schema import FEW_VALUES
+from ._schema import FEW_VALUES, raise_unhashable
 
 __all__ = ["lookup_positions", "lookup_positions_reference"]
 
@@ -24,7 +24,15 @@ def lookup_positions_reference(index: pd.Index, values: pd.Series) -> np.ndarray
 
 
 def lookup_positions(index: pd.Index, values: pd.Series) -> np.ndarray:
-    """Position of each value in ``index`` (-1 when absent); Arrow's hash join for strings."""
+    """Position of each value in ``index`` (-1 when absent); Arrow's hash join for strings.
+    A :class:`~riskmodel.DataError` names values that cannot be looked up (lists, dicts)."""
+    try:
+        return _lookup(index, values)
+    except TypeError:
+        raise_unhashable(np.asarray(values, dtype=object), getattr(values, "name", None))
+
+
+def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
     if len(values) <= FEW_VALUES and len(index) <= FEW_VALUES:
         position = {v: i for i, v in enumerate(index.to_numpy(dtype=object)) if not pd.isna(v)}
         return np.array([position.get(v, -1) for v in np.asarray(values, dtype=object)], dtype=np.int64)

@@ -337,11 +337,31 @@ def object_codes(values) -> tuple[np.ndarray, pd.Index] | None:
     if not pd.api.types.is_object_dtype(getattr(values, "dtype", None)) or len(values) <= FEW_VALUES:
         return None
     array = np.asarray(values, dtype=object)
-    shared = shared_object_codes(array)
-    if shared is not None:
-        return shared
-    codes, uniques = pd.factorize(array, use_na_sentinel=True)
+    try:
+        shared = shared_object_codes(array)
+        if shared is not None:
+            return shared
+        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+    except TypeError:
+        raise_unhashable(array, getattr(values, "name", None))
     return codes, pd.Index(uniques, dtype=object)
+
+
+def raise_unhashable(values, column) -> None:
+    """Raise a :class:`DataError` naming the values of ``column`` that cannot be compared
+    (lists, dicts, sets: pandas' hashing raises ``TypeError`` on them)."""
+    bad = []
+    for value in values:
+        try:
+            hash(value)
+        except TypeError:
+            bad.append(value)
+            if len(bad) == 3:
+                break
+    raise DataError(
+        f"column {column!r} holds values that are not single values (e.g. lists), such as "
+        f"{format_examples(bad)}; give it strings or numbers (one per row)."
+    )
 
 
 def shared_object_codes(array: np.ndarray) -> tuple[np.ndarray, pd.Index] | None:
@@ -541,7 +561,10 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
         codes -= 1
         return order, codes, uniques, t_ns[order]
     # Sort once by (entity, time) through integer codes: much faster than sorting strings.
-    codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
+    try:
+        codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
+    except TypeError:
+        raise_unhashable(np.asarray(ids, dtype=object), getattr(ids, "name", None))
     codes = codes.astype(np.int64)
     order = sort_by_entity_time(codes, t_ns)
     return order, codes[order], pd.Index(uniques), t_ns[order]

@@ -39,6 +39,7 @@ from ..data import (
     lookup_positions,
     object_codes,
     parse_times,
+    raise_unhashable,
     require_columns,
     require_frame,
     screen_events,
@@ -964,8 +965,11 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
         return codes, pd.Index(uniques)
     position: dict = {}
     missing = isna_mask(values)
-    codes = [-1 if gone else position.setdefault(v, len(position))
-             for v, gone in zip(values.to_numpy(dtype=object), missing)]
+    try:
+        codes = [-1 if gone else position.setdefault(v, len(position))
+                 for v, gone in zip(values.to_numpy(dtype=object), missing)]
+    except TypeError:
+        raise_unhashable(values.to_numpy(dtype=object), values.name)
     uniques = np.empty(len(position), dtype=object)
     uniques[:] = list(position)
     return np.array(codes, dtype=np.int64), pd.Index(uniques, dtype=object)
