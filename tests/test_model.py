@@ -35,7 +35,13 @@ from riskmodel.evaluation._metrics import score_metrics
 from riskmodel.lifecycle._pyfunc import score_all
 from riskmodel.model._artifact import load_model_dir, save_model_dir
 from riskmodel.model._calibration import Calibrator
-from riskmodel.model._protocol import size_aware_params
+from riskmodel.model._protocol import (
+    BAGGING_POSITIVES,
+    BAGGING_SEEDS,
+    average_boosters,
+    bagging_seeds,
+    size_aware_params,
+)
 
 HORIZON = "90D"
 # one thread: robust and fast enough when other jobs share the two cores
@@ -505,7 +511,9 @@ def test_fit_summary_reports_fold_spread(fitted):
         assert spread["min"] <= spread["mean"] <= spread["max"]
     assert 0.6 < summary["fold_spread"]["roc_auc"]["mean"] < 1
     assert list(fitted.folds_["fold"]) == ["time-1", "time-2", "time-3", "time-4"]
-    assert summary["n_rounds"] == fitted.best_iteration_ == fitted.booster_.current_iteration()
+    assert summary["n_rounds"] == fitted.best_iteration_
+    # seed-bagged (small data): the booster holds every member's trees
+    assert fitted.booster_.current_iteration() == summary["seed_bagging"]["members"] * summary["n_rounds"]
     # size-aware: 5,000 disputes -> fewer rows per leaf than the fixed 100 of large data
     params = summary["lgbm_params"]
     assert params["min_child_samples"] < 100 and params["num_leaves"] <= 15
@@ -541,6 +549,67 @@ def test_large_data_feature_sampling_is_deterministic_for_a_seed(data):
     assert again.calibrator_.to_dict() == first.calibrator_.to_dict()
     other = _model(sim.schema, random_state=1, **kw).fit(data["ev"], data["train"], entities=sim.entities)
     assert other.booster_.model_to_string() != first.booster_.model_to_string()
+
+
+def test_small_data_is_seed_bagged_by_default(data, fitted):
+    summary = fitted.training_summary_
+    assert summary["n_positive"] < BAGGING_POSITIVES
+    assert summary["seed_bagging"] == {"members": BAGGING_SEEDS, "seeds": bagging_seeds(0, BAGGING_SEEDS)}
+    assert len(set(summary["seed_bagging"]["seeds"])) == BAGGING_SEEDS
+    # the members differ (their features and thresholds are drawn by their seeds)
+    text = fitted.booster_.model_to_string()
+    n_rounds = summary["n_rounds"]
+    trees = text[text.index("Tree=0"):text.index("end of trees")].split("Tree=")[1:]
+    first_trees = [trees[m * n_rounds].partition("\n")[2] for m in range(BAGGING_SEEDS)]
+    assert len(set(first_trees)) == BAGGING_SEEDS
+    X = fitted.transform_features(data["ev"], data["train"].tail(300), entities=data["sim"].entities)
+    contrib = fitted.explain(X)  # exact SHAP of the averaged trees still sums to the raw score
+    raw = fitted.predict_raw(X)
+    np.testing.assert_allclose(contrib.sum(axis=1), np.log(raw / (1 - raw)), atol=1e-6)
+
+
+def test_seed_bagging_applies_only_below_the_threshold(data, monkeypatch):
+    sim = data["sim"]
+    kw = dict(n_folds=2, n_estimators=30)
+    one = _model(sim.schema, seed_bagging=1, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    assert one.training_summary_["seed_bagging"] == {"members": 1, "seeds": [0]}
+    assert one.booster_.current_iteration() == one.best_iteration_
+    bagged = _model(sim.schema, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    assert bagged.training_summary_["seed_bagging"]["members"] == BAGGING_SEEDS
+    # from BAGGING_POSITIVES positives on, "auto" grows the one model seed_bagging=1 grows
+    monkeypatch.setattr(riskmodel.model._model, "BAGGING_POSITIVES", int(data["train"]["label"].sum()))
+    auto = _model(sim.schema, **kw).fit(data["ev"], data["train"], entities=sim.entities)
+    assert auto.training_summary_["seed_bagging"] == {"members": 1, "seeds": [0]}
+    assert auto.booster_.model_to_string() == one.booster_.model_to_string()
+    assert auto.calibrator_.to_dict() == one.calibrator_.to_dict()
+    rows = data["unseen"]
+    np.testing.assert_array_equal(auto.predict_proba(data["ev"], rows, entities=sim.entities),
+                                  one.predict_proba(data["ev"], rows, entities=sim.entities))
+    for bad in (0, -1, True, 2.5, "five"):
+        with pytest.raises(ConfigError, match="seed_bagging must be 'auto' or a positive integer"):
+            _model(sim.schema, seed_bagging=bad).fit(data["ev"], data["train"], entities=sim.entities)
+
+
+def test_averaged_booster_scores_the_mean_log_odds_of_its_members():
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.random((1500, 4)), columns=list("abcd"))
+    X["group"] = pd.Categorical(rng.integers(0, 5, len(X)).astype(str))
+    y = (X["a"] + (X["group"] == "3") + rng.random(len(X)) > 1.4).astype(int)
+    params = {"objective": "binary", "num_leaves": 5, "extra_trees": True, "feature_fraction": 0.5,
+              "verbose": -1, "num_threads": 1, "deterministic": True}
+    members = [lgb.train({**params, "seed": s}, lgb.Dataset(X, y), num_boost_round=20) for s in (1, 2, 3)]
+    merged = average_boosters(members)
+    assert average_boosters(members[:1]) is members[0]
+    assert merged.num_trees() == 60
+    mean_raw = np.mean([m.predict(X, raw_score=True) for m in members], axis=0)
+    np.testing.assert_allclose(merged.predict(X, raw_score=True), mean_raw, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(merged.predict(X), 1 / (1 + np.exp(-mean_raw)), rtol=0, atol=1e-12)
+    contrib = np.mean([m.predict(X, pred_contrib=True) for m in members], axis=0)
+    np.testing.assert_allclose(merged.predict(X, pred_contrib=True), contrib, rtol=0, atol=1e-12)
+    again = lgb.Booster(model_str=merged.model_to_string())  # saved and loaded: the same scores
+    np.testing.assert_array_equal(again.predict(X), merged.predict(X))
 
 
 def test_num_leaves_grid_is_chosen_on_the_folds(data):

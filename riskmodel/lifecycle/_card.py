@@ -43,8 +43,11 @@ def _protocol_text(summary: dict) -> str:
         return f"{d['mean']:.{digits}f} (sd {d['sd']:.{digits}f}, {d['min']:.{digits}f}-{d['max']:.{digits}f})"
 
     notes = "".join(f"\n  - note: {n}" for n in summary.get("notes", []))
+    members = (summary.get("seed_bagging") or {}).get("members", 1)
+    bagged = f" for each of {members} seeds (averaged: seed bagging)" if members > 1 else ""
     return (f"Forward-chaining {summary.get('fold_kind', 'time')} folds ({len(summary.get('folds', []))}, gap "
-            f"{summary.get('gap')}) chose {summary.get('n_rounds')} rounds of {summary.get('num_leaves')}-leaf trees; "
+            f"{summary.get('gap')}) chose {summary.get('n_rounds')} rounds of {summary.get('num_leaves')}-leaf trees"
+            f"{bagged}; "
             f"the final trees grew on all {summary.get('n_final', 0):,} rows; the calibrator saw "
             f"{summary.get('n_calibration', 0):,} out-of-fold rows (half-life "
             f"{(summary.get('calibration') or {}).get('half_life')}). Fold AUC {fmt(auc, 3)}, Brier "

@@ -75,7 +75,8 @@ class ModelConfig:
     """``[model]``: the :class:`~riskmodel.RiskModel` parameters (see its docstring).
 
     ``horizon`` defaults to ``[labels] horizon``; ``search_budget`` (seconds, 0 = off) runs
-    the optional hyperparameter search; ``calibration_half_life = ""`` weighs the
+    the optional hyperparameter search; ``seed_bagging = 1`` grows one model where ``"auto"``
+    would average 5 (below 1,000 positives); ``calibration_half_life = ""`` weighs the
     out-of-fold rows equally; ``protocol = "holdout"`` trains as riskmodel did before
     forward folds (``validation_fraction`` and ``calibration_fraction`` apply to it only).
     """
@@ -89,6 +90,7 @@ class ModelConfig:
     num_leaves_grid: list[int] = field(default_factory=list)
     search_budget: float = 0.0
     search_trials: int = 30
+    seed_bagging: int | str = "auto"
     validation_fraction: float = 0.15
     calibration_fraction: float = 0.15
     calibration: str = "auto"
@@ -162,6 +164,7 @@ class ExperimentConfig:
             num_leaves_grid=tuple(m.num_leaves_grid) or None,
             search_budget=m.search_budget or None,
             search_trials=m.search_trials,
+            seed_bagging=m.seed_bagging,
             tier_policy=self.tiers,
             top_k_reasons=m.top_k_reasons,
             kind_labels=self.reasons.get("kind_labels"),

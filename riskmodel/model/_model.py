@@ -18,10 +18,15 @@ from ..data import EventSchema, validate_cutoffs
 from ..features import FeatureBuilder, prepare_events
 from ._calibration import Calibrator
 from ._protocol import (
+    BAGGING_POSITIVES,
+    BAGGING_SEEDS,
     MIN_FOLD_POSITIVES,
+    average_boosters,
+    bagging_seeds,
     calibration_weights,
     cross_fit,
     forward_folds,
+    predict_mean,
     search_params,
     size_aware_params,
     small_data_notes,
@@ -151,7 +156,8 @@ class RiskModel(BaseEstimator):
 
     LightGBM's leaf size, tree size, L2 penalty and feature sampling follow the number of
     rows and positives (:func:`~riskmodel.model._protocol.size_aware_params`) unless
-    ``lgbm_params`` sets them, and a :class:`~riskmodel.DataWarning` says (with the
+    ``lgbm_params`` sets them; below 1,000 positives the trees of 5 seeds are averaged
+    (``seed_bagging``); and a :class:`~riskmodel.DataWarning` says (with the
     numbers) when the data is too small for tiers or drift figures to mean much.
     ``protocol="holdout"`` is the earlier protocol (trees on the earliest 70%, early
     stopping on the next 15%, calibration on the latest 15%), kept to reproduce older models.
@@ -206,6 +212,13 @@ class RiskModel(BaseEstimator):
     search_trials : int, default=30
         At most this many trials (the result is deterministic for a seed when the trials,
         not the budget, end the search).
+    seed_bagging : int or "auto", default="auto"
+        Number of LightGBM models, differing only in their seed, grown in every fold and
+        for the final model and averaged on the log-odds scale (``protocol="forward"``;
+        see :mod:`riskmodel.model._protocol`). ``"auto"``: 5 below 1,000 positives (the
+        trees' features and thresholds are drawn at random, and one draw is noisy), else 1
+        (one model, as without bagging). The final ``booster_`` holds the trees of every
+        member, so scoring and reasons cost that many times more per round.
 
     Attributes
     ----------
@@ -215,7 +228,7 @@ class RiskModel(BaseEstimator):
     tier_policy_ : TierPolicy
     feature_names_ : list of str
     best_iteration_ : int
-        Boosting rounds of the final model.
+        Boosting rounds of the final model (of each member when seed-bagged).
     training_summary_ : dict
         The fit summary: rows, positives, protocol, parameters used, the chosen rounds,
         per fold (``folds``) its rows, positives, dates, AUC and Brier score, their spread
@@ -253,6 +266,7 @@ class RiskModel(BaseEstimator):
         num_leaves_grid: tuple[int, ...] | None = None,
         search_budget: float | None = None,
         search_trials: int = 30,
+        seed_bagging: int | str = "auto",
     ):
         self.schema = schema
         self.features = features
@@ -277,6 +291,7 @@ class RiskModel(BaseEstimator):
         self.num_leaves_grid = num_leaves_grid
         self.search_budget = search_budget
         self.search_trials = search_trials
+        self.seed_bagging = seed_bagging
 
     # ----------------------------------------------------------------------------------
 
@@ -322,6 +337,10 @@ class RiskModel(BaseEstimator):
         if isinstance(self.search_trials, bool) or not isinstance(self.search_trials, int | np.integer) \
                 or self.search_trials < 1:
             raise ConfigError(f"search_trials must be a positive integer, got {self.search_trials!r}.")
+        if self.seed_bagging != "auto" and (isinstance(self.seed_bagging, bool)
+                                            or not isinstance(self.seed_bagging, int | np.integer)
+                                            or self.seed_bagging < 1):
+            raise ConfigError(f"seed_bagging must be 'auto' or a positive integer, got {self.seed_bagging!r}.")
         if self.num_leaves_grid is not None:
             grid = list(self.num_leaves_grid)
             if not grid or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 2 for v in grid):
@@ -440,30 +459,38 @@ class RiskModel(BaseEstimator):
         categorical = features.categorical_features_ or "auto"
         full = lgb.Dataset(X, y, categorical_feature=categorical, free_raw_data=False, params=params).construct()
         grid = list(self.num_leaves_grid) if self.num_leaves_grid else [int(params["num_leaves"])]
+        n_members = self.seed_bagging
+        if n_members == "auto":
+            n_members = BAGGING_SEEDS if n_pos < BAGGING_POSITIVES else 1
+        seeds = bagging_seeds(params["seed"], int(n_members))
         search = None
         if self.search_budget:
             params, cf, search = search_params(params, full, folds, n_estimators=int(self.n_estimators),
                                                patience=int(self.early_stopping_rounds),
                                                budget_s=float(self.search_budget), n_trials=int(self.search_trials),
-                                               seed=int(self.random_state))
+                                               seed=int(self.random_state), seeds=seeds)
             grid = [int(params["num_leaves"])]
         else:
             cf = cross_fit(params, full, folds, n_estimators=int(self.n_estimators),
-                           patience=int(self.early_stopping_rounds), leaves_grid=grid)
+                           patience=int(self.early_stopping_rounds), leaves_grid=grid, seeds=seeds)
         params = {**params, "num_leaves": cf.num_leaves}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=categorical, params=params),
-                                num_boost_round=cf.n_rounds)
-        booster = lgb.Booster(model_str=booster.model_to_string())
+        members = []
+        for seed in seeds:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                member = lgb.train({**params, "seed": seed},
+                                   lgb.Dataset(X, y, categorical_feature=categorical, params=params),
+                                   num_boost_round=cf.n_rounds)
+            members.append(lgb.Booster(model_str=member.model_to_string()))
+        booster = average_boosters(members)
         self.best_iteration_ = cf.n_rounds
         t_lgbm = time.perf_counter()
 
-        # out-of-fold predictions: each row scored by the fold model that did not see it
+        # out-of-fold predictions: each row scored by the fold model(s) that did not see it
         oof = np.zeros(n, dtype=bool)
         raw = np.full(n, np.nan)
-        for fold, fold_booster in zip(folds, cf.boosters):
-            raw[fold.valid] = fold_booster.predict(X[fold.valid], num_iteration=cf.n_rounds)
+        for fold, fold_members in zip(folds, cf.boosters):
+            raw[fold.valid] = predict_mean(fold_members, X[fold.valid], cf.n_rounds)
             oof |= fold.valid
         last = folds[-1]
         time_folds = last.kind == "time"
@@ -516,6 +543,7 @@ class RiskModel(BaseEstimator):
             "fold_kind": last.kind,
             "n_rounds": cf.n_rounds,
             "num_leaves": cf.num_leaves,
+            "seed_bagging": {"members": len(seeds), "seeds": seeds},
             "lgbm_params": {k: params[k] for k in ("num_leaves", "min_child_samples", "lambda_l2",
                                                    "feature_fraction", "feature_fraction_bynode", "extra_trees",
                                                    "learning_rate", "min_data_per_group") if k in params},
