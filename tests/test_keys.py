@@ -227,14 +227,18 @@ def test_reductions_down_columns_match_numpys(shape):
         "ties",  # many equal (key, time): input order kept
         "top_of_range",  # keys near 2**64
         "nanoseconds",  # times too wide even for 2**16 buckets: refused
+        "gaps",  # two clusters of keys: empty buckets between and after them
     ],
 )
 @pytest.mark.parametrize("max_bucket_bits", [16, 2])
-def test_key_time_sort_is_the_lexsort_or_refuses(layout, max_bucket_bits, monkeypatch):
+@pytest.mark.parametrize("block_rows", [2**15, 777, 1])
+def test_key_time_sort_is_the_lexsort_or_refuses(layout, max_bucket_bits, block_rows, monkeypatch):
     """Rows split into buckets by their key's high bits, each sorted as packed (key, time,
-    place): NumPy's stable lexsort of (time, key) whenever it answers; ``None`` only when
-    the rows do not pack (then the two-sort path runs)."""
+    place), finished in blocks of whole buckets: NumPy's stable lexsort of (time, key)
+    whenever it answers; ``None`` only when the rows do not pack (then the two-sort path
+    runs)."""
     monkeypatch.setattr(riskmodel.data._keys, "_MAX_BUCKET_BITS", max_bucket_bits)
+    monkeypatch.setattr(riskmodel.data._keys, "_BLOCK_ROWS", block_rows)
     rng = np.random.default_rng(len(layout))
     n = 60_000
     keys = rng.integers(0, 2**40, n, dtype=np.uint64)
@@ -250,6 +254,9 @@ def test_key_time_sort_is_the_lexsort_or_refuses(layout, max_bucket_bits, monkey
         keys = keys | np.uint64(0xFFFF000000000000)
     elif layout == "nanoseconds":
         times = rng.integers(0, 2**57, n, dtype=np.uint64)
+    elif layout == "gaps":  # keys near 0 and near 2**39: buckets 0 and half-way hold every row
+        keys = keys % np.uint64(2**20) + np.uint64(2**39) * (rng.random(n) < 0.5).astype(np.uint64)
+        times = times % np.uint64(1_000)
     result = key_time_sort(keys, times)
     refused = {"skewed", "nanoseconds"} | ({"ids_and_seconds", "top_of_range"} if max_bucket_bits == 2 else set())
     if layout in refused:

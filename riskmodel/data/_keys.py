@@ -22,6 +22,7 @@ _CHUNK = 1 << 16  # keys packed at once: temporaries that stay in the cache
 MAX_KEY_WORDS = 3  # strings of up to 24 bytes get keys
 _MAX_BUCKET_BITS = 16  # key_time_sort splits rows into at most 2**16 buckets
 _BUCKET_ROWS_BITS = 13  # ... of about 2**13 rows or fewer where the keys allow
+_BLOCK_ROWS = 1 << 15  # rows of whole buckets finished at once (temporaries in the cache)
 # PREFIX_MASKS[n]: the n most significant bytes of a 64-bit word
 _PREFIX_MASKS = np.array(
     [0] + [((1 << (8 * n)) - 1) << (64 - 8 * n) for n in range(1, KEY_BYTES + 1)], dtype=np.uint64
@@ -334,26 +335,34 @@ def key_time_sort(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.n
         return None
     starts = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
-    # (low key bits, time, place in the bucket), packed in the input order, then by bucket
-    packed = offsets & np.uint64((1 << low_bits) - 1)
+    # (low key bits, time), packed in the input order, then put in bucket order
+    packed = np.bitwise_and(offsets, np.uint64((1 << low_bits) - 1), out=offsets)
     packed <<= np.uint64(time_bits)
     packed |= times
-    packed <<= np.uint64(place_bits)
     by_bucket = np.argsort(bucket, kind="stable") if bucket_bits else None
     if by_bucket is not None:
         packed = packed[by_bucket]
-    bucket_start = np.repeat(starts[:-1], counts)
-    place = np.arange(n, dtype=np.int64)
-    place -= bucket_start
-    packed |= place.view(np.uint64)
-    for lo, hi in zip(starts[:-1].tolist(), starts[1:].tolist()):
-        if hi - lo > 1:
-            packed[lo:hi].sort()
-    is_new = np.empty(n, dtype=bool)
-    is_new[0] = True
-    shift = np.uint64(time_bits + place_bits)
-    np.not_equal(packed[1:] >> shift, packed[:-1] >> shift, out=is_new[1:])
-    is_new[starts[:-1][counts > 0]] = True  # another bucket: another key
-    packed &= np.uint64((1 << place_bits) - 1)
-    bucket_start += packed.view(np.int64)  # positions in bucket order
-    return (bucket_start if by_bucket is None else by_bucket[bucket_start]), is_new
+    order, is_new = np.empty(n, dtype=np.int64), np.empty(n, dtype=bool)
+    shift, place_mask = np.uint64(time_bits + place_bits), np.uint64((1 << place_bits) - 1)
+    # blocks of whole buckets, about _BLOCK_ROWS rows each: their temporaries stay in the cache
+    cuts = np.unique(np.r_[np.searchsorted(starts, np.arange(0, n, _BLOCK_ROWS)), len(counts)]).tolist()
+    for first, last in zip(cuts[:-1], cuts[1:]):
+        lo, hi = int(starts[first]), int(starts[last])
+        if hi == lo:  # empty buckets only
+            continue
+        bucket_start = np.repeat(starts[first:last], counts[first:last])  # in bucket order
+        block = packed[lo:hi]
+        block <<= np.uint64(place_bits)
+        block |= (np.arange(lo, hi) - bucket_start).view(np.uint64)  # the place in its bucket: stable
+        for start, end in zip(starts[first:last].tolist(), starts[first + 1 : last + 1].tolist()):
+            if end - start > 1:
+                block[start - lo : end - lo].sort()
+        key = block >> shift
+        new = is_new[lo:hi]
+        new[0] = True
+        np.not_equal(key[1:], key[:-1], out=new[1:])
+        new[starts[first:last][counts[first:last] > 0] - lo] = True  # another bucket: another key
+        block &= place_mask
+        bucket_start += block.view(np.int64)  # positions in bucket order
+        order[lo:hi] = bucket_start if by_bucket is None else by_bucket[bucket_start]
+    return order, is_new
