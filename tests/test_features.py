@@ -654,3 +654,49 @@ def test_values_that_are_not_single_values_get_a_clear_error(where, n):
     with pytest.raises(DataError, match=r"column '(kind|dispute_id)' holds values that are not single values"):
         fb = FeatureBuilder(schema=schema, families=("counts",)).fit(events)
         fb.transform(events, cutoffs)
+
+
+@pytest.mark.parametrize("objects", ["shared", "one per row"])  # as pd.read_csv gives them; made row by row
+@pytest.mark.parametrize("cutoff_ids", ["the same objects", "str", "several per dispute"])
+def test_object_ids_numbered_in_the_cutoffs_order_give_the_same_rows(objects, cutoff_ids, monkeypatch):
+    """Object ids are hashed together with the cutoffs' ids and numbered in the cutoffs'
+    order, so no id is looked up: the rows equal those of the same log with string ids
+    (looked up), whatever the cutoffs hold: any order, ids without events before, between
+    and after the others, several cutoffs per dispute."""
+    for module in (riskmodel.data._schema, riskmodel.features._builder):
+        monkeypatch.setattr(module, "FEW_VALUES", 0)
+    events, _, _ = random_log(5)
+    rng = np.random.default_rng(5)
+    ids = list(rng.permutation(sorted(events["dispute_id"].unique())[::2]))
+    for unknown in ["A000", "D0105", "D999", "Z"]:
+        ids.insert(int(rng.integers(0, len(ids) + 1)), unknown)
+    if cutoff_ids == "several per dispute":
+        ids = list(rng.permutation(ids * 3))
+    as_of = T0 + pd.to_timedelta(rng.integers(-10, 420, len(ids)), unit="D")
+    index = rng.permutation(len(ids)) * 3
+    fb = FeatureBuilder().fit(events)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        want = fb.transform(events, pd.DataFrame({"dispute_id": pd.array(ids, dtype="str"), "as_of": as_of}, index=index))
+    shared: dict[str, str] = {}
+    held = [shared.setdefault(v, v) if objects == "shared" else v[:1] + v[1:] for v in events["dispute_id"]]
+    as_objects = events.assign(dispute_id=pd.Series(held, dtype=object, index=events.index))
+    if cutoff_ids == "str":
+        cut_ids = pd.array(ids, dtype="str")
+    else:
+        cut_ids = pd.Series([shared.get(v, v) for v in ids], dtype=object, index=index)
+    cutoffs = pd.DataFrame({"dispute_id": cut_ids, "as_of": as_of}, index=index)
+    screened = riskmodel.data._schema.screen_events(
+        as_objects, fb._schema(), sort_ids=False, first_ids=cutoffs["dispute_id"])
+    known = screened.first_codes >= 0
+    assert list(screened.entity_ids[screened.first_codes[known]]) == [v for v, k in zip(ids, known) if k]
+    assert not known[[v not in set(events["dispute_id"]) for v in ids]].any()
+
+    def no_lookup(*args):
+        raise AssertionError("the cutoffs' ids were looked up")
+
+    monkeypatch.setattr(riskmodel.features._builder, "lookup_positions", no_lookup)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        got = fb.transform(as_objects, cutoffs)
+    pd.testing.assert_frame_equal(got, want)

@@ -717,6 +717,20 @@ def test_hashed_object_columns_screen_as_the_plain_checks(seed, sort_ids, monkey
 
     hashed = screened()
     assert hashed.kind_codes is not None  # the path under test was taken
+    # ids given first (the cutoffs'): numbered first, in their order, where valid rows hold them
+    first_ids = pd.Series(["only_in_bad_rows", "110105202000000007", "never_seen", 7, "110105202000000003"],
+                          dtype=object)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        seeded = screen_events(events, SCHEMA, now=NOW, sort_ids=False, first_ids=first_ids)
+    held = set(hashed.entity_ids)
+    want = [v in held for v in first_ids]
+    np.testing.assert_array_equal(seeded.first_codes >= 0, want)
+    assert list(seeded.entity_ids[seeded.first_codes[want]]) == list(first_ids[want])
+    assert sorted(seeded.first_codes[want]) == list(seeded.first_codes[want])  # in their order
+    assert hashed.first_codes is None  # none asked for
+    pd.testing.assert_frame_equal(seeded.rejects, hashed.rejects)
+    assert len(seeded.entity_ids) == len(hashed.entity_ids)
     monkeypatch.setattr(schema_module, "object_codes", lambda values: None)
     plain = screened()
     assert plain.kind_codes is None
@@ -729,8 +743,9 @@ def test_hashed_object_columns_screen_as_the_plain_checks(seed, sort_ids, monkey
         regroup = np.argsort(names, kind="stable")
         return names[regroup], result.order[regroup], result.times_ns[regroup]
 
-    for mine, theirs in zip(by_id(hashed), by_id(plain)):
+    for mine, theirs, first in zip(by_id(hashed), by_id(plain), by_id(seeded)):
         np.testing.assert_array_equal(mine, theirs)
+        np.testing.assert_array_equal(first, theirs)
     if sort_ids:
         np.testing.assert_array_equal(hashed.order, plain.order)
         np.testing.assert_array_equal(hashed.entity_codes, plain.entity_codes)

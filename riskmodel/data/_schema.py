@@ -46,7 +46,7 @@ MIN_PLAUSIBLE_TIME = pd.Timestamp("1900-01-01")
 _NS = np.dtype("datetime64[ns]")
 NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
-_SHARED_SAMPLE = 1 << 16  # first rows whose objects say whether a column shares them
+_SHARED_SAMPLE = 1 << 16  # rows whose objects say whether a column shares them
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
 _OPTIONAL_ROLES = ("text_col", "party_col", "entities_id_col", "closed_col")
@@ -372,7 +372,7 @@ def shared_object_codes(array: np.ndarray) -> tuple[np.ndarray, pd.Index] | None
     objects. Numbering the pointers (an integer hash of the array itself, read without
     touching the objects), then their few objects by value gives the same codes and
     uniques as ``pd.factorize``, without reading an object per row. ``None`` when the
-    values that repeat in the first rows are mostly distinct objects (made one per row),
+    values that repeat in rows spread over it are mostly distinct objects (made one per row),
     or none repeats: then the objects are hashed.
     """
     if len(array) <= FEW_VALUES or not array.flags.c_contiguous:
@@ -380,10 +380,12 @@ def shared_object_codes(array: np.ndarray) -> tuple[np.ndarray, pd.Index] | None
     # the array's buffer holds the objects' addresses (machine words); viewed, not copied
     words = (ctypes.c_size_t * len(array)).from_address(array.ctypes.data)
     addresses = np.frombuffer(words, dtype=np.uintp)
-    # shared when the values that repeat in the first rows mostly repeat as the same object
-    sample = min(len(array), _SHARED_SAMPLE)
-    value_repeats = sample - len(pd.unique(array[:sample]))
-    if value_repeats == 0 or 2 * (sample - len(np.unique(addresses[:sample]))) < value_repeats:
+    # shared when the values that repeat in rows spread over the column mostly repeat as the
+    # same object
+    step = max(1, len(array) // _SHARED_SAMPLE)
+    sample = array[::step][:_SHARED_SAMPLE]
+    value_repeats = len(sample) - len(pd.unique(sample))
+    if value_repeats == 0 or 2 * (len(sample) - len(np.unique(addresses[::step][:_SHARED_SAMPLE]))) < value_repeats:
         return None
     by_address, _ = pd.factorize(addresses)  # codes in order of first appearance
     is_first = np.empty(len(by_address), dtype=bool)
@@ -448,6 +450,8 @@ class ScreenedEvents:
     kind_col: str | None = None  #: the schema's kind column
     #: :func:`object_codes` of the valid rows' kinds (input order), when they were hashed to be judged
     kind_codes: tuple | None = field(default=None, repr=False)
+    #: the entity code of each of ``first_ids`` (-1: no valid event), when they were given
+    first_codes: np.ndarray | None = field(default=None, repr=False)
 
     @functools.cached_property
     def valid(self) -> pd.DataFrame:
@@ -576,12 +580,18 @@ def screen_events(
     *,
     now: pd.Timestamp | None = None,
     sort_ids: bool = True,
+    first_ids=None,
 ) -> ScreenedEvents:
     """Validate events without reordering them: rejects, valid rows and their sort order.
 
     Column-level problems (not a frame, empty, missing columns, numeric times or kinds,
     mixed timezones) raise :class:`DataError`: no row can be trusted then. ``sort_ids``
     numbers entities in sorted id order (else in any order, whichever is faster).
+    ``first_ids`` (e.g. the cutoffs' ids), with ``sort_ids=False``: when the ids are hashed
+    (Python objects, see :func:`object_codes`), these are hashed with them and numbered
+    first, in their order;
+    ``first_codes`` then gives each one's entity code (-1: no valid event), so they need no
+    lookup, and cutoffs listed in that order need no reordering.
     """
     require_frame(events, "events")
     require_columns(events, schema.event_columns, "events", schema=schema)
@@ -590,7 +600,7 @@ def screen_events(
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
     # object columns are factorised once: the codes find their missing values (and the
     # kinds that are not strings), and are reused for the sort and the features
-    id_codes = object_codes(columns[schema.entity_col])
+    id_codes, first_codes = _id_codes(columns[schema.entity_col], None if sort_ids else first_ids)
     kind_codes = object_codes(columns[schema.kind_col])
     not_str_kind = check_kinds(columns[schema.kind_col], schema.kind_col, kind_codes)
 
@@ -628,11 +638,16 @@ def screen_events(
         raw_bad = events[schema.event_columns][bad]
         columns = {col: values[~bad] for col, values in columns.items()}
         t_ns = t_ns[~bad]
-        id_codes = None if id_codes is None else compact_codes(id_codes[0][~bad], id_codes[1])
+        id_codes = None if id_codes is None else (id_codes[0][~bad], id_codes[1])
         kind_codes = None if kind_codes is None else compact_codes(kind_codes[0][~bad], kind_codes[1])
     else:
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
+    if first_codes is not None:  # the valid rows' ids only, and where first_ids are among them
+        codes, uniques, first_codes = compact_codes(*id_codes, first_codes)
+        id_codes = (codes, uniques)
+    elif id_codes is not None and raw_bad is not None:
+        id_codes = compact_codes(*id_codes)
 
     order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids, codes=id_codes)
     # exact duplicates share (entity, time), so after the sort they are neighbours
@@ -659,7 +674,20 @@ def screen_events(
     return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col,
-                          kind_codes=kind_codes)
+                          kind_codes=kind_codes, first_codes=first_codes)
+
+
+def _id_codes(ids: pd.Series, first_ids) -> tuple[tuple[np.ndarray, pd.Index] | None, np.ndarray | None]:
+    """:func:`object_codes` of the ids, those of ``first_ids`` numbered first (see
+    :func:`screen_events`), and the codes of ``first_ids`` (-1: not among the ids); ``None``
+    for those when the ids are not hashed."""
+    n_first = 0 if first_ids is None else len(first_ids)
+    if not (n_first and pd.api.types.is_object_dtype(ids.dtype) and len(ids) > FEW_VALUES
+            and not pd.api.types.is_numeric_dtype(getattr(first_ids, "dtype", None))):
+        return object_codes(ids), None
+    both = np.concatenate([np.asarray(first_ids, dtype=object), np.asarray(ids, dtype=object)])
+    codes, uniques = object_codes(pd.Series(both, dtype=object, name=ids.name, copy=False))
+    return (codes[n_first:], uniques), codes[:n_first]
 
 
 def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np.ndarray:
@@ -667,15 +695,16 @@ def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np
     return isna_mask(values) if codes is None else codes[0] < 0
 
 
-def compact_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
-    """Codes of a subset of rows renumbered to the values it holds (order kept)."""
+def compact_codes(codes: np.ndarray, uniques: pd.Index, *others: np.ndarray) -> tuple:
+    """Codes of a subset of rows renumbered to the values it holds (order kept); ``others``:
+    more codes of the same uniques, renumbered alike (-1 for a value the subset lacks)."""
     present = np.zeros(len(uniques) + 1, dtype=bool)
     present[codes] = True  # code -1 marks the extra last slot; no copy of the codes
     used = present[:-1]
     if used.all():
-        return codes, uniques
-    renumber = np.append(np.cumsum(used) - 1, -1)  # code -1 stays -1
-    return renumber[codes], uniques[used]
+        return codes, uniques, *others
+    renumber = np.append(np.where(used, np.cumsum(used) - 1, -1), -1)  # code -1 stays -1
+    return renumber[codes], uniques[used], *(renumber[other] for other in others)
 
 
 def isna_mask(values: pd.Series) -> np.ndarray:

@@ -354,15 +354,21 @@ def prepare_events(
     now: pd.Timestamp | None = None,
 ) -> PreparedEvents:
     """Validate an event log once (see :func:`validate_events`) and index it for features."""
+    return _prepare(events, schema or EventSchema(), now=now)[0]
+
+
+def _prepare(events, schema: EventSchema, *, now=None, first_ids=None) -> tuple[PreparedEvents, np.ndarray | None]:
+    """:func:`prepare_events`, plus the entity code of each of ``first_ids`` (e.g. the
+    cutoffs' ids; -1: no event) when hashing the ids gave them (see :func:`screen_events`),
+    else ``None``."""
     if isinstance(events, PreparedEvents):
-        return events
-    schema = schema or EventSchema()
-    screened = screen_events(events, schema, now=now, sort_ids=False)
+        return events, None
+    screened = screen_events(events, schema, now=now, sort_ids=False, first_ids=first_ids)
     if screened.n_rejects:
         from ..data import raise_rejects
 
         raise_rejects(screened.rejects, "events")
-    return index_screened(screened, schema)
+    return index_screened(screened, schema), screened.first_codes
 
 
 def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Index, bool]:
@@ -665,7 +671,7 @@ class FeatureBuilder(BaseEstimator):
         ``as_columns``: return the :class:`FeatureColumns` instead of a DataFrame.
         """
         schema = self._schema()
-        prepared = prepare_events(events, schema)
+        prepared, cutoff_codes = _prepare(events, schema, first_ids=cut[schema.entity_col])
         if self.has_entities_ and entities is None and any(f.needs_entities for f in self._active_families()):
             raise DataError(
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
@@ -674,7 +680,7 @@ class FeatureBuilder(BaseEstimator):
         ents = validated_entity_columns(entities, schema, allow_empty=True) \
             if self.has_entities_ and entities is not None else None
         context = None if context_events is None else prepare_events(context_events, schema)
-        columns = FeatureComputation(self, prepared, cut, ents, context).run()
+        columns = FeatureComputation(self, prepared, cut, ents, context, cutoff_codes=cutoff_codes).run()
         return columns if as_columns else columns.to_frame()
 
     def _numeric_feature_names(self) -> list[str]:
@@ -699,7 +705,7 @@ class FeatureComputation:
     """
 
     def __init__(self, builder: FeatureBuilder, prepared: PreparedEvents, cutoffs: pd.DataFrame, entities,
-                 context: PreparedEvents | None = None):
+                 context: PreparedEvents | None = None, *, cutoff_codes: np.ndarray | None = None):
         self.b = builder
         self.schema = builder._schema()
         self.ev = prepared
@@ -710,7 +716,8 @@ class FeatureComputation:
 
         ids = cutoffs[self.schema.entity_col]
         _check_id_types(prepared.entity_ids, ids, self.schema.entity_col)
-        codes = lookup_positions(prepared.entity_ids, ids)
+        # each cutoff's entity code (-1: no event): found when the events were screened, or looked up
+        codes = lookup_positions(prepared.entity_ids, ids) if cutoff_codes is None else cutoff_codes
         n_entities = len(prepared.entity_ids)
         codes = np.where(codes < 0, n_entities, codes).astype(np.int64)
         as_of = cutoffs["as_of"].to_numpy().view(np.int64)  # validated: datetime64[ns]
