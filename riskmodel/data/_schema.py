@@ -324,8 +324,9 @@ def times_aware(values: pd.Series) -> bool | None:
     return re.search(_TZ_SUFFIX, str(first)) is not None
 
 
-def object_codes(values) -> tuple[np.ndarray, pd.Index] | None:
+def object_codes(values, first: np.ndarray | None = None) -> tuple[np.ndarray, pd.Index] | None:
     """``pd.factorize`` of a column of Python objects (missing values coded -1), else ``None``.
+    ``first``: objects factorised before the column's (codes for both, ``first``'s first).
 
     For an object column, hashing the values once is the cost every later step would pay
     again: each object is read from wherever it lives in memory (a ``pd.read_csv`` column
@@ -338,12 +339,12 @@ def object_codes(values) -> tuple[np.ndarray, pd.Index] | None:
         return None
     array = np.asarray(values, dtype=object)
     try:
-        shared = shared_object_codes(array)
+        shared = shared_object_codes(array, first)
         if shared is not None:
             return shared
-        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+        codes, uniques = pd.factorize(array if first is None else np.concatenate([first, array]), use_na_sentinel=True)
     except TypeError:
-        raise_unhashable(array, getattr(values, "name", None))
+        raise_unhashable(array if first is None else np.concatenate([first, array]), getattr(values, "name", None))
     return codes, pd.Index(uniques, dtype=object)
 
 
@@ -364,7 +365,14 @@ def raise_unhashable(values, column) -> None:
     )
 
 
-def shared_object_codes(array: np.ndarray) -> tuple[np.ndarray, pd.Index] | None:
+def _addresses(array: np.ndarray) -> np.ndarray:
+    """The addresses of a contiguous object array's objects: its buffer (machine words),
+    viewed, not copied; no object is touched."""
+    words = (ctypes.c_size_t * len(array)).from_address(array.ctypes.data)
+    return np.frombuffer(words, dtype=np.uintp)
+
+
+def shared_object_codes(array: np.ndarray, first: np.ndarray | None = None) -> tuple[np.ndarray, pd.Index] | None:
     """``pd.factorize`` of an object array whose rows share a few objects, read by address.
 
     ``pd.read_csv`` and pyarrow's ``to_pandas`` give each distinct string of a column one
@@ -373,13 +381,13 @@ def shared_object_codes(array: np.ndarray) -> tuple[np.ndarray, pd.Index] | None
     touching the objects), then their few objects by value gives the same codes and
     uniques as ``pd.factorize``, without reading an object per row. ``None`` when the
     values that repeat in rows spread over it are mostly distinct objects (made one per row),
-    or none repeats: then the objects are hashed.
+    or none repeats: then the objects are hashed. ``first``: objects numbered before the
+    array's (as :func:`object_codes`), judged with them but not sampled.
     """
-    if len(array) <= FEW_VALUES or not array.flags.c_contiguous:
+    contiguous = array.flags.c_contiguous and (first is None or first.flags.c_contiguous)
+    if len(array) <= FEW_VALUES or not contiguous:
         return None
-    # the array's buffer holds the objects' addresses (machine words); viewed, not copied
-    words = (ctypes.c_size_t * len(array)).from_address(array.ctypes.data)
-    addresses = np.frombuffer(words, dtype=np.uintp)
+    addresses = _addresses(array)
     # shared when the values that repeat in rows spread over the column mostly repeat as the
     # same object
     step = max(1, len(array) // _SHARED_SAMPLE)
@@ -387,11 +395,18 @@ def shared_object_codes(array: np.ndarray) -> tuple[np.ndarray, pd.Index] | None
     value_repeats = len(sample) - len(pd.unique(sample))
     if value_repeats == 0 or 2 * (len(sample) - len(np.unique(addresses[::step][:_SHARED_SAMPLE]))) < value_repeats:
         return None
+    if first is not None and len(first):
+        addresses = np.concatenate([_addresses(first), addresses])
     by_address, _ = pd.factorize(addresses)  # codes in order of first appearance
     is_first = np.empty(len(by_address), dtype=bool)
     is_first[0] = True
     np.greater(by_address[1:], np.maximum.accumulate(by_address[:-1]), out=is_first[1:])
-    objects = array[np.flatnonzero(is_first)]  # one per address, in order of first appearance
+    at = np.flatnonzero(is_first)  # one row per address, in order of first appearance
+    if first is None or len(first) == 0:
+        objects = array[at]
+    else:
+        in_first = int(np.searchsorted(at, len(first)))
+        objects = np.concatenate([first[at[:in_first]], array[at[in_first:] - len(first)]])
     by_value, uniques = pd.factorize(objects, use_na_sentinel=True)
     return by_value[by_address], pd.Index(uniques, dtype=object)
 
@@ -685,8 +700,7 @@ def _id_codes(ids: pd.Series, first_ids) -> tuple[tuple[np.ndarray, pd.Index] | 
     if not (n_first and pd.api.types.is_object_dtype(ids.dtype) and len(ids) > FEW_VALUES
             and not pd.api.types.is_numeric_dtype(getattr(first_ids, "dtype", None))):
         return object_codes(ids), None
-    both = np.concatenate([np.asarray(first_ids, dtype=object), np.asarray(ids, dtype=object)])
-    codes, uniques = object_codes(pd.Series(both, dtype=object, name=ids.name, copy=False))
+    codes, uniques = object_codes(ids, first=np.asarray(first_ids, dtype=object))
     return (codes[n_first:], uniques), codes[:n_first]
 
 
