@@ -607,9 +607,8 @@ def screen_events(
     numbers entities in sorted id order (else in any order, whichever is faster).
     ``first_ids`` (e.g. the cutoffs' ids), with ``sort_ids=False``: when the ids are hashed
     (Python objects, see :func:`object_codes`), these are hashed with them and numbered
-    first, in their order;
-    ``first_codes`` then gives each one's entity code (-1: no valid event), so they need no
-    lookup, and cutoffs listed in that order need no reordering.
+    first, in their order; ``first_codes`` then gives each one's entity code (-1: no valid
+    event), so they need no lookup, and cutoffs listed in that order need no reordering.
     """
     require_frame(events, "events")
     require_columns(events, schema.event_columns, "events", schema=schema)
