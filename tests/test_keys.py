@@ -262,9 +262,10 @@ def test_key_time_sort_is_the_lexsort_or_refuses(layout, max_bucket_bits, block_
     if layout in refused:
         assert result is None
         return
-    order, is_new = result
+    order, is_new, sorted_times = result
     expected = np.lexsort((times, keys))
     np.testing.assert_array_equal(order, expected)
+    np.testing.assert_array_equal(sorted_times, times[expected])  # read off the packed integers
     assert order.dtype == np.int64
     in_order = keys[expected]
     np.testing.assert_array_equal(is_new, np.r_[True, in_order[1:] != in_order[:-1]])

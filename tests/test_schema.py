@@ -800,6 +800,33 @@ def test_entity_order_equals_the_factorize_and_lexsort_reference(kind, layout):
     np.testing.assert_array_equal(times, t[ref_order])
 
 
+@pytest.mark.parametrize("layout", ["shuffled", "time_sorted", "entity_sorted", "ties"])
+@pytest.mark.parametrize("sort_ids", [False, True])
+@pytest.mark.parametrize("unused", [0, 5])
+def test_entity_order_of_given_codes_equals_the_lexsort(layout, sort_ids, unused):
+    """Codes the caller has already (hashed ids, some ids possibly without a row) sort as
+    ``np.lexsort``, with the sorted rows' codes and times read off the sort."""
+    from riskmodel.data import entity_order
+
+    rng = np.random.default_rng(len(layout) + unused)
+    n = 20_000
+    values = rng.integers(0, 3_000, n)
+    t = rng.integers(0, 500, n).astype(np.int64) * 10**9
+    values, t = _laid_out(values, t, layout)
+    codes, uniques = pd.factorize(pd.Series([f"case-{v:06d}" for v in values], dtype=object))
+    if unused:  # ids that no row holds, numbered among the others
+        uniques = pd.Index(list(uniques[:7]) + [f"none-{i}" for i in range(unused)] + list(uniques[7:]), dtype=object)
+        codes = np.where(codes >= 7, codes + unused, codes)
+    order, sorted_codes, got_uniques, times = entity_order(None, t, sort_ids, codes=(codes, uniques))
+    if sort_ids:
+        rank = pd.Index(uniques).argsort().argsort()  # each code's place among the sorted ids
+        codes = rank[codes]
+        assert list(got_uniques) == sorted(uniques)
+    ref_order = np.lexsort((t, codes))
+    np.testing.assert_array_equal(order, ref_order)
+    np.testing.assert_array_equal(sorted_codes, codes[ref_order])
+    np.testing.assert_array_equal(times, t[ref_order])
+
 def _objects_shared(rng, n):
     """Rows pointing to a few objects, as ``pd.read_csv`` gives: missing values of three
     kinds, an int, and equal strings held by two different objects."""

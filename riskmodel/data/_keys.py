@@ -286,9 +286,9 @@ def stable_key_sort(keys: np.ndarray, then_by: np.ndarray | None = None) -> tupl
     return order, is_new
 
 
-def key_time_sort(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Stable order of rows by (key, time) for one-word keys and time offsets, and where
-    the sorted key changes; ``None`` when they do not pack (see below).
+def key_time_sort(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Stable order of rows by (key, time) for one-word keys and time offsets, where the
+    sorted key changes and the sorted times; ``None`` when they do not pack (see below).
 
     (key, time, position) rarely fit in 64 bits together (a million ids, seconds over
     years and ten million positions take about 70), which is why a general (key, time)
@@ -310,10 +310,12 @@ def key_time_sort(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.n
     order : ndarray of int64
     is_new : ndarray of bool
         ``is_new[i]``: the ``i``-th sorted key differs from the one before.
+    sorted_times : ndarray of uint64
+        ``times[order]``, read from the sorted packed integers (no gather).
     """
     n = len(keys)
     if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.uint64)
     base = keys.min()
     offsets = keys - base
     key_bits, time_bits = int(offsets.max()).bit_length(), int(times.max()).bit_length()
@@ -342,8 +344,9 @@ def key_time_sort(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.n
     by_bucket = np.argsort(bucket, kind="stable") if bucket_bits else None
     if by_bucket is not None:
         packed = packed[by_bucket]
-    order, is_new = np.empty(n, dtype=np.int64), np.empty(n, dtype=bool)
+    order, is_new, sorted_times = np.empty(n, dtype=np.int64), np.empty(n, dtype=bool), np.empty(n, dtype=np.uint64)
     shift, place_mask = np.uint64(time_bits + place_bits), np.uint64((1 << place_bits) - 1)
+    time_mask = np.uint64((1 << time_bits) - 1)
     # blocks of whole buckets, about _BLOCK_ROWS rows each: their temporaries stay in the cache
     cuts = np.unique(np.r_[np.searchsorted(starts, np.arange(0, n, _BLOCK_ROWS)), len(counts)]).tolist()
     for first, last in zip(cuts[:-1], cuts[1:]):
@@ -362,7 +365,9 @@ def key_time_sort(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.n
         new[0] = True
         np.not_equal(key[1:], key[:-1], out=new[1:])
         new[starts[first:last][counts[first:last] > 0] - lo] = True  # another bucket: another key
+        np.right_shift(block, np.uint64(place_bits), out=sorted_times[lo:hi])
+        sorted_times[lo:hi] &= time_mask
         block &= place_mask
         bucket_start += block.view(np.int64)  # positions in bucket order
         order[lo:hi] = bucket_start if by_bucket is None else by_bucket[bucket_start]
-    return order, is_new
+    return order, is_new, sorted_times

@@ -505,20 +505,21 @@ def time_order(t_ns: np.ndarray) -> np.ndarray:
     """
     if len(t_ns) <= FEW_VALUES:
         return np.argsort(t_ns, kind="stable")
-    offsets = time_offsets(t_ns)
+    offsets, _ = time_offsets(t_ns)
     if int(offsets.max()).bit_length() + (len(t_ns) - 1).bit_length() > 64:
         return np.argsort(t_ns, kind="stable")
     return stable_key_sort(offsets)[0]
 
 
-def time_offsets(t_ns: np.ndarray) -> np.ndarray:
+def time_offsets(t_ns: np.ndarray) -> tuple[np.ndarray, int]:
     """Offsets of int64 nanosecond times from the earliest, in their own unit (the greatest
-    common divisor of the offsets: a second for most extracts, a day for dates), as uint64."""
+    common divisor of the offsets: a second for most extracts, a day for dates), as uint64,
+    and that unit in nanoseconds (``t_ns == t_ns.min() + offsets * unit``)."""
     offsets = (t_ns - t_ns.min()).view(np.uint64)  # below 2**63: times are within pandas' range
-    unit = np.gcd.reduce(offsets)
+    unit = int(np.gcd.reduce(offsets))
     if unit > 1:
-        np.floor_divide(offsets, unit, out=offsets)
-    return offsets
+        np.floor_divide(offsets, np.uint64(unit), out=offsets)
+    return offsets, max(unit, 1)
 
 
 def integer_keys(ids) -> np.ndarray | None:
@@ -533,23 +534,30 @@ def integer_keys(ids) -> np.ndarray | None:
     return values.astype(np.int64, copy=False).view(np.uint64) ^ np.uint64(1 << 63)  # signed order
 
 
-def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stable order of rows by (key, time) and where the sorted key changes (see
-    :func:`~riskmodel.data._keys.stable_key_sort`): nothing for rows already in that
-    order; one-word keys of shuffled rows in buckets of packed (key, time, place)
-    (:func:`~riskmodel.data._keys.key_time_sort`) where those fit; else a stable sort by
-    time (none for time-sorted rows), then by key (the reference)."""
+def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stable order of rows by (key, time), where the sorted key changes (see
+    :func:`~riskmodel.data._keys.stable_key_sort`) and the sorted times: nothing for rows
+    already in that order; one-word keys of shuffled rows in buckets of packed (key, time,
+    place) (:func:`~riskmodel.data._keys.key_time_sort`, which reads the sorted times off
+    its packed integers) where those fit; else a stable sort by time (none for time-sorted
+    rows), then by key (the reference)."""
     time_sorted = bool((t_ns[1:] >= t_ns[:-1]).all())
     if keys.shape[1] == 1:
         key = keys[:, 0]
         same = key[1:] == key[:-1]
         if bool((key[1:] >= key[:-1]).all()) and bool((t_ns[1:] >= t_ns[:-1])[same].all()):
-            return np.arange(len(key), dtype=np.int64), np.r_[True, ~same]  # already in order
+            return np.arange(len(key), dtype=np.int64), np.r_[True, ~same], t_ns  # already in order
         if not time_sorted and len(key) > FEW_VALUES:
-            bucketed = key_time_sort(key, time_offsets(t_ns))
+            offsets, unit = time_offsets(t_ns)
+            bucketed = key_time_sort(key, offsets)
             if bucketed is not None:
-                return bucketed
-    return stable_key_sort(keys, then_by=None if time_sorted else time_order(t_ns))
+                order, is_new, sorted_times = bucketed
+                sorted_ns = sorted_times.view(np.int64)  # offsets below 2**63
+                sorted_ns *= unit
+                sorted_ns += t_ns.min()
+                return order, is_new, sorted_ns
+    order, is_new = stable_key_sort(keys, then_by=None if time_sorted else time_order(t_ns))
+    return order, is_new, t_ns[order]
 
 
 def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tuple | None = None
@@ -563,33 +571,40 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
     in sorted order if ``sort_ids``, and the integer codes are sorted. ``codes``: the ids'
     factorisation (codes, uniques; no missing id) when the caller has it already.
     """
-    if codes is not None:
-        codes, uniques = codes
-        if sort_ids and len(uniques):  # number the ids in sorted order (as pd.factorize(sort=True))
-            rank, uniques = pd.factorize(uniques.to_numpy(dtype=object), sort=True)
-            codes = rank[codes]
-        codes = np.asarray(codes, dtype=np.int64)
-        order = sort_by_entity_time(codes, t_ns)
-        return order, codes[order], pd.Index(uniques), t_ns[order]
-    keys = integer_keys(ids) if len(ids) > FEW_VALUES else None
-    string_ids = keys is None and len(ids) > FEW_VALUES
-    if string_ids:
-        keys = string_keys(ids)
-    if keys is not None:
-        order, is_first = _key_time_order(keys.reshape(len(keys), -1), t_ns)
-        firsts = order[np.flatnonzero(is_first)]  # each entity's first sorted row
-        uniques = key_strings(keys[firsts], like=ids) if string_ids else pd.Index(ids.array.take(firsts))
-        codes = np.cumsum(is_first, dtype=np.int64)
-        codes -= 1
-        return order, codes, uniques, t_ns[order]
-    # Sort once by (entity, time) through integer codes: much faster than sorting strings.
-    try:
-        codes, uniques = pd.factorize(_few_as_array(ids), sort=sort_ids)
-    except TypeError:
-        raise_unhashable(np.asarray(ids, dtype=object), getattr(ids, "name", None))
-    codes = codes.astype(np.int64)
-    order = sort_by_entity_time(codes, t_ns)
-    return order, codes[order], pd.Index(uniques), t_ns[order]
+    if codes is None:
+        keys = integer_keys(ids) if len(ids) > FEW_VALUES else None
+        string_ids = keys is None and len(ids) > FEW_VALUES
+        if string_ids:
+            keys = string_keys(ids)
+        if keys is not None:
+            order, is_first, sorted_ns = _key_time_order(keys.reshape(len(keys), -1), t_ns)
+            firsts = order[np.flatnonzero(is_first)]  # each entity's first sorted row
+            uniques = key_strings(keys[firsts], like=ids) if string_ids else pd.Index(ids.array.take(firsts))
+            return order, _run_numbers(is_first), uniques, sorted_ns
+        # Sort once by (entity, time) through integer codes: much faster than sorting strings.
+        try:
+            codes = pd.factorize(_few_as_array(ids), sort=sort_ids)
+        except TypeError:
+            raise_unhashable(np.asarray(ids, dtype=object), getattr(ids, "name", None))
+    elif sort_ids and len(codes[1]):  # number the ids in sorted order (as pd.factorize(sort=True))
+        rank, uniques = pd.factorize(codes[1].to_numpy(dtype=object), sort=True)
+        codes = (rank[codes[0]], uniques)
+    codes, uniques = np.asarray(codes[0], dtype=np.int64), pd.Index(codes[1])
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64), codes, uniques, t_ns
+    order, is_first, sorted_ns = _key_time_order(codes.astype(np.uint64).reshape(-1, 1), t_ns)
+    sorted_codes = _run_numbers(is_first)
+    if int(sorted_codes[-1]) + 1 < len(uniques):  # not every code has a row: read them
+        sorted_codes = codes[order]
+    return order, sorted_codes, uniques, sorted_ns
+
+
+def _run_numbers(is_first: np.ndarray) -> np.ndarray:
+    """The number of each sorted row's run of equal keys (0, 1, 2, ...; ``is_first`` marks
+    where a run starts): the codes of sorted keys numbered in order, when each has a row."""
+    numbers = np.cumsum(is_first, dtype=np.int64)
+    numbers -= 1
+    return numbers
 
 
 def screen_events(
