@@ -24,6 +24,7 @@ import ctypes
 import dataclasses
 import datetime
 import functools
+import itertools
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -346,7 +347,7 @@ def object_codes(values, first: np.ndarray | None = None) -> tuple[np.ndarray, p
             return shared
         codes, uniques = pd.factorize(array if first is None else np.concatenate([first, array]), use_na_sentinel=True)
     except TypeError:
-        raise_unhashable(array if first is None else np.concatenate([first, array]), getattr(values, "name", None))
+        raise_unhashable(itertools.chain(() if first is None else first, array), getattr(values, "name", None))
     return codes, pd.Index(uniques, dtype=object)
 
 
@@ -489,9 +490,14 @@ class ScreenedEvents:
 def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     """Stable order by (code, time) of non-negative integer codes, sorted as one-word keys
     (:func:`_key_time_order`); nothing for rows already in that order."""
+    return _code_time_order(np.asarray(codes), t_ns)[0]
+
+
+def _code_time_order(codes: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_key_time_order` of non-negative integer codes (one-word keys), no rows included."""
     if len(codes) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return _key_time_order(np.asarray(codes).astype(np.uint64).reshape(-1, 1), t_ns)[0]
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), t_ns
+    return _key_time_order(codes.astype(np.uint64).reshape(-1, 1), t_ns)
 
 
 def time_order(t_ns: np.ndarray) -> np.ndarray:
@@ -590,11 +596,9 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
         rank, uniques = pd.factorize(codes[1].to_numpy(dtype=object), sort=True)
         codes = (rank[codes[0]], uniques)
     codes, uniques = np.asarray(codes[0], dtype=np.int64), pd.Index(codes[1])
-    if len(codes) == 0:
-        return np.zeros(0, dtype=np.int64), codes, uniques, t_ns
-    order, is_first, sorted_ns = _key_time_order(codes.astype(np.uint64).reshape(-1, 1), t_ns)
+    order, is_first, sorted_ns = _code_time_order(codes, t_ns)
     sorted_codes = _run_numbers(is_first)
-    if int(sorted_codes[-1]) + 1 < len(uniques):  # not every code has a row: read them
+    if len(codes) and int(sorted_codes[-1]) + 1 < len(uniques):  # not every code has a row: read them
         sorted_codes = codes[order]
     return order, sorted_codes, uniques, sorted_ns
 

@@ -234,7 +234,6 @@ class LevelTally:
         for j, w in enumerate(self.windows[1:], start=1):  # in place: no new pages to touch
             self.comp._positions[w] = np.subtract(self.comp._positions["as_of"], in_window[j], out=in_window[j])
 
-
     def _count_cells(self, rows, kind, level, n_kinds: int, count_blocks, in_window: np.ndarray) -> None:
         """Count a slice of events whose (level, kind, cutoff) cells are no sparser than
         they are: one ``np.bincount`` of the cells, then the events in window ``j`` are
@@ -253,8 +252,7 @@ class LevelTally:
             above[level_j] += above[level_j + 1]
         block = self.comp.matrix[first : first + span]  # rows past the last cutoff: level 0 only
         above = above[1:, :, : len(block)]  # above[j]: above level j, those in window j
-        for k in range(n_kinds):
-            in_window[:, first : first + len(block)] += above[:, k]
+        in_window[:, first : first + len(block)] += above.sum(axis=1)  # every kind
         above = above.astype(np.float32)  # adding int64 to the float32 matrix casts slowly
         for j, columns in enumerate(count_blocks):
             block[:, columns] += above[j].T
