@@ -57,7 +57,7 @@ def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
 def _lookup_short_strings(index: pd.Index, values: pd.Series) -> np.ndarray | None:
     """:func:`lookup_positions` through integer keys (:func:`~riskmodel.data._keys.short_string_keys`):
     a binary search in the index's sorted keys. ``None`` unless both sides have such keys
-    and the index is unique."""
+    and the index is unique (and, unsorted, its keys pack)."""
     index_keys = short_string_keys(index)
     wanted = short_string_keys(values) if index_keys is not None else None
     if wanted is None:
@@ -66,9 +66,10 @@ def _lookup_short_strings(index: pd.Index, values: pd.Series) -> np.ndarray | No
         return np.full(len(wanted), -1, dtype=np.int64)
     sorter = None
     if not bool((index_keys[1:] > index_keys[:-1]).all()):
-        sorter, is_new = stable_key_sort(index_keys)
-        if not bool(is_new.all()):
-            return None  # duplicates in the index
+        sorted_ = stable_key_sort(index_keys)
+        if sorted_ is None or not bool(sorted_[1].all()):
+            return None  # keys that do not pack, or duplicates in the index
+        sorter = sorted_[0]
     at = np.minimum(np.searchsorted(index_keys, wanted, sorter=sorter), len(index_keys) - 1)
     if sorter is not None:
         at = sorter[at]

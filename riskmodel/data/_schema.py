@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._errors import DataError, DataWarning, format_examples
-from ._keys import key_strings, key_time_sort, stable_key_sort, string_keys
+from ._keys import key_time_sort, stable_key_sort, string_keys
 
 __all__ = [
     "EventSchema",
@@ -540,13 +540,13 @@ def integer_keys(ids) -> np.ndarray | None:
     return values.astype(np.int64, copy=False).view(np.uint64) ^ np.uint64(1 << 63)  # signed order
 
 
-def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Stable order of rows by (key, time), where the sorted key changes (see
     :func:`~riskmodel.data._keys.stable_key_sort`) and the sorted times: nothing for rows
     already in that order; one-word keys of shuffled rows in buckets of packed (key, time,
     place) (:func:`~riskmodel.data._keys.key_time_sort`, which reads the sorted times off
     its packed integers) where those fit; else a stable sort by time (none for time-sorted
-    rows), then by key (the reference)."""
+    rows), then by key (the reference). ``None`` when the keys do not pack (hash them)."""
     time_sorted = bool((t_ns[1:] >= t_ns[:-1]).all())
     if keys.shape[1] == 1:
         key = keys[:, 0]
@@ -562,8 +562,8 @@ def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.
                 sorted_ns *= unit
                 sorted_ns += t_ns.min()
                 return order, is_new, sorted_ns
-    order, is_new = stable_key_sort(keys, then_by=None if time_sorted else time_order(t_ns))
-    return order, is_new, t_ns[order]
+    sorted_ = stable_key_sort(keys, then_by=None if time_sorted else lambda: time_order(t_ns))
+    return None if sorted_ is None else (*sorted_, t_ns[sorted_[0]])
 
 
 def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tuple | None = None
@@ -572,20 +572,20 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
     and the sorted rows' times.
 
     Integer ids and short Arrow string ids (:func:`~riskmodel.data._keys.string_keys`, up to
-    24 bytes) are sorted as integer keys, with no hash table; the codes then number the ids
-    in sorted order. Otherwise (long or object strings, other types) ids are factorised,
-    in sorted order if ``sort_ids``, and the integer codes are sorted. ``codes``: the ids'
+    24 bytes) are sorted as integer keys, with no hash table, where those pack beside the
+    row positions (:func:`~riskmodel.data._keys.stable_key_sort`); the codes then number the
+    ids in sorted order. Otherwise (long, random or object strings, other types) ids are
+    factorised, in sorted order if ``sort_ids``, and the integer codes are sorted. ``codes``: the ids'
     factorisation (codes, uniques; no missing id) when the caller has it already.
     """
     if codes is None:
         keys = integer_keys(ids) if len(ids) > FEW_VALUES else None
-        string_ids = keys is None and len(ids) > FEW_VALUES
-        if string_ids:
+        if keys is None and len(ids) > FEW_VALUES:
             keys = string_keys(ids)
-        if keys is not None:
-            order, is_first, sorted_ns = _key_time_order(keys.reshape(len(keys), -1), t_ns)
-            firsts = order[np.flatnonzero(is_first)]  # each entity's first sorted row
-            uniques = key_strings(keys[firsts], like=ids) if string_ids else pd.Index(ids.array.take(firsts))
+        in_order = None if keys is None else _key_time_order(keys.reshape(len(keys), -1), t_ns)
+        if in_order is not None:
+            order, is_first, sorted_ns = in_order
+            uniques = pd.Index(ids.array.take(order[np.flatnonzero(is_first)]))  # each entity's first row
             return order, _run_numbers(is_first), uniques, sorted_ns
         # Sort once by (entity, time) through integer codes: much faster than sorting strings.
         try:
