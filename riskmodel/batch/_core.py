@@ -207,7 +207,7 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         own_ents = entities[isin(entities[schema.entities_id], ids)]  # may have no rows
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        prepared_own = PreparedEvents(clean, schema, model.features_.tz_aware_)
+        prepared_own = PreparedEvents.from_valid(clean, schema, model.features_.tz_aware_)  # indexed once
         cut = open_disputes(prepared_own, as_of, schema, entities=own_ents if own_ents is not None and len(own_ents) else None,
                             max_inactive=max_inactive)
         cut = cut.sort_values(ent, kind="stable").reset_index(drop=True)
@@ -227,8 +227,7 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
                 PreparedEvents.from_valid(context, schema, model.features_.tz_aware_)
         is_open = np.zeros(len(prepared_own.entity_ids) + 1, dtype=bool)
         is_open[prepared_own.entity_ids.get_indexer(open_ids)] = True
-        own_open = PreparedEvents(clean[is_open[prepared_own.entity_codes]].reset_index(drop=True), schema,
-                                  model.features_.tz_aware_)
+        own_open = prepared_own.subset(is_open[prepared_own.entity_codes])  # the chunk's index, not a new one
         t1 = time.perf_counter()
         timings["validate"] += t1 - t0
         X = model.transform_features(own_open, cut, entities=own_ents if model.features_.has_entities_ else None,
@@ -283,8 +282,8 @@ def explain_chunk(clean: pd.DataFrame, context, predictor, as_of: pd.Timestamp, 
     ids = np.asarray(ids)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        whole = PreparedEvents(clean, schema, tz)
-        own = PreparedEvents(clean[isin(clean[ent], ids)].reset_index(drop=True), schema, tz)
+        whole = PreparedEvents.from_valid(clean, schema, tz)
+        own = whole.subset(isin(whole.entity_ids, ids)[whole.entity_codes])
         context_events = whole  # a single chunk: its own events are the whole input
         if context is not None and len(context):
             context_events = context if isinstance(context, PreparedEvents) else \

@@ -344,7 +344,7 @@ class PreparedEvents:
         """The sorted rows where ``keep`` is true, sharing this log's column work."""
         order = np.flatnonzero(keep) if self._order is None else self._order[keep]
         return PreparedEvents(self._raw, self.schema, self.tz_aware, (self.entity_codes[keep], self.entity_ids),
-                              order=order, _shared=self._shared)
+                              order=order, times_ns=self.times_ns[keep], _shared=self._shared)
 
 
 def prepare_events(
