@@ -227,7 +227,10 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
                 PreparedEvents.from_valid(context, schema, model.features_.tz_aware_)
         is_open = np.zeros(len(prepared_own.entity_ids) + 1, dtype=bool)
         is_open[prepared_own.entity_ids.get_indexer(open_ids)] = True
-        own_open = prepared_own.subset(is_open[prepared_own.entity_codes])  # the chunk's index, not a new one
+        # the open disputes' own events, indexed apart: the text and kind columns are then read for
+        # their rows only (a subset of the chunk's index would match every row's narrative)
+        own_open = PreparedEvents.from_valid(clean[is_open[prepared_own.entity_codes]].reset_index(drop=True), schema,
+                                             model.features_.tz_aware_)
         t1 = time.perf_counter()
         timings["validate"] += t1 - t0
         X = model.transform_features(own_open, cut, entities=own_ents if model.features_.has_entities_ else None,
@@ -283,7 +286,7 @@ def explain_chunk(clean: pd.DataFrame, context, predictor, as_of: pd.Timestamp, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         whole = PreparedEvents.from_valid(clean, schema, tz)
-        own = whole.subset(isin(whole.entity_ids, ids)[whole.entity_codes])
+        own = PreparedEvents.from_valid(clean[isin(clean[ent], ids)].reset_index(drop=True), schema, tz)
         context_events = whole  # a single chunk: its own events are the whole input
         if context is not None and len(context):
             context_events = context if isinstance(context, PreparedEvents) else \
