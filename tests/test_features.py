@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
+import riskmodel.data._keys
 import riskmodel.data._schema
 import riskmodel.features._builder
 import riskmodel.features._tally
@@ -700,3 +701,30 @@ def test_object_ids_numbered_in_the_cutoffs_order_give_the_same_rows(objects, cu
         warnings.simplefilter("ignore", DataWarning)
         got = fb.transform(as_objects, cutoffs)
     pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("width", [8, 20])  # one word; three words
+@pytest.mark.parametrize("rows", ["shuffled", "time_sorted"])
+def test_random_string_ids_whose_keys_do_not_pack_give_the_rows_of_object_ids(width, rows):
+    """Random ids (every digit takes many values) do not pack as keys: they are hashed, from
+    a raw frame and, for the cutoffs of prepared events, looked up; the rows equal those of
+    the same ids held as Python objects, whatever the row order."""
+    rng = np.random.default_rng(width)
+    n_disputes, n = 12_000, 40_000
+    alphabet = np.array([chr(c) for c in range(33, 127)])  # printable ASCII: ~6,000 values per two bytes
+    pool = np.array(["".join(c) for c in alphabet[rng.integers(0, len(alphabet), (n_disputes, width))]], dtype=object)
+    times = T0 + pd.to_timedelta(rng.integers(0, 400 * 86_400, n), unit="s")
+    if rows == "time_sorted":
+        times = np.sort(times)
+    events = pd.DataFrame({"dispute_id": pd.Series(pool[rng.integers(0, n_disputes, n)], dtype="string[pyarrow]"),
+                           "time": times, "kind": rng.choice(KINDS, n)})
+    keys = riskmodel.data._keys.string_keys(events["dispute_id"])
+    assert keys is not None and riskmodel.data._keys.stable_key_sort(keys) is None  # the case under test
+    cut_ids = pd.Series(rng.permutation(pool)[:11_000], dtype="string[pyarrow]")
+    cutoffs = pd.DataFrame({"dispute_id": cut_ids, "as_of": T0 + pd.Timedelta(days=380)})
+    schema = EventSchema(text_col=None, party_col=None)
+    as_objects = events.assign(dispute_id=events["dispute_id"].astype(object))
+    fb = FeatureBuilder(schema=schema).fit(events)
+    want = fb.transform(as_objects, cutoffs.assign(dispute_id=cut_ids.astype(object)))
+    pd.testing.assert_frame_equal(fb.transform(events, cutoffs), want)
+    pd.testing.assert_frame_equal(fb.transform(prepare_events(events, schema), cutoffs), want)
