@@ -626,3 +626,23 @@ def test_memory_bounded_by_chunk_size(model_dir, tmp_path, monkeypatch):
     extra = 15_000  # disputes
     assert heap[20_000] - heap[5_000] <= 250 * extra, heap  # measured: 160 bytes per dispute
     assert arrow[20_000] - arrow[5_000] <= 250 * extra, arrow
+
+
+def test_a_second_run_into_the_same_output_is_refused(model_dir, data, tmp_path):
+    """Two runs writing one output folder would discard each other's work folder: while one
+    holds the output's lock, another gets a clear error at once, in Python's and the
+    command line's words; the lock goes with the run (no file left behind)."""
+    import fcntl
+
+    from riskmodel._errors import ConfigError
+
+    out = tmp_path / "out"
+    with open(tmp_path / ".lock-out", "a") as other:  # what a running night holds
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match=r"another scoring run is writing .*out=") as caught:
+            score_batch(model=str(model_dir), events=data["events"], entities=data["entities"], as_of=AS_OF, out=out)
+        assert "--out" in caught.value.for_cli()
+        assert not out.exists()
+    (tmp_path / ".lock-out").unlink()
+    score_batch(model=str(model_dir), events=data["events"], entities=data["entities"], as_of=AS_OF, out=out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -75,6 +75,8 @@ rename. The tests kill a real process at each stage (:mod:`riskmodel._faults`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import json
 import math
@@ -436,7 +438,8 @@ def score_batch(
         manifest = _score_on_spark(night, events=events, entities=entities, out=out, tag=tag, master=master,
                                    overwrite=overwrite)
     else:
-        manifest = _score_locally(night, events=events, entities=entities, out=out, tag=tag)
+        with _sole_writer(out):
+            manifest = _score_locally(night, events=events, entities=entities, out=out, tag=tag)
     warn_if_drifting(manifest["monitoring"])
     return manifest
 
@@ -480,6 +483,35 @@ def _refuse_existing(out, what: str) -> None:
         "overwrite=True to replace it, or another out= (one folder per night).",
         cli=f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Add "
             "--overwrite to replace it, or give another --out (one folder per night).")
+
+
+@contextlib.contextmanager
+def _sole_writer(out: Path):
+    """Hold ``out``'s lock for the block: a hidden file beside it, locked (the system
+    releases it when the process ends, even killed) and removed at the end. Two runs
+    writing one output folder would discard each other's work folder: a second run gets a
+    :class:`ConfigError` at once."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".lock-{out.name}"
+    while True:
+        handle = open(lock, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            what = f"another scoring run is writing {out} (it holds {lock}); wait for it to finish, or "
+            raise ConfigError(what + "pass another out=.", cli=what + "give another --out.") from None
+        try:  # the file a run that just finished removed is no lock: take the new one
+            if os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # before the lock goes: a waiting run then sees a new file
+        handle.close()
 
 
 def _require_entities(night: _Night, given: bool) -> None:
