@@ -16,6 +16,7 @@ from ._schema import (
     Columns,
     EventSchema,
     check_kinds,
+    column_codes,
     compact_codes,
     cutoffs_at,
     entity_order,
@@ -48,7 +49,7 @@ from ._timeline import (
 
 __all__ = [
     "FEW_VALUES", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
-    "arrow_string_array", "check_kinds", "compact_codes", "parse_times", "require_frame", "cutoffs_at", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "isna_mask", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes",
+    "arrow_string_array", "check_kinds", "column_codes", "compact_codes", "parse_times", "require_frame", "cutoffs_at", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "isna_mask", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes",
     "parse_duration", "raise_rejects", "raise_unhashable", "require_columns", "run_starts", "screen_events", "short_string_keys",
     "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "times_aware", "validate_cutoffs",
     "validate_entities", "validate_events", "validated_entity_columns",

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._errors import DataError, DataWarning, format_examples
-from ._keys import key_time_sort, stable_key_sort, string_keys
+from ._keys import arrow_string_array, key_time_sort, stable_key_sort, string_keys
 
 __all__ = [
     "EventSchema",
@@ -349,6 +349,42 @@ def object_codes(values, first: np.ndarray | None = None) -> tuple[np.ndarray, p
     except TypeError:
         raise_unhashable(itertools.chain(() if first is None else first, array), getattr(values, "name", None))
     return codes, pd.Index(uniques, dtype=object)
+
+
+def column_codes(values) -> tuple[np.ndarray, pd.Index]:
+    """``pd.factorize`` of a column, missing values coded -1 (codes of any integer dtype;
+    uniques in order of appearance, or in the categories' order): how every column's values
+    are numbered.
+
+    A categorical column is read by its codes, its categories the uniques (those no row
+    holds left out): nothing is hashed. Python objects by :func:`object_codes` (shared
+    objects by their addresses), Arrow strings by Arrow's dictionary encoding (pandas' call,
+    without its copies of the codes to int64); a few values (one dispute) go through a dict:
+    pandas' call costs more than the work.
+    """
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        return compact_codes(values.cat.codes.to_numpy(), pd.Index(values.cat.categories))
+    if len(values) > FEW_VALUES:
+        hashed = object_codes(values)
+        if hashed is not None:
+            return hashed
+        array = arrow_string_array(values)
+        if array is not None:
+            encoded = array.dictionary_encode()
+            codes = encoded.indices.fill_null(-1) if encoded.indices.null_count else encoded.indices
+            return codes.to_numpy(zero_copy_only=False), pd.Index(pd.array(encoded.dictionary, dtype=values.dtype))
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        return codes, pd.Index(uniques)
+    position: dict = {}
+    missing = isna_mask(values)
+    try:
+        codes = [-1 if gone else position.setdefault(v, len(position))
+                 for v, gone in zip(values.to_numpy(dtype=object), missing)]
+    except TypeError:
+        raise_unhashable(values.to_numpy(dtype=object), values.name)
+    uniques = np.empty(len(position), dtype=object)
+    uniques[:] = list(position)
+    return np.array(codes, dtype=np.int64), pd.Index(uniques, dtype=object)
 
 
 def raise_unhashable(values, column) -> None:

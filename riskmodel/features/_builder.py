@@ -30,16 +30,13 @@ from ..data import (
     Columns,
     EventSchema,
     Timeline,
-    arrow_string_array,
     check_kinds,
-    compact_codes,
+    column_codes,
     entity_order,
     first_per_code,
-    isna_mask,
     lookup_positions,
     object_codes,
     parse_times,
-    raise_unhashable,
     require_columns,
     require_frame,
     screen_events,
@@ -256,7 +253,7 @@ class PreparedEvents:
         return self._shared[key]
 
     def _input_codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
-        return self._shared_result(("factorize", column), lambda: _factorize(self._raw[column]))
+        return self._shared_result(("factorize", column), lambda: column_codes(self._raw[column]))
 
     def codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
         """Integer codes of ``column`` per sorted row (-1 where missing) and their values."""
@@ -384,7 +381,7 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     hashed = object_codes(kinds)  # an object column: judged by its distinct values
     check_kinds(kinds, schema.kind_col, hashed)
     _, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
-    codes, uniques = _factorize(kinds) if hashed is None else hashed
+    codes, uniques = column_codes(kinds) if hashed is None else hashed
     is_str = np.array([isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
     codes = np.asarray(codes, dtype=np.int64)
     return codes[is_str[codes]], uniques, tz_aware
@@ -949,37 +946,6 @@ def _as_ns(times: pd.Series) -> np.ndarray:
     if values.dtype != np.dtype("datetime64[ns]"):
         values = times.to_numpy("datetime64[ns]")
     return values.view(np.int64)
-
-
-def _factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """``pd.factorize`` with missing values coded -1 (codes of any integer dtype; uniques in
-    order of appearance, or in the categories' order).
-
-    A categorical column is read by its codes, its categories the uniques (those no row
-    holds left out): nothing is hashed. Arrow's dictionary encoding for Arrow strings
-    (pandas' call, without its copies of the codes to int64); a few values (one dispute)
-    go through a dict: pandas' call costs more than the work.
-    """
-    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
-        return compact_codes(values.cat.codes.to_numpy(), pd.Index(values.cat.categories))
-    if len(values) > FEW_VALUES:
-        array = arrow_string_array(values)
-        if array is not None:
-            encoded = array.dictionary_encode()
-            codes = encoded.indices.fill_null(-1) if encoded.indices.null_count else encoded.indices
-            return codes.to_numpy(zero_copy_only=False), pd.Index(pd.array(encoded.dictionary, dtype=values.dtype))
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        return codes, pd.Index(uniques)
-    position: dict = {}
-    missing = isna_mask(values)
-    try:
-        codes = [-1 if gone else position.setdefault(v, len(position))
-                 for v, gone in zip(values.to_numpy(dtype=object), missing)]
-    except TypeError:
-        raise_unhashable(values.to_numpy(dtype=object), values.name)
-    uniques = np.empty(len(position), dtype=object)
-    uniques[:] = list(position)
-    return np.array(codes, dtype=np.int64), pd.Index(uniques, dtype=object)
 
 
 def _check_id_types(event_ids: pd.Index, cutoff_ids: pd.Series, column: str) -> None:
