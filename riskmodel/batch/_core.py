@@ -207,7 +207,7 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         own_ents = entities[isin(entities[schema.entities_id], ids)]  # may have no rows
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        prepared_own = PreparedEvents.from_valid(clean, schema, model.features_.tz_aware_)  # indexed once
+        prepared_own = PreparedEvents.from_valid(clean, schema, model.features_.tz_aware_)  # sorted: keys read in order
         cut = open_disputes(prepared_own, as_of, schema, entities=own_ents if own_ents is not None and len(own_ents) else None,
                             max_inactive=max_inactive)
         cut = cut.sort_values(ent, kind="stable").reset_index(drop=True)
