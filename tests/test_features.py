@@ -733,3 +733,22 @@ def test_random_string_ids_whose_keys_do_not_pack_give_the_rows_of_object_ids(wi
     want = fb.transform(as_objects, cutoffs.assign(dispute_id=cut_ids.astype(object)))
     pd.testing.assert_frame_equal(fb.transform(events, cutoffs), want)
     pd.testing.assert_frame_equal(fb.transform(prepare_events(events, schema), cutoffs), want)
+
+
+@pytest.mark.parametrize("n", [40, 5_000])  # a few rows (through a dict) and a hashed column
+def test_a_list_among_the_parties_gets_a_clear_error(n):
+    """The party column is numbered like the ids and kinds: a list in it is named in a
+    DataError (a large log used to end in pandas' TypeError: unhashable type)."""
+    rng = np.random.default_rng(1)
+    parties = np.array([f"P{i % 50}" for i in range(n)], dtype=object)
+    parties[3] = ["a", "list"]
+    events = pd.DataFrame({
+        "dispute_id": [f"D{i % 30}" for i in range(n)],
+        "time": pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 10**7, n), unit="s"),
+        "kind": rng.choice(["call", "fight"], n),
+        "party_id": pd.Series(parties, dtype=object),
+    })
+    schema = EventSchema(text_col=None, entity_categorical_cols=(), entity_time_cols=(), group_cols=(), closed_col=None)
+    fb = FeatureBuilder(schema=schema).fit(events)
+    with pytest.raises(DataError, match=r"column 'party_id' holds values that are not single values"):
+        fb.transform(events, pd.DataFrame({"dispute_id": ["D1"], "as_of": pd.Timestamp("2022-06-01")}))
