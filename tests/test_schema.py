@@ -827,6 +827,7 @@ def test_entity_order_of_given_codes_equals_the_lexsort(layout, sort_ids, unused
     np.testing.assert_array_equal(sorted_codes, codes[ref_order])
     np.testing.assert_array_equal(times, t[ref_order])
 
+
 def _objects_shared(rng, n):
     """Rows pointing to a few objects, as ``pd.read_csv`` gives: missing values of three
     kinds, an int, and equal strings held by two different objects."""
