@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -63,6 +64,9 @@ def _cmd_train(args) -> int:
 
     config = _load_config(args.config)
     if args.disputes:
+        if config.data.source != "simulate":
+            raise ConfigError(f"--disputes sets how many disputes to simulate; the config's [data] source is "
+                              f"{config.data.source!r}, which reads its events from files: drop --disputes.")
         config.data.n_disputes = args.disputes
     result = train(config, drop_invalid=True if args.drop_invalid else None, progress=True)
     if result.rejects is not None and len(result.rejects):
@@ -247,16 +251,15 @@ def _cmd_sweep(args) -> int:
 
 def _cmd_explain(args) -> int:
     """One dispute explained: timeline, probability, tier and threshold, every contribution."""
-    from .lifecycle import read_table
     from .ops import explain
 
-    entities = read_table(args.entities) if args.entities else None
     model = _load_model(args.model) if args.model else None
-    ex = explain(args.dispute_id, args.scores, model=model, events=args.events, entities=entities,
+    ex = explain(args.dispute_id, args.scores, model=model, events=args.events, entities=args.entities,
                  area=_area(args.area))
     print(ex.to_text(max_contributions=args.top, max_events=args.events_shown))
     if args.plot not in ("", "none"):
-        plot = Path(args.plot or f"explain-{args.dispute_id}.png")
+        # the default name is a file in this folder, whatever the id holds ("/" in court-style numbers)
+        plot = Path(args.plot or "explain-" + re.sub(r'[\\/:*?"<>|\s]+', "_", args.dispute_id) + ".png")
         ex.save_plot(plot)
         print(f"\nplot (contributions and timeline) written to {plot}")
     if args.html:
@@ -456,6 +459,44 @@ _SCORE_EXAMPLES = (
     "--master spark://host:7077")
 
 
+def _count(minimum: int):
+    """An argparse type: a whole number at least ``minimum`` (the error names the flag)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
+def _moment(text: str) -> str:
+    """An argparse type: a date or time pandas can read (kept as given)."""
+    import pandas as pd
+
+    try:
+        if pd.isna(pd.Timestamp(text)):
+            raise ValueError
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date or time, e.g. 2025-12-01 or "
+                                         "2025-12-01T00:00+08:00") from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riskmodel", description="riskmodel: early warning of civil disputes "
                                      "about to turn violent (民转刑): train, score, explain, report.",
@@ -465,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "demo", "simulate a city, train, register, promote, score tonight and summarise",
                  "  riskmodel demo\n  riskmodel demo --disputes 5000 --out /tmp/demo")
-    p.add_argument("--disputes", type=int, default=30_000, help="disputes to simulate, e.g. 5000")
+    p.add_argument("--disputes", type=_count(1), default=30_000, help="disputes to simulate, e.g. 5000")
     p.add_argument("--config", default=None,
                    help="experiment TOML, e.g. experiments/baseline.toml (default: the bundled baseline)")
     p.add_argument("--out", default="riskmodel-demo",
@@ -474,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "simulate", "simulate a city's dispute histories (events and entities)",
                  "  riskmodel simulate --disputes 20000 --out data/")
-    p.add_argument("--disputes", type=int, default=10_000, help="disputes to simulate, e.g. 20000")
+    p.add_argument("--disputes", type=_count(1), default=10_000, help="disputes to simulate, e.g. 20000")
     p.add_argument("--start", default="2022-01-01", help="first day of the simulated period, e.g. 2023-01-01")
     p.add_argument("--end", default="2025-12-31", help="last day of the simulated period, e.g. 2024-12-31")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same city), e.g. 7")
@@ -486,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "  riskmodel train --config experiments/baseline.toml\n"
                  "  riskmodel train --config experiments/baseline.toml --disputes 5000")
     p.add_argument("--config", required=True, help="experiment TOML (required), e.g. experiments/own_data.toml")
-    p.add_argument("--disputes", type=int, default=None,
+    p.add_argument("--disputes", type=_count(1), default=None,
                    help="override [data] n_disputes of a simulated run, e.g. 5000 (default: the config's)")
     p.add_argument("--drop-invalid", action="store_true",
                    help="train on the valid event rows; the rejected ones (file line, values, reason) go to the "
@@ -513,11 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", required=True, help="event log: parquet file / folder / dataset, or CSV")
     p.add_argument("--entities", default=None,
                    help="entities table (one row per dispute), needed by models trained with one")
-    p.add_argument("--as-of", required=True)
+    p.add_argument("--as-of", required=True, type=_moment)
     p.add_argument("--out", required=True, help="output folder, one per night (an existing one needs --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.add_argument("--reasons", choices=["flagged", "all", "none"], default="flagged")
-    p.add_argument("--chunk-disputes", type=int, default=200_000)
+    p.add_argument("--chunk-disputes", type=_count(1), default=200_000)
     p.add_argument("--engine", choices=["local", "spark"], default="local")
     p.add_argument("--master", default=None)
     p.add_argument("--drift-watch", type=float, default=0.1, help="PSI from which drift is 'watch' (0.1)")
@@ -529,8 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiers", choices=["night", "trained"], default="night",
                    help="night: the model's share policy ranks tonight's disputes (default); trained: the "
                         "trained probability thresholds), e.g. trained")
-    p.add_argument("--red-share", type=float, default=None, help="red = this share of tonight's disputes, e.g. 0.05 (default: the model's)")
-    p.add_argument("--yellow-share", type=float, default=None, help="yellow = the next this share, e.g. 0.15 (default: the model's)")
+    p.add_argument("--red-share", type=_fraction, default=None, help="red = this share of tonight's disputes, e.g. 0.05 (default: the model's)")
+    p.add_argument("--yellow-share", type=_fraction, default=None, help="yellow = the next this share, e.g. 0.15 (default: the model's)")
     p.add_argument("--tiers-by", default=None,
                    help="apply the shares within each value of this entity column (e.g. station); '' = city-wide")
     p.add_argument("--capacity", action="append", default=None, metavar="AREA=RED[/YELLOW] or TABLE",
@@ -555,8 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--area", default="auto",
                    help="area column of the work lists: auto (the scores' own, e.g. station), none (the city), "
                         "or a column, e.g. district")
-    p.add_argument("--min-similarity", type=float, default=0.7, help="cosine similarity needed, e.g. 0.8")
-    p.add_argument("--neighbours", type=int, default=100, help="most similar disputes kept, e.g. 50")
+    p.add_argument("--min-similarity", type=_fraction, default=0.7, help="cosine similarity needed, e.g. 0.8")
+    p.add_argument("--neighbours", type=_count(1), default=100, help="most similar disputes kept, e.g. 50")
     p.add_argument("--out", default=None, help="write the matches as .parquet or .csv, e.g. sweep.csv")
     p.set_defaults(func=_cmd_sweep)
 
@@ -579,8 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PNG of the contributions and the timeline, e.g. case.png or none "
                         "(default: explain-ID.png here)")
     p.add_argument("--html", default=None, help="also write a self-contained HTML page, e.g. explain.html")
-    p.add_argument("--top", type=int, default=15, help="contributions listed, e.g. 30")
-    p.add_argument("--events-shown", type=int, default=25, help="latest timeline events listed, e.g. 50")
+    p.add_argument("--top", type=_count(0), default=15, help="contributions listed, e.g. 30")
+    p.add_argument("--events-shown", type=_count(0), default=25, help="latest timeline events listed, e.g. 50")
     p.set_defaults(func=_cmd_explain)
 
     p = _command(sub, "barometer", "risk by station and day over nightly outputs (table + PNG plots)",

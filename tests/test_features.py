@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from riskmodel import (
     ModelError,
     prepare_events,
     validate_entities,
+    validate_events,
 )
 from riskmodel.features._tally import choose_tally, forced_tally
 
@@ -315,19 +317,30 @@ def _features(events, cutoffs, fit_events):
     rows=event_rows,
     future=event_rows,
     as_of_hours=st.integers(0, 120 * 24),
+    jitter_ns=st.one_of(st.just(0), st.integers(1, 999), st.integers(1, 3_600 * 10**9 - 1)),
+    crowd=st.booleans(),
+    at_event=st.booleans(),
     who=st.sampled_from(["a", "b", "c"]),
 )
-def test_future_events_never_change_a_row(rows, future, as_of_hours, who):
+def test_future_events_never_change_a_row(rows, future, as_of_hours, jitter_ns, crowd, at_event, who):
     """Adding, removing or changing events at or after as_of leaves the row unchanged.
 
     This covers every family, the cross-dispute ones included: future events of other
-    disputes (party histories, station escalation rates) are invisible too.
+    disputes (party histories, station escalation rates) are invisible too. So are many
+    future disputes (``crowd``), which make the clock coarser, with ``as_of`` a few
+    nanoseconds after an event (``at_event``, ``jitter_ns``).
     """
-    as_of = T0 + pd.Timedelta(hours=as_of_hours)
+    if at_event and rows:  # just after the first event of ``who``, or of the log
+        as_of_hours = next((r[1] for r in rows if r[0] == who), rows[0][1])
+    as_of = T0 + pd.Timedelta(hours=as_of_hours) + pd.Timedelta(jitter_ns, unit="ns")
     events = _frame(rows)
     past = events[events["time"] < as_of]
     fut = _frame(future)
     fut["time"] = as_of + (fut["time"] - T0)  # all at or after as_of, some exactly at it
+    if crowd:  # 300 more disputes, two years later: a coarser clock (microseconds)
+        later = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(300), unit="D")
+        fut = pd.concat([fut, pd.DataFrame({"dispute_id": [f"z{i}" for i in range(300)], "time": later,
+                                            "kind": "call", "narrative": None, "party_id": None})], ignore_index=True)
     with_future = pd.concat([events, fut], ignore_index=True).drop_duplicates(ignore_index=True)
     cutoffs = pd.DataFrame({"dispute_id": [who], "as_of": [as_of]})
     fit_on = pd.concat([events, fut], ignore_index=True)
@@ -446,13 +459,13 @@ def test_tally_choice_follows_the_input_shape():
     assert choose_tally is original
 
 
-def _by_level_and_by_kind(fb, events, cutoffs):
+def _by_level_and_by_kind(fb, events, cutoffs, *, entities=None):
     """The transform through the tally by level (refused if it does not apply) and through
     the reference kernel, one cumulative sum per kind."""
     with forced_tally("by_level"):
-        tallied = fb.transform(events, cutoffs)
+        tallied = fb.transform(events, cutoffs, entities=entities)
     with forced_tally("by_kind"):
-        general = fb.transform(events, cutoffs)
+        general = fb.transform(events, cutoffs, entities=entities)
     return tallied, general
 
 
@@ -514,27 +527,33 @@ def test_tally_by_level_serves_each_family_alone(families, monkeypatch):
     pd.testing.assert_frame_equal(tallied, general)
 
 
-def test_tally_by_level_floors_times_to_the_clock_as_the_searches_do(monkeypatch):
-    """On a coarse clock (here seconds) an event in the same tick as ``as_of`` is not yet
-    counted, by the level tally as by the searched positions; the other families read the
-    positions the tally sets."""
+@pytest.mark.parametrize("resolution", [1_000_000_000, 3_600_000_000_000])
+def test_a_coarse_clock_changes_no_value(resolution, monkeypatch):
+    """On a coarse clock (seconds, hours), with ``as_of`` a fraction of a tick after an
+    event (or anywhere): every family gives the exact reference's values, by the tally by
+    level as by the searched positions. The events in ``as_of``'s own tick are read by
+    their times, so the resolution (which depends on how many disputes the log holds and
+    on its time range, future events included) never shows in a feature."""
     for module in (riskmodel.data._schema, riskmodel.features._builder):
         monkeypatch.setattr(module, "FEW_VALUES", 0)
-    monkeypatch.setattr(riskmodel.data._timeline, "RESOLUTIONS_NS", (1_000_000_000,))
-    events, _, _ = random_log(5)
+    monkeypatch.setattr(riskmodel.data._timeline, "RESOLUTIONS_NS", (resolution,))
+    events, entities, _ = random_log(5)
     rng = np.random.default_rng(5)
     ids = sorted(events["dispute_id"].unique())
-    # as_of a fraction of a second after one of the dispute's events, or at a random time
+    # as_of a fraction of a tick after one of the dispute's events, or at a random time
     at = events.groupby("dispute_id")["time"].max()[ids].to_numpy()
-    jitter = pd.to_timedelta(rng.integers(1, 999_999_999, len(ids)), unit="ns").to_numpy()
+    jitter = pd.to_timedelta(rng.integers(1, resolution - 1, len(ids)), unit="ns").to_numpy()
     as_of = np.where(rng.random(len(ids)) < 0.5, at + jitter, at - pd.Timedelta(days=30) + jitter)
     cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": as_of})
-    fb = FeatureBuilder(windows=("7D", "90D"), families=("counts", "recency", "dynamics", "text")).fit(events)
-    tallied, general = _by_level_and_by_kind(fb, events, cutoffs)
+    fb = FeatureBuilder(windows=("7D", "30D"), streaks=STREAKS, max_kinds=50).fit(events, entities=entities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        tallied, general = _by_level_and_by_kind(fb, events, cutoffs, entities=entities)
     pd.testing.assert_frame_equal(tallied, general)
-    # the clock's floor matters here: the exact reference counts the same-second events
-    exact = reference_features(events, cutoffs, None, ("7D", "90D"), fb.kinds_, EventSchema())
-    assert (tallied["count_all_all"].to_numpy() < exact["count_all_all"].to_numpy()).any()
+    want = reference_features(events, cutoffs, entities, ("7D", "30D"), sorted(KINDS), EventSchema())
+    for col in want.columns:
+        np.testing.assert_allclose(tallied[col].to_numpy(dtype=float), want[col].to_numpy(dtype=float),
+                                   rtol=1e-5, atol=1e-4, err_msg=col)
 
 
 def test_cutoffs_in_entity_order_are_computed_in_place():
@@ -563,14 +582,12 @@ def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
         fb, riskmodel.features._builder.prepare_events(events), riskmodel.data._schema.validate_cutoffs(cutoffs), None
     )
     assert riskmodel.features._tally.LevelTally(computation).edges is None
-    # a window that is not a whole number of clock ticks cannot be tallied by level either
+    # a window that is not a whole number of clock ticks is tallied by level: times are exact
     single = cutoffs.iloc[:2]
     monkeypatch.setattr(riskmodel.data._timeline, "RESOLUTIONS_NS", (1_000_000_000,))
     fb = FeatureBuilder(windows=("1500ms",), families=("counts",)).fit(events)
-    computation = riskmodel.features._builder.FeatureComputation(
-        fb, riskmodel.features._builder.prepare_events(events), riskmodel.data._schema.validate_cutoffs(single), None
-    )
-    assert riskmodel.features._tally.LevelTally(computation).edges is None
+    tallied, general = _by_level_and_by_kind(fb, events, single)
+    pd.testing.assert_frame_equal(tallied, general)
 
 
 @pytest.mark.parametrize(
@@ -657,7 +674,8 @@ def test_values_that_are_not_single_values_get_a_clear_error(where, n):
     cut_ids = pd.Series(["C00001", ["x"] if where == "cutoff id" else "C00002"] * (n // 2), dtype=object)
     cutoffs = pd.DataFrame({"dispute_id": cut_ids, "as_of": pd.Timestamp("2022-06-01")})
     schema = EventSchema(text_col=None, party_col=None)
-    with pytest.raises(DataError, match=r"column '(kind|dispute_id)' holds values that are not single values"):
+    named = r"column '(kind|dispute_id)' holds values that are not single values|kind is not a string in 'kind'"
+    with pytest.raises(DataError, match=named):
         fb = FeatureBuilder(schema=schema, families=("counts",)).fit(events)
         fb.transform(events, cutoffs)
 
@@ -752,3 +770,137 @@ def test_a_list_among_the_parties_gets_a_clear_error(n):
     fb = FeatureBuilder(schema=schema).fit(events)
     with pytest.raises(DataError, match=r"column 'party_id' holds values that are not single values"):
         fb.transform(events, pd.DataFrame({"dispute_id": ["D1"], "as_of": pd.Timestamp("2022-06-01")}))
+
+
+_FOREIGN = EventSchema(entity_col="case", time_col="ts", kind_col="etype", text_col=None, party_col="who",
+                       entity_categorical_cols=(), entity_time_cols=(), group_cols=(), closed_col=None,
+                       outcome_kinds=("assault",))
+
+
+def _foreign_log(n: int, **columns) -> pd.DataFrame:
+    log = pd.DataFrame({"case": [f"c{i % 3}" for i in range(n)], "ts": pd.date_range("2023-01-01", periods=n, freq="D"),
+                        "etype": "call", "who": [f"p{i % 4}" for i in range(n)]})
+    return log.assign(**columns)
+
+
+@pytest.mark.parametrize("kinds", [
+    pd.Series(["call", 2.5, "threat", "call"] * 20, dtype=object),
+    pd.Series(["call", True, "threat", "call"] * 20, dtype=object),
+    pd.Series(pd.Categorical([1, 2, 1, 2] * 20)),
+    pd.Series([["a"]] * 80, dtype=pd.ArrowDtype(pa.list_(pa.string()))),
+], ids=["float", "bool", "categorical_ints", "arrow_lists"])
+def test_fit_names_kinds_that_are_not_strings(kinds):
+    """``fit`` refuses kinds that are not strings as ``transform`` does: a DataError naming
+    the column, never pandas' or Arrow's own error."""
+    events = _foreign_log(len(kinds), etype=kinds)
+    with pytest.raises(DataError, match="kind is not a string in 'etype'"):
+        FeatureBuilder(schema=_FOREIGN).fit(events)
+
+
+@pytest.mark.parametrize("n", [40, 80])
+def test_a_party_column_of_structs_is_named(n):
+    """Arrow structs (or lists) among the parties, past the few-values size too: a DataError
+    naming the column, not Arrow's 'dictionary_encode not implemented'."""
+    parties = pd.Series([{"a": i % 4} for i in range(n)], dtype=pd.ArrowDtype(pa.struct([("a", pa.int64())])))
+    events = _foreign_log(n, who=parties)
+    fb = FeatureBuilder(schema=_FOREIGN, families=("counts", "party")).fit(_foreign_log(n))
+    with pytest.raises(DataError, match="'who' holds values that are not single values"):
+        fb.transform(events, pd.DataFrame({"case": ["c0"], "as_of": pd.Timestamp("2024-06-01")}))
+
+
+def test_a_column_named_twice_is_named():
+    """A frame with two columns of one schema name (a careless join) gets a DataError."""
+    events = _foreign_log(5)
+    events = pd.concat([events, events[["ts"]]], axis=1)
+    with pytest.raises(DataError, match=r"more than one column named \['ts'\]"):
+        validate_events(events, _FOREIGN)
+
+
+@pytest.mark.parametrize("n", [6, 90])
+def test_categorical_and_plain_integer_ids_find_each_other(n):
+    """Ids held as a categorical of integers in one table and as plain integers (or objects)
+    in the other are the same ids: same features whichever side holds which."""
+    ids = np.arange(n) % 3 + 101
+    events = _foreign_log(n, case=ids)
+    fb = FeatureBuilder(schema=_FOREIGN, families=("counts",)).fit(events)
+    want = fb.transform(events, pd.DataFrame({"case": [101, 103], "as_of": pd.Timestamp("2024-06-01")}))
+    assert want["count_all_all"].sum() > 0
+    for event_ids in (pd.Categorical(ids), ids, pd.array(ids.astype(object), dtype=object)):
+        for cutoff_ids in (pd.Categorical([101, 103]), np.array([101, 103]), pd.array([101, 103], dtype=object)):
+            got = fb.transform(events.assign(case=event_ids), pd.DataFrame({"case": cutoff_ids, "as_of": pd.Timestamp("2024-06-01")}))
+            pd.testing.assert_frame_equal(got, want)
+    # read as text from another file, the same ids: compared as text
+    as_text = fb.transform(events, pd.DataFrame({"case": ["101", "103"], "as_of": pd.Timestamp("2024-06-01")}))
+    pd.testing.assert_frame_equal(as_text, want)
+    with pytest.raises(DataError, match="different types"):  # text, and not one id in common
+        fb.transform(events, pd.DataFrame({"case": ["C101"], "as_of": pd.Timestamp("2024-06-01")}))
+
+
+def test_entities_ids_of_another_type_than_the_events_are_found():
+    """Events read from a CSV (ids as text) and entities from a parquet file (integer ids):
+    each dispute finds its attributes, as when both hold the same type."""
+    schema = EventSchema(entity_col="case", time_col="ts", kind_col="etype", text_col=None, party_col=None,
+                         entity_categorical_cols=("precinct",), entity_time_cols=(), group_cols=("precinct",),
+                         closed_col=None, outcome_kinds=("assault",))
+    n = 90
+    events = pd.DataFrame({"case": [str(101 + i % 3) for i in range(n)],
+                           "ts": pd.date_range("2023-01-01", periods=n, freq="D"),
+                           "etype": ["call", "assault", "call"] * (n // 3)})
+    entities = pd.DataFrame({"case": [101, 102, 103], "precinct": ["P1", "P2", "P1"]})
+    cutoffs = pd.DataFrame({"case": ["101", "102", "103"], "as_of": pd.Timestamp("2024-06-01")})
+    fb = FeatureBuilder(schema=schema, families=("entity", "context")).fit(events, entities=entities)
+    want = fb.transform(events, cutoffs, entities=entities.astype({"case": str}))
+    assert want["precinct"].notna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # no "cutoffs without an entities row"
+        got = fb.transform(events, cutoffs, entities=entities)
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_events_in_another_timezone_convention_than_at_fit_are_refused():
+    """Fitted on naive times, given aware events (and naive cutoffs, read as at fit): a
+    DataError, not a silent shift by the offset."""
+    events = _foreign_log(10)
+    fb = FeatureBuilder(schema=_FOREIGN, families=("counts",)).fit(events)
+    aware = events.assign(ts=events["ts"].dt.tz_localize("Asia/Shanghai"))
+    with pytest.raises(DataError, match="timezone-aware but this FeatureBuilder was fitted on naive"):
+        fb.transform(aware, pd.DataFrame({"case": ["c0"], "as_of": pd.Timestamp("2024-06-01")}))
+
+
+@pytest.mark.parametrize("written", ["offset strings", "zone column", "compact offsets"])
+def test_night_is_counted_on_the_clock_the_times_were_written_in(written):
+    """Times with a timezone are converted to UTC, but night (22:00-06:00) is the local
+    night: a log written in +08:00 (strings or a zone-aware column) has the night-time
+    share of the same log written in naive local times, through fit and RiskModel-style
+    prepared events alike."""
+    local = pd.to_datetime(["2024-11-01 23:30", "2024-11-05 23:30", "2024-11-09 02:00",
+                            "2024-11-01 10:00", "2024-11-05 10:00", "2024-11-09 15:00"])
+    naive = pd.DataFrame({"case": ["late"] * 3 + ["day"] * 3, "ts": local, "etype": "call"})
+    if written == "zone column":
+        times = local.tz_localize("Asia/Shanghai")
+    else:
+        fmt = "%Y-%m-%dT%H:%M:%S+0800" if written == "compact offsets" else "%Y-%m-%dT%H:%M:%S+08:00"
+        times = pd.Series(local.strftime(fmt), dtype=object)
+    aware = naive.assign(ts=times)
+    schema = EventSchema(entity_col="case", time_col="ts", kind_col="etype", text_col=None, party_col=None,
+                         entity_categorical_cols=(), entity_time_cols=(), group_cols=(), closed_col=None,
+                         outcome_kinds=("assault",))
+    cut = pd.DataFrame({"case": ["late", "day"], "as_of": pd.Timestamp("2024-12-01")})
+    want = FeatureBuilder(schema=schema, families=("dynamics",)).fit(naive).transform(naive, cut)["night_share"]
+    assert want.tolist() == [1.0, 0.0]
+    for events in (aware, prepare_events(aware, schema)):
+        fb = FeatureBuilder(schema=schema, families=("dynamics",)).fit(events)
+        assert fb.zone_ in ("+08:00", "Asia/Shanghai")
+        got = fb.transform(events, cut.assign(as_of=cut["as_of"].dt.tz_localize("UTC")))["night_share"]
+        pd.testing.assert_series_equal(got, want)
+
+
+def test_local_hours_of_a_zone_and_of_its_offset_agree():
+    from riskmodel.data import local_hours
+
+    t = pd.date_range("2024-01-01", periods=500, freq="37min").to_numpy().view(np.int64)
+    shanghai = local_hours(t, "Asia/Shanghai")
+    np.testing.assert_array_equal(shanghai, local_hours(t, "+08:00"))
+    np.testing.assert_array_equal(shanghai, local_hours(t, "UTC+08:00"))
+    np.testing.assert_array_equal(local_hours(t, None), local_hours(t, "UTC"))
+    np.testing.assert_array_equal(local_hours(t, "-05:30"), ((t // 60_000_000_000 - 330) // 60) % 24)

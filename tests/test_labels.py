@@ -150,6 +150,9 @@ def test_bad_horizon_and_timezone_mismatch():
     events = events_frame([("a", "2024-01-01", "call")])
     with pytest.raises(DataError, match="horizon 'soon' is not a duration"):
         make_labels(events, cutoffs_frame(["a"], [AS_OF]), SCHEMA, horizon="soon")
+    for bare in ("90", 90):  # pandas would read a bare number as nanoseconds
+        with pytest.raises(DataError, match=f"horizon {bare!r} has no unit; give one, e.g. '90D'"):
+            make_labels(events, cutoffs_frame(["a"], [AS_OF]), SCHEMA, horizon=bare)
     aware = pd.DataFrame({"dispute_id": ["a"], "as_of": ["2024-02-01T00:00:00Z"]})
     with pytest.raises(DataError, match="different timezone conventions"):
         make_labels(events, aware, SCHEMA)

@@ -235,6 +235,26 @@ def test_default_now_is_the_wall_clock():
     far = (pd.Timestamp.now() + pd.Timedelta(days=30)).strftime("%Y-%m-%d")
     with pytest.raises(DataError, match="time in the future"):
         validate_events(make_events(time=["2024-01-01", far, "2024-01-03", "2024-02-01"]), SCHEMA)
+    # the end of tomorrow (UTC), for training and nightly scoring alike: a naive local time of
+    # tomorrow morning east of UTC is not the future
+    from riskmodel.data import default_now
+
+    tomorrow = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1, hours=23)
+    assert default_now() > tomorrow
+    assert len(validate_events(make_events(time=["2024-01-01", str(tomorrow), "2024-01-03", "2024-02-01"]), SCHEMA)) == 4
+
+
+@pytest.mark.parametrize("times", [["21-11-2023", "05-12-2023"], ["21-11-2023", "21-06-2023 13:06"]])
+def test_day_first_dates_with_dashes_are_not_utc_offsets(times):
+    """``-2023`` at the end of a date is its year, not an offset of -20:23: the times are
+    naive (an offset counts only after a time of day)."""
+    from riskmodel.data import parse_times, times_aware
+
+    values = pd.Series(times, dtype=object)
+    parsed, aware = parse_times(values, "time", "events")
+    assert aware is False and times_aware(values) is False
+    assert parsed.notna().all()
+    assert parse_times(pd.Series(["2024-03-01 08:00+0800"]), "time", "events")[1] is True
 
 
 def test_several_problems_are_all_reported():
@@ -767,25 +787,32 @@ def _ids_of(kind: str, values: np.ndarray) -> pd.Series:
         return pd.Series(values, dtype="Int64")
     if kind == "int64_arrow":
         return pd.Series(values, dtype="int64[pyarrow]")
-    width = {"arrow_8": 8, "arrow_18": 18, "arrow_30": 30, "object_18": 18}[kind]
+    width = {"arrow_8": 8, "arrow_18": 18, "arrow_30": 30, "object_18": 18, "python_str": 12, "category": 6}[kind]
     strings = [f"{v:0{width}d}" for v in values]
     if kind == "arrow_18":  # mixed lengths
         strings = [s.lstrip("0") or "0" for s in strings]
+    if kind == "python_str":
+        return pd.Series(strings, dtype=pd.StringDtype("python"))
+    if kind == "category":  # categories in an order of their own, not the strings' order
+        categories = sorted(set(strings), key=lambda s: s[::-1])
+        return pd.Series(pd.Categorical(strings, categories=categories))
     return pd.Series(strings, dtype=object if kind.startswith("object") else "string[pyarrow]")
 
 
 @pytest.mark.parametrize("layout", ["shuffled", "time_sorted", "entity_sorted", "ties"])
 @pytest.mark.parametrize("kind", ["int64_negative", "uint64_large", "Int64", "int64_arrow", "arrow_8", "arrow_18",
-                                  "arrow_30", "object_18"])
-def test_entity_order_equals_the_factorize_and_lexsort_reference(kind, layout):
-    """Integer and short string ids sorted as keys (no hash table) give what the readable
-    reference gives, whatever the id type and row order: ids numbered in sorted order
-    (``pd.factorize(sort=True)``), rows in stable (entity, time) order (``np.lexsort``)."""
+                                  "arrow_30", "object_18", "python_str", "category"])
+@pytest.mark.parametrize("n", [20_000, 50])
+def test_entity_order_equals_the_factorize_and_lexsort_reference(kind, layout, n):
+    """Integer and short string ids sorted as keys (no hash table), and other ids numbered
+    (:func:`column_codes`), give what the readable reference gives, whatever the id type,
+    row order and size: ids numbered in sorted order (``pd.factorize(sort=True)``; a
+    categorical's in its categories' order), rows in stable (entity, time) order
+    (``np.lexsort``)."""
     from riskmodel.data import entity_order
 
     rng = np.random.default_rng(len(kind) * 10 + len(layout))
-    n = 20_000
-    values = rng.integers(0, 3_000, n)
+    values = rng.integers(0, 3_000 if n > 1_000 else 20, n)
     t = rng.integers(0, 500, n).astype(np.int64) * 10**9  # many equal times
     values, t = _laid_out(values, t, layout)
     ids = _ids_of(kind, values)
@@ -794,6 +821,7 @@ def test_entity_order_equals_the_factorize_and_lexsort_reference(kind, layout):
     ref_order = np.lexsort((t, ref_codes))
     np.testing.assert_array_equal(order, ref_order)
     np.testing.assert_array_equal(codes, ref_codes[ref_order])
+    ref_uniques = np.asarray(ref_uniques) if kind == "category" else ref_uniques
     pd.testing.assert_index_equal(uniques, pd.Index(ref_uniques), exact=False)
     if "int" in kind.lower():  # integer ids keep their dtype
         assert uniques.dtype == ids.dtype

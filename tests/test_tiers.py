@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskmodel import ConfigError, Override, TierPolicy
+from riskmodel import ConfigError, DataWarning, Override, TierPolicy
 from riskmodel.model._tiers import (
     TIERS,
     apply_override_names,
@@ -202,7 +202,10 @@ def test_per_station_shares_capacities_small_and_absent_stations():
     station[3] = None  # no area: its own "(unknown)" area
     capacity = {"S01": 10, "S02": {"red": 4, "yellow": 7}, "S09": 10, "S77": 5}  # S77 has no dispute tonight
     policy = TierPolicy(red=0.05, yellow=0.15, by="station", capacity=capacity)
-    tiers, table = night_tiers(p, ids, policy, areas=station)
+    assert policy.describe().endswith("by station; capacities for 4 area(s)")
+    assert TierPolicy(red=0.05, yellow=0.15, capacity=capacity).describe("station") == policy.describe()
+    with pytest.warns(DataWarning, match=r"capacities for 1 area\(s\) that have no scored dispute here are unused: \['S77'\]"):
+        tiers, table = night_tiers(p, ids, policy, areas=station)
     table = table.set_index("area")
     s = pd.Series(station, dtype=object).fillna("(unknown)").to_numpy()
     n = {a: int((s == a).sum()) for a in set(s)}

@@ -148,8 +148,9 @@ def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Event
     reason = np.full(len(ids), "not open at as_of", dtype=object)
     closed = np.zeros(len(ids), dtype=bool)
     if entities is not None and schema.closed_col:
-        c = entities.set_index(schema.entities_id)[schema.closed_col].reindex(ids)
-        closed = (c.notna() & (c <= as_of)).to_numpy()
+        at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(ids))
+        closed_at = entities[schema.closed_col].to_numpy("datetime64[ns]")
+        closed = (at >= 0) & (closed_at[np.maximum(at, 0)] <= as_of.to_datetime64()) if len(closed_at) else closed
     if max_inactive is not None:
         dormant = (last != NAT_NS) & (as_of.value - last > pd.Timedelta(max_inactive).value)
         reason[dormant] = f"dormant: no event in the {max_inactive} before as_of"
@@ -314,8 +315,7 @@ class ContextStore:
     * the first appearance of every party of those disputes in any other dispute, plus that
       dispute's first event and first outcome (party histories, past escalations);
     * the first event and first outcome of every dispute whose first event or first outcome
-      falls in the context window before ``as_of`` (group escalation rates; the window is
-      widened by the coarsest clock resolution, so no quantised key is missed).
+      falls in the context window before ``as_of`` (group escalation rates).
 
     Any superset of these rows gives the same feature values (see
     :meth:`FeatureBuilder.transform`), so a chunk's features equal whole-input features,
@@ -397,8 +397,6 @@ class ContextStore:
 
     def for_chunk(self, i: int):
         """The context rows chunk ``i``'s cross-dispute features read (a PreparedEvents)."""
-        from ..data import RESOLUTIONS_NS
-
         ev = self.events
         keep = self.chunk == i
         involved = np.zeros(len(ev.entity_ids), dtype=bool)  # disputes whose first rows are needed
@@ -410,7 +408,7 @@ class ContextStore:
             involved[ev.entity_codes[with_party]] = True
             keep |= with_party
         if self.window_ns is not None:
-            lower = self.as_of.value - self.window_ns - RESOLUTIONS_NS[-1]
+            lower = self.as_of.value - self.window_ns  # the window's first instant
             involved[ev.entity_codes[self.firsts & (ev.times_ns >= lower)]] = True
         keep |= self.firsts & involved[ev.entity_codes]
         return ev.subset(keep)

@@ -47,10 +47,10 @@ rows carry exactly what those families use (first appearance of a party in a dis
 first event and first escalation of a dispute, the dispute's group), so chunked scoring
 reproduces scoring the whole input at once. A chunk reads only its own rows, the rows of
 the parties its disputes share with other disputes, and the first events and escalations
-that fall in the context window (:meth:`ContextStore.for_chunk`). The one residual
-difference: the feature code quantises times to a resolution chosen from the number of
-disputes and the time range it sees, so a chunk may count an event that falls in the same
-quantum as ``as_of`` differently from a whole-input run (sub-second for realistic inputs).
+that fall in the context window (:meth:`ContextStore.for_chunk`). The feature code's
+clock, whose resolution depends on the number of disputes and the time range it sees,
+changes no value (times in ``as_of``'s own tick are read exactly), so a chunk's features
+equal a whole-input run's.
 
 Memory
 ------
@@ -95,7 +95,7 @@ import pandas as pd
 from .._errors import ConfigError, DataError, ModelError
 from .._faults import crash_point
 from .._version import VERSION
-from ..data import EventSchema, frame_fingerprint
+from ..data import EventSchema, default_now, frame_fingerprint
 from ..model import (
     area_column,
     check_thresholds,
@@ -219,7 +219,7 @@ def _night_tiers(scores: pd.DataFrame, *, schema: EventSchema, predictor, policy
         block["reasons_added"] = int(need.sum())
     table = table.drop(columns="night")
     block.update({
-        "description": policy.describe() + (f" (areas: {by})" if by else ""),
+        "description": policy.describe(by),
         "method": policy.method, "red": policy.red, "yellow": policy.yellow, "by": by,
         "capacity": policy.capacity,
         "overrides_lifted": int(table["overrides_lifted"].sum()),
@@ -427,10 +427,12 @@ def score_batch(
     policy = scoring_policy(predictor.model.tier_policy_, tiers)
     by = area_column(policy, schema.group_cols)
     if by is not None and (entities is None or by not in schema.entity_categorical_cols):
+        where = f"(one of the schema's entity_categorical_cols {list(schema.entity_categorical_cols)})"
         raise ConfigError(
-            f"tiers by {by!r} need the area on every dispute: pass entities=... with the column {by!r} "
-            f"(one of the schema's entity_categorical_cols {list(schema.entity_categorical_cols)}), or tiers="
-            "{'by': None} for city-wide shares.")
+            f"tiers by {by!r} need the area on every dispute: pass entities=... with the column {by!r} {where}, "
+            "or tiers={'by': None} for city-wide shares.",
+            cli=f"tiers by {by!r} need the area on every dispute: give --entities PATH with the column {by!r} "
+                f"{where}, or --tiers-by \"\" for city-wide shares.")
     night = _Night(predictor=predictor, as_of=as_of, engine=engine, reasons=reasons,
                    chunk_disputes=int(chunk_disputes), max_inactive=open_rule_max_inactive, policy=policy, by=by,
                    drift_thresholds=drift_thresholds, monitor_mlflow=monitor_mlflow, t_start=t_start)
@@ -515,18 +517,17 @@ def _sole_writer(out: Path):
 
 
 def _require_entities(night: _Night, given: bool) -> None:
-    """A model fitted with entities needs them tonight (both engines, before any work)."""
+    """A model fitted with entities needs them tonight, and one fitted without them (and no
+    closing time, no tiers by area) has no use for them (both engines, before any work)."""
     predictor = night.predictor
+    if given and not predictor.model.features_.has_entities_ and not night.schema.closed_col and night.by is None:
+        what = f"model {predictor.uri} was trained without an entities table and reads nothing from one"
+        raise ConfigError(f"{what}; drop entities=.", cli=f"{what}; drop --entities.")
     if predictor.model.features_.has_entities_ and not given:
         what = (f"model {predictor.uri} was trained with an entities table (one row per dispute: "
                 f"{night.schema.entity_feature_columns})")
         raise DataError(f"{what}; pass it to score_batch(entities=...).",
                         cli=f"{what}; pass it with --entities PATH (parquet or CSV).")
-
-
-def _default_now() -> pd.Timestamp:
-    """Latest plausible event time: fixed per day (identical reruns) and kept on resume."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
 
 
 def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> dict:
@@ -536,8 +537,8 @@ def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> d
     work = out.parent / f".tmp-{out.name}-{tag}"
     t_read = time.perf_counter()
     source = Source(events, schema)
+    _require_entities(night, entities is not None)
     ents = None if entities is None else Entities(entities, schema)
-    _require_entities(night, ents is not None)
     timings = dict.fromkeys(STAGES, 0.0)
     timings["read"] += time.perf_counter() - t_read
 
@@ -547,7 +548,7 @@ def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> d
             frame_fingerprint(entities) if isinstance(entities, pd.DataFrame) else file_fingerprint(Path(entities))),
         **night.state(),
     }
-    now = _default_now()
+    now = default_now()
     if work.exists():
         try:
             old = json.loads((work / "state.json").read_text(encoding="utf-8"))
@@ -556,7 +557,7 @@ def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> d
             old = None
         if old != state:
             shutil.rmtree(work)
-            now = _default_now()
+            now = default_now()
     resumed = work.exists()
     state["now"] = str(now)
     if not resumed:
@@ -614,7 +615,7 @@ def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: s
             _refuse_existing(out, existing)
         staged = run.stage(events=events, entities=entities, predictor=night.predictor, as_of=night.as_of,
                            reasons=night.reasons, chunk_disputes=night.chunk_disputes,
-                           max_inactive=night.max_inactive, params=night.state(), now=_default_now())
+                           max_inactive=night.max_inactive, params=night.state(), now=default_now())
         manifest, final = _write_night(
             night, staged.work, n_chunks=staged.n_chunks, counts=staged.counts, now=staged.now,
             resumed=staged.resumed, timings=timings,

@@ -121,8 +121,8 @@ def read_nightly(path) -> NightlyOutput:
     """
     path = Path(path)
     if not path.is_dir():
-        raise DataError(f"score output folder {path} does not exist (expected the --out folder of "
-                        "`riskmodel score`).")
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise DataError(f"score output folder {path} {what} (expected the --out folder of `riskmodel score`).")
     if not (path / "scores.parquet").exists():
         found = sorted(p.name for p in path.iterdir())
         raise DataError(f"{path} has no scores.parquet; it holds {format_examples(found)}. "

@@ -8,7 +8,7 @@ API: documented, stable within a release, not for users.
 
 from ._fingerprint import frame_fingerprint
 from ._keys import arrow_string_array, short_string_keys, stable_key_sort
-from ._lookup import lookup_positions, lookup_positions_reference
+from ._lookup import decimal_text, id_kind, lookup_positions, lookup_positions_reference
 from ._runs import first_per_code, run_starts
 from ._schema import (
     FEW_VALUES,
@@ -19,6 +19,7 @@ from ._schema import (
     column_codes,
     compact_codes,
     cutoffs_at,
+    default_now,
     entity_order,
     isna_mask,
     naive_utc,
@@ -31,6 +32,7 @@ from ._schema import (
     screen_events,
     sort_by_entity_time,
     split_invalid_events,
+    time_zone,
     times_aware,
     validate_cutoffs,
     validate_entities,
@@ -44,13 +46,14 @@ from ._timeline import (
     Timeline,
     duration_text,
     expand_ranges,
+    local_hours,
     parse_duration,
 )
 
 __all__ = [
     "FEW_VALUES", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
-    "arrow_string_array", "check_kinds", "column_codes", "compact_codes", "parse_times", "require_frame", "cutoffs_at", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "isna_mask", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes",
+    "arrow_string_array", "check_kinds", "column_codes", "compact_codes", "parse_times", "require_frame", "cutoffs_at", "decimal_text", "default_now", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "id_kind", "isna_mask", "local_hours", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes",
     "parse_duration", "raise_rejects", "raise_unhashable", "require_columns", "run_starts", "screen_events", "short_string_keys",
-    "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "times_aware", "validate_cutoffs",
+    "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "time_zone", "times_aware", "validate_cutoffs",
     "validate_entities", "validate_events", "validated_entity_columns",
 ]

@@ -8,7 +8,7 @@ Policies (documented here once, referenced by every docstring that validates):
   the reverse), is an error because the offset between the two clocks is unknown.
   Numbers are refused (epoch units are ambiguous).
 * **Plausible dates.** Times before 1900-01-01 are an error, and so are events after
-  ``now`` (default: the wall clock plus one day) - an event log cannot contain the future.
+  ``now`` (default: the end of tomorrow, UTC) - an event log cannot contain the future.
 * **Duplicates.** Rows that are identical in every column are the same record exported
   twice: they are dropped with a :class:`DataWarning` giving the count. Nothing else is
   ever dropped silently.
@@ -50,7 +50,8 @@ _NS = np.dtype("datetime64[ns]")
 NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
 _SHARED_SAMPLE = 1 << 16  # rows whose objects say whether a column shares them
-_TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
+# a UTC offset after a time of day (a date alone has none: "21-11-2023" ends in a year, not an offset)
+_TZ_SUFFIX = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
 _OPTIONAL_ROLES = ("text_col", "party_col", "entities_id_col", "closed_col")
 
@@ -215,6 +216,10 @@ def require_columns(df, columns: Sequence[str], what: str, *, schema: EventSchem
     names = list(df.columns)
     missing = [c for c in columns if c not in names]
     if not missing:
+        twice = [c for c in dict.fromkeys(columns) if names.count(c) > 1]
+        if twice:
+            raise DataError(f"{what} has more than one column named {twice}; keep one of each (e.g. drop or "
+                            "rename the copies a join made).")
         return
     head = f"{what} is missing required column(s) {missing}; it has {names[:20]}."
     if schema is None:
@@ -327,6 +332,26 @@ def times_aware(values: pd.Series) -> bool | None:
     return re.search(_TZ_SUFFIX, str(first)) is not None
 
 
+def time_zone(values: pd.Series) -> str | None:
+    """The zone whose clock a timezone-aware time column was written in: a datetime column's
+    zone (``"Asia/Shanghai"``), or the UTC offset of its first aware string (``"+08:00"``);
+    ``None`` for naive times (their clock is the one they show). Parsed times are UTC: this
+    gives back their local time of day (see :func:`~riskmodel.data.local_hours`)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return str(values.dt.tz)
+    if pd.api.types.is_datetime64_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return None
+    present = values.iloc[:5000].dropna()
+    for value in (present if len(present) else values.dropna()).iloc[:1000]:
+        if isinstance(value, datetime.datetime):
+            return None if value.tzinfo is None else str(value.tzinfo)
+        found = re.search(_TZ_SUFFIX, str(value))
+        if found:
+            offset = re.search(r"(Z|[+-]\d{2}:?\d{2})\s*$", found.group(0)).group(1)
+            return "UTC" if offset == "Z" else f"{offset[:3]}:{offset[-2:]}"
+    return None
+
+
 def object_codes(values, first: np.ndarray | None = None) -> tuple[np.ndarray, pd.Index] | None:
     """``pd.factorize`` of a column of Python objects (missing values coded -1), else ``None``.
     ``first``: objects factorised before the column's (codes for both, ``first``'s first).
@@ -373,7 +398,10 @@ def column_codes(values) -> tuple[np.ndarray, pd.Index]:
             encoded = array.dictionary_encode()
             codes = encoded.indices.fill_null(-1) if encoded.indices.null_count else encoded.indices
             return codes.to_numpy(zero_copy_only=False), pd.Index(pd.array(encoded.dictionary, dtype=values.dtype))
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        try:
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        except (TypeError, pa.ArrowNotImplementedError):  # e.g. lists, Arrow structs
+            raise_unhashable(values.to_numpy(dtype=object), getattr(values, "name", None))
         return codes, pd.Index(uniques)
     position: dict = {}
     missing = isna_mask(values)
@@ -382,9 +410,7 @@ def column_codes(values) -> tuple[np.ndarray, pd.Index]:
                  for v, gone in zip(values.to_numpy(dtype=object), missing)]
     except TypeError:
         raise_unhashable(values.to_numpy(dtype=object), values.name)
-    uniques = np.empty(len(position), dtype=object)
-    uniques[:] = list(position)
-    return np.array(codes, dtype=np.int64), pd.Index(uniques, dtype=object)
+    return np.array(codes, dtype=np.int64), pd.Index(list(position), dtype=values.dtype)
 
 
 def raise_unhashable(values, column) -> None:
@@ -507,6 +533,8 @@ class ScreenedEvents:
     kind_codes: tuple | None = field(default=None, repr=False)
     #: the entity code of each of ``first_ids`` (-1: no valid event), when they were given
     first_codes: np.ndarray | None = field(default=None, repr=False)
+    #: the zone the times were written in, when they carried one (see :func:`time_zone`)
+    zone: str | None = None
 
     @functools.cached_property
     def valid(self) -> pd.DataFrame:
@@ -624,12 +652,10 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
             uniques = pd.Index(ids.array.take(order[np.flatnonzero(is_first)]))  # each entity's first row
             return order, _run_numbers(is_first), uniques, sorted_ns
         # Sort once by (entity, time) through integer codes: much faster than sorting strings.
-        try:
-            codes = pd.factorize(_few_as_array(ids), sort=sort_ids)
-        except TypeError:
-            raise_unhashable(np.asarray(ids, dtype=object), getattr(ids, "name", None))
-    elif sort_ids and len(codes[1]):  # number the ids in sorted order (as pd.factorize(sort=True))
-        rank, uniques = pd.factorize(codes[1].to_numpy(dtype=object), sort=True)
+        codes = column_codes(ids)  # a categorical's codes follow its categories: sorted as pandas sorts it
+        sort_ids = sort_ids and not isinstance(ids.dtype, pd.CategoricalDtype)
+    if sort_ids and len(codes[1]):  # number the ids in sorted order (as pd.factorize(sort=True))
+        rank, uniques = pd.factorize(pd.Index(codes[1]), sort=True)
         codes = (rank[codes[0]], uniques)
     codes, uniques = np.asarray(codes[0], dtype=np.int64), pd.Index(codes[1])
     order, is_first, sorted_ns = _code_time_order(codes, t_ns)
@@ -676,9 +702,7 @@ def screen_events(
     kind_codes = object_codes(columns[schema.kind_col])
     not_str_kind = check_kinds(columns[schema.kind_col], schema.kind_col, kind_codes)
 
-    # default: the end of tomorrow (UTC) - a whole day, so reruns on one day agree exactly
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2) if now is None else now
-    now = naive_utc(now)
+    now = naive_utc(default_now() if now is None else now)
     t_ns = times.to_numpy().view(np.int64)  # NaT is the smallest int64
     # every time check below fails only outside [MIN_PLAUSIBLE_TIME, now] (NaT, from
     # missing or unparseable times, is the smallest int64): one pass when all are in
@@ -746,7 +770,15 @@ def screen_events(
     return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col,
-                          kind_codes=kind_codes, first_codes=first_codes)
+                          kind_codes=kind_codes, first_codes=first_codes,
+                          zone=time_zone(events[schema.time_col]) if tz_aware else None)
+
+
+def default_now() -> pd.Timestamp:
+    """The latest plausible event time when none is given: the end of tomorrow (UTC), fixed
+    for the day (reruns on one day agree exactly) and a day ahead of any local clock, so
+    naive local times of a city east of UTC are never taken for the future."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2)
 
 
 def _id_codes(ids: pd.Series, first_ids) -> tuple[tuple[np.ndarray, pd.Index] | None, np.ndarray | None]:
@@ -782,14 +814,6 @@ def isna_mask(values: pd.Series) -> np.ndarray:
     """Boolean mask of missing values (the array's own check: Series.isna costs ~30x more
     on a few rows)."""
     return np.asarray(values.array.isna(), dtype=bool)
-
-
-def _few_as_array(values: pd.Series):
-    """A few strings as a plain object array (pandas' string methods cost more per call than
-    the work on a few values); anything else unchanged."""
-    if len(values) <= FEW_VALUES and pd.api.types.is_string_dtype(values.dtype):
-        return values.to_numpy(dtype=object)
-    return values
 
 
 class Columns:
@@ -893,7 +917,7 @@ def validate_events(
     schema : EventSchema, optional
         Column names; the default matches :func:`simulate_disputes`.
     now : Timestamp, optional
-        Latest plausible event time; defaults to the wall clock plus one day.
+        Latest plausible event time; defaults to the end of tomorrow (UTC).
 
     Returns
     -------

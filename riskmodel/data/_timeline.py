@@ -6,15 +6,16 @@ question "how many events of this entity happened before time x" becomes one
 ``np.searchsorted``. Memory is O(events + cutoffs); nothing is ever materialised as
 events x cutoffs.
 
-Quantisation never leaks: an event is counted before ``x`` only if its tick is strictly
-below the tick of ``x``, which implies it happened strictly before ``x``. When times are
-not multiples of the chosen resolution, an event in the same tick as ``x`` but earlier
-is (conservatively) not counted; :func:`choose_resolution` picks the finest resolution
-that fits, one second or finer for any realistic log.
+Quantisation changes no value: the key search finds the events in ticks strictly below the
+tick of ``x`` (they happened strictly before ``x``), and :meth:`Clock.search` then reads the
+exact times of the few events sharing ``x``'s own tick, when ``x`` is not on the clock's grid.
+So a count is the same at any resolution, and the resolution (which depends on the number of
+entities and on the time range, future events included) never shows in a feature.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,9 +31,13 @@ NS_PER_DAY = 86_400 * 1_000_000_000
 def parse_duration(value, name: str, *, error: type[ValueError] = ConfigError) -> pd.Timedelta:
     """``value`` as a positive :class:`pandas.Timedelta` (``"90D"``, ``"12h"``, a Timedelta).
 
-    Raises ``error`` (a riskmodel error class) naming the parameter when it is not a duration
-    or not positive.
+    Raises ``error`` (a riskmodel error class) naming the parameter when it is not a duration,
+    not positive, or a bare number (pandas would read ``90`` as 90 nanoseconds).
     """
+    bare = isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(?:\.\d*)?\s*", value)
+    if bare or (isinstance(value, int | float | np.number) and not isinstance(value, bool)):
+        raise error(f"{name} {value!r} has no unit; give one, e.g. '{str(value).strip()}D' for days or "
+                    f"'{str(value).strip()}h' for hours.")
     try:
         delta = pd.Timedelta(value)
     except (ValueError, TypeError) as exc:
@@ -94,6 +99,36 @@ class Clock:
     def keys(self, codes: np.ndarray, ticks: np.ndarray) -> np.ndarray:
         return codes.astype(np.int64) * self.span + ticks
 
+    def search(self, keys: np.ndarray, times_ns: np.ndarray, query_keys: np.ndarray, query_ns: np.ndarray,
+               side: str = "left") -> np.ndarray:
+        """Exact positions in sorted event ``keys`` (``times_ns`` their times): per query (its
+        entity's key at the tick of ``query_ns``), the events of lower keys plus those of the
+        query's entity before its time (``side="left"``) or at or before it (``"right"``).
+
+        The key search settles every event outside the query's own tick; only the events in
+        that tick (few) are read by their times. For ``"left"`` none needs reading when the
+        query time is on the grid (every event of its tick is at or after it).
+        """
+        positions = np.searchsorted(keys, query_keys, side=side)
+        if len(keys) == 0 or len(query_keys) == 0:
+            return positions
+        if side == "left":
+            rows = np.flatnonzero((query_ns - self.t_min_ns) % self.resolution)
+        else:
+            rows = np.arange(len(query_keys))
+        if len(rows) == 0:
+            return positions
+        other = np.searchsorted(keys, query_keys[rows], side="right" if side == "left" else "left")
+        lo, hi = (positions[rows], other) if side == "left" else (other, positions[rows])
+        owner, at = expand_ranges(lo, hi)  # the events in each query's tick
+        if len(at):
+            times, query = times_ns[at], query_ns[rows][owner]
+            if side == "left":  # events of the tick before the query: counted too
+                positions[rows] += np.bincount(owner[times < query], minlength=len(rows))
+            else:  # events of the tick after the query: not counted
+                positions[rows] -= np.bincount(owner[times > query], minlength=len(rows))
+        return positions
+
 
 class Timeline:
     """A subset of events, sorted by (entity, time), answering counts before query keys.
@@ -104,19 +139,48 @@ class Timeline:
         Sorted event keys (see :class:`Clock`).
     times_ns : ndarray of int64
         The events' exact times, aligned with ``keys``.
+    clock : Clock
+        The clock of the keys.
     """
 
-    def __init__(self, keys: np.ndarray, times_ns: np.ndarray):
+    def __init__(self, keys: np.ndarray, times_ns: np.ndarray, clock: Clock):
         self.keys = keys
         self.times_ns = times_ns
+        self.clock = clock
 
-    def position(self, query_keys: np.ndarray) -> np.ndarray:
-        """Number of events with key strictly below each query key (queries sorted = fast)."""
-        return np.searchsorted(self.keys, query_keys, side="left")
+    @classmethod
+    def of(cls, clock: Clock, codes: np.ndarray, times_ns: np.ndarray) -> Timeline:
+        """The events (``codes``: their entity, group or party; ``times_ns``) in key order."""
+        keys = clock.keys(codes, clock.ticks(times_ns))
+        order = np.argsort(keys, kind="stable")
+        return cls(keys[order], times_ns[order], clock)
 
-    def position_after(self, query_keys: np.ndarray) -> np.ndarray:
-        """Number of events with key at or below each query key."""
-        return np.searchsorted(self.keys, query_keys, side="right")
+    def position(self, codes: np.ndarray, times_ns: np.ndarray) -> np.ndarray:
+        """Number of events of lower codes, plus those of each ``codes`` strictly before
+        ``times_ns`` (exact, see :meth:`Clock.search`)."""
+        return self.clock.search(self.keys, self.times_ns, self.clock.keys(codes, self.clock.ticks(times_ns)), times_ns)
+
+    def position_after(self, codes: np.ndarray, times_ns: np.ndarray) -> np.ndarray:
+        """:meth:`position`, counting the events at ``times_ns`` too."""
+        return self.clock.search(self.keys, self.times_ns, self.clock.keys(codes, self.clock.ticks(times_ns)), times_ns,
+                                 side="right")
+
+    def start(self, codes: np.ndarray) -> np.ndarray:
+        """Number of events of lower codes: where each code's events start."""
+        return np.searchsorted(self.keys, self.clock.keys(codes, np.zeros_like(codes)), side="left")
+
+
+def local_hours(times_ns: np.ndarray, zone: str | None) -> np.ndarray:
+    """The hour of day (0-23) of UTC nanosecond times on the clock of ``zone`` (a zone name,
+    a UTC offset ``"+08:00"``, or ``None``: the times' own clock, naive times)."""
+    hour = 3_600_000_000_000
+    offset = re.fullmatch(r"(?:UTC)?([+-])(\d{2}):?(\d{2})", zone) if zone else None
+    if zone is None or zone in ("UTC", "Z") or offset:
+        shift = 0 if not offset else (1 if offset.group(1) == "+" else -1) * (
+            int(offset.group(2)) * hour + int(offset.group(3)) * hour // 60)
+        return ((times_ns + shift) // hour) % 24
+    local = pd.DatetimeIndex(times_ns.view("datetime64[ns]")).tz_localize("UTC").tz_convert(zone)
+    return np.asarray(local.hour, dtype=np.int64)
 
 
 def expand_ranges(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .._errors import ConfigError, DataError, DataWarning, format_examples
-from ..data import parse_duration, validate_cutoffs
+from ..data import lookup_positions, parse_duration, validate_cutoffs
 from ..features import PreparedEvents, prepare_events
 from ..model import TIERS, RiskModel
 from ._metrics import (
@@ -411,7 +411,7 @@ def backtest(
             if i == len(cuts):
                 python, cli = _fold_fix(cut, label_col, h, c, period, model)
                 raise DataError(f"the last fold (cut {c}) cannot be trained: {exc} {python}",
-                                cli=f"the last fold (cut {c}) cannot be trained: {exc} {cli}") from exc
+                                cli=f"the last fold (cut {c}) cannot be trained: {exc.for_cli()} {cli}") from exc
             notes.append(f"fold {i} skipped: {exc}")
             row["status"] = "skipped"
             rows.append(row)
@@ -571,7 +571,8 @@ def _last_fold_report(
             notes.append("oracle skipped: no finite oracle probability.")
             oracle_rows = None
     if group_cols:
-        attrs = entities.set_index(schema.entities_id)[group_cols].reindex(groups)
+        at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(groups))
+        attrs = entities[group_cols].reset_index(drop=True).reindex(np.where(at >= 0, at, -1))  # -1: no row, missing
         for col in group_cols:
             pred[col] = attrs[col].to_numpy() if not isinstance(attrs[col].dtype, pd.CategoricalDtype) else attrs[col].array
 

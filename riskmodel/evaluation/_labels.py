@@ -11,6 +11,7 @@ from ..data import (
     Clock,
     EventSchema,
     expand_ranges,
+    lookup_positions,
     naive_utc,
     parse_duration,
     validate_cutoffs,
@@ -37,8 +38,9 @@ def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outc
     outcome = prepared.first_times(prepared.is_kind(outcome_kinds))[:n]
     closed = np.full(n, NAT_NS, dtype=np.int64)
     if entities is not None and schema.closed_col:
-        rows = entities.set_index(schema.entities_id)[schema.closed_col].reindex(prepared.entity_ids)
-        closed = rows.to_numpy("datetime64[ns]").view(np.int64).copy()
+        at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(prepared.entity_ids[:n]))
+        closed_at = entities[schema.closed_col].to_numpy("datetime64[ns]").view(np.int64)
+        closed = np.where(at >= 0, closed_at[np.maximum(at, 0)], NAT_NS) if len(closed_at) else closed
     return pd.DataFrame(
         {"first": first, "outcome": outcome, "closed": closed}, index=prepared.entity_ids
     )
@@ -116,11 +118,10 @@ def make_cutoffs(
         # last event strictly before as_of, via one search over (entity, time) keys
         clock = Clock.for_range(len(spans) + 2, int(prepared.times_ns.min()), int(max(grid_ns.max(), prepared.times_ns.max())))
         ev_keys = clock.keys(prepared.entity_codes, clock.ticks(prepared.times_ns))
-        q = np.searchsorted(ev_keys, clock.keys(owner, clock.ticks(as_of))) - 1
+        q = clock.search(ev_keys, prepared.times_ns, clock.keys(owner, clock.ticks(as_of)), as_of) - 1
         q = np.maximum(q, 0)
         own = prepared.entity_codes[q] == owner  # else the search landed on another dispute
         last = prepared.times_ns[q]
-        # not own: the only earlier events share as_of's tick, i.e. they are just before it
         keep = ~own | ((as_of - last) <= pd.Timedelta(max_inactive).value)
     out = pd.DataFrame(
         {schema.entity_col: spans.index.to_numpy()[owner[keep]], "as_of": pd.to_datetime(as_of[keep])}

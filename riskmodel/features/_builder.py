@@ -34,12 +34,14 @@ from ..data import (
     column_codes,
     entity_order,
     first_per_code,
+    id_kind,
     lookup_positions,
     object_codes,
     parse_times,
     require_columns,
     require_frame,
     screen_events,
+    time_zone,
     validate_cutoffs,
     validate_entities,
     validated_entity_columns,
@@ -189,14 +191,20 @@ class PreparedEvents:
         Positions into ``frame`` in (entity, time) order.
     times_ns : ndarray of int64, optional
         The times of the sorted rows in nanoseconds, if already known.
+    zone : str, optional
+        The zone (or UTC offset) timezone-aware input times were written in: their local
+        clock, e.g. for night-time counts.
     """
 
     def __init__(self, frame: pd.DataFrame | Columns, schema: EventSchema, tz_aware: bool, entity_codes=None,
-                 *, order: np.ndarray | None = None, times_ns: np.ndarray | None = None, _shared: dict | None = None):
+                 *, order: np.ndarray | None = None, times_ns: np.ndarray | None = None, zone: str | None = None,
+                 _shared: dict | None = None):
         self._raw = frame
         self._order = order
         self.schema = schema
         self.tz_aware = tz_aware
+        #: the zone the input times were written in, when they carried one (``time_zone``)
+        self.zone = zone
         if entity_codes is None:
             ids = frame[schema.entity_col]
             entity_codes, self.entity_ids = pd.factorize(ids if order is None else ids.take(order), sort=True)
@@ -341,7 +349,7 @@ class PreparedEvents:
         """The sorted rows where ``keep`` is true, sharing this log's column work."""
         order = np.flatnonzero(keep) if self._order is None else self._order[keep]
         return PreparedEvents(self._raw, self.schema, self.tz_aware, (self.entity_codes[keep], self.entity_ids),
-                              order=order, times_ns=self.times_ns[keep], _shared=self._shared)
+                              order=order, times_ns=self.times_ns[keep], zone=self.zone, _shared=self._shared)
 
 
 def prepare_events(
@@ -368,23 +376,28 @@ def _prepare(events, schema: EventSchema, *, now=None, first_ids=None) -> tuple[
     return index_screened(screened, schema), screened.first_codes
 
 
-def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Index, bool]:
+def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Index, bool, str | None]:
     """The codes of the events' string kinds (missing and non-string kinds left out), the
-    kinds, and whether times carry a timezone: what ``fit`` learns from, without screening
-    or sorting the log."""
+    kinds, whether times carry a timezone and which (:func:`time_zone`): what ``fit``
+    learns from, without screening or sorting the log."""
     if isinstance(events, PreparedEvents):
         codes, uniques = events.codes(schema.kind_col)
-        return codes, uniques, events.tz_aware
+        return codes, uniques, events.tz_aware, events.zone
     require_frame(events, "events")
     require_columns(events, schema.event_columns, "events")
     kinds = events[schema.kind_col]
     hashed = object_codes(kinds)  # an object column: judged by its distinct values
-    check_kinds(kinds, schema.kind_col, hashed)
+    not_str = check_kinds(kinds, schema.kind_col, hashed)
+    if not_str.any():  # as transform rejects them, in the same words
+        rows = np.flatnonzero(not_str)
+        raise DataError(f"events: {len(rows)} row(s) with kind is not a string in {schema.kind_col!r} (first rows: "
+                        f"{events.index[rows[:5]].tolist()}), e.g. {format_examples(kinds.iloc[rows[:3]])}.")
     _, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
+    zone = time_zone(events[schema.time_col]) if tz_aware else None
     codes, uniques = column_codes(kinds) if hashed is None else hashed
     is_str = np.array([isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
     codes = np.asarray(codes, dtype=np.int64)
-    return codes[is_str[codes]], uniques, tz_aware
+    return codes[is_str[codes]], uniques, tz_aware, zone
 
 
 def index_screened(screened, schema: EventSchema) -> PreparedEvents:
@@ -392,7 +405,7 @@ def index_screened(screened, schema: EventSchema) -> PreparedEvents:
     (the kinds' codes reused when screening hashed them)."""
     prepared = PreparedEvents(screened.columns, schema, screened.tz_aware,
                               (screened.entity_codes, screened.entity_ids), order=screened.order,
-                              times_ns=screened.times_ns)
+                              times_ns=screened.times_ns, zone=screened.zone)
     if screened.kind_codes is not None:
         prepared._shared[("factorize", schema.kind_col)] = screened.kind_codes
     return prepared
@@ -441,7 +454,8 @@ class FeatureBuilder(BaseEstimator):
         Short and long window for the trend: events per day in the short window minus
         events per day in the rest of the long window.
     night_hours : tuple of int, default=(22, 6)
-        Hours ``[start, end)`` counted as night (wrapping midnight).
+        Hours ``[start, end)`` counted as night (wrapping midnight), on the clock the times were
+        written in: for timezone-aware times, the zone (or UTC offset) they carried at ``fit``.
     context_window : str, default="365D"
         Window for the group escalation rate.
 
@@ -579,7 +593,7 @@ class FeatureBuilder(BaseEstimator):
         """
         self._validate_params()
         schema = self._schema()
-        codes, uniques, tz_aware = _kind_codes_and_tz(events, schema)
+        codes, uniques, tz_aware, zone = _kind_codes_and_tz(events, schema)
         counts = pd.Series(np.bincount(codes, minlength=len(uniques)), index=uniques.astype(object))
         counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
         self.kinds_ = sorted(counts.index[: self.max_kinds].tolist())
@@ -592,6 +606,7 @@ class FeatureBuilder(BaseEstimator):
             for col in schema.entity_categorical_cols:
                 self.categories_[col] = [str(v) for v in ents[col].cat.categories]
         self.tz_aware_ = tz_aware
+        self.zone_ = zone
         self.feature_names_out_, self.categorical_features_ = self._plan_columns()
         self.n_features_out_ = len(self.feature_names_out_)
         skipped = [f"{f.name} ({f.why_inactive(self, schema)})" for f in feature_families()
@@ -669,6 +684,13 @@ class FeatureBuilder(BaseEstimator):
         """
         schema = self._schema()
         prepared, cutoff_codes = _prepare(events, schema, first_ids=cut[schema.entity_col])
+        if prepared.tz_aware != self.tz_aware_:  # the cutoffs were read in the convention of fit
+            words = {True: "timezone-aware", False: "naive"}
+            raise DataError(
+                f"the events' times are {words[prepared.tz_aware]} but this FeatureBuilder was fitted on "
+                f"{words[bool(self.tz_aware_)]} times, the convention the cutoffs' as_of are read in: the offset "
+                "between the two clocks is unknown. Give the events in the convention of the training events."
+            )
         if self.has_entities_ and entities is None and any(f.needs_entities for f in self._active_families()):
             raise DataError(
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
@@ -712,9 +734,15 @@ class FeatureComputation:
         self.entities = entities
 
         ids = cutoffs[self.schema.entity_col]
-        _check_id_types(prepared.entity_ids, ids, self.schema.entity_col)
         # each cutoff's entity code (-1: no event): found when the events were screened, or looked up
         codes = lookup_positions(prepared.entity_ids, ids) if cutoff_codes is None else cutoff_codes
+        kinds = {id_kind(prepared.entity_ids), id_kind(ids)} if len(ids) and len(prepared) else set()
+        if len(kinds - {None}) == 2 and bool((codes < 0).all()):  # e.g. numbers and text, no id in common
+            raise DataError(
+                f"ids in {self.schema.entity_col!r} have different types in events ({prepared.entity_ids.dtype}) "
+                f"and cutoffs ({ids.dtype}), and no cutoff's id is among the events'; convert one side, e.g. "
+                ".astype(str)."
+            )
         n_entities = len(prepared.entity_ids)
         codes = np.where(codes < 0, n_entities, codes).astype(np.int64)
         as_of = cutoffs["as_of"].to_numpy().view(np.int64)  # validated: datetime64[ns]
@@ -788,17 +816,22 @@ class FeatureComputation:
         return self._window_keys[window]
 
     def position(self, window: str | None) -> np.ndarray:
-        """Global timeline position of each cutoff's window start (``None``: of its ``as_of``)."""
+        """Global timeline position of each cutoff's window start (``None``: of its ``as_of``):
+        the events before it, exactly (:meth:`~riskmodel.data.Clock.search`)."""
         key = "as_of" if window is None else window
         if key not in self._positions:
-            query = self.q_keys if window is None else self.window_keys(window)
-            self._positions[key] = np.searchsorted(self.ev_keys, query, side="left")
+            if window == "all":
+                self._positions[key] = np.searchsorted(self.ev_keys, self.q_start_keys, side="left")
+            else:
+                query = self.q_as_of if window is None else self.q_as_of - int(pd.Timedelta(window).value)
+                keys = self.q_keys if window is None else self.window_keys(window)
+                self._positions[key] = self.clock.search(self.ev_keys, self.ev.times_ns, keys, query)
         return self._positions[key]
 
     def timeline(self, mask: np.ndarray | None) -> Timeline:
         if mask is None:
-            return Timeline(self.ev_keys, self.ev.times_ns)
-        return Timeline(self.ev_keys[mask], self.ev.times_ns[mask])
+            return Timeline(self.ev_keys, self.ev.times_ns, self.clock)
+        return Timeline(self.ev_keys[mask], self.ev.times_ns[mask], self.clock)
 
     def windowed_counts(self, mask: np.ndarray | None, windows: Sequence[str],
                         cum: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -947,14 +980,3 @@ def _as_ns(times: pd.Series) -> np.ndarray:
         values = times.to_numpy("datetime64[ns]")
     return values.view(np.int64)
 
-
-def _check_id_types(event_ids: pd.Index, cutoff_ids: pd.Series, column: str) -> None:
-    if len(event_ids) == 0 or len(cutoff_ids) == 0:
-        return
-    ev_numeric = pd.api.types.is_numeric_dtype(event_ids.dtype)
-    cut_numeric = pd.api.types.is_numeric_dtype(cutoff_ids.dtype)
-    if ev_numeric != cut_numeric:
-        raise DataError(
-            f"ids in {column!r} have different types in events ({event_ids.dtype}) and cutoffs "
-            f"({cutoff_ids.dtype}); convert one side, e.g. .astype(str)."
-        )

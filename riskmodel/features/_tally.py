@@ -93,30 +93,25 @@ class LevelTally:
 
     @functools.cached_property
     def edges(self) -> np.ndarray | None:
-        """Per entity, its cutoff's ``as_of`` floored to the clock (far past when it has no
-        cutoff), when the tally by level applies (see :meth:`levels`); else ``None`` (then
-        positions are searched).
-
-        Applies when each entity has at most one cutoff (nightly scoring) and every window
-        is a whole number of clock ticks.
+        """Per entity, its cutoff's ``as_of`` (far past when it has no cutoff), when the
+        tally by level applies (see :meth:`levels`); else ``None`` (then positions are
+        searched). Applies when each entity has at most one cutoff (nightly scoring).
         """
         n_entities = len(self.comp.ev.entity_ids)
         known = self.comp.q_codes[self.comp.q_codes < n_entities]
-        if len(self.comp.ev) == 0 or not bool((known[1:] > known[:-1]).all()) or any(
-            w % self.comp.clock.resolution for w in self.widths
-        ):
+        if len(self.comp.ev) == 0 or not bool((known[1:] > known[:-1]).all()):
             return None
         edges = np.full(n_entities + 1, _NO_CUTOFF, dtype=np.int64)
-        edges[self.comp.q_codes] = self.comp.clock.t_min_ns + self.comp.clock.ticks(self.comp.q_as_of) * self.comp.clock.resolution
+        edges[self.comp.q_codes] = self.comp.q_as_of
         return edges
 
     def levels(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """For sorted events ``lo..hi``: how many of their cutoff's windows hold them, and
-        ``delta``, their cutoff's floored ``as_of`` minus their time.
+        ``delta``, their cutoff's ``as_of`` minus their time.
 
         An event's cutoff is its entity's; it is before ``as_of`` iff ``delta > 0`` and in
-        window ``w`` iff also ``delta <= w``: exactly the tick comparisons of the searched
-        positions. Level 0: not before ``as_of`` (or no cutoff); 1: before it, in no finite
+        window ``w`` iff also ``delta <= w``: what the searched positions find. Level 0:
+        not before ``as_of`` (or no cutoff); 1: before it, in no finite
         window; then one more per finite window, widest first (window ``j`` of
         :attr:`level_windows` holds levels ``> j``).
         """
@@ -188,7 +183,6 @@ class LevelTally:
             days_columns = [self.comp.column_index[f"days_since_last_{slug}"] for slug in slugs]
             days_offsets = n_q * np.array(days_columns)
             self.comp.matrix[:, days_columns] = np.nan
-            as_of_on_clock = bool(((self.comp.q_as_of - self.comp.clock.t_min_ns) % self.comp.clock.resolution == 0).all())
         n_windows, n_kinds = len(self.windows), len(kinds)
         in_window = np.zeros((n_windows, n_q), dtype=np.int64)  # events, all kinds
         for lo in range(0, len(self.comp.ev), _LEVEL_EVENTS):  # bounded temporaries
@@ -219,11 +213,7 @@ class LevelTally:
                     if counts:
                         np.add.at(flat, count_offsets[j][window_kind] + window_rows, one)
                 if recency and j == 0:
-                    if as_of_on_clock:  # as_of - time is delta
-                        elapsed = delta if positions is None else delta[positions]
-                    else:
-                        times = self.comp.ev.times_ns[lo:hi] if positions is None else self.comp.ev.times_ns[lo + positions]
-                        elapsed = self.comp.q_as_of[window_rows] - times
+                    elapsed = delta if positions is None else delta[positions]  # as_of - time
                     np.fmin.at(flat, days_offsets[window_kind] + window_rows, (elapsed / NS_PER_DAY).astype(np.float32))
                     if dense:  # counted above
                         break
@@ -260,7 +250,7 @@ class LevelTally:
 
 def choose_tally(comp, kinds) -> str:
     """The kernel for this computation: ``all_at_once`` for a few events, ``by_level`` for
-    one cutoff per dispute on a clock the windows fit, else ``by_kind``."""
+    one cutoff per dispute, else ``by_kind``."""
     if len(comp.ev) * len(kinds) <= FEW_VALUES * 4096:
         return "all_at_once"
     if LevelTally(comp).edges is not None:
@@ -277,7 +267,7 @@ def tally_kinds(comp, kinds, windows, counts: bool, recency: bool) -> None:
     elif method == "by_level":
         levels = LevelTally(comp)
         if levels.edges is None:
-            raise ValueError("the tally by level needs one cutoff per dispute and windows on the clock")
+            raise ValueError("the tally by level needs one cutoff per dispute")
         levels.run(kinds, counts, recency)
     elif method == "by_kind":
         tally_by_kind(comp, kinds, windows, counts, recency)

@@ -130,6 +130,11 @@ def check_outcomes_seen(prepared, kinds) -> None:
     if not len(prepared) or prepared.is_kind(tuple(kinds)).any():
         return
     seen = prepared.kind_counts()
+    if any(k in seen.index for k in kinds):  # known to the log, absent from this part of it
+        head = (f"none of the outcome kinds {list(kinds)} occurs among the {len(prepared):,} events trained on here, "
+                "though the log holds them later (a backtest fold trains on the events before its cut), so every "
+                "label here is 0; more escalations must fall before the cut: a longer history, or fewer backtest folds")
+        raise DataError(f"{head} (n_folds=...).", cli=f"{head} (n_folds in the config's [backtest]).")
     listed = ", ".join(f"{k!r} ({n:,})" for k, n in seen.head(30).items())
     more = f", ... ({len(seen) - 30} more)" if len(seen) > 30 else ""
     head = (f"none of the outcome kinds {list(kinds)} occurs in the events' {prepared.schema.kind_col!r} column, "

@@ -383,7 +383,8 @@ def small_data_notes(*, n_rows: int, n_positive: int, n_reference: int, n_refere
             f"tiers: the reference population (the latest out-of-fold rows) is {n_reference:,} rows with "
             f"{n_reference_positive:,} positive(s){red_rows}: thresholds set from it (share, precision) and hit "
             f"rates are noisy; below {SMALL_REFERENCE_ROWS:,} rows or {SMALL_REFERENCE_POSITIVES} positives, "
-            "prefer share tiers applied to each night's disputes (score_batch applies them)."
+            "prefer share tiers applied to each night's disputes (the nightly scoring, riskmodel score or "
+            "score_batch, applies them)."
         )
     if n_reference < SMALL_REFERENCE_ROWS:
         noise = 10 * (1 / max(n_reference, 1) + 1 / 500)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .._errors import ConfigError
+from .._errors import ConfigError, DataWarning, format_examples
 
 __all__ = ["Override", "TierPolicy", "TIERS", "apply_override_names", "area_column", "night_tiers", "retier_scores",
            "scoring_policy"]
@@ -197,10 +198,13 @@ class TierPolicy:
         data["capacity"] = None if self.capacity is None else {k: dict(v) for k, v in self.capacity.items()}
         return data
 
-    def describe(self) -> str:
-        """One line: e.g. ``share: red 5%, yellow 15% of each night's disputes by station``."""
+    def describe(self, by: str | None = None) -> str:
+        """One line: e.g. ``share: red 5%, yellow 15% of each night's disputes by station``;
+        ``by``: the area column the shares are applied in, when not :attr:`by` (see
+        :func:`area_column`)."""
         if self.method == "share":
-            where = f" by {self.by}" if self.by else " city-wide"
+            by = by or self.by
+            where = f" by {by}" if by else " city-wide"
             caps = f"; capacities for {len(self.capacity)} area(s)" if self.capacity else ""
             return f"share: red {self.red:.1%}, yellow {self.yellow:.1%} of each night's disputes{where}{caps}"
         return f"{self.method}: red >= {self.red_threshold_}, yellow >= {self.yellow_threshold_} (as trained)"
@@ -303,6 +307,10 @@ def night_tiers(probability, ids, policy: TierPolicy, *, nights=None, areas=None
     rank = groups.cumcount().to_numpy()
     keys = groups.size().reset_index(name="n")
     caps = policy.capacity or {}
+    unknown = sorted(set(map(str, caps)) - set(map(str, keys["area"])))
+    if unknown:  # e.g. a typo, or an area with no open dispute tonight
+        warnings.warn(f"tier capacities for {len(unknown)} area(s) that have no scored dispute here are unused: "
+                      f"{format_examples(unknown)}.", DataWarning, stacklevel=3)
     capped = keys["area"].map(lambda a: a in caps).to_numpy(dtype=bool)
     size = keys["n"].to_numpy()
     red_share = np.floor(policy.red * size + 1e-9).astype(np.int64)

@@ -97,6 +97,7 @@ class Explanation:
     overrides: list = field(default_factory=list)
     time_col: str = "time"
     kind_col: str = "kind"
+    utc: bool = False  #: the times are UTC (the events' times carried a timezone, converted to UTC)
 
     # ------------------------------------------------------------------------------------
     # words
@@ -132,7 +133,7 @@ class Explanation:
     def to_text(self, *, max_contributions: int = 15, max_events: int = 25) -> str:
         """A plain-text explanation for a terminal (Chinese and English)."""
         zh_tier = TIER_WORDS.get(self.tier, ("", ""))[0]
-        when = self.as_of.strftime("%Y-%m-%d %H:%M")
+        when = self.as_of.strftime("%Y-%m-%d %H:%M") + (" UTC" if self.utc else "")
         lines = [f"Dispute {self.dispute_id} as of {when}: {self.tier.upper()} ({zh_tier}), p = {self.probability:.3f}"
                  + (f"  [model {self.model}]" if self.model else "")]
         if self.note:
@@ -157,7 +158,8 @@ class Explanation:
                      f"{self.raw_log_odds:+.2f} log-odds -> p = {self.probability:.3f} after calibration")
         t = self.timeline
         lines.append(f"Timeline 事件时间线 ({len(t)} event(s) before {when}"
-                     + (f"; the last {max_events} shown" if len(t) > max_events else "") + "):")
+                     + (f"; the last {max_events} shown" if len(t) > max_events else "")
+                     + ("; times in UTC" if self.utc else "") + "):")
         for row in t.tail(max_events).itertuples(index=False):
             d = row._asdict()
             extra = "  " + str(d["narrative"]) if "narrative" in d and pd.notna(d["narrative"]) else ""
@@ -254,7 +256,7 @@ class Explanation:
         tier = e(self.tier)
         rows = [f'<div class="explain" id="explain-{e(self.dispute_id)}">',
                 f"<h3>{e(self.dispute_id)} <span class=\"tier tier-{tier}\">{tier}</span> "
-                f"p = {self.probability:.3f} <span class=\"note\">as of {self.as_of:%Y-%m-%d %H:%M}</span></h3>",
+                f"p = {self.probability:.3f} <span class=\"note\">as of {self.as_of:%Y-%m-%d %H:%M}{' UTC' if self.utc else ''}</span></h3>",
                 f"<p>{e(self.tier_sentence())}"
                 + (f"<br><span class=\"note\">{e(self.note)}</span>" if self.note else "") + "</p>"]
         if len(self.context):
@@ -388,11 +390,11 @@ def explain(
         events = (manifest.get("input") or {}).get("events")
         if not events or not Path(str(events)).exists():
             raise ConfigError("explain needs the event log to recompute the features: pass events= (CLI: --events).")
-    if isinstance(events, str | Path):
-        events = read_table(events)
-    if isinstance(entities, str | Path):
-        entities = read_table(entities)
     schema = rm._schema()
+    if isinstance(events, str | Path):  # names as text, as the nightly run read them (18-digit ids stay ids)
+        events = read_table(events, text_columns=schema.text_columns)
+    if isinstance(entities, str | Path):
+        entities = read_table(entities, text_columns=schema.entity_text_columns)
     ent = schema.entity_col
     dispute_id = str(dispute_id)
     frame = night.scores
@@ -460,5 +462,5 @@ def explain(
         raw_log_odds=base + float(contrib.sum()), context=context,
         timeline=_timeline(prepared, dispute_id, as_of, schema, writer, rm.features_),
         horizon=horizon_words(facts), model=label or _model_label(manifest.get("model") or {}), note=note,
-        overrides=overrides, time_col=schema.time_col, kind_col=schema.kind_col,
+        overrides=overrides, time_col=schema.time_col, kind_col=schema.kind_col, utc=bool(rm.features_.tz_aware_),
     )

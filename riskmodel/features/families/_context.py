@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ...data import NAT_NS, Clock, lookup_positions, run_starts
+from ...data import NAT_NS, Clock, Timeline, lookup_positions, run_starts
 from .._family import GROUP_PREFIX, ContextNeed, FeatureFamily, window_days, window_text
 
 
@@ -64,16 +64,15 @@ class Context(FeatureFamily):
             e_codes, e_groups = e_codes[known], e_groups[known]
             clock = Clock.for_range(len(vocab) + 2, comp.t_min, comp.t_max)
             started = first_time[e_codes] != NAT_NS
-            start_keys = np.sort(clock.keys(e_groups[started], clock.ticks(first_time[e_codes][started])))
+            starts_by_group = Timeline.of(clock, e_groups[started], first_time[e_codes][started])
             escalated = esc_time[e_codes] != NAT_NS
-            esc_keys = np.sort(clock.keys(e_groups[escalated], clock.ticks(esc_time[e_codes][escalated])))
+            escalations = Timeline.of(clock, e_groups[escalated], esc_time[e_codes][escalated])
             q_group = np.where(q_rows >= 0, g_of_entity[np.maximum(q_rows, 0)] if len(g_of_entity) else -1, -1)
             valid = q_group >= 0
             qg = np.where(valid, q_group, 0)
-            upper = clock.keys(qg, clock.ticks(comp.q_as_of))
-            lower = clock.keys(qg, clock.ticks(comp.q_as_of - window_ns))
-            n_esc = (np.searchsorted(esc_keys, upper) - np.searchsorted(esc_keys, lower)).astype(np.float32)
-            n_new = (np.searchsorted(start_keys, upper) - np.searchsorted(start_keys, lower)).astype(np.float32)
+            upper, lower = comp.q_as_of, comp.q_as_of - window_ns
+            n_esc = (escalations.position(qg, upper) - escalations.position(qg, lower)).astype(np.float32)
+            n_new = (starts_by_group.position(qg, upper) - starts_by_group.position(qg, lower)).astype(np.float32)
             n_esc[~valid] = np.nan
             with np.errstate(invalid="ignore", divide="ignore"):
                 rate = np.where(valid, n_esc / np.maximum(n_new, 1), np.nan).astype(np.float32)

@@ -8,6 +8,7 @@ import re
 import numpy as np
 
 from ..._errors import DataError
+from ...data import local_hours
 from .._family import FeatureFamily, slug, validate_windows, window_days, window_text
 
 
@@ -47,7 +48,8 @@ class Dynamics(FeatureFamily):
         )
 
         start_h, end_h = int(b.night_hours[0]), int(b.night_hours[1])
-        hours = (comp.ev.times_ns // 3_600_000_000_000) % 24
+        # on the clock the times were written in (aware times were converted to UTC)
+        hours = local_hours(comp.ev.times_ns, getattr(b, "zone_", None))
         night = (hours >= start_h) | (hours < end_h) if start_h > end_h else (hours >= start_h) & (hours < end_h)
         night_counts = comp.windowed_counts(night, ["all"])["all"]
         total = counts["all"]
@@ -66,13 +68,14 @@ class Dynamics(FeatureFamily):
         for kind, reset in b.streaks:
             tl_kind = comp.timeline(comp.ev.is_kind([kind]))
             tl_reset = comp.timeline(comp.ev.is_kind([reset]))
-            up_r = tl_reset.position(comp.q_keys)
-            has_r = up_r > tl_reset.position(comp.q_start_keys)
-            # key of the last reset event; kinds after it (strictly later tick) are the streak
-            reset_keys = tl_reset.keys if len(tl_reset.keys) else np.zeros(1, dtype=np.int64)
-            last_reset_key = np.where(has_r, reset_keys[np.maximum(up_r - 1, 0)], comp.q_start_keys - 1)
-            since = tl_kind.position_after(last_reset_key)
-            comp.put(_streak_name(kind, reset), np.maximum(tl_kind.position(comp.q_keys) - since, 0).astype(np.float32))
+            up_r = tl_reset.position(comp.q_codes, comp.q_as_of)
+            has_r = up_r > tl_reset.start(comp.q_codes)
+            # the kind's events after the last reset event before as_of are the streak
+            reset_times = tl_reset.times_ns if len(tl_reset.times_ns) else np.zeros(1, dtype=np.int64)
+            last_reset = reset_times[np.maximum(up_r - 1, 0)]
+            since = np.where(has_r, tl_kind.position_after(comp.q_codes, last_reset), tl_kind.start(comp.q_codes))
+            streak = tl_kind.position(comp.q_codes, comp.q_as_of) - since
+            comp.put(_streak_name(kind, reset), np.maximum(streak, 0).astype(np.float32))
 
     def template(self, feature, writer):
         v = "{v}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...data import NAT_NS, Clock, expand_ranges
+from ...data import NAT_NS, Clock, Timeline, expand_ranges
 from .._family import ContextNeed, FeatureFamily
 
 
@@ -50,28 +50,24 @@ class Party(FeatureFamily):
         f_rows = order[first]
         f_party, f_entity, f_time = party_codes[f_rows], e_codes[f_rows], times[f_rows]  # sorted by entity
         clock = Clock.for_range(max(n_parties, len(cx.entity_ids)) + 2, comp.t_min, comp.t_max)
-        f_tick = clock.ticks(f_time)
-        q_tick = clock.ticks(comp.q_as_of)
 
         # party's disputes, sorted by (party, first appearance)
-        known_keys = np.sort(clock.keys(f_party, f_tick))
+        known = Timeline.of(clock, f_party, f_time)
         esc = comp.escalation_times()[f_entity]
         has_esc = esc != NAT_NS
         esc_known = np.maximum(f_time, esc)  # an escalation is attributable once both are known
-        esc_keys = np.sort(clock.keys(f_party[has_esc], clock.ticks(esc_known[has_esc])))
+        escalated = Timeline.of(clock, f_party[has_esc], esc_known[has_esc])
 
         # expand each cutoff to its dispute's parties seen before as_of
         lo = np.searchsorted(f_entity, comp.cx_q_codes, side="left")
         hi = np.searchsorted(f_entity, comp.cx_q_codes, side="right")
         owner, rows = expand_ranges(lo, hi)
-        seen = f_tick[rows] < q_tick[owner]
+        seen = f_time[rows] < comp.q_as_of[owner]
         owner, rows = owner[seen], rows[seen]
-        p = f_party[rows]
-        qk = clock.keys(p, q_tick[owner])
-        pk0 = clock.keys(p, np.zeros_like(p))
-        other = np.searchsorted(known_keys, qk) - np.searchsorted(known_keys, pk0) - 1
-        own_esc = has_esc[rows] & (clock.ticks(esc_known[rows]) < q_tick[owner])
-        escalations = np.searchsorted(esc_keys, qk) - np.searchsorted(esc_keys, pk0) - own_esc
+        p, as_of = f_party[rows], comp.q_as_of[owner]
+        other = known.position(p, as_of) - known.start(p) - 1
+        own_esc = has_esc[rows] & (esc_known[rows] < as_of)
+        escalations = escalated.position(p, as_of) - escalated.start(p) - own_esc
         n_q = len(comp.q_codes)
         comp.put("party_count", np.bincount(owner, minlength=n_q).astype(np.float32))
         comp.put("party_other_disputes", np.bincount(owner, other, minlength=n_q).astype(np.float32))
