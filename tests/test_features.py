@@ -825,7 +825,8 @@ def test_categorical_and_plain_integer_ids_find_each_other(n):
     fb = FeatureBuilder(schema=_FOREIGN, families=("counts",)).fit(events)
     want = fb.transform(events, pd.DataFrame({"case": [101, 103], "as_of": pd.Timestamp("2024-06-01")}))
     assert want["count_all_all"].sum() > 0
-    for event_ids in (pd.Categorical(ids), ids, pd.array(ids.astype(object), dtype=object)):
+    as_text = pd.array(ids.astype(str).astype(object), dtype=object)  # hashed with the cutoffs' ids past 64 rows
+    for event_ids in (pd.Categorical(ids), ids, pd.array(ids.astype(object), dtype=object), as_text):
         for cutoff_ids in (pd.Categorical([101, 103]), np.array([101, 103]), pd.array([101, 103], dtype=object)):
             got = fb.transform(events.assign(case=event_ids), pd.DataFrame({"case": cutoff_ids, "as_of": pd.Timestamp("2024-06-01")}))
             pd.testing.assert_frame_equal(got, want)
@@ -863,7 +864,7 @@ def test_events_in_another_timezone_convention_than_at_fit_are_refused():
     events = _foreign_log(10)
     fb = FeatureBuilder(schema=_FOREIGN, families=("counts",)).fit(events)
     aware = events.assign(ts=events["ts"].dt.tz_localize("Asia/Shanghai"))
-    with pytest.raises(DataError, match="timezone-aware but this FeatureBuilder was fitted on naive"):
+    with pytest.raises(DataError, match="timezone-aware but the cutoffs' as_of are read as naive"):
         fb.transform(aware, pd.DataFrame({"case": ["c0"], "as_of": pd.Timestamp("2024-06-01")}))
 
 
@@ -904,3 +905,25 @@ def test_local_hours_of_a_zone_and_of_its_offset_agree():
     np.testing.assert_array_equal(shanghai, local_hours(t, "UTC+08:00"))
     np.testing.assert_array_equal(local_hours(t, None), local_hours(t, "UTC"))
     np.testing.assert_array_equal(local_hours(t, "-05:30"), ((t // 60_000_000_000 - 330) // 60) % 24)
+
+
+@pytest.mark.parametrize("zone", ["dateutil", "fixed", "named fixed", "zoneinfo"])
+def test_the_zone_of_aware_times_is_one_pandas_can_convert_to(zone):
+    """Whatever object carries the zone (dateutil, datetime.timezone, zoneinfo), the learned
+    zone is a name or a UTC offset the local hours can be read in, not a repr."""
+    import datetime as dt
+    import zoneinfo
+
+    from dateutil import tz
+
+    from riskmodel.data import local_hours, time_zone
+
+    carrier = {"dateutil": tz.gettz("Asia/Shanghai"), "fixed": dt.timezone(dt.timedelta(hours=8)),
+               "named fixed": dt.timezone(dt.timedelta(hours=8), "CST"),
+               "zoneinfo": zoneinfo.ZoneInfo("Asia/Shanghai")}[zone]
+    local = [dt.datetime(2024, 11, 1, 23, 30, tzinfo=carrier), dt.datetime(2024, 11, 2, 9, 0, tzinfo=carrier)]
+    for values in (pd.Series(local, dtype=object), pd.Series(pd.DatetimeIndex(local))):
+        name = time_zone(values)
+        assert name in ("Asia/Shanghai", "+08:00")
+        utc = pd.to_datetime(values, utc=True).dt.tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
+        assert local_hours(utc, name).tolist() == [23, 9]

@@ -150,6 +150,8 @@ def test_bad_horizon_and_timezone_mismatch():
     events = events_frame([("a", "2024-01-01", "call")])
     with pytest.raises(DataError, match="horizon 'soon' is not a duration"):
         make_labels(events, cutoffs_frame(["a"], [AS_OF]), SCHEMA, horizon="soon")
+    labelled = make_labels(events, cutoffs_frame(["a"], [AS_OF]), SCHEMA, horizon=np.timedelta64(90, "D"))
+    assert len(labelled) == 1  # a NumPy duration has its unit
     for bare in ("90", 90):  # pandas would read a bare number as nanoseconds
         with pytest.raises(DataError, match=f"horizon {bare!r} has no unit; give one, e.g. '90D'"):
             make_labels(events, cutoffs_frame(["a"], [AS_OF]), SCHEMA, horizon=bare)

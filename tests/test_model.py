@@ -870,3 +870,13 @@ def test_untrainable_reason_is_the_fits_own_rule():
     assert "the validation time slice has 0 positive" in untrainable_reason(as_of, y, 0.15, 0.15)
     y[::4] = 1
     assert untrainable_reason(as_of, y, 0.15, 0.15) is None
+
+
+def test_the_zone_of_the_training_times_is_saved_with_the_model(fitted, tmp_path):
+    """The zone aware training times were written in (night-time counts) is part of the
+    saved model: a model loaded from the registry reads the same local hours."""
+    model = copy.deepcopy(fitted)
+    model.features_.zone_ = "+08:00"
+    loaded = load_model_dir(save_model_dir(model, tmp_path / "m"))
+    assert loaded.features_.zone_ == "+08:00"
+    assert load_model_dir(save_model_dir(fitted, tmp_path / "n")).features_.zone_ is None

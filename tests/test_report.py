@@ -132,7 +132,7 @@ def test_tiers_section_records_the_rule_thresholds_and_capacities(nights, tmp_pa
         score_batch(model=nights["predictor"], events=sim.events,
                     entities=sim.entities, as_of=DAYS[-1], out=out, tiers={"by": "station", "capacity": {"S01": 4}})
     text = render_report(out)
-    assert "capacities for 1 area(s)" in text and "of each night's disputes by station" in text
+    assert "disputes by station; capacities for 1 area(s)" in text
     assert "S01: " in text and "capacity: red allowed 4" in text
 
 

@@ -8,7 +8,7 @@ API: documented, stable within a release, not for users.
 
 from ._fingerprint import frame_fingerprint
 from ._keys import arrow_string_array, short_string_keys, stable_key_sort
-from ._lookup import decimal_text, id_kind, lookup_positions, lookup_positions_reference
+from ._lookup import lookup_positions, lookup_positions_reference
 from ._runs import first_per_code, run_starts
 from ._schema import (
     FEW_VALUES,
@@ -19,8 +19,10 @@ from ._schema import (
     column_codes,
     compact_codes,
     cutoffs_at,
+    decimal_text,
     default_now,
     entity_order,
+    id_kind,
     isna_mask,
     naive_utc,
     object_codes,

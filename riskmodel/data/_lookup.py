@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._keys import short_string_keys, stable_key_sort
-from ._schema import FEW_VALUES, raise_unhashable
+from ._schema import FEW_VALUES, decimal_text, id_kind, raise_unhashable
 
-__all__ = ["decimal_text", "id_kind", "lookup_positions", "lookup_positions_reference"]
+__all__ = ["lookup_positions", "lookup_positions_reference"]
 
 
 def lookup_positions_reference(index: pd.Index, values: pd.Series) -> np.ndarray:
@@ -23,47 +23,20 @@ def lookup_positions_reference(index: pd.Index, values: pd.Series) -> np.ndarray
     return index.get_indexer(values)
 
 
-_ID_KINDS = {"integer": "number", "floating": "number", "mixed-integer-float": "number", "decimal": "number",
-             "boolean": "bool", "string": "text"}
-
-
-def id_kind(ids) -> str | None:
-    """``"number"``, ``"bool"`` or ``"text"``: what a column of ids holds, judged by its values
-    (a categorical by its categories, Python objects by the first thousand); ``None``: cannot tell."""
-    dtype = ids.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        return id_kind(dtype.categories)
-    if pd.api.types.is_bool_dtype(dtype):
-        return "bool"
-    if pd.api.types.is_numeric_dtype(dtype):
-        return "number"
-    if pd.api.types.is_object_dtype(dtype):
-        return _ID_KINDS.get(pd.api.types.infer_dtype(ids[:1000], skipna=True))
-    return "text" if pd.api.types.is_string_dtype(dtype) else None
-
-
-def decimal_text(ids) -> np.ndarray:
-    """Numeric ids as their decimal text (whole floats as integers: ``2895.0`` is ``"2895"``),
-    as an object array; missing ones ``None``."""
-    def text(v):
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            return None
-        return str(int(v)) if float(v).is_integer() else str(v)
-
-    return np.array([text(v) for v in np.asarray(ids, dtype=object)], dtype=object)
-
-
 def lookup_positions(index: pd.Index, values: pd.Series) -> np.ndarray:
     """Position of each value in ``index`` (-1 when absent); Arrow's hash join for strings.
 
     Numbers and text are compared as text (an id read as ``2895`` from one file and as
-    ``"2895"`` from another is one id): the numeric side is converted (:func:`decimal_text`).
+    ``"2895"`` from another is one id): the side that is not all text is converted
+    (:func:`decimal_text`).
     A :class:`~riskmodel.DataError` names values that cannot be looked up (lists, dicts)."""
-    kinds = (id_kind(index), id_kind(values))
-    if kinds == ("number", "text"):
-        index = pd.Index(decimal_text(index), dtype=object)
-    elif kinds == ("text", "number"):
-        values = pd.Series(decimal_text(values), dtype=object)
+    judged = index.dtype != getattr(values, "dtype", None) or pd.api.types.is_object_dtype(index.dtype)
+    kinds = (id_kind(index), id_kind(values)) if judged else ()  # one typed dtype on both sides: one kind
+    if kinds and kinds[0] != kinds[1] and "text" in kinds and not {None, "bool"} & set(kinds):  # numbers: as text
+        if kinds[0] != "text":
+            index = pd.Index(decimal_text(index), dtype=object)
+        else:
+            values = pd.Series(decimal_text(values), dtype=object)
     try:
         return _lookup(index, values)
     except TypeError:

@@ -50,8 +50,8 @@ _NS = np.dtype("datetime64[ns]")
 NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
 _SHARED_SAMPLE = 1 << 16  # rows whose objects say whether a column shares them
-# a UTC offset after a time of day (a date alone has none: "21-11-2023" ends in a year, not an offset)
-_TZ_SUFFIX = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})\s*$"
+# a UTC offset after a time of day, or Z (a date has no offset: "21-11-2023" ends in a year, not -20:23)
+_TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})|\dZ)\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
 _OPTIONAL_ROLES = ("text_col", "party_col", "entities_id_col", "closed_col")
 
@@ -333,23 +333,39 @@ def times_aware(values: pd.Series) -> bool | None:
 
 
 def time_zone(values: pd.Series) -> str | None:
-    """The zone whose clock a timezone-aware time column was written in: a datetime column's
-    zone (``"Asia/Shanghai"``), or the UTC offset of its first aware string (``"+08:00"``);
-    ``None`` for naive times (their clock is the one they show). Parsed times are UTC: this
-    gives back their local time of day (see :func:`~riskmodel.data.local_hours`)."""
+    """The zone whose clock a timezone-aware time column was written in: the name of a zone
+    the column or its first aware value carries (``"Asia/Shanghai"``), else that value's UTC
+    offset (``"+08:00"``, e.g. from a string); ``None`` for naive times (their clock is the one
+    they show). Parsed times are UTC: this gives back their local time of day (see
+    :func:`~riskmodel.data.local_hours`). One offset stands for the column: a string column
+    whose offsets change (summer time) is read at its first value's."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return str(values.dt.tz)
+        present = values.dropna()
+        return _zone_name(values.dt.tz, present.iloc[0] if len(present) else None)
     if pd.api.types.is_datetime64_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
         return None
     present = values.iloc[:5000].dropna()
     for value in (present if len(present) else values.dropna()).iloc[:1000]:
-        if isinstance(value, datetime.datetime):
-            return None if value.tzinfo is None else str(value.tzinfo)
-        found = re.search(_TZ_SUFFIX, str(value))
-        if found:
-            offset = re.search(r"(Z|[+-]\d{2}:?\d{2})\s*$", found.group(0)).group(1)
-            return "UTC" if offset == "Z" else f"{offset[:3]}:{offset[-2:]}"
+        try:
+            stamp = value if isinstance(value, datetime.datetime) else pd.Timestamp(str(value))
+        except (ValueError, TypeError, OverflowError):
+            continue
+        if stamp is not pd.NaT and stamp.tzinfo is not None:
+            return _zone_name(stamp.tzinfo, stamp)
     return None
+
+
+def _zone_name(tz, stamp) -> str | None:
+    """A zone pandas can convert to: its IANA name (zoneinfo, pytz, UTC), else the UTC offset
+    ``"+hh:mm"`` it has at ``stamp`` (fixed offsets, dateutil zones)."""
+    name = getattr(tz, "key", None) or getattr(tz, "zone", None)
+    if name is None and str(tz) in ("UTC", "utc"):
+        name = "UTC"
+    if name is not None:
+        return str(name)
+    offset = (stamp.utcoffset() if stamp is not None else tz.utcoffset(None)) or datetime.timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    return f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def object_codes(values, first: np.ndarray | None = None) -> tuple[np.ndarray, pd.Index] | None:
@@ -781,13 +797,53 @@ def default_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2)
 
 
+_ID_KINDS = {"integer": "number", "floating": "number", "mixed-integer-float": "number", "decimal": "number",
+             "mixed-integer": "number and text", "boolean": "bool", "string": "text"}
+
+
+def id_kind(ids) -> str | None:
+    """``"number"``, ``"bool"``, ``"text"`` or ``"number and text"`` (Python ints and strings):
+    what a column of ids holds, judged by its values
+    (a categorical by its categories, Python objects by the first thousand); ``None``: cannot tell."""
+    dtype = ids.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return id_kind(dtype.categories)
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    if pd.api.types.is_object_dtype(dtype):
+        return _ID_KINDS.get(pd.api.types.infer_dtype(ids[:1000], skipna=True))
+    return "text" if pd.api.types.is_string_dtype(dtype) else None
+
+
+def decimal_text(ids) -> np.ndarray:
+    """Ids as text, numbers in decimal (whole floats as integers: ``2895.0`` is ``"2895"``),
+    strings as they are, as an object array; missing ones ``None``."""
+    values = np.asarray(getattr(ids, "array", ids))
+    if values.dtype.kind in "iu":  # plain integers: NumPy's own formatting
+        return values.astype(str).astype(object)
+
+    def text(v):
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float | np.floating) and np.isnan(v)):
+            return None
+        if isinstance(v, bool | np.bool_ | str):
+            return str(v)
+        if isinstance(v, int | np.integer) or (isinstance(v, float | np.floating) and float(v).is_integer()):
+            return str(int(v))
+        return str(v)
+
+    return np.array([text(v) for v in np.asarray(ids, dtype=object)], dtype=object)
+
+
 def _id_codes(ids: pd.Series, first_ids) -> tuple[tuple[np.ndarray, pd.Index] | None, np.ndarray | None]:
     """:func:`object_codes` of the ids, those of ``first_ids`` numbered first (see
     :func:`screen_events`), and the codes of ``first_ids`` (-1: not among the ids); ``None``
     for those when the ids are not hashed."""
     n_first = 0 if first_ids is None else len(first_ids)
+    kinds = {id_kind(pd.Series(first_ids)), id_kind(ids)} if n_first else set()
     if not (n_first and pd.api.types.is_object_dtype(ids.dtype) and len(ids) > FEW_VALUES
-            and not pd.api.types.is_numeric_dtype(getattr(first_ids, "dtype", None))):
+            and (len(kinds) == 1 or "number" not in kinds)):  # numbers and text: looked up, as text
         return object_codes(ids), None
     codes, uniques = object_codes(ids, first=np.asarray(first_ids, dtype=object))
     return (codes[n_first:], uniques), codes[:n_first]

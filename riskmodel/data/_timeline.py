@@ -35,7 +35,8 @@ def parse_duration(value, name: str, *, error: type[ValueError] = ConfigError) -
     not positive, or a bare number (pandas would read ``90`` as 90 nanoseconds).
     """
     bare = isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+(?:\.\d*)?\s*", value)
-    if bare or (isinstance(value, int | float | np.number) and not isinstance(value, bool)):
+    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.timedelta64)
+    if bare or number:
         raise error(f"{name} {value!r} has no unit; give one, e.g. '{str(value).strip()}D' for days or "
                     f"'{str(value).strip()}h' for hours.")
     try:

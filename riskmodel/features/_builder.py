@@ -674,22 +674,25 @@ class FeatureBuilder(BaseEstimator):
         """
         self._check_fitted()
         cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.tz_aware_)
-        return self._transform_valid_cutoffs(events, cut, entities=entities, context_events=context_events)
+        return self._transform_valid_cutoffs(events, cut, entities=entities, context_events=context_events,
+                                             as_of_aware=self.tz_aware_)
 
     def _transform_valid_cutoffs(self, events, cut, *, entities=None, context_events=None,
-                                 as_columns: bool = False):
+                                 as_columns: bool = False, as_of_aware: bool | None = None):
         """:meth:`transform` for cutoffs already through :func:`validate_cutoffs`.
 
         ``as_columns``: return the :class:`FeatureColumns` instead of a DataFrame.
+        ``as_of_aware``: the timezone convention the cutoffs were read in, when it was not
+        the events' own (the training events'): the events must use it too.
         """
         schema = self._schema()
         prepared, cutoff_codes = _prepare(events, schema, first_ids=cut[schema.entity_col])
-        if prepared.tz_aware != self.tz_aware_:  # the cutoffs were read in the convention of fit
+        if as_of_aware is not None and len(prepared) and prepared.tz_aware != bool(as_of_aware):
             words = {True: "timezone-aware", False: "naive"}
             raise DataError(
-                f"the events' times are {words[prepared.tz_aware]} but this FeatureBuilder was fitted on "
-                f"{words[bool(self.tz_aware_)]} times, the convention the cutoffs' as_of are read in: the offset "
-                "between the two clocks is unknown. Give the events in the convention of the training events."
+                f"the events' times are {words[prepared.tz_aware]} but the cutoffs' as_of are read as "
+                f"{words[bool(as_of_aware)]} times, the convention of the training events: the offset between the "
+                "two clocks is unknown. Give the events (and as_of) in the training events' convention."
             )
         if self.has_entities_ and entities is None and any(f.needs_entities for f in self._active_families()):
             raise DataError(

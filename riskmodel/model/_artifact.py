@@ -43,7 +43,8 @@ _BOOSTER_FILE = "booster.txt"
 #: The builder's parameters saved with the model: every constructor parameter but the
 #: schema (saved on its own), in the constructor's order.
 _BUILDER_PARAMS = tuple(p for p in inspect.signature(FeatureBuilder.__init__).parameters if p not in ("self", "schema"))
-_BUILDER_STATE = ("kinds_", "kind_slugs_", "categories_", "has_entities_", "tz_aware_", "categorical_features_")
+_BUILDER_STATE = ("kinds_", "kind_slugs_", "categories_", "has_entities_", "tz_aware_", "zone_",
+                  "categorical_features_")  # zone_: absent from models saved before it (None: UTC hours)
 
 
 def _jsonable(value):
@@ -74,7 +75,7 @@ def model_spec(model: RiskModel) -> dict:
             "schema": model._schema().to_dict(),
             "feature_builder": {
                 "params": {name: getattr(fb, name) for name in _BUILDER_PARAMS},
-                "state": {name: getattr(fb, name) for name in _BUILDER_STATE},
+                "state": {name: getattr(fb, name, None) for name in _BUILDER_STATE},
                 "feature_names_out": list(fb.feature_names_out_),
             },
             "feature_names": model.feature_names_,

@@ -632,8 +632,10 @@ class RiskModel(BaseEstimator):
         the cutoffs must use the training data's timezone convention.
         """
         self._check_fitted()
-        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=None if utc else self.features_.tz_aware_)
-        return self._features_of_valid_cutoffs(events, cut, entities=entities, context_events=context_events)
+        aware = None if utc else self.features_.tz_aware_
+        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=aware)
+        return self._features_of_valid_cutoffs(events, cut, entities=entities, context_events=context_events,
+                                               as_of_aware=aware)
 
     def _matrix_layout(self):
         """Where the builder's numeric and categorical parts go in LightGBM's matrix.
@@ -653,7 +655,7 @@ class RiskModel(BaseEstimator):
             self.__dict__["_layout"] = layout
         return self.__dict__["_layout"]
 
-    def _features_and_matrix(self, events, cut, *, entities=None):
+    def _features_and_matrix(self, events, cut, *, entities=None, as_of_aware=None):
         """Features of validated cutoffs and the matrix LightGBM scores.
 
         The matrix is assembled from the builder's parts (:class:`FeatureColumns`), with no
@@ -661,9 +663,10 @@ class RiskModel(BaseEstimator):
         """
         layout = self._matrix_layout()
         if layout is None:
-            X = self._features_of_valid_cutoffs(events, cut, entities=entities)
+            X = self._features_of_valid_cutoffs(events, cut, entities=entities, as_of_aware=as_of_aware)
             return X, self._matrix(X)
-        columns = self.features_._transform_valid_cutoffs(events, cut, entities=entities, as_columns=True)
+        columns = self.features_._transform_valid_cutoffs(events, cut, entities=entities, as_columns=True,
+                                                          as_of_aware=as_of_aware)
         numeric_positions, categorical_positions = layout
         matrix = np.empty((len(cut), len(self.feature_names_)), dtype=np.float32)
         matrix[:, numeric_positions] = columns.numeric
@@ -672,8 +675,10 @@ class RiskModel(BaseEstimator):
             matrix[:, j] = np.where(codes < 0, np.nan, codes)
         return columns, matrix
 
-    def _features_of_valid_cutoffs(self, events, cut, *, entities=None, context_events=None) -> pd.DataFrame:
-        X = self.features_._transform_valid_cutoffs(events, cut, entities=entities, context_events=context_events)
+    def _features_of_valid_cutoffs(self, events, cut, *, entities=None, context_events=None,
+                                   as_of_aware=None) -> pd.DataFrame:
+        X = self.features_._transform_valid_cutoffs(events, cut, entities=entities, context_events=context_events,
+                                                    as_of_aware=as_of_aware)
         # re-imposing the training order copies every column: skip it when already in order
         return X if list(X.columns) == self.feature_names_ else X[self.feature_names_]
 
@@ -763,7 +768,8 @@ class RiskModel(BaseEstimator):
         """
         self._check_fitted()
         cut = cutoffs if validated else validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
-        X, matrix = self._features_and_matrix(events, cut, entities=entities)
+        X, matrix = self._features_and_matrix(events, cut, entities=entities,
+                                              as_of_aware=None if validated else self.features_.tz_aware_)
         return self._score(X, matrix, cut, reasons, extra_columns=extra_columns)
 
     def score_features(self, X: pd.DataFrame, cutoffs: pd.DataFrame, *, reasons: str = "flagged") -> pd.DataFrame:
