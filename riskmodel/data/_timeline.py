@@ -108,7 +108,9 @@ class Clock:
 
         The key search settles every event outside the query's own tick; only the events in
         that tick (few) are read by their times. For ``"left"`` none needs reading when the
-        query time is on the grid (every event of its tick is at or after it).
+        query time is on the grid (every event of its tick is at or after it). The clock must
+        cover the events' times (:meth:`for_range` of a range holding them, as every caller's
+        does); a query time outside it is clipped to its first or last tick, which is exact.
         """
         positions = np.searchsorted(keys, query_keys, side=side)
         if len(keys) == 0 or len(query_keys) == 0:
@@ -132,7 +134,7 @@ class Clock:
 
 
 class Timeline:
-    """A subset of events, sorted by (entity, time), answering counts before query keys.
+    """A subset of events, sorted by (entity, time), answering counts before query times.
 
     Parameters
     ----------
