@@ -927,3 +927,12 @@ def test_the_zone_of_aware_times_is_one_pandas_can_convert_to(zone):
         assert name in ("Asia/Shanghai", "+08:00")
         utc = pd.to_datetime(values, utc=True).dt.tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
         assert local_hours(utc, name).tolist() == [23, 9]
+
+
+def test_times_with_several_offsets_warn_that_night_reads_one():
+    """A string export with summer time (+01:00 and +02:00) is read at one offset: said."""
+    from riskmodel.data import time_zone
+
+    values = pd.Series(["2024-01-15T22:30:00+01:00", "2024-07-15T22:30:00+02:00"] * 50, dtype=object)
+    with pytest.warns(DataWarning, match=r"several UTC offsets \(\['\+01:00', '\+02:00'\]"):
+        assert time_zone(values) == "+01:00"

@@ -338,21 +338,26 @@ def time_zone(values: pd.Series) -> str | None:
     offset (``"+08:00"``, e.g. from a string); ``None`` for naive times (their clock is the one
     they show). Parsed times are UTC: this gives back their local time of day (see
     :func:`~riskmodel.data.local_hours`). One offset stands for the column: a string column
-    whose offsets change (summer time) is read at its first value's."""
+    whose offsets change (summer time) is read at its first value's, with a
+    :class:`DataWarning`."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         present = values.dropna()
         return _zone_name(values.dt.tz, present.iloc[0] if len(present) else None)
     if pd.api.types.is_datetime64_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
         return None
-    present = values.iloc[:5000].dropna()
-    for value in (present if len(present) else values.dropna()).iloc[:1000]:
+    present = values.iloc[:: max(1, len(values) // 200)].dropna()  # spread over the column: summer and winter
+    zones = []
+    for value in (present if len(present) else values.dropna().iloc[:200]):
         try:
             stamp = value if isinstance(value, datetime.datetime) else pd.Timestamp(str(value))
         except (ValueError, TypeError, OverflowError):
             continue
         if stamp is not pd.NaT and stamp.tzinfo is not None:
-            return _zone_name(stamp.tzinfo, stamp)
-    return None
+            zones.append(_zone_name(stamp.tzinfo, stamp))
+    if len(set(zones)) > 1:
+        warnings.warn(f"the times carry several UTC offsets ({format_examples(sorted(set(zones)))}, e.g. summer time); "
+                      f"night-time counts read every time at the first, {zones[0]}.", DataWarning, stacklevel=4)
+    return zones[0] if zones else None
 
 
 def _zone_name(tz, stamp) -> str | None:
