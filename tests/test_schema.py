@@ -908,3 +908,28 @@ def test_kinds_read_from_a_csv_share_their_objects(tmp_path):
     kinds = pd.read_csv(path, dtype={"kind": object})["kind"].to_numpy()
     assert schema_module.shared_object_codes(kinds) is not None
     assert len({id(k) for k in kinds}) <= 3
+
+
+@pytest.mark.parametrize("dates, want", [
+    (["21-11-2023", "05-03-2024", "13-03-2024 10:00", None], ["2023-11-21", "2024-03-05", "2024-03-13 10:00", None]),
+    (["11/21/2023", "05/03/2024"], ["2023-11-21", "2024-05-03"]),  # month first: a second field above 12
+    (["5.3.2024", "31.12.2023", "2024-01-02"], ["2024-03-05", "2023-12-31", "2024-01-02"]),  # ISO rows untouched
+])
+def test_dates_with_the_year_last_are_read_in_the_one_order_the_column_shows(dates, want):
+    """pandas alone reads each value its own way (05-03-2024 as May 3 beside 13-03-2024 as
+    March 13); the column is read in the order some value proves."""
+    from riskmodel.data import parse_times
+
+    parsed, _ = parse_times(pd.Series(dates, dtype=object), "time", "events")
+    expected = pd.Series(pd.to_datetime(want, format="mixed"), dtype="datetime64[ns]")
+    pd.testing.assert_series_equal(parsed.reset_index(drop=True), expected, check_names=False)
+
+
+def test_dates_in_both_orders_are_refused_and_undecided_ones_warn():
+    from riskmodel.data import parse_times
+
+    with pytest.raises(DataError, match="both day first and month first"):
+        parse_times(pd.Series(["21-11-2023", "11/21/2023"], dtype=object), "time", "events")
+    with pytest.warns(DataWarning, match="do not say whether the day or the month comes first"):
+        parsed, _ = parse_times(pd.Series(["05-03-2024", "04-03-2024"], dtype=object), "time", "events")
+    assert parsed.tolist() == [pd.Timestamp("2024-05-03"), pd.Timestamp("2024-04-03")]

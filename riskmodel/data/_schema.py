@@ -288,6 +288,10 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
             "Use one convention for the whole column."
         )
     is_aware = bool(aware.any())
+    year_first = _year_first(as_text, column, what)
+    if year_first is not None:
+        values = pd.Series(None, index=values.index, dtype=object)
+        values[present] = year_first.to_numpy()
     try:
         parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=is_aware)
     except (ValueError, TypeError) as exc:  # e.g. datetime objects with mixed tzinfo
@@ -296,6 +300,38 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         is_aware = True
     return _pinned_ns(parsed), is_aware
+
+
+_DAY_MONTH_YEAR = r"^\s*(\d{1,2})([-/.])(\d{1,2})\2(\d{4})"
+
+
+def _year_first(as_text: pd.Series, column: str, what: str) -> pd.Series | None:
+    """Dates written with the year last (``21-11-2023``, ``11/21/2023 08:00``) rewritten year
+    first, in the one order the column shows: day first when some first field is above 12,
+    month first when some second field is. ``None`` when a sample of the column has no such
+    date. A column showing both orders is refused; one that never tells (every field up to
+    12) is read month first, as pandas reads it, with a :class:`DataWarning`. (pandas alone
+    reads each value its own way: ``05-03-2024`` as May 3 beside ``13-03-2024`` as March 13.)"""
+    sample = as_text.iloc[:: max(1, len(as_text) // 1000)]
+    if not sample.str.match(_DAY_MONTH_YEAR).any():
+        return None
+    fields = as_text.str.extract(_DAY_MONTH_YEAR)
+    shaped = fields[0].notna()
+    first, second = fields.loc[shaped, 0].astype(int), fields.loc[shaped, 2].astype(int)
+    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+    if day_first and month_first:
+        raise DataError(
+            f"{what} column {column!r} writes dates both day first and month first, e.g. "
+            f"{format_examples(as_text[shaped][(first > 12).to_numpy()].head(2))} and "
+            f"{format_examples(as_text[shaped][(second > 12).to_numpy()].head(2))}; use one order (or ISO, 2024-03-05)."
+        )
+    if not day_first and not month_first:
+        warnings.warn(
+            f"{what} column {column!r}: dates such as {format_examples(as_text[shaped].head(2))} do not say whether "
+            "the day or the month comes first; they are read month first. Write them year first (2024-03-05) "
+            "to be sure.", DataWarning, stacklevel=4)
+    order = r"\4-\3-\1" if day_first else r"\4-\1-\3"
+    return as_text.str.replace(_DAY_MONTH_YEAR, order, regex=True)
 
 
 def _pinned_ns(times: pd.Series) -> pd.Series:
