@@ -874,7 +874,7 @@ def decimal_text(ids) -> np.ndarray:
             return str(int(v))
         return str(v)
 
-    return np.array([text(v) for v in np.asarray(ids, dtype=object)], dtype=object)
+    return np.array([text(v) for v in values.astype(object, copy=False)], dtype=object)
 
 
 def _id_codes(ids: pd.Series, first_ids) -> tuple[tuple[np.ndarray, pd.Index] | None, np.ndarray | None]:

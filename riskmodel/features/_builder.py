@@ -764,14 +764,12 @@ class FeatureComputation:
         self.q_codes = codes[self.order]
         self.q_slots = slots[self.order]
         self.q_as_of = as_of[self.order]
-        self.q_keys = self.clock.keys(self.q_codes, ticks[self.order])
         self.q_start_keys = self.clock.keys(self.q_codes, np.zeros_like(self.q_codes))
         if context is None:
             self.cx_q_codes = self.q_codes
         else:
             cx_codes = lookup_positions(context.entity_ids, ids)
             self.cx_q_codes = np.where(cx_codes < 0, len(context.entity_ids), cx_codes).astype(np.int64)[self.order]
-        self._window_keys: dict[str, np.ndarray] = {}
         self._positions: dict[str, np.ndarray] = {}
         self._entity_codes: dict[str, tuple] = {}
 
@@ -807,17 +805,6 @@ class FeatureComputation:
         """Sorted (entity, tick) key of each event (built on first search)."""
         return self.clock.keys(self.ev.entity_codes, self.clock.ticks(self.ev.times_ns))
 
-    def window_keys(self, window: str) -> np.ndarray:
-        """Query keys for ``as_of - window`` (``"all"``: the entity's first possible key)."""
-        if window not in self._window_keys:
-            if window == "all":
-                keys = self.q_start_keys
-            else:
-                lower = self.q_as_of - int(pd.Timedelta(window).value)
-                keys = self.clock.keys(self.q_codes, self.clock.ticks(lower))
-            self._window_keys[window] = keys
-        return self._window_keys[window]
-
     def position(self, window: str | None) -> np.ndarray:
         """Global timeline position of each cutoff's window start (``None``: of its ``as_of``):
         the events before it, exactly (:meth:`~riskmodel.data.Clock.search`)."""
@@ -827,7 +814,7 @@ class FeatureComputation:
                 self._positions[key] = np.searchsorted(self.ev_keys, self.q_start_keys, side="left")
             else:
                 query = self.q_as_of if window is None else self.q_as_of - int(pd.Timedelta(window).value)
-                keys = self.q_keys if window is None else self.window_keys(window)
+                keys = self.clock.keys(self.q_codes, self.clock.ticks(query))
                 self._positions[key] = self.clock.search(self.ev_keys, self.ev.times_ns, keys, query)
         return self._positions[key]
 
