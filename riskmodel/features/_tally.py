@@ -1,12 +1,9 @@
 """The per-kind part of the counts and recency families: windowed counts and the days since
-the last event of each kind. Three kernels give the same values; :func:`tally_kinds` is the
-one place that chooses among them.
+the last event of each kind. Two kernels give the same values; :func:`tally_kinds` is the
+one place that chooses between them.
 
 * :func:`tally_by_kind` - the readable reference: per kind, one cumulative sum over the
   sorted events, read at each cutoff's window positions.
-* :func:`tally_all_at_once` - every kind at once as 2-D arrays: for a few events (one
-  dispute, the single-dispute predictor), where a pass per kind costs more in calls than in
-  work.
 * :class:`LevelTally` - one cutoff per dispute (nightly scoring): each event is tallied
   into its cutoff's (kind, window) cells by how many windows hold it; also sets the window
   positions the other families read, so no position is searched.
@@ -24,9 +21,9 @@ import functools
 import numpy as np
 import pandas as pd
 
-from ..data import FEW_VALUES, NS_PER_DAY
+from ..data import NS_PER_DAY
 
-__all__ = ["LevelTally", "choose_tally", "cumulative", "forced_tally", "tally_all_at_once", "tally_by_kind", "tally_kinds"]
+__all__ = ["LevelTally", "choose_tally", "cumulative", "forced_tally", "tally_by_kind", "tally_kinds"]
 
 _NO_CUTOFF = np.iinfo(np.int64).min // 2  # the level edge of an entity without a cutoff: far past
 _LEVEL_EVENTS = 1 << 15  # events tallied at once: temporaries small enough for malloc to reuse (no page faults)
@@ -54,34 +51,6 @@ def tally_by_kind(comp, kinds, windows, counts: bool, recency: bool) -> None:
         if recency:
             last, has = comp.last_time(mask, cum)
             comp.put(f"days_since_last_{slug}", comp.days_between(comp.q_as_of, last, has))
-
-
-def tally_all_at_once(comp, kinds, windows, counts: bool, recency: bool) -> None:
-    """The per-kind part of :meth:`add_counts_and_recency` as 2-D arrays, every kind at
-    once: for small inputs (one dispute), where a pass per kind costs more in calls than
-    in work. Same values; memory (events x kinds) is why large inputs go kind by kind."""
-    n_events, n_kinds = len(comp.ev), len(kinds)
-    rows = np.arange(1, n_events + 1)
-    one_hot = np.zeros((n_events + 1, n_kinds), dtype=np.int32)  # row p + 1: event p
-    one_hot[rows, comp.kinds] = 1
-    slugs = [comp.b.kind_slugs_[kind] for kind in kinds]
-    upper = comp.position(None)
-    if counts:
-        cum = np.cumsum(one_hot, axis=0)  # cum[p]: events of each kind among the first p
-        at_upper = cum[upper]
-        for w in windows:
-            in_window = at_upper - cum[comp.position(w)]  # (cutoffs, kinds)
-            comp.put_block([f"count_{slug}_{w}" for slug in slugs], in_window)
-    if recency:
-        # last[p]: position of the last event of each kind among the first p (-1: none)
-        last = np.where(one_hot > 0, np.arange(-1, n_events)[:, None], -1)
-        np.maximum.accumulate(last, axis=0, out=last)
-        last_before = last[upper]  # (cutoffs, kinds)
-        has = last_before >= comp.position("all")[:, None]  # the dispute's own events only
-        days = np.full(last_before.shape, np.nan, dtype=np.float32)
-        times = comp.time_at(last_before)
-        days[has] = ((comp.q_as_of[:, None] - times) / NS_PER_DAY)[has]
-        comp.put_block([f"days_since_last_{slug}" for slug in slugs], days)
 
 
 class LevelTally:
@@ -249,22 +218,16 @@ class LevelTally:
 
 
 def choose_tally(comp, kinds) -> str:
-    """The kernel for this computation: ``all_at_once`` for a few events, ``by_level`` for
-    one cutoff per dispute, else ``by_kind``."""
-    if len(comp.ev) * len(kinds) <= FEW_VALUES * 4096:
-        return "all_at_once"
-    if LevelTally(comp).edges is not None:
-        return "by_level"
-    return "by_kind"
+    """The kernel for this computation: ``by_level`` for one cutoff per dispute, else
+    ``by_kind``."""
+    return "by_level" if LevelTally(comp).edges is not None else "by_kind"
 
 
 def tally_kinds(comp, kinds, windows, counts: bool, recency: bool) -> None:
     """Write the per-kind count and recency columns of ``comp`` with the kernel
     :func:`choose_tally` picks (or the one :func:`forced_tally` sets)."""
     method = _FORCED.get() or choose_tally(comp, kinds)
-    if method == "all_at_once":
-        tally_all_at_once(comp, kinds, windows, counts, recency)
-    elif method == "by_level":
+    if method == "by_level":
         levels = LevelTally(comp)
         if levels.edges is None:
             raise ValueError("the tally by level needs one cutoff per dispute")
@@ -277,7 +240,7 @@ def tally_kinds(comp, kinds, windows, counts: bool, recency: bool) -> None:
 
 @contextlib.contextmanager
 def forced_tally(method: str):
-    """Use kernel ``method`` (``by_kind``, ``all_at_once``, ``by_level``) for every
+    """Use kernel ``method`` (``by_kind``, ``by_level``) for every
     transform in this block: for tests and benchmarks comparing the kernels."""
     token = _FORCED.set(method)
     try:
