@@ -447,6 +447,38 @@ def test_scoring_at_a_bad_time_names_the_problem(data, fitted, as_of, message):
         score_all(fitted, events, as_of, entities=data["sim"].entities)
 
 
+def test_predict_names_cutoffs_without_history(data, fitted):
+    """A cutoff whose id has no event (a typo) or whose as_of is before its dispute began is
+    still scored, with a DataWarning naming it (the nightly job does not score such disputes)."""
+    sim = data["sim"]
+    first = data["ev"].frame.groupby("dispute_id")["time"].min()
+    d = first.index[0]
+    cutoffs = pd.DataFrame({"dispute_id": [d, d, "NO_SUCH_ID"],
+                            "as_of": [first[d] - pd.Timedelta("1D"), first[d] + pd.Timedelta("1D"), first[d]]})
+    with pytest.warns(DataWarning, match=r"2 cutoff\(s\) have no event before their as_of") as caught:
+        out = fitted.predict(data["ev"], cutoffs, entities=sim.entities)
+    assert len(out) == 3 and "NO_SUCH_ID" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        fitted.predict(data["ev"], cutoffs.iloc[[1]], entities=sim.entities)
+
+
+def test_fit_warns_when_the_labels_horizon_is_lost(data):
+    """Labels that lost make_labels' horizon (a merge, a CSV round trip) train with no gap
+    between a fold's rows and its validation block: fit says so."""
+    labels = data["train"].head(40).copy()
+    labels.attrs = {}
+    with pytest.warns(DataWarning, match="horizon is unknown"), pytest.raises(DataError):
+        _model(data["sim"].schema).fit(data["ev"], labels, entities=data["sim"].entities)
+
+
+def test_as_of_in_the_other_convention_names_the_training_data(data, fitted):
+    """A naive-trained model given aware as_of says the model was trained on naive times."""
+    rows = data["train"].head(3).assign(as_of=lambda f: f["as_of"].dt.tz_localize("Asia/Shanghai"))
+    with pytest.raises(DataError, match="the model was trained on naive times"):
+        fitted.predict(data["ev"], rows, entities=data["sim"].entities)
+
+
 # ------------------------------------------------------------------------------------------
 # time order, unseen data
 

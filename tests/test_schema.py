@@ -545,16 +545,49 @@ def test_validate_events_docstring_example_matches_reality():
 @pytest.mark.parametrize(
     ("as_of", "tz_aware"),
     [(pd.Timestamp("2024-03-01 12:30"), False), ("2024-03-01", False), ("2024-03-01T08:00:00+08:00", True),
-     (np.datetime64("2024-03-01T00:00"), None), (datetime.date(2024, 3, 1), False), ("2300-01-01", False),
-     (pd.Timestamp("2024-03-01", tz="Asia/Shanghai"), True)],
+     (np.datetime64("2024-03-01T00:00"), None), (datetime.date(2024, 3, 1), False), ("2200-01-01", False),
+     (pd.Timestamp("2024-03-01", tz="Asia/Shanghai"), True), ("01-03-2024", False), ("13-03-2024", False)],
 )
 def test_cutoffs_at_one_time_equal_validated_cutoffs(as_of, tz_aware):
-    """The scalar shortcut of ``cutoffs_at`` gives what ``validate_cutoffs`` gives."""
+    """The scalar shortcut of ``cutoffs_at`` gives what ``validate_cutoffs`` gives, warnings
+    included (an as_of after tomorrow; a date that does not say whether the day comes first)."""
     ids = np.array(["D1", "D2"], dtype=object)
-    fast = cutoffs_at(ids, as_of, EventSchema(), tz_aware=tz_aware)
+    with warnings.catch_warnings(record=True) as fast_warnings:
+        warnings.simplefilter("always")
+        fast = cutoffs_at(ids, as_of, EventSchema(), tz_aware=tz_aware)
     frame = pd.DataFrame({"dispute_id": ids, "as_of": [as_of] * 2})
-    expected = validate_cutoffs(frame, EventSchema(), tz_aware=tz_aware)
+    with warnings.catch_warnings(record=True) as frame_warnings:
+        warnings.simplefilter("always")
+        expected = validate_cutoffs(frame, EventSchema(), tz_aware=tz_aware)
     pd.testing.assert_frame_equal(fast.to_frame(), expected)
+    assert [type(w.message) for w in fast_warnings] == [type(w.message) for w in frame_warnings]
+
+
+@pytest.mark.parametrize("as_of", ["3023-06-01", pd.Timestamp("2262-06-01")])
+def test_as_of_past_the_time_range_is_refused_not_moved(as_of):
+    """An as_of beyond datetime64[ns] (a year typo) is refused, one value or a column: it used
+    to be moved to 2262-01-01 and scored."""
+    with pytest.raises(DataError, match="after 2262 is not plausible"):
+        cutoffs_at(np.array(["D1"], dtype=object), as_of, EventSchema(), tz_aware=False)
+    with pytest.raises(DataError, match="after 2262 is not plausible"):
+        validate_cutoffs(pd.DataFrame({"dispute_id": ["D1"], "as_of": [as_of]}), EventSchema(), tz_aware=False)
+
+
+@pytest.mark.parametrize("unit", ["s", "ns"])
+def test_arrow_timestamps_read_as_pandas_times(unit):
+    """Arrow timestamps (read_parquet(dtype_backend="pyarrow")), any unit, naive or with a zone:
+    a missing value stays missing (it became 2262-01-01 in ns), a zone is converted (it raised
+    pandas' TypeError in ns)."""
+    naive = pd.Series(pd.array([pd.Timestamp("2024-03-01 08:00"), None], dtype=f"timestamp[{unit}][pyarrow]"))
+    with pytest.raises(DataError, match="missing or unparseable 'as_of'"):
+        validate_cutoffs(pd.DataFrame({"dispute_id": ["D1", "D2"], "as_of": naive}), EventSchema())
+    parsed, aware = schema_module.parse_times(naive, "time", "events")
+    assert not aware and parsed.iloc[0] == pd.Timestamp("2024-03-01 08:00") and pd.isna(parsed.iloc[1])
+    zoned = pd.Series(pd.array([pd.Timestamp("2024-03-01 08:00", tz="Asia/Shanghai")],
+                               dtype=f"timestamp[{unit}, tz=Asia/Shanghai][pyarrow]"))
+    parsed, aware = schema_module.parse_times(zoned, "time", "events")
+    assert aware and parsed.iloc[0] == pd.Timestamp("2024-03-01 00:00")
+    assert schema_module.time_zone(zoned) == "Asia/Shanghai" and schema_module.times_aware(zoned)
 
 
 @pytest.mark.parametrize(

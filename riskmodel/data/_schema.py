@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 MIN_PLAUSIBLE_TIME = pd.Timestamp("1900-01-01")
+_PIN_LOW, _PIN_HIGH = pd.Timestamp("1678-01-01"), pd.Timestamp("2262-01-01")  # just inside datetime64[ns]
 _NS = np.dtype("datetime64[ns]")
 NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
@@ -266,6 +267,7 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     the input was timezone-aware. Column-level problems (numbers, mixed aware and naive
     values) raise :class:`DataError`; row-level ones are left as NaT for the caller.
     """
+    values = _pandas_times(values)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return _pinned_ns(values.dt.tz_convert("UTC").dt.tz_localize(None)), True
     if pd.api.types.is_datetime64_dtype(values.dtype):
@@ -305,6 +307,16 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
 _DAY_MONTH_YEAR = r"^\s*(\d{1,2})([-/.])(\d{1,2})\2(\d{4})"
 
 
+def _pandas_times(values: pd.Series) -> pd.Series:
+    """Arrow timestamps (``pd.read_parquet(dtype_backend="pyarrow")``) as pandas' own datetime
+    dtype in their unit and zone, missing values NaT; other columns as they are."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_timestamp(dtype.pyarrow_dtype):
+        arrow = dtype.pyarrow_dtype
+        return values.astype(pd.DatetimeTZDtype(arrow.unit, arrow.tz) if arrow.tz else np.dtype(f"datetime64[{arrow.unit}]"))
+    return values
+
+
 def _year_first(as_text: pd.Series, column: str, what: str) -> pd.Series | None:
     """Dates written with the year last (``21-11-2023``, ``11/21/2023 08:00``) rewritten year
     first, in the one order the column shows: day first when some first field is above 12,
@@ -338,8 +350,7 @@ def _pinned_ns(times: pd.Series) -> pd.Series:
     """Naive times as ``datetime64[ns]``. Dates outside its range (1677-2262), which a
     string or a second / microsecond column can hold, are absurd anyway: they are pinned
     just inside it, so the plausibility checks reject them with a reason instead of crashing."""
-    low, high = pd.Timestamp("1678-01-01"), pd.Timestamp("2262-01-01")
-    return times.mask(times < low, low).mask(times > high, high).astype(_NS)
+    return times.mask(times < _PIN_LOW, _PIN_LOW).mask(times > _PIN_HIGH, _PIN_HIGH).astype(_NS)
 
 
 def _all_missing_numbers(values: pd.Series) -> bool:
@@ -353,6 +364,7 @@ def times_aware(values: pd.Series) -> bool | None:
     """Whether a time column is timezone-aware, as :func:`parse_times` decides, judged on
     its first value (a column mixing both conventions is refused when parsed); ``None``
     when it cannot tell (no values, numbers)."""
+    values = _pandas_times(values)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return True
     if pd.api.types.is_datetime64_dtype(values.dtype):
@@ -376,6 +388,7 @@ def time_zone(values: pd.Series) -> str | None:
     :func:`~riskmodel.data.local_hours`). One offset stands for the column: a string column
     whose offsets change (summer time) is read at its first value's, with a
     :class:`DataWarning`."""
+    values = _pandas_times(values)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         present = values.dropna()
         return _zone_name(values.dt.tz, present.iloc[0] if len(present) else None)
@@ -1227,7 +1240,7 @@ def _is_string_categorical(dtype) -> bool:
 # cutoffs
 
 
-def _parse_as_of(values: pd.Series, tz_aware: bool | None) -> pd.Series:
+def _parse_as_of(values: pd.Series, tz_aware: bool | None, trained: bool = False) -> pd.Series:
     """Parsed ``as_of`` values (naive ``datetime64[ns]``); :class:`DataError` if any is
     missing, unparseable or implausible, or if its timezone convention is not ``tz_aware``."""
     as_of, aware = parse_times(values, "as_of", "cutoffs")
@@ -1240,7 +1253,19 @@ def _parse_as_of(values: pd.Series, tz_aware: bool | None) -> pd.Series:
         )
     if (as_of_ns < MIN_PLAUSIBLE_TIME.value).any():
         raise DataError(f"cutoffs: 'as_of' before {MIN_PLAUSIBLE_TIME.date()} is not plausible.")
+    if (as_of_ns >= _PIN_HIGH.value).any():
+        raise DataError(f"cutoffs: 'as_of' after {_PIN_HIGH.year} is not plausible (a typo in the year?), e.g. "
+                        f"{format_examples(values[as_of_ns >= _PIN_HIGH.value].head())}.")
+    later = as_of_ns > default_now().value
+    if later.any():
+        warnings.warn(f"cutoffs: {int(later.sum())} 'as_of' after tomorrow, e.g. {format_examples(values[later].head())}: "
+                      "scored on the events before them, as if nothing happened until then.", DataWarning, stacklevel=4)
     if tz_aware is not None and aware != tz_aware:
+        words = {True: "timezone-aware", False: "naive"}
+        if trained:
+            raise DataError(f"cutoffs 'as_of' are {words[aware]} times, but the model was trained on {words[tz_aware]} "
+                            "times: the offset between the two clocks is unknown. Give the events and as_of in the "
+                            "training data's convention.")
         raise DataError(
             "cutoffs 'as_of' and the events' times use different timezone conventions "
             f"(events {'aware' if tz_aware else 'naive'}, as_of {'aware' if aware else 'naive'}); "
@@ -1252,7 +1277,8 @@ def _parse_as_of(values: pd.Series, tz_aware: bool | None) -> pd.Series:
 def _plain_as_of(as_of, tz_aware: bool | None) -> np.datetime64 | None:
     """One ``as_of`` as naive ``datetime64[ns]`` when it is a plausible time in the
     events' timezone convention; ``None`` for anything else (numbers, unparseable, ...)."""
-    if not isinstance(as_of, (str, datetime.datetime, datetime.date, np.datetime64)):
+    if not isinstance(as_of, (str, datetime.datetime, datetime.date, np.datetime64)) or (
+            isinstance(as_of, str) and re.match(_DAY_MONTH_YEAR, as_of)):  # year last: the column's rules
         return None
     try:  # pd.Timestamp parses one value as to_datetime does, much faster
         stamp = pd.Timestamp(as_of)
@@ -1263,7 +1289,7 @@ def _plain_as_of(as_of, tz_aware: bool | None) -> np.datetime64 | None:
         stamp = stamp.as_unit("ns")
     except (ValueError, TypeError, OverflowError):
         return None
-    return stamp.to_datetime64() if stamp >= MIN_PLAUSIBLE_TIME else None
+    return stamp.to_datetime64() if MIN_PLAUSIBLE_TIME <= stamp <= default_now() else None
 
 
 def cutoffs_at(ids: np.ndarray, as_of, schema: EventSchema, *, tz_aware: bool | None = None) -> Columns:
@@ -1272,6 +1298,8 @@ def cutoffs_at(ids: np.ndarray, as_of, schema: EventSchema, *, tz_aware: bool | 
     The same checks as :func:`validate_cutoffs` on a frame with those rows, done once on
     the single ``as_of`` value.
     """
+    if isinstance(as_of, pa.Scalar):  # e.g. a value taken from an Arrow column
+        as_of = as_of.as_py()
     stamp = _plain_as_of(as_of, tz_aware)
     if stamp is None:  # the frame's checks raise the errors validate_cutoffs raises
         stamp = _parse_as_of(pd.Series([as_of]), tz_aware).to_numpy()[0]
@@ -1284,11 +1312,12 @@ def validate_cutoffs(
     *,
     label_col: str | None = None,
     tz_aware: bool | None = None,
+    trained: bool = False,
 ) -> pd.DataFrame:
     """Check a cutoffs frame (entity id, ``as_of`` [, label]) and return a typed copy.
 
-    The original row order is kept. ``tz_aware``, when given, is the events' convention;
-    a mismatch is an error.
+    The original row order is kept. ``tz_aware``, when given, is the events' convention
+    (``trained``: a fitted model's training events'); a mismatch is an error.
     """
     schema = schema or EventSchema()
     require_frame(cutoffs, "cutoffs")
@@ -1300,7 +1329,7 @@ def validate_cutoffs(
             f"cutoffs: {int(null_ids.sum())} row(s) with null id in {schema.entity_col!r} "
             f"(first rows: {list(cutoffs.index[null_ids][:5])})."
         )
-    as_of = _parse_as_of(cutoffs["as_of"], tz_aware)
+    as_of = _parse_as_of(cutoffs["as_of"], tz_aware, trained)
     out = cutoffs.copy()
     out["as_of"] = as_of
     if label_col:

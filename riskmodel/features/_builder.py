@@ -673,17 +673,20 @@ class FeatureBuilder(BaseEstimator):
             The index is the cutoffs' index.
         """
         self._check_fitted()
-        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.tz_aware_)
+        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=self.tz_aware_, trained=True)
         return self._transform_valid_cutoffs(events, cut, entities=entities, context_events=context_events,
                                              as_of_aware=self.tz_aware_)
 
     def _transform_valid_cutoffs(self, events, cut, *, entities=None, context_events=None,
-                                 as_columns: bool = False, as_of_aware: bool | None = None):
+                                 as_columns: bool = False, as_of_aware: bool | None = None,
+                                 warn_no_history: bool = False):
         """:meth:`transform` for cutoffs already through :func:`validate_cutoffs`.
 
         ``as_columns``: return the :class:`FeatureColumns` instead of a DataFrame.
         ``as_of_aware``: the timezone convention the cutoffs were read in, when it was not
         the events' own (the training events'): the events must use it too.
+        ``warn_no_history``: a :class:`DataWarning` names the cutoffs with no event before
+        their ``as_of`` (scoring: an id typo, or an ``as_of`` before the dispute began).
         """
         schema = self._schema()
         prepared, cutoff_codes = _prepare(events, schema, first_ids=cut[schema.entity_col])
@@ -702,7 +705,10 @@ class FeatureBuilder(BaseEstimator):
         ents = validated_entity_columns(entities, schema, allow_empty=True) \
             if self.has_entities_ and entities is not None else None
         context = None if context_events is None else prepare_events(context_events, schema)
-        columns = FeatureComputation(self, prepared, cut, ents, context, cutoff_codes=cutoff_codes).run()
+        computation = FeatureComputation(self, prepared, cut, ents, context, cutoff_codes=cutoff_codes)
+        columns = computation.run()
+        if warn_no_history:
+            computation.warn_no_history()
         return columns if as_columns else columns.to_frame()
 
     def _numeric_feature_names(self) -> list[str]:
@@ -897,6 +903,17 @@ class FeatureComputation:
             if family.in_cutoff_order:
                 categorical.update(family.compute(self) or {})
         return FeatureColumns(b.feature_names_out_, self.matrix, self.numeric_names, categorical, self.cutoffs.index)
+
+    def warn_no_history(self) -> None:
+        """A :class:`DataWarning` naming the cutoffs that have no event before ``as_of``."""
+        none = np.empty(len(self.order), dtype=bool)
+        none[self.order] = self.position(None) == self.position("all")
+        if none.any():
+            ids = self.cutoffs[self.schema.entity_col].to_numpy()[none]
+            warnings.warn(
+                f"{int(none.sum())} cutoff(s) have no event before their as_of, e.g. {format_examples(pd.unique(ids))}: "
+                "their scores rest on what no event says (check the ids, and that as_of is after the dispute began; "
+                "the nightly job does not score such disputes).", DataWarning, stacklevel=5)
 
     def add_counts_and_recency(self) -> None:
         """Windowed counts and days since the last event, in total and per kind: the

@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import roc_auc_score
 
-from .._errors import ConfigError, DataError, ModelError
+from .._errors import ConfigError, DataError, DataWarning, ModelError
 from ..data import EventSchema, validate_cutoffs
 from ..features import FeatureBuilder, prepare_events
 from ._calibration import Calibrator
@@ -201,7 +201,7 @@ class RiskModel(BaseEstimator):
     horizon : str, optional
         The labels' horizon: the gap between a fold's training rows and its validation
         block. Default: the one :func:`~riskmodel.make_labels` recorded on the cutoffs
-        (``cutoffs.attrs["horizon"]``), else no gap.
+        (``cutoffs.attrs["horizon"]``), else no gap (with a :class:`~riskmodel.DataWarning`).
     calibration_half_life : str or None, default="auto"
         Age (e.g. ``"180D"``) at which an out-of-fold row weighs half as much as the latest
         in the calibration; ``"auto"``: the span of the latest validation block, doubled
@@ -385,6 +385,12 @@ class RiskModel(BaseEstimator):
                 "(censored: their horizon runs past the data); drop them before fit."
             )
         horizon = self.horizon if self.horizon is not None else cutoffs.attrs.get("horizon")
+        if horizon is None and self.protocol == "forward":
+            warnings.warn(
+                "the labels' horizon is unknown (make_labels records it on the cutoffs, cutoffs.attrs['horizon'], and a "
+                "merge, concat or CSV round trip drops it): each fold trains on rows whose labels run into its "
+                "validation block, so its figures read optimistic. Pass RiskModel(horizon=...), e.g. '90D'.",
+                DataWarning, stacklevel=2)
         cut = validate_cutoffs(cutoffs, schema, label_col=self.label_col).reset_index(drop=True)
         y = cut[self.label_col].to_numpy(dtype=int)
         problem = untrainable_reason(cut["as_of"], y, self.validation_fraction, self.calibration_fraction,
@@ -633,7 +639,7 @@ class RiskModel(BaseEstimator):
         """
         self._check_fitted()
         aware = None if utc else self.features_.tz_aware_
-        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=aware)
+        cut = validate_cutoffs(cutoffs, self._schema(), tz_aware=aware, trained=True)
         return self._features_of_valid_cutoffs(events, cut, entities=entities, context_events=context_events,
                                                as_of_aware=aware)
 
@@ -663,10 +669,11 @@ class RiskModel(BaseEstimator):
         """
         layout = self._matrix_layout()
         if layout is None:
-            X = self._features_of_valid_cutoffs(events, cut, entities=entities, as_of_aware=as_of_aware)
+            X = self._features_of_valid_cutoffs(events, cut, entities=entities, as_of_aware=as_of_aware,
+                                                warn_no_history=True)
             return X, self._matrix(X)
         columns = self.features_._transform_valid_cutoffs(events, cut, entities=entities, as_columns=True,
-                                                          as_of_aware=as_of_aware)
+                                                          as_of_aware=as_of_aware, warn_no_history=True)
         numeric_positions, categorical_positions = layout
         matrix = np.empty((len(cut), len(self.feature_names_)), dtype=np.float32)
         matrix[:, numeric_positions] = columns.numeric
@@ -676,9 +683,9 @@ class RiskModel(BaseEstimator):
         return columns, matrix
 
     def _features_of_valid_cutoffs(self, events, cut, *, entities=None, context_events=None,
-                                   as_of_aware=None) -> pd.DataFrame:
+                                   as_of_aware=None, warn_no_history: bool = False) -> pd.DataFrame:
         X = self.features_._transform_valid_cutoffs(events, cut, entities=entities, context_events=context_events,
-                                                    as_of_aware=as_of_aware)
+                                                    as_of_aware=as_of_aware, warn_no_history=warn_no_history)
         # re-imposing the training order copies every column: skip it when already in order
         return X if list(X.columns) == self.feature_names_ else X[self.feature_names_]
 
@@ -767,7 +774,8 @@ class RiskModel(BaseEstimator):
         ``validated``: ``cutoffs`` come from :func:`validate_cutoffs` or :func:`cutoffs_at`.
         """
         self._check_fitted()
-        cut = cutoffs if validated else validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_)
+        cut = cutoffs if validated else validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_,
+                                                                        trained=True)
         X, matrix = self._features_and_matrix(events, cut, entities=entities,
                                               as_of_aware=None if validated else self.features_.tz_aware_)
         return self._score(X, matrix, cut, reasons, extra_columns=extra_columns)
