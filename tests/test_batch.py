@@ -22,6 +22,7 @@ import riskmodel._faults
 from riskmodel import (
     ConfigError,
     DataError,
+    DataWarning,
     ModelError,
     open_disputes,
 )
@@ -646,3 +647,31 @@ def test_a_second_run_into_the_same_output_is_refused(model_dir, data, tmp_path)
     (tmp_path / ".lock-out").unlink()
     score_batch(model=str(model_dir), events=data["events"], entities=data["entities"], as_of=AS_OF, out=out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_an_extract_written_another_way_is_read_or_refused(model_dir, data, tmp_path):
+    """Kinds padded with spaces (a CHAR(n) column) score as the trimmed kinds; a night whose
+    disputes find no entities row (ids written another way), or whose kinds are all unknown
+    to the model, is refused after its output is written; some disputes without an entities
+    row are counted and warned about. They were scored without a word (closed disputes back
+    on the work lists, escalated ones scored as open)."""
+    kw = dict(model=str(model_dir), entities=data["entities"], as_of=AS_OF, chunk_disputes=400)
+    events = data["events"]
+    score_batch(events=events, out=tmp_path / "base", **kw)
+    padded = events.assign(kind=[k.ljust(20) if isinstance(k, str) else k for k in events["kind"]])
+    score_batch(events=padded, out=tmp_path / "padded", **kw)
+    for name in ("scores", "not_scored"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "padded" / f"{name}.parquet"),
+                                      pd.read_parquet(tmp_path / "base" / f"{name}.parquet"), obj=name)
+    renamed = events.assign(kind="x_" + events["kind"].astype(object))
+    with pytest.raises(DataError, match="none of the events' kinds is one the model was trained on"):
+        score_batch(events=renamed, out=tmp_path / "renamed", **kw)
+    assert (tmp_path / "renamed" / "manifest.json").exists()
+    entities = data["sim"].entities
+    kw["entities"] = entities.assign(dispute_id=entities["dispute_id"] + " ")
+    with pytest.raises(DataError, match="none of the .* disputes scored has a row in the entities table"):
+        score_batch(events=events, out=tmp_path / "ids", **kw)
+    kw["entities"] = entities.iloc[::2]
+    with pytest.warns(DataWarning, match="disputes scored have no row in the entities table"):
+        m = score_batch(events=events, out=tmp_path / "half", **kw)
+    assert 0 < m["counts"]["disputes_without_entity_row"] < m["counts"]["disputes_scored"]

@@ -926,3 +926,23 @@ def test_times_with_several_offsets_warn_that_night_reads_one():
     values = pd.Series(["2024-01-15T22:30:00+01:00", "2024-07-15T22:30:00+02:00"] * 50, dtype=object)
     with pytest.warns(DataWarning, match=r"several UTC offsets \(\['\+01:00', '\+02:00'\]"):
         assert time_zone(values) == "+01:00"
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "category"])
+def test_padded_kinds_are_the_trimmed_kinds(dtype):
+    """Kinds padded with spaces (a CHAR(n) export, a full-width space from a spreadsheet) are
+    the kinds trimmed: the same vocabulary at fit, the same features, the same labels."""
+    from riskmodel import make_labels
+
+    events, _, cutoffs = random_log(0)
+    pads = np.array(["", " ", "   ", "\u3000"], dtype=object)[np.arange(len(events)) % 4]
+    padded = events.assign(kind=(events["kind"].astype(object) + pads).astype(dtype))
+    plain = FeatureBuilder(streaks=STREAKS).fit(events)
+    fb = FeatureBuilder(streaks=STREAKS).fit(padded)
+    assert fb.kinds_ == plain.kinds_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        pd.testing.assert_frame_equal(fb.transform(padded, cutoffs), plain.transform(events, cutoffs))
+    schema = EventSchema(outcome_kinds=tuple(plain.kinds_[:1]))
+    pd.testing.assert_frame_equal(make_labels(padded, cutoffs, schema, horizon="30D"),
+                                  make_labels(events, cutoffs, schema, horizon="30D"))

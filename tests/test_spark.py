@@ -171,16 +171,19 @@ def test_bad_rows_of_every_type_rejected_alike(spark, model_dir, data, tmp_path,
 
 def test_time_column_without_values(spark, model_dir, data, tmp_path):
     """A time column with no value at all (pandas types it float64, Spark reads a double):
-    every row is rejected for its missing time, on both engines; a column of numbers is
-    refused on both, naming the column."""
+    every row is rejected for its missing time, on both engines, and the night is refused
+    (its output kept: the rejects say why); a column of numbers is refused on both, naming
+    the column."""
     events = data["sim"].events.head(300).copy()
     events["time"] = float("nan")
     events.to_parquet(tmp_path / "no_times.parquet", index=False)
     kw = dict(model=str(model_dir), events=tmp_path / "no_times.parquet", entities=data["entities"], as_of=AS_OF,
               chunk_disputes=CHUNK)
-    score_batch(out=tmp_path / "local", **kw)
-    m = score_batch(out=tmp_path / "spark", engine="spark", **kw)
+    for engine in ("local", "spark"):
+        with pytest.raises(DataError, match="none of the 300 rows could be used"):
+            score_batch(out=tmp_path / engine, engine=engine, **kw)
     _assert_same(tmp_path / "spark", tmp_path / "local")
+    m = json.loads((tmp_path / "spark" / "manifest.json").read_text(encoding="utf-8"))
     assert m["counts"]["events_rejected"] == 300 and m["counts"]["disputes_scored"] == 0
     events["time"] = 1.7e9  # epoch seconds: a column of numbers, not of times
     events.to_parquet(tmp_path / "epochs.parquet", index=False)

@@ -20,7 +20,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import DataWarning
-from ..data import NAT_NS, EventSchema, lookup_positions, run_starts, split_invalid_events
+from ..data import (
+    NAT_NS,
+    EventSchema,
+    kind_in,
+    lookup_positions,
+    run_starts,
+    split_invalid_events,
+    trimmed_codes,
+)
 from ..features import GROUP_PREFIX, ContextNeed
 
 __all__ = ["ContextStore", "bucket_of", "context_store", "explain_chunk", "isin", "prepare_chunk", "score_chunk",
@@ -73,7 +81,7 @@ def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFram
     """
     codes = pd.factorize(clean[schema.entity_col])[0]
     first = run_starts(codes)
-    first_out = run_starts(codes, clean[schema.kind_col].isin(list(schema.outcome_kinds)).to_numpy())
+    first_out = run_starts(codes, kind_in(clean[schema.kind_col], schema.outcome_kinds))
     keep = first | first_out
     if schema.party_col:
         party = clean[schema.party_col]
@@ -249,6 +257,8 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         raw = raw_attributes(own_ents, schema.entities_id, open_ids[unknown], raw_cols) if unknown.any() else None
         monitoring = chunk_counts(reference, X, scores["probability"].to_numpy(), scores["tier"],
                                   raw_categories=raw)
+        if own_ents is not None:  # scored without their attributes (nor their closing time)
+            monitoring["no_entity_row"] = int((~isin(open_ids, own_ents[schema.entities_id])).sum())
         t4 = time.perf_counter()
         timings["monitor"] += t4 - t3
         t3 = t4
@@ -393,6 +403,7 @@ class ContextStore:
         # held for the run); every chunk's subset shares them
         factorized = {("factorize", c): (frame[c].cat.codes.to_numpy(), frame[c].cat.categories)
                       for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+        factorized[("factorize", schema.kind_col)] = trimmed_codes(*factorized[("factorize", schema.kind_col)])
         self.events = PreparedEvents(frame, schema, fb.tz_aware_, (codes, entity_ids), _shared=factorized)
 
     def for_chunk(self, i: int):

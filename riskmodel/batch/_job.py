@@ -92,7 +92,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._errors import ConfigError, DataError, ModelError
+from .._errors import ConfigError, DataError, DataWarning, ModelError
 from .._faults import crash_point
 from .._version import VERSION
 from ..data import EventSchema, default_now, frame_fingerprint
@@ -442,6 +442,7 @@ def score_batch(
     else:
         with _sole_writer(out):
             manifest = _score_locally(night, events=events, entities=entities, out=out, tag=tag)
+    _check_night(manifest, out, entities_given=entities is not None)
     warn_if_drifting(manifest["monitoring"])
     return manifest
 
@@ -681,6 +682,8 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
             "disputes_scored": n_scored,
             "disputes_rejected": rej_disputes,
             "disputes_not_open": n_not_open,
+            "disputes_without_entity_row": sum((info.get("monitoring") or {}).get("no_entity_row", 0)
+                                               for info in chunk_info),
             "reconciles": (n_read == n_scored + rej_disputes + n_not_open
                            and counts["rows"] == clean_rows + rej_rows + dup_rows),
             "not_open_by_reason": {str(k): int(v) for k, v in
@@ -703,6 +706,34 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
     (final / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str),
                                          encoding="utf-8")
     return manifest, final
+
+
+def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
+    """Refuse a night whose input could not be used (the output folder stays, for the
+    rejects and the manifest): no usable event row, no scored dispute with an entities row,
+    no event of a kind the model was trained on. Warn where only part of it is so."""
+    c, unseen = manifest["counts"], (manifest.get("monitoring") or {}).get("unseen_rate") or {}
+    where = f"(the rejects and the manifest are in {out})"
+    if c["events_read"] and not c["events_used"]:
+        raise DataError(f"events: none of the {c['events_read']:,} rows could be used, every one was rejected {where}; "
+                        "check the time and id columns of the export.")
+    if not c["events_read"]:
+        raise DataError(f"events: the input has no row {where}: an empty export?")
+    missing = c["disputes_without_entity_row"]
+    if entities_given and c["disputes_scored"] and missing == c["disputes_scored"]:
+        raise DataError(f"none of the {missing:,} disputes scored has a row in the entities table {where}: their "
+                        "attributes and closing times are unknown; check that both files write the ids alike "
+                        "(padding, leading zeros, another format).")
+    if entities_given and missing:
+        warnings.warn(f"{missing:,} of {c['disputes_scored']:,} disputes scored have no row in the entities table: "
+                      "scored without their attributes and closing time (in the manifest: "
+                      "counts.disputes_without_entity_row).", DataWarning, stacklevel=3)
+    if c["disputes_scored"] and unseen.get("kinds") == 1.0:
+        raise DataError(f"none of the events' kinds is one the model was trained on {where}: renamed kinds, or "
+                        "another export's codes? Map them to the training kinds, or retrain.")
+    if unseen.get("kinds"):
+        warnings.warn(f"{unseen['kinds']:.1%} of the night's events are of kinds the model was not trained on "
+                      "(counted as 'other'; manifest: monitoring.unseen_rate).", DataWarning, stacklevel=3)
 
 
 def _monitoring(predictor, chunk_info: list[dict], thresholds) -> tuple[dict, pd.DataFrame]:

@@ -576,6 +576,25 @@ def check_kinds(kinds: pd.Series, column: str, codes: tuple[np.ndarray, pd.Index
     return ~(is_str.fillna(False).astype(bool).to_numpy())
 
 
+def trimmed_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Codes of kinds trimmed of surrounding whitespace (a CHAR(n) column or a spreadsheet
+    pads ``"threat"`` to ``"threat      "``): values equal once trimmed share one code. The
+    codes as they are when no value is padded (each distinct value is judged once)."""
+    values = uniques.to_numpy(dtype=object)
+    trimmed = [v.strip() if isinstance(v, str) else v for v in values]
+    if all(t is v or t == v for t, v in zip(trimmed, values)):
+        return codes, uniques
+    renumbered, kept = pd.factorize(pd.Index(trimmed, dtype=object))
+    return np.append(renumbered, -1)[codes], pd.Index(kept, dtype=object)  # code -1 (missing) stays -1
+
+
+def kind_in(values: pd.Series, kinds: Sequence[str]) -> np.ndarray:
+    """Boolean mask of the rows whose kind, trimmed (:func:`trimmed_codes`), is one of ``kinds``."""
+    codes, uniques = trimmed_codes(*column_codes(values))
+    wanted = set(kinds)
+    return np.array([v in wanted for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)[codes]
+
+
 # --------------------------------------------------------------------------------------
 # events
 

@@ -42,6 +42,7 @@ from ..data import (
     require_frame,
     screen_events,
     time_zone,
+    trimmed_codes,
     validate_cutoffs,
     validate_entities,
     validated_entity_columns,
@@ -261,7 +262,12 @@ class PreparedEvents:
         return self._shared[key]
 
     def _input_codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
-        return self._shared_result(("factorize", column), lambda: column_codes(self._raw[column]))
+        """:func:`column_codes` of a column in input order; kinds trimmed (:func:`trimmed_codes`)."""
+        def compute():
+            codes = column_codes(self._raw[column])
+            return trimmed_codes(*codes) if column == self.schema.kind_col else codes
+
+        return self._shared_result(("factorize", column), compute)
 
     def codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
         """Integer codes of ``column`` per sorted row (-1 where missing) and their values."""
@@ -397,7 +403,7 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     codes, uniques = column_codes(kinds) if hashed is None else hashed
     is_str = np.array([isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
     codes = np.asarray(codes, dtype=np.int64)
-    return codes[is_str[codes]], uniques, tz_aware, zone
+    return *trimmed_codes(codes[is_str[codes]], uniques), tz_aware, zone
 
 
 def index_screened(screened, schema: EventSchema) -> PreparedEvents:
@@ -407,7 +413,7 @@ def index_screened(screened, schema: EventSchema) -> PreparedEvents:
                               (screened.entity_codes, screened.entity_ids), order=screened.order,
                               times_ns=screened.times_ns, zone=screened.zone)
     if screened.kind_codes is not None:
-        prepared._shared[("factorize", schema.kind_col)] = screened.kind_codes
+        prepared._shared[("factorize", schema.kind_col)] = trimmed_codes(*screened.kind_codes)
     return prepared
 
 
