@@ -191,9 +191,11 @@ def _load_model(uri: str):
 
 
 def _write_frame(frame, path) -> None:
+    from .lifecycle import is_csv
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
+    if is_csv(path):  # compression from the name (barometer.csv.gz)
         frame.to_csv(path, index=False)
     else:
         frame.to_parquet(path, index=False)

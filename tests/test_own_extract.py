@@ -601,3 +601,34 @@ def test_spark_engine_scores_an_extract_like_the_local_one(plain, tmp_path):
     got = json.loads((tmp_path / "spark" / "manifest.json").read_text())["counts"]
     want = json.loads((plain.night(NIGHTS[0]) / "manifest.json").read_text())["counts"]
     assert got == want
+
+
+def test_csv_exports_as_police_systems_write_them(tmp_path):
+    """A gzip-compressed CSV, a GB18030 (GBK) CSV and times written as digits
+    (yyyyMMddHHmmss) are read; a semicolon-separated file and one that is neither UTF-8
+    nor GB18030 are refused in words (they were a parquet error, a UnicodeDecodeError, and
+    'holds numbers')."""
+    from riskmodel._errors import DataError
+    from riskmodel.lifecycle import read_table
+
+    frame = pd.DataFrame({"案件编号": ["0012", "0013"], "发生时间": ["20231121080500", "20231122093000"],
+                          "事件类型": ["纠纷", "威胁"]})
+    frame.to_csv(tmp_path / "e.csv.gz", index=False)
+    frame.to_csv(tmp_path / "e_gbk.csv", index=False, encoding="gb18030")
+    text = ["案件编号", "发生时间", "事件类型"]
+    for name in ("e.csv.gz", "e_gbk.csv"):
+        got = read_table(tmp_path / name, text_columns=text)
+        pd.testing.assert_frame_equal(got, frame, check_dtype=False)
+    schema = rm.EventSchema(entity_col="案件编号", time_col="发生时间", kind_col="事件类型", text_col=None, party_col=None)
+    got = read_table(tmp_path / "e.csv.gz", text_columns=schema.text_columns)
+    assert rm.validate_events(got, schema)["发生时间"].tolist() == [pd.Timestamp("2023-11-21 08:05"),
+                                                               pd.Timestamp("2023-11-22 09:30")]
+    frame.to_csv(tmp_path / "semi.csv", index=False, sep=";")
+    with pytest.raises(DataError, match="not separated by commas"):
+        read_table(tmp_path / "semi.csv")
+    (tmp_path / "bad.csv").write_bytes(b"id,time\n\x81\x30\xff\xff,1\n")
+    with pytest.raises(DataError, match="neither UTF-8 nor GB18030"):
+        read_table(tmp_path / "bad.csv")
+    (tmp_path / "e.txt").write_text("id,time\n1,2\n")
+    with pytest.raises(DataError, match=r"\*\.csv\.gz"):
+        read_table(tmp_path / "e.txt")

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from .._errors import DataError, DataWarning
 from ..data import EventSchema, frame_fingerprint, require_columns, validate_entities
-from ..lifecycle import read_csv
+from ..lifecycle import NOT_CSV, is_csv, read_csv
 from ._core import bucket_of
 from ._files import write_parquet
 
@@ -79,13 +79,15 @@ class Source:
             self.fingerprint = file_fingerprint(path)
             self.description = str(path.resolve())
             try:
-                if path.suffix.lower() == ".csv":
+                if is_csv(path):
                     self.frame = read_csv(path, schema.text_columns)
                 else:
                     self.dataset = ds.dataset(path, format="parquet",
                                               partitioning="hive" if path.is_dir() else None)
+            except DataError:
+                raise
             except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
-                raise DataError(f"could not read events {path}: {type(exc).__name__}: {exc}") from exc
+                raise DataError(f"could not read events {path}: {type(exc).__name__}: {exc}; {NOT_CSV}.") from exc
         names = list(self.frame.columns) if self.frame is not None else self.dataset.schema.names
         require_columns(pd.DataFrame(columns=names), schema.event_columns, f"events ({self.description})",
                         schema=schema, trained=True)
@@ -195,14 +197,14 @@ class Entities:
         if not path.exists():
             raise DataError(f"input {path} does not exist.")
         try:
-            if path.suffix.lower() == ".csv":
+            if is_csv(path):
                 self.frame = validated_entities(read_csv(path, schema.entity_text_columns), schema)
                 return
             self.dataset = ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
-            raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+            raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}; {NOT_CSV}.") from exc
         require_columns(pd.DataFrame(columns=self.dataset.schema.names), entity_columns(schema), "entities",
                         schema=schema, trained=True)
 

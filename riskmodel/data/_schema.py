@@ -167,9 +167,10 @@ class EventSchema:
 
     @property
     def text_columns(self) -> list[str]:
-        """Events columns holding names, not numbers (id, kind, party, text): a CSV reader
-        keeps them as text, so that 18-digit case numbers never become floats."""
-        return [c for c in (self.entity_col, self.kind_col, self.party_col, self.text_col) if c]
+        """Events columns a CSV reader keeps as text: the names (id, kind, party, text), so that
+        18-digit case numbers never become floats, and the time (``20231121080500`` is a time
+        written as digits, not a number)."""
+        return [c for c in (self.entity_col, self.time_col, self.kind_col, self.party_col, self.text_col) if c]
 
     @property
     def entity_text_columns(self) -> list[str]:

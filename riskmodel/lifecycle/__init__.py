@@ -2,7 +2,9 @@
 aliases, the promotion gate, the pyfunc flavour, model cards and monitoring runs."""
 
 from ._config import (
+    NOT_CSV,
     ExperimentConfig,
+    is_csv,
     load_config,
     load_data,
     read_capacity,
@@ -16,6 +18,6 @@ from ._registry import Predictor, load, promote, rollback, train
 from ._store import tracking_uri
 
 __all__ = [
-    "ExperimentConfig", "Predictor", "load", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
+    "NOT_CSV", "ExperimentConfig", "Predictor", "is_csv", "load", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
     "read_capacity", "read_csv", "read_table", "rollback", "row_numbers", "tracking_uri", "train",
 ]

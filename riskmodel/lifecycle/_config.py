@@ -6,10 +6,13 @@ plus the TOML file itself), so a run can always be reproduced.
 
 from __future__ import annotations
 
+import bz2
 import csv
 import dataclasses
+import gzip
 import hashlib
 import json
+import lzma
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,18 +298,45 @@ def read_table(path, *, text_columns=()) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DataError(f"input {path} does not exist.")
+    if is_csv(path):
+        return read_csv(path, text_columns)
     try:
-        if path.suffix.lower() == ".csv":
-            return read_csv(path, text_columns)
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
-        raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
+        raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}; {NOT_CSV}") from exc
+
+
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".csv.zst")
+#: What a file that is not read as CSV must be.
+NOT_CSV = f"files named {', '.join('*' + s for s in _CSV_SUFFIXES)} are read as CSV, any other as parquet"
+
+
+def is_csv(path) -> bool:
+    """Whether ``path`` names a CSV file, plain or compressed (``events.csv.gz``)."""
+    return str(path).lower().endswith(_CSV_SUFFIXES)
 
 
 def read_csv(path, text_columns=()) -> pd.DataFrame:
-    """``pandas.read_csv`` with the ``text_columns`` present in the header read as text."""
-    header = pd.read_csv(path, nrows=0).columns
-    return pd.read_csv(path, dtype={c: str for c in text_columns if c in header} or None)
+    """``pandas.read_csv`` (compression from the name) with the ``text_columns`` present in
+    the header read as text. UTF-8 (with or without BOM); a file that is not is read as
+    GB18030 (GBK's superset: Chinese Windows and Excel exports), else refused. A
+    :class:`DataError` says what was wrong, e.g. a header of one column holding ``;``."""
+    path = Path(path)
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            header = pd.read_csv(path, nrows=0, encoding=encoding).columns
+            frame = pd.read_csv(path, dtype={c: str for c in text_columns if c in header} or None, encoding=encoding)
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path} is empty: not even a header line.") from None
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
+            raise DataError(f"could not read {path} as CSV: {type(exc).__name__}: {exc}") from exc
+        if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):
+            raise DataError(f"{path}: its header is one column, {str(header[0])[:80]!r}: the file is not separated by "
+                            "commas. Save it as comma-separated CSV.")
+        return frame
+    raise DataError(f"{path} is neither UTF-8 nor GB18030 text; save it as UTF-8 CSV.")
 
 
 def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
@@ -318,10 +348,11 @@ def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
     The CSV pass is plain Python: call it for error messages and rejects, not on every read.
     """
     path = Path(path)
-    if path.suffix.lower() == ".csv":
+    if is_csv(path):
         lines = []
         try:
-            with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
+            with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as handle:
                 reader = csv.reader(handle)
                 end = 0  # the line the previous record ended on
                 for record in reader:
