@@ -675,3 +675,19 @@ def test_an_extract_written_another_way_is_read_or_refused(model_dir, data, tmp_
     with pytest.warns(DataWarning, match="disputes scored have no row in the entities table"):
         m = score_batch(events=events, out=tmp_path / "half", **kw)
     assert 0 < m["counts"]["disputes_without_entity_row"] < m["counts"]["disputes_scored"]
+
+
+def test_a_night_in_another_timezone_convention_is_refused(model_dir, data, tmp_path):
+    """Events with a zone (a parquet timestamp with tz, as Spark writes) or an as_of with a UTC
+    offset, for a model trained on naive wall-clock times: refused before any work. They
+    were compared in UTC without a word (night-time counts and closing times shifted)."""
+    kw = dict(model=str(model_dir), entities=data["entities"], chunk_disputes=400)
+    events = data["sim"].events.head(2000)
+    zoned = events.assign(time=events["time"].dt.tz_localize("Asia/Shanghai"))
+    zoned.to_parquet(tmp_path / "zoned.parquet", index=False)
+    for given in (zoned, tmp_path / "zoned.parquet"):
+        with pytest.raises(DataError, match="events' times are timezone-aware but model .* naive"):
+            score_batch(events=given, as_of=AS_OF, out=tmp_path / "zoned", **kw)
+    with pytest.raises(ConfigError, match="as_of carries a UTC offset"):
+        score_batch(events=events, as_of=AS_OF + "T00:00:00+08:00", out=tmp_path / "offset", **kw)
+    assert not (tmp_path / "zoned").exists() and not (tmp_path / "offset").exists()

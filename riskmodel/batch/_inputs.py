@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .._errors import DataError, DataWarning
-from ..data import EventSchema, frame_fingerprint, require_columns, validate_entities
+from ..data import EventSchema, frame_fingerprint, require_columns, times_aware, validate_entities
 from ..lifecycle import NOT_CSV, is_csv, read_csv
 from ._core import bucket_of
 from ._files import write_parquet
@@ -91,6 +91,23 @@ class Source:
         names = list(self.frame.columns) if self.frame is not None else self.dataset.schema.names
         require_columns(pd.DataFrame(columns=names), schema.event_columns, f"events ({self.description})",
                         schema=schema, trained=True)
+
+    def times_aware(self) -> bool | None:
+        """Whether the events' times carry a timezone (judged on the column's type, or its
+        first value); ``None`` when it cannot tell."""
+        col = self.schema.time_col
+        if self.frame is not None:
+            return times_aware(self.frame[col])
+        kind = self.dataset.schema.field(col).type
+        if pa.types.is_timestamp(kind):
+            return kind.tz is not None
+        if pa.types.is_date(kind):
+            return False
+        for batch in self._batches([col]):
+            present = batch.column(0).drop_null()
+            if len(present):
+                return times_aware(pd.Series(present.slice(0, 1).to_pylist(), dtype=object))
+        return None
 
     def count_disputes(self) -> tuple[int, int]:
         """(rows, distinct non-null ids), reading only the id column."""

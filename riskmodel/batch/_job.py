@@ -414,7 +414,8 @@ def score_batch(
         as_of = pd.Timestamp(as_of)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"as_of {as_of!r} is not a date/time: {exc}") from exc
-    if as_of.tzinfo is not None:
+    as_of_aware = as_of.tzinfo is not None
+    if as_of_aware:
         as_of = as_of.tz_convert("UTC").tz_localize(None)
     if engine == "local":  # the Spark engine asks out's file system, in its session
         out = Path(out)
@@ -423,6 +424,10 @@ def score_batch(
     tag = as_of.strftime("%Y%m%dT%H%M%S")
 
     predictor = load_predictor(model)
+    if as_of_aware and not predictor.model.features_.tz_aware_:
+        what = f"as_of carries a UTC offset but model {predictor.uri} was trained on naive (local wall-clock) times"
+        raise ConfigError(f"{what}; give as_of without one, e.g. '2025-04-01'.",
+                          cli=f"{what}; give --as-of without one, e.g. --as-of 2025-04-01.")
     schema = predictor.model._schema()
     policy = scoring_policy(predictor.model.tier_policy_, tiers)
     by = area_column(policy, schema.group_cols)
@@ -517,6 +522,20 @@ def _sole_writer(out: Path):
         handle.close()
 
 
+def _require_clock(night: _Night, events_aware: bool | None) -> None:
+    """The events' times in the training data's timezone convention: a model trained on naive
+    (local wall-clock) times cannot read timezone-aware ones, or the reverse, since the offset
+    between the two clocks is unknown (as-of comparisons and night-time counts would shift)."""
+    trained = bool(night.predictor.model.features_.tz_aware_)
+    if events_aware is None or events_aware == trained:
+        return
+    words = {True: "timezone-aware", False: "naive (local wall-clock)"}
+    raise DataError(f"the events' times are {words[events_aware]} but model {night.predictor.uri} was trained on "
+                    f"{words[trained]} times: the offset between the two clocks is unknown. Export the times as the "
+                    "training data had them (a parquet timestamp with or without a zone, strings with or without "
+                    "+08:00), or retrain on this export.")
+
+
 def _require_entities(night: _Night, given: bool) -> None:
     """A model fitted with entities needs them tonight, and one fitted without them (and no
     closing time, no tiers by area) has no use for them (both engines, before any work)."""
@@ -538,6 +557,7 @@ def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> d
     work = out.parent / f".tmp-{out.name}-{tag}"
     t_read = time.perf_counter()
     source = Source(events, schema)
+    _require_clock(night, source.times_aware())
     _require_entities(night, entities is not None)
     ents = None if entities is None else Entities(entities, schema)
     timings = dict.fromkeys(STAGES, 0.0)
@@ -708,10 +728,14 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
     return manifest, final
 
 
+_FEW_DISPUTES = 20  # below, a night whose every dispute lacks an entities row may be new disputes, not wrong ids
+
+
 def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
     """Refuse a night whose input could not be used (the output folder stays, for the
-    rejects and the manifest): no usable event row, no scored dispute with an entities row,
-    no event of a kind the model was trained on. Warn where only part of it is so."""
+    rejects and the manifest): no usable event row, no scored dispute with an entities row
+    (of at least :data:`_FEW_DISPUTES`), no event of a kind the model was trained on. Warn
+    where only part of it is so."""
     c, unseen = manifest["counts"], (manifest.get("monitoring") or {}).get("unseen_rate") or {}
     where = f"(the rejects and the manifest are in {out})"
     if c["events_read"] and not c["events_used"]:
@@ -720,7 +744,7 @@ def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
     if not c["events_read"]:
         raise DataError(f"events: the input has no row {where}: an empty export?")
     missing = c["disputes_without_entity_row"]
-    if entities_given and c["disputes_scored"] and missing == c["disputes_scored"]:
+    if entities_given and c["disputes_scored"] >= _FEW_DISPUTES and missing == c["disputes_scored"]:
         raise DataError(f"none of the {missing:,} disputes scored has a row in the entities table {where}: their "
                         "attributes and closing times are unknown; check that both files write the ids alike "
                         "(padding, leading zeros, another format).")

@@ -9,9 +9,11 @@ Policies (documented here once, referenced by every docstring that validates):
   Numbers are refused (epoch units are ambiguous).
 * **Plausible dates.** Times before 1900-01-01 are an error, and so are events after
   ``now`` (default: the end of tomorrow, UTC) - an event log cannot contain the future.
-* **Duplicates.** Rows that are identical in every column are the same record exported
-  twice: they are dropped with a :class:`DataWarning` giving the count. Nothing else is
-  ever dropped silently.
+* **Duplicates.** Rows that are identical in every column the schema names are the same
+  record exported twice: they are dropped with a :class:`DataWarning` giving the count
+  (training and nightly scoring alike: the batch reads no other column). A column that
+  tells two real events apart (a call number) goes in ``event_attribute_cols``. Nothing
+  else is ever dropped silently.
 * **Entities.** An entity row without events is kept (a dispute with no history yet).
   Events whose dispute has no entity row are kept; their entity attributes are missing,
   and a :class:`DataWarning` gives the count. Duplicate entity ids are an error.
@@ -783,7 +785,8 @@ def screen_events(
     """
     require_frame(events, "events")
     require_columns(events, schema.event_columns, "events", schema=schema)
-    original = events  # duplicates are judged on every column, not only the schema's
+    # duplicates are judged on the schema's columns, as the nightly batch (which reads no other) judges them
+    original = events[schema.event_columns]
     columns = {col: events[col] for col in schema.event_columns}
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
     # object columns are factorised once: the codes find their missing values (and the
@@ -852,7 +855,8 @@ def screen_events(
         n_dup = int(dup.sum())
         if n_dup:
             warnings.warn(
-                f"dropped {n_dup} exact duplicate event row(s) (identical in every column).",
+                f"dropped {n_dup} exact duplicate event row(s) (identical in every column the schema names; "
+                "name a column telling events apart, e.g. a call number, in event_attribute_cols).",
                 DataWarning,
                 stacklevel=3,
             )
