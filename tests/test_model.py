@@ -479,6 +479,24 @@ def test_as_of_in_the_other_convention_names_the_training_data(data, fitted):
         fitted.predict(data["ev"], rows, entities=data["sim"].entities)
 
 
+def test_the_same_rows_in_another_order_train_the_same_model(data):
+    """Training reads the cutoffs in one order (as_of, then id) whatever the caller's: the
+    same labelled rows sorted by id or reversed gave another number of rounds and other
+    probabilities with the same random_state."""
+    sim = data["sim"]
+    rows = data["train"].iloc[: len(data["train"]) // 3]
+    scored = rows.iloc[::40][["dispute_id", "as_of"]]
+    probabilities = []
+    for order in (rows, rows.sort_values(["dispute_id", "as_of"]), rows.iloc[::-1]):
+        model = RiskModel(schema=sim.schema, lgbm_params=LGBM, seed_bagging=1, n_estimators=60, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            model.fit(data["ev"], order, entities=sim.entities)
+            probabilities.append(model.predict(data["ev"], scored, entities=sim.entities, reasons="none")["probability"])
+    for other in probabilities[1:]:
+        pd.testing.assert_series_equal(other, probabilities[0])
+
+
 # ------------------------------------------------------------------------------------------
 # time order, unseen data
 

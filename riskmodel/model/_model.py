@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import roc_auc_score
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError
-from ..data import EventSchema, validate_cutoffs
+from ..data import EventSchema, decimal_text, validate_cutoffs
 from ..features import FeatureBuilder, prepare_events
 from ._calibration import Calibrator
 from ._protocol import (
@@ -142,6 +142,17 @@ def check_outcomes_seen(prepared, kinds) -> None:
             "kind(s) that mean escalation")
     raise DataError(f"{head} with EventSchema(outcome_kinds=[...]).",
                     cli=f"{head} with outcome_kinds = [...] in the config's [schema].")
+
+
+def _in_time_order(cut: pd.DataFrame, id_col: str) -> pd.DataFrame:
+    """Validated cutoffs in one order whatever the caller's: by ``as_of``, then id (as text,
+    so that any id type sorts), equal rows keeping theirs. Training reads rows in order
+    (LightGBM's sampling, the folds' edges), so the same rows in another order (sorted by
+    id, read back from a partitioned dataset) gave another model. ``make_cutoffs`` already
+    lists them so: then nothing moves."""
+    key = pd.DataFrame({"as_of": cut["as_of"].to_numpy(), "id": decimal_text(cut[id_col])})
+    order = key.sort_values(["as_of", "id"], kind="stable").index.to_numpy()
+    return cut.iloc[order].reset_index(drop=True)
 
 
 class RiskModel(BaseEstimator):
@@ -391,7 +402,7 @@ class RiskModel(BaseEstimator):
                 "merge, concat or CSV round trip drops it): each fold trains on rows whose labels run into its "
                 "validation block, so its figures read optimistic. Pass RiskModel(horizon=...), e.g. '90D'.",
                 DataWarning, stacklevel=2)
-        cut = validate_cutoffs(cutoffs, schema, label_col=self.label_col).reset_index(drop=True)
+        cut = _in_time_order(validate_cutoffs(cutoffs, schema, label_col=self.label_col), schema.entity_col)
         y = cut[self.label_col].to_numpy(dtype=int)
         problem = untrainable_reason(cut["as_of"], y, self.validation_fraction, self.calibration_fraction,
                                      slices=self.protocol == "holdout")
