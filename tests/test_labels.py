@@ -406,5 +406,17 @@ def test_timezone_aware_events_round_trip_through_cutoffs_labels_and_features():
     X = fb.fit_transform(events, labels)
     assert len(X) == len(labels) and X["count_all_all"].iloc[-1] > 0
     naive = labels.assign(as_of=labels["as_of"].dt.tz_localize(None))
-    with pytest.raises(DataError, match="different timezone conventions"):  # a user's naive times: refused
-        fb.transform(events, naive)
+    with pytest.raises(DataError, match="are naive times, but the model was trained on timezone-aware"):
+        fb.transform(events, naive)  # a user's naive times: refused, in the words of a fitted builder
+
+
+def test_the_cutoff_grid_is_at_midnight_whatever_the_first_events_time():
+    """make_cutoffs' monthly grid is the first of every month at midnight, as documented: it
+    took the first event's time of day, and one earlier event moved every cutoff."""
+    events = events_frame([("a", "2024-01-03 08:44:49", "call"), ("a", "2024-03-20", "call"),
+                           ("b", "2024-01-10 13:00", "call"), ("b", "2024-04-02", "call")])
+    cutoffs = make_cutoffs(events, SCHEMA)
+    assert (cutoffs["as_of"] == cutoffs["as_of"].dt.normalize()).all() and (cutoffs["as_of"].dt.day == 1).all()
+    earlier = pd.concat([events, events_frame([("c", "2023-12-30 23:59:59", "call")])], ignore_index=True)
+    again = make_cutoffs(earlier, SCHEMA)
+    pd.testing.assert_frame_equal(again[again["dispute_id"] != "c"].reset_index(drop=True), cutoffs)

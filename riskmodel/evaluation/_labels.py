@@ -75,7 +75,7 @@ def make_cutoffs(
     entities : DataFrame, optional
         Provides the closing times (``schema.closed_col``).
     start, end : datetime-like, optional
-        Grid range; default from the first to the last event.
+        Grid range; default from the midnight before the first event to the last event.
     freq : str, default="MS"
         Grid frequency (pandas offset alias); "MS" = the first of every month, at midnight.
     outcome_kinds : sequence of str, optional
@@ -94,7 +94,8 @@ def make_cutoffs(
     kinds = _outcome_kinds(schema, outcome_kinds)
     ents = validate_entities(entities, schema) if entities is not None else None
     spans = _dispute_spans(prepared, ents, kinds)
-    t0 = naive_utc(start) if start is not None else pd.Timestamp(prepared.times_ns.min())
+    # the grid from the midnight before the first event: its dates do not move with that event's time of day
+    t0 = naive_utc(start) if start is not None else pd.Timestamp(prepared.times_ns.min()).normalize()
     t1 = naive_utc(end) if end is not None else pd.Timestamp(prepared.times_ns.max())
     grid = pd.date_range(t0, t1, freq=freq)
     if len(grid) == 0:
