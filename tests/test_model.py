@@ -497,6 +497,22 @@ def test_the_same_rows_in_another_order_train_the_same_model(data):
         pd.testing.assert_series_equal(other, probabilities[0])
 
 
+def test_one_disputes_events_with_the_log_as_context_score_as_in_the_log(data, fitted):
+    """Scoring a few disputes from their own events, with the whole log as context_events,
+    gives what scoring them in the whole log gives (party histories, station escalations);
+    without it, those features read only the request."""
+    sim, ev = data["sim"], data["ev"]
+    rows = data["train"].iloc[-300:][["dispute_id", "as_of"]].reset_index(drop=True)
+    own = sim.events[sim.events["dispute_id"].isin(rows["dispute_id"])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        whole = fitted.predict(ev, rows, entities=sim.entities, reasons="none")
+        alone = fitted.predict(own, rows, entities=sim.entities, reasons="none")
+        context = fitted.predict(own, rows, entities=sim.entities, reasons="none", context_events=ev)
+    pd.testing.assert_frame_equal(context, whole)
+    assert not np.allclose(alone["probability"], whole["probability"])
+
+
 # ------------------------------------------------------------------------------------------
 # time order, unseen data
 

@@ -98,10 +98,11 @@ def split_entity_columns(frame: pd.DataFrame, model: RiskModel):
 
 
 def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, reasons="flagged",
-              extra_columns=None) -> pd.DataFrame:
+              extra_columns=None, context_events=None) -> pd.DataFrame:
     """Score every dispute present in ``events`` at ``as_of`` (output index 0..n-1).
 
     ``extra_columns``: name -> constant, appended to the output (model name and version).
+    ``context_events``: the log the cross-dispute features read (see :meth:`RiskModel.predict`).
     """
     schema = model._schema()
     if not hasattr(events, "columns"):
@@ -112,7 +113,7 @@ def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, r
     ids = column.array[~isna_mask(column)].unique()  # keeps the column's dtype
     cutoffs = cutoffs_at(ids, as_of, schema, tz_aware=_clock_of(events[schema.time_col], as_of, model))
     return model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra_columns,
-                          validated=True)
+                          validated=True, context_events=context_events)
 
 
 def _clock_of(times: pd.Series, as_of, model: RiskModel) -> bool:

@@ -594,7 +594,7 @@ class Predictor:
         return f"Predictor({self.model_name!r}, version={self.model_version!r})"
 
     def predict(self, events, as_of=None, *, cutoffs=None, entities=None, reasons: str = "flagged",
-                tiers="trained") -> pd.DataFrame:
+                tiers="trained", context_events=None) -> pd.DataFrame:
         """Score disputes; same columns as :meth:`RiskModel.predict` plus model name and version.
 
         Give either ``as_of`` (every dispute in ``events`` is scored at that time) or a
@@ -617,6 +617,11 @@ class Predictor:
             "capacity": {"S01": 10}}`` or ``{"red": 0.08}`` (see
             :func:`~riskmodel.model.scoring_policy`). The thresholds and capacities used are
             in ``result.attrs["tiers"]`` (one row per night and area).
+        context_events : DataFrame or PreparedEvents, optional
+            The whole log (or any superset of what the cross-dispute features read, see
+            :meth:`FeatureBuilder.transform`), when ``events`` holds only the disputes to
+            score: without it, a dispute's parties have no other dispute and its station no
+            escalation beyond the request's events.
         """
         from ..model import area_column, retier_scores, scoring_policy
         from ._pyfunc import score_all
@@ -630,9 +635,11 @@ class Predictor:
         areas_of = _area_lookup(entities, schema, by) if by else None
         extra = {"model_name": self.model_name, "model_version": self.model_version}
         if cutoffs is not None:
-            out = model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra)
+            out = model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra,
+                                 context_events=context_events)
         else:
-            out = score_all(model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra)
+            out = score_all(model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra,
+                            context_events=context_events)
         if policy is None:
             return out
         ids = out[schema.entity_col]
@@ -641,7 +648,7 @@ class Predictor:
                                          reasons=reasons)
         if need.any():  # newly red or yellow tonight: their reasons were not computed
             again = model._predict(events, out.loc[need, [schema.entity_col, "as_of"]], entities=entities,
-                                   reasons="all")
+                                   reasons="all", context_events=context_events)
             for col in ("reasons", "reason_features"):
                 out[col] = out[col].astype(object)
                 out.loc[need, col] = again[col].to_numpy()

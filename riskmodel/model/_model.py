@@ -672,7 +672,7 @@ class RiskModel(BaseEstimator):
             self.__dict__["_layout"] = layout
         return self.__dict__["_layout"]
 
-    def _features_and_matrix(self, events, cut, *, entities=None, as_of_aware=None):
+    def _features_and_matrix(self, events, cut, *, entities=None, as_of_aware=None, context_events=None):
         """Features of validated cutoffs and the matrix LightGBM scores.
 
         The matrix is assembled from the builder's parts (:class:`FeatureColumns`), with no
@@ -681,10 +681,11 @@ class RiskModel(BaseEstimator):
         layout = self._matrix_layout()
         if layout is None:
             X = self._features_of_valid_cutoffs(events, cut, entities=entities, as_of_aware=as_of_aware,
-                                                warn_no_history=True)
+                                                warn_no_history=True, context_events=context_events)
             return X, self._matrix(X)
         columns = self.features_._transform_valid_cutoffs(events, cut, entities=entities, as_columns=True,
-                                                          as_of_aware=as_of_aware, warn_no_history=True)
+                                                          as_of_aware=as_of_aware, warn_no_history=True,
+                                                          context_events=context_events)
         numeric_positions, categorical_positions = layout
         matrix = np.empty((len(cut), len(self.feature_names_)), dtype=np.float32)
         matrix[:, numeric_positions] = columns.numeric
@@ -757,7 +758,8 @@ class RiskModel(BaseEstimator):
         contrib = self._booster_predict(self._matrix(X), pred_contrib=True)
         return pd.DataFrame(contrib, columns=self.feature_names_ + ["bias"], index=X.index)
 
-    def predict(self, events, cutoffs, *, entities=None, reasons: str = "flagged") -> pd.DataFrame:
+    def predict(self, events, cutoffs, *, entities=None, reasons: str = "flagged",
+                context_events=None) -> pd.DataFrame:
         """Score cutoffs: probability, tier and reasons.
 
         Parameters
@@ -769,6 +771,11 @@ class RiskModel(BaseEstimator):
         reasons : {"flagged", "all", "none"}, default="flagged"
             Which cases get reasons: red and yellow ones, every case, or none. Exact SHAP
             costs about as much as a few hundred predictions, so blue cases skip it by default.
+        context_events : DataFrame or PreparedEvents, optional
+            The log the cross-dispute features (the parties' other disputes, the station's
+            escalations) read, when ``events`` holds only the scored disputes' events (see
+            :meth:`FeatureBuilder.transform`). Without it they read ``events``: scoring one
+            dispute's events alone, its parties have no other dispute.
 
         Returns
         -------
@@ -776,10 +783,10 @@ class RiskModel(BaseEstimator):
             Entity id, ``as_of``, ``probability``, ``tier``, ``reasons`` (``"zh / en"``
             phrases joined by ``"; "``), ``reason_features``, ``overrides``; index of cutoffs.
         """
-        return self._predict(events, cutoffs, entities=entities, reasons=reasons)
+        return self._predict(events, cutoffs, entities=entities, reasons=reasons, context_events=context_events)
 
     def _predict(self, events, cutoffs, *, entities=None, reasons="flagged", extra_columns=None,
-                 validated: bool = False) -> pd.DataFrame:
+                 validated: bool = False, context_events=None) -> pd.DataFrame:
         """:meth:`predict`, with ``extra_columns`` (name -> constant) appended to the output.
 
         ``validated``: ``cutoffs`` come from :func:`validate_cutoffs` or :func:`cutoffs_at`.
@@ -787,7 +794,7 @@ class RiskModel(BaseEstimator):
         self._check_fitted()
         cut = cutoffs if validated else validate_cutoffs(cutoffs, self._schema(), tz_aware=self.features_.tz_aware_,
                                                                         trained=True)
-        X, matrix = self._features_and_matrix(events, cut, entities=entities,
+        X, matrix = self._features_and_matrix(events, cut, entities=entities, context_events=context_events,
                                               as_of_aware=None if validated else self.features_.tz_aware_)
         return self._score(X, matrix, cut, reasons, extra_columns=extra_columns)
 
