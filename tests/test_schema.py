@@ -973,3 +973,15 @@ def test_dates_in_both_orders_are_refused_and_undecided_ones_warn():
     with pytest.warns(DataWarning, match="do not say whether the day or the month comes first"):
         parsed, _ = parse_times(pd.Series(["05-03-2024", "04-03-2024"], dtype=object), "time", "events")
     assert parsed.tolist() == [pd.Timestamp("2024-05-03"), pd.Timestamp("2024-04-03")]
+
+
+def test_dates_written_the_chinese_way_are_read():
+    """A Chinese-locale export: 年月日 dates and 上午 / 下午 (AM / PM) times are read (every row
+    was rejected as unparseable); other strings stay as pandas reads them."""
+    values = pd.Series(["2023年11月21日 08:05", "2023年1月2日", "2023/11/21 下午 8:05:00", "2023/11/21 上午 12:30:00",
+                        None, "junk"], dtype=object)
+    parsed, aware = schema_module.parse_times(values, "time", "events")
+    assert not aware
+    assert parsed.tolist()[:4] == [pd.Timestamp("2023-11-21 08:05"), pd.Timestamp("2023-01-02"),
+                                   pd.Timestamp("2023-11-21 20:05"), pd.Timestamp("2023-11-21 00:30")]
+    assert parsed.iloc[4:].isna().all()

@@ -284,6 +284,8 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
         )
     present = values.notna()
     as_text = values[present].astype(str)
+    chinese = _chinese_dates(as_text)
+    as_text = as_text if chinese is None else chinese
     aware = as_text.str.contains(_TZ_SUFFIX, regex=True)
     if aware.any() and not aware.all():
         raise DataError(
@@ -294,9 +296,9 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
         )
     is_aware = bool(aware.any())
     year_first = _year_first(as_text, column, what)
-    if year_first is not None:
+    if year_first is not None or chinese is not None:
         values = pd.Series(None, index=values.index, dtype=object)
-        values[present] = year_first.to_numpy()
+        values[present] = (as_text if year_first is None else year_first).to_numpy()
     try:
         parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=is_aware)
     except (ValueError, TypeError) as exc:  # e.g. datetime objects with mixed tzinfo
@@ -308,6 +310,23 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
 
 
 _DAY_MONTH_YEAR = r"^\s*(\d{1,2})([-/.])(\d{1,2})\2(\d{4})"
+
+
+_CHINESE_DATE = r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
+_CHINESE_HALF_DAY = {"上午": "AM", "下午": "PM"}
+
+
+def _chinese_dates(as_text: pd.Series) -> pd.Series | None:
+    """Dates written the Chinese way (``2023年11月21日 08:05``, ``2023/11/21 下午 8:05:00``: a
+    Chinese-locale export) rewritten as pandas reads them (``2023-11-21 08:05``,
+    ``2023/11/21 8:05:00 PM``); ``None`` when a sample of the column has none."""
+    sample = as_text.iloc[:: max(1, len(as_text) // 1000)]
+    if not sample.str.contains("年|上午|下午", regex=True).any():
+        return None
+    text = as_text.str.replace(_CHINESE_DATE, r"\1-\2-\3", regex=True)
+    for word, half in _CHINESE_HALF_DAY.items():
+        text = text.str.replace(rf"{word}\s*(\S+)", rf"\1 {half}", regex=True)
+    return text
 
 
 def _pandas_times(values: pd.Series) -> pd.Series:
