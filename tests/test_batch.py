@@ -664,7 +664,7 @@ def test_an_extract_written_another_way_is_read_or_refused(model_dir, data, tmp_
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "padded" / f"{name}.parquet"),
                                       pd.read_parquet(tmp_path / "base" / f"{name}.parquet"), obj=name)
     renamed = events.assign(kind="x_" + events["kind"].astype(object))
-    with pytest.raises(DataError, match="none of the events' kinds is one the model was trained on"):
+    with pytest.raises(DataError, match="none of the events' kinds has a column in the model"):
         score_batch(events=renamed, out=tmp_path / "renamed", **kw)
     assert (tmp_path / "renamed" / "manifest.json").exists()
     entities = data["sim"].entities
@@ -690,4 +690,7 @@ def test_a_night_in_another_timezone_convention_is_refused(model_dir, data, tmp_
             score_batch(events=given, as_of=AS_OF, out=tmp_path / "zoned", **kw)
     with pytest.raises(ConfigError, match="as_of carries a UTC offset"):
         score_batch(events=events, as_of=AS_OF + "T00:00:00+08:00", out=tmp_path / "offset", **kw)
-    assert not (tmp_path / "zoned").exists() and not (tmp_path / "offset").exists()
+    for typo in ("3024-06-01", "2124-06-01"):  # beyond pandas' range, and after tomorrow
+        with pytest.raises(ConfigError, match="is after tomorrow: a night is scored at a time"):
+            score_batch(events=events, as_of=typo, out=tmp_path / "typo", **kw)
+    assert not any((tmp_path / name).exists() for name in ("zoned", "offset", "typo"))

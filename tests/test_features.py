@@ -946,3 +946,13 @@ def test_padded_kinds_are_the_trimmed_kinds(dtype):
     schema = EventSchema(outcome_kinds=tuple(plain.kinds_[:1]))
     pd.testing.assert_frame_equal(make_labels(padded, cutoffs, schema, horizon="30D"),
                                   make_labels(events, cutoffs, schema, horizon="30D"))
+
+
+def test_context_events_in_the_other_timezone_convention_are_refused():
+    """Context events with a zone beside naive events: the offset is unknown, so events after
+    as_of could count in the party and context features; refused (they were read in UTC)."""
+    events, _, cutoffs = random_log(0)
+    fb = FeatureBuilder().fit(events)
+    zoned = events.assign(time=events["time"].dt.tz_localize("Asia/Shanghai"))
+    with pytest.raises(DataError, match="context_events' times are timezone-aware but the events'"):
+        fb.transform(events, cutoffs, context_events=zoned)

@@ -420,3 +420,13 @@ def test_the_cutoff_grid_is_at_midnight_whatever_the_first_events_time():
     earlier = pd.concat([events, events_frame([("c", "2023-12-30 23:59:59", "call")])], ignore_index=True)
     again = make_cutoffs(earlier, SCHEMA)
     pd.testing.assert_frame_equal(again[again["dispute_id"] != "c"].reset_index(drop=True), cutoffs)
+
+
+def test_the_grid_of_aware_events_is_at_their_own_midnight():
+    """Events written with +08:00: the monthly grid is the first of the month at Beijing's
+    midnight (16:00 UTC the day before), not UTC's (08:00 in Beijing)."""
+    events = pd.DataFrame({"dispute_id": ["a", "a"], "time": ["2024-01-03T08:44:49+08:00", "2024-03-20T10:00:00+08:00"],
+                           "kind": ["call", "call"]})
+    cutoffs = make_cutoffs(events, SCHEMA)
+    local = cutoffs["as_of"].dt.tz_convert("Asia/Shanghai")
+    assert len(cutoffs) and (local == local.dt.normalize()).all() and (local.dt.day == 1).all()

@@ -979,9 +979,31 @@ def test_dates_written_the_chinese_way_are_read():
     """A Chinese-locale export: 年月日 dates and 上午 / 下午 (AM / PM) times are read (every row
     was rejected as unparseable); other strings stay as pandas reads them."""
     values = pd.Series(["2023年11月21日 08:05", "2023年1月2日", "2023/11/21 下午 8:05:00", "2023/11/21 上午 12:30:00",
+                        "2023年11月21日08:05", "2023年11月21日下午8:05", "2023年11月21日 8时5分", "2023年11月21日8时05分30秒",
                         None, "junk"], dtype=object)
     parsed, aware = schema_module.parse_times(values, "time", "events")
     assert not aware
-    assert parsed.tolist()[:4] == [pd.Timestamp("2023-11-21 08:05"), pd.Timestamp("2023-01-02"),
-                                   pd.Timestamp("2023-11-21 20:05"), pd.Timestamp("2023-11-21 00:30")]
-    assert parsed.iloc[4:].isna().all()
+    assert parsed.tolist()[:8] == [pd.Timestamp(t) for t in (
+        "2023-11-21 08:05", "2023-01-02", "2023-11-21 20:05", "2023-11-21 00:30", "2023-11-21 08:05",
+        "2023-11-21 20:05", "2023-11-21 08:05", "2023-11-21 08:05:30")]
+    assert parsed.iloc[8:].isna().all()
+
+
+def test_times_written_as_digits():
+    """Digits that are a date (yyyyMMdd, yyyyMMddHHmmss) are times; other digits (epoch
+    seconds, spreadsheet serial days), now that a CSV's time column is read as text, are
+    refused as numbers in both interfaces' words, not rejected row by row."""
+    parsed, _ = schema_module.parse_times(pd.Series(["20231121080500", "20231122"], dtype=object), "time", "events")
+    assert parsed.tolist() == [pd.Timestamp("2023-11-21 08:05"), pd.Timestamp("2023-11-22")]
+    for digits in (["1700000000", "1700000100"], ["45251.34", "45252.1"]):
+        with pytest.raises(DataError, match="holds numbers") as caught:
+            schema_module.parse_times(pd.Series(digits, dtype=object), "time", "events")
+        assert "export the column as dates" in caught.value.for_cli()
+
+
+def test_awareness_is_judged_on_more_than_the_first_value():
+    """A column whose first value is garbage but whose times carry offsets is aware (it was
+    judged naive, and the batch refused it for the wrong convention)."""
+    values = pd.Series(["??"] + ["2024-03-01T08:00:00+08:00"] * 5, dtype=object)
+    assert schema_module.times_aware(values) is None  # both: the parse refuses the column, in its words
+    assert schema_module.times_aware(values.iloc[1:]) is True

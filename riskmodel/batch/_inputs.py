@@ -94,7 +94,7 @@ class Source:
 
     def times_aware(self) -> bool | None:
         """Whether the events' times carry a timezone (judged on the column's type, or its
-        first value); ``None`` when it cannot tell."""
+        first values, see :func:`~riskmodel.data.times_aware`); ``None`` when it cannot tell."""
         col = self.schema.time_col
         if self.frame is not None:
             return times_aware(self.frame[col])
@@ -106,7 +106,7 @@ class Source:
         for batch in self._batches([col]):
             present = batch.column(0).drop_null()
             if len(present):
-                return times_aware(pd.Series(present.slice(0, 1).to_pylist(), dtype=object))
+                return times_aware(pd.Series(present.slice(0, 1000).to_pylist(), dtype=object))
         return None
 
     def count_disputes(self) -> tuple[int, int]:

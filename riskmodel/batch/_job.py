@@ -95,7 +95,8 @@ import pandas as pd
 from .._errors import ConfigError, DataError, DataWarning, ModelError
 from .._faults import crash_point
 from .._version import VERSION
-from ..data import EventSchema, default_now, frame_fingerprint
+from ..data import MIN_PLAUSIBLE_TIME, EventSchema, default_now, frame_fingerprint
+from ..lifecycle import is_csv
 from ..model import (
     area_column,
     check_thresholds,
@@ -417,6 +418,10 @@ def score_batch(
     as_of_aware = as_of.tzinfo is not None
     if as_of_aware:
         as_of = as_of.tz_convert("UTC").tz_localize(None)
+    if not MIN_PLAUSIBLE_TIME <= as_of <= default_now():
+        when = "before 1900" if as_of < MIN_PLAUSIBLE_TIME else "after tomorrow"
+        why = "a night is scored at a time the events can have reached (a typo in the year?)."
+        raise ConfigError(f"as_of {as_of} is {when}: {why}", cli=f"--as-of {as_of} is {when}: {why}")
     if engine == "local":  # the Spark engine asks out's file system, in its session
         out = Path(out)
         if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
@@ -628,6 +633,9 @@ def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: s
     the output at ``out`` (any URI) by the same renames and crash points."""
     from .engines._spark import spark_run
 
+    if isinstance(events, pd.DataFrame) or (isinstance(events, str | Path) and Path(events).exists()
+                                            and not is_csv(events)):  # a local frame or parquet: its schema says
+        _require_clock(night, Source(events, night.schema).times_aware())
     _require_entities(night, entities is not None)
     timings = dict.fromkeys(STAGES, 0.0)
     with spark_run(out=out, tag=tag, master=master, events=events, timings=timings) as run:
@@ -743,6 +751,9 @@ def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
                         "check the time and id columns of the export.")
     if not c["events_read"]:
         raise DataError(f"events: the input has no row {where}: an empty export?")
+    if c["events_used"] and not c["disputes_scored"]:
+        warnings.warn(f"no dispute is open at as_of {manifest['as_of']} (counts.not_open_by_reason: "
+                      f"{c['not_open_by_reason']}): is as_of the night you meant?", DataWarning, stacklevel=3)
     missing = c["disputes_without_entity_row"]
     if entities_given and c["disputes_scored"] >= _FEW_DISPUTES and missing == c["disputes_scored"]:
         raise DataError(f"none of the {missing:,} disputes scored has a row in the entities table {where}: their "
@@ -752,12 +763,16 @@ def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
         warnings.warn(f"{missing:,} of {c['disputes_scored']:,} disputes scored have no row in the entities table: "
                       "scored without their attributes and closing time (in the manifest: "
                       "counts.disputes_without_entity_row).", DataWarning, stacklevel=3)
-    if c["disputes_scored"] and unseen.get("kinds") == 1.0:
-        raise DataError(f"none of the events' kinds is one the model was trained on {where}: renamed kinds, or "
+    # 'other' holds the kinds beyond the model's columns: rare training kinds too, at the reference's rate
+    tonight = unseen.get("kinds") or 0.0
+    usual = ((manifest.get("monitoring") or {}).get("reference_unseen_rate") or {}).get("kinds") or 0.0
+    if c["disputes_scored"] >= _FEW_DISPUTES and tonight == 1.0 and usual < 0.5:
+        raise DataError(f"none of the events' kinds has a column in the model {where}: renamed kinds, or "
                         "another export's codes? Map them to the training kinds, or retrain.")
-    if unseen.get("kinds"):
-        warnings.warn(f"{unseen['kinds']:.1%} of the night's events are of kinds the model was not trained on "
-                      "(counted as 'other'; manifest: monitoring.unseen_rate).", DataWarning, stacklevel=3)
+    if tonight > max(2 * usual, usual + 0.02):
+        warnings.warn(f"{tonight:.1%} of the night's events are of kinds without a column in the model (counted as "
+                      f"'other'), against {usual:.1%} in training: renamed or new kinds? (manifest: "
+                      "monitoring.unseen_rate)", DataWarning, stacklevel=3)
 
 
 def _monitoring(predictor, chunk_info: list[dict], thresholds) -> tuple[dict, pd.DataFrame]:

@@ -278,12 +278,13 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     if _all_missing_numbers(values):  # e.g. an empty CSV column, read as float64: every row lacks a time
         return pd.Series(pd.NaT, index=values.index, dtype=_NS), False
     if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-        raise DataError(
-            f"{what} column {column!r} holds numbers ({values.dtype}); times must be datetimes "
-            "or date strings. Convert epochs explicitly, e.g. pd.to_datetime(x, unit='s')."
-        )
+        _refuse_numbers(values.dtype, column, what)
     present = values.notna()
     as_text = values[present].astype(str)
+    sample = as_text.iloc[:: max(1, len(as_text) // 1000)]
+    if len(sample) and sample.str.fullmatch(r"\s*\d+(?:\.\d+)?\s*").all() and not (
+            sample.str.strip().str.len().isin([8, 12, 14]).all()):  # digits, not yyyyMMdd[HHmm[ss]]: epochs, serials
+        _refuse_numbers(f"numbers as text, e.g. {format_examples(sample.head(3))}", column, what)
     chinese = _chinese_dates(as_text)
     as_text = as_text if chinese is None else chinese
     aware = as_text.str.contains(_TZ_SUFFIX, regex=True)
@@ -312,6 +313,13 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
 _DAY_MONTH_YEAR = r"^\s*(\d{1,2})([-/.])(\d{1,2})\2(\d{4})"
 
 
+def _refuse_numbers(held, column: str, what: str) -> None:
+    """A time column of numbers (epochs, spreadsheet serial days): their unit is unknown."""
+    head = f"{what} column {column!r} holds numbers ({held}); times must be datetimes or date strings"
+    raise DataError(f"{head}. Convert epochs explicitly, e.g. pd.to_datetime(x, unit='s').",
+                    cli=f"{head}: export the column as dates and times (2023-11-21 08:05), not as numbers.")
+
+
 _CHINESE_DATE = r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
 _CHINESE_HALF_DAY = {"上午": "AM", "下午": "PM"}
 
@@ -321,12 +329,14 @@ def _chinese_dates(as_text: pd.Series) -> pd.Series | None:
     Chinese-locale export) rewritten as pandas reads them (``2023-11-21 08:05``,
     ``2023/11/21 8:05:00 PM``); ``None`` when a sample of the column has none."""
     sample = as_text.iloc[:: max(1, len(as_text) // 1000)]
-    if not sample.str.contains("年|上午|下午", regex=True).any():
+    if not sample.str.contains("年|上午|下午|时", regex=True).any():
         return None
-    text = as_text.str.replace(_CHINESE_DATE, r"\1-\2-\3", regex=True)
+    text = as_text.str.replace(_CHINESE_DATE, r"\1-\2-\3 ", regex=True)  # a space: the time may follow at once
+    text = text.str.replace(r"(\d{1,2})\s*时\s*(\d{1,2})\s*分(?:\s*(\d{1,2})\s*秒)?",
+                            lambda m: f"{m[1]}:{m[2]}" + (f":{m[3]}" if m[3] else ""), regex=True)
     for word, half in _CHINESE_HALF_DAY.items():
         text = text.str.replace(rf"{word}\s*(\S+)", rf"\1 {half}", regex=True)
-    return text
+    return text.str.strip()
 
 
 def _pandas_times(values: pd.Series) -> pd.Series:
@@ -384,8 +394,8 @@ def _all_missing_numbers(values: pd.Series) -> bool:
 
 def times_aware(values: pd.Series) -> bool | None:
     """Whether a time column is timezone-aware, as :func:`parse_times` decides, judged on
-    its first value (a column mixing both conventions is refused when parsed); ``None``
-    when it cannot tell (no values, numbers)."""
+    its first thousand values; ``None`` when it cannot tell (no values, numbers, both
+    conventions: a column mixing them is refused when parsed)."""
     values = _pandas_times(values)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return True
@@ -399,7 +409,9 @@ def times_aware(values: pd.Series) -> bool | None:
     first = values.iloc[int(np.argmin(missing))]
     if isinstance(first, datetime.datetime):
         return first.tzinfo is not None
-    return re.search(_TZ_SUFFIX, str(first)) is not None
+    sample = values[~missing].iloc[:1000].astype(str)
+    aware = sample.str.contains(_TZ_SUFFIX, regex=True)
+    return True if aware.all() else False if not aware.any() else None
 
 
 def time_zone(values: pd.Series) -> str | None:

@@ -75,7 +75,8 @@ def make_cutoffs(
     entities : DataFrame, optional
         Provides the closing times (``schema.closed_col``).
     start, end : datetime-like, optional
-        Grid range; default from the midnight before the first event to the last event.
+        Grid range; default from the midnight before the first event (on the clock the
+        events were written in, e.g. Beijing's for ``+08:00`` times) to the last event.
     freq : str, default="MS"
         Grid frequency (pandas offset alias); "MS" = the first of every month, at midnight.
     outcome_kinds : sequence of str, optional
@@ -94,12 +95,17 @@ def make_cutoffs(
     kinds = _outcome_kinds(schema, outcome_kinds)
     ents = validate_entities(entities, schema) if entities is not None else None
     spans = _dispute_spans(prepared, ents, kinds)
-    # the grid from the midnight before the first event: its dates do not move with that event's time of day
-    t0 = naive_utc(start) if start is not None else pd.Timestamp(prepared.times_ns.min()).normalize()
+    t0 = naive_utc(start) if start is not None else pd.Timestamp(prepared.times_ns.min())
     t1 = naive_utc(end) if end is not None else pd.Timestamp(prepared.times_ns.max())
+    zone = prepared.zone if prepared.tz_aware and start is None else None
+    if start is None:  # from the midnight before the first event (on the events' own clock): it never moves
+        t0 = t0.normalize() if zone is None else t0.tz_localize("UTC").tz_convert(zone).normalize()
+        t1 = t1 if zone is None else t1.tz_localize("UTC").tz_convert(zone)
     grid = pd.date_range(t0, t1, freq=freq)
     if len(grid) == 0:
         raise DataError(f"no grid dates between {t0} and {t1} at frequency {freq!r}.")
+    if grid.tz is not None:
+        grid = grid.tz_convert("UTC").tz_localize(None)
     grid_ns = grid.to_numpy("datetime64[ns]").view(np.int64)
 
     first = spans["first"].to_numpy()

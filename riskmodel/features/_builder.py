@@ -711,6 +711,12 @@ class FeatureBuilder(BaseEstimator):
         ents = validated_entity_columns(entities, schema, allow_empty=True) \
             if self.has_entities_ and entities is not None else None
         context = None if context_events is None else prepare_events(context_events, schema)
+        clock = prepared.tz_aware if len(prepared) else (self.tz_aware_ if as_of_aware is None else bool(as_of_aware))
+        if context is not None and len(context) and context.tz_aware != bool(clock):
+            words = {True: "timezone-aware", False: "naive"}
+            raise DataError(f"context_events' times are {words[context.tz_aware]} but the events' (and as_of's) are "
+                            f"{words[bool(clock)]}: the offset between the two clocks is unknown, so events after "
+                            "as_of could be counted. Give both in one convention.")
         computation = FeatureComputation(self, prepared, cut, ents, context, cutoff_codes=cutoff_codes)
         columns = computation.run()
         if warn_no_history:

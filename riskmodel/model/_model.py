@@ -145,13 +145,18 @@ def check_outcomes_seen(prepared, kinds) -> None:
 
 
 def _in_time_order(cut: pd.DataFrame, id_col: str) -> pd.DataFrame:
-    """Validated cutoffs in one order whatever the caller's: by ``as_of``, then id (as text,
-    so that any id type sorts), equal rows keeping theirs. Training reads rows in order
-    (LightGBM's sampling, the folds' edges), so the same rows in another order (sorted by
-    id, read back from a partitioned dataset) gave another model. ``make_cutoffs`` already
-    lists them so: then nothing moves."""
-    key = pd.DataFrame({"as_of": cut["as_of"].to_numpy(), "id": decimal_text(cut[id_col])})
-    order = key.sort_values(["as_of", "id"], kind="stable").index.to_numpy()
+    """Validated cutoffs in one order whatever the caller's: by ``as_of``, then id (as the
+    ids sort; ids of mixed types as text), equal rows keeping theirs. Training reads rows
+    in order (LightGBM's sampling, the folds' edges), so the same rows in another order
+    (sorted by id, read back from a partitioned dataset) gave another model.
+    ``make_cutoffs`` already lists them so: then nothing moves."""
+    try:
+        rank = pd.factorize(cut[id_col], sort=True)[0]
+    except TypeError:  # e.g. Python ints beside strings
+        rank = pd.factorize(pd.Index(decimal_text(cut[id_col]), dtype=object), sort=True)[0]
+    order = np.lexsort((rank, cut["as_of"].to_numpy().view(np.int64)))  # a stable sort
+    if bool((order == np.arange(len(order))).all()):
+        return cut.reset_index(drop=True)
     return cut.iloc[order].reset_index(drop=True)
 
 

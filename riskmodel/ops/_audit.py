@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._errors import DataError, format_examples
 from ..batch import as_nightly_list, dedupe_nights
-from ..data import duration_text, parse_duration
+from ..data import duration_text, kind_in, parse_duration, parse_times
 
 __all__ = ["AuditResult", "audit_outcomes", "escalations_from"]
 
@@ -78,12 +78,10 @@ def escalations_from(outcomes: pd.DataFrame, *, id_col: str = "dispute_id", time
     rows = outcomes
     kind = None
     if kind_col in outcomes.columns:
-        is_outcome = outcomes[kind_col].isin(list(outcome_kinds))
+        is_outcome = kind_in(outcomes[kind_col], outcome_kinds)  # padded kinds trimmed, as in training
         rows = outcomes[is_outcome]
         kind = rows[kind_col].astype(object)
-    times = pd.to_datetime(rows[time_col], errors="coerce", format="mixed")
-    if getattr(times.dt, "tz", None) is not None:
-        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    times, _ = parse_times(rows[time_col], time_col, "outcomes")  # the events' own time rules (UTC when aware)
     bad = times.isna() & rows[time_col].notna()
     if bad.any():
         raise DataError(f"outcomes: {int(bad.sum())} unparseable time(s) in {time_col!r}, e.g. "

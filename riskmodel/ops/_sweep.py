@@ -30,6 +30,7 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError, format_examples
 from ..batch import as_nightly
+from ..data import kind_in
 from ._barometer import resolve_area
 
 __all__ = ["SweepInputs", "SweepPattern", "SweepResult", "parse_pattern", "sweep", "sweep_inputs"]
@@ -360,7 +361,7 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
             own = ev[ev[ent].astype(str) == like]
             if own.empty:
                 raise DataError(f"dispute {like!r} is neither in the scores nor in the events; check the id.")
-            outcome = own.loc[own[schema.kind_col].isin(list(schema.outcome_kinds)), schema.time_col]
+            outcome = own.loc[kind_in(own[schema.kind_col], schema.outcome_kinds), schema.time_col]
             fallback = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(scores["as_of"].max())
             case_as_of = pd.Timestamp(outcome.min()) if len(outcome) else fallback
             case_row = pd.DataFrame({ent: [own[ent].iloc[0]], "as_of": [case_as_of]})
