@@ -513,6 +513,16 @@ def test_one_disputes_events_with_the_log_as_context_score_as_in_the_log(data, f
     assert not np.allclose(alone["probability"], whole["probability"])
 
 
+def test_a_model_trained_on_padded_kinds_says_so_when_loaded(fitted, tmp_path):
+    """A model saved before kinds were read trimmed, with a padded kind of its own: loading it
+    warns that the kind's columns now stay 0."""
+    old = copy.deepcopy(fitted)
+    old.features_.kinds_ = [*old.features_.kinds_[:-1], old.features_.kinds_[-1] + "  "]
+    save_model_dir(old, tmp_path / "m")
+    with pytest.warns(DataWarning, match="trained on kinds with surrounding spaces"):
+        load_model_dir(tmp_path / "m")
+
+
 # ------------------------------------------------------------------------------------------
 # time order, unseen data
 

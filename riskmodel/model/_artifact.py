@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import warnings
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 
-from .._errors import ModelError
+from .._errors import DataWarning, ModelError
 from ..data import EventSchema
 from ..features import FeatureBuilder
 from ._calibration import Calibrator
@@ -165,6 +166,10 @@ def load_model_dir(path) -> RiskModel:
     fb = FeatureBuilder(schema=schema, **params)
     for name, value in spec["feature_builder"]["state"].items():
         setattr(fb, name, value)
+    padded = [k for k in fb.kinds_ or [] if k != k.strip()]
+    if padded:  # a model from before kinds were read trimmed: those columns now never count
+        warnings.warn(f"model at {path} was trained on kinds with surrounding spaces ({padded[:3]}); events' kinds "
+                      "are now read trimmed, so those columns stay 0: retrain the model.", DataWarning, stacklevel=2)
     fb.feature_names_out_ = np.asarray(spec["feature_builder"]["feature_names_out"], dtype=object)
     fb.n_features_out_ = len(fb.feature_names_out_)
 
