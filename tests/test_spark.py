@@ -151,13 +151,34 @@ def test_spark_resumes_from_committed_chunks(spark, model_dir, data, tmp_path, m
     _assert_same(tmp_path / "spark", tmp_path / "local")
 
 
+@pytest.fixture(scope="module")
+def aware_model_dir(tmp_path_factory) -> Path:
+    """A model trained on times carrying +08:00 (the convention of Spark's timestamps)."""
+    from riskmodel import FeatureBuilder, RiskModel, make_cutoffs, make_labels, prepare_events
+    from riskmodel.model._artifact import save_model_dir
+
+    sim = simulate_disputes(800, start="2022-01-01", end="2024-12-31", seed=1)
+    ev = prepare_events(sim.events.assign(time=sim.events["time"].dt.tz_localize("+08:00")), sim.schema)
+    lab = make_labels(ev, make_cutoffs(ev, sim.schema, entities=sim.entities), sim.schema)
+    model = RiskModel(schema=sim.schema, features=FeatureBuilder(schema=sim.schema))
+    model.fit(ev, lab[~lab.censored], entities=sim.entities)
+    return save_model_dir(model, tmp_path_factory.mktemp("aware_model") / "model")
+
+
 @pytest.mark.parametrize("times", ["us_tz", "str"])
-def test_bad_rows_of_every_type_rejected_alike(spark, model_dir, data, tmp_path, times):
+def test_bad_rows_of_every_type_rejected_alike(spark, model_dir, aware_model_dir, data, tmp_path, times):
     """Null ids, missing, unparseable and absurd times (also outside pandas' nanosecond
     range), missing kinds and exact duplicates, in timestamp-with-zone and string time
-    columns and a float id column: the executors reject what the local engine rejects."""
-    kw = dict(model=str(model_dir), events=data["root"] / f"dirty_{times}.parquet",
+    columns and a float id column: the executors reject what the local engine rejects.
+    Zoned times are scored by a model trained on zoned times (a naive-trained one refuses
+    them, on both engines)."""
+    model = aware_model_dir if times == "us_tz" else model_dir
+    kw = dict(model=str(model), events=data["root"] / f"dirty_{times}.parquet",
               entities=data["root"] / f"entities_{times}.parquet", as_of=AS_OF, chunk_disputes=CHUNK)
+    if times == "us_tz":
+        for engine in ("local", "spark"):
+            with pytest.raises(DataError, match="timezone-aware but model .* naive"):
+                score_batch(out=tmp_path / "naive", engine=engine, **{**kw, "model": str(model_dir)})
     score_batch(out=tmp_path / "local", **kw)
     m = score_batch(out=tmp_path / "spark", engine="spark", **kw)
     _assert_same(tmp_path / "spark", tmp_path / "local")

@@ -123,6 +123,8 @@ class Explanation:
             gap = f"{by(p - red)} above the red threshold"
         elif self.tier == "yellow" and red is not None:
             gap = f"{by(red - p)} below the red threshold"
+        elif self.tier == "yellow" and yellow is not None:  # no red tonight in its area
+            gap = f"{by(p - yellow)} above the yellow threshold"
         elif self.tier == "blue" and yellow is not None:
             gap = f"{by(yellow - p)} below the yellow threshold"
         else:
