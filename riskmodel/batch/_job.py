@@ -95,7 +95,7 @@ import pandas as pd
 from .._errors import ConfigError, DataError, DataWarning, ModelError
 from .._faults import crash_point
 from .._version import VERSION
-from ..data import MIN_PLAUSIBLE_TIME, EventSchema, default_now, frame_fingerprint
+from ..data import MIN_PLAUSIBLE_TIME, EventSchema, default_now, frame_fingerprint, times_aware
 from ..lifecycle import is_csv
 from ..model import (
     area_column,
@@ -633,8 +633,9 @@ def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: s
     the output at ``out`` (any URI) by the same renames and crash points."""
     from .engines._spark import spark_run
 
-    if isinstance(events, pd.DataFrame) or (isinstance(events, str | Path) and Path(events).exists()
-                                            and not is_csv(events)):  # a local frame or parquet: its schema says
+    if isinstance(events, pd.DataFrame) and night.schema.time_col in events:
+        _require_clock(night, times_aware(events[night.schema.time_col]))
+    elif isinstance(events, str | Path) and Path(events).exists() and not is_csv(events):  # parquet: its schema
         _require_clock(night, Source(events, night.schema).times_aware())
     _require_entities(night, entities is not None)
     timings = dict.fromkeys(STAGES, 0.0)
