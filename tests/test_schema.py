@@ -734,7 +734,8 @@ def test_a_missing_optional_column_names_its_role_and_the_switch():
     (pd.Series(pd.to_datetime(["2024-01-01"]).tz_localize("Asia/Shanghai")), True),
     (pd.Series(["2024-01-01T00:00:00+08:00", None]), True),
     (pd.Series(["2024-01-01", "2024-01-02"], dtype="string[pyarrow]"), False),
-    (pd.Series([None, "2024-01-02T00:00:00Z", "2024-01-01"]), True),  # the first value (a mix is refused later)
+    (pd.Series([None, "2024-01-02T00:00:00Z", "2024-01-01"]), None),  # both: cannot tell (the parse refuses it)
+    (pd.Series([None, "2024-01-02T00:00:00Z", "2024-01-01T08:00:00+08:00"]), True),
     (pd.Series([pd.Timestamp("2024-01-01", tz="UTC")], dtype=object), True),
     (pd.Series([None, None], dtype=object), None),
 ])
