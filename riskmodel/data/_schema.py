@@ -816,8 +816,6 @@ def screen_events(
     """
     require_frame(events, "events")
     require_columns(events, schema.event_columns, "events", schema=schema)
-    # duplicates are judged on the schema's columns, as the nightly batch (which reads no other) judges them
-    original = events[schema.event_columns]
     columns = {col: events[col] for col in schema.event_columns}
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
     # object columns are factorised once: the codes find their missing values (and the
@@ -882,7 +880,8 @@ def screen_events(
         rows = order[candidates]
         dup = np.zeros(len(order), dtype=bool)
         input_rows = np.flatnonzero(~bad)[rows] if bad.any() else rows
-        dup[candidates] = original.iloc[input_rows].duplicated(keep="first").to_numpy()
+        # judged on the schema's columns, as the nightly batch (which reads no other) judges them
+        dup[candidates] = events.iloc[input_rows][schema.event_columns].duplicated(keep="first").to_numpy()
         n_dup = int(dup.sum())
         if n_dup:
             warnings.warn(
