@@ -1008,3 +1008,12 @@ def test_awareness_is_judged_on_more_than_the_first_value():
     values = pd.Series(["??"] + ["2024-03-01T08:00:00+08:00"] * 5, dtype=object)
     assert schema_module.times_aware(values) is None  # both: the parse refuses the column, in its words
     assert schema_module.times_aware(values.iloc[1:]) is True
+
+
+def test_decimal_text_of_floats_equals_the_readable_rule():
+    """Float ids (integers with a missing one) are formatted by NumPy, with no Python per row:
+    the same text as the rule for one value, fractions, infinities and huge values included."""
+    values = np.array([2895.0, np.nan, -0.0, 12.5, np.inf, -np.inf, 1e20, 2.0**62, 7.0, -3.0])
+    fast = schema_module.decimal_text(values)
+    assert fast.tolist() == [schema_module._decimal(v) for v in values]
+    assert fast.tolist()[:3] == ["2895", None, "0"]

@@ -588,9 +588,7 @@ def check_kinds(kinds: pd.Series, column: str, codes: tuple[np.ndarray, pd.Index
     judged once).
     """
     if codes is not None:
-        per_code, uniques = codes
-        not_str = np.array([not isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
-        return not_str[per_code]  # code -1 (missing) reads the final False
+        return per_value(*codes, lambda v: not isinstance(v, str))
     if _all_missing_numbers(kinds):  # every row has a missing kind: rejected as such
         return np.zeros(len(kinds), dtype=bool)
     if pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype):
@@ -622,11 +620,16 @@ def trimmed_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.
     return np.append(renumbered, -1)[codes], pd.Index(kept, dtype=object)  # code -1 (missing) stays -1
 
 
+def per_value(codes: np.ndarray, uniques: pd.Index, test) -> np.ndarray:
+    """``test(value)`` for each row, read by its code: each distinct value is judged once
+    (code -1, a missing value, reads ``False``)."""
+    return np.array([bool(test(v)) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)[codes]
+
+
 def kind_in(values: pd.Series, kinds: Sequence[str]) -> np.ndarray:
     """Boolean mask of the rows whose kind, trimmed (:func:`trimmed_codes`), is one of ``kinds``."""
-    codes, uniques = trimmed_codes(*column_codes(values))
     wanted = set(kinds)
-    return np.array([v in wanted for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)[codes]
+    return per_value(*trimmed_codes(*column_codes(values)), wanted.__contains__)
 
 
 # --------------------------------------------------------------------------------------
@@ -927,21 +930,32 @@ def id_kind(ids) -> str | None:
 
 def decimal_text(ids) -> np.ndarray:
     """Ids as text, numbers in decimal (whole floats as integers: ``2895.0`` is ``"2895"``),
-    strings as they are, as an object array; missing ones ``None``."""
+    strings as they are, as an object array; missing ones ``None``. Integer and float arrays
+    are formatted by NumPy; every other value (and floats past int64) by :func:`_decimal`, the
+    readable rule (tested equal)."""
     values = np.asarray(getattr(ids, "array", ids))
     if values.dtype.kind in "iu":  # plain integers: NumPy's own formatting
         return values.astype(str).astype(object)
+    if values.dtype.kind != "f":
+        return np.array([_decimal(v) for v in values.astype(object, copy=False)], dtype=object)
+    # floats (integer ids with a missing one among them): whole ones as integers, no Python per row
+    out = np.full(len(values), None, dtype=object)
+    whole = np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) < 2.0**62)
+    out[whole] = values[whole].astype(np.int64).astype(str)
+    rest = ~whole & ~np.isnan(values)  # fractions, infinities, huge values: rare
+    out[rest] = [_decimal(v) for v in values[rest]]
+    return out
 
-    def text(v):
-        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float | np.floating) and np.isnan(v)):
-            return None
-        if isinstance(v, bool | np.bool_ | str):
-            return str(v)
-        if isinstance(v, int | np.integer) or (isinstance(v, float | np.floating) and float(v).is_integer()):
-            return str(int(v))
+
+def _decimal(v) -> str | None:
+    """One id as :func:`decimal_text` writes it."""
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float | np.floating) and np.isnan(v)):
+        return None
+    if isinstance(v, bool | np.bool_ | str):
         return str(v)
-
-    return np.array([text(v) for v in values.astype(object, copy=False)], dtype=object)
+    if isinstance(v, int | np.integer) or (isinstance(v, float | np.floating) and float(v).is_integer()):
+        return str(int(v))
+    return str(v)
 
 
 def _id_codes(ids: pd.Series, first_ids) -> tuple[tuple[np.ndarray, pd.Index] | None, np.ndarray | None]:

@@ -38,6 +38,7 @@ from ..data import (
     lookup_positions,
     object_codes,
     parse_times,
+    per_value,
     require_columns,
     require_frame,
     screen_events,
@@ -294,10 +295,8 @@ class PreparedEvents:
 
     def is_kind(self, kinds: Sequence[str]) -> np.ndarray:
         """Boolean mask of sorted rows whose kind is one of ``kinds``."""
-        codes, uniques = self.codes(self.schema.kind_col)
         wanted = set(kinds)  # a test per distinct kind, not per event
-        is_wanted = np.array([kind in wanted for kind in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
-        return is_wanted[codes]  # code -1 (missing kind) reads the final False
+        return per_value(*self.codes(self.schema.kind_col), wanted.__contains__)
 
     def _texts(self, column: str) -> pa.Array:
         """The text column as an Arrow string array (non-strings become missing)."""
@@ -401,9 +400,8 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     _, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
     zone = time_zone(events[schema.time_col]) if tz_aware else None
     codes, uniques = column_codes(kinds) if hashed is None else hashed
-    is_str = np.array([isinstance(v, str) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
     codes = np.asarray(codes, dtype=np.int64)
-    return *trimmed_codes(codes[is_str[codes]], uniques), tz_aware, zone
+    return *trimmed_codes(codes[per_value(codes, uniques, lambda v: isinstance(v, str))], uniques), tz_aware, zone
 
 
 def index_screened(screened, schema: EventSchema) -> PreparedEvents:
@@ -873,10 +871,10 @@ class FeatureComputation:
         to_vocab = self.b._vocabulary(None).codes(uniques.to_numpy(dtype=object))
         unseen_values = to_vocab < 0
         if unseen_values.any():
-            per_value = np.bincount(self.ev._input_codes(self.schema.kind_col)[0], minlength=len(uniques))
+            per_kind = np.bincount(self.ev._input_codes(self.schema.kind_col)[0], minlength=len(uniques))
             names = uniques[unseen_values]
             warnings.warn(
-                f"{int(per_value[unseen_values].sum())} event(s) of {len(names)} kind(s) not seen at fit "
+                f"{int(per_kind[unseen_values].sum())} event(s) of {len(names)} kind(s) not seen at fit "
                 f"are counted as '{OTHER_KIND}': {format_examples(names)}.",
                 DataWarning,
                 stacklevel=4,
