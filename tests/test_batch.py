@@ -25,6 +25,7 @@ from riskmodel import (
     DataWarning,
     ModelError,
     open_disputes,
+    read_nightly,
 )
 from riskmodel._faults import DIE_AT_ENV
 from riskmodel._simulate import simulate_disputes
@@ -666,7 +667,14 @@ def test_an_extract_written_another_way_is_read_or_refused(model_dir, data, tmp_
     renamed = events.assign(kind="x_" + events["kind"].astype(object))
     with pytest.raises(DataError, match="none of the events' kinds has a column in the model"):
         score_batch(events=renamed, out=tmp_path / "renamed", **kw)
-    assert (tmp_path / "renamed" / "manifest.json").exists()
+    # the refused night says so where a downstream job looks, and leaves no work lists to send out
+    refused = json.loads((tmp_path / "renamed" / "manifest.json").read_text(encoding="utf-8"))
+    assert refused["status"] == "refused" and "kinds" in refused["refused_because"]
+    assert "worklists.parquet" not in refused["files"] and not (tmp_path / "renamed" / "worklists.parquet").exists()
+    assert all((tmp_path / "renamed" / name).exists() for name in refused["files"])
+    with pytest.raises(DataError, match="is a night `riskmodel score` refused .*kinds"):
+        read_nightly(tmp_path / "renamed")
+    assert json.loads((tmp_path / "base" / "manifest.json").read_text(encoding="utf-8"))["status"] == "scored"
     entities = data["sim"].entities
     kw["entities"] = entities.assign(dispute_id=entities["dispute_id"] + " ")
     with pytest.raises(DataError, match="none of the .* disputes scored has a row in the entities table"):

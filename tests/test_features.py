@@ -1,5 +1,6 @@
 """FeatureBuilder: values against a slow reference, point-in-time properties, generality."""
 
+import re
 import warnings
 
 import numpy as np
@@ -29,6 +30,8 @@ from riskmodel.features._tally import choose_tally, forced_tally
 KINDS = ["call", "threat", "fight", "mediation_failed", "mediation_success", "criminal_case"]
 T0 = pd.Timestamp("2024-01-01")
 STREAKS = (("mediation_failed", "mediation_success"),)
+#: the events' own columns only (text and party on, no entities table)
+SCHEMA_NO_ENT = EventSchema(entity_categorical_cols=(), entity_time_cols=(), group_cols=(), closed_col=None)
 
 
 def random_log(seed, n_events=300, n_disputes=25, n_parties=30):
@@ -956,3 +959,106 @@ def test_context_events_in_the_other_timezone_convention_are_refused():
     zoned = events.assign(time=events["time"].dt.tz_localize("Asia/Shanghai"))
     with pytest.raises(DataError, match="context_events' times are timezone-aware but the events'"):
         fb.transform(events, cutoffs, context_events=zoned)
+
+
+def test_one_id_column_with_numbers_and_text_is_one_dispute_per_id():
+    """Two extracts concatenated, one with integer ids and one with the same ids as text: one
+    dispute per id, as across tables (it was two, each with half the history), on the few-row
+    and the hashed paths alike."""
+    events, entities, cutoffs = random_log(3)
+    events = events[events["dispute_id"] != "D000"].copy()
+    numbers = events["dispute_id"].str[1:].astype(int)
+    mixed = events.assign(dispute_id=[n if i % 2 else str(n) for i, n in enumerate(numbers)])
+    whole = events.assign(dispute_id=numbers)
+    cut = cutoffs[cutoffs["dispute_id"] != "D999"].assign(dispute_id=lambda f: f["dispute_id"].str[1:].astype(int))
+    fb = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("counts", "recency")).fit(whole)
+    want = fb.transform(whole, cut)
+    pd.testing.assert_frame_equal(fb.transform(mixed, cut), want)
+    one = cut["dispute_id"].iloc[0]
+    rows = mixed["dispute_id"].astype(str) == str(one)
+    assert rows.sum() < 64  # the few-row path
+    pd.testing.assert_frame_equal(fb.transform(mixed[rows], cut.iloc[[0]]), want.iloc[[0]])
+
+
+def test_bytes_narratives_read_the_same_on_every_path():
+    """Narratives as bytes (a database driver's VARBINARY): UTF-8 is read as text, anything
+    else as missing, whether the log holds one dispute or many (one path read them, the other
+    counted them missing)."""
+    events, _, cutoffs = random_log(4)
+    as_bytes = events.assign(narrative=[t.encode("utf-8") if isinstance(t, str) else t for t in events["narrative"]])
+    as_bytes.loc[as_bytes.index[::7], "narrative"] = "他扬言报复".encode("gb18030")  # not UTF-8: missing
+    fb = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("text",)).fit(events)
+    many = fb.transform(as_bytes, cutoffs)
+    for d in ("D001", "D002"):
+        mine = cutoffs["dispute_id"] == d
+        few = fb.transform(as_bytes[as_bytes["dispute_id"] == d], cutoffs[mine])
+        pd.testing.assert_frame_equal(few, many[mine.to_numpy()])
+    utf8 = as_bytes.index[::7]
+    plain = events.assign(narrative=events["narrative"].where(~events.index.isin(utf8), None))
+    pd.testing.assert_frame_equal(many, fb.transform(plain, cutoffs))
+
+
+@pytest.mark.parametrize("kind", ["other", "all", "event", "Other"])
+def test_kinds_named_like_the_columns_of_every_kind(kind):
+    """A kind called 'other' is counted with the other kinds; kinds whose names would be those of
+    every kind's columns ('all': count_all_30D, 'event': days_since_last_event) get columns of
+    their own. fit used to fail with 'feature names collide'."""
+    events, _, cutoffs = random_log(5)
+    events = events.assign(kind=events["kind"].replace("fight", kind))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # 'other' is no unseen kind
+        fb = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("counts", "recency")).fit(events)
+        X = fb.transform(events, cutoffs)
+    assert (kind in fb.kinds_) == (kind != "other")
+    ref = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("counts", "recency")).fit(events.assign(
+        kind=events["kind"].replace(kind, "fight")))
+    counts = ref.transform(events.assign(kind=events["kind"].replace(kind, "fight")), cutoffs)
+    other = f"count_{fb.kind_slugs_['other']}_all"
+    if kind == "other":  # its events are the other kinds'
+        np.testing.assert_array_equal(X[other], counts["count_fight_all"] + counts[f"count_{ref.kind_slugs_['other']}_all"])
+    else:
+        np.testing.assert_array_equal(X[f"count_{fb.kind_slugs_[kind]}_all"], counts["count_fight_all"])
+        np.testing.assert_array_equal(X["count_all_all"], counts["count_all_all"])
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"families": "counts"}, "families must be a list of strings"),
+    ({"windows": "30D"}, "windows must be a list of strings"),
+    ({"streaks": ("threat", "call")}, "streaks must be (kind, reset_kind) pairs"),
+    ({"night_hours": (22,)}, "night_hours must be two hours of the day"),
+    ({"night_hours": (25, 6)}, "night_hours must be two hours of the day"),
+    ({"max_kinds": "40"}, "max_kinds must be a positive integer"),
+    ({"keywords": ["扬言"]}, "keywords must map a group name to its keywords"),
+    ({"keywords": {"threat": ("扬言", "")}}, "an empty one would match every text"),
+    ({"schema": {"entity_col": "case"}}, "schema must be an EventSchema"),
+])
+def test_bad_parameters_are_named(params, message):
+    """Parameters a user gets wrong are refused naming the keyword (they raised pandas' or
+    Python's errors, or were read letter by letter)."""
+    events, _, _ = random_log(6)
+    with pytest.raises(DataError, match=re.escape(message)):
+        FeatureBuilder(**{"schema": SCHEMA_NO_ENT, **params}).fit(events)
+
+
+def test_a_lone_keyword_is_one_keyword():
+    """keywords={'threat': '扬言'} is the keyword 扬言, not the letters 扬 and 言."""
+    events, _, cutoffs = random_log(7)
+    one = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("text",), keywords={"threat": "扬言"}).fit(events)
+    listed = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("text",), keywords={"threat": ["扬言"]}).fit(events)
+    pd.testing.assert_frame_equal(one.transform(events, cutoffs), listed.transform(events, cutoffs))
+
+
+def test_context_events_without_their_entities_rows_warn():
+    """context_events whose escalated disputes have no row in entities= (a service passing the
+    scored dispute's row only): their station is unknown, the station features read a quiet
+    station; a DataWarning says so. With the whole table, no warning and the log's values."""
+    events, entities, cutoffs = random_log(8, n_events=600)
+    fb = FeatureBuilder(families=("counts", "context")).fit(events, entities=entities)
+    d = cutoffs["dispute_id"].iloc[0]
+    own, cut = events[events["dispute_id"] == d], cutoffs[cutoffs["dispute_id"] == d]
+    with pytest.warns(DataWarning, match="escalated disputes in context_events have no row in entities="):
+        fb.transform(own, cut, entities=entities[entities["dispute_id"] == d], context_events=events)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        part = fb.transform(own, cut, entities=entities, context_events=events)
+    pd.testing.assert_frame_equal(part, fb.transform(events, cut, entities=entities))

@@ -1,11 +1,14 @@
 """make_labels, make_cutoffs and open_disputes: edges by hand, the rest against a slow reference."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from riskmodel import (
     DataError,
+    DataWarning,
     EventSchema,
     FeatureBuilder,
     make_cutoffs,
@@ -430,3 +433,44 @@ def test_the_grid_of_aware_events_is_at_their_own_midnight():
     cutoffs = make_cutoffs(events, SCHEMA)
     local = cutoffs["as_of"].dt.tz_convert("Asia/Shanghai")
     assert len(cutoffs) and (local == local.dt.normalize()).all() and (local.dt.day == 1).all()
+
+
+def test_ids_written_as_numbers_and_as_text_are_one_dispute():
+    """Integer ids in the events and the same ids as text in the cutoffs (or the reverse) are
+    one dispute, as in the features: every label was 0."""
+    events = events_frame([(2895, "2024-01-01", "call"), (2895, "2024-02-15", "criminal_case"),
+                           (7, "2024-01-05", "call")])
+    cutoffs = cutoffs_frame([2895, 7], [AS_OF, AS_OF])
+    want = make_labels(events, cutoffs, SCHEMA, horizon="30D", observed_until=FAR)["label"].tolist()
+    assert want == [1, 0]
+    as_text = cutoffs.assign(dispute_id=cutoffs["dispute_id"].astype(str))
+    assert make_labels(events, as_text, SCHEMA, horizon="30D", observed_until=FAR)["label"].tolist() == want
+    text_events = events.assign(dispute_id=events["dispute_id"].astype(str))
+    assert make_labels(text_events, cutoffs, SCHEMA, horizon="30D", observed_until=FAR)["label"].tolist() == want
+
+
+def test_keyword_arguments_are_checked_in_their_own_names():
+    """A lone outcome kind is one kind (not its letters); durations without a unit, times that
+    are not times and frequencies pandas does not know are refused naming the keyword (they were
+    read as nanoseconds, split into letters, or raised pandas' own errors); an outcome kind the
+    log never holds warns."""
+    events = events_frame([("a", "2024-01-01", "call"), ("a", "2024-02-15", "criminal_case")])
+    cutoffs = cutoffs_frame(["a"], [AS_OF])
+    assert make_labels(events, cutoffs, SCHEMA, outcome_kinds="criminal_case", horizon="30D")["label"].tolist() == [1]
+    assert len(open_disputes(events, "2024-03-01", SCHEMA, outcome_kinds="criminal_case")) == 0
+    cases = [
+        (lambda: make_cutoffs(events, SCHEMA, max_inactive=365), "max_inactive 365 has no unit"),
+        (lambda: make_cutoffs(events, SCHEMA, max_inactive="-30D"), "max_inactive must be positive"),
+        (lambda: make_cutoffs(events, SCHEMA, freq="monthly"), "freq 'monthly' is not a pandas frequency"),
+        (lambda: make_cutoffs(events, SCHEMA, start="2024-13-01"), "start='2024-13-01' is not a date"),
+        (lambda: make_labels(events, cutoffs, SCHEMA, observed_until="soon"), "observed_until='soon' is not a date"),
+        (lambda: open_disputes(events, 20240601, SCHEMA), "as_of=20240601 is a number"),
+        (lambda: make_labels(events, cutoffs, SCHEMA, outcome_kinds=[3]), "outcome_kinds must be event kinds"),
+    ]
+    for call, message in cases:
+        with pytest.raises(DataError, match=re.escape(message)):
+            call()
+    with pytest.warns(DataWarning, match=r"none of the outcome kinds \['asault'\] occurs .*'criminal_case'"):
+        make_labels(events, cutoffs, SCHEMA, outcome_kinds=["asault"], horizon="30D")
+    with pytest.warns(DataWarning, match=r"none of the outcome kinds \['asault'\] occurs .*no dispute ever escalates"):
+        make_cutoffs(events, SCHEMA, outcome_kinds=["asault"])

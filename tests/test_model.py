@@ -463,6 +463,28 @@ def test_predict_names_cutoffs_without_history(data, fitted):
         fitted.predict(data["ev"], cutoffs.iloc[[1]], entities=sim.entities)
 
 
+def test_tiers_of_the_night_warn_once(data, fitted):
+    """Ranking a request as one night scores the newly flagged cases again for their reasons:
+    that second pass gives no warning the first did not (the no-history one came twice)."""
+    from riskmodel import Predictor
+
+    sim = data["sim"]
+    ids = list(sim.events["dispute_id"].drop_duplicates().iloc[:30]) + ["NO_SUCH_ID"]
+    cutoffs = pd.DataFrame({"dispute_id": ids, "as_of": pd.Timestamp(sim.events["time"].max()).normalize()})
+    predictor = Predictor(fitted, model_name="m", model_version="1", run_id="", uri="test")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = predictor.predict(data["ev"], cutoffs=cutoffs, entities=sim.entities, tiers={"red": 0.4, "yellow": 0.4})
+    no_history = [w for w in caught if "have no event before" in str(w.message)]
+    assert len(no_history) == 1, [str(w.message) for w in caught]
+    flagged = out["tier"].astype(str) != "blue"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        every = fitted.predict(data["ev"], cutoffs, entities=sim.entities, reasons="all")
+    assert (flagged & (every["tier"].astype(str) == "blue")).any()  # the second pass ran
+    assert out.loc[flagged, "reasons"].tolist() == every.loc[flagged, "reasons"].tolist()
+
+
 def test_fit_warns_when_the_labels_horizon_is_lost(data):
     """Labels that lost make_labels' horizon (a merge, a CSV round trip) train with no gap
     between a fold's rows and its validation block: fit says so."""
@@ -956,3 +978,18 @@ def test_the_zone_of_the_training_times_is_saved_with_the_model(fitted, tmp_path
     loaded = load_model_dir(save_model_dir(model, tmp_path / "m"))
     assert loaded.features_.zone_ == "+08:00"
     assert load_model_dir(save_model_dir(fitted, tmp_path / "n")).features_.zone_ is None
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"horizon": 90}, "horizon 90 has no unit"),
+    ({"calibration_half_life": "-30D"}, "calibration_half_life must be positive"),
+    ({"early_stopping_rounds": -1}, "early_stopping_rounds must be a positive integer"),
+    ({"top_k_reasons": -1}, "top_k_reasons must be a non-negative integer"),
+    ({"kind_labels": "x"}, "kind_labels must be a mapping"),
+    ({"tier_policy": "x"}, "tier_policy must be a TierPolicy"),
+])
+def test_bad_settings_are_refused_before_training(data, params, message):
+    """Settings refused in their own names before any work: a bare 90 was a 90-nanosecond
+    horizon (the folds trained with no gap), others raised AttributeError after the whole fit."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _model(data["sim"].schema, **params).fit(data["ev"], data["train"], entities=data["sim"].entities)

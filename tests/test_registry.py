@@ -1,12 +1,16 @@
 """MLflow lifecycle against a real sqlite store: train -> register -> promote -> load -> predict."""
 
+import bz2
 import contextlib
+import gzip
 import io
 import json
+import lzma
 import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import mlflow
@@ -460,6 +464,17 @@ def test_row_numbers_are_file_lines(tmp_path):
     numbers, word = row_numbers(path, len(frame))
     assert word == "line" and numbers.tolist() == [2, 5, 6, 8]
     assert row_numbers(tmp_path / "x.parquet", 3)[0].tolist() == [1, 2, 3]
+    # compressed exports (every one read_csv reads): the same lines, not the best-effort 2, 3, 4, 5
+    text = path.read_bytes()
+    compressed = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}
+    for suffix, compress in compressed.items():
+        (tmp_path / f"events.csv.{suffix}").write_bytes(compress(text))
+    with zipfile.ZipFile(tmp_path / "events.csv.zip", "w") as archive:
+        archive.writestr("events.csv", text)
+    for suffix in [*compressed, "zip"]:
+        packed = tmp_path / f"events.csv.{suffix}"
+        assert len(read_table(packed, text_columns=["case"])) == 4
+        assert row_numbers(packed, 4)[0].tolist() == [2, 5, 6, 8], suffix
 
 
 def test_borrowed_tracking_restores_mlflow_settings_exactly(tmp_path, monkeypatch):

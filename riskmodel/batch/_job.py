@@ -95,7 +95,14 @@ import pandas as pd
 from .._errors import ConfigError, DataError, DataWarning, ModelError
 from .._faults import crash_point
 from .._version import VERSION
-from ..data import MIN_PLAUSIBLE_TIME, EventSchema, default_now, frame_fingerprint, times_aware
+from ..data import (
+    MIN_PLAUSIBLE_TIME,
+    EventSchema,
+    default_now,
+    frame_fingerprint,
+    parse_duration,
+    times_aware,
+)
 from ..lifecycle import is_csv
 from ..model import (
     area_column,
@@ -379,7 +386,8 @@ def score_batch(
     Returns
     -------
     dict
-        The manifest (also written to ``out / "manifest.json"``); ``counts`` reconcile:
+        The manifest (also written to ``out / "manifest.json"``); ``status`` is ``"scored"``
+        (a refused night raises, see below, and its manifest says ``"refused"``); ``counts`` reconcile:
         ``disputes_read == disputes_scored + disputes_rejected + disputes_not_open`` and
         ``events_read == events_clean + events_rejected + events_duplicates_dropped`` (exact
         duplicate rows, identical in every column, are scored once and counted here).
@@ -396,6 +404,10 @@ def score_batch(
         ``out`` exists and ``overwrite`` is false. Nothing is written.
     DataError
         Unreadable input, missing columns, invalid entities. Nothing is written to ``out``.
+        Or a night whose input could not be used (every row rejected, an empty export, no
+        scored dispute with an entities row, no kind the model knows): then ``out`` holds
+        the rejects and a manifest whose ``status`` is ``"refused"`` and ``refused_because``
+        says why, and no work lists; :func:`read_nightly` refuses it.
     ModelError
         The model cannot be found or loaded. Nothing is written to ``out``.
     """
@@ -409,6 +421,8 @@ def score_batch(
 
         require_pyspark()  # fail before any work: ConfigError naming riskmodel[spark]
     drift_thresholds = check_thresholds(drift_thresholds)
+    if open_rule_max_inactive is not None:
+        parse_duration(open_rule_max_inactive, "open_rule_max_inactive")  # a bare 365 would be nanoseconds
     if not isinstance(chunk_disputes, int | np.integer) or chunk_disputes < 1:
         raise ConfigError(f"chunk_disputes must be a positive integer, got {chunk_disputes!r}.")
     try:
@@ -728,6 +742,12 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
     manifest["model"].update(model_facts(predictor.model))  # what tiers and p mean, for the report
     if not manifest["counts"]["reconciles"]:  # pragma: no cover - an accounting bug, never data
         raise RuntimeError(f"batch accounting does not reconcile: {manifest['counts']}")
+    refusal = _refusal(manifest, entities_given=inputs["entities"] is not None)
+    manifest["status"] = "scored" if refusal is None else "refused"
+    if refusal is not None:  # nothing a station could act on: the work lists go, the rest stays to say why
+        manifest["refused_because"] = refusal
+        (final / "worklists.parquet").unlink()
+        manifest["files"].remove("worklists.parquet")
     timings["write"] += time.perf_counter() - t_w
     manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     manifest["timings_s"]["total"] = round(time.perf_counter() - night.t_start, 3)
@@ -740,36 +760,47 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
 _FEW_DISPUTES = 20  # below, a night whose every dispute lacks an entities row may be new disputes, not wrong ids
 
 
-def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
-    """Refuse a night whose input could not be used (the output folder stays, for the
-    rejects and the manifest): no usable event row, no scored dispute with an entities row
-    (of at least :data:`_FEW_DISPUTES`), no event of a kind the model was trained on. Warn
-    where only part of it is so."""
+def _refusal(manifest: dict, *, entities_given: bool) -> str | None:
+    """Why a night's input could not be used, or ``None``: no usable event row, no scored
+    dispute with an entities row (of at least :data:`_FEW_DISPUTES`), no event of a kind the
+    model was trained on."""
     c, unseen = manifest["counts"], (manifest.get("monitoring") or {}).get("unseen_rate") or {}
-    where = f"(the rejects and the manifest are in {out})"
     if c["events_read"] and not c["events_used"]:
-        raise DataError(f"events: none of the {c['events_read']:,} rows could be used, every one was rejected {where}; "
-                        "check the time and id columns of the export.")
+        return (f"events: none of the {c['events_read']:,} rows could be used, every one was rejected; check the "
+                "time and id columns of the export.")
     if not c["events_read"]:
-        raise DataError(f"events: the input has no row {where}: an empty export?")
+        return "events: the input has no row: an empty export?"
+    missing = c["disputes_without_entity_row"]
+    if entities_given and c["disputes_scored"] >= _FEW_DISPUTES and missing == c["disputes_scored"]:
+        return (f"none of the {missing:,} disputes scored has a row in the entities table: their attributes and "
+                "closing times are unknown; check that both files write the ids alike (padding, leading zeros, "
+                "another format).")
+    # 'other' holds the kinds beyond the model's columns: rare training kinds too, at the reference's rate
+    usual = ((manifest.get("monitoring") or {}).get("reference_unseen_rate") or {}).get("kinds") or 0.0
+    if c["disputes_scored"] >= _FEW_DISPUTES and (unseen.get("kinds") or 0.0) == 1.0 and usual < 0.5:
+        return ("none of the events' kinds has a column in the model: renamed kinds, or another export's codes? "
+                "Map them to the training kinds, or retrain.")
+    return None
+
+
+def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
+    """Raise the refusal of a night whose input could not be used (:func:`_refusal`; its
+    output folder stays, without work lists, its manifest's ``status`` ``"refused"``, for
+    the rejects and the manifest); warn where only part of it is so."""
+    c, unseen = manifest["counts"], (manifest.get("monitoring") or {}).get("unseen_rate") or {}
+    if manifest.get("status") == "refused":
+        raise DataError(f"{manifest['refused_because']} The night is refused: no work lists were written (the "
+                        f"rejects and the manifest are in {out}).")
     if c["events_used"] and not c["disputes_scored"]:
         warnings.warn(f"no dispute is open at as_of {manifest['as_of']} (counts.not_open_by_reason: "
                       f"{c['not_open_by_reason']}): is as_of the night you meant?", DataWarning, stacklevel=3)
     missing = c["disputes_without_entity_row"]
-    if entities_given and c["disputes_scored"] >= _FEW_DISPUTES and missing == c["disputes_scored"]:
-        raise DataError(f"none of the {missing:,} disputes scored has a row in the entities table {where}: their "
-                        "attributes and closing times are unknown; check that both files write the ids alike "
-                        "(padding, leading zeros, another format).")
     if entities_given and missing:
         warnings.warn(f"{missing:,} of {c['disputes_scored']:,} disputes scored have no row in the entities table: "
                       "scored without their attributes and closing time (in the manifest: "
                       "counts.disputes_without_entity_row).", DataWarning, stacklevel=3)
-    # 'other' holds the kinds beyond the model's columns: rare training kinds too, at the reference's rate
     tonight = unseen.get("kinds") or 0.0
     usual = ((manifest.get("monitoring") or {}).get("reference_unseen_rate") or {}).get("kinds") or 0.0
-    if c["disputes_scored"] >= _FEW_DISPUTES and tonight == 1.0 and usual < 0.5:
-        raise DataError(f"none of the events' kinds has a column in the model {where}: renamed kinds, or "
-                        "another export's codes? Map them to the training kinds, or retrain.")
     if tonight > max(2 * usual, usual + 0.02):
         warnings.warn(f"{tonight:.1%} of the night's events are of kinds without a column in the model (counted as "
                       f"'other'), against {usual:.1%} in training: renamed or new kinds? (manifest: "

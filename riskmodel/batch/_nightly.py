@@ -116,8 +116,9 @@ def read_nightly(path) -> NightlyOutput:
     Raises
     ------
     DataError
-        The folder or its ``scores.parquet`` is missing or unreadable, or a file its
-        ``manifest.json`` lists is missing.
+        The folder or its ``scores.parquet`` is missing or unreadable, a file its
+        ``manifest.json`` lists is missing, or the night was refused (its manifest's
+        ``status``).
     """
     path = Path(path)
     if not path.is_dir():
@@ -127,18 +128,21 @@ def read_nightly(path) -> NightlyOutput:
         found = sorted(p.name for p in path.iterdir())
         raise DataError(f"{path} has no scores.parquet; it holds {format_examples(found)}. "
                         "Pass the --out folder of `riskmodel score`.")
-    scores = check_scores(_read_parquet(path / "scores.parquet"), where=str(path / "scores.parquet"))
     manifest = {}
     if (path / "manifest.json").exists():
         try:
             manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataError(f"could not read {path / 'manifest.json'}: {exc}") from exc
+        if manifest.get("status") == "refused":
+            raise DataError(f"{path} is a night `riskmodel score` refused ({manifest.get('refused_because')}); its "
+                            "scores must not be used. Leave it out, or score the night again from a fixed export.")
         # a copy onto storage without atomic renames (an object store) can be caught half done
         missing = [name for name in manifest.get("files", []) if not (path / name).exists()]
         if missing:
             raise DataError(f"{path} is incomplete: its manifest.json lists {format_examples(missing)}, which "
                             "are missing (a copy still in progress, or an interrupted one).")
+    scores = check_scores(_read_parquet(path / "scores.parquet"), where=str(path / "scores.parquet"))
     optional = {name: _read_parquet(path / f"{name}.parquet") if (path / f"{name}.parquet").exists() else None
                 for name in ("worklists", "not_scored")}
     return NightlyOutput(path=path, scores=scores, manifest=manifest, **optional)

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._errors import DataError
 from ._keys import short_string_keys, stable_key_sort
 from ._schema import FEW_VALUES, decimal_text, id_kind, raise_unhashable
 
@@ -37,10 +38,27 @@ def lookup_positions(index: pd.Index, values: pd.Series) -> np.ndarray:
             index = pd.Index(decimal_text(index), dtype=object)
         else:
             values = pd.Series(decimal_text(values), dtype=object)
+    for side in (index, values):
+        _refuse_inexact_floats(side)
     try:
         return _lookup(index, values)
     except TypeError:
         raise_unhashable(np.asarray(values, dtype=object), getattr(values, "name", None))
+
+
+def _refuse_inexact_floats(ids) -> None:
+    """Float ids past 2**53 (an 18-digit case number read as a float) have lost digits: two
+    ids can share a float, so a lookup would join another dispute's rows. Refused, naming them."""
+    dtype = getattr(ids, "dtype", None)
+    if dtype is None or not pd.api.types.is_float_dtype(dtype):
+        return
+    values = np.asarray(ids, dtype=np.float64)
+    inexact = np.abs(values) >= 2.0**53
+    if inexact.any():
+        name = getattr(ids, "name", None)
+        raise DataError(f"ids{'' if name is None else f' in {name!r}'} are floating-point numbers past 2**53, which "
+                        f"cannot hold every digit of an id (e.g. {', '.join(f'{v:.0f}' for v in values[inexact][:3])}): two ids can "
+                        "read as one. Read them as integers or as text (e.g. dtype=str when reading the file).")
 
 
 def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:

@@ -201,6 +201,13 @@ def _plain(value):
 # shared checks
 
 
+def require_schema(schema) -> None:
+    """A :class:`DataError` unless ``schema`` is an :class:`EventSchema`."""
+    if not isinstance(schema, EventSchema):
+        raise DataError(f"schema must be an EventSchema (EventSchema(**d) or EventSchema.from_dict(d) for a dict), "
+                        f"got {type(schema).__name__}.")
+
+
 def require_frame(df, what: str, *, allow_empty: bool = False) -> None:
     if not isinstance(df, (pd.DataFrame, Columns)):  # Columns: built internally (pyfunc's entities)
         raise DataError(f"{what} must be a pandas DataFrame, got {type(df).__name__}.")
@@ -655,7 +662,7 @@ class ScreenedEvents:
     n_rejects: int  #: number of rejected rows
     _raw_rejects: tuple = field(repr=False)
     kind_col: str | None = None  #: the schema's kind column
-    #: :func:`object_codes` of the valid rows' kinds (input order), when they were hashed to be judged
+    #: :func:`column_codes` of the valid rows' kinds (input order), as they were judged
     kind_codes: tuple | None = field(default=None, repr=False)
     #: the entity code of each of ``first_ids`` (-1: no valid event), when they were given
     first_codes: np.ndarray | None = field(default=None, repr=False)
@@ -778,7 +785,7 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
             uniques = pd.Index(ids.array.take(order[np.flatnonzero(is_first)]))  # each entity's first row
             return order, _run_numbers(is_first), uniques, sorted_ns
         # Sort once by (entity, time) through integer codes: much faster than sorting strings.
-        codes = column_codes(ids)  # a categorical's codes follow its categories: sorted as pandas sorts it
+        codes = numbers_as_text(*column_codes(ids))  # a categorical's codes follow its categories: sorted as pandas sorts it
         sort_ids = sort_ids and not isinstance(ids.dtype, pd.CategoricalDtype)
     if sort_ids and len(codes[1]):  # number the ids in sorted order (as pd.factorize(sort=True))
         rank, uniques = pd.factorize(pd.Index(codes[1]), sort=True)
@@ -818,6 +825,7 @@ def screen_events(
     event), so they need no lookup, and cutoffs listed in that order need no reordering.
     """
     require_frame(events, "events")
+    require_schema(schema)
     require_columns(events, schema.event_columns, "events", schema=schema)
     columns = {col: events[col] for col in schema.event_columns}
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
@@ -826,8 +834,9 @@ def screen_events(
     id_codes, first_codes = _id_codes(columns[schema.entity_col], None if sort_ids else first_ids)
     kind_codes = object_codes(columns[schema.kind_col])
     not_str_kind = check_kinds(columns[schema.kind_col], schema.kind_col, kind_codes)
+    kind_codes, blank_kind = _blank_kinds(columns[schema.kind_col], kind_codes)
 
-    now = naive_utc(default_now() if now is None else now)
+    now = naive_utc(default_now() if now is None else now, "now")
     t_ns = times.to_numpy().view(np.int64)  # NaT is the smallest int64
     # every time check below fails only outside [MIN_PLAUSIBLE_TIME, now] (NaT, from
     # missing or unparseable times, is the smallest int64): one pass when all are in
@@ -840,7 +849,7 @@ def screen_events(
         (t_ns < MIN_PLAUSIBLE_TIME.value if checks_times else None,
          f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
         (t_ns > now.value if checks_times else None, f"time in the future (after {now}) in {schema.time_col!r}"),
-        (_missing(columns[schema.kind_col], kind_codes), f"missing kind in {schema.kind_col!r}"),
+        (_missing(columns[schema.kind_col], kind_codes) | blank_kind, f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
     masks = [None if mask is None else np.asarray(mask, dtype=bool) for mask, _ in checks]
@@ -966,9 +975,36 @@ def _id_codes(ids: pd.Series, first_ids) -> tuple[tuple[np.ndarray, pd.Index] | 
     kinds = {id_kind(pd.Series(first_ids)), id_kind(ids)} if n_first else set()
     if not (n_first and pd.api.types.is_object_dtype(ids.dtype) and len(ids) > FEW_VALUES
             and (len(kinds) == 1 or "number" not in kinds)):  # numbers and text: looked up, as text
-        return object_codes(ids), None
-    codes, uniques = object_codes(ids, first=np.asarray(first_ids, dtype=object))
+        hashed = object_codes(ids)
+        return None if hashed is None else numbers_as_text(*hashed), None
+    codes, uniques = numbers_as_text(*object_codes(ids, first=np.asarray(first_ids, dtype=object)))
     return (codes[n_first:], uniques), codes[:n_first]
+
+
+def numbers_as_text(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Codes of ids of one column holding numbers and text (two extracts concatenated) renumbered
+    with the numbers as text (:func:`decimal_text`): ``2895`` and ``"2895"`` are one id, as they
+    are across tables (:func:`~riskmodel.data.lookup_positions`). Other codes as they are."""
+    if not pd.api.types.is_object_dtype(uniques.dtype) or pd.api.types.infer_dtype(uniques, skipna=True) not in (
+            "mixed-integer", "mixed"):  # one type (the usual case), judged in C
+        return codes, uniques
+    values = uniques.to_numpy(dtype=object)
+    if not (any(isinstance(v, str) for v in values)
+            and any(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in values)):
+        return codes, uniques
+    renumbered, text = pd.factorize(decimal_text(values))
+    return np.append(renumbered, -1)[codes], pd.Index(text, dtype=object)  # code -1 (missing) stays -1
+
+
+def _blank_kinds(kinds: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> tuple[tuple | None, np.ndarray]:
+    """The kinds' codes (:func:`column_codes`, those given reused) and the rows whose kind is
+    blank: empty or whitespace only (a ``CHAR(n)`` column's empty value, trimmed to ``""``),
+    a missing kind. Each distinct value is judged once; the codes are the features' too."""
+    if codes is None and not _all_missing_numbers(kinds):  # numbers were refused by check_kinds
+        codes = column_codes(kinds)
+    if codes is None:
+        return None, np.zeros(len(kinds), dtype=bool)
+    return codes, per_value(*codes, lambda v: isinstance(v, str) and not v.strip())
 
 
 def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np.ndarray:
@@ -1163,7 +1199,19 @@ def raise_rejects(rejects: pd.DataFrame, what: str, *, numbers: Sequence | None 
                     cli=None if cli_fix is None else text + (f". {cli_fix}" if cli_fix else ""))
 
 
-def naive_utc(ts) -> pd.Timestamp:
+def naive_utc(ts, name: str | None = None) -> pd.Timestamp:
+    """``ts`` as a naive UTC :class:`pandas.Timestamp`. ``name``: the keyword argument it came
+    from; a number (pandas would read nanoseconds since 1970) or a value that is not a time is
+    then a :class:`DataError` naming it."""
+    if name is not None:
+        if isinstance(ts, bool | int | float | np.number):
+            raise DataError(f"{name}={ts!r} is a number, not a date; give one such as '2024-06-01'.")
+        try:
+            stamp = pd.Timestamp(ts)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise DataError(f"{name}={ts!r} is not a date or time such as '2024-06-01' ({exc}).") from None
+        if stamp is pd.NaT:
+            raise DataError(f"{name} is missing ({ts!r}); give a date such as '2024-06-01'.")
     ts = pd.Timestamp(ts)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)

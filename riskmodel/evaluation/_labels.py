@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError
+from .._errors import DataError, DataWarning, format_examples
 from ..data import (
     NAT_NS,
     Clock,
@@ -24,10 +26,32 @@ __all__ = ["make_cutoffs", "make_labels", "open_disputes"]
 
 
 def _outcome_kinds(schema: EventSchema, outcome_kinds) -> tuple[str, ...]:
-    kinds = tuple(outcome_kinds) if outcome_kinds is not None else tuple(schema.outcome_kinds)
-    if not kinds:
-        raise DataError("no outcome kinds: pass outcome_kinds=[...] or set EventSchema.outcome_kinds.")
-    return kinds
+    """The outcome kinds asked for (a lone string is one kind, as in :class:`EventSchema`)."""
+    if outcome_kinds is None:
+        return tuple(schema.outcome_kinds) or _no_outcome_kinds()
+    kinds = (outcome_kinds,) if isinstance(outcome_kinds, str) else tuple(outcome_kinds)
+    if not all(isinstance(k, str) and k.strip() for k in kinds):
+        raise DataError(f"outcome_kinds must be event kinds (strings), got {outcome_kinds!r}.")
+    return kinds or _no_outcome_kinds()
+
+
+def _no_outcome_kinds():
+    raise DataError("no outcome kinds: pass outcome_kinds=[...] or set EventSchema.outcome_kinds.")
+
+
+def _warn_if_no_outcome(prepared: PreparedEvents, kinds, seen: bool, meaning: str) -> None:
+    """A :class:`DataWarning` when none of the outcome ``kinds`` occurs in the log (a misspelt
+    kind?), naming the kinds the log holds."""
+    if len(prepared) and not seen:
+        warnings.warn(f"none of the outcome kinds {list(kinds)} occurs in the events' {prepared.schema.kind_col!r} "
+                      f"column: {meaning} (kinds seen: {format_examples(prepared.kind_counts().index[:10])}).",
+                      DataWarning, stacklevel=3)
+
+
+def _max_inactive_ns(max_inactive) -> int | None:
+    """``max_inactive`` in nanoseconds (``None``: no dormancy rule), refused in its own name
+    when it is not a positive duration."""
+    return None if max_inactive is None else parse_duration(max_inactive, "max_inactive", error=DataError).value
 
 
 def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outcome_kinds) -> pd.DataFrame:
@@ -93,15 +117,21 @@ def make_cutoffs(
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
     kinds = _outcome_kinds(schema, outcome_kinds)
+    inactive_ns = _max_inactive_ns(max_inactive)
     ents = validate_entities(entities, schema) if entities is not None else None
     spans = _dispute_spans(prepared, ents, kinds)
-    t0 = naive_utc(start) if start is not None else pd.Timestamp(prepared.times_ns.min())
-    t1 = naive_utc(end) if end is not None else pd.Timestamp(prepared.times_ns.max())
+    _warn_if_no_outcome(prepared, kinds, bool((spans["outcome"] != NAT_NS).any()), "no dispute ever escalates")
+    t0 = naive_utc(start, "start") if start is not None else pd.Timestamp(prepared.times_ns.min())
+    t1 = naive_utc(end, "end") if end is not None else pd.Timestamp(prepared.times_ns.max())
     zone = prepared.zone if prepared.tz_aware and start is None else None
     if start is None:  # from the midnight before the first event (on the events' own clock): it never moves
         t0 = t0.normalize() if zone is None else t0.tz_localize("UTC").tz_convert(zone).normalize()
         t1 = t1 if zone is None else t1.tz_localize("UTC").tz_convert(zone)
-    grid = pd.date_range(t0, t1, freq=freq)
+    try:
+        grid = pd.date_range(t0, t1, freq=freq)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"freq {freq!r} is not a pandas frequency such as 'MS' (the first of every month) or "
+                        f"'7D' ({exc}).") from None
     if len(grid) == 0:
         raise DataError(f"no grid dates between {t0} and {t1} at frequency {freq!r}.")
     if grid.tz is not None:
@@ -121,7 +151,7 @@ def make_cutoffs(
     owner, pos = expand_ranges(lo, hi)
     as_of = grid_ns[pos]
     keep = np.ones(len(owner), dtype=bool)
-    if max_inactive is not None:
+    if inactive_ns is not None:
         # last event strictly before as_of, via one search over (entity, time) keys
         clock = Clock.for_range(len(spans) + 2, int(prepared.times_ns.min()), int(max(grid_ns.max(), prepared.times_ns.max())))
         ev_keys = clock.keys(prepared.entity_codes, clock.ticks(prepared.times_ns))
@@ -129,7 +159,7 @@ def make_cutoffs(
         q = np.maximum(q, 0)
         own = prepared.entity_codes[q] == owner  # else the search landed on another dispute
         last = prepared.times_ns[q]
-        keep = ~own | ((as_of - last) <= pd.Timedelta(max_inactive).value)
+        keep = ~own | ((as_of - last) <= inactive_ns)
     out = pd.DataFrame(
         {schema.entity_col: spans.index.to_numpy()[owner[keep]], "as_of": pd.to_datetime(as_of[keep])}
     )
@@ -171,13 +201,15 @@ def make_labels(
     kinds = _outcome_kinds(schema, outcome_kinds)
     cut = validate_cutoffs(cutoffs, schema, tz_aware=prepared.tz_aware)
     h = parse_duration(horizon, "horizon", error=DataError).value
-    end = pd.Timestamp(observed_until) if observed_until is not None else pd.Timestamp(prepared.times_ns.max())
+    end = naive_utc(observed_until, "observed_until") if observed_until is not None else pd.Timestamp(
+        prepared.times_ns.max())
     end_ns = end.value
     is_out = prepared.is_kind(kinds)
     codes = prepared.entity_codes[is_out]
     times = prepared.times_ns[is_out]
     as_of = cut["as_of"].to_numpy("datetime64[ns]").view(np.int64)
-    q_codes = prepared.entity_ids.get_indexer(cut[schema.entity_col])
+    q_codes = lookup_positions(prepared.entity_ids, cut[schema.entity_col])  # 2895 and "2895": one dispute
+    _warn_if_no_outcome(prepared, kinds, bool(is_out.any()), "every label is 0")
     n = len(prepared.entity_ids)
     q_codes = np.where(q_codes < 0, n, q_codes)
     clock = Clock.for_range(n + 2, int(prepared.times_ns.min()), int(max(prepared.times_ns.max(), as_of.max() + h)))
@@ -218,7 +250,7 @@ def open_disputes(
     """
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
-    as_of = naive_utc(as_of)
+    as_of = naive_utc(as_of, "as_of")
     cut = make_cutoffs(
         prepared, schema, entities=entities, start=as_of, end=as_of, freq="D",
         outcome_kinds=outcome_kinds, max_inactive=max_inactive,

@@ -41,6 +41,7 @@ from ..data import (
     per_value,
     require_columns,
     require_frame,
+    require_schema,
     screen_events,
     time_zone,
     trimmed_codes,
@@ -299,22 +300,23 @@ class PreparedEvents:
         return per_value(*self.codes(self.schema.kind_col), wanted.__contains__)
 
     def _texts(self, column: str) -> pa.Array:
-        """The text column as an Arrow string array (non-strings become missing)."""
+        """The text column as an Arrow string array (:func:`_as_text` of each value)."""
         def compute():
             values = self._raw[column]
             try:
                 return pa.array(values, type=pa.large_string(), from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects: strings only
-                return pa.array(values.where(values.map(lambda v: isinstance(v, str))), type=pa.large_string(),
-                                from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects, bytes that are not UTF-8
+                return pa.array([_as_text(v) for v in values.to_numpy(dtype=object)], type=pa.large_string())
 
         return self._shared_result(("text", column), compute)
 
     def _few_texts(self, column: str) -> np.ndarray | None:
-        """A short text column as an object array (``None`` when long: use Arrow)."""
+        """A short text column as an object array of :func:`_as_text` values (``None`` when
+        long: use Arrow)."""
         if len(self._raw) > FEW_VALUES:
             return None
-        return self._shared_result(("few_texts", column), lambda: self._raw[column].to_numpy(dtype=object))
+        return self._shared_result(("few_texts", column), lambda: np.array(
+            [_as_text(v) for v in self._raw[column].to_numpy(dtype=object)], dtype=object))
 
     def text_matches(self, column: str, pattern: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text matches the regular expression.
@@ -357,6 +359,17 @@ class PreparedEvents:
                               order=order, times_ns=self.times_ns[keep], zone=self.zone, _shared=self._shared)
 
 
+def _as_text(value) -> str | None:
+    """A narrative as the text features read it, as Arrow reads a column: a string, bytes in
+    UTF-8 decoded; anything else (a number, bytes in another encoding) missing."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
 def prepare_events(
     events: pd.DataFrame | PreparedEvents,
     schema: EventSchema | None = None,
@@ -382,7 +395,7 @@ def _prepare(events, schema: EventSchema, *, now=None, first_ids=None) -> tuple[
 
 
 def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Index, bool, str | None]:
-    """The codes of the events' string kinds (missing and non-string kinds left out), the
+    """The codes of the events' string kinds (missing, blank and non-string kinds left out), the
     kinds, whether times carry a timezone and which (:func:`time_zone`): what ``fit``
     learns from, without screening or sorting the log."""
     if isinstance(events, PreparedEvents):
@@ -401,7 +414,8 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     zone = time_zone(events[schema.time_col]) if tz_aware else None
     codes, uniques = column_codes(kinds) if hashed is None else hashed
     codes = np.asarray(codes, dtype=np.int64)
-    return *trimmed_codes(codes[per_value(codes, uniques, lambda v: isinstance(v, str))], uniques), tz_aware, zone
+    kept = per_value(codes, uniques, lambda v: isinstance(v, str) and bool(v.strip()))  # blank: a missing kind
+    return *trimmed_codes(codes[kept], uniques), tz_aware, zone
 
 
 def index_screened(screened, schema: EventSchema) -> PreparedEvents:
@@ -416,9 +430,11 @@ def index_screened(screened, schema: EventSchema) -> PreparedEvents:
 
 
 def _kind_slugs(kinds: Sequence[str]) -> dict[str, str]:
-    """Readable, unique, ASCII column-name fragments for event kinds."""
+    """Readable, unique, ASCII column-name fragments for event kinds; none is ``all`` or
+    ``event``, which would name the columns of every kind (``count_all_30D``,
+    ``days_since_last_event``)."""
     slugs: dict[str, str] = {}
-    used: set[str] = set()
+    used: set[str] = {"all", "event"}
     for i, kind in enumerate(kinds):
         name = slug(kind) or f"kind{i}"
         while name in used:
@@ -524,14 +540,34 @@ class FeatureBuilder(BaseEstimator):
         return self.schema or EventSchema()
 
     def _validate_params(self) -> None:
+        require_schema(self._schema())
         registered = tuple(f.name for f in feature_families())
+        for name in ("families", "windows", "keyword_windows", "trend_windows"):  # a str would be read letter by letter
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise DataError(f"{name} must be a list of strings, e.g. {name}=({value!r},), got {value!r}.")
         unknown = sorted(set(self.families) - set(registered))
         if unknown:
             raise DataError(f"unknown feature families {unknown}; choose from {registered}.")
+        if any(isinstance(p, str) or len(p) != 2 or not all(isinstance(k, str) for k in p) for p in self.streaks):
+            raise DataError(f"streaks must be (kind, reset_kind) pairs, e.g. (('threat', 'mediation_success'),), got "
+                            f"{self.streaks!r}.")
+        hours = self.night_hours
+        if isinstance(hours, str) or len(hours) != 2 or not all(
+                isinstance(h, int | np.integer) and not isinstance(h, bool) and 0 <= h <= 23 for h in hours):
+            raise DataError(f"night_hours must be two hours of the day (0-23), start and end, e.g. (22, 6), got "
+                            f"{hours!r}.")
+        lexicon = {} if self.keywords is None else self.keywords
+        if not isinstance(lexicon, Mapping) or not all(
+                (isinstance(w, str) and w.strip()) or (not isinstance(w, str) and all(isinstance(k, str) and k.strip()
+                                                                                    for k in w))
+                for w in lexicon.values()):
+            raise DataError(f"keywords must map a group name to its keywords (non-empty strings; an empty one would "
+                            f"match every text), e.g. {{'threat': ['扬言', '报复']}}, got {self.keywords!r}.")
         for family in feature_families():
             family.validate(self)
-        if self.max_kinds < 1:
-            raise DataError("max_kinds must be at least 1.")
+        if isinstance(self.max_kinds, bool) or not isinstance(self.max_kinds, int | np.integer) or self.max_kinds < 1:
+            raise DataError(f"max_kinds must be a positive integer, got {self.max_kinds!r}.")
 
     def _active(self, family: str) -> bool:
         """Whether family ``family`` is asked for and its inputs exist."""
@@ -571,7 +607,7 @@ class FeatureBuilder(BaseEstimator):
 
     def _lexicon(self) -> dict[str, tuple[str, ...]]:
         lexicon = DEFAULT_KEYWORDS if self.keywords is None else self.keywords
-        return {str(k): tuple(v) for k, v in lexicon.items() if len(v)}
+        return {str(k): (v,) if isinstance(v, str) else tuple(v) for k, v in lexicon.items() if len(v)}  # one keyword
 
     # ----------------------------------------------------------------------------------
     # fit / transform
@@ -599,6 +635,9 @@ class FeatureBuilder(BaseEstimator):
         schema = self._schema()
         codes, uniques, tz_aware, zone = _kind_codes_and_tz(events, schema)
         counts = pd.Series(np.bincount(codes, minlength=len(uniques)), index=uniques.astype(object))
+        # values no event holds (a categorical's unused categories, blank kinds) have no column, and
+        # a kind called 'other' is counted with the other kinds, under that name
+        counts = counts[(counts > 0) & (counts.index != OTHER_KIND)]
         counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
         self.kinds_ = sorted(counts.index[: self.max_kinds].tolist())
         self.kind_slugs_ = _kind_slugs(self.kinds_ + [OTHER_KIND])
@@ -870,11 +909,12 @@ class FeatureComputation:
         _, uniques = self.ev._input_codes(self.schema.kind_col)
         to_vocab = self.b._vocabulary(None).codes(uniques.to_numpy(dtype=object))
         unseen_values = to_vocab < 0
-        if unseen_values.any():
+        unseen = unseen_values & (uniques.to_numpy(dtype=object) != OTHER_KIND)  # 'other' is the other kinds
+        if unseen.any():
             per_kind = np.bincount(self.ev._input_codes(self.schema.kind_col)[0], minlength=len(uniques))
-            names = uniques[unseen_values]
+            names = uniques[unseen]
             warnings.warn(
-                f"{int(per_kind[unseen_values].sum())} event(s) of {len(names)} kind(s) not seen at fit "
+                f"{int(per_kind[unseen].sum())} event(s) of {len(names)} kind(s) not seen at fit "
                 f"are counted as '{OTHER_KIND}': {format_examples(names)}.",
                 DataWarning,
                 stacklevel=4,

@@ -11,9 +11,11 @@ import csv
 import dataclasses
 import gzip
 import hashlib
+import io
 import json
 import lzma
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -351,20 +353,38 @@ def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
     if is_csv(path):
         lines = []
         try:
-            opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
-            with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as handle:
+            with _open_text(path) as handle:
                 reader = csv.reader(handle)
                 end = 0  # the line the previous record ended on
                 for record in reader:
                     if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
                         lines.append(end + 1)  # where the record starts (a quoted field may span lines)
                     end = reader.line_num
-        except (OSError, csv.Error):
+        except (OSError, csv.Error, zipfile.BadZipFile, ImportError):
             lines = []
         if len(lines) == n_rows + 1:  # the header, then one record per row
             return np.asarray(lines[1:], dtype=np.int64), "line"
         return np.arange(2, n_rows + 2, dtype=np.int64), "line"  # best effort: no blank lines
     return np.arange(1, n_rows + 1, dtype=np.int64), "row"
+
+
+def _open_text(path: Path):
+    """A CSV file, plain or compressed as :func:`read_csv` reads it, open as text (undecodable
+    bytes replaced: only the line breaks and quotes are read)."""
+    suffix = path.suffix.lower()
+    if suffix == ".zip":  # one file inside, as pandas reads it
+        archive = zipfile.ZipFile(path)
+        names = archive.namelist()
+        if len(names) != 1:
+            archive.close()
+            raise OSError(f"{path} holds {len(names)} files")
+        return io.TextIOWrapper(archive.open(names[0]), encoding="utf-8", errors="replace", newline="")
+    if suffix == ".zst":
+        import zstandard  # pandas reads .zst with it: present when the file could be read
+
+        return zstandard.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(suffix, open)
+    return opener(path, "rt", newline="", encoding="utf-8", errors="replace")
 
 
 def read_capacity(path, *, by: str | None = None) -> dict:

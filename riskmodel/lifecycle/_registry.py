@@ -13,13 +13,14 @@ import logging
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .._errors import ConfigError, ModelError
+from .._errors import ConfigError, DataWarning, ModelError
 from .._faults import crash_point
 from ..data import frame_fingerprint
 from ..evaluation import make_cutoffs, make_labels
@@ -647,8 +648,10 @@ class Predictor:
         out, table, need = retier_scores(out, policy, model.tier_policy_, id_col=schema.entity_col, areas=areas,
                                          reasons=reasons)
         if need.any():  # newly red or yellow tonight: their reasons were not computed
-            again = model._predict(events, out.loc[need, [schema.entity_col, "as_of"]], entities=entities,
-                                   reasons="all", context_events=context_events)
+            with warnings.catch_warnings():  # the first pass gave every warning about these events
+                warnings.simplefilter("ignore", DataWarning)
+                again = model._predict(events, out.loc[need, [schema.entity_col, "as_of"]], entities=entities,
+                                       reasons="all", context_events=context_events)
             for col in ("reasons", "reason_features"):
                 out[col] = out[col].astype(object)
                 out.loc[need, col] = again[col].to_numpy()

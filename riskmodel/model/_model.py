@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import roc_auc_score
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError
-from ..data import EventSchema, decimal_text, validate_cutoffs
+from ..data import EventSchema, decimal_text, parse_duration, validate_cutoffs
 from ..features import FeatureBuilder, prepare_events
 from ._calibration import Calibrator
 from ._protocol import (
@@ -344,14 +344,22 @@ class RiskModel(BaseEstimator):
                 or self.n_estimators < 1:
             raise ConfigError(f"n_estimators must be a positive integer, got {self.n_estimators!r}.")
         for name in ("horizon",) + (() if self.calibration_half_life in (None, "auto") else ("calibration_half_life",)):
+            if getattr(self, name) is not None:  # a bare 90 would be 90 nanoseconds
+                parse_duration(getattr(self, name), name)
+        for name in ("early_stopping_rounds", "top_k_reasons"):
             value = getattr(self, name)
-            if value is None:
-                continue
-            try:
-                if pd.Timedelta(value) <= pd.Timedelta(0):
-                    raise ValueError("not positive")
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(f"{name} must be a positive duration such as '90D', got {value!r} ({exc}).") from None
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < (name == "early_stopping_rounds"):
+                raise ConfigError(f"{name} must be a {'positive' if name == 'early_stopping_rounds' else 'non-negative'} "
+                                  f"integer, got {value!r}.")
+        for name in ("kind_labels", "column_labels", "value_labels"):  # checked before training, not after it
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), Mapping):
+                raise ConfigError(f"{name} must be a mapping (name -> readable words), got {getattr(self, name)!r}.")
+        if self.tier_policy is not None and not isinstance(self.tier_policy, TierPolicy):
+            raise ConfigError(f"tier_policy must be a TierPolicy, e.g. TierPolicy(red=0.05, yellow=0.15), got "
+                              f"{self.tier_policy!r}.")
+        if self.schema is not None and not isinstance(self.schema, EventSchema):
+            raise ConfigError(f"schema must be an EventSchema (EventSchema(**d) for a dict), got "
+                              f"{type(self.schema).__name__}.")
         if self.search_budget is not None and (not isinstance(self.search_budget, int | float | np.number)
                                                or isinstance(self.search_budget, bool) or self.search_budget <= 0):
             raise ConfigError(f"search_budget must be a positive number of seconds, got {self.search_budget!r}.")

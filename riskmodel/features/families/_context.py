@@ -4,10 +4,12 @@ look-back window (cross-dispute)."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
 
+from ..._errors import DataWarning
 from ...data import NAT_NS, Clock, Timeline, lookup_positions, run_starts
 from .._family import GROUP_PREFIX, ContextNeed, FeatureFamily, window_days, window_text
 
@@ -60,6 +62,8 @@ class Context(FeatureFamily):
             else:
                 e_codes = lookup_positions(cx.entity_ids, ents[id_col])
                 e_groups = np.where(e_codes >= 0, g_of_entity, -1)
+                if cx is not comp.ev and g == comp.schema.group_cols[0]:
+                    _warn_groupless(cx, e_codes, esc_time, g)
             known = (e_codes >= 0) & (e_groups >= 0)
             e_codes, e_groups = e_codes[known], e_groups[known]
             clock = Clock.for_range(len(vocab) + 2, comp.t_min, comp.t_max)
@@ -94,3 +98,18 @@ class Context(FeatureFamily):
     def context_columns(self, builder, schema) -> list[str]:
         # the dispute's area, not the dispute: a station cannot act on its own base rate
         return self.columns(builder, schema)[0]
+
+
+def _warn_groupless(cx, e_codes: np.ndarray, esc_time: np.ndarray, group: str) -> None:
+    """A :class:`DataWarning` when escalated disputes of ``context_events`` have no row in the
+    entities table: their group is unknown, so the group features leave them out (a table
+    holding only the scored disputes' rows reads as quiet stations)."""
+    n = len(cx.entity_ids)
+    has_row = np.zeros(n, dtype=bool)
+    has_row[e_codes[e_codes >= 0]] = True
+    lost = (esc_time[:n] != NAT_NS) & ~has_row
+    if lost.any():
+        warnings.warn(f"{int(lost.sum()):,} of the {int((esc_time[:n] != NAT_NS).sum()):,} escalated disputes in "
+                      f"context_events have no row in entities=, so their {group!r} is unknown and the {group} "
+                      f"escalation features leave them out: pass the whole entities table (or the column "
+                      f"'{GROUP_PREFIX}{group}' in context_events).", DataWarning, stacklevel=6)
