@@ -132,10 +132,16 @@ def _tier_options(args):
         changes["by"] = args.tiers_by or None  # --tiers-by "" : city-wide
     if args.capacity:
         capacity: dict = {}
+        if args.tiers_by == "":
+            raise ConfigError('--capacity gives areas their capacities, and --tiers-by "" ranks city-wide: drop one '
+                              "(--tiers-by COLUMN names the areas; without it, the first group column).")
         for item in args.capacity:
             if "=" not in item:  # a table
                 from .lifecycle import read_capacity
 
+                if not Path(item).exists() and ":" in item:
+                    raise ConfigError(f"--capacity {item!r}: use AREA=RED or AREA=RED/YELLOW (an equals sign), or "
+                                      "the path of a CSV / parquet table (area, red[, yellow]).")
                 capacity.update(read_capacity(item, by=args.tiers_by))
                 continue
             area, _, value = item.partition("=")

@@ -702,3 +702,70 @@ def test_a_night_in_another_timezone_convention_is_refused(model_dir, data, tmp_
         with pytest.raises(ConfigError, match="is after tomorrow: a night is scored at a time"):
             score_batch(events=events, as_of=typo, out=tmp_path / "typo", **kw)
     assert not any((tmp_path / name).exists() for name in ("zoned", "offset", "typo"))
+
+
+def test_a_refused_night_is_left_out_and_its_folder_scored_again(model_dir, data, tmp_path):
+    """A refused night among several (``nights/*``) is left out of the multi-night reading,
+    with a warning (every night was refused with it); the fixed export is scored into the
+    refused folder without overwrite (it holds no night)."""
+    from riskmodel.batch import concat_scores
+
+    kw = dict(model=str(model_dir), entities=data["entities"], chunk_disputes=400)
+    events = data["sim"].events
+    score_batch(events=events, as_of=AS_OF, out=tmp_path / "n1", **kw)
+    with pytest.raises(DataError, match="none of the events' kinds has a column"):
+        score_batch(events=events.assign(kind="x_" + events["kind"].astype(object)), as_of="2024-06-02",
+                    out=tmp_path / "n2", **kw)
+    with pytest.warns(DataWarning, match=r"1 night\(s\) `riskmodel score` refused are left out"):
+        both = concat_scores([tmp_path / "n1", tmp_path / "n2"])
+    assert set(both["as_of"].dt.normalize()) == {pd.Timestamp(AS_OF)}
+    m = score_batch(events=events, as_of="2024-06-02", out=tmp_path / "n2", **kw)  # no overwrite needed
+    assert m["status"] == "scored" and (tmp_path / "n2" / "worklists.parquet").exists()
+    with pytest.raises(ConfigError, match="already exists"):  # a scored night stays protected
+        score_batch(events=events, as_of="2024-06-02", out=tmp_path / "n2", **kw)
+
+
+def test_inputs_as_exports_come(model_dir, data, tmp_path):
+    """A hive dataset whose oldest part has a column all missing (Arrow type null), a folder of
+    CSV parts, and entities closing times that do not parse: scored (they failed with Arrow's
+    messages, or counted closed disputes open without a word)."""
+    sim = data["sim"]
+    kw = dict(model=str(model_dir), as_of=AS_OF, chunk_disputes=400)
+    base = score_batch(events=sim.events, entities=data["entities"], out=tmp_path / "base", **kw)
+    events = sim.events.assign(month=sim.events["time"].dt.strftime("%Y-%m"))
+    for i, (month, rows) in enumerate(events.groupby("month")):
+        part = rows.drop(columns="month")
+        if i == 0:
+            part = part.assign(narrative=None)  # a month exported without narratives
+        (tmp_path / "hive" / f"month={month}").mkdir(parents=True)
+        part.to_parquet(tmp_path / "hive" / f"month={month}" / "part-0.parquet", index=False)
+    (tmp_path / "csv").mkdir()
+    third = len(sim.events) // 3 + 1
+    for i in range(3):
+        sim.events.iloc[i * third:(i + 1) * third].to_csv(tmp_path / "csv" / f"events-{i}.csv", index=False)
+    for name in ("hive", "csv"):
+        m = score_batch(events=tmp_path / name, entities=data["entities"], out=tmp_path / f"out_{name}", **kw)
+        assert m["counts"]["disputes_scored"] == base["counts"]["disputes_scored"] > 0, name
+    entities = sim.entities.copy()
+    closed = entities["closed_at"].notna()
+    entities["closed_at"] = entities["closed_at"].astype(object).where(~closed, "已结案")  # closed, no date
+    with pytest.warns(DataWarning, match=r"entities column 'closed_at': [\d,]+ time\(s\) did not parse"):
+        m = score_batch(events=sim.events, entities=entities, out=tmp_path / "closed", **kw)
+    assert m["counts"]["entities_unparseable_times"] == {"closed_at": int(closed.sum())}
+
+
+def test_an_output_that_cannot_be_written_is_said_in_words(model_dir, data, tmp_path, monkeypatch):
+    """A full disk or a folder the user cannot write is a ConfigError naming the path (it was
+    'a bug in riskmodel', exit 1)."""
+    import errno
+
+    import riskmodel.batch._job as job
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(job.os, "rename", full)
+    with pytest.raises(ConfigError, match="cannot write .*No space left on device") as caught:
+        score_batch(model=str(model_dir), events=data["sim"].events, entities=data["entities"], as_of=AS_OF,
+                    out=tmp_path / "out", chunk_disputes=400)
+    assert "--out" in caught.value.for_cli()

@@ -1062,3 +1062,13 @@ def test_context_events_without_their_entities_rows_warn():
         warnings.simplefilter("error", DataWarning)
         part = fb.transform(own, cut, entities=entities, context_events=events)
     pd.testing.assert_frame_equal(part, fb.transform(events, cut, entities=entities))
+
+
+def test_a_party_of_spaces_is_no_party():
+    """A party id of spaces only (a CHAR(n) column's empty value) is no party: it linked every
+    dispute holding one into one party."""
+    events, _, cutoffs = random_log(9)
+    blank = events.assign(party_id=events["party_id"].where(events.index % 5 != 0, " " * 10))
+    missing = events.assign(party_id=events["party_id"].where(events.index % 5 != 0, None))
+    fb = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("party",)).fit(events)
+    pd.testing.assert_frame_equal(fb.transform(blank, cutoffs), fb.transform(missing, cutoffs))

@@ -1056,3 +1056,18 @@ def test_now_and_schema_are_checked_in_their_own_names():
         validate_events(make_events(), SCHEMA, now="tomorrow")
     with pytest.raises(DataError, match="schema must be an EventSchema"):
         validate_events(make_events(), {"entity_col": "dispute_id"})
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+@pytest.mark.parametrize("rows", [6, 300])
+def test_blank_ids_are_missing_and_padded_twins_warn(dtype, rows):
+    """An id of spaces only (a CHAR(n) column's empty value) or empty is a missing id: its rows
+    are rejected (they made one phantom dispute); ids differing from another only by spaces
+    around them are different disputes, with a warning naming them."""
+    ids = pd.Series((["a", " " * 18, "a ", "b", "", "c"] * rows)[:rows], dtype=dtype)
+    events = pd.DataFrame({"dispute_id": ids, "kind": "call",
+                           "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(rows), unit="h")})
+    with pytest.warns(DataWarning, match=r"1 id\(s\) differ from another only by spaces around them, e.g. \['a '\]"):
+        clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
+    assert set(rejects["reject_reason"]) == {"null id in 'dispute_id'"} and len(rejects) == rows // 3
+    assert sorted(set(clean["dispute_id"])) == ["a", "a ", "b", "c"] and len(clean) + len(rejects) == rows

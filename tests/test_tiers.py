@@ -292,3 +292,21 @@ def test_toml_capacities_inline_and_as_a_table(tmp_path):
     built = load_config(model).build_model()
     assert (built.protocol, built.n_folds, built.horizon, built.calibration_half_life, built.num_leaves_grid) == \
         ("holdout", 3, "60D", None, (4, 8))
+
+
+def test_capacity_options_contradictions_and_typos_are_refused_in_flag_words():
+    """--tiers-by "" (city-wide) with --capacity silently ranked by the first group column;
+    --capacity S01:3 (a typo for S01=3) was 'input S01:3 does not exist'."""
+    import argparse
+
+    from riskmodel.cli import _tier_options
+
+    def options(**kw):
+        base = dict(red_share=None, yellow_share=None, tiers_by=None, capacity=None, tiers="night")
+        return _tier_options(argparse.Namespace(**{**base, **kw}))
+
+    assert options(capacity=["S01=3"]) == {"capacity": {"S01": {"red": 3}}}
+    with pytest.raises(ConfigError, match='--capacity gives areas their capacities, and --tiers-by "" ranks'):
+        options(tiers_by="", capacity=["S01=3"])
+    with pytest.raises(ConfigError, match=r"--capacity 'S01:3': use AREA=RED"):
+        options(capacity=["S01:3"])

@@ -15,8 +15,15 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .._errors import DataError, DataWarning
-from ..data import EventSchema, frame_fingerprint, require_columns, times_aware, validate_entities
+from .._errors import DataError, DataWarning, format_examples
+from ..data import (
+    EventSchema,
+    frame_fingerprint,
+    require_columns,
+    times_aware,
+    validate_entities,
+    warn_padded_ids,
+)
 from ..lifecycle import NOT_CSV, is_csv, read_csv
 from ._core import bucket_of
 from ._files import write_parquet
@@ -52,6 +59,41 @@ def write_buckets(batches, id_col: str, n_chunks: int, path_of) -> set[int]:
     return set(writers)
 
 
+def _csv_parts(path: Path) -> list[Path]:
+    """The CSV files of a folder of CSV parts (and no parquet file), in name order; else ``[]``."""
+    if not path.is_dir():
+        return []
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+    return files if files and all(is_csv(p) for p in files) else []
+
+
+def _read_csv_parts(parts: list[Path], text_columns, what: str) -> pd.DataFrame:
+    """A folder's CSV parts as one frame (each read as :func:`read_csv` reads one); parts with
+    other columns than the first are refused, naming them."""
+    frames = [read_csv(p, text_columns) for p in parts]
+    odd = [str(p) for p, f in zip(parts, frames) if list(f.columns) != list(frames[0].columns)]
+    if odd:
+        raise DataError(f"{what}: the CSV parts do not share one header: {format_examples(odd)} differ from "
+                        f"{parts[0]} ({list(frames[0].columns)}).")
+    return pd.concat(frames, ignore_index=True)
+
+
+def parquet_dataset(path: Path) -> ds.Dataset:
+    """A parquet file, folder or hive-partitioned dataset, its files' schemas unified: a column
+    all missing in one file (Arrow type null, e.g. a month exported without narratives) takes
+    the type the other files give it (Arrow otherwise reads every file as the first one)."""
+    dataset = ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
+    files = getattr(dataset, "files", None) or []
+    if len(files) > 1:
+        schemas = [pq.read_schema(f) for f in files]
+        if any(not s.equals(schemas[0]) for s in schemas[1:]):
+            unified = pa.unify_schemas(schemas, promote_options="permissive")
+            partitions = [f for f in dataset.schema if f.name not in unified.names]  # hive columns
+            dataset = ds.dataset(path, format="parquet", partitioning="hive",
+                                 schema=pa.schema(list(unified) + partitions))
+    return dataset
+
+
 def file_fingerprint(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     h = hashlib.sha256()
@@ -79,11 +121,13 @@ class Source:
             self.fingerprint = file_fingerprint(path)
             self.description = str(path.resolve())
             try:
+                parts = _csv_parts(path)
                 if is_csv(path):
                     self.frame = read_csv(path, schema.text_columns)
+                elif parts:
+                    self.frame = _read_csv_parts(parts, schema.text_columns, "events")
                 else:
-                    self.dataset = ds.dataset(path, format="parquet",
-                                              partitioning="hive" if path.is_dir() else None)
+                    self.dataset = parquet_dataset(path)
             except DataError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
@@ -114,7 +158,10 @@ class Source:
         col = self.schema.entity_col
         if self.frame is not None:
             ids = self.frame[col]
-            return len(ids), int(ids.nunique(dropna=True))
+            distinct = pd.unique(ids.dropna())
+            if pd.api.types.infer_dtype(distinct, skipna=True) == "string":  # chunks part such ids: judged here
+                warn_padded_ids(pa.array(np.asarray(distinct, dtype=object), type=pa.large_string()), stacklevel=4)
+            return len(ids), len(distinct)
 
         # streamed: memory grows with the number of distinct ids, not with the events
         rows, distinct, pending, pending_len = 0, None, [], 0
@@ -132,7 +179,10 @@ class Source:
         merged = pending if distinct is None else [distinct, *pending]
         if not merged:
             return rows, 0
-        return rows, len(pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged])))
+        distinct = pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged]))
+        if pa.types.is_string(distinct.type) or pa.types.is_large_string(distinct.type):
+            warn_padded_ids(distinct, stacklevel=4)  # the chunks part such ids: judged here, on all of them
+        return rows, len(distinct)
 
     def _batches(self, cols: list[str]):
         """Record batches of ``cols``, one file at a time, with as little buffering as possible.
@@ -188,10 +238,19 @@ def entity_columns(schema: EventSchema) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def validated_entities(frame: pd.DataFrame, schema: EventSchema) -> pd.DataFrame:
+def validated_entities(frame: pd.DataFrame, schema: EventSchema, unparseable: dict | None = None) -> pd.DataFrame:
+    """:func:`validate_entities` of (a part of) the entities; ``unparseable`` (column -> count)
+    adds up the times that did not parse and became missing, for one warning and the
+    manifest (a part's own warning would name part of them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        return validate_entities(frame, schema)
+        valid = validate_entities(frame, schema)
+    if unparseable is not None:
+        for col in dict.fromkeys([*schema.entity_time_cols, *([schema.closed_col] if schema.closed_col else [])]):
+            lost = int((valid[col].isna().to_numpy() & frame[col].notna().to_numpy()).sum())
+            if lost:
+                unparseable[col] = unparseable.get(col, 0) + lost
+    return valid
 
 
 class Entities:
@@ -207,17 +266,19 @@ class Entities:
         self.schema = schema
         self.frame: pd.DataFrame | None = None
         self.dataset: ds.Dataset | None = None
+        #: column -> times that did not parse (missing from here on: a closing time lost means open)
+        self.unparseable: dict[str, int] = {}
         if isinstance(entities, pd.DataFrame):
-            self.frame = validated_entities(entities, schema)
+            self.frame = validated_entities(entities, schema, self.unparseable)
             return
         path = Path(entities)
         if not path.exists():
             raise DataError(f"input {path} does not exist.")
         try:
             if is_csv(path):
-                self.frame = validated_entities(read_csv(path, schema.entity_text_columns), schema)
+                self.frame = validated_entities(read_csv(path, schema.entity_text_columns), schema, self.unparseable)
                 return
-            self.dataset = ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
+            self.dataset = parquet_dataset(path)
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
@@ -244,7 +305,7 @@ class Entities:
                 raise DataError(f"could not read entities: {type(exc).__name__}: {exc}") from exc
             empty = None
             for b in sorted(written):
-                valid = validated_entities(pd.read_parquet(path_of(b)), self.schema)
+                valid = validated_entities(pd.read_parquet(path_of(b)), self.schema, self.unparseable)
                 write_parquet(valid, path_of(b))
                 empty = valid.iloc[:0]
             if empty is None:

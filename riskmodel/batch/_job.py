@@ -76,6 +76,7 @@ rename. The tests kill a real process at each stage (:mod:`riskmodel._faults`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import json
@@ -119,6 +120,7 @@ from ..model import (
 from ._core import CITY, STAGES, context_store
 from ._files import mark_done, read_parts, write_parquet
 from ._inputs import Entities, Source, file_fingerprint
+from ._nightly import _refused
 from ._tasks import explain_task
 from .engines._local import run_local_chunks
 
@@ -438,7 +440,8 @@ def score_batch(
         raise ConfigError(f"as_of {as_of} is {when}: {why}", cli=f"--as-of {as_of} is {when}: {why}")
     if engine == "local":  # the Spark engine asks out's file system, in its session
         out = Path(out)
-        if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite:
+        # a refused night's folder holds no night: the fixed export is scored into it
+        if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite and not _refused(out):
             _refuse_existing(out, "a folder" if out.is_dir() else "a file")
     tag = as_of.strftime("%Y%m%dT%H%M%S")
 
@@ -464,8 +467,15 @@ def score_batch(
         manifest = _score_on_spark(night, events=events, entities=entities, out=out, tag=tag, master=master,
                                    overwrite=overwrite)
     else:
-        with _sole_writer(out):
-            manifest = _score_locally(night, events=events, entities=entities, out=out, tag=tag)
+        try:
+            with _sole_writer(out):
+                manifest = _score_locally(night, events=events, entities=entities, out=out, tag=tag)
+        except OSError as exc:  # the output's folder: not writable, read-only, full
+            if exc.errno not in _CANNOT_WRITE or not str(exc.filename or out).startswith(str(out.parent)):
+                raise
+            what = f"cannot write {exc.filename or out}: {exc.strerror}"
+            raise ConfigError(f"{what}; give out= a folder this user can write, with room for the night.",
+                              cli=f"{what}; give --out a folder this user can write, with room for the night.") from exc
     _check_night(manifest, out, entities_given=entities is not None)
     warn_if_drifting(manifest["monitoring"])
     return manifest
@@ -501,6 +511,10 @@ class _Night:
             "max_inactive": self.max_inactive, "engine": self.engine,
             "riskmodel": VERSION,  # another version's chunk files may differ (or lack counts)
         }
+
+
+#: what a file system says when the output cannot be written (permission, read-only, full)
+_CANNOT_WRITE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 def _refuse_existing(out, what: str) -> None:
@@ -622,7 +636,8 @@ def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> d
         except DataError:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        counts = {"rows": n_rows, "disputes": n_ids, "n_chunks": n_chunks}
+        counts = {"rows": n_rows, "disputes": n_ids, "n_chunks": n_chunks,
+                  "entities_unparseable_times": {} if ents is None else ents.unparseable}
         crash_point("batch.partition")
         mark_done(part_marker, counts)
     n_chunks = counts["n_chunks"]
@@ -727,6 +742,8 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
             "disputes_not_open": n_not_open,
             "disputes_without_entity_row": sum((info.get("monitoring") or {}).get("no_entity_row", 0)
                                                for info in chunk_info),
+            # entities times that did not parse, per column: missing, so a closing time lost reads open
+            "entities_unparseable_times": counts.get("entities_unparseable_times", {}),
             "reconciles": (n_read == n_scored + rej_disputes + n_not_open
                            and counts["rows"] == clean_rows + rej_rows + dup_rows),
             "not_open_by_reason": {str(k): int(v) for k, v in
@@ -794,6 +811,10 @@ def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
     if c["events_used"] and not c["disputes_scored"]:
         warnings.warn(f"no dispute is open at as_of {manifest['as_of']} (counts.not_open_by_reason: "
                       f"{c['not_open_by_reason']}): is as_of the night you meant?", DataWarning, stacklevel=3)
+    for col, lost in (c.get("entities_unparseable_times") or {}).items():
+        warnings.warn(f"entities column {col!r}: {lost:,} time(s) did not parse and are missing"
+                      + (" (those disputes count as not closed)" if col == manifest["schema"].get("closed_col") else "")
+                      + " (manifest: counts.entities_unparseable_times).", DataWarning, stacklevel=3)
     missing = c["disputes_without_entity_row"]
     if entities_given and missing:
         warnings.warn(f"{missing:,} of {c['disputes_scored']:,} disputes scored have no row in the entities table: "

@@ -179,10 +179,31 @@ def as_nightly(item) -> NightlyOutput:
 
 
 def as_nightly_list(items) -> list[NightlyOutput]:
-    """One item or a sequence of them (see :func:`as_nightly`), as a list of NightlyOutput."""
+    """One item or a sequence of them (see :func:`as_nightly`), as a list of NightlyOutput.
+
+    A folder of a night ``riskmodel score`` refused (its manifest's ``status``) is left out
+    with a :class:`~riskmodel.DataWarning` naming it, when other nights are given: a
+    ``nights/*`` listing spans the refused one; alone, it is refused (:func:`read_nightly`).
+    """
+    import warnings
+
     if isinstance(items, pd.DataFrame | NightlyOutput | str | Path):
         items = [items]
+    items = list(items)
+    refused = [item for item in items if isinstance(item, str | Path) and _refused(Path(item))]
+    if refused and len(refused) < len(items):
+        warnings.warn(f"{len(refused)} night(s) `riskmodel score` refused are left out: "
+                      f"{format_examples([str(p) for p in refused])}.", DataWarning, stacklevel=3)
+        items = [item for item in items if not any(item is r for r in refused)]
     return [as_nightly(item) for item in items]
+
+
+def _refused(path: Path) -> bool:
+    """Whether ``path`` is the folder of a night ``riskmodel score`` refused."""
+    try:
+        return json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("status") == "refused"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def concat_scores(items: Sequence | Iterable) -> pd.DataFrame:

@@ -880,6 +880,10 @@ def screen_events(
         id_codes = compact_codes(*id_codes)
 
     order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids, codes=id_codes)
+    if _odd_ids(uniques):  # rare: ids of spaces only (a CHAR(n) column's empty value) are missing ids
+        frame = events.to_frame() if isinstance(events, Columns) else events
+        return screen_events(frame.assign(**{schema.entity_col: _blank_as_missing(frame[schema.entity_col])}), schema,
+                             now=now, sort_ids=sort_ids, first_ids=first_ids)
     # exact duplicates share (entity, time), so after the sort they are neighbours
     # candidates: rows sharing (entity, time) with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
@@ -994,6 +998,52 @@ def numbers_as_text(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, p
         return codes, uniques
     renumbered, text = pd.factorize(decimal_text(values))
     return np.append(renumbered, -1)[codes], pd.Index(text, dtype=object)  # code -1 (missing) stays -1
+
+
+def _odd_ids(uniques: pd.Index) -> bool:
+    """Whether some of the distinct ids are blank (spaces only, or empty): then ``True``.
+    Ids that differ from another only by spaces around them are warned about
+    (:func:`warn_padded_ids`). Judged on the distinct ids, not the rows."""
+    if len(uniques) <= FEW_VALUES:
+        values = uniques.to_numpy(dtype=object)
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            return True
+        if any(isinstance(v, str) and v != v.strip() for v in values):
+            warn_padded_ids(pa.array([v for v in values if isinstance(v, str)], type=pa.large_string()))
+        return False
+    array = arrow_string_array(uniques)
+    if array is None and pd.api.types.is_object_dtype(uniques.dtype) and pd.api.types.infer_dtype(
+            uniques, skipna=True) == "string":
+        array = pa.array(uniques.to_numpy(dtype=object), type=pa.large_string())
+    if array is None:
+        return False
+    if pc.any(pc.or_(pc.utf8_is_space(array), pc.equal(pc.binary_length(array), 0))).as_py():
+        return True
+    warn_padded_ids(array)
+    return False
+
+
+def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
+    """A :class:`DataWarning` when some of the distinct string ``ids`` differ from another only
+    by spaces around them (``"A1 "`` beside ``"A1"``: a ``CHAR(n)`` export concatenated with a
+    ``VARCHAR`` one): they are different disputes."""
+    stripped = pc.utf8_trim_whitespace(ids)
+    padded = pc.not_equal(stripped, ids).to_numpy(zero_copy_only=False)
+    if not padded.any():
+        return
+    trimmed = pd.Series(stripped.to_numpy(zero_copy_only=False), dtype=object)
+    twins = (trimmed[padded].isin(set(trimmed[~padded])) | trimmed[padded].duplicated(keep=False)).to_numpy()
+    if twins.any():
+        examples = ids.filter(pa.array(padded)).filter(pa.array(twins)).to_pylist()[:3]
+        warnings.warn(f"{int(twins.sum()):,} id(s) differ from another only by spaces around them, e.g. "
+                      f"{format_examples(examples)}: they are taken as different disputes. Trim the ids in the export "
+                      "(a CHAR(n) column pads them).", DataWarning, stacklevel=stacklevel)
+
+
+def _blank_as_missing(ids: pd.Series) -> pd.Series:
+    """The ids with those of spaces only (or empty) missing."""
+    blank = np.array([isinstance(v, str) and not v.strip() for v in ids.to_numpy(dtype=object)], dtype=bool)
+    return ids.mask(blank)
 
 
 def _blank_kinds(kinds: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> tuple[tuple | None, np.ndarray]:

@@ -264,10 +264,17 @@ class PreparedEvents:
         return self._shared[key]
 
     def _input_codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
-        """:func:`column_codes` of a column in input order; kinds trimmed (:func:`trimmed_codes`)."""
+        """:func:`column_codes` of a column in input order; kinds trimmed (:func:`trimmed_codes`);
+        a party of spaces only (a ``CHAR(n)`` column's empty value) is no party (code -1)."""
         def compute():
             codes = column_codes(self._raw[column])
-            return trimmed_codes(*codes) if column == self.schema.kind_col else codes
+            if column == self.schema.kind_col:
+                return trimmed_codes(*codes)
+            if column == self.schema.party_col:
+                blank = per_value(np.arange(len(codes[1])), codes[1], lambda v: isinstance(v, str) and not v.strip())
+                return (np.append(np.where(blank, -1, np.arange(len(blank))), -1)[codes[0]], codes[1]) if blank.any() \
+                    else codes
+            return codes
 
         return self._shared_result(("factorize", column), compute)
 
