@@ -1071,3 +1071,22 @@ def test_blank_ids_are_missing_and_padded_twins_warn(dtype, rows):
         clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
     assert set(rejects["reject_reason"]) == {"null id in 'dispute_id'"} and len(rejects) == rows // 3
     assert sorted(set(clean["dispute_id"])) == ["a", "a ", "b", "c"] and len(clean) + len(rejects) == rows
+
+
+def test_a_few_times_in_the_other_convention_are_rejected_rows_at_night():
+    """One time with a UTC offset among naive ones stopped a whole night: with stray_times
+    (nightly scoring, training's intake) such a row is rejected with its reason; without it,
+    or when more than 1% of the column is so, the column is refused as before."""
+    n = 300
+    times = (pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n), unit="h")).strftime("%Y-%m-%d %H:%M")
+    times = pd.Series(times, dtype=object)
+    times[7] = "2024-01-01 07:00+08:00"
+    events = pd.DataFrame({"dispute_id": [f"d{i % 30}" for i in range(n)], "time": times, "kind": "call"})
+    clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW, stray_times=True)
+    assert rejects["reject_reason"].tolist() == ["time in the other timezone convention than the rest in 'time'"]
+    assert rejects["time"].tolist() == ["2024-01-01 07:00+08:00"] and len(clean) == n - 1
+    with pytest.raises(DataError, match=r"mixes timezone-aware and naive times \(1 aware, 299 naive\)"):
+        split_invalid_events(events, SCHEMA, now=NOW)
+    times[:10] = "2024-01-01 07:00+08:00"
+    with pytest.raises(DataError, match="mixes timezone-aware and naive times"):
+        split_invalid_events(events.assign(time=times), SCHEMA, now=NOW, stray_times=True)

@@ -131,7 +131,7 @@ def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | No
             summary_rows(empty, schema, entities), 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        clean, rejects, info = split_invalid_events(raw, schema, now=now)
+        clean, rejects, info = split_invalid_events(raw, schema, now=now, stray_times=True)  # a dirty row: a reject
     rejects = rejects.reset_index(drop=True)
     return clean, rejects, summary_rows(clean, schema, entities), int(info["duplicates_dropped"])
 

@@ -270,12 +270,15 @@ def _roles_of(schema: EventSchema, column: str) -> list[str]:
     return fields
 
 
-def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, bool]:
+def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None = None) -> tuple[pd.Series, bool]:
     """Parse a time column into naive ``datetime64[ns]``.
 
     Returns the parsed series (NaT where a value was missing or unparseable) and whether
     the input was timezone-aware. Column-level problems (numbers, mixed aware and naive
     values) raise :class:`DataError`; row-level ones are left as NaT for the caller.
+    ``stray`` (a list): a few strings (up to 1% of the column) in the other convention than
+    the rest are such rows instead (NaT), and the mask of them is appended to it (a nightly
+    export's one dirty row does not stop the night).
     """
     values = _pandas_times(values)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
@@ -295,6 +298,14 @@ def parse_times(values: pd.Series, column: str, what: str) -> tuple[pd.Series, b
     chinese = _chinese_dates(as_text)
     as_text = as_text if chinese is None else chinese
     aware = as_text.str.contains(_TZ_SUFFIX, regex=True)
+    minority = aware if aware.sum() * 2 <= len(aware) else ~aware
+    if stray is not None and aware.any() and not aware.all() and minority.sum() <= max(1, len(aware) // 100):
+        odd = np.zeros(len(values), dtype=bool)
+        odd[np.flatnonzero(present.to_numpy())[minority.to_numpy()]] = True
+        stray.append(odd)
+        values = values.mask(odd)
+        present = values.notna()
+        as_text, aware = as_text[~minority], aware[~minority]
     if aware.any() and not aware.all():
         raise DataError(
             f"{what} column {column!r} mixes timezone-aware and naive times "
@@ -813,6 +824,7 @@ def screen_events(
     now: pd.Timestamp | None = None,
     sort_ids: bool = True,
     first_ids=None,
+    stray_times: bool = False,
 ) -> ScreenedEvents:
     """Validate events without reordering them: rejects, valid rows and their sort order.
 
@@ -823,12 +835,15 @@ def screen_events(
     (Python objects, see :func:`object_codes`), these are hashed with them and numbered
     first, in their order; ``first_codes`` then gives each one's entity code (-1: no valid
     event), so they need no lookup, and cutoffs listed in that order need no reordering.
+    ``stray_times``: a few times in the other timezone convention than the rest are rejected
+    rows (nightly scoring), not a column refused (see :func:`parse_times`).
     """
     require_frame(events, "events")
     require_schema(schema)
     require_columns(events, schema.event_columns, "events", schema=schema)
     columns = {col: events[col] for col in schema.event_columns}
-    times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events")
+    stray: list | None = [] if stray_times else None
+    times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events", stray=stray)
     # object columns are factorised once: the codes find their missing values (and the
     # kinds that are not strings), and are reused for the sort and the features
     id_codes, first_codes = _id_codes(columns[schema.entity_col], None if sort_ids else first_ids)
@@ -845,6 +860,7 @@ def screen_events(
     checks = (  # (bad-row mask, or None when no row can fail it; reason): the first reason wins
         (_missing(columns[schema.entity_col], id_codes), f"null id in {schema.entity_col!r}"),
         (isna_mask(columns[schema.time_col]) if checks_times else None, f"missing time in {schema.time_col!r}"),
+        (stray[0] if stray else None, f"time in the other timezone convention than the rest in {schema.time_col!r}"),
         (t_ns == NAT_NS if checks_times else None, f"unparseable time in {schema.time_col!r}"),
         (t_ns < MIN_PLAUSIBLE_TIME.value if checks_times else None,
          f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
@@ -883,7 +899,7 @@ def screen_events(
     if _odd_ids(uniques):  # rare: ids of spaces only (a CHAR(n) column's empty value) are missing ids
         frame = events.to_frame() if isinstance(events, Columns) else events
         return screen_events(frame.assign(**{schema.entity_col: _blank_as_missing(frame[schema.entity_col])}), schema,
-                             now=now, sort_ids=sort_ids, first_ids=first_ids)
+                             now=now, sort_ids=sort_ids, first_ids=first_ids, stray_times=stray_times)
     # exact duplicates share (entity, time), so after the sort they are neighbours
     # candidates: rows sharing (entity, time) with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
@@ -1142,8 +1158,10 @@ def split_invalid_events(
     schema: EventSchema,
     *,
     now: pd.Timestamp | None = None,
+    stray_times: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Validate events, separating bad rows instead of raising.
+    """Validate events, separating bad rows instead of raising (``stray_times``: see
+    :func:`screen_events`).
 
     Column-level problems (not a frame, empty, missing columns, numeric times or kinds,
     mixed timezones) still raise :class:`DataError`: no row can be trusted then.
@@ -1157,7 +1175,7 @@ def split_invalid_events(
     info : dict
         ``{"tz_aware": bool, "duplicates_dropped": int}``.
     """
-    screened = screen_events(events, schema, now=now)
+    screened = screen_events(events, schema, now=now, stray_times=stray_times)
     clean = screened.valid.take(screened.order).reset_index(drop=True)
     info = {
         "tz_aware": screened.tz_aware,

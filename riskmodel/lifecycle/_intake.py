@@ -81,9 +81,9 @@ def take_in(events: pd.DataFrame, schema: EventSchema, *, drop_invalid: bool = F
     """
     if locate is not None:  # the rejects' index then holds positions in the file
         events = events.reset_index(drop=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)  # duplicates are counted below instead
-        screened = screen_events(events, schema, sort_ids=False)
+    with warnings.catch_warnings():  # duplicates are counted below instead
+        warnings.filterwarnings("ignore", message=r"dropped \d+ exact duplicate", category=DataWarning)
+        screened = screen_events(events, schema, sort_ids=False, stray_times=True)  # a dirty time row: a reject
     rejects = screened.rejects
     word = "row"
     if len(rejects):
