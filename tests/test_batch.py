@@ -752,6 +752,10 @@ def test_inputs_as_exports_come(model_dir, data, tmp_path):
     with pytest.warns(DataWarning, match=r"entities column 'closed_at': [\d,]+ time\(s\) did not parse"):
         m = score_batch(events=sim.events, entities=entities, out=tmp_path / "closed", **kw)
     assert m["counts"]["entities_unparseable_times"] == {"closed_at": int(closed.sum())}
+    # disputes the entities table lists and no event names are counted (they are in no output)
+    extra = sim.entities.head(3).assign(dispute_id=["NEW-1", "NEW-2", "NEW-3"])
+    m = score_batch(events=sim.events, entities=pd.concat([sim.entities, extra]), out=tmp_path / "extra", **kw)
+    assert m["counts"]["entities_without_events"] == base["counts"]["entities_without_events"] + 3
 
 
 def test_an_output_that_cannot_be_written_is_said_in_words(model_dir, data, tmp_path, monkeypatch):

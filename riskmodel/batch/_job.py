@@ -742,6 +742,8 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
             "disputes_not_open": n_not_open,
             "disputes_without_entity_row": sum((info.get("monitoring") or {}).get("no_entity_row", 0)
                                                for info in chunk_info),
+            # disputes of the entities table with no event row at all (a dispute with no history yet)
+            "entities_without_events": sum(info.get("entities_without_events", 0) for info in stage_times),
             # entities times that did not parse, per column: missing, so a closing time lost reads open
             "entities_unparseable_times": counts.get("entities_unparseable_times", {}),
             "reconciles": (n_read == n_scored + rej_disputes + n_not_open
