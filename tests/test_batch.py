@@ -758,6 +758,22 @@ def test_inputs_as_exports_come(model_dir, data, tmp_path):
     assert m["counts"]["entities_without_events"] == base["counts"]["entities_without_events"] + 3
 
 
+def test_times_in_the_other_convention_are_rejected_rows_whatever_the_chunks(model_dir, data, tmp_path):
+    """One dispute's times written with +08:00 among a naive night: its rows are rejects with
+    their reason, however the night is cut into chunks (judged per chunk, a small chunk where
+    they were over 1% refused the whole night)."""
+    events = data["sim"].events.copy()
+    events["time"] = events["time"].dt.strftime("%Y-%m-%d %H:%M:%S").astype(object)
+    one = events["dispute_id"] == events["dispute_id"].iloc[0]
+    events.loc[one, "time"] = events.loc[one, "time"] + "+08:00"
+    for chunk in (100, 100_000):
+        m = score_batch(model=str(model_dir), events=events, entities=data["entities"], as_of=AS_OF,
+                        out=tmp_path / f"c{chunk}", chunk_disputes=chunk)
+        rejects = pd.read_parquet(tmp_path / f"c{chunk}" / "rejects.parquet")
+        assert m["counts"]["events_rejected"] == int(one.sum()) == len(rejects)
+        assert set(rejects["reject_reason"]) == {"time with a UTC offset among times without (or the reverse) in 'time'"}
+
+
 def test_an_output_that_cannot_be_written_is_said_in_words(model_dir, data, tmp_path, monkeypatch):
     """A full disk or a folder the user cannot write is a ConfigError naming the path (it was
     'a bug in riskmodel', exit 1)."""

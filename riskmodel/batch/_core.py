@@ -23,6 +23,9 @@ from .._errors import DataWarning
 from ..data import (
     NAT_NS,
     EventSchema,
+    blank_mask,
+    decimal_text,
+    id_kind,
     kind_in,
     lookup_positions,
     run_starts,
@@ -63,7 +66,10 @@ def bucket_of(ids: pa.Array | pa.ChunkedArray | pd.Series, n_chunks: int) -> np.
 def isin(values, among) -> np.ndarray:
     """Hash-based membership (``np.isin`` sorts object arrays; pandas' arrow-string ``isin``
     builds Python lists: both are slow on millions of ids)."""
-    return lookup_positions(pd.Index(pd.unique(pd.Series(among))), pd.Series(values)) >= 0
+    among = pd.unique(pd.Series(among))
+    if id_kind(pd.Series(among)) == "number and text":  # 2895 and "2895" are one id (two would be no index)
+        among = pd.unique(decimal_text(among))
+    return lookup_positions(pd.Index(among), pd.Series(values)) >= 0
 
 
 #: Summary-row flags: the dispute's first event, its first outcome event.
@@ -83,10 +89,13 @@ def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFram
     first = run_starts(codes)
     first_out = run_starts(codes, kind_in(clean[schema.kind_col], schema.outcome_kinds))
     keep = first | first_out
-    if schema.party_col:
+    if schema.party_col:  # a party of spaces only is no party (blank_mask)
         party = clean[schema.party_col]
-        keep |= (~clean[[schema.entity_col, schema.party_col]].duplicated().to_numpy()) & party.notna().to_numpy()
+        named = party.notna().to_numpy() & ~blank_mask(party)
+        keep |= (~clean[[schema.entity_col, schema.party_col]].duplicated().to_numpy()) & named
     out = clean.loc[keep, schema.event_columns].reset_index(drop=True)
+    if schema.party_col and not named[keep].all():
+        out[schema.party_col] = out[schema.party_col].mask(~named[keep])
     if schema.text_col:
         out[schema.text_col] = None  # narratives are read only for the dispute's own rows
     out[_FIRST_EVENT], out[_FIRST_OUTCOME] = first[keep], first_out[keep]
@@ -100,7 +109,8 @@ def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFram
 
 
 def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | None = None,
-                  entities: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+                  entities: pd.DataFrame | None = None, clock: bool | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
     """Validate one chunk.
 
     Parameters
@@ -112,6 +122,8 @@ def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | No
         Latest plausible event time.
     entities : DataFrame, optional
         The chunk's entities rows (they give the summary rows' groups).
+    clock : bool, optional
+        The model's timezone convention (``True``: aware): times in the other one are rejected rows.
 
     Returns
     -------
@@ -131,7 +143,8 @@ def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | No
             summary_rows(empty, schema, entities), 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        clean, rejects, info = split_invalid_events(raw, schema, now=now, stray_times=True)  # a dirty row: a reject
+        # a time in the other convention than the model's is a rejected row (a chunk's shares are not the night's)
+        clean, rejects, info = split_invalid_events(raw, schema, now=now, stray_times=True, clock=clock)
     rejects = rejects.reset_index(drop=True)
     return clean, rejects, summary_rows(clean, schema, entities), int(info["duplicates_dropped"])
 

@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 from .._errors import DataError, DataWarning, format_examples
 from ..data import (
     EventSchema,
+    blank_mask,
+    decimal_text,
     frame_fingerprint,
     require_columns,
     times_aware,
@@ -111,6 +113,10 @@ class Source:
         self.frame: pd.DataFrame | None = None
         self.dataset: ds.Dataset | None = None
         if isinstance(events, pd.DataFrame):
+            ids = events[schema.entity_col] if schema.entity_col in events else None
+            if ids is not None and pd.api.types.is_object_dtype(ids.dtype) and pd.api.types.infer_dtype(
+                    ids, skipna=True) in ("mixed-integer", "mixed"):  # 2895 and "2895": one id, as text (as files hold it)
+                events = events.assign(**{schema.entity_col: decimal_text(ids)})
             self.frame = events
             self.fingerprint = frame_fingerprint(events)
             self.description = f"DataFrame ({len(events):,} rows)"
@@ -247,7 +253,7 @@ def validated_entities(frame: pd.DataFrame, schema: EventSchema, unparseable: di
         valid = validate_entities(frame, schema)
     if unparseable is not None:
         for col in dict.fromkeys([*schema.entity_time_cols, *([schema.closed_col] if schema.closed_col else [])]):
-            lost = int((valid[col].isna().to_numpy() & frame[col].notna().to_numpy()).sum())
+            lost = int((valid[col].isna().to_numpy() & frame[col].notna().to_numpy() & ~blank_mask(frame[col])).sum())
             if lost:
                 unparseable[col] = unparseable.get(col, 0) + lost
     return valid

@@ -670,7 +670,7 @@ def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: s
     timings = dict.fromkeys(STAGES, 0.0)
     with spark_run(out=out, tag=tag, master=master, events=events, timings=timings) as run:
         existing = run.existing_output()
-        if existing is not None and not overwrite:
+        if existing is not None and not overwrite and not _refused(Path(str(out))):  # a refused night: no night
             _refuse_existing(out, existing)
         staged = run.stage(events=events, entities=entities, predictor=night.predictor, as_of=night.as_of,
                            reasons=night.reasons, chunk_disputes=night.chunk_disputes,

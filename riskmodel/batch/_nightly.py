@@ -178,12 +178,13 @@ def as_nightly(item) -> NightlyOutput:
                     f"{type(item).__name__}.")
 
 
-def as_nightly_list(items) -> list[NightlyOutput]:
+def as_nightly_list(items, *, history: bool = False) -> list[NightlyOutput]:
     """One item or a sequence of them (see :func:`as_nightly`), as a list of NightlyOutput.
 
     A folder of a night ``riskmodel score`` refused (its manifest's ``status``) is left out
-    with a :class:`~riskmodel.DataWarning` naming it, when other nights are given: a
-    ``nights/*`` listing spans the refused one; alone, it is refused (:func:`read_nightly`).
+    with a :class:`~riskmodel.DataWarning` naming it (a ``nights/*`` listing spans it). When
+    every item is such a folder, the first is refused as :func:`read_nightly` refuses it,
+    unless ``history`` (earlier nights beside the one read: then none is fine).
     """
     import warnings
 
@@ -191,7 +192,7 @@ def as_nightly_list(items) -> list[NightlyOutput]:
         items = [items]
     items = list(items)
     refused = [item for item in items if isinstance(item, str | Path) and _refused(Path(item))]
-    if refused and len(refused) < len(items):
+    if refused and (history or len(refused) < len(items)):
         warnings.warn(f"{len(refused)} night(s) `riskmodel score` refused are left out: "
                       f"{format_examples([str(p) for p in refused])}.", DataWarning, stacklevel=3)
         items = [item for item in items if not any(item is r for r in refused)]

@@ -78,7 +78,8 @@ def pending_chunks(folder: Path, n_chunks: int, progress: Progress):
         yield i, marker
 
 
-def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestamp, *, t_read: float = 0.0) -> int:
+def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestamp, *, t_read: float = 0.0,
+                 clock: bool | None = None) -> int:
     """Validate chunk ``i`` (its raw rows ``raw``); write clean events, row rejects, summary
     rows and the marker (with the chunk's rejected disputes, and its raw, clean and
     dropped duplicate rows for the manifest's counts). Returns the number of raw rows."""
@@ -86,7 +87,7 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
     prep = Path(work) / "prepared"
     t1 = time.perf_counter()
     entities = chunk_entities(Path(work), i)
-    clean, rejects, summary, n_dup = prepare_chunk(raw, schema, now, entities)
+    clean, rejects, summary, n_dup = prepare_chunk(raw, schema, now, entities, clock)
     t2 = time.perf_counter()
     raw_ids = pd.unique(raw[ent].dropna())
     n_rej = int((~isin(raw_ids, clean[ent])).sum())

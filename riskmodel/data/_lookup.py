@@ -31,6 +31,8 @@ def lookup_positions(index: pd.Index, values: pd.Series) -> np.ndarray:
     ``"2895"`` from another is one id): the side that is not all text is converted
     (:func:`decimal_text`).
     A :class:`~riskmodel.DataError` names values that cannot be looked up (lists, dicts)."""
+    for side in (index, values):  # before any conversion to text (which would hide the lost digits)
+        _refuse_inexact_floats(side)
     judged = index.dtype != getattr(values, "dtype", None) or pd.api.types.is_object_dtype(index.dtype)
     kinds = (id_kind(index), id_kind(values)) if judged else ()  # one typed dtype on both sides: one kind
     if kinds and kinds[0] != kinds[1] and "text" in kinds and not {None, "bool"} & set(kinds):  # numbers: as text
@@ -38,8 +40,6 @@ def lookup_positions(index: pd.Index, values: pd.Series) -> np.ndarray:
             index = pd.Index(decimal_text(index), dtype=object)
         else:
             values = pd.Series(decimal_text(values), dtype=object)
-    for side in (index, values):
-        _refuse_inexact_floats(side)
     try:
         return _lookup(index, values)
     except TypeError:
@@ -50,9 +50,15 @@ def _refuse_inexact_floats(ids) -> None:
     """Float ids past 2**53 (an 18-digit case number read as a float) have lost digits: two
     ids can share a float, so a lookup would join another dispute's rows. Refused, naming them."""
     dtype = getattr(ids, "dtype", None)
-    if dtype is None or not pd.api.types.is_float_dtype(dtype):
+    if dtype is None:
         return
-    values = np.asarray(ids, dtype=np.float64)
+    if pd.api.types.is_object_dtype(dtype) and len(ids) and pd.api.types.infer_dtype(ids, skipna=True) in (
+            "floating", "mixed-integer-float"):  # Python floats (a merge with a missing id)
+        values = pd.to_numeric(pd.Series(np.asarray(ids, dtype=object)), errors="coerce").to_numpy(dtype=np.float64)
+    elif pd.api.types.is_float_dtype(dtype):
+        values = np.asarray(ids, dtype=np.float64)
+    else:
+        return
     inexact = np.abs(values) >= 2.0**53
     if inexact.any():
         name = getattr(ids, "name", None)

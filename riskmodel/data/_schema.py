@@ -270,15 +270,18 @@ def _roles_of(schema: EventSchema, column: str) -> list[str]:
     return fields
 
 
-def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None = None) -> tuple[pd.Series, bool]:
+def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None = None,
+                clock: bool | None = None) -> tuple[pd.Series, bool]:
     """Parse a time column into naive ``datetime64[ns]``.
 
     Returns the parsed series (NaT where a value was missing or unparseable) and whether
     the input was timezone-aware. Column-level problems (numbers, mixed aware and naive
     values) raise :class:`DataError`; row-level ones are left as NaT for the caller.
     ``stray`` (a list): a few strings (up to 1% of the column) in the other convention than
-    the rest are such rows instead (NaT), and the mask of them is appended to it (a nightly
-    export's one dirty row does not stop the night).
+    the rest are such rows instead (NaT), and the mask of them is appended to it (an
+    export's one dirty row does not stop a night); with ``clock`` (``True``: aware), every
+    string in the other convention than ``clock`` is such a row (a night's chunk, judged by
+    the model's convention: a chunk is a part of the night, its shares are not the night's).
     """
     values = _pandas_times(values)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
@@ -298,8 +301,13 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
     chinese = _chinese_dates(as_text)
     as_text = as_text if chinese is None else chinese
     aware = as_text.str.contains(_TZ_SUFFIX, regex=True)
-    minority = aware if aware.sum() * 2 <= len(aware) else ~aware
-    if stray is not None and aware.any() and not aware.all() and minority.sum() <= max(1, len(aware) // 100):
+    if clock is not None:  # the rows in the other convention than clock, however many
+        minority = ~aware if clock else aware
+        take = stray is not None and bool(minority.any())
+    else:  # the smaller convention, when a few rows
+        minority = aware if aware.sum() * 2 <= len(aware) else ~aware
+        take = stray is not None and bool(aware.any()) and not aware.all() and minority.sum() <= len(aware) // 100
+    if take:
         odd = np.zeros(len(values), dtype=bool)
         odd[np.flatnonzero(present.to_numpy())[minority.to_numpy()]] = True
         stray.append(odd)
@@ -825,6 +833,7 @@ def screen_events(
     sort_ids: bool = True,
     first_ids=None,
     stray_times: bool = False,
+    clock: bool | None = None,
 ) -> ScreenedEvents:
     """Validate events without reordering them: rejects, valid rows and their sort order.
 
@@ -835,15 +844,16 @@ def screen_events(
     (Python objects, see :func:`object_codes`), these are hashed with them and numbered
     first, in their order; ``first_codes`` then gives each one's entity code (-1: no valid
     event), so they need no lookup, and cutoffs listed in that order need no reordering.
-    ``stray_times``: a few times in the other timezone convention than the rest are rejected
-    rows (nightly scoring), not a column refused (see :func:`parse_times`).
+    ``stray_times``: a few times in the other timezone convention than the rest (or, with
+    ``clock``, any in the other convention than ``clock``) are rejected rows, not a column
+    refused (see :func:`parse_times`).
     """
     require_frame(events, "events")
     require_schema(schema)
     require_columns(events, schema.event_columns, "events", schema=schema)
     columns = {col: events[col] for col in schema.event_columns}
     stray: list | None = [] if stray_times else None
-    times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events", stray=stray)
+    times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events", stray=stray, clock=clock)
     # object columns are factorised once: the codes find their missing values (and the
     # kinds that are not strings), and are reused for the sort and the features
     id_codes, first_codes = _id_codes(columns[schema.entity_col], None if sort_ids else first_ids)
@@ -860,7 +870,7 @@ def screen_events(
     checks = (  # (bad-row mask, or None when no row can fail it; reason): the first reason wins
         (_missing(columns[schema.entity_col], id_codes), f"null id in {schema.entity_col!r}"),
         (isna_mask(columns[schema.time_col]) if checks_times else None, f"missing time in {schema.time_col!r}"),
-        (stray[0] if stray else None, f"time in the other timezone convention than the rest in {schema.time_col!r}"),
+        (stray[0] if stray else None, f"time with a UTC offset among times without (or the reverse) in {schema.time_col!r}"),
         (t_ns == NAT_NS if checks_times else None, f"unparseable time in {schema.time_col!r}"),
         (t_ns < MIN_PLAUSIBLE_TIME.value if checks_times else None,
          f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
@@ -899,7 +909,7 @@ def screen_events(
     if _odd_ids(uniques):  # rare: ids of spaces only (a CHAR(n) column's empty value) are missing ids
         frame = events.to_frame() if isinstance(events, Columns) else events
         return screen_events(frame.assign(**{schema.entity_col: _blank_as_missing(frame[schema.entity_col])}), schema,
-                             now=now, sort_ids=sort_ids, first_ids=first_ids, stray_times=stray_times)
+                             now=now, sort_ids=sort_ids, first_ids=first_ids, stray_times=stray_times, clock=clock)
     # exact duplicates share (entity, time), so after the sort they are neighbours
     # candidates: rows sharing (entity, time) with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
@@ -1017,26 +1027,42 @@ def numbers_as_text(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, p
 
 
 def _odd_ids(uniques: pd.Index) -> bool:
-    """Whether some of the distinct ids are blank (spaces only, or empty): then ``True``.
-    Ids that differ from another only by spaces around them are warned about
+    """Whether some of the distinct ids are blank (:func:`blank_mask`): then ``True``. Ids
+    that differ from another only by spaces around them are warned about
     (:func:`warn_padded_ids`). Judged on the distinct ids, not the rows."""
-    if len(uniques) <= FEW_VALUES:
-        values = uniques.to_numpy(dtype=object)
-        if any(isinstance(v, str) and not v.strip() for v in values):
-            return True
-        if any(isinstance(v, str) and v != v.strip() for v in values):
-            warn_padded_ids(pa.array([v for v in values if isinstance(v, str)], type=pa.large_string()))
-        return False
-    array = arrow_string_array(uniques)
-    if array is None and pd.api.types.is_object_dtype(uniques.dtype) and pd.api.types.infer_dtype(
-            uniques, skipna=True) == "string":
-        array = pa.array(uniques.to_numpy(dtype=object), type=pa.large_string())
-    if array is None:
-        return False
-    if pc.any(pc.or_(pc.utf8_is_space(array), pc.equal(pc.binary_length(array), 0))).as_py():
+    if blank_mask(uniques).any():
         return True
-    warn_padded_ids(array)
+    array = _string_array(uniques)
+    if array is not None and (len(uniques) > FEW_VALUES or any(v != v.strip() for v in uniques)):
+        warn_padded_ids(array)
     return False
+
+
+def _string_array(values) -> pa.Array | None:
+    """A column (or index) of strings as an Arrow string array (its own, when Arrow-backed);
+    ``None`` when it holds anything else."""
+    array = arrow_string_array(values)
+    if array is None and pd.api.types.is_object_dtype(getattr(values, "dtype", None)) and len(values) and \
+            pd.api.types.infer_dtype(values, skipna=True) == "string":
+        array = pa.array(np.asarray(values, dtype=object), type=pa.large_string(), from_pandas=True)
+    return array
+
+
+def blank_mask(values) -> np.ndarray:
+    """Which values are strings of spaces only, or empty (a ``CHAR(n)`` column's empty value):
+    missing values in all but name. A categorical is judged by its categories, Arrow strings
+    by Arrow, Python objects one by one when few or of mixed types."""
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        codes = values.codes if isinstance(values, pd.CategoricalIndex) else values.cat.codes
+        return np.append(blank_mask(pd.Index(values.dtype.categories)), False)[np.asarray(codes)]
+    array = _string_array(values) if len(values) > FEW_VALUES else None
+    if array is None:
+        if not (pd.api.types.is_object_dtype(getattr(values, "dtype", None))
+                or pd.api.types.is_string_dtype(getattr(values, "dtype", None))):
+            return np.zeros(len(values), dtype=bool)
+        return np.array([isinstance(v, str) and not v.strip() for v in np.asarray(values, dtype=object)], dtype=bool)
+    blank = pc.or_(pc.utf8_is_space(array), pc.equal(pc.binary_length(array), 0))
+    return blank.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
@@ -1058,8 +1084,7 @@ def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
 
 def _blank_as_missing(ids: pd.Series) -> pd.Series:
     """The ids with those of spaces only (or empty) missing."""
-    blank = np.array([isinstance(v, str) and not v.strip() for v in ids.to_numpy(dtype=object)], dtype=bool)
-    return ids.mask(blank)
+    return ids.mask(blank_mask(ids))
 
 
 def _blank_kinds(kinds: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> tuple[tuple | None, np.ndarray]:
@@ -1159,9 +1184,10 @@ def split_invalid_events(
     *,
     now: pd.Timestamp | None = None,
     stray_times: bool = False,
+    clock: bool | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Validate events, separating bad rows instead of raising (``stray_times``: see
-    :func:`screen_events`).
+    """Validate events, separating bad rows instead of raising (``stray_times``, ``clock``:
+    see :func:`screen_events`).
 
     Column-level problems (not a frame, empty, missing columns, numeric times or kinds,
     mixed timezones) still raise :class:`DataError`: no row can be trusted then.
@@ -1175,7 +1201,7 @@ def split_invalid_events(
     info : dict
         ``{"tz_aware": bool, "duplicates_dropped": int}``.
     """
-    screened = screen_events(events, schema, now=now, stray_times=stray_times)
+    screened = screen_events(events, schema, now=now, stray_times=stray_times, clock=clock)
     clean = screened.valid.take(screened.order).reset_index(drop=True)
     info = {
         "tz_aware": screened.tz_aware,
@@ -1368,7 +1394,7 @@ def validated_entity_columns(
     for col in dict.fromkeys(time_cols):
         parsed, _ = parse_times(out[col], col, "entities")
         if not pd.api.types.is_datetime64_any_dtype(out[col].dtype):  # strings: some may not parse
-            bad = parsed.isna() & out[col].notna()
+            bad = parsed.isna() & out[col].notna() & ~blank_mask(out[col])  # a blank time is a missing one
             if bad.any():
                 warnings.warn(
                     f"entities column {col!r}: {int(bad.sum())} unparseable time(s) treated as "

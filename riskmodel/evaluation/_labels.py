@@ -39,13 +39,13 @@ def _no_outcome_kinds():
     raise DataError("no outcome kinds: pass outcome_kinds=[...] or set EventSchema.outcome_kinds.")
 
 
-def _warn_if_no_outcome(prepared: PreparedEvents, kinds, seen: bool, meaning: str) -> None:
+def _warn_if_no_outcome(prepared: PreparedEvents, kinds, seen: bool, meaning: str, stacklevel: int = 3) -> None:
     """A :class:`DataWarning` when none of the outcome ``kinds`` occurs in the log (a misspelt
     kind?), naming the kinds the log holds."""
     if len(prepared) and not seen:
         warnings.warn(f"none of the outcome kinds {list(kinds)} occurs in the events' {prepared.schema.kind_col!r} "
                       f"column: {meaning} (kinds seen: {format_examples(prepared.kind_counts().index[:10])}).",
-                      DataWarning, stacklevel=3)
+                      DataWarning, stacklevel=stacklevel)
 
 
 def _max_inactive_ns(max_inactive) -> int | None:
@@ -114,13 +114,22 @@ def make_cutoffs(
         timezone-aware events ``as_of`` is timezone-aware (UTC; the grid is in UTC), so the
         cutoffs can go back into :func:`make_labels` and the model as they are.
     """
+    return _grid_cutoffs(events, schema, entities=entities, start=start, end=end, freq=freq,
+                         outcome_kinds=outcome_kinds, max_inactive=max_inactive, warn_no_outcome=True)
+
+
+def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, max_inactive,
+                  warn_no_outcome: bool) -> pd.DataFrame:
+    """:func:`make_cutoffs`; ``warn_no_outcome``: warn when no outcome kind occurs (training;
+    scoring a few open disputes' events, :func:`open_disputes`, holds none by nature)."""
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
     kinds = _outcome_kinds(schema, outcome_kinds)
     inactive_ns = _max_inactive_ns(max_inactive)
     ents = validate_entities(entities, schema) if entities is not None else None
     spans = _dispute_spans(prepared, ents, kinds)
-    _warn_if_no_outcome(prepared, kinds, bool((spans["outcome"] != NAT_NS).any()), "no dispute ever escalates")
+    if warn_no_outcome:
+        _warn_if_no_outcome(prepared, kinds, bool((spans["outcome"] != NAT_NS).any()), "no dispute ever escalates", 4)
     t0 = naive_utc(start, "start") if start is not None else pd.Timestamp(prepared.times_ns.min())
     t1 = naive_utc(end, "end") if end is not None else pd.Timestamp(prepared.times_ns.max())
     zone = prepared.zone if prepared.tz_aware and start is None else None
@@ -251,9 +260,7 @@ def open_disputes(
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
     as_of = naive_utc(as_of, "as_of")
-    cut = make_cutoffs(
-        prepared, schema, entities=entities, start=as_of, end=as_of, freq="D",
-        outcome_kinds=outcome_kinds, max_inactive=max_inactive,
-    )
+    cut = _grid_cutoffs(prepared, schema, entities=entities, start=as_of, end=as_of, freq="D",
+                        outcome_kinds=outcome_kinds, max_inactive=max_inactive, warn_no_outcome=False)
     cut["as_of"] = in_convention(pd.Series(as_of, index=cut.index, dtype="datetime64[ns]"), prepared.tz_aware)
     return cut

@@ -30,6 +30,7 @@ from ..data import (
     Columns,
     EventSchema,
     Timeline,
+    blank_mask,
     check_kinds,
     column_codes,
     entity_order,
@@ -271,7 +272,7 @@ class PreparedEvents:
             if column == self.schema.kind_col:
                 return trimmed_codes(*codes)
             if column == self.schema.party_col:
-                blank = per_value(np.arange(len(codes[1])), codes[1], lambda v: isinstance(v, str) and not v.strip())
+                blank = blank_mask(pd.Index(codes[1]))
                 return (np.append(np.where(blank, -1, np.arange(len(blank))), -1)[codes[0]], codes[1]) if blank.any() \
                     else codes
             return codes
@@ -549,24 +550,26 @@ class FeatureBuilder(BaseEstimator):
     def _validate_params(self) -> None:
         require_schema(self._schema())
         registered = tuple(f.name for f in feature_families())
-        for name in ("families", "windows", "keyword_windows", "trend_windows"):  # a str would be read letter by letter
+        listed = (list, tuple, np.ndarray)  # a str would be read letter by letter
+        for name in ("families", "windows", "keyword_windows", "trend_windows"):
             value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-                raise DataError(f"{name} must be a list of strings, e.g. {name}=({value!r},), got {value!r}.")
+            if not isinstance(value, listed) or not all(isinstance(v, str) for v in value):
+                raise DataError(f"{name} must be a list of strings, got {value!r}.")
         unknown = sorted(set(self.families) - set(registered))
         if unknown:
             raise DataError(f"unknown feature families {unknown}; choose from {registered}.")
-        if any(isinstance(p, str) or len(p) != 2 or not all(isinstance(k, str) for k in p) for p in self.streaks):
+        if not isinstance(self.streaks, listed) or any(
+                not isinstance(p, listed) or len(p) != 2 or not all(isinstance(k, str) for k in p) for p in self.streaks):
             raise DataError(f"streaks must be (kind, reset_kind) pairs, e.g. (('threat', 'mediation_success'),), got "
                             f"{self.streaks!r}.")
         hours = self.night_hours
-        if isinstance(hours, str) or len(hours) != 2 or not all(
+        if not isinstance(hours, listed) or len(hours) != 2 or not all(
                 isinstance(h, int | np.integer) and not isinstance(h, bool) and 0 <= h <= 23 for h in hours):
             raise DataError(f"night_hours must be two hours of the day (0-23), start and end, e.g. (22, 6), got "
                             f"{hours!r}.")
         lexicon = {} if self.keywords is None else self.keywords
         if not isinstance(lexicon, Mapping) or not all(
-                (isinstance(w, str) and w.strip()) or (not isinstance(w, str) and all(isinstance(k, str) and k.strip()
+                (isinstance(w, str) and w.strip()) or (isinstance(w, listed) and all(isinstance(k, str) and k.strip()
                                                                                     for k in w))
                 for w in lexicon.values()):
             raise DataError(f"keywords must map a group name to its keywords (non-empty strings; an empty one would "

@@ -436,7 +436,7 @@ def render_report(
     night = as_nightly(night)
     if area not in (None, "auto") and area not in night.scores.columns:
         area = None  # no such column (a foreign extract): the report is city-wide
-    earlier = as_nightly_list(list(history)) if len(history) else []
+    earlier = as_nightly_list(list(history), history=True) if len(history) else []
     all_scores, _ = dedupe_nights([*earlier, night])
     all_scores = all_scores[all_scores["as_of"] <= night.scores["as_of"].max()] if len(night.scores) else all_scores
     area = resolve_area(area, [night, *earlier], all_scores)
@@ -514,7 +514,7 @@ def write_report(
     from ..lifecycle import read_table
 
     night = as_nightly(scores)
-    earlier = as_nightly_list(list(history)) if len(history) else []
+    earlier = as_nightly_list(list(history), history=True) if len(history) else []
     audit = None
     if outcomes is not None:
         schema = night.schema

@@ -31,7 +31,8 @@ def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
     for i, _marker in pending_chunks(prep_dir, n_chunks, progress):
         t0 = time.perf_counter()
         raw = source.chunk(i, n_chunks, work / "parts")
-        progress.update(prepare_task(work, i, raw, schema, now, t_read=time.perf_counter() - t0))
+        progress.update(prepare_task(work, i, raw, schema, now, t_read=time.perf_counter() - t0,
+                                     clock=bool(predictor.model.features_.tz_aware_)))
         del raw
         release_unused_memory()
         crash_point("batch.prepare")

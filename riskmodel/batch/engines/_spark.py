@@ -620,7 +620,8 @@ class SparkRun:
                        entities=None if part["entities"] is None else
                        RowFormat.from_json(part["entities"], _spark_to_pandas),
                        model_files=self._broadcast,
-                       model_meta=(predictor.model_name, predictor.model_version, predictor.run_id, predictor.uri))
+                       model_meta=(predictor.model_name, predictor.model_version, predictor.run_id, predictor.uri),
+                       clock=bool(predictor.model.features_.tz_aware_))
 
         self._job, self._entities = job, en is not None
         self._context = n_chunks > 1 and predictor.model.features_.context_need() is not None

@@ -231,6 +231,7 @@ class ChunkJob:
     entities: RowFormat | None
     model_files: object  # a Spark broadcast of {file name: bytes} (the artifact)
     model_meta: tuple[str, str, str, str]
+    clock: bool | None = None  # the model's timezone convention: times in the other one are rejected rows
     version: str = VERSION
 
 
@@ -354,7 +355,7 @@ def prepare_rows(job: ChunkJob, i: int, batches: Iterable[pa.RecordBatch]) -> It
     with _Scratch() as work:
         if ents is not None:
             write_parquet(ents, work / "parts" / f"entities-{i:05d}.parquet")
-        prepare_task(work, i, raw, job.schema, job.now, t_read=time.perf_counter() - t0)
+        prepare_task(work, i, raw, job.schema, job.now, t_read=time.perf_counter() - t0, clock=job.clock)
         marker = work / "prepared" / f"chunk-{i:05d}.done"
         info = json.loads(marker.read_text(encoding="utf-8"))
         info["disputes"] = int(raw[job.schema.entity_col].nunique(dropna=True))
