@@ -719,6 +719,10 @@ def test_a_refused_night_is_left_out_and_its_folder_scored_again(model_dir, data
     with pytest.warns(DataWarning, match=r"1 night\(s\) `riskmodel score` refused are left out"):
         both = concat_scores([tmp_path / "n1", tmp_path / "n2"])
     assert set(both["as_of"].dt.normalize()) == {pd.Timestamp(AS_OF)}
+    from riskmodel.batch._nightly import as_nightly_list
+
+    with pytest.warns(DataWarning, match="refused are left out"):  # a report's history: none left is fine
+        assert as_nightly_list([tmp_path / "n2"], history=True) == []
     m = score_batch(events=events, as_of="2024-06-02", out=tmp_path / "n2", **kw)  # no overwrite needed
     assert m["status"] == "scored" and (tmp_path / "n2" / "worklists.parquet").exists()
     with pytest.raises(ConfigError, match="already exists"):  # a scored night stays protected
@@ -789,3 +793,16 @@ def test_an_output_that_cannot_be_written_is_said_in_words(model_dir, data, tmp_
         score_batch(model=str(model_dir), events=data["sim"].events, entities=data["entities"], as_of=AS_OF,
                     out=tmp_path / "out", chunk_disputes=400)
     assert "--out" in caught.value.for_cli()
+
+
+def test_blank_parties_are_no_parties_in_every_chunk(model_dir, data, tmp_path):
+    """Parties of spaces only (a CHAR(n) column's empty value) score as missing parties, also
+    through the context store of a night cut into chunks (they linked every dispute holding
+    one across chunks)."""
+    events = data["sim"].events
+    some = np.arange(len(events)) % 3 == 0
+    kw = dict(model=str(model_dir), entities=data["entities"], as_of=AS_OF, chunk_disputes=150)
+    score_batch(events=events.assign(party_id=events["party_id"].where(~some, " " * 10)), out=tmp_path / "blank", **kw)
+    score_batch(events=events.assign(party_id=events["party_id"].where(~some, None)), out=tmp_path / "none", **kw)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "blank" / "scores.parquet"),
+                                  pd.read_parquet(tmp_path / "none" / "scores.parquet"))

@@ -1,6 +1,7 @@
 """make_labels, make_cutoffs and open_disputes: edges by hand, the rest against a slow reference."""
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -474,3 +475,6 @@ def test_keyword_arguments_are_checked_in_their_own_names():
         make_labels(events, cutoffs, SCHEMA, outcome_kinds=["asault"], horizon="30D")
     with pytest.warns(DataWarning, match=r"none of the outcome kinds \['asault'\] occurs .*no dispute ever escalates"):
         make_cutoffs(events, SCHEMA, outcome_kinds=["asault"])
+    with warnings.catch_warnings():  # scoring: a log of open disputes holds no outcome by nature
+        warnings.simplefilter("error", DataWarning)
+        assert len(open_disputes(events.iloc[:1], "2024-03-01", SCHEMA)) == 1
