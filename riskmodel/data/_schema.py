@@ -1030,9 +1030,9 @@ def _odd_ids(uniques: pd.Index) -> bool:
     """Whether some of the distinct ids are blank (:func:`blank_mask`): then ``True``. Ids
     that differ from another only by spaces around them are warned about
     (:func:`warn_padded_ids`). Judged on the distinct ids, not the rows."""
-    if blank_mask(uniques).any():
-        return True
     array = _string_array(uniques)
+    if (_blank_strings(array) if array is not None and len(uniques) > FEW_VALUES else blank_mask(uniques)).any():
+        return True
     if array is not None and (len(uniques) > FEW_VALUES or any(v != v.strip() for v in uniques)):
         warn_padded_ids(array)
     return False
@@ -1061,6 +1061,11 @@ def blank_mask(values) -> np.ndarray:
                 or pd.api.types.is_string_dtype(getattr(values, "dtype", None))):
             return np.zeros(len(values), dtype=bool)
         return np.array([isinstance(v, str) and not v.strip() for v in np.asarray(values, dtype=object)], dtype=bool)
+    return _blank_strings(array)
+
+
+def _blank_strings(array: pa.Array) -> np.ndarray:
+    """:func:`blank_mask` of an Arrow string array."""
     blank = pc.or_(pc.utf8_is_space(array), pc.equal(pc.binary_length(array), 0))
     return blank.fill_null(False).to_numpy(zero_copy_only=False)
 
