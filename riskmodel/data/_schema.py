@@ -1100,7 +1100,7 @@ def _blank_kinds(kinds: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) ->
         codes = column_codes(kinds)
     if codes is None:
         return None, np.zeros(len(kinds), dtype=bool)
-    return codes, per_value(*codes, lambda v: isinstance(v, str) and not v.strip())
+    return codes, np.append(blank_mask(pd.Index(codes[1])), False)[codes[0]]  # code -1 (missing) reads False
 
 
 def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np.ndarray:

@@ -422,7 +422,8 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     zone = time_zone(events[schema.time_col]) if tz_aware else None
     codes, uniques = column_codes(kinds) if hashed is None else hashed
     codes = np.asarray(codes, dtype=np.int64)
-    kept = per_value(codes, uniques, lambda v: isinstance(v, str) and bool(v.strip()))  # blank: a missing kind
+    blank = np.append(blank_mask(pd.Index(uniques)), False)[codes]  # a blank kind is a missing one
+    kept = per_value(codes, uniques, lambda v: isinstance(v, str)) & ~blank
     return *trimmed_codes(codes[kept], uniques), tz_aware, zone
 
 
