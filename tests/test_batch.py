@@ -806,3 +806,43 @@ def test_blank_parties_are_no_parties_in_every_chunk(model_dir, data, tmp_path):
     score_batch(events=events.assign(party_id=events["party_id"].where(~some, None)), out=tmp_path / "none", **kw)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "blank" / "scores.parquet"),
                                   pd.read_parquet(tmp_path / "none" / "scores.parquet"))
+
+
+@pytest.mark.parametrize("flavour", ["frame", "parquet"])
+def test_entities_rows_a_night_cannot_use_are_set_aside_not_the_night(model_dir, data, tmp_path, flavour):
+    """A dispute exported twice with different attributes (it moved station), a row repeated
+    exactly, a row without an id: the night is scored (one such row refused it), the
+    dispute of several rows has its events rejected with the reason, the others are scored
+    as with the clean table, and each is counted and reconciles."""
+    sim = data["sim"]
+    base = score_batch(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=AS_OF,
+                       out=tmp_path / "base", chunk_disputes=300)
+    scored = pd.read_parquet(tmp_path / "base" / "scores.parquet")
+    moved_id, repeated_id = scored["dispute_id"].iloc[0], scored["dispute_id"].iloc[1]
+    ents = sim.entities
+    moved = ents[ents["dispute_id"] == moved_id].assign(
+        station=ents.loc[ents["station"] != ents.loc[ents["dispute_id"] == moved_id, "station"].iloc[0],
+                         "station"].iloc[0])
+    dirty = pd.concat([ents.iloc[:5], moved, ents[ents["dispute_id"] == repeated_id], ents.iloc[5:],
+                       ents.iloc[[9]].assign(dispute_id=None)], ignore_index=True)
+    dirty["station"] = dirty["station"].astype(ents["station"].dtype)
+    entities = dirty
+    if flavour == "parquet":
+        entities = tmp_path / "entities.parquet"
+        dirty.to_parquet(entities, index=False)
+    with pytest.warns(DataWarning, match="1 dispute.s. with several different rows"):
+        m = score_batch(model=str(model_dir), events=sim.events, entities=entities, as_of=AS_OF,
+                        out=tmp_path / "dirty", chunk_disputes=300)
+    c = m["counts"]
+    assert m["status"] == "scored" and c["reconciles"]
+    assert (c["entities_without_id"], c["entities_duplicates_dropped"], c["entities_conflicting_ids"]) == (1, 1, 1)
+    rejects = pd.read_parquet(tmp_path / "dirty" / "rejects.parquet")
+    own = rejects[rejects["dispute_id"] == moved_id]
+    assert len(own) == int((sim.events["dispute_id"] == moved_id).sum()) > 0
+    assert set(own["reject_reason"]) == {"several different rows in the entities table for this dispute in 'dispute_id'"}
+    assert c["disputes_rejected"] == base["counts"]["disputes_rejected"] + 1
+    # the others score as with the clean table and without the rejected events (which no dispute reads)
+    score_batch(model=str(model_dir), events=sim.events[sim.events["dispute_id"] != moved_id], entities=sim.entities,
+                as_of=AS_OF, out=tmp_path / "without", chunk_disputes=300)
+    after = pd.read_parquet(tmp_path / "dirty" / "scores.parquet")
+    pd.testing.assert_frame_equal(after, pd.read_parquet(tmp_path / "without" / "scores.parquet"))

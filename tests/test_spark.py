@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import dirty_events, train_model_dir, with_bad_rows
 
-from riskmodel._errors import ConfigError, DataError
+from riskmodel._errors import ConfigError, DataError, DataWarning
 from riskmodel._simulate import simulate_disputes
 from riskmodel.batch._job import score_batch
 
@@ -384,3 +384,26 @@ def test_spark_stopped_at_a_crash_point_then_rerun(spark, model_dir, data, tmp_p
     assert m["resumed"]
     _assert_same(out, tmp_path / "local")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "spark"]
+
+
+@pytest.mark.parametrize("flavour", ["parquet", "frame"])
+def test_entities_rows_set_aside_alike_on_spark(spark, model_dir, data, tmp_path, flavour):
+    """A dispute on two different entities rows, a row repeated and a row without an id:
+    Spark sets them aside, rejects and counts as the local engine does (both refused the night)."""
+    ents = data["sim"].entities
+    dirty = pd.concat([ents, ents.iloc[[3]].assign(category="other"), ents.iloc[[4]],
+                       ents.iloc[[5]].assign(dispute_id=None)], ignore_index=True)
+    dirty["category"] = dirty["category"].astype(str)
+    entities = dirty
+    if flavour == "parquet":
+        entities = tmp_path / "entities.parquet"
+        dirty.to_parquet(entities, index=False)
+    kw = dict(model=str(model_dir), events=data["inputs"]["parquet"], entities=entities, as_of=AS_OF,
+              chunk_disputes=CHUNK)
+    with pytest.warns(DataWarning, match="several different rows"):
+        local = score_batch(out=tmp_path / "local", **kw)
+    with pytest.warns(DataWarning, match="several different rows"):
+        score_batch(out=tmp_path / "spark", engine="spark", **kw)
+    c = local["counts"]
+    assert (c["entities_without_id"], c["entities_duplicates_dropped"], c["entities_conflicting_ids"]) == (1, 1, 1)
+    _assert_same(tmp_path / "spark", tmp_path / "local")

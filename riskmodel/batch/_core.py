@@ -26,8 +26,10 @@ from ..data import (
     blank_mask,
     decimal_text,
     id_kind,
+    isna_mask,
     kind_in,
     lookup_positions,
+    rejects_frame,
     run_starts,
     split_invalid_events,
     trimmed_codes,
@@ -35,7 +37,7 @@ from ..data import (
 from ..features import GROUP_PREFIX, ContextNeed
 
 __all__ = ["ContextStore", "bucket_of", "context_store", "explain_chunk", "isin", "prepare_chunk", "score_chunk",
-           "summary_rows"]
+           "summary_rows", "usable_entities"]
 
 
 STAGES = ("read", "validate", "features", "predict", "monitor", "reasons", "write")
@@ -70,6 +72,29 @@ def isin(values, among) -> np.ndarray:
     if id_kind(pd.Series(among)) == "number and text":  # 2895 and "2895" are one id (two would be no index)
         among = pd.unique(decimal_text(among))
     return lookup_positions(pd.Index(among), pd.Series(values)) >= 0
+
+
+def usable_entities(entities: pd.DataFrame | None, schema: EventSchema) -> tuple[pd.DataFrame | None, dict]:
+    """The entities rows a night can use (one per id), and what it set aside.
+
+    A row without an id belongs to no dispute; a row repeated exactly is one row; an id
+    on several different rows (e.g. a dispute that moved station, exported twice) has
+    unknown attributes, so none of its rows is used and its events are rejected
+    (:func:`prepare_chunk`). Returns the rows and ``{"without_id": int, "duplicates":
+    int, "conflicting": ids}`` (each id of several different rows once).
+    """
+    if entities is None:
+        return None, {"without_id": 0, "duplicates": 0, "conflicting": np.zeros(0, dtype=object)}
+    id_col = schema.entities_id
+    without_id = isna_mask(entities[id_col])
+    rows = entities[~without_id]
+    exact = rows.duplicated(keep="first").to_numpy() if len(rows) > 1 else np.zeros(len(rows), dtype=bool)
+    rows = rows[~exact]
+    several = rows[id_col].duplicated(keep=False).to_numpy()
+    conflicting = pd.unique(rows[id_col][several].to_numpy(dtype=object))
+    if without_id.any() or exact.any() or several.any():
+        rows = rows[~several].reset_index(drop=True)
+    return rows, {"without_id": int(without_id.sum()), "duplicates": int(exact.sum()), "conflicting": conflicting}
 
 
 #: Summary-row flags: the dispute's first event, its first outcome event.
@@ -109,7 +134,7 @@ def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFram
 
 
 def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | None = None,
-                  entities: pd.DataFrame | None = None, clock: bool | None = None
+                  entities: pd.DataFrame | None = None, clock: bool | None = None, *, conflicting=()
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
     """Validate one chunk.
 
@@ -124,6 +149,8 @@ def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | No
         The chunk's entities rows (they give the summary rows' groups).
     clock : bool, optional
         The model's timezone convention (``True``: aware): times in the other one are rejected rows.
+    conflicting : array-like, optional
+        Ids with several different entities rows (:func:`usable_entities`): their rows are rejected.
 
     Returns
     -------
@@ -137,14 +164,25 @@ def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | No
         Exact duplicate rows dropped (identical in every column to a kept row): every
         input row is clean, rejected or one of these.
     """
+    set_aside = None
+    if len(conflicting) and len(raw):
+        unknown = isin(raw[schema.entity_col], conflicting)
+        if unknown.any():
+            reason = f"several different rows in the entities table for this dispute in {schema.entities_id!r}"
+            held = raw.loc[unknown, schema.event_columns]
+            set_aside = rejects_frame(held, np.full(len(held), reason, dtype=object), schema.event_columns)
+            raw = raw[~unknown]
     if len(raw) == 0:
         empty = raw.iloc[:0]
-        return empty, empty.astype(str).assign(reject_reason=pd.Series(dtype=object)), \
+        rejects = empty.astype(str).assign(reject_reason=pd.Series(dtype=object))
+        return empty, rejects if set_aside is None else set_aside.reset_index(drop=True), \
             summary_rows(empty, schema, entities), 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         # a time in the other convention than the model's is a rejected row (a chunk's shares are not the night's)
         clean, rejects, info = split_invalid_events(raw, schema, now=now, stray_times=True, clock=clock)
+    if set_aside is not None:
+        rejects = pd.concat([rejects, set_aside])
     rejects = rejects.reset_index(drop=True)
     return clean, rejects, summary_rows(clean, schema, entities), int(info["duplicates_dropped"])
 

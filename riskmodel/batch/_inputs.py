@@ -23,7 +23,7 @@ from ..data import (
     frame_fingerprint,
     require_columns,
     times_aware,
-    validate_entities,
+    validated_entity_columns,
     warn_padded_ids,
 )
 from ..lifecycle import NOT_CSV, is_csv, read_csv
@@ -245,12 +245,14 @@ def entity_columns(schema: EventSchema) -> list[str]:
 
 
 def validated_entities(frame: pd.DataFrame, schema: EventSchema, unparseable: dict | None = None) -> pd.DataFrame:
-    """:func:`validate_entities` of (a part of) the entities; ``unparseable`` (column -> count)
+    """:func:`validate_entities` of (a part of) the entities, rows not judged (see
+    :func:`~riskmodel.batch._core.usable_entities`); ``unparseable`` (column -> count)
     adds up the times that did not parse and became missing, for one warning and the
     manifest (a part's own warning would name part of them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        valid = validate_entities(frame, schema)
+        # rows without an id and ids on several rows are set aside chunk by chunk (usable_entities)
+        valid = validated_entity_columns(frame, schema, judge_rows=False).to_frame()
     if unparseable is not None:
         for col in dict.fromkeys([*schema.entity_time_cols, *([schema.closed_col] if schema.closed_col else [])]):
             lost = int((valid[col].isna().to_numpy() & frame[col].notna().to_numpy() & ~blank_mask(frame[col])).sum())

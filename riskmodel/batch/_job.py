@@ -117,7 +117,7 @@ from ..model import (
     scoring_policy,
     warn_if_drifting,
 )
-from ._core import CITY, STAGES, context_store
+from ._core import CITY, STAGES, context_store, usable_entities
 from ._files import mark_done, read_parts, write_parquet
 from ._inputs import Entities, Source, file_fingerprint
 from ._nightly import _refused
@@ -270,6 +270,7 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
     group_cols = list(schema.entity_categorical_cols)
     attrs = read_parts([work / "parts" / f"entities-{i:05d}.parquet" for i in range(n_chunks)],
                         columns=[schema.entities_id] + group_cols)
+    attrs = usable_entities(attrs, schema)[0]  # one row per id (an id's rows all hash to one chunk)
     if attrs is not None:
         attrs = attrs.rename(columns={schema.entities_id: ent})
         attrs = attrs.astype({c: object for c in group_cols})
@@ -746,6 +747,10 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
             "entities_without_events": sum(info.get("entities_without_events", 0) for info in stage_times),
             # entities times that did not parse, per column: missing, so a closing time lost reads open
             "entities_unparseable_times": counts.get("entities_unparseable_times", {}),
+            # entities rows set aside: without an id, exact repeats, ids on several different rows
+            # (those disputes' events are rejects, counted in disputes_rejected)
+            **{key: sum(info.get(key, 0) for info in stage_times) for key in
+               ("entities_without_id", "entities_duplicates_dropped", "entities_conflicting_ids")},
             "reconciles": (n_read == n_scored + rej_disputes + n_not_open
                            and counts["rows"] == clean_rows + rej_rows + dup_rows),
             "not_open_by_reason": {str(k): int(v) for k, v in
@@ -817,6 +822,13 @@ def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
         warnings.warn(f"entities column {col!r}: {lost:,} time(s) did not parse and are missing"
                       + (" (those disputes count as not closed)" if col == manifest["schema"].get("closed_col") else "")
                       + " (manifest: counts.entities_unparseable_times).", DataWarning, stacklevel=3)
+    set_aside = {"entities_without_id": "row(s) without an id, not used",
+                 "entities_duplicates_dropped": "exact repeat(s) of another row, read once",
+                 "entities_conflicting_ids": "dispute(s) with several different rows: their attributes are unknown, "
+                                             "so their events are rejects"}
+    for key, what in set_aside.items():
+        if c.get(key):
+            warnings.warn(f"entities: {c[key]:,} {what} (manifest: counts.{key}).", DataWarning, stacklevel=3)
     missing = c["disputes_without_entity_row"]
     if entities_given and missing:
         warnings.warn(f"{missing:,} of {c['disputes_scored']:,} disputes scored have no row in the entities table: "

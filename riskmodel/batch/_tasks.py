@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from ._core import explain_chunk, isin, prepare_chunk, score_chunk
+from ._core import explain_chunk, isin, prepare_chunk, score_chunk, usable_entities
 from ._files import chunk_entities, mark_done, write_parquet
 
 __all__ = ["Progress", "explain_task", "pending_chunks", "prepare_task", "release_unused_memory", "score_task"]
@@ -86,19 +86,24 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
     ent = schema.entity_col
     prep = Path(work) / "prepared"
     t1 = time.perf_counter()
-    entities = chunk_entities(Path(work), i)
-    clean, rejects, summary, n_dup = prepare_chunk(raw, schema, now, entities, clock)
+    entities, set_aside = usable_entities(chunk_entities(Path(work), i), schema)
+    clean, rejects, summary, n_dup = prepare_chunk(raw, schema, now, entities, clock,
+                                                   conflicting=set_aside["conflicting"])
     t2 = time.perf_counter()
     raw_ids = pd.unique(raw[ent].dropna())
     n_rej = int((~isin(raw_ids, clean[ent])).sum())
     # disputes the entities table lists and the events never name: in no output, so counted here
     no_events = 0 if entities is None else int((~isin(entities[schema.entities_id], raw_ids)).sum())
+    no_events += int((~isin(set_aside["conflicting"], raw_ids)).sum()) if len(set_aside["conflicting"]) else 0
     write_parquet(clean, prep / f"clean-{i:05d}.parquet")
     write_parquet(rejects, prep / f"rejects-{i:05d}.parquet")
     write_parquet(summary, prep / f"summary-{i:05d}.parquet")
     t3 = time.perf_counter()
     mark_done(prep / f"chunk-{i:05d}.done", {"disputes_rejected": n_rej, "rows": len(raw),
                                              "entities_without_events": no_events,
+                                             "entities_without_id": set_aside["without_id"],
+                                             "entities_duplicates_dropped": set_aside["duplicates"],
+                                             "entities_conflicting_ids": len(set_aside["conflicting"]),
                                              "clean_rows": len(clean), "duplicates_dropped": n_dup,
                                              "timings": {"read": t_read, "validate": t2 - t1, "write": t3 - t2}})
     return len(raw)
@@ -113,7 +118,7 @@ def score_task(work: Path, i: int, predictor, as_of: pd.Timestamp, *, reasons: s
     t0 = time.perf_counter()
     clean = pd.read_parquet(prep / f"clean-{i:05d}.parquet")
     context = context_for(i, clean)
-    entities = chunk_entities(Path(work), i)
+    entities = usable_entities(chunk_entities(Path(work), i), predictor.model._schema())[0]
     t1 = time.perf_counter()
     scores, not_scored, chunk_t = score_chunk(clean, context, predictor, as_of, entities=entities,
                                               reasons=reasons, max_inactive=max_inactive)
@@ -130,4 +135,5 @@ def score_task(work: Path, i: int, predictor, as_of: pd.Timestamp, *, reasons: s
 def explain_task(work: Path, i: int, predictor, as_of: pd.Timestamp, ids, *, context_for) -> pd.DataFrame:
     """Reasons of the open disputes ``ids`` of chunk ``i`` (see :func:`explain_chunk`)."""
     clean = pd.read_parquet(Path(work) / "prepared" / f"clean-{i:05d}.parquet")
-    return explain_chunk(clean, context_for(i, clean), predictor, as_of, ids, entities=chunk_entities(Path(work), i))
+    entities = usable_entities(chunk_entities(Path(work), i), predictor.model._schema())[0]
+    return explain_chunk(clean, context_for(i, clean), predictor, as_of, ids, entities=entities)

@@ -700,7 +700,7 @@ class ScreenedEvents:
     @functools.cached_property
     def rejects(self) -> pd.DataFrame:
         """Bad rows with their original values (as strings) and a ``reject_reason``."""
-        return _rejects_frame(*self._raw_rejects)
+        return rejects_frame(*self._raw_rejects)
 
 
 def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
@@ -1175,7 +1175,7 @@ def _frame(columns: Mapping[str, pd.Series | np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame({col: getattr(values, "array", values) for col, values in columns.items()}, copy=False)
 
 
-def _rejects_frame(raw_bad: pd.DataFrame | None, reasons: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
+def rejects_frame(raw_bad: pd.DataFrame | None, reasons: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
     """Rejected rows with their original values as strings (None where missing) and the reason."""
     if raw_bad is None or len(raw_bad) == 0:
         return pd.DataFrame({col: np.zeros(0, dtype=object) for col in [*columns, "reject_reason"]})
@@ -1347,8 +1347,14 @@ def validated_entity_columns(
     *,
     events: pd.DataFrame | None = None,
     allow_empty: bool = False,
+    judge_rows: bool = True,
 ) -> Columns | None:
-    """:func:`validate_entities`, returning the checked columns (no frame built)."""
+    """:func:`validate_entities`, returning the checked columns (no frame built).
+
+    ``judge_rows=False`` leaves rows without an id and ids on several rows to the caller
+    (the nightly batch sets them aside dispute by dispute, see
+    :func:`~riskmodel.batch.usable_entities`); the columns are checked all the same.
+    """
     if entities is None:
         return None
     schema = schema or EventSchema()
@@ -1368,14 +1374,14 @@ def validated_entity_columns(
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
     out = {col: entities[col] for col in dict.fromkeys(needed)}
-    null_ids = isna_mask(out[id_col])
+    null_ids = isna_mask(out[id_col]) if judge_rows else np.zeros(0, dtype=bool)
     if null_ids.any():
         raise DataError(
             f"entities: {int(null_ids.sum())} row(s) with null id in {id_col!r} "
             f"(first rows: {list(entities.index[null_ids][:5])})."
         )
     ids = out[id_col].array
-    if len(ids) > 1 and not pd.Index(ids).is_unique:
+    if judge_rows and len(ids) > 1 and not pd.Index(ids).is_unique:
         dup = pd.Index(ids).duplicated(keep=False)
         raise DataError(
             f"entities: {int(dup.sum())} row(s) share an id in {id_col!r}; ids must be unique "
