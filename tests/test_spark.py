@@ -388,12 +388,15 @@ def test_spark_stopped_at_a_crash_point_then_rerun(spark, model_dir, data, tmp_p
 
 @pytest.mark.parametrize("flavour", ["parquet", "frame"])
 def test_entities_rows_set_aside_alike_on_spark(spark, model_dir, data, tmp_path, flavour):
-    """A dispute on two different entities rows, a row repeated and a row without an id:
-    Spark sets them aside, rejects and counts as the local engine does (both refused the night)."""
+    """A dispute on two different entities rows, a row repeated, a row without an id, and
+    closing times that do not parse: Spark sets them aside, rejects, counts and warns as the
+    local engine does (both refused the night; Spark did not count the closing times, read open)."""
     ents = data["sim"].entities
     dirty = pd.concat([ents, ents.iloc[[3]].assign(category="other"), ents.iloc[[4]],
                        ents.iloc[[5]].assign(dispute_id=None)], ignore_index=True)
     dirty["category"] = dirty["category"].astype(str)
+    closed = dirty["closed_at"].notna() & (dirty.index % 7 == 0)
+    dirty["closed_at"] = dirty["closed_at"].dt.strftime("%Y-%m-%d %H:%M:%S").where(~closed, "已结案")  # no date
     entities = dirty
     if flavour == "parquet":
         entities = tmp_path / "entities.parquet"
@@ -402,8 +405,10 @@ def test_entities_rows_set_aside_alike_on_spark(spark, model_dir, data, tmp_path
               chunk_disputes=CHUNK)
     with pytest.warns(DataWarning, match="several different rows"):
         local = score_batch(out=tmp_path / "local", **kw)
-    with pytest.warns(DataWarning, match="several different rows"):
+    with pytest.warns(DataWarning, match="closed_at'. [0-9,]+ time.s. did not parse"):
         score_batch(out=tmp_path / "spark", engine="spark", **kw)
     c = local["counts"]
     assert (c["entities_without_id"], c["entities_duplicates_dropped"], c["entities_conflicting_ids"]) == (1, 1, 1)
+    # the row without an id and the repeat count once each where they were read (both hold a date)
+    assert c["entities_unparseable_times"]["closed_at"] >= int(closed.iloc[:len(ents)].sum()) > 0
     _assert_same(tmp_path / "spark", tmp_path / "local")

@@ -717,6 +717,12 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
     n_scored = len(result["scores"])
     n_not_open = len(result["not_scored"])
     n_read = counts["disputes"]
+    # entities times that did not parse, per column: counted where the rows were validated
+    # (the partition, and on Spark each chunk's task)
+    unparseable = dict(counts.get("entities_unparseable_times") or {})
+    for info in stage_times:
+        for col, lost in (info.get("entities_unparseable_times") or {}).items():
+            unparseable[col] = unparseable.get(col, 0) + lost
     tiers = result["scores"]["tier"].astype(str).value_counts()
     manifest = {
         "riskmodel_batch": 1,
@@ -746,7 +752,7 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
             # disputes of the entities table with no event row at all (a dispute with no history yet)
             "entities_without_events": sum(info.get("entities_without_events", 0) for info in stage_times),
             # entities times that did not parse, per column: missing, so a closing time lost reads open
-            "entities_unparseable_times": counts.get("entities_unparseable_times", {}),
+            "entities_unparseable_times": unparseable,
             # entities rows set aside: without an id, exact repeats, ids on several different rows
             # (those disputes' events are rejects, counted in disputes_rejected)
             **{key: sum(info.get(key, 0) for info in stage_times) for key in

@@ -630,7 +630,8 @@ class SparkRun:
         self._run_chunks("score", [i for i in range(n_chunks) if not self._done("scores", i)],
                          functools.partial(self._score, job, self._context, self._entities))
         t1 = time.perf_counter()
-        counts = self._download(n_chunks, en is not None)
+        counts = {**self._download(n_chunks, en is not None),
+                  "entities_unparseable_times": part.get("entities_unparseable_times", {})}
         _log(f"read the chunks' results ({time.perf_counter() - t1:.1f}s)")
         return Staged(work=self.staging, n_chunks=n_chunks, counts=counts, description=ev.description,
                       fingerprint=ev.fingerprint, entities=None if en is None else en.fingerprint,
@@ -646,13 +647,13 @@ class SparkRun:
         if en is not None and en.mode != "frame" and not _action(lambda: en.sdf.take(1), "reading entities"):
             raise DataError("entities is empty (0 rows); there is nothing to work on.")
         n_chunks = max(1, math.ceil(n_ids / chunk_disputes))
-        pieces = []
+        pieces, unparseable = [], {}
         for inp in (ev, en):
             if inp is None:
                 continue
             id_col = schema.entity_col if inp.role == "events" else schema.entities_id
             if inp.mode == "frame":
-                pieces.append(self._frame_parts(inp, id_col, n_chunks, schema))
+                pieces.append(self._frame_parts(inp, id_col, n_chunks, schema, unparseable))
                 continue
             split = functools.partial(split_rows, formats[inp.role], id_col, n_chunks, inp.role,
                                       inp.files if inp.files is not None else None)
@@ -660,17 +661,18 @@ class SparkRun:
         rows = pieces[0] if len(pieces) == 1 else pieces[0].unionByName(pieces[1])
         _action(lambda: self._write(rows, self._path("parts"), "partition the input", by="chunk"),
                 "partitioning the input")
-        return {"n_chunks": n_chunks, "disputes_counted": n_ids,
+        return {"n_chunks": n_chunks, "disputes_counted": n_ids, "entities_unparseable_times": unparseable,
                 "events": formats["events"].to_json(),
                 "entities": None if en is None else formats["entities"].to_json()}
 
-    def _frame_parts(self, inp: _Input, id_col: str, n_chunks: int, schema):
-        """A pandas input, split on the driver (it is there already) into per-chunk parquet."""
+    def _frame_parts(self, inp: _Input, id_col: str, n_chunks: int, schema, unparseable: dict):
+        """A pandas input, split on the driver (it is there already) into per-chunk parquet
+        (``unparseable``: adds up the entities times that did not parse)."""
         import io
 
         frame = inp.frame
         if inp.role == "entities":
-            frame = validated_entities(frame, schema)
+            frame = validated_entities(frame, schema, unparseable)
         else:
             frame = frame[inp.columns]
         bucket = bucket_of(frame[id_col], n_chunks)

@@ -321,7 +321,8 @@ def _ordered(table: pa.Table | None) -> pa.Table | None:
     return table.sort_by([(c, "ascending") for c in ORDER_COLS]).drop_columns(list(ORDER_COLS))
 
 
-def _entities_frame(job: ChunkJob, blobs: dict[str, list[bytes]]) -> pd.DataFrame:
+def _entities_frame(job: ChunkJob, blobs: dict[str, list[bytes]], unparseable: dict) -> pd.DataFrame:
+    """The chunk's validated entities rows (``unparseable``: adds up its times that did not parse)."""
     import warnings
 
     from ...data import validate_entities
@@ -331,7 +332,7 @@ def _entities_frame(job: ChunkJob, blobs: dict[str, list[bytes]]) -> pd.DataFram
         return pd.read_parquet(io.BytesIO(blobs["entities"][0]))
     raw = fmt.frame(_ordered(_ipc_table(blobs.get("entities", []))))
     if len(raw):
-        return validated_entities(raw, job.schema)
+        return validated_entities(raw, job.schema, unparseable)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         return validate_entities(raw, job.schema, allow_empty=True)
@@ -350,7 +351,8 @@ def prepare_rows(job: ChunkJob, i: int, batches: Iterable[pa.RecordBatch]) -> It
         raw = pd.read_parquet(io.BytesIO(pieces[0])) if pieces else job.events.frame(None)
     else:
         raw = job.events.frame(_ordered(_ipc_table(blobs.get("events", []))))
-    ents = None if job.entities is None else _entities_frame(job, blobs)
+    unparseable: dict[str, int] = {}
+    ents = None if job.entities is None else _entities_frame(job, blobs, unparseable)
     del blobs
     with _Scratch() as work:
         if ents is not None:
@@ -359,6 +361,7 @@ def prepare_rows(job: ChunkJob, i: int, batches: Iterable[pa.RecordBatch]) -> It
         marker = work / "prepared" / f"chunk-{i:05d}.done"
         info = json.loads(marker.read_text(encoding="utf-8"))
         info["disputes"] = int(raw[job.schema.entity_col].nunique(dropna=True))
+        info["entities_unparseable_times"] = unparseable
         marker.write_text(json.dumps(info), encoding="utf-8")
         del raw, ents
         release_unused_memory()
