@@ -632,3 +632,28 @@ def test_csv_exports_as_police_systems_write_them(tmp_path):
     (tmp_path / "e.txt").write_text("id,time\n1,2\n")
     with pytest.raises(DataError, match=r"\*\.csv\.gz"):
         read_table(tmp_path / "e.txt")
+
+
+def test_csv_lines_ending_with_a_delimiter_are_read_as_their_header_says(tmp_path):
+    """Exports that end every line with a comma (more fields than the header): pandas made the
+    first column the index and shifted every column (ids read as dates, stations as
+    categories); the empty extra fields are now dropped. A filled extra field is refused,
+    naming its line."""
+    from riskmodel._errors import DataError
+    from riskmodel.lifecycle import read_table
+
+    frame = pd.DataFrame({"dispute_id": ["0012", "0013", "0014"], "category": ["debt", "family", "debt"],
+                          "station": ["S01", "S02", "S01"]})
+    lines = ["dispute_id,category,station"] + [",".join(row) + "," for row in frame.itertuples(index=False)]
+    (tmp_path / "trailing.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "two.csv").write_text("\n".join(line + "," for line in lines) + "\n")  # header ends with one too
+    pd.testing.assert_frame_equal(read_table(tmp_path / "trailing.csv", text_columns=["dispute_id"]), frame)
+    two = read_table(tmp_path / "two.csv", text_columns=["dispute_id"])
+    pd.testing.assert_frame_equal(two[frame.columns], frame)
+    lines[2] = lines[2] + "said no"  # a comma in an unquoted narrative, on the file's line 3
+    (tmp_path / "filled.csv").write_text("\n".join(lines[:1] + [line.rstrip(",") for line in lines[1:2]] + lines[2:]))
+    with pytest.raises(DataError, match="could not read|line 3 has more fields than the header"):
+        read_table(tmp_path / "filled.csv")
+    (tmp_path / "first.csv").write_text("\n".join(lines[:1] + [lines[2]] + lines[3:]))
+    with pytest.raises(DataError, match=r"first.csv: line 2 has more fields than the header \(3 columns\)"):
+        read_table(tmp_path / "first.csv")

@@ -15,6 +15,7 @@ import io
 import json
 import lzma
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,7 +328,11 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
     for encoding in ("utf-8", "gb18030"):
         try:
             header = pd.read_csv(path, nrows=0, encoding=encoding).columns
-            frame = pd.read_csv(path, dtype={c: str for c in text_columns if c in header} or None, encoding=encoding)
+            dtype = {c: str for c in text_columns if c in header} or None
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                # rows of more fields than the header: not its first column(s) as an index, shifting the others
+                frame = pd.read_csv(path, dtype=dtype, encoding=encoding, index_col=False)
         except UnicodeDecodeError:
             continue
         except pd.errors.EmptyDataError:
@@ -337,8 +342,25 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
         if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):
             raise DataError(f"{path}: its header is one column, {str(header[0])[:80]!r}: the file is not separated by "
                             "commas. Save it as comma-separated CSV.")
+        for warning in caught:
+            if "does not match length of data" in str(warning.message):
+                _refuse_filled_extra_fields(path, encoding, len(header))
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return frame
     raise DataError(f"{path} is neither UTF-8 nor GB18030 text; save it as UTF-8 CSV.")
+
+
+def _refuse_filled_extra_fields(path: Path, encoding: str, n_columns: int) -> None:
+    """Rows of ``path`` have more fields than its header (``n_columns``): a delimiter ending
+    each line, as some exports write, leaves them empty and they were dropped; a value in
+    one is refused, naming its line (a comma in an unquoted field?)."""
+    fields = pd.read_csv(path, header=None, skiprows=1, dtype=str, encoding=encoding)
+    filled = fields.iloc[:, n_columns:].notna().to_numpy().any(axis=1)
+    if filled.any():
+        line = row_numbers(path, len(fields))[0][int(np.argmax(filled))]
+        raise DataError(f"{path}: line {line} has more fields than the header ({n_columns} columns): a comma inside a "
+                        "field that is not quoted? Quote such fields, or remove the extra ones.")
 
 
 def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
