@@ -607,31 +607,18 @@ def shared_object_codes(array: np.ndarray, first: np.ndarray | None = None) -> t
     return by_value[by_address], pd.Index(uniques, dtype=object)
 
 
-def check_kinds(kinds: pd.Series, column: str, codes: tuple[np.ndarray, pd.Index] | None = None) -> pd.Series:
-    """Column-level kind check; returns a mask of rows whose kind is not a string.
-
-    ``codes``: :func:`object_codes` of the column, if known (then each distinct value is
-    judged once).
-    """
-    if codes is not None:
-        return per_value(*codes, lambda v: not isinstance(v, str))
-    if _all_missing_numbers(kinds):  # every row has a missing kind: rejected as such
-        return np.zeros(len(kinds), dtype=bool)
-    if pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype):
+def kind_codes_of(kinds: pd.Series, column: str) -> tuple[np.ndarray, pd.Index, np.ndarray]:
+    """:func:`column_codes` of a kind column, blank kinds (:func:`blank_as_missing`) coded
+    missing (-1), and the mask of rows whose kind is not a string (each distinct value judged
+    once). A column of numbers is refused (one with no value at all: every kind is missing)."""
+    numeric = pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype)
+    if numeric and not _all_missing_numbers(kinds):
         raise DataError(
             f"events column {column!r} must hold event kinds as strings, got {kinds.dtype} "
             f"(e.g. {format_examples(kinds.head(3))}). Map codes to names, or use .astype(str)."
         )
-    if isinstance(kinds.dtype, pd.CategoricalDtype):  # judge the categories, read by the codes
-        categories = pd.Series(kinds.cat.categories.to_numpy(dtype=object))
-        not_str = np.append(~categories.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool), False)
-        return not_str[kinds.cat.codes.to_numpy()]  # code -1 (missing) reads the final False
-    if pd.api.types.is_string_dtype(kinds.dtype) and not pd.api.types.is_object_dtype(kinds.dtype):
-        return np.zeros(len(kinds), dtype=bool)  # a string dtype holds only strings and nulls
-    if pd.api.types.infer_dtype(kinds, skipna=True) in ("string", "empty"):
-        return np.zeros(len(kinds), dtype=bool)
-    is_str = kinds.map(lambda v: isinstance(v, str), na_action="ignore")
-    return ~(is_str.fillna(False).astype(bool).to_numpy())
+    codes, uniques = blank_as_missing(*column_codes(kinds))
+    return codes, uniques, per_value(codes, uniques, lambda v: not isinstance(v, str))
 
 
 def trimmed_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
@@ -649,7 +636,17 @@ def trimmed_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.
 def per_value(codes: np.ndarray, uniques: pd.Index, test) -> np.ndarray:
     """``test(value)`` for each row, read by its code: each distinct value is judged once
     (code -1, a missing value, reads ``False``)."""
-    return np.array([bool(test(v)) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)[codes]
+    table = np.array([bool(test(v)) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
+    return table[codes] if table.any() else np.zeros(len(codes), dtype=bool)
+
+
+def blank_as_missing(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Codes with those of blank values (:func:`blank_mask`: empty or spaces only, a
+    ``CHAR(n)`` column's empty value) set to -1, missing; as they are when none is blank."""
+    blank = blank_mask(pd.Index(uniques))
+    if not blank.any():
+        return codes, uniques
+    return np.append(np.where(blank, -1, np.arange(len(blank))), -1)[codes], uniques
 
 
 def kind_in(values: pd.Series, kinds: Sequence[str]) -> np.ndarray:
@@ -857,9 +854,7 @@ def screen_events(
     # object columns are factorised once: the codes find their missing values (and the
     # kinds that are not strings), and are reused for the sort and the features
     id_codes, first_codes = _id_codes(columns[schema.entity_col], None if sort_ids else first_ids)
-    kind_codes = object_codes(columns[schema.kind_col])
-    not_str_kind = check_kinds(columns[schema.kind_col], schema.kind_col, kind_codes)
-    kind_codes, blank_kind = _blank_kinds(columns[schema.kind_col], kind_codes)
+    kind_codes, kind_uniques, not_str_kind = kind_codes_of(columns[schema.kind_col], schema.kind_col)
 
     now = naive_utc(default_now() if now is None else now, "now")
     t_ns = times.to_numpy().view(np.int64)  # NaT is the smallest int64
@@ -875,7 +870,7 @@ def screen_events(
         (t_ns < MIN_PLAUSIBLE_TIME.value if checks_times else None,
          f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
         (t_ns > now.value if checks_times else None, f"time in the future (after {now}) in {schema.time_col!r}"),
-        (_missing(columns[schema.kind_col], kind_codes) | blank_kind, f"missing kind in {schema.kind_col!r}"),
+        (kind_codes < 0, f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
     masks = [None if mask is None else np.asarray(mask, dtype=bool) for mask, _ in checks]
@@ -895,7 +890,7 @@ def screen_events(
         columns = {col: values[~bad] for col, values in columns.items()}
         t_ns = t_ns[~bad]
         id_codes = None if id_codes is None else (id_codes[0][~bad], id_codes[1])
-        kind_codes = None if kind_codes is None else compact_codes(kind_codes[0][~bad], kind_codes[1])
+        kind_codes, kind_uniques = compact_codes(kind_codes[~bad], kind_uniques)
     else:
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
@@ -936,7 +931,7 @@ def screen_events(
     return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col,
-                          kind_codes=kind_codes, first_codes=first_codes,
+                          kind_codes=(kind_codes, kind_uniques), first_codes=first_codes,
                           zone=time_zone(events[schema.time_col]) if tz_aware else None)
 
 
@@ -1090,17 +1085,6 @@ def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
 def _blank_as_missing(ids: pd.Series) -> pd.Series:
     """The ids with those of spaces only (or empty) missing."""
     return ids.mask(blank_mask(ids))
-
-
-def _blank_kinds(kinds: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> tuple[tuple | None, np.ndarray]:
-    """The kinds' codes (:func:`column_codes`, those given reused) and the rows whose kind is
-    blank: empty or whitespace only (a ``CHAR(n)`` column's empty value, trimmed to ``""``),
-    a missing kind. Each distinct value is judged once; the codes are the features' too."""
-    if codes is None and not _all_missing_numbers(kinds):  # numbers were refused by check_kinds
-        codes = column_codes(kinds)
-    if codes is None:
-        return None, np.zeros(len(kinds), dtype=bool)
-    return codes, np.append(blank_mask(pd.Index(codes[1])), False)[codes[0]]  # code -1 (missing) reads False
 
 
 def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np.ndarray:

@@ -30,14 +30,13 @@ from ..data import (
     Columns,
     EventSchema,
     Timeline,
-    blank_mask,
-    check_kinds,
+    blank_as_missing,
     column_codes,
     entity_order,
     first_per_code,
     id_kind,
+    kind_codes_of,
     lookup_positions,
-    object_codes,
     parse_times,
     per_value,
     require_columns,
@@ -272,9 +271,7 @@ class PreparedEvents:
             if column == self.schema.kind_col:
                 return trimmed_codes(*codes)
             if column == self.schema.party_col:
-                blank = blank_mask(pd.Index(codes[1]))
-                return (np.append(np.where(blank, -1, np.arange(len(blank))), -1)[codes[0]], codes[1]) if blank.any() \
-                    else codes
+                return blank_as_missing(*codes)
             return codes
 
         return self._shared_result(("factorize", column), compute)
@@ -412,19 +409,20 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     require_frame(events, "events")
     require_columns(events, schema.event_columns, "events")
     kinds = events[schema.kind_col]
-    hashed = object_codes(kinds)  # an object column: judged by its distinct values
-    not_str = check_kinds(kinds, schema.kind_col, hashed)
+    try:
+        codes, uniques, not_str = kind_codes_of(kinds, schema.kind_col)  # missing and blank kinds: code -1
+    except DataError:  # numbers, or values that cannot be hashed (lists): fit names these as kinds that
+        numeric = pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype)
+        if numeric or (pd.api.types.is_object_dtype(kinds.dtype) and len(kinds) > FEW_VALUES):
+            raise  # are not strings, judged row by row, unless :func:`object_codes` hashed them
+        not_str = ~kinds.map(lambda v: isinstance(v, str), na_action="ignore").fillna(False).astype(bool).to_numpy()
     if not_str.any():  # as transform rejects them, in the same words
         rows = np.flatnonzero(not_str)
         raise DataError(f"events: {len(rows)} row(s) with kind is not a string in {schema.kind_col!r} (first rows: "
                         f"{events.index[rows[:5]].tolist()}), e.g. {format_examples(kinds.iloc[rows[:3]])}.")
     _, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
     zone = time_zone(events[schema.time_col]) if tz_aware else None
-    codes, uniques = column_codes(kinds) if hashed is None else hashed
-    codes = np.asarray(codes, dtype=np.int64)
-    blank = np.append(blank_mask(pd.Index(uniques)), False)[codes]  # a blank kind is a missing one
-    kept = per_value(codes, uniques, lambda v: isinstance(v, str)) & ~blank
-    return *trimmed_codes(codes[kept], uniques), tz_aware, zone
+    return *trimmed_codes(codes[codes >= 0], uniques), tz_aware, zone
 
 
 def index_screened(screened, schema: EventSchema) -> PreparedEvents:
