@@ -848,10 +848,6 @@ class FeatureComputation:
         """Write one column computed in sorted-cutoff order into the output matrix (as float32)."""
         self.matrix[:, self.column_index[name]] = values
 
-    def put_block(self, names: Sequence[str], values: np.ndarray) -> None:
-        """:meth:`put` for several columns at once (``values``: one column per name)."""
-        self.matrix[:, [self.column_index[name] for name in names]] = values
-
     def restore_order(self) -> None:
         """Put the matrix rows, computed in sorted-cutoff order, in the cutoffs' order."""
         if bool((self.order == np.arange(len(self.order))).all()):
