@@ -49,19 +49,7 @@ def arrow_string_array(values) -> pa.Array | None:
 
 
 def short_string_keys(values) -> np.ndarray | None:
-    """Each string of an Arrow-backed column as one ``uint64`` key, or ``None``.
-
-    :func:`string_keys` for strings of at most 8 bytes (one word per string).
-
-    Parameters
-    ----------
-    values : Series or Index
-        A string column.
-
-    Returns
-    -------
-    ndarray of uint64 or None
-    """
+    """:func:`string_keys` of strings of at most 8 bytes: one ``uint64`` key per string, or ``None``."""
     keys = string_keys(values, max_words=1)
     return None if keys is None else keys[:, 0]
 
