@@ -181,7 +181,8 @@ class EventSchema:
 
     def to_dict(self) -> dict:
         """Plain-data form (for JSON artifacts and MLflow params)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> EventSchema:
@@ -191,10 +192,6 @@ class EventSchema:
         if unknown:
             raise DataError(f"EventSchema got unknown keys {unknown}; known keys: {sorted(known)}")
         return cls(**data)
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
 
 
 # --------------------------------------------------------------------------------------
@@ -903,7 +900,8 @@ def screen_events(
     order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids, codes=id_codes)
     if _odd_ids(uniques):  # rare: ids of spaces only (a CHAR(n) column's empty value) are missing ids
         frame = events.to_frame() if isinstance(events, Columns) else events
-        return screen_events(frame.assign(**{schema.entity_col: _blank_as_missing(frame[schema.entity_col])}), schema,
+        ids = frame[schema.entity_col]
+        return screen_events(frame.assign(**{schema.entity_col: ids.mask(blank_mask(ids))}), schema,
                              now=now, sort_ids=sort_ids, first_ids=first_ids, stray_times=stray_times, clock=clock)
     # exact duplicates share (entity, time), so after the sort they are neighbours
     # candidates: rows sharing (entity, time) with a neighbour
@@ -1082,11 +1080,6 @@ def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
                       "(a CHAR(n) column pads them).", DataWarning, stacklevel=stacklevel)
 
 
-def _blank_as_missing(ids: pd.Series) -> pd.Series:
-    """The ids with those of spaces only (or empty) missing."""
-    return ids.mask(blank_mask(ids))
-
-
 def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np.ndarray:
     """Missing values of a column: code -1 of its :func:`object_codes` when known."""
     return isna_mask(values) if codes is None else codes[0] < 0
@@ -1151,12 +1144,9 @@ class Columns:
         return len(self.index)
 
     def to_frame(self) -> pd.DataFrame:
-        return _frame(self._columns)
-
-
-def _frame(columns: Mapping[str, pd.Series | np.ndarray]) -> pd.DataFrame:
-    """A frame of same-length columns with a fresh RangeIndex (no index alignment)."""
-    return pd.DataFrame({col: getattr(values, "array", values) for col, values in columns.items()}, copy=False)
+        """A frame of the columns with a fresh RangeIndex (no index alignment)."""
+        return pd.DataFrame({col: getattr(values, "array", values) for col, values in self._columns.items()},
+                            copy=False)
 
 
 def rejects_frame(raw_bad: pd.DataFrame | None, reasons: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
@@ -1262,13 +1252,9 @@ def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, 
             values = pd.unique(rejects.loc[hit, column.group(1)].dropna().astype(str))
             if len(values):
                 examples = f", e.g. {format_examples(values[:3], limit=3)}"
-        parts.append(f"{count} {word}(s) with {reason} (first {word}s: {[_plain_number(v) for v in where[hit][:limit]]})"
-                     f"{examples}")
+        first = [int(v) if isinstance(v, np.integer) else v for v in where[hit][:limit]]
+        parts.append(f"{count} {word}(s) with {reason} (first {word}s: {first}){examples}")
     return parts
-
-
-def _plain_number(value):
-    return int(value) if isinstance(value, np.integer) else value
 
 
 def raise_rejects(rejects: pd.DataFrame, what: str, *, numbers: Sequence | None = None, word: str = "row",

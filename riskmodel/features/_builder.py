@@ -769,10 +769,6 @@ class FeatureBuilder(BaseEstimator):
             computation.warn_no_history()
         return columns if as_columns else columns.to_frame()
 
-    def _numeric_feature_names(self) -> list[str]:
-        """The features other than the categorical ones, in output order."""
-        return [n for n in self.feature_names_out_ if n not in self.categorical_features_]
-
 
 # --------------------------------------------------------------------------------------
 # the computation, one object per transform call
@@ -839,7 +835,7 @@ class FeatureComputation:
 
         # the output: one float32 matrix, filled column by column in sorted-cutoff order,
         # its rows put in the cutoffs' order at the end (:meth:`restore_order`)
-        self.numeric_names = builder._numeric_feature_names()
+        self.numeric_names = [n for n in builder.feature_names_out_ if n not in builder.categorical_features_]
         self.column_index = {n: j for j, n in enumerate(self.numeric_names)}
         # zeros, one column per feature (column-major; the tally by level counts into them)
         self.matrix = np.zeros((len(cutoffs), len(self.numeric_names)), dtype=np.float32, order="F")
