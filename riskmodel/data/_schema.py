@@ -711,14 +711,10 @@ def _code_time_order(codes: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, n
 
 
 def time_order(t_ns: np.ndarray) -> np.ndarray:
-    """Stable argsort of int64 nanosecond times (no missing time).
-
-    Times are sorted as keys (:func:`~riskmodel.data._keys.stable_key_sort`, one sort of
-    packed integers) once expressed as offsets from the earliest in their own unit (the
-    greatest common divisor of the offsets: a second for most extracts, a day for dates),
-    when those offsets and the row positions fit in 64 bits together; else (nanosecond
-    times over years, a few rows) NumPy's stable sort (the readable reference).
-    """
+    """Stable argsort of int64 nanosecond times (no missing time): their :func:`time_offsets`
+    sorted as keys (:func:`~riskmodel.data._keys.stable_key_sort`) when those and the row
+    positions fit in 64 bits together; else (nanosecond times over years, a few rows)
+    NumPy's stable sort (the readable reference)."""
     if len(t_ns) <= FEW_VALUES:
         return np.argsort(t_ns, kind="stable")
     offsets, _ = time_offsets(t_ns)
@@ -1165,11 +1161,8 @@ def split_invalid_events(
     stray_times: bool = False,
     clock: bool | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Validate events, separating bad rows instead of raising (``stray_times``, ``clock``:
-    see :func:`screen_events`).
-
-    Column-level problems (not a frame, empty, missing columns, numeric times or kinds,
-    mixed timezones) still raise :class:`DataError`: no row can be trusted then.
+    """Validate events, separating bad rows instead of raising; column-level problems still
+    raise (see :func:`screen_events`, and for ``stray_times`` and ``clock``).
 
     Returns
     -------
