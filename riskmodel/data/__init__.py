@@ -11,6 +11,7 @@ from ._keys import arrow_string_array, short_string_keys, stable_key_sort
 from ._lookup import lookup_positions, lookup_positions_reference
 from ._runs import first_per_code, run_starts
 from ._schema import (
+    CLOCK_WORDS,
     FEW_VALUES,
     MIN_PLAUSIBLE_TIME,
     NAT_NS,
@@ -62,7 +63,7 @@ from ._timeline import (
 )
 
 __all__ = [
-    "FEW_VALUES", "MIN_PLAUSIBLE_TIME", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
+    "CLOCK_WORDS", "FEW_VALUES", "MIN_PLAUSIBLE_TIME", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
     "arrow_string_array", "blank_as_missing", "blank_mask", "column_codes", "compact_codes", "parse_times", "per_value", "require_frame", "cutoffs_at", "decimal_text", "default_now", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "id_kind", "isna_mask", "kind_codes_of", "kind_in", "local_hours", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes",
     "parse_duration", "raise_rejects", "raise_unhashable", "rejects_frame", "require_columns", "require_schema", "run_starts", "screen_events", "short_string_keys",
     "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "time_zone", "times_aware", "trimmed_codes", "validate_cutoffs",

@@ -53,6 +53,7 @@ _NS = np.dtype("datetime64[ns]")
 NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
 _SHARED_SAMPLE = 1 << 16  # rows whose objects say whether a column shares them
+CLOCK_WORDS = {True: "timezone-aware", False: "naive"}  # a time convention, as messages name it
 # a UTC offset after a time of day, or Z (a date has no offset: "21-11-2023" ends in a year, not -20:23)
 _TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})|\dZ)\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
@@ -1304,6 +1305,13 @@ def validate_entities(
     return None if table is None else table.to_frame()
 
 
+def _refuse_null_ids(frame, column: str, what: str) -> None:
+    null_ids = isna_mask(frame[column])
+    if null_ids.any():
+        raise DataError(f"{what}: {int(null_ids.sum())} row(s) with null id in {column!r} "
+                        f"(first rows: {list(frame.index[null_ids][:5])}).")
+
+
 def validated_entity_columns(
     entities: pd.DataFrame | None,
     schema: EventSchema | None = None,
@@ -1337,12 +1345,8 @@ def validated_entity_columns(
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
     out = {col: entities[col] for col in dict.fromkeys(needed)}
-    null_ids = isna_mask(out[id_col]) if judge_rows else np.zeros(0, dtype=bool)
-    if null_ids.any():
-        raise DataError(
-            f"entities: {int(null_ids.sum())} row(s) with null id in {id_col!r} "
-            f"(first rows: {list(entities.index[null_ids][:5])})."
-        )
+    if judge_rows:
+        _refuse_null_ids(entities, id_col, "entities")
     ids = out[id_col].array
     if judge_rows and len(ids) > 1 and not pd.Index(ids).is_unique:
         dup = pd.Index(ids).duplicated(keep=False)
@@ -1445,11 +1449,10 @@ def _parse_as_of(values: pd.Series, tz_aware: bool | None, trained: bool = False
         warnings.warn(f"cutoffs: {int(later.sum())} 'as_of' after tomorrow, e.g. {format_examples(values[later].head())}: "
                       "scored on the events before them, as if nothing happened until then.", DataWarning, stacklevel=4)
     if tz_aware is not None and aware != tz_aware:
-        words = {True: "timezone-aware", False: "naive"}
         if trained:
-            raise DataError(f"cutoffs 'as_of' are {words[aware]} times, but the model was trained on {words[tz_aware]} "
-                            "times: the offset between the two clocks is unknown. Give the events and as_of in the "
-                            "training data's convention.")
+            raise DataError(f"cutoffs 'as_of' are {CLOCK_WORDS[aware]} times, but the model was trained on "
+                            f"{CLOCK_WORDS[tz_aware]} times: the offset between the two clocks is unknown. Give the "
+                            "events and as_of in the training data's convention.")
         raise DataError(
             "cutoffs 'as_of' and the events' times use different timezone conventions "
             f"(events {'aware' if tz_aware else 'naive'}, as_of {'aware' if aware else 'naive'}); "
@@ -1507,12 +1510,7 @@ def validate_cutoffs(
     require_frame(cutoffs, "cutoffs")
     needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
     require_columns(cutoffs, needed, "cutoffs")
-    null_ids = isna_mask(cutoffs[schema.entity_col])
-    if null_ids.any():
-        raise DataError(
-            f"cutoffs: {int(null_ids.sum())} row(s) with null id in {schema.entity_col!r} "
-            f"(first rows: {list(cutoffs.index[null_ids][:5])})."
-        )
+    _refuse_null_ids(cutoffs, schema.entity_col, "cutoffs")
     as_of = _parse_as_of(cutoffs["as_of"], tz_aware, trained)
     out = cutoffs.copy()
     out["as_of"] = as_of

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator
 
 from .._errors import DataError, DataWarning, ModelError, format_examples
 from ..data import (
+    CLOCK_WORDS,
     FEW_VALUES,
     NS_PER_DAY,
     Clock,
@@ -245,10 +246,11 @@ class PreparedEvents:
 
         return self.cached("frame", compute)
 
-    def cached(self, key, compute):
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+    def cached(self, key, compute, shared: bool = False):
+        cache = self._shared if shared else self._cache  # shared: results on the input-ordered columns
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     @functools.cached_property
     def time_range(self) -> tuple[int, int]:
@@ -257,11 +259,6 @@ class PreparedEvents:
 
     def _sorted(self, values: np.ndarray) -> np.ndarray:
         return values if self._order is None else values[self._order]
-
-    def _shared_result(self, key, compute):
-        if key not in self._shared:
-            self._shared[key] = compute()
-        return self._shared[key]
 
     def _input_codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
         """:func:`column_codes` of a column in input order; kinds trimmed (:func:`trimmed_codes`);
@@ -274,7 +271,7 @@ class PreparedEvents:
                 return blank_as_missing(*codes)
             return codes
 
-        return self._shared_result(("factorize", column), compute)
+        return self.cached(("factorize", column), compute, shared=True)
 
     def codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
         """Integer codes of ``column`` per sorted row (-1 where missing) and their values."""
@@ -313,15 +310,15 @@ class PreparedEvents:
             except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects, bytes that are not UTF-8
                 return pa.array([_as_text(v) for v in values.to_numpy(dtype=object)], type=pa.large_string())
 
-        return self._shared_result(("text", column), compute)
+        return self.cached(("text", column), compute, shared=True)
 
     def _few_texts(self, column: str) -> np.ndarray | None:
         """A short text column as an object array of :func:`_as_text` values (``None`` when
         long: use Arrow)."""
         if len(self._raw) > FEW_VALUES:
             return None
-        return self._shared_result(("few_texts", column), lambda: np.array(
-            [_as_text(v) for v in self._raw[column].to_numpy(dtype=object)], dtype=object))
+        return self.cached(("few_texts", column), lambda: np.array(
+            [_as_text(v) for v in self._raw[column].to_numpy(dtype=object)], dtype=object), shared=True)
 
     def text_matches(self, column: str, pattern: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text matches the regular expression.
@@ -338,7 +335,7 @@ class PreparedEvents:
             hits = pc.match_substring_regex(self._texts(column), pattern).fill_null(False)
             return hits.to_numpy(zero_copy_only=False)
 
-        return self._sorted(self._shared_result(("match", column, pattern), compute))
+        return self._sorted(self.cached(("match", column, pattern), compute, shared=True))
 
     def text_missing(self, column: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text is missing or blank (ASCII whitespace only)."""
@@ -349,7 +346,7 @@ class PreparedEvents:
             blank = pc.match_substring_regex(self._texts(column), rf"^[{_ASCII_SPACE}]*$").fill_null(True)
             return blank.to_numpy(zero_copy_only=False)
 
-        return self._sorted(self._shared_result(("missing", column), compute))
+        return self._sorted(self.cached(("missing", column), compute, shared=True))
 
     def first_times(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Each entity code's first event time (among the events where ``mask``), int64 ns;
@@ -743,10 +740,9 @@ class FeatureBuilder(BaseEstimator):
         schema = self._schema()
         prepared, cutoff_codes = _prepare(events, schema, first_ids=cut[schema.entity_col])
         if as_of_aware is not None and len(prepared) and prepared.tz_aware != bool(as_of_aware):
-            words = {True: "timezone-aware", False: "naive"}
             raise DataError(
-                f"the events' times are {words[prepared.tz_aware]} but the cutoffs' as_of are read as "
-                f"{words[bool(as_of_aware)]} times, the convention of the training events: the offset between the "
+                f"the events' times are {CLOCK_WORDS[prepared.tz_aware]} but the cutoffs' as_of are read as "
+                f"{CLOCK_WORDS[bool(as_of_aware)]} times, the convention of the training events: the offset between the "
                 "two clocks is unknown. Give the events (and as_of) in the training events' convention."
             )
         if self.has_entities_ and entities is None and any(f.needs_entities for f in self._active_families()):
@@ -759,9 +755,8 @@ class FeatureBuilder(BaseEstimator):
         context = None if context_events is None else prepare_events(context_events, schema)
         clock = prepared.tz_aware if len(prepared) else (self.tz_aware_ if as_of_aware is None else bool(as_of_aware))
         if context is not None and len(context) and context.tz_aware != bool(clock):
-            words = {True: "timezone-aware", False: "naive"}
-            raise DataError(f"context_events' times are {words[context.tz_aware]} but the events' (and as_of's) are "
-                            f"{words[bool(clock)]}: the offset between the two clocks is unknown, so events after "
+            raise DataError(f"context_events' times are {CLOCK_WORDS[context.tz_aware]} but the events' (and as_of's) "
+                            f"are {CLOCK_WORDS[bool(clock)]}: the offset between the two clocks is unknown, so events after "
                             "as_of could be counted. Give both in one convention.")
         computation = FeatureComputation(self, prepared, cut, ents, context, cutoff_codes=cutoff_codes)
         columns = computation.run()
