@@ -778,7 +778,8 @@ class FeatureComputation:
     group, night-time) are then differences of that subset's cumulative sum at those same
     positions, so the cost per subset is one pass over the events plus gathers. With one
     cutoff per entity (nightly scoring) the per-kind counts and recency are instead
-    tallied event by event (:meth:`levels`), which also gives the positions.
+    tallied event by event (:meth:`~riskmodel.features._tally.LevelTally.levels`), which also gives
+    the positions.
     """
 
     def __init__(self, builder: FeatureBuilder, prepared: PreparedEvents, cutoffs: pd.DataFrame, entities,
@@ -966,8 +967,7 @@ class FeatureComputation:
         columns of the counts and the recency families, whichever are active, in one pass
         (a second call does nothing).
 
-        The per-kind part is :func:`~riskmodel.features._tally.tally_kinds` (a dispatcher
-        to three kernels with equal values).
+        The per-kind part is :func:`~riskmodel.features._tally.tally_kinds` (two kernels, equal values).
         """
         if getattr(self, "_counts_and_recency_done", False):
             return
