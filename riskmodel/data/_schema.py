@@ -1228,9 +1228,8 @@ def validate_events(
     return clean
 
 
-def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, word: str = "row",
-                     limit: int = 5) -> list[str]:
-    """One phrase per reject reason: its count, the first offending rows and values.
+def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, word: str = "row") -> list[str]:
+    """One phrase per reject reason: its count, the first five offending rows and values.
 
     ``numbers`` (aligned with ``rejects``' rows) are what the user sees as the rows' place,
     e.g. file line numbers with ``word="line"``; default the rejects' index labels.
@@ -1246,7 +1245,7 @@ def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, 
             values = pd.unique(rejects.loc[hit, column.group(1)].dropna().astype(str))
             if len(values):
                 examples = f", e.g. {format_examples(values[:3], limit=3)}"
-        first = [int(v) if isinstance(v, np.integer) else v for v in where[hit][:limit]]
+        first = [int(v) if isinstance(v, np.integer) else v for v in where[hit][:5]]
         parts.append(f"{count} {word}(s) with {reason} (first {word}s: {first}){examples}")
     return parts
 
