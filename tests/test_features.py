@@ -440,8 +440,8 @@ def test_tally_choice_follows_the_input_shape():
     chosen = []
     original = riskmodel.features._tally.choose_tally
 
-    def spy(comp, kinds):
-        chosen.append(original(comp, kinds))
+    def spy(levels):
+        chosen.append(original(levels))
         return chosen[-1]
 
     one = cutoffs.head(1)

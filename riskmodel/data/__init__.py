@@ -7,32 +7,31 @@ API: documented, stable within a release, not for users.
 """
 
 from ._fingerprint import frame_fingerprint
-from ._keys import arrow_string_array, short_string_keys, stable_key_sort
 from ._lookup import lookup_positions, lookup_positions_reference
 from ._runs import first_per_code, run_starts
 from ._schema import (
+    CLOCK_WORDS,
     FEW_VALUES,
     MIN_PLAUSIBLE_TIME,
     NAT_NS,
     Columns,
     EventSchema,
+    blank_as_missing,
     blank_mask,
-    check_kinds,
     column_codes,
-    compact_codes,
     cutoffs_at,
     decimal_text,
     default_now,
     entity_order,
     id_kind,
     isna_mask,
+    kind_codes_of,
     kind_in,
     naive_utc,
     object_codes,
     parse_times,
     per_value,
     raise_rejects,
-    raise_unhashable,
     rejects_frame,
     require_columns,
     require_frame,
@@ -51,7 +50,6 @@ from ._schema import (
 )
 from ._timeline import (
     NS_PER_DAY,
-    RESOLUTIONS_NS,
     Clock,
     Timeline,
     duration_text,
@@ -61,9 +59,9 @@ from ._timeline import (
 )
 
 __all__ = [
-    "FEW_VALUES", "MIN_PLAUSIBLE_TIME", "NAT_NS", "NS_PER_DAY", "RESOLUTIONS_NS", "Clock", "Columns", "EventSchema", "Timeline",
-    "arrow_string_array", "blank_mask", "check_kinds", "column_codes", "compact_codes", "parse_times", "per_value", "require_frame", "cutoffs_at", "decimal_text", "default_now", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "id_kind", "isna_mask", "kind_in", "local_hours", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes",
-    "parse_duration", "raise_rejects", "raise_unhashable", "rejects_frame", "require_columns", "require_schema", "run_starts", "screen_events", "short_string_keys",
-    "sort_by_entity_time", "split_invalid_events", "stable_key_sort", "time_zone", "times_aware", "trimmed_codes", "validate_cutoffs",
+    "CLOCK_WORDS", "FEW_VALUES", "MIN_PLAUSIBLE_TIME", "NAT_NS", "NS_PER_DAY", "Clock", "Columns", "EventSchema", "Timeline",
+    "blank_as_missing", "blank_mask", "column_codes", "parse_times", "per_value", "require_frame", "cutoffs_at", "decimal_text", "default_now", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "id_kind", "isna_mask", "kind_codes_of", "kind_in", "local_hours", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes",
+    "parse_duration", "raise_rejects", "rejects_frame", "require_columns", "require_schema", "run_starts", "screen_events",
+    "sort_by_entity_time", "split_invalid_events", "time_zone", "times_aware", "trimmed_codes", "validate_cutoffs",
     "validate_entities", "validate_events", "validated_entity_columns", "warn_padded_ids",
 ]

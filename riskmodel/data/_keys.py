@@ -49,19 +49,7 @@ def arrow_string_array(values) -> pa.Array | None:
 
 
 def short_string_keys(values) -> np.ndarray | None:
-    """Each string of an Arrow-backed column as one ``uint64`` key, or ``None``.
-
-    :func:`string_keys` for strings of at most 8 bytes (one word per string).
-
-    Parameters
-    ----------
-    values : Series or Index
-        A string column.
-
-    Returns
-    -------
-    ndarray of uint64 or None
-    """
+    """:func:`string_keys` of strings of at most 8 bytes: one ``uint64`` key per string, or ``None``."""
     keys = string_keys(values, max_words=1)
     return None if keys is None else keys[:, 0]
 
@@ -180,9 +168,8 @@ def stable_key_sort(keys: np.ndarray, then_by=None) -> tuple[np.ndarray, np.ndar
     the packed (key, position) integers gives the order: they are all distinct, so
     NumPy's fast unstable sort is stable here. The packed integers are built and compared
     chunk by chunk: no temporary as long as the keys. Keys that do not pack (random ids
-    whose every digit takes many values) get ``None``: hashing them (the caller's general
-    path) was as fast or faster than sorting them digit by digit in 5 of the 6 shapes
-    measured (random 8-, 16- and 20-character ids; shuffled and time-sorted rows).
+    whose every digit takes many values) get ``None``: the caller hashes them (measured
+    faster, see docs/architecture.md).
 
     Parameters
     ----------

@@ -75,17 +75,15 @@ def _lookup(index: pd.Index, values: pd.Series) -> np.ndarray:
         found = _lookup_short_strings(index, values)
         if found is not None:
             return found
-    if len(values) > 10_000 and pd.api.types.is_string_dtype(index.dtype) and pd.api.types.is_string_dtype(
-        values.dtype
-    ):
-        try:
-            wanted = pa.array(values, from_pandas=True)
-            if pa.types.is_string(wanted.type) or pa.types.is_large_string(wanted.type):
-                known = pa.array(index, from_pandas=True).cast(wanted.type)
-                found = pc.index_in(wanted, value_set=known)
-                return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            pass  # mixed objects: fall back to pandas
+        if pd.api.types.is_string_dtype(index.dtype) and pd.api.types.is_string_dtype(values.dtype):
+            try:
+                wanted = pa.array(values, from_pandas=True)
+                if pa.types.is_string(wanted.type) or pa.types.is_large_string(wanted.type):
+                    known = pa.array(index, from_pandas=True).cast(wanted.type)
+                    found = pc.index_in(wanted, value_set=known)
+                    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                pass  # mixed objects: fall back to pandas
     return index.get_indexer(values)
 
 

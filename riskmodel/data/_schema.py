@@ -53,6 +53,7 @@ _NS = np.dtype("datetime64[ns]")
 NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
 _SHARED_SAMPLE = 1 << 16  # rows whose objects say whether a column shares them
+CLOCK_WORDS = {True: "timezone-aware", False: "naive"}  # a time convention, as messages name it
 # a UTC offset after a time of day, or Z (a date has no offset: "21-11-2023" ends in a year, not -20:23)
 _TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})|\dZ)\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
@@ -181,7 +182,8 @@ class EventSchema:
 
     def to_dict(self) -> dict:
         """Plain-data form (for JSON artifacts and MLflow params)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> EventSchema:
@@ -191,10 +193,6 @@ class EventSchema:
         if unknown:
             raise DataError(f"EventSchema got unknown keys {unknown}; known keys: {sorted(known)}")
         return cls(**data)
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
 
 
 # --------------------------------------------------------------------------------------
@@ -607,31 +605,18 @@ def shared_object_codes(array: np.ndarray, first: np.ndarray | None = None) -> t
     return by_value[by_address], pd.Index(uniques, dtype=object)
 
 
-def check_kinds(kinds: pd.Series, column: str, codes: tuple[np.ndarray, pd.Index] | None = None) -> pd.Series:
-    """Column-level kind check; returns a mask of rows whose kind is not a string.
-
-    ``codes``: :func:`object_codes` of the column, if known (then each distinct value is
-    judged once).
-    """
-    if codes is not None:
-        return per_value(*codes, lambda v: not isinstance(v, str))
-    if _all_missing_numbers(kinds):  # every row has a missing kind: rejected as such
-        return np.zeros(len(kinds), dtype=bool)
-    if pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype):
+def kind_codes_of(kinds: pd.Series, column: str) -> tuple[np.ndarray, pd.Index, np.ndarray]:
+    """:func:`column_codes` of a kind column, blank kinds (:func:`blank_as_missing`) coded
+    missing (-1), and the mask of rows whose kind is not a string (each distinct value judged
+    once). A column of numbers is refused (one with no value at all: every kind is missing)."""
+    numeric = pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype)
+    if numeric and not _all_missing_numbers(kinds):
         raise DataError(
             f"events column {column!r} must hold event kinds as strings, got {kinds.dtype} "
             f"(e.g. {format_examples(kinds.head(3))}). Map codes to names, or use .astype(str)."
         )
-    if isinstance(kinds.dtype, pd.CategoricalDtype):  # judge the categories, read by the codes
-        categories = pd.Series(kinds.cat.categories.to_numpy(dtype=object))
-        not_str = np.append(~categories.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool), False)
-        return not_str[kinds.cat.codes.to_numpy()]  # code -1 (missing) reads the final False
-    if pd.api.types.is_string_dtype(kinds.dtype) and not pd.api.types.is_object_dtype(kinds.dtype):
-        return np.zeros(len(kinds), dtype=bool)  # a string dtype holds only strings and nulls
-    if pd.api.types.infer_dtype(kinds, skipna=True) in ("string", "empty"):
-        return np.zeros(len(kinds), dtype=bool)
-    is_str = kinds.map(lambda v: isinstance(v, str), na_action="ignore")
-    return ~(is_str.fillna(False).astype(bool).to_numpy())
+    codes, uniques = blank_as_missing(*column_codes(kinds))
+    return codes, uniques, per_value(codes, uniques, lambda v: not isinstance(v, str))
 
 
 def trimmed_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
@@ -649,7 +634,17 @@ def trimmed_codes(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.
 def per_value(codes: np.ndarray, uniques: pd.Index, test) -> np.ndarray:
     """``test(value)`` for each row, read by its code: each distinct value is judged once
     (code -1, a missing value, reads ``False``)."""
-    return np.array([bool(test(v)) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)[codes]
+    table = np.array([bool(test(v)) for v in uniques.to_numpy(dtype=object)] + [False], dtype=bool)
+    return table[codes] if table.any() else np.zeros(len(codes), dtype=bool)
+
+
+def blank_as_missing(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Codes with those of blank values (:func:`blank_mask`: empty or spaces only, a
+    ``CHAR(n)`` column's empty value) set to -1, missing; as they are when none is blank."""
+    blank = blank_mask(pd.Index(uniques))
+    if not blank.any():
+        return codes, uniques
+    return np.append(np.where(blank, -1, np.arange(len(blank))), -1)[codes], uniques
 
 
 def kind_in(values: pd.Series, kinds: Sequence[str]) -> np.ndarray:
@@ -717,14 +712,10 @@ def _code_time_order(codes: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, n
 
 
 def time_order(t_ns: np.ndarray) -> np.ndarray:
-    """Stable argsort of int64 nanosecond times (no missing time).
-
-    Times are sorted as keys (:func:`~riskmodel.data._keys.stable_key_sort`, one sort of
-    packed integers) once expressed as offsets from the earliest in their own unit (the
-    greatest common divisor of the offsets: a second for most extracts, a day for dates),
-    when those offsets and the row positions fit in 64 bits together; else (nanosecond
-    times over years, a few rows) NumPy's stable sort (the readable reference).
-    """
+    """Stable argsort of int64 nanosecond times (no missing time): their :func:`time_offsets`
+    sorted as keys (:func:`~riskmodel.data._keys.stable_key_sort`) when those and the row
+    positions fit in 64 bits together; else (nanosecond times over years, a few rows)
+    NumPy's stable sort (the readable reference)."""
     if len(t_ns) <= FEW_VALUES:
         return np.argsort(t_ns, kind="stable")
     offsets, _ = time_offsets(t_ns)
@@ -857,9 +848,7 @@ def screen_events(
     # object columns are factorised once: the codes find their missing values (and the
     # kinds that are not strings), and are reused for the sort and the features
     id_codes, first_codes = _id_codes(columns[schema.entity_col], None if sort_ids else first_ids)
-    kind_codes = object_codes(columns[schema.kind_col])
-    not_str_kind = check_kinds(columns[schema.kind_col], schema.kind_col, kind_codes)
-    kind_codes, blank_kind = _blank_kinds(columns[schema.kind_col], kind_codes)
+    kind_codes, kind_uniques, not_str_kind = kind_codes_of(columns[schema.kind_col], schema.kind_col)
 
     now = naive_utc(default_now() if now is None else now, "now")
     t_ns = times.to_numpy().view(np.int64)  # NaT is the smallest int64
@@ -875,7 +864,7 @@ def screen_events(
         (t_ns < MIN_PLAUSIBLE_TIME.value if checks_times else None,
          f"time before {MIN_PLAUSIBLE_TIME.date()} in {schema.time_col!r}"),
         (t_ns > now.value if checks_times else None, f"time in the future (after {now}) in {schema.time_col!r}"),
-        (_missing(columns[schema.kind_col], kind_codes) | blank_kind, f"missing kind in {schema.kind_col!r}"),
+        (kind_codes < 0, f"missing kind in {schema.kind_col!r}"),
         (not_str_kind, f"kind is not a string in {schema.kind_col!r}"),
     )
     masks = [None if mask is None else np.asarray(mask, dtype=bool) for mask, _ in checks]
@@ -895,7 +884,7 @@ def screen_events(
         columns = {col: values[~bad] for col, values in columns.items()}
         t_ns = t_ns[~bad]
         id_codes = None if id_codes is None else (id_codes[0][~bad], id_codes[1])
-        kind_codes = None if kind_codes is None else compact_codes(kind_codes[0][~bad], kind_codes[1])
+        kind_codes, kind_uniques = compact_codes(kind_codes[~bad], kind_uniques)
     else:
         reasons = np.zeros(0, dtype=object)
         raw_bad = None
@@ -908,7 +897,8 @@ def screen_events(
     order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids, codes=id_codes)
     if _odd_ids(uniques):  # rare: ids of spaces only (a CHAR(n) column's empty value) are missing ids
         frame = events.to_frame() if isinstance(events, Columns) else events
-        return screen_events(frame.assign(**{schema.entity_col: _blank_as_missing(frame[schema.entity_col])}), schema,
+        ids = frame[schema.entity_col]
+        return screen_events(frame.assign(**{schema.entity_col: ids.mask(blank_mask(ids))}), schema,
                              now=now, sort_ids=sort_ids, first_ids=first_ids, stray_times=stray_times, clock=clock)
     # exact duplicates share (entity, time), so after the sort they are neighbours
     # candidates: rows sharing (entity, time) with a neighbour
@@ -936,7 +926,7 @@ def screen_events(
     return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col,
-                          kind_codes=kind_codes, first_codes=first_codes,
+                          kind_codes=(kind_codes, kind_uniques), first_codes=first_codes,
                           zone=time_zone(events[schema.time_col]) if tz_aware else None)
 
 
@@ -1087,22 +1077,6 @@ def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
                       "(a CHAR(n) column pads them).", DataWarning, stacklevel=stacklevel)
 
 
-def _blank_as_missing(ids: pd.Series) -> pd.Series:
-    """The ids with those of spaces only (or empty) missing."""
-    return ids.mask(blank_mask(ids))
-
-
-def _blank_kinds(kinds: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> tuple[tuple | None, np.ndarray]:
-    """The kinds' codes (:func:`column_codes`, those given reused) and the rows whose kind is
-    blank: empty or whitespace only (a ``CHAR(n)`` column's empty value, trimmed to ``""``),
-    a missing kind. Each distinct value is judged once; the codes are the features' too."""
-    if codes is None and not _all_missing_numbers(kinds):  # numbers were refused by check_kinds
-        codes = column_codes(kinds)
-    if codes is None:
-        return None, np.zeros(len(kinds), dtype=bool)
-    return codes, np.append(blank_mask(pd.Index(codes[1])), False)[codes[0]]  # code -1 (missing) reads False
-
-
 def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np.ndarray:
     """Missing values of a column: code -1 of its :func:`object_codes` when known."""
     return isna_mask(values) if codes is None else codes[0] < 0
@@ -1167,12 +1141,9 @@ class Columns:
         return len(self.index)
 
     def to_frame(self) -> pd.DataFrame:
-        return _frame(self._columns)
-
-
-def _frame(columns: Mapping[str, pd.Series | np.ndarray]) -> pd.DataFrame:
-    """A frame of same-length columns with a fresh RangeIndex (no index alignment)."""
-    return pd.DataFrame({col: getattr(values, "array", values) for col, values in columns.items()}, copy=False)
+        """A frame of the columns with a fresh RangeIndex (no index alignment)."""
+        return pd.DataFrame({col: getattr(values, "array", values) for col, values in self._columns.items()},
+                            copy=False)
 
 
 def rejects_frame(raw_bad: pd.DataFrame | None, reasons: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
@@ -1191,11 +1162,8 @@ def split_invalid_events(
     stray_times: bool = False,
     clock: bool | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Validate events, separating bad rows instead of raising (``stray_times``, ``clock``:
-    see :func:`screen_events`).
-
-    Column-level problems (not a frame, empty, missing columns, numeric times or kinds,
-    mixed timezones) still raise :class:`DataError`: no row can be trusted then.
+    """Validate events, separating bad rows instead of raising; column-level problems still
+    raise (see :func:`screen_events`, and for ``stray_times`` and ``clock``).
 
     Returns
     -------
@@ -1260,9 +1228,8 @@ def validate_events(
     return clean
 
 
-def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, word: str = "row",
-                     limit: int = 5) -> list[str]:
-    """One phrase per reject reason: its count, the first offending rows and values.
+def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, word: str = "row") -> list[str]:
+    """One phrase per reject reason: its count, the first five offending rows and values.
 
     ``numbers`` (aligned with ``rejects``' rows) are what the user sees as the rows' place,
     e.g. file line numbers with ``word="line"``; default the rejects' index labels.
@@ -1278,13 +1245,9 @@ def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, 
             values = pd.unique(rejects.loc[hit, column.group(1)].dropna().astype(str))
             if len(values):
                 examples = f", e.g. {format_examples(values[:3], limit=3)}"
-        parts.append(f"{count} {word}(s) with {reason} (first {word}s: {[_plain_number(v) for v in where[hit][:limit]]})"
-                     f"{examples}")
+        first = [int(v) if isinstance(v, np.integer) else v for v in where[hit][:5]]
+        parts.append(f"{count} {word}(s) with {reason} (first {word}s: {first}){examples}")
     return parts
-
-
-def _plain_number(value):
-    return int(value) if isinstance(value, np.integer) else value
 
 
 def raise_rejects(rejects: pd.DataFrame, what: str, *, numbers: Sequence | None = None, word: str = "row",
@@ -1341,6 +1304,13 @@ def validate_entities(
     return None if table is None else table.to_frame()
 
 
+def _refuse_null_ids(frame, column: str, what: str) -> None:
+    null_ids = isna_mask(frame[column])
+    if null_ids.any():
+        raise DataError(f"{what}: {int(null_ids.sum())} row(s) with null id in {column!r} "
+                        f"(first rows: {list(frame.index[null_ids][:5])}).")
+
+
 def validated_entity_columns(
     entities: pd.DataFrame | None,
     schema: EventSchema | None = None,
@@ -1374,12 +1344,8 @@ def validated_entity_columns(
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
     out = {col: entities[col] for col in dict.fromkeys(needed)}
-    null_ids = isna_mask(out[id_col]) if judge_rows else np.zeros(0, dtype=bool)
-    if null_ids.any():
-        raise DataError(
-            f"entities: {int(null_ids.sum())} row(s) with null id in {id_col!r} "
-            f"(first rows: {list(entities.index[null_ids][:5])})."
-        )
+    if judge_rows:
+        _refuse_null_ids(entities, id_col, "entities")
     ids = out[id_col].array
     if judge_rows and len(ids) > 1 and not pd.Index(ids).is_unique:
         dup = pd.Index(ids).duplicated(keep=False)
@@ -1482,11 +1448,10 @@ def _parse_as_of(values: pd.Series, tz_aware: bool | None, trained: bool = False
         warnings.warn(f"cutoffs: {int(later.sum())} 'as_of' after tomorrow, e.g. {format_examples(values[later].head())}: "
                       "scored on the events before them, as if nothing happened until then.", DataWarning, stacklevel=4)
     if tz_aware is not None and aware != tz_aware:
-        words = {True: "timezone-aware", False: "naive"}
         if trained:
-            raise DataError(f"cutoffs 'as_of' are {words[aware]} times, but the model was trained on {words[tz_aware]} "
-                            "times: the offset between the two clocks is unknown. Give the events and as_of in the "
-                            "training data's convention.")
+            raise DataError(f"cutoffs 'as_of' are {CLOCK_WORDS[aware]} times, but the model was trained on "
+                            f"{CLOCK_WORDS[tz_aware]} times: the offset between the two clocks is unknown. Give the "
+                            "events and as_of in the training data's convention.")
         raise DataError(
             "cutoffs 'as_of' and the events' times use different timezone conventions "
             f"(events {'aware' if tz_aware else 'naive'}, as_of {'aware' if aware else 'naive'}); "
@@ -1544,12 +1509,7 @@ def validate_cutoffs(
     require_frame(cutoffs, "cutoffs")
     needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
     require_columns(cutoffs, needed, "cutoffs")
-    null_ids = isna_mask(cutoffs[schema.entity_col])
-    if null_ids.any():
-        raise DataError(
-            f"cutoffs: {int(null_ids.sum())} row(s) with null id in {schema.entity_col!r} "
-            f"(first rows: {list(cutoffs.index[null_ids][:5])})."
-        )
+    _refuse_null_ids(cutoffs, schema.entity_col, "cutoffs")
     as_of = _parse_as_of(cutoffs["as_of"], tz_aware, trained)
     out = cutoffs.copy()
     out["as_of"] = as_of

@@ -66,15 +66,6 @@ def duration_text(value) -> str:
     return f"{minutes:g} minute" + ("" if minutes == 1 else "s")
 
 
-def choose_resolution(n_entities: int, t_min_ns: int, t_max_ns: int) -> int:
-    """Finest resolution (ns per tick) at which every (entity, tick) key fits in int64."""
-    for resolution in RESOLUTIONS_NS:
-        span = (t_max_ns - t_min_ns) // resolution + 3
-        if (n_entities + 1) * span < _KEY_LIMIT:
-            return resolution
-    raise OverflowError("time range too wide for the number of entities")  # pragma: no cover
-
-
 @dataclass
 class Clock:
     """Maps nanosecond times to ticks and (entity, tick) to sortable int64 keys."""
@@ -85,7 +76,11 @@ class Clock:
 
     @classmethod
     def for_range(cls, n_entities: int, t_min_ns: int, t_max_ns: int) -> Clock:
-        resolution = choose_resolution(n_entities, t_min_ns, t_max_ns)
+        for resolution in RESOLUTIONS_NS:  # the finest (ns per tick) at which every (entity, tick) key fits in int64
+            if (n_entities + 1) * ((t_max_ns - t_min_ns) // resolution + 3) < _KEY_LIMIT:
+                break
+        else:
+            raise OverflowError("time range too wide for the number of entities")  # pragma: no cover
         # align the origin to the resolution, so ticks are absolute floors of time
         t_min_ns = (t_min_ns // resolution) * resolution
         span = (t_max_ns - t_min_ns) // resolution + 3

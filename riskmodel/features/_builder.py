@@ -24,20 +24,20 @@ from sklearn.base import BaseEstimator
 
 from .._errors import DataError, DataWarning, ModelError, format_examples
 from ..data import (
+    CLOCK_WORDS,
     FEW_VALUES,
     NS_PER_DAY,
     Clock,
     Columns,
     EventSchema,
     Timeline,
-    blank_mask,
-    check_kinds,
+    blank_as_missing,
     column_codes,
     entity_order,
     first_per_code,
     id_kind,
+    kind_codes_of,
     lookup_positions,
-    object_codes,
     parse_times,
     per_value,
     require_columns,
@@ -246,10 +246,11 @@ class PreparedEvents:
 
         return self.cached("frame", compute)
 
-    def cached(self, key, compute):
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+    def cached(self, key, compute, shared: bool = False):
+        cache = self._shared if shared else self._cache  # shared: results on the input-ordered columns
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     @functools.cached_property
     def time_range(self) -> tuple[int, int]:
@@ -259,11 +260,6 @@ class PreparedEvents:
     def _sorted(self, values: np.ndarray) -> np.ndarray:
         return values if self._order is None else values[self._order]
 
-    def _shared_result(self, key, compute):
-        if key not in self._shared:
-            self._shared[key] = compute()
-        return self._shared[key]
-
     def _input_codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
         """:func:`column_codes` of a column in input order; kinds trimmed (:func:`trimmed_codes`);
         a party of spaces only (a ``CHAR(n)`` column's empty value) is no party (code -1)."""
@@ -272,12 +268,10 @@ class PreparedEvents:
             if column == self.schema.kind_col:
                 return trimmed_codes(*codes)
             if column == self.schema.party_col:
-                blank = blank_mask(pd.Index(codes[1]))
-                return (np.append(np.where(blank, -1, np.arange(len(blank))), -1)[codes[0]], codes[1]) if blank.any() \
-                    else codes
+                return blank_as_missing(*codes)
             return codes
 
-        return self._shared_result(("factorize", column), compute)
+        return self.cached(("factorize", column), compute, shared=True)
 
     def codes(self, column: str) -> tuple[np.ndarray, pd.Index]:
         """Integer codes of ``column`` per sorted row (-1 where missing) and their values."""
@@ -316,15 +310,15 @@ class PreparedEvents:
             except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects, bytes that are not UTF-8
                 return pa.array([_as_text(v) for v in values.to_numpy(dtype=object)], type=pa.large_string())
 
-        return self._shared_result(("text", column), compute)
+        return self.cached(("text", column), compute, shared=True)
 
     def _few_texts(self, column: str) -> np.ndarray | None:
         """A short text column as an object array of :func:`_as_text` values (``None`` when
         long: use Arrow)."""
         if len(self._raw) > FEW_VALUES:
             return None
-        return self._shared_result(("few_texts", column), lambda: np.array(
-            [_as_text(v) for v in self._raw[column].to_numpy(dtype=object)], dtype=object))
+        return self.cached(("few_texts", column), lambda: np.array(
+            [_as_text(v) for v in self._raw[column].to_numpy(dtype=object)], dtype=object), shared=True)
 
     def text_matches(self, column: str, pattern: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text matches the regular expression.
@@ -341,7 +335,7 @@ class PreparedEvents:
             hits = pc.match_substring_regex(self._texts(column), pattern).fill_null(False)
             return hits.to_numpy(zero_copy_only=False)
 
-        return self._sorted(self._shared_result(("match", column, pattern), compute))
+        return self._sorted(self.cached(("match", column, pattern), compute, shared=True))
 
     def text_missing(self, column: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text is missing or blank (ASCII whitespace only)."""
@@ -352,7 +346,7 @@ class PreparedEvents:
             blank = pc.match_substring_regex(self._texts(column), rf"^[{_ASCII_SPACE}]*$").fill_null(True)
             return blank.to_numpy(zero_copy_only=False)
 
-        return self._sorted(self._shared_result(("missing", column), compute))
+        return self._sorted(self.cached(("missing", column), compute, shared=True))
 
     def first_times(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Each entity code's first event time (among the events where ``mask``), int64 ns;
@@ -412,19 +406,20 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     require_frame(events, "events")
     require_columns(events, schema.event_columns, "events")
     kinds = events[schema.kind_col]
-    hashed = object_codes(kinds)  # an object column: judged by its distinct values
-    not_str = check_kinds(kinds, schema.kind_col, hashed)
+    try:
+        codes, uniques, not_str = kind_codes_of(kinds, schema.kind_col)  # missing and blank kinds: code -1
+    except DataError:  # numbers, or values that cannot be hashed (lists): fit names these as kinds that
+        numeric = pd.api.types.is_numeric_dtype(kinds.dtype) or pd.api.types.is_bool_dtype(kinds.dtype)
+        if numeric or (pd.api.types.is_object_dtype(kinds.dtype) and len(kinds) > FEW_VALUES):
+            raise  # are not strings, judged row by row, unless :func:`object_codes` hashed them
+        not_str = ~kinds.map(lambda v: isinstance(v, str), na_action="ignore").fillna(False).astype(bool).to_numpy()
     if not_str.any():  # as transform rejects them, in the same words
         rows = np.flatnonzero(not_str)
         raise DataError(f"events: {len(rows)} row(s) with kind is not a string in {schema.kind_col!r} (first rows: "
                         f"{events.index[rows[:5]].tolist()}), e.g. {format_examples(kinds.iloc[rows[:3]])}.")
     _, tz_aware = parse_times(events[schema.time_col], schema.time_col, "events")
     zone = time_zone(events[schema.time_col]) if tz_aware else None
-    codes, uniques = column_codes(kinds) if hashed is None else hashed
-    codes = np.asarray(codes, dtype=np.int64)
-    blank = np.append(blank_mask(pd.Index(uniques)), False)[codes]  # a blank kind is a missing one
-    kept = per_value(codes, uniques, lambda v: isinstance(v, str)) & ~blank
-    return *trimmed_codes(codes[kept], uniques), tz_aware, zone
+    return *trimmed_codes(codes[codes >= 0], uniques), tz_aware, zone
 
 
 def index_screened(screened, schema: EventSchema) -> PreparedEvents:
@@ -745,10 +740,9 @@ class FeatureBuilder(BaseEstimator):
         schema = self._schema()
         prepared, cutoff_codes = _prepare(events, schema, first_ids=cut[schema.entity_col])
         if as_of_aware is not None and len(prepared) and prepared.tz_aware != bool(as_of_aware):
-            words = {True: "timezone-aware", False: "naive"}
             raise DataError(
-                f"the events' times are {words[prepared.tz_aware]} but the cutoffs' as_of are read as "
-                f"{words[bool(as_of_aware)]} times, the convention of the training events: the offset between the "
+                f"the events' times are {CLOCK_WORDS[prepared.tz_aware]} but the cutoffs' as_of are read as "
+                f"{CLOCK_WORDS[bool(as_of_aware)]} times, the convention of the training events: the offset between the "
                 "two clocks is unknown. Give the events (and as_of) in the training events' convention."
             )
         if self.has_entities_ and entities is None and any(f.needs_entities for f in self._active_families()):
@@ -761,19 +755,14 @@ class FeatureBuilder(BaseEstimator):
         context = None if context_events is None else prepare_events(context_events, schema)
         clock = prepared.tz_aware if len(prepared) else (self.tz_aware_ if as_of_aware is None else bool(as_of_aware))
         if context is not None and len(context) and context.tz_aware != bool(clock):
-            words = {True: "timezone-aware", False: "naive"}
-            raise DataError(f"context_events' times are {words[context.tz_aware]} but the events' (and as_of's) are "
-                            f"{words[bool(clock)]}: the offset between the two clocks is unknown, so events after "
+            raise DataError(f"context_events' times are {CLOCK_WORDS[context.tz_aware]} but the events' (and as_of's) "
+                            f"are {CLOCK_WORDS[bool(clock)]}: the offset between the two clocks is unknown, so events after "
                             "as_of could be counted. Give both in one convention.")
         computation = FeatureComputation(self, prepared, cut, ents, context, cutoff_codes=cutoff_codes)
         columns = computation.run()
         if warn_no_history:
             computation.warn_no_history()
         return columns if as_columns else columns.to_frame()
-
-    def _numeric_feature_names(self) -> list[str]:
-        """The features other than the categorical ones, in output order."""
-        return [n for n in self.feature_names_out_ if n not in self.categorical_features_]
 
 
 # --------------------------------------------------------------------------------------
@@ -789,7 +778,8 @@ class FeatureComputation:
     group, night-time) are then differences of that subset's cumulative sum at those same
     positions, so the cost per subset is one pass over the events plus gathers. With one
     cutoff per entity (nightly scoring) the per-kind counts and recency are instead
-    tallied event by event (:meth:`levels`), which also gives the positions.
+    tallied event by event (:meth:`~riskmodel.features._tally.LevelTally.levels`), which also gives
+    the positions.
     """
 
     def __init__(self, builder: FeatureBuilder, prepared: PreparedEvents, cutoffs: pd.DataFrame, entities,
@@ -841,7 +831,7 @@ class FeatureComputation:
 
         # the output: one float32 matrix, filled column by column in sorted-cutoff order,
         # its rows put in the cutoffs' order at the end (:meth:`restore_order`)
-        self.numeric_names = builder._numeric_feature_names()
+        self.numeric_names = [n for n in builder.feature_names_out_ if n not in builder.categorical_features_]
         self.column_index = {n: j for j, n in enumerate(self.numeric_names)}
         # zeros, one column per feature (column-major; the tally by level counts into them)
         self.matrix = np.zeros((len(cutoffs), len(self.numeric_names)), dtype=np.float32, order="F")
@@ -849,10 +839,6 @@ class FeatureComputation:
     def put(self, name: str, values: np.ndarray) -> None:
         """Write one column computed in sorted-cutoff order into the output matrix (as float32)."""
         self.matrix[:, self.column_index[name]] = values
-
-    def put_block(self, names: Sequence[str], values: np.ndarray) -> None:
-        """:meth:`put` for several columns at once (``values``: one column per name)."""
-        self.matrix[:, [self.column_index[name] for name in names]] = values
 
     def restore_order(self) -> None:
         """Put the matrix rows, computed in sorted-cutoff order, in the cutoffs' order."""
@@ -981,8 +967,7 @@ class FeatureComputation:
         columns of the counts and the recency families, whichever are active, in one pass
         (a second call does nothing).
 
-        The per-kind part is :func:`~riskmodel.features._tally.tally_kinds` (a dispatcher
-        to three kernels with equal values).
+        The per-kind part is :func:`~riskmodel.features._tally.tally_kinds` (two kernels, equal values).
         """
         if getattr(self, "_counts_and_recency_done", False):
             return

@@ -82,7 +82,7 @@ class LevelTally:
         window ``w`` iff also ``delta <= w``: what the searched positions find. Level 0:
         not before ``as_of`` (or no cutoff); 1: before it, in no finite
         window; then one more per finite window, widest first (window ``j`` of
-        :attr:`level_windows` holds levels ``> j``).
+        :attr:`windows` holds levels ``> j``).
         """
         if self.uniform_edge is not None:  # one as_of for every entity: no gather
             delta = np.subtract(self.uniform_edge, self.comp.ev.times_ns[lo:hi])
@@ -99,7 +99,7 @@ class LevelTally:
 
     @functools.cached_property
     def uniform_edge(self) -> int | None:
-        """The :attr:`level_edges` value when every entity has one and the same (every
+        """The :attr:`edges` value when every entity has one and the same (every
         entity scored at the same time, the nightly case); else ``None``."""
         edges = self.edges[:-1]
         if len(edges) == 0 or int(edges.min()) != int(edges.max()) or int(edges[0]) == _NO_CUTOFF:
@@ -113,7 +113,7 @@ class LevelTally:
 
     @functools.cached_property
     def widths(self) -> list[int]:
-        """The finite windows of :attr:`level_windows` in nanoseconds."""
+        """The finite windows of :attr:`windows` in nanoseconds."""
         return [int(pd.Timedelta(w).value) for w in self.windows[1:]]
 
     def run(self, kinds, counts: bool, recency: bool) -> None:
@@ -217,18 +217,17 @@ class LevelTally:
             block[:, columns] += above[j].T
 
 
-def choose_tally(comp, kinds) -> str:
-    """The kernel for this computation: ``by_level`` for one cutoff per dispute, else
-    ``by_kind``."""
-    return "by_level" if LevelTally(comp).edges is not None else "by_kind"
+def choose_tally(levels: LevelTally) -> str:
+    """The kernel for ``levels``' computation: ``by_level`` for one cutoff per dispute, else ``by_kind``."""
+    return "by_level" if levels.edges is not None else "by_kind"
 
 
 def tally_kinds(comp, kinds, windows, counts: bool, recency: bool) -> None:
     """Write the per-kind count and recency columns of ``comp`` with the kernel
     :func:`choose_tally` picks (or the one :func:`forced_tally` sets)."""
-    method = _FORCED.get() or choose_tally(comp, kinds)
+    levels = LevelTally(comp)  # its edges, computed once, choose the kernel and serve it
+    method = _FORCED.get() or choose_tally(levels)
     if method == "by_level":
-        levels = LevelTally(comp)
         if levels.edges is None:
             raise ValueError("the tally by level needs one cutoff per dispute")
         levels.run(kinds, counts, recency)
