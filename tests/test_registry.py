@@ -435,6 +435,78 @@ def test_gate_against_the_champion_refuses_on_each_criterion(gate_store, case):
         assert _alias(client, name, "champion") == challenger
 
 
+_BASIS_CASES = {  # case: (metric changes, tags, {check: passed})
+    # on the rows the champion never saw, the challenger's figures on those rows are compared
+    "same_rows_worse_there": ({"champion_challenger_roc_auc": 0.80 - AUC_TOL - EPS, "champion_challenger_brier": 0.050},
+                              {"champion.compared_on": "same_rows"},
+                              {"tiers_ordered": True, "auc_not_worse": False, "brier_not_worse": True}),
+    "same_rows_as_good": ({"model_roc_auc": 0.70, "champion_challenger_roc_auc": 0.80,
+                           "champion_challenger_brier": 0.050}, {"champion.compared_on": "same_rows"},
+                          {"tiers_ordered": True, "auc_not_worse": True, "brier_not_worse": True}),
+    "own_backtests": ({}, {"champion.compared_on": "own_backtests"},
+                      {"tiers_ordered": True, "auc_not_worse": True, "brier_not_worse": True}),
+    "own_backtests_champion_auc_undefined": ({"champion_roc_auc": None}, {"champion.compared_on": "own_backtests"},
+                                             {"tiers_ordered": True, "auc_not_worse": True, "brier_not_worse": True}),
+    "another_horizon": ({"champion_roc_auc": None, "champion_brier": None},
+                        {"champion.compared_on": "none", "champion.not_comparable": "champion version 1 gives the "
+                         "probability of an escalation within 30D, this model within 90D"},
+                        {"tiers_ordered": True, "comparable_with_champion": False}),
+    "challenger_auc_undefined": ({"model_roc_auc": None}, {"champion.compared_on": "own_backtests"},
+                                 {"tiers_ordered": True, "auc_not_worse": False, "brier_not_worse": True}),
+}
+
+
+@pytest.mark.parametrize("case", list(_BASIS_CASES))
+def test_gate_compares_as_the_training_run_could(gate_store, case):
+    """The gate reads how train compared the champion: on the rows it never saw (the
+    challenger's figures on those rows), on their own backtests, or not at all (another
+    horizon); an undefined AUC fails in words (it read 0.000)."""
+    changes, tags, checks = _BASIS_CASES[case]
+    uri, _, _ = gate_store
+    name = f"basis-{case}"
+    champion = _hand_made_version(gate_store, name, FIRST, alias="champion")
+    metrics = {k: v for k, v in {**AGAINST, **changes}.items() if v is not None}
+    _hand_made_version(gate_store, name, metrics, {"champion.compared_version": champion, **tags})
+    record = rm.promote(name, tracking=uri)
+    assert record["checks"] == checks
+    details = " ".join(c["detail"] for c in record["criteria"])
+    if case == "another_horizon":
+        assert "within 30D, this model within 90D" in details
+    if case.endswith("undefined"):
+        assert "undefined" in details and "0.000" not in details
+    if case.startswith("own_backtests") and case == "own_backtests":
+        assert "own backtest" in details
+
+
+def test_train_compares_with_the_champion_out_of_sample(store, tmp_path):
+    """A retrain on the same data passes against itself (the champion was scored on rows it
+    was trained on, and a copy of it was refused); a retrain with newer data is compared with
+    the champion on the rows after the champion's data; another horizon is not comparable."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name = "out-of-sample"
+
+    def config(end="2024-12-31", horizon="90D"):
+        cfg = small_config(n=3000)
+        cfg.registered_model, cfg.data.end, cfg.labels.horizon = name, end, horizon
+        cfg.backtest.n_folds = 1
+        return cfg
+
+    first = rm.train(config(end="2023-12-31"), tracking=uri)
+    rm.promote(name, tracking=uri)
+    again = rm.train(config(end="2023-12-31"), tracking=uri)
+    assert again.champion_comparison["basis"] == "own_backtests"
+    assert again.champion_comparison["roc_auc"] == pytest.approx(first.metrics["model_roc_auc"])
+    assert rm.promote(name, tracking=uri)["decision"] == "passed"
+    newer = rm.train(config(), tracking=uri)
+    c = newer.champion_comparison
+    assert c["basis"] == "same_rows" and c["n_positive"] >= 10, c
+    assert newer.metrics["champion_challenger_roc_auc"] == pytest.approx(c["challenger_roc_auc"])
+    other = rm.train(config(horizon="30D"), tracking=uri)
+    assert other.champion_comparison["basis"] == "none"
+    record = rm.promote(name, tracking=uri)
+    assert record["checks"] == {"tiers_ordered": record["checks"]["tiers_ordered"], "comparable_with_champion": False}
+
+
 def test_train_progress_on_a_terminal_and_in_a_log():
     from riskmodel.lifecycle._progress import TrainProgress, clock
 

@@ -54,6 +54,25 @@ def _protocol_text(summary: dict) -> str:
             f"{fmt(brier, 4)}.{notes}")
 
 
+def _champion_text(champion: dict | None) -> str:
+    """How this version compares with the champion of its training day (see ``_score_champion``)."""
+    if not champion:
+        return "No champion existed when this version was trained."
+    head = f"Current champion (version {champion['version']})"
+    figures = "ROC-AUC {roc_auc}, Brier {brier}".format(
+        roc_auc=f"{champion['roc_auc']:.4f}" if "roc_auc" in champion else "undefined",
+        brier=f"{champion['brier']:.5f}" if "brier" in champion else "undefined")
+    basis = champion.get("basis", "same_rows")
+    if basis == "none":
+        return f"{head}: not compared: {champion['why']}."
+    if basis == "own_backtests":
+        return (f"{head} on its own backtest's last fold (no row of this fold was out of sample for both): "
+                f"{figures}.")
+    return (f"{head} on the {champion['n']:,} rows of the last fold after its own data ended "
+            f"({champion['n_positive']:,} positive): {figures}; this version on the same rows: ROC-AUC "
+            f"{champion['challenger_roc_auc']:.4f}, Brier {champion['challenger_brier']:.5f}.")
+
+
 def model_card(config, model, backtest, metrics: dict, *, champion=None, data_window=("", ""), n_events=0) -> str:
     """Render the model card for one trained version."""
     summary = getattr(model, "training_summary_", {})
@@ -65,10 +84,7 @@ def model_card(config, model, backtest, metrics: dict, *, champion=None, data_wi
     subgroups = (_table(backtest.subgroup.head(60)) if backtest.subgroup is not None and len(backtest.subgroup)
                  else "No subgroup columns (the schema names no entity categorical columns, or there is no "
                       "entities table).")
-    champion_text = (
-        f"Current champion (version {champion['version']}) on the same fold: ROC-AUC {champion['roc_auc']:.4f}, "
-        f"Brier {champion['brier']:.5f}." if champion else "No champion existed when this version was trained."
-    )
+    champion_text = _champion_text(champion)
     return f"""# Model card: {config.registered_model} ({config.name})
 
 ## Intended use

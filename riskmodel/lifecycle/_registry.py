@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._errors import ConfigError, DataWarning, ModelError
+from .._errors import ConfigError, DataError, DataWarning, ModelError
 from .._faults import crash_point
-from ..data import frame_fingerprint
+from ..data import frame_fingerprint, parse_duration
 from ..evaluation import make_cutoffs, make_labels
 from ..features import skip_notes
 from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
@@ -156,32 +156,61 @@ def _tiers_ordered(tier_table: pd.DataFrame) -> bool:
     return bool(hit.get("red", np.nan) > hit.get("yellow", np.nan) > hit.get("blue", np.nan))
 
 
-def _score_champion(client, name: str, backtest, prepared, entities) -> dict | None:
-    """Score the current champion on the challenger's latest backtest fold."""
-    from ..evaluation import bootstrap_metrics
+#: Out-of-sample rows of the last fold needed to compare a champion on them (positives).
+_FEW_COMPARED_POSITIVES = 10
+
+
+def _score_champion(client, name: str, backtest, prepared, entities, horizon) -> dict | None:
+    """The current champion's figures beside the challenger's, each judged out of sample.
+
+    On the rows of the challenger's last backtest fold the champion never saw (``as_of``
+    after its training data ended), when they hold at least
+    :data:`_FEW_COMPARED_POSITIVES` positives: both models on those rows (``basis``
+    ``"same_rows"``). Otherwise (a retrain on the same or overlapping data), or when the
+    champion cannot read the challenger's data (another schema, an entities table it
+    needs): each model on its own backtest's last fold (``"own_backtests"``). Models of
+    different horizons predict different things: ``"none"``, with ``why``. ``None`` when
+    there is no champion.
+    """
+    from ..evaluation import bootstrap_metrics, tier_table
 
     try:
         mv = client.get_model_version_by_alias(name, CHAMPION)
     except Exception:  # noqa: BLE001 - no registered model or no champion yet
         return None
+    out = {"version": str(mv.version)}
     champion = load(f"models:/{name}/{mv.version}", tracking=client.tracking_uri)
+    theirs = champion.model.training_summary_.get("horizon")
+    if theirs is not None and parse_duration(theirs, "horizon") != parse_duration(horizon, "horizon"):
+        return {**out, "basis": "none", "why": f"champion version {mv.version} gives the probability of an "
+                f"escalation within {theirs}, this model within {horizon}: their figures are not comparable"}
+    run = client.get_run(mv.run_id).data
     preds = backtest.predictions
-    schema = champion.model._schema()
-    cut = preds[[schema.entity_col, "as_of"]]
-    X = champion.model.transform_features(prepared, cut, entities=entities, utc=True)  # backtest rows: UTC
-    scored = champion.model.score_features(X, cut, reasons="none")
+    ended = run.tags.get("data.end")
+    unseen = (preds["as_of"] > pd.Timestamp(ended)).to_numpy() if ended else np.zeros(len(preds), dtype=bool)
     y = preds["label"].to_numpy(dtype=int)
-    boot = bootstrap_metrics(y, scored["probability"].to_numpy(), groups=preds[schema.entity_col].to_numpy())
-    from ..evaluation import tier_table
-
-    return {
-        "version": str(mv.version),
-        "roc_auc": float(boot.loc["roc_auc", "value"]),
-        "brier": float(boot.loc["brier", "value"]),
-        "roc_auc_lower": float(boot.loc["roc_auc", "lower"]),
-        "roc_auc_upper": float(boot.loc["roc_auc", "upper"]),
-        "tiers_ordered": _tiers_ordered(tier_table(y, scored["tier"].astype(str).to_numpy())),
-    }
+    if int(y[unseen].sum()) >= _FEW_COMPARED_POSITIVES and not y[unseen].all():
+        rows = preds[unseen]
+        schema = champion.model._schema()
+        try:
+            cut = rows[[schema.entity_col, "as_of"]]
+            X = champion.model.transform_features(prepared, cut, entities=entities, utc=True)  # backtest rows: UTC
+            scored = champion.model.score_features(X, cut, reasons="none")
+        except (KeyError, DataError, ConfigError):  # another schema, or an entities table the champion needs
+            scored = None
+        if scored is not None:
+            groups = rows[schema.entity_col].to_numpy()
+            theirs = bootstrap_metrics(y[unseen], scored["probability"].to_numpy(), groups=groups)
+            ours = bootstrap_metrics(y[unseen], rows["probability"].to_numpy(), groups=groups)
+            return {**out, "basis": "same_rows", "n": int(unseen.sum()), "n_positive": int(y[unseen].sum()),
+                    "roc_auc": float(theirs.loc["roc_auc", "value"]), "brier": float(theirs.loc["brier", "value"]),
+                    "roc_auc_lower": float(theirs.loc["roc_auc", "lower"]),
+                    "roc_auc_upper": float(theirs.loc["roc_auc", "upper"]),
+                    "challenger_roc_auc": float(ours.loc["roc_auc", "value"]),
+                    "challenger_brier": float(ours.loc["brier", "value"]),
+                    "tiers_ordered": _tiers_ordered(tier_table(y[unseen], scored["tier"].astype(str).to_numpy()))}
+    figures = {k: float(run.metrics[f"model_{k}"]) for k in ("roc_auc", "brier") if f"model_{k}" in run.metrics}
+    return {**out, "basis": "own_backtests", **figures}
 
 
 def train(config: ExperimentConfig, *, tracking: str | None = None, register: bool = True,
@@ -280,7 +309,8 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progre
 
     uri = tracking or tracking_uri()
     client = client_for(uri)
-    champion = _score_champion(client, config.registered_model, result, prepared, entities) if register else None
+    champion = _score_champion(client, config.registered_model, result, prepared, entities,
+                               lab.horizon) if register else None
 
     metrics = _last_fold_metrics(result)
     metrics["tiers_ordered"] = float(_tiers_ordered(result.tier_table))
@@ -289,7 +319,7 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progre
         if pd.notna(tier_row.hit_rate):
             metrics[f"tier_{tier_row.tier}_hit_rate"] = float(tier_row.hit_rate)
     if champion:
-        metrics.update({f"champion_{k}": float(v) for k, v in champion.items() if k != "version"})
+        metrics.update({f"champion_{k}": float(v) for k, v in champion.items() if k not in ("version", "basis", "why")})
     model.training_summary_ = {**getattr(model, "training_summary_", {}), "horizon": lab.horizon,
                                "backtest": _backtest_facts(result, metrics)}
     metrics.update(fit_summary_metrics(model.training_summary_))
@@ -323,6 +353,8 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progre
             "data.positives": str(int(labelled["label"].sum())),
             "backtest.last_fold": json.dumps(result.folds.iloc[-1][["test_start", "test_end"]].astype(str).to_dict()),
             "champion.compared_version": champion["version"] if champion else "none",
+            **({"champion.compared_on": champion["basis"], "champion.not_comparable": champion.get("why", "")}
+               if champion else {}),
         })
         retry(mlflow.log_metrics, metrics)
         retry(mlflow.log_metrics, {f"time_{k}_s": v for k, v in timings.items()})
@@ -437,12 +469,15 @@ def promote(
 ) -> dict:
     """Move ``champion`` to the ``challenger`` if it passes the gate (or if forced).
 
-    The gate compares the figures the challenger's training run measured on its latest
-    backtest fold, where the current champion was scored on the same rows: the challenger
-    passes when its ROC-AUC is at most ``auc_tolerance`` lower, its Brier at most
-    ``brier_tolerance`` (relative) higher, and its tiers are ordered by hit rate. With no
-    champion yet, it must beat every baseline on AUC and Brier instead. The decision and
-    figures are recorded as version tags; ``force=True`` needs a ``reason``, also recorded.
+    The gate compares the figures the challenger's training run measured, each model out of
+    sample: on the rows of the challenger's latest backtest fold the champion never saw
+    (after its data ended), when there are enough of them; otherwise each on its own
+    backtest's latest fold. The challenger passes when its ROC-AUC is at most
+    ``auc_tolerance`` lower, its Brier at most ``brier_tolerance`` (relative) higher, and
+    its tiers are ordered by hit rate; a champion of another horizon is not comparable
+    (``force`` it). With no champion yet, it must beat every baseline on AUC and Brier
+    instead. The decision and figures are recorded as version tags; ``force=True`` needs a
+    ``reason``, also recorded.
     """
     client = client_for(tracking)
     challenger = _version_by_alias(client, name, CHALLENGER)
@@ -482,7 +517,8 @@ def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_to
 
     A first model must clearly beat the base rate and be no worse than the other baselines
     beyond the same tolerances as a champion comparison; a later one must be no worse than
-    the champion scored on the same latest fold.
+    the champion, compared as the training run recorded (``champion.compared_on``: on the
+    same rows, on their own backtests, or not comparable).
     """
     out: list[dict] = []
 
@@ -490,8 +526,13 @@ def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_to
         ok = bool(margin >= 0) if passed is None else bool(passed)
         out.append({"name": name, "passed": ok, "margin": round(float(margin), 6), "detail": detail})
 
-    def auc(ref: float, label: str, *, strictly: bool = False) -> None:
-        model = m.get("model_roc_auc", 0.0)
+    def auc(ref: float, label: str, *, strictly: bool = False, model: float | None = None) -> None:
+        model = m.get("model_roc_auc") if model is None else model
+        if model is None or not np.isfinite(model):
+            add(f"auc_beats_{label}" if strictly else f"auc_not_worse_than_{label}", -1.0,
+                "ROC-AUC undefined: the last backtest fold holds no positive (or no negative) cutoff, so the model "
+                "cannot be judged; more data, or fewer or longer folds ([backtest] n_folds, test_period)")
+            return
         need = ref + auc_tolerance if strictly else ref - auc_tolerance
         margin = model - need
         rule = f"must beat it by more than {auc_tolerance:g}" if strictly else f"may be at most {auc_tolerance:g} lower"
@@ -500,8 +541,8 @@ def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_to
             f"{'passes' if margin >= 0 else 'fails'} by {abs(margin):.3f}",
             passed=(model > need) if strictly else None)
 
-    def brier(ref: float, label: str, *, strictly: bool = False) -> None:
-        model = m.get("model_brier", np.inf)
+    def brier(ref: float, label: str, *, strictly: bool = False, model: float | None = None) -> None:
+        model = m.get("model_brier", np.inf) if model is None else model
         limit = ref if strictly else ref * (1 + brier_tolerance)
         margin = (limit - model) / ref if ref else -1.0
         rule = "must be lower" if strictly else f"may be at most {brier_tolerance:.0%} higher"
@@ -526,12 +567,26 @@ def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_to
                 brier(m[f"{base}_brier"], base)
         return out
     compared = tags.get("champion.compared_version")
-    if compared != str(champion.version) or "champion_roc_auc" not in m:
+    basis = tags.get("champion.compared_on", "same_rows")  # runs before it was recorded: the same fold
+    if compared != str(champion.version) or (basis == "same_rows" and "champion_roc_auc" not in m):
         add("same_fold_comparison", -1.0, f"the challenger was compared with champion version {compared or 'none'}, "
             f"not with the current champion version {champion.version}: retrain it to compare on the same fold")
         return out
-    auc(m["champion_roc_auc"], f"champion_v{champion.version}")
-    brier(m["champion_brier"], f"champion_v{champion.version}")
+    label = f"champion_v{champion.version}"
+    if basis == "none":
+        add("comparable_with_champion", -1.0, tags.get("champion.not_comparable") or "not comparable")
+        return out
+    if basis == "same_rows":  # both on the last fold's rows the champion never saw
+        auc(m["champion_roc_auc"], label, model=m.get("champion_challenger_roc_auc"))
+        brier(m["champion_brier"], label, model=m.get("champion_challenger_brier"))
+    else:  # each on its own backtest's last fold
+        label += "_own_backtest"
+        for metric, check in (("roc_auc", auc), ("brier", brier)):
+            if f"champion_{metric}" in m:
+                check(m[f"champion_{metric}"], label)
+            else:
+                add(f"{metric.split('_')[-1]}_not_worse", 0.0, f"champion version {champion.version}'s own "
+                    f"{metric.replace('_', '-').upper()} is undefined: not compared", passed=True)
     for c in out[-2:]:  # the names the gate has always recorded
         c["name"] = c["name"].split("_than_")[0]
     return out
