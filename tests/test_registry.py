@@ -215,6 +215,18 @@ def test_saved_model_round_trip_gives_identical_scores(first, tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_load_leaves_no_copy_of_the_model_behind(store, first, tmp_path, monkeypatch):
+    """Every load (the nightly score, explain, sweep, report, train's champion comparison)
+    downloaded the artifact into a temporary folder it never removed: one more per call."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for _ in range(2):
+        predictor = rm.load(f"models:/dispute-risk/{first.version}")
+    assert predictor.model_version == first.version and predictor.model.booster_ is not None
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_model_gives_clear_error(store):
     with pytest.raises(rm.ModelError, match="not found"):
         rm.load("models:/no-such-model@champion")

@@ -771,14 +771,16 @@ def load(uri: str = "models:/dispute-risk@champion", *, tracking: str | None = N
         source = uri
     else:
         raise ModelError(f"cannot load {uri!r}: use models:/name@alias, models:/name/version, runs:/id/model or a folder.")
-    try:  # the store's URI goes to MLflow explicitly, and anything MLflow resolves itself is borrowed
-        with borrowed_tracking(client.tracking_uri):
-            path = Path(mlflow.artifacts.download_artifacts(
-                artifact_uri=source, dst_path=tempfile.mkdtemp(prefix="riskmodel-"),
-                tracking_uri=client.tracking_uri, registry_uri=client.tracking_uri))
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"could not download model {uri!r}: {exc}") from exc
-    candidates = [p.parent for p in path.rglob("riskmodel.json")]
-    if not candidates:
-        raise ModelError(f"{uri!r} is not a riskmodel model (no riskmodel.json in its artifacts).")
-    return Predictor(load_model_dir(candidates[0]), model_name=name, model_version=version, run_id=run_id, uri=uri)
+    with tempfile.TemporaryDirectory(prefix="riskmodel-") as scratch:  # read into memory, then removed
+        try:  # the store's URI goes to MLflow explicitly, and anything MLflow resolves itself is borrowed
+            with borrowed_tracking(client.tracking_uri):
+                path = Path(mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=scratch,
+                    tracking_uri=client.tracking_uri, registry_uri=client.tracking_uri))
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"could not download model {uri!r}: {exc}") from exc
+        candidates = [p.parent for p in path.rglob("riskmodel.json")]
+        if not candidates:
+            raise ModelError(f"{uri!r} is not a riskmodel model (no riskmodel.json in its artifacts).")
+        model = load_model_dir(candidates[0])
+    return Predictor(model, model_name=name, model_version=version, run_id=run_id, uri=uri)
