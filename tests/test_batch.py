@@ -125,6 +125,15 @@ def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entiti
     np.testing.assert_allclose(got["probability"], ref["probability"], rtol=1e-9)
     assert (got["tier"].astype(str) == ref["tier"].astype(str)).all()
     assert (got["reasons"] == ref["reasons"]).all()
+    # the README's Python form of a night, by as_of: the same open disputes and tiers (it
+    # ranked every dispute of the log, those begun after as_of and those escalated too)
+    night = load(str(model_dir)).predict(sim.events, as_of=AS_OF, entities=entities, tiers="night")
+    night = night.sort_values("dispute_id").reset_index(drop=True)
+    assert night["dispute_id"].tolist() == got["dispute_id"].tolist()
+    assert (night["tier"].astype(str) == got["tier"].astype(str)).all()
+    not_scored = night.attrs["not_scored"]
+    assert len(not_scored) + len(night) == sim.events["dispute_id"].nunique()
+    assert set(not_scored["dispute_id"]) == set(pd.read_parquet(out / "not_scored.parquet")["dispute_id"])
 
 
 def _share_counts(n: int, red: float, yellow: float) -> tuple[int, int]:

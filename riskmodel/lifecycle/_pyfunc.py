@@ -98,11 +98,12 @@ def split_entity_columns(frame: pd.DataFrame, model: RiskModel):
 
 
 def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, reasons="flagged",
-              extra_columns=None, context_events=None) -> pd.DataFrame:
+              extra_columns=None, context_events=None, only=None) -> pd.DataFrame:
     """Score every dispute present in ``events`` at ``as_of`` (output index 0..n-1).
 
     ``extra_columns``: name -> constant, appended to the output (model name and version).
     ``context_events``: the log the cross-dispute features read (see :meth:`RiskModel.predict`).
+    ``only``: the ids to score among them (e.g. the disputes open at ``as_of``).
     """
     schema = model._schema()
     if not hasattr(events, "columns"):
@@ -111,6 +112,8 @@ def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, r
                     trained=True)
     column = events[schema.entity_col]
     ids = column.array[~isna_mask(column)].unique()  # keeps the column's dtype
+    if only is not None:
+        ids = ids[pd.Series(ids).isin(pd.unique(pd.Series(only))).to_numpy()]
     cutoffs = cutoffs_at(ids, as_of, schema, tz_aware=_clock_of(events[schema.time_col], as_of, model))
     return model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra_columns,
                           validated=True, context_events=context_events)

@@ -22,8 +22,8 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError
 from .._faults import crash_point
-from ..data import frame_fingerprint, parse_duration
-from ..evaluation import make_cutoffs, make_labels
+from ..data import frame_fingerprint, isna_mask, parse_duration
+from ..evaluation import make_cutoffs, make_labels, open_disputes
 from ..features import skip_notes
 from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
 from ._config import ExperimentConfig, load_data, row_numbers
@@ -653,8 +653,9 @@ class Predictor:
                 tiers="trained", context_events=None) -> pd.DataFrame:
         """Score disputes; same columns as :meth:`RiskModel.predict` plus model name and version.
 
-        Give either ``as_of`` (every dispute in ``events`` is scored at that time) or a
-        ``cutoffs`` frame (entity id, ``as_of``).
+        Give either ``as_of`` (every dispute in ``events`` is scored at that time; with
+        nightly tiers, every dispute open at that time, as ``riskmodel score`` ranks them) or
+        a ``cutoffs`` frame (entity id, ``as_of``).
 
         Parameters
         ----------
@@ -668,7 +669,10 @@ class Predictor:
             depends on the other cases scored with it). ``"night"``: the scored disputes of
             each ``as_of`` are one night and the model's share policy ranks them (red = the
             top ``red`` share, city-wide or per area, with the policy's capacities; the
-            nightly batch does this); probability and precision policies stay as trained. A
+            nightly batch does this). With ``as_of``, the night is the disputes open at it
+            (:func:`~riskmodel.open_disputes`: begun, not escalated, closed or dormant); the
+            others are listed in ``result.attrs["not_scored"]``. Probability and precision
+            policies stay as trained. A
             mapping changes the policy for this call, e.g. ``{"by": "station",
             "capacity": {"S01": 10}}`` or ``{"red": 0.08}`` (see
             :func:`~riskmodel.model.scoring_policy`). The thresholds and capacities used are
@@ -693,9 +697,18 @@ class Predictor:
         if cutoffs is not None:
             out = model._predict(events, cutoffs, entities=entities, reasons=reasons, extra_columns=extra,
                                  context_events=context_events)
-        else:
+        elif policy is None:
             out = score_all(model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra,
                             context_events=context_events)
+        else:  # a night: the disputes open at as_of, as the nightly batch ranks them (not those begun later)
+            open_now = open_disputes(events, as_of, schema, entities=entities)[schema.entity_col]
+            out = score_all(model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra,
+                            context_events=context_events, only=open_now)
+            column = events[schema.entity_col]
+            present = pd.Series(column.array[~isna_mask(column)].unique())
+            not_open = present[~present.isin(pd.unique(open_now)).to_numpy()]
+            not_scored = pd.DataFrame({schema.entity_col: not_open.array, "reason": "not open at as_of (no event "
+                                       "before it, escalated, closed or dormant: the nightly rule)"})
         if policy is None:
             return out
         ids = out[schema.entity_col]
@@ -711,6 +724,8 @@ class Predictor:
                 out[col] = out[col].astype(object)
                 out.loc[need, col] = again[col].to_numpy()
         out.attrs["tiers"] = table.assign(by=by or "")
+        if cutoffs is None:
+            out.attrs["not_scored"] = not_scored.reset_index(drop=True)
         return out
 
 
