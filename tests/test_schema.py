@@ -1095,3 +1095,20 @@ def test_a_few_times_in_the_other_convention_are_rejected_rows_at_night():
     assert len(rejects) == 10 and len(clean) == n - 10
     clean, rejects, _ = split_invalid_events(events.assign(time=times), SCHEMA, now=NOW, stray_times=True, clock=True)
     assert len(rejects) == n - 10 and len(clean) == 10
+
+
+@pytest.mark.parametrize("clock", [None, True])
+def test_text_without_a_digit_is_an_unparseable_time_in_either_convention(clock):
+    """'not a time' among timezone-aware times was judged naive: a reject 'with a UTC offset
+    among times without', or, without stray_times, the whole column refused as a mix of
+    conventions. It is an unparseable time; a real naive time among them stays a stray one."""
+    n = 300
+    times = pd.Series([f"2024-01-{1 + i % 28:02d} 10:00:00+08:00" for i in range(n)], dtype=object)
+    times[5], times[7] = "not a time", "2024-01-03 10:00:00"
+    events = pd.DataFrame({"dispute_id": [f"d{i % 30}" for i in range(n)], "time": times, "kind": "call"})
+    _, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW, stray_times=True, clock=clock)
+    assert dict(zip(rejects["time"], rejects["reject_reason"], strict=True)) == {
+        "not a time": "unparseable time in 'time'",
+        "2024-01-03 10:00:00": "time with a UTC offset among times without (or the reverse) in 'time'"}
+    with pytest.raises(DataError, match=r"1 row\(s\) with unparseable time in 'time' \(first rows: \[5\]\)"):
+        validate_events(events.drop(index=7), SCHEMA, now=NOW)

@@ -299,24 +299,25 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
     chinese = _chinese_dates(as_text)
     as_text = as_text if chinese is None else chinese
     aware = as_text.str.contains(_TZ_SUFFIX, regex=True)
+    naive = ~aware & as_text.str.contains(r"\d")  # text without a digit is no time at all: unparseable
     if clock is not None:  # the rows in the other convention than clock, however many
-        minority = ~aware if clock else aware
+        minority = naive if clock else aware
         take = stray is not None and bool(minority.any())
     else:  # the smaller convention, when a few rows
-        minority = aware if aware.sum() * 2 <= len(aware) else ~aware
-        take = stray is not None and bool(aware.any()) and not aware.all() and minority.sum() <= len(aware) // 100
+        minority = aware if aware.sum() <= naive.sum() else naive
+        take = stray is not None and bool(aware.any()) and bool(naive.any()) and minority.sum() <= len(aware) // 100
     if take:
         odd = np.zeros(len(values), dtype=bool)
         odd[np.flatnonzero(present.to_numpy())[minority.to_numpy()]] = True
         stray.append(odd)
         values = values.mask(odd)
         present = values.notna()
-        as_text, aware = as_text[~minority], aware[~minority]
-    if aware.any() and not aware.all():
+        as_text, aware, naive = as_text[~minority], aware[~minority], naive[~minority]
+    if aware.any() and naive.any():
         raise DataError(
             f"{what} column {column!r} mixes timezone-aware and naive times "
-            f"({int(aware.sum())} aware, {int((~aware).sum())} naive); e.g. aware "
-            f"{format_examples(as_text[aware].head(3))}, naive {format_examples(as_text[~aware].head(3))}. "
+            f"({int(aware.sum())} aware, {int(naive.sum())} naive); e.g. aware "
+            f"{format_examples(as_text[aware].head(3))}, naive {format_examples(as_text[naive].head(3))}. "
             "Use one convention for the whole column."
         )
     is_aware = bool(aware.any())
