@@ -412,3 +412,21 @@ def test_entities_rows_set_aside_alike_on_spark(spark, model_dir, data, tmp_path
     # the row without an id and the repeat count once each where they were read (both hold a date)
     assert c["entities_unparseable_times"]["closed_at"] >= int(closed.iloc[:len(ents)].sum()) > 0
     _assert_same(tmp_path / "spark", tmp_path / "local")
+
+
+@pytest.mark.parametrize("flavour", ["parquet", "frame"])
+def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, data, tmp_path, flavour):
+    """Ids differing from another only by spaces around them (a CHAR(n) export beside a
+    VARCHAR one) are two disputes on both engines, and both say so (Spark said nothing)."""
+    events = data["sim"].events.copy()
+    some = events["dispute_id"].isin(events["dispute_id"].drop_duplicates().iloc[:4]) & (events.index % 2 == 0)
+    events.loc[some, "dispute_id"] = events.loc[some, "dispute_id"] + "  "
+    source = events
+    if flavour == "parquet":
+        source = tmp_path / "events.parquet"
+        events.to_parquet(source, index=False)
+    kw = dict(model=str(model_dir), events=source, entities=data["entities"], as_of=AS_OF, chunk_disputes=CHUNK)
+    for engine in ("local", "spark"):
+        with pytest.warns(DataWarning, match=r"4 id\(s\) differ from another only by spaces around them"):
+            score_batch(out=tmp_path / engine, engine=engine, **kw)
+    _assert_same(tmp_path / "spark", tmp_path / "local")

@@ -74,7 +74,7 @@ import pyarrow as pa
 from ..._errors import ConfigError, DataError, ModelError
 from ..._faults import crash_point
 from ..._version import VERSION
-from ...data import frame_fingerprint, require_columns
+from ...data import frame_fingerprint, require_columns, warn_padded_ids
 from .._core import bucket_of
 from .._fs import HadoopFS, join
 from .._inputs import entity_columns, validated_entities
@@ -471,19 +471,36 @@ def _finish_format(inp: _Input) -> RowFormat:
 
 
 def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
-    """Distinct non-null ids, as the local engine counts them (CSV: as pandas types them)."""
+    """Distinct non-null ids, as the local engine counts them (CSV: as pandas types them),
+    with its warning about ids differing only by spaces around them
+    (:func:`~riskmodel.data.warn_padded_ids`, judged on every id before the chunks part them)."""
     from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
 
     if inp.mode == "frame":
-        return int(inp.frame[id_col].nunique(dropna=True))
+        distinct = pd.unique(inp.frame[id_col].dropna())
+        if pd.api.types.infer_dtype(distinct, skipna=True) == "string":
+            warn_padded_ids(pa.array(distinct.astype(object), type=pa.large_string()), stacklevel=4)
+        return len(distinct)
     ids = F.col(id_col)
+    text = isinstance(inp.sdf.schema[id_col].dataType, StringType)
     if fmt.mode == "csv":
         ids = F.when(ids.isin(list(_CSV_NA)), None).otherwise(ids)
         dtype = dict(fmt.csv_dtypes)[id_col]
         if dtype in ("int64", "float64"):
             ids = F.expr(f"try_cast(`{id_col}` as {'bigint' if dtype == 'int64' else 'double'})")
-    return int(_action(lambda: inp.sdf.select(ids.alias("id")).agg(F.countDistinct("id")).first()[0],
-                       f"counting the {inp.role}' ids"))
+            text = False
+    n_ids = int(_action(lambda: inp.sdf.select(ids.alias("id")).agg(F.countDistinct("id")).first()[0],
+                        f"counting the {inp.role}' ids"))
+    if text:  # the ids that share their trimmed text with another: the local engine's judgement on them
+        distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
+        groups = distinct.groupBy(F.regexp_replace("id", r"^\s+|\s+$", "").alias("trimmed"))
+        twins = groups.agg(F.count("*").alias("n"), F.collect_list("id").alias("ids")).where("n > 1")
+        found = _action(lambda: twins.select(F.explode("ids").alias("id")).toArrow(),
+                        f"comparing the {inp.role}' ids")
+        if found.num_rows:
+            warn_padded_ids(found.column("id").combine_chunks().cast(pa.large_string()), stacklevel=4)
+    return n_ids
 
 
 # ------------------------------------------------------------------------------------------
