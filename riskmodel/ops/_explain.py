@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._errors import ConfigError, DataError
-from ..batch import as_nightly
+from ..batch import as_nightly, load_predictor
 from ..evaluation import TIER_COLOURS, finish_figure, has_cjk_font, new_figure
 from ..model import model_facts
 from ._html import esc, page, png_img
@@ -349,8 +349,10 @@ def explain(
     scores : path, NightlyOutput or DataFrame
         The night's ``riskmodel score`` output.
     model : RiskModel, Predictor or str, optional
-        The model that scored the night; a URI or folder is loaded. Default: the model
-        named in the night's manifest.
+        The model that scored the night; a URI or folder is loaded. Default: the version
+        that scored the night, as its manifest records it (``models:/NAME/VERSION`` even
+        when the night loaded an alias, from the tracking store the manifest records when
+        ``MLFLOW_TRACKING_URI`` is not set; or the folder).
     events : DataFrame, PreparedEvents or path, optional
         The event log (at least up to the night). Default: the night's input, when it was
         a file.
@@ -376,12 +378,13 @@ def explain(
 
     night = as_nightly(scores)
     manifest = night.manifest or {}
-    if model is None:
-        model = (manifest.get("model") or {}).get("uri")
-        if not model:
-            raise ConfigError("explain needs the model: pass model= (CLI: --model); the scores' manifest names none.")
     label = ""
-    if isinstance(model, str | Path):
+    if model is None:
+        if not night.model_uri:
+            raise ConfigError("explain needs the model: pass model= (CLI: --model); the scores' manifest names none.")
+        model = load_predictor(night.model_uri, store=night.model_store)
+        label = f"{model.model_name} version {model.model_version}"
+    elif isinstance(model, str | Path):
         predictor = load(str(model))
         label = f"{predictor.model_name} version {predictor.model_version}"
         model = predictor
