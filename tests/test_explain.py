@@ -181,3 +181,32 @@ def test_explain_and_sweep_load_the_version_that_scored_the_night(night, tmp_pat
     assert recorded_uri("https://user:secret@mlflow.example:5000/x") == "https://mlflow.example:5000/x"
     assert recorded_uri("sqlite:///mlflow.db") == f"sqlite:///{elsewhere / 'mlflow.db'}"
 
+
+def test_thresholds_are_those_of_the_areas_the_tiers_were_set_in(night, tmp_path):
+    """Tiers set city-wide (score_batch's default shares): the city's thresholds, whatever the
+    case's station; tiers set per station: its station's."""
+    sim, scores = night["sim"], night["scores"]
+    tiers = rm.read_nightly(night["dir"]).manifest["tiers"]
+    assert tiers["by"] is None
+    red = scores[(scores["tier"] == "red") & (scores["overrides"] == "")]
+    floors = red.groupby("station", observed=True)["probability"].min()
+    station = floors.idxmax()  # the station whose lowest red is furthest above the city's
+    assert floors.max() > tiers["areas"][0]["red_threshold"] + 0.001
+    case = str(red[red["station"] == station].sort_values("probability")["dispute_id"].iloc[0])
+    ex = rm.explain(case, night["dir"], model=night["model"], events=sim.events, entities=sim.entities)
+    assert ex.thresholds["where"] == "the city"
+    assert ex.thresholds["red"] == pytest.approx(tiers["areas"][0]["red_threshold"])
+    assert ex.thresholds["yellow"] == pytest.approx(tiers["areas"][0]["yellow_threshold"])
+    assert f"red from p ≥ {tiers['areas'][0]['red_threshold']:.3f}" in ex.tier_sentence()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        rm.score_batch(model=str(night["root"] / "model"), events=night["root"] / "events.parquet",
+                       entities=night["root"] / "entities.parquet", as_of=AS_OF, out=tmp_path / "by-station",
+                       tiers={"by": "station", "red": 0.2})  # a few disputes per station: one red each
+    night_by = rm.read_nightly(tmp_path / "by-station")
+    red = night_by.scores[(night_by.scores["tier"] == "red") & (night_by.scores["overrides"] == "")]
+    case, station = red.sort_values("probability")[["dispute_id", "station"]].iloc[0]
+    ex = rm.explain(case, night_by, model=night["model"], events=sim.events, entities=sim.entities)
+    assert ex.thresholds["where"] == f"station {station}"
+    assert ex.thresholds["red"] == pytest.approx(red.loc[red["station"] == station, "probability"].min())

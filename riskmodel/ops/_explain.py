@@ -318,6 +318,15 @@ def _timeline(prepared, dispute_id: str, as_of: pd.Timestamp, schema, writer, bu
     return out
 
 
+def _tiers_area(night) -> str | None:
+    """The column tonight's tiers were set per (the manifest's ``tiers.by``; ``None``: city-wide),
+    or the night's area column when the manifest does not say."""
+    tiers = night.manifest.get("tiers")
+    if isinstance(tiers, dict) and "by" in tiers:
+        return tiers["by"] or None
+    return night.area
+
+
 def _model_label(info: dict) -> str:
     """The manifest's model as "name version v"."""
     if not info.get("name"):
@@ -359,8 +368,11 @@ def explain(
     entities : DataFrame or path, optional
         Needed by models trained with entities.
     area : str or None, default="auto"
-        The area column whose thresholds tonight are given beside the city's (``"auto"``:
-        the night's own, e.g. ``station``; ``None``: the city's only).
+        The area column whose thresholds tonight are given (the lowest ``p`` that got each
+        tier in the dispute's area). ``"auto"``: the areas tonight's tiers were set in, as
+        the manifest records them (``tiers.by``, e.g. ``station``; the city when the tiers
+        were set city-wide; the night's area column for a night that does not record it);
+        ``None``: the city's.
 
     Returns
     -------
@@ -404,7 +416,7 @@ def explain(
     dispute_id = str(dispute_id)
     frame = night.scores
     if area == "auto":
-        area = night.area
+        area = _tiers_area(night)
     if ent not in frame.columns:
         raise DataError(f"scores have no {ent!r} column; columns: {list(frame.columns)[:20]}.")
     mine = (frame[ent].astype(str) == dispute_id).to_numpy()

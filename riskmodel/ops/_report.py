@@ -531,7 +531,8 @@ def write_report(
         from ._sweep import _model_of, _prepare
 
         prepared = _prepare(events, _model_of(model)._schema())  # once for every dispute
-        explanations = [explain_one(i, night, model=model, events=prepared, entities=entities, area=area)
+        # each card's thresholds are those of the areas tonight's tiers were set in, not the report's area
+        explanations = [explain_one(i, night, model=model, events=prepared, entities=entities, area="auto")
                         for i in explain]
     text = render_report(night, history=earlier, audit=audit, area=area, model=model, horizon=horizon,
                          explanations=explanations)
