@@ -657,8 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="earlier nights' folders (barometer trend, audit), e.g. nights/2025-11-*")
     p.add_argument("--outcomes", default=None,
                    help="later-observed escalations: event log or table, e.g. events.parquet (default: no audit)")
-    p.add_argument("--horizon", default="90D", help="the audit's horizon (and the legend's, for models that "
-                   "do not record theirs), e.g. 60D")
+    p.add_argument("--horizon", default=None, help="the audit's horizon, e.g. 60D (default: the model's, from the "
+                   "night's manifest; 90D, also in the legend, for a model that does not record it)")
     p.add_argument("--model", default=None, help="model URI or folder, e.g. models:/dispute-risk@champion: with "
                    "--events, the reasons of missed blue cases and --explain")
     p.add_argument("--events", default=None, help="event log, e.g. events.parquet")

@@ -329,3 +329,28 @@ def test_explained_card_gives_the_thresholds_tonights_tiers_had(nights, tmp_path
     card = out.read_text(encoding="utf-8").split(f'id="explain-{case}"', 1)[1]
     assert f"red from p ≥ {city['red_threshold']:.3f}" in card
     assert "the lowest p that got each tier tonight in the city" in card
+
+
+def test_audit_horizon_defaults_to_the_models(nights, tmp_path):
+    """--outcomes without --horizon audits over the horizon the manifest records for the model
+    (the legend's); an explicit horizon wins; 90 days for a model that records none."""
+    from riskmodel.cli import main
+
+    def audit_line(path) -> str:
+        return re.search(r"escalations from [^<]*?\(horizon [^)]*\)", Path(path).read_text(encoding="utf-8")).group(0)
+
+    night = tmp_path / "night"
+    shutil.copytree(nights["dirs"][-1], night)
+    manifest = json.loads((night / "manifest.json").read_text(encoding="utf-8"))
+    manifest["model"]["horizon"] = "30D"
+    (night / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    out = write_report(tmp_path / "a.html", scores=night, outcomes=nights["sim"].events)
+    assert "in the 30 days after tonight" in out.read_text(encoding="utf-8")  # the legend
+    assert "(horizon 30 days)" in audit_line(out)
+    out = write_report(tmp_path / "b.html", scores=night, outcomes=nights["sim"].events, horizon="60D")
+    assert "(horizon 60 days)" in audit_line(out)
+    assert main(["report", "--scores", str(night), "--outcomes", str(nights["events"]),
+                 "--out", str(tmp_path / "c.html")]) == 0
+    assert "(horizon 30 days)" in audit_line(tmp_path / "c.html")
+    out = write_report(tmp_path / "d.html", scores=nights["dirs"][-1], outcomes=nights["sim"].events)
+    assert "(horizon 90 days)" in audit_line(out)  # the model records no horizon
