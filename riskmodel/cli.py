@@ -190,10 +190,10 @@ def _cmd_score(args) -> int:
     return 0
 
 
-def _load_model(uri: str):
+def _load_model(uri: str, *, store: str | None = None):
     from .batch import load_predictor
 
-    return load_predictor(uri)
+    return load_predictor(uri, store=store)
 
 
 def _write_frame(frame, path) -> None:
@@ -220,13 +220,13 @@ def _cmd_sweep(args) -> int:
     needs_features = args.like is not None or any(c not in night.scores.columns for c in pattern.columns)
     model = events = entities = None
     if needs_features:
-        uri = args.model or night.manifest.get("model", {}).get("uri")
         events_path = args.events or night.manifest.get("input", {}).get("events")
-        if not uri:
+        if not args.model and not night.model_uri:
             raise ConfigError("this sweep needs the model: pass --model (the scores' manifest names none).")
         if not events_path or not Path(events_path).exists():
             raise ConfigError("this sweep needs the event log to recompute features: pass --events PATH.")
-        model = _load_model(uri)
+        # by default the version that scored the night (the alias it was loaded by may have moved)
+        model = _load_model(args.model) if args.model else _load_model(night.model_uri, store=night.model_store)
         schema = model.model._schema()
         events = read_table(events_path, text_columns=schema.text_columns)
         entities = read_table(args.entities, text_columns=schema.entity_text_columns) if args.entities else None
@@ -596,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--like", default=None, help="dispute id of the case, e.g. D0012345 (one that just escalated)")
     p.add_argument("--pattern", default=None, help='rule, e.g. "category=building & count_threat_30D>0"')
     p.add_argument("--model", default=None,
-                   help="model URI or folder, e.g. models:/dispute-risk/3 (default: the scores' manifest's)")
+                   help="model URI or folder, e.g. models:/dispute-risk/3 (default: the version that scored "
+                        "the night, from its manifest)")
     p.add_argument("--events", default=None,
                    help="event log, e.g. events.parquet (default: the scores' input, if it was a file)")
     p.add_argument("--entities", default=None, help="entities table, e.g. entities.parquet")
@@ -621,7 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entities", default=None,
                    help="entities table, e.g. entities.parquet (needed by models trained with one)")
     p.add_argument("--model", default=None,
-                   help="model URI or folder, e.g. models:/dispute-risk/3 (default: the night's manifest's)")
+                   help="model URI or folder, e.g. models:/dispute-risk/3 (default: the version that scored "
+                        "the night, from its manifest)")
     p.add_argument("--area", default="auto",
                    help="area column for the thresholds tonight: auto (the scores' own), none, or a column, e.g. district")
     p.add_argument("--plot", default=None,
@@ -655,8 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="earlier nights' folders (barometer trend, audit), e.g. nights/2025-11-*")
     p.add_argument("--outcomes", default=None,
                    help="later-observed escalations: event log or table, e.g. events.parquet (default: no audit)")
-    p.add_argument("--horizon", default="90D", help="the audit's horizon (and the legend's, for models that "
-                   "do not record theirs), e.g. 60D")
+    p.add_argument("--horizon", default=None, help="the audit's horizon, e.g. 60D (default: the model's, from the "
+                   "night's manifest; 90D, also in the legend, for a model that does not record it)")
     p.add_argument("--model", default=None, help="model URI or folder, e.g. models:/dispute-risk@champion: with "
                    "--events, the reasons of missed blue cases and --explain")
     p.add_argument("--events", default=None, help="event log, e.g. events.parquet")

@@ -3,6 +3,7 @@ contribution behind it as phrases, for a red, a yellow and a blue case; the plot
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 
@@ -134,3 +135,78 @@ def test_explain_cli(night, tmp_path, capsys, monkeypatch):
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page.lower()
     rc = main(["explain", case, "--scores", str(night["dir"])])  # the model needs entities
     assert rc == 2 and "entities" in capsys.readouterr().err
+
+
+def test_explain_and_sweep_load_the_version_that_scored_the_night(night, tmp_path, monkeypatch, capsys):
+    """After a promotion, last night's case is explained (and swept) with the version that
+    scored it, from the tracking store the manifest records, wherever the command runs."""
+    from riskmodel.lifecycle import recorded_uri
+    from riskmodel.lifecycle._store import client_for, ensure_experiment
+
+    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    client = client_for(store)
+    experiment = ensure_experiment(client, store, "explain")
+    client.create_registered_model("night-risk")
+    broken = tmp_path / "not-a-model"  # version 2: no riskmodel.json, loading it fails
+    broken.mkdir()
+    (broken / "README").write_text("not a model")
+    for folder in (night["root"] / "model", broken):
+        run = client.create_run(experiment).info
+        client.log_artifacts(run.run_id, str(folder), "model")
+        version = str(client.create_model_version("night-risk", f"{run.artifact_uri}/model", run.run_id).version)
+        client.set_registered_model_alias("night-risk", "champion", version)
+        if version == "1":  # the night is scored by the champion of the day: version 1
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DataWarning)
+                rm.score_batch(model="models:/night-risk@champion", events=night["root"] / "events.parquet",
+                               entities=night["root"] / "entities.parquet", as_of=AS_OF, out=tmp_path / "night")
+            monkeypatch.delenv("MLFLOW_TRACKING_URI")
+
+    elsewhere = tmp_path / "elsewhere"  # no MLFLOW_TRACKING_URI, another folder: the manifest's store
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    case = _case(night["scores"], "red")
+    ex = rm.explain(case, tmp_path / "night", entities=night["sim"].entities)
+    assert ex.model == "night-risk version 1"
+    assert ex.probability == pytest.approx(night["scores"].set_index("dispute_id").loc[case, "probability"])
+    rc = main(["sweep", "--scores", str(tmp_path / "night"), "--like", case,
+               "--entities", str(night["root"] / "entities.parquet")])
+    assert rc == 0, capsys.readouterr().err
+    assert case in capsys.readouterr().out
+    assert list(elsewhere.iterdir()) == []  # no ./riskmodel-mlflow/ made here
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow's process-wide settings untouched
+    assert rm.read_nightly(tmp_path / "night").model_store == store
+    # the store is recorded without a password, and relative to no working directory
+    assert recorded_uri("https://user:secret@mlflow.example:5000/x") == "https://mlflow.example:5000/x"
+    assert recorded_uri("sqlite:///mlflow.db") == f"sqlite:///{elsewhere / 'mlflow.db'}"
+
+
+def test_thresholds_are_those_of_the_areas_the_tiers_were_set_in(night, tmp_path):
+    """Tiers set city-wide (score_batch's default shares): the city's thresholds, whatever the
+    case's station; tiers set per station: its station's."""
+    sim, scores = night["sim"], night["scores"]
+    tiers = rm.read_nightly(night["dir"]).manifest["tiers"]
+    assert tiers["by"] is None
+    red = scores[(scores["tier"] == "red") & (scores["overrides"] == "")]
+    floors = red.groupby("station", observed=True)["probability"].min()
+    station = floors.idxmax()  # the station whose lowest red is furthest above the city's
+    assert floors.max() > tiers["areas"][0]["red_threshold"] + 0.001
+    case = str(red[red["station"] == station].sort_values("probability")["dispute_id"].iloc[0])
+    ex = rm.explain(case, night["dir"], model=night["model"], events=sim.events, entities=sim.entities)
+    assert ex.thresholds["where"] == "the city"
+    assert ex.thresholds["red"] == pytest.approx(tiers["areas"][0]["red_threshold"])
+    assert ex.thresholds["yellow"] == pytest.approx(tiers["areas"][0]["yellow_threshold"])
+    assert f"red from p ≥ {tiers['areas'][0]['red_threshold']:.3f}" in ex.tier_sentence()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        rm.score_batch(model=str(night["root"] / "model"), events=night["root"] / "events.parquet",
+                       entities=night["root"] / "entities.parquet", as_of=AS_OF, out=tmp_path / "by-station",
+                       tiers={"by": "station", "red": 0.2})  # a few disputes per station: one red each
+    night_by = rm.read_nightly(tmp_path / "by-station")
+    red = night_by.scores[(night_by.scores["tier"] == "red") & (night_by.scores["overrides"] == "")]
+    case, station = red.sort_values("probability")[["dispute_id", "station"]].iloc[0]
+    ex = rm.explain(case, night_by, model=night["model"], events=sim.events, entities=sim.entities)
+    assert ex.thresholds["where"] == f"station {station}"
+    assert ex.thresholds["red"] == pytest.approx(red.loc[red["station"] == station, "probability"].min())

@@ -310,3 +310,47 @@ def test_report_explains_disputes(nights, tmp_path):
     assert len(_images(text)) == 3  # trend, heat map and the dispute's waterfall + timeline
     with pytest.raises(ConfigError, match="needs model= and events="):
         write_report(tmp_path / "x.html", scores=nights["dirs"][-1], explain=[red])
+
+
+@pytest.mark.parametrize("area", ["auto", "station"])
+def test_explained_card_gives_the_thresholds_tonights_tiers_had(nights, tmp_path, area):
+    """Tiers set city-wide: the card gives the city's thresholds, as the legend does, whatever
+    the dispute's station and the report's area."""
+    sim = nights["sim"]
+    night = read_nightly(nights["dirs"][-1])
+    city = night.manifest["tiers"]["areas"][0]
+    assert night.manifest["tiers"]["by"] is None
+    red = night.scores[(night.scores["tier"] == "red") & (night.scores["overrides"] == "")]
+    floors = red.groupby("station", observed=True)["probability"].min()
+    assert floors.max() > city["red_threshold"] + 0.001
+    case = red[red["station"] == floors.idxmax()].sort_values("probability")["dispute_id"].iloc[0]
+    out = write_report(tmp_path / "r.html", scores=nights["dirs"][-1], model=nights["model"], events=sim.events,
+                       entities=sim.entities, explain=[case], area=area)
+    card = out.read_text(encoding="utf-8").split(f'id="explain-{case}"', 1)[1]
+    assert f"red from p ≥ {city['red_threshold']:.3f}" in card
+    assert "the lowest p that got each tier tonight in the city" in card
+
+
+def test_audit_horizon_defaults_to_the_models(nights, tmp_path):
+    """--outcomes without --horizon audits over the horizon the manifest records for the model
+    (the legend's); an explicit horizon wins; 90 days for a model that records none."""
+    from riskmodel.cli import main
+
+    def audit_line(path) -> str:
+        return re.search(r"escalations from [^<]*?\(horizon [^)]*\)", Path(path).read_text(encoding="utf-8")).group(0)
+
+    night = tmp_path / "night"
+    shutil.copytree(nights["dirs"][-1], night)
+    manifest = json.loads((night / "manifest.json").read_text(encoding="utf-8"))
+    manifest["model"]["horizon"] = "30D"
+    (night / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    out = write_report(tmp_path / "a.html", scores=night, outcomes=nights["sim"].events)
+    assert "in the 30 days after tonight" in out.read_text(encoding="utf-8")  # the legend
+    assert "(horizon 30 days)" in audit_line(out)
+    out = write_report(tmp_path / "b.html", scores=night, outcomes=nights["sim"].events, horizon="60D")
+    assert "(horizon 60 days)" in audit_line(out)
+    assert main(["report", "--scores", str(night), "--outcomes", str(nights["events"]),
+                 "--out", str(tmp_path / "c.html")]) == 0
+    assert "(horizon 30 days)" in audit_line(tmp_path / "c.html")
+    out = write_report(tmp_path / "d.html", scores=nights["dirs"][-1], outcomes=nights["sim"].events)
+    assert "(horizon 90 days)" in audit_line(out)  # the model records no horizon

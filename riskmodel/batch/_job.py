@@ -104,7 +104,7 @@ from ..data import (
     parse_duration,
     times_aware,
 )
-from ..lifecycle import is_csv
+from ..lifecycle import is_csv, recorded_uri, tracking_uri
 from ..model import (
     area_column,
     check_thresholds,
@@ -127,7 +127,10 @@ from .engines._local import run_local_chunks
 __all__ = ["score_batch"]
 
 
-def load_predictor(model):
+def load_predictor(model, *, store: str | None = None):
+    """A :class:`~riskmodel.Predictor` from a Predictor, a ``models:/`` / ``runs:/`` URI or a
+    folder; ``store``: the tracking store to read a URI from when ``MLFLOW_TRACKING_URI`` is
+    not set (a night's :attr:`~riskmodel.batch.NightlyOutput.model_store`)."""
     from ..lifecycle import Predictor, load
 
     if isinstance(model, Predictor):
@@ -138,7 +141,7 @@ def load_predictor(model):
     if "://" not in uri and ":/" not in uri and not Path(uri).exists():
         raise ModelError(f"model {uri!r} not found: no such folder, and not a models:/ or runs:/ URI.")
     try:
-        return load(uri)
+        return load(uri, tracking=tracking_uri(store) if store else None)
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - a broken artifact is a model problem
@@ -447,6 +450,10 @@ def score_batch(
     tag = as_of.strftime("%Y%m%dT%H%M%S")
 
     predictor = load_predictor(model)
+    store = None
+    if isinstance(model, str | os.PathLike) and predictor.uri.startswith(("models:/", "runs:/")):
+        # the store load() read it from: explain and sweep find this version from any folder
+        store = recorded_uri(tracking_uri())
     if as_of_aware and not predictor.model.features_.tz_aware_:
         what = f"as_of carries a UTC offset but model {predictor.uri} was trained on naive (local wall-clock) times"
         raise ConfigError(f"{what}; give as_of without one, e.g. '2025-04-01'.",
@@ -463,7 +470,7 @@ def score_batch(
                 f"{where}, or --tiers-by \"\" for city-wide shares.")
     night = _Night(predictor=predictor, as_of=as_of, engine=engine, reasons=reasons,
                    chunk_disputes=int(chunk_disputes), max_inactive=open_rule_max_inactive, policy=policy, by=by,
-                   drift_thresholds=drift_thresholds, monitor_mlflow=monitor_mlflow, t_start=t_start)
+                   drift_thresholds=drift_thresholds, monitor_mlflow=monitor_mlflow, t_start=t_start, store=store)
     if engine == "spark":
         manifest = _score_on_spark(night, events=events, entities=entities, out=out, tag=tag, master=master,
                                    overwrite=overwrite)
@@ -497,6 +504,7 @@ class _Night:
     drift_thresholds: dict
     monitor_mlflow: bool
     t_start: float
+    store: str | None = None  # the tracking store of a model loaded by URI (None: a folder or a Predictor given)
 
     @property
     def schema(self) -> EventSchema:
@@ -730,7 +738,7 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
         "engine": night.engine,
         "input": inputs,
         "model": {"name": predictor.model_name, "version": predictor.model_version, "run_id": predictor.run_id,
-                  "uri": predictor.uri},
+                  "uri": predictor.uri, "tracking_uri": night.store},
         # the user's column names, for every command that reads this folder back
         "schema": schema.to_dict(),
         "area": result["area"],

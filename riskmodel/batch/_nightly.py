@@ -80,6 +80,23 @@ class NightlyOutput:
         return first if first is not None and first not in _KNOWN_SCORE_COLUMNS else None
 
     @property
+    def model_uri(self) -> str | None:
+        """The model that scored the night: ``models:/NAME/VERSION`` for a registered version
+        (whichever alias loaded it then: the alias may have moved since), else the folder or
+        ``runs:/`` URI the manifest records; ``None`` when it records none."""
+        info = self.manifest.get("model") or {}
+        uri, name, version = info.get("uri"), info.get("name"), str(info.get("version") or "")
+        if uri and str(uri).startswith("models:/") and name and version.isdigit():
+            return f"models:/{name}/{version}"
+        return str(uri) if uri else None
+
+    @property
+    def model_store(self) -> str | None:
+        """The MLflow tracking store the night's model was loaded from, when the manifest
+        records it (nights scored from a folder or a given Predictor, and older nights, do not)."""
+        return (self.manifest.get("model") or {}).get("tracking_uri") or None
+
+    @property
     def area(self) -> str | None:
         """The area column of the night's work lists: the manifest's ``area`` (the model's
         first group column, e.g. ``station``; ``None`` for a model without one), else

@@ -15,9 +15,9 @@ from ._config import (
 from ._monitoring import log_monitoring_run
 from ._pyfunc import load_pyfunc
 from ._registry import Predictor, load, promote, rollback, train
-from ._store import tracking_uri
+from ._store import recorded_uri, tracking_uri
 
 __all__ = [
     "NOT_CSV", "ExperimentConfig", "Predictor", "is_csv", "load", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
-    "read_capacity", "read_csv", "read_table", "rollback", "row_numbers", "tracking_uri", "train",
+    "read_capacity", "read_csv", "read_table", "recorded_uri", "rollback", "row_numbers", "tracking_uri", "train",
 ]

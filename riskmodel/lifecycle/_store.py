@@ -11,11 +11,12 @@ import fcntl
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-__all__ = ["LOCAL_STORE_DIR", "artifact_root", "borrowed_tracking", "client_for", "ensure_experiment", "retry",
-           "store_lock", "tracking_uri"]
+__all__ = ["LOCAL_STORE_DIR", "artifact_root", "borrowed_tracking", "client_for", "ensure_experiment", "recorded_uri",
+           "retry", "store_lock", "tracking_uri"]
 
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -23,14 +24,27 @@ _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 LOCAL_STORE_DIR = "riskmodel-mlflow"
 
 
-def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the local sqlite store in the working directory."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
+def tracking_uri(fallback: str | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``fallback`` if given (e.g. the store a night's
+    manifest records), else the local sqlite store in the working directory."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or fallback
     if uri:
         return uri
     store = Path.cwd() / LOCAL_STORE_DIR
     store.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def recorded_uri(uri: str) -> str:
+    """``uri`` as a record another process can use: a relative sqlite path made absolute
+    (it was relative to this working directory), any user name or password left out."""
+    if uri.startswith("sqlite:///") and not uri[len("sqlite:///"):].startswith("/"):
+        return f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
+    parts = urlsplit(uri)
+    if parts.username is not None or parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=host))
+    return uri
 
 
 def artifact_root(uri: str) -> str | None:

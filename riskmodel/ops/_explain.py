@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._errors import ConfigError, DataError
-from ..batch import as_nightly
+from ..batch import as_nightly, load_predictor
 from ..evaluation import TIER_COLOURS, finish_figure, has_cjk_font, new_figure
 from ..model import model_facts
 from ._html import esc, page, png_img
@@ -318,6 +318,15 @@ def _timeline(prepared, dispute_id: str, as_of: pd.Timestamp, schema, writer, bu
     return out
 
 
+def _tiers_area(night) -> str | None:
+    """The column tonight's tiers were set per (the manifest's ``tiers.by``; ``None``: city-wide),
+    or the night's area column when the manifest does not say."""
+    tiers = night.manifest.get("tiers")
+    if isinstance(tiers, dict) and "by" in tiers:
+        return tiers["by"] or None
+    return night.area
+
+
 def _model_label(info: dict) -> str:
     """The manifest's model as "name version v"."""
     if not info.get("name"):
@@ -349,16 +358,21 @@ def explain(
     scores : path, NightlyOutput or DataFrame
         The night's ``riskmodel score`` output.
     model : RiskModel, Predictor or str, optional
-        The model that scored the night; a URI or folder is loaded. Default: the model
-        named in the night's manifest.
+        The model that scored the night; a URI or folder is loaded. Default: the version
+        that scored the night, as its manifest records it (``models:/NAME/VERSION`` even
+        when the night loaded an alias, from the tracking store the manifest records when
+        ``MLFLOW_TRACKING_URI`` is not set; or the folder).
     events : DataFrame, PreparedEvents or path, optional
         The event log (at least up to the night). Default: the night's input, when it was
         a file.
     entities : DataFrame or path, optional
         Needed by models trained with entities.
     area : str or None, default="auto"
-        The area column whose thresholds tonight are given beside the city's (``"auto"``:
-        the night's own, e.g. ``station``; ``None``: the city's only).
+        The area column whose thresholds tonight are given (the lowest ``p`` that got each
+        tier in the dispute's area). ``"auto"``: the areas tonight's tiers were set in, as
+        the manifest records them (``tiers.by``, e.g. ``station``; the city when the tiers
+        were set city-wide; the night's area column for a night that does not record it);
+        ``None``: the city's.
 
     Returns
     -------
@@ -376,12 +390,13 @@ def explain(
 
     night = as_nightly(scores)
     manifest = night.manifest or {}
-    if model is None:
-        model = (manifest.get("model") or {}).get("uri")
-        if not model:
-            raise ConfigError("explain needs the model: pass model= (CLI: --model); the scores' manifest names none.")
     label = ""
-    if isinstance(model, str | Path):
+    if model is None:
+        if not night.model_uri:
+            raise ConfigError("explain needs the model: pass model= (CLI: --model); the scores' manifest names none.")
+        model = load_predictor(night.model_uri, store=night.model_store)
+        label = f"{model.model_name} version {model.model_version}"
+    elif isinstance(model, str | Path):
         predictor = load(str(model))
         label = f"{predictor.model_name} version {predictor.model_version}"
         model = predictor
@@ -401,7 +416,7 @@ def explain(
     dispute_id = str(dispute_id)
     frame = night.scores
     if area == "auto":
-        area = night.area
+        area = _tiers_area(night)
     if ent not in frame.columns:
         raise DataError(f"scores have no {ent!r} column; columns: {list(frame.columns)[:20]}.")
     mine = (frame[ent].astype(str) == dispute_id).to_numpy()

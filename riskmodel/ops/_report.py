@@ -471,13 +471,17 @@ def render_report(
     return page(heading, "\n".join(body))
 
 
+#: The audit's horizon for a model that does not record its own.
+_DEFAULT_HORIZON = "90D"
+
+
 def write_report(
     out,
     *,
     scores,
     history: Sequence = (),
     outcomes=None,
-    horizon: str = "90D",
+    horizon: str | None = None,
     model=None,
     events=None,
     entities=None,
@@ -497,8 +501,9 @@ def write_report(
     outcomes : path or DataFrame, optional
         Later-observed escalations (event log or table, parquet / CSV) for the audit,
         which runs over ``history`` + tonight.
-    horizon : str, default="90D"
-        The audit's horizon, and the legend's when the model does not record its own.
+    horizon : str, optional
+        The audit's horizon. Default: the model's, as the night's manifest records it (the
+        horizon its ``p`` speaks of), else ``"90D"``, which the legend then names too.
     model, events, entities : optional
         To recompute the reasons of missed blue cases in the audit, and to explain disputes.
     area : str or None, default="auto"
@@ -515,6 +520,7 @@ def write_report(
 
     night = as_nightly(scores)
     earlier = as_nightly_list(list(history), history=True) if len(history) else []
+    horizon = horizon or (night.manifest.get("model") or {}).get("horizon") or _DEFAULT_HORIZON
     audit = None
     if outcomes is not None:
         schema = night.schema
@@ -531,7 +537,8 @@ def write_report(
         from ._sweep import _model_of, _prepare
 
         prepared = _prepare(events, _model_of(model)._schema())  # once for every dispute
-        explanations = [explain_one(i, night, model=model, events=prepared, entities=entities, area=area)
+        # each card's thresholds are those of the areas tonight's tiers were set in, not the report's area
+        explanations = [explain_one(i, night, model=model, events=prepared, entities=entities, area="auto")
                         for i in explain]
     text = render_report(night, history=earlier, audit=audit, area=area, model=model, horizon=horizon,
                          explanations=explanations)
