@@ -855,3 +855,17 @@ def test_entities_rows_a_night_cannot_use_are_set_aside_not_the_night(model_dir,
                 as_of=AS_OF, out=tmp_path / "without", chunk_disputes=300)
     after = pd.read_parquet(tmp_path / "dirty" / "scores.parquet")
     pd.testing.assert_frame_equal(after, pd.read_parquet(tmp_path / "without" / "scores.parquet"))
+
+
+def test_categorical_ids_score_as_their_strings(model_dir, data, tmp_path):
+    """A parquet log whose id column is categorical (pandas writes every category into each
+    part): the context of a night of several chunks counted each id once per chunk, and the
+    night crashed with pandas' InvalidIndexError. It scores as the same ids as strings."""
+    sim = data["sim"]
+    kw = dict(model=str(model_dir), entities=data["entities"], as_of=AS_OF, chunk_disputes=300)
+    sim.events.astype({"dispute_id": "category"}).to_parquet(tmp_path / "categorical.parquet", index=False)
+    score_batch(events=tmp_path / "categorical.parquet", out=tmp_path / "categorical", **kw)
+    score_batch(events=sim.events, out=tmp_path / "plain", **kw)
+    got, want = (pd.read_parquet(tmp_path / name / "scores.parquet") for name in ("categorical", "plain"))
+    got["dispute_id"] = got["dispute_id"].astype(str)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)

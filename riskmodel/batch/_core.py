@@ -97,6 +97,11 @@ def usable_entities(entities: pd.DataFrame | None, schema: EventSchema) -> tuple
     return rows, {"without_id": int(without_id.sum()), "duplicates": int(exact.sum()), "conflicting": conflicting}
 
 
+def _decoded(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary-encoded (categorical) column as its plain values; any other as it is."""
+    return values.cast(values.type.value_type) if pa.types.is_dictionary(values.type) else values
+
+
 #: Summary-row flags: the dispute's first event, its first outcome event.
 _FIRST_EVENT, _FIRST_OUTCOME = "_first_event", "_first_outcome"
 
@@ -410,7 +415,9 @@ class ContextStore:
             if table.num_rows == 0:
                 continue
             table = table.filter(pc.less(table[schema.time_col], pa.scalar(as_of.to_pydatetime())))
-            ids = pc.dictionary_encode(table[schema.entity_col]).combine_chunks()
+            # a categorical column keeps every category in each part (pandas' metadata): decoded,
+            # only the ids the part holds are coded (a dictionary array is not encoded again)
+            ids = pc.dictionary_encode(_decoded(table[schema.entity_col])).combine_chunks()
             # a dispute lives in one chunk: per-file codes shifted by an offset are run-wide codes
             pieces[schema.entity_col].append((ids.indices.to_numpy(zero_copy_only=False) + offset, ids.dictionary))
             offset += len(ids.dictionary)
@@ -421,7 +428,7 @@ class ContextStore:
             for c in (_FIRST_EVENT, _FIRST_OUTCOME):
                 pieces[c].append(table[c].to_numpy())
             if self.party:
-                pieces[schema.party_col].append(table[schema.party_col].combine_chunks())
+                pieces[schema.party_col].append(_decoded(table[schema.party_col]).combine_chunks())
             pieces["_chunk"].append(np.full(table.num_rows, j, dtype=np.int32))
         if offset == 0:
             self.events = None
