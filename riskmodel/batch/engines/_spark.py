@@ -75,6 +75,7 @@ from ..._errors import ConfigError, DataError, ModelError
 from ..._faults import crash_point
 from ..._version import VERSION
 from ...data import frame_fingerprint, require_columns, warn_padded_ids
+from ...lifecycle import is_csv
 from .._core import bucket_of
 from .._fs import HadoopFS, join
 from .._inputs import entity_columns, validated_entities
@@ -344,7 +345,8 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
     numbers = {f.path: k for k, f in enumerate(listed)}
     by_file = [F.col("_metadata.file_path").alias("_path")]
     try:
-        if all(f.rel.lower().endswith(".csv") for f in listed):
+        if all(is_csv(f.rel) for f in listed):
+            _require_utf8(fs, listed, role)
             header = spark.read.option("header", True).csv(uri).columns
             _missing(header, columns, role, uri)
             sdf = (spark.read.schema(StructType([StructField(str(c), StringType()) for c in header]))
@@ -406,6 +408,40 @@ def _parquet_format(fs: HadoopFS, inp: _Input) -> RowFormat:
                      keep_metadata=partitioned)
 
 
+#: Compressions Spark's CSV reader decompresses by the file's name (Hadoop's codecs).
+_SPARK_CSV_CODECS = {".csv": None, ".csv.gz": "gzip", ".csv.bz2": "bz2"}
+
+
+def _require_utf8(fs: HadoopFS, listed, role: str) -> None:
+    """Refuse, in words, CSV files Spark would read as garbage: compressions other than
+    Hadoop's by-name codecs, and text that is not UTF-8 (judged on each file's first
+    megabyte). Spark's CSV reader takes no GB18030, which the local engine reads."""
+    import bz2
+    import zlib
+
+    for f in listed:
+        suffix = next((x for x in _SPARK_CSV_CODECS if f.rel.lower().endswith(x)), None)
+        if suffix is None:
+            raise DataError(f"{role} {f.rel}: Spark reads CSV plain, .csv.gz or .csv.bz2; decompress it, or score "
+                            "with --engine local.")
+        head = fs.read_bytes(f.uri, 0, min(1 << 20, f.size))
+        codec = _SPARK_CSV_CODECS[suffix]
+        if codec == "gzip":
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+        elif codec == "bz2":
+            try:
+                head = bz2.BZ2Decompressor().decompress(head)
+            except (OSError, EOFError):  # a megabyte holds no whole block: not judged
+                head = b""
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not a character cut at the megabyte's end
+                raise DataError(f"{role} {f.rel} is not UTF-8 text (GB18030, as Chinese Excel writes it?): Spark "
+                                "reads CSV as UTF-8 only; save it as UTF-8 (e.g. iconv -f GB18030 -t UTF-8), or score "
+                                "with --engine local, which reads GB18030.") from None
+
+
 def _vote_csv_dtypes(columns: list[str], batches):
     """Executors: the dtype pandas' ``read_csv`` gives each column of each batch of rows."""
     import io
@@ -439,8 +475,10 @@ def _csv_dtype(votes: set[str], nulls: bool) -> str:
     return "str" if "str" in kinds else "object"
 
 
-def _finish_format(inp: _Input) -> RowFormat:
-    """The input's :class:`RowFormat`, with what only a pass over the rows can tell."""
+def _finish_format(inp: _Input, text_columns=()) -> RowFormat:
+    """The input's :class:`RowFormat`, with what only a pass over the rows can tell; a CSV's
+    ``text_columns`` are text whatever they look like, as the local engine reads them
+    (:func:`~riskmodel.lifecycle.read_csv`: ids ``0012`` and times ``20231121080500``)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import BooleanType, ByteType, IntegerType, LongType, ShortType
 
@@ -453,7 +491,7 @@ def _finish_format(inp: _Input) -> RowFormat:
                         .groupBy("column").agg(F.collect_set("dtype").alias("d"), F.max("nulls").alias("n"))
                         .collect(), f"reading {inp.role}")
         found = {r["column"]: _csv_dtype(set(r["d"]), bool(r["n"])) for r in votes}
-        dtypes = tuple((c, found.get(c, "float64")) for c in inp.columns)
+        dtypes = tuple((c, "str" if c in text_columns else found.get(c, "float64")) for c in inp.columns)
         return RowFormat("csv", tuple(inp.columns), csv_dtypes=dtypes)
     if inp.mode == "spark":
         spark = inp.sdf.sparkSession
@@ -659,7 +697,9 @@ class SparkRun:
         formats = {}
         for inp in (ev, en):
             if inp is not None:
-                formats[inp.role] = _parquet_format(self.fs, inp) if inp.mode == "parquet" else _finish_format(inp)
+                text = schema.text_columns if inp.role == "events" else schema.entity_text_columns
+                formats[inp.role] = _parquet_format(self.fs, inp) if inp.mode == "parquet" else \
+                    _finish_format(inp, text)
         n_ids = _count_disputes(ev, formats["events"], schema.entity_col)
         if en is not None and en.mode != "frame" and not _action(lambda: en.sdf.take(1), "reading entities"):
             raise DataError("entities is empty (0 rows); there is nothing to work on.")
