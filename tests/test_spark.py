@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import dirty_events, train_model_dir, with_bad_rows
@@ -455,3 +456,19 @@ def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, mod
         return
     score_batch(out=tmp_path / "spark", engine="spark", **kw)
     _assert_same(tmp_path / "spark", tmp_path / "local")
+
+
+def test_parquet_parts_of_different_types_are_refused_in_words(spark, model_dir, data, tmp_path):
+    """A folder whose first part has a column all missing (Arrow type null): the local engine
+    unifies the parts' types; Spark reads every file with one file's types and failed with a
+    Java trace reported as a riskmodel bug. It is refused in words, naming the column."""
+    events = data["sim"].events
+    (tmp_path / "events").mkdir()
+    first = events.iloc[::2].assign(narrative=None)
+    pq.write_table(pa.Table.from_pandas(first, preserve_index=False), tmp_path / "events" / "part-0.parquet")
+    events.iloc[1::2].to_parquet(tmp_path / "events" / "part-1.parquet", index=False)
+    kw = dict(model=str(model_dir), events=tmp_path / "events", entities=data["entities"], as_of=AS_OF,
+              chunk_disputes=CHUNK)
+    assert score_batch(out=tmp_path / "local", **kw)["status"] == "scored"
+    with pytest.raises(DataError, match=r"column 'narrative' of .* has another type .* --engine local"):
+        score_batch(out=tmp_path / "spark", engine="spark", **kw)

@@ -203,12 +203,22 @@ def _first_line(exc: BaseException) -> str:
 _REMOTE_ERROR = re.compile(r"riskmodel\._errors\.(DataError|ModelError|ConfigError): (.*)")
 
 
+_TYPE_MISMATCH = re.compile(r"PARQUET_COLUMN_DATA_TYPE_MISMATCH\][^\n]*?reading file (\S+?)\. Data type mismatches "
+                            r"when reading Parquet column \[?([^\]\s.]+)")
+
+
 def _translate(exc: Exception, what: str) -> Exception:
     """A riskmodel error raised in a Spark task comes back as that error, not a Java trace."""
     match = _REMOTE_ERROR.search(str(exc))
     if match:
         cls = {"DataError": DataError, "ModelError": ModelError, "ConfigError": ConfigError}[match.group(1)]
         return cls(f"{match.group(2)} (raised in a Spark task while {what})")
+    mismatch = _TYPE_MISMATCH.search(str(exc))
+    if mismatch:  # Spark reads every parquet file with the first one's types
+        return DataError(f"column {mismatch.group(2)!r} of {mismatch.group(1)} has another type than in the input's "
+                         "other parquet files (e.g. a part where it is all missing). Spark reads every file with one "
+                         "file's types: rewrite the parts with one type for it, or score with --engine local, which "
+                         "unifies them.")
     return exc
 
 
