@@ -472,3 +472,25 @@ def test_parquet_parts_of_different_types_are_refused_in_words(spark, model_dir,
     assert score_batch(out=tmp_path / "local", **kw)["status"] == "scored"
     with pytest.raises(DataError, match=r"column 'narrative' of .* has another type .* --engine local"):
         score_batch(out=tmp_path / "spark", engine="spark", **kw)
+
+
+def test_frame_ids_of_numbers_and_text_and_semicolon_csv_as_on_the_local_engine(spark, model_dir, data, tmp_path):
+    """A DataFrame whose ids hold 2895 and "2895" (two extracts concatenated) is one dispute
+    per id on both engines (Spark refused to ship it); a semicolon-separated CSV is refused in
+    the local engine's words (Spark said columns were missing)."""
+    events = data["sim"].events.copy()
+    numbers = events["dispute_id"].str[1:].astype(int)
+    mixed = numbers.astype(object).where(events.index % 2 == 0, numbers.astype(str))
+    events["dispute_id"] = mixed
+    entities = data["sim"].entities.assign(dispute_id=data["sim"].entities["dispute_id"].str[1:].astype(int)
+                                           .astype(str))
+    kw = dict(model=str(model_dir), events=events, entities=entities, as_of=AS_OF, chunk_disputes=CHUNK)
+    local = score_batch(out=tmp_path / "local", **kw)
+    score_batch(out=tmp_path / "spark", engine="spark", **kw)
+    assert local["counts"]["disputes_read"] == data["sim"].events["dispute_id"].nunique()
+    _assert_same(tmp_path / "spark", tmp_path / "local")
+    data["sim"].events.to_csv(tmp_path / "semi.csv", index=False, sep=";")
+    for engine in ("local", "spark"):
+        with pytest.raises(DataError, match="the file is not separated by commas"):
+            score_batch(model=str(model_dir), events=tmp_path / "semi.csv", entities=data["entities"], as_of=AS_OF,
+                        out=tmp_path / f"semi_{engine}", engine=engine)

@@ -30,7 +30,7 @@ from ..lifecycle import NOT_CSV, is_csv, read_csv
 from ._core import bucket_of
 from ._files import write_parquet
 
-__all__ = ["Entities", "Source", "file_fingerprint"]
+__all__ = ["Entities", "Source", "entity_columns", "file_fingerprint", "ids_of_one_type"]
 
 
 READ_BATCH_ROWS = 262_144
@@ -113,10 +113,7 @@ class Source:
         self.frame: pd.DataFrame | None = None
         self.dataset: ds.Dataset | None = None
         if isinstance(events, pd.DataFrame):
-            ids = events[schema.entity_col] if schema.entity_col in events else None
-            if ids is not None and pd.api.types.is_object_dtype(ids.dtype) and pd.api.types.infer_dtype(
-                    ids, skipna=True) in ("mixed-integer", "mixed"):  # 2895 and "2895": one id, as text (as files hold it)
-                events = events.assign(**{schema.entity_col: decimal_text(ids)})
+            events = ids_of_one_type(events, schema.entity_col)
             self.frame = events
             self.fingerprint = frame_fingerprint(events)
             self.description = f"DataFrame ({len(events):,} rows)"
@@ -236,6 +233,16 @@ class Source:
         if not path.exists():
             return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
         return pq.read_table(path).to_pandas()
+
+
+def ids_of_one_type(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """A DataFrame whose id ``column`` holds numbers and text (``2895`` and ``"2895"``, two
+    extracts concatenated) with its ids as text, one id each, as files hold them; else as it is."""
+    ids = frame[column] if column in frame else None
+    if ids is not None and pd.api.types.is_object_dtype(ids.dtype) and pd.api.types.infer_dtype(
+            ids, skipna=True) in ("mixed-integer", "mixed"):
+        return frame.assign(**{column: decimal_text(ids)})
+    return frame
 
 
 def entity_columns(schema: EventSchema) -> list[str]:

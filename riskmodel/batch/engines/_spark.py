@@ -78,7 +78,7 @@ from ...data import frame_fingerprint, require_columns, warn_padded_ids
 from ...lifecycle import is_csv
 from .._core import bucket_of
 from .._fs import HadoopFS, join
-from .._inputs import entity_columns, validated_entities
+from .._inputs import entity_columns, ids_of_one_type, validated_entities
 from ._spark_tasks import (
     ChunkJob,
     RowFormat,
@@ -332,6 +332,7 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
     order = [F.lit(0).cast("long").alias("_file"), F.monotonically_increasing_id().alias("_row")]
     if isinstance(value, pd.DataFrame):
         _missing(list(value.columns), columns, role, f"DataFrame ({len(value):,} rows)")
+        value = ids_of_one_type(value, columns[0]) if role == "events" else value  # as the local engine's Source
         return _Input(role, "frame", columns, f"DataFrame ({len(value):,} rows)", frame_fingerprint(value),
                       frame=value)
     if _is_spark_frame(value):
@@ -358,6 +359,9 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
         if all(is_csv(f.rel) for f in listed):
             _require_utf8(fs, listed, role)
             header = spark.read.option("header", True).csv(uri).columns
+            if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):  # as read_csv says it
+                raise DataError(f"{name}: its header is one column, {str(header[0])[:80]!r}: the file is not "
+                                "separated by commas. Save it as comma-separated CSV.")
             _missing(header, columns, role, uri)
             sdf = (spark.read.schema(StructType([StructField(str(c), StringType()) for c in header]))
                    .options(header=True, escape='"', multiLine=True, mode="PERMISSIVE", enforceSchema=True).csv(uri))
