@@ -134,6 +134,16 @@ def test_chunked_equals_direct_predict(model_dir, data, tmp_path, without_entiti
     not_scored = night.attrs["not_scored"]
     assert len(not_scored) + len(night) == sim.events["dispute_id"].nunique()
     assert set(not_scored["dispute_id"]) == set(pd.read_parquet(out / "not_scored.parquet")["dispute_id"])
+    if without_entities_chunk is None:
+        # ids of numbers and text (2895 and "2895"): one dispute each, as the batch reads them
+        numbers = sim.events["dispute_id"].str[1:].astype(int)
+        mixed = sim.events.assign(dispute_id=numbers.astype(object).where(sim.events.index % 2 == 0,
+                                                                          numbers.astype(str)))
+        as_text = entities.assign(dispute_id=entities["dispute_id"].str[1:].astype(int).astype(str))
+        again = load(str(model_dir)).predict(mixed, as_of=AS_OF, entities=as_text, tiers="night")
+        assert len(again) == len(night) and len(again.attrs["not_scored"]) == len(not_scored)
+        with pytest.raises(DataError, match="no dispute in events is open at as_of 2021-01-01"):
+            load(str(model_dir)).predict(sim.events, as_of="2021-01-01", entities=entities, tiers="night")
 
 
 def _share_counts(n: int, red: float, yellow: float) -> tuple[int, int]:

@@ -657,3 +657,7 @@ def test_csv_lines_ending_with_a_delimiter_are_read_as_their_header_says(tmp_pat
     (tmp_path / "first.csv").write_text("\n".join(lines[:1] + [lines[2]] + lines[3:]))
     with pytest.raises(DataError, match=r"first.csv: line 2 has more fields than the header \(3 columns\)"):
         read_table(tmp_path / "first.csv")
+    # row names before the header's columns (R's write.table), as pandas always read them
+    named = [lines[0]] + [f"r{i}," + ",".join(row) for i, row in enumerate(frame.itertuples(index=False))]
+    (tmp_path / "named.csv").write_text("\n".join(named) + "\n")
+    pd.testing.assert_frame_equal(read_table(tmp_path / "named.csv", text_columns=["dispute_id"]), frame)

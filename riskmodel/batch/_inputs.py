@@ -19,8 +19,8 @@ from .._errors import DataError, DataWarning, format_examples
 from ..data import (
     EventSchema,
     blank_mask,
-    decimal_text,
     frame_fingerprint,
+    ids_of_one_type,
     require_columns,
     times_aware,
     validated_entity_columns,
@@ -30,7 +30,7 @@ from ..lifecycle import NOT_CSV, is_csv, read_csv
 from ._core import bucket_of
 from ._files import write_parquet
 
-__all__ = ["Entities", "Source", "entity_columns", "file_fingerprint", "ids_of_one_type"]
+__all__ = ["Entities", "Source", "entity_columns", "file_fingerprint"]
 
 
 READ_BATCH_ROWS = 262_144
@@ -233,16 +233,6 @@ class Source:
         if not path.exists():
             return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
         return pq.read_table(path).to_pandas()
-
-
-def ids_of_one_type(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """A DataFrame whose id ``column`` holds numbers and text (``2895`` and ``"2895"``, two
-    extracts concatenated) with its ids as text, one id each, as files hold them; else as it is."""
-    ids = frame[column] if column in frame else None
-    if ids is not None and pd.api.types.is_object_dtype(ids.dtype) and pd.api.types.infer_dtype(
-            ids, skipna=True) in ("mixed-integer", "mixed"):
-        return frame.assign(**{column: decimal_text(ids)})
-    return frame
 
 
 def entity_columns(schema: EventSchema) -> list[str]:

@@ -977,6 +977,17 @@ def decimal_text(ids) -> np.ndarray:
     return out
 
 
+def ids_of_one_type(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """A DataFrame whose id ``column`` holds numbers and text (``2895`` and ``"2895"``, two
+    extracts concatenated) with its ids as text (:func:`decimal_text`), one id each, as
+    files hold them; any other frame as it is."""
+    ids = frame[column] if column in frame else None
+    if ids is not None and pd.api.types.is_object_dtype(ids.dtype) and pd.api.types.infer_dtype(
+            ids, skipna=True) in ("mixed-integer", "mixed"):
+        return frame.assign(**{column: decimal_text(ids)})
+    return frame
+
+
 def _decimal(v) -> str | None:
     """One id as :func:`decimal_text` writes it."""
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float | np.floating) and np.isnan(v)):

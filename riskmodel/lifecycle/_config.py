@@ -344,23 +344,32 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
                             "commas. Save it as comma-separated CSV.")
         for warning in caught:
             if "does not match length of data" in str(warning.message):
-                _refuse_filled_extra_fields(path, encoding, len(header))
+                if _refuse_filled_extra_fields(path, encoding, len(header)):  # row names: pandas' reading is right
+                    frame = pd.read_csv(path, dtype=dtype, encoding=encoding).reset_index(drop=True)
             else:
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return frame
     raise DataError(f"{path} is neither UTF-8 nor GB18030 text; save it as UTF-8 CSV.")
 
 
-def _refuse_filled_extra_fields(path: Path, encoding: str, n_columns: int) -> None:
+def _refuse_filled_extra_fields(path: Path, encoding: str, n_columns: int) -> bool:
     """Rows of ``path`` have more fields than its header (``n_columns``): a delimiter ending
-    each line, as some exports write, leaves them empty and they were dropped; a value in
-    one is refused, naming its line (a comma in an unquoted field?)."""
+    each line, as some exports write, leaves them empty and they were dropped (``False``);
+    every row one field longer, its first and last filled, are row names before the header's
+    columns (R's ``write.table``: ``True``); a value in some rows' extra fields is refused, naming
+    the first such line (a comma in an unquoted field?)."""
     fields = pd.read_csv(path, header=None, skiprows=1, dtype=str, encoding=encoding)
     filled = fields.iloc[:, n_columns:].notna().to_numpy().any(axis=1)
+    if filled.all() and fields.shape[1] == n_columns + 1 and fields.iloc[:, 0].notna().all():
+        with _open_text(path) as handle:  # row names: every row one field longer than the header
+            widths = {len(record) for record in list(csv.reader(handle))[1:] if record}
+        if widths == {n_columns + 1}:
+            return True
     if filled.any():
         line = row_numbers(path, len(fields))[0][int(np.argmax(filled))]
         raise DataError(f"{path}: line {line} has more fields than the header ({n_columns} columns): a comma inside a "
                         "field that is not quoted? Quote such fields, or remove the extra ones.")
+    return False
 
 
 def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError
 from .._faults import crash_point
-from ..data import frame_fingerprint, isna_mask, parse_duration
+from ..data import frame_fingerprint, ids_of_one_type, isna_mask, parse_duration
 from ..evaluation import make_cutoffs, make_labels, open_disputes
 from ..features import skip_notes
 from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
@@ -179,24 +179,30 @@ def _score_champion(client, name: str, backtest, prepared, entities, horizon) ->
     except Exception:  # noqa: BLE001 - no registered model or no champion yet
         return None
     out = {"version": str(mv.version)}
-    champion = load(f"models:/{name}/{mv.version}", tracking=client.tracking_uri)
-    theirs = champion.model.training_summary_.get("horizon")
+    try:
+        run = client.get_run(mv.run_id).data
+    except Exception:  # noqa: BLE001 - a version registered without a run: nothing to compare with
+        return {**out, "basis": "none", "why": f"champion version {mv.version} has no training run to compare with"}
+    try:
+        champion = load(f"models:/{name}/{mv.version}", tracking=client.tracking_uri)
+    except ModelError:  # e.g. an artifact of another feature-spec version: its own figures only
+        champion = None
+    theirs = None if champion is None else champion.model.training_summary_.get("horizon")
     if theirs is not None and parse_duration(theirs, "horizon") != parse_duration(horizon, "horizon"):
         return {**out, "basis": "none", "why": f"champion version {mv.version} gives the probability of an "
                 f"escalation within {theirs}, this model within {horizon}: their figures are not comparable"}
-    run = client.get_run(mv.run_id).data
     preds = backtest.predictions
     ended = run.tags.get("data.end")
     unseen = (preds["as_of"] > pd.Timestamp(ended)).to_numpy() if ended else np.zeros(len(preds), dtype=bool)
     y = preds["label"].to_numpy(dtype=int)
-    if int(y[unseen].sum()) >= _FEW_COMPARED_POSITIVES and not y[unseen].all():
+    if champion is not None and int(y[unseen].sum()) >= _FEW_COMPARED_POSITIVES and not y[unseen].all():
         rows = preds[unseen]
         schema = champion.model._schema()
         try:
             cut = rows[[schema.entity_col, "as_of"]]
             X = champion.model.transform_features(prepared, cut, entities=entities, utc=True)  # backtest rows: UTC
             scored = champion.model.score_features(X, cut, reasons="none")
-        except (KeyError, DataError, ConfigError):  # another schema, or an entities table the champion needs
+        except (KeyError, ValueError, DataError, ConfigError, ModelError):  # another schema, entities it needs
             scored = None
         if scored is not None:
             groups = rows[schema.entity_col].to_numpy()
@@ -701,7 +707,11 @@ class Predictor:
             out = score_all(model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra,
                             context_events=context_events)
         else:  # a night: the disputes open at as_of, as the nightly batch ranks them (not those begun later)
+            events = ids_of_one_type(events, schema.entity_col) if hasattr(events, "columns") else events
             open_now = open_disputes(events, as_of, schema, entities=entities)[schema.entity_col]
+            if len(open_now) == 0:
+                raise DataError(f"no dispute in events is open at as_of {as_of} (every one began later, escalated, "
+                                "closed or is dormant): is as_of the night you meant?")
             out = score_all(model, events, as_of, entities=entities, reasons=reasons, extra_columns=extra,
                             context_events=context_events, only=open_now)
             column = events[schema.entity_col]

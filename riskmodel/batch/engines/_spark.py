@@ -74,11 +74,11 @@ import pyarrow as pa
 from ..._errors import ConfigError, DataError, ModelError
 from ..._faults import crash_point
 from ..._version import VERSION
-from ...data import frame_fingerprint, require_columns, warn_padded_ids
+from ...data import frame_fingerprint, ids_of_one_type, require_columns, warn_padded_ids
 from ...lifecycle import is_csv
 from .._core import bucket_of
 from .._fs import HadoopFS, join
-from .._inputs import entity_columns, ids_of_one_type, validated_entities
+from .._inputs import entity_columns, validated_entities
 from ._spark_tasks import (
     ChunkJob,
     RowFormat,
