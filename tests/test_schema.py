@@ -1112,3 +1112,17 @@ def test_text_without_a_digit_is_an_unparseable_time_in_either_convention(clock)
         "2024-01-03 10:00:00": "time with a UTC offset among times without (or the reverse) in 'time'"}
     with pytest.raises(DataError, match=r"1 row\(s\) with unparseable time in 'time' \(first rows: \[5\]\)"):
         validate_events(events.drop(index=7), SCHEMA, now=NOW)
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_words_for_the_clock_are_unparseable_times_not_the_time_of_the_run(aware):
+    """pandas reads "now" and "today" as the clock's time: an export's placeholder became an
+    event at the moment of validation (inside [MIN_PLAUSIBLE_TIME, now], so accepted)."""
+    suffix = "+08:00" if aware else ""
+    times = pd.Series([f"2024-01-{1 + i:02d} 10:00:00{suffix}" for i in range(6)], dtype=object)
+    times[1], times[3], times[4] = "now", "today", "Today "
+    events = pd.DataFrame({"dispute_id": ["d1", "d1", "d2", "d2", "d3", "d3"], "time": times, "kind": "call"})
+    clean, rejects, _ = split_invalid_events(events, SCHEMA, now=pd.Timestamp.now() + pd.Timedelta(days=1))
+    assert sorted(rejects["time"]) == ["Today ", "now", "today"]
+    assert set(rejects["reject_reason"]) == {"unparseable time in 'time'"}
+    assert len(clean) == 3

@@ -418,10 +418,13 @@ def test_entities_rows_set_aside_alike_on_spark(spark, model_dir, data, tmp_path
 @pytest.mark.parametrize("flavour", ["parquet", "frame"])
 def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, data, tmp_path, flavour):
     """Ids differing from another only by spaces around them (a CHAR(n) export beside a
-    VARCHAR one) are two disputes on both engines, and both say so (Spark said nothing)."""
+    VARCHAR one) are two disputes on both engines, and both say so (Spark said nothing, then
+    missed ids padded with full-width spaces, U+3000, which the local engine trims)."""
     events = data["sim"].events.copy()
-    some = events["dispute_id"].isin(events["dispute_id"].drop_duplicates().iloc[:4]) & (events.index % 2 == 0)
-    events.loc[some, "dispute_id"] = events.loc[some, "dispute_id"] + "  "
+    first = events["dispute_id"].drop_duplicates()
+    for ids, pad in ((first.iloc[:2], "  "), (first.iloc[2:4], "\u3000")):
+        some = events["dispute_id"].isin(ids) & (events.index % 2 == 0)
+        events.loc[some, "dispute_id"] = events.loc[some, "dispute_id"] + pad
     source = events
     if flavour == "parquet":
         source = tmp_path / "events.parquet"

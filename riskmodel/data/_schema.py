@@ -299,7 +299,8 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
     chinese = _chinese_dates(as_text)
     as_text = as_text if chinese is None else chinese
     aware = as_text.str.contains(_TZ_SUFFIX, regex=True)
-    naive = ~aware & as_text.str.contains(r"\d")  # text without a digit is no time at all: unparseable
+    digit = as_text.str.contains(r"\d")  # text without one ("now", "today", "n/a") is no time: unparseable
+    naive = ~aware & digit
     if clock is not None:  # the rows in the other convention than clock, however many
         minority = naive if clock else aware
         take = stray is not None and bool(minority.any())
@@ -312,7 +313,7 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
         stray.append(odd)
         values = values.mask(odd)
         present = values.notna()
-        as_text, aware, naive = as_text[~minority], aware[~minority], naive[~minority]
+        as_text, aware, naive, digit = as_text[~minority], aware[~minority], naive[~minority], digit[~minority]
     if aware.any() and naive.any():
         raise DataError(
             f"{what} column {column!r} mixes timezone-aware and naive times "
@@ -325,6 +326,10 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
     if year_first is not None or chinese is not None:
         values = pd.Series(None, index=values.index, dtype=object)
         values[present] = (as_text if year_first is None else year_first).to_numpy()
+    if not digit.all():  # pandas reads "now" and "today" as the clock's time
+        wordy = np.zeros(len(values), dtype=bool)
+        wordy[np.flatnonzero(present.to_numpy())[~digit.to_numpy()]] = True
+        values = values.mask(wordy)
     try:
         parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=is_aware)
     except (ValueError, TypeError) as exc:  # e.g. datetime objects with mixed tzinfo

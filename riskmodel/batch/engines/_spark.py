@@ -545,8 +545,9 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
     n_ids = int(_action(lambda: inp.sdf.select(ids.alias("id")).agg(F.countDistinct("id")).first()[0],
                         f"counting the {inp.role}' ids"))
     if text:  # the ids that share their trimmed text with another: the local engine's judgement on them
+        # ((?U): Unicode spaces too, as Arrow's utf8_trim_whitespace, e.g. the full-width U+3000)
         distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
-        groups = distinct.groupBy(F.regexp_replace("id", r"^\s+|\s+$", "").alias("trimmed"))
+        groups = distinct.groupBy(F.regexp_replace("id", r"(?U)^\s+|\s+$", "").alias("trimmed"))
         twins = groups.agg(F.count("*").alias("n"), F.collect_list("id").alias("ids")).where("n > 1")
         found = _action(lambda: twins.select(F.explode("ids").alias("id")).toArrow(),
                         f"comparing the {inp.role}' ids")
