@@ -1126,3 +1126,25 @@ def test_words_for_the_clock_are_unparseable_times_not_the_time_of_the_run(aware
     assert sorted(rejects["time"]) == ["Today ", "now", "today"]
     assert set(rejects["reject_reason"]) == {"unparseable time in 'time'"}
     assert len(clean) == 3
+
+
+def test_one_column_in_two_event_roles_is_refused():
+    """EventSchema(entity_col="ts", time_col="ts") was accepted: every timestamp became a
+    dispute id and the cutoffs were meaningless."""
+    with pytest.raises(DataError, match="entity_col and time_col both name the column 'ts'"):
+        EventSchema(entity_col="ts", time_col="ts", kind_col="kind")
+    with pytest.raises(DataError, match="kind_col and text_col both name the column 'kind'"):
+        EventSchema(text_col="kind")
+    assert EventSchema(text_col=None, party_col=None).text_col is None  # switched-off roles name no column
+
+
+def test_a_date_impossible_in_either_order_is_an_unparseable_time_not_both_orders():
+    """'13/45/2024' among month-first dates was taken as proof of both orders: the whole
+    column (a night) was refused, citing the same value as day first and month first."""
+    times = pd.Series([f"01/{10 + i:02d}/2024 11:45:00 PM" for i in range(20)], dtype=object)
+    times[7] = "13/45/2024 11:00:00 PM"
+    events = pd.DataFrame({"dispute_id": [f"d{i % 5}" for i in range(20)], "time": times, "kind": "call"})
+    clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
+    assert rejects["time"].tolist() == ["13/45/2024 11:00:00 PM"]
+    assert rejects["reject_reason"].tolist() == ["unparseable time in 'time'"]
+    assert clean["time"].iloc[0] == pd.Timestamp("2024-01-10 23:45")

@@ -225,7 +225,8 @@ def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Event
 
 
 def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as_of: pd.Timestamp, *,
-                entities: pd.DataFrame | None, reasons: str, max_inactive) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                entities: pd.DataFrame | None, reasons: str, max_inactive,
+                tiers: tuple | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Score the disputes of one chunk open at ``as_of``.
 
     Parameters
@@ -241,6 +242,12 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         Validated entities of the chunk's disputes (any superset will do).
     reasons : {"flagged", "all", "none"}
     max_inactive : str or None
+    tiers : (TierPolicy, str or None) or None
+        The night's tier policy and the area column it ranks within, when the night ranks
+        its disputes (``None``: tiers as trained). With ``reasons="flagged"``, the cases
+        explained are those this policy flags among the chunk's own disputes (a chunk is a
+        sample of the night's: nearly the night's flagged cases, whose reasons the night
+        keeps; it explains those missed), not those the trained thresholds flag.
 
     Returns
     -------
@@ -319,15 +326,37 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         timings["monitor"] += t4 - t3
         t3 = t4
         if reasons != "none":
-            rows = np.arange(len(X)) if reasons == "all" else np.flatnonzero(scores["tier"].astype(str) != "blue")
+            tier = scores["tier"] if tiers is None else _night_tier_estimate(scores, own_ents, tiers, model, schema)
+            rows = np.arange(len(X)) if reasons == "all" else np.flatnonzero(tier.astype(str) != "blue")
             if len(rows):
                 explained = model.score_features(X.iloc[rows], cut.iloc[rows], reasons="all")
                 for col in ("reasons", "reason_features"):
                     scores.loc[scores.index[rows], col] = explained[col].to_numpy()
+        scores["_explained"] = False  # the night completes and clears reasons by it (not by the tier)
+        if reasons != "none":
+            scores.loc[scores.index[rows], "_explained"] = True
         timings["reasons"] += time.perf_counter() - t3
     scores = scores.reset_index(drop=True)
     scores.attrs["monitoring"] = monitoring
     return scores, not_scored, timings
+
+
+def _night_tier_estimate(scores: pd.DataFrame, entities: pd.DataFrame | None, tiers: tuple, model,
+                         schema: EventSchema) -> pd.Series:
+    """The tiers the night's policy (``tiers``: policy, area column) gives the chunk's
+    ``scores`` when ranked among themselves, areas read from the chunk's ``entities``."""
+    from ..model import retier_scores
+
+    policy, by = tiers
+    areas = None
+    if by:
+        areas = np.full(len(scores), None, dtype=object)
+        if entities is not None and by in entities.columns:
+            at = lookup_positions(pd.Index(entities[schema.entities_id]), scores[schema.entity_col])
+            known = at >= 0
+            areas[known] = entities[by].astype(object).to_numpy()[at[known]]
+    return retier_scores(scores, policy, model.tier_policy_, id_col=schema.entity_col, areas=areas,
+                         reasons="none")[0]["tier"]
 
 
 def explain_chunk(clean: pd.DataFrame, context, predictor, as_of: pd.Timestamp, ids, *,
@@ -352,12 +381,12 @@ def explain_chunk(clean: pd.DataFrame, context, predictor, as_of: pd.Timestamp, 
     ids = np.asarray(ids)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        whole = PreparedEvents.from_valid(clean, schema, tz)
         own = PreparedEvents.from_valid(clean[isin(clean[ent], ids)].reset_index(drop=True), schema, tz)
-        context_events = whole  # a single chunk: its own events are the whole input
         if context is not None and len(context):
             context_events = context if isinstance(context, PreparedEvents) else \
                 PreparedEvents.from_valid(context, schema, tz)
+        else:  # a single chunk: its own events are the whole input
+            context_events = PreparedEvents.from_valid(clean, schema, tz)
         own_ents = None
         if entities is not None and model.features_.has_entities_:
             own_ents = entities[isin(entities[schema.entities_id], ids)]

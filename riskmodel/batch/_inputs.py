@@ -30,7 +30,7 @@ from ..lifecycle import NOT_CSV, is_csv, read_csv
 from ._core import bucket_of
 from ._files import write_parquet
 
-__all__ = ["Entities", "Source", "entity_columns", "file_fingerprint"]
+__all__ = ["Entities", "Source", "distinct_ids", "entity_columns", "file_fingerprint"]
 
 
 READ_BATCH_ROWS = 262_144
@@ -105,6 +105,16 @@ def file_fingerprint(path: Path) -> str:
     return f"files:{h.hexdigest()[:24]}"
 
 
+def distinct_ids(ids: pd.Series, stacklevel: int = 4) -> np.ndarray:
+    """The distinct non-null ``ids`` of a frame's column, with the warning about ids differing
+    only by spaces around them (:func:`~riskmodel.data.warn_padded_ids`): judged on every id
+    here, before the chunks part them."""
+    distinct = pd.unique(ids.dropna())
+    if pd.api.types.infer_dtype(distinct, skipna=True) == "string":
+        warn_padded_ids(pa.array(np.asarray(distinct, dtype=object), type=pa.large_string()), stacklevel=stacklevel)
+    return distinct
+
+
 class Source:
     """An events input: an in-memory frame (DataFrame, CSV) or a parquet dataset."""
 
@@ -160,11 +170,7 @@ class Source:
         """(rows, distinct non-null ids), reading only the id column."""
         col = self.schema.entity_col
         if self.frame is not None:
-            ids = self.frame[col]
-            distinct = pd.unique(ids.dropna())
-            if pd.api.types.infer_dtype(distinct, skipna=True) == "string":  # chunks part such ids: judged here
-                warn_padded_ids(pa.array(np.asarray(distinct, dtype=object), type=pa.large_string()), stacklevel=4)
-            return len(ids), len(distinct)
+            return len(self.frame), len(distinct_ids(self.frame[col], stacklevel=5))
 
         # streamed: memory grows with the number of distinct ids, not with the events
         rows, distinct, pending, pending_len = 0, None, [], 0

@@ -161,20 +161,24 @@ def _library_versions() -> dict:
 
 
 def _read_scores(work: Path, n_chunks: int, ent: str) -> pd.DataFrame:
-    """Every chunk's scores, with the chunk number in ``_chunk``."""
+    """Every chunk's scores, with the chunk number in ``_chunk`` and whether it explained
+    the case in ``_explained``."""
     frames = []
     for i in range(n_chunks):
         path = work / "scores" / f"scores-{i:05d}.parquet"
         if path.exists():
             frame = pd.read_parquet(path)
             if len(frame):
+                if "_explained" not in frame:  # scored by an earlier riskmodel: its trained flagged cases
+                    frame["_explained"] = frame["tier"].astype(str) != "blue"
                 frames.append(frame.assign(_chunk=i))
     if frames:
         return pd.concat(frames, ignore_index=True)
     return pd.DataFrame({ent: pd.Series(dtype=object), "as_of": pd.Series(dtype="datetime64[ns]"),
                          "probability": pd.Series(dtype=float), "tier": pd.Series(dtype=object),
                          "reasons": pd.Series(dtype=object), "reason_features": pd.Series(dtype=object),
-                         "overrides": pd.Series(dtype=object), "_chunk": pd.Series(dtype=np.int64)})
+                         "overrides": pd.Series(dtype=object), "_chunk": pd.Series(dtype=np.int64),
+                         "_explained": pd.Series(dtype=bool)})
 
 
 #: An engine's second explain pass: ``{chunk: ids}`` -> reasons of those disputes (entity
@@ -221,8 +225,15 @@ def _night_tiers(scores: pd.DataFrame, *, schema: EventSchema, predictor, policy
         block["areas"] = _records(table)
         return scores, block, table
     areas = scores[by].to_numpy() if by else None
-    scores, table, need = retier_scores(scores, policy, trained, id_col=ent, areas=areas, reasons=reasons)
-    if need.any():  # cases flagged tonight that their chunk's trained thresholds did not flag
+    scores, table, _ = retier_scores(scores, policy, trained, id_col=ent, areas=areas, reasons="none")
+    need = np.zeros(len(scores), dtype=bool)
+    if reasons == "flagged":  # the chunks explained their own estimate of tonight's flagged cases
+        flagged, explained = scores["tier"].astype(str).to_numpy() != "blue", scores["_explained"].to_numpy(bool)
+        need = flagged & ~explained
+        for col in ("reasons", "reason_features"):  # explained, but blue tonight
+            scores[col] = scores[col].astype(object)
+            scores.loc[~flagged & explained, col] = ""
+    if need.any():  # cases flagged tonight that their chunk did not explain
         chunks = scores.loc[need, "_chunk"].to_numpy()
         ids = scores.loc[need, ent].to_numpy()
         fill = explain({int(i): ids[chunks == i] for i in np.unique(chunks)}).set_index(ent)
@@ -282,7 +293,7 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
     scores = scores.sort_values(ent, kind="stable").reset_index(drop=True)
     scores, tiers_block, table = _night_tiers(scores, schema=schema, predictor=predictor, policy=policy, by=by,
                                               reasons=reasons, explain=explain)
-    scores = scores.drop(columns="_chunk")
+    scores = scores.drop(columns=["_chunk", "_explained"])
     write_parquet(scores, final / "scores.parquet")
 
     station = schema.group_cols[0] if schema.group_cols and schema.group_cols[0] in scores.columns else None
@@ -510,6 +521,11 @@ class _Night:
     def schema(self) -> EventSchema:
         return self.predictor.model._schema()
 
+    @property
+    def tiers(self) -> tuple | None:
+        """What a chunk needs of the night's ranking (see :func:`~riskmodel.batch._core.score_chunk`)."""
+        return None if self.policy is None else (self.policy, self.by)
+
     def state(self) -> dict:
         """What a run's work folder is valid for besides its inputs: resume only with these."""
         p = self.predictor
@@ -653,7 +669,8 @@ def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> d
     timings["read"] += time.perf_counter() - t0
 
     run_local_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
-                     reasons=night.reasons, max_inactive=night.max_inactive, timings=timings, now=now)
+                     reasons=night.reasons, max_inactive=night.max_inactive, tiers=night.tiers, timings=timings,
+                     now=now)
     manifest, final = _write_night(
         night, work, n_chunks=n_chunks, counts=counts, now=now, resumed=resumed, timings=timings,
         inputs={"events": source.description, "fingerprint": source.fingerprint, "entities": state["entities"]},
@@ -683,7 +700,7 @@ def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: s
             _refuse_existing(out, existing)
         staged = run.stage(events=events, entities=entities, predictor=night.predictor, as_of=night.as_of,
                            reasons=night.reasons, chunk_disputes=night.chunk_disputes,
-                           max_inactive=night.max_inactive, params=night.state(), now=default_now())
+                           max_inactive=night.max_inactive, tiers=night.tiers, params=night.state(), now=default_now())
         manifest, final = _write_night(
             night, staged.work, n_chunks=staged.n_chunks, counts=staged.counts, now=staged.now,
             resumed=staged.resumed, timings=timings,

@@ -110,7 +110,7 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
 
 
 def score_task(work: Path, i: int, predictor, as_of: pd.Timestamp, *, reasons: str, max_inactive,
-               context_for) -> int:
+               context_for, tiers: tuple | None = None) -> int:
     """Score chunk ``i``; write scores, not-scored and the marker. ``context_for(i, clean)``
     gives the context rows the chunk's cross-dispute features read (or ``None``). Returns
     the number of clean rows."""
@@ -121,7 +121,7 @@ def score_task(work: Path, i: int, predictor, as_of: pd.Timestamp, *, reasons: s
     entities = usable_entities(chunk_entities(Path(work), i), predictor.model._schema())[0]
     t1 = time.perf_counter()
     scores, not_scored, chunk_t = score_chunk(clean, context, predictor, as_of, entities=entities,
-                                              reasons=reasons, max_inactive=max_inactive)
+                                              reasons=reasons, max_inactive=max_inactive, tiers=tiers)
     t2 = time.perf_counter()
     write_parquet(scores, score_dir / f"scores-{i:05d}.parquet")
     write_parquet(not_scored, score_dir / f"not_scored-{i:05d}.parquet")

@@ -146,6 +146,13 @@ class EventSchema:
                         f"off), got {value!r}."
                     )
                 object.__setattr__(self, f.name, tuple(value))
+        roles = {}  # an event column has one role: a time read as an id makes every event its own dispute
+        for role in ("entity_col", "time_col", "kind_col", "text_col", "party_col"):
+            column = getattr(self, role)
+            if column is not None and column in roles:
+                raise DataError(f"EventSchema {roles[column]} and {role} both name the column {column!r}; "
+                                "each role needs a column of its own.")
+            roles.setdefault(column, role)
 
     @property
     def entities_id(self) -> str:
@@ -392,7 +399,8 @@ def _year_first(as_text: pd.Series, column: str, what: str) -> pd.Series | None:
     fields = as_text.str.extract(_DAY_MONTH_YEAR)
     shaped = fields[0].notna()
     first, second = fields.loc[shaped, 0].astype(int), fields.loc[shaped, 2].astype(int)
-    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+    # 13/45/2024 is no date either way (an unparseable time): it tells no order
+    day_first, month_first = bool(((first > 12) & (second <= 12)).any()), bool(((second > 12) & (first <= 12)).any())
     if day_first and month_first:
         raise DataError(
             f"{what} column {column!r} writes dates both day first and month first, e.g. "
@@ -1505,6 +1513,7 @@ def cutoffs_at(ids: np.ndarray, as_of, schema: EventSchema, *, tz_aware: bool | 
         as_of = as_of.as_py()
     stamp = _plain_as_of(as_of, tz_aware)
     if stamp is None:  # the frame's checks raise the errors validate_cutoffs raises
+        naive_utc(as_of, "as_of")  # a number or no time at all: named as the keyword it is
         stamp = _parse_as_of(pd.Series([as_of]), tz_aware).to_numpy()[0]
     return Columns({schema.entity_col: ids, "as_of": np.full(len(ids), stamp)})
 

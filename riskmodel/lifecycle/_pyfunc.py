@@ -126,6 +126,8 @@ def _clock_of(times: pd.Series, as_of, model: RiskModel) -> bool:
     warns, since only the time of day (night-time counts) depends on the clock."""
     trained = bool(model.features_.tz_aware_)
     stamp = as_of if isinstance(as_of, pd.Timestamp) else None
+    if isinstance(as_of, bool | int | float | np.number):
+        return trained  # pandas reads nanoseconds: the cutoff checks say it is a number
     if stamp is None:
         try:
             stamp = pd.Timestamp(as_of)

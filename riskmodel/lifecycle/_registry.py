@@ -728,8 +728,9 @@ class Predictor:
         if need.any():  # newly red or yellow tonight: their reasons were not computed
             with warnings.catch_warnings():  # the first pass gave every warning about these events
                 warnings.simplefilter("ignore", DataWarning)
-                again = model._predict(events, out.loc[need, [schema.entity_col, "as_of"]], entities=entities,
-                                       reasons="all", context_events=context_events)
+                again = model._predict(events, out.loc[need, [schema.entity_col, "as_of"]].reset_index(drop=True),
+                                       entities=entities, reasons="all", context_events=context_events,
+                                       validated=True)  # the output's as_of: naive UTC, whatever the clock
             for col in ("reasons", "reason_features"):
                 out[col] = out[col].astype(object)
                 out.loc[need, col] = again[col].to_numpy()

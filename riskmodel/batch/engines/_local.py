@@ -16,13 +16,14 @@ __all__ = ["run_local_chunks"]
 
 
 def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.Timestamp, reasons: str,
-                     max_inactive, timings: dict, now: pd.Timestamp) -> None:
+                     max_inactive, timings: dict, now: pd.Timestamp, tiers: tuple | None = None) -> None:
     """Prepare, then score, every pending chunk of ``work`` in this process.
 
     ``work`` is the run's work folder (``parts/`` holds each chunk's rows and entities,
     ``prepared/`` and ``scores/`` receive one parquet per chunk and a ``chunk-<i>.done``
     marker); ``source`` is the job's :class:`~riskmodel.batch._inputs.Source`; ``now`` the
-    latest plausible event time. ``timings`` is not updated here (the chunks' markers
+    latest plausible event time; ``tiers`` the night's ranking (see
+    :func:`~riskmodel.batch._core.score_chunk`). ``timings`` is not updated here (the chunks' markers
     carry their stage times).
     """
     schema = predictor.model._schema()
@@ -50,7 +51,7 @@ def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
     progress = Progress(n_chunks, "score")
     for i, _marker in pending_chunks(score_dir, n_chunks, progress):
         progress.update(score_task(work, i, predictor, as_of, reasons=reasons, max_inactive=max_inactive,
-                                   context_for=context_for))
+                                   tiers=tiers, context_for=context_for))
         release_unused_memory()
         crash_point("batch.score")
     progress.close()

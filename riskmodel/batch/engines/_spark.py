@@ -78,7 +78,7 @@ from ...data import frame_fingerprint, ids_of_one_type, require_columns, warn_pa
 from ...lifecycle import is_csv
 from .._core import bucket_of
 from .._fs import HadoopFS, join
-from .._inputs import entity_columns, validated_entities
+from .._inputs import distinct_ids, entity_columns, validated_entities
 from ._spark_tasks import (
     ChunkJob,
     RowFormat,
@@ -530,10 +530,7 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
     from pyspark.sql.types import StringType
 
     if inp.mode == "frame":
-        distinct = pd.unique(inp.frame[id_col].dropna())
-        if pd.api.types.infer_dtype(distinct, skipna=True) == "string":
-            warn_padded_ids(pa.array(distinct.astype(object), type=pa.large_string()), stacklevel=4)
-        return len(distinct)
+        return len(distinct_ids(inp.frame[id_col], stacklevel=5))
     ids = F.col(id_col)
     text = isinstance(inp.sdf.schema[id_col].dataType, StringType)
     if fmt.mode == "csv":
@@ -633,7 +630,7 @@ class SparkRun:
     # -- stages --------------------------------------------------------------------------
 
     def stage(self, *, events, entities, predictor, as_of: pd.Timestamp, reasons: str, chunk_disputes: int,
-              max_inactive, params: dict, now: pd.Timestamp) -> Staged:
+              max_inactive, params: dict, now: pd.Timestamp, tiers: tuple | None = None) -> Staged:
         """Partition, prepare and score every chunk not done yet; returns the chunks'
         results in a local folder for the shared finalize."""
         from ...model import save_model_dir
@@ -685,7 +682,7 @@ class SparkRun:
         files = {p.name: p.read_bytes() for p in sorted(model_dir.iterdir())}
         self._broadcast = self.spark.sparkContext.broadcast(files)
         job = ChunkJob(schema=schema, n_chunks=n_chunks, now=now, as_of=as_of, reasons=reasons,
-                       max_inactive=max_inactive,
+                       max_inactive=max_inactive, tiers=tiers,
                        events=RowFormat.from_json(part["events"], _spark_to_pandas),
                        entities=None if part["entities"] is None else
                        RowFormat.from_json(part["entities"], _spark_to_pandas),

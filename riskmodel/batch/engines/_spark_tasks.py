@@ -232,6 +232,7 @@ class ChunkJob:
     model_files: object  # a Spark broadcast of {file name: bytes} (the artifact)
     model_meta: tuple[str, str, str, str]
     clock: bool | None = None  # the model's timezone convention: times in the other one are rejected rows
+    tiers: tuple | None = None  # the night's ranking (policy, area column), see score_chunk
     version: str = VERSION
 
 
@@ -376,7 +377,7 @@ def score_rows(job: ChunkJob, i: int, batches: Iterable[pa.RecordBatch]) -> Iter
     with _Scratch() as work:
         predictor = _unpack(job, work, batches)
         score_task(work, i, predictor, job.as_of, reasons=job.reasons, max_inactive=job.max_inactive,
-                   context_for=_context_for(job, work, predictor))
+                   tiers=job.tiers, context_for=_context_for(job, work, predictor))
         release_unused_memory()
         yield from _file_blobs(work, ("scores",), i, by_kind=False)
 
