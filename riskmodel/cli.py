@@ -496,6 +496,12 @@ def _moment(text: str) -> str:
     """An argparse type: a date or time pandas can read (kept as given)."""
     import pandas as pd
 
+    from .data import refuse_unclear_date
+
+    try:
+        refuse_unclear_date(text, "as_of")
+    except ValueError as exc:  # argparse names the flag
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("as_of=")) from None
     try:
         if pd.isna(pd.Timestamp(text)):
             raise ValueError

@@ -55,12 +55,14 @@ def test_last_tier_before_escalation(nights):
     assert cases.loc["A", "lead_days"] == pytest.approx(4.0)
     # B escalated during 06-02, after that night's score: red
     assert cases.loc["B", "status"] == "red" and cases.loc["B", "caught"]
-    # C escalated exactly at the 06-03 run: that score is not "before", the 06-02 one is
-    assert cases.loc["C", "last_scored_as_of"] == pd.Timestamp("2024-06-02")
-    # D was never scored; E's score at the very moment it escalated does not count, 06-01 does
+    # C escalated exactly at the 06-03 run, which saw only the events before it: that score
+    # answers for it, as make_labels labels that cutoff positive (a month-only export dates
+    # every event on the 1st, the day its night runs: such escalations were left out)
+    assert cases.loc["C", "last_scored_as_of"] == pd.Timestamp("2024-06-03")
+    # D was never scored; E is scored at the very moment it escalated
     assert cases.loc["D", "status"] == "not scored"
     assert cases.loc["D", "not_scored_reason"] == "not in any nightly output before it escalated"
-    assert cases.loc["E", "last_scored_as_of"] == pd.Timestamp("2024-06-01")
+    assert cases.loc["E", "last_scored_as_of"] == pd.Timestamp("2024-06-02")
     s = result.summary
     assert s["escalations"] == 5 and s["excluded_before_first_night"] == 1 and s["excluded_after_horizon"] == 1
     assert s["horizon"] == "90 days"  # for people, not "90 days 00:00:00"
@@ -77,8 +79,9 @@ def test_stale_scores_do_not_count(nights):
     assert len(case) == 0  # after the last night + horizon: out of the audited period
     case = audit_outcomes(nights, esc, horizon="40D").cases.iloc[0]
     assert case["status"] == "red"
-    case = audit_outcomes(nights[2:] + nights[:2], esc, horizon="28D").cases.iloc[0]
-    assert case["status"] == "not scored"  # the last score (06-02) is 29 days before
+    case = audit_outcomes(nights[2:] + nights[:2], esc, horizon="29D").cases.iloc[0]
+    assert case["status"] == "not scored"  # the last score (06-02) is 29 days before: [06-02, 07-01) ends at it
+    assert len(audit_outcomes(nights, esc, horizon="28D").cases) == 0  # the last night (06-03) + 28D: out
 
 
 def test_outcomes_from_an_event_log(nights):

@@ -4,6 +4,7 @@ and every option's help line with its default and an example."""
 import argparse
 import re
 
+import pandas as pd
 import pytest
 
 from riskmodel.cli import _HelpFormatter, build_parser, main
@@ -63,3 +64,22 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
     case = nxt[0].split()[2]
     assert main(nxt[0].split()[1:] + ["--plot", "none"]) == 0
     assert f"Dispute {case}" in capsys.readouterr().out
+
+
+def test_a_date_that_does_not_say_its_order_is_refused_in_flag_and_keyword_words(capsys, tmp_path):
+    """--as-of 06/01/2024 was read as June 1 without a word (a team writing day first meant
+    6 January), while 13/01/2024 was read day first: each value its own way."""
+    import riskmodel as rm
+
+    with pytest.raises(SystemExit) as done:
+        main(["score", "--as-of", "06/01/2024", "--model", "m", "--events", "e.parquet", "--out", str(tmp_path / "o")])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --as-of: '06/01/2024' does not say whether the day or the month comes first" in err
+    with pytest.raises(rm.ConfigError, match=r"as_of='06/01/2024' does not say .* e.g. '2024-01-06'"):
+        rm.score_batch(model="m", events="e.parquet", as_of="06/01/2024", out=tmp_path / "o")
+    with pytest.raises(rm.DataError, match=r"start='03/04/2024' does not say"):
+        rm.make_cutoffs(pd.DataFrame({"dispute_id": ["a"], "time": ["2024-01-01"], "kind": ["call"]}),
+                        rm.EventSchema(text_col=None, party_col=None), start="03/04/2024")
+    assert build_parser().parse_args(["score", "--as-of", "13/01/2024", "--model", "m", "--events", "e",
+                                      "--out", "o"]).as_of == "13/01/2024"  # it says day first

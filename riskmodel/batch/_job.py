@@ -102,6 +102,7 @@ from ..data import (
     default_now,
     frame_fingerprint,
     parse_duration,
+    refuse_unclear_date,
     times_aware,
 )
 from ..lifecycle import is_csv, recorded_uri, tracking_uri
@@ -442,6 +443,7 @@ def score_batch(
         parse_duration(open_rule_max_inactive, "open_rule_max_inactive")  # a bare 365 would be nanoseconds
     if not isinstance(chunk_disputes, int | np.integer) or chunk_disputes < 1:
         raise ConfigError(f"chunk_disputes must be a positive integer, got {chunk_disputes!r}.")
+    refuse_unclear_date(as_of, "as_of", error=ConfigError, cli="--as-of")
     try:
         as_of = pd.Timestamp(as_of)
     except (ValueError, TypeError) as exc:

@@ -1286,11 +1286,24 @@ def raise_rejects(rejects: pd.DataFrame, what: str, *, numbers: Sequence | None 
                     cli=None if cli_fix is None else text + (f". {cli_fix}" if cli_fix else ""))
 
 
+def refuse_unclear_date(value, name: str, *, error: type[ValueError] = DataError, cli: str | None = None) -> None:
+    """Refuse one date written with the year last that does not say whether the day or the
+    month comes first (``06/01/2024``: pandas reads June 1, a team writing day first meant
+    6 January), naming ``name``; ``cli``: the flag, for the CLI's words. ``13/01/2024`` tells."""
+    shape = re.match(_DAY_MONTH_YEAR, value) if isinstance(value, str) else None
+    if shape and int(shape[1]) <= 12 and int(shape[3]) <= 12 and int(shape[1]) != int(shape[3]):
+        unclear = "does not say whether the day or the month comes first; write it year first"
+        example = f"{shape[4]}-{int(shape[3]):02d}-{int(shape[1]):02d}"  # the day-first reading, as an example
+        raise error(f"{name}={value!r} {unclear}, e.g. '{example}'.",
+                    cli=None if cli is None else f"{cli} {value} {unclear}, e.g. {cli} {example}.")
+
+
 def naive_utc(ts, name: str | None = None) -> pd.Timestamp:
     """``ts`` as a naive UTC :class:`pandas.Timestamp`. ``name``: the keyword argument it came
     from; a number (pandas would read nanoseconds since 1970) or a value that is not a time is
     then a :class:`DataError` naming it."""
     if name is not None:
+        refuse_unclear_date(ts, name)
         if isinstance(ts, bool | int | float | np.number):
             raise DataError(f"{name}={ts!r} is a number, not a date; give one such as '2024-06-01'.")
         try:

@@ -2,7 +2,8 @@
 
 Given the escalations observed later (an event log with outcome events, or a table of
 escalations) and the nightly score outputs, :func:`audit_outcomes` finds for every
-escalation the tier its dispute had when it was last scored before escalating, the share
+escalation the tier its dispute had when it was last scored before escalating (a night at
+the escalation's own time counts: it saw only the events before it, as the labels do), the share
 caught in red / yellow, how early the dispute was first flagged, and the missed cases with
 their reasons (recomputed with the model for blue cases, whose reasons the batch skips).
 """
@@ -160,7 +161,9 @@ def audit_outcomes(
     events: pd.DataFrame | None = None,
     entities: pd.DataFrame | None = None,
 ) -> AuditResult:
-    """For each escalation, the tier its dispute had when last scored before it.
+    """For each escalation, the tier its dispute had when last scored at or before it (a
+    score at ``as_of`` saw the events before ``as_of`` only, and answers for an escalation in
+    ``[as_of, as_of + horizon)``, as :func:`~riskmodel.make_labels` labels it).
 
     Parameters
     ----------
@@ -171,8 +174,8 @@ def audit_outcomes(
         Later-observed outcomes: an event log or a table of escalations
         (see :func:`escalations_from`).
     horizon : str or Timedelta, default="90D"
-        A score counts for an escalation up to this long before it (the model's horizon).
-        Escalations after the last night + ``horizon`` are out of the audited period.
+        A score counts for an escalation less than this long after it (the model's horizon).
+        Escalations from the last night + ``horizon`` on are out of the audited period.
     id_col, time_col, kind_col, outcome_kinds
         Columns of ``outcomes`` (see :func:`escalations_from`) and the outcome kinds. Default:
         the model's own, from the nights' manifests (``entity_col``, ``time_col`` or
@@ -220,17 +223,18 @@ def audit_outcomes(
     esc = escalations_from(outcomes, id_col=id_col, time_col=time_col, kind_col=kind_col,
                            outcome_kinds=outcome_kinds)
     first, last = scores["as_of"].min(), scores["as_of"].max()
-    early = esc["escalated_at"] <= first
-    late = esc["escalated_at"] > last + horizon
+    # a score at as_of counts for an escalation in [as_of, as_of + horizon), as the labels do (the
+    # score saw only the events before as_of: an escalation at as_of is one it had to foresee)
+    early = esc["escalated_at"] < first
+    late = esc["escalated_at"] >= last + horizon
     esc = esc[~early & ~late].reset_index(drop=True)
 
-    # last score strictly before the escalation, within the horizon
+    # last score at or before the escalation, within the horizon
     right = scores.sort_values("as_of", kind="stable").rename(columns={"as_of": "last_scored_as_of"})
     right["_t"] = right["last_scored_as_of"]
     left = esc.sort_values("escalated_at", kind="stable")
-    merged = pd.merge_asof(left, right, left_on="escalated_at", right_on="_t", by=id_col,
-                           allow_exact_matches=False, direction="backward")
-    stale = merged["last_scored_as_of"].notna() & (merged["escalated_at"] - merged["last_scored_as_of"] > horizon)
+    merged = pd.merge_asof(left, right, left_on="escalated_at", right_on="_t", by=id_col, direction="backward")
+    stale = merged["last_scored_as_of"].notna() & (merged["escalated_at"] - merged["last_scored_as_of"] >= horizon)
     score_cols = [c for c in right.columns if c not in (id_col, "_t")]
     merged.loc[stale, score_cols] = np.nan
     tier = merged.pop("tier").astype(object)
@@ -241,7 +245,7 @@ def audit_outcomes(
     # first red/yellow score within the horizon before the escalation: how early it was seen
     flagged = scores.loc[scores["tier"].isin(["red", "yellow"]), [id_col, "as_of"]]
     pairs = flagged.merge(esc[[id_col, "escalated_at"]], on=id_col)
-    pairs = pairs[(pairs["as_of"] < pairs["escalated_at"]) & (pairs["escalated_at"] - pairs["as_of"] <= horizon)]
+    pairs = pairs[(pairs["as_of"] <= pairs["escalated_at"]) & (pairs["escalated_at"] - pairs["as_of"] < horizon)]
     first_flag = pairs.groupby(id_col)["as_of"].min().rename("first_flagged_as_of")
     merged = merged.merge(first_flag, left_on=id_col, right_index=True, how="left")
     merged["lead_days"] = (merged["escalated_at"] - merged["first_flagged_as_of"]) / pd.Timedelta(days=1)
@@ -259,7 +263,7 @@ def audit_outcomes(
         ns = ns.rename(columns={"reason": "_reason", "as_of": "_ns_as_of"})
         why = pd.merge_asof(merged[[id_col, "escalated_at"]].reset_index().sort_values("escalated_at"),
                             ns[[id_col, "_ns_as_of", "_reason"]], left_on="escalated_at", right_on="_ns_as_of",
-                            by=id_col, allow_exact_matches=False, direction="backward").set_index("index")
+                            by=id_col, direction="backward").set_index("index")
         merged["not_scored_reason"] = why["_reason"].reindex(merged.index).where(
             merged["status"] == "not scored").to_numpy()
     unseen = (merged["status"] == "not scored") & merged["not_scored_reason"].isna()
