@@ -438,7 +438,8 @@ def test_scoring_every_dispute_at_one_time_equals_predict_with_cutoffs(data, fit
 
 @pytest.mark.parametrize(
     ("as_of", "message"),
-    [("not a date", "unparseable 'as_of'"), (None, "unparseable 'as_of'"), (1_700_000_000, "holds numbers"),
+    [("not a date", "as_of='not a date' is not a date or time"), (None, "as_of=None is not a date or time"),
+     (1_700_000_000, "as_of=1700000000 is a number, not a date"),
      ("1850-01-01", "not plausible"), ("2025-06-01T00:00:00+08:00", "timezone conventions")],
 )
 def test_scoring_at_a_bad_time_names_the_problem(data, fitted, as_of, message):

@@ -571,11 +571,12 @@ def test_validate_events_docstring_example_matches_reality():
     ("as_of", "tz_aware"),
     [(pd.Timestamp("2024-03-01 12:30"), False), ("2024-03-01", False), ("2024-03-01T08:00:00+08:00", True),
      (np.datetime64("2024-03-01T00:00"), None), (datetime.date(2024, 3, 1), False), ("2200-01-01", False),
-     (pd.Timestamp("2024-03-01", tz="Asia/Shanghai"), True), ("01-03-2024", False), ("13-03-2024", False)],
+     (pd.Timestamp("2024-03-01", tz="Asia/Shanghai"), True), ("13-03-2024", False)],
 )
 def test_cutoffs_at_one_time_equal_validated_cutoffs(as_of, tz_aware):
     """The scalar shortcut of ``cutoffs_at`` gives what ``validate_cutoffs`` gives, warnings
-    included (an as_of after tomorrow; a date that does not say whether the day comes first)."""
+    included (an as_of after tomorrow). One date that does not say whether the day comes
+    first (01-03-2024) is refused, as score_batch refuses it: a column's other rows may tell."""
     ids = np.array(["D1", "D2"], dtype=object)
     with warnings.catch_warnings(record=True) as fast_warnings:
         warnings.simplefilter("always")
@@ -1133,18 +1134,35 @@ def test_one_column_in_two_event_roles_is_refused():
     dispute id and the cutoffs were meaningless."""
     with pytest.raises(DataError, match="entity_col and time_col both name the column 'ts'"):
         EventSchema(entity_col="ts", time_col="ts", kind_col="kind")
-    with pytest.raises(DataError, match="kind_col and text_col both name the column 'kind'"):
-        EventSchema(text_col="kind")
-    assert EventSchema(text_col=None, party_col=None).text_col is None  # switched-off roles name no column
+    with pytest.raises(DataError, match="time_col and kind_col both name the column 'kind'"):
+        EventSchema(time_col="kind")
+    # keywords read in free-text kinds are a choice (and models saved with it load)
+    assert EventSchema(text_col="kind").text_col == "kind"
+    assert EventSchema.from_dict(EventSchema(text_col="kind").to_dict()).text_col == "kind"
 
 
 def test_a_date_impossible_in_either_order_is_an_unparseable_time_not_both_orders():
     """'13/45/2024' among month-first dates was taken as proof of both orders: the whole
     column (a night) was refused, citing the same value as day first and month first."""
     times = pd.Series([f"01/{10 + i:02d}/2024 11:45:00 PM" for i in range(20)], dtype=object)
-    times[7] = "13/45/2024 11:00:00 PM"
+    times[7], times[9] = "13/45/2024 11:00:00 PM", "45/01/2024 10:00:00 AM"  # a day of 45 either way
     events = pd.DataFrame({"dispute_id": [f"d{i % 5}" for i in range(20)], "time": times, "kind": "call"})
     clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
-    assert rejects["time"].tolist() == ["13/45/2024 11:00:00 PM"]
-    assert rejects["reject_reason"].tolist() == ["unparseable time in 'time'"]
+    assert rejects["time"].tolist() == ["13/45/2024 11:00:00 PM", "45/01/2024 10:00:00 AM"]
+    assert rejects["reject_reason"].tolist() == ["unparseable time in 'time'"] * 2
     assert clean["time"].iloc[0] == pd.Timestamp("2024-01-10 23:45")
+    both = events.assign(time=times.where(times.index != 3, "25/01/2024 09:00"))  # a real day-first one
+    with pytest.raises(DataError, match=r"both day first and month first, e.g. \['25/01/2024 09:00'\] and"):
+        split_invalid_events(both, SCHEMA, now=NOW)
+
+
+def test_one_as_of_is_read_as_a_cutoffs_column_reads_it_and_refused_in_the_keyword_words():
+    """cutoffs_at (a predictor's as_of): a Chinese date reads as in a cutoffs column; a number,
+    no time at all and a date that does not say its order are refused naming as_of."""
+    ids = np.array(["a", "b"], dtype=object)
+    got = cutoffs_at(ids, "2024年6月1日", SCHEMA)["as_of"]
+    assert (got == np.datetime64("2024-06-01", "ns")).all()
+    for bad, words in ((123, r"as_of=123 is a number"), ("yesterday-ish", r"as_of='yesterday-ish' is not a date"),
+                       ("01/06/2024", r"as_of='01/06/2024' does not say whether the day or the month")):
+        with pytest.raises(DataError, match=words):
+            cutoffs_at(ids, bad, SCHEMA)

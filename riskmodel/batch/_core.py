@@ -36,7 +36,7 @@ from ..data import (
 )
 from ..features import GROUP_PREFIX, ContextNeed
 
-__all__ = ["ContextStore", "bucket_of", "context_store", "explain_chunk", "isin", "prepare_chunk", "score_chunk",
+__all__ = ["ContextStore", "bucket_of", "context_reader", "context_store", "explain_chunk", "isin", "prepare_chunk", "score_chunk",
            "summary_rows", "usable_entities"]
 
 
@@ -510,6 +510,20 @@ class ContextStore:
             involved[ev.entity_codes[self.firsts & (ev.times_ns >= lower)]] = True
         keep |= self.firsts & involved[ev.entity_codes]
         return ev.subset(keep)
+
+
+def context_reader(prep_dir: Path, n_chunks: int, model, as_of: pd.Timestamp):
+    """``context_for(i, clean)``: the context rows of chunk ``i`` (:meth:`ContextStore.for_chunk`,
+    or ``None``), from the run's :func:`context_store`, read on first use and kept: the
+    scoring pass and the night's explain pass share it."""
+    store = []
+
+    def context_for(i: int, clean=None):
+        if not store:
+            store.append(context_store(prep_dir, n_chunks, model, as_of))
+        return None if store[0] is None else store[0].for_chunk(i)
+
+    return context_for
 
 
 def context_store(prep_dir: Path, n_chunks: int, model, as_of: pd.Timestamp) -> ContextStore | None:

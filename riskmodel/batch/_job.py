@@ -118,7 +118,7 @@ from ..model import (
     scoring_policy,
     warn_if_drifting,
 )
-from ._core import CITY, STAGES, context_store, usable_entities
+from ._core import CITY, STAGES, context_reader, usable_entities
 from ._files import mark_done, read_parts, write_parquet
 from ._inputs import Entities, Source, file_fingerprint
 from ._nightly import _refused
@@ -170,8 +170,6 @@ def _read_scores(work: Path, n_chunks: int, ent: str) -> pd.DataFrame:
         if path.exists():
             frame = pd.read_parquet(path)
             if len(frame):
-                if "_explained" not in frame:  # scored by an earlier riskmodel: its trained flagged cases
-                    frame["_explained"] = frame["tier"].astype(str) != "blue"
                 frames.append(frame.assign(_chunk=i))
     if frames:
         return pd.concat(frames, ignore_index=True)
@@ -187,16 +185,10 @@ def _read_scores(work: Path, n_chunks: int, ent: str) -> pd.DataFrame:
 Explain = Callable[[dict[int, np.ndarray]], pd.DataFrame]
 
 
-def _explain_locally(work: Path, n_chunks: int, predictor, as_of: pd.Timestamp) -> Explain:
-    """The local engine's explain pass: in this process, from the work folder's files."""
+def _explain_locally(work: Path, predictor, as_of: pd.Timestamp, context_for) -> Explain:
+    """The local engine's explain pass: in this process, from the work folder's files and
+    the scoring pass's context rows (``context_for``, see :func:`context_reader`)."""
     def explain(wanted: dict[int, np.ndarray]) -> pd.DataFrame:
-        store = []
-
-        def context_for(i: int, clean):
-            if not store:
-                store.append(context_store(work / "prepared", n_chunks, predictor.model, as_of))
-            return None if store[0] is None else store[0].for_chunk(i)
-
         return pd.concat([explain_task(work, i, predictor, as_of, ids, context_for=context_for)
                           for i, ids in wanted.items()], ignore_index=True)
 
@@ -537,6 +529,7 @@ class _Night:
             "as_of": str(self.as_of), "reasons": self.reasons, "chunk_disputes": self.chunk_disputes,
             "max_inactive": self.max_inactive, "engine": self.engine,
             "riskmodel": VERSION,  # another version's chunk files may differ (or lack counts)
+            "chunk_format": 2,  # 2: scores say which cases their chunk explained (_explained)
         }
 
 
@@ -670,13 +663,14 @@ def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> d
     n_chunks = counts["n_chunks"]
     timings["read"] += time.perf_counter() - t0
 
+    context_for = context_reader(work / "prepared", n_chunks, predictor.model, as_of)
     run_local_chunks(work=work, source=source, n_chunks=n_chunks, predictor=predictor, as_of=as_of,
                      reasons=night.reasons, max_inactive=night.max_inactive, tiers=night.tiers, timings=timings,
-                     now=now)
+                     now=now, context_for=context_for)
     manifest, final = _write_night(
         night, work, n_chunks=n_chunks, counts=counts, now=now, resumed=resumed, timings=timings,
         inputs={"events": source.description, "fingerprint": source.fingerprint, "entities": state["entities"]},
-        explain=_explain_locally(work, n_chunks, predictor, as_of))
+        explain=_explain_locally(work, predictor, as_of, context_for))
     _swap_in(final, out)
     crash_point("batch.cleanup")
     shutil.rmtree(work, ignore_errors=True)

@@ -146,13 +146,13 @@ class EventSchema:
                         f"off), got {value!r}."
                     )
                 object.__setattr__(self, f.name, tuple(value))
-        roles = {}  # an event column has one role: a time read as an id makes every event its own dispute
-        for role in ("entity_col", "time_col", "kind_col", "text_col", "party_col"):
+        roles = {}  # one column, one of id, time and kind: a time read as an id makes every event a dispute
+        for role in _REQUIRED_ROLES:  # (keywords read in the kinds, text_col = kind_col, are a choice)
             column = getattr(self, role)
-            if column is not None and column in roles:
+            if column in roles:
                 raise DataError(f"EventSchema {roles[column]} and {role} both name the column {column!r}; "
                                 "each role needs a column of its own.")
-            roles.setdefault(column, role)
+            roles[column] = role
 
     @property
     def entities_id(self) -> str:
@@ -399,13 +399,15 @@ def _year_first(as_text: pd.Series, column: str, what: str) -> pd.Series | None:
     fields = as_text.str.extract(_DAY_MONTH_YEAR)
     shaped = fields[0].notna()
     first, second = fields.loc[shaped, 0].astype(int), fields.loc[shaped, 2].astype(int)
-    # 13/45/2024 is no date either way (an unparseable time): it tells no order
-    day_first, month_first = bool(((first > 12) & (second <= 12)).any()), bool(((second > 12) & (first <= 12)).any())
+    # only a day (13-31) beside a month (1-12) tells the order: 13/45/2024 is no date either way
+    days_first = ((first >= 13) & (first <= 31) & (second >= 1) & (second <= 12)).to_numpy()
+    months_first = ((second >= 13) & (second <= 31) & (first >= 1) & (first <= 12)).to_numpy()
+    day_first, month_first = bool(days_first.any()), bool(months_first.any())
     if day_first and month_first:
         raise DataError(
             f"{what} column {column!r} writes dates both day first and month first, e.g. "
-            f"{format_examples(as_text[shaped][(first > 12).to_numpy()].head(2))} and "
-            f"{format_examples(as_text[shaped][(second > 12).to_numpy()].head(2))}; use one order (or ISO, 2024-03-05)."
+            f"{format_examples(as_text[shaped][days_first].head(2))} and "
+            f"{format_examples(as_text[shaped][months_first].head(2))}; use one order (or ISO, 2024-03-05)."
         )
     if not day_first and not month_first:
         warnings.warn(
@@ -1525,9 +1527,14 @@ def cutoffs_at(ids: np.ndarray, as_of, schema: EventSchema, *, tz_aware: bool | 
     if isinstance(as_of, pa.Scalar):  # e.g. a value taken from an Arrow column
         as_of = as_of.as_py()
     stamp = _plain_as_of(as_of, tz_aware)
-    if stamp is None:  # the frame's checks raise the errors validate_cutoffs raises
-        naive_utc(as_of, "as_of")  # a number or no time at all: named as the keyword it is
-        stamp = _parse_as_of(pd.Series([as_of]), tz_aware).to_numpy()[0]
+    if stamp is None:  # the frame's checks raise the errors validate_cutoffs raises, named as the keyword
+        refuse_unclear_date(as_of, "as_of")
+        if isinstance(as_of, bool | int | float | np.number):
+            naive_utc(as_of, "as_of")
+        one = pd.Series([as_of])
+        if parse_times(one, "as_of", "cutoffs")[0].isna().all():
+            raise DataError(f"as_of={as_of!r} is not a date or time such as '2024-06-01'.")
+        stamp = _parse_as_of(one, tz_aware).to_numpy()[0]
     return Columns({schema.entity_col: ids, "as_of": np.full(len(ids), stamp)})
 
 

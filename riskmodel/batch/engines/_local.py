@@ -9,20 +9,20 @@ from pathlib import Path
 import pandas as pd
 
 from ..._faults import crash_point
-from .._core import context_store
 from .._tasks import Progress, pending_chunks, prepare_task, release_unused_memory, score_task
 
 __all__ = ["run_local_chunks"]
 
 
 def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.Timestamp, reasons: str,
-                     max_inactive, timings: dict, now: pd.Timestamp, tiers: tuple | None = None) -> None:
+                     max_inactive, timings: dict, now: pd.Timestamp, context_for, tiers: tuple | None = None) -> None:
     """Prepare, then score, every pending chunk of ``work`` in this process.
 
     ``work`` is the run's work folder (``parts/`` holds each chunk's rows and entities,
     ``prepared/`` and ``scores/`` receive one parquet per chunk and a ``chunk-<i>.done``
     marker); ``source`` is the job's :class:`~riskmodel.batch._inputs.Source`; ``now`` the
-    latest plausible event time; ``tiers`` the night's ranking (see
+    latest plausible event time; ``context_for`` the run's
+    :func:`~riskmodel.batch._core.context_reader`; ``tiers`` the night's ranking (see
     :func:`~riskmodel.batch._core.score_chunk`). ``timings`` is not updated here (the chunks' markers
     carry their stage times).
     """
@@ -38,15 +38,6 @@ def run_local_chunks(*, work: Path, source, n_chunks: int, predictor, as_of: pd.
         release_unused_memory()
         crash_point("batch.prepare")
     progress.close()
-
-    store = None  # the run's context rows, read once: every chunk selects from the same summary rows
-
-    def context_for(i: int, clean: pd.DataFrame):
-        nonlocal store
-        if store is None:
-            store = [context_store(prep_dir, n_chunks, predictor.model, as_of)]
-            release_unused_memory()
-        return None if store[0] is None else store[0].for_chunk(i)
 
     progress = Progress(n_chunks, "score")
     for i, _marker in pending_chunks(score_dir, n_chunks, progress):

@@ -542,9 +542,9 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
     n_ids = int(_action(lambda: inp.sdf.select(ids.alias("id")).agg(F.countDistinct("id")).first()[0],
                         f"counting the {inp.role}' ids"))
     if text:  # the ids that share their trimmed text with another: the local engine's judgement on them
-        # ((?U): Unicode spaces too, as Arrow's utf8_trim_whitespace, e.g. the full-width U+3000)
+        # (Unicode spaces too, and the separators U+001C-U+001F, as Arrow's utf8_trim_whitespace)
         distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
-        groups = distinct.groupBy(F.regexp_replace("id", r"(?U)^\s+|\s+$", "").alias("trimmed"))
+        groups = distinct.groupBy(F.regexp_replace("id", r"(?U)^[\s\x1c-\x1f]+|[\s\x1c-\x1f]+$", "").alias("trimmed"))
         twins = groups.agg(F.count("*").alias("n"), F.collect_list("id").alias("ids")).where("n > 1")
         found = _action(lambda: twins.select(F.explode("ids").alias("id")).toArrow(),
                         f"comparing the {inp.role}' ids")
