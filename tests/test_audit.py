@@ -126,8 +126,8 @@ def test_end_to_end_on_simulated_nights(tmp_path):
     result = audit_outcomes(dirs, sim.events, horizon="90D", model=model, events=sim.events,
                             entities=sim.entities)
     esc = escalations_from(sim.events)
-    in_period = esc[(esc["escalated_at"] > pd.Timestamp(days[0]))
-                    & (esc["escalated_at"] <= pd.Timestamp(days[-1]) + pd.Timedelta("90D"))]
+    in_period = esc[(esc["escalated_at"] >= pd.Timestamp(days[0]))
+                    & (esc["escalated_at"] < pd.Timestamp(days[-1]) + pd.Timedelta("90D"))]
     assert len(result.cases) == len(in_period) > 10
     s = result.summary
     assert s["red"] + s["yellow"] + s["blue"] + s["not_scored"] == s["escalations"]

@@ -177,6 +177,22 @@ def test_explain_and_sweep_load_the_version_that_scored_the_night(night, tmp_pat
     assert list(elsewhere.iterdir()) == []  # no ./riskmodel-mlflow/ made here
     assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow's process-wide settings untouched
     assert rm.read_nightly(tmp_path / "night").model_store == store
+    # the outcome audit explains the night's missed cases with that version too, not with the
+    # model it is given (today's champion): their reasons went with another model than their p
+    import riskmodel.ops._audit as audit_module
+    from riskmodel.lifecycle._registry import Predictor
+
+    loaded, load_predictor = [], audit_module.load_predictor
+    monkeypatch.setattr(audit_module, "load_predictor", lambda uri, store=None: loaded.append((uri, store)) or
+                        load_predictor(uri, store=store))
+    today = Predictor(rm.load(str(night["root"] / "model")).model, model_name="night-risk", model_version="2",
+                      run_id="", uri="models:/night-risk@champion")
+    events = night["sim"].events
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        audit = rm.audit_outcomes([tmp_path / "night"], events, model=today, events=events,
+                                  entities=night["sim"].entities)
+    assert (audit.cases["status"] == "blue").any() and loaded == [("models:/night-risk/1", store)]
     # the store is recorded without a password, and relative to no working directory
     assert recorded_uri("https://user:secret@mlflow.example:5000/x") == "https://mlflow.example:5000/x"
     assert recorded_uri("sqlite:///mlflow.db") == f"sqlite:///{elsewhere / 'mlflow.db'}"

@@ -10,14 +10,15 @@ their reasons (recomputed with the model for blue cases, whose reasons the batch
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError, format_examples
-from ..batch import as_nightly_list, dedupe_nights
+from .._errors import DataError, DataWarning, format_examples
+from ..batch import as_nightly_list, dedupe_nights, load_predictor
 from ..data import duration_text, kind_in, parse_duration, parse_times
 
 __all__ = ["AuditResult", "audit_outcomes", "escalations_from"]
@@ -128,22 +129,38 @@ class AuditResult:
         return miss.sort_values("escalated_at", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str) -> pd.Series:
-    """Reasons of the missed, scored cases at their last score, recomputed with the model."""
+def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, outputs) -> pd.Series:
+    """Reasons of the missed, scored cases at their last score, recomputed with the model
+    version that scored them (the nights' manifests say where it is; ``model`` when it is
+    that version, or when the version cannot be read, with a warning)."""
     need = (cases["status"] == "blue") & (cases["reasons"].fillna("") == "")
     if not need.any():
         return cases["reasons"]
     from ._sweep import _model_of, _prepare
 
-    rm = _model_of(model)
-    cut = pd.DataFrame({rm._schema().entity_col: cases.loc[need, id_col].to_numpy(),
-                        "as_of": cases.loc[need, "last_scored_as_of"].to_numpy()})
-    prepared = _prepare(events, rm._schema())
-    cut[rm._schema().entity_col] = cut[rm._schema().entity_col].astype(prepared.frame[rm._schema().entity_col].dtype)
-    X = rm.transform_features(prepared, cut, entities=entities, utc=True)  # the batch writes UTC
-    scored = rm.score_features(X, cut, reasons="all")
+    given = (str(getattr(model, "model_name", "")), str(getattr(model, "model_version", "")))
+    scored_by = cases[["model_name", "model_version"]].astype(str).apply(tuple, axis=1) \
+        if {"model_name", "model_version"} <= set(cases.columns) else pd.Series([given] * len(cases), index=cases.index)
+    where = {(str((o.manifest.get("model") or {}).get("name")), str((o.manifest.get("model") or {}).get("version"))):
+             (o.model_uri, o.model_store) for o in outputs if o.manifest and o.model_uri}
     reasons = cases["reasons"].copy()
-    reasons.loc[need] = scored["reasons"].to_numpy()
+    for version in pd.unique(scored_by[need]):
+        rows = need & (scored_by == version)
+        scorer = model
+        if version != given and version in where:
+            try:
+                scorer = load_predictor(where[version][0], store=where[version][1])
+            except Exception as exc:  # noqa: BLE001 - the version is gone: say so, explain with the given one
+                label = f"{given[0]} version {given[1]}" if given[0] else "the model given"
+                warnings.warn(f"the missed cases scored by {version[0]} version {version[1]} are explained with "
+                              f"{label}: that version could not be read ({exc}).", DataWarning, stacklevel=3)
+        rm = _model_of(scorer)
+        cut = pd.DataFrame({rm._schema().entity_col: cases.loc[rows, id_col].to_numpy(),
+                            "as_of": cases.loc[rows, "last_scored_as_of"].to_numpy()})
+        prepared = _prepare(events, rm._schema())
+        cut[rm._schema().entity_col] = cut[rm._schema().entity_col].astype(prepared.frame[rm._schema().entity_col].dtype)
+        X = rm.transform_features(prepared, cut, entities=entities, utc=True)  # the batch writes UTC
+        reasons.loc[rows] = rm.score_features(X, cut, reasons="all")["reasons"].to_numpy()
     return reasons
 
 
@@ -270,7 +287,7 @@ def audit_outcomes(
     merged.loc[unseen, "not_scored_reason"] = "not in any nightly output before it escalated"
     merged["reasons"] = merged["reasons"].fillna("") if "reasons" in merged.columns else ""
     if model is not None and events is not None:
-        merged["reasons"] = _explain_missed(merged, model, events, entities, id_col)
+        merged["reasons"] = _explain_missed(merged, model, events, entities, id_col, outputs)
     ent_id = schema.entities_id if schema is not None and entities is not None and \
         schema.entities_id in entities.columns else id_col
     if entities is not None and ent_id in entities.columns:

@@ -301,7 +301,7 @@ def _prepare(events, schema):
         raise DataError(f"events must be a DataFrame, got {type(events).__name__}.")
     screened = screen_events(events, schema, sort_ids=False)
     if screened.n_rejects:
-        warnings.warn(f"sweep: {screened.n_rejects:,} invalid event row(s) ignored (as in the batch's "
+        warnings.warn(f"{screened.n_rejects:,} invalid event row(s) ignored (as in the batch's "
                       "rejects).", DataWarning, stacklevel=3)
     return index_screened(screened, schema)
 
