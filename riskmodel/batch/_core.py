@@ -326,8 +326,12 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         timings["monitor"] += t4 - t3
         t3 = t4
         if reasons != "none":
-            tier = scores["tier"] if tiers is None else _night_tier_estimate(scores, own_ents, tiers, model, schema)
-            rows = np.arange(len(X)) if reasons == "all" else np.flatnonzero(tier.astype(str) != "blue")
+            if reasons == "all":
+                rows = np.arange(len(X))
+            elif tiers is None:
+                rows = np.flatnonzero(scores["tier"].astype(str) != "blue")
+            else:
+                rows = np.flatnonzero(_likely_flagged(scores, own_ents, tiers, model, schema))
             if len(rows):
                 explained = model.score_features(X.iloc[rows], cut.iloc[rows], reasons="all")
                 for col in ("reasons", "reason_features"):
@@ -341,11 +345,19 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     return scores, not_scored, timings
 
 
-def _night_tier_estimate(scores: pd.DataFrame, entities: pd.DataFrame | None, tiers: tuple, model,
-                         schema: EventSchema) -> pd.Series:
-    """The tiers the night's policy (``tiers``: policy, area column) gives the chunk's
-    ``scores`` when ranked among themselves, areas read from the chunk's ``entities``."""
-    from ..model import retier_scores
+#: A chunk explains the cases down to this share of its own lowest flagged p (per area): its
+#: ranking of a sample of the night's disputes then misses few of the night's flagged cases
+#: (0 of 27,554 on a 1M-dispute night, for 3% more explained; 102 missed without the slack,
+#: which the night explains in a second pass over their chunks)
+_SLACK = 0.98
+
+
+def _likely_flagged(scores: pd.DataFrame, entities: pd.DataFrame | None, tiers: tuple, model,
+                    schema: EventSchema) -> np.ndarray:
+    """The chunk's cases the night's policy (``tiers``: policy, area column) flags when it
+    ranks the chunk's ``scores`` among themselves (areas read from the chunk's ``entities``),
+    and those within :data:`_SLACK` of their area's lowest flagged p."""
+    from ..model import retier_scores, table_area
 
     policy, by = tiers
     areas = None
@@ -355,8 +367,11 @@ def _night_tier_estimate(scores: pd.DataFrame, entities: pd.DataFrame | None, ti
             at = lookup_positions(pd.Index(entities[schema.entities_id]), scores[schema.entity_col])
             known = at >= 0
             areas[known] = entities[by].astype(object).to_numpy()[at[known]]
-    return retier_scores(scores, policy, model.tier_policy_, id_col=schema.entity_col, areas=areas,
-                         reasons="none")[0]["tier"]
+    ranked, table, _ = retier_scores(scores, policy, model.tier_policy_, id_col=schema.entity_col, areas=areas,
+                                     reasons="none")
+    lowest = table.set_index("area")["yellow_threshold"]
+    near = pd.Series(table_area(areas, len(scores))).map(lowest).to_numpy(dtype=float) * _SLACK
+    return (ranked["tier"].astype(str).to_numpy() != "blue") | (scores["probability"].to_numpy() >= near)
 
 
 def explain_chunk(clean: pd.DataFrame, context, predictor, as_of: pd.Timestamp, ids, *,
