@@ -36,8 +36,8 @@ from ..data import (
 )
 from ..features import GROUP_PREFIX, ContextNeed
 
-__all__ = ["ContextStore", "bucket_of", "context_reader", "context_store", "explain_chunk", "isin", "prepare_chunk", "score_chunk",
-           "summary_rows", "usable_entities"]
+__all__ = ["ContextStore", "bucket_of", "context_reader", "context_store", "explain_chunk", "isin", "prepare_chunk",
+           "score_chunk", "summary_rows", "usable_entities"]
 
 
 STAGES = ("read", "validate", "features", "predict", "monitor", "reasons", "write")

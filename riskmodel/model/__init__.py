@@ -32,6 +32,6 @@ from ._tiers import (
 __all__ = [
     "TIERS", "Override", "ReasonWriter", "RiskModel", "TierPolicy", "area_column", "check_outcomes_seen",
     "check_thresholds", "chunk_counts", "drift_report", "drift_table", "load_model_dir", "merge_counts",
-    "model_facts", "model_fingerprint", "monitoring_metrics", "night_tiers", "raw_attributes", "retier_scores", "table_area",
-    "save_model_dir", "scoring_policy", "untrainable_reason", "warn_if_drifting",
+    "model_facts", "model_fingerprint", "monitoring_metrics", "night_tiers", "raw_attributes", "retier_scores",
+    "save_model_dir", "scoring_policy", "table_area", "untrainable_reason", "warn_if_drifting",
 ]
