@@ -1166,3 +1166,20 @@ def test_one_as_of_is_read_as_a_cutoffs_column_reads_it_and_refused_in_the_keywo
                        ("01/06/2024", r"as_of='01/06/2024' does not say whether the day or the month")):
         with pytest.raises(DataError, match=words):
             cutoffs_at(ids, bad, SCHEMA)
+
+
+def test_hour_only_offsets_and_zone_words_are_aware_times():
+    """PostgreSQL writes timestamptz as 2024-11-16 10:00:00+08 and some tools add UTC: one such
+    row among naive times stopped a night with pandas' "Mixed timezones detected"; a column of
+    them was read as naive."""
+    from riskmodel.data._schema import parse_times, time_zone
+
+    times, aware = parse_times(pd.Series(["2024-11-16 10:00:00+08", "2024-11-17 23:30:00+08"]), "time", "events")
+    assert aware and times.tolist() == [pd.Timestamp("2024-11-16 02:00"), pd.Timestamp("2024-11-17 15:30")]
+    assert time_zone(pd.Series(["2024-11-16 10:00:00+08"])) == "+08:00"
+    assert parse_times(pd.Series(["2024-11-16 10:00:00 UTC"]), "time", "events")[1]
+    naive = pd.Series([f"2024-01-{1 + i % 28:02d} 10:00:00" for i in range(200)], dtype=object)
+    naive[7] = "2024-01-08 10:00:00+08"
+    events = pd.DataFrame({"dispute_id": [f"d{i % 9}" for i in range(200)], "time": naive, "kind": "call"})
+    _, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW, stray_times=True)
+    assert rejects["reject_reason"].tolist() == ["time with a UTC offset among times without (or the reverse) in 'time'"]

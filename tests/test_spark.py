@@ -436,16 +436,23 @@ def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, 
     _assert_same(tmp_path / "spark", tmp_path / "local")
 
 
-@pytest.mark.parametrize("variant", ["digits", "gzip", "gb18030"])
+@pytest.mark.parametrize("variant", ["digits", "gzip", "gb18030", "nulls"])
 def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, model_dir, data, tmp_path, variant):
     """Ids of digits with leading zeros and times written as digits (Spark made them integers:
     the night was refused, or its work lists named other case numbers); a gzipped CSV (read
     as parquet); a GB18030 CSV (read as UTF-8: narratives garbled, 61 of 117 scores changed),
-    which Spark cannot read, refused in words."""
+    which Spark cannot read, refused in words; MySQL's \\N and (null) for missing values
+    (disputes called \\N were scored) and a PostgreSQL offset (+08) among naive times."""
     events, entities = data["sim"].events.copy(), data["sim"].entities.copy()
     if variant == "digits":
         events["dispute_id"], entities["dispute_id"] = events["dispute_id"].str[1:], entities["dispute_id"].str[1:]
         events["time"] = events["time"].dt.strftime("%Y%m%d%H%M%S")
+    if variant == "nulls":
+        events["time"] = events["time"].astype(str).astype(object)
+        events.loc[events.index[:3], "dispute_id"] = "\\N"
+        events.loc[events.index[3:5], "narrative"] = "(null)"
+        events.loc[events.index[5:7], "kind"] = "\\N"
+        events.loc[events.index[7], "time"] = events.loc[events.index[7], "time"] + "+08"
     path = tmp_path / ("events.csv.gz" if variant == "gzip" else "events.csv")
     events.to_csv(path, index=False, encoding="gb18030" if variant == "gb18030" else "utf-8")
     entities.to_parquet(tmp_path / "entities.parquet", index=False)
@@ -459,6 +466,12 @@ def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, mod
         return
     score_batch(out=tmp_path / "spark", engine="spark", **kw)
     _assert_same(tmp_path / "spark", tmp_path / "local")
+    if variant == "nulls":
+        rejects = pd.read_parquet(tmp_path / "local" / "rejects.parquet")
+        assert rejects["reject_reason"].value_counts().to_dict() == {
+            "null id in 'dispute_id'": 3, "missing kind in 'kind'": 2,
+            "time with a UTC offset among times without (or the reverse) in 'time'": 1}
+        assert "\\N" not in set(pd.read_parquet(tmp_path / "local" / "scores.parquet")["dispute_id"])
 
 
 def test_parquet_parts_of_different_types_are_refused_in_words(spark, model_dir, data, tmp_path):

@@ -55,7 +55,11 @@ FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas'
 _SHARED_SAMPLE = 1 << 16  # rows whose objects say whether a column shares them
 CLOCK_WORDS = {True: "timezone-aware", False: "naive"}  # a time convention, as messages name it
 # a UTC offset after a time of day, or Z (a date has no offset: "21-11-2023" ends in a year, not -20:23)
-_TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})|\dZ)\s*$"
+#: Missing-value words of database exports that pandas' ``read_csv`` does not know (MySQL's
+#: ``\N``, ``(null)``): read as missing, by both engines, beside pandas' own (``NULL``, ``NA``, ...)
+EXPORT_NULLS = ("\\N", "(null)")
+#: a UTC offset or zone word after a time of day: +08:00, +0800, +08 (PostgreSQL's timestamptz), Z, UTC, GMT
+_TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)|\dZ)\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
 _OPTIONAL_ROLES = ("text_col", "party_col", "entities_id_col", "closed_col")
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError
-from ..data import EventSchema
+from ..data import EXPORT_NULLS, EventSchema
 from ..features import FEATURE_FAMILIES, FeatureBuilder, feature_families
 from ..model import RiskModel, TierPolicy
 
@@ -332,7 +332,7 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pd.errors.ParserWarning)
                 # rows of more fields than the header: not its first column(s) as an index, shifting the others
-                frame = pd.read_csv(path, dtype=dtype, encoding=encoding, index_col=False)
+                frame = pd.read_csv(path, dtype=dtype, encoding=encoding, index_col=False, na_values=EXPORT_NULLS)
         except UnicodeDecodeError:
             continue
         except pd.errors.EmptyDataError:
@@ -345,7 +345,7 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
         for warning in caught:
             if "does not match length of data" in str(warning.message):
                 if _refuse_filled_extra_fields(path, encoding, len(header)):  # row names: pandas' reading is right
-                    frame = pd.read_csv(path, dtype=dtype, encoding=encoding).reset_index(drop=True)
+                    frame = pd.read_csv(path, dtype=dtype, encoding=encoding, na_values=EXPORT_NULLS).reset_index(drop=True)
             else:
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return frame

@@ -74,7 +74,13 @@ import pyarrow as pa
 from ..._errors import ConfigError, DataError, ModelError
 from ..._faults import crash_point
 from ..._version import VERSION
-from ...data import frame_fingerprint, ids_of_one_type, require_columns, warn_padded_ids
+from ...data import (
+    EXPORT_NULLS,
+    frame_fingerprint,
+    ids_of_one_type,
+    require_columns,
+    warn_padded_ids,
+)
 from ...lifecycle import is_csv
 from .._core import bucket_of
 from .._fs import HadoopFS, join
@@ -104,7 +110,7 @@ _BLOB_COLS = ("name", "blob", "slice", "data")
 _BLOB_DDL = "name string, blob string, slice int, data binary"
 #: pandas.read_csv's default missing-value tokens (its ``na_values`` documentation).
 _CSV_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
-           "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+           "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", *EXPORT_NULLS)
 
 
 def require_pyspark():
@@ -463,7 +469,7 @@ def _vote_csv_dtypes(columns: list[str], batches):
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        parsed = pd.read_csv(io.StringIO(batch.to_pandas().to_csv(index=False)))
+        parsed = pd.read_csv(io.StringIO(batch.to_pandas().to_csv(index=False)), na_values=EXPORT_NULLS)
         out = {"column": [], "dtype": [], "nulls": []}
         for c in columns:
             nulls = parsed[c].isna()

@@ -34,6 +34,7 @@ import pyarrow as pa
 from ..._errors import ConfigError, DataWarning
 from ..._faults import DIE_AT_ENV
 from ..._version import VERSION
+from ...data import EXPORT_NULLS
 from .._core import bucket_of, context_store
 from .._files import write_parquet
 from .._inputs import validated_entities
@@ -191,7 +192,7 @@ class RowFormat:
         if self.mode == "csv":
             # the strings Spark read, parsed again by pandas with the whole file's dtypes
             text = table.select(cols).to_pandas().to_csv(index=False)
-            return pd.read_csv(io.StringIO(text), dtype=dict(self.csv_dtypes))
+            return pd.read_csv(io.StringIO(text), dtype=dict(self.csv_dtypes), na_values=EXPORT_NULLS)
         if self.mode == "spark":
             return self._spark_frame(table.select(cols))
         raise ValueError(f"no frame of rows in mode {self.mode!r}")  # pragma: no cover
@@ -209,7 +210,7 @@ class RowFormat:
             return column.cast(self._target().field(name).type)
         if self.mode == "csv":
             text = pa.table({name: column}).to_pandas().to_csv(index=False)
-            return pd.read_csv(io.StringIO(text), dtype={name: dict(self.csv_dtypes)[name]})[name]
+            return pd.read_csv(io.StringIO(text), dtype={name: dict(self.csv_dtypes)[name]}, na_values=EXPORT_NULLS)[name]
         return self._spark_frame(pa.table({name: column}))[name]
 
 
