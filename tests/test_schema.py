@@ -1183,3 +1183,10 @@ def test_hour_only_offsets_and_zone_words_are_aware_times():
     events = pd.DataFrame({"dispute_id": [f"d{i % 9}" for i in range(200)], "time": naive, "kind": "call"})
     _, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW, stray_times=True)
     assert rejects["reject_reason"].tolist() == ["time with a UTC offset among times without (or the reverse) in 'time'"]
+
+
+def test_a_blank_time_is_a_missing_time():
+    """A time of spaces only (a CHAR column's empty value) was 'unparseable'."""
+    events = pd.DataFrame({"dispute_id": ["a", "a", "b"], "time": ["2024-01-01 10:00", "   ", ""], "kind": "call"})
+    _, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
+    assert rejects["reject_reason"].tolist() == ["missing time in 'time'"] * 2

@@ -878,7 +878,8 @@ def screen_events(
     checks_times = bool(time_out.any())
     checks = (  # (bad-row mask, or None when no row can fail it; reason): the first reason wins
         (_missing(columns[schema.entity_col], id_codes), f"null id in {schema.entity_col!r}"),
-        (isna_mask(columns[schema.time_col]) if checks_times else None, f"missing time in {schema.time_col!r}"),
+        ((isna_mask(columns[schema.time_col]) | blank_mask(columns[schema.time_col])) if checks_times else None,
+         f"missing time in {schema.time_col!r}"),
         (stray[0] if stray else None, f"time with a UTC offset among times without (or the reverse) in {schema.time_col!r}"),
         (t_ns == NAT_NS if checks_times else None, f"unparseable time in {schema.time_col!r}"),
         (t_ns < MIN_PLAUSIBLE_TIME.value if checks_times else None,
