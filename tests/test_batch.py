@@ -937,3 +937,27 @@ def test_chunks_explain_the_cases_the_night_flags_not_those_the_trained_threshol
     night = load(str(model_dir)).predict(sim.events, as_of=AS_OF, entities=sim.entities, tiers=tiers)
     night = night.sort_values("dispute_id").reset_index(drop=True)
     assert (night["reasons"].to_numpy() == got["reasons"].to_numpy()).all()
+
+
+def test_a_night_resumed_under_other_tiers_gives_the_reasons_a_fresh_run_gives(model_dir, data, tmp_path, monkeypatch):
+    """A run stopped after its chunks were scored with the night's tiers, then rerun with
+    tiers="trained": the chunks had explained the cases the night's ranking flags, and the
+    trained tiers kept their reasons as they were (flagged cases without reasons, blue ones
+    with). The night completes and clears reasons by what each chunk explained."""
+    import riskmodel.batch._job as job
+
+    sim = data["sim"]
+    kw = dict(model=str(model_dir), events=sim.events, entities=sim.entities, as_of=AS_OF, chunk_disputes=300)
+    fresh = score_batch(out=tmp_path / "fresh", tiers="trained", **kw)
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(job, "_write_night", stop)
+        with pytest.raises(KeyboardInterrupt):
+            score_batch(out=tmp_path / "resumed", **kw)
+    resumed = score_batch(out=tmp_path / "resumed", tiers="trained", overwrite=True, **kw)
+    assert resumed["resumed"] and not fresh["resumed"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "resumed" / "scores.parquet"),
+                                  pd.read_parquet(tmp_path / "fresh" / "scores.parquet"))

@@ -207,6 +207,7 @@ def _night_tiers(scores: pd.DataFrame, *, schema: EventSchema, predictor, policy
              "trained_thresholds": {"method": trained.method, "red": trained.red_threshold_,
                                     "yellow": trained.yellow_threshold_}}
     if policy is None:
+        scores = _complete_reasons(scores, reasons=reasons, explain=explain, ent=ent, block=block)
         tiers = scores["tier"].astype(str)
         table = pd.DataFrame({"area": ["(all)"], "n": [len(scores)], "rule": [f"{trained.method} (as trained)"],
                               "red": [int((tiers == "red").sum())], "yellow": [int((tiers == "yellow").sum())],
@@ -219,21 +220,7 @@ def _night_tiers(scores: pd.DataFrame, *, schema: EventSchema, predictor, policy
         return scores, block, table
     areas = scores[by].to_numpy() if by else None
     scores, table, _ = retier_scores(scores, policy, trained, id_col=ent, areas=areas, reasons="none")
-    need = np.zeros(len(scores), dtype=bool)
-    if reasons == "flagged":  # the chunks explained their own estimate of tonight's flagged cases
-        flagged, explained = scores["tier"].astype(str).to_numpy() != "blue", scores["_explained"].to_numpy(bool)
-        need = flagged & ~explained
-        for col in ("reasons", "reason_features"):  # explained, but blue tonight
-            scores[col] = scores[col].astype(object)
-            scores.loc[~flagged & explained, col] = ""
-    if need.any():  # cases flagged tonight that their chunk did not explain
-        chunks = scores.loc[need, "_chunk"].to_numpy()
-        ids = scores.loc[need, ent].to_numpy()
-        fill = explain({int(i): ids[chunks == i] for i in np.unique(chunks)}).set_index(ent)
-        for col in ("reasons", "reason_features"):
-            scores[col] = scores[col].astype(object)
-            scores.loc[need, col] = fill[col].reindex(ids).to_numpy()
-        block["reasons_added"] = int(need.sum())
+    scores = _complete_reasons(scores, reasons=reasons, explain=explain, ent=ent, block=block)
     table = table.drop(columns="night")
     block.update({
         "description": policy.describe(by),
@@ -243,6 +230,28 @@ def _night_tiers(scores: pd.DataFrame, *, schema: EventSchema, predictor, policy
         "areas": _records(table),
     })
     return scores, block, table
+
+
+def _complete_reasons(scores: pd.DataFrame, *, reasons: str, explain: Explain, ent: str, block: dict) -> pd.DataFrame:
+    """With ``reasons="flagged"``, the reasons of tonight's red and yellow cases only: those
+    their chunk did not explain (``_explained``: its estimate of tonight's ranking, or the
+    policy of a run it was resumed from) by ``explain``, counted in ``block``; those explained
+    but blue tonight cleared."""
+    if reasons != "flagged":
+        return scores
+    flagged, explained = scores["tier"].astype(str).to_numpy() != "blue", scores["_explained"].to_numpy(bool)
+    need = flagged & ~explained
+    for col in ("reasons", "reason_features"):
+        scores[col] = scores[col].astype(object)
+        scores.loc[~flagged & explained, col] = ""
+    if need.any():
+        chunks = scores.loc[need, "_chunk"].to_numpy()
+        ids = scores.loc[need, ent].to_numpy()
+        fill = explain({int(i): ids[chunks == i] for i in np.unique(chunks)}).set_index(ent)
+        for col in ("reasons", "reason_features"):
+            scores.loc[need, col] = fill[col].reindex(ids).to_numpy()
+        block["reasons_added"] = int(need.sum())
+    return scores
 
 
 def _records(table: pd.DataFrame) -> list[dict]:
