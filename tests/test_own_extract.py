@@ -661,3 +661,8 @@ def test_csv_lines_ending_with_a_delimiter_are_read_as_their_header_says(tmp_pat
     named = [lines[0]] + [f"r{i}," + ",".join(row) for i, row in enumerate(frame.itertuples(index=False))]
     (tmp_path / "named.csv").write_text("\n".join(named) + "\n")
     pd.testing.assert_frame_equal(read_table(tmp_path / "named.csv", text_columns=["dispute_id"]), frame)
+    # a DOS end-of-file Ctrl-Z on a line of its own: a row without an id (a null-id reject), not a dispute "\x1a"
+    (tmp_path / "dos.csv").write_text(frame.to_csv(index=False) + "\x1a")
+    dos = read_table(tmp_path / "dos.csv", text_columns=["dispute_id"])
+    pd.testing.assert_frame_equal(dos.iloc[:3], frame)
+    assert len(dos) == 4 and dos.iloc[3].isna().all()

@@ -56,8 +56,9 @@ _SHARED_SAMPLE = 1 << 16  # rows whose objects say whether a column shares them
 CLOCK_WORDS = {True: "timezone-aware", False: "naive"}  # a time convention, as messages name it
 # a UTC offset after a time of day, or Z (a date has no offset: "21-11-2023" ends in a year, not -20:23)
 #: Missing-value words of database exports that pandas' ``read_csv`` does not know (MySQL's
-#: ``\N``, ``(null)``): read as missing, by both engines, beside pandas' own (``NULL``, ``NA``, ...)
-EXPORT_NULLS = ("\\N", "(null)")
+#: ``\N``, ``(null)``; a DOS end-of-file Ctrl-Z, a last line of its own): read as missing, by
+#: both engines, beside pandas' own (``NULL``, ``NA``, ...)
+EXPORT_NULLS = ("\\N", "(null)", "\x1a")
 #: a UTC offset or zone word after a time of day: +08:00, +0800, +08 (PostgreSQL's timestamptz), Z, UTC, GMT
 _TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)|\dZ)\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
