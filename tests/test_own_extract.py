@@ -629,6 +629,15 @@ def test_csv_exports_as_police_systems_write_them(tmp_path):
     (tmp_path / "bad.csv").write_bytes(b"id,time\n\x81\x30\xff\xff,1\n")
     with pytest.raises(DataError, match="neither UTF-8 nor GB18030"):
         read_table(tmp_path / "bad.csv")
+    # a Windows-1252 export whose bytes happen to be GB18030 too: it read "Müller" as "M黮ler"
+    western = pd.DataFrame({"id": ["D1", "D2"], "kind": ["Drohung", "Körperverletzung"],
+                            "narrative": ["Herr Müller droht", "Straße gesperrt"]})
+    western.to_csv(tmp_path / "cp1252.csv", index=False, encoding="cp1252")
+    with pytest.raises(DataError, match=r"Chinese characters between Latin letters \('K鰎perverletzung'\).* Windows-1252"):
+        read_table(tmp_path / "cp1252.csv", text_columns=["id", "narrative"])
+    mixed = frame.assign(事件类型=["纠纷 (dispute)", "威胁 A栋B座"])  # Chinese text with Latin letters in it
+    mixed.to_csv(tmp_path / "mixed_gbk.csv", index=False, encoding="gb18030")
+    pd.testing.assert_frame_equal(read_table(tmp_path / "mixed_gbk.csv", text_columns=text), mixed, check_dtype=False)
     (tmp_path / "e.txt").write_text("id,time\n1,2\n")
     with pytest.raises(DataError, match=r"\*\.csv\.gz"):
         read_table(tmp_path / "e.txt")

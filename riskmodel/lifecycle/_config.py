@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import lzma
+import re
 import sys
 import warnings
 import zipfile
@@ -348,8 +349,27 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
                     frame = pd.read_csv(path, dtype=dtype, encoding=encoding, na_values=EXPORT_NULLS).reset_index(drop=True)
             else:
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        if encoding == "gb18030":
+            _refuse_latin_as_chinese(path, frame)
         return frame
     raise DataError(f"{path} is neither UTF-8 nor GB18030 text; save it as UTF-8 CSV.")
+
+
+def _refuse_latin_as_chinese(path: Path, frame: pd.DataFrame) -> None:
+    """Refuse a file read as GB18030 that is a one-byte Western export (Windows-1252, Latin-1):
+    its accented letters pair with the next letter into one Chinese character, between Latin
+    letters (``Müller`` reads ``M黮ler``), where Chinese text has them among Chinese characters."""
+    cells = [str(c) for c in frame.columns]
+    for col in frame.columns:
+        if pd.api.types.is_object_dtype(frame[col].dtype) or pd.api.types.is_string_dtype(frame[col].dtype):
+            cells += frame[col].dropna().astype(str).head(20_000).tolist()
+    text = "\n".join(cells)
+    wide = re.findall(r"[^\x00-\x7f]", text)
+    between = re.findall(r"(?<=[A-Za-z])[^\x00-\x7f](?=[A-Za-z])", text)
+    if wide and len(between) >= len(wide) / 2:
+        example = re.search(r"[A-Za-z]+[^\x00-\x7f][A-Za-z]+", text).group(0)
+        raise DataError(f"{path} is not UTF-8, and read as Chinese GB18030 it shows Chinese characters between Latin "
+                        f"letters ({example!r}): it looks like a Windows-1252 or Latin-1 export. Save it as UTF-8 CSV.")
 
 
 def _refuse_filled_extra_fields(path: Path, encoding: str, n_columns: int) -> bool:
