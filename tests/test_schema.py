@@ -1068,7 +1068,7 @@ def test_blank_ids_are_missing_and_padded_twins_warn(dtype, rows):
     ids = pd.Series((["a", " " * 18, "a ", "b", "", "c"] * rows)[:rows], dtype=dtype)
     events = pd.DataFrame({"dispute_id": ids, "kind": "call",
                            "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(rows), unit="h")})
-    with pytest.warns(DataWarning, match=r"1 id\(s\) differ from another only by spaces around them, e.g. \['a '\]"):
+    with pytest.warns(DataWarning, match=r"1 id\(s\) differ from another only by spaces around them .*e.g. \['a '\]"):
         clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
     assert set(rejects["reject_reason"]) == {"null id in 'dispute_id'"} and len(rejects) == rows // 3
     assert sorted(set(clean["dispute_id"])) == ["a", "a ", "b", "c"] and len(clean) + len(rejects) == rows
@@ -1190,3 +1190,13 @@ def test_a_blank_time_is_a_missing_time():
     events = pd.DataFrame({"dispute_id": ["a", "a", "b"], "time": ["2024-01-01 10:00", "   ", ""], "kind": "call"})
     _, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
     assert rejects["reject_reason"].tolist() == ["missing time in 'time'"] * 2
+
+
+def test_ids_differing_by_characters_that_show_nothing_warn():
+    """A zero-width space after an id (copied from a web page) or a BOM before it (exports
+    concatenated) made another dispute without a word."""
+    events = pd.DataFrame({"dispute_id": ["A1", "A1\u200b", "\ufeffB2", "B2", "C3"], "kind": "call",
+                           "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(5), unit="h")})
+    with pytest.warns(DataWarning, match=r"2 id\(s\) differ from another only by spaces around them \(or characters "
+                                         r"that show nothing: zero-width spaces, a BOM\)"):
+        split_invalid_events(events, SCHEMA, now=NOW)

@@ -419,10 +419,11 @@ def test_entities_rows_set_aside_alike_on_spark(spark, model_dir, data, tmp_path
 def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, data, tmp_path, flavour):
     """Ids differing from another only by spaces around them (a CHAR(n) export beside a
     VARCHAR one) are two disputes on both engines, and both say so (Spark said nothing, then
-    missed ids padded with full-width spaces, U+3000, which the local engine trims)."""
+    missed ids padded with full-width spaces, U+3000, which the local engine trims; neither said
+    anything of zero-width spaces, U+200B)."""
     events = data["sim"].events.copy()
     first = events["dispute_id"].drop_duplicates()
-    for ids, pad in ((first.iloc[:2], "  "), (first.iloc[2:4], "\u3000")):
+    for ids, pad in ((first.iloc[:2], "  "), (first.iloc[2:4], "\u3000"), (first.iloc[4:6], "\u200b")):
         some = events["dispute_id"].isin(ids) & (events.index % 2 == 0)
         events.loc[some, "dispute_id"] = events.loc[some, "dispute_id"] + pad
     source = events
@@ -431,7 +432,7 @@ def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, 
         events.to_parquet(source, index=False)
     kw = dict(model=str(model_dir), events=source, entities=data["entities"], as_of=AS_OF, chunk_disputes=CHUNK)
     for engine in ("local", "spark"):
-        with pytest.warns(DataWarning, match=r"4 id\(s\) differ from another only by spaces around them"):
+        with pytest.warns(DataWarning, match=r"6 id\(s\) differ from another only by spaces around them"):
             score_batch(out=tmp_path / engine, engine=engine, **kw)
     _assert_same(tmp_path / "spark", tmp_path / "local")
 

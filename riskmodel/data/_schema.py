@@ -1056,7 +1056,7 @@ def _odd_ids(uniques: pd.Index) -> bool:
     array = _string_array(uniques)
     if (_blank_strings(array) if array is not None and len(uniques) > FEW_VALUES else blank_mask(uniques)).any():
         return True
-    if array is not None and (len(uniques) > FEW_VALUES or any(v != v.strip() for v in uniques)):
+    if array is not None and (len(uniques) > FEW_VALUES or any(v != v.strip().strip(INVISIBLE).strip() for v in uniques)):
         warn_padded_ids(array)
     return False
 
@@ -1093,11 +1093,18 @@ def _blank_strings(array: pa.Array) -> np.ndarray:
     return blank.fill_null(False).to_numpy(zero_copy_only=False)
 
 
+#: characters that show nothing: zero-width space, non-joiner and joiner, word joiner, BOM (a
+#: file's byte-order mark at a line's start, when exports are concatenated)
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
 def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
     """A :class:`DataWarning` when some of the distinct string ``ids`` differ from another only
     by spaces around them (``"A1 "`` beside ``"A1"``: a ``CHAR(n)`` export concatenated with a
-    ``VARCHAR`` one): they are different disputes."""
+    ``VARCHAR`` one) or characters that show nothing (:data:`INVISIBLE`): they are different
+    disputes."""
     stripped = pc.utf8_trim_whitespace(ids)
+    stripped = pc.utf8_trim_whitespace(pc.replace_substring_regex(stripped, f"^[{INVISIBLE}]+|[{INVISIBLE}]+$", ""))
     padded = pc.not_equal(stripped, ids).to_numpy(zero_copy_only=False)
     if not padded.any():
         return
@@ -1105,9 +1112,10 @@ def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
     twins = (trimmed[padded].isin(set(trimmed[~padded])) | trimmed[padded].duplicated(keep=False)).to_numpy()
     if twins.any():
         examples = ids.filter(pa.array(padded)).filter(pa.array(twins)).to_pylist()[:3]
-        warnings.warn(f"{int(twins.sum()):,} id(s) differ from another only by spaces around them, e.g. "
-                      f"{format_examples(examples)}: they are taken as different disputes. Trim the ids in the export "
-                      "(a CHAR(n) column pads them).", DataWarning, stacklevel=stacklevel)
+        warnings.warn(f"{int(twins.sum()):,} id(s) differ from another only by spaces around them (or characters "
+                      f"that show nothing: zero-width spaces, a BOM), e.g. {format_examples(examples)}: they are taken as "
+                      "different disputes. Trim the ids in the export (a CHAR(n) column pads them).", DataWarning,
+                      stacklevel=stacklevel)
 
 
 def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np.ndarray:

@@ -548,9 +548,10 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
     n_ids = int(_action(lambda: inp.sdf.select(ids.alias("id")).agg(F.countDistinct("id")).first()[0],
                         f"counting the {inp.role}' ids"))
     if text:  # the ids that share their trimmed text with another: the local engine's judgement on them
-        # (Unicode spaces too, and the separators U+001C-U+001F, as Arrow's utf8_trim_whitespace)
+        # (Unicode spaces, the separators U+001C-U+001F as Arrow's utf8_trim_whitespace, and INVISIBLE)
         distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
-        groups = distinct.groupBy(F.regexp_replace("id", r"(?U)^[\s\x1c-\x1f]+|[\s\x1c-\x1f]+$", "").alias("trimmed"))
+        edge = r"[\s\x1c-\x1f\u200b-\u200d\u2060\ufeff]+"  # as warn_padded_ids trims: spaces, INVISIBLE
+        groups = distinct.groupBy(F.regexp_replace("id", rf"(?U)^{edge}|{edge}$", "").alias("trimmed"))
         twins = groups.agg(F.count("*").alias("n"), F.collect_list("id").alias("ids")).where("n > 1")
         found = _action(lambda: twins.select(F.explode("ids").alias("id")).toArrow(),
                         f"comparing the {inp.role}' ids")
