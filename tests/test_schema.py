@@ -1200,3 +1200,12 @@ def test_ids_differing_by_characters_that_show_nothing_warn():
     with pytest.warns(DataWarning, match=r"2 id\(s\) differ from another only by spaces around them \(or characters "
                                          r"that show nothing: zero-width spaces, a BOM\)"):
         split_invalid_events(events, SCHEMA, now=NOW)
+
+
+def test_ids_that_are_words_for_a_missing_value_warn():
+    """A frame read with keep_default_na=False (or from a driver writing NULL) kept "NULL" and
+    "None" as ids: each became a dispute without a word."""
+    events = pd.DataFrame({"dispute_id": ["A1", "NULL", "None", "A1", "\\N"], "kind": "call",
+                           "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(5), unit="h")})
+    with pytest.warns(DataWarning, match=r"ids \['NULL', 'None', '.+N'\] are words for a missing value"):
+        split_invalid_events(events, SCHEMA, now=NOW)

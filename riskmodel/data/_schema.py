@@ -59,6 +59,10 @@ CLOCK_WORDS = {True: "timezone-aware", False: "naive"}  # a time convention, as 
 #: ``\N``, ``(null)``; a DOS end-of-file Ctrl-Z, a last line of its own): read as missing, by
 #: both engines, beside pandas' own (``NULL``, ``NA``, ...)
 EXPORT_NULLS = ("\\N", "(null)", "\x1a")
+#: Every word a CSV export's missing value is read from: pandas' ``read_csv`` defaults (its
+#: ``na_values`` documentation) and :data:`EXPORT_NULLS`
+NULL_WORDS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", *EXPORT_NULLS)
 #: a UTC offset or zone word after a time of day: +08:00, +0800, +08 (PostgreSQL's timestamptz), Z, UTC, GMT
 _TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)|\dZ)\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
@@ -1058,6 +1062,11 @@ def _odd_ids(uniques: pd.Index) -> bool:
         return True
     if array is not None and (len(uniques) > FEW_VALUES or any(v != v.strip().strip(INVISIBLE).strip() for v in uniques)):
         warn_padded_ids(array)
+    if array is not None and pc.any(pc.is_in(array, value_set=pa.array(NULL_WORDS[1:]))).as_py():
+        words = pc.filter(array, pc.is_in(array, value_set=pa.array(NULL_WORDS[1:]))).to_pylist()
+        warnings.warn(f"ids {format_examples(words[:5])} are words for a missing value: each is taken as a dispute. "
+                      "Read them as missing (pandas' read_csv does, with its default na_values).", DataWarning,
+                      stacklevel=4)
     return False
 
 

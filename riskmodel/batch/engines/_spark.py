@@ -76,6 +76,7 @@ from ..._faults import crash_point
 from ..._version import VERSION
 from ...data import (
     EXPORT_NULLS,
+    NULL_WORDS,
     frame_fingerprint,
     ids_of_one_type,
     require_columns,
@@ -108,9 +109,6 @@ _RUN_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.legacy.parquet.nano
              "spark.sql.execution.arrow.maxRecordsPerBatch": "100000"}
 _BLOB_COLS = ("name", "blob", "slice", "data")
 _BLOB_DDL = "name string, blob string, slice int, data binary"
-#: pandas.read_csv's default missing-value tokens (its ``na_values`` documentation).
-_CSV_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
-           "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", *EXPORT_NULLS)
 
 
 def require_pyspark():
@@ -540,7 +538,7 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
     ids = F.col(id_col)
     text = isinstance(inp.sdf.schema[id_col].dataType, StringType)
     if fmt.mode == "csv":
-        ids = F.when(ids.isin(list(_CSV_NA)), None).otherwise(ids)
+        ids = F.when(ids.isin(list(NULL_WORDS)), None).otherwise(ids)
         dtype = dict(fmt.csv_dtypes)[id_col]
         if dtype in ("int64", "float64"):
             ids = F.expr(f"try_cast(`{id_col}` as {'bigint' if dtype == 'int64' else 'double'})")
