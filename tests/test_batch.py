@@ -961,3 +961,17 @@ def test_a_night_resumed_under_other_tiers_gives_the_reasons_a_fresh_run_gives(m
     assert resumed["resumed"] and not fresh["resumed"]
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "resumed" / "scores.parquet"),
                                   pd.read_parquet(tmp_path / "fresh" / "scores.parquet"))
+
+
+def test_nights_of_number_and_text_ids_are_read_as_one_id_each():
+    """A CSV night's ids read as numbers beside a parquet night's as text: concat_scores gave
+    100004 and "100004" as two disputes (a user grouping the frame counted them twice)."""
+    from riskmodel.batch import concat_scores
+
+    def night(day, ids):
+        return pd.DataFrame({"dispute_id": ids, "as_of": pd.Timestamp(day), "probability": 0.1,
+                             "tier": pd.Categorical(["blue"] * len(ids), categories=["red", "yellow", "blue"])})
+
+    both = concat_scores([night("2024-06-01", [100004, 100005]), night("2024-06-02", ["100004", "100006"])])
+    assert both["dispute_id"].tolist() == ["100004", "100005", "100004", "100006"]
+    assert both.groupby("dispute_id").size().to_dict() == {"100004": 2, "100005": 1, "100006": 1}

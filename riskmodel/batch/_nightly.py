@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._errors import DataError, DataWarning, format_examples
-from ..data import EventSchema
+from ..data import EventSchema, ids_of_one_type
 from ..model import TIERS
 
 __all__ = ["NightlyOutput", "concat_scores", "read_nightly"]
@@ -264,6 +264,7 @@ def dedupe_nights(outputs: list[NightlyOutput]) -> tuple[pd.DataFrame, list[Nigh
     scores = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     id_col = next((o.id_col for o in outputs if o.id_col is not None), None)
     if id_col is not None and id_col in scores.columns:
+        scores = ids_of_one_type(scores, id_col)  # a CSV night's 100004 beside a parquet night's "100004": one id
         key = pd.DataFrame({"id": scores[id_col], "day": scores["as_of"].dt.normalize()})
         twice = key.duplicated(keep="last").to_numpy()
         if twice.any():
