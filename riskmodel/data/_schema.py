@@ -1107,13 +1107,26 @@ def _blank_strings(array: pa.Array) -> np.ndarray:
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 
 
+def _may_hold_invisible(array: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a string array's bytes hold a lead byte of :data:`INVISIBLE`'s characters in
+    UTF-8 (0xE2, 0xEF): ``False`` rules them out in one pass over the bytes."""
+    for chunk in array.chunks if isinstance(array, pa.ChunkedArray) else [array]:
+        data = chunk.buffers()[2] if len(chunk.buffers()) > 2 else None
+        if data is not None:
+            raw = np.frombuffer(data, dtype=np.uint8)
+            if ((raw == 0xE2) | (raw == 0xEF)).any():
+                return True
+    return False
+
+
 def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
     """A :class:`DataWarning` when some of the distinct string ``ids`` differ from another only
     by spaces around them (``"A1 "`` beside ``"A1"``: a ``CHAR(n)`` export concatenated with a
     ``VARCHAR`` one) or characters that show nothing (:data:`INVISIBLE`): they are different
     disputes."""
     stripped = pc.utf8_trim_whitespace(ids)
-    stripped = pc.utf8_trim_whitespace(pc.replace_substring_regex(stripped, f"^[{INVISIBLE}]+|[{INVISIBLE}]+$", ""))
+    if _may_hold_invisible(ids):  # a regex pass costs 0.2 s on 1M ids: only when the bytes allow one
+        stripped = pc.utf8_trim_whitespace(pc.replace_substring_regex(stripped, f"^[{INVISIBLE}]+|[{INVISIBLE}]+$", ""))
     padded = pc.not_equal(stripped, ids).to_numpy(zero_copy_only=False)
     if not padded.any():
         return
