@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -975,3 +976,36 @@ def test_nights_of_number_and_text_ids_are_read_as_one_id_each():
     both = concat_scores([night("2024-06-01", [100004, 100005]), night("2024-06-02", ["100004", "100006"])])
     assert both["dispute_id"].tolist() == ["100004", "100005", "100004", "100006"]
     assert both.groupby("dispute_id").size().to_dict() == {"100004": 2, "100005": 1, "100006": 1}
+
+
+def test_a_predictor_reads_requests_as_the_batch_and_the_served_model_read_them(model_dir, data):
+    """Found calling a loaded model as a service would: an id held as 275 and "275" was scored
+    twice (two probabilities); tiers by station with int event ids and text entity ids put every
+    dispute in "(unknown)"; a Chinese as_of was refused as of another clock; "today" was the
+    moment of the call; a request without narrative or party was refused with advice a loaded
+    model cannot follow (the served model takes it)."""
+    sim = data["sim"]
+    predictor = load(str(model_dir))
+    some = open_disputes(sim.events, AS_OF, sim.schema, entities=sim.entities)["dispute_id"].iloc[:60]
+    events = sim.events[sim.events["dispute_id"].isin(some)]
+    digits = events.assign(dispute_id=events["dispute_id"].str[1:].astype(int))
+    entities = sim.entities.assign(dispute_id=sim.entities["dispute_id"].str[1:])  # the same ids, as text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        ref = predictor.predict(digits.assign(dispute_id=digits["dispute_id"].astype(str)), as_of=AS_OF,
+                                entities=entities, tiers={"by": "station"})
+        mixed = digits.astype({"dispute_id": object})
+        mixed.loc[mixed.index[::2], "dispute_id"] = mixed["dispute_id"].iloc[::2].astype(str)
+        once = predictor.predict(mixed, as_of=AS_OF, entities=entities)
+        assert once["dispute_id"].is_unique and len(once) == digits["dispute_id"].nunique()
+        by_station = predictor.predict(digits, as_of=AS_OF, entities=entities, tiers={"by": "station"})
+        assert set(by_station.attrs["tiers"]["area"]) == set(ref.attrs["tiers"]["area"])
+        assert (by_station["tier"].astype(str).to_numpy() == ref["tier"].astype(str).to_numpy()).all()
+        chinese = predictor.predict(events, as_of="2024年6月1日", entities=sim.entities)
+        plain = predictor.predict(events.drop(columns=["narrative", "party_id"]), as_of=AS_OF, entities=sim.entities)
+        blank = predictor.predict(events.assign(narrative=None, party_id=None), as_of=AS_OF, entities=sim.entities)
+    np.testing.assert_allclose(plain["probability"], blank["probability"])
+    assert (chinese["as_of"] == pd.Timestamp(AS_OF)).all()
+    for bad in ("today", ""):
+        with pytest.raises(DataError, match=f"as_of='{bad}' is not a date or time"):
+            predictor.predict(events, as_of=bad, entities=sim.entities)

@@ -1540,8 +1540,8 @@ def _plain_as_of(as_of, tz_aware: bool | None) -> np.datetime64 | None:
     """One ``as_of`` as naive ``datetime64[ns]`` when it is a plausible time in the
     events' timezone convention; ``None`` for anything else (numbers, unparseable, ...)."""
     if not isinstance(as_of, (str, datetime.datetime, datetime.date, np.datetime64)) or (
-            isinstance(as_of, str) and re.match(_DAY_MONTH_YEAR, as_of)):  # year last: the column's rules
-        return None
+            isinstance(as_of, str) and (re.match(_DAY_MONTH_YEAR, as_of) or not re.search(r"\d", as_of))):
+        return None  # year last, or no digit ("today": pandas reads the clock): the column's rules
     try:  # pd.Timestamp parses one value as to_datetime does, much faster
         stamp = pd.Timestamp(as_of)
         if stamp is pd.NaT or (tz_aware is not None and tz_aware != (stamp.tz is not None)):

@@ -21,13 +21,14 @@ message is riskmodel's own: what was wrong and what to send.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError
-from ..data import Columns, cutoffs_at, isna_mask, require_columns, times_aware
+from ..data import Columns, cutoffs_at, ids_of_one_type, isna_mask, require_columns, times_aware
 from ..model import RiskModel, load_model_dir
 
 
@@ -110,6 +111,7 @@ def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, r
         raise DataError(f"events must be a pandas DataFrame, got {type(events).__name__}.")
     require_columns(events, [schema.entity_col, schema.time_col, schema.kind_col], "events", schema=schema,
                     trained=True)
+    events = ids_of_one_type(events, schema.entity_col)  # 275 and "275": one dispute, scored once
     column = events[schema.entity_col]
     ids = column.array[~isna_mask(column)].unique()  # keeps the column's dtype
     if only is not None:
@@ -126,14 +128,18 @@ def _clock_of(times: pd.Series, as_of, model: RiskModel) -> bool:
     warns, since only the time of day (night-time counts) depends on the clock."""
     trained = bool(model.features_.tz_aware_)
     stamp = as_of if isinstance(as_of, pd.Timestamp) else None
-    if isinstance(as_of, bool | int | float | np.number):
-        return trained  # pandas reads nanoseconds: the cutoff checks say it is a number
+    if isinstance(as_of, bool | int | float | np.number) or (isinstance(as_of, str) and not re.search(r"\d", as_of)):
+        return trained  # a number (pandas reads nanoseconds), no time at all: the cutoff checks say so
     if stamp is None:
         try:
             stamp = pd.Timestamp(as_of)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError):  # e.g. a Chinese date, which the cutoff checks read
+            stamp = None
+    if stamp is None or stamp is pd.NaT:
+        aware = times_aware(pd.Series([as_of], dtype=object))
+        if aware is None:
             return trained  # the cutoff checks say what is wrong with it
-    given = stamp.tz is not None
+    given = stamp.tz is not None if stamp is not None and stamp is not pd.NaT else aware
     events = times_aware(times)
     if events is None:
         return given

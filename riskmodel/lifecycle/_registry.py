@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError
 from .._faults import crash_point
-from ..data import frame_fingerprint, ids_of_one_type, isna_mask, parse_duration
+from ..data import decimal_text, frame_fingerprint, ids_of_one_type, isna_mask, parse_duration
 from ..evaluation import make_cutoffs, make_labels, open_disputes
 from ..features import skip_notes
 from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
@@ -690,11 +690,13 @@ class Predictor:
             escalation beyond the request's events.
         """
         from ..model import area_column, retier_scores, scoring_policy
-        from ._pyfunc import score_all
+        from ._pyfunc import score_all, with_optional_columns
 
         if (as_of is None) == (cutoffs is None):
             raise ConfigError("pass exactly one of as_of=... or cutoffs=...")
         model = self.model
+        if hasattr(events, "columns"):  # no narrative, no party: missing values, as the served model takes them
+            events = with_optional_columns(events, model)
         policy = scoring_policy(model.tier_policy_, tiers)
         schema = model._schema()
         by = area_column(policy, schema.group_cols)
@@ -722,7 +724,7 @@ class Predictor:
         if policy is None:
             return out
         ids = out[schema.entity_col]
-        areas = None if areas_of is None else areas_of.reindex(ids.to_numpy()).to_numpy()
+        areas = None if areas_of is None else areas_of.reindex(decimal_text(ids.to_numpy())).to_numpy()
         out, table, need = retier_scores(out, policy, model.tier_policy_, id_col=schema.entity_col, areas=areas,
                                          reasons=reasons)
         if need.any():  # newly red or yellow tonight: their reasons were not computed
@@ -745,7 +747,7 @@ def _area_lookup(entities, schema, by: str) -> pd.Series:
     if entities is None or by not in getattr(entities, "columns", []):
         raise ConfigError(f"tiers by {by!r} need the entities table with a column {by!r}; pass entities=... "
                           "(or tiers={'by': None} for city-wide shares).")
-    ids = pd.Series(np.asarray(entities[schema.entities_id]))
+    ids = pd.Series(decimal_text(np.asarray(entities[schema.entities_id])))  # as text: 275 is "275"
     values = pd.Series(np.asarray(entities[by], dtype=object), index=ids.to_numpy())
     return values[~ids.duplicated().to_numpy()]
 
