@@ -150,3 +150,25 @@ def test_the_scores_own_id_column_is_used(nights):
     # no manifest: the id column is the scores' first column
     assert audit_outcomes(own, esc.rename(columns={"case_no": "dispute_id"}), id_col="dispute_id").summary[
         "escalations"] == 2
+
+
+def test_the_model_of_a_night_that_cannot_be_read_is_not_waited_for_nor_made(tmp_path, monkeypatch):
+    """A night recording no tracking store was read from ./riskmodel-mlflow/ (made in the
+    working directory); an unreachable store held the audit for four minutes of MLflow's
+    retries. Both fall back to the model given, with a warning, at once."""
+    import time
+    from types import SimpleNamespace
+
+    from riskmodel.ops._audit import _night_model
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    given, loaded = object(), {}
+    for store, words in ((None, "records no tracking store"), ("http://127.0.0.1:9", "does not answer")):
+        night = SimpleNamespace(manifest={"model": {"fingerprint": "another"}}, model_uri="models:/m/1",
+                                model_store=store, as_of="2024-06-01")
+        start = time.perf_counter()
+        with pytest.warns(DataWarning, match=words):
+            assert _night_model(night, given, "mine", loaded) is given
+        assert time.perf_counter() - start < 10
+    assert list(tmp_path.iterdir()) == []

@@ -185,14 +185,23 @@ def test_explain_and_sweep_load_the_version_that_scored_the_night(night, tmp_pat
     loaded, load_predictor = [], audit_module.load_predictor
     monkeypatch.setattr(audit_module, "load_predictor", lambda uri, store=None: loaded.append((uri, store)) or
                         load_predictor(uri, store=store))
-    today = Predictor(rm.load(str(night["root"] / "model")).model, model_name="night-risk", model_version="2",
-                      run_id="", uri="models:/night-risk@champion")
+    import copy
+
+    other = copy.deepcopy(rm.load(str(night["root"] / "model")).model)  # today's champion: another model
+    other.tier_policy_.red_threshold_ = 0.99
+    today = Predictor(other, model_name="night-risk", model_version="2", run_id="", uri="models:/night-risk@champion")
     events = night["sim"].events
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         audit = rm.audit_outcomes([tmp_path / "night"], events, model=today, events=events,
                                   entities=night["sim"].entities)
     assert (audit.cases["status"] == "blue").any() and loaded == [("models:/night-risk/1", store)]
+    loaded.clear()  # given the model that scored the night (its fingerprint is in the manifest): not read again
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        rm.audit_outcomes([tmp_path / "night"], events, model=rm.load(str(night["root"] / "model")), events=events,
+                          entities=night["sim"].entities)
+    assert loaded == []
     # the store is recorded without a password, and relative to no working directory
     assert recorded_uri("https://user:secret@mlflow.example:5000/x") == "https://mlflow.example:5000/x"
     assert recorded_uri("sqlite:///mlflow.db") == f"sqlite:///{elsewhere / 'mlflow.db'}"

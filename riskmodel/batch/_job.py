@@ -760,7 +760,8 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
         "engine": night.engine,
         "input": inputs,
         "model": {"name": predictor.model_name, "version": predictor.model_version, "run_id": predictor.run_id,
-                  "uri": predictor.uri, "tracking_uri": night.store},
+                  "uri": predictor.uri, "tracking_uri": night.store,
+                  "fingerprint": model_fingerprint(predictor.model)},  # which model, whatever its name
         # the user's column names, for every command that reads this folder back
         "schema": schema.to_dict(),
         "area": result["area"],

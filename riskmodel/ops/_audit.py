@@ -10,6 +10,7 @@ their reasons (recomputed with the model for blue cases, whose reasons the batch
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError, DataWarning, format_examples
+from .._errors import DataError, DataWarning, ModelError, format_examples
 from ..batch import as_nightly_list, dedupe_nights, load_predictor
 from ..data import duration_text, kind_in, parse_duration, parse_times
 
@@ -130,38 +131,74 @@ class AuditResult:
 
 
 def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, outputs) -> pd.Series:
-    """Reasons of the missed, scored cases at their last score, recomputed with the model
-    version that scored them (the nights' manifests say where it is; ``model`` when it is
-    that version, or when the version cannot be read, with a warning)."""
+    """Reasons of the missed, scored cases at their last score, recomputed with the model that
+    scored that night (the night's manifest says where it is: :func:`_night_model`)."""
     need = (cases["status"] == "blue") & (cases["reasons"].fillna("") == "")
     if not need.any():
         return cases["reasons"]
+    from ..model import model_fingerprint
     from ._sweep import _model_of, _prepare
 
-    given = (str(getattr(model, "model_name", "")), str(getattr(model, "model_version", "")))
-    scored_by = cases[["model_name", "model_version"]].astype(str).apply(tuple, axis=1) \
-        if {"model_name", "model_version"} <= set(cases.columns) else pd.Series([given] * len(cases), index=cases.index)
-    where = {(str((o.manifest.get("model") or {}).get("name")), str((o.manifest.get("model") or {}).get("version"))):
-             (o.model_uri, o.model_store) for o in outputs if o.manifest and o.model_uri}
-    reasons = cases["reasons"].copy()
-    for version in pd.unique(scored_by[need]):
-        rows = need & (scored_by == version)
-        scorer = model
-        if version != given and version in where:
-            try:
-                scorer = load_predictor(where[version][0], store=where[version][1])
-            except Exception as exc:  # noqa: BLE001 - the version is gone: say so, explain with the given one
-                label = f"{given[0]} version {given[1]}" if given[0] else "the model given"
-                warnings.warn(f"the missed cases scored by {version[0]} version {version[1]} are explained with "
-                              f"{label}: that version could not be read ({exc}).", DataWarning, stacklevel=3)
-        rm = _model_of(scorer)
-        cut = pd.DataFrame({rm._schema().entity_col: cases.loc[rows, id_col].to_numpy(),
+    nights = {pd.Timestamp(o.as_of).as_unit("ns"): o for o in outputs if o.as_of is not None}
+    loaded, given = {}, model_fingerprint(_model_of(model))
+    scorers = cases["last_scored_as_of"].map(lambda t: _night_model(nights.get(t), model, given, loaded))
+    reasons, prepared = cases["reasons"].copy(), {}
+    for key in pd.unique(scorers[need].map(id)):
+        rows = need & (scorers.map(id) == key)
+        rm = _model_of(scorers[rows].iloc[0])
+        schema = rm._schema()
+        if schema not in prepared:  # the log screened once per schema
+            prepared[schema] = _prepare(events, schema)
+        cut = pd.DataFrame({schema.entity_col: cases.loc[rows, id_col].to_numpy(),
                             "as_of": cases.loc[rows, "last_scored_as_of"].to_numpy()})
-        prepared = _prepare(events, rm._schema())
-        cut[rm._schema().entity_col] = cut[rm._schema().entity_col].astype(prepared.frame[rm._schema().entity_col].dtype)
-        X = rm.transform_features(prepared, cut, entities=entities, utc=True)  # the batch writes UTC
+        cut[schema.entity_col] = cut[schema.entity_col].astype(prepared[schema].frame[schema.entity_col].dtype)
+        X = rm.transform_features(prepared[schema], cut, entities=entities, utc=True)  # the batch writes UTC
         reasons.loc[rows] = rm.score_features(X, cut, reasons="all")["reasons"].to_numpy()
     return reasons
+
+
+def _reachable(store: str, timeout: float = 2.0) -> bool:
+    """Whether an HTTP(S) tracking store answers a connection within ``timeout`` seconds (MLflow
+    itself retries for minutes); any other store (a file, sqlite) is taken as reachable."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(store)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return True
+    try:
+        with socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                      timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _night_model(night, model, given: str, loaded: dict):
+    """The model that scored ``night``: ``model`` when the manifest's fingerprint is its own
+    (or the night records no model); else the recorded version, read once per run from the
+    store the night records (never a default store: no ``./riskmodel-mlflow/`` made here);
+    ``model`` with a warning when it cannot be read (one try per store)."""
+    info = (night.manifest.get("model") or {}) if night is not None and night.manifest else {}
+    uri, store = (night.model_uri, night.model_store) if info else (None, None)
+    if not uri or info.get("fingerprint") == given:
+        return model
+    key = (uri, store)
+    if key not in loaded:
+        registered = uri.startswith(("models:/", "runs:/"))
+        failed = registered and (store in loaded.get("failed", set())
+                                 or (store is None and not os.environ.get("MLFLOW_TRACKING_URI")))
+        try:
+            if failed or (store and not _reachable(store)):
+                raise ModelError("the night records no tracking store" if store is None else
+                                 f"{store} failed before" if failed else f"{store} does not answer")
+            loaded[key] = load_predictor(uri, store=store)
+        except Exception as exc:  # noqa: BLE001 - the version is gone: say so, explain with the given one
+            loaded.setdefault("failed", set()).add(store)
+            warnings.warn(f"the missed cases of the night of {night.as_of} (scored by {uri}) are explained with the "
+                          f"model given: that model could not be read ({exc}).", DataWarning, stacklevel=4)
+            loaded[key] = model
+    return loaded[key]
 
 
 def audit_outcomes(
