@@ -358,14 +358,17 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
 def _refuse_latin_as_chinese(path: Path, frame: pd.DataFrame) -> None:
     """Refuse a file read as GB18030 that is a one-byte Western export (Windows-1252, Latin-1):
     its accented letters pair with the next letter into one Chinese character, between Latin
-    letters (``Müller`` reads ``M黮ler``), where Chinese text has them among Chinese characters."""
+    letters (``Müller`` reads ``M黮ler``). Such a character's second byte is an ASCII letter
+    (0x40-0x7E), which GB2312 text (Chinese, pinyin ``Zhāng``, ``·``, full-width ``，``) never
+    has; only those count."""
     cells = [str(c) for c in frame.columns]
     for col in frame.columns:
         if pd.api.types.is_object_dtype(frame[col].dtype) or pd.api.types.is_string_dtype(frame[col].dtype):
             cells += frame[col].dropna().astype(str).head(20_000).tolist()
     text = "\n".join(cells)
     wide = re.findall(r"[^\x00-\x7f]", text)
-    between = re.findall(r"(?<=[A-Za-z])[^\x00-\x7f](?=[A-Za-z])", text)
+    between = [c for c in re.findall(r"(?<=[A-Za-z])[^\x00-\x7f](?=[A-Za-z])", text)
+               if len(c.encode("gb18030")) == 2 and c.encode("gb18030")[1] < 0x80]
     if wide and len(between) >= len(wide) / 2:
         example = re.search(r"[A-Za-z]+[^\x00-\x7f][A-Za-z]+", text).group(0)
         raise DataError(f"{path} is not UTF-8, and read as Chinese GB18030 it shows Chinese characters between Latin "
