@@ -426,14 +426,18 @@ def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, 
     for ids, pad in ((first.iloc[:2], "  "), (first.iloc[2:4], "\u3000"), (first.iloc[4:6], "\u200b")):
         some = events["dispute_id"].isin(ids) & (events.index % 2 == 0)
         events.loc[some, "dispute_id"] = events.loc[some, "dispute_id"] + pad
+    events.loc[events["dispute_id"] == first.iloc[6], "dispute_id"] = "NULL"  # a driver's missing id, as a word
     source = events
     if flavour == "parquet":
         source = tmp_path / "events.parquet"
         events.to_parquet(source, index=False)
     kw = dict(model=str(model_dir), events=source, entities=data["entities"], as_of=AS_OF, chunk_disputes=CHUNK)
     for engine in ("local", "spark"):
-        with pytest.warns(DataWarning, match=r"6 id\(s\) differ from another only by spaces around them"):
+        with pytest.warns(DataWarning) as caught:
             score_batch(out=tmp_path / engine, engine=engine, **kw)
+        said = " ".join(str(w.message) for w in caught)
+        assert "6 id(s) differ from another only by spaces around them" in said
+        assert "ids ['NULL'] are words for a missing value" in said
     _assert_same(tmp_path / "spark", tmp_path / "local")
 
 

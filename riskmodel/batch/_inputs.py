@@ -24,6 +24,7 @@ from ..data import (
     require_columns,
     times_aware,
     validated_entity_columns,
+    warn_null_word_ids,
     warn_padded_ids,
 )
 from ..lifecycle import NOT_CSV, is_csv, read_csv
@@ -111,7 +112,9 @@ def distinct_ids(ids: pd.Series, stacklevel: int = 4) -> np.ndarray:
     here, before the chunks part them."""
     distinct = pd.unique(ids.dropna())
     if pd.api.types.infer_dtype(distinct, skipna=True) == "string":
-        warn_padded_ids(pa.array(np.asarray(distinct, dtype=object), type=pa.large_string()), stacklevel=stacklevel)
+        array = pa.array(np.asarray(distinct, dtype=object), type=pa.large_string())
+        warn_padded_ids(array, stacklevel=stacklevel)
+        warn_null_word_ids(array, stacklevel=stacklevel)
     return distinct
 
 
@@ -191,6 +194,7 @@ class Source:
         distinct = pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged]))
         if pa.types.is_string(distinct.type) or pa.types.is_large_string(distinct.type):
             warn_padded_ids(distinct, stacklevel=4)  # the chunks part such ids: judged here, on all of them
+            warn_null_word_ids(distinct, stacklevel=4)
         return rows, len(distinct)
 
     def _batches(self, cols: list[str]):

@@ -50,6 +50,7 @@ from ._schema import (
     validate_entities,
     validate_events,
     validated_entity_columns,
+    warn_null_word_ids,
     warn_padded_ids,
 )
 from ._timeline import (
@@ -67,5 +68,5 @@ __all__ = [
     "blank_as_missing", "blank_mask", "column_codes", "parse_times", "per_value", "require_frame", "cutoffs_at", "decimal_text", "default_now", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "id_kind", "ids_of_one_type", "isna_mask", "kind_codes_of", "kind_in", "local_hours", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes", "refuse_unclear_date",
     "parse_duration", "raise_rejects", "rejects_frame", "require_columns", "require_schema", "run_starts", "screen_events",
     "sort_by_entity_time", "split_invalid_events", "time_zone", "times_aware", "trimmed_codes", "validate_cutoffs",
-    "validate_entities", "validate_events", "validated_entity_columns", "warn_padded_ids",
+    "validate_entities", "validate_events", "validated_entity_columns", "warn_null_word_ids", "warn_padded_ids",
 ]

@@ -1062,12 +1062,20 @@ def _odd_ids(uniques: pd.Index) -> bool:
         return True
     if array is not None and (len(uniques) > FEW_VALUES or any(v != v.strip().strip(INVISIBLE).strip() for v in uniques)):
         warn_padded_ids(array)
-    if array is not None and pc.any(pc.is_in(array, value_set=pa.array(NULL_WORDS[1:]))).as_py():
-        words = pc.filter(array, pc.is_in(array, value_set=pa.array(NULL_WORDS[1:]))).to_pylist()
-        warnings.warn(f"ids {format_examples(words[:5])} are words for a missing value: each is taken as a dispute. "
-                      "Read them as missing (pandas' read_csv does, with its default na_values).", DataWarning,
-                      stacklevel=4)
+    if array is not None:
+        warn_null_word_ids(array, stacklevel=5)
     return False
+
+
+def warn_null_word_ids(ids: pa.Array, stacklevel: int = 5) -> None:
+    """A :class:`DataWarning` when some of the distinct string ``ids`` are words for a missing
+    value (:data:`NULL_WORDS`: ``NULL``, ``None``, ``\\N``; a frame read with
+    ``keep_default_na=False``, a driver writing ``NULL``): each is taken as a dispute."""
+    words = pc.is_in(ids, value_set=pa.array(NULL_WORDS[1:]))
+    if pc.any(words).as_py():
+        warnings.warn(f"ids {format_examples(pc.filter(ids, words).to_pylist()[:5])} are words for a missing value: "
+                      "each is taken as a dispute. Read them as missing (pandas' read_csv does, with its default "
+                      "na_values).", DataWarning, stacklevel=stacklevel)
 
 
 def _string_array(values) -> pa.Array | None:

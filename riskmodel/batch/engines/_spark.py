@@ -80,6 +80,7 @@ from ...data import (
     frame_fingerprint,
     ids_of_one_type,
     require_columns,
+    warn_null_word_ids,
     warn_padded_ids,
 )
 from ...lifecycle import is_csv
@@ -555,6 +556,10 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
                         f"comparing the {inp.role}' ids")
         if found.num_rows:
             warn_padded_ids(found.column("id").combine_chunks().cast(pa.large_string()), stacklevel=4)
+        words = _action(lambda: distinct.where(F.col("id").isin(list(NULL_WORDS[1:]))).limit(5).toArrow(),
+                        f"comparing the {inp.role}' ids")
+        if words.num_rows:  # a parquet or DataFrame's "NULL" (a CSV's are missing already)
+            warn_null_word_ids(words.column("id").combine_chunks().cast(pa.large_string()), stacklevel=4)
     return n_ids
 
 
