@@ -1209,3 +1209,15 @@ def test_ids_that_are_words_for_a_missing_value_warn():
                            "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(5), unit="h")})
     with pytest.warns(DataWarning, match=r"ids \['NULL', 'None', '.+N'\] are words for a missing value"):
         split_invalid_events(events, SCHEMA, now=NOW)
+
+
+def test_utc_plus_hours_is_the_offset_it_says():
+    """'2024-11-16 10:00:00 UTC+8' (how Chinese systems write Beijing time) was read with the
+    POSIX sign, as UTC-8: sixteen hours wrong, and night-time counted on the clock of -08:00."""
+    from riskmodel.data._schema import parse_times, time_zone
+
+    times = pd.Series(["2024-11-16 10:00:00 UTC+8", "2024-11-16 23:30 GMT+08:00", "2024-11-16 12:00 UTC-5"])
+    parsed, aware = parse_times(times, "time", "events")
+    assert aware and parsed.tolist() == [pd.Timestamp("2024-11-16 02:00"), pd.Timestamp("2024-11-16 15:30"),
+                                         pd.Timestamp("2024-11-16 17:00")]
+    assert time_zone(times.iloc[:2]) == "+08:00"

@@ -314,6 +314,8 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
         _refuse_numbers(f"numbers as text, e.g. {format_examples(sample.head(3))}", column, what)
     chinese = _chinese_dates(as_text)
     as_text = as_text if chinese is None else chinese
+    offsets = _zone_offsets(as_text)
+    as_text = as_text if offsets is None else offsets
     aware = as_text.str.contains(_TZ_SUFFIX, regex=True)
     digit = as_text.str.contains(r"\d")  # text without one ("now", "today", "n/a") is no time: unparseable
     naive = ~aware & digit
@@ -339,7 +341,7 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
         )
     is_aware = bool(aware.any())
     year_first = _year_first(as_text, column, what)
-    if year_first is not None or chinese is not None:
+    if year_first is not None or chinese is not None or offsets is not None:
         values = pd.Series(None, index=values.index, dtype=object)
         values[present] = (as_text if year_first is None else year_first).to_numpy()
     if not digit.all():  # pandas reads "now" and "today" as the clock's time
@@ -368,6 +370,24 @@ def _refuse_numbers(held, column: str, what: str) -> None:
 
 _CHINESE_DATE = r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"
 _CHINESE_HALF_DAY = {"上午": "AM", "下午": "PM"}
+
+
+#: ``UTC+8``, ``GMT-05:30`` after a time: how Chinese systems (and others) write an offset. pandas
+#: (dateutil) reads ``UTC+8`` with the POSIX sign, as UTC-8: sixteen hours wrong
+_ZONE_OFFSET = re.compile(r"\s*(?:UTC|GMT)\s*([+-])(\d{1,2})(?::?(\d{2}))?\s*$")
+
+
+def _offset(match: re.Match) -> str:
+    return f"{match[1]}{int(match[2]):02d}:{match[3] or '00'}"
+
+
+def _zone_offsets(as_text: pd.Series) -> pd.Series | None:
+    """Times ending ``UTC+8`` rewritten ``+08:00`` (the offset they mean); ``None`` when a
+    sample of the column has none."""
+    sample = as_text.iloc[:: max(1, len(as_text) // 1000)]
+    if not sample.str.contains(r"(?:UTC|GMT)\s*[+-]\d", regex=True).any():
+        return None
+    return as_text.str.replace(_ZONE_OFFSET, _offset, regex=True)
 
 
 def _chinese_dates(as_text: pd.Series) -> pd.Series | None:
@@ -481,7 +501,7 @@ def time_zone(values: pd.Series) -> str | None:
     zones = []
     for value in (present if len(present) else values.dropna().iloc[:200]):
         try:
-            stamp = value if isinstance(value, datetime.datetime) else pd.Timestamp(str(value))
+            stamp = value if isinstance(value, datetime.datetime) else pd.Timestamp(_ZONE_OFFSET.sub(_offset, str(value)))
         except (ValueError, TypeError, OverflowError):
             continue
         if stamp is not pd.NaT and stamp.tzinfo is not None:
