@@ -141,11 +141,13 @@ def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, o
 
     nights = {pd.Timestamp(o.as_of).as_unit("ns"): o for o in outputs if o.as_of is not None}
     loaded, given = {}, model_fingerprint(_model_of(model))
-    scorers = cases["last_scored_as_of"].map(lambda t: _night_model(nights.get(t), model, given, loaded))
+    # the missed cases' nights only: a night without one has no model to read
+    scorers = cases.loc[need, "last_scored_as_of"].map(lambda t: _night_model(nights.get(t), model, given, loaded))
+    which = scorers.map(id)
     reasons, prepared = cases["reasons"].copy(), {}
-    for key in pd.unique(scorers[need].map(id)):
-        rows = need & (scorers.map(id) == key)
-        rm = _model_of(scorers[rows].iloc[0])
+    for key in pd.unique(which):
+        rows = which.index[(which == key).to_numpy()]
+        rm = _model_of(scorers[rows[0]])
         schema = rm._schema()
         if schema not in prepared:  # the log screened once per schema
             prepared[schema] = _prepare(events, schema)
