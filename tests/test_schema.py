@@ -1026,8 +1026,11 @@ def test_awareness_is_judged_on_more_than_the_first_value():
     """A column whose first value is garbage but whose times carry offsets is aware (it was
     judged naive, and the batch refused it for the wrong convention)."""
     values = pd.Series(["??"] + ["2024-03-01T08:00:00+08:00"] * 5, dtype=object)
-    assert schema_module.times_aware(values) is None  # both: the parse refuses the column, in its words
+    assert schema_module.times_aware(values) is True  # as the parse: "??" is an unparseable row, no convention
+    assert schema_module.parse_times(values, "time", "events")[1] is True
     assert schema_module.times_aware(values.iloc[1:]) is True
+    both = pd.Series(["2024-03-01 08:00"] + ["2024-03-01T08:00:00+08:00"] * 5, dtype=object)
+    assert schema_module.times_aware(both) is None  # both: the parse refuses the column, in its words
 
 
 def test_decimal_text_of_floats_equals_the_readable_rule():
@@ -1221,3 +1224,27 @@ def test_utc_plus_hours_is_the_offset_it_says():
     assert aware and parsed.tolist() == [pd.Timestamp("2024-11-16 02:00"), pd.Timestamp("2024-11-16 15:30"),
                                          pd.Timestamp("2024-11-16 17:00")]
     assert time_zone(times.iloc[:2]) == "+08:00"
+
+
+@pytest.mark.parametrize("value", ["2024-11-16 10:00 UTC+8", "2024-11-16 05:00 GMT-05:30", "2024-11-16 10:00+08:00"])
+def test_one_time_reads_an_offset_as_a_column_does(value):
+    """A single as_of, start or end ending 'UTC+8' was read by pd.Timestamp with the POSIX sign
+    (sixteen hours off the same value in a cutoffs column), and a column of them was taken as
+    naive by times_aware, which decides the predictor's and the night's clock."""
+    from riskmodel.data import cutoffs_at, naive_utc, times_aware, validate_cutoffs
+
+    column = validate_cutoffs(pd.DataFrame({"dispute_id": ["x"], "as_of": [value]}), SCHEMA, tz_aware=True)["as_of"]
+    one = cutoffs_at(np.array(["x"], dtype=object), value, SCHEMA, tz_aware=True)["as_of"]
+    assert pd.Timestamp(one.iloc[0]) == pd.Timestamp(column.iloc[0]) == naive_utc(value, "as_of")
+    assert pd.Timestamp(column.iloc[0]).hour in (2, 10)  # 10:00+08:00 is 02:00 UTC; 05:00-05:30 is 10:30
+    assert times_aware(pd.Series([value] * 3, dtype=object)) is True
+    assert times_aware(pd.Series(["today", value], dtype=object)) is True  # a word is no time: not naive
+
+
+def test_a_single_time_without_a_digit_is_refused_as_the_keyword():
+    from riskmodel.data import naive_utc
+
+    with pytest.raises(DataError, match=r"start='today' is not a date or time"):
+        naive_utc("today", "start")
+    with pytest.raises(DataError, match=r"end is missing"):
+        naive_utc("", "end")

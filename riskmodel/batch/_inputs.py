@@ -24,8 +24,7 @@ from ..data import (
     require_columns,
     times_aware,
     validated_entity_columns,
-    warn_null_word_ids,
-    warn_padded_ids,
+    warn_odd_ids,
 )
 from ..lifecycle import NOT_CSV, is_csv, read_csv
 from ._core import bucket_of
@@ -108,13 +107,12 @@ def file_fingerprint(path: Path) -> str:
 
 def distinct_ids(ids: pd.Series, stacklevel: int = 4) -> np.ndarray:
     """The distinct non-null ``ids`` of a frame's column, with the warning about ids differing
-    only by spaces around them (:func:`~riskmodel.data.warn_padded_ids`): judged on every id
+    only by spaces around them (:func:`~riskmodel.data.warn_odd_ids`): judged on every id
     here, before the chunks part them."""
     distinct = pd.unique(ids.dropna())
     if pd.api.types.infer_dtype(distinct, skipna=True) == "string":
         array = pa.array(np.asarray(distinct, dtype=object), type=pa.large_string())
-        warn_padded_ids(array, stacklevel=stacklevel)
-        warn_null_word_ids(array, stacklevel=stacklevel)
+        warn_odd_ids(array, stacklevel=stacklevel)
     return distinct
 
 
@@ -193,8 +191,7 @@ class Source:
             return rows, 0
         distinct = pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged]))
         if pa.types.is_string(distinct.type) or pa.types.is_large_string(distinct.type):
-            warn_padded_ids(distinct, stacklevel=4)  # the chunks part such ids: judged here, on all of them
-            warn_null_word_ids(distinct, stacklevel=4)
+            warn_odd_ids(distinct, stacklevel=4)  # the chunks part such ids: judged here, on all of them
         return rows, len(distinct)
 
     def _batches(self, cols: list[str]):

@@ -381,6 +381,17 @@ def _offset(match: re.Match) -> str:
     return f"{match[1]}{int(match[2]):02d}:{match[3] or '00'}"
 
 
+def one_time(value) -> pd.Timestamp:
+    """One time read as :func:`parse_times` reads a column's value: ``UTC+8`` at the offset it
+    says, text without a digit no time (``NaT``; pandas reads ``"today"`` as the clock's time).
+    Raises what :class:`pandas.Timestamp` raises for a value that is no time."""
+    if isinstance(value, str):
+        if not re.search(r"\d", value):
+            return pd.NaT
+        value = _ZONE_OFFSET.sub(_offset, value)
+    return pd.Timestamp(value)
+
+
 def _zone_offsets(as_text: pd.Series) -> pd.Series | None:
     """Times ending ``UTC+8`` rewritten ``+08:00`` (the offset they mean); ``None`` when a
     sample of the column has none."""
@@ -479,7 +490,10 @@ def times_aware(values: pd.Series) -> bool | None:
     if isinstance(first, datetime.datetime):
         return first.tzinfo is not None
     sample = values[~missing].iloc[:1000].astype(str)
-    aware = sample.str.contains(_TZ_SUFFIX, regex=True)
+    sample = sample[sample.str.contains(r"\d")]  # text without a digit is no time
+    if not len(sample):
+        return None
+    aware = (_zone_offsets(sample) if _zone_offsets(sample) is not None else sample).str.contains(_TZ_SUFFIX, regex=True)
     return True if aware.all() else False if not aware.any() else None
 
 
@@ -501,7 +515,7 @@ def time_zone(values: pd.Series) -> str | None:
     zones = []
     for value in (present if len(present) else values.dropna().iloc[:200]):
         try:
-            stamp = value if isinstance(value, datetime.datetime) else pd.Timestamp(_ZONE_OFFSET.sub(_offset, str(value)))
+            stamp = value if isinstance(value, datetime.datetime) else one_time(str(value))
         except (ValueError, TypeError, OverflowError):
             continue
         if stamp is not pd.NaT and stamp.tzinfo is not None:
@@ -1080,17 +1094,21 @@ def _odd_ids(uniques: pd.Index) -> bool:
     array = _string_array(uniques)
     if (_blank_strings(array) if array is not None and len(uniques) > FEW_VALUES else blank_mask(uniques)).any():
         return True
-    if array is not None and (len(uniques) > FEW_VALUES or any(v != v.strip().strip(INVISIBLE).strip() for v in uniques)):
-        warn_padded_ids(array)
     if array is not None:
-        warn_null_word_ids(array, stacklevel=5)
+        warn_odd_ids(array, padded=len(uniques) > FEW_VALUES or any(v != v.strip().strip(INVISIBLE).strip()
+                                                                     for v in uniques))
     return False
 
 
-def warn_null_word_ids(ids: pa.Array, stacklevel: int = 5) -> None:
-    """A :class:`DataWarning` when some of the distinct string ``ids`` are words for a missing
-    value (:data:`NULL_WORDS`: ``NULL``, ``None``, ``\\N``; a frame read with
-    ``keep_default_na=False``, a driver writing ``NULL``): each is taken as a dispute."""
+def warn_odd_ids(ids: pa.Array, stacklevel: int = 5, *, padded: bool = True) -> None:
+    """:class:`DataWarning`\\ s about the distinct string ``ids``: some differ from another only
+    by spaces around them (``"A1 "`` beside ``"A1"``: a ``CHAR(n)`` export concatenated with a
+    ``VARCHAR`` one) or characters that show nothing (:data:`INVISIBLE`): they are different
+    disputes (checked when ``padded``); some are words for a missing value (:data:`NULL_WORDS`:
+    ``NULL``, ``None``, ``\\N``; a frame read with ``keep_default_na=False``, a driver writing
+    ``NULL``): each is taken as a dispute."""
+    if padded:
+        _warn_padded_ids(ids, stacklevel + 1)
     words = pc.is_in(ids, value_set=pa.array(NULL_WORDS[1:]))
     if pc.any(words).as_py():
         warnings.warn(f"ids {format_examples(pc.filter(ids, words).to_pylist()[:5])} are words for a missing value: "
@@ -1147,11 +1165,7 @@ def _may_hold_invisible(array: pa.Array | pa.ChunkedArray) -> bool:
     return False
 
 
-def warn_padded_ids(ids: pa.Array, stacklevel: int = 5) -> None:
-    """A :class:`DataWarning` when some of the distinct string ``ids`` differ from another only
-    by spaces around them (``"A1 "`` beside ``"A1"``: a ``CHAR(n)`` export concatenated with a
-    ``VARCHAR`` one) or characters that show nothing (:data:`INVISIBLE`): they are different
-    disputes."""
+def _warn_padded_ids(ids: pa.Array, stacklevel: int) -> None:
     stripped = pc.utf8_trim_whitespace(ids)
     if _may_hold_invisible(ids):  # a regex pass costs 0.2 s on 1M ids: only when the bytes allow one
         stripped = pc.utf8_trim_whitespace(pc.replace_substring_regex(stripped, f"^[{INVISIBLE}]+|[{INVISIBLE}]+$", ""))
@@ -1364,24 +1378,22 @@ def refuse_unclear_date(value, name: str, *, error: type[ValueError] = DataError
                     cli=None if cli is None else f"{cli} {value} {unclear}, e.g. {cli} {example}.")
 
 
-def naive_utc(ts, name: str | None = None) -> pd.Timestamp:
-    """``ts`` as a naive UTC :class:`pandas.Timestamp`. ``name``: the keyword argument it came
-    from; a number (pandas would read nanoseconds since 1970) or a value that is not a time is
-    then a :class:`DataError` naming it."""
-    if name is not None:
-        refuse_unclear_date(ts, name)
-        if isinstance(ts, bool | int | float | np.number):
-            raise DataError(f"{name}={ts!r} is a number, not a date; give one such as '2024-06-01'.")
-        try:
-            stamp = pd.Timestamp(ts)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise DataError(f"{name}={ts!r} is not a date or time such as '2024-06-01' ({exc}).") from None
-        if stamp is pd.NaT:
-            raise DataError(f"{name} is missing ({ts!r}); give a date such as '2024-06-01'.")
-    ts = pd.Timestamp(ts)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
+def naive_utc(ts, name: str) -> pd.Timestamp:
+    """``ts`` as a naive UTC :class:`pandas.Timestamp` (read by :func:`one_time`). ``name``: the
+    keyword argument it came from; a number (pandas would read nanoseconds since 1970) or a
+    value that is not a time is a :class:`DataError` naming it."""
+    refuse_unclear_date(ts, name)
+    if isinstance(ts, bool | int | float | np.number):
+        raise DataError(f"{name}={ts!r} is a number, not a date; give one such as '2024-06-01'.")
+    try:
+        stamp = one_time(ts)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataError(f"{name}={ts!r} is not a date or time such as '2024-06-01' ({exc}).") from None
+    if stamp is pd.NaT:
+        if isinstance(ts, str) and ts.strip():
+            raise DataError(f"{name}={ts!r} is not a date or time such as '2024-06-01'.")
+        raise DataError(f"{name} is missing ({ts!r}); give a date such as '2024-06-01'.")
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
 # --------------------------------------------------------------------------------------
@@ -1568,10 +1580,10 @@ def _plain_as_of(as_of, tz_aware: bool | None) -> np.datetime64 | None:
     """One ``as_of`` as naive ``datetime64[ns]`` when it is a plausible time in the
     events' timezone convention; ``None`` for anything else (numbers, unparseable, ...)."""
     if not isinstance(as_of, (str, datetime.datetime, datetime.date, np.datetime64)) or (
-            isinstance(as_of, str) and (re.match(_DAY_MONTH_YEAR, as_of) or not re.search(r"\d", as_of))):
-        return None  # year last, or no digit ("today": pandas reads the clock): the column's rules
-    try:  # pd.Timestamp parses one value as to_datetime does, much faster
-        stamp = pd.Timestamp(as_of)
+            isinstance(as_of, str) and re.match(_DAY_MONTH_YEAR, as_of)):
+        return None  # year last: the column's rules
+    try:  # one value parsed as to_datetime does, much faster
+        stamp = one_time(as_of)
         if stamp is pd.NaT or (tz_aware is not None and tz_aware != (stamp.tz is not None)):
             return None
         if stamp.tz is not None:

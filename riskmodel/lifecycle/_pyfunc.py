@@ -21,14 +21,21 @@ message is riskmodel's own: what was wrong and what to send.
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError
-from ..data import Columns, cutoffs_at, ids_of_one_type, isna_mask, require_columns, times_aware
+from ..data import (
+    Columns,
+    cutoffs_at,
+    ids_of_one_type,
+    isna_mask,
+    one_time,
+    require_columns,
+    times_aware,
+)
 from ..model import RiskModel, load_model_dir
 
 
@@ -127,14 +134,12 @@ def _clock_of(times: pd.Series, as_of, model: RiskModel) -> bool:
     accepted, both being compared in UTC when aware; one unlike the model's training data
     warns, since only the time of day (night-time counts) depends on the clock."""
     trained = bool(model.features_.tz_aware_)
-    stamp = as_of if isinstance(as_of, pd.Timestamp) else None
-    if isinstance(as_of, bool | int | float | np.number) or (isinstance(as_of, str) and not re.search(r"\d", as_of)):
-        return trained  # a number (pandas reads nanoseconds), no time at all: the cutoff checks say so
-    if stamp is None:
-        try:
-            stamp = pd.Timestamp(as_of)
-        except (ValueError, TypeError):  # e.g. a Chinese date, which the cutoff checks read
-            stamp = None
+    if isinstance(as_of, bool | int | float | np.number):
+        return trained  # a number (pandas reads nanoseconds): the cutoff checks say so
+    try:
+        stamp = one_time(as_of)  # NaT for text without a digit ("today")
+    except (ValueError, TypeError):  # e.g. a Chinese date, which the cutoff checks read
+        stamp = None
     if stamp is None or stamp is pd.NaT:
         aware = times_aware(pd.Series([as_of], dtype=object))
         if aware is None:

@@ -70,6 +70,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..._errors import ConfigError, DataError, ModelError
 from ..._faults import crash_point
@@ -80,8 +81,7 @@ from ...data import (
     frame_fingerprint,
     ids_of_one_type,
     require_columns,
-    warn_null_word_ids,
-    warn_padded_ids,
+    warn_odd_ids,
 )
 from ...lifecycle import is_csv
 from .._core import bucket_of
@@ -530,7 +530,7 @@ def _finish_format(inp: _Input, text_columns=()) -> RowFormat:
 def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
     """Distinct non-null ids, as the local engine counts them (CSV: as pandas types them),
     with its warning about ids differing only by spaces around them
-    (:func:`~riskmodel.data.warn_padded_ids`, judged on every id before the chunks part them)."""
+    (:func:`~riskmodel.data.warn_odd_ids`, judged on every id before the chunks part them)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
 
@@ -549,17 +549,15 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
     if text:  # the ids that share their trimmed text with another: the local engine's judgement on them
         # (Unicode spaces, the separators U+001C-U+001F as Arrow's utf8_trim_whitespace, and INVISIBLE)
         distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
-        edge = r"[\s\x1c-\x1f\u200b-\u200d\u2060\ufeff]+"  # as warn_padded_ids trims: spaces, INVISIBLE
+        edge = r"[\s\x1c-\x1f\u200b-\u200d\u2060\ufeff]+"  # as warn_odd_ids trims: spaces, INVISIBLE
         groups = distinct.groupBy(F.regexp_replace("id", rf"(?U)^{edge}|{edge}$", "").alias("trimmed"))
         twins = groups.agg(F.count("*").alias("n"), F.collect_list("id").alias("ids")).where("n > 1")
         found = _action(lambda: twins.select(F.explode("ids").alias("id")).toArrow(),
                         f"comparing the {inp.role}' ids")
-        if found.num_rows:
-            warn_padded_ids(found.column("id").combine_chunks().cast(pa.large_string()), stacklevel=4)
         words = _action(lambda: distinct.where(F.col("id").isin(list(NULL_WORDS[1:]))).limit(5).toArrow(),
-                        f"comparing the {inp.role}' ids")
-        if words.num_rows:  # a parquet or DataFrame's "NULL" (a CSV's are missing already)
-            warn_null_word_ids(words.column("id").combine_chunks().cast(pa.large_string()), stacklevel=4)
+                        f"comparing the {inp.role}' ids")  # a parquet or DataFrame's "NULL" (a CSV's are missing)
+        odd = pa.concat_arrays([t.column("id").combine_chunks().cast(pa.large_string()) for t in (found, words)])
+        warn_odd_ids(pc.unique(odd), stacklevel=4)
     return n_ids
 
 
