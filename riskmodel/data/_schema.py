@@ -916,7 +916,7 @@ def screen_events(
     time_out = (t_ns < MIN_PLAUSIBLE_TIME.value) | (t_ns > now.value)
     checks_times = bool(time_out.any())
     checks = (  # (bad-row mask, or None when no row can fail it; reason): the first reason wins
-        (_missing(columns[schema.entity_col], id_codes), f"null id in {schema.entity_col!r}"),
+        (isna_mask(columns[schema.entity_col]) if id_codes is None else id_codes[0] < 0, f"null id in {schema.entity_col!r}"),
         ((isna_mask(columns[schema.time_col]) | blank_mask(columns[schema.time_col])) if checks_times else None,
          f"missing time in {schema.time_col!r}"),
         (stray[0] if stray else None, f"time with a UTC offset among times without (or the reverse) in {schema.time_col!r}"),
@@ -1180,11 +1180,6 @@ def _warn_padded_ids(ids: pa.Array, stacklevel: int) -> None:
                       f"that show nothing: zero-width spaces, a BOM), e.g. {format_examples(examples)}: they are taken as "
                       "different disputes. Trim the ids in the export (a CHAR(n) column pads them).", DataWarning,
                       stacklevel=stacklevel)
-
-
-def _missing(values: pd.Series, codes: tuple[np.ndarray, pd.Index] | None) -> np.ndarray:
-    """Missing values of a column: code -1 of its :func:`object_codes` when known."""
-    return isna_mask(values) if codes is None else codes[0] < 0
 
 
 def compact_codes(codes: np.ndarray, uniques: pd.Index, *others: np.ndarray) -> tuple:

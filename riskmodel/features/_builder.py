@@ -40,6 +40,7 @@ from ..data import (
     lookup_positions,
     parse_times,
     per_value,
+    raise_rejects,
     require_columns,
     require_frame,
     require_schema,
@@ -281,15 +282,6 @@ class PreparedEvents:
 
         return self.cached(("codes", column), compute)
 
-    def recoded(self, column: str, table: np.ndarray) -> np.ndarray:
-        """``table[code]`` per sorted row, for the codes of :meth:`codes` (-1 reads ``table[-1]``).
-
-        The table is applied in input order and its result permuted: with a small table
-        dtype (uint8), far fewer bytes move than when permuting the int64 codes.
-        """
-        codes, _ = self._input_codes(column)
-        return self._sorted(table[codes])
-
     def kind_counts(self) -> pd.Series:
         """How many events of each kind the log holds, most frequent first."""
         codes, uniques = self.codes(self.schema.kind_col)
@@ -390,8 +382,6 @@ def _prepare(events, schema: EventSchema, *, now=None, first_ids=None) -> tuple[
         return events, None
     screened = screen_events(events, schema, now=now, sort_ids=False, first_ids=first_ids)
     if screened.n_rejects:
-        from ..data import raise_rejects
-
         raise_rejects(screened.rejects, "events")
     return index_screened(screened, schema), screened.first_codes
 
@@ -919,7 +909,8 @@ class FeatureComputation:
         to_vocab = np.where(unseen_values, len(vocab), to_vocab).astype(np.min_scalar_type(len(vocab)))
         if len(to_vocab) == 0:  # no events
             return np.zeros(len(self.ev), dtype=to_vocab.dtype)
-        return self.ev.recoded(self.schema.kind_col, to_vocab)
+        # applied in input order, then permuted: far fewer bytes move (uint8) than permuting the int64 codes
+        return self.ev._sorted(to_vocab[self.ev._input_codes(self.schema.kind_col)[0]])
 
     def time_at(self, positions: np.ndarray) -> np.ndarray:
         """Event times at sorted-timeline ``positions`` (clipped; mask the result yourself)."""
@@ -1003,9 +994,7 @@ class FeatureComputation:
         training vocabulary (-1: missing or not seen at fit), its code in the table's own
         categories (-1: missing), and those categories. Computed once per transform."""
         if col not in self._entity_codes:
-            values = self.entities[col]
-            if not isinstance(values.dtype, pd.CategoricalDtype):
-                values = values.astype("category")  # validated entities already are
+            values = self.entities[col]  # validated: categorical
             categories = values.cat.categories
             own = values.cat.codes.to_numpy()
             to_vocab = np.r_[self.b._vocabulary(col).codes(categories.to_numpy(dtype=object)), -1]  # -1: missing
