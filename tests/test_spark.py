@@ -441,7 +441,7 @@ def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, 
     _assert_same(tmp_path / "spark", tmp_path / "local")
 
 
-@pytest.mark.parametrize("variant", ["digits", "gzip", "gb18030", "nulls"])
+@pytest.mark.parametrize("variant", ["digits", "gzip", "gb18030", "nulls", "corrupt_gzip"])
 def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, model_dir, data, tmp_path, variant):
     """Ids of digits with leading zeros and times written as digits (Spark made them integers:
     the night was refused, or its work lists named other case numbers); a gzipped CSV (read
@@ -458,11 +458,20 @@ def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, mod
         events.loc[events.index[3:5], "narrative"] = "(null)"
         events.loc[events.index[5:7], "kind"] = "\\N"
         events.loc[events.index[7], "time"] = events.loc[events.index[7], "time"] + "+08"
-    path = tmp_path / ("events.csv.gz" if variant == "gzip" else "events.csv")
+    path = tmp_path / ("events.csv.gz" if "gzip" in variant else "events.csv")
     events.to_csv(path, index=False, encoding="gb18030" if variant == "gb18030" else "utf-8")
     entities.to_parquet(tmp_path / "entities.parquet", index=False)
     kw = dict(model=str(model_dir), events=path, entities=tmp_path / "entities.parquet", as_of=AS_OF,
               chunk_disputes=CHUNK)
+    if variant == "corrupt_gzip":  # a cut download, its header damaged: zlib's own error on Spark
+        raw = bytearray(path.read_bytes()[:5000])
+        raw[10:40] = b"x" * 30
+        path.write_bytes(bytes(raw))
+        for engine in ("local", "spark"):
+            with pytest.raises(DataError, match="events.csv.gz") as caught:
+                score_batch(out=tmp_path / engine, engine=engine, **kw)
+            assert "is not a readable .gz file" in str(caught.value)
+        return
     local = score_batch(out=tmp_path / "local", **kw)
     assert local["status"] == "scored" and local["counts"]["disputes_without_entity_row"] == 0
     if variant == "gb18030":

@@ -18,6 +18,7 @@ import re
 import sys
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -338,6 +339,9 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
             continue
         except pd.errors.EmptyDataError:
             raise DataError(f"{path} is empty: not even a header line.") from None
+        except (zlib.error, gzip.BadGzipFile, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{path} is not a readable {path.suffix} file ({exc}): a truncated or corrupt download? "
+                            "Compress it again, or give the plain CSV.") from None
         except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
             raise DataError(f"could not read {path} as CSV: {type(exc).__name__}: {exc}") from exc
         if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):

@@ -446,7 +446,11 @@ def _require_utf8(fs: HadoopFS, listed, role: str) -> None:
         head = fs.read_bytes(f.uri, 0, min(1 << 20, f.size))
         codec = _SPARK_CSV_CODECS[suffix]
         if codec == "gzip":
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+            try:
+                head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+            except zlib.error as exc:
+                raise DataError(f"{role} {f.rel} is not a readable .gz file ({exc}): a truncated or corrupt "
+                                "download? Compress it again, or give the plain CSV.") from None
         elif codec == "bz2":
             try:
                 head = bz2.BZ2Decompressor().decompress(head)
