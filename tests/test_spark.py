@@ -441,7 +441,8 @@ def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, 
     _assert_same(tmp_path / "spark", tmp_path / "local")
 
 
-@pytest.mark.parametrize("variant", ["digits", "gzip", "gb18030", "nulls", "corrupt_gzip"])
+@pytest.mark.parametrize("variant", ["digits", "gzip", "gb18030", "nulls", "corrupt_gzip", "trailing_comma",
+                                     "extra_field"])
 def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, model_dir, data, tmp_path, variant):
     """Ids of digits with leading zeros and times written as digits (Spark made them integers:
     the night was refused, or its work lists named other case numbers); a gzipped CSV (read
@@ -463,6 +464,16 @@ def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, mod
     entities.to_parquet(tmp_path / "entities.parquet", index=False)
     kw = dict(model=str(model_dir), events=path, entities=tmp_path / "entities.parquet", as_of=AS_OF,
               chunk_disputes=CHUNK)
+    if variant in ("trailing_comma", "extra_field"):  # every line ends with a comma; or 3 rows' values shift
+        lines = path.read_text().splitlines()
+        lines[1:] = [line + "," for line in lines[1:]] if variant == "trailing_comma" else [
+            line + (",oops" if k in (5, 50, 500) else "") for k, line in enumerate(lines[1:])]
+        path.write_text("\n".join(lines) + "\n")
+    if variant == "extra_field":  # Spark dropped the extra fields without a word
+        for engine in ("local", "spark"):
+            with pytest.raises(DataError, match="more fields than the header"):
+                score_batch(out=tmp_path / engine, engine=engine, **kw)
+        return
     if variant == "corrupt_gzip":  # a cut download, its header damaged: zlib's own error on Spark
         raw = bytearray(path.read_bytes()[:5000])
         raw[10:40] = b"x" * 30

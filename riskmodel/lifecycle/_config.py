@@ -339,6 +339,13 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
             continue
         except pd.errors.EmptyDataError:
             raise DataError(f"{path} is empty: not even a header line.") from None
+        except pd.errors.ParserError as exc:
+            shifted = re.search(r"Expected (\d+) fields in line (\d+), saw \d+", str(exc))
+            if shifted is None:
+                raise DataError(f"could not read {path} as CSV: {exc}") from None
+            raise DataError(f"{path}: line {shifted[2]} has more fields than the header ({shifted[1]} columns): a "
+                            "comma inside a field that is not quoted? Quote such fields, or remove the extra ones."
+                            ) from None
         except (zlib.error, gzip.BadGzipFile, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
             raise DataError(f"{path} is not a readable {path.suffix} file ({exc}): a truncated or corrupt download? "
                             "Compress it again, or give the plain CSV.") from None

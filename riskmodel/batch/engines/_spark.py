@@ -297,6 +297,7 @@ class _Input:
     uri: str | None = None
     listing: list | None = None  #: parquet / CSV: the files (:class:`FileInfo`) in pyarrow's order
     files: dict | None = None  #: parquet / CSV: path -> file number
+    extra: object = None  #: CSV: Spark DataFrame of the columns and :data:`_EXTRA`, a field past the header's
 
 
 def _is_spark_frame(value) -> bool:
@@ -368,12 +369,13 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
                 raise DataError(f"{name}: its header is one column, {str(header[0])[:80]!r}: the file is not "
                                 "separated by commas. Save it as comma-separated CSV.")
             _missing(header, columns, role, uri)
-            sdf = (spark.read.schema(StructType([StructField(str(c), StringType()) for c in header]))
+            fields = [StructField(str(c), StringType()) for c in [*header, _EXTRA]]  # Spark drops fields past them
+            raw = (spark.read.schema(StructType(fields))
                    .options(header=True, escape='"', multiLine=True, mode="PERMISSIVE", enforceSchema=True).csv(uri))
             # multiLine keeps each file in one task, so the increasing id follows its rows' order
-            sdf = sdf.select(*columns, *by_file, F.monotonically_increasing_id().alias("_row"))
+            sdf = raw.select(*columns, *by_file, F.monotonically_increasing_id().alias("_row"))
             return _Input(role, "csv", columns, uri, fs.fingerprint(uri), sdf=sdf, uri=uri, listing=listed,
-                          files=numbers)
+                          files=numbers, extra=raw.select(*columns, _EXTRA))
         reader = spark.read.option("basePath", uri) if fs.is_dir(uri) else spark.read
         sdf = reader.parquet(uri)
         _missing(list(sdf.columns), columns, role, uri)
@@ -465,6 +467,10 @@ def _require_utf8(fs: HadoopFS, listed, role: str) -> None:
                                 "with --engine local, which reads GB18030.") from None
 
 
+#: the name of a CSV field past the header's, which Spark's reader would drop
+_EXTRA = "_riskmodel_extra_field"
+
+
 def _vote_csv_dtypes(columns: list[str], batches):
     """Executors: the dtype pandas' ``read_csv`` gives each column of each batch of rows."""
     import io
@@ -508,12 +514,18 @@ def _finish_format(inp: _Input, text_columns=()) -> RowFormat:
     if inp.mode == "frame":
         return RowFormat("frame", tuple(inp.columns))
     if inp.mode == "csv":
-        votes = _action(lambda: inp.sdf.select(*inp.columns)
-                        .mapInArrow(functools.partial(_vote_csv_dtypes, inp.columns),
+        votes = _action(lambda: inp.extra
+                        .mapInArrow(functools.partial(_vote_csv_dtypes, [*inp.columns, _EXTRA]),
                                     "column string, dtype string, nulls boolean")
                         .groupBy("column").agg(F.collect_set("dtype").alias("d"), F.max("nulls").alias("n"))
                         .collect(), f"reading {inp.role}")
         found = {r["column"]: _csv_dtype(set(r["d"]), bool(r["n"])) for r in votes}
+        if set(next(r["d"] for r in votes if r["column"] == _EXTRA)) != {"null"}:  # as the local engine refuses it
+            row = _action(lambda: inp.extra.where(F.col(_EXTRA).isNotNull()).first(), f"reading {inp.role}")
+            raise DataError(f"{inp.role} {inp.uri}: rows have more fields than the header, e.g. the row of "
+                            f"{inp.columns[0]} {row[0]!r} (extra field {row[_EXTRA]!r}): a comma inside a field that "
+                            "is not quoted? Quote such fields, or remove the extra ones (row names before the "
+                            "header's columns, as R's write.table writes: score with --engine local).")
         dtypes = tuple((c, "str" if c in text_columns else found.get(c, "float64")) for c in inp.columns)
         return RowFormat("csv", tuple(inp.columns), csv_dtypes=dtypes)
     if inp.mode == "spark":
