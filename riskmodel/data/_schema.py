@@ -493,7 +493,8 @@ def times_aware(values: pd.Series) -> bool | None:
     sample = sample[sample.str.contains(r"\d")]  # text without a digit is no time
     if not len(sample):
         return None
-    aware = (_zone_offsets(sample) if _zone_offsets(sample) is not None else sample).str.contains(_TZ_SUFFIX, regex=True)
+    offsets = _zone_offsets(sample)
+    aware = (sample if offsets is None else offsets).str.contains(_TZ_SUFFIX, regex=True)
     return True if aware.all() else False if not aware.any() else None
 
 
