@@ -626,6 +626,10 @@ def test_csv_exports_as_police_systems_write_them(tmp_path):
     frame.to_csv(tmp_path / "semi.csv", index=False, sep=";")
     with pytest.raises(DataError, match="not separated by commas"):
         read_table(tmp_path / "semi.csv")
+    # Excel's semicolons with decimal commas: pandas' tokenizer failed before the header was judged
+    frame.assign(amount=["636", "1,5"]).to_csv(tmp_path / "semi_decimal.csv", index=False, sep=";")
+    with pytest.raises(DataError, match="not separated by commas"):
+        read_table(tmp_path / "semi_decimal.csv")
     (tmp_path / "bad.csv").write_bytes(b"id,time\n\x81\x30\xff\xff,1\n")
     with pytest.raises(DataError, match="neither UTF-8 nor GB18030"):
         read_table(tmp_path / "bad.csv")

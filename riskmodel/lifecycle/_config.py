@@ -330,6 +330,9 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
     for encoding in ("utf-8", "gb18030"):
         try:
             header = pd.read_csv(path, nrows=0, encoding=encoding).columns
+            if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):
+                raise DataError(f"{path}: its header is one column, {str(header[0])[:80]!r}: the file is not "
+                                "separated by commas. Save it as comma-separated CSV.")
             dtype = {c: str for c in text_columns if c in header} or None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -337,6 +340,8 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
                 frame = pd.read_csv(path, dtype=dtype, encoding=encoding, index_col=False, na_values=EXPORT_NULLS)
         except UnicodeDecodeError:
             continue
+        except DataError:
+            raise
         except pd.errors.EmptyDataError:
             raise DataError(f"{path} is empty: not even a header line.") from None
         except pd.errors.ParserError as exc:
@@ -351,9 +356,6 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
                             "Compress it again, or give the plain CSV.") from None
         except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
             raise DataError(f"could not read {path} as CSV: {type(exc).__name__}: {exc}") from exc
-        if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):
-            raise DataError(f"{path}: its header is one column, {str(header[0])[:80]!r}: the file is not separated by "
-                            "commas. Save it as comma-separated CSV.")
         for warning in caught:
             if "does not match length of data" in str(warning.message):
                 if _refuse_filled_extra_fields(path, encoding, len(header)):  # row names: pandas' reading is right
