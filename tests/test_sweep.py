@@ -90,6 +90,18 @@ def test_parse_pattern_roundtrip_and_operators():
     assert parse_pattern("category!=debt").mask(frame).tolist() == [True, True, False, False]  # missing never matches
 
 
+def test_patterns_name_columns_in_any_language_and_with_spaces():
+    """A rule printed for a Chinese schema (纠纷类型=neighbour & count_扬言报复_30D>0) could not be
+    pasted back: column names were ASCII only; a name with a space is written quoted."""
+    p = parse_pattern("纠纷类型=neighbour & count_扬言报复_30D>0 & 'Police Station'=S27")
+    assert p.columns == ["纠纷类型", "count_扬言报复_30D", "Police Station"]
+    assert str(p) == "纠纷类型=neighbour & count_扬言报复_30D>0 & 'Police Station'=S27"
+    assert parse_pattern(str(p)) == p
+    frame = pd.DataFrame({"纠纷类型": ["neighbour", "neighbour"], "count_扬言报复_30D": [1.0, 0.0],
+                          "Police Station": ["S27", "S27"]})
+    assert p.mask(frame).tolist() == [True, False]
+
+
 @pytest.mark.parametrize("text, where", [
     ("category=building & __import__('os').system('x')", "character 20"),
     ("category", "character 0"),

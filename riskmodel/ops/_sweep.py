@@ -48,7 +48,7 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE | re.IGNORECASE,
 )
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[^\W\d]\w*$")  # any language's letters (派出所, count_扬言报复_30D); others quoted
 
 
 # ------------------------------------------------------------------------------------------
@@ -69,7 +69,8 @@ class Clause:
                 return f"{v:g}"
             text = str(v)
             return text if re.fullmatch(r"[^\s&=!<>'\"|,]+", text) else repr(text)
-        return f"{self.column}{self.op}{'|'.join(fmt(v) for v in self.values)}"
+        column = self.column if _NAME.match(self.column) else repr(self.column)  # 'Police Station'
+        return f"{column}{self.op}{'|'.join(fmt(v) for v in self.values)}"
 
     def mask(self, frame: pd.DataFrame) -> np.ndarray:
         """Rows satisfying the clause; a missing value never matches."""
@@ -187,13 +188,14 @@ def parse_pattern(text: str) -> SweepPattern:
     for group in groups:
         start = group[0][2] if group else len(text)
         shape = [k for k, _, _ in group]
-        ok = (len(group) == 3 and shape[0] == "word" and shape[1] == "op" and shape[2] in ("word", "quoted")
-              and _NAME.match(group[0][1]))
+        ok = (len(group) == 3 and shape[1] == "op" and shape[2] in ("word", "quoted")
+              and (shape[0] == "quoted" or _NAME.match(group[0][1])))
         if not ok:
             snippet = text[start:].split("&")[0].strip() or "(nothing)"
             raise ConfigError(f"bad sweep pattern at character {start} ({snippet!r}): expected column op value, "
                               f"{example}.")
         column, op, (vkind, vtext, _) = group[0][1], group[1][1], group[2]
+        column = column[1:-1] if shape[0] == "quoted" else column
         op = "=" if op == "==" else op
         if vkind == "quoted":
             values = (vtext[1:-1],)
