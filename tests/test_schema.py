@@ -1071,7 +1071,7 @@ def test_blank_ids_are_missing_and_padded_twins_warn(dtype, rows):
     ids = pd.Series((["a", " " * 18, "a ", "b", "", "c"] * rows)[:rows], dtype=dtype)
     events = pd.DataFrame({"dispute_id": ids, "kind": "call",
                            "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(rows), unit="h")})
-    with pytest.warns(DataWarning, match=r"1 id\(s\) differ from another only by spaces around them .*e.g. \['a '\]"):
+    with pytest.warns(DataWarning, match=r"1 id\(s\) differ from another only by spaces around them .*e.g. \['a', 'a '\]"):
         clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
     assert set(rejects["reject_reason"]) == {"null id in 'dispute_id'"} and len(rejects) == rows // 3
     assert sorted(set(clean["dispute_id"])) == ["a", "a ", "b", "c"] and len(clean) + len(rejects) == rows
@@ -1248,3 +1248,23 @@ def test_a_single_time_without_a_digit_is_refused_as_the_keyword():
         naive_utc("today", "start")
     with pytest.raises(DataError, match=r"end is missing"):
         naive_utc("", "end")
+
+
+@pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
+def test_ids_differing_by_case_or_in_scientific_notation_warn(dtype):
+    """One dispute written D0000123 and d0000123 (two systems) was two disputes, each scored on
+    part of its history; 18-digit case numbers saved by Excel (3.20102E+17) merged every dispute
+    sharing their first six digits into one. Both were said nowhere."""
+    ids = ["D0000123", "d0000123", "D0000124", "3.20102E+17", "3.20102E+17", "320102199901011234", "abc", "ABD"]
+    events = pd.DataFrame({"dispute_id": pd.Series(ids * 10, dtype=dtype), "kind": "call",
+                           "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(80), unit="h")})
+    with pytest.warns(DataWarning) as caught:
+        split_invalid_events(events, SCHEMA, now=NOW)
+    said = " ".join(str(w.message) for w in caught)
+    assert "1 id(s) differ from another only by spaces around them (or characters that show nothing: zero-width " \
+           "spaces, a BOM) or by letter case, e.g. ['D0000123', 'd0000123']" in said
+    assert "ids such as ['3.20102E+17'] are numbers in scientific notation" in said
+    with warnings.catch_warnings():  # ids of one case, no exponent: no word
+        warnings.simplefilter("error", DataWarning)
+        split_invalid_events(events.assign(dispute_id=events["dispute_id"].str.upper().str.replace("E+17", "7")),
+                             SCHEMA, now=NOW)

@@ -78,6 +78,7 @@ from ..._version import VERSION
 from ...data import (
     EXPORT_NULLS,
     NULL_WORDS,
+    SCIENTIFIC_ID,
     frame_fingerprint,
     ids_of_one_type,
     require_columns,
@@ -566,12 +567,12 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
         # (Unicode spaces, the separators U+001C-U+001F as Arrow's utf8_trim_whitespace, and INVISIBLE)
         distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
         edge = r"[\s\x1c-\x1f\u200b-\u200d\u2060\ufeff]+"  # as warn_odd_ids trims: spaces, INVISIBLE
-        groups = distinct.groupBy(F.regexp_replace("id", rf"(?U)^{edge}|{edge}$", "").alias("trimmed"))
+        groups = distinct.groupBy(F.lower(F.regexp_replace("id", rf"(?U)^{edge}|{edge}$", "")).alias("key"))
         twins = groups.agg(F.count("*").alias("n"), F.collect_list("id").alias("ids")).where("n > 1")
         found = _action(lambda: twins.select(F.explode("ids").alias("id")).toArrow(),
                         f"comparing the {inp.role}' ids")
-        words = _action(lambda: distinct.where(F.col("id").isin(list(NULL_WORDS[1:]))).limit(5).toArrow(),
-                        f"comparing the {inp.role}' ids")  # a parquet or DataFrame's "NULL" (a CSV's are missing)
+        odd = F.col("id").isin(list(NULL_WORDS[1:])) | F.col("id").rlike(SCIENTIFIC_ID)  # a CSV's NULL is missing
+        words = _action(lambda: distinct.where(odd).limit(5).toArrow(), f"comparing the {inp.role}' ids")
         odd = pa.concat_arrays([t.column("id").combine_chunks().cast(pa.large_string()) for t in (found, words)])
         warn_odd_ids(pc.unique(odd), stacklevel=4)
     return n_ids
