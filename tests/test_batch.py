@@ -695,6 +695,15 @@ def test_an_extract_written_another_way_is_read_or_refused(model_dir, data, tmp_
     with pytest.raises(DataError, match="is a night `riskmodel score` refused .*kinds"):
         read_nightly(tmp_path / "renamed")
     assert json.loads((tmp_path / "base" / "manifest.json").read_text(encoding="utf-8"))["status"] == "scored"
+    # times no parser reads (Oracle's 01-JAN-22 12.32.46.000000 AM): the refusal says why, with values
+    oracle = events.assign(time=pd.to_datetime(events["time"], errors="coerce", format="mixed")
+                           .dt.strftime("%d-%b-%y %I.%M.%S.000000 %p").str.upper())
+    with pytest.raises(DataError, match=r"every one was rejected \(.*[\d,]+ row\(s\) with unparseable time in 'time', "
+                                        r"e.g. \['\d\d-[A-Z]{3}-\d\d "):
+        score_batch(events=oracle, out=tmp_path / "oracle", **kw)
+    # every id merged into one (case numbers saved by Excel: 3.20102E+17): no dispute scored, refused
+    with pytest.raises(DataError, match=r"no dispute was scored, and [\d,]+ rows of the entities table have no event"):
+        score_batch(events=events.assign(dispute_id="3.20102E+17"), out=tmp_path / "merged", **kw)
     entities = data["sim"].entities
     kw["entities"] = entities.assign(dispute_id=entities["dispute_id"] + " ")
     with pytest.raises(DataError, match="none of the .* disputes scored has a row in the entities table"):

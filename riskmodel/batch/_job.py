@@ -100,6 +100,7 @@ from ..data import (
     MIN_PLAUSIBLE_TIME,
     EventSchema,
     default_now,
+    describe_rejects,
     frame_fingerprint,
     parse_duration,
     refuse_unclear_date,
@@ -803,7 +804,7 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
     manifest["model"].update(model_facts(predictor.model))  # what tiers and p mean, for the report
     if not manifest["counts"]["reconciles"]:  # pragma: no cover - an accounting bug, never data
         raise RuntimeError(f"batch accounting does not reconcile: {manifest['counts']}")
-    refusal = _refusal(manifest, entities_given=inputs["entities"] is not None)
+    refusal = _refusal(manifest, entities_given=inputs["entities"] is not None, rejects=final / "rejects.parquet")
     manifest["status"] = "scored" if refusal is None else "refused"
     if refusal is not None:  # nothing a station could act on: the work lists go, the rest stays to say why
         manifest["refused_because"] = refusal
@@ -821,17 +822,22 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
 _FEW_DISPUTES = 20  # below, a night whose every dispute lacks an entities row may be new disputes, not wrong ids
 
 
-def _refusal(manifest: dict, *, entities_given: bool) -> str | None:
-    """Why a night's input could not be used, or ``None``: no usable event row, no scored
-    dispute with an entities row (of at least :data:`_FEW_DISPUTES`), no event of a kind the
-    model was trained on."""
+def _refusal(manifest: dict, *, entities_given: bool, rejects: Path | None = None) -> str | None:
+    """Why a night's input could not be used, or ``None``: no usable event row (with the
+    reasons of the ``rejects`` file), no scored dispute with an entities row (of at least
+    :data:`_FEW_DISPUTES`), no event of a kind the model was trained on."""
     c, unseen = manifest["counts"], (manifest.get("monitoring") or {}).get("unseen_rate") or {}
     if c["events_read"] and not c["events_used"]:
-        return (f"events: none of the {c['events_read']:,} rows could be used, every one was rejected; check the "
-                "time and id columns of the export.")
+        why = "; ".join(describe_rejects(pd.read_parquet(rejects), places=False)) if rejects and rejects.exists() else ""
+        return (f"events: none of the {c['events_read']:,} rows could be used, every one was rejected"
+                + (f" ({why})" if why else "") + "; check the time and id columns of the export.")
     if not c["events_read"]:
         return "events: the input has no row: an empty export?"
     missing = c["disputes_without_entity_row"]
+    if entities_given and not c["disputes_scored"] and c["entities_without_events"] >= _FEW_DISPUTES:
+        return (f"no dispute was scored, and {c['entities_without_events']:,} rows of the entities table have no "
+                "event: check that both files write the ids alike (padding, leading zeros, numbers in scientific "
+                "notation, another format).")
     if entities_given and c["disputes_scored"] >= _FEW_DISPUTES and missing == c["disputes_scored"]:
         return (f"none of the {missing:,} disputes scored has a row in the entities table: their attributes and "
                 "closing times are unknown; check that both files write the ids alike (padding, leading zeros, "

@@ -1341,8 +1341,10 @@ def validate_events(
     return clean
 
 
-def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, word: str = "row") -> list[str]:
-    """One phrase per reject reason: its count, the first five offending rows and values.
+def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, word: str = "row",
+                     places: bool = True) -> list[str]:
+    """One phrase per reject reason: its count, the first five offending rows (unless not
+    ``places``) and values.
 
     ``numbers`` (aligned with ``rejects``' rows) are what the user sees as the rows' place,
     e.g. file line numbers with ``word="line"``; default the rejects' index labels.
@@ -1359,7 +1361,7 @@ def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, 
             if len(values):
                 examples = f", e.g. {format_examples(values[:3], limit=3)}"
         first = [int(v) if isinstance(v, np.integer) else v for v in where[hit][:5]]
-        parts.append(f"{count} {word}(s) with {reason} (first {word}s: {first}){examples}")
+        parts.append(f"{count:,} {word}(s) with {reason}" + (f" (first {word}s: {first})" if places else "") + examples)
     return parts
 
 
