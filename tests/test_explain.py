@@ -235,3 +235,20 @@ def test_thresholds_are_those_of_the_areas_the_tiers_were_set_in(night, tmp_path
     ex = rm.explain(case, night_by, model=night["model"], events=sim.events, entities=sim.entities)
     assert ex.thresholds["where"] == f"station {station}"
     assert ex.thresholds["red"] == pytest.approx(red.loc[red["station"] == station, "probability"].min())
+
+
+def test_explain_and_sweep_read_an_entities_table_as_the_night_did(night):
+    """The night sets aside an entities row repeated exactly and the rows of an id on several
+    different rows; explain refused that same file ("ids must be unique"), so no case of the
+    night could be explained with the file that scored it."""
+    sim, scores = night["sim"], night["scores"]
+    case = _case(scores, "red")
+    other = str(sim.entities["dispute_id"].iloc[0])
+    entities = pd.concat([sim.entities, sim.entities[sim.entities["dispute_id"] == case],  # an exact repeat
+                          sim.entities[sim.entities["dispute_id"] == other].assign(station="S99")],  # a conflict
+                         ignore_index=True)
+    ex = rm.explain(case, night["dir"], model=night["model"], events=sim.events, entities=entities)
+    plain = rm.explain(case, night["dir"], model=night["model"], events=sim.events, entities=sim.entities)
+    assert ex.probability == pytest.approx(plain.probability) and ex.tier == plain.tier
+    result = rm.sweep(night["dir"], like=case, model=night["model"], events=sim.events, entities=entities)
+    assert len(result.matches) >= 1

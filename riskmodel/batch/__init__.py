@@ -1,7 +1,7 @@
 """The nightly batch: :func:`score_batch` (streamed, chunked, resumable, reconciled) on the
 local engine or on Apache Spark, and :func:`read_nightly` to read a night's folder back."""
 
-from ._core import CITY
+from ._core import CITY, usable_entities
 from ._job import load_predictor, score_batch
 from ._nightly import (
            NightlyOutput,
@@ -13,4 +13,4 @@ from ._nightly import (
 )
 
 __all__ = ["CITY", "NightlyOutput", "as_nightly", "as_nightly_list", "concat_scores", "dedupe_nights",
-           "load_predictor", "read_nightly", "score_batch"]
+           "load_predictor", "read_nightly", "score_batch", "usable_entities"]

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError, format_examples
-from ..batch import as_nightly
+from ..batch import as_nightly, usable_entities
 from ..data import kind_in
 from ._barometer import resolve_area
 
@@ -351,6 +351,7 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
                 f"{schema.entity_feature_columns})")
         raise DataError(f"{what}; pass it as entities=...", cli=f"{what}; pass it with --entities PATH.")
     prepared = _prepare(events, schema)
+    entities = usable_entities(entities, schema)[0]  # the rows the night used: repeats and conflicts set aside
     cut = scores[[ent, "as_of"]].copy()
     case_as_of = None
     if like is not None:
