@@ -310,8 +310,9 @@ def _cmd_report(args) -> int:
         schema = model.model._schema()
         events = read_table(args.events, text_columns=schema.text_columns)
         entities = read_table(args.entities, text_columns=schema.entity_text_columns) if args.entities else None
-    elif args.explain:
-        raise ConfigError("--explain needs --model and --events (and --entities for models trained with one).")
+    elif args.explain:  # as riskmodel explain: the model and the events the night's manifest names
+        model = _load_model(args.model) if args.model else None
+        events, entities = args.events, args.entities
     out = write_report(args.out, scores=args.scores, history=args.history or [], outcomes=args.outcomes,
                        horizon=args.horizon, model=model, events=events, entities=entities,
                        area=_area(args.area), explain=args.explain)

@@ -252,3 +252,12 @@ def test_explain_and_sweep_read_an_entities_table_as_the_night_did(night):
     assert ex.probability == pytest.approx(plain.probability) and ex.tier == plain.tier
     result = rm.sweep(night["dir"], like=case, model=night["model"], events=sim.events, entities=entities)
     assert len(result.matches) >= 1
+
+
+def test_report_explains_a_case_with_the_model_and_events_the_night_names(night, tmp_path):
+    """`report --explain` demanded --model and --events, which `explain` reads from the manifest."""
+    case = _case(night["scores"], "red")
+    out = tmp_path / "report.html"
+    assert main(["report", "--scores", str(night["dir"]), "--explain", case, "--entities",
+                 str(night["root"] / "entities.parquet"), "--out", str(out)]) == 0
+    assert f'id="explain-{case}"' in out.read_text(encoding="utf-8")

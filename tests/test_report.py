@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from riskmodel import (
-    ConfigError,
     DataWarning,
     EventSchema,
     FeatureBuilder,
+    ModelError,
     RiskModel,
     audit_outcomes,
     make_cutoffs,
@@ -167,7 +167,7 @@ def test_write_report_and_cli(nights, tmp_path):
     assert (tmp_path / "plots" / "barometer_heatmap.png").exists()
     assert main(["report", "--scores", str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")]) == 2
     assert main(["report", "--scores", str(nights["dirs"][-1]), "--explain", "D0000001",
-                 "--out", str(tmp_path / "x.html")]) == 2  # --explain needs --model and --events
+                 "--out", str(tmp_path / "x.html")]) == 2  # the night names no model file: --model needed
 
 
 _CHECK = """<script>
@@ -308,7 +308,7 @@ def test_report_explains_disputes(nights, tmp_path):
     assert 'id="explained"' in text and f'id="explain-{red}"' in text
     assert "red from p ≥" in text and "Every contribution" in text
     assert len(_images(text)) == 3  # trend, heat map and the dispute's waterfall + timeline
-    with pytest.raises(ConfigError, match="needs model= and events="):
+    with pytest.raises(ModelError, match="model .memory. not found"):  # the night's model was in memory
         write_report(tmp_path / "x.html", scores=nights["dirs"][-1], explain=[red])
 
 

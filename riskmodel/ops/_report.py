@@ -531,14 +531,12 @@ def write_report(
     explanations = []
     if len(explain):
         from ._explain import explain as explain_one
-
-        if model is None or events is None:
-            raise ConfigError("explaining disputes in the report needs model= and events= (CLI: --model, --events).")
         from ._sweep import _model_of, _prepare
 
-        prepared = _prepare(events, _model_of(model)._schema())  # once for every dispute
+        if model is not None and events is not None:  # else each explain reads them from the night's manifest
+            events = _prepare(events, _model_of(model)._schema())  # once for every dispute
         # each card's thresholds are those of the areas tonight's tiers were set in, not the report's area
-        explanations = [explain_one(i, night, model=model, events=prepared, entities=entities, area="auto")
+        explanations = [explain_one(i, night, model=model, events=events, entities=entities, area="auto")
                         for i in explain]
     text = render_report(night, history=earlier, audit=audit, area=area, model=model, horizon=horizon,
                          explanations=explanations)
