@@ -671,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", default=None, help="event log, e.g. events.parquet")
     p.add_argument("--entities", default=None, help="entities table, e.g. entities.parquet")
     p.add_argument("--explain", nargs="*", default=[], help="dispute ids explained in the report, e.g. D0012345 "
-                   "D0012346 (needs --model and --events)")
+                   "D0012346 (with --model and --events, or those the night's manifest names, as explain)")
     p.add_argument("--area", default="auto",
                    help="area column: auto (the scores' own, e.g. station; the city when they have none), "
                         "none (the city), or a column, e.g. district")

@@ -505,12 +505,12 @@ def write_report(
         The audit's horizon. Default: the model's, as the night's manifest records it (the
         horizon its ``p`` speaks of), else ``"90D"``, which the legend then names too.
     model, events, entities : optional
-        To recompute the reasons of missed blue cases in the audit, and to explain disputes.
+        To recompute the reasons of missed blue cases in the audit, and to explain disputes
+        (there, as :func:`riskmodel.explain`, the model and events the night names by default).
     area : str or None, default="auto"
         See :func:`render_report`.
     explain : sequence of str, optional
-        Dispute ids explained in the report (:func:`riskmodel.explain`; needs ``model``
-        and ``events``).
+        Dispute ids explained in the report (:func:`riskmodel.explain`).
 
     Returns
     -------
