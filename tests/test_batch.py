@@ -1018,3 +1018,23 @@ def test_a_predictor_reads_requests_as_the_batch_and_the_served_model_read_them(
     for bad in ("today", ""):
         with pytest.raises(DataError, match=f"as_of='{bad}' is not a date or time"):
             predictor.predict(events, as_of=bad, entities=sim.entities)
+
+
+def test_parquet_parts_holding_a_column_as_different_types_are_named(model_dir, data, tmp_path):
+    """A year's parts with party ids as numbers beside a year's as text (schema drift): Arrow's
+    "Unable to merge" (or "Failed to parse string") named neither the column's parts nor the
+    cause, and added how CSV files are told apart."""
+    events = data["sim"].events
+    for year, part in ((2023, events.iloc[::2].assign(party_id=lambda f: f["party_id"].str[1:].astype(float))),
+                       (2024, events.iloc[1::2])):
+        (tmp_path / "events" / f"year={year}").mkdir(parents=True)
+        part.to_parquet(tmp_path / "events" / f"year={year}" / "part-0.parquet", index=False)
+    said = r"its parts hold column 'party_id' as different types \(double in year=2023/part-0.parquet and .*string in " \
+           r"year=2024/part-0.parquet\)"
+    with pytest.raises(DataError, match="could not read events .*" + said):
+        score_batch(model=str(model_dir), events=tmp_path / "events", entities=data["entities"], as_of=AS_OF,
+                    out=tmp_path / "out")
+    from riskmodel.lifecycle import read_table
+
+    with pytest.raises(DataError, match=said):
+        read_table(tmp_path / "events")

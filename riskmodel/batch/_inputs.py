@@ -26,7 +26,7 @@ from ..data import (
     validated_entity_columns,
     warn_odd_ids,
 )
-from ..lifecycle import NOT_CSV, is_csv, read_csv
+from ..lifecycle import is_csv, parquet_failure, read_csv
 from ._core import bucket_of
 from ._files import write_parquet
 
@@ -145,7 +145,7 @@ class Source:
             except DataError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
-                raise DataError(f"could not read events {path}: {type(exc).__name__}: {exc}; {NOT_CSV}.") from exc
+                raise parquet_failure(path, exc, "events ") from exc
         names = list(self.frame.columns) if self.frame is not None else self.dataset.schema.names
         require_columns(pd.DataFrame(columns=names), schema.event_columns, f"events ({self.description})",
                         schema=schema, trained=True)
@@ -294,7 +294,7 @@ class Entities:
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
-            raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}; {NOT_CSV}.") from exc
+            raise parquet_failure(path, exc) from exc
         require_columns(pd.DataFrame(columns=self.dataset.schema.names), entity_columns(schema), "entities",
                         schema=schema, trained=True)
 

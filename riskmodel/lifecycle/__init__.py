@@ -7,6 +7,7 @@ from ._config import (
     is_csv,
     load_config,
     load_data,
+    parquet_failure,
     read_capacity,
     read_csv,
     read_table,
@@ -18,6 +19,6 @@ from ._registry import Predictor, load, promote, rollback, train
 from ._store import recorded_uri, tracking_uri
 
 __all__ = [
-    "NOT_CSV", "ExperimentConfig", "Predictor", "is_csv", "load", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
+    "NOT_CSV", "ExperimentConfig", "Predictor", "is_csv", "load", "parquet_failure", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
     "read_capacity", "read_csv", "read_table", "recorded_uri", "rollback", "row_numbers", "tracking_uri", "train",
 ]

@@ -7,6 +7,7 @@ plus the TOML file itself), so a run can always be reproduced.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import dataclasses
 import gzip
@@ -308,7 +309,33 @@ def read_table(path, *, text_columns=()) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
-        raise DataError(f"could not read {path}: {type(exc).__name__}: {exc}; {NOT_CSV}") from exc
+        raise parquet_failure(path, exc) from exc
+
+
+def parquet_failure(path: Path, exc: Exception, what: str = "") -> DataError:
+    """The error for parquet ``path`` (``what``: e.g. ``"events "``) that did not read: the
+    column its parts hold as different types (``int64`` in one year, text in another), with a
+    part of each, when that is why; else the reader's words and how files are told apart."""
+    conflict = None
+    with contextlib.suppress(Exception):  # judged on the parts' schemas only
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+
+        files = ds.dataset(path, format="parquet").files if path.is_dir() else []
+        seen: dict = {}  # column -> {type: first part of that type}
+        for name in files:
+            for f in pq.read_schema(name):
+                if str(f.type) != "null":
+                    seen.setdefault(f.name, {}).setdefault(str(f.type), Path(name).relative_to(path).as_posix())
+            conflict = next(((c, types) for c, types in seen.items() if len(types) > 1), None)
+            if conflict:
+                break
+    if conflict:
+        column, types = conflict
+        where = " and ".join(f"{t} in {part}" for t, part in types.items())
+        return DataError(f"could not read {what}{path}: its parts hold column {column!r} as different types ({where}); "
+                         "write it with one type in every part (e.g. as text).")
+    return DataError(f"could not read {what}{path}: {type(exc).__name__}: {exc}; {NOT_CSV}.")
 
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".csv.zst")
