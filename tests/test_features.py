@@ -1072,3 +1072,17 @@ def test_a_party_of_spaces_is_no_party():
     missing = events.assign(party_id=events["party_id"].where(events.index % 5 != 0, None))
     fb = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("party",)).fit(events)
     pd.testing.assert_frame_equal(fb.transform(blank, cutoffs), fb.transform(missing, cutoffs))
+
+
+def test_streaks_of_kinds_no_event_holds_warn():
+    """A streak of kinds the log never holds (the simulator's names on a log of Chinese kinds)
+    trained without a word: its column was always 0."""
+    events = pd.DataFrame({"dispute_id": ["a", "a", "b"], "kind": ["扬言报复", "调解成功", "扬言报复"],
+                           "time": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])})
+    schema = EventSchema(text_col=None, party_col=None)
+    with pytest.warns(DataWarning, match=r"streaks name kinds no event holds, \['mediation_failed', "
+                                         r"'mediation_success'\].*kinds seen: \['扬言报复', '调解成功'\]"):
+        FeatureBuilder(schema=schema, streaks=[("mediation_failed", "mediation_success")]).fit(events)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        FeatureBuilder(schema=schema, streaks=[("扬言报复", "调解成功")]).fit(events)

@@ -1268,3 +1268,20 @@ def test_ids_differing_by_case_or_in_scientific_notation_warn(dtype):
         warnings.simplefilter("error", DataWarning)
         split_invalid_events(events.assign(dispute_id=events["dispute_id"].str.upper().str.replace("E+17", "7")),
                              SCHEMA, now=NOW)
+
+
+def test_a_missing_column_names_the_key_that_names_it_as_the_config_writes_it():
+    """An entities table whose id column has another name was told to change entity_col (which
+    breaks the events); a list key was shown as a string (entity_categorical_cols = "..."); a
+    misspelt [schema] key was EventSchema's."""
+    from riskmodel.data import require_columns
+
+    schema = EventSchema(entity_col="case_no", entity_categorical_cols=("precinct",), group_cols=("precinct",))
+    with pytest.raises(DataError) as caught:
+        require_columns(pd.DataFrame(columns=["case_number"]), ["case_no", "precinct"], "entities", schema=schema)
+    cli = caught.value.for_cli()
+    assert "'case_no' is the schema's entities_id_col: name your column with entities_id_col = \"...\"" in cli
+    assert 'entity_categorical_cols = ["..."]' in cli and "EventSchema(entity_categorical_cols=[...])" in str(caught.value)
+    with pytest.raises(DataError) as caught:
+        EventSchema.from_dict({"outcome_kind": ["x"]})
+    assert caught.value.for_cli().startswith("[schema] has unknown keys ['outcome_kind']")

@@ -207,7 +207,8 @@ class EventSchema:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise DataError(f"EventSchema got unknown keys {unknown}; known keys: {sorted(known)}")
+            raise DataError(f"EventSchema got unknown keys {unknown}; known keys: {sorted(known)}",
+                            cli=f"[schema] has unknown keys {unknown}; known keys: {sorted(known)}")
         return cls(**data)
 
 
@@ -249,20 +250,24 @@ def require_columns(df, columns: Sequence[str], what: str, *, schema: EventSchem
     head = f"{what} is missing required column(s) {missing}; it has {names[:20]}."
     if schema is None:
         raise DataError(f"{head} Rename the columns or pass an EventSchema naming yours.")
-    roles = [(c, _roles_of(schema, c)) for c in missing]
+    roles = [(c, _roles_of(schema, c, what)) for c in missing]
     python, cli = [], []
     for column, fields in roles:
         for name in fields:
-            optional = name not in _REQUIRED_ROLES
+            optional = name not in _REQUIRED_ROLES and name != "entities_id_col"
+            listed = name not in (*_REQUIRED_ROLES, *_OPTIONAL_ROLES, "entities_id_col")  # a list of columns
             if name in _OPTIONAL_ROLES:
                 py_off, cli_off = f"EventSchema({name}=None)", f'{name} = ""'
             else:
                 py_off = f"EventSchema({name}=()) or leave {column!r} out of it"
                 cli_off = f"{name} = [] or leave {column!r} out of it"
-            python.append(f"{column!r} is the schema's {name}: name your column with EventSchema({name}=...)"
+            python.append(f"{column!r} is the schema's {name}: name your column with "
+                          f"EventSchema({name}={'[...]' if listed else '...'})"
                           + (f" or switch the role off with {py_off}" if optional else ""))
-            cli.append(f"{column!r} is the schema's {name}: name your column with {name} = \"...\" in the "
-                       "config's [schema]" + (f", or switch the role off with {cli_off}" if optional else ""))
+            value = '["..."]' if listed else '"..."'
+            cli.append(f"{column!r} is the schema's {name}: name your column with {name} = {value} in the config's "
+                       "[schema]"
+                       + (f", or switch the role off with {cli_off}" if optional else ""))
     if trained:
         fix = ("The model was trained on events with these columns: rename yours to match, or retrain "
                "with a schema naming your columns (or switching an optional role off). ")
@@ -270,8 +275,11 @@ def require_columns(df, columns: Sequence[str], what: str, *, schema: EventSchem
     raise DataError(f"{head} " + "; ".join(python) + ".", cli=f"{head} " + "; ".join(cli) + ".")
 
 
-def _roles_of(schema: EventSchema, column: str) -> list[str]:
-    """The schema fields naming ``column`` (defaults included), in field order."""
+def _roles_of(schema: EventSchema, column: str, what: str = "") -> list[str]:
+    """The schema fields naming ``column`` (defaults included), in field order; in the
+    entities table (``what``), its id is ``entities_id_col``'s (empty: ``entity_col``'s)."""
+    if what.startswith("entities") and column == schema.entities_id:
+        return ["entities_id_col"]
     fields = []
     for f in dataclasses.fields(schema):
         value = getattr(schema, f.name)

@@ -634,6 +634,12 @@ class FeatureBuilder(BaseEstimator):
         # values no event holds (a categorical's unused categories, blank kinds) have no column, and
         # a kind called 'other' is counted with the other kinds, under that name
         counts = counts[(counts > 0) & (counts.index != OTHER_KIND)]
+        absent = [k for k in dict.fromkeys(k for pair in self.streaks for k in pair) if k not in counts.index]
+        if absent and self._active("dynamics"):  # a misspelt kind, another export's names
+            warnings.warn(f"streaks name kinds no event holds, {format_examples(absent)}: a streak of such a kind is "
+                          "always 0, one reset by it never resets (kinds seen: "
+                          f"{format_examples(counts.sort_values(ascending=False).index[:10])}).", DataWarning,
+                          stacklevel=2)
         counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
         self.kinds_ = sorted(counts.index[: self.max_kinds].tolist())
         self.kind_slugs_ = _kind_slugs(self.kinds_ + [OTHER_KIND])
