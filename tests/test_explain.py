@@ -252,6 +252,9 @@ def test_explain_and_sweep_read_an_entities_table_as_the_night_did(night):
     assert ex.probability == pytest.approx(plain.probability) and ex.tier == plain.tier
     result = rm.sweep(night["dir"], like=case, model=night["model"], events=sim.events, entities=entities)
     assert len(result.matches) >= 1
+    with pytest.raises(rm.DataError, match=r"entities is missing required column\(s\) \['dispute_id'\]"):
+        rm.explain(case, night["dir"], model=night["model"], events=sim.events,
+                   entities=entities.rename(columns={"dispute_id": "case"}))
 
 
 def test_report_explains_a_case_with_the_model_and_events_the_night_names(night, tmp_path):

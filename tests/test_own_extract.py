@@ -626,6 +626,11 @@ def test_csv_exports_as_police_systems_write_them(tmp_path):
     frame.to_csv(tmp_path / "semi.csv", index=False, sep=";")
     with pytest.raises(DataError, match="not separated by commas"):
         read_table(tmp_path / "semi.csv")
+    # a value past the header's columns, after a narrative on two lines: the line a user sees (pandas counts records)
+    (tmp_path / "shifted.csv").write_text('id,time,kind,narrative\nA,2024-01-01,call,"two\nlines"\n'
+                                          "B,2024-01-02,call,x\nC,2024-01-03,call,y,oops\n")
+    with pytest.raises(DataError, match="shifted.csv: line 5 has more fields than the header"):
+        read_table(tmp_path / "shifted.csv")
     # Excel's semicolons with decimal commas: pandas' tokenizer failed before the header was judged
     frame.assign(amount=["636", "1,5"]).to_csv(tmp_path / "semi_decimal.csv", index=False, sep=";")
     with pytest.raises(DataError, match="not separated by commas"):

@@ -1285,3 +1285,13 @@ def test_a_missing_column_names_the_key_that_names_it_as_the_config_writes_it():
     with pytest.raises(DataError) as caught:
         EventSchema.from_dict({"outcome_kind": ["x"]})
     assert caught.value.for_cli().startswith("[schema] has unknown keys ['outcome_kind']")
+
+
+def test_warn_odd_ids_takes_missing_ids():
+    """warn_odd_ids is public: a null among ids that fold to another's key raised ValueError."""
+    import pyarrow as pa
+
+    from riskmodel.data import warn_odd_ids
+
+    with pytest.warns(DataWarning, match=r"1 id\(s\) differ .* by letter case, e.g. \['A1', 'a1'\]"):
+        warn_odd_ids(pa.array(["A1", None, "a1", "B2"]))

@@ -446,7 +446,7 @@ def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, 
 
 
 @pytest.mark.parametrize("variant", ["digits", "gzip", "gb18030", "nulls", "corrupt_gzip", "trailing_comma",
-                                     "extra_field"])
+                                     "extra_field", "header_only", "cut_gzip"])
 def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, model_dir, data, tmp_path, variant):
     """Ids of digits with leading zeros and times written as digits (Spark made them integers:
     the night was refused, or its work lists named other case numbers); a gzipped CSV (read
@@ -473,15 +473,21 @@ def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, mod
         lines[1:] = [line + "," for line in lines[1:]] if variant == "trailing_comma" else [
             line + (",oops" if k in (5, 50, 500) else "") for k, line in enumerate(lines[1:])]
         path.write_text("\n".join(lines) + "\n")
+    if variant == "header_only":  # an empty export: Spark's check of the fields past the header found no batch
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+        for engine in ("local", "spark"):
+            with pytest.raises(DataError, match="the input has no row"):
+                score_batch(out=tmp_path / engine, engine=engine, **kw)
+        return
     if variant == "extra_field":  # Spark dropped the extra fields without a word
         for engine in ("local", "spark"):
             with pytest.raises(DataError, match="more fields than the header"):
                 score_batch(out=tmp_path / engine, engine=engine, **kw)
         return
-    if variant == "corrupt_gzip":  # a cut download, its header damaged: zlib's own error on Spark
+    if variant in ("corrupt_gzip", "cut_gzip"):  # damaged at its start (zlib's words), or cut (a Java trace)
         raw = bytearray(path.read_bytes()[:5000])
         raw[10:40] = b"x" * 30
-        path.write_bytes(bytes(raw))
+        path.write_bytes(bytes(raw) if variant == "corrupt_gzip" else path.read_bytes()[: path.stat().st_size * 7 // 10])
         for engine in ("local", "spark"):
             with pytest.raises(DataError, match="events.csv.gz") as caught:
                 score_batch(out=tmp_path / engine, engine=engine, **kw)

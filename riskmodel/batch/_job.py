@@ -83,6 +83,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import time
 import warnings
@@ -92,6 +93,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError
 from .._faults import crash_point
@@ -828,16 +830,17 @@ def _refusal(manifest: dict, *, entities_given: bool, rejects: Path | None = Non
     :data:`_FEW_DISPUTES`), no event of a kind the model was trained on."""
     c, unseen = manifest["counts"], (manifest.get("monitoring") or {}).get("unseen_rate") or {}
     if c["events_read"] and not c["events_used"]:
-        why = "; ".join(describe_rejects(pd.read_parquet(rejects), places=False)) if rejects and rejects.exists() else ""
+        why = ""
+        if rejects and rejects.exists():  # the reasons, and the columns they name: not every narrative
+            reasons = pd.read_parquet(rejects, columns=["reject_reason"])["reject_reason"]
+            named = {m for r in reasons.unique() for m in re.findall(r"in '(.+)'$", str(r))}
+            columns = [c for c in pq.read_schema(rejects).names if c in named]
+            why = "; ".join(describe_rejects(pd.read_parquet(rejects, columns=["reject_reason", *columns]), places=False))
         return (f"events: none of the {c['events_read']:,} rows could be used, every one was rejected"
                 + (f" ({why})" if why else "") + "; check the time and id columns of the export.")
     if not c["events_read"]:
         return "events: the input has no row: an empty export?"
     missing = c["disputes_without_entity_row"]
-    if entities_given and not c["disputes_scored"] and c["entities_without_events"] >= _FEW_DISPUTES:
-        return (f"no dispute was scored, and {c['entities_without_events']:,} rows of the entities table have no "
-                "event: check that both files write the ids alike (padding, leading zeros, numbers in scientific "
-                "notation, another format).")
     if entities_given and c["disputes_scored"] >= _FEW_DISPUTES and missing == c["disputes_scored"]:
         return (f"none of the {missing:,} disputes scored has a row in the entities table: their attributes and "
                 "closing times are unknown; check that both files write the ids alike (padding, leading zeros, "
@@ -859,8 +862,11 @@ def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
         raise DataError(f"{manifest['refused_because']} The night is refused: no work lists were written (the "
                         f"rejects and the manifest are in {out}).")
     if c["events_used"] and not c["disputes_scored"]:
+        ids = (f"; {c['entities_without_events']:,} rows of the entities table have no event: do both files write "
+               "the ids alike (padding, leading zeros, numbers in scientific notation)?"
+               if entities_given and c["entities_without_events"] >= _FEW_DISPUTES else "")
         warnings.warn(f"no dispute is open at as_of {manifest['as_of']} (counts.not_open_by_reason: "
-                      f"{c['not_open_by_reason']}): is as_of the night you meant?", DataWarning, stacklevel=3)
+                      f"{c['not_open_by_reason']}): is as_of the night you meant{ids}", DataWarning, stacklevel=3)
     for col, lost in (c.get("entities_unparseable_times") or {}).items():
         warnings.warn(f"entities column {col!r}: {lost:,} time(s) did not parse and are missing"
                       + (" (those disputes count as not closed)" if col == manifest["schema"].get("closed_col") else "")

@@ -1116,6 +1116,7 @@ def warn_odd_ids(ids: pa.Array, stacklevel: int = 5) -> None:
     (``3.20102E+17``: an 18-digit case number saved by Excel), which lost digits; some are
     words for a missing value (:data:`NULL_WORDS`: ``NULL``, ``None``, ``\\N``; a frame read
     with ``keep_default_na=False``, a driver writing ``NULL``): each is taken as a dispute."""
+    ids = ids.drop_null()
     _warn_twin_ids(ids, stacklevel + 1)
     if _holds(ids, lambda raw: raw == 0x2B):  # "+": a regex pass only when the bytes allow one
         sci = pc.match_substring_regex(ids, SCIENTIFIC_ID)

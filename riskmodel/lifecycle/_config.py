@@ -375,7 +375,9 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
             shifted = re.search(r"Expected (\d+) fields in line (\d+), saw \d+", str(exc))
             if shifted is None:
                 raise DataError(f"could not read {path} as CSV: {exc}") from None
-            raise DataError(f"{path}: line {shifted[2]} has more fields than the header ({shifted[1]} columns): a "
+            record = int(shifted[2])  # pandas counts records (the header is 1), not lines: quoted line breaks
+            line = row_numbers(path, record - 1, first=True)[0][record - 2]
+            raise DataError(f"{path}: line {line} has more fields than the header ({shifted[1]} columns): a "
                             "comma inside a field that is not quoted? Quote such fields, or remove the extra ones."
                             ) from None
         except (zlib.error, gzip.BadGzipFile, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
@@ -435,11 +437,11 @@ def _refuse_filled_extra_fields(path: Path, encoding: str, n_columns: int) -> bo
     return False
 
 
-def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
+def row_numbers(path, n_rows: int, *, first: bool = False) -> tuple[np.ndarray, str]:
     """Where each of the ``n_rows`` rows :func:`read_table` read from ``path`` is in the
     file, as a user opening it sees it: ``(numbers, "line")`` for a CSV file (the header
     is line 1; blank lines and quoted line breaks are counted), ``(numbers, "row")`` for
-    parquet (rows counted from 1).
+    parquet (rows counted from 1). ``first``: the first ``n_rows`` of a file holding more.
 
     The CSV pass is plain Python: call it for error messages and rejects, not on every read.
     """
@@ -456,8 +458,8 @@ def row_numbers(path, n_rows: int) -> tuple[np.ndarray, str]:
                     end = reader.line_num
         except (OSError, csv.Error, zipfile.BadZipFile, ImportError):
             lines = []
-        if len(lines) == n_rows + 1:  # the header, then one record per row
-            return np.asarray(lines[1:], dtype=np.int64), "line"
+        if len(lines) == n_rows + 1 or (first and len(lines) > n_rows):  # the header, then one record per row
+            return np.asarray(lines[1 : n_rows + 1], dtype=np.int64), "line"
         return np.arange(2, n_rows + 2, dtype=np.int64), "line"  # best effort: no blank lines
     return np.arange(1, n_rows + 1, dtype=np.int64), "row"
 

@@ -340,6 +340,33 @@ def _phrases(writer, features: pd.Series, names) -> tuple[list, list]:
     return [z for z, _ in pairs], [e for _, e in pairs]
 
 
+def night_inputs(night, model=None, events=None, entities=None) -> tuple:
+    """The model (and its label), events and entities to recompute a night's cases with: those
+    given (paths read as the nightly run read them), else the model and the events the night's
+    manifest names. :class:`ConfigError` when neither names one."""
+    from ..lifecycle import load, read_table
+
+    label = ""
+    if model is None:
+        if not night.model_uri:
+            raise ConfigError("explain needs the model: pass model= (CLI: --model); the scores' manifest names none.")
+        model = load_predictor(night.model_uri, store=night.model_store)
+    elif isinstance(model, str | Path):
+        model = load(str(model))
+    if hasattr(model, "model_name"):
+        label = f"{model.model_name} version {model.model_version}"
+    if events is None:
+        events = ((night.manifest or {}).get("input") or {}).get("events")
+        if not events or not Path(str(events)).exists():
+            raise ConfigError("explain needs the event log to recompute the features: pass events= (CLI: --events).")
+    schema = _model_of(model)._schema()
+    if isinstance(events, str | Path):  # names as text, as the nightly run read them (18-digit ids stay ids)
+        events = read_table(events, text_columns=schema.text_columns)
+    if isinstance(entities, str | Path):
+        entities = read_table(entities, text_columns=schema.entity_text_columns)
+    return model, label, events, entities
+
+
 def explain(
     dispute_id,
     scores,
@@ -385,33 +412,11 @@ def explain(
     ConfigError
         No model or events given and the manifest names none.
     """
-    from ..lifecycle import load, read_table
-    from ..model import RiskModel
-
     night = as_nightly(scores)
     manifest = night.manifest or {}
-    label = ""
-    if model is None:
-        if not night.model_uri:
-            raise ConfigError("explain needs the model: pass model= (CLI: --model); the scores' manifest names none.")
-        model = load_predictor(night.model_uri, store=night.model_store)
-        label = f"{model.model_name} version {model.model_version}"
-    elif isinstance(model, str | Path):
-        predictor = load(str(model))
-        label = f"{predictor.model_name} version {predictor.model_version}"
-        model = predictor
-    elif hasattr(model, "model_name"):
-        label = f"{model.model_name} version {model.model_version}"
-    rm: RiskModel = _model_of(model)
-    if events is None:
-        events = (manifest.get("input") or {}).get("events")
-        if not events or not Path(str(events)).exists():
-            raise ConfigError("explain needs the event log to recompute the features: pass events= (CLI: --events).")
+    model, label, events, entities = night_inputs(night, model, events, entities)
+    rm = _model_of(model)
     schema = rm._schema()
-    if isinstance(events, str | Path):  # names as text, as the nightly run read them (18-digit ids stay ids)
-        events = read_table(events, text_columns=schema.text_columns)
-    if isinstance(entities, str | Path):
-        entities = read_table(entities, text_columns=schema.entity_text_columns)
     ent = schema.entity_col
     dispute_id = str(dispute_id)
     frame = night.scores

@@ -531,10 +531,11 @@ def write_report(
     explanations = []
     if len(explain):
         from ._explain import explain as explain_one
+        from ._explain import night_inputs
         from ._sweep import _model_of, _prepare
 
-        if model is not None and events is not None:  # else each explain reads them from the night's manifest
-            events = _prepare(events, _model_of(model)._schema())  # once for every dispute
+        model, _, events, entities = night_inputs(night, model, events, entities)  # the night's, by default
+        events = _prepare(events, _model_of(model)._schema())  # once for every dispute
         # each card's thresholds are those of the areas tonight's tiers were set in, not the report's area
         explanations = [explain_one(i, night, model=model, events=events, entities=entities, area="auto")
                         for i in explain]

@@ -30,7 +30,7 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError, format_examples
 from ..batch import as_nightly, usable_entities
-from ..data import kind_in
+from ..data import kind_in, require_columns
 from ._barometer import resolve_area
 
 __all__ = ["SweepInputs", "SweepPattern", "SweepResult", "parse_pattern", "sweep", "sweep_inputs"]
@@ -48,7 +48,7 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE | re.IGNORECASE,
 )
-_NAME = re.compile(r"^[^\W\d]\w*$")  # any language's letters (派出所, count_扬言报复_30D); others quoted
+_NAME = re.compile(r"^[^\W\d][^\s&=!<>'\"|]*$")  # any language's words (派出所, count_扬言报复_30D, थाना); others quoted
 
 
 # ------------------------------------------------------------------------------------------
@@ -351,7 +351,9 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
                 f"{schema.entity_feature_columns})")
         raise DataError(f"{what}; pass it as entities=...", cli=f"{what}; pass it with --entities PATH.")
     prepared = _prepare(events, schema)
-    entities = usable_entities(entities, schema)[0]  # the rows the night used: repeats and conflicts set aside
+    if entities is not None:  # the rows the night used: repeats and conflicts set aside
+        require_columns(entities, [schema.entities_id], "entities", schema=schema, trained=True)
+        entities = usable_entities(entities, schema)[0]
     cut = scores[[ent, "as_of"]].copy()
     case_as_of = None
     if like is not None:

@@ -209,6 +209,8 @@ def _first_line(exc: BaseException) -> str:
 _REMOTE_ERROR = re.compile(r"riskmodel\._errors\.(DataError|ModelError|ConfigError): (.*)")
 
 
+_FAILED_READ = re.compile(r"FAILED_READ_FILE[^\]]*\] Encountered error while reading file (\S+?(\.gz|\.bz2)?)\.\s",
+                          re.IGNORECASE)
 _TYPE_MISMATCH = re.compile(r"PARQUET_COLUMN_DATA_TYPE_MISMATCH\][^\n]*?reading file (\S+?)\. Data type mismatches "
                             r"when reading Parquet column \[?([^\]\s.]+)")
 
@@ -219,6 +221,10 @@ def _translate(exc: Exception, what: str) -> Exception:
     if match:
         cls = {"DataError": DataError, "ModelError": ModelError, "ConfigError": ConfigError}[match.group(1)]
         return cls(f"{match.group(2)} (raised in a Spark task while {what})")
+    cut = _FAILED_READ.search(str(exc))
+    if cut and cut.group(1).lower().endswith((".gz", ".bz2")):  # a cut download past the first MiB judged
+        return DataError(f"{cut.group(1)} is not a readable {cut.group(2)} file to its end: a truncated or corrupt "
+                         "download? Compress it again, or give the plain CSV.")
     mismatch = _TYPE_MISMATCH.search(str(exc))
     if mismatch:  # Spark reads every parquet file with the first one's types
         return DataError(f"column {mismatch.group(2)!r} of {mismatch.group(1)} has another type than in the input's "
@@ -521,12 +527,13 @@ def _finish_format(inp: _Input, text_columns=()) -> RowFormat:
                         .groupBy("column").agg(F.collect_set("dtype").alias("d"), F.max("nulls").alias("n"))
                         .collect(), f"reading {inp.role}")
         found = {r["column"]: _csv_dtype(set(r["d"]), bool(r["n"])) for r in votes}
-        if set(next(r["d"] for r in votes if r["column"] == _EXTRA)) != {"null"}:  # as the local engine refuses it
+        if set(next((r["d"] for r in votes if r["column"] == _EXTRA), ["null"])) != {"null"}:  # as local refuses it
             row = _action(lambda: inp.extra.where(F.col(_EXTRA).isNotNull()).first(), f"reading {inp.role}")
-            raise DataError(f"{inp.role} {inp.uri}: rows have more fields than the header, e.g. the row of "
-                            f"{inp.columns[0]} {row[0]!r} (extra field {row[_EXTRA]!r}): a comma inside a field that "
-                            "is not quoted? Quote such fields, or remove the extra ones (row names before the "
-                            "header's columns, as R's write.table writes: score with --engine local).")
+            said = (f"{inp.role} {inp.uri}: rows have more fields than the header, e.g. the row of {inp.columns[0]} "
+                    f"{row[0]!r} (extra field {row[_EXTRA]!r}): a comma inside a field that is not quoted? Quote such "
+                    "fields, or remove the extra ones (row names before the header's columns, as R's write.table "
+                    "writes: score with ")
+            raise DataError(said + 'engine="local").', cli=said + "--engine local).")
         dtypes = tuple((c, "str" if c in text_columns else found.get(c, "float64")) for c in inp.columns)
         return RowFormat("csv", tuple(inp.columns), csv_dtypes=dtypes)
     if inp.mode == "spark":
