@@ -83,7 +83,6 @@ import json
 import math
 import os
 import platform
-import re
 import shutil
 import time
 import warnings
@@ -105,6 +104,7 @@ from ..data import (
     describe_rejects,
     frame_fingerprint,
     parse_duration,
+    reason_columns,
     refuse_unclear_date,
     times_aware,
 )
@@ -833,7 +833,7 @@ def _refusal(manifest: dict, *, entities_given: bool, rejects: Path | None = Non
         why = ""
         if rejects and rejects.exists():  # the reasons, and the columns they name: not every narrative
             reasons = pd.read_parquet(rejects, columns=["reject_reason"])["reject_reason"]
-            named = {m for r in reasons.unique() for m in re.findall(r"in '(.+)'$", str(r))}
+            named = reason_columns(reasons)
             columns = [c for c in pq.read_schema(rejects).names if c in named]
             why = "; ".join(describe_rejects(pd.read_parquet(rejects, columns=["reject_reason", *columns]), places=False))
         return (f"events: none of the {c['events_read']:,} rows could be used, every one was rejected"

@@ -1350,6 +1350,15 @@ def validate_events(
     return clean
 
 
+#: the column a reject reason names (``unparseable time in 'time'``)
+_REASON_COLUMN = re.compile(r"in '(.+)'$")
+
+
+def reason_columns(reasons) -> set[str]:
+    """The columns that reject ``reasons`` name (what :func:`describe_rejects` quotes values of)."""
+    return {m.group(1) for r in pd.unique(np.asarray(reasons, dtype=object)) if (m := _REASON_COLUMN.search(str(r)))}
+
+
 def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, word: str = "row",
                      places: bool = True) -> list[str]:
     """One phrase per reject reason: its count, the first five offending rows (unless not
@@ -1363,7 +1372,7 @@ def describe_rejects(rejects: pd.DataFrame, *, numbers: Sequence | None = None, 
     parts = []
     for reason, count in rejects.groupby("reject_reason", sort=False).size().items():
         hit = reasons == reason
-        column = re.search(r"in '(.+)'$", str(reason))
+        column = _REASON_COLUMN.search(str(reason))
         examples = ""
         if column and column.group(1) in rejects.columns and not str(reason).startswith(("null", "missing")):
             values = pd.unique(rejects.loc[hit, column.group(1)].dropna().astype(str))

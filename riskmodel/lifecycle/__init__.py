@@ -11,7 +11,9 @@ from ._config import (
     read_capacity,
     read_csv,
     read_table,
+    refuse_one_column_header,
     row_numbers,
+    unreadable_compressed,
 )
 from ._monitoring import log_monitoring_run
 from ._pyfunc import load_pyfunc
@@ -19,6 +21,6 @@ from ._registry import Predictor, load, promote, rollback, train
 from ._store import recorded_uri, tracking_uri
 
 __all__ = [
-    "NOT_CSV", "ExperimentConfig", "Predictor", "is_csv", "load", "parquet_failure", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
+    "NOT_CSV", "ExperimentConfig", "Predictor", "is_csv", "load", "parquet_failure", "refuse_one_column_header", "unreadable_compressed", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
     "read_capacity", "read_csv", "read_table", "recorded_uri", "rollback", "row_numbers", "tracking_uri", "train",
 ]

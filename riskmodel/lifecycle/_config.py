@@ -357,9 +357,7 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
     for encoding in ("utf-8", "gb18030"):
         try:
             header = pd.read_csv(path, nrows=0, encoding=encoding).columns
-            if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):
-                raise DataError(f"{path}: its header is one column, {str(header[0])[:80]!r}: the file is not "
-                                "separated by commas. Save it as comma-separated CSV.")
+            refuse_one_column_header(header, path)
             dtype = {c: str for c in text_columns if c in header} or None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -377,12 +375,9 @@ def read_csv(path, text_columns=()) -> pd.DataFrame:
                 raise DataError(f"could not read {path} as CSV: {exc}") from None
             record = int(shifted[2])  # pandas counts records (the header is 1), not lines: quoted line breaks
             line = row_numbers(path, record - 1, first=True)[0][record - 2]
-            raise DataError(f"{path}: line {line} has more fields than the header ({shifted[1]} columns): a "
-                            "comma inside a field that is not quoted? Quote such fields, or remove the extra ones."
-                            ) from None
+            raise _more_fields(path, line, int(shifted[1])) from None
         except (zlib.error, gzip.BadGzipFile, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{path} is not a readable {path.suffix} file ({exc}): a truncated or corrupt download? "
-                            "Compress it again, or give the plain CSV.") from None
+            raise unreadable_compressed(path, path.suffix, exc) from None
         except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
             raise DataError(f"could not read {path} as CSV: {type(exc).__name__}: {exc}") from exc
         for warning in caught:
@@ -432,9 +427,29 @@ def _refuse_filled_extra_fields(path: Path, encoding: str, n_columns: int) -> bo
             return True
     if filled.any():
         line = row_numbers(path, len(fields))[0][int(np.argmax(filled))]
-        raise DataError(f"{path}: line {line} has more fields than the header ({n_columns} columns): a comma inside a "
-                        "field that is not quoted? Quote such fields, or remove the extra ones.")
+        raise _more_fields(path, line, n_columns)
     return False
+
+
+def _more_fields(path: Path, line: int, n_columns: int) -> DataError:
+    return DataError(f"{path}: line {line} has more fields than the header ({n_columns} columns): a comma inside a "
+                     "field that is not quoted? Quote such fields, or remove the extra ones.")
+
+
+def refuse_one_column_header(header, name) -> None:
+    """Refuse a CSV whose header (column names) is one column holding ``;``, a tab or ``|``:
+    a file separated by another character than commas (``name``: the file, for the words)."""
+    if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):
+        raise DataError(f"{name}: its header is one column, {str(header[0])[:80]!r}: the file is not separated by "
+                        "commas. Save it as comma-separated CSV.")
+
+
+def unreadable_compressed(name, suffix: str, detail=None) -> DataError:
+    """The error for a compressed file (``suffix``: ``.gz``, ...) that does not decompress;
+    ``detail``: the decompressor's words, else it failed before its end."""
+    how = f" ({detail})" if detail is not None else " to its end"
+    return DataError(f"{name} is not a readable {suffix} file{how}: a truncated or corrupt download? Compress it "
+                     "again, or give the plain CSV.")
 
 
 def row_numbers(path, n_rows: int, *, first: bool = False) -> tuple[np.ndarray, str]:

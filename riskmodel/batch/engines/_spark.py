@@ -84,7 +84,7 @@ from ...data import (
     require_columns,
     warn_odd_ids,
 )
-from ...lifecycle import is_csv
+from ...lifecycle import is_csv, refuse_one_column_header, unreadable_compressed
 from .._core import bucket_of
 from .._fs import HadoopFS, join
 from .._inputs import distinct_ids, entity_columns, validated_entities
@@ -223,8 +223,7 @@ def _translate(exc: Exception, what: str) -> Exception:
         return cls(f"{match.group(2)} (raised in a Spark task while {what})")
     cut = _FAILED_READ.search(str(exc))
     if cut and cut.group(1).lower().endswith((".gz", ".bz2")):  # a cut download past the first MiB judged
-        return DataError(f"{cut.group(1)} is not a readable {cut.group(2)} file to its end: a truncated or corrupt "
-                         "download? Compress it again, or give the plain CSV.")
+        return unreadable_compressed(cut.group(1), cut.group(2))
     mismatch = _TYPE_MISMATCH.search(str(exc))
     if mismatch:  # Spark reads every parquet file with the first one's types
         return DataError(f"column {mismatch.group(2)!r} of {mismatch.group(1)} has another type than in the input's "
@@ -372,9 +371,7 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
         if all(is_csv(f.rel) for f in listed):
             _require_utf8(fs, listed, role)
             header = spark.read.option("header", True).csv(uri).columns
-            if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):  # as read_csv says it
-                raise DataError(f"{name}: its header is one column, {str(header[0])[:80]!r}: the file is not "
-                                "separated by commas. Save it as comma-separated CSV.")
+            refuse_one_column_header(header, name)  # as read_csv says it
             _missing(header, columns, role, uri)
             fields = [StructField(str(c), StringType()) for c in [*header, _EXTRA]]  # Spark drops fields past them
             raw = (spark.read.schema(StructType(fields))
@@ -458,8 +455,7 @@ def _require_utf8(fs: HadoopFS, listed, role: str) -> None:
             try:
                 head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
             except zlib.error as exc:
-                raise DataError(f"{role} {f.rel} is not a readable .gz file ({exc}): a truncated or corrupt "
-                                "download? Compress it again, or give the plain CSV.") from None
+                raise unreadable_compressed(f"{role} {f.rel}", ".gz", exc) from None
         elif codec == "bz2":
             try:
                 head = bz2.BZ2Decompressor().decompress(head)
