@@ -98,6 +98,32 @@ def test_small_samples_are_named_in_the_warning():
     assert "small samples" not in drift_message(report)
 
 
+def test_a_small_night_is_judged_beyond_chance():
+    """A night of 30 disputes drawn from the reference population shows a PSI above 1 on a
+    ten-bin feature by chance (empty bins): that is no drift. A PSI counts only above what
+    chance stays under on 999 nights in 1000 at the night's size (a large night: nearly 0),
+    so a real shift still shows on a small night."""
+    from riskmodel.model._drift import chance_psi, drift_message
+
+    shares = np.r_[np.full(10, 0.095), 0.05]  # ten quantile bins and the missing bin
+    ref = np.round(shares * 20_000).astype(int).tolist()
+    reference = {"bins": {"n_bins": 10, "features": [{"name": "x", "type": "numeric", "edges": list(range(9))}]},
+                 "counts": {"n": 20_000, "features": {"x": ref}, "score": ref}}
+    rng = np.random.default_rng(5)
+    calm = [rng.multinomial(30, shares).tolist() for _ in range(2)]
+    report = drift_report(reference, {"n": 30, "features": {"x": calm[0]}, "score": calm[1]})
+    assert report["features"][0]["psi"] > 0.25 and report["score_psi"] > 0.25  # 'act' by the levels alone
+    assert report["status"] == "ok" and report["features"][0]["status"] == "ok"
+    assert report["features"][0]["chance_psi"] == pytest.approx(chance_psi(ref, 30)) and chance_psi(ref, 30) > 1
+    shifted = [0] * 9 + [30, 0]  # every dispute in the top bin
+    report = drift_report(reference, {"n": 30, "features": {"x": shifted}, "score": calm[1]})
+    assert report["status"] == "act" and report["features"][0]["status"] == "act"
+    # large nights keep the levels: chance gives a PSI far under the watch level
+    assert chance_psi(ref, 5000) < 0.02 and chance_psi(ref, 5000) == chance_psi(ref, 5000)  # fixed seed
+    assert math.isnan(chance_psi(ref, 0)) and math.isnan(chance_psi([0, 0], 10))
+    assert "999 nights in 1000" in drift_message(report)
+
+
 def test_psi_and_thresholds_refuse_bad_input():
     with pytest.raises(ConfigError, match="same bins on both sides, got 2 and 3"):
         population_stability_index([1, 2], [1, 2, 3])

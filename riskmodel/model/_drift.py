@@ -13,7 +13,10 @@ can monitor in one pass without holding the whole feature matrix:
    :func:`merge_counts` of the chunks equals the counts of the whole.
 3. :func:`drift_report` - population stability index (:func:`population_stability_index`)
    per feature and for the score, tier shares, unseen-category and unseen-kind rates, the
-   missing-text rate, and a status: ``ok``, ``watch`` (PSI >= 0.1) or ``act`` (>= 0.25).
+   missing-text rate, and a status: ``ok``, ``watch`` (PSI >= 0.1) or ``act`` (>= 0.25),
+   where a PSI counts only beyond what chance gives samples of tonight's size
+   (:func:`chance_psi`): a night of 20 disputes shows a PSI above 1 on every feature when
+   nothing changed.
 
 :func:`riskmodel.lifecycle.log_monitoring_run` is the thin MLflow shell around a report.
 
@@ -65,6 +68,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {"watch": 0.1, "act": 0.25}
 PSI_EPSILON = 1e-4
 REFERENCE_VERSION = 1
 STATUSES = ("ok", "watch", "act")
+#: A PSI sets a level only above the PSI chance stays under on this share of nights drawn
+#: from the reference population (see :func:`chance_psi`)
+CHANCE_QUANTILE = 0.999
+_CHANCE_DRAWS = 4000
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,9 +120,43 @@ def population_stability_index(expected, actual, *, epsilon: float = PSI_EPSILON
         raise ConfigError("PSI bin counts must be non-negative.")
     if e.sum() <= 0 or a.sum() <= 0:
         return float("nan")
-    pe = np.maximum(e / e.sum(), epsilon)
-    pa = np.maximum(a / a.sum(), epsilon)
-    return float(np.sum((pa - pe) * np.log(pa / pe)))
+    return float(_psi(e, a, epsilon))
+
+
+def _psi(e: np.ndarray, a: np.ndarray, epsilon: float = PSI_EPSILON) -> np.ndarray:
+    """The PSI of bin counts along the last axis (rows: one PSI each); no side empty."""
+    pe = np.maximum(e / e.sum(axis=-1, keepdims=True), epsilon)
+    pa = np.maximum(a / a.sum(axis=-1, keepdims=True), epsilon)
+    return np.sum((pa - pe) * np.log(pa / pe), axis=-1)
+
+
+def chance_psi(reference, n_current: int, *, quantile: float = CHANCE_QUANTILE, draws: int = _CHANCE_DRAWS,
+               seed: int = 0) -> float:
+    """The PSI that chance alone stays under, on ``quantile`` of the nights, between the
+    reference's counts and ``n_current`` rows of the same population.
+
+    Both sides are drawn anew from the reference's bin shares (its own size and
+    ``n_current``; ``draws`` pairs, a fixed ``seed``: the same figure every night) and
+    their PSI taken as :func:`population_stability_index` takes it. Small samples leave
+    bins empty, each adding about 0.7, so the PSI of a night of 20 disputes is above 1
+    when nothing changed; from a few hundred disputes it is below the watch level. NaN
+    when either side is empty.
+
+    Examples
+    --------
+    >>> from riskmodel.model._drift import chance_psi
+    >>> chance_psi([950] * 10 + [500], 20) > 1 > 0.1 > chance_psi([950] * 10 + [500], 5000)
+    True
+    """
+    r = np.asarray(reference, dtype=float)
+    n_reference = int(round(r.sum()))
+    if n_reference <= 0 or n_current <= 0:
+        return float("nan")
+    shares = r / r.sum()
+    rng = np.random.default_rng(seed)
+    psi = _psi(rng.multinomial(n_reference, shares, size=draws).astype(float),
+               rng.multinomial(int(n_current), shares, size=draws).astype(float))
+    return float(np.quantile(psi, quantile))
 
 
 def check_thresholds(thresholds: Mapping | None = None) -> dict[str, float]:
@@ -138,8 +179,10 @@ def check_thresholds(thresholds: Mapping | None = None) -> dict[str, float]:
     return out
 
 
-def _status(psi: float | None, thresholds: Mapping[str, float]) -> str:
-    if psi is None or not math.isfinite(psi):
+def _status(psi: float | None, thresholds: Mapping[str, float], chance: float = float("nan")) -> str:
+    """The level ``psi`` reaches, ``ok`` when chance alone gives as much (``chance``, see
+    :func:`chance_psi`)."""
+    if psi is None or not math.isfinite(psi) or psi <= chance:
         return "ok"
     if psi >= thresholds["act"]:
         return "act"
@@ -466,8 +509,10 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
     -------
     dict
         ``status`` (``ok`` / ``watch`` / ``act``: the worst of the score's and the features'
-        levels; ``no_reference`` for a model saved without a reference, ``no_data`` when no
-        dispute was scored), ``thresholds``, ``score_psi``, ``features`` (name, psi, status,
+        levels, each PSI counting only above its ``chance_psi``; ``no_reference`` for a model
+        saved without a reference, ``no_data`` when no dispute was scored), ``thresholds``,
+        ``score_psi``, ``score_chance_psi`` (see :func:`chance_psi`), ``features`` (name, psi,
+        chance_psi, status,
         ``informational``, ``change`` (see ``_change``: where the values moved), sorted by
         PSI descending), ``tier_shares`` (reference, current), ``unseen_rate``
         (current ``categories`` per column and ``kinds``), ``reference_unseen_rate``,
@@ -491,6 +536,7 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
         "n_reference": None,
         "n_current": n_current,
         "sample_noise_psi": None,
+        "score_chance_psi": None,
     }
     if not reference or "bins" not in reference or "counts" not in reference:
         return report
@@ -512,6 +558,7 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
     report["missing_text_rate"]["current"] = _rate(counts.get("missing_text_events"), counts.get("events"))
     score_psi = population_stability_index(ref["score"], counts["score"])
     report["score_psi"] = score_psi
+    report["score_chance_psi"] = chance_psi(ref["score"], sum(counts["score"]))
     report["sample_noise_psi"] = sample_noise_psi(reference["bins"].get("n_bins", 10), report["n_reference"],
                                                   n_current)
     rows = []
@@ -519,12 +566,13 @@ def drift_report(reference: Mapping | None, counts: Mapping | None, thresholds: 
     for spec in reference["bins"]["features"]:
         name = spec["name"]
         psi = population_stability_index(ref["features"][name], counts["features"][name])
-        rows.append({"name": name, "psi": psi, "status": _status(psi, thresholds),
+        chance = chance_psi(ref["features"][name], sum(counts["features"][name]))
+        rows.append({"name": name, "psi": psi, "chance_psi": chance, "status": _status(psi, thresholds, chance),
                      "informational": name in informational,
                      "change": _change(spec, ref["features"][name], counts["features"][name])})
     rows.sort(key=lambda r: (-(r["psi"] if math.isfinite(r["psi"]) else -1.0), r["name"]))
     report["features"] = rows
-    report["status"] = _worst([_status(score_psi, thresholds)]
+    report["status"] = _worst([_status(score_psi, thresholds, report["score_chance_psi"])]
                               + [r["status"] for r in rows if not r["informational"]])
     return report
 
@@ -541,7 +589,7 @@ def sample_noise_psi(n_bins: int, n_reference: int, n_current: int) -> float:
 def drift_table(report: Mapping, reference: Mapping | None = None, counts: Mapping | None = None) -> pd.DataFrame:
     """The per-feature table of a report (``drift.parquet``).
 
-    Columns ``feature``, ``type``, ``psi``, ``status``, ``informational``,
+    Columns ``feature``, ``type``, ``psi``, ``chance_psi`` (see :func:`chance_psi`), ``status``, ``informational``,
     ``reference_missing_share`` and ``current_missing_share`` (share in the missing bin),
     sorted by PSI descending.
     """
@@ -558,6 +606,7 @@ def drift_table(report: Mapping, reference: Mapping | None = None, counts: Mappi
         "feature": pd.Series([r["name"] for r in rows], dtype=object),
         "type": pd.Series([types.get(r["name"]) for r in rows], dtype=object),
         "psi": pd.Series([r["psi"] for r in rows], dtype=float),
+        "chance_psi": pd.Series([r.get("chance_psi", np.nan) for r in rows], dtype=float),
         "status": pd.Series([r["status"] for r in rows], dtype=object),
         "informational": pd.Series([bool(r.get("informational")) for r in rows], dtype=bool),
         "reference_missing_share": pd.Series([ref_missing.get(r["name"], np.nan) for r in rows], dtype=float),
@@ -575,8 +624,9 @@ def drift_message(report: Mapping) -> str:
     small = ""
     if noise is not None and math.isfinite(noise) and noise >= report["thresholds"]["watch"] / 2:
         small = (f"; small samples (reference {report.get('n_reference'):,}, tonight {report.get('n_current'):,} "
-                 f"disputes): chance alone gives a PSI of about {noise:.2f} per feature, so read the status as "
-                 "indicative only")
+                 f"disputes): chance alone gives a PSI of about {noise:.2f} per feature, so a PSI sets the status "
+                 "only above what chance stays under on 999 nights in 1000 at these sizes"
+                 + (f" ({report['score_chance_psi']:.2f} for the score)" if report.get("score_chance_psi") else ""))
     return (f"drift status {report['status']!r} (watch >= {report['thresholds']['watch']}, act >= "
             f"{report['thresholds']['act']}): score PSI {score:.3f}" if score is not None else
             f"drift status {report['status']!r}: score PSI n/a") + (f"; features: {shown}" if flagged else "") + small
