@@ -457,6 +457,14 @@ _BASIS_CASES = {  # case: (metric changes, tags, {check: passed})
                           {"tiers_ordered": True, "auc_not_worse": True, "brier_not_worse": True}),
     "own_backtests": ({}, {"champion.compared_on": "own_backtests"},
                       {"tiers_ordered": True, "auc_not_worse": True, "brier_not_worse": True}),
+    # two test windows, two base rates: each Brier relative to its own fold's base rate's (raw,
+    # the first would fail, 0.045 against 0.030, and the second pass, 0.030 against 0.050)
+    "own_backtests_busier_window": ({"model_brier": 0.045, "base_rate_brier": 0.070, "champion_brier": 0.030,
+                                     "champion_base_rate_brier": 0.040}, {"champion.compared_on": "own_backtests"},
+                                    {"tiers_ordered": True, "auc_not_worse": True, "brier_not_worse": True}),
+    "own_backtests_quieter_window": ({"model_brier": 0.030, "base_rate_brier": 0.031, "champion_brier": 0.050,
+                                      "champion_base_rate_brier": 0.060}, {"champion.compared_on": "own_backtests"},
+                                     {"tiers_ordered": True, "auc_not_worse": True, "brier_not_worse": False}),
     "own_backtests_champion_auc_undefined": ({"champion_roc_auc": None}, {"champion.compared_on": "own_backtests"},
                                              {"tiers_ordered": True, "auc_not_worse": True, "brier_not_worse": True}),
     "another_horizon": ({"champion_roc_auc": None, "champion_brier": None},
@@ -488,6 +496,9 @@ def test_gate_compares_as_the_training_run_could(gate_store, case):
         assert "undefined" in details and "0.000" not in details
     if case.startswith("own_backtests") and case == "own_backtests":
         assert "own backtest" in details
+    if case.endswith("window"):
+        ours = f"{changes['model_brier']:.4f} / {changes['base_rate_brier']:.4f}"
+        assert "base-rate Brier" in details and ours in details, details
 
 
 def test_train_compares_with_the_champion_out_of_sample(store, tmp_path):
@@ -508,6 +519,8 @@ def test_train_compares_with_the_champion_out_of_sample(store, tmp_path):
     again = rm.train(config(end="2023-12-31"), tracking=uri)
     assert again.champion_comparison["basis"] == "own_backtests"
     assert again.champion_comparison["roc_auc"] == pytest.approx(first.metrics["model_roc_auc"])
+    assert again.champion_comparison["base_rate_brier"] == pytest.approx(first.metrics["base_rate_brier"])
+    assert again.metrics["champion_base_rate_brier"] == pytest.approx(first.metrics["base_rate_brier"])
     assert rm.promote(name, tracking=uri)["decision"] == "passed"
     newer = rm.train(config(), tracking=uri)
     c = newer.champion_comparison

@@ -66,8 +66,10 @@ def _champion_text(champion: dict | None) -> str:
     if basis == "none":
         return f"{head}: not compared: {champion['why']}."
     if basis == "own_backtests":
+        base = (f"; its fold's base rate scored Brier {champion['base_rate_brier']:.5f} (the gate compares each "
+                "Brier relative to its own fold's base rate's)" if "base_rate_brier" in champion else "")
         return (f"{head} on its own backtest's last fold (no row of this fold was out of sample for both): "
-                f"{figures}.")
+                f"{figures}{base}.")
     return (f"{head} on the {champion['n']:,} rows of the last fold after its own data ended "
             f"({champion['n_positive']:,} positive): {figures}; this version on the same rows: ROC-AUC "
             f"{champion['challenger_roc_auc']:.4f}, Brier {champion['challenger_brier']:.5f}.")

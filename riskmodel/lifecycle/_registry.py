@@ -216,6 +216,8 @@ def _score_champion(client, name: str, backtest, prepared, entities, horizon) ->
                     "challenger_brier": float(ours.loc["brier", "value"]),
                     "tiers_ordered": _tiers_ordered(tier_table(y[unseen], scored["tier"].astype(str).to_numpy()))}
     figures = {k: float(run.metrics[f"model_{k}"]) for k in ("roc_auc", "brier") if f"model_{k}" in run.metrics}
+    if "base_rate_brier" in run.metrics:  # its fold's base rate: Brier scores of two windows compare relative to it
+        figures["base_rate_brier"] = float(run.metrics["base_rate_brier"])
     return {**out, "basis": "own_backtests", **figures}
 
 
@@ -587,15 +589,38 @@ def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_to
         brier(m["champion_brier"], label, model=m.get("champion_challenger_brier"))
     else:  # each on its own backtest's last fold
         label += "_own_backtest"
-        for metric, check in (("roc_auc", auc), ("brier", brier)):
-            if f"champion_{metric}" in m:
-                check(m[f"champion_{metric}"], label)
-            else:
-                add(f"{metric.split('_')[-1]}_not_worse", 0.0, f"champion version {champion.version}'s own "
-                    f"{metric.replace('_', '-').upper()} is undefined: not compared", passed=True)
+        if "champion_roc_auc" in m:
+            auc(m["champion_roc_auc"], label)
+        else:
+            add("auc_not_worse", 0.0, f"champion version {champion.version}'s own ROC-AUC is undefined: not "
+                "compared", passed=True)
+        relative = _relative_briers(m)
+        if relative is not None:  # two windows, two base rates: each Brier as a share of its fold's base rate's
+            brier(relative[1], f"{label}_relative_to_its_base_rate", model=relative[0])
+            out[-1]["detail"] = (out[-1]["detail"].replace("Brier", "Brier / its fold's base-rate Brier", 1)
+                                 + f" (Brier {m['model_brier']:.4f} / {m['base_rate_brier']:.4f} vs "
+                                 f"{m['champion_brier']:.4f} / {m['champion_base_rate_brier']:.4f}: the two test "
+                                 "windows differ, and so do their base rates)")
+        elif "champion_brier" in m:
+            brier(m["champion_brier"], label)
+        else:
+            add("brier_not_worse", 0.0, f"champion version {champion.version}'s own Brier is undefined: not "
+                "compared", passed=True)
     for c in out[-2:]:  # the names the gate has always recorded
         c["name"] = c["name"].split("_than_")[0]
     return out
+
+
+def _relative_briers(m: dict) -> tuple[float, float] | None:
+    """The challenger's and the champion's Brier, each divided by the Brier of its own fold's
+    base rate (``None`` when a run lacks one): the Brier of two test windows depends on their
+    base rates (a window with more escalations has a higher Brier for the same model), so
+    scores of different windows compare only relative to them."""
+    pairs = (("model_brier", "base_rate_brier"), ("champion_brier", "champion_base_rate_brier"))
+    values = [(m.get(brier), m.get(base)) for brier, base in pairs]
+    if not all(b is not None and base and np.isfinite(b) and np.isfinite(base) for b, base in values):
+        return None
+    return values[0][0] / values[0][1], values[1][0] / values[1][1]
 
 
 def gate_verdict(record: dict, name: str = "dispute-risk") -> str:
