@@ -1295,3 +1295,48 @@ def test_warn_odd_ids_takes_missing_ids():
 
     with pytest.warns(DataWarning, match=r"1 id\(s\) differ .* by letter case, e.g. \['A1', 'a1'\]"):
         warn_odd_ids(pa.array(["A1", None, "a1", "B2"]))
+
+
+ODD_ROWS = {  # a row written otherwise, in a column of ISO times: how it is read
+    "two-digit year": (["24-01-07 13:55:26"], [pd.NaT]),  # pandas: 2007-01-24; which field is the year?
+    "time of day alone": (["06:33:02", "下午 6:33"], [pd.NaT, pd.NaT]),  # pandas: today at 06:33
+    "year last, day first": (["05-03-2024 10:00", "13-03-2024 10:00"],  # pandas: May 3 and March 13
+                             [pd.Timestamp("2024-03-05 10:00"), pd.Timestamp("2024-03-13 10:00")]),
+    "Chinese date": (["2024年03月14日 01:39"], [pd.Timestamp("2024-03-14 01:39")]),
+    "full-width digits": (["２０２４－０３－１４ ０１：３９"], [pd.Timestamp("2024-03-14 01:39")]),
+    "seconds' fraction": (["2024-03-14 01:39:00.1234"], [pd.Timestamp("2024-03-14 01:39:00.1234")]),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_ROWS))
+def test_a_few_rows_written_otherwise_are_read_wherever_they_stand(case):
+    """A concatenated export: a few rows written otherwise than the rest. They were read as
+    the rest only where a one-in-N sample of the column happened to hit them: elsewhere a
+    Chinese date was unparseable, year-last dates were each read in its own order, and
+    pandas' guesses (a two-digit year, a time of day without a date: today) became events."""
+    odd, want = ODD_ROWS[case]
+    n = 5000
+    times = pd.Series(["2024-01-01 00:00:00"] * n, dtype=object)
+    at = [1 + 2 * i for i in range(len(odd))]  # rows a sample of every fifth one skips
+    times[at] = odd
+    parsed, aware = schema_module.parse_times(times, "time", "events")
+    assert not aware and parsed[at].tolist() == want
+    assert (parsed.drop(index=at) == pd.Timestamp("2024-01-01")).all()
+    for value, expected in zip(odd, want, strict=True):  # one value (as_of=, now=, ...) is read alike
+        if case.startswith("year last"):  # alone, it does not say its order: refused (refuse_unclear_date)
+            continue
+        assert schema_module.one_time(value) is pd.NaT if expected is pd.NaT else \
+            schema_module.one_time(value) == expected
+
+
+def test_one_row_with_a_utc_plus_hours_offset_is_a_stray_row_wherever_it_stands():
+    """One row ending 'UTC+8' in a naive column stopped the night with pandas' 'Mixed
+    timezones detected' unless a sample hit it; it is a stray row (a reject at night), and
+    without stray_times the column is refused in our words."""
+    times = pd.Series(["2024-01-01 00:00:00"] * 5000, dtype=object)
+    times[1001] = "2024-01-01 10:00 UTC+8"
+    stray: list = []
+    parsed, _ = schema_module.parse_times(times, "time", "events", stray=stray)
+    assert np.flatnonzero(stray[0]).tolist() == [1001] and parsed[1001] is pd.NaT
+    with pytest.raises(DataError, match=r"mixes timezone-aware and naive times \(1 aware, 5000 naive\)"):
+        schema_module.parse_times(times, "time", "events")

@@ -320,13 +320,9 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
     if len(sample) and sample.str.fullmatch(r"\s*\d+(?:\.\d+)?\s*").all() and not (
             sample.str.strip().str.len().isin([8, 12, 14]).all()):  # digits, not yyyyMMdd[HHmm[ss]]: epochs, serials
         _refuse_numbers(f"numbers as text, e.g. {format_examples(sample.head(3))}", column, what)
-    chinese = _chinese_dates(as_text)
-    as_text = as_text if chinese is None else chinese
-    offsets = _zone_offsets(as_text)
-    as_text = as_text if offsets is None else offsets
-    aware = as_text.str.contains(_TZ_SUFFIX, regex=True)
-    digit = as_text.str.contains(r"\d")  # text without one ("now", "today", "n/a") is no time: unparseable
-    naive = ~aware & digit
+    as_text, rewritten = _rewritten_times(as_text)
+    aware, dated = _text_rows(as_text, _TZ_SUFFIX), _text_rows(as_text, _YEAR)
+    naive = ~aware & dated
     if clock is not None:  # the rows in the other convention than clock, however many
         minority = naive if clock else aware
         take = stray is not None and bool(minority.any())
@@ -335,11 +331,11 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
         take = stray is not None and bool(aware.any()) and bool(naive.any()) and minority.sum() <= len(aware) // 100
     if take:
         odd = np.zeros(len(values), dtype=bool)
-        odd[np.flatnonzero(present.to_numpy())[minority.to_numpy()]] = True
+        odd[np.flatnonzero(present.to_numpy())[minority]] = True
         stray.append(odd)
         values = values.mask(odd)
         present = values.notna()
-        as_text, aware, naive, digit = as_text[~minority], aware[~minority], naive[~minority], digit[~minority]
+        as_text, aware, naive, dated = as_text[~minority], aware[~minority], naive[~minority], dated[~minority]
     if aware.any() and naive.any():
         raise DataError(
             f"{what} column {column!r} mixes timezone-aware and naive times "
@@ -348,14 +344,17 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
             "Use one convention for the whole column."
         )
     is_aware = bool(aware.any())
-    year_first = _year_first(as_text, column, what)
-    if year_first is not None or chinese is not None or offsets is not None:
+    year_last = _text_rows(as_text, _YEAR_LAST)
+    if year_last.any():
+        as_text = _spliced(as_text, year_last, _year_first(as_text[year_last], column, what))
+        rewritten = True
+    if rewritten:
         values = pd.Series(None, index=values.index, dtype=object)
-        values[present] = (as_text if year_first is None else year_first).to_numpy()
-    if not digit.all():  # pandas reads "now" and "today" as the clock's time
-        wordy = np.zeros(len(values), dtype=bool)
-        wordy[np.flatnonzero(present.to_numpy())[~digit.to_numpy()]] = True
-        values = values.mask(wordy)
+        values[present] = as_text.to_numpy(dtype=object)
+    if not dated.all():  # pandas reads "today" as today, "05:48" as today at 05:48, "24-01-07" as 2007
+        undated = np.zeros(len(values), dtype=bool)
+        undated[np.flatnonzero(present.to_numpy())[~dated]] = True
+        values = values.mask(undated)
     try:
         parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=is_aware)
     except (ValueError, TypeError) as exc:  # e.g. datetime objects with mixed tzinfo
@@ -367,6 +366,14 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
 
 
 _DAY_MONTH_YEAR = r"^\s*(\d{1,2})([-/.])(\d{1,2})\2(\d{4})"
+#: the rows :data:`_DAY_MONTH_YEAR` may match (RE2, which has no back-references)
+_YEAR_LAST = r"^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{4}"
+#: a year: four digits, not those of a fraction of a second (``08:05:00.1234``). A time without
+#: one is no time (a row problem): pandas reads ``"today"`` and a time of day alone as today,
+#: and a two-digit year (``24-01-07``) as it guesses (2007-01-24)
+_YEAR = r"(?:^|[^\d:.,]|[^:\d]\d{0,2}[.,])\d{4}"
+#: what a time's text holds that pandas reads wrong: Chinese dates, ``UTC+8`` offsets
+_REWRITTEN = r"(?:UTC|GMT)\s*[+-]\d"
 
 
 def _refuse_numbers(held, column: str, what: str) -> None:
@@ -390,32 +397,63 @@ def _offset(match: re.Match) -> str:
 
 
 def one_time(value) -> pd.Timestamp:
-    """One time read as :func:`parse_times` reads a column's value: ``UTC+8`` at the offset it
-    says, text without a digit no time (``NaT``; pandas reads ``"today"`` as the clock's time).
-    Raises what :class:`pandas.Timestamp` raises for a value that is no time."""
+    """One time read as :func:`parse_times` reads a column's value: full-width digits and
+    Chinese dates as they say, ``UTC+8`` at the offset it says, text without a year no time
+    (``NaT``; pandas reads ``"today"`` and ``"05:48"`` as today). Raises what
+    :class:`pandas.Timestamp` raises for a value that is no time."""
     if isinstance(value, str):
-        if not re.search(r"\d", value):
-            return pd.NaT
+        if not value.isascii():  # rare: the column's rewrite
+            value = _rewritten_times(pd.Series([value], dtype=object))[0].iloc[0]
         value = _ZONE_OFFSET.sub(_offset, value)
+        if not re.search(_YEAR, value, re.ASCII):
+            return pd.NaT
     return pd.Timestamp(value)
 
 
-def _zone_offsets(as_text: pd.Series) -> pd.Series | None:
-    """Times ending ``UTC+8`` rewritten ``+08:00`` (the offset they mean); ``None`` when a
-    sample of the column has none."""
-    sample = as_text.iloc[:: max(1, len(as_text) // 1000)]
-    if not sample.str.contains(r"(?:UTC|GMT)\s*[+-]\d", regex=True).any():
-        return None
-    return as_text.str.replace(_ZONE_OFFSET, _offset, regex=True)
+def _text_rows(text: pd.Series, pattern: str) -> np.ndarray:
+    """Which rows of a column of strings ``pattern`` finds: every row (RE2, in Arrow: a few
+    odd rows of concatenated exports count as much as the rest), ASCII ``\\d``."""
+    array = arrow_string_array(text)
+    if array is None:
+        array = pa.array(text.to_numpy(dtype=object), type=pa.large_string())
+    return pc.match_substring_regex(array, pattern).to_numpy(zero_copy_only=False)
 
 
-def _chinese_dates(as_text: pd.Series) -> pd.Series | None:
+def _spliced(text: pd.Series, rows: np.ndarray, new: pd.Series) -> pd.Series:
+    """``text`` with its ``rows`` (a mask) replaced by ``new``, as objects."""
+    out = text.to_numpy(dtype=object).copy()
+    out[rows] = new.to_numpy(dtype=object)
+    return pd.Series(out, index=text.index, dtype=object)
+
+
+def _rewritten_times(text: pd.Series) -> tuple[pd.Series, bool]:
+    """A column of time strings with the rows pandas reads wrong rewritten (and whether any
+    was): full-width forms (``２０２４－０１－０７``) in their ASCII form (NFKC), Chinese dates
+    (:func:`_chinese_dates`), ``UTC+8`` as ``+08:00`` (the offset it means). Every row is
+    judged: ASCII rows hold neither of the first two."""
+    array = arrow_string_array(text)
+    if array is None:
+        array = pa.array(text.to_numpy(dtype=object), type=pa.large_string())
+    rewritten = False
+    wide = ~pc.string_is_ascii(array).to_numpy(zero_copy_only=False)
+    if wide.any():
+        rows = pd.Series(pc.utf8_normalize(array.filter(wide), "NFKC").to_numpy(zero_copy_only=False),
+                         index=text.index[wide], dtype=object)
+        chinese = rows.str.contains("年|上午|下午|时", regex=True).to_numpy(dtype=bool)
+        if chinese.any():
+            rows = _spliced(rows, chinese, _chinese_dates(rows[chinese]))
+        text, rewritten = _spliced(text, wide, rows), True
+    offsets = _text_rows(text, _REWRITTEN)
+    if offsets.any():
+        text = _spliced(text, offsets, text[offsets].str.replace(_ZONE_OFFSET, _offset, regex=True))
+        rewritten = True
+    return text, rewritten
+
+
+def _chinese_dates(as_text: pd.Series) -> pd.Series:
     """Dates written the Chinese way (``2023年11月21日 08:05``, ``2023/11/21 下午 8:05:00``: a
     Chinese-locale export) rewritten as pandas reads them (``2023-11-21 08:05``,
-    ``2023/11/21 8:05:00 PM``); ``None`` when a sample of the column has none."""
-    sample = as_text.iloc[:: max(1, len(as_text) // 1000)]
-    if not sample.str.contains("年|上午|下午|时", regex=True).any():
-        return None
+    ``2023/11/21 8:05:00 PM``)."""
     text = as_text.str.replace(_CHINESE_DATE, r"\1-\2-\3 ", regex=True)  # a space: the time may follow at once
     text = text.str.replace(r"(\d{1,2})\s*时\s*(\d{1,2})\s*分(?:\s*(\d{1,2})\s*秒)?",
                             lambda m: f"{m[1]}:{m[2]}" + (f":{m[3]}" if m[3] else ""), regex=True)
@@ -434,16 +472,13 @@ def _pandas_times(values: pd.Series) -> pd.Series:
     return values
 
 
-def _year_first(as_text: pd.Series, column: str, what: str) -> pd.Series | None:
-    """Dates written with the year last (``21-11-2023``, ``11/21/2023 08:00``) rewritten year
-    first, in the one order the column shows: day first when some first field is above 12,
-    month first when some second field is. ``None`` when a sample of the column has no such
-    date. A column showing both orders is refused; one that never tells (every field up to
-    12) is read month first, as pandas reads it, with a :class:`DataWarning`. (pandas alone
-    reads each value its own way: ``05-03-2024`` as May 3 beside ``13-03-2024`` as March 13.)"""
-    sample = as_text.iloc[:: max(1, len(as_text) // 1000)]
-    if not sample.str.match(_DAY_MONTH_YEAR).any():
-        return None
+def _year_first(as_text: pd.Series, column: str, what: str) -> pd.Series:
+    """Dates written with the year last (``21-11-2023``, ``11/21/2023 08:00``: the rows of a
+    column :data:`_YEAR_LAST` finds) rewritten year first, in the one order the column shows:
+    day first when some first field is above 12, month first when some second field is. A
+    column showing both orders is refused; one that never tells (every field up to 12) is
+    read month first, as pandas reads it, with a :class:`DataWarning`. (pandas alone reads
+    each value its own way: ``05-03-2024`` as May 3 beside ``13-03-2024`` as March 13.)"""
     fields = as_text.str.extract(_DAY_MONTH_YEAR)
     shaped = fields[0].notna()
     first, second = fields.loc[shaped, 0].astype(int), fields.loc[shaped, 2].astype(int)
@@ -498,11 +533,11 @@ def times_aware(values: pd.Series) -> bool | None:
     if isinstance(first, datetime.datetime):
         return first.tzinfo is not None
     sample = values[~missing].iloc[:1000].astype(str)
-    sample = sample[sample.str.contains(r"\d")]  # text without a digit is no time
+    sample = _rewritten_times(sample)[0]
+    sample = sample[_text_rows(sample, _YEAR)]  # text without a year is no time
     if not len(sample):
         return None
-    offsets = _zone_offsets(sample)
-    aware = (sample if offsets is None else offsets).str.contains(_TZ_SUFFIX, regex=True)
+    aware = _text_rows(sample, _TZ_SUFFIX)
     return True if aware.all() else False if not aware.any() else None
 
 
