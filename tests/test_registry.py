@@ -501,6 +501,35 @@ def test_gate_compares_as_the_training_run_could(gate_store, case):
         assert "base-rate Brier" in details and ours in details, details
 
 
+def test_a_check_failing_by_a_hair_shows_its_margin(gate_store):
+    """A challenger 0.00005 short of the AUC tolerance read "fails by 0.000"."""
+    uri, _, _ = gate_store
+    name = "by-a-hair"
+    champion = _hand_made_version(gate_store, name, FIRST, alias="champion")
+    metrics = {**AGAINST, "model_roc_auc": 0.80 - AUC_TOL - 0.00005, "model_brier": 0.050 * (1 + BRIER_TOL) + 2e-7}
+    _hand_made_version(gate_store, name, metrics, {"champion.compared_version": champion,
+                                                   "champion.compared_on": "own_backtests"})
+    verdict = rm.promote(name, tracking=uri)["verdict"]
+    assert "fails by 0.00005" in verdict and "fails by 0.0004% of it" in verdict, verdict
+
+
+def test_rollback_to_a_deleted_version_is_refused_in_words(gate_store):
+    """Rolling back to a champion whose version was deleted crashed with MLflow's 'Model
+    Version ... not found'."""
+    uri, client, _ = gate_store
+    name = "rollback-deleted"
+    first = _hand_made_version(gate_store, name, FIRST)
+    assert rm.promote(name, tracking=uri)["decision"] == "passed"
+    _hand_made_version(gate_store, name, AGAINST, {"champion.compared_version": first})
+    assert rm.promote(name, tracking=uri)["decision"] == "passed"
+    client.delete_model_version(name, first)
+    with pytest.raises(rm.ModelError, match=f"version {first} of '{name}', the champion before version 2, is no "
+                       "longer in the registry") as caught:
+        rm.rollback(name, tracking=uri)
+    assert "riskmodel promote" in caught.value.cli_message
+    assert _alias(client, name, "champion") == "2"
+
+
 def test_train_compares_with_the_champion_out_of_sample(store, tmp_path):
     """A retrain on the same data passes against itself (the champion was scored on rows it
     was trained on, and a copy of it was refused); a retrain with newer data is compared with

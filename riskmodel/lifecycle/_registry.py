@@ -546,7 +546,7 @@ def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_to
         rule = f"must beat it by more than {auc_tolerance:g}" if strictly else f"may be at most {auc_tolerance:g} lower"
         add(f"auc_beats_{label}" if strictly else f"auc_not_worse_than_{label}", margin,
             f"ROC-AUC {model:.3f} vs {label.replace('_', ' ')} {ref:.3f}, {rule}: "
-            f"{'passes' if margin >= 0 else 'fails'} by {abs(margin):.3f}",
+            f"{'passes' if margin >= 0 else 'fails'} by {_figure(abs(margin), 3)}",
             passed=(model > need) if strictly else None)
 
     def brier(ref: float, label: str, *, strictly: bool = False, model: float | None = None) -> None:
@@ -556,7 +556,7 @@ def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_to
         rule = "must be lower" if strictly else f"may be at most {brier_tolerance:.0%} higher"
         add(f"brier_beats_{label}" if strictly else f"brier_not_worse_than_{label}", margin,
             f"Brier {model:.4f} vs {label.replace('_', ' ')} {ref:.4f}, {rule}: "
-            f"{'passes' if margin >= 0 else 'fails'} by {abs(margin):.1%} of it",
+            f"{'passes' if margin >= 0 else 'fails'} by {_figure(100 * abs(margin), 1)}% of it",
             passed=(model < limit) if strictly else None)
 
     hits = [m.get(f"tier_{t}_hit_rate") for t in ("red", "yellow", "blue")]
@@ -611,6 +611,14 @@ def _gate_criteria(m: dict, tags: dict, champion, auc_tolerance: float, brier_to
     return out
 
 
+def _figure(value: float, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals, or its two first significant digits when those
+    show 0 (a check failing by 0.00005 must not read "fails by 0.000")."""
+    if value == 0 or not np.isfinite(value) or round(value, decimals) != 0:
+        return f"{value:.{decimals}f}"
+    return np.format_float_positional(value, precision=2, fractional=False)
+
+
 def _relative_briers(m: dict) -> tuple[float, float] | None:
     """The challenger's and the champion's Brier, each divided by the Brier of its own fold's
     base rate (``None`` when a run lacks one): the Brier of two test windows depends on their
@@ -655,6 +663,15 @@ def rollback(name: str = "dispute-risk", *, reason: str | None = None, tracking:
     if len(history) < 2:
         raise ModelError(f"registered model {name!r} has no previous champion to roll back to.")
     current, previous = history[-1], history[-2]
+    try:
+        client.get_model_version(name, previous)
+    except Exception:  # noqa: BLE001 - MLflow raises a generic exception for a missing version
+        raise ModelError(f"version {previous} of {name!r}, the champion before version {current}, is no longer in "
+                         "the registry (deleted): there is nothing to roll back to. Make another version champion "
+                         "with promote (force=True and a reason if the gate refuses it).",
+                         cli=f"version {previous} of {name!r}, the champion before version {current}, is no longer "
+                         "in the registry (deleted): there is nothing to roll back to. Make another version champion "
+                         "with `riskmodel promote` (--force --reason \"...\" if the gate refuses it).") from None
     retry(client.set_registered_model_alias, name, CHAMPION, previous)
     retry(client.set_registered_model_tag, name, _HISTORY_TAG, json.dumps(history[:-1]))
     record = {"decision": "rolled_back", "from": current, "to": previous, "reason": reason,
