@@ -108,6 +108,20 @@ def test_censoring():
     assert not out["censored"].any()
 
 
+def test_every_cutoff_censored_says_so():
+    """A horizon longer than the data censored every cutoff without a word (training then
+    said only 'cutoffs is empty')."""
+    events = events_frame([("a", "2024-01-01", "call"), ("b", "2024-01-05", "injury"), ("a", "2024-02-15", "call")])
+    cutoffs = cutoffs_frame(["a", "a"], [AS_OF, AS_OF - pd.Timedelta("10D")])
+    with pytest.warns(DataWarning, match=r"every cutoff is censored: the horizon 3000D after each runs past "
+                      r"observed_until \(2024-02-15 00:00:00\)"):
+        out = make_labels(events, cutoffs, SCHEMA, horizon="3000D")
+    assert out["censored"].all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_labels(events, cutoffs, SCHEMA, horizon="10D")
+
+
 def test_censoring_boundary_is_the_end_of_the_horizon():
     events = events_frame([("a", "2024-01-01", "call")])
     cutoffs = cutoffs_frame(["a", "a"], [AS_OF, AS_OF + NS])

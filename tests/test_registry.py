@@ -102,6 +102,8 @@ def test_train_registers_challenger_with_card_and_lineage(store, first):
     card = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="model_card.md",
                                                     tracking_uri=store, registry_uri=store)).read_text()
     assert "Intended use" in card and "Known limitations" in card and "base_rate" in card
+    # the outcome the schema names (a card said "a criminal case or injury" whatever the kinds)
+    assert "an event of kind 'criminal_case' or 'injury', the schema's outcome_kinds" in card.replace("\n", " ")
 
 
 def test_first_promotion_is_gated_against_baselines_then_load_and_predict(store, first):
@@ -499,6 +501,15 @@ def test_gate_compares_as_the_training_run_could(gate_store, case):
     if case.endswith("window"):
         ours = f"{changes['model_brier']:.4f} / {changes['base_rate_brier']:.4f}"
         assert "base-rate Brier" in details and ours in details, details
+
+
+def test_a_horizon_longer_than_the_data_is_named(tmp_path):
+    """`horizon = "1200D"` on three years of data said 'cutoffs is empty (0 rows)'."""
+    cfg = small_config(n=300)
+    cfg.labels.horizon = "1200D"
+    with pytest.raises(rm.ConfigError, match=r"every one of the [\d,]+ cutoffs is censored: the horizon 1200D") as caught:
+        rm.train(cfg, tracking=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert "shorten [labels] horizon" in caught.value.cli_message
 
 
 def test_a_check_failing_by_a_hair_shows_its_margin(gate_store):

@@ -239,6 +239,10 @@ def make_labels(
     out["label"] = pd.array(hit.astype(np.int8), dtype="Int8")
     out.loc[censored & ~hit, "label"] = pd.NA
     out["censored"] = censored
+    if len(out) and censored.all():
+        warnings.warn(f"every cutoff is censored: the horizon {horizon} after each runs past observed_until "
+                      f"({end}), so no label is known; a shorter horizon, or cutoffs before "
+                      f"{end - pd.Timedelta(h)}.", DataWarning, stacklevel=2)
     out.attrs["horizon"] = str(horizon)  # RiskModel.fit leaves this gap between its time folds
     return out
 

@@ -75,6 +75,12 @@ def _champion_text(champion: dict | None) -> str:
             f"{champion['challenger_roc_auc']:.4f}, Brier {champion['challenger_brier']:.5f}.")
 
 
+def _outcomes(kinds) -> str:
+    """The outcome kinds in words: ``'a'``, ``'a' or 'b'``, ``'a', 'b' or 'c'``."""
+    quoted = [repr(str(k)) for k in kinds]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+
+
 def model_card(config, model, backtest, metrics: dict, *, champion=None, data_window=("", ""), n_events=0) -> str:
     """Render the model card for one trained version."""
     summary = getattr(model, "training_summary_", {})
@@ -90,8 +96,9 @@ def model_card(config, model, backtest, metrics: dict, *, champion=None, data_wi
     return f"""# Model card: {config.registered_model} ({config.name})
 
 ## Intended use
-Ranks open civil disputes (矛盾纠纷) by their probability of escalating into a criminal case or
-injury (民转刑) within {config.labels.horizon}, as red / yellow / blue work lists for police stations.
+Ranks open civil disputes (矛盾纠纷) by their probability of escalating (民转刑: an event of kind
+{_outcomes(config.schema.outcome_kinds)}, the schema's outcome_kinds) within {config.labels.horizon}, as
+red / yellow / blue work lists for police stations.
 It supports, and never replaces, an officer's judgement: a tier is a prompt to look at a case.
 
 ## Misuse

@@ -291,6 +291,14 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progre
                            max_inactive=lab.max_inactive)
     labelled = make_labels(prepared, cutoffs, schema, horizon=lab.horizon)
     n_censored = int(labelled["censored"].sum())
+    if n_censored and n_censored == len(labelled):
+        span = (f"the events run from {pd.Timestamp(prepared.times_ns.min()).date()} to "
+                f"{pd.Timestamp(prepared.times_ns.max()).date()}, the cutoffs from "
+                f"{pd.Timestamp(labelled['as_of'].min()).date()}")
+        head = (f"every one of the {n_censored:,} cutoffs is censored: the horizon {lab.horizon} after each runs past "
+                f"the end of the data ({span}), so no label is known")
+        raise ConfigError(f"{head}; give config.labels a shorter horizon or an earlier end.",
+                          cli=f"{head}; shorten [labels] horizon, or end the cutoffs earlier ([labels] end).")
     labelled = labelled[~labelled["censored"]].drop(columns="censored").reset_index(drop=True)
     timings["data"] = time.perf_counter() - t0
 
