@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "DataError", "DataWarning", "ModelError"]
+from sklearn.exceptions import NotFittedError as _SklearnNotFitted
+
+__all__ = ["ConfigError", "DataError", "DataWarning", "ModelError", "NotFittedError"]
 
 
 class _Worded:
@@ -41,6 +43,11 @@ class ConfigError(_Worded, ValueError):
 
 class ModelError(_Worded, RuntimeError):
     """A model is missing, incompatible with this library, or not fitted."""
+
+
+class NotFittedError(ModelError, _SklearnNotFitted):
+    """An estimator used before ``fit``: a :class:`ModelError`, and scikit-learn's
+    ``NotFittedError`` for code written against scikit-learn's conventions."""
 
 
 class DataWarning(UserWarning):

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from riskmodel import (
     ConfigError,
     DataError,
+    DataWarning,
     FeatureBuilder,
     RiskModel,
     make_cutoffs,
@@ -195,6 +196,20 @@ def test_checklist_with_unknown_feature_is_skipped(data):
     assert "checklist" not in res.predictions.columns
     assert any("no_such_feature" in n for n in res.notes)
     assert list(res.metrics.index) == ["model", "base_rate", "logistic_counts"]
+
+
+def test_a_last_fold_with_few_positives_says_so(data, result):
+    """The figures every report and the gate read came from a last fold of 16 positives (the
+    red tier's hit rate from 3) without a word: a note and a DataWarning say so."""
+    sim, ev, lab = data
+    with pytest.warns(DataWarning, match=r"the last fold, whose figures are reported .* holds \d+ positive\(s\) in "
+                                         r"[\d,]+ rows \(\d+ in the red tier\): its figures are noisy below 30"):
+        small = backtest(ev, lab, model=_model(sim.schema), entities=sim.entities, n_folds=1, test_period="7D",
+                         n_bootstrap=20)
+    assert small.metrics.loc["model", "n_positive"] < 30
+    assert any(n.startswith("the last fold, whose figures are reported") for n in small.notes)
+    assert result.metrics.loc["model", "n_positive"] >= 30
+    assert not any(n.startswith("the last fold, whose figures") for n in result.notes)
 
 
 def test_errors(data):

@@ -375,7 +375,7 @@ def _not_open_reference(events: pd.DataFrame, entities: pd.DataFrame, as_of: str
     dormant = (t - last > pd.Timedelta(max_inactive)).to_numpy()
     reason = np.select(
         [last.isna().to_numpy(), escalated, closed, dormant],
-        ["no events before as_of", "escalated before as_of", "closed before as_of",
+        ["no events before as_of", "escalated before as_of", "closed at or before as_of",
          f"dormant: no event in the {max_inactive} before as_of"], "open")
     return pd.Series(reason, index=ids, name="reason")
 
@@ -389,7 +389,7 @@ def test_not_open_reasons_match_a_reference(model_dir, data, tmp_path):
     expected = _not_open_reference(sim.events, sim.entities, AS_OF, max_inactive="60D")
     counts = expected.value_counts()
     assert set(counts.index) == {"open", "no events before as_of", "escalated before as_of",
-                                 "closed before as_of", "dormant: no event in the 60D before as_of"}
+                                 "closed at or before as_of", "dormant: no event in the 60D before as_of"}
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     assert sorted(scores["dispute_id"]) == sorted(expected.index[expected == "open"])
     not_scored = pd.read_parquet(tmp_path / "out" / "not_scored.parquet").set_index("dispute_id")["reason"]

@@ -211,6 +211,10 @@ def test_sklearn_conventions():
     assert clone(fb).get_params() == fb.get_params()
     with pytest.raises(ModelError, match="not fitted"):
         fb.get_feature_names_out()
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted"):  # scikit-learn's too
+        fb.get_feature_names_out()
     with pytest.raises(TypeError):
         FeatureBuilder(("30D",))  # keyword-only
 
@@ -1086,3 +1090,25 @@ def test_streaks_of_kinds_no_event_holds_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)
         FeatureBuilder(schema=schema, streaks=[("扬言报复", "调解成功")]).fit(events)
+
+
+def test_events_prepared_with_another_schema_are_refused_in_words():
+    """FeatureBuilder() (the default schema) given events prepared with the user's schema
+    raised KeyError: 'kind' from deep inside."""
+    events = pd.DataFrame({"case_no": ["a", "a", "b"], "occurred": pd.to_datetime(["2024-01-01", "2024-01-02",
+                                                                                   "2024-01-03"]),
+                           "event_type": ["call", "warning", "call"]})
+    schema = EventSchema(entity_col="case_no", time_col="occurred", kind_col="event_type", text_col=None,
+                         party_col=None, entity_categorical_cols=(), entity_time_cols=(), group_cols=(),
+                         closed_col=None, outcome_kinds=("arrest",))
+    prepared = prepare_events(events, schema)
+    cutoffs = pd.DataFrame({"case_no": ["a", "b"], "as_of": pd.to_datetime(["2024-02-01"] * 2)})
+    for call in (lambda: FeatureBuilder().fit(prepared, cutoffs),
+                 lambda: FeatureBuilder(schema=schema).fit(prepared, cutoffs).set_params(
+                     schema=EventSchema(entity_col="case_no", time_col="occurred", kind_col="type")).transform(
+                     prepared, cutoffs)):
+        with pytest.raises(DataError, match=r"prepared with another schema than this one \(entity_col='case_no' "
+                           r"there, 'dispute_id' here|kind_col='event_type' there, 'type' here"):
+            call()
+    X = FeatureBuilder(schema=schema).fit(prepared, cutoffs).transform(prepared, cutoffs)
+    assert X["count_call_30D"].tolist() == [0, 1] and X["count_call_365D"].tolist() == [1, 1]

@@ -1063,18 +1063,19 @@ def test_now_and_schema_are_checked_in_their_own_names():
 
 
 @pytest.mark.parametrize("dtype", ["object", "string[pyarrow]"])
-@pytest.mark.parametrize("rows", [6, 300])
+@pytest.mark.parametrize("rows", [9, 300])
 def test_blank_ids_are_missing_and_padded_twins_warn(dtype, rows):
     """An id of spaces only (a CHAR(n) column's empty value) or empty is a missing id: its rows
     are rejected (they made one phantom dispute); ids differing from another only by spaces
     around them are different disputes, with a warning naming them."""
-    ids = pd.Series((["a", " " * 18, "a ", "b", "", "c"] * rows)[:rows], dtype=dtype)
+    ids = pd.Series((["a", " " * 18, "a ", "b", "", "c", "\u200b", "\ufeff \u200b", "a\u200b"] * rows)[:rows],
+                    dtype=dtype)
     events = pd.DataFrame({"dispute_id": ids, "kind": "call",
                            "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(rows), unit="h")})
-    with pytest.warns(DataWarning, match=r"1 id\(s\) differ from another only by spaces around them .*e.g. \['a', 'a '\]"):
-        clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
-    assert set(rejects["reject_reason"]) == {"null id in 'dispute_id'"} and len(rejects) == rows // 3
-    assert sorted(set(clean["dispute_id"])) == ["a", "a ", "b", "c"] and len(clean) + len(rejects) == rows
+    with pytest.warns(DataWarning, match=r"2 id\(s\) differ from another only by spaces around them .*e.g. \['a', 'a '"):
+        clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)  # (ids of characters that show nothing too)
+    assert set(rejects["reject_reason"]) == {"null id in 'dispute_id'"} and len(rejects) == 4 * rows // 9
+    assert sorted(set(clean["dispute_id"])) == ["a", "a ", "a\u200b", "b", "c"] and len(clean) + len(rejects) == rows
 
 
 def test_a_few_times_in_the_other_convention_are_rejected_rows_at_night():
@@ -1205,6 +1206,17 @@ def test_ids_differing_by_characters_that_show_nothing_warn():
         split_invalid_events(events, SCHEMA, now=NOW)
 
 
+@pytest.mark.parametrize("twin", ["\uff24\uff10\uff10\uff11\uff12", "'D0012"])
+def test_ids_differing_by_full_width_forms_or_excels_text_marker_warn(twin):
+    """Ｄ００１２ (full-width, a Chinese input method) and 'D0012 (Excel's text marker) beside
+    D0012 each split a dispute without a word."""
+    events = pd.DataFrame({"dispute_id": ["D0012", twin, "D0013"], "kind": "call",
+                           "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(3), unit="h")})
+    with pytest.warns(DataWarning, match=r"1 id\(s\) differ from another only .* full-width forms or a leading ' "
+                                         r"\(Excel's text marker\), e.g. \[.*D0012"):
+        split_invalid_events(events, SCHEMA, now=NOW)
+
+
 def test_ids_that_are_words_for_a_missing_value_warn():
     """A frame read with keep_default_na=False (or from a driver writing NULL) kept "NULL" and
     "None" as ids: each became a dispute without a word."""
@@ -1262,7 +1274,8 @@ def test_ids_differing_by_case_or_in_scientific_notation_warn(dtype):
         split_invalid_events(events, SCHEMA, now=NOW)
     said = " ".join(str(w.message) for w in caught)
     assert "1 id(s) differ from another only by spaces around them (or characters that show nothing: zero-width " \
-           "spaces, a BOM) or by letter case, e.g. ['D0000123', 'd0000123']" in said
+           "spaces, a BOM), by letter case, full-width forms or a leading ' (Excel's text marker), e.g. " \
+           "['D0000123', 'd0000123']" in said
     assert "ids such as ['3.20102E+17'] are numbers in scientific notation" in said
     with warnings.catch_warnings():  # ids of one case, no exponent: no word
         warnings.simplefilter("error", DataWarning)
@@ -1293,7 +1306,7 @@ def test_warn_odd_ids_takes_missing_ids():
 
     from riskmodel.data import warn_odd_ids
 
-    with pytest.warns(DataWarning, match=r"1 id\(s\) differ .* by letter case, e.g. \['A1', 'a1'\]"):
+    with pytest.warns(DataWarning, match=r"1 id\(s\) differ .* by letter case.*e.g. \['A1', 'a1'\]"):
         warn_odd_ids(pa.array(["A1", None, "a1", "B2"]))
 
 

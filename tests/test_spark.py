@@ -430,6 +430,9 @@ def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, 
     lower = (events["dispute_id"] == first.iloc[7]) & (events.index % 2 == 0)
     events.loc[lower, "dispute_id"] = first.iloc[7].lower()  # one dispute in two cases: two systems
     events.loc[events["dispute_id"] == first.iloc[8], "dispute_id"] = "3.20102E+17"  # a case number after Excel
+    for i, twin in ((9, lambda d: d.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})), (10, lambda d: "'" + d)):
+        some = (events["dispute_id"] == first.iloc[i]) & (events.index % 2 == 0)  # full width; Excel's text marker
+        events.loc[some, "dispute_id"] = twin(first.iloc[i])
     source = events
     if flavour == "parquet":
         source = tmp_path / "events.parquet"
@@ -439,7 +442,7 @@ def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, 
         with pytest.warns(DataWarning) as caught:
             score_batch(out=tmp_path / engine, engine=engine, **kw)
         said = " ".join(str(w.message) for w in caught)
-        assert "7 id(s) differ from another only by spaces around them" in said
+        assert "9 id(s) differ from another only by spaces around them" in said
         assert "ids ['NULL'] are words for a missing value" in said
         assert "ids such as ['3.20102E+17'] are numbers in scientific notation" in said
     _assert_same(tmp_path / "spark", tmp_path / "local")

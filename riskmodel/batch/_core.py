@@ -218,7 +218,7 @@ def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Event
     if max_inactive is not None:
         dormant = (last != NAT_NS) & (as_of.value - last > pd.Timedelta(max_inactive).value)
         reason[dormant] = f"dormant: no event in the {max_inactive} before as_of"
-    reason[closed] = "closed before as_of"
+    reason[closed] = "closed at or before as_of"  # open at as_of: closed after it (as make_cutoffs)
     reason[escalated] = "escalated before as_of"
     reason[last == NAT_NS] = "no events before as_of"
     return reason

@@ -1188,19 +1188,28 @@ def blank_mask(values) -> np.ndarray:
         if not (pd.api.types.is_object_dtype(getattr(values, "dtype", None))
                 or pd.api.types.is_string_dtype(getattr(values, "dtype", None))):
             return np.zeros(len(values), dtype=bool)
-        return np.array([isinstance(v, str) and not v.strip() for v in np.asarray(values, dtype=object)], dtype=bool)
+        return np.array([isinstance(v, str) and not v.translate(_NO_INVISIBLE).strip()
+                         for v in np.asarray(values, dtype=object)], dtype=bool)
     return _blank_strings(array)
 
 
 def _blank_strings(array: pa.Array) -> np.ndarray:
     """:func:`blank_mask` of an Arrow string array."""
     blank = pc.or_(pc.utf8_is_space(array), pc.equal(pc.binary_length(array), 0))
+    if _holds(array, _INVISIBLE_LEAD):
+        blank = pc.or_(blank, pc.match_substring_regex(array, f"^[\\s{INVISIBLE}]+$"))
     return blank.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 #: characters that show nothing: zero-width space, non-joiner and joiner, word joiner, BOM (a
 #: file's byte-order mark at a line's start, when exports are concatenated)
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+_NO_INVISIBLE = str.maketrans("", "", INVISIBLE)
+
+
+def _INVISIBLE_LEAD(raw: np.ndarray) -> np.ndarray:
+    """The bytes that start :data:`INVISIBLE` characters in UTF-8 (for :func:`_holds`)."""
+    return (raw == 0xE2) | (raw == 0xEF)
 
 
 #: an id that is a number in scientific notation (``3.20102E+17``)
@@ -1219,11 +1228,17 @@ def _holds(array: pa.Array | pa.ChunkedArray, test) -> bool:
 
 def _warn_twin_ids(ids: pa.Array, stacklevel: int) -> None:
     """The warning about distinct ``ids`` equal to another but for spaces, :data:`INVISIBLE`
-    characters around them or letter case: each id's key (trimmed, lower case) is compared;
+    characters around them, letter case, full-width forms or a leading ``'`` (Excel's text
+    marker): each id's key (NFKC, trimmed, no leading ``'``, lower case) is compared;
     the byte checks skip what the ids cannot hold (a regex pass costs 0.2 s on 1M ids)."""
-    key = pc.utf8_trim_whitespace(ids)
-    if _holds(ids, lambda raw: (raw == 0xE2) | (raw == 0xEF)):  # lead bytes of INVISIBLE in UTF-8
+    key = ids
+    if _holds(ids, lambda raw: raw >= 0x80):  # full-width forms (Ｄ０１２) as their ASCII (NFKC)
+        key = pc.utf8_normalize(key, "NFKC")
+    key = pc.utf8_trim_whitespace(key)
+    if _holds(ids, _INVISIBLE_LEAD):
         key = pc.utf8_trim_whitespace(pc.replace_substring_regex(key, f"^[{INVISIBLE}]+|[{INVISIBLE}]+$", ""))
+    if _holds(ids, lambda raw: raw == 0x27):  # Excel's text marker: 'D0012 is D0012
+        key = pc.replace_substring_regex(key, "^'", "")
     if _holds(ids, lambda raw: ((raw >= 0x61) & (raw <= 0x7A)) | (raw >= 0x80)):  # a lower-case letter
         key = pc.utf8_lower(key)
     if not pc.any(pc.not_equal(key, ids)).as_py():
@@ -1234,7 +1249,8 @@ def _warn_twin_ids(ids: pa.Array, stacklevel: int) -> None:
         twins = np.flatnonzero(np.bincount(codes)[codes] > 1)
         examples = ids.take(pa.array(twins[np.argsort(codes[twins], kind="stable")][:3])).to_pylist()
         warnings.warn(f"{extra:,} id(s) differ from another only by spaces around them (or characters that show "
-                      f"nothing: zero-width spaces, a BOM) or by letter case, e.g. {format_examples(examples)}: they are "
+                      "nothing: zero-width spaces, a BOM), by letter case, full-width forms or a leading ' (Excel's "
+                      f"text marker), e.g. {format_examples(examples)}: they are "
                       "taken as different disputes. Write each id one way in the export (a CHAR(n) column pads them).",
                       DataWarning, stacklevel=stacklevel)
 

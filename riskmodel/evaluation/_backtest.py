@@ -534,12 +534,23 @@ def _run_fold(i, prepared, cut, train, test, c, *, model, entities, checklist, n
     return {"model": fitted, "test_cut": test_cut, "X_test": X_test, "scored": scored, "probs": probs}
 
 
+#: Below this many positives in the last fold, its figures are noted as noisy.
+FEW_TEST_POSITIVES = 30
+
+
 def _last_fold_report(
     last, cut, schema, label_col, entities, group_cols, oracle, folds, notes, *, n_bootstrap, seed, horizon, period
 ) -> BacktestResult:
     test_cut = last["test_cut"]
     id_col = schema.entity_col
     y = test_cut[label_col].to_numpy(dtype=int)
+    if int(y.sum()) < FEW_TEST_POSITIVES:  # the figures every report and the promotion gate read
+        red = int((last["scored"]["tier"].to_numpy() == "red")[y == 1].sum())
+        text = (f"the last fold, whose figures are reported (AUC, Brier, tier hit rates; the promotion gate reads "
+                f"them), holds {int(y.sum())} positive(s) in {len(y):,} rows ({red} in the red tier): its figures are "
+                f"noisy below {FEW_TEST_POSITIVES} positives; more data or a longer test_period.")
+        notes.append(text)
+        warnings.warn(text, DataWarning, stacklevel=3)
     groups = test_cut[id_col].to_numpy()
     probs = dict(last["probs"])
     pred = pd.DataFrame(

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.base import BaseEstimator
 
-from .._errors import DataError, DataWarning, ModelError, format_examples
+from .._errors import DataError, DataWarning, NotFittedError, format_examples
 from ..data import (
     CLOCK_WORDS,
     FEW_VALUES,
@@ -374,12 +374,28 @@ def prepare_events(
     return _prepare(events, schema or EventSchema(), now=now)[0]
 
 
+def _prepared_for(prepared: PreparedEvents, schema: EventSchema) -> PreparedEvents:
+    """``prepared``, when it holds the events columns ``schema`` reads in the roles it reads
+    them (sorted by its id and time), else a :class:`DataError` saying which schema to pass."""
+    theirs = prepared.schema
+    roles = ("entity_col", "time_col", "kind_col", "text_col", "party_col")
+    differ = [r for r in roles if getattr(schema, r) and getattr(schema, r) != getattr(theirs, r)]
+    differ += [c for c in schema.event_attribute_cols if c not in theirs.event_attribute_cols]
+    if differ:
+        shown = ", ".join(f"{r}={getattr(theirs, r)!r} there, {getattr(schema, r)!r} here" if r in roles
+                          else f"event_attribute_cols {r!r} only here" for r in differ)
+        raise DataError(f"the events were prepared with another schema than this one ({shown}): pass the schema "
+                        "given to prepare_events (e.g. FeatureBuilder(schema=...) or RiskModel(schema=...)), or "
+                        "prepare the events with this one.")
+    return prepared
+
+
 def _prepare(events, schema: EventSchema, *, now=None, first_ids=None) -> tuple[PreparedEvents, np.ndarray | None]:
     """:func:`prepare_events`, plus the entity code of each of ``first_ids`` (e.g. the
     cutoffs' ids; -1: no event) when hashing the ids gave them (see :func:`screen_events`),
     else ``None``."""
     if isinstance(events, PreparedEvents):
-        return events, None
+        return _prepared_for(events, schema), None
     screened = screen_events(events, schema, now=now, sort_ids=False, first_ids=first_ids)
     if screened.n_rejects:
         raise_rejects(screened.rejects, "events")
@@ -391,7 +407,7 @@ def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Inde
     kinds, whether times carry a timezone and which (:func:`time_zone`): what ``fit``
     learns from, without screening or sorting the log."""
     if isinstance(events, PreparedEvents):
-        codes, uniques = events.codes(schema.kind_col)
+        codes, uniques = _prepared_for(events, schema).codes(schema.kind_col)
         return codes, uniques, events.tz_aware, events.zone
     require_frame(events, "events")
     require_columns(events, schema.event_columns, "events")
@@ -682,7 +698,7 @@ class FeatureBuilder(BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "feature_names_out_"):
-            raise ModelError("this FeatureBuilder is not fitted yet; call fit(events, ...) first.")
+            raise NotFittedError("this FeatureBuilder is not fitted yet; call fit(events, ...) first.")
 
     def fit_transform(self, events, cutoffs, *, entities=None) -> pd.DataFrame:
         """Fit on ``events`` then transform ``cutoffs``."""

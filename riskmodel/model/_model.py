@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import roc_auc_score
 
-from .._errors import ConfigError, DataError, DataWarning, ModelError
+from .._errors import ConfigError, DataError, DataWarning, ModelError, NotFittedError
 from ..data import EventSchema, decimal_text, parse_duration, validate_cutoffs
 from ..features import FeatureBuilder, prepare_events
 from ._calibration import Calibrator
@@ -650,7 +650,7 @@ class RiskModel(BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "booster_"):
-            raise ModelError("this RiskModel is not fitted yet; call fit(events, cutoffs) first.")
+            raise NotFittedError("this RiskModel is not fitted yet; call fit(events, cutoffs) first.")
 
     def transform_features(self, events, cutoffs, *, entities=None, context_events=None,
                            utc: bool = False) -> pd.DataFrame:

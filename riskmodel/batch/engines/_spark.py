@@ -547,6 +547,10 @@ def _finish_format(inp: _Input, text_columns=()) -> RowFormat:
     raise AssertionError(inp.mode)  # parquet formats come from the files' footers
 
 
+#: the full-width forms of ASCII (U+FF01-U+FF5E) and ASCII, for Spark's translate
+_FULL_WIDTH, _HALF_WIDTH = "".join(map(chr, range(0xFF01, 0xFF5F))), "".join(map(chr, range(0x21, 0x7F)))
+
+
 def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
     """Distinct non-null ids, as the local engine counts them (CSV: as pandas types them),
     with its warning about ids differing only by spaces around them
@@ -570,7 +574,9 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
         # (Unicode spaces, the separators U+001C-U+001F as Arrow's utf8_trim_whitespace, and INVISIBLE)
         distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
         edge = r"[\s\x1c-\x1f\u200b-\u200d\u2060\ufeff]+"  # as warn_odd_ids trims: spaces, INVISIBLE
-        groups = distinct.groupBy(F.lower(F.regexp_replace("id", rf"(?U)^{edge}|{edge}$", "")).alias("key"))
+        wide = F.translate("id", _FULL_WIDTH, _HALF_WIDTH)  # NFKC of the full-width forms (Ｄ０１２)
+        key = F.regexp_replace(F.regexp_replace(wide, rf"(?U)^{edge}|{edge}$", ""), "^'", "")  # Excel's 'D012
+        groups = distinct.groupBy(F.lower(key).alias("key"))
         twins = groups.agg(F.count("*").alias("n"), F.collect_list("id").alias("ids")).where("n > 1")
         found = _action(lambda: twins.select(F.explode("ids").alias("id")).toArrow(),
                         f"comparing the {inp.role}' ids")
