@@ -368,12 +368,13 @@ def parse_times(values: pd.Series, column: str, what: str, *, stray: list | None
 _DAY_MONTH_YEAR = r"^\s*(\d{1,2})([-/.])(\d{1,2})\2(\d{4})"
 #: the rows :data:`_DAY_MONTH_YEAR` may match (RE2, which has no back-references)
 _YEAR_LAST = r"^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{4}"
-#: a year: four digits, not those of a fraction of a second (``08:05:00.1234``). A time without
-#: one is no time (a row problem): pandas reads ``"today"`` and a time of day alone as today,
-#: and a two-digit year (``24-01-07``) as it guesses (2007-01-24)
-_YEAR = r"(?:^|[^\d:.,]|[^:\d]\d{0,2}[.,])\d{4}"
-#: what a time's text holds that pandas reads wrong: Chinese dates, ``UTC+8`` offsets
-_REWRITTEN = r"(?:UTC|GMT)\s*[+-]\d"
+#: a year: four digits, not those of a fraction of a second (``08:05:00.1234``), or two after a
+#: month's name (Oracle's ``21-NOV-23``: day, month, year). A time without one is no time (a row
+#: problem): pandas reads ``"today"`` and a time of day alone as today, and a two-digit year
+#: among numbers (``24-01-07``) as it guesses (2007-01-24)
+_YEAR = r"(?:^|[^\d:.,]|[^:\d]\d{0,2}[.,])\d{4}|^\s*\d{1,2}[-/ .][A-Za-z]{3,9}\.?[-/ .]\d{2}(?:\D|$)"
+#: a ``UTC+8`` offset (pandas reads it with the POSIX sign: sixteen hours wrong)
+_UTC_PLUS = r"(?:UTC|GMT)\s*[+-]\d"
 
 
 def _refuse_numbers(held, column: str, what: str) -> None:
@@ -410,13 +411,16 @@ def one_time(value) -> pd.Timestamp:
     return pd.Timestamp(value)
 
 
+def _arrow_text(text: pd.Series) -> pa.Array:
+    """A column of strings as an Arrow string array (its own, when Arrow-backed)."""
+    array = arrow_string_array(text)
+    return pa.array(text.to_numpy(dtype=object), type=pa.large_string()) if array is None else array
+
+
 def _text_rows(text: pd.Series, pattern: str) -> np.ndarray:
     """Which rows of a column of strings ``pattern`` finds: every row (RE2, in Arrow: a few
     odd rows of concatenated exports count as much as the rest), ASCII ``\\d``."""
-    array = arrow_string_array(text)
-    if array is None:
-        array = pa.array(text.to_numpy(dtype=object), type=pa.large_string())
-    return pc.match_substring_regex(array, pattern).to_numpy(zero_copy_only=False)
+    return pc.match_substring_regex(_arrow_text(text), pattern).to_numpy(zero_copy_only=False)
 
 
 def _spliced(text: pd.Series, rows: np.ndarray, new: pd.Series) -> pd.Series:
@@ -431,9 +435,7 @@ def _rewritten_times(text: pd.Series) -> tuple[pd.Series, bool]:
     was): full-width forms (``２０２４－０１－０７``) in their ASCII form (NFKC), Chinese dates
     (:func:`_chinese_dates`), ``UTC+8`` as ``+08:00`` (the offset it means). Every row is
     judged: ASCII rows hold neither of the first two."""
-    array = arrow_string_array(text)
-    if array is None:
-        array = pa.array(text.to_numpy(dtype=object), type=pa.large_string())
+    array = _arrow_text(text)
     rewritten = False
     wide = ~pc.string_is_ascii(array).to_numpy(zero_copy_only=False)
     if wide.any():
@@ -443,7 +445,7 @@ def _rewritten_times(text: pd.Series) -> tuple[pd.Series, bool]:
         if chinese.any():
             rows = _spliced(rows, chinese, _chinese_dates(rows[chinese]))
         text, rewritten = _spliced(text, wide, rows), True
-    offsets = _text_rows(text, _REWRITTEN)
+    offsets = _text_rows(text, _UTC_PLUS)
     if offsets.any():
         text = _spliced(text, offsets, text[offsets].str.replace(_ZONE_OFFSET, _offset, regex=True))
         rewritten = True
@@ -1196,7 +1198,7 @@ def blank_mask(values) -> np.ndarray:
 def _blank_strings(array: pa.Array) -> np.ndarray:
     """:func:`blank_mask` of an Arrow string array."""
     blank = pc.or_(pc.utf8_is_space(array), pc.equal(pc.binary_length(array), 0))
-    if _holds(array, _INVISIBLE_LEAD):
+    if _holds(array, _invisible_lead):
         blank = pc.or_(blank, pc.match_substring_regex(array, f"^[\\s{INVISIBLE}]+$"))
     return blank.fill_null(False).to_numpy(zero_copy_only=False)
 
@@ -1207,7 +1209,7 @@ INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 _NO_INVISIBLE = str.maketrans("", "", INVISIBLE)
 
 
-def _INVISIBLE_LEAD(raw: np.ndarray) -> np.ndarray:
+def _invisible_lead(raw: np.ndarray) -> np.ndarray:
     """The bytes that start :data:`INVISIBLE` characters in UTF-8 (for :func:`_holds`)."""
     return (raw == 0xE2) | (raw == 0xEF)
 
@@ -1235,7 +1237,7 @@ def _warn_twin_ids(ids: pa.Array, stacklevel: int) -> None:
     if _holds(ids, lambda raw: raw >= 0x80):  # full-width forms (Ｄ０１２) as their ASCII (NFKC)
         key = pc.utf8_normalize(key, "NFKC")
     key = pc.utf8_trim_whitespace(key)
-    if _holds(ids, _INVISIBLE_LEAD):
+    if _holds(ids, _invisible_lead):
         key = pc.utf8_trim_whitespace(pc.replace_substring_regex(key, f"^[{INVISIBLE}]+|[{INVISIBLE}]+$", ""))
     if _holds(ids, lambda raw: raw == 0x27):  # Excel's text marker: 'D0012 is D0012
         key = pc.replace_substring_regex(key, "^'", "")
