@@ -301,20 +301,16 @@ def _cmd_barometer(args) -> int:
 
 def _cmd_report(args) -> int:
     """The nightly HTML report: barometer, work lists, drift, audit."""
-    from .lifecycle import read_table
     from .ops import write_report
 
-    model = events = entities = None
-    if args.model and args.events and (args.outcomes or args.explain):
-        model = _load_model(args.model)
-        schema = model.model._schema()
-        events = read_table(args.events, text_columns=schema.text_columns)
-        entities = read_table(args.entities, text_columns=schema.entity_text_columns) if args.entities else None
-    elif args.explain:  # as riskmodel explain: the model and the events the night's manifest names
-        model = _load_model(args.model) if args.model else None
-        events, entities = args.events, args.entities
+    if (args.events or args.entities) and not (args.outcomes or args.explain):
+        raise ConfigError("--events and --entities are read for --outcomes (the missed cases' reasons, areas and "
+                          "categories) and --explain: pass one of them, or drop --events / --entities.")
+    # paths: write_report reads them as the night read them, and takes the model and the events
+    # the night's manifest names when the features are recomputed and they are not given
+    model = _load_model(args.model) if args.model else None
     out = write_report(args.out, scores=args.scores, history=args.history or [], outcomes=args.outcomes,
-                       horizon=args.horizon, model=model, events=events, entities=entities,
+                       horizon=args.horizon, model=model, events=args.events, entities=args.entities,
                        area=_area(args.area), explain=args.explain)
     print(f"report written to {out} ({out.stat().st_size / 1024:,.0f} KiB)")
     return 0
@@ -666,10 +662,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="later-observed escalations: event log or table, e.g. events.parquet (default: no audit)")
     p.add_argument("--horizon", default=None, help="the audit's horizon, e.g. 60D (default: the model's, from the "
                    "night's manifest; 90D, also in the legend, for a model that does not record it)")
-    p.add_argument("--model", default=None, help="model URI or folder, e.g. models:/dispute-risk@champion: with "
-                   "--events, the reasons of missed blue cases and --explain")
-    p.add_argument("--events", default=None, help="event log, e.g. events.parquet")
-    p.add_argument("--entities", default=None, help="entities table, e.g. entities.parquet")
+    p.add_argument("--model", default=None, help="model URI or folder, e.g. models:/dispute-risk@champion: the "
+                   "reasons of missed blue cases (with --outcomes) and --explain (default: the version that scored "
+                   "the night, from its manifest, when --events or --explain asks for one)")
+    p.add_argument("--events", default=None, help="event log, e.g. events.parquet: the reasons of missed blue cases "
+                   "(with --outcomes) and --explain (default: the night's input, when it was a file and --model or "
+                   "--explain asks for one)")
+    p.add_argument("--entities", default=None, help="entities table, e.g. entities.parquet: the missed cases' areas "
+                   "and categories (with --outcomes) and --explain")
     p.add_argument("--explain", nargs="*", default=[], help="dispute ids explained in the report, e.g. D0012345 "
                    "D0012346 (with --model and --events, or those the night's manifest names, as explain)")
     p.add_argument("--area", default="auto",

@@ -264,3 +264,28 @@ def test_report_explains_a_case_with_the_model_and_events_the_night_names(night,
     assert main(["report", "--scores", str(night["dir"]), "--explain", case, "--entities",
                  str(night["root"] / "entities.parquet"), "--out", str(out)]) == 0
     assert f'id="explain-{case}"' in out.read_text(encoding="utf-8")
+
+
+def test_report_audits_and_explains_with_the_inputs_given(night, tmp_path, capsys):
+    """`report --outcomes --explain --entities` crashed (the entities path reached the audit as
+    text); `--outcomes --model` without `--events` ignored the model (the missed blue cases got no
+    reasons): it now reads the events the night names; --events / --entities that nothing reads
+    are refused in the flags' words."""
+    case, root = _case(night["scores"], "red"), night["root"]
+    out = tmp_path / "report.html"
+    assert main(["report", "--scores", str(night["dir"]), "--outcomes", str(root / "events.parquet"), "--explain",
+                 case, "--entities", str(root / "entities.parquet"), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert f'id="explain-{case}"' in text and "escalations</span>" in text
+    assert main(["report", "--scores", str(night["dir"]), "--outcomes", str(root / "events.parquet"), "--model",
+                 str(root / "model"), "--out", str(out)]) == 2
+    assert "needs the entities table: model version local was trained with one; pass --entities PATH" \
+        in capsys.readouterr().err
+    assert main(["report", "--scores", str(night["dir"]), "--outcomes", str(root / "events.parquet"), "--model",
+                 str(root / "model"), "--entities", str(root / "entities.parquet"), "--out", str(out)]) == 0
+    missed = out.read_text(encoding="utf-8").split('id="audit"', 1)[1]
+    blue = [row for row in re.findall(r"<tr>(.*?)</tr>", missed, flags=re.S) if "<td>blue</td>" in row]
+    assert blue and all(" / " in row for row in blue)  # each with its reasons, in words
+    assert main(["report", "--scores", str(night["dir"]), "--entities", str(root / "entities.parquet"),
+                 "--out", str(out)]) == 2
+    assert "--events and --entities are read for --outcomes" in capsys.readouterr().err

@@ -254,6 +254,9 @@ def audit_outcomes(
         Missing folders or columns; ConfigError for a bad horizon.
     """
     horizon = parse_duration(horizon, "horizon")
+    if entities is not None and not isinstance(entities, pd.DataFrame):
+        raise DataError(f"entities must be a DataFrame (riskmodel.lifecycle.read_table reads a file as the batch "
+                        f"does), got {type(entities).__name__}.")
     outputs = as_nightly_list(nights)
     if not outputs:
         raise DataError("no score outputs given; pass the nightly `riskmodel score` folders of the period.")

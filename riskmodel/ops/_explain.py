@@ -340,16 +340,17 @@ def _phrases(writer, features: pd.Series, names) -> tuple[list, list]:
     return [z for z, _ in pairs], [e for _, e in pairs]
 
 
-def night_inputs(night, model=None, events=None, entities=None) -> tuple:
+def night_inputs(night, model=None, events=None, entities=None, *, need: str = "explain") -> tuple:
     """The model (and its label), events and entities to recompute a night's cases with: those
     given (paths read as the nightly run read them), else the model and the events the night's
-    manifest names. :class:`ConfigError` when neither names one."""
+    manifest names. :class:`ConfigError` when neither names one, saying what ``need`` s them."""
     from ..lifecycle import load, read_table
 
     label = ""
     if model is None:
         if not night.model_uri:
-            raise ConfigError("explain needs the model: pass model= (CLI: --model); the scores' manifest names none.")
+            raise ConfigError(f"{need} needs the model: pass model=; the scores' manifest names none.",
+                              cli=f"{need} needs the model: pass --model; the scores' manifest names none.")
         model = load_predictor(night.model_uri, store=night.model_store)
     elif isinstance(model, str | Path):
         model = load(str(model))
@@ -358,7 +359,13 @@ def night_inputs(night, model=None, events=None, entities=None) -> tuple:
     if events is None:
         events = ((night.manifest or {}).get("input") or {}).get("events")
         if not events or not Path(str(events)).exists():
-            raise ConfigError("explain needs the event log to recompute the features: pass events= (CLI: --events).")
+            what = f"{need} needs the event log to recompute the features: pass"
+            raise ConfigError(f"{what} events= (the night's manifest names none that exists).",
+                              cli=f"{what} --events PATH (the night's manifest names none that exists).")
+    builder = _model_of(model).features_
+    if entities is None and builder.has_entities_ and any(f.needs_entities for f in builder._active_families()):
+        what = f"{need} needs the entities table: {label or 'the model'} was trained with one; pass"
+        raise ConfigError(f"{what} entities=.", cli=f"{what} --entities PATH.")
     schema = _model_of(model)._schema()
     if isinstance(events, str | Path):  # names as text, as the nightly run read them (18-digit ids stay ids)
         events = read_table(events, text_columns=schema.text_columns)

@@ -517,13 +517,23 @@ def write_report(
     Path
     """
     from ..lifecycle import read_table
+    from ._explain import night_inputs
 
     night = as_nightly(scores)
     earlier = as_nightly_list(list(history), history=True) if len(history) else []
     horizon = horizon or (night.manifest.get("model") or {}).get("horizon") or _DEFAULT_HORIZON
+    schema = night.schema
+    if len(explain) or (outcomes is not None and (model is not None or events is not None)):
+        # the features are recomputed: the model and events given, else those the night names
+        need = "explaining disputes" if len(explain) else "the reasons of missed blue cases"
+        model, _, events, entities = night_inputs(night, model, events, entities, need=need)
+    elif isinstance(entities, str | Path):  # the audited cases' areas and categories, read as the night read them
+        from ._sweep import _model_of
+
+        names = _model_of(model)._schema() if model is not None else schema
+        entities = read_table(entities, text_columns=names.entity_text_columns if names is not None else ())
     audit = None
     if outcomes is not None:
-        schema = night.schema
         frame = outcomes if isinstance(outcomes, pd.DataFrame) else \
             read_table(outcomes, text_columns=schema.text_columns if schema is not None else ())
         audit = audit_outcomes(earlier + [night], frame, horizon=horizon, model=model, events=events,
@@ -531,10 +541,8 @@ def write_report(
     explanations = []
     if len(explain):
         from ._explain import explain as explain_one
-        from ._explain import night_inputs
         from ._sweep import _model_of, _prepare
 
-        model, _, events, entities = night_inputs(night, model, events, entities)  # the night's, by default
         events = _prepare(events, _model_of(model)._schema())  # once for every dispute
         # each card's thresholds are those of the areas tonight's tiers were set in, not the report's area
         explanations = [explain_one(i, night, model=model, events=events, entities=entities, area="auto")
