@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,9 @@ from riskmodel import (
     plot_barometer_heatmap,
     plot_tier_trend,
     read_nightly,
+    render_report,
 )
+from riskmodel.cli import main
 from riskmodel.ops._barometer import CITY
 
 
@@ -173,3 +176,28 @@ def test_scores_without_an_area_column_are_city_wide(nights):
     with pytest.raises(DataError, match="no area column 'station'.*area=None for the city") as info:
         barometer(own, area="station")
     assert "--area none" in info.value.for_cli()
+
+
+def test_a_night_with_no_open_dispute_is_a_day_at_zero(nights, tmp_path, capsys):
+    """A night scored with no open dispute has no score row: the barometer left its day out
+    (7 nights for 8, none for it alone) and the report showed the night before as its last.
+    Its manifest gives the day: every area at 0."""
+    dirs = []
+    for frame in nights[-2:]:
+        dirs.append(tmp_path / str(frame["as_of"].iloc[0].date()))
+        dirs[-1].mkdir()
+        frame.to_parquet(dirs[-1] / "scores.parquet", index=False)
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    nights[0].iloc[:0].to_parquet(quiet / "scores.parquet", index=False)
+    (quiet / "manifest.json").write_text(json.dumps({"as_of": "2024-06-11 00:00:00", "area": "station"}))
+    table = barometer([*dirs, quiet])
+    day = table[table["day"] == pd.Timestamp("2024-06-11")]
+    assert set(day["station"]) == set(table.loc[table["day"] == pd.Timestamp("2024-06-10"), "station"])
+    assert (day[["n", "red", "yellow", "blue"]] == 0).all().all() and day["flagged_share"].isna().all()
+    alone = barometer(quiet)
+    assert alone["day"].tolist() == [pd.Timestamp("2024-06-11")] and alone["n"].tolist() == [0]
+    assert main(["barometer", "--scores", *map(str, dirs), str(quiet)]) == 0
+    assert "3 night(s)" in capsys.readouterr().out
+    text = render_report(quiet, history=dirs)
+    assert "3 night(s), 2024-06-09 to 2024-06-11" in text and "By station on 2024-06-11" in text

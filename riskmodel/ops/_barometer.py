@@ -36,7 +36,9 @@ def barometer(scores, *, area: str | None = "auto", change_days: int = 7) -> pd.
         Nightly score outputs: ``riskmodel score`` folders, :class:`NightlyOutput`, or
         scores frames (``as_of``, ``probability``, ``tier`` and the ``area`` column).
         The day of a row is its ``as_of`` date. A night given twice counts once (see
-        :func:`~riskmodel.batch.concat_scores`).
+        :func:`~riskmodel.batch.concat_scores`). A night with no open dispute (a folder
+        whose manifest gives its ``as_of``) is a day with ``n`` 0 in every area (the
+        areas of the other nights; one ``"(city)"`` row when there are none).
     area : str or None, default="auto"
         Column to aggregate by; ``None`` for one city-wide row per day (area ``"(city)"``).
         ``"auto"``: the nights' own area column (the model's first group column, e.g.
@@ -91,6 +93,14 @@ def barometer(scores, *, area: str | None = "auto", change_days: int = 7) -> pd.
     table = parts.groupby([name, "day"], sort=False).agg(
         n=("n", "sum"), red=("red", "sum"), yellow=("yellow", "sum"), blue=("blue", "sum"),
         mean_probability=("probability", "mean")).reset_index()
+    # a night with no open dispute has no score row: its day from the manifest, every area at 0
+    empty = sorted({o.as_of.normalize() for o in outputs if not len(o.scores) and o.as_of is not None}
+                   - set(table["day"]))
+    if empty:
+        areas = table[name].unique() if len(table) else [CITY]
+        zero = pd.MultiIndex.from_product([areas, pd.DatetimeIndex(empty)], names=[name, "day"]).to_frame(index=False)
+        table = pd.concat([table, zero.assign(n=0, red=0, yellow=0, blue=0, mean_probability=np.nan)],
+                          ignore_index=True)
     for t in TIERS:
         table[f"{t}_share"] = table[t] / table["n"]
     table["flagged_share"] = (table["red"] + table["yellow"]) / table["n"]

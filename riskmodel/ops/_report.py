@@ -152,9 +152,10 @@ def _legend_section(night: NightlyOutput, horizon: str | None) -> str:
             f"<p><b>Model</b> {_e(name)}: {_e(backtest_line(model))}</p></section>")
 
 
-def _barometer_section(all_scores: pd.DataFrame, night: NightlyOutput, area: str | None) -> str:
-    table = barometer(all_scores, area=area)
-    city = barometer(all_scores, area=None)
+def _barometer_section(nights: list, area: str | None) -> str:
+    """``nights``: the scores of every night up to tonight's and the nights with none."""
+    table = barometer(nights, area=area)
+    city = barometer(nights, area=None)
     days = city["day"].nunique()
     span = (f"{_e(city['day'].min().date())} to {_e(city['day'].max().date())}" if days > 1 else
             f"{_e(city['day'].min().date())} only: no trend and no weekly change yet (pass earlier nights with "
@@ -438,7 +439,11 @@ def render_report(
         area = None  # no such column (a foreign extract): the report is city-wide
     earlier = as_nightly_list(list(history), history=True) if len(history) else []
     all_scores, _ = dedupe_nights([*earlier, night])
-    all_scores = all_scores[all_scores["as_of"] <= night.scores["as_of"].max()] if len(night.scores) else all_scores
+    last = night.scores["as_of"].max() if len(night.scores) else night.as_of
+    all_scores = all_scores[all_scores["as_of"] <= last] if last is not None else all_scores
+    # nights with no open dispute have no score row: the barometer counts them from their manifests
+    quiet = [o for o in [*earlier, night] if not len(o.scores) and o.as_of is not None
+             and (last is None or o.as_of <= last)]
     area = resolve_area(area, [night, *earlier], all_scores)
     as_of = night.as_of
     info = night.manifest.get("model", {})
@@ -462,7 +467,7 @@ def render_report(
             _legend_section(night, horizon),
             _summary_section(night),
             _tiers_section(night.manifest),
-            _barometer_section(all_scores, night, area) if len(all_scores) else
+            _barometer_section([all_scores, *quiet], area) if len(all_scores) or quiet else
             '<section id="barometer"><h2>Barometer 晴雨表</h2><p class="note">no scores.</p></section>',
             _worklists_section(night, area, max_per_area),
             (f'<section id="explained"><h2>Disputes explained 个案解读</h2>{explained}</section>' if explained else ""),
