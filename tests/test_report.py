@@ -354,3 +354,29 @@ def test_audit_horizon_defaults_to_the_models(nights, tmp_path):
     assert "(horizon 30 days)" in audit_line(tmp_path / "c.html")
     out = write_report(tmp_path / "d.html", scores=nights["dirs"][-1], outcomes=nights["sim"].events)
     assert "(horizon 90 days)" in audit_line(out)  # the model records no horizon
+
+
+def test_legend_gives_the_rule_the_night_applied(nights, tmp_path):
+    """Tiers set per station read "the top 5% of open disputes" and one city-wide threshold
+    (3% ended red); a night on the trained cut-offs read the shares too. The legend now gives
+    the rule the manifest records."""
+    from html import unescape
+
+    def legend(folder) -> str:
+        return unescape(render_report(folder).split('id="legend"', 1)[1].split("</table>", 1)[0])
+
+    sim = nights["sim"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        for name, tiers in (("station", {"by": "station", "capacity": {"S01": 4}}), ("trained", "trained")):
+            score_batch(model=nights["predictor"], events=sim.events, entities=sim.entities, as_of=DAYS[-1],
+                        out=tmp_path / name, tiers=tiers)
+    text = legend(tmp_path / "station")
+    assert "the top 5% of each station's open disputes, rounded down (a station with fewer than 20 gets none); " \
+           "in the 1 station(s) with a capacity, as many as it takes" in text
+    assert "the next 15% of each station's" in text and "under its station's yellow threshold" in text
+    assert "the top 5% of open disputes" not in text and "each station its own (see Tiers tonight)" in text
+    trained = read_nightly(tmp_path / "trained").manifest["tiers"]["trained_thresholds"]
+    text = legend(tmp_path / "trained")
+    assert f"p ≥ {trained['red']:.3g}" in text and "top 5%" not in text
+    assert "the top 5% of open disputes" in legend(nights["dirs"][-1])  # city-wide shares, as before

@@ -7,6 +7,7 @@ the model facts the batch copies into its manifest (:func:`riskmodel.model.model
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 from ..data import duration_text
 from ..model import TIERS
 
-__all__ = ["backtest_line", "horizon_words", "p_meaning", "policy_rule", "tier_floors", "tier_legend",
+__all__ = ["backtest_line", "horizon_words", "night_rule", "p_meaning", "policy_rule", "tier_floors", "tier_legend",
            "tier_thresholds"]
 
 TIER_WORDS = {"red": ("红", "track continuously"), "yellow": ("黄", "mediate in time"), "blue": ("蓝", "watch")}
@@ -88,11 +89,52 @@ def policy_rule(policy: Mapping | None) -> dict[str, str]:
     return {t: "" for t in TIERS}
 
 
-def tier_legend(scores: pd.DataFrame, facts: Mapping | None = None) -> pd.DataFrame:
-    """One row per tier: its name (中文), what to do, its rule, tonight's count and share, and
-    its threshold tonight (the lowest ``p`` that got it)."""
+def night_rule(tiers: Mapping | None, policy: Mapping | None = None) -> tuple[dict[str, str], str | None]:
+    """Each tier's rule in words as a night applied it, and the area column it was applied per.
+
+    Parameters
+    ----------
+    tiers : mapping or None
+        The manifest's ``tiers`` block (``applied``, ``method``, ``red``, ``yellow``, ``by``,
+        ``capacity``, ``trained_thresholds``).
+    policy : mapping, optional
+        The model's tier policy (model facts' ``tier_policy``): the rule of a night whose
+        manifest does not record one.
+
+    Returns
+    -------
+    rules : dict
+        ``red``, ``yellow``, ``blue``: the rule in words (see :func:`policy_rule`).
+    by : str or None
+        The area column the tiers were set per (e.g. ``station``); ``None``: city-wide.
+    """
+    if not isinstance(tiers, Mapping) or not tiers.get("applied"):
+        return policy_rule(policy), None
+    if tiers["applied"] != "per_night":  # the trained cut-offs, whatever the method
+        cut = tiers.get("trained_thresholds") or {}
+        return policy_rule({"method": "probability", "red": cut.get("red"), "yellow": cut.get("yellow")}), None
+    rules, by = policy_rule(tiers), tiers.get("by") or None
+    red, yellow, capacity = tiers.get("red"), tiers.get("yellow"), tiers.get("capacity") or {}
+    if by and tiers.get("method") == "share" and red is not None and yellow is not None:
+        own = f"each {by}'s"
+        rules = {"red": f"the top {red:.0%} of {own} open disputes, rounded down", "yellow": f"the next {yellow:.0%} of {own}",
+                 "blue": f"the rest of {own}"}
+        if red > 0:  # as night_tiers counts: floor(red * n)
+            rules["red"] += f" (a {by} with fewer than {math.ceil((1 - 1e-9) / red)} gets none)"
+        if capacity:
+            rules["red"] += f"; in the {len(capacity)} {by}(s) with a capacity, as many as it takes"
+            if any("yellow" in c for c in capacity.values()):
+                rules["yellow"] += " (its yellow capacity where one is set)"
+    return rules, by
+
+
+def tier_legend(scores: pd.DataFrame, facts: Mapping | None = None, tiers: Mapping | None = None) -> pd.DataFrame:
+    """One row per tier: its name (中文), what to do, its rule (as the night applied it:
+    ``tiers``, the manifest's block, see :func:`night_rule`; else the model's policy),
+    tonight's count and share, and its threshold tonight (the lowest ``p`` that got it; per
+    area when the tiers were set per area)."""
     facts = facts or {}
-    rules = policy_rule(facts.get("tier_policy"))
+    rules, by = night_rule(tiers, facts.get("tier_policy"))
     cuts = tier_thresholds(scores, facts.get("tier_policy"))
     tier = scores["tier"].astype(object)
     n = max(len(scores), 1)
@@ -101,11 +143,14 @@ def tier_legend(scores: pd.DataFrame, facts: Mapping | None = None) -> pd.DataFr
         count = int((tier == t).sum())
         zh, action = TIER_WORDS[t]
         if t == "blue":
-            threshold = f"p < {cuts['yellow']:.3f}" if cuts["yellow"] is not None else ""
+            threshold = (f"under its {by}'s yellow threshold" if by and cuts["source"] != "model" else
+                         f"p < {cuts['yellow']:.3f}" if cuts["yellow"] is not None else "")
         else:
             cut = cuts[t]
             threshold = "nobody tonight" if cut is None else (
-                f"p ≥ {cut:.3f}" + ("" if cuts["source"] == "model" else " (the lowest tonight)"))
+                f"p ≥ {cut:.3f}" if cuts["source"] == "model" else
+                f"each {by} its own (see Tiers tonight); the lowest p ≥ {cut:.3f}" if by else
+                f"p ≥ {cut:.3f} (the lowest tonight)")
         rows.append({"tier": t, "zh": zh, "action": action, "rule": rules[t], "n": count, "share": count / n,
                      "threshold": threshold})
     return pd.DataFrame(rows)

@@ -133,7 +133,7 @@ def _summary_section(night: NightlyOutput) -> str:
 def _legend_section(night: NightlyOutput, horizon: str | None) -> str:
     """What the colours, p, "flagged", the horizon and the model mean, before any figure."""
     model = night.manifest.get("model") or {}
-    legend = tier_legend(night.scores, model)
+    legend = tier_legend(night.scores, model, night.manifest.get("tiers"))
     rows = "".join(
         f'<tr><td><span class="tier tier-{_e(r.tier)}">{_e(r.tier)} {_e(r.zh)}</span></td><td>{_e(r.action)}</td>'
         f"<td>{_e(r.rule)}</td><td>{_e(r.threshold)}</td><td class=\"num\">{r.n:,}</td>"
