@@ -289,3 +289,30 @@ def test_report_audits_and_explains_with_the_inputs_given(night, tmp_path, capsy
     assert main(["report", "--scores", str(night["dir"]), "--entities", str(root / "entities.parquet"),
                  "--out", str(out)]) == 2
     assert "--events and --entities are read for --outcomes" in capsys.readouterr().err
+
+
+def test_a_dispute_with_no_area_gets_the_thresholds_of_the_disputes_with_none(night, tmp_path):
+    """Tiers set per station: a dispute with no station was ranked among the disputes with none
+    ("(unknown)"), and explain gave the city's thresholds."""
+    sim, root = night["sim"], night["root"]
+    entities = sim.entities.copy()
+    entities["station"] = entities["station"].astype(object)
+    entities.loc[entities.index[::10], "station"] = None
+    entities.to_parquet(tmp_path / "entities.parquet", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        rm.score_batch(model=str(root / "model"), events=root / "events.parquet", entities=tmp_path / "entities.parquet",
+                       as_of=AS_OF, out=tmp_path / "night", tiers={"by": "station", "red": 0.2})
+    scores = rm.read_nightly(tmp_path / "night").scores
+    none = scores[scores["station"].isna() & (scores["overrides"] == "")]
+    case = str(none.sort_values("probability")["dispute_id"].iloc[-1])
+    ex = rm.explain(case, tmp_path / "night", model=night["model"], events=sim.events, entities=entities)
+    assert ex.thresholds["where"] == f"station (unknown), the {scores['station'].isna().sum()} dispute(s) with no station"
+    assert ex.thresholds["red"] == pytest.approx(none.loc[none["tier"] == "red", "probability"].min())
+    assert "tonight in station (unknown)" in ex.tier_sentence()
+    few = rm.read_nightly(tmp_path / "night")
+    few.scores = few.scores[few.scores["station"].notna() | (few.scores["dispute_id"] == case)]  # it alone: blue
+    few.scores.loc[few.scores["dispute_id"] == case, "tier"] = "blue"
+    ex = rm.explain(case, few, model=night["model"], events=sim.events, entities=entities)
+    assert ex.tier_sentence().endswith("no dispute got red or yellow tonight in station (unknown), the 1 dispute(s) "
+                                       "with no station.")

@@ -25,6 +25,7 @@ from .._errors import ConfigError, DataError
 from ..batch import as_nightly, load_predictor
 from ..evaluation import TIER_COLOURS, finish_figure, has_cjk_font, new_figure
 from ..model import model_facts
+from ..model._tiers import UNKNOWN_AREA
 from ._html import esc, page, png_img
 from ._legend import TIER_WORDS, horizon_words, p_meaning, tier_thresholds
 from ._sweep import _model_of, _prepare, sweep_inputs
@@ -57,8 +58,8 @@ class Explanation:
         ``red``, ``yellow``: the probability thresholds in effect tonight; ``source``:
         ``"model"`` (the model's cut-offs, which tonight's tiers follow) or ``"tonight"``
         (tiers set otherwise, e.g. per station: the lowest ``p`` that got each tier
-        ``where``, the dispute's area or the city); ``model``: the cut-offs the model set
-        at fit.
+        ``where``, the dispute's area, ``"(unknown)"`` for the disputes with none, or the
+        city); ``model``: the cut-offs the model set at fit.
     reasons : list of (zh, en)
         The reasons, as the work list shows them (rules first).
     contributions : DataFrame
@@ -129,8 +130,10 @@ class Explanation:
             gap = f"{by(yellow - p)} below the yellow threshold"
         else:
             gap = ""
+        none = (f"no dispute got red or yellow tonight in {th.get('where', 'the city')}."
+                if th.get("source") == "tonight" else "no thresholds known.")
         return (f"{self.tier}: p = {p:.3f}" + (f", {gap}" if gap else "") + "; "
-                + (", ".join(parts) + f" ({how})." if parts else "no thresholds known."))
+                + (", ".join(parts) + f" ({how})." if parts else none))
 
     def to_text(self, *, max_contributions: int = 15, max_events: int = 25) -> str:
         """A plain-text explanation for a terminal (Chinese and English)."""
@@ -403,10 +406,11 @@ def explain(
         Needed by models trained with entities.
     area : str or None, default="auto"
         The area column whose thresholds tonight are given (the lowest ``p`` that got each
-        tier in the dispute's area). ``"auto"``: the areas tonight's tiers were set in, as
-        the manifest records them (``tiers.by``, e.g. ``station``; the city when the tiers
-        were set city-wide; the night's area column for a night that does not record it);
-        ``None``: the city's.
+        tier in the dispute's area; among the disputes with no area, which tonight's tiers
+        ranked together as ``"(unknown)"``, for a dispute with none). ``"auto"``: the areas
+        tonight's tiers were set in, as the manifest records them (``tiers.by``, e.g.
+        ``station``; the city when the tiers were set city-wide; the night's area column for
+        a night that does not record it); ``None``: the city's.
 
     Returns
     -------
@@ -478,9 +482,13 @@ def explain(
     context = context[pd.notna(context["value"]).to_numpy()].reset_index(drop=True)
 
     mask, where = None, "the city"
-    area_value = row[area].iloc[0] if mine.any() and area and area in frame.columns else None
-    if area_value is not None and pd.notna(area_value):
-        mask, where = (frame[area] == area_value).to_numpy(), f"{area} {area_value}"
+    if mine.any() and area and area in frame.columns:
+        value = row[area].iloc[0]
+        if pd.notna(value):
+            mask, where = (frame[area] == value).to_numpy(), f"{area} {value}"
+        else:  # ranked among the disputes with no area, as the tiers were (their area "(unknown)")
+            mask = frame[area].isna().to_numpy()
+            where = f"{area} {UNKNOWN_AREA}, the {int(mask.sum())} dispute(s) with no {area}"
     thresholds = {**tier_thresholds(frame, rm.tier_policy_.to_dict(), mask), "where": where,
                   "model": {"red": rm.tier_policy_.red_threshold_, "yellow": rm.tier_policy_.yellow_threshold_}}
     facts = {**model_facts(rm), **{k: v for k, v in (manifest.get("model") or {}).items() if k == "horizon"}}
