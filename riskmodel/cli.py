@@ -124,6 +124,9 @@ def _tier_options(args):
     """``--tiers``, ``--red-share``, ``--yellow-share``, ``--tiers-by``, ``--capacity`` as the
     ``tiers`` argument of score_batch."""
     changes: dict = {}
+    if args.red_share is not None and args.yellow_share is not None and args.red_share + args.yellow_share > 1:
+        raise ConfigError(f"--red-share {args.red_share:g} + --yellow-share {args.yellow_share:g} is more than 1: "
+                          "they are shares of the same night's disputes (yellow is the next share after red).")
     if args.red_share is not None:
         changes["red"] = args.red_share
     if args.yellow_share is not None:
@@ -160,13 +163,24 @@ def _tier_options(args):
     return changes or "night"
 
 
+def _drift_thresholds(args) -> dict:
+    """``--drift-watch`` and ``--drift-act``, checked as score_batch checks them, refused in the flags' words."""
+    from .model import check_thresholds
+
+    try:
+        return check_thresholds({"watch": args.drift_watch, "act": args.drift_act})
+    except ConfigError:
+        raise ConfigError(f"--drift-watch must be above 0 and at most --drift-act, both finite; got --drift-watch "
+                          f"{args.drift_watch:g}, --drift-act {args.drift_act:g}.") from None
+
+
 def _cmd_score(args) -> int:
     from .batch import score_batch
 
     manifest = score_batch(
         model=args.model, events=args.events, entities=args.entities, as_of=args.as_of, out=args.out,
         reasons=args.reasons, chunk_disputes=args.chunk_disputes, engine=args.engine, master=args.master,
-        drift_thresholds={"watch": args.drift_watch, "act": args.drift_act}, monitor_mlflow=args.log_mlflow,
+        drift_thresholds=_drift_thresholds(args), monitor_mlflow=args.log_mlflow,
         overwrite=args.overwrite,
         tiers=_tier_options(args),
     )

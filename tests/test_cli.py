@@ -83,3 +83,18 @@ def test_a_date_that_does_not_say_its_order_is_refused_in_flag_and_keyword_words
                         rm.EventSchema(text_col=None, party_col=None), start="03/04/2024")
     assert build_parser().parse_args(["score", "--as-of", "13/01/2024", "--model", "m", "--events", "e",
                                       "--out", "o"]).as_of == "13/01/2024"  # it says day first
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--red-share", "0.5", "--yellow-share", "0.6"], "--red-share 0.5 + --yellow-share 0.6 is more than 1"),
+    (["--drift-watch", "0.5", "--drift-act", "0.2"],
+     "--drift-watch must be above 0 and at most --drift-act, both finite; got --drift-watch 0.5, --drift-act 0.2."),
+    (["--drift-act", "nan"], "got --drift-watch 0.1, --drift-act nan."),
+])
+def test_score_refuses_flags_in_their_own_words(flags, words, capsys, tmp_path):
+    """`TierPolicy shares red + yellow must be at most 1.` and `...got watch=0.5, act=0.2`
+    named no flag."""
+    assert main(["score", "--model", "m", "--events", "e.parquet", "--as-of", "2024-06-01",
+                 "--out", str(tmp_path / "o"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "TierPolicy" not in err and "watch=" not in err
