@@ -581,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="entities table (one row per dispute), needed by models trained with one")
     p.add_argument("--as-of", required=True, type=_moment)
     p.add_argument("--out", required=True, help="output folder, one per night (an existing one needs --overwrite)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous night's --out folder (nothing else; a refused run leaves it)")
     p.add_argument("--reasons", choices=["flagged", "all", "none"], default="flagged")
     p.add_argument("--chunk-disputes", type=_count(1), default=200_000)
     p.add_argument("--engine", choices=["local", "spark"], default="local")

@@ -356,6 +356,78 @@ def test_fatal_error_keeps_previous_output(model_dir, data, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == before
 
 
+def _contents(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (or ``folder`` itself, a file), by relative path."""
+    if folder.is_file():
+        return {folder.name: folder.read_bytes()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_refused_rerun_leaves_the_previous_night_untouched(model_dir, data, tmp_path):
+    """A rerun with overwrite=True whose input is refused (an empty export) leaves the scored
+    night in ``out`` as it was, says so, and keeps its own rejects and manifest in the work
+    folder, which the next run of the night clears. It replaced the night with the refused
+    output (no work lists): the good night was gone."""
+    kw = dict(model=str(model_dir), entities=data["entities"], as_of=AS_OF, chunk_disputes=400)
+    out = tmp_path / "out"
+    score_batch(events=data["root"] / "events.parquet", out=out, **kw)
+    before = _contents(out)
+    data["events"].iloc[:0].to_parquet(tmp_path / "empty.parquet", index=False)
+    with pytest.raises(DataError, match=rf"no row: an empty export\?.* The night is refused: no work lists were "
+                                        rf"written; {out} still holds the previous night, untouched \(the rejects "
+                                        r"and the manifest are in .*\.tmp-out-.*final\)"):
+        score_batch(events=tmp_path / "empty.parquet", out=out, overwrite=True, **kw)
+    assert _contents(out) == before
+    kept = json.loads(next(tmp_path.glob(".tmp-out-*/final/manifest.json")).read_text(encoding="utf-8"))
+    assert kept["status"] == "refused"
+    # a refused night's folder holds no night: a refused rerun replaces it, as a scored one does
+    with pytest.raises(DataError, match=r"no work lists were written \(the rejects and the manifest are in .*new"):
+        score_batch(events=tmp_path / "empty.parquet", out=tmp_path / "new", **kw)
+    score_batch(events=data["root"] / "events.parquet", out=out, overwrite=True, **kw)
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["status"] == "scored"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.parquet", "new", "out"]
+
+
+def test_overwrite_replaces_only_a_night(model_dir, data, tmp_path, capsys):
+    """overwrite=True (--overwrite) replaces a previous night's folder or an empty one, and
+    nothing else: an input (or a folder holding one), a file, a folder of other things are
+    refused before any work, in keyword and in flag words, and left as they were. The input
+    file was replaced by the output folder, and a folder of seven nights and a README
+    deleted without a word."""
+    from riskmodel.cli import main
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    events = inputs / "events.parquet"
+    shutil.copy(data["root"] / "events.parquet", events)
+    kw = dict(model=str(model_dir), events=events, entities=data["entities"], as_of=AS_OF, overwrite=True)
+    archive = tmp_path / "nights"
+    for day in range(1, 8):
+        (archive / f"2025-02-0{day}").mkdir(parents=True)
+        (archive / f"2025-02-0{day}" / "manifest.json").write_text('{"riskmodel_batch": 1, "status": "scored"}')
+    (archive / "README").write_text("the nights of February")
+    (tmp_path / "notes.txt").write_text("not a night")
+    cases = [(events, "is \\(or holds, or lies in\\) the events input", "--events"),
+             (inputs, "is \\(or holds, or lies in\\) the events input", "--events"),
+             (model_dir, "is \\(or holds, or lies in\\) the model input", "--model"),
+             (archive, r"is a folder of other things \(\['2025-02-01', .*\(3 more\)\]\), not a night's folder",
+              "--overwrite"),
+             (tmp_path / "notes.txt", "is a file, not a night's folder", "--overwrite")]
+    before = _contents(tmp_path)
+    for out, what, flag in cases:
+        with pytest.raises(ConfigError, match=f"out {out} {what}.*Give out=") as caught:
+            score_batch(out=out, **kw)
+        cli = caught.value.for_cli()
+        assert cli.startswith(f"--out {out} ") and flag in cli and "out=" not in cli and "overwrite=" not in cli
+        assert main(["score", "--model", str(model_dir), "--events", str(events), "--entities", str(data["entities"]),
+                     "--as-of", AS_OF, "--out", str(out), "--overwrite"]) == 2
+        assert capsys.readouterr().err == f"riskmodel: error: {cli}\n"
+    assert _contents(tmp_path) == before  # nothing written, nothing removed (no work folder, no lock)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert score_batch(out=empty, **kw)["status"] == "scored"  # an empty folder is no night's
+
+
 # ------------------------------------------------------------------------------------------
 # accounting: not-open reasons, exact duplicates
 

@@ -127,6 +127,7 @@ def test_spark_resumes_from_committed_chunks(spark, model_dir, data, tmp_path, m
               chunk_disputes=CHUNK)
     score_batch(out=tmp_path / "local", **kw)
     (tmp_path / "spark").mkdir()
+    (tmp_path / "spark" / "manifest.json").write_text('{"riskmodel_batch": 1, "status": "scored"}')
     (tmp_path / "spark" / "stale.txt").write_text("the previous night")
 
     def crash(*args, **kwargs):
@@ -306,19 +307,37 @@ def test_reading_an_incomplete_output_is_refused(spark, model_dir, data, tmp_pat
 
 
 def test_spark_refuses_an_existing_output(spark, model_dir, data, tmp_path):
-    """Issue 19's rule on the Spark engine: an existing night's folder (or file) is refused
-    before any work unless overwrite=True; an empty folder is no night."""
+    """Issue 19's rule on the Spark engine: an existing night's folder is refused before any
+    work unless overwrite=True; a file, a folder of other things or an input's folder even
+    with it (they were deleted); an empty folder is no night. A refused rerun leaves the
+    previous night untouched (it replaced it), as on the local engine."""
     kw = dict(model=str(model_dir), events=data["inputs"]["parquet"], entities=data["entities"], as_of=AS_OF,
               chunk_disputes=CHUNK, engine="spark")
     out = tmp_path / "night"
     out.mkdir()
+    (out / "manifest.json").write_text('{"riskmodel_batch": 1, "status": "scored"}')
     (out / "previous-night.txt").write_text("the output before this run")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "README").write_text("not a night")
     (tmp_path / "a-file").write_text("not a folder")
-    for target, what in ((out, "a folder"), (tmp_path / "a-file", "a file")):
-        with pytest.raises(ConfigError, match=f"already exists \\({what}\\).*overwrite=True"):
-            score_batch(out=target.as_uri(), **kw)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "night"]  # no work folder
-    assert [p.name for p in out.iterdir()] == ["previous-night.txt"]
+    with pytest.raises(ConfigError, match=r"already exists \(a night's folder\).*overwrite=True"):
+        score_batch(out=out.as_uri(), **kw)
+    for target, what in ((tmp_path / "other", r"a folder of other things \(\['README'\]\)"),
+                         (tmp_path / "a-file", "a file"), (data["root"], r"\(or holds, or lies in\) the events input")):
+        with pytest.raises(ConfigError, match=f"is {what}.*Give out=") as caught:
+            score_batch(out=target.as_uri(), overwrite=True, **kw)
+        assert "--out" in caught.value.for_cli() and "out=" not in caught.value.for_cli()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "night", "other"]  # no work folder
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "previous-night.txt"]
+    events = data["sim"].events.head(300).assign(time=float("nan"))  # every row rejected: the night is refused
+    with pytest.raises(DataError, match=r"none of the 300 rows .* The night is refused: no work lists were written; "
+                                        r".*night still holds the previous night, untouched \(the rejects and the "
+                                        r"manifest are in .*\.tmp-night-.*/final\)"):
+        score_batch(out=out.as_uri(), overwrite=True, **{**kw, "events": events})
+    assert (out / "previous-night.txt").exists()
+    assert json.loads((out / "manifest.json").read_text()) == {"riskmodel_batch": 1, "status": "scored"}
+    kept = json.loads(next(tmp_path.glob(".tmp-night-*/final/manifest.json")).read_text(encoding="utf-8"))
+    assert kept["status"] == "refused"
     (tmp_path / "empty").mkdir()
     assert score_batch(out=tmp_path / "empty", **kw)["counts"]["disputes_scored"] > 0
 
@@ -361,6 +380,7 @@ def test_spark_stopped_at_a_crash_point_then_rerun(spark, model_dir, data, tmp_p
     score_batch(out=tmp_path / "local", **kw)
     out = tmp_path / "spark"
     out.mkdir()
+    (out / "manifest.json").write_text('{"riskmodel_batch": 1, "status": "scored"}')
     (out / "previous-night.txt").write_text("the output before this run")
 
     def die():
@@ -379,7 +399,7 @@ def test_spark_stopped_at_a_crash_point_then_rerun(spark, model_dir, data, tmp_p
     elif point == "batch.cleanup":
         _assert_same(out, tmp_path / "local")
     else:
-        assert [p.name for p in out.iterdir()] == ["previous-night.txt"]
+        assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "previous-night.txt"]
         assert len(list(work.glob("scores/chunk=*/_SUCCESS"))) >= 2  # (a chunk in flight completes)
     m = score_batch(out=out.as_uri(), engine="spark", overwrite=True, **kw)
     assert m["resumed"]

@@ -70,7 +70,8 @@ uninterrupted run. The work directory is ``out.parent / ".tmp-<name>-<as_of>"``;
 fingerprint of its trees and spec, so a model retrained into the same folder counts as
 another), the parameters and the library version; any mismatch discards it. Every file is
 written under a temporary name and renamed; ``out`` appears or is replaced only by a
-rename. The tests kill a real process at each stage (:mod:`riskmodel._faults`).
+rename, only by a scored night, and only where it holds a night or nothing
+(:func:`check_out`, before any work). The tests kill a real process at each stage (:mod:`riskmodel._faults`).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .._errors import ConfigError, DataError, DataWarning, ModelError
+from .._errors import ConfigError, DataError, DataWarning, ModelError, format_examples
 from .._faults import crash_point
 from .._version import VERSION
 from ..data import (
@@ -124,7 +125,6 @@ from ..model import (
 from ._core import CITY, STAGES, context_reader, usable_entities
 from ._files import mark_done, read_parts, write_parquet
 from ._inputs import Entities, Source, file_fingerprint
-from ._nightly import _refused
 from ._tasks import explain_task
 from .engines._local import run_local_chunks
 
@@ -368,8 +368,11 @@ def score_batch(
     as_of : datetime-like
         The scoring moment; features use events strictly before it.
     out : path
-        Output directory (one per night); written atomically when the run completes. An
-        existing folder is refused unless ``overwrite``. With ``engine="spark"`` any URI
+        Output directory (one per night); written atomically when the run completes. A
+        folder holding a night (a riskmodel ``manifest.json``) is refused unless
+        ``overwrite``; a file, a folder of other things, or a path that is, holds or lies
+        in an input (events, entities, model folder) is always refused. An empty folder, or
+        a refused night's, is written into as if new. With ``engine="spark"`` any URI
         Hadoop writes (a path without a scheme is on Hadoop's default file system).
     entities : DataFrame or path, optional
         One row per dispute (read whole). Needed by models fitted with entities; its
@@ -391,8 +394,10 @@ def score_batch(
         experiment ``dispute-risk-monitoring`` (store: ``MLFLOW_TRACKING_URI`` or the
         local default); a logging failure warns and is recorded in the manifest.
     overwrite : bool, default=False
-        Replace an existing ``out`` folder (atomically, when the run completes). Without
-        it an existing folder is an error, so a night is never replaced by mistake.
+        Replace a previous night's ``out`` folder (atomically, when the run completes, and
+        only by a night that is scored: a refused run leaves it untouched). Without it such
+        a folder is an error, so a night is never replaced by mistake. It replaces nothing
+        else (see ``out``).
     tiers : "night", "trained", mapping or TierPolicy, default="night"
         ``"night"``: the model's share policy ranks tonight's scored disputes (red = the
         top ``red`` share city-wide, or within each area of ``by``, or an area's
@@ -423,13 +428,16 @@ def score_batch(
     Raises
     ------
     ConfigError
-        ``out`` exists and ``overwrite`` is false. Nothing is written.
+        ``out`` holds a night and ``overwrite`` is false; ``out`` is a file, a folder of
+        other things, or is, holds or lies in an input. Nothing is written.
     DataError
         Unreadable input, missing columns, invalid entities. Nothing is written to ``out``.
         Or a night whose input could not be used (every row rejected, an empty export, no
         scored dispute with an entities row, no kind the model knows): then ``out`` holds
         the rejects and a manifest whose ``status`` is ``"refused"`` and ``refused_because``
-        says why, and no work lists; :func:`read_nightly` refuses it.
+        says why, and no work lists; :func:`read_nightly` refuses it. If ``out`` held a
+        scored night (``overwrite``), it stays untouched and the refused output is left in
+        the work folder the message names.
     ModelError
         The model cannot be found or loaded. Nothing is written to ``out``.
     """
@@ -459,11 +467,14 @@ def score_batch(
         when = "before 1900" if as_of < MIN_PLAUSIBLE_TIME else "after tomorrow"
         why = "a night is scored at a time the events can have reached (a typo in the year?)."
         raise ConfigError(f"as_of {as_of} is {when}: {why}", cli=f"--as-of {as_of} is {when}: {why}")
+    # the paths the night reads: out must be none of them, nor hold one (a model URI is no path)
+    inputs = {"events": events, "entities": entities,
+              "model": model if isinstance(model, str | os.PathLike) and Path(model).exists() else None}
+    previous = None
     if engine == "local":  # the Spark engine asks out's file system, in its session
         out = Path(out)
-        # a refused night's folder holds no night: the fixed export is scored into it
-        if out.exists() and (out.is_file() or any(out.iterdir())) and not overwrite and not _refused(out):
-            _refuse_existing(out, "a folder" if out.is_dir() else "a file")
+        previous = check_out(out, *_listing(out), overwrite=overwrite, inputs=inputs,
+                             qualify=lambda path: str(Path(path).resolve()))
     tag = as_of.strftime("%Y%m%dT%H%M%S")
 
     predictor = load_predictor(model)
@@ -489,19 +500,20 @@ def score_batch(
                    chunk_disputes=int(chunk_disputes), max_inactive=open_rule_max_inactive, policy=policy, by=by,
                    drift_thresholds=drift_thresholds, monitor_mlflow=monitor_mlflow, t_start=t_start, store=store)
     if engine == "spark":
-        manifest = _score_on_spark(night, events=events, entities=entities, out=out, tag=tag, master=master,
-                                   overwrite=overwrite)
+        manifest, kept_in = _score_on_spark(night, events=events, entities=entities, out=out, tag=tag,
+                                            master=master, overwrite=overwrite, inputs=inputs)
     else:
         try:
             with _sole_writer(out):
-                manifest = _score_locally(night, events=events, entities=entities, out=out, tag=tag)
+                manifest, kept_in = _score_locally(night, events=events, entities=entities, out=out, tag=tag,
+                                                   previous=previous)
         except OSError as exc:  # the output's folder: not writable, read-only, full
             if exc.errno not in _CANNOT_WRITE or not str(exc.filename or out).startswith(str(out.parent)):
                 raise
             what = f"cannot write {exc.filename or out}: {exc.strerror}"
             raise ConfigError(f"{what}; give out= a folder this user can write, with room for the night.",
                               cli=f"{what}; give --out a folder this user can write, with room for the night.") from exc
-    _check_night(manifest, out, entities_given=entities is not None)
+    _check_night(manifest, out, kept_in, entities_given=entities is not None)
     warn_if_drifting(manifest["monitoring"])
     return manifest
 
@@ -556,6 +568,87 @@ def _refuse_existing(out, what: str) -> None:
         "overwrite=True to replace it, or another out= (one folder per night).",
         cli=f"the output {out} already exists ({what}); a night's folder is never replaced by mistake. Add "
             "--overwrite to replace it, or give another --out (one folder per night).")
+
+
+def _listing(out: Path) -> tuple[list[str] | str | None, str | None]:
+    """What the local file system holds at ``out``, as :func:`check_out` reads it."""
+    if not out.exists():
+        return None, None
+    if not out.is_dir():
+        return "a file", None
+    try:
+        manifest = (out / "manifest.json").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        manifest = None
+    return sorted(p.name for p in out.iterdir()), manifest
+
+
+_FLAGS = {"events": "--events", "entities": "--entities", "model": "--model"}
+
+
+def check_out(out, listing: list[str] | str | None, manifest: str | None, *, overwrite: bool, inputs: dict,
+              qualify: Callable[[str], str | None]) -> str | None:
+    """Refuse, before any work, an ``out`` the night may not be written to (both engines).
+
+    Parameters
+    ----------
+    out : path or str
+        The output, as the user gave it.
+    listing : list of str, "a file" or None
+        The names in the folder ``out``, ``"a file"``, or ``None`` when nothing is there.
+    manifest : str or None
+        The text of ``out / "manifest.json"``, if it could be read.
+    overwrite : bool
+        Whether the user allowed replacing a previous night.
+    inputs : dict
+        ``{"events": ..., "entities": ..., "model": ...}`` as given; the paths among them
+        are compared with ``out``.
+    qualify : callable
+        A path or URI -> its full form on ``out``'s file system (``None``: not on it).
+
+    Returns
+    -------
+    str or None
+        ``"scored"`` or ``"refused"``: ``out`` holds a night (with a riskmodel
+        ``manifest.json``) of that status; ``None``: ``out`` is absent or an empty folder.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is, holds or lies in an input; ``out`` is a file or a folder of other
+        things (``overwrite`` replaces only a night's folder or an empty one); ``out``
+        holds a scored night and ``overwrite`` is false.
+    """
+    here = qualify(str(out))
+    for role, value in inputs.items():
+        path = qualify(str(value)) if isinstance(value, str | os.PathLike) and value else None
+        if here and path and (path == here or path.startswith(here.rstrip("/") + "/")
+                              or here.startswith(path.rstrip("/") + "/")):
+            head = f"is (or holds, or lies in) the {role} input {value}"
+            risk = "replace it" if overwrite else "be written there"
+            raise ConfigError(f"out {out} {head}: the night would {risk}. Give out= a folder of its own, one per "
+                              "night.",
+                              cli=f"--out {out} {head.replace(role + ' input', _FLAGS[role])}: the night would "
+                                  f"{risk}. Give --out a folder of its own, one per night.")
+    if not listing:  # nothing there, or an empty folder
+        return None
+    night = None
+    if listing != "a file" and manifest is not None:
+        with contextlib.suppress(ValueError):
+            night = json.loads(manifest)
+    if not isinstance(night, dict) or "riskmodel_batch" not in night:
+        what = "a file" if listing == "a file" else f"a folder of other things ({format_examples(listing)})"
+        why = "never a file or a folder of other things, which could not be restored."
+        raise ConfigError(f"out {out} is {what}, not a night's folder: overwrite=True replaces only a previous "
+                          f"night's folder (one with a riskmodel manifest.json) or an empty folder, {why} Give "
+                          "out= a new folder (one per night).",
+                          cli=f"--out {out} is {what}, not a night's folder: --overwrite replaces only a previous "
+                              f"night's folder (one with a riskmodel manifest.json) or an empty folder, {why} "
+                              "Give --out a new folder (one per night).")
+    status = "refused" if night.get("status") == "refused" else "scored"
+    if status == "scored" and not overwrite:  # a refused night's folder holds no night: scored into as it is
+        _refuse_existing(out, "a night's folder")
+    return status
 
 
 @contextlib.contextmanager
@@ -615,9 +708,11 @@ def _require_entities(night: _Night, given: bool) -> None:
                         cli=f"{what}; pass it with --entities PATH (parquet or CSV).")
 
 
-def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> dict:
+def _score_locally(night: _Night, *, events, entities, out: Path, tag: str,
+                   previous: str | None) -> tuple[dict, Path | None]:
     """:func:`score_batch` with ``engine="local"``: partition, the local engine's chunks,
-    the shared tail, and ``out`` replaced by a rename."""
+    the shared tail, and ``out`` replaced by a rename (not when :func:`_keeps_previous`);
+    returns the manifest and, when the output is not at ``out``, its folder."""
     predictor, schema, as_of = night.predictor, night.schema, night.as_of
     work = out.parent / f".tmp-{out.name}-{tag}"
     t_read = time.perf_counter()
@@ -683,17 +778,29 @@ def _score_locally(night: _Night, *, events, entities, out: Path, tag: str) -> d
         night, work, n_chunks=n_chunks, counts=counts, now=now, resumed=resumed, timings=timings,
         inputs={"events": source.description, "fingerprint": source.fingerprint, "entities": state["entities"]},
         explain=_explain_locally(work, predictor, as_of, context_for))
+    if _keeps_previous(manifest, previous):
+        return manifest, final
     _swap_in(final, out)
     crash_point("batch.cleanup")
     shutil.rmtree(work, ignore_errors=True)
-    return manifest
+    return manifest, None
 
 
-def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: str | None, overwrite: bool) -> dict:
+def _keeps_previous(manifest: dict, previous: str | None) -> bool:
+    """Whether a run leaves ``out`` as it was (both engines): a refused night does not replace
+    a scored one; its output stays in the work folder (the next run of the night into
+    ``out`` clears it)."""
+    return manifest["status"] == "refused" and previous == "scored"
+
+
+def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: str | None, overwrite: bool,
+                    inputs: dict) -> tuple[dict, str | None]:
     """:func:`score_batch` with ``engine="spark"``: the engine stages every chunk's results
     into a local folder laid out as the local engine's work folder; the tail (tiers,
     explain pass on the executors, manifest) is the local engine's; the engine publishes
-    the output at ``out`` (any URI) by the same renames and crash points."""
+    the output at ``out`` (any URI) by the same renames and crash points (not when
+    :func:`_keeps_previous`: then it stays in the work folder). Returns the manifest and
+    that folder's URI when the output is not at ``out``."""
     from .engines._spark import spark_run
 
     if isinstance(events, pd.DataFrame) and night.schema.time_col in events:
@@ -703,9 +810,7 @@ def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: s
     _require_entities(night, entities is not None)
     timings = dict.fromkeys(STAGES, 0.0)
     with spark_run(out=out, tag=tag, master=master, events=events, timings=timings) as run:
-        existing = run.existing_output()
-        if existing is not None and not overwrite and not _refused(Path(str(out))):  # a refused night: no night
-            _refuse_existing(out, existing)
+        previous = check_out(out, *run.existing_output(), overwrite=overwrite, inputs=inputs, qualify=run.qualify)
         staged = run.stage(events=events, entities=entities, predictor=night.predictor, as_of=night.as_of,
                            reasons=night.reasons, chunk_disputes=night.chunk_disputes,
                            max_inactive=night.max_inactive, tiers=night.tiers, params=night.state(), now=default_now())
@@ -714,12 +819,14 @@ def _score_on_spark(night: _Night, *, events, entities, out, tag: str, master: s
             resumed=staged.resumed, timings=timings,
             inputs={"events": staged.description, "fingerprint": staged.fingerprint, "entities": staged.entities},
             explain=run.explain)
+        if _keeps_previous(manifest, previous):
+            return manifest, run.set_aside(final)
         run.publish(final)
-    return manifest
+    return manifest, None
 
 
 def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now, resumed: bool, timings: dict,
-                 inputs: dict, explain: Explain) -> tuple[dict, Path]:
+                 inputs: dict, explain: Explain) -> tuple[dict, Path | None]:
     """Both engines' tail: finalize the chunks' results in ``work`` (the night's tiers, with
     the engine's ``explain`` pass) into ``work / "final"`` with its manifest, written last;
     returns the manifest and that folder."""
@@ -853,14 +960,16 @@ def _refusal(manifest: dict, *, entities_given: bool, rejects: Path | None = Non
     return None
 
 
-def _check_night(manifest: dict, out, *, entities_given: bool) -> None:
+def _check_night(manifest: dict, out, kept_in=None, *, entities_given: bool) -> None:
     """Raise the refusal of a night whose input could not be used (:func:`_refusal`; its
     output folder stays, without work lists, its manifest's ``status`` ``"refused"``, for
-    the rejects and the manifest); warn where only part of it is so."""
+    the rejects and the manifest: ``out``, or ``kept_in`` when ``out`` keeps a previous
+    night); warn where only part of it is so."""
     c, unseen = manifest["counts"], (manifest.get("monitoring") or {}).get("unseen_rate") or {}
     if manifest.get("status") == "refused":
-        raise DataError(f"{manifest['refused_because']} The night is refused: no work lists were written (the "
-                        f"rejects and the manifest are in {out}).")
+        kept = "" if kept_in is None else f"; {out} still holds the previous night, untouched"
+        raise DataError(f"{manifest['refused_because']} The night is refused: no work lists were written{kept} "
+                        f"(the rejects and the manifest are in {kept_in or out}).")
     if c["events_used"] and not c["disputes_scored"]:
         ids = (f"; {c['entities_without_events']:,} rows of the entities table have no event: do both files write "
                "the ids alike (padding, leading zeros, numbers in scientific notation)?"

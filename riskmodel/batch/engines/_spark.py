@@ -42,8 +42,8 @@ Work folder and resume
 count and how each input's rows are typed) and the per-chunk datasets. A chunk is done
 when Spark committed its dataset (``_SUCCESS``): a run killed at any point (even the
 driver, with ``kill -9``) and started again redoes only the chunks not committed and
-produces the same output. ``out`` appears, or is replaced, only by a rename; an existing
-``out`` is refused unless ``overwrite`` (as on the local engine). The driver reaches the
+produces the same output. ``out`` appears, or is replaced, only by a rename, by the local
+engine's rules (the job's ``check_out`` and ``_keeps_previous``). The driver reaches the
 local engine's crash points (:mod:`riskmodel._faults`: ``batch.partition``,
 ``batch.prepare``, ``batch.score``, ``batch.finalize``, ``batch.rename``,
 ``batch.cleanup``, and ``batch.write`` for the files the driver writes); the executors
@@ -652,14 +652,27 @@ class SparkRun:
         writer = frame.write.mode("overwrite").option("compression", "uncompressed")
         (writer.partitionBy(by) if by else writer).parquet(uri)
 
-    def existing_output(self) -> str | None:
-        """``"a folder"`` or ``"a file"`` if ``out`` exists (an empty folder does not count,
-        as on the local engine), else None."""
+    def existing_output(self) -> tuple[list[str] | str | None, str | None]:
+        """What ``out`` holds, as :func:`~riskmodel.batch._job.check_out` reads it: the
+        names in the folder, ``"a file"`` or ``None``; and the text of its manifest.json."""
         if not self.fs.exists(self.out):
-            return None
+            return None, None
         if not self.fs.is_dir(self.out):
-            return "a file"
-        return "a folder" if self.fs.list(self.out) else None
+            return "a file", None
+        names = self.fs.list(self.out)
+        manifest = join(self.out, "manifest.json")
+        try:
+            text = self.fs.read_bytes(manifest).decode("utf-8") if "manifest.json" in names else None
+        except Exception:  # noqa: BLE001 - an unreadable manifest is no night's
+            text = None
+        return names, text
+
+    def qualify(self, uri: str) -> str | None:
+        """The full URI of ``uri`` on ``out``'s file system, or None if it is not on it."""
+        try:
+            return self.fs.qualify(uri)
+        except Exception:  # noqa: BLE001 - another file system (Hadoop: Wrong FS), a table name, ...
+            return None
 
     # -- stages --------------------------------------------------------------------------
 
@@ -883,14 +896,19 @@ class SparkRun:
         return {"rows": sum(m["rows"] for m in markers), "disputes": sum(m["disputes"] for m in markers),
                 "n_chunks": n_chunks}
 
-    def publish(self, final: Path) -> None:
-        """Copy the finished output to ``<work>/final``, rename it onto ``out`` (an existing
-        ``out`` is moved aside first, then deleted, with any left aside by a run killed
-        between the two renames) and delete the work folder: the local engine's renames
-        and crash points, on ``out``'s file system."""
+    def set_aside(self, final: Path) -> str:
+        """Copy the finished output to ``<work>/final`` and return that URI."""
         target = self._path("final")
         self.fs.delete(target)
         self.fs.upload(final, target)
+        return target
+
+    def publish(self, final: Path) -> None:
+        """Copy the finished output to ``<work>/final`` (:meth:`set_aside`), rename it onto
+        ``out`` (an existing ``out`` is moved aside first, then deleted, with any left aside
+        by a run killed between the two renames) and delete the work folder: the local
+        engine's renames and crash points, on ``out``'s file system."""
+        target = self.set_aside(final)
         parent, name = self.fs.parent(self.out), self.fs.name(self.out)
         if self.fs.exists(self.out):
             aside = join(parent, f".old-{name}-{os.getpid()}")
