@@ -230,8 +230,16 @@ def test_load_leaves_no_copy_of_the_model_behind(store, first, tmp_path, monkeyp
 
 
 def test_missing_model_gives_clear_error(store):
-    with pytest.raises(rm.ModelError, match="not found"):
+    """A model name that does not exist was told "No version is champion yet: promote one"."""
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    with contextlib.suppress(mlflow.exceptions.MlflowException):
+        client.create_registered_model("some-model")
+    with pytest.raises(rm.ModelError, match=r"there is no registered model 'no-such-model' in the registry at .* "
+                       r"\(registered: \[.*'some-model'") as caught:
         rm.load("models:/no-such-model@champion")
+    assert "pass --model models:/NAME@champion with one of them" in caught.value.cli_message
+    with pytest.raises(rm.ModelError, match="not found"):  # the name exists, that version does not
+        rm.load("models:/some-model/999")
 
 
 def test_two_concurrent_train_processes_both_succeed(tmp_path):

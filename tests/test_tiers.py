@@ -310,3 +310,12 @@ def test_capacity_options_contradictions_and_typos_are_refused_in_flag_words():
         options(tiers_by="", capacity=["S01=3"])
     with pytest.raises(ConfigError, match=r"--capacity 'S01:3': use AREA=RED"):
         options(capacity=["S01:3"])
+
+
+def test_one_share_given_over_one_with_the_models_other_names_it():
+    """--red-share 0.9 alone (the model's yellow 0.15) said "TierPolicy shares red + yellow
+    must be at most 1", neither the flag nor the model's share."""
+    with pytest.raises(ConfigError, match=r"tiers red=0.9: red 0.9 \+ yellow 0.15 is over 1") as caught:
+        scoring_policy(TierPolicy(red=0.05, yellow=0.15), {"red": 0.9})
+    assert caught.value.for_cli().startswith("--red-share 0.9: red 0.9 + yellow 0.15 is over 1")
+    assert scoring_policy(TierPolicy(red=0.05, yellow=0.15), {"red": 0.85}).red == 0.85

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._errors import ConfigError, DataError, DataWarning, ModelError
+from .._errors import ConfigError, DataError, DataWarning, ModelError, format_examples
 from .._faults import crash_point
 from ..data import decimal_text, frame_fingerprint, ids_of_one_type, isna_mask, parse_duration
 from ..evaluation import make_cutoffs, make_labels, open_disputes
@@ -834,6 +834,19 @@ def load(uri: str = "models:/dispute-risk@champion", *, tracking: str | None = N
         except Exception as exc:  # noqa: BLE001 - MLflow's not-found is a generic exception
             head = f"model {uri!r} not found in the registry at {client.tracking_uri}: {str(exc).rstrip('.')}"
             alias = match.group("alias")
+            try:
+                client.get_registered_model(name)
+            except Exception:  # noqa: BLE001 - no model of that name at all (a typo, another store)
+                try:
+                    names = sorted(m.name for m in client.search_registered_models(max_results=50))
+                except Exception:  # noqa: BLE001
+                    names = []
+                there = f"registered: {format_examples(names)}" if names else "it holds no registered model"
+                head = f"there is no registered model {name!r} in the registry at {client.tracking_uri} ({there})"
+                pick = f"pass --model models:/NAME@{CHAMPION} with one of them, or " if names else ""
+                raise ModelError(f"{head}; is MLFLOW_TRACKING_URI the store the model was registered in?",
+                                 cli=f"{head}; {pick}set MLFLOW_TRACKING_URI to the store the model was registered "
+                                 "in.") from exc
             if alias == CHAMPION:
                 raise ModelError(
                     f"{head}. No version is {CHAMPION} yet: promote one with promote({name!r}) (the gate, or "

@@ -397,6 +397,12 @@ def scoring_policy(trained: TierPolicy, tiers="night") -> TierPolicy | None:
             changed.setdefault("capacity", None)
         data.update(changed)
         data["red_threshold_"] = data["yellow_threshold_"] = None
+        if data["method"] == "share" and data["red"] + data["yellow"] > 1:  # one share given, the model's other
+            given = " and ".join(f"{k}={tiers[k]}" for k in ("red", "yellow") if k in tiers)
+            flags = " and ".join(f"--{k}-share {tiers[k]}" for k in ("red", "yellow") if k in tiers)
+            shares = f"red {data['red']:g} + yellow {data['yellow']:g} is over 1 (the model's share where none is given)"
+            raise ConfigError(f"tiers {given}: {shares}; give shares adding up to at most 1.",
+                              cli=f"{flags}: {shares}; give --red-share and --yellow-share adding up to at most 1.")
         policy = TierPolicy.from_dict(data)
         if policy.method == "probability":
             return policy.fit(np.zeros(1))
