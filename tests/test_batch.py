@@ -334,6 +334,29 @@ def test_input_flavours_agree(model_dir, data, tmp_path, flavour):
     assert len(got["rejects"]) == len(want["rejects"])
 
 
+def test_float_ids_holding_nan_are_missing_ids(model_dir, data, tmp_path):
+    """Float ids with NaN values (not nulls) in a parquet file counted NaN as a dispute read,
+    while the chunks reject its rows as null ids: the night stopped with 'batch accounting
+    does not reconcile' and wrote nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sim = data["sim"]
+    events = sim.events.assign(dispute_id=sim.events["dispute_id"].str[1:].astype("float64"))
+    events.loc[events.index[:5], "dispute_id"] = np.nan
+    table = pa.Table.from_pandas(events, preserve_index=False)
+    table = table.set_column(table.schema.get_field_index("dispute_id"), "dispute_id",
+                             pa.array(events["dispute_id"].to_numpy(), from_pandas=False))
+    pq.write_table(table, tmp_path / "events.parquet")
+    assert pq.read_table(tmp_path / "events.parquet")["dispute_id"].null_count == 0  # NaN, not null
+    entities = sim.entities.assign(dispute_id=sim.entities["dispute_id"].str[1:].astype("float64"))
+    m = score_batch(model=str(model_dir), events=tmp_path / "events.parquet", entities=entities, as_of=AS_OF,
+                    out=tmp_path / "out")
+    assert m["counts"]["reconciles"] and m["counts"]["events_rejected"] == 5
+    rejects = pd.read_parquet(tmp_path / "out" / "rejects.parquet")
+    assert set(rejects["reject_reason"]) == {"null id in 'dispute_id'"}
+
+
 def test_fatal_errors_leave_no_output(model_dir, data, tmp_path):
     out = tmp_path / "out"
     broken = data["events"].drop(columns=["kind"])

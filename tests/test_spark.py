@@ -469,13 +469,16 @@ def test_ids_padded_with_spaces_are_warned_about_on_spark_too(spark, model_dir, 
 
 
 @pytest.mark.parametrize("variant", ["digits", "gzip", "gb18030", "nulls", "corrupt_gzip", "trailing_comma",
-                                     "extra_field", "header_only", "cut_gzip"])
+                                     "extra_field", "header_only", "cut_gzip", "blank_ids", "nested"])
 def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, model_dir, data, tmp_path, variant):
     """Ids of digits with leading zeros and times written as digits (Spark made them integers:
     the night was refused, or its work lists named other case numbers); a gzipped CSV (read
     as parquet); a GB18030 CSV (read as UTF-8: narratives garbled, 61 of 117 scores changed),
     which Spark cannot read, refused in words; MySQL's \\N and (null) for missing values
-    (disputes called \\N were scored) and a PostgreSQL offset (+08) among naive times."""
+    (disputes called \\N were scored) and a PostgreSQL offset (+08) among naive times; ids of
+    spaces only (Spark's one-column re-read skipped their lines: rows of other disputes went to
+    other chunks or were lost, entities of closed disputes were missed); parts in a subfolder
+    (Spark read the top folder's only)."""
     events, entities = data["sim"].events.copy(), data["sim"].entities.copy()
     if variant == "digits":
         events["dispute_id"], entities["dispute_id"] = events["dispute_id"].str[1:], entities["dispute_id"].str[1:]
@@ -486,11 +489,21 @@ def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, mod
         events.loc[events.index[3:5], "narrative"] = "(null)"
         events.loc[events.index[5:7], "kind"] = "\\N"
         events.loc[events.index[7], "time"] = events.loc[events.index[7], "time"] + "+08"
+    if variant == "blank_ids":
+        events.loc[events.index[[10, 20]], "dispute_id"], events.loc[events.index[30], "dispute_id"] = "   ", ""
     path = tmp_path / ("events.csv.gz" if "gzip" in variant else "events.csv")
     events.to_csv(path, index=False, encoding="gb18030" if variant == "gb18030" else "utf-8")
-    entities.to_parquet(tmp_path / "entities.parquet", index=False)
-    kw = dict(model=str(model_dir), events=path, entities=tmp_path / "entities.parquet", as_of=AS_OF,
-              chunk_disputes=CHUNK)
+    entities_path = tmp_path / "entities.parquet"
+    entities.to_parquet(entities_path, index=False)
+    if variant == "blank_ids":  # and an entities row of a blank id, in a CSV
+        entities_path = tmp_path / "entities.csv"
+        pd.concat([entities.iloc[[0]].assign(dispute_id="   "), entities]).to_csv(entities_path, index=False)
+    if variant == "nested":  # a folder of parts, one of them in a subfolder
+        path = tmp_path / "events"
+        (path / "2024").mkdir(parents=True)
+        events.iloc[: len(events) // 2].to_csv(path / "part-0.csv", index=False)
+        events.iloc[len(events) // 2:].to_csv(path / "2024" / "part-1.csv", index=False)
+    kw = dict(model=str(model_dir), events=path, entities=entities_path, as_of=AS_OF, chunk_disputes=CHUNK)
     if variant in ("trailing_comma", "extra_field"):  # every line ends with a comma; or 3 rows' values shift
         lines = path.read_text().splitlines()
         lines[1:] = [line + "," for line in lines[1:]] if variant == "trailing_comma" else [
@@ -524,6 +537,10 @@ def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, mod
         return
     score_batch(out=tmp_path / "spark", engine="spark", **kw)
     _assert_same(tmp_path / "spark", tmp_path / "local")
+    if variant == "nested":
+        assert local["counts"]["events_read"] == len(events)
+    if variant == "blank_ids":
+        assert local["counts"]["events_rejected"] == 3
     if variant == "nulls":
         rejects = pd.read_parquet(tmp_path / "local" / "rejects.parquet")
         assert rejects["reject_reason"].value_counts().to_dict() == {

@@ -366,22 +366,23 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
     if not listed:
         raise DataError(f"{role} input {name} holds no files.")
     numbers = {f.path: k for k, f in enumerate(listed)}
+    paths = [f.uri for f in listed]  # the files the local engine reads, subfolders' included (Spark skips them)
     by_file = [F.col("_metadata.file_path").alias("_path")]
     try:
         if all(is_csv(f.rel) for f in listed):
             _require_utf8(fs, listed, role)
-            header = spark.read.option("header", True).csv(uri).columns
+            header = spark.read.option("header", True).csv(paths).columns
             refuse_one_column_header(header, name)  # as read_csv says it
             _missing(header, columns, role, uri)
             fields = [StructField(str(c), StringType()) for c in [*header, _EXTRA]]  # Spark drops fields past them
             raw = (spark.read.schema(StructType(fields))
-                   .options(header=True, escape='"', multiLine=True, mode="PERMISSIVE", enforceSchema=True).csv(uri))
+                   .options(header=True, escape='"', multiLine=True, mode="PERMISSIVE", enforceSchema=True).csv(paths))
             # multiLine keeps each file in one task, so the increasing id follows its rows' order
             sdf = raw.select(*columns, *by_file, F.monotonically_increasing_id().alias("_row"))
             return _Input(role, "csv", columns, uri, fs.fingerprint(uri), sdf=sdf, uri=uri, listing=listed,
                           files=numbers, extra=raw.select(*columns, _EXTRA))
         reader = spark.read.option("basePath", uri) if fs.is_dir(uri) else spark.read
-        sdf = reader.parquet(uri)
+        sdf = reader.parquet(*paths)
         _missing(list(sdf.columns), columns, role, uri)
         sdf = sdf.select(*columns, *by_file, F.col("_metadata.row_index").alias("_row"))
         return _Input(role, "parquet", columns, uri, fs.fingerprint(uri), sdf=sdf, uri=uri, listing=listed,

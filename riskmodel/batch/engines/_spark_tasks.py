@@ -210,7 +210,12 @@ class RowFormat:
             return column.cast(self._target().field(name).type)
         if self.mode == "csv":
             text = pa.table({name: column}).to_pandas().to_csv(index=False)
-            return pd.read_csv(io.StringIO(text), dtype={name: dict(self.csv_dtypes)[name]}, na_values=EXPORT_NULLS)[name]
+            # one value a line: a line of spaces or an empty one is an id (blank: missing), not a line to skip
+            ids = pd.read_csv(io.StringIO(text), dtype={name: dict(self.csv_dtypes)[name]}, na_values=EXPORT_NULLS,
+                              skip_blank_lines=False)[name]
+            if len(ids) != len(column):  # each row's chunk comes from its id: never shift them
+                raise RuntimeError(f"{len(column)} ids of {name!r} read back as {len(ids)}")
+            return ids
         return self._spark_frame(pa.table({name: column}))[name]
 
 
