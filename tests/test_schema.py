@@ -1076,6 +1076,9 @@ def test_blank_ids_are_missing_and_padded_twins_warn(dtype, rows):
         clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)  # (ids of characters that show nothing too)
     assert set(rejects["reject_reason"]) == {"null id in 'dispute_id'"} and len(rejects) == 4 * rows // 9
     assert sorted(set(clean["dispute_id"])) == ["a", "a ", "a\u200b", "b", "c"] and len(clean) + len(rejects) == rows
+    # Unicode spaces beside characters that show nothing, judged alike on few rows (Python) and many (Arrow)
+    odd = pd.Series((["\u3000\u200b", "\xa0\ufeff", "a"] * rows)[:rows], dtype=dtype)
+    assert schema_module.blank_mask(odd).tolist() == ([True, True, False] * rows)[:rows]
 
 
 def test_a_few_times_in_the_other_convention_are_rejected_rows_at_night():
@@ -1311,7 +1314,9 @@ def test_warn_odd_ids_takes_missing_ids():
 
 
 ODD_ROWS = {  # a row written otherwise, in a column of ISO times: how it is read
-    "two-digit year": (["24-01-07 13:55:26"], [pd.NaT]),  # pandas: 2007-01-24; which field is the year?
+    "two-digit year with dashes": (["24-01-07 13:55:26"], [pd.NaT]),  # pandas: 2007-01-24; which is the year?
+    "two-digit year last": (["21.11.23 08:05", "05.03.23 10:00"],  # German Excel; read in the column's order
+                            [pd.Timestamp("2023-11-21 08:05"), pd.Timestamp("2023-03-05 10:00")]),
     "time of day alone": (["06:33:02", "下午 6:33"], [pd.NaT, pd.NaT]),  # pandas: today at 06:33
     "year last, day first": (["05-03-2024 10:00", "13-03-2024 10:00"],  # pandas: May 3 and March 13
                              [pd.Timestamp("2024-03-05 10:00"), pd.Timestamp("2024-03-13 10:00")]),
@@ -1337,7 +1342,7 @@ def test_a_few_rows_written_otherwise_are_read_wherever_they_stand(case):
     assert not aware and parsed[at].tolist() == want
     assert (parsed.drop(index=at) == pd.Timestamp("2024-01-01")).all()
     for value, expected in zip(odd, want, strict=True):  # one value (as_of=, now=, ...) is read alike
-        if case.startswith("year last"):  # alone, it does not say its order: refused (refuse_unclear_date)
+        if case.startswith("year last") or value.startswith("05.03"):  # alone, no order: refused (naive_utc)
             continue
         assert schema_module.one_time(value) is pd.NaT if expected is pd.NaT else \
             schema_module.one_time(value) == expected

@@ -580,7 +580,7 @@ def _listing(out: Path) -> tuple[list[str] | str | None, str | None]:
         manifest = (out / "manifest.json").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         manifest = None
-    return sorted(p.name for p in out.iterdir()), manifest
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith(".")), manifest  # .DS_Store: nothing
 
 
 _FLAGS = {"events": "--events", "entities": "--entities", "model": "--model"}

@@ -375,6 +375,23 @@ _YEAR_LAST = r"^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{4}"
 _YEAR = r"(?:^|[^\d:.,]|[^:\d]\d{0,2}[.,])\d{4}|^\s*\d{1,2}[-/ .][A-Za-z]{3,9}\.?[-/ .]\d{2}(?:\D|$)"
 #: a ``UTC+8`` offset (pandas reads it with the POSIX sign: sixteen hours wrong)
 _UTC_PLUS = r"(?:UTC|GMT)\s*[+-]\d"
+#: a two-digit year after ``/`` or ``.`` (``11/21/23``, ``21.11.23``): the last field, as every such
+#: convention writes it (with dashes, ``24-01-07`` is written year first as often: no year)
+_SHORT_YEAR = r"^\s*\d{1,2}[/.]\d{1,2}[/.]\d{2}(?:\D|$)"
+_SHORT_YEAR_PARTS = re.compile(r"^(\s*\d{1,2}([/.])\d{1,2}\2)(\d{2})(?=\D|$)")
+
+
+def _year_last(value: str) -> re.Match | None:
+    """The fields of one date written year last (``21-11-2023``, ``11/21/23``), else ``None``."""
+    return re.match(_DAY_MONTH_YEAR, _SHORT_YEAR_PARTS.sub(_full_year, value))
+
+
+def _full_year(match: re.Match) -> str:
+    """A two-digit year as the year within 50 years of today (as dateutil reads it)."""
+    now = pd.Timestamp.now().year
+    year = now - now % 100 + int(match[3])
+    year += -100 if year > now + 50 else 100 if year < now - 50 else 0
+    return f"{match[1]}{year}"
 
 
 def _refuse_numbers(held, column: str, what: str) -> None:
@@ -405,7 +422,7 @@ def one_time(value) -> pd.Timestamp:
     if isinstance(value, str):
         if not value.isascii():  # rare: the column's rewrite
             value = _rewritten_times(pd.Series([value], dtype=object))[0].iloc[0]
-        value = _ZONE_OFFSET.sub(_offset, value)
+        value = _SHORT_YEAR_PARTS.sub(_full_year, _ZONE_OFFSET.sub(_offset, value))
         if not re.search(_YEAR, value, re.ASCII):
             return pd.NaT
     return pd.Timestamp(value)
@@ -433,8 +450,9 @@ def _spliced(text: pd.Series, rows: np.ndarray, new: pd.Series) -> pd.Series:
 def _rewritten_times(text: pd.Series) -> tuple[pd.Series, bool]:
     """A column of time strings with the rows pandas reads wrong rewritten (and whether any
     was): full-width forms (``２０２４－０１－０７``) in their ASCII form (NFKC), Chinese dates
-    (:func:`_chinese_dates`), ``UTC+8`` as ``+08:00`` (the offset it means). Every row is
-    judged: ASCII rows hold neither of the first two."""
+    (:func:`_chinese_dates`), ``UTC+8`` as ``+08:00`` (the offset it means), a two-digit year
+    after ``/`` or ``.`` in full (:func:`_full_year`). Every row is judged: ASCII rows hold
+    neither of the first two."""
     array = _arrow_text(text)
     rewritten = False
     wide = ~pc.string_is_ascii(array).to_numpy(zero_copy_only=False)
@@ -445,10 +463,11 @@ def _rewritten_times(text: pd.Series) -> tuple[pd.Series, bool]:
         if chinese.any():
             rows = _spliced(rows, chinese, _chinese_dates(rows[chinese]))
         text, rewritten = _spliced(text, wide, rows), True
-    offsets = _text_rows(text, _UTC_PLUS)
-    if offsets.any():
-        text = _spliced(text, offsets, text[offsets].str.replace(_ZONE_OFFSET, _offset, regex=True))
-        rewritten = True
+    for rows, pattern, rewrite in ((_UTC_PLUS, _ZONE_OFFSET, _offset), (_SHORT_YEAR, _SHORT_YEAR_PARTS, _full_year)):
+        found = _text_rows(text, rows)
+        if found.any():
+            text = _spliced(text, found, text[found].str.replace(pattern, rewrite, regex=True))
+            rewritten = True
     return text, rewritten
 
 
@@ -1199,7 +1218,7 @@ def _blank_strings(array: pa.Array) -> np.ndarray:
     """:func:`blank_mask` of an Arrow string array."""
     blank = pc.or_(pc.utf8_is_space(array), pc.equal(pc.binary_length(array), 0))
     if _holds(array, _invisible_lead):
-        blank = pc.or_(blank, pc.match_substring_regex(array, f"^[\\s{INVISIBLE}]+$"))
+        blank = pc.or_(blank, pc.match_substring_regex(array, f"^[\\s\\p{{Z}}\\x1c-\\x1f\\x85{INVISIBLE}]+$"))  # str.strip's
     return blank.fill_null(False).to_numpy(zero_copy_only=False)
 
 
@@ -1451,7 +1470,7 @@ def refuse_unclear_date(value, name: str, *, error: type[ValueError] = DataError
     """Refuse one date written with the year last that does not say whether the day or the
     month comes first (``06/01/2024``: pandas reads June 1, a team writing day first meant
     6 January), naming ``name``; ``cli``: the flag, for the CLI's words. ``13/01/2024`` tells."""
-    shape = re.match(_DAY_MONTH_YEAR, value) if isinstance(value, str) else None
+    shape = _year_last(value) if isinstance(value, str) else None
     if shape and int(shape[1]) <= 12 and int(shape[3]) <= 12 and int(shape[1]) != int(shape[3]):
         unclear = "does not say whether the day or the month comes first; write it year first"
         example = f"{shape[4]}-{int(shape[3]):02d}-{int(shape[1]):02d}"  # the day-first reading, as an example
@@ -1661,7 +1680,7 @@ def _plain_as_of(as_of, tz_aware: bool | None) -> np.datetime64 | None:
     """One ``as_of`` as naive ``datetime64[ns]`` when it is a plausible time in the
     events' timezone convention; ``None`` for anything else (numbers, unparseable, ...)."""
     if not isinstance(as_of, (str, datetime.datetime, datetime.date, np.datetime64)) or (
-            isinstance(as_of, str) and re.match(_DAY_MONTH_YEAR, as_of)):
+            isinstance(as_of, str) and _year_last(as_of)):
         return None  # year last: the column's rules
     try:  # one value parsed as to_datetime does, much faster
         stamp = one_time(as_of)

@@ -672,8 +672,10 @@ def rollback(name: str = "dispute-risk", *, reason: str | None = None, tracking:
         raise ModelError(f"registered model {name!r} has no previous champion to roll back to.")
     current, previous = history[-1], history[-2]
     try:
-        client.get_model_version(name, previous)
-    except Exception:  # noqa: BLE001 - MLflow raises a generic exception for a missing version
+        retry(client.get_model_version, name, previous)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises a generic exception for a missing version
+        if getattr(exc, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
+            raise
         raise ModelError(f"version {previous} of {name!r}, the champion before version {current}, is no longer in "
                          "the registry (deleted): there is nothing to roll back to. Make another version champion "
                          "with promote (force=True and a reason if the gate refuses it).",
@@ -836,8 +838,10 @@ def load(uri: str = "models:/dispute-risk@champion", *, tracking: str | None = N
             alias = match.group("alias")
             try:
                 client.get_registered_model(name)
-            except Exception:  # noqa: BLE001 - no model of that name at all (a typo, another store)
-                try:
+            except Exception as missing:  # noqa: BLE001 - MLflow's not-found is a generic exception
+                if getattr(missing, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":  # an outage, a locked store
+                    raise ModelError(f"{head}. Is MLFLOW_TRACKING_URI the store the model was registered in?") from exc
+                try:  # no model of that name at all (a typo, another store)
                     names = sorted(m.name for m in client.search_registered_models(max_results=50))
                 except Exception:  # noqa: BLE001
                     names = []

@@ -366,7 +366,9 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
     if not listed:
         raise DataError(f"{role} input {name} holds no files.")
     numbers = {f.path: k for k, f in enumerate(listed)}
-    paths = [f.uri for f in listed]  # the files the local engine reads, subfolders' included (Spark skips them)
+    # the files the local engine reads, subfolders' included (Spark skips them), each read as
+    # itself: Hadoop takes []{}*?\ in a path as a pattern (export[1].csv matched nothing)
+    paths = [re.sub(r"([\[\]{}*?\\])", r"\\\1", f.uri) for f in listed]
     by_file = [F.col("_metadata.file_path").alias("_path")]
     try:
         if all(is_csv(f.rel) for f in listed):
