@@ -590,6 +590,11 @@ class FeatureBuilder(BaseEstimator):
         schema = self._schema()
         return [f for f in feature_families() if f.name in self.families and f.active(self, schema)]
 
+    def needs_entities(self) -> bool:
+        """Whether ``transform`` needs the entities table: fitted with one, and an active
+        family reads it."""
+        return bool(getattr(self, "has_entities_", False)) and any(f.needs_entities for f in self._active_families())
+
     def context_need(self) -> ContextNeed | None:
         """What the active families read from other disputes (``None``: nothing): the
         union of their :class:`ContextNeed` (the widest window)."""
@@ -757,7 +762,7 @@ class FeatureBuilder(BaseEstimator):
                 f"{CLOCK_WORDS[bool(as_of_aware)]} times, the convention of the training events: the offset between the "
                 "two clocks is unknown. Give the events (and as_of) in the training events' convention."
             )
-        if self.has_entities_ and entities is None and any(f.needs_entities for f in self._active_families()):
+        if entities is None and self.needs_entities():
             raise DataError(
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
             )

@@ -20,6 +20,7 @@ from ._model import RiskModel, check_outcomes_seen, untrainable_reason
 from ._reasons import ReasonWriter
 from ._tiers import (
     TIERS,
+    UNKNOWN_AREA,
     Override,
     TierPolicy,
     area_column,
@@ -33,5 +34,5 @@ __all__ = [
     "TIERS", "Override", "ReasonWriter", "RiskModel", "TierPolicy", "area_column", "check_outcomes_seen",
     "check_thresholds", "chunk_counts", "drift_report", "drift_table", "load_model_dir", "merge_counts",
     "model_facts", "model_fingerprint", "monitoring_metrics", "night_tiers", "raw_attributes", "retier_scores",
-    "save_model_dir", "scoring_policy", "table_area", "untrainable_reason", "warn_if_drifting",
+    "save_model_dir", "scoring_policy", "table_area", "UNKNOWN_AREA", "untrainable_reason", "warn_if_drifting",
 ]

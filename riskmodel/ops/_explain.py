@@ -24,8 +24,7 @@ from matplotlib.figure import Figure
 from .._errors import ConfigError, DataError
 from ..batch import as_nightly, load_predictor
 from ..evaluation import TIER_COLOURS, finish_figure, has_cjk_font, new_figure
-from ..model import model_facts
-from ..model._tiers import UNKNOWN_AREA
+from ..model import UNKNOWN_AREA, model_facts
 from ._html import esc, page, png_img
 from ._legend import TIER_WORDS, horizon_words, p_meaning, tier_thresholds
 from ._sweep import _model_of, _prepare, sweep_inputs
@@ -365,8 +364,7 @@ def night_inputs(night, model=None, events=None, entities=None, *, need: str = "
             what = f"{need} needs the event log to recompute the features: pass"
             raise ConfigError(f"{what} events= (the night's manifest names none that exists).",
                               cli=f"{what} --events PATH (the night's manifest names none that exists).")
-    builder = _model_of(model).features_
-    if entities is None and builder.has_entities_ and any(f.needs_entities for f in builder._active_families()):
+    if entities is None and _model_of(model).features_.needs_entities():
         what = f"{need} needs the entities table: {label or 'the model'} was trained with one; pass"
         raise ConfigError(f"{what} entities=.", cli=f"{what} --entities PATH.")
     schema = _model_of(model)._schema()
