@@ -1134,3 +1134,14 @@ def test_parquet_parts_holding_a_column_as_different_types_are_named(model_dir, 
 
     with pytest.raises(DataError, match=said):
         read_table(tmp_path / "events")
+
+
+def test_an_output_folder_of_hidden_files_only_is_empty_on_either_engine(tmp_path):
+    """A folder holding only .DS_Store was a folder of other things (refused, even with
+    --overwrite); check_out judges it for both engines."""
+    from riskmodel.batch._job import check_out
+
+    kw = dict(overwrite=True, inputs={}, qualify=lambda path: None)
+    assert check_out(tmp_path / "o", [".DS_Store", ".gitkeep"], None, **kw) is None
+    with pytest.raises(ConfigError, match=r"a folder of other things \(\['notes.txt'\]\)"):
+        check_out(tmp_path / "o", [".DS_Store", "notes.txt"], None, **kw)

@@ -580,7 +580,7 @@ def _listing(out: Path) -> tuple[list[str] | str | None, str | None]:
         manifest = (out / "manifest.json").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         manifest = None
-    return sorted(p.name for p in out.iterdir() if not p.name.startswith(".")), manifest  # .DS_Store: nothing
+    return sorted(p.name for p in out.iterdir()), manifest
 
 
 _FLAGS = {"events": "--events", "entities": "--entities", "model": "--model"}
@@ -630,6 +630,8 @@ def check_out(out, listing: list[str] | str | None, manifest: str | None, *, ove
                               "night.",
                               cli=f"--out {out} {head.replace(role + ' input', _FLAGS[role])}: the night would "
                                   f"{risk}. Give --out a folder of its own, one per night.")
+    if isinstance(listing, list):  # a folder of hidden files only (.DS_Store) is empty, on either engine
+        listing = [name for name in listing if not name.startswith(".")]
     if not listing:  # nothing there, or an empty folder
         return None
     night = None
