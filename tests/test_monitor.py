@@ -124,6 +124,22 @@ def test_a_small_night_is_judged_beyond_chance():
     assert "999 nights in 1000" in drift_message(report)
 
 
+@pytest.mark.parametrize("n_current", [20, 300, 5000])
+def test_chance_of_a_categorical_of_many_categories_is_bounded_and_close_to_full_draws(n_current):
+    """A categorical of thousands of categories has a bin per category: 4,000 pairs of draws
+    of each would take gigabytes (4.5 GB and a minute at 20,000 bins). Fewer pairs are drawn
+    and a chi-square fitted; it stays within a few percent of the quantile of the full draws."""
+    from riskmodel.model._drift import _CHANCE_CELLS, _psi, chance_psi
+
+    ref = np.random.default_rng(1).integers(1, 100, 600).astype(float)
+    rng = np.random.default_rng(7)  # the full computation, as for few bins
+    full = np.quantile(_psi(rng.multinomial(int(ref.sum()), ref / ref.sum(), size=4000).astype(float),
+                            rng.multinomial(n_current, ref / ref.sum(), size=4000).astype(float)), 0.999)
+    assert 600 * 4000 > _CHANCE_CELLS  # this reference takes the bounded path
+    assert chance_psi(ref, n_current) == pytest.approx(full, rel=0.05)
+    assert chance_psi(ref, n_current) == chance_psi(ref, n_current)  # fixed seed: the same every night
+
+
 def test_psi_and_thresholds_refuse_bad_input():
     with pytest.raises(ConfigError, match="same bins on both sides, got 2 and 3"):
         population_stability_index([1, 2], [1, 2, 3])
