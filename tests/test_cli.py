@@ -39,6 +39,18 @@ def test_help_prints(capsys):
     assert "(default: explain-ID.png here)" in out and "riskmodel explain D0012345" in out
 
 
+def test_python_dash_m_runs_the_command_line():
+    """``python -m riskmodel`` is the ``riskmodel`` entry point (a user without the script on
+    their PATH, or a scheduler calling the interpreter)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "riskmodel", "score", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: riskmodel score" in done.stdout and "--overwrite" in done.stdout
+
+
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
