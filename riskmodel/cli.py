@@ -224,8 +224,7 @@ def _write_frame(frame, path) -> None:
 def _cmd_sweep(args) -> int:
     """From one case (or a pattern) to every open dispute sharing its risk pattern."""
     from .batch import read_nightly
-    from .lifecycle import read_table
-    from .ops import parse_pattern, sweep
+    from .ops import night_inputs, parse_pattern, sweep
 
     if (args.like is None) and (args.pattern is None):
         raise ConfigError("pass --like DISPUTE_ID or --pattern \"column op value & ...\".")
@@ -234,16 +233,10 @@ def _cmd_sweep(args) -> int:
     needs_features = args.like is not None or any(c not in night.scores.columns for c in pattern.columns)
     model = events = entities = None
     if needs_features:
-        events_path = args.events or night.manifest.get("input", {}).get("events")
-        if not args.model and not night.model_uri:
-            raise ConfigError("this sweep needs the model: pass --model (the scores' manifest names none).")
-        if not events_path or not Path(events_path).exists():
-            raise ConfigError("this sweep needs the event log to recompute features: pass --events PATH.")
-        # by default the version that scored the night (the alias it was loaded by may have moved)
-        model = _load_model(args.model) if args.model else _load_model(night.model_uri, store=night.model_store)
-        schema = model.model._schema()
-        events = read_table(events_path, text_columns=schema.text_columns)
-        entities = read_table(args.entities, text_columns=schema.entity_text_columns) if args.entities else None
+        # the version that scored the night (the alias it was loaded by may have moved; a --model
+        # whose fingerprint is not the night's stands in only for one that cannot be read)
+        model, _, events, entities = night_inputs(night, args.model, args.events, args.entities,
+                                                  need="this sweep")
     result = sweep(night, like=args.like, pattern=pattern, model=model, events=events, entities=entities,
                    method=args.method, area=_area(args.area), min_similarity=args.min_similarity,
                    n_neighbours=args.neighbours)
@@ -275,8 +268,7 @@ def _cmd_explain(args) -> int:
     """One dispute explained: timeline, probability, tier and threshold, every contribution."""
     from .ops import explain
 
-    model = _load_model(args.model) if args.model else None
-    ex = explain(args.dispute_id, args.scores, model=model, events=args.events, entities=args.entities,
+    ex = explain(args.dispute_id, args.scores, model=args.model, events=args.events, entities=args.entities,
                  area=_area(args.area))
     print(ex.to_text(max_contributions=args.top, max_events=args.events_shown))
     if args.plot not in ("", "none"):

@@ -207,6 +207,41 @@ def test_explain_and_sweep_load_the_version_that_scored_the_night(night, tmp_pat
     assert recorded_uri("sqlite:///mlflow.db") == f"sqlite:///{elsewhere / 'mlflow.db'}"
 
 
+def test_explain_uses_the_model_that_scored_the_night_not_another_given(night, tmp_path, capsys):
+    """A model given whose fingerprint is not the one the night records (today's champion,
+    retrained since) explained the night's p with another model's trees, cut-offs and reasons:
+    the version the manifest records is read instead, as the audit does; the model given stands
+    in, with a warning, only when that version cannot be read."""
+    import copy
+    import json
+    import shutil
+
+    sim, case = night["sim"], _case(night["scores"], "red")
+    other = copy.deepcopy(night["model"])  # another model: the night's, with other cut-offs
+    other.tier_policy_.red_threshold_ = 0.99
+    own = night["model"].tier_policy_.red_threshold_
+    ex = rm.explain(case, night["dir"], model=other, events=sim.events, entities=sim.entities)
+    assert ex.thresholds["model"]["red"] == pytest.approx(own) != 0.99
+
+    moved = tmp_path / "night"  # the same night, its model folder gone
+    shutil.copytree(night["dir"], moved)
+    manifest = json.loads((moved / "manifest.json").read_text(encoding="utf-8"))
+    manifest["model"]["uri"] = str(tmp_path / "gone")
+    (moved / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.warns(DataWarning, match="could not be read.*the model given is used instead"):
+        ex = rm.explain(case, moved, model=other, events=sim.events, entities=sim.entities)
+    assert ex.thresholds["model"]["red"] == 0.99
+    with pytest.raises(rm.ModelError, match="needs the model that scored the night .* could not be read"):
+        rm.explain(case, moved, events=sim.events, entities=sim.entities)
+    # the command line's sweep checks the model it is given in the same way
+    save_model_dir(other, tmp_path / "other")
+    capsys.readouterr()
+    for scores, stands_in in ((night["dir"], False), (moved, True)):
+        assert main(["sweep", "--scores", str(scores), "--like", case, "--model", str(tmp_path / "other"),
+                     "--entities", str(night["root"] / "entities.parquet")]) == 0
+        assert ("the model given is used instead" in capsys.readouterr().err) is stands_in
+
+
 def test_thresholds_are_those_of_the_areas_the_tiers_were_set_in(night, tmp_path):
     """Tiers set city-wide (score_batch's default shares): the city's thresholds, whatever the
     case's station; tiers set per station: its station's."""

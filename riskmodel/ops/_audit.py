@@ -10,15 +10,13 @@ their reasons (recomputed with the model for blue cases, whose reasons the batch
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError, DataWarning, ModelError, format_examples
+from .._errors import DataError, format_examples
 from ..batch import as_nightly_list, dedupe_nights, load_predictor
 from ..data import duration_text, kind_in, parse_duration, parse_times
 
@@ -132,17 +130,18 @@ class AuditResult:
 
 def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, outputs) -> pd.Series:
     """Reasons of the missed, scored cases at their last score, recomputed with the model that
-    scored that night (the night's manifest says where it is: :func:`_night_model`)."""
+    scored that night (:class:`~riskmodel.ops._night.NightModels`)."""
     need = (cases["status"] == "blue") & (cases["reasons"].fillna("") == "")
     if not need.any():
         return cases["reasons"]
-    from ..model import model_fingerprint
+    from ._night import NightModels
     from ._sweep import _model_of, _prepare
 
     nights = {pd.Timestamp(o.as_of).as_unit("ns"): o for o in outputs if o.as_of is not None}
-    loaded, given = {}, model_fingerprint(_model_of(model))
+    models = NightModels(model, load=load_predictor)  # this module's name: the audit's reads can be watched
     # the missed cases' nights only: a night without one has no model to read
-    scorers = cases.loc[need, "last_scored_as_of"].map(lambda t: _night_model(nights.get(t), model, given, loaded))
+    scorers = cases.loc[need, "last_scored_as_of"].map(
+        lambda t: models.for_night(nights.get(t), need="explaining the missed cases"))
     which = scorers.map(id)
     reasons, prepared = cases["reasons"].copy(), {}
     for key in pd.unique(which):
@@ -159,48 +158,13 @@ def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, o
     return reasons
 
 
-def _reachable(store: str, timeout: float = 2.0) -> bool:
-    """Whether an HTTP(S) tracking store answers a connection within ``timeout`` seconds (MLflow
-    itself retries for minutes); any other store (a file, sqlite) is taken as reachable."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(store)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return True
-    try:
-        with socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
-                                      timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _night_model(night, model, given: str, loaded: dict):
-    """The model that scored ``night``: ``model`` when the manifest's fingerprint is its own
-    (or the night records no model); else the recorded version, read once per run from the
-    store the night records (never a default store: no ``./riskmodel-mlflow/`` made here);
-    ``model`` with a warning when it cannot be read (one try per store)."""
-    info = (night.manifest.get("model") or {}) if night is not None and night.manifest else {}
-    uri, store = (night.model_uri, night.model_store) if info else (None, None)
-    if not uri or info.get("fingerprint") == given:
-        return model
-    key = (uri, store)
-    if key not in loaded:
-        registered = uri.startswith(("models:/", "runs:/"))
-        failed = registered and (store in loaded.get("failed", set())
-                                 or (store is None and not os.environ.get("MLFLOW_TRACKING_URI")))
-        try:
-            if failed or (store and not _reachable(store)):
-                raise ModelError("the night records no tracking store" if store is None else
-                                 f"{store} failed before" if failed else f"{store} does not answer")
-            loaded[key] = load_predictor(uri, store=store)
-        except Exception as exc:  # noqa: BLE001 - the version is gone: say so, explain with the given one
-            loaded.setdefault("failed", set()).add(store)
-            warnings.warn(f"the missed cases of the night of {night.as_of} (scored by {uri}) are explained with the "
-                          f"model given: that model could not be read ({exc}).", DataWarning, stacklevel=4)
-            loaded[key] = model
-    return loaded[key]
+    """``NightModels(model, fingerprint=given).for_night(night)``, the resolver kept in ``loaded``
+    (the signature of the function it replaced)."""
+    from ._night import NightModels
+
+    models = loaded.setdefault("models", NightModels(model, fingerprint=given, load=load_predictor))
+    return models.for_night(night, need="explaining the missed cases")
 
 
 def audit_outcomes(

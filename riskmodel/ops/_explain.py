@@ -22,11 +22,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._errors import ConfigError, DataError
-from ..batch import as_nightly, load_predictor
+from ..batch import as_nightly
 from ..evaluation import TIER_COLOURS, finish_figure, has_cjk_font, new_figure
 from ..model import UNKNOWN_AREA, model_facts
 from ._html import esc, page, png_img
 from ._legend import TIER_WORDS, horizon_words, p_meaning, tier_thresholds
+from ._night import night_inputs
 from ._sweep import _model_of, _prepare, sweep_inputs
 
 __all__ = ["Explanation", "explain"]
@@ -342,39 +343,6 @@ def _phrases(writer, features: pd.Series, names) -> tuple[list, list]:
     return [z for z, _ in pairs], [e for _, e in pairs]
 
 
-def night_inputs(night, model=None, events=None, entities=None, *, need: str = "explain") -> tuple:
-    """The model (and its label), events and entities to recompute a night's cases with: those
-    given (paths read as the nightly run read them), else the model and the events the night's
-    manifest names. :class:`ConfigError` when neither names one, saying what ``need`` s them."""
-    from ..lifecycle import load, read_table
-
-    label = ""
-    if model is None:
-        if not night.model_uri:
-            raise ConfigError(f"{need} needs the model: pass model=; the scores' manifest names none.",
-                              cli=f"{need} needs the model: pass --model; the scores' manifest names none.")
-        model = load_predictor(night.model_uri, store=night.model_store)
-    elif isinstance(model, str | Path):
-        model = load(str(model))
-    if hasattr(model, "model_name"):
-        label = f"{model.model_name} version {model.model_version}"
-    if events is None:
-        events = ((night.manifest or {}).get("input") or {}).get("events")
-        if not events or not Path(str(events)).exists():
-            what = f"{need} needs the event log to recompute the features: pass"
-            raise ConfigError(f"{what} events= (the night's manifest names none that exists).",
-                              cli=f"{what} --events PATH (the night's manifest names none that exists).")
-    if entities is None and _model_of(model).features_.needs_entities():
-        what = f"{need} needs the entities table: {label or 'the model'} was trained with one; pass"
-        raise ConfigError(f"{what} entities=.", cli=f"{what} --entities PATH.")
-    schema = _model_of(model)._schema()
-    if isinstance(events, str | Path):  # names as text, as the nightly run read them (18-digit ids stay ids)
-        events = read_table(events, text_columns=schema.text_columns)
-    if isinstance(entities, str | Path):
-        entities = read_table(entities, text_columns=schema.entity_text_columns)
-    return model, label, events, entities
-
-
 def explain(
     dispute_id,
     scores,
@@ -393,10 +361,12 @@ def explain(
     scores : path, NightlyOutput or DataFrame
         The night's ``riskmodel score`` output.
     model : RiskModel, Predictor or str, optional
-        The model that scored the night; a URI or folder is loaded. Default: the version
-        that scored the night, as its manifest records it (``models:/NAME/VERSION`` even
-        when the night loaded an alias, from the tracking store the manifest records when
-        ``MLFLOW_TRACKING_URI`` is not set; or the folder).
+        The model that scored the night; a URI or folder is loaded. Used when the night's
+        manifest records its fingerprint (or no model); otherwise, and by default, the
+        version that scored the night, as its manifest records it (``models:/NAME/VERSION``
+        even when the night loaded an alias, from the tracking store the manifest records
+        when ``MLFLOW_TRACKING_URI`` is not set; or the folder), with a warning when the
+        model given stands in for one that cannot be read.
     events : DataFrame, PreparedEvents or path, optional
         The event log (at least up to the night). Default: the night's input, when it was
         a file.

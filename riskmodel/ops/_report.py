@@ -522,7 +522,7 @@ def write_report(
     Path
     """
     from ..lifecycle import read_table
-    from ._explain import night_inputs
+    from ._night import night_inputs
 
     night = as_nightly(scores)
     earlier = as_nightly_list(list(history), history=True) if len(history) else []

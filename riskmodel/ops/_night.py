@@ -1,0 +1,141 @@
+"""What recomputing a night's cases needs: the model that scored the night, its event log and
+entities.
+
+The nightly scores hold probabilities, tiers and reasons, not the features: explain, the
+sweep, the report and the outcome audit recompute them, and must do so with the model that
+gave the night's probabilities. :class:`NightModels` says which model that is (the one
+given when its fingerprint is the one the night's manifest records, else the version the
+manifest records); :func:`night_inputs` adds the event log and entities the night names.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from .._errors import ConfigError, DataWarning, ModelError
+from ..batch import load_predictor
+from ._sweep import _model_of
+
+__all__ = ["NightModels", "night_inputs"]
+
+
+def _reachable(store: str, timeout: float = 2.0) -> bool:
+    """Whether an HTTP(S) tracking store answers a connection within ``timeout`` seconds (MLflow
+    itself retries for minutes); any other store (a file, sqlite) is taken as reachable."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(store)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return True
+    try:
+        with socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                      timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class NightModels:
+    """The model that scored each night.
+
+    ``given`` (the model the caller passed, or None) answers for a night whose manifest
+    records ``given``'s own fingerprint, or records no model. Otherwise the version the
+    manifest records is read (``models:/NAME/VERSION`` even when the night loaded an alias),
+    once per (URI, store), from the tracking store the night records when
+    ``MLFLOW_TRACKING_URI`` is not set: never a default store (no ``./riskmodel-mlflow/`` is
+    made), not a store that does not answer within seconds (MLflow retries for minutes), and
+    not again a store that failed once. When it cannot be read, ``given`` answers with a
+    :class:`DataWarning`; without ``given``, a :class:`ModelError` says why.
+
+    Parameters
+    ----------
+    given : RiskModel or Predictor, optional
+    fingerprint : str, optional
+        ``given``'s fingerprint (default: computed from it).
+    load : callable, optional
+        Reads a recorded version: ``load(uri, store=...)``; default
+        :func:`~riskmodel.batch.load_predictor`.
+    """
+
+    def __init__(self, given=None, *, fingerprint: str | None = None, load=None):
+        self.given = given
+        self._fingerprint = fingerprint
+        self._load = load or load_predictor
+        self._read: dict[tuple[str, str | None], object] = {}  # (uri, store) -> the model that answers
+        self._failed: set[str | None] = set()  # stores that failed once
+
+    @property
+    def fingerprint(self) -> str | None:
+        """``given``'s fingerprint (None without ``given``)."""
+        if self._fingerprint is None and self.given is not None:
+            from ..model import model_fingerprint
+
+            self._fingerprint = model_fingerprint(_model_of(self.given))
+        return self._fingerprint
+
+    def for_night(self, night, *, need: str = "explaining the night's cases"):
+        """The model that scored ``night`` (a :class:`~riskmodel.batch.NightlyOutput`, or None
+        for no night: ``given``). ``need`` names the work in a warning or an error."""
+        info = (night.manifest.get("model") or {}) if night is not None and night.manifest else {}
+        uri, store = (night.model_uri, night.model_store) if info else (None, None)
+        if not uri or (self.given is not None and info.get("fingerprint") == self.fingerprint):
+            return self.given
+        key = (uri, store)
+        if key not in self._read:
+            try:
+                self._read[key] = self._read_version(uri, store)
+            except Exception as exc:  # noqa: BLE001 - the version is gone: say so, go on with the given one
+                self._failed.add(store)
+                if self.given is None:
+                    words = (f"{need} needs the model that scored the night of {night.as_of}, {uri}, which could not "
+                             f"be read ({exc}).")
+                    raise ModelError(f"{words} Pass model=.", cli=f"{words} Pass --model.") from exc
+                warnings.warn(f"{need}: the night of {night.as_of} was scored by {uri}, which could not be read "
+                              f"({exc}); the model given is used instead.", DataWarning, stacklevel=3)
+                self._read[key] = self.given
+        return self._read[key]
+
+    def _read_version(self, uri: str, store: str | None):
+        registered = uri.startswith(("models:/", "runs:/"))
+        if registered and store is None and not os.environ.get("MLFLOW_TRACKING_URI"):
+            raise ModelError("the night records no tracking store and MLFLOW_TRACKING_URI is not set")
+        if registered and store in self._failed:
+            raise ModelError(f"{store} failed before")
+        if store and not _reachable(store):
+            raise ModelError(f"{store} does not answer")
+        return self._load(uri, store=store)
+
+
+def night_inputs(night, model=None, events=None, entities=None, *, need: str = "explain") -> tuple:
+    """The model (and its label), events and entities to recompute a night's cases with: the
+    model that scored the night (:class:`NightModels`: the one given when the night's manifest
+    records its fingerprint, else the version the manifest records), the events and entities
+    given (paths read as the nightly run read them), else the events the manifest names.
+    :class:`ConfigError` when neither names one, saying what ``need`` s them."""
+    from ..lifecycle import read_table
+
+    if model is None and not night.model_uri:
+        raise ConfigError(f"{need} needs the model: pass model=; the scores' manifest names none.",
+                          cli=f"{need} needs the model: pass --model; the scores' manifest names none.")
+    if isinstance(model, str | Path):
+        model = load_predictor(str(model))
+    model = NightModels(model).for_night(night, need=need)
+    label = f"{model.model_name} version {model.model_version}" if hasattr(model, "model_name") else ""
+    if events is None:
+        events = ((night.manifest or {}).get("input") or {}).get("events")
+        if not events or not Path(str(events)).exists():
+            what = f"{need} needs the event log to recompute the features: pass"
+            raise ConfigError(f"{what} events= (the night's manifest names none that exists).",
+                              cli=f"{what} --events PATH (the night's manifest names none that exists).")
+    if entities is None and _model_of(model).features_.needs_entities():
+        what = f"{need} needs the entities table: {label or 'the model'} was trained with one; pass"
+        raise ConfigError(f"{what} entities=.", cli=f"{what} --entities PATH.")
+    schema = _model_of(model)._schema()
+    if isinstance(events, str | Path):  # names as text, as the nightly run read them (18-digit ids stay ids)
+        events = read_table(events, text_columns=schema.text_columns)
+    if isinstance(entities, str | Path):
+        entities = read_table(entities, text_columns=schema.entity_text_columns)
+    return model, label, events, entities
