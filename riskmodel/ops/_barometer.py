@@ -16,11 +16,10 @@ from matplotlib.ticker import PercentFormatter
 from .._errors import ConfigError, DataError
 from ..batch import CITY, as_nightly_list, dedupe_nights
 from ..evaluation import TIER_COLOURS, finish_figure, new_figure
-from ..model import TIERS
+from ..model import TIERS, UNKNOWN_AREA
 
 __all__ = ["barometer", "plot_barometer_heatmap", "plot_tier_trend"]
 
-_UNKNOWN = "(unknown)"
 _CHANGE_COLS = ("n", "red", "red_share", "flagged_share", "mean_probability")
 _VALUE_WORDS = {"flagged_share": "flagged share (red + yellow)", "red_share": "red share",
                 "yellow_share": "yellow share", "blue_share": "blue share", "mean_probability": "mean p",
@@ -84,7 +83,7 @@ def barometer(scores, *, area: str | None = "auto", change_days: int = 7) -> pd.
     area = resolve_area(area, outputs, frame)
     name = area or "area"
     keys = pd.DataFrame({
-        name: (frame[area].astype(object).fillna(_UNKNOWN).astype(str) if area else CITY),
+        name: area_keys(frame, area).astype(str),
         "day": frame["as_of"].dt.normalize(),
     })
     tier = frame["tier"].astype(object)
@@ -124,6 +123,15 @@ def resolve_area(area: str | None, outputs, frame: pd.DataFrame) -> str | None:
         raise DataError(f"{head} Pass area= one of them, or area=None for the city.",
                         cli=f"{head} Pass --area with one of them, or --area none for the city.")
     return area
+
+
+def area_keys(frame: pd.DataFrame, area: str | None) -> pd.Series:
+    """Each row's area as the barometer and the work lists group it: its ``area`` value,
+    ``UNKNOWN_AREA`` where it has none (as the tiers ranked it), :data:`~riskmodel.batch.CITY`
+    for every row when ``area`` is None or not a column."""
+    if area is None or area not in frame.columns:
+        return pd.Series(CITY, index=frame.index, dtype=object)
+    return frame[area].astype(object).fillna(UNKNOWN_AREA)
 
 
 def _area_col(table: pd.DataFrame) -> str:

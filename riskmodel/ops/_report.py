@@ -18,7 +18,7 @@ from .._errors import ConfigError, DataError
 from ..batch import NightlyOutput, as_nightly, as_nightly_list, dedupe_nights
 from ..model import TIERS, ReasonWriter
 from ._audit import AuditResult, audit_outcomes
-from ._barometer import barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
+from ._barometer import area_keys, barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
 from ._html import esc, page, png_img
 from ._legend import backtest_line, horizon_words, p_meaning, tier_legend
 
@@ -242,8 +242,7 @@ def _worklists_section(night: NightlyOutput, area: str | None, max_per_area: int
     work = night.worklists
     if work is None or "rank" not in getattr(work, "columns", []):
         flagged = night.scores[night.scores["tier"].isin(["red", "yellow"])]
-        g = flagged[area].astype(object).fillna("(unknown)") if area in flagged.columns else "(city)"
-        work = flagged.assign(_g=g).sort_values(["_g", "probability"], ascending=[True, False], kind="stable")
+        work = flagged.assign(_g=area_keys(flagged, area)).sort_values(["_g", "probability"], ascending=[True, False], kind="stable")
         work["rank"] = work.groupby("_g", sort=False).cumcount() + 1
         work = work.drop(columns="_g")
     key = area if area in work.columns else None
@@ -253,7 +252,7 @@ def _worklists_section(night: NightlyOutput, area: str | None, max_per_area: int
     if work.empty:
         parts.append('<p class="note">no red or yellow disputes tonight.</p></section>')
         return "".join(parts)
-    groups = work[key].astype(object).fillna("(unknown)") if key else pd.Series("(city)", index=work.index)
+    groups = area_keys(work, key)
     tier = work["tier"].astype(object)
     order = (pd.DataFrame({"g": groups, "red": tier == "red", "n": 1}).groupby("g").sum()
              .sort_values(["red", "n"], ascending=False, kind="stable"))

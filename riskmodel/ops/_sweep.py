@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError, format_examples
-from ..batch import as_nightly, usable_entities
+from ..batch import CITY, as_nightly, usable_entities
 from ..data import kind_in, require_columns
-from ._barometer import resolve_area
+from ._barometer import area_keys, resolve_area
 
 __all__ = ["SweepInputs", "SweepPattern", "SweepResult", "parse_pattern", "sweep", "sweep_inputs"]
 
@@ -418,7 +418,7 @@ class SweepResult:
         """Matches per area: counts by tier and how they matched."""
         m = self.matches
         key = self.area if self.area and self.area in m.columns else None
-        g = m[key].astype(object).fillna("(unknown)") if key else pd.Series("(city)", index=m.index)
+        g = area_keys(m, key)
         tier = m["tier"].astype(object)
         table = pd.DataFrame({"area": g, "matches": 1, "red": tier == "red", "yellow": tier == "yellow",
                               "by_rule": m["by_rule"], "by_similarity": m["by_similarity"]})
@@ -430,8 +430,8 @@ class SweepResult:
         """One frame per area, ranked by probability."""
         key = self.area if self.area and self.area in self.matches.columns else None
         if key is None:
-            return {"(city)": self.matches}
-        g = self.matches[key].astype(object).fillna("(unknown)")
+            return {CITY: self.matches}
+        g = area_keys(self.matches, key)
         return {str(k): part.reset_index(drop=True) for k, part in self.matches.groupby(g, sort=True)}
 
 
@@ -600,8 +600,7 @@ def sweep(
     out = frame[keep].copy()
     out["by_rule"], out["by_similarity"], out["similarity"] = by_rule[keep], by_sim[keep], sim[keep]
     key = area if area else None
-    group = out[key].astype(object).fillna("(unknown)") if key else pd.Series("(city)", index=out.index)
-    out = out.assign(_g=group).sort_values(["_g", "probability", ent], ascending=[True, False, True], kind="stable")
+    out = out.assign(_g=area_keys(out, key)).sort_values(["_g", "probability", ent], ascending=[True, False, True], kind="stable")
     out["rank"] = out.groupby("_g", sort=False).cumcount() + 1
     out = out.drop(columns="_g")
     lead = [c for c in (key, "rank", ent, "probability", "tier", category, "by_rule", "by_similarity", "similarity",
