@@ -204,12 +204,6 @@ def _cmd_score(args) -> int:
     return 0
 
 
-def _load_model(uri: str, *, store: str | None = None):
-    from .batch import load_predictor
-
-    return load_predictor(uri, store=store)
-
-
 def _write_frame(frame, path) -> None:
     from .lifecycle import is_csv
 
@@ -312,11 +306,10 @@ def _cmd_report(args) -> int:
     if (args.events or args.entities) and not (args.outcomes or args.explain):
         raise ConfigError("--events and --entities are read for --outcomes (the missed cases' reasons, areas and "
                           "categories) and --explain: pass one of them, or drop --events / --entities.")
-    # paths: write_report reads them as the night read them, and takes the model and the events
-    # the night's manifest names when the features are recomputed and they are not given
-    model = _load_model(args.model) if args.model else None
+    # paths: write_report reads them as the night read them, only when something uses them, and
+    # takes the model and the events the night's manifest names when the features are recomputed
     out = write_report(args.out, scores=args.scores, history=args.history or [], outcomes=args.outcomes,
-                       horizon=args.horizon, model=model, events=args.events, entities=args.entities,
+                       horizon=args.horizon, model=args.model, events=args.events, entities=args.entities,
                        area=_area(args.area), explain=args.explain)
     print(f"report written to {out} ({out.stat().st_size / 1024:,.0f} KiB)")
     return 0
@@ -670,8 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", default=None, help="the audit's horizon, e.g. 60D (default: the model's, from the "
                    "night's manifest; 90D, also in the legend, for a model that does not record it)")
     p.add_argument("--model", default=None, help="model URI or folder, e.g. models:/dispute-risk@champion: the "
-                   "reasons of missed blue cases (with --outcomes) and --explain (default: the version that scored "
-                   "the night, from its manifest, when --events or --explain asks for one)")
+                   "reasons of missed blue cases (with --outcomes), --explain and the drift table's feature names; "
+                   "read only for those (default: the version that scored the night, from its manifest, when "
+                   "--events or --explain asks for one)")
     p.add_argument("--events", default=None, help="event log, e.g. events.parquet: the reasons of missed blue cases "
                    "(with --outcomes) and --explain (default: the night's input, when it was a file and --model or "
                    "--explain asks for one)")

@@ -170,6 +170,19 @@ def test_write_report_and_cli(nights, tmp_path):
                  "--out", str(tmp_path / "x.html")]) == 2  # the night names no model file: --model needed
 
 
+def test_report_reads_the_model_only_for_what_uses_it(nights, tmp_path, capsys):
+    """`report --model X` read X (from MLflow, for a URI) though nothing but the audit's reasons,
+    --explain and the drift table's feature names uses it: it is read only for those."""
+    from riskmodel.cli import main
+
+    missing = str(tmp_path / "no-such-model")
+    assert main(["report", "--scores", str(nights["dirs"][-1]), "--model", missing,  # no drift table
+                 "--out", str(tmp_path / "a.html")]) == 0
+    assert main(["report", "--scores", str(nights["hostile"]), "--model", missing,  # its features named
+                 "--out", str(tmp_path / "b.html")]) == 2
+    assert "no-such-model' not found" in capsys.readouterr().err
+
+
 _CHECK = """<script>
 window.addEventListener("load", function () {
   var imgs = Array.prototype.slice.call(document.images);

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError
-from ..batch import NightlyOutput, as_nightly, as_nightly_list, dedupe_nights
+from ..batch import NightlyOutput, as_nightly, as_nightly_list, dedupe_nights, load_predictor
 from ..model import TIERS, ReasonWriter
 from ._audit import AuditResult, audit_outcomes
 from ._barometer import area_keys, barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
@@ -511,6 +511,8 @@ def write_report(
     model, events, entities : optional
         To recompute the reasons of missed blue cases in the audit, and to explain disputes
         (there, as :func:`riskmodel.explain`, the model and events the night names by default).
+        The model (a RiskModel, Predictor, URI or folder) also names the drift table's
+        features; a URI or folder is read only when one of these uses it.
     area : str or None, default="auto"
         See :func:`render_report`.
     explain : sequence of str, optional
@@ -531,7 +533,9 @@ def write_report(
         # the features are recomputed: the model and events given, else those the night names
         need = "explaining disputes" if len(explain) else "the reasons of missed blue cases"
         model, _, events, entities = night_inputs(night, model, events, entities, need=need)
-    elif isinstance(entities, str | Path):  # the audited cases' areas and categories, read as the night read them
+    elif isinstance(model, str | Path):  # read only when the drift table names features with it
+        model = load_predictor(str(model)) if (night.manifest.get("monitoring") or {}).get("features") else None
+    if isinstance(entities, str | Path):  # the audited cases' areas and categories, read as the night read them
         from ._sweep import _model_of
 
         names = _model_of(model)._schema() if model is not None else schema
