@@ -19,6 +19,7 @@ import pandas as pd
 from .._errors import DataError, format_examples
 from ..batch import as_nightly_list, dedupe_nights, load_predictor
 from ..data import duration_text, kind_in, parse_duration, parse_times
+from ._night import NightModels, _model_of, _prepare
 
 __all__ = ["AuditResult", "audit_outcomes", "escalations_from"]
 
@@ -130,13 +131,10 @@ class AuditResult:
 
 def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, outputs) -> pd.Series:
     """Reasons of the missed, scored cases at their last score, recomputed with the model that
-    scored that night (:class:`~riskmodel.ops._night.NightModels`)."""
+    scored that night (:class:`~riskmodel.ops.NightModels`)."""
     need = (cases["status"] == "blue") & (cases["reasons"].fillna("") == "")
     if not need.any():
         return cases["reasons"]
-    from ._night import NightModels
-    from ._sweep import _model_of, _prepare
-
     nights = {pd.Timestamp(o.as_of).as_unit("ns"): o for o in outputs if o.as_of is not None}
     models = NightModels(model, load=load_predictor)  # this module's name: the audit's reads can be watched
     # the missed cases' nights only: a night without one has no model to read
@@ -161,8 +159,6 @@ def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, o
 def _night_model(night, model, given: str, loaded: dict):
     """``NightModels(model, fingerprint=given).for_night(night)``, the resolver kept in ``loaded``
     (the signature of the function it replaced)."""
-    from ._night import NightModels
-
     models = loaded.setdefault("models", NightModels(model, fingerprint=given, load=load_predictor))
     return models.for_night(night, need="explaining the missed cases")
 

@@ -27,8 +27,8 @@ from ..evaluation import TIER_COLOURS, finish_figure, has_cjk_font, new_figure
 from ..model import UNKNOWN_AREA, model_facts
 from ._html import esc, page, png_img
 from ._legend import TIER_WORDS, horizon_words, p_meaning, tier_thresholds
-from ._night import night_inputs
-from ._sweep import _model_of, _prepare, sweep_inputs
+from ._night import _model_of, _prepare, night_inputs
+from ._sweep import sweep_inputs
 
 __all__ = ["Explanation", "explain"]
 

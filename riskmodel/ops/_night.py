@@ -14,11 +14,40 @@ import os
 import warnings
 from pathlib import Path
 
-from .._errors import ConfigError, DataWarning, ModelError
+import pandas as pd
+
+from .._errors import ConfigError, DataError, DataWarning, ModelError
 from ..batch import load_predictor
-from ._sweep import _model_of
 
 __all__ = ["NightModels", "night_inputs"]
+
+
+def _model_of(model):
+    """The :class:`~riskmodel.RiskModel` of a model or a loaded Predictor."""
+    from ..model import RiskModel
+
+    if isinstance(model, RiskModel):
+        return model
+    inner = getattr(model, "model", None)
+    if isinstance(inner, RiskModel):
+        return inner
+    raise ConfigError(f"model must be a RiskModel or a loaded Predictor, got {type(model).__name__}.")
+
+
+def _prepare(events, schema):
+    """Events indexed for features; invalid rows are dropped with a warning, as the batch does."""
+    from ..data import screen_events
+    from ..features import PreparedEvents, index_screened
+
+    if isinstance(events, PreparedEvents):
+        return events
+    if not isinstance(events, pd.DataFrame):
+        raise DataError(f"events must be a DataFrame, got {type(events).__name__}.")
+    screened = screen_events(events, schema, sort_ids=False)
+    if screened.n_rejects:
+        warnings.warn(f"{screened.n_rejects:,} invalid event row(s) ignored (as in the batch's "
+                      "rejects).", DataWarning, stacklevel=3)
+    return index_screened(screened, schema)
 
 
 def _reachable(store: str, timeout: float = 2.0) -> bool:

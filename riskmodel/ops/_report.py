@@ -21,6 +21,7 @@ from ._audit import AuditResult, audit_outcomes
 from ._barometer import area_keys, barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
 from ._html import esc, page, png_img
 from ._legend import backtest_line, horizon_words, p_meaning, tier_legend
+from ._night import _model_of, _prepare, night_inputs
 
 __all__ = ["render_report", "write_report"]
 
@@ -455,8 +456,6 @@ def render_report(
            f"generated {pd.Timestamp.now():%Y-%m-%d %H:%M} by riskmodel {__version__}")
     writer = None
     if model is not None:
-        from ._sweep import _model_of
-
         writer = _model_of(model).reason_writer_
     explained = "".join(e.to_html() for e in explanations)
     body = [f"<header><h1>{_e(heading)}</h1><p>{_e(sub)}</p></header>",
@@ -523,7 +522,6 @@ def write_report(
     Path
     """
     from ..lifecycle import read_table
-    from ._night import night_inputs
 
     night = as_nightly(scores)
     earlier = as_nightly_list(list(history), history=True) if len(history) else []
@@ -536,8 +534,6 @@ def write_report(
     elif isinstance(model, str | Path):  # read only when the drift table names features with it
         model = load_predictor(str(model)) if (night.manifest.get("monitoring") or {}).get("features") else None
     if isinstance(entities, str | Path):  # the audited cases' areas and categories, read as the night read them
-        from ._sweep import _model_of
-
         names = _model_of(model)._schema() if model is not None else schema
         entities = read_table(entities, text_columns=names.entity_text_columns if names is not None else ())
     audit = None
@@ -549,7 +545,6 @@ def write_report(
     explanations = []
     if len(explain):
         from ._explain import explain as explain_one
-        from ._sweep import _model_of, _prepare
 
         events = _prepare(events, _model_of(model)._schema())  # once for every dispute
         # each card's thresholds are those of the areas tonight's tiers were set in, not the report's area

@@ -32,6 +32,7 @@ from .._errors import ConfigError, DataError, format_examples
 from ..batch import CITY, as_nightly, usable_entities
 from ..data import kind_in, require_columns
 from ._barometer import area_keys, resolve_area
+from ._night import _model_of, _prepare
 
 __all__ = ["SweepInputs", "SweepPattern", "SweepResult", "parse_pattern", "sweep", "sweep_inputs"]
 
@@ -276,36 +277,6 @@ class SweepInputs:
     case_as_of: pd.Timestamp | None = None
     case_probability: float | None = None
     base_value: float | None = None
-
-
-def _model_of(model):
-    from ..model import RiskModel
-
-    if isinstance(model, RiskModel):
-        return model
-    inner = getattr(model, "model", None)
-    if isinstance(inner, RiskModel):
-        return inner
-    raise ConfigError(f"model must be a RiskModel or a loaded Predictor, got {type(model).__name__}.")
-
-
-def _prepare(events, schema):
-    """Events indexed for features; invalid rows are dropped with a warning, as the batch does."""
-    import warnings
-
-    from .._errors import DataWarning
-    from ..data import screen_events
-    from ..features import PreparedEvents, index_screened
-
-    if isinstance(events, PreparedEvents):
-        return events
-    if not isinstance(events, pd.DataFrame):
-        raise DataError(f"events must be a DataFrame, got {type(events).__name__}.")
-    screened = screen_events(events, schema, sort_ids=False)
-    if screened.n_rejects:
-        warnings.warn(f"{screened.n_rejects:,} invalid event row(s) ignored (as in the batch's "
-                      "rejects).", DataWarning, stacklevel=3)
-    return index_screened(screened, schema)
 
 
 def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame | None = None,
