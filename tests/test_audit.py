@@ -139,6 +139,18 @@ def test_end_to_end_on_simulated_nights(tmp_path):
     # flagged share among the escalations is above the flagged share of all scores
     flagged_all = np.mean([pd.read_parquet(d / "scores.parquet")["tier"].isin(["red", "yellow"]).mean() for d in dirs])
     assert s["caught_share_scored"] > flagged_all
+    # an entities table the nights accepted: a dispute on two different rows (moved station, exported
+    # twice) was set aside by the batch; the audit reads the table as the nights did (it crashed:
+    # "Reindexing only valid with uniquely valued Index objects")
+    moved_id = result.cases[sim.schema.entity_col].iloc[0]
+    row = sim.entities[sim.entities[sim.schema.entities_id].astype(str) == moved_id].assign(station="S99")
+    twice = pd.concat([sim.entities, row], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        again = audit_outcomes(dirs, sim.events, horizon="90D", model=model, events=sim.events, entities=twice)
+    assert again.summary == result.summary
+    others = result.cases[sim.schema.entity_col] != moved_id  # its reasons: recomputed without its attributes
+    pd.testing.assert_frame_equal(again.cases[others], result.cases[others])
 
 
 def test_the_scores_own_id_column_is_used(nights):
@@ -159,16 +171,17 @@ def test_the_model_of_a_night_that_cannot_be_read_is_not_waited_for_nor_made(tmp
     import time
     from types import SimpleNamespace
 
-    from riskmodel.ops._audit import _night_model
+    from riskmodel.ops import NightModels
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    given, loaded = object(), {}
+    given = object()
+    models = NightModels(given, fingerprint="mine")
     for store, words in ((None, "records no tracking store"), ("http://127.0.0.1:9", "does not answer")):
         night = SimpleNamespace(manifest={"model": {"fingerprint": "another"}}, model_uri="models:/m/1",
                                 model_store=store, as_of="2024-06-01")
         start = time.perf_counter()
         with pytest.warns(DataWarning, match=words):
-            assert _night_model(night, given, "mine", loaded) is given
+            assert models.for_night(night) is given
         assert time.perf_counter() - start < 10
     assert list(tmp_path.iterdir()) == []

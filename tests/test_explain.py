@@ -179,11 +179,11 @@ def test_explain_and_sweep_load_the_version_that_scored_the_night(night, tmp_pat
     assert rm.read_nightly(tmp_path / "night").model_store == store
     # the outcome audit explains the night's missed cases with that version too, not with the
     # model it is given (today's champion): their reasons went with another model than their p
-    import riskmodel.ops._audit as audit_module
+    import riskmodel.ops._night as night_module
     from riskmodel.lifecycle._registry import Predictor
 
-    loaded, load_predictor = [], audit_module.load_predictor
-    monkeypatch.setattr(audit_module, "load_predictor", lambda uri, store=None: loaded.append((uri, store)) or
+    loaded, load_predictor = [], night_module.load_predictor
+    monkeypatch.setattr(night_module, "load_predictor", lambda uri, store=None: loaded.append((uri, store)) or
                         load_predictor(uri, store=store))
     import copy
 

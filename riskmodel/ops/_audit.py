@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, format_examples
-from ..batch import as_nightly_list, dedupe_nights, load_predictor
+from ..batch import as_nightly_list, dedupe_nights, usable_entities
 from ..data import duration_text, kind_in, parse_duration, parse_times
 from ._night import NightModels, _model_of, _prepare
 
@@ -136,7 +136,7 @@ def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, o
     if not need.any():
         return cases["reasons"]
     nights = {pd.Timestamp(o.as_of).as_unit("ns"): o for o in outputs if o.as_of is not None}
-    models = NightModels(model, load=load_predictor)  # this module's name: the audit's reads can be watched
+    models = NightModels(model)
     # the missed cases' nights only: a night without one has no model to read
     scorers = cases.loc[need, "last_scored_as_of"].map(
         lambda t: models.for_night(nights.get(t), need="explaining the missed cases"))
@@ -154,13 +154,6 @@ def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, o
         X = rm.transform_features(prepared[schema], cut, entities=entities, utc=True)  # the batch writes UTC
         reasons.loc[rows] = rm.score_features(X, cut, reasons="all")["reasons"].to_numpy()
     return reasons
-
-
-def _night_model(night, model, given: str, loaded: dict):
-    """``NightModels(model, fingerprint=given).for_night(night)``, the resolver kept in ``loaded``
-    (the signature of the function it replaced)."""
-    models = loaded.setdefault("models", NightModels(model, fingerprint=given, load=load_predictor))
-    return models.for_night(night, need="explaining the missed cases")
 
 
 def audit_outcomes(
@@ -228,6 +221,8 @@ def audit_outcomes(
                         "`riskmodel score` output folders (their manifest names the id column).")
     id_col = id_col or (schema.entity_col if schema is not None else score_id)
     if schema is not None:
+        if entities is not None and schema.entities_id in entities.columns:  # the rows the nights used
+            entities = usable_entities(entities, schema)[0]
         if time_col is None and "escalated_at" not in getattr(outcomes, "columns", []):
             time_col = schema.time_col
         kind_col = kind_col or schema.kind_col
@@ -294,6 +289,7 @@ def audit_outcomes(
         schema.entities_id in entities.columns else id_col
     if entities is not None and ent_id in entities.columns:
         attrs = entities.assign(**{ent_id: entities[ent_id].astype(object).astype(str)}).set_index(ent_id)
+        attrs = attrs[~attrs.index.duplicated(keep=False)]  # an id of several rows: attributes unknown
         for col in dict.fromkeys(c for c in (area, "category") if c):
             if col in attrs.columns:
                 fill = merged[id_col].map(attrs[col].astype(object))
