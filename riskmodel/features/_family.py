@@ -93,17 +93,20 @@ class FeatureFamily:
     uses_kinds: bool = False
     #: Reads the entities table at ``transform`` (refused without one if fitted with one).
     needs_entities: bool = False
+    #: The schema's optional column it reads (``"text_col"``): the family applies only when
+    #: the schema names one (override :meth:`active` for other conditions).
+    role: str | None = None
 
     def validate(self, builder) -> None:
         """Raise :class:`~riskmodel.DataError` for a bad parameter of this family."""
 
     def active(self, builder, schema) -> bool:
         """Whether the family applies (its inputs exist): e.g. no text column, no text family."""
-        return True
+        return self.role is None or getattr(schema, self.role) is not None
 
     def why_inactive(self, builder, schema) -> str:
         """Why :meth:`active` is false, in a few words (the builder logs it once per fit)."""
-        return "its inputs are absent"
+        return "its inputs are absent" if self.role is None else f"{self.role} is off"
 
     def columns(self, builder, schema) -> tuple[list[str], list[str]]:
         """The family's output columns, in order, and which of them are categorical."""

@@ -15,12 +15,7 @@ class Party(FeatureFamily):
     known before ``as_of``). Needs the schema's ``party_col``."""
 
     name = "party"
-
-    def active(self, builder, schema) -> bool:
-        return schema.party_col is not None
-
-    def why_inactive(self, builder, schema) -> str:
-        return "party_col is off"
+    role = "party_col"
 
     def columns(self, builder, schema):
         return ["party_count", "party_other_disputes", "party_max_other_disputes", "party_past_escalations"], []

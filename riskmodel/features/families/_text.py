@@ -23,15 +23,10 @@ class Text(FeatureFamily):
     Needs the schema's ``text_col``."""
 
     name = "text"
+    role = "text_col"
 
     def validate(self, builder) -> None:
         validate_windows(builder.keyword_windows)
-
-    def active(self, builder, schema) -> bool:
-        return schema.text_col is not None
-
-    def why_inactive(self, builder, schema) -> str:
-        return "text_col is off"
 
     def columns(self, builder, schema):
         names = []
