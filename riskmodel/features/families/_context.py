@@ -71,7 +71,7 @@ class Context(FeatureFamily):
             starts_by_group = Timeline.of(clock, e_groups[started], first_time[e_codes][started])
             escalated = esc_time[e_codes] != NAT_NS
             escalations = Timeline.of(clock, e_groups[escalated], esc_time[e_codes][escalated])
-            q_group = np.where(q_rows >= 0, g_of_entity[np.maximum(q_rows, 0)] if len(g_of_entity) else -1, -1)
+            q_group = np.append(g_of_entity, -1)[q_rows]  # row -1 (no entities row): no group
             valid = q_group >= 0
             qg = np.where(valid, q_group, 0)
             upper, lower = comp.q_as_of, comp.q_as_of - window_ns

@@ -51,13 +51,13 @@ class Entity(FeatureFamily):
                 DataWarning,
                 stacklevel=4,
             )
-        at = np.maximum(rows, 0)
+        # a cutoff's value is its row's; row -1 (no row, or an empty table) reads the missing
+        # value appended after the table's
         categorical: dict[str, object] = {}
         for col in schema.entity_categorical_cols:
             row_vocab_codes, row_codes, categories = comp.entity_codes(col)
             # codes of each cutoff's value in the training vocabulary; -1 missing or unseen
-            codes = np.where(unknown, -1, row_codes[at]) if len(ents) else np.full(n, -1)
-            vocab_codes = np.where(unknown, -1, row_vocab_codes[at]) if len(ents) else np.full(n, -1)
+            codes, vocab_codes = np.append(row_codes, -1)[rows], np.append(row_vocab_codes, -1)[rows]
             unseen = (codes >= 0) & (vocab_codes < 0)
             if unseen.any():
                 names = categories[np.unique(codes[unseen])]
@@ -69,13 +69,11 @@ class Entity(FeatureFamily):
                 )
             categorical[col] = comp.b._vocabulary(col).categorical(vocab_codes)
         for col in schema.entity_numeric_cols:
-            values = ents[col].to_numpy(dtype=np.float64)
-            comp.put(col, np.where(unknown, np.nan, values[at] if len(ents) else np.nan).astype(np.float32))
+            comp.put(col, np.append(ents[col].to_numpy(dtype=np.float64), np.nan)[rows].astype(np.float32))
         as_of = comp.cutoffs["as_of"].to_numpy().view(np.int64)
         for col in schema.entity_time_cols:
-            t = ents[col].to_numpy().view(np.int64)
-            t = t[at] if len(ents) else np.full(n, NAT_NS)
-            valid = ~unknown & (t != NAT_NS) & (t < as_of)  # a date at or after as_of is not yet known
+            t = np.append(ents[col].to_numpy().view(np.int64), NAT_NS)[rows]
+            valid = (t != NAT_NS) & (t < as_of)  # a date at or after as_of is not yet known
             days = np.full(n, np.nan, dtype=np.float32)
             days[valid] = (as_of[valid] - t[valid]) / NS_PER_DAY
             comp.put(f"days_since_{col}", days)
