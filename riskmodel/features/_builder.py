@@ -190,8 +190,8 @@ class PreparedEvents:
     schema : EventSchema
     tz_aware : bool
         Whether the input times were timezone-aware.
-    entity_codes : (ndarray, Index), optional
-        Entity code of each sorted row and the id of each code, if already known.
+    entity_codes : (ndarray, Index)
+        Entity code of each sorted row and the id of each code.
     order : ndarray of int, optional
         Positions into ``frame`` in (entity, time) order.
     times_ns : ndarray of int64, optional
@@ -201,7 +201,7 @@ class PreparedEvents:
         clock, e.g. for night-time counts.
     """
 
-    def __init__(self, frame: pd.DataFrame | Columns, schema: EventSchema, tz_aware: bool, entity_codes=None,
+    def __init__(self, frame: pd.DataFrame | Columns, schema: EventSchema, tz_aware: bool, entity_codes,
                  *, order: np.ndarray | None = None, times_ns: np.ndarray | None = None, zone: str | None = None,
                  _shared: dict | None = None):
         self._raw = frame
@@ -210,12 +210,8 @@ class PreparedEvents:
         self.tz_aware = tz_aware
         #: the zone the input times were written in, when they carried one (``time_zone``)
         self.zone = zone
-        if entity_codes is None:
-            ids = frame[schema.entity_col]
-            entity_codes, self.entity_ids = pd.factorize(ids if order is None else ids.take(order), sort=True)
-        else:
-            entity_codes, self.entity_ids = entity_codes
-        self.entity_ids = pd.Index(self.entity_ids)
+        entity_codes, entity_ids = entity_codes
+        self.entity_ids = pd.Index(entity_ids)
         self.entity_codes = np.asarray(entity_codes, dtype=np.int64)
         if times_ns is None:
             times = _as_ns(frame[schema.time_col])
