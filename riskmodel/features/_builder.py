@@ -300,14 +300,6 @@ class PreparedEvents:
 
         return self.cached(("text", column), compute, shared=True)
 
-    def _few_texts(self, column: str) -> np.ndarray | None:
-        """A short text column as an object array of :func:`_as_text` values (``None`` when
-        long: use Arrow)."""
-        if len(self._raw) > FEW_VALUES:
-            return None
-        return self.cached(("few_texts", column), lambda: np.array(
-            [_as_text(v) for v in self._raw[column].to_numpy(dtype=object)], dtype=object), shared=True)
-
     def text_matches(self, column: str, pattern: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text matches the regular expression.
 
@@ -315,26 +307,25 @@ class PreparedEvents:
         dispute), where a call into Arrow costs more than the matching. The patterns the
         features use (escaped keywords joined by ``|``) mean the same in both.
         """
-        def compute():
-            texts = self._few_texts(column)
-            if texts is not None:
-                search = re.compile(pattern).search
-                return np.array([isinstance(t, str) and search(t) is not None for t in texts], dtype=bool)
-            hits = pc.match_substring_regex(self._texts(column), pattern).fill_null(False)
-            return hits.to_numpy(zero_copy_only=False)
-
-        return self._sorted(self.cached(("match", column, pattern), compute, shared=True))
+        search = re.compile(pattern).search
+        return self._text_mask(column, pattern, lambda t: search(t) is not None, missing=False)
 
     def text_missing(self, column: str) -> np.ndarray:
         """Boolean mask of sorted rows whose text is missing or blank (ASCII whitespace only)."""
-        def compute():
-            texts = self._few_texts(column)
-            if texts is not None:
-                return np.array([not isinstance(t, str) or not t.strip(_ASCII_SPACE) for t in texts], dtype=bool)
-            blank = pc.match_substring_regex(self._texts(column), rf"^[{_ASCII_SPACE}]*$").fill_null(True)
-            return blank.to_numpy(zero_copy_only=False)
+        return self._text_mask(column, rf"^[{_ASCII_SPACE}]*$", lambda t: not t.strip(_ASCII_SPACE), missing=True)
 
-        return self._sorted(self.cached(("missing", column), compute, shared=True))
+    def _text_mask(self, column: str, pattern: str, test, *, missing: bool) -> np.ndarray:
+        """Boolean mask of sorted rows: ``pattern`` by Arrow (RE2) on the column, or ``test``
+        of each of a few texts (:func:`_as_text` values); ``missing`` where there is no text."""
+        def compute():
+            if len(self._raw) > FEW_VALUES:
+                hits = pc.match_substring_regex(self._texts(column), pattern).fill_null(missing)
+                return hits.to_numpy(zero_copy_only=False)
+            texts = self.cached(("few_texts", column), lambda: [
+                _as_text(v) for v in self._raw[column].to_numpy(dtype=object)], shared=True)
+            return np.array([test(t) if isinstance(t, str) else missing for t in texts], dtype=bool)
+
+        return self._sorted(self.cached(("mask", column, pattern, missing), compute, shared=True))
 
     def first_times(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Each entity code's first event time (among the events where ``mask``), int64 ns;
