@@ -812,10 +812,9 @@ class FeatureComputation:
 
         logs = [prepared] if self.cx is prepared else [prepared, self.cx]
         ranges = [log.time_range for log in logs if len(log)]
-        t_min = min([lo for lo, _ in ranges] + [int(as_of.min())])
-        t_max = max([hi for _, hi in ranges] + [int(as_of.max())])
-        self.t_min, self.t_max = t_min, t_max
-        self.clock = Clock.for_range(n_entities + 2, t_min, t_max)
+        self.t_min = min([lo for lo, _ in ranges] + [int(as_of.min())])
+        self.t_max = max([hi for _, hi in ranges] + [int(as_of.max())])
+        self.clock = Clock.for_range(n_entities + 2, self.t_min, self.t_max)
         ticks = self.clock.ticks(as_of)
         slots = _entity_slots(codes, n_entities)
         by_time = np.argsort(ticks, kind="stable")
@@ -824,7 +823,6 @@ class FeatureComputation:
         self.q_codes = codes[self.order]
         self.q_slots = slots[self.order]
         self.q_as_of = as_of[self.order]
-        self.q_start_keys = self.clock.keys(self.q_codes, np.zeros_like(self.q_codes))
         if context is None:
             self.cx_q_codes = self.q_codes
         else:
@@ -867,16 +865,15 @@ class FeatureComputation:
         key = "as_of" if window is None else window
         if key not in self._positions:
             if window == "all":
-                self._positions[key] = np.searchsorted(self.ev_keys, self.q_start_keys, side="left")
+                start_keys = self.clock.keys(self.q_codes, np.zeros_like(self.q_codes))
+                self._positions[key] = np.searchsorted(self.ev_keys, start_keys, side="left")
             else:
                 query = self.q_as_of if window is None else self.q_as_of - int(pd.Timedelta(window).value)
                 keys = self.clock.keys(self.q_codes, self.clock.ticks(query))
                 self._positions[key] = self.clock.search(self.ev_keys, self.ev.times_ns, keys, query)
         return self._positions[key]
 
-    def timeline(self, mask: np.ndarray | None) -> Timeline:
-        if mask is None:
-            return Timeline(self.ev_keys, self.ev.times_ns, self.clock)
+    def timeline(self, mask: np.ndarray) -> Timeline:
         return Timeline(self.ev_keys[mask], self.ev.times_ns[mask], self.clock)
 
     def windowed_counts(self, mask: np.ndarray | None, windows: Sequence[str],
@@ -906,13 +903,14 @@ class FeatureComputation:
 
     def kind_codes(self) -> np.ndarray:
         """Index of each sorted event's kind in ``kinds_ + [other]``; warns about unseen kinds."""
-        vocab = self.b.kinds_
-        _, uniques = self.ev._input_codes(self.schema.kind_col)
-        to_vocab = self.b._vocabulary(None).codes(uniques.to_numpy(dtype=object))
+        n_vocab = len(self.b.kinds_)
+        codes, uniques = self.ev._input_codes(self.schema.kind_col)
+        values = uniques.to_numpy(dtype=object)
+        to_vocab = self.b._vocabulary(None).codes(values)
         unseen_values = to_vocab < 0
-        unseen = unseen_values & (uniques.to_numpy(dtype=object) != OTHER_KIND)  # 'other' is the other kinds
+        unseen = unseen_values & (values != OTHER_KIND)  # 'other' is the other kinds
         if unseen.any():
-            per_kind = np.bincount(self.ev._input_codes(self.schema.kind_col)[0], minlength=len(uniques))
+            per_kind = np.bincount(codes, minlength=len(uniques))
             names = uniques[unseen]
             warnings.warn(
                 f"{int(per_kind[unseen].sum())} event(s) of {len(names)} kind(s) not seen at fit "
@@ -920,11 +918,11 @@ class FeatureComputation:
                 DataWarning,
                 stacklevel=4,
             )
-        to_vocab = np.where(unseen_values, len(vocab), to_vocab).astype(np.min_scalar_type(len(vocab)))
+        to_vocab = np.where(unseen_values, n_vocab, to_vocab).astype(np.min_scalar_type(n_vocab))
         if len(to_vocab) == 0:  # no events
             return np.zeros(len(self.ev), dtype=to_vocab.dtype)
         # applied in input order, then permuted: far fewer bytes move (uint8) than permuting the int64 codes
-        return self.ev._sorted(to_vocab[self.ev._input_codes(self.schema.kind_col)[0]])
+        return self.ev._sorted(to_vocab[codes])
 
     def time_at(self, positions: np.ndarray) -> np.ndarray:
         """Event times at sorted-timeline ``positions`` (clipped; mask the result yourself)."""
@@ -991,7 +989,6 @@ class FeatureComputation:
 
     def escalation_times(self) -> np.ndarray:
         """First outcome time per entity code (int64 ns; NaT-min where none)."""
-
         kinds = self.schema.outcome_kinds
         return self.cx.cached(("escalations", kinds), lambda: self.cx.first_times(self.cx.is_kind(kinds)))
 
