@@ -234,14 +234,11 @@ class PreparedEvents:
     def __len__(self) -> int:
         return len(self.entity_codes)
 
-    @property
+    @functools.cached_property
     def frame(self) -> pd.DataFrame:
         """The events as a DataFrame sorted by (entity, time) (materialised on first use)."""
-        def compute():
-            frame = self._raw if isinstance(self._raw, pd.DataFrame) else self._raw.to_frame()
-            return frame if self._order is None else frame.take(self._order).reset_index(drop=True)
-
-        return self.cached("frame", compute)
+        frame = self._raw if isinstance(self._raw, pd.DataFrame) else self._raw.to_frame()
+        return frame if self._order is None else frame.take(self._order).reset_index(drop=True)
 
     def cached(self, key, compute, shared: bool = False):
         cache = self._shared if shared else self._cache  # shared: results on the input-ordered columns
