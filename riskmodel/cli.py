@@ -580,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="log the drift figures to the MLflow experiment dispute-risk-monitoring")
     p.add_argument("--tiers", choices=["night", "trained"], default="night",
                    help="night: the model's share policy ranks tonight's disputes (default); trained: the "
-                        "trained probability thresholds), e.g. trained")
+                        "trained probability thresholds, e.g. trained")
     p.add_argument("--red-share", type=_fraction, default=None, help="red = this share of tonight's disputes, e.g. 0.05 (default: the model's)")
     p.add_argument("--yellow-share", type=_fraction, default=None, help="yellow = the next this share, e.g. 0.15 (default: the model's)")
     p.add_argument("--tiers-by", default=None,

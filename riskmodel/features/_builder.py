@@ -491,7 +491,7 @@ class FeatureBuilder(BaseEstimator):
     >>> schema = EventSchema(text_col=None, party_col=None, entity_categorical_cols=(),
     ...                      entity_time_cols=(), group_cols=(), closed_col=None)
     >>> events = pd.DataFrame({"dispute_id": ["a", "a", "b"],
-    ...                        "time": pd.to_datetime(["2024-01-01", "2024-01-20", "2024-01-05"]),
+    ...                        "time": pd.to_datetime(["2024-01-05", "2024-01-20", "2024-01-05"]),
     ...                        "kind": ["call", "threat", "call"]})
     >>> cutoffs = pd.DataFrame({"dispute_id": ["a", "a"],
     ...                         "as_of": pd.to_datetime(["2024-01-20", "2024-02-01"])})
