@@ -70,7 +70,6 @@ from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..._errors import ConfigError, DataError, ModelError
 from ..._faults import crash_point
@@ -97,6 +96,7 @@ from ._spark_tasks import (
     prepare_rows,
     score_rows,
     split_rows,
+    twin_keys,
 )
 
 __all__ = ["Staged", "require_pyspark", "spark_run"]
@@ -550,10 +550,6 @@ def _finish_format(inp: _Input, text_columns=()) -> RowFormat:
     raise AssertionError(inp.mode)  # parquet formats come from the files' footers
 
 
-#: the full-width forms of ASCII (U+FF01-U+FF5E) and ASCII, for Spark's translate
-_FULL_WIDTH, _HALF_WIDTH = "".join(map(chr, range(0xFF01, 0xFF5F))), "".join(map(chr, range(0x21, 0x7F)))
-
-
 def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
     """Distinct non-null ids, as the local engine counts them (CSV: as pandas types them),
     with its warning about ids differing only by spaces around them
@@ -573,21 +569,44 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
             text = False
     n_ids = int(_action(lambda: inp.sdf.select(ids.alias("id")).agg(F.countDistinct("id")).first()[0],
                         f"counting the {inp.role}' ids"))
-    if text:  # the ids that share their trimmed text with another: the local engine's judgement on them
-        # (Unicode spaces, the separators U+001C-U+001F as Arrow's utf8_trim_whitespace, and INVISIBLE)
+    if text:  # the ids that share their key with another: the local engine's judgement on them
         distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
-        edge = r"[\s\x1c-\x1f\u200b-\u200d\u2060\ufeff]+"  # as warn_odd_ids trims: spaces, INVISIBLE
-        wide = F.translate("id", _FULL_WIDTH, _HALF_WIDTH)  # NFKC of the full-width forms (Ｄ０１２)
-        key = F.regexp_replace(F.regexp_replace(wide, rf"(?U)^{edge}|{edge}$", ""), "^'", "")  # Excel's 'D012
-        groups = distinct.groupBy(F.lower(key).alias("key"))
-        twins = groups.agg(F.count("*").alias("n"), F.collect_list("id").alias("ids")).where("n > 1")
-        found = _action(lambda: twins.select(F.explode("ids").alias("id")).toArrow(),
-                        f"comparing the {inp.role}' ids")
-        odd = F.col("id").isin(list(NULL_WORDS[1:])) | F.col("id").rlike(SCIENTIFIC_ID)  # a CSV's NULL is missing
-        words = _action(lambda: distinct.where(odd).limit(5).toArrow(), f"comparing the {inp.role}' ids")
-        odd = pa.concat_arrays([t.column("id").combine_chunks().cast(pa.large_string()) for t in (found, words)])
-        warn_odd_ids(pc.unique(odd), stacklevel=4)
+        keyed = distinct.mapInArrow(twin_keys, "id string, key string")  # NFKC, which Spark's SQL lacks
+        twins = (keyed.groupBy("key").agg(F.count("*").alias("n"), F.collect_list("id").alias("ids"))
+                 .where("n > 1").select(F.explode("ids").alias("id")))
+        words = distinct.where(F.col("id").isin(list(NULL_WORDS[1:])))  # a CSV's NULL is missing already
+        odd = _first_seen(inp, ids, twins.unionByName(words), F.col("id").rlike(SCIENTIFIC_ID))
+        warn_odd_ids(odd, stacklevel=4)
     return n_ids
+
+
+def _first_seen(inp: _Input, ids, candidates, scientific) -> pa.Array:
+    """The ids of ``candidates`` (a Spark DataFrame of ``id``) and the first three ids that
+    are ``scientific``, in the order the local engine meets them (file, then row), so that
+    :func:`~riskmodel.data.warn_odd_ids` names the examples it names there. Bounded: each
+    candidate's first row per file, and three rows per file."""
+    from urllib.parse import unquote, urlsplit
+
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    where = "_path" if "_path" in inp.sdf.columns else "_file"
+    rows = inp.sdf.select(ids.alias("id"), F.col(where).cast("string").alias("where"), "_row")
+    per_file = rows.where(F.col("id").isNotNull()).groupBy("id", "where").agg(F.min("_row").alias("row"))
+    first = Window.partitionBy("where").orderBy("row")
+    found = per_file.join(candidates.distinct(), "id").unionByName(
+        per_file.where(scientific).withColumn("k", F.row_number().over(first)).where("k <= 3").drop("k"))
+    table = _action(lambda: found.toArrow(), f"comparing the {inp.role}' ids")
+    if not table.num_rows:
+        return pa.array([], pa.large_string())
+    order = table.to_pandas()
+    if where == "_path":  # as split_rows numbers the files
+        order["where"] = [inp.files.get(unquote(urlsplit(u).path), -1) for u in order["where"]]
+    else:
+        order["where"] = order["where"].astype("int64")
+    # scientific ids past the first three are named by no example, and share no key with another
+    order = order.sort_values(["where", "row"], kind="stable").drop_duplicates("id")
+    return pa.array(order["id"].to_numpy(dtype=object), pa.large_string())
 
 
 # ------------------------------------------------------------------------------------------

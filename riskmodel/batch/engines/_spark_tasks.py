@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..._errors import ConfigError, DataWarning
 from ..._faults import DIE_AT_ENV
@@ -41,7 +42,7 @@ from .._inputs import validated_entities
 from .._tasks import explain_task, prepare_task, release_unused_memory, score_task
 
 __all__ = ["BLOB_SCHEMA", "ChunkJob", "RowFormat", "blob_batches", "check_library", "explain_rows", "gather_blobs",
-           "prepare_rows", "score_rows", "split_rows"]
+           "prepare_rows", "score_rows", "split_rows", "twin_keys"]
 
 #: The columns every work-folder dataset holds (plus the partition columns Spark adds).
 BLOB_SCHEMA = pa.schema([("name", pa.string()), ("blob", pa.string()), ("slice", pa.int32()),
@@ -217,6 +218,27 @@ class RowFormat:
                 raise RuntimeError(f"{len(column)} ids of {name!r} read back as {len(ids)}")
             return ids
         return self._spark_frame(pa.table({name: column}))[name]
+
+
+# ------------------------------------------------------------------------------------------
+# ids judged on the executors
+
+#: characters that show nothing, as :func:`~riskmodel.data.warn_odd_ids` trims them
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def twin_keys(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Executors: each distinct string id (``id``) with the key the local engine compares ids
+    by (:func:`~riskmodel.data.warn_odd_ids`: NFKC, trimmed of spaces and characters that show
+    nothing, no leading ``'``, lower case), which Spark's SQL functions cannot compute (no NFKC;
+    Java's case and space rules are not Arrow's). Ids sharing a key are the candidate twins
+    the driver then judges with :func:`~riskmodel.data.warn_odd_ids` itself."""
+    for batch in batches:
+        ids = batch.column(0)
+        key = pc.utf8_trim_whitespace(pc.utf8_normalize(ids, "NFKC"))
+        key = pc.utf8_trim_whitespace(pc.replace_substring_regex(key, f"^[{_INVISIBLE}]+|[{_INVISIBLE}]+$", ""))
+        key = pc.utf8_lower(pc.replace_substring_regex(key, "^'", ""))
+        yield pa.RecordBatch.from_arrays([ids, key], names=["id", "key"])
 
 
 # ------------------------------------------------------------------------------------------
