@@ -190,6 +190,8 @@ class Source:
         if not merged:
             return rows, 0
         distinct = pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged]))
+        if pa.types.is_dictionary(distinct.type):  # categorical ids: judged by their values, as Spark reads them
+            distinct = pc.unique(distinct.dictionary_decode())
         if pa.types.is_floating(distinct.type):  # a float NaN is no id (a missing one, as pandas reads it)
             distinct = distinct.filter(pc.invert(pc.is_nan(distinct)))
         if pa.types.is_string(distinct.type) or pa.types.is_large_string(distinct.type):

@@ -330,6 +330,10 @@ def _finalize(work: Path, final: Path, *, n_chunks: int, schema: EventSchema, pr
     not_scored = read_parts([work / "scores" / f"not_scored-{i:05d}.parquet" for i in range(n_chunks)])
     if not_scored is None:
         not_scored = pd.DataFrame({ent: pd.Series(dtype=object), "reason": pd.Series(dtype=object)})
+    ids = not_scored[ent]
+    if isinstance(ids.dtype, pd.CategoricalDtype):  # the ids' values, as scores has them: a chunk's
+        # categories are the file's (local engine) or its own (Spark), so the concatenation's dtype was the engine's
+        not_scored[ent] = ids.astype(ids.dtype.categories.dtype)
     not_scored = not_scored.sort_values(ent, kind="stable").reset_index(drop=True)
     write_parquet(not_scored, final / "not_scored.parquet")
     return {"scores": scores, "rejects": rejects, "not_scored": not_scored, "area": station, "tiers": tiers_block}
