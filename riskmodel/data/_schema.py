@@ -250,10 +250,9 @@ def require_columns(df, columns: Sequence[str], what: str, *, schema: EventSchem
     head = f"{what} is missing required column(s) {missing}; it has {names[:20]}."
     if schema is None:
         raise DataError(f"{head} Rename the columns or pass an EventSchema naming yours.")
-    roles = [(c, _roles_of(schema, c, what)) for c in missing]
     python, cli = [], []
-    for column, fields in roles:
-        for name in fields:
+    for column in missing:
+        for name in _roles_of(schema, column, what):
             optional = name not in _REQUIRED_ROLES and name != "entities_id_col"
             listed = name not in (*_REQUIRED_ROLES, *_OPTIONAL_ROLES, "entities_id_col")  # a list of columns
             if name in _OPTIONAL_ROLES:
@@ -268,11 +267,9 @@ def require_columns(df, columns: Sequence[str], what: str, *, schema: EventSchem
             cli.append(f"{column!r} is the schema's {name}: name your column with {name} = {value} in the config's "
                        "[schema]"
                        + (f", or switch the role off with {cli_off}" if optional else ""))
-    if trained:
-        fix = ("The model was trained on events with these columns: rename yours to match, or retrain "
-               "with a schema naming your columns (or switching an optional role off). ")
-        raise DataError(f"{head} {fix}" + "; ".join(python) + ".", cli=f"{head} {fix}" + "; ".join(cli) + ".")
-    raise DataError(f"{head} " + "; ".join(python) + ".", cli=f"{head} " + "; ".join(cli) + ".")
+    fix = ("The model was trained on events with these columns: rename yours to match, or retrain "
+           "with a schema naming your columns (or switching an optional role off). ") if trained else ""
+    raise DataError(f"{head} {fix}" + "; ".join(python) + ".", cli=f"{head} {fix}" + "; ".join(cli) + ".")
 
 
 def _roles_of(schema: EventSchema, column: str, what: str = "") -> list[str]:
@@ -283,9 +280,7 @@ def _roles_of(schema: EventSchema, column: str, what: str = "") -> list[str]:
     fields = []
     for f in dataclasses.fields(schema):
         value = getattr(schema, f.name)
-        if f.name == "outcome_kinds":
-            continue
-        if value == column or (isinstance(value, tuple) and column in value):
+        if f.name != "outcome_kinds" and (value == column or (isinstance(value, tuple) and column in value)):
             fields.append(f.name)
     if column == schema.entities_id and not fields:
         fields.append("entity_col")
