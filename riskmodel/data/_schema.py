@@ -54,7 +54,6 @@ NAT_NS = np.iinfo(np.int64).min
 FEW_VALUES = 64  # up to this many values, plain NumPy / dict paths beat pandas' per-call overhead
 _SHARED_SAMPLE = 1 << 16  # rows whose objects say whether a column shares them
 CLOCK_WORDS = {True: "timezone-aware", False: "naive"}  # a time convention, as messages name it
-# a UTC offset after a time of day, or Z (a date has no offset: "21-11-2023" ends in a year, not -20:23)
 #: Missing-value words of database exports that pandas' ``read_csv`` does not know (MySQL's
 #: ``\N``, ``(null)``; a DOS end-of-file Ctrl-Z, a last line of its own): read as missing, by
 #: both engines, beside pandas' own (``NULL``, ``NA``, ...)
@@ -64,6 +63,7 @@ EXPORT_NULLS = ("\\N", "(null)", "\x1a")
 NULL_WORDS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
               "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", *EXPORT_NULLS)
 #: a UTC offset or zone word after a time of day: +08:00, +0800, +08 (PostgreSQL's timestamptz), Z, UTC, GMT
+#: (a date has no offset: "21-11-2023" ends in a year, not -20:23)
 _TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)|\dZ)\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
 _OPTIONAL_ROLES = ("text_col", "party_col", "entities_id_col", "closed_col")
@@ -368,8 +368,6 @@ _YEAR_LAST = r"^\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{4}"
 #: problem): pandas reads ``"today"`` and a time of day alone as today, and a two-digit year
 #: among numbers (``24-01-07``) as it guesses (2007-01-24)
 _YEAR = r"(?:^|[^\d:.,]|[^:\d]\d{0,2}[.,])\d{4}|^\s*\d{1,2}[-/ .][A-Za-z]{3,9}\.?[-/ .]\d{2}(?:\D|$)"
-#: a ``UTC+8`` offset (pandas reads it with the POSIX sign: sixteen hours wrong)
-_UTC_PLUS = r"(?:UTC|GMT)\s*[+-]\d"
 #: a two-digit year after ``/`` or ``.`` (``11/21/23``, ``21.11.23``): the last field, as every such
 #: convention writes it (with dashes, ``24-01-07`` is written year first as often: no year)
 _SHORT_YEAR = r"^\s*\d{1,2}[/.]\d{1,2}[/.]\d{2}(?:\D|$)"
@@ -401,7 +399,8 @@ _CHINESE_HALF_DAY = {"上午": "AM", "下午": "PM"}
 
 
 #: ``UTC+8``, ``GMT-05:30`` after a time: how Chinese systems (and others) write an offset. pandas
-#: (dateutil) reads ``UTC+8`` with the POSIX sign, as UTC-8: sixteen hours wrong
+#: (dateutil) reads ``UTC+8`` with the POSIX sign, as UTC-8: sixteen hours wrong. Its pattern finds
+#: the rows to rewrite in Arrow too (RE2 reads it alike)
 _ZONE_OFFSET = re.compile(r"\s*(?:UTC|GMT)\s*([+-])(\d{1,2})(?::?(\d{2}))?\s*$")
 
 
@@ -458,7 +457,8 @@ def _rewritten_times(text: pd.Series) -> tuple[pd.Series, bool]:
         if chinese.any():
             rows = _spliced(rows, chinese, _chinese_dates(rows[chinese]))
         text, rewritten = _spliced(text, wide, rows), True
-    for rows, pattern, rewrite in ((_UTC_PLUS, _ZONE_OFFSET, _offset), (_SHORT_YEAR, _SHORT_YEAR_PARTS, _full_year)):
+    for rows, pattern, rewrite in ((_ZONE_OFFSET.pattern, _ZONE_OFFSET, _offset),
+                                   (_SHORT_YEAR, _SHORT_YEAR_PARTS, _full_year)):
         found = _text_rows(text, rows)
         if found.any():
             text = _spliced(text, found, text[found].str.replace(pattern, rewrite, regex=True))
