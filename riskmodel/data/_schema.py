@@ -992,13 +992,12 @@ def screen_events(
     for mask in masks:
         if mask is not None:
             bad |= mask
-    reason_code = np.zeros(len(events), dtype=np.int8)
+    columns[schema.time_col] = times
     if bad.any():  # valid extracts skip the reasons
+        reason_code = np.zeros(len(events), dtype=np.int8)
         for i, mask in enumerate(masks, start=1):
             if mask is not None:
                 reason_code[mask & (reason_code == 0)] = i
-    columns[schema.time_col] = times
-    if bad.any():
         reasons = np.array([""] + [reason for _, reason in checks], dtype=object)[reason_code[bad]]
         raw_bad = events[schema.event_columns][bad]
         columns = {col: values[~bad] for col, values in columns.items()}
