@@ -1014,11 +1014,15 @@ def screen_events(
         id_codes = compact_codes(*id_codes)
 
     order, codes, uniques, t_ns = entity_order(columns[schema.entity_col], t_ns, sort_ids, codes=id_codes)
-    if _odd_ids(uniques):  # rare: ids of spaces only (a CHAR(n) column's empty value) are missing ids
+    array = _string_array(uniques)  # odd ids are judged on the distinct ids, not the rows
+    if (_blank_strings(array) if array is not None and len(uniques) > FEW_VALUES else blank_mask(uniques)).any():
+        # rare: ids of spaces only (a CHAR(n) column's empty value) are missing ids
         frame = events.to_frame() if isinstance(events, Columns) else events
         ids = frame[schema.entity_col]
         return screen_events(frame.assign(**{schema.entity_col: ids.mask(blank_mask(ids))}), schema,
                              now=now, sort_ids=sort_ids, first_ids=first_ids, stray_times=stray_times, clock=clock)
+    if array is not None:  # ids differing from another only by spaces around them, and other odd ids
+        warn_odd_ids(array)
     # exact duplicates share (entity, time), so after the sort they are neighbours
     # candidates: rows sharing (entity, time) with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
@@ -1146,19 +1150,7 @@ def numbers_as_text(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, p
     return np.append(renumbered, -1)[codes], pd.Index(text, dtype=object)  # code -1 (missing) stays -1
 
 
-def _odd_ids(uniques: pd.Index) -> bool:
-    """Whether some of the distinct ids are blank (:func:`blank_mask`): then ``True``. Ids
-    that differ from another only by spaces around them, and other odd ids, are warned about
-    (:func:`warn_odd_ids`). Judged on the distinct ids, not the rows."""
-    array = _string_array(uniques)
-    if (_blank_strings(array) if array is not None and len(uniques) > FEW_VALUES else blank_mask(uniques)).any():
-        return True
-    if array is not None:
-        warn_odd_ids(array)
-    return False
-
-
-def warn_odd_ids(ids: pa.Array, stacklevel: int = 5) -> None:
+def warn_odd_ids(ids: pa.Array, stacklevel: int = 4) -> None:
     """:class:`DataWarning`\\ s about the distinct string ``ids``: some differ from another only
     by spaces around them (``"A1 "`` beside ``"A1"``: a ``CHAR(n)`` export concatenated with a
     ``VARCHAR`` one), characters that show nothing (:data:`INVISIBLE`) or letter case (``a1``
