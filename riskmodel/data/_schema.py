@@ -1188,8 +1188,7 @@ def blank_mask(values) -> np.ndarray:
     missing values in all but name. A categorical is judged by its categories, Arrow strings
     by Arrow, Python objects one by one when few or of mixed types."""
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
-        codes = values.codes if isinstance(values, pd.CategoricalIndex) else values.cat.codes
-        return np.append(blank_mask(pd.Index(values.dtype.categories)), False)[np.asarray(codes)]
+        return np.append(blank_mask(pd.Index(values.dtype.categories)), False)[values.array.codes]
     array = _string_array(values) if len(values) > FEW_VALUES else None
     if array is None:
         if not (pd.api.types.is_object_dtype(getattr(values, "dtype", None))
