@@ -1531,8 +1531,8 @@ def validated_entity_columns(
     schema = schema or EventSchema()
     require_frame(entities, "entities", allow_empty=allow_empty)
     id_col = schema.entities_id
-    needed = [id_col] + schema.entity_feature_columns
-    needed += [schema.closed_col] if schema.closed_col else []
+    time_cols = list(schema.entity_time_cols) + ([schema.closed_col] if schema.closed_col else [])
+    needed = list(dict.fromkeys([id_col, *schema.entity_categorical_cols, *schema.entity_numeric_cols, *time_cols]))
     missing_group = [c for c in schema.group_cols if c not in schema.entity_categorical_cols]
     if missing_group:
         raise DataError(
@@ -1541,10 +1541,10 @@ def validated_entity_columns(
             cli=f"group_cols {missing_group} must also be listed in entity_categorical_cols; or switch the "
             "group role off with group_cols = [] in the config's [schema].",
         )
-    require_columns(entities, list(dict.fromkeys(needed)), "entities", schema=schema)
+    require_columns(entities, needed, "entities", schema=schema)
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
-    out = {col: entities[col] for col in dict.fromkeys(needed)}
+    out = {col: entities[col] for col in needed}
     if judge_rows:
         _refuse_null_ids(entities, id_col, "entities")
     ids = out[id_col].array
@@ -1568,7 +1568,6 @@ def validated_entity_columns(
                 f"not numbers, e.g. {format_examples(out[col][bad].head())}."
             )
         out[col] = converted.astype("float64")
-    time_cols = list(schema.entity_time_cols) + ([schema.closed_col] if schema.closed_col else [])
     for col in dict.fromkeys(time_cols):
         parsed, _ = parse_times(out[col], col, "entities")
         if not pd.api.types.is_datetime64_any_dtype(out[col].dtype):  # strings: some may not parse
