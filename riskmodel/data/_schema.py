@@ -1026,9 +1026,8 @@ def screen_events(
     # exact duplicates share (entity, time), so after the sort they are neighbours
     # candidates: rows sharing (entity, time) with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
-    if len(codes) > 1:
-        np.equal(codes[1:], codes[:-1], out=same_key[1:-1])
-        same_key[1:-1] &= t_ns[1:] == t_ns[:-1]
+    np.equal(codes[1:], codes[:-1], out=same_key[1:-1])  # (empty for fewer than two rows)
+    same_key[1:-1] &= t_ns[1:] == t_ns[:-1]
     candidates = same_key[:-1] | same_key[1:]
     n_dup = 0
     if candidates.any():
