@@ -1328,8 +1328,7 @@ def rejects_frame(raw_bad: pd.DataFrame | None, reasons: np.ndarray, columns: Se
     """Rejected rows with their original values as strings (None where missing) and the reason."""
     if raw_bad is None or len(raw_bad) == 0:
         return pd.DataFrame({col: np.zeros(0, dtype=object) for col in [*columns, "reject_reason"]})
-    rejects = raw_bad.astype(object).where(raw_bad.notna(), None).astype(str)
-    return rejects.where(raw_bad.notna(), None).assign(reject_reason=reasons)
+    return raw_bad.astype(object).astype(str).where(raw_bad.notna(), None).assign(reject_reason=reasons)
 
 
 def split_invalid_events(
@@ -1715,9 +1714,7 @@ def validate_cutoffs(
     needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
     require_columns(cutoffs, needed, "cutoffs")
     _refuse_null_ids(cutoffs, schema.entity_col, "cutoffs")
-    as_of = _parse_as_of(cutoffs["as_of"], tz_aware, trained)
-    out = cutoffs.copy()
-    out["as_of"] = as_of
+    out = cutoffs.assign(as_of=_parse_as_of(cutoffs["as_of"], tz_aware, trained))
     if label_col:
         labels = pd.to_numeric(out[label_col], errors="coerce")
         bad = ~labels.isin([0, 1])
