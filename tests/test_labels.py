@@ -402,6 +402,25 @@ def test_open_disputes_respects_closed_at():
     assert out["dispute_id"].tolist() == ["b"]
 
 
+@pytest.mark.parametrize("placeholder", ["1900-01-01", "1970-01-01 00:00:00", "0001-01-01"])
+def test_a_closing_time_before_the_first_event_closes_nothing(placeholder):
+    """Exports write a date for 'still open' (1900-01-01 from SQL Server or Excel, the Unix
+    epoch, .NET's 0001-01-01): read as a closing, it took every open dispute off the lists
+    without a word (72% of a night's). A closing before the dispute's first event is no
+    closing: warned, counted, the dispute open; a real closing still closes."""
+    events = events_frame([("a", "2024-01-01", "call"), ("b", "2024-01-01", "call"), ("c", "2024-01-01", "call")])
+    entities = pd.DataFrame({"dispute_id": ["a", "b", "c"],
+                             "closed_at": [placeholder, placeholder, "2024-01-20 00:00:00"]})
+    with pytest.warns(DataWarning, match=r"'closed_at': 2 dispute\(s\) closed before their first event.*"
+                                         r"placeholder for 'still open'"):
+        out = open_disputes(events, AS_OF, SCHEMA, entities=entities)
+    assert out["dispute_id"].tolist() == ["a", "b"]
+    with pytest.warns(DataWarning, match="closed before their first event"):
+        cutoffs = make_cutoffs(events, SCHEMA, entities=entities, start="2024-01-15", end="2024-02-15", freq="7D")
+    assert set(cutoffs["dispute_id"]) == {"a", "b", "c"} and cutoffs.loc[cutoffs["dispute_id"] == "c", "as_of"].max() \
+        < pd.Timestamp("2024-01-20")
+
+
 def test_open_disputes_with_timezone_aware_as_of():
     events = pd.DataFrame({"dispute_id": ["a"], "time": ["2024-01-01T00:00:00Z"], "kind": ["call"]})
     out = open_disputes(events, pd.Timestamp("2024-02-10 13:30", tz="UTC"), SCHEMA)

@@ -1209,6 +1209,23 @@ def test_ids_differing_by_characters_that_show_nothing_warn():
         split_invalid_events(events, SCHEMA, now=NOW)
 
 
+def test_twin_key_is_the_same_whatever_array_holds_the_id():
+    """Spark keys each batch of distinct ids apart: an id's key must not depend on the other
+    ids of its array (the byte checks only skip steps that change nothing); blank ids, which
+    are missing ids, are nobody's twins."""
+    import pyarrow as pa
+
+    from riskmodel.data import twin_key, warn_odd_ids
+
+    ids = ["D0001", "d0001", "\uff24\uff10\uff10\uff10\uff11", "'D0001", " D0001\u200b", "\ufb01le", "FILE"]
+    together = twin_key(pa.array(ids)).to_pylist()
+    assert together == [twin_key(pa.array([i])).to_pylist()[0] for i in ids]
+    assert len(set(together[:5])) == 1 and together[5] == together[6]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        warn_odd_ids(pa.array(["   ", "\u200b", "", "D1"]))
+
+
 @pytest.mark.parametrize("twin", ["\uff24\uff10\uff10\uff11\uff12", "'D0012"])
 def test_ids_differing_by_full_width_forms_or_excels_text_marker_warn(twin):
     """Ｄ００１２ (full-width, a Chinese input method) and 'D0012 (Excel's text marker) beside

@@ -24,6 +24,7 @@ from ..data import (
     NAT_NS,
     EventSchema,
     blank_mask,
+    closed_before_first,
     decimal_text,
     id_kind,
     isna_mask,
@@ -192,6 +193,23 @@ def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | No
     return clean, rejects, summary_rows(clean, schema, entities), int(info["duplicates_dropped"])
 
 
+def closing_times(events, ids: np.ndarray, schema: EventSchema,
+                  entities: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``ids``' closing time (int64 ns, :data:`NAT_NS` for none), as
+    :func:`~riskmodel.open_disputes` reads it, and where a time before the dispute's first
+    event closed nothing (:func:`~riskmodel.data.closed_before_first`, which warns)."""
+    closed = np.full(len(ids), NAT_NS, dtype=np.int64)
+    if entities is None or not schema.closed_col or not len(entities):
+        return closed, np.zeros(len(ids), dtype=bool)
+    at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(ids))
+    closed_at = entities[schema.closed_col].to_numpy("datetime64[ns]").view(np.int64)
+    closed = np.where(at >= 0, closed_at[np.maximum(at, 0)], NAT_NS)
+    rows = lookup_positions(events.entity_ids, pd.Series(ids))
+    first = events.first_times()[np.where(rows >= 0, rows, len(events.entity_ids))]
+    before = closed_before_first(closed, first, schema.closed_col, stacklevel=3)
+    return np.where(before, NAT_NS, closed), before
+
+
 def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,
                       entities: pd.DataFrame | None, max_inactive) -> np.ndarray:
     """Why each dispute in ``ids`` is not open at ``as_of`` (same rule as make_cutoffs).
@@ -210,11 +228,8 @@ def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Event
     rows = np.where(rows >= 0, rows, len(events.entity_ids))
     last, escalated = last[rows], escalated[rows]
     reason = np.full(len(ids), "not open at as_of", dtype=object)
-    closed = np.zeros(len(ids), dtype=bool)
-    if entities is not None and schema.closed_col:
-        at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(ids))
-        closed_at = entities[schema.closed_col].to_numpy("datetime64[ns]")
-        closed = (at >= 0) & (closed_at[np.maximum(at, 0)] <= as_of.to_datetime64()) if len(closed_at) else closed
+    closed_at = closing_times(events, ids, schema, entities)[0]
+    closed = (closed_at != NAT_NS) & (closed_at <= as_of.value)
     if max_inactive is not None:
         dormant = (last != NAT_NS) & (as_of.value - last > pd.Timedelta(max_inactive).value)
         reason[dormant] = f"dormant: no event in the {max_inactive} before as_of"
@@ -322,6 +337,8 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
                                   raw_categories=raw)
         if own_ents is not None:  # scored without their attributes (nor their closing time)
             monitoring["no_entity_row"] = int((~isin(open_ids, own_ents[schema.entities_id])).sum())
+            # open although their entities row closes them: before their first event, a placeholder
+            monitoring["closed_before_first"] = int(closing_times(prepared_own, open_ids, schema, own_ents)[1].sum())
         t4 = time.perf_counter()
         timings["monitor"] += t4 - t3
         t3 = t4

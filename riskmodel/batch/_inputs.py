@@ -22,6 +22,7 @@ from ..data import (
     frame_fingerprint,
     ids_of_one_type,
     require_columns,
+    require_frame,
     times_aware,
     validated_entity_columns,
     warn_odd_ids,
@@ -129,6 +130,8 @@ class Source:
             self.fingerprint = frame_fingerprint(events)
             self.description = f"DataFrame ({len(events):,} rows)"
         else:
+            if not isinstance(events, str | Path):  # a polars or Arrow table, say
+                require_frame(events, "events")
             path = Path(events)
             if not path.exists():
                 raise DataError(f"events input {path} does not exist.")

@@ -896,6 +896,9 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
             "disputes_not_open": n_not_open,
             "disputes_without_entity_row": sum((info.get("monitoring") or {}).get("no_entity_row", 0)
                                                for info in chunk_info),
+            # open disputes whose entities row closes them before their first event (a placeholder)
+            "entities_closed_before_first_event": sum((info.get("monitoring") or {}).get("closed_before_first", 0)
+                                                      for info in chunk_info),
             # disputes of the entities table with no event row at all (a dispute with no history yet)
             "entities_without_events": sum(info.get("entities_without_events", 0) for info in stage_times),
             # entities times that did not parse, per column: missing, so a closing time lost reads open
@@ -989,7 +992,9 @@ def _check_night(manifest: dict, out, kept_in=None, *, entities_given: bool) -> 
     set_aside = {"entities_without_id": "row(s) without an id, not used",
                  "entities_duplicates_dropped": "exact repeat(s) of another row, read once",
                  "entities_conflicting_ids": "dispute(s) with several different rows: their attributes are unknown, "
-                                             "so their events are rejects"}
+                                             "so their events are rejects",
+                 "entities_closed_before_first_event": "open dispute(s) closed before their first event (a placeholder "
+                                                       "for 'still open', such as 1900-01-01?): taken as not closed"}
     for key, what in set_aside.items():
         if c.get(key):
             warnings.warn(f"entities: {c[key]:,} {what} (manifest: counts.{key}).", DataWarning, stacklevel=3)

@@ -224,8 +224,12 @@ def require_schema(schema) -> None:
 
 
 def require_frame(df, what: str, *, allow_empty: bool = False) -> None:
+    """Refuse what is not a pandas DataFrame (naming its library: a polars or Arrow table
+    converts with ``.to_pandas()``) and, unless ``allow_empty``, an empty one."""
     if not isinstance(df, (pd.DataFrame, Columns)):  # Columns: built internally (pyfunc's entities)
-        raise DataError(f"{what} must be a pandas DataFrame, got {type(df).__name__}.")
+        kind = f"{type(df).__module__.split('.')[0]}.{type(df).__name__}"
+        hint = f"; pass {what}.to_pandas()" if hasattr(df, "to_pandas") else ""
+        raise DataError(f"{what} must be a pandas DataFrame, got {kind}{hint}.")
     if len(df) == 0 and not allow_empty:
         raise DataError(f"{what} is empty (0 rows); there is nothing to work on.")
 
@@ -1019,8 +1023,14 @@ def screen_events(
         # rare: ids of spaces only (a CHAR(n) column's empty value) are missing ids
         frame = events.to_frame() if isinstance(events, Columns) else events
         ids = frame[schema.entity_col]
-        return screen_events(frame.assign(**{schema.entity_col: ids.mask(blank_mask(ids))}), schema,
-                             now=now, sort_ids=sort_ids, first_ids=first_ids, stray_times=stray_times, clock=clock)
+        # numbered by position, so that the rejects show the ids as written ("   "), not as missing
+        masked = frame.assign(**{schema.entity_col: ids.mask(blank_mask(ids))}).set_axis(pd.RangeIndex(len(frame)))
+        screened = screen_events(masked, schema, now=now, sort_ids=sort_ids, first_ids=first_ids,
+                                 stray_times=stray_times, clock=clock)
+        raw_bad, reasons, columns = screened._raw_rejects
+        if raw_bad is not None:
+            screened._raw_rejects = (frame[columns].iloc[raw_bad.index.to_numpy()], reasons, columns)
+        return screened
     if array is not None:  # ids differing from another only by spaces around them, and other odd ids
         warn_odd_ids(array)
     # exact duplicates share (entity, time), so after the sort they are neighbours
@@ -1231,23 +1241,34 @@ def _holds(array: pa.Array | pa.ChunkedArray, test) -> bool:
     return False
 
 
-def _warn_twin_ids(ids: pa.Array, stacklevel: int) -> None:
-    """The warning about distinct ``ids`` equal to another but for spaces, :data:`INVISIBLE`
-    characters around them, letter case, full-width forms or a leading ``'`` (Excel's text
-    marker): each id's key (NFKC, trimmed, no leading ``'``, lower case) is compared;
-    the byte checks skip what the ids cannot hold (a regex pass costs 0.2 s on 1M ids)."""
+def twin_key(ids: pa.Array) -> pa.Array:
+    """The key by which ids are twins: NFKC (full-width ``Ｄ０１２`` as ``D012``), trimmed of
+    spaces and :data:`INVISIBLE` characters, without a leading ``'`` (Excel's text marker),
+    upper case. The same for an id whatever array holds it (the Spark engine keys each batch of
+    distinct ids apart): a step is skipped only where the bytes show it changes nothing (a
+    regex pass costs 0.2 s on 1M ids)."""
     key = ids
-    if _holds(ids, lambda raw: raw >= 0x80):  # full-width forms (Ｄ０１２) as their ASCII (NFKC)
+    if _holds(ids, lambda raw: raw >= 0x80):  # NFKC changes no ASCII
         key = pc.utf8_normalize(key, "NFKC")
     key = pc.utf8_trim_whitespace(key)
     if _holds(ids, _invisible_lead):
         key = pc.utf8_trim_whitespace(pc.replace_substring_regex(key, f"^[{INVISIBLE}]+|[{INVISIBLE}]+$", ""))
-    if _holds(ids, lambda raw: raw == 0x27):  # Excel's text marker: 'D0012 is D0012
+    if _holds(ids, lambda raw: raw == 0x27):
         key = pc.replace_substring_regex(key, "^'", "")
-    if _holds(ids, lambda raw: ((raw >= 0x61) & (raw <= 0x7A)) | (raw >= 0x80)):  # a lower-case letter
-        key = pc.utf8_lower(key)
+    if _holds(ids, lambda raw: ((raw >= 0x61) & (raw <= 0x7A)) | (raw >= 0x80)):  # a letter upper case changes
+        key = pc.utf8_upper(key)
+    return key
+
+
+def _warn_twin_ids(ids: pa.Array, stacklevel: int) -> None:
+    """The warning about distinct ``ids`` equal to another but for spaces, :data:`INVISIBLE`
+    characters around them, letter case, full-width forms or a leading ``'``: ids of one
+    :func:`twin_key`. Blank ids (an empty key) are missing ids, no one's twins."""
+    key = twin_key(ids)
     if not pc.any(pc.not_equal(key, ids)).as_py():
         return
+    named = pc.not_equal(key, "")
+    ids, key = ids.filter(named), key.filter(named)
     codes, keys = pd.factorize(pd.Series(key, dtype=pd.ArrowDtype(key.type)))  # 0.1 s on 1M ids; Arrow's 0.3 s
     extra = len(ids) - len(keys)  # ids beyond the first of each key
     if extra:
@@ -1588,6 +1609,37 @@ def validated_entity_columns(
                 stacklevel=3,
             )
     return Columns(out)
+
+
+def closed_before_first(closed_ns: np.ndarray, first_ns: np.ndarray, column: str, *, stacklevel: int = 2) -> np.ndarray:
+    """Disputes whose closing time comes before their first event, with a warning.
+
+    Such a time closes nothing: it is the placeholder an export writes for "still open"
+    (``1900-01-01`` from SQL Server or Excel, ``1970-01-01`` from a Unix epoch), read as a
+    date. Taken as a closing, it would take every open dispute off the night's lists; the
+    callers read it as no closing.
+
+    Parameters
+    ----------
+    closed_ns, first_ns : ndarray of int64
+        Per dispute: the closing time and the first event's time, nanoseconds
+        (:data:`NAT_NS`: none).
+    column : str
+        The entities column the closing times come from, for the warning.
+    stacklevel : int, default=2
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    before = (closed_ns != NAT_NS) & (first_ns != NAT_NS) & (closed_ns < first_ns)
+    if before.any():
+        common = pd.Series(closed_ns[before].astype("datetime64[ns]")).value_counts().head(3)
+        examples = ", ".join(f"{t} ({n:,} disputes)" for t, n in common.items())
+        warnings.warn(f"entities column {column!r}: {int(before.sum()):,} dispute(s) closed before their first event, "
+                      f"e.g. {examples}: a placeholder for 'still open'? They are taken as not closed.",
+                      DataWarning, stacklevel=stacklevel)
+    return before
 
 
 def _as_string_categorical(values: pd.Series) -> pd.Series:

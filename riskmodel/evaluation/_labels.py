@@ -12,6 +12,7 @@ from ..data import (
     NAT_NS,
     Clock,
     EventSchema,
+    closed_before_first,
     expand_ranges,
     lookup_positions,
     naive_utc,
@@ -65,6 +66,7 @@ def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outc
         at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(prepared.entity_ids[:n]))
         closed_at = entities[schema.closed_col].to_numpy("datetime64[ns]").view(np.int64)
         closed = np.where(at >= 0, closed_at[np.maximum(at, 0)], NAT_NS) if len(closed_at) else closed
+        closed = np.where(closed_before_first(closed, first, schema.closed_col, stacklevel=4), NAT_NS, closed)
     return pd.DataFrame(
         {"first": first, "outcome": outcome, "closed": closed}, index=prepared.entity_ids
     )

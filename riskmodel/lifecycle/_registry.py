@@ -22,9 +22,16 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError, format_examples
 from .._faults import crash_point
-from ..data import decimal_text, frame_fingerprint, ids_of_one_type, isna_mask, parse_duration
+from ..data import (
+    decimal_text,
+    frame_fingerprint,
+    ids_of_one_type,
+    isna_mask,
+    parse_duration,
+    require_frame,
+)
 from ..evaluation import make_cutoffs, make_labels, open_disputes
-from ..features import skip_notes
+from ..features import PreparedEvents, skip_notes
 from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
 from ._config import ExperimentConfig, load_data, row_numbers
 from ._intake import take_in
@@ -747,6 +754,9 @@ class Predictor:
         if (as_of is None) == (cutoffs is None):
             raise ConfigError("pass exactly one of as_of=... or cutoffs=...")
         model = self.model
+        for what, frame in (("events", events), ("cutoffs", cutoffs), ("entities", entities)):
+            if frame is not None and not isinstance(frame, PreparedEvents):  # a polars or Arrow table, say
+                require_frame(frame, what, allow_empty=True)
         if hasattr(events, "columns"):  # no narrative, no party: missing values, as the served model takes them
             events = with_optional_columns(events, model)
         policy = scoring_policy(model.tier_policy_, tiers)

@@ -30,12 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..._errors import ConfigError, DataWarning
 from ..._faults import DIE_AT_ENV
 from ..._version import VERSION
-from ...data import EXPORT_NULLS
+from ...data import EXPORT_NULLS, twin_key
 from .._core import bucket_of, context_store
 from .._files import write_parquet
 from .._inputs import validated_entities
@@ -223,22 +222,15 @@ class RowFormat:
 # ------------------------------------------------------------------------------------------
 # ids judged on the executors
 
-#: characters that show nothing, as :func:`~riskmodel.data.warn_odd_ids` trims them
-_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
-
-
 def twin_keys(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """Executors: each distinct string id (``id``) with the key the local engine compares ids
-    by (:func:`~riskmodel.data.warn_odd_ids`: NFKC, trimmed of spaces and characters that show
-    nothing, no leading ``'``, lower case), which Spark's SQL functions cannot compute (no NFKC;
-    Java's case and space rules are not Arrow's). Ids sharing a key are the candidate twins
-    the driver then judges with :func:`~riskmodel.data.warn_odd_ids` itself."""
+    by (:func:`~riskmodel.data.twin_key`: NFKC, trimmed, upper case...), which Spark's SQL
+    functions cannot compute (no NFKC; Java's case and space rules are not Arrow's). Ids
+    sharing a key are the candidate twins the driver then judges with
+    :func:`~riskmodel.data.warn_odd_ids` itself."""
     for batch in batches:
         ids = batch.column(0)
-        key = pc.utf8_trim_whitespace(pc.utf8_normalize(ids, "NFKC"))
-        key = pc.utf8_trim_whitespace(pc.replace_substring_regex(key, f"^[{_INVISIBLE}]+|[{_INVISIBLE}]+$", ""))
-        key = pc.utf8_lower(pc.replace_substring_regex(key, "^'", ""))
-        yield pa.RecordBatch.from_arrays([ids, key], names=["id", "key"])
+        yield pa.RecordBatch.from_arrays([ids, twin_key(ids)], names=["id", "key"])
 
 
 # ------------------------------------------------------------------------------------------
