@@ -1174,8 +1174,8 @@ def test_a_placeholder_closing_time_leaves_the_night_whole_and_is_counted(model_
         night = score_batch(model=str(model_dir), events=data["root"] / "events.parquet", entities=placeholder,
                             as_of=AS_OF, out=tmp_path / "night", chunk_disputes=400)
     c = night["counts"]
-    assert c["disputes_scored"] == plain["counts"]["disputes_scored"] == c["entities_closed_before_first_event"] > 0
-    assert c["not_open_by_reason"] == plain["counts"]["not_open_by_reason"] and night["reconciles"]
+    assert c["disputes_scored"] == plain["counts"]["disputes_scored"] >= c["entities_closed_before_first_event"] > 0
+    assert c["not_open_by_reason"] == plain["counts"]["not_open_by_reason"] and c["reconciles"]
     assert plain["counts"]["entities_closed_before_first_event"] == 0
 
 
