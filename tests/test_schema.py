@@ -492,8 +492,11 @@ def test_cutoffs_unparseable_as_of():
 
 
 def test_cutoffs_missing_as_of_column():
-    with pytest.raises(DataError, match=r"cutoffs is missing required column\(s\) \['as_of'\]"):
-        validate_cutoffs(pd.DataFrame({"dispute_id": ["a"]}), SCHEMA)
+    """'as_of' is the library's name, no schema role: the message said to pass an EventSchema
+    naming it, which no EventSchema can."""
+    with pytest.raises(DataError, match=r"cutoffs is missing the column 'as_of' \(the time each dispute is scored "
+                                         r"at\); it has \['dispute_id', 'when'\]\. Name that column 'as_of'\.$"):
+        validate_cutoffs(pd.DataFrame({"dispute_id": ["a"], "when": ["2024-01-01"]}), SCHEMA)
 
 
 @pytest.mark.parametrize(

@@ -1763,8 +1763,10 @@ def validate_cutoffs(
     """
     schema = schema or EventSchema()
     require_frame(cutoffs, "cutoffs")
-    needed = [schema.entity_col, "as_of"] + ([label_col] if label_col else [])
-    require_columns(cutoffs, needed, "cutoffs")
+    if "as_of" not in cutoffs.columns:  # no schema role: the name is the library's
+        raise DataError(f"cutoffs is missing the column 'as_of' (the time each dispute is scored at); it has "
+                        f"{list(cutoffs.columns)[:20]}. Name that column 'as_of'.")
+    require_columns(cutoffs, [schema.entity_col, "as_of"] + ([label_col] if label_col else []), "cutoffs")
     _refuse_null_ids(cutoffs, schema.entity_col, "cutoffs")
     out = cutoffs.assign(as_of=_parse_as_of(cutoffs["as_of"], tz_aware, trained))
     if label_col:
