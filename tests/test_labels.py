@@ -346,8 +346,8 @@ def reference_cutoffs(events, entities, grid, max_inactive):
                 continue
             if past["kind"].isin(SCHEMA.outcome_kinds).any():
                 continue
-            c = closed.get(d, pd.NaT)
-            if pd.notna(c) and not t < c:
+            c = closed.get(d, pd.NaT)  # a closing before the first event closes nothing (a placeholder)
+            if pd.notna(c) and c >= ev["time"].min() and not t < c:
                 continue
             if max_inactive is not None and t - past["time"].max() > pd.Timedelta(max_inactive):
                 continue

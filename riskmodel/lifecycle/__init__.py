@@ -18,9 +18,9 @@ from ._config import (
 from ._monitoring import log_monitoring_run
 from ._pyfunc import load_pyfunc
 from ._registry import Predictor, load, promote, rollback, train
-from ._store import recorded_uri, tracking_uri
+from ._store import LOCAL_STORE_DIR, recorded_uri, tracking_uri
 
 __all__ = [
-    "NOT_CSV", "ExperimentConfig", "Predictor", "is_csv", "load", "parquet_failure", "refuse_one_column_header", "unreadable_compressed", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
+    "LOCAL_STORE_DIR", "NOT_CSV", "ExperimentConfig", "Predictor", "is_csv", "load", "parquet_failure", "refuse_one_column_header", "unreadable_compressed", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
     "read_capacity", "read_csv", "read_table", "recorded_uri", "rollback", "row_numbers", "tracking_uri", "train",
 ]

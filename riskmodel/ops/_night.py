@@ -130,7 +130,12 @@ class NightModels:
     def _read_version(self, uri: str, store: str | None):
         registered = uri.startswith(("models:/", "runs:/"))
         if registered and store is None and not os.environ.get("MLFLOW_TRACKING_URI"):
-            raise ModelError("the night records no tracking store and MLFLOW_TRACKING_URI is not set")
+            # the local store a night scored in-process used: read when it is here, never made
+            from ..lifecycle import LOCAL_STORE_DIR
+
+            if not (Path.cwd() / LOCAL_STORE_DIR / "mlflow.db").exists():
+                raise ModelError(f"the night records no tracking store, MLFLOW_TRACKING_URI is not set and there is "
+                                 f"no ./{LOCAL_STORE_DIR}/ here")
         if registered and store in self._failed:
             raise ModelError(f"{store} failed before")
         if store and not _reachable(store):
