@@ -226,7 +226,7 @@ def test_bad_params_and_inputs():
     with pytest.raises(DataError, match="window"):
         FeatureBuilder(windows=("thirty days",)).fit(events)
     fb = FeatureBuilder(windows=("30D",)).fit(events, entities=entities)
-    with pytest.raises(DataError, match="missing required column"):
+    with pytest.raises(DataError, match="cutoffs is missing the column .as_of."):
         fb.transform(events, cutoffs.drop(columns="as_of"), entities=entities)
     with pytest.raises(DataError, match="entities"):
         fb.transform(events, cutoffs)

@@ -227,7 +227,8 @@ def require_frame(df, what: str, *, allow_empty: bool = False) -> None:
     """Refuse what is not a pandas DataFrame (naming its library: a polars or Arrow table
     converts with ``.to_pandas()``) and, unless ``allow_empty``, an empty one."""
     if not isinstance(df, (pd.DataFrame, Columns)):  # Columns: built internally (pyfunc's entities)
-        kind = f"{type(df).__module__.split('.')[0]}.{type(df).__name__}"
+        library = type(df).__module__.split(".")[0]
+        kind = type(df).__name__ if library == "builtins" else f"{library}.{type(df).__name__}"
         hint = f"; pass {what}.to_pandas()" if hasattr(df, "to_pandas") else ""
         raise DataError(f"{what} must be a pandas DataFrame, got {kind}{hint}.")
     if len(df) == 0 and not allow_empty:
