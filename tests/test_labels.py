@@ -415,8 +415,9 @@ def test_a_closing_time_before_the_first_event_closes_nothing(placeholder):
                                          r"placeholder for 'still open'"):
         out = open_disputes(events, AS_OF, SCHEMA, entities=entities)
     assert out["dispute_id"].tolist() == ["a", "b"]
-    with pytest.warns(DataWarning, match="closed before their first event"):
+    with pytest.warns(DataWarning, match="closed before their first event") as caught:
         cutoffs = make_cutoffs(events, SCHEMA, entities=entities, start="2024-01-15", end="2024-02-15", freq="7D")
+    assert {w.filename for w in caught} == {__file__}  # the warning names the caller's line
     assert set(cutoffs["dispute_id"]) == {"a", "b", "c"} and cutoffs.loc[cutoffs["dispute_id"] == "c", "as_of"].max() \
         < pd.Timestamp("2024-01-20")
 

@@ -24,7 +24,7 @@ from ..data import (
     NAT_NS,
     EventSchema,
     blank_mask,
-    closed_before_first,
+    closing_times,
     decimal_text,
     id_kind,
     isna_mask,
@@ -193,29 +193,13 @@ def prepare_chunk(raw: pd.DataFrame, schema: EventSchema, now: pd.Timestamp | No
     return clean, rejects, summary_rows(clean, schema, entities), int(info["duplicates_dropped"])
 
 
-def closing_times(events, ids: np.ndarray, schema: EventSchema,
-                  entities: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
-    """Each of ``ids``' closing time (int64 ns, :data:`NAT_NS` for none), as
-    :func:`~riskmodel.open_disputes` reads it, and where a time before the dispute's first
-    event closed nothing (:func:`~riskmodel.data.closed_before_first`, which warns)."""
-    closed = np.full(len(ids), NAT_NS, dtype=np.int64)
-    if entities is None or not schema.closed_col or not len(entities):
-        return closed, np.zeros(len(ids), dtype=bool)
-    at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(ids))
-    closed_at = entities[schema.closed_col].to_numpy("datetime64[ns]").view(np.int64)
-    closed = np.where(at >= 0, closed_at[np.maximum(at, 0)], NAT_NS)
-    rows = lookup_positions(events.entity_ids, pd.Series(ids))
-    first = events.first_times()[np.where(rows >= 0, rows, len(events.entity_ids))]
-    before = closed_before_first(closed, first, schema.closed_col, stacklevel=3)
-    return np.where(before, NAT_NS, closed), before
-
-
 def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: EventSchema,
-                      entities: pd.DataFrame | None, max_inactive) -> np.ndarray:
+                     closed_ns: np.ndarray, max_inactive) -> np.ndarray:
     """Why each dispute in ``ids`` is not open at ``as_of`` (same rule as make_cutoffs).
 
     ``events`` is the chunk's :class:`~riskmodel.PreparedEvents` (read as arrays: no copy
-    of the chunk's columns).
+    of the chunk's columns); ``closed_ns`` the closing time of each of its disputes, in the
+    order of ``events.entity_ids`` (:func:`~riskmodel.data.closing_times`).
     """
     before = events.times_ns < as_of.value
     codes, times = events.entity_codes[before], events.times_ns[before]
@@ -226,9 +210,8 @@ def not_open_reasons(events, ids: np.ndarray, as_of: pd.Timestamp, schema: Event
     escalated[events.entity_codes[before & events.is_kind(schema.outcome_kinds)]] = True
     rows = lookup_positions(events.entity_ids, pd.Series(ids))
     rows = np.where(rows >= 0, rows, len(events.entity_ids))
-    last, escalated = last[rows], escalated[rows]
+    last, escalated, closed_at = last[rows], escalated[rows], np.r_[closed_ns, NAT_NS][rows]
     reason = np.full(len(ids), "not open at as_of", dtype=object)
-    closed_at = closing_times(events, ids, schema, entities)[0]
     closed = (closed_at != NAT_NS) & (closed_at <= as_of.value)
     if max_inactive is not None:
         dormant = (last != NAT_NS) & (as_of.value - last > pd.Timedelta(max_inactive).value)
@@ -300,8 +283,10 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         cut = cut.sort_values(ent, kind="stable").reset_index(drop=True)
         open_ids = cut[ent].to_numpy()
         rest = ids[~isin(ids, open_ids)]
+        # the chunk's disputes' closing times, as open_disputes read them
+        closed_ns, closed_first = closing_times(own_ents, schema, prepared_own.entity_ids, prepared_own.first_times()[:-1])
         not_scored = pd.DataFrame({ent: rest, "reason": not_open_reasons(prepared_own, rest, as_of, schema,
-                                                                          own_ents, max_inactive)})
+                                                                          closed_ns, max_inactive)})
         if len(cut) == 0:
             timings["validate"] += time.perf_counter() - t0
             return empty_scores, not_scored, timings
@@ -313,7 +298,8 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
             context_events = context if isinstance(context, PreparedEvents) else \
                 PreparedEvents.from_valid(context, schema, model.features_.tz_aware_)
         is_open = np.zeros(len(prepared_own.entity_ids) + 1, dtype=bool)
-        is_open[prepared_own.entity_ids.get_indexer(open_ids)] = True
+        open_rows = prepared_own.entity_ids.get_indexer(open_ids)
+        is_open[open_rows] = True
         # the open disputes' own events, indexed apart: the text and kind columns are then read for
         # their rows only (a subset of the chunk's index would match every row's narrative)
         own_open = PreparedEvents.from_valid(clean[is_open[prepared_own.entity_codes]].reset_index(drop=True), schema,
@@ -338,7 +324,7 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
         if own_ents is not None:  # scored without their attributes (nor their closing time)
             monitoring["no_entity_row"] = int((~isin(open_ids, own_ents[schema.entities_id])).sum())
             # open although their entities row closes them: before their first event, a placeholder
-            monitoring["closed_before_first"] = int(closing_times(prepared_own, open_ids, schema, own_ents)[1].sum())
+            monitoring["closed_before_first"] = int(closed_first[open_rows].sum())
         t4 = time.perf_counter()
         timings["monitor"] += t4 - t3
         t3 = t4

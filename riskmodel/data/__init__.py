@@ -7,7 +7,7 @@ API: documented, stable within a release, not for users.
 """
 
 from ._fingerprint import frame_fingerprint
-from ._lookup import lookup_positions, lookup_positions_reference
+from ._lookup import closing_times, lookup_positions, lookup_positions_reference
 from ._runs import first_per_code, run_starts
 from ._schema import (
     CLOCK_WORDS,
@@ -21,7 +21,6 @@ from ._schema import (
     EventSchema,
     blank_as_missing,
     blank_mask,
-    closed_before_first,
     column_codes,
     cutoffs_at,
     decimal_text,
@@ -70,7 +69,7 @@ from ._timeline import (
 
 __all__ = [
     "CLOCK_WORDS", "EXPORT_NULLS", "FEW_VALUES", "MIN_PLAUSIBLE_TIME", "NAT_NS", "NULL_WORDS", "SCIENTIFIC_ID", "NS_PER_DAY", "Clock", "Columns", "EventSchema", "Timeline",
-    "blank_as_missing", "blank_mask", "closed_before_first", "column_codes", "parse_times", "per_value", "require_frame", "cutoffs_at", "decimal_text", "default_now", "describe_rejects", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "id_kind", "ids_of_one_type", "isna_mask", "kind_codes_of", "kind_in", "local_hours", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes", "one_time", "refuse_unclear_date",
+    "blank_as_missing", "blank_mask", "closing_times", "column_codes", "parse_times", "per_value", "require_frame", "cutoffs_at", "decimal_text", "default_now", "describe_rejects", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "id_kind", "ids_of_one_type", "isna_mask", "kind_codes_of", "kind_in", "local_hours", "lookup_positions", "lookup_positions_reference", "naive_utc", "object_codes", "one_time", "refuse_unclear_date",
     "parse_duration", "raise_rejects", "reason_columns", "rejects_frame", "require_columns", "require_schema", "run_starts", "screen_events",
     "sort_by_entity_time", "split_invalid_events", "time_zone", "times_aware", "trimmed_codes", "validate_cutoffs",
     "validate_entities", "validate_events", "twin_key", "validated_entity_columns", "warn_odd_ids",

@@ -7,16 +7,18 @@ few values, integer keys for short strings, Arrow's hash join for strings, else 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._errors import DataError
+from .._errors import DataError, DataWarning
 from ._keys import short_string_keys, stable_key_sort
-from ._schema import FEW_VALUES, decimal_text, id_kind, raise_unhashable
+from ._schema import FEW_VALUES, NAT_NS, decimal_text, id_kind, raise_unhashable
 
-__all__ = ["lookup_positions", "lookup_positions_reference"]
+__all__ = ["closing_times", "lookup_positions", "lookup_positions_reference"]
 
 
 def lookup_positions_reference(index: pd.Index, values: pd.Series) -> np.ndarray:
@@ -44,6 +46,52 @@ def lookup_positions(index: pd.Index, values: pd.Series) -> np.ndarray:
         return _lookup(index, values)
     except TypeError:
         raise_unhashable(np.asarray(values, dtype=object), getattr(values, "name", None))
+
+
+def closing_times(entities: pd.DataFrame | None, schema, ids, first_ns: np.ndarray, *,
+                  stacklevel: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Each dispute's closing time, from its entities row, as every part of the library reads it.
+
+    A closing time before the dispute's first event closes nothing: it is the placeholder an
+    export writes for "still open" (``1900-01-01`` from SQL Server or Excel, ``1970-01-01``
+    from a Unix epoch), read as a date. Taken as a closing, it would take every open dispute
+    off the night's lists; it is read as no closing, with a :class:`~riskmodel.DataWarning`
+    naming the most common such times.
+
+    Parameters
+    ----------
+    entities : DataFrame or None
+        Validated entities (:func:`validate_entities`); ``None``: no closing times.
+    schema : EventSchema
+        Names the entities' id column and ``closed_col`` (``None``: no closing times).
+    ids : array-like
+        The disputes.
+    first_ns : ndarray of int64
+        Each dispute's first event time, nanoseconds (:data:`NAT_NS`: none).
+    stacklevel : int, default=2
+        Of the warning, counted from the caller.
+
+    Returns
+    -------
+    closed : ndarray of int64
+        Closing times in nanoseconds; :data:`NAT_NS` where there is none or it was read as none.
+    before : ndarray of bool
+        Where a closing before the first event was read as none.
+    """
+    closed = np.full(len(ids), NAT_NS, dtype=np.int64)
+    if entities is None or not schema.closed_col or not len(entities):
+        return closed, np.zeros(len(ids), dtype=bool)
+    at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(ids))
+    closed_at = entities[schema.closed_col].to_numpy("datetime64[ns]").view(np.int64)
+    closed = np.where(at >= 0, closed_at[np.maximum(at, 0)], NAT_NS)
+    before = (closed != NAT_NS) & (first_ns != NAT_NS) & (closed < first_ns)
+    if before.any():
+        common = pd.Series(closed[before].astype("datetime64[ns]")).value_counts().head(3)
+        examples = ", ".join(f"{t} ({n:,} disputes)" for t, n in common.items())
+        warnings.warn(f"entities column {schema.closed_col!r}: {int(before.sum()):,} dispute(s) closed before their "
+                      f"first event, e.g. {examples}: a placeholder for 'still open'? They are taken as not closed.",
+                      DataWarning, stacklevel=stacklevel + 1)
+    return np.where(before, NAT_NS, closed), before
 
 
 def _refuse_inexact_floats(ids) -> None:

@@ -1612,37 +1612,6 @@ def validated_entity_columns(
     return Columns(out)
 
 
-def closed_before_first(closed_ns: np.ndarray, first_ns: np.ndarray, column: str, *, stacklevel: int = 2) -> np.ndarray:
-    """Disputes whose closing time comes before their first event, with a warning.
-
-    Such a time closes nothing: it is the placeholder an export writes for "still open"
-    (``1900-01-01`` from SQL Server or Excel, ``1970-01-01`` from a Unix epoch), read as a
-    date. Taken as a closing, it would take every open dispute off the night's lists; the
-    callers read it as no closing.
-
-    Parameters
-    ----------
-    closed_ns, first_ns : ndarray of int64
-        Per dispute: the closing time and the first event's time, nanoseconds
-        (:data:`NAT_NS`: none).
-    column : str
-        The entities column the closing times come from, for the warning.
-    stacklevel : int, default=2
-
-    Returns
-    -------
-    ndarray of bool
-    """
-    before = (closed_ns != NAT_NS) & (first_ns != NAT_NS) & (closed_ns < first_ns)
-    if before.any():
-        common = pd.Series(closed_ns[before].astype("datetime64[ns]")).value_counts().head(3)
-        examples = ", ".join(f"{t} ({n:,} disputes)" for t, n in common.items())
-        warnings.warn(f"entities column {column!r}: {int(before.sum()):,} dispute(s) closed before their first event, "
-                      f"e.g. {examples}: a placeholder for 'still open'? They are taken as not closed.",
-                      DataWarning, stacklevel=stacklevel)
-    return before
-
-
 def _as_string_categorical(values: pd.Series) -> pd.Series:
     """Values as strings in a ``category`` column (missing stays missing).
 

@@ -12,7 +12,7 @@ from ..data import (
     NAT_NS,
     Clock,
     EventSchema,
-    closed_before_first,
+    closing_times,
     expand_ranges,
     lookup_positions,
     naive_utc,
@@ -57,16 +57,10 @@ def _max_inactive_ns(max_inactive) -> int | None:
 
 def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outcome_kinds) -> pd.DataFrame:
     """Per dispute: first event, first outcome, closing time (int64 ns, NaT-min if none)."""
-    schema = prepared.schema
     n = len(prepared.entity_ids)
     first = prepared.first_times()[:n]
     outcome = prepared.first_times(prepared.is_kind(outcome_kinds))[:n]
-    closed = np.full(n, NAT_NS, dtype=np.int64)
-    if entities is not None and schema.closed_col:
-        at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(prepared.entity_ids[:n]))
-        closed_at = entities[schema.closed_col].to_numpy("datetime64[ns]").view(np.int64)
-        closed = np.where(at >= 0, closed_at[np.maximum(at, 0)], NAT_NS) if len(closed_at) else closed
-        closed = np.where(closed_before_first(closed, first, schema.closed_col, stacklevel=4), NAT_NS, closed)
+    closed = closing_times(entities, prepared.schema, prepared.entity_ids, first, stacklevel=4)[0]
     return pd.DataFrame(
         {"first": first, "outcome": outcome, "closed": closed}, index=prepared.entity_ids
     )
