@@ -512,3 +512,16 @@ def test_keyword_arguments_are_checked_in_their_own_names():
     with warnings.catch_warnings():  # scoring: a log of open disputes holds no outcome by nature
         warnings.simplefilter("error", DataWarning)
         assert len(open_disputes(events.iloc[:1], "2024-03-01", SCHEMA)) == 1
+
+
+def test_a_grid_finer_than_the_disputes_warrant_is_warned_not_refused():
+    """An hourly grid over a year makes ~8,000 cutoffs per dispute (1.9M from 500 disputes
+    before this warning, without a word); a monthly one makes 11 and stays silent."""
+    events = events_frame([(d, t, "call") for d in ("a", "b") for t in ("2023-01-01", "2023-12-31")])
+    with pytest.warns(DataWarning, match=r"freq 'h' makes 17,4\d\d cutoffs, 8,7\d\d per dispute on average.*'MS'"):
+        hourly = make_cutoffs(events, SCHEMA, freq="h", max_inactive=None)
+    assert hourly["dispute_id"].value_counts().gt(1_000).all()  # warned, nothing dropped
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monthly = make_cutoffs(events, SCHEMA, freq="MS", max_inactive=None)
+    assert len(monthly) == 22 and not [w for w in caught if "per dispute" in str(w.message)]

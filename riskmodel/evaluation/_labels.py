@@ -26,6 +26,9 @@ __all__ = ["make_cutoffs", "make_labels", "open_disputes"]
 
 
 
+_MANY_PER_DISPUTE = 1_000  # cutoffs per dispute past which make_cutoffs warns (daily over three years)
+
+
 def _outcome_kinds(schema: EventSchema, outcome_kinds) -> tuple[str, ...]:
     """The outcome kinds asked for (a lone string is one kind, as in :class:`EventSchema`)."""
     if outcome_kinds is None:
@@ -110,8 +113,16 @@ def make_cutoffs(
         timezone-aware events ``as_of`` is timezone-aware (UTC; the grid is in UTC), so the
         cutoffs can go back into :func:`make_labels` and the model as they are.
     """
-    return _grid_cutoffs(events, schema, entities=entities, start=start, end=end, freq=freq,
-                         outcome_kinds=outcome_kinds, max_inactive=max_inactive, warn_no_outcome=True)
+    cutoffs = _grid_cutoffs(events, schema, entities=entities, start=start, end=end, freq=freq,
+                            outcome_kinds=outcome_kinds, max_inactive=max_inactive, warn_no_outcome=True)
+    if len(cutoffs) > _MANY_PER_DISPUTE:  # else no dispute can have that many
+        per_dispute = len(cutoffs) / cutoffs[(schema or EventSchema()).entity_col].nunique()
+        if per_dispute > _MANY_PER_DISPUTE:
+            warnings.warn(f"freq {freq!r} makes {len(cutoffs):,} cutoffs, {per_dispute:,.0f} per dispute on average: "
+                          "snapshots this close together repeat one another, and each later step (labels, "
+                          "features, training) pays for every one. A coarser grid such as 'MS' (monthly) or '7D' "
+                          "is usual for training.", DataWarning, stacklevel=2)
+    return cutoffs
 
 
 def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, max_inactive,
