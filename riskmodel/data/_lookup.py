@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from .._errors import DataError, DataWarning
 from ._keys import short_string_keys, stable_key_sort
-from ._schema import FEW_VALUES, NAT_NS, decimal_text, id_kind, raise_unhashable
+from ._schema import _PIN_LOW, FEW_VALUES, NAT_NS, decimal_text, id_kind, raise_unhashable
 
 __all__ = ["closing_times", "lookup_positions", "lookup_positions_reference"]
 
@@ -87,7 +87,7 @@ def closing_times(entities: pd.DataFrame | None, schema, ids, first_ns: np.ndarr
     before = (closed != NAT_NS) & (first_ns != NAT_NS) & (closed < first_ns)
     if before.any():
         common = pd.Series(closed[before].astype("datetime64[ns]")).value_counts().head(3)
-        examples = ", ".join(f"{t} ({n:,} disputes)" for t, n in common.items())
+        examples = ", ".join(f"{'before 1678' if t <= _PIN_LOW else t} ({n:,} disputes)" for t, n in common.items())
         warnings.warn(f"entities column {schema.closed_col!r}: {int(before.sum()):,} dispute(s) closed before their "
                       f"first event, e.g. {examples}: a placeholder for 'still open'? They are taken as not closed.",
                       DataWarning, stacklevel=stacklevel + 1)
