@@ -84,15 +84,11 @@ class NightModels:
     given : RiskModel or Predictor, optional
     fingerprint : str, optional
         ``given``'s fingerprint (default: computed from it).
-    load : callable, optional
-        Reads a recorded version: ``load(uri, store=...)``; default
-        :func:`~riskmodel.batch.load_predictor`.
     """
 
-    def __init__(self, given=None, *, fingerprint: str | None = None, load=None):
+    def __init__(self, given=None, *, fingerprint: str | None = None):
         self.given = given
         self._fingerprint = fingerprint
-        self._load = load or load_predictor
         self._read: dict[tuple[str, str | None], object] = {}  # (uri, store) -> the model that answers
         self._failed: set[str | None] = set()  # stores that failed once
 
@@ -140,7 +136,7 @@ class NightModels:
             raise ModelError(f"{store} failed before")
         if store and not _reachable(store):
             raise ModelError(f"{store} does not answer")
-        return self._load(uri, store=store)
+        return load_predictor(uri, store=store)
 
 
 def night_inputs(night, model=None, events=None, entities=None, *, need: str = "explain") -> tuple:
