@@ -19,7 +19,7 @@ import pandas as pd
 from .._errors import DataError, format_examples
 from ..batch import as_nightly_list, dedupe_nights, usable_entities
 from ..data import duration_text, kind_in, parse_duration, parse_times
-from ._night import NightModels, _model_of, _prepare
+from ._night import NightModels, prepare_as_batch, risk_model_of
 
 __all__ = ["AuditResult", "audit_outcomes", "escalations_from"]
 
@@ -144,10 +144,10 @@ def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, o
     reasons, prepared = cases["reasons"].copy(), {}
     for key in pd.unique(which):
         rows = which.index[(which == key).to_numpy()]
-        rm = _model_of(scorers[rows[0]])
+        rm = risk_model_of(scorers[rows[0]])
         schema = rm._schema()
         if schema not in prepared:  # the log screened once per schema
-            prepared[schema] = _prepare(events, schema)
+            prepared[schema] = prepare_as_batch(events, schema)
         cut = pd.DataFrame({schema.entity_col: cases.loc[rows, id_col].to_numpy(),
                             "as_of": cases.loc[rows, "last_scored_as_of"].to_numpy()})
         cut[schema.entity_col] = cut[schema.entity_col].astype(prepared[schema].frame[schema.entity_col].dtype)

@@ -27,7 +27,7 @@ from ..evaluation import TIER_COLOURS, finish_figure, has_cjk_font, new_figure
 from ..model import UNKNOWN_AREA, model_facts
 from ._html import esc, page, png_img
 from ._legend import TIER_WORDS, horizon_words, p_meaning, tier_thresholds
-from ._night import _model_of, _prepare, night_inputs
+from ._night import night_inputs, prepare_as_batch, risk_model_of
 from ._sweep import sweep_inputs
 
 __all__ = ["Explanation", "explain"]
@@ -394,7 +394,7 @@ def explain(
     night = as_nightly(scores)
     manifest = night.manifest or {}
     model, label, events, entities = night_inputs(night, model, events, entities)
-    rm = _model_of(model)
+    rm = risk_model_of(model)
     schema = rm._schema()
     ent = schema.entity_col
     dispute_id = str(dispute_id)
@@ -404,7 +404,7 @@ def explain(
     if ent not in frame.columns:
         raise DataError(f"scores have no {ent!r} column; columns: {list(frame.columns)[:20]}.")
     mine = (frame[ent].astype(str) == dispute_id).to_numpy()
-    prepared = _prepare(events, schema)
+    prepared = prepare_as_batch(events, schema)
     note = ""
     if mine.any():
         row = frame[mine].iloc[[0]]

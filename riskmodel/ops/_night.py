@@ -6,6 +6,10 @@ sweep, the report and the outcome audit recompute them, and must do so with the 
 gave the night's probabilities. :class:`NightModels` says which model that is (the one
 given when its fingerprint is the one the night's manifest records, else the version the
 manifest records); :func:`night_inputs` adds the event log and entities the night names.
+
+Shared by the operations of this package (not exported from :mod:`riskmodel.ops`):
+:func:`risk_model_of` (the :class:`~riskmodel.RiskModel` inside what a caller passed) and
+:func:`prepare_as_batch` (an event log screened and indexed as the nightly batch does).
 """
 
 from __future__ import annotations
@@ -19,11 +23,25 @@ import pandas as pd
 from .._errors import ConfigError, DataError, DataWarning, ModelError
 from ..batch import load_predictor
 
-__all__ = ["NightModels", "night_inputs"]
+__all__ = ["NightModels", "night_inputs", "prepare_as_batch", "risk_model_of"]
 
 
-def _model_of(model):
-    """The :class:`~riskmodel.RiskModel` of a model or a loaded Predictor."""
+def risk_model_of(model):
+    """The :class:`~riskmodel.RiskModel` of a model or a loaded Predictor.
+
+    Parameters
+    ----------
+    model : RiskModel or Predictor
+
+    Returns
+    -------
+    RiskModel
+
+    Raises
+    ------
+    ConfigError
+        ``model`` is neither.
+    """
     from ..model import RiskModel
 
     if isinstance(model, RiskModel):
@@ -34,8 +52,25 @@ def _model_of(model):
     raise ConfigError(f"model must be a RiskModel or a loaded Predictor, got {type(model).__name__}.")
 
 
-def _prepare(events, schema):
-    """Events indexed for features; invalid rows are dropped with a warning, as the batch does."""
+def prepare_as_batch(events, schema):
+    """Events indexed for features; invalid rows are dropped with a warning, as the batch does.
+
+    Parameters
+    ----------
+    events : DataFrame or PreparedEvents
+        An event log; a :class:`~riskmodel.features.PreparedEvents` is returned as it is.
+    schema : EventSchema
+        The schema of the model the features are for.
+
+    Returns
+    -------
+    PreparedEvents
+
+    Raises
+    ------
+    DataError
+        ``events`` is neither.
+    """
     from ..data import screen_events
     from ..features import PreparedEvents, index_screened
 
@@ -98,7 +133,7 @@ class NightModels:
         if self._fingerprint is None and self.given is not None:
             from ..model import model_fingerprint
 
-            self._fingerprint = model_fingerprint(_model_of(self.given))
+            self._fingerprint = model_fingerprint(risk_model_of(self.given))
         return self._fingerprint
 
     def for_night(self, night, *, need: str = "explaining the night's cases"):
@@ -160,10 +195,10 @@ def night_inputs(night, model=None, events=None, entities=None, *, need: str = "
             what = f"{need} needs the event log to recompute the features: pass"
             raise ConfigError(f"{what} events= (the night's manifest names none that exists).",
                               cli=f"{what} --events PATH (the night's manifest names none that exists).")
-    if entities is None and _model_of(model).features_.needs_entities():
+    if entities is None and risk_model_of(model).features_.needs_entities():
         what = f"{need} needs the entities table: {label or 'the model'} was trained with one; pass"
         raise ConfigError(f"{what} entities=.", cli=f"{what} --entities PATH.")
-    schema = _model_of(model)._schema()
+    schema = risk_model_of(model)._schema()
     if isinstance(events, str | Path):  # names as text, as the nightly run read them (18-digit ids stay ids)
         events = read_table(events, text_columns=schema.text_columns)
     if isinstance(entities, str | Path):

@@ -21,7 +21,7 @@ from ._audit import AuditResult, audit_outcomes
 from ._barometer import area_keys, barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
 from ._html import esc, page, png_img
 from ._legend import backtest_line, horizon_words, p_meaning, tier_legend
-from ._night import _model_of, _prepare, night_inputs
+from ._night import night_inputs, prepare_as_batch, risk_model_of
 
 __all__ = ["render_report", "write_report"]
 
@@ -456,7 +456,7 @@ def render_report(
            f"generated {pd.Timestamp.now():%Y-%m-%d %H:%M} by riskmodel {__version__}")
     writer = None
     if model is not None:
-        writer = _model_of(model).reason_writer_
+        writer = risk_model_of(model).reason_writer_
     explained = "".join(e.to_html() for e in explanations)
     body = [f"<header><h1>{_e(heading)}</h1><p>{_e(sub)}</p></header>",
             '<nav><a href="#legend">how to read</a><a href="#summary">tonight</a><a href="#barometer">barometer</a>'
@@ -534,7 +534,7 @@ def write_report(
     elif isinstance(model, str | Path):  # read only when the drift table names features with it
         model = load_predictor(str(model)) if (night.manifest.get("monitoring") or {}).get("features") else None
     if isinstance(entities, str | Path):  # the audited cases' areas and categories, read as the night read them
-        names = _model_of(model)._schema() if model is not None else schema
+        names = risk_model_of(model)._schema() if model is not None else schema
         entities = read_table(entities, text_columns=names.entity_text_columns if names is not None else ())
     audit = None
     if outcomes is not None:
@@ -546,7 +546,7 @@ def write_report(
     if len(explain):
         from ._explain import explain as explain_one
 
-        events = _prepare(events, _model_of(model)._schema())  # once for every dispute
+        events = prepare_as_batch(events, risk_model_of(model)._schema())  # once for every dispute
         # each card's thresholds are those of the areas tonight's tiers were set in, not the report's area
         explanations = [explain_one(i, night, model=model, events=events, entities=entities, area="auto")
                         for i in explain]

@@ -32,7 +32,7 @@ from .._errors import ConfigError, DataError, format_examples
 from ..batch import CITY, as_nightly, usable_entities
 from ..data import kind_in, require_columns
 from ._barometer import area_keys, resolve_area
-from ._night import _model_of, _prepare
+from ._night import prepare_as_batch, risk_model_of
 
 __all__ = ["SweepInputs", "SweepPattern", "SweepResult", "parse_pattern", "sweep", "sweep_inputs"]
 
@@ -311,7 +311,7 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
     DataError
         ``like`` is neither scored nor in the events; the model needs entities.
     """
-    rm = _model_of(model)
+    rm = risk_model_of(model)
     schema = rm._schema()
     ent = schema.entity_col
     scores = as_nightly(scores).scores
@@ -321,7 +321,7 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
         what = (f"this model was trained with an entities table (one row per dispute: "
                 f"{schema.entity_feature_columns})")
         raise DataError(f"{what}; pass it as entities=...", cli=f"{what}; pass it with --entities PATH.")
-    prepared = _prepare(events, schema)
+    prepared = prepare_as_batch(events, schema)
     if entities is not None:  # the rows the night used: repeats and conflicts set aside
         require_columns(entities, [schema.entities_id], "entities", schema=schema, trained=True)
         entities = usable_entities(entities, schema)[0]
@@ -492,14 +492,14 @@ def sweep(
     frame = night.scores.reset_index(drop=True)
     ent = night.id_col
     if inputs is None and model is not None:
-        ent = _model_of(model)._schema().entity_col
+        ent = risk_model_of(model)._schema().entity_col
     if ent is None or ent not in frame.columns:
         raise DataError(f"scores have no dispute id column; columns: {list(frame.columns)[:20]}.")
     if isinstance(pattern, str):
         pattern = parse_pattern(pattern)
     area = resolve_area(area, [night], frame)
     if category == "auto":
-        schema = night.schema if night.schema is not None else (_model_of(model)._schema() if model is not None else None)
+        schema = night.schema if night.schema is not None else (risk_model_of(model)._schema() if model is not None else None)
         options = ["category", *(schema.entity_categorical_cols if schema is not None else ())]
         category = next((c for c in options if c in frame.columns and c != area), None)
 
@@ -554,7 +554,7 @@ def sweep(
         top = top.head(5)[top.head(5) > 0]
         from ..model import ReasonWriter
 
-        writer = _model_of(model).reason_writer_ if model is not None else ReasonWriter.for_names(list(case_c.index))
+        writer = risk_model_of(model).reason_writer_ if model is not None else ReasonWriter.for_names(list(case_c.index))
         case = {"id": like, "as_of": inputs.case_as_of, "probability": prob, "category": case_cat,
                 "rule": str(derived), "top_contributions": {k: float(v) for k, v in top.items()},
                 "drivers": [(float(v), *writer.phrase(k, case_x[k])) for k, v in top.items()]}
