@@ -264,3 +264,38 @@ def test_cli_sweep(world, tmp_path, capsys):
     assert "bad sweep pattern" in capsys.readouterr().err
     rc = main(["sweep", "--scores", str(tmp_path / "missing"), "--pattern", "category=building"])
     assert rc == 2
+
+
+def test_sweep_uses_the_model_that_scored_the_night_not_another_given(world, tmp_path, monkeypatch):
+    """sweep() recomputed the features with whatever model it was given (only the command line
+    checked it): a model whose fingerprint is not the one the night records is replaced by the
+    version the manifest records, as explain and the audit do; it stands in, with a warning
+    naming model=, only when that version cannot be read."""
+    import copy
+    import json
+    import shutil
+
+    import riskmodel.ops._night as night_module
+
+    sim, scores, own = world["sim"], world["scores"], world["predictor"]
+    case = str(scores.sort_values("probability", ascending=False)["dispute_id"].iloc[0])
+    loaded, load_predictor = [], night_module.load_predictor
+    monkeypatch.setattr(night_module, "load_predictor",
+                        lambda uri, store=None: loaded.append(uri) or load_predictor(uri, store=store))
+    other = copy.deepcopy(own.model)  # another model (today's champion, say): another fingerprint
+    other.tier_policy_.red_threshold_ = 0.99
+    inputs = dict(events=sim.events, entities=sim.entities)
+    expected = sweep(world["night"], like=case, model=own, **inputs)
+    assert loaded == []  # the model that scored the night: used as given
+    result = sweep(world["night"], like=case, model=other, **inputs)
+    assert loaded == [own.uri]  # the version the night records, read from its manifest
+    pd.testing.assert_frame_equal(result.matches, expected.matches)
+
+    moved = tmp_path / "night"  # the same night, its model folder gone
+    shutil.copytree(world["night"], moved)
+    manifest = json.loads((moved / "manifest.json").read_text(encoding="utf-8"))
+    manifest["model"]["uri"] = str(tmp_path / "gone")
+    (moved / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.warns(DataWarning, match="this sweep: .* could not be read .*the model given as model= is used"):
+        result = sweep(moved, pattern="count_threat_30D>0", model=other, **inputs)
+    assert len(result.matches) > 0

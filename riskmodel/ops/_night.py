@@ -136,9 +136,28 @@ class NightModels:
             self._fingerprint = model_fingerprint(risk_model_of(self.given))
         return self._fingerprint
 
-    def for_night(self, night, *, need: str = "explaining the night's cases"):
-        """The model that scored ``night`` (a :class:`~riskmodel.batch.NightlyOutput`, or None
-        for no night: ``given``). ``need`` names the work in a warning or an error."""
+    def for_night(self, night, *, need: str = "explaining the night's cases", given_as: str = "the model given"):
+        """The model that scored ``night``.
+
+        Parameters
+        ----------
+        night : NightlyOutput or None
+            The night (None for no night: ``given``).
+        need : str, default="explaining the night's cases"
+            The work, as a warning or an error names it.
+        given_as : str, default="the model given"
+            ``given``, as the warning names it when it stands in for a version that cannot be
+            read (a Python-only caller names its keyword: ``"the model given as model="``).
+
+        Returns
+        -------
+        RiskModel or Predictor
+
+        Raises
+        ------
+        ModelError
+            Without ``given``, the version the night records cannot be read.
+        """
         info = (night.manifest.get("model") or {}) if night is not None and night.manifest else {}
         uri, store = (night.model_uri, night.model_store) if info else (None, None)
         if not uri or (self.given is not None and info.get("fingerprint") == self.fingerprint):
@@ -154,7 +173,7 @@ class NightModels:
                              f"be read ({exc}).")
                     raise ModelError(f"{words} Pass model=.", cli=f"{words} Pass --model.") from exc
                 warnings.warn(f"{need}: the night of {night.as_of} was scored by {uri}, which could not be read "
-                              f"({exc}); the model given is used instead.", DataWarning, stacklevel=3)
+                              f"({exc}); {given_as} is used instead.", DataWarning, stacklevel=3)
                 self._read[key] = self.given
         return self._read[key]
 

@@ -32,7 +32,7 @@ from .._errors import ConfigError, DataError, format_examples
 from ..batch import CITY, as_nightly, usable_entities
 from ..data import kind_in, require_columns
 from ._barometer import area_keys, resolve_area
-from ._night import prepare_as_batch, risk_model_of
+from ._night import NightModels, prepare_as_batch, risk_model_of
 
 __all__ = ["SweepInputs", "SweepPattern", "SweepResult", "parse_pattern", "sweep", "sweep_inputs"]
 
@@ -446,7 +446,11 @@ def sweep(
         nothing else; feature columns need the model and events.
     model, events, entities : optional
         The model, event log and entities, to recompute features and contributions
-        (:func:`sweep_inputs`); or pass ``inputs`` computed once for several sweeps.
+        (:func:`sweep_inputs`); or pass ``inputs`` computed once for several sweeps. The
+        features are those of the model that scored the night, as :func:`~riskmodel.explain`
+        takes it (:class:`~riskmodel.ops.NightModels`): ``model`` when the night's manifest
+        records its fingerprint (or no model), else the version the manifest records; ``model``
+        stands in, with a warning, only when that version cannot be read.
     method : {"both", "rule", "similar"}, default="both"
         With ``like``: rule matches, similarity matches, or their union.
     area : str or None, default="auto"
@@ -490,20 +494,22 @@ def sweep(
         raise ConfigError("min_similarity must be in [0, 1] and n_neighbours positive.")
     night = as_nightly(scores)
     frame = night.scores.reset_index(drop=True)
+    if isinstance(pattern, str):
+        pattern = parse_pattern(pattern)
+    needs_features = like is not None or any(c not in frame.columns for c in (pattern.columns if pattern else []))
+    if needs_features and inputs is None and model is not None:  # the model that scored the night
+        model = NightModels(model).for_night(night, need="this sweep", given_as="the model given as model=")
     ent = night.id_col
     if inputs is None and model is not None:
         ent = risk_model_of(model)._schema().entity_col
     if ent is None or ent not in frame.columns:
         raise DataError(f"scores have no dispute id column; columns: {list(frame.columns)[:20]}.")
-    if isinstance(pattern, str):
-        pattern = parse_pattern(pattern)
     area = resolve_area(area, [night], frame)
     if category == "auto":
         schema = night.schema if night.schema is not None else (risk_model_of(model)._schema() if model is not None else None)
         options = ["category", *(schema.entity_categorical_cols if schema is not None else ())]
         category = next((c for c in options if c in frame.columns and c != area), None)
 
-    needs_features = like is not None or any(c not in frame.columns for c in (pattern.columns if pattern else []))
     if needs_features and inputs is None:
         if model is None or events is None:
             what = (f"sweeping like={like!r}" if like is not None else
