@@ -222,6 +222,7 @@ def test_explain_uses_the_model_that_scored_the_night_not_another_given(night, t
     own = night["model"].tier_policy_.red_threshold_
     ex = rm.explain(case, night["dir"], model=other, events=sim.events, entities=sim.entities)
     assert ex.thresholds["model"]["red"] == pytest.approx(own) != 0.99
+    assert ex.model == rm.read_nightly(night["dir"]).model_uri  # the folder that scored the night, by its path
 
     moved = tmp_path / "night"  # the same night, its model folder gone
     shutil.copytree(night["dir"], moved)
@@ -314,7 +315,8 @@ def test_report_audits_and_explains_with_the_inputs_given(night, tmp_path, capsy
     assert f'id="explain-{case}"' in text and "escalations</span>" in text
     assert main(["report", "--scores", str(night["dir"]), "--outcomes", str(root / "events.parquet"), "--model",
                  str(root / "model"), "--out", str(out)]) == 2
-    assert "needs the entities table: model version local was trained with one; pass --entities PATH" \
+    # a model read from a folder is named by its path ("model version local" named no version)
+    assert f"needs the entities table: {root / 'model'} was trained with one; pass --entities PATH" \
         in capsys.readouterr().err
     assert main(["report", "--scores", str(night["dir"]), "--outcomes", str(root / "events.parquet"), "--model",
                  str(root / "model"), "--entities", str(root / "entities.parquet"), "--out", str(out)]) == 0

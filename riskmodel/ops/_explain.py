@@ -27,7 +27,7 @@ from ..evaluation import TIER_COLOURS, finish_figure, has_cjk_font, new_figure
 from ..model import UNKNOWN_AREA, model_facts
 from ._html import esc, page, png_img
 from ._legend import TIER_WORDS, horizon_words, p_meaning, tier_thresholds
-from ._night import night_inputs, prepare_as_batch, risk_model_of
+from ._night import model_label, night_inputs, prepare_as_batch, risk_model_of
 from ._sweep import sweep_inputs
 
 __all__ = ["Explanation", "explain"]
@@ -77,7 +77,7 @@ class Explanation:
     horizon : str or None
         E.g. ``"90 days"``.
     model : str
-        The model's name and version.
+        The model in words: "NAME version N", else the run or folder it was loaded from.
     """
 
     dispute_id: str
@@ -330,13 +330,6 @@ def _tiers_area(night) -> str | None:
     return night.area
 
 
-def _model_label(info: dict) -> str:
-    """The manifest's model as "name version v"."""
-    if not info.get("name"):
-        return ""
-    return f"{info['name']} version {info['version']}" if info.get("version") else str(info["name"])
-
-
 def _phrases(writer, features: pd.Series, names) -> tuple[list, list]:
     """(zh, en) phrases of the named features' values (one case: a loop over features)."""
     pairs = [writer.phrase(name, features[name]) for name in names]
@@ -466,6 +459,6 @@ def explain(
         thresholds=thresholds, reasons=reasons, contributions=contributions, base_value=base,
         raw_log_odds=base + float(contrib.sum()), context=context,
         timeline=_timeline(prepared, dispute_id, as_of, schema, writer, rm.features_),
-        horizon=horizon_words(facts), model=label or _model_label(manifest.get("model") or {}), note=note,
+        horizon=horizon_words(facts), model=label or model_label(manifest.get("model")), note=note,
         overrides=overrides, time_col=schema.time_col, kind_col=schema.kind_col, utc=bool(rm.features_.tz_aware_),
     )

@@ -9,7 +9,8 @@ manifest records); :func:`night_inputs` adds the event log and entities the nigh
 
 Shared by the operations of this package (not exported from :mod:`riskmodel.ops`):
 :func:`risk_model_of` (the :class:`~riskmodel.RiskModel` inside what a caller passed) and
-:func:`prepare_as_batch` (an event log screened and indexed as the nightly batch does).
+:func:`prepare_as_batch` (an event log screened and indexed as the nightly batch does) and
+:func:`model_label` (a model in words, as every operation names it).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pandas as pd
 from .._errors import ConfigError, DataError, DataWarning, ModelError
 from ..batch import load_predictor
 
-__all__ = ["NightModels", "night_inputs", "prepare_as_batch", "risk_model_of"]
+__all__ = ["NightModels", "model_label", "night_inputs", "prepare_as_batch", "risk_model_of"]
 
 
 def risk_model_of(model):
@@ -50,6 +51,41 @@ def risk_model_of(model):
     if isinstance(inner, RiskModel):
         return inner
     raise ConfigError(f"model must be a RiskModel or a loaded Predictor, got {type(model).__name__}.")
+
+
+def model_label(model) -> str:
+    """A model in words, as explain, the report and their errors name it.
+
+    ``"NAME version N"`` for a registered version; else the run or folder it was loaded from
+    (``runs:/ID/model``, the folder's path), as the night records it; ``""`` when nothing
+    names it (a :class:`~riskmodel.RiskModel`, no model).
+
+    Parameters
+    ----------
+    model : Predictor, dict, RiskModel or None
+        A loaded model, or a night manifest's ``model`` record (``name``, ``version``, ``uri``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> model_label({"name": "dispute-risk", "version": "7", "uri": "models:/dispute-risk@champion"})
+    'dispute-risk version 7'
+    >>> model_label({"name": "runs:/abc/model", "version": "", "uri": "runs:/abc/model"})
+    'runs:/abc/model'
+    >>> model_label({"name": "model", "version": "local", "uri": "/models/2024-06"})
+    '/models/2024-06'
+    """
+    if isinstance(model, dict):
+        name, version, uri = model.get("name"), model.get("version"), model.get("uri")
+    else:
+        name, version, uri = (getattr(model, a, None) for a in ("model_name", "model_version", "uri"))
+    version = str(version or "")
+    if name and version.isdigit():
+        return f"{name} version {version}"
+    return str(uri or name or "")
 
 
 def prepare_as_batch(events, schema):
@@ -207,7 +243,7 @@ def night_inputs(night, model=None, events=None, entities=None, *, need: str = "
     if isinstance(model, str | Path):
         model = load_predictor(str(model))
     model = NightModels(model).for_night(night, need=need)
-    label = f"{model.model_name} version {model.model_version}" if hasattr(model, "model_name") else ""
+    label = model_label(model)
     if events is None:
         events = ((night.manifest or {}).get("input") or {}).get("events")
         if not events or not Path(str(events)).exists():

@@ -21,7 +21,7 @@ from ._audit import AuditResult, audit_outcomes
 from ._barometer import area_keys, barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
 from ._html import esc, page, png_img
 from ._legend import backtest_line, horizon_words, p_meaning, tier_legend
-from ._night import night_inputs, prepare_as_batch, risk_model_of
+from ._night import model_label, night_inputs, prepare_as_batch, risk_model_of
 
 __all__ = ["render_report", "write_report"]
 
@@ -146,7 +146,7 @@ def _legend_section(night: NightlyOutput, horizon: str | None) -> str:
     note = ""
     if words is None and horizon:
         words, note = horizon_words(None, horizon), " (the horizon given to the report: the model does not record it)"
-    name = f"{model.get('name', 'n/a')} version {model.get('version', 'n/a')}"
+    name = model_label(model) or "n/a"
     return ('<section id="legend"><h2>How to read this report 说明</h2>' + table
             + f"<p>{_e(p_meaning(words))}{_e(note)} <b>Flagged</b> = red + yellow (the heat map colours each station's "
             "flagged share). A case lifted by a rule ([规则] in its reasons) is red or yellow whatever its p.</p>"
@@ -451,8 +451,9 @@ def render_report(
     heading = title or f"Dispute risk nightly report 矛盾纠纷风险日报 — {day}"
     from .._version import VERSION as __version__
 
-    sub = (f"model {info.get('name', 'n/a')} version {info.get('version', 'n/a')}"
-           f"{' (run ' + info['run_id'] + ')' if info.get('run_id') else ''} · "
+    label = model_label(info) or "n/a"
+    run = info.get("run_id") if info.get("run_id") and info["run_id"] not in label else ""  # not twice
+    sub = (f"model {label}{' (run ' + run + ')' if run else ''} · "
            f"generated {pd.Timestamp.now():%Y-%m-%d %H:%M} by riskmodel {__version__}")
     writer = None
     if model is not None:
