@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..._errors import DataWarning, format_examples
-from ...data import NAT_NS, NS_PER_DAY
+from ...data import NAT_NS
 from .._family import FeatureFamily
 
 
@@ -41,7 +41,6 @@ class Entity(FeatureFamily):
         schema = comp.schema
         ents = comp.entities
         rows = comp.entity_rows()
-        n = len(rows)
         unknown = rows < 0
         if unknown.any() and len(ents):
             ids = comp.cutoffs[schema.entity_col]
@@ -74,9 +73,7 @@ class Entity(FeatureFamily):
         for col in schema.entity_time_cols:
             t = np.append(ents[col].to_numpy().view(np.int64), NAT_NS)[rows]
             valid = (t != NAT_NS) & (t < as_of)  # a date at or after as_of is not yet known
-            days = np.full(n, np.nan, dtype=np.float32)
-            days[valid] = (as_of[valid] - t[valid]) / NS_PER_DAY
-            comp.put(f"days_since_{col}", days)
+            comp.put(f"days_since_{col}", comp.days_between(as_of, t, valid))
         return categorical
 
     def template(self, feature, writer):
