@@ -916,8 +916,6 @@ class FeatureComputation:
                 stacklevel=4,
             )
         to_vocab = np.where(unseen_values, n_vocab, to_vocab).astype(np.min_scalar_type(n_vocab))
-        if len(to_vocab) == 0:  # no events
-            return np.zeros(len(self.ev), dtype=to_vocab.dtype)
         # applied in input order, then permuted: far fewer bytes move (uint8) than permuting the int64 codes
         return self.ev._sorted(to_vocab[codes])
 
@@ -1016,8 +1014,6 @@ def _entity_slots(codes: np.ndarray, n_entities: int) -> np.ndarray:
     the nearest cutoff above it that has one, so cutoffs listed in entity order keep
     their order (their rows need no permutation) wherever such ids are."""
     known = codes < n_entities
-    if known.all():
-        return 2 * codes + 1
     last_known = np.maximum.accumulate(np.where(known, np.arange(len(codes)), -1))
     previous = np.where(last_known >= 0, codes[np.maximum(last_known, 0)], -1)
     return np.where(known, 2 * codes + 1, 2 * (previous + 1))

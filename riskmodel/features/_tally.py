@@ -84,11 +84,8 @@ class LevelTally:
         window; then one more per finite window, widest first (window ``j`` of
         :attr:`windows` holds levels ``> j``).
         """
-        if self.uniform_edge is not None:  # one as_of for every entity: no gather
-            delta = np.subtract(self.uniform_edge, self.comp.ev.times_ns[lo:hi])
-        else:
-            delta = self.edges[self.comp.ev.entity_codes[lo:hi]]
-            delta -= self.comp.ev.times_ns[lo:hi]
+        delta = self.edges[self.comp.ev.entity_codes[lo:hi]]
+        delta -= self.comp.ev.times_ns[lo:hi]
         before = delta > 0
         level = before.astype(np.int8)
         for width in self.widths:
@@ -96,15 +93,6 @@ class LevelTally:
         if not before.all():  # at or after as_of: in no window
             level *= before
         return level, delta
-
-    @functools.cached_property
-    def uniform_edge(self) -> int | None:
-        """The :attr:`edges` value when every entity has one and the same (every
-        entity scored at the same time, the nightly case); else ``None``."""
-        edges = self.edges[:-1]
-        if len(edges) == 0 or int(edges.min()) != int(edges.max()) or int(edges[0]) == _NO_CUTOFF:
-            return None
-        return int(edges[0])
 
     @functools.cached_property
     def windows(self) -> list[str]:
