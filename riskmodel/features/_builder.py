@@ -103,11 +103,8 @@ _ASCII_SPACE = "\t\n\f\r "  # what RE2's \s means: a text of only these is blank
 
 
 class Vocabulary:
-    """A fixed list of string values: their category dtype and the code of any value.
-
-    Built once per fitted column and reused by every transform, so scoring one dispute
-    does not rebuild an index of the vocabulary.
-    """
+    """A fitted column's values: their category dtype and the code of any value (built once
+    per fitted column, so scoring one dispute does not rebuild an index)."""
 
     def __init__(self, values: Sequence[str]):
         self.values = [str(v) for v in values]
@@ -130,16 +127,10 @@ class Vocabulary:
 
 
 class FeatureColumns(Mapping):
-    """Feature values by column name, before they become a DataFrame.
-
-    What :class:`FeatureBuilder` computes: one float32 matrix of the numeric columns and
-    a categorical per categorical column. Scoring reads columns from it directly; the
-    DataFrame (:meth:`to_frame`) is only built when someone asks for it, which matters
-    when scoring a single dispute.
-
-    ``columns[name]`` is a NumPy array: float32 for numeric columns, object (values,
-    NaN when missing) for categorical ones.
-    """
+    """What :class:`FeatureBuilder` computes: one float32 matrix of the numeric columns and a
+    categorical per categorical column, read directly when scoring (:meth:`to_frame` only on
+    demand, which matters for one dispute). ``columns[name]``: float32 values, or object
+    values (NaN when missing) for a categorical column."""
 
     def __init__(self, names: Sequence[str], numeric: np.ndarray, numeric_names: Sequence[str],
                  categorical: Mapping[str, pd.Categorical], index: pd.Index):
@@ -208,7 +199,6 @@ class PreparedEvents:
         self._order = order
         self.schema = schema
         self.tz_aware = tz_aware
-        #: the zone the input times were written in, when they carried one (``time_zone``)
         self.zone = zone
         entity_codes, entity_ids = entity_codes
         self.entity_ids = pd.Index(entity_ids)
@@ -223,10 +213,8 @@ class PreparedEvents:
 
     @classmethod
     def from_valid(cls, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool) -> PreparedEvents:
-        """Index events that are already validated (e.g. concatenated chunks), in any order.
-
-        No checks are made; the (entity, time) order is found as :func:`screen_events` finds it.
-        """
+        """Index events already validated (e.g. concatenated chunks), in any order; no checks
+        are made, the (entity, time) order is found as :func:`screen_events` finds it."""
         times = _as_ns(frame[schema.time_col])
         order, codes, ids, sorted_times = entity_order(frame[schema.entity_col], times, sort_ids=False)
         return cls(frame, schema, tz_aware, (codes, ids), order=order, times_ns=sorted_times)
@@ -298,12 +286,9 @@ class PreparedEvents:
         return self.cached(("text", column), compute, shared=True)
 
     def text_matches(self, column: str, pattern: str) -> np.ndarray:
-        """Boolean mask of sorted rows whose text matches the regular expression.
-
-        Arrow's regex engine (RE2) on the column; Python's ``re`` on a few texts (one
-        dispute), where a call into Arrow costs more than the matching. The patterns the
-        features use (escaped keywords joined by ``|``) mean the same in both.
-        """
+        """Boolean mask of sorted rows whose text matches the regular expression (RE2, or
+        Python's ``re`` on a few texts: the features' patterns, escaped keywords joined by
+        ``|``, mean the same in both)."""
         search = re.compile(pattern).search
         return self._text_mask(column, pattern, lambda t: search(t) is not None, missing=False)
 
@@ -312,8 +297,9 @@ class PreparedEvents:
         return self._text_mask(column, rf"^[{_ASCII_SPACE}]*$", lambda t: not t.strip(_ASCII_SPACE), missing=True)
 
     def _text_mask(self, column: str, pattern: str, test, *, missing: bool) -> np.ndarray:
-        """Boolean mask of sorted rows: ``pattern`` by Arrow (RE2) on the column, or ``test``
-        of each of a few texts (:func:`_as_text` values); ``missing`` where there is no text."""
+        """Boolean mask of sorted rows: ``pattern`` by Arrow (RE2) on the column, or, where a call
+        into Arrow costs more than the matching (one dispute), ``test`` of each :func:`_as_text`
+        value; ``missing`` where there is no text."""
         def compute():
             if len(self._raw) > FEW_VALUES:
                 hits = pc.match_substring_regex(self._texts(column), pattern).fill_null(missing)
@@ -875,10 +861,8 @@ class FeatureComputation:
 
     def windowed_counts(self, mask: np.ndarray | None, windows: Sequence[str],
                         cum: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Events (where ``mask``) in ``[as_of - w, as_of)`` for each window ``w``.
-
-        ``cum``: ``cumulative(mask)`` if the caller already has it.
-        """
+        """Events (where ``mask``) in ``[as_of - w, as_of)`` for each window ``w``; ``cum``:
+        ``cumulative(mask)``, if the caller already has it."""
         upper = self.position(None)
         if mask is None:
             return {w: (upper - self.position(w)).astype(np.float32) for w in windows}
@@ -961,12 +945,8 @@ class FeatureComputation:
                 "the nightly job does not score such disputes).", DataWarning, stacklevel=5)
 
     def add_counts_and_recency(self) -> None:
-        """Windowed counts and days since the last event, in total and per kind: the
-        columns of the counts and the recency families, whichever are active, in one pass
-        (a second call does nothing).
-
-        The per-kind part is :func:`~riskmodel.features._tally.tally_kinds` (two kernels, equal values).
-        """
+        """The columns of the counts and the recency families, whichever are active, in one pass
+        (a second call does nothing); per kind by :func:`~riskmodel.features._tally.tally_kinds`."""
         if getattr(self, "_counts_and_recency_done", False):
             return
         self._counts_and_recency_done = True

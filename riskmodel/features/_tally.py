@@ -62,10 +62,8 @@ class LevelTally:
 
     @functools.cached_property
     def edges(self) -> np.ndarray | None:
-        """Per entity, its cutoff's ``as_of`` (far past when it has no cutoff), when the
-        tally by level applies (see :meth:`levels`); else ``None`` (then positions are
-        searched). Applies when each entity has at most one cutoff (nightly scoring).
-        """
+        """Per entity, its cutoff's ``as_of`` (far past without one), when each entity has at
+        most one cutoff (nightly scoring): the tally by level applies; else ``None``."""
         n_entities = len(self.comp.ev.entity_ids)
         known = self.comp.q_codes[self.comp.q_codes < n_entities]
         if len(self.comp.ev) == 0 or not bool((known[1:] > known[:-1]).all()):
@@ -75,15 +73,10 @@ class LevelTally:
         return edges
 
     def levels(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """For sorted events ``lo..hi``: how many of their cutoff's windows hold them, and
-        ``delta``, their cutoff's ``as_of`` minus their time.
-
-        An event's cutoff is its entity's; it is before ``as_of`` iff ``delta > 0`` and in
-        window ``w`` iff also ``delta <= w``: what the searched positions find. Level 0:
-        not before ``as_of`` (or no cutoff); 1: before it, in no finite
-        window; then one more per finite window, widest first (window ``j`` of
-        :attr:`windows` holds levels ``> j``).
-        """
+        """For sorted events ``lo..hi``: their level, and ``delta``, their cutoff's (their
+        entity's) ``as_of`` minus their time. Level 0: not before ``as_of`` (``delta <= 0``) or no
+        cutoff; 1: before it, in no finite window; then one more per finite window holding it
+        (``delta <= w``), widest first: window ``j`` of :attr:`windows` holds levels ``> j``."""
         delta = self.edges[self.comp.ev.entity_codes[lo:hi]]
         delta -= self.comp.ev.times_ns[lo:hi]
         before = delta > 0
@@ -105,15 +98,11 @@ class LevelTally:
         return [int(pd.Timedelta(w).value) for w in self.windows[1:]]
 
     def run(self, kinds, counts: bool, recency: bool) -> None:
-        """The per-kind part of :meth:`add_counts_and_recency` from :meth:`levels`: each
-        event adds one to its (kind, window) cell of its cutoff's row in the output, for
-        the windows that hold it (one ``np.bincount`` of (level, kind, cutoff) cells where
-        those are dense, :meth:`_count_cells`; else ``np.add.at``, over ever fewer events
-        from the widest window to the narrowest); the days since the last event of each (cutoff, kind) by
-        ``np.fmin.at``. Also sets the window positions (a cutoff's first event, plus
-        the events before each edge), so no position is searched. Same values as the
-        cumulative sums.
-        """
+        """The per-kind part of :meth:`add_counts_and_recency` from :meth:`levels`: each event
+        adds one to its cutoff's (kind, window) cells for the windows that hold it (one
+        ``np.bincount`` where the cells are dense, :meth:`_count_cells`; else ``np.add.at`` over
+        ever fewer events, widest window first); ``np.fmin.at`` keeps the days since the last
+        event of each kind. Also sets the window positions, so none is searched."""
         n_entities = len(self.comp.ev.entity_ids)
         entity_start = np.zeros(n_entities + 2, dtype=np.int64)
         np.cumsum(np.bincount(self.comp.ev.entity_codes, minlength=n_entities + 1), out=entity_start[1:])
@@ -182,11 +171,9 @@ class LevelTally:
             self.comp._positions[w] = np.subtract(self.comp._positions["as_of"], in_window[j], out=in_window[j])
 
     def _count_cells(self, rows, kind, level, n_kinds: int, count_blocks, in_window: np.ndarray) -> None:
-        """Count a slice of events whose (level, kind, cutoff) cells are no sparser than
-        they are: one ``np.bincount`` of the cells, then the events in window ``j`` are
-        those of the levels above ``j`` (sums from the top level down). Adds to the
-        matrix's count columns (``count_blocks``: each window's, as a slice where they are
-        side by side) and to ``in_window`` (every kind)."""
+        """Count a slice of events in dense (level, kind, cutoff) cells: one ``np.bincount``,
+        summed from the top level down (window ``j`` holds the levels above ``j``), added to each
+        window's count columns (``count_blocks``) and to ``in_window`` (every kind)."""
         n_windows = len(self.windows)
         first, span = int(rows[0]), int(rows[-1]) - int(rows[0]) + 1  # the slice's rows are one run
         cells = np.multiply(level, n_kinds, dtype=np.int64)
