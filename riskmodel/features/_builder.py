@@ -65,8 +65,8 @@ from .families import FEATURE_FAMILIES
 __all__ = ["FeatureBuilder", "DEFAULT_KEYWORDS", "PreparedEvents", "prepare_events"]
 
 _log = logging.getLogger("riskmodel")
-_SKIPS_LOGGED: contextvars.ContextVar[set | None] = contextvars.ContextVar("riskmodel_skips_logged", default=None)
-_PROCESS_SKIPS: set[str] = set()
+_PROCESS_SKIPS: set[str] = set()  # outside any skip_notes scope
+_SKIPS_LOGGED: contextvars.ContextVar[set[str]] = contextvars.ContextVar("riskmodel_skips", default=_PROCESS_SKIPS)
 
 
 @contextlib.contextmanager
@@ -86,7 +86,6 @@ def _log_skipped(skipped: list[str]) -> None:
         return
     line = "feature families skipped, their inputs are absent: " + ", ".join(skipped)
     seen = _SKIPS_LOGGED.get()
-    seen = _PROCESS_SKIPS if seen is None else seen
     if line not in seen:
         seen.add(line)
         _log.info(line)

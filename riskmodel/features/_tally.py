@@ -83,8 +83,7 @@ class LevelTally:
         level = before.astype(np.int8)
         for width in self.widths:
             level += delta <= width
-        if not before.all():  # at or after as_of: in no window
-            level *= before
+        level *= before  # at or after as_of: in no window
         return level, delta
 
     @functools.cached_property
