@@ -178,11 +178,7 @@ class EventSchema:
     @property
     def entity_feature_columns(self) -> list[str]:
         """Entities columns used as features (categorical, numeric, time)."""
-        return (
-            list(self.entity_categorical_cols)
-            + list(self.entity_numeric_cols)
-            + list(self.entity_time_cols)
-        )
+        return [*self.entity_categorical_cols, *self.entity_numeric_cols, *self.entity_time_cols]
 
     @property
     def text_columns(self) -> list[str]:
@@ -773,8 +769,7 @@ def blank_as_missing(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, 
 
 def kind_in(values: pd.Series, kinds: Sequence[str]) -> np.ndarray:
     """Boolean mask of the rows whose kind, trimmed (:func:`trimmed_codes`), is one of ``kinds``."""
-    wanted = set(kinds)
-    return per_value(*trimmed_codes(*column_codes(values)), wanted.__contains__)
+    return per_value(*trimmed_codes(*column_codes(values)), set(kinds).__contains__)
 
 
 # --------------------------------------------------------------------------------------
@@ -1375,11 +1370,7 @@ def split_invalid_events(
     """
     screened = screen_events(events, schema, now=now, stray_times=stray_times, clock=clock)
     clean = screened.valid.take(screened.order).reset_index(drop=True)
-    info = {
-        "tz_aware": screened.tz_aware,
-        "duplicates_dropped": screened.duplicates_dropped,
-    }
-    return clean, screened.rejects, info
+    return clean, screened.rejects, {"tz_aware": screened.tz_aware, "duplicates_dropped": screened.duplicates_dropped}
 
 
 def validate_events(
@@ -1555,12 +1546,9 @@ def validated_entity_columns(
     needed = list(dict.fromkeys([id_col, *schema.entity_categorical_cols, *schema.entity_numeric_cols, *time_cols]))
     missing_group = [c for c in schema.group_cols if c not in schema.entity_categorical_cols]
     if missing_group:
-        raise DataError(
-            f"group_cols {missing_group} must also be listed in entity_categorical_cols; or switch the "
-            "group role off with EventSchema(group_cols=()).",
-            cli=f"group_cols {missing_group} must also be listed in entity_categorical_cols; or switch the "
-            "group role off with group_cols = [] in the config's [schema].",
-        )
+        head = f"group_cols {missing_group} must also be listed in entity_categorical_cols; or switch the group"
+        raise DataError(f"{head} role off with EventSchema(group_cols=()).",
+                        cli=f"{head} role off with group_cols = [] in the config's [schema].")
     require_columns(entities, needed, "entities", schema=schema)
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
