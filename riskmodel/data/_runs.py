@@ -18,9 +18,7 @@ def run_starts(codes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, dtype=bool)
     rows = np.flatnonzero(mask)
     out = np.zeros(len(codes), dtype=bool)
-    if len(rows):
-        picked = codes[rows]
-        out[rows[np.r_[True, picked[1:] != picked[:-1]]]] = True
+    out[rows] = run_starts(codes[rows])
     return out
 
 
