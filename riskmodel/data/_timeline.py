@@ -108,8 +108,6 @@ class Clock:
         does); a query time outside it is clipped to its first or last tick, which is exact.
         """
         positions = np.searchsorted(keys, query_keys, side=side)
-        if len(keys) == 0 or len(query_keys) == 0:
-            return positions
         if side == "left":
             rows = np.flatnonzero((query_ns - self.t_min_ns) % self.resolution)
         else:
@@ -153,15 +151,15 @@ class Timeline:
         order = np.argsort(keys, kind="stable")
         return cls(keys[order], times_ns[order], clock)
 
-    def position(self, codes: np.ndarray, times_ns: np.ndarray) -> np.ndarray:
+    def position(self, codes: np.ndarray, times_ns: np.ndarray, side: str = "left") -> np.ndarray:
         """Number of events of lower codes, plus those of each ``codes`` strictly before
-        ``times_ns`` (exact, see :meth:`Clock.search`)."""
-        return self.clock.search(self.keys, self.times_ns, self.clock.keys(codes, self.clock.ticks(times_ns)), times_ns)
+        ``times_ns`` (exact, see :meth:`Clock.search`; ``side="right"``: at or before)."""
+        keys = self.clock.keys(codes, self.clock.ticks(times_ns))
+        return self.clock.search(self.keys, self.times_ns, keys, times_ns, side=side)
 
     def position_after(self, codes: np.ndarray, times_ns: np.ndarray) -> np.ndarray:
         """:meth:`position`, counting the events at ``times_ns`` too."""
-        return self.clock.search(self.keys, self.times_ns, self.clock.keys(codes, self.clock.ticks(times_ns)), times_ns,
-                                 side="right")
+        return self.position(codes, times_ns, side="right")
 
     def start(self, codes: np.ndarray) -> np.ndarray:
         """Number of events of lower codes: where each code's events start."""
