@@ -820,14 +820,7 @@ class ScreenedEvents:
 def sort_by_entity_time(codes: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     """Stable order by (code, time) of non-negative integer codes, sorted as one-word keys
     (:func:`_key_time_order`); nothing for rows already in that order."""
-    return _code_time_order(np.asarray(codes), t_ns)[0]
-
-
-def _code_time_order(codes: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_key_time_order` of non-negative integer codes (one-word keys), no rows included."""
-    if len(codes) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), t_ns
-    return _key_time_order(codes.astype(np.uint64).reshape(-1, 1), t_ns)
+    return _key_time_order(np.asarray(codes).astype(np.uint64).reshape(-1, 1), t_ns)[0]
 
 
 def time_order(t_ns: np.ndarray) -> np.ndarray:
@@ -873,6 +866,8 @@ def _key_time_order(keys: np.ndarray, t_ns: np.ndarray) -> tuple[np.ndarray, np.
     place) (:func:`~riskmodel.data._keys.key_time_sort`, which reads the sorted times off
     its packed integers) where those fit; else a stable sort by time (none for time-sorted
     rows), then by key (the reference). ``None`` when the keys do not pack (hash them)."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), t_ns
     time_sorted = bool((t_ns[1:] >= t_ns[:-1]).all())
     if keys.shape[1] == 1:
         key = keys[:, 0]
@@ -920,7 +915,7 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
         rank, uniques = pd.factorize(pd.Index(codes[1]), sort=True)
         codes = (rank[codes[0]], uniques)
     codes, uniques = np.asarray(codes[0], dtype=np.int64), pd.Index(codes[1])
-    order, is_first, sorted_ns = _code_time_order(codes, t_ns)
+    order, is_first, sorted_ns = _key_time_order(codes.astype(np.uint64).reshape(-1, 1), t_ns)
     sorted_codes = _run_numbers(is_first)
     if len(codes) and int(sorted_codes[-1]) + 1 < len(uniques):  # not every code has a row: read them
         sorted_codes = codes[order]
