@@ -601,16 +601,11 @@ def _zone_name(tz, stamp) -> str | None:
 
 
 def object_codes(values, first: np.ndarray | None = None) -> tuple[np.ndarray, pd.Index] | None:
-    """``pd.factorize`` of a column of Python objects (missing values coded -1), else ``None``.
+    """``pd.factorize`` of a column of Python objects (missing values coded -1); ``None`` for a
+    few values and other dtypes (their missing values are in a mask or codes already).
     ``first``: objects factorised before the column's (codes for both, ``first``'s first).
-
-    For an object column, hashing the values once is the cost every later step would pay
-    again: each object is read from wherever it lives in memory (a ``pd.read_csv`` column
-    holds one object per row), so a missing-value check or a type check costs as much as
-    the hashing. Its codes answer both (code -1; the type of each distinct value), and the
-    features reuse them. Other dtypes keep their missing values in a mask or in codes
-    already: ``None``, and the caller reads those.
-    """
+    Reading an object per row costs as much as hashing it, so the codes answer the missing-value
+    and type checks (code -1; each distinct value's type), and the features reuse them."""
     if not pd.api.types.is_object_dtype(getattr(values, "dtype", None)) or len(values) <= FEW_VALUES:
         return None
     array = np.asarray(values, dtype=object)
@@ -627,14 +622,10 @@ def object_codes(values, first: np.ndarray | None = None) -> tuple[np.ndarray, p
 def column_codes(values) -> tuple[np.ndarray, pd.Index]:
     """``pd.factorize`` of a column, missing values coded -1 (codes of any integer dtype;
     uniques in order of appearance, or in the categories' order): how every column's values
-    are numbered.
-
-    A categorical column is read by its codes, its categories the uniques (those no row
-    holds left out): nothing is hashed. Python objects by :func:`object_codes` (shared
-    objects by their addresses), Arrow strings by Arrow's dictionary encoding (pandas' call,
-    without its copies of the codes to int64); a few values (one dispute) go through a dict:
-    pandas' call costs more than the work.
-    """
+    are numbered. A categorical is read by its codes, its categories the uniques (those no
+    row holds left out); Python objects by :func:`object_codes`, Arrow strings by Arrow's
+    dictionary encoding (without pandas' copy of the codes to int64); a few values (one
+    dispute) through a dict: pandas' call costs more than the work."""
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         return compact_codes(values.cat.codes.to_numpy(), pd.Index(values.cat.categories))
     if len(values) > FEW_VALUES:
@@ -686,8 +677,7 @@ def _addresses(array: np.ndarray) -> np.ndarray:
 
 
 def shared_object_codes(array: np.ndarray, first: np.ndarray | None = None) -> tuple[np.ndarray, pd.Index] | None:
-    """``pd.factorize`` of an object array whose rows share a few objects, read by address.
-
+    """``pd.factorize`` of an object array whose rows share a few objects, read by address:
     ``pd.read_csv`` and pyarrow's ``to_pandas`` give each distinct string of a column one
     Python object, so a column of event kinds holds ten million pointers to a few dozen
     objects. Numbering the pointers (an integer hash of the array itself, read without
@@ -695,14 +685,11 @@ def shared_object_codes(array: np.ndarray, first: np.ndarray | None = None) -> t
     uniques as ``pd.factorize``, without reading an object per row. ``None`` when the
     values that repeat in rows spread over it are mostly distinct objects (made one per row),
     or none repeats: then the objects are hashed. ``first``: objects numbered before the
-    array's (as :func:`object_codes`), judged with them but not sampled.
-    """
+    array's (as :func:`object_codes`), judged with them but not sampled."""
     contiguous = array.flags.c_contiguous and (first is None or first.flags.c_contiguous)
     if len(array) <= FEW_VALUES or not contiguous:
         return None
     addresses = _addresses(array)
-    # shared when the values that repeat in rows spread over the column mostly repeat as the
-    # same object
     step = max(1, len(array) // _SHARED_SAMPLE)
     sample = array[::step][:_SHARED_SAMPLE]
     value_repeats = len(sample) - len(pd.unique(sample))
@@ -778,12 +765,10 @@ def kind_in(values: pd.Series, kinds: Sequence[str]) -> np.ndarray:
 
 @dataclass
 class ScreenedEvents:
-    """Valid events in input order plus the permutation that sorts them.
-
-    Built by :func:`screen_events`; :func:`split_invalid_events` materialises the sorted
-    frame, the feature code (:class:`~riskmodel.PreparedEvents`) reads columns lazily
-    through ``order`` so that wide string columns are never reordered needlessly.
-    """
+    """Valid events in input order plus the permutation that sorts them (built by
+    :func:`screen_events`): :func:`split_invalid_events` materialises the sorted frame, the
+    features (:class:`~riskmodel.PreparedEvents`) read columns through ``order``, so that wide
+    string columns are never reordered needlessly."""
 
     columns: Columns  #: the valid rows, input order, schema columns, times parsed
     order: np.ndarray  #: positions into ``valid`` sorted by (entity, time), duplicates removed
@@ -851,7 +836,7 @@ def integer_keys(ids) -> np.ndarray | None:
     """Integer ids (no missing value) as ``uint64`` keys that sort like the ids, else ``None``."""
     if not pd.api.types.is_integer_dtype(getattr(ids, "dtype", None)):
         return None
-    values = ids.to_numpy() if not isinstance(ids, np.ndarray) else ids
+    values = ids.to_numpy()
     if values.dtype.kind == "u":
         return values.astype(np.uint64, copy=False)
     if values.dtype.kind != "i":  # e.g. an extension array with missing values: objects
@@ -908,7 +893,6 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
             order, is_first, sorted_ns = in_order
             uniques = pd.Index(ids.array.take(order[np.flatnonzero(is_first)]))  # each entity's first row
             return order, _run_numbers(is_first), uniques, sorted_ns
-        # Sort once by (entity, time) through integer codes: much faster than sorting strings.
         codes = numbers_as_text(*column_codes(ids))  # a categorical's codes follow its categories: sorted as pandas sorts it
         sort_ids = sort_ids and not isinstance(ids.dtype, pd.CategoricalDtype)
     if sort_ids and len(codes[1]):  # number the ids in sorted order (as pd.factorize(sort=True))
@@ -959,8 +943,7 @@ def screen_events(
     columns = {col: events[col] for col in schema.event_columns}
     stray: list | None = [] if stray_times else None
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events", stray=stray, clock=clock)
-    # object columns are factorised once: the codes find their missing values (and the
-    # kinds that are not strings), and are reused for the sort and the features
+    # object columns are hashed once (:func:`object_codes`): for their checks, the sort and the features
     id_codes, first_codes = _id_codes(columns[schema.entity_col], None if sort_ids else first_ids)
     kind_codes, kind_uniques, not_str_kind = kind_codes_of(columns[schema.kind_col], schema.kind_col)
 
@@ -1024,8 +1007,7 @@ def screen_events(
         return screened
     if array is not None:  # ids differing from another only by spaces around them, and other odd ids
         warn_odd_ids(array)
-    # exact duplicates share (entity, time), so after the sort they are neighbours
-    # candidates: rows sharing (entity, time) with a neighbour
+    # exact duplicates share (entity, time): after the sort, candidates share it with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
     np.equal(codes[1:], codes[:-1], out=same_key[1:-1])  # (empty for fewer than two rows)
     same_key[1:-1] &= t_ns[1:] == t_ns[:-1]
@@ -1596,14 +1578,9 @@ def validated_entity_columns(
 
 
 def _as_string_categorical(values: pd.Series) -> pd.Series:
-    """Values as strings in a ``category`` column (missing stays missing).
-
-    A few text values (the one row of online scoring) are coded in Python: pandas'
-    conversion chain costs ~3x more there; both give the same column (tested).
-    """
-    if len(values) > FEW_VALUES or not (
-        pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)
-    ):
+    """Values as strings in a ``category`` column (missing stays missing); a few text values (the
+    one row of online scoring) coded in Python, ~3x faster than pandas' chain (tested equal)."""
+    if len(values) > FEW_VALUES or not pd.api.types.is_string_dtype(values.dtype):
         return values.astype(str).where(values.notna()).astype("category")
     raw = values.to_numpy(dtype=object)
     present = ~pd.isna(raw)
