@@ -56,14 +56,10 @@ def duration_text(value) -> str:
     ('90 days', '12 hours', '1 day')
     """
     delta = pd.Timedelta(value)
-    days = delta / pd.Timedelta(days=1)
-    if days >= 1 or days == 0:
-        return f"{days:g} day" + ("" if days == 1 else "s")
-    hours = delta / pd.Timedelta(hours=1)
-    if hours >= 1:
-        return f"{hours:g} hour" + ("" if hours == 1 else "s")
-    minutes = delta / pd.Timedelta(minutes=1)
-    return f"{minutes:g} minute" + ("" if minutes == 1 else "s")
+    for unit in ("day", "hour", "minute"):  # the largest unit of which there is one or more
+        n = delta / pd.Timedelta(**{f"{unit}s": 1})
+        if n >= 1 or unit == "minute" or delta == pd.Timedelta(0):
+            return f"{n:g} {unit}" + ("" if n == 1 else "s")
 
 
 @dataclass
