@@ -55,7 +55,8 @@ def short_string_keys(values) -> np.ndarray | None:
 
 
 def string_keys(values, max_words: int = MAX_KEY_WORDS) -> np.ndarray | None:
-    """Each string of an Arrow-backed column as a row of ``uint64`` words, or ``None``.
+    """Each string of an Arrow-backed column (Series or Index) as a row of ``uint64`` words
+    (shape ``(n, n_words)``), or ``None``.
 
     The words are the string's UTF-8 bytes read as big-endian integers, 8 bytes each,
     zero-padded; as many words per row as the longest string needs. When no string is
@@ -63,17 +64,6 @@ def string_keys(values, max_words: int = MAX_KEY_WORDS) -> np.ndarray | None:
     strings and rows compared word by word (most significant first) sort like the strings
     (UTF-8 byte order is code point order). Otherwise, and for nulls or columns not backed
     by Arrow, the answer is ``None``: the caller takes its general path.
-
-    Parameters
-    ----------
-    values : Series or Index
-        A string column.
-    max_words : int
-        Longest key, in 8-byte words.
-
-    Returns
-    -------
-    ndarray of uint64, shape (n, n_words), or None
     """
     array = arrow_string_array(values)
     if array is None or array.null_count:
@@ -232,8 +222,11 @@ def stable_key_sort(keys: np.ndarray, then_by=None) -> tuple[np.ndarray, np.ndar
 
 
 def key_time_sort(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Stable order of rows by (key, time) for one-word keys and time offsets, where the
-    sorted key changes and the sorted times; ``None`` when they do not pack (see below).
+    """Stable order of rows by (key, time) for one-word ``uint64`` keys and ``uint64`` time
+    offsets from the earliest (any unit, e.g. seconds): ``(order, is_new, sorted_times)``,
+    ``is_new[i]`` where the ``i``-th sorted key differs from the one before and
+    ``sorted_times`` (``times[order]``) read off the sorted packed integers, no gather;
+    ``None`` when they do not pack (see below).
 
     (key, time, position) rarely fit in 64 bits together (a million ids, seconds over
     years and ten million positions take about 70), which is why a general (key, time)
@@ -243,20 +236,6 @@ def key_time_sort(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.n
     numbers (NumPy's radix sort of ``uint8`` / ``uint16``), then one sort of packed
     integers per bucket. Equal (key, time) keep their input order. ``None`` when even
     ``2**16`` buckets leave too many bits, or the buckets are too uneven (then sort twice).
-
-    Parameters
-    ----------
-    keys : ndarray of uint64, shape (n,)
-    times : ndarray of uint64, shape (n,)
-        Offsets from the earliest time, in any unit (e.g. seconds).
-
-    Returns
-    -------
-    order : ndarray of int64
-    is_new : ndarray of bool
-        ``is_new[i]``: the ``i``-th sorted key differs from the one before.
-    sorted_times : ndarray of uint64
-        ``times[order]``, read from the sorted packed integers (no gather).
     """
     n = len(keys)
     if n == 0:
