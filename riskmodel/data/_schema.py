@@ -1543,8 +1543,6 @@ def validated_entity_columns(
         if not _is_string_categorical(out[col].dtype):
             out[col] = _as_string_categorical(out[col])
     for col in schema.entity_numeric_cols:
-        if out[col].dtype == np.float64:
-            continue
         converted = pd.to_numeric(out[col], errors="coerce")
         bad = converted.isna() & out[col].notna()
         if bad.any():
