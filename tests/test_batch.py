@@ -1202,3 +1202,80 @@ def test_an_arrow_or_polars_table_is_refused_in_words(model_dir, data, tmp_path)
         with pytest.raises(DataError, match=words):
             predictor.predict(table, as_of=AS_OF)
     assert not (tmp_path / "night").exists()
+
+
+def _header_twice(frame: pd.DataFrame, path: Path, column: str) -> Path:
+    """``frame`` as CSV at ``path`` (compressed by its name) with a copy of ``column`` last,
+    under the same name in the header (``dispute_id,time,...,time``)."""
+    frame.assign(copy_of_it=frame[column]).rename(columns={"copy_of_it": column}).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("name", ["events.csv", "events.csv.gz", "parts/p2.csv"])
+def test_a_csv_header_naming_a_column_twice_is_refused_in_keyword_and_flag_words(model_dir, data, tmp_path, name):
+    """A header ``dispute_id,time,...,time`` was read with pandas' renamed copy ``time.1``
+    (the first one taken without a word), while a DataFrame with two ``time`` columns is refused."""
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    events = data["events"]
+    _header_twice(events, path, "time")
+    given = path
+    if name.startswith("parts/"):  # a folder of CSV parts: the part named
+        events.iloc[:10].to_csv(path.parent / "p1.csv", index=False)
+        given = path.parent
+    with pytest.raises(DataError) as refused:
+        score_batch(model=str(model_dir), events=given, entities=data["entities"], as_of=AS_OF, out=tmp_path / "out")
+    part = " (its file p2.csv)" if name.startswith("parts/") else ""
+    head = ": its header has more than one column named ['time'] ('time' in columns 2 and 6); keep one of each"
+    assert str(refused.value).startswith(f"events={str(given)!r}{part}{head}")
+    assert refused.value.for_cli().startswith(f"--events {given}{part}{head}")
+    assert not (tmp_path / "out").exists()
+    # the entities too, and train's reading of the config's files
+    entities = _header_twice(data["sim"].entities, tmp_path / "entities.csv", "station")
+    with pytest.raises(DataError, match=r"^entities='.*entities.csv': its header has more than one column named "
+                                        r"\['station'\] \('station' in columns 4 and 9\)"):
+        score_batch(model=str(model_dir), events=data["root"] / "events.csv", entities=entities, as_of=AS_OF,
+                    out=tmp_path / "out")
+    from riskmodel.lifecycle._config import config_from_dict, load_data
+
+    config = config_from_dict({"data": {"source": "files", "events": str(path)}})
+    if not name.startswith("parts/"):
+        with pytest.raises(DataError, match=r"^\[data\] events = '.*': its header has more than one column named"):
+            load_data(config)
+
+
+def test_blank_csv_header_cells_are_no_repeated_name(model_dir, data, tmp_path):
+    """Blank header cells (pandas' index column, a comma ending every line) name nothing: read as before."""
+    from riskmodel.lifecycle import read_csv
+
+    path = tmp_path / "events.csv"
+    data["events"].iloc[:50].to_csv(path)  # ",dispute_id,time,...": the index column has no name
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(line + "," for line in text) + "\n")  # and a comma ending every line
+    frame = read_csv(path)
+    assert list(frame.columns)[1:-1] == list(data["events"].columns) and len(frame) == 50
+
+
+@pytest.mark.parametrize("name", ["events.tsv", "events.txt", "folder/b.tsv"])
+def test_a_file_neither_csv_nor_parquet_says_which_files_are_read_how(model_dir, data, tmp_path, name):
+    """An ``events.tsv`` was read as parquet: the user got Arrow's 'Parquet magic bytes not
+    found in footer'."""
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    data["events"].to_csv(path, sep="\t" if name.endswith(".tsv") else ",", index=False)
+    given = path
+    if name.startswith("folder/"):  # a part of a parquet folder
+        data["events"].iloc[:10].to_parquet(path.parent / "a.parquet", index=False)
+        given = path.parent
+    with pytest.raises(DataError) as refused:
+        score_batch(model=str(model_dir), events=given, entities=data["entities"], as_of=AS_OF, out=tmp_path / "out")
+    said, cli = str(refused.value), refused.value.for_cli()
+    what = f": its file {path} is" if name.startswith("folder/") else " is"
+    looks = "tab-separated text" if name.endswith(".tsv") else "text"
+    tail = (f"{what} neither CSV nor parquet. A file named *.csv, *.csv.gz, *.csv.bz2, *.csv.zip, *.csv.xz or "
+            "*.csv.zst is read as CSV (comma-separated), any other as parquet (a folder as its files), and "
+            f"{path.name} is not parquet: it looks like {looks}. Save it as comma-separated CSV named *.csv (or "
+            "*.csv.gz), or as parquet.")
+    assert said == f"events={str(given)!r}{tail}"
+    assert cli == f"--events {given}{tail}"
+    assert "magic" not in said and "Arrow" not in said

@@ -110,3 +110,35 @@ def test_score_refuses_flags_in_their_own_words(flags, words, capsys, tmp_path):
                  "--out", str(tmp_path / "o"), *flags]) == 2
     err = capsys.readouterr().err
     assert words in err and "TierPolicy" not in err and "watch=" not in err
+
+
+def test_score_and_train_name_the_flag_or_key_of_a_csv_header_naming_a_column_twice_and_of_a_tsv(tmp_path, capsys):
+    """A header ``dispute_id,time,...,time`` was read with pandas' copy ``time.1`` without a
+    word, and an ``events.tsv`` gave Arrow's 'Parquet magic bytes not found in footer'."""
+    from conftest import sqlite_tracking_store, train_model_dir
+
+    from riskmodel._simulate import simulate_disputes
+
+    model = train_model_dir(tmp_path, 800, start="2022-01-01", end="2024-12-31", seed=1)
+    events = simulate_disputes(50, start="2023-01-01", end="2024-05-31", seed=2).events
+    twice = tmp_path / "events.csv"
+    events.assign(again=events["time"]).rename(columns={"again": "time"}).to_csv(twice, index=False)
+    tsv = tmp_path / "events.tsv"
+    events.to_csv(tsv, sep="\t", index=False)
+    said = {twice: ": its header has more than one column named ['time'] ('time' in columns 2 and 6); keep one of "
+                   "each (drop or rename the copies) and write the file again.",
+            tsv: " is neither CSV nor parquet. A file named *.csv, *.csv.gz, *.csv.bz2, *.csv.zip, *.csv.xz or "
+                 "*.csv.zst is read as CSV (comma-separated), any other as parquet (a folder as its files), and "
+                 "events.tsv is not parquet: it looks like tab-separated text. Save it as comma-separated CSV named "
+                 "*.csv (or *.csv.gz), or as parquet."}
+    for path, words in said.items():
+        assert main(["score", "--model", str(model), "--events", str(path), "--as-of", "2024-06-01",
+                     "--out", str(tmp_path / "night")]) == 2
+        err = capsys.readouterr().err
+        assert err == f"riskmodel: error: --events {path}{words}\n"
+        config = tmp_path / "own.toml"
+        config.write_text(f'[data]\nsource = "files"\nevents = "{path.name}"\n')
+        with sqlite_tracking_store(tmp_path):
+            assert main(["train", "--config", str(config)]) == 2
+        assert capsys.readouterr().err.endswith(f"riskmodel: error: [data] events = {str(path)!r}{words}\n")
+    assert not (tmp_path / "night").exists()

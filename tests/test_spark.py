@@ -662,3 +662,60 @@ def test_categorical_ids_give_the_same_night_on_spark(spark, model_dir, data, tm
         said[engine] = sorted(str(w.message) for w in caught if "id(s) differ" in str(w.message))
     assert said["local"] == said["spark"] and len(said["local"]) == 1
     _assert_same(tmp_path / "spark", tmp_path / "local")
+
+
+def _refusal(**kw) -> DataError:
+    with pytest.raises(DataError) as refused:
+        score_batch(**kw)
+    return refused.value
+
+
+@pytest.mark.parametrize("name", ["events.csv", "events.csv.gz", "parts/p2.csv"])
+def test_spark_refuses_a_csv_header_naming_a_column_twice_in_the_local_engines_words(spark, model_dir, data,
+                                                                                      tmp_path, name):
+    """Spark read a header ``dispute_id,time,...,time`` as ``time5``, ``time6`` and said a
+    column 'time' was missing; the local engine read pandas' copy ``time.1`` without a word."""
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    events = data["events"]
+    events.assign(again=events["time"]).rename(columns={"again": "time"}).to_csv(path, index=False)
+    given = path
+    if name.startswith("parts/"):  # a folder of CSV parts: the part named
+        events.iloc[:10].to_csv(path.parent / "p1.csv", index=False)
+        given = path.parent
+    kw = dict(model=str(model_dir), events=given, entities=data["entities"], as_of=AS_OF)
+    local = _refusal(out=tmp_path / "local", **kw)
+    remote = _refusal(out=tmp_path / "spark", engine="spark", **kw)
+    part = " (its file p2.csv)" if name.startswith("parts/") else ""
+    head = ": its header has more than one column named ['time'] ('time' in columns 2 and 6); keep one of each"
+    assert str(remote).startswith(f"events={str(given)!r}{part}{head}")
+    assert remote.for_cli().startswith(f"--events {given}{part}{head}")
+    assert (str(remote), remote.for_cli()) == (str(local), local.for_cli())
+
+
+@pytest.mark.parametrize("name", ["events.tsv", "folder/b.tsv"])
+def test_spark_says_which_files_it_reads_how_of_a_file_neither_csv_nor_parquet(spark, model_dir, data, tmp_path,
+                                                                               name):
+    """An ``events.tsv`` (alone, or among parquet parts) gave Spark's 'is not a Parquet file.
+    Expected magic number at tail' with a Java trace's first line. A local path is refused as
+    the local engine refuses it; a URI, which only Spark reads, in Spark's words (its CSV names)."""
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    data["events"].to_csv(path, sep="\t", index=False)
+    given = path
+    if name.startswith("folder/"):
+        data["events"].iloc[:10].to_parquet(path.parent / "a.parquet", index=False)
+        given = path.parent
+    kw = dict(model=str(model_dir), entities=data["entities"], as_of=AS_OF)
+    local = _refusal(events=given, out=tmp_path / "local", **kw)
+    remote = _refusal(events=given, out=tmp_path / "spark", engine="spark", **kw)
+    assert (str(remote), remote.for_cli()) == (str(local), local.for_cli())
+    assert "is neither CSV nor parquet" in str(remote) and "magic" not in str(remote)
+    uri = f"file://{given}"
+    remote = _refusal(events=uri, out=tmp_path / "spark", engine="spark", **kw)
+    what = f": its file file://{path} is" if name.startswith("folder/") else " is"
+    tail = (f"{what} neither CSV nor parquet. A file named *.csv, *.csv.gz or *.csv.bz2 is read as CSV "
+            f"(comma-separated), any other as parquet (a folder as its files), and {path.name} is not parquet: it "
+            "looks like tab-separated text. Save it as comma-separated CSV named *.csv (or *.csv.gz), or as parquet.")
+    assert (str(remote), remote.for_cli()) == (f"events={uri!r}{tail}", f"--events {uri}{tail}")
+

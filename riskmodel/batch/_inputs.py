@@ -28,6 +28,7 @@ from ..data import (
     warn_odd_ids,
 )
 from ..lifecycle import is_csv, parquet_failure, read_csv
+from ..lifecycle._config import input_words, not_parquet_file
 from ._core import bucket_of
 from ._files import write_parquet
 
@@ -70,10 +71,13 @@ def _csv_parts(path: Path) -> list[Path]:
     return files if files and all(is_csv(p) for p in files) else []
 
 
-def _read_csv_parts(parts: list[Path], text_columns, what: str) -> pd.DataFrame:
-    """A folder's CSV parts as one frame (each read as :func:`read_csv` reads one); parts with
-    other columns than the first are refused, naming them."""
-    frames = [read_csv(p, text_columns) for p in parts]
+def _read_csv_parts(parts: list[Path], text_columns, what: str, folder: Path | None = None) -> pd.DataFrame:
+    """A folder's CSV parts as one frame (each read as :func:`read_csv` reads one, its
+    messages naming the ``folder`` given as ``what``); parts with other columns than the
+    first are refused, naming them."""
+    words = input_words(what, folder) if folder is not None else None
+    frames = [read_csv(p, text_columns, named=None if words is None else
+                       tuple(f"{w} (its file {p.relative_to(folder)})" for w in words)) for p in parts]
     odd = [str(p) for p, f in zip(parts, frames) if list(f.columns) != list(frames[0].columns)]
     if odd:
         raise DataError(f"{what}: the CSV parts do not share one header: {format_examples(odd)} differ from "
@@ -124,6 +128,7 @@ class Source:
         self.schema = schema
         self.frame: pd.DataFrame | None = None
         self.dataset: ds.Dataset | None = None
+        self._given = events  #: the path as the user gave it (the words of messages)
         if isinstance(events, pd.DataFrame):
             events = ids_of_one_type(events, schema.entity_col)
             self.frame = events
@@ -140,15 +145,15 @@ class Source:
             try:
                 parts = _csv_parts(path)
                 if is_csv(path):
-                    self.frame = read_csv(path, schema.text_columns)
+                    self.frame = read_csv(path, schema.text_columns, named=input_words("events", events))
                 elif parts:
-                    self.frame = _read_csv_parts(parts, schema.text_columns, "events")
+                    self.frame = _read_csv_parts(parts, schema.text_columns, "events", events)
                 else:
                     self.dataset = parquet_dataset(path)
             except DataError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
-                raise parquet_failure(path, exc, "events ") from exc
+                raise parquet_failure(path, exc, "events ", named=input_words("events", events)) from exc
         names = list(self.frame.columns) if self.frame is not None else self.dataset.schema.names
         require_columns(pd.DataFrame(columns=names), schema.event_columns, f"events ({self.description})",
                         schema=schema, trained=True)
@@ -188,7 +193,7 @@ class Source:
                     distinct = pc.unique(pa.concat_arrays([a.cast(merged[0].type) for a in merged]))
                     pending, pending_len = [], 0
         except Exception as exc:  # noqa: BLE001
-            raise DataError(f"could not read events {self.description}: {exc}") from exc
+            raise self._stray() or DataError(f"could not read events {self.description}: {exc}") from exc
         merged = pending if distinct is None else [distinct, *pending]
         if not merged:
             return rows, 0
@@ -235,7 +240,16 @@ class Source:
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise DataError(f"could not read events {self.description}: {type(exc).__name__}: {exc}") from exc
+            raise self._stray() or DataError(
+                f"could not read events {self.description}: {type(exc).__name__}: {exc}") from exc
+
+    def _stray(self) -> DataError | None:
+        """The error for a file of the parquet input that is not parquet (a ``.tsv`` among its
+        parts, which the dataset reads only when it comes to it), when there is one."""
+        path = Path(self._given)
+        if not_parquet_file(path) is None:
+            return None
+        return parquet_failure(path, None, named=input_words("events", self._given))
 
     def chunk(self, i: int, n_chunks: int, parts_dir: Path) -> pd.DataFrame:
         cols = self.schema.event_columns
@@ -293,15 +307,17 @@ class Entities:
         path = Path(entities)
         if not path.exists():
             raise DataError(f"input {path} does not exist.")
+        named = input_words("entities", entities)
         try:
             if is_csv(path):
-                self.frame = validated_entities(read_csv(path, schema.entity_text_columns), schema, self.unparseable)
+                self.frame = validated_entities(read_csv(path, schema.entity_text_columns, named=named), schema,
+                                                self.unparseable)
                 return
             self.dataset = parquet_dataset(path)
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem
-            raise parquet_failure(path, exc) from exc
+            raise parquet_failure(path, exc, named=named) from exc
         require_columns(pd.DataFrame(columns=self.dataset.schema.names), entity_columns(schema), "entities",
                         schema=schema, trained=True)
 

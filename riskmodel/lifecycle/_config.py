@@ -295,27 +295,105 @@ def load_config(path) -> ExperimentConfig:
     return config_from_dict(data, source_text=text, base_dir=path.parent)
 
 
-def read_table(path, *, text_columns=()) -> pd.DataFrame:
+def read_table(path, *, text_columns=(), named: tuple[str, str] | None = None) -> pd.DataFrame:
     """Read a parquet file / directory / partitioned dataset, or a CSV file.
 
     ``text_columns`` of a CSV file are read as text (e.g. :attr:`EventSchema.text_columns`:
-    ids stay ``"0012"`` and 18-digit case numbers never become floats).
+    ids stay ``"0012"`` and 18-digit case numbers never become floats). ``named``: how the
+    caller named the file, in Python's and the command line's words (:func:`input_words`),
+    for the messages of a file refused (else its path).
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"input {path} does not exist.")
     if is_csv(path):
-        return read_csv(path, text_columns)
+        return read_csv(path, text_columns, named=named)
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
-        raise parquet_failure(path, exc) from exc
+        raise parquet_failure(path, exc, named=named) from exc
 
 
-def parquet_failure(path: Path, exc: Exception, what: str = "") -> DataError:
-    """The error for parquet ``path`` (``what``: e.g. ``"events "``) that did not read: the
+def input_words(role: str, path) -> tuple[str, str]:
+    """How a message names the input file ``path`` the user gave as ``role`` (``"events"``):
+    ``events='events.tsv'`` in Python (the keyword), ``--events events.tsv`` on the command line
+    (the flag); see :class:`~riskmodel.DataError`."""
+    return f"{role}={str(path)!r}", f"--{role} {path}"
+
+
+def _worded(error, named: tuple[str, str] | None, path, text: str):
+    """``error`` (a :class:`DataError` class) saying ``text`` (``": its header ..."``) of the
+    file ``path``, named as ``named`` gives (Python's words, the command line's), else by its path."""
+    python, cli = named or (str(path), str(path))
+    return error(f"{python}{text}", cli=f"{cli}{text}" if cli != python else None)
+
+
+#: The first bytes of a parquet file.
+PARQUET_MAGIC = b"PAR1"
+
+
+def not_parquet_file(path):
+    """The first file of ``path`` (a file, or a folder's files as pyarrow's dataset lists them:
+    no hidden ``.`` or ``_`` names) that is not named as CSV and does not start as parquet
+    does; ``None`` when there is none. Judged on 4 bytes a file: call it when reading failed."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and not any(
+            part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    for f in files:
+        if is_csv(f):
+            continue
+        with contextlib.suppress(OSError), open(f, "rb") as handle:
+            if handle.read(len(PARQUET_MAGIC)) != PARQUET_MAGIC:
+                return f
+    return None
+
+
+def looks_like(head: bytes | None) -> str:
+    """What the first bytes of a file that is not parquet look like, for the words: ``": it
+    looks like tab-separated text"``, ``": it looks like text"``, ``": it is empty"`` or ``""``
+    (``None``: not read)."""
+    if head is None:
+        return ""
+    if not head:
+        return ": it is empty"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = head[:exc.start].decode("utf-8") if exc.start >= len(head) - 4 else None  # a cut character
+    if text is None or "\x00" in text:
+        return ""
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    return ": it looks like tab-separated text" if "\t" in first else ": it looks like text"
+
+
+def not_parquet_error(named: tuple[str, str] | None, path, file, head: bytes | None,
+                      csv_suffixes: tuple[str, ...] | None = None) -> DataError:
+    """The error for input ``path`` (named as :func:`input_words` says, else by its path),
+    whose ``file`` (the path itself or a part of it) is neither named as CSV nor parquet
+    (``head``: its first bytes, ``None`` if not read), saying which files are read how (``csv_suffixes``: the
+    names read as CSV, by default :func:`read_csv`'s)."""
+    suffixes = [f"*{s}" for s in (csv_suffixes or _CSV_SUFFIXES)]
+    which = f"{', '.join(suffixes[:-1])} or {suffixes[-1]}"
+    part = " is" if str(file) == str(path) else f": its file {file} is"
+    return _worded(DataError, named, path,
+                   f"{part} neither CSV nor parquet. A file named {which} is read as CSV (comma-separated), any "
+                   f"other as parquet (a folder as its files), and {Path(str(file)).name} is not parquet"
+                   f"{looks_like(head)}. Save it as comma-separated CSV named {suffixes[0]} (or {suffixes[1]}), or "
+                   "as parquet.")
+
+
+def parquet_failure(path: Path, exc: Exception, what: str = "", *, named: tuple[str, str] | None = None) -> DataError:
+    """The error for parquet ``path`` (``what``: e.g. ``"events "``) that did not read: a file
+    that is not parquet (a ``.tsv``), in the words ``named`` (:func:`input_words`); the
     column its parts hold as different types (``int64`` in one year, text in another), with a
     part of each, when that is why; else the reader's words and how files are told apart."""
+    stray = not_parquet_file(path)
+    if stray is not None:
+        head = b""
+        with contextlib.suppress(OSError), open(stray, "rb") as handle:
+            head = handle.read(1 << 16)
+        return not_parquet_error(named or (f"{what}{path}",) * 2, path, stray, head)
     conflict = None
     with contextlib.suppress(Exception):  # judged on the parts' schemas only
         import pyarrow.dataset as ds
@@ -348,16 +426,20 @@ def is_csv(path) -> bool:
     return str(path).lower().endswith(_CSV_SUFFIXES)
 
 
-def read_csv(path, text_columns=()) -> pd.DataFrame:
+def read_csv(path, text_columns=(), *, named: tuple[str, str] | None = None) -> pd.DataFrame:
     """``pandas.read_csv`` (compression from the name) with the ``text_columns`` present in
     the header read as text. UTF-8 (with or without BOM); a file that is not is read as
     GB18030 (GBK's superset: Chinese Windows and Excel exports), else refused. A
-    :class:`DataError` says what was wrong, e.g. a header of one column holding ``;``."""
+    :class:`DataError` says what was wrong, e.g. a header of one column holding ``;``, or
+    naming a column twice (``named``: how the caller named the file, :func:`input_words`)."""
     path = Path(path)
     for encoding in ("utf-8", "gb18030"):
         try:
             header = pd.read_csv(path, nrows=0, encoding=encoding).columns
             refuse_one_column_header(header, path)
+            # the header as written: pandas renames a repeated name's copies ('time.1')
+            written = pd.read_csv(path, header=None, nrows=1, dtype=str, na_filter=False, encoding=encoding)
+            refuse_repeated_names(written.iloc[0].tolist() if len(written) else [], path, named)
             dtype = {c: str for c in text_columns if c in header} or None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -442,6 +524,24 @@ def refuse_one_column_header(header, name) -> None:
     if len(header) == 1 and any(sep in str(header[0]) for sep in (";", "\t", "|")):
         raise DataError(f"{name}: its header is one column, {str(header[0])[:80]!r}: the file is not separated by "
                         "commas. Save it as comma-separated CSV.")
+
+
+def refuse_repeated_names(header: list, path, named: tuple[str, str] | None = None) -> None:
+    """Refuse a CSV file ``path`` whose ``header`` (its cells as written) names a column more
+    than once, as a DataFrame with repeated column names is refused (pandas would read the
+    copies as ``time.1``); ``named``: how the caller named the file (:func:`input_words`).
+    Blank cells are no name (an index column's, a delimiter ending the line) and not judged."""
+    columns: dict[str, list[int]] = {}
+    for k, cell in enumerate(header, start=1):
+        if str(cell).strip():
+            columns.setdefault(str(cell), []).append(k)
+    repeated = {name: at for name, at in columns.items() if len(at) > 1}
+    if repeated:
+        where = "; ".join(f"{name!r} in columns {', '.join(map(str, at[:-1]))} and {at[-1]}"
+                          for name, at in repeated.items())
+        raise _worded(DataError, named, path,
+                      f": its header has more than one column named {list(repeated)} ({where}); keep one of each "
+                      "(drop or rename the copies) and write the file again.")
 
 
 def unreadable_compressed(name, suffix: str, detail=None) -> DataError:
@@ -553,6 +653,8 @@ def load_data(config: ExperimentConfig):
 
         sim = simulate_disputes(d.n_disputes, start=d.start, end=d.end, seed=d.seed)
         return sim.events, sim.entities, sim
-    events = read_table(d.events, text_columns=config.schema.text_columns)
-    entities = read_table(d.entities, text_columns=config.schema.entity_text_columns) if d.entities else None
+    events = read_table(d.events, text_columns=config.schema.text_columns,
+                        named=(f"[data] events = {d.events!r}",) * 2)
+    entities = read_table(d.entities, text_columns=config.schema.entity_text_columns,
+                          named=(f"[data] entities = {d.entities!r}",) * 2) if d.entities else None
     return events, entities, None

@@ -84,6 +84,12 @@ from ...data import (
     warn_odd_ids,
 )
 from ...lifecycle import is_csv, refuse_one_column_header, unreadable_compressed
+from ...lifecycle._config import (
+    PARQUET_MAGIC,
+    input_words,
+    not_parquet_error,
+    refuse_repeated_names,
+)
 from .._core import bucket_of
 from .._fs import HadoopFS, join
 from .._inputs import distinct_ids, entity_columns, validated_entities
@@ -211,6 +217,7 @@ _REMOTE_ERROR = re.compile(r"riskmodel\._errors\.(DataError|ModelError|ConfigErr
 
 _FAILED_READ = re.compile(r"FAILED_READ_FILE[^\]]*\] Encountered error while reading file (\S+?(\.gz|\.bz2)?)\.\s",
                           re.IGNORECASE)
+_NOT_PARQUET = re.compile(r"(\S+) is not a Parquet file")
 _TYPE_MISMATCH = re.compile(r"PARQUET_COLUMN_DATA_TYPE_MISMATCH\][^\n]*?reading file (\S+?)\. Data type mismatches "
                             r"when reading Parquet column \[?([^\]\s.]+)")
 
@@ -224,6 +231,9 @@ def _translate(exc: Exception, what: str) -> Exception:
     cut = _FAILED_READ.search(str(exc))
     if cut and cut.group(1).lower().endswith((".gz", ".bz2")):  # a cut download past the first MiB judged
         return unreadable_compressed(cut.group(1), cut.group(2))
+    stray = _NOT_PARQUET.search(str(exc))
+    if stray:  # a file of a parquet folder that is not parquet (a .tsv among the parts)
+        return not_parquet_error(None, stray.group(1), stray.group(1), None, tuple(_SPARK_CSV_CODECS))
     mismatch = _TYPE_MISMATCH.search(str(exc))
     if mismatch:  # Spark reads every parquet file with the first one's types
         return DataError(f"column {mismatch.group(2)!r} of {mismatch.group(1)} has another type than in the input's "
@@ -372,7 +382,7 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
     by_file = [F.col("_metadata.file_path").alias("_path")]
     try:
         if all(is_csv(f.rel) for f in listed):
-            _require_utf8(fs, listed, role)
+            _require_utf8(fs, listed, role, name)
             header = spark.read.option("header", True).csv(paths).columns
             refuse_one_column_header(header, name)  # as read_csv says it
             _missing(header, columns, role, uri)
@@ -383,6 +393,10 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
             sdf = raw.select(*columns, *by_file, F.monotonically_increasing_id().alias("_row"))
             return _Input(role, "csv", columns, uri, fs.fingerprint(uri), sdf=sdf, uri=uri, listing=listed,
                           files=numbers, extra=raw.select(*columns, _EXTRA))
+        # a file of another kind (a .tsv) is read as parquet: judged before Spark reads, by its
+        # first bytes (a file named *.parquet, as every writer names them, when Spark fails)
+        _refuse_not_parquet(fs, [f for f in listed if f.size and not f.rel.lower().endswith(".parquet")], role, name,
+                            uri)
         reader = spark.read.option("basePath", uri) if fs.is_dir(uri) else spark.read
         sdf = reader.parquet(*paths)
         _missing(list(sdf.columns), columns, role, uri)
@@ -392,7 +406,17 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - Spark's reader errors are data problems
+        _refuse_not_parquet(fs, listed, role, name, uri)
         raise DataError(f"Spark could not read {role} {name}: {type(exc).__name__}: {_first_line(exc)}") from exc
+
+
+def _refuse_not_parquet(fs: HadoopFS, files, role: str, name: str, uri: str) -> None:
+    """Refuse input ``name`` when one of its ``files`` (not named as CSV) is not parquet by its
+    first bytes, saying which files Spark reads how (as the local engine says it)."""
+    for f in files:
+        if not is_csv(f.rel) and fs.read_bytes(f.uri, 0, min(len(PARQUET_MAGIC), f.size)) != PARQUET_MAGIC:
+            raise not_parquet_error(input_words(role, name), name, join(name, f.rel) if fs.is_dir(uri) else name,
+                                    fs.read_bytes(f.uri, 0, min(1 << 16, f.size)), tuple(_SPARK_CSV_CODECS))
 
 
 def _files_fingerprint(fs: HadoopFS, files: list[str]) -> str:
@@ -440,13 +464,18 @@ def _parquet_format(fs: HadoopFS, inp: _Input) -> RowFormat:
 _SPARK_CSV_CODECS = {".csv": None, ".csv.gz": "gzip", ".csv.bz2": "bz2"}
 
 
-def _require_utf8(fs: HadoopFS, listed, role: str) -> None:
+def _require_utf8(fs: HadoopFS, listed, role: str, name: str) -> None:
     """Refuse, in words, CSV files Spark would read as garbage: compressions other than
     Hadoop's by-name codecs, and text that is not UTF-8 (judged on each file's first
-    megabyte). Spark's CSV reader takes no GB18030, which the local engine reads."""
+    megabyte). Spark's CSV reader takes no GB18030, which the local engine reads. A header
+    naming a column twice is refused as :func:`~riskmodel.lifecycle.read_csv` refuses it
+    (Spark would read the copies as ``time1``, ``time3``), in the words of input ``name``."""
     import bz2
+    import csv
+    import io
     import zlib
 
+    words, folder = input_words(role, name), fs.is_dir(fs.qualify(name))
     for f in listed:
         suffix = next((x for x in _SPARK_CSV_CODECS if f.rel.lower().endswith(x)), None)
         if suffix is None:
@@ -471,6 +500,10 @@ def _require_utf8(fs: HadoopFS, listed, role: str) -> None:
                 raise DataError(f"{role} {f.rel} is not UTF-8 text (GB18030, as Chinese Excel writes it?): Spark "
                                 "reads CSV as UTF-8 only; save it as UTF-8 (e.g. iconv -f GB18030 -t UTF-8), or score "
                                 "with --engine local, which reads GB18030.") from None
+        text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
+        if "\n" in text or f.size <= 1 << 20:  # the header whole (as read_csv reads it: blank lines skipped)
+            header = next((r for r in csv.reader(io.StringIO(text)) if r), [])
+            refuse_repeated_names(header, name, tuple(f"{w} (its file {f.rel})" for w in words) if folder else words)
 
 
 #: the name of a CSV field past the header's, which Spark's reader would drop
