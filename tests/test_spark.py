@@ -719,3 +719,23 @@ def test_spark_says_which_files_it_reads_how_of_a_file_neither_csv_nor_parquet(s
             "looks like tab-separated text. Save it as comma-separated CSV named *.csv (or *.csv.gz), or as parquet.")
     assert (str(remote), remote.for_cli()) == (f"events={uri!r}{tail}", f"--events {uri}{tail}")
 
+
+def test_a_frame_of_integer_categorical_ids_gives_the_local_engines_ids_on_spark(spark, model_dir, data, tmp_path):
+    """A pandas frame whose ids are a categorical of integers with a missing id: the chunks
+    went to the executors as parquet, which reads such a column back as float64, and every id
+    came out as ``1000000000518.0`` (scores, not_scored, rejects) where the local engine wrote
+    ``1000000000518``."""
+    events = data["events"].copy()
+    codes, uniques = pd.factorize(events["dispute_id"])  # a missing id: code -1
+    numbers = {u: 10**12 + k for k, u in enumerate(uniques)}
+    events["dispute_id"] = pd.Categorical(np.where(codes >= 0, 10**12 + codes, np.nan),
+                                          categories=sorted(numbers.values()))
+    entities = pd.read_parquet(data["entities"])
+    entities["dispute_id"] = entities["dispute_id"].map(numbers).astype("int64")
+    kw = dict(model=str(model_dir), events=events, entities=entities, as_of=AS_OF, chunk_disputes=CHUNK)
+    score_batch(out=tmp_path / "local", **kw)
+    score_batch(out=tmp_path / "spark", engine="spark", **kw)
+    _assert_same(tmp_path / "spark", tmp_path / "local")
+    rejects = pd.read_parquet(tmp_path / "spark" / "rejects.parquet")
+    assert rejects["dispute_id"].dropna().str.fullmatch(r"1\d{12}").all() and rejects["dispute_id"].notna().any()
+    assert pd.read_parquet(tmp_path / "spark" / "scores.parquet")["dispute_id"].dtype == "int64"

@@ -98,6 +98,7 @@ from ._spark_tasks import (
     RowFormat,
     blob_batches,
     explain_rows,
+    frame_bytes,
     gather_blobs,
     prepare_rows,
     score_rows,
@@ -837,10 +838,10 @@ class SparkRun:
                 "entities": None if en is None else formats["entities"].to_json()}
 
     def _frame_parts(self, inp: _Input, id_col: str, n_chunks: int, schema, unparseable: dict):
-        """A pandas input, split on the driver (it is there already) into per-chunk parquet
-        (``unparseable``: adds up the entities times that did not parse)."""
-        import io
-
+        """A pandas input, split on the driver (it is there already) into per-chunk Arrow IPC
+        pieces with the frame's pandas dtypes (parquet would not keep them all: integer ids in
+        a categorical with a missing one read back as float64), ``unparseable``: adds up the
+        entities times that did not parse."""
         frame = inp.frame
         if inp.role == "entities":
             frame = validated_entities(frame, schema, unparseable)
@@ -849,13 +850,12 @@ class SparkRun:
         bucket = bucket_of(frame[id_col], n_chunks)
         rows = []
         for b in sorted(set(bucket.tolist())):
-            buf = io.BytesIO()
             try:
-                frame[bucket == b].reset_index(drop=True).to_parquet(buf, index=False)
+                piece = frame_bytes(frame[bucket == b].reset_index(drop=True))
             except Exception as exc:  # noqa: BLE001 - a column Arrow cannot hold
-                raise DataError(f"the {inp.role} DataFrame cannot be shipped to Spark as parquet: {exc}. Use "
+                raise DataError(f"the {inp.role} DataFrame cannot be shipped to Spark as Arrow: {exc}. Use "
                                 "engine='local', or give the columns one type each.") from exc
-            for batch in blob_batches(inp.role, buf.getvalue(), chunk=pa.scalar(b, pa.int32())):
+            for batch in blob_batches(inp.role, piece, chunk=pa.scalar(b, pa.int32())):
                 rows.append(batch.to_pandas())
         blobs = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
             {"chunk": pd.Series(dtype="int32"), **{c: pd.Series(dtype=object) for c in _BLOB_COLS}})

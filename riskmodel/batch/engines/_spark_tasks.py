@@ -40,8 +40,8 @@ from .._files import write_parquet
 from .._inputs import validated_entities
 from .._tasks import explain_task, prepare_task, release_unused_memory, score_task
 
-__all__ = ["BLOB_SCHEMA", "ChunkJob", "RowFormat", "blob_batches", "check_library", "explain_rows", "gather_blobs",
-           "prepare_rows", "score_rows", "split_rows", "twin_keys"]
+__all__ = ["BLOB_SCHEMA", "ChunkJob", "RowFormat", "blob_batches", "bytes_frame", "check_library", "explain_rows",
+           "frame_bytes", "gather_blobs", "prepare_rows", "score_rows", "split_rows", "twin_keys"]
 
 #: The columns every work-folder dataset holds (plus the partition columns Spark adds).
 BLOB_SCHEMA = pa.schema([("name", pa.string()), ("blob", pa.string()), ("slice", pa.int32()),
@@ -90,6 +90,17 @@ def _ipc_bytes(table: pa.Table) -> bytes:
     with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+def frame_bytes(frame: pd.DataFrame) -> bytes:
+    """A pandas frame as Arrow IPC bytes that :func:`bytes_frame` reads back with its dtypes
+    (categoricals of any categories, nullable integers, time zones: the pandas metadata)."""
+    return _ipc_bytes(pa.Table.from_pandas(frame, preserve_index=False))
+
+
+def bytes_frame(data: bytes) -> pd.DataFrame:
+    """The frame :func:`frame_bytes` wrote."""
+    return pa.ipc.open_stream(pa.BufferReader(data)).read_all().to_pandas()
 
 
 def _ipc_table(blobs: list[bytes]) -> pa.Table | None:
@@ -350,7 +361,7 @@ def _entities_frame(job: ChunkJob, blobs: dict[str, list[bytes]], unparseable: d
 
     fmt = job.entities
     if fmt.mode == "frame":  # validated whole on the driver, like the local engine does
-        return pd.read_parquet(io.BytesIO(blobs["entities"][0]))
+        return bytes_frame(blobs["entities"][0])
     raw = fmt.frame(_ordered(_ipc_table(blobs.get("entities", []))))
     if len(raw):
         return validated_entities(raw, job.schema, unparseable)
@@ -369,7 +380,7 @@ def prepare_rows(job: ChunkJob, i: int, batches: Iterable[pa.RecordBatch]) -> It
     blobs = gather_blobs(batches)
     if job.events.mode == "frame":
         pieces = blobs.get("events", [])
-        raw = pd.read_parquet(io.BytesIO(pieces[0])) if pieces else job.events.frame(None)
+        raw = bytes_frame(pieces[0]) if pieces else job.events.frame(None)
     else:
         raw = job.events.frame(_ordered(_ipc_table(blobs.get("events", []))))
     unparseable: dict[str, int] = {}
