@@ -27,8 +27,7 @@ from ..data import (
     validated_entity_columns,
     warn_odd_ids,
 )
-from ..lifecycle import is_csv, parquet_failure, read_csv
-from ..lifecycle._config import input_words, not_parquet_file
+from ..lifecycle import input_words, is_csv, not_parquet_file, parquet_failure, read_csv
 from ._core import bucket_of
 from ._files import write_parquet
 

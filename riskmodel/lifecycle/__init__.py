@@ -3,15 +3,20 @@ aliases, the promotion gate, the pyfunc flavour, model cards and monitoring runs
 
 from ._config import (
     NOT_CSV,
+    PARQUET_MAGIC,
     ExperimentConfig,
+    input_words,
     is_csv,
     load_config,
     load_data,
+    not_parquet_error,
+    not_parquet_file,
     parquet_failure,
     read_capacity,
     read_csv,
     read_table,
     refuse_one_column_header,
+    refuse_repeated_names,
     row_numbers,
     unreadable_compressed,
 )
@@ -21,6 +26,7 @@ from ._registry import Predictor, load, promote, rollback, train
 from ._store import LOCAL_STORE_DIR, recorded_uri, tracking_uri
 
 __all__ = [
-    "LOCAL_STORE_DIR", "NOT_CSV", "ExperimentConfig", "Predictor", "is_csv", "load", "parquet_failure", "refuse_one_column_header", "unreadable_compressed", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
+    "LOCAL_STORE_DIR", "NOT_CSV", "PARQUET_MAGIC", "ExperimentConfig", "Predictor", "input_words", "is_csv",
+    "not_parquet_error", "not_parquet_file", "refuse_repeated_names", "load", "parquet_failure", "refuse_one_column_header", "unreadable_compressed", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
     "read_capacity", "read_csv", "read_table", "recorded_uri", "rollback", "row_numbers", "tracking_uri", "train",
 ]

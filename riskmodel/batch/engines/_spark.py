@@ -83,12 +83,14 @@ from ...data import (
     require_columns,
     warn_odd_ids,
 )
-from ...lifecycle import is_csv, refuse_one_column_header, unreadable_compressed
-from ...lifecycle._config import (
+from ...lifecycle import (
     PARQUET_MAGIC,
     input_words,
+    is_csv,
     not_parquet_error,
+    refuse_one_column_header,
     refuse_repeated_names,
+    unreadable_compressed,
 )
 from .._core import bucket_of
 from .._fs import HadoopFS, join
