@@ -296,6 +296,11 @@ def test_sweep_uses_the_model_that_scored_the_night_not_another_given(world, tmp
     manifest = json.loads((moved / "manifest.json").read_text(encoding="utf-8"))
     manifest["model"]["uri"] = str(tmp_path / "gone")
     (moved / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    alone = sweep(world["night"], like=case, **inputs)  # no model=: the one the night records, as explain reads it
+    pd.testing.assert_frame_equal(alone.matches, expected.matches)
+    with pytest.raises(ConfigError, match="this sweep needs the event log .* pass events="):
+        sweep(world["night"], like=case)  # scored from a DataFrame: the manifest names no log
+
     with pytest.warns(DataWarning, match="this sweep: .* could not be read .*the model given as model= is used"):
         result = sweep(moved, pattern="count_threat_30D>0", model=other, **inputs)
     assert len(result.matches) > 0

@@ -32,7 +32,7 @@ from .._errors import ConfigError, DataError, format_examples
 from ..batch import CITY, as_nightly, usable_entities
 from ..data import kind_in, require_columns
 from ._barometer import area_keys, resolve_area
-from ._night import NightModels, prepare_as_batch, risk_model_of
+from ._night import NightModels, night_inputs, prepare_as_batch, risk_model_of
 
 __all__ = ["SweepInputs", "SweepPattern", "SweepResult", "parse_pattern", "sweep", "sweep_inputs"]
 
@@ -450,7 +450,9 @@ def sweep(
         features are those of the model that scored the night, as :func:`~riskmodel.explain`
         takes it (:class:`~riskmodel.ops.NightModels`): ``model`` when the night's manifest
         records its fingerprint (or no model), else the version the manifest records; ``model``
-        stands in, with a warning, only when that version cannot be read.
+        stands in, with a warning, only when that version cannot be read. Without ``model``
+        (or ``events``) they are read as :func:`~riskmodel.explain` reads them: the version
+        and the event log the night's manifest records.
     method : {"both", "rule", "similar"}, default="both"
         With ``like``: rule matches, similarity matches, or their union.
     area : str or None, default="auto"
@@ -511,13 +513,15 @@ def sweep(
         category = next((c for c in options if c in frame.columns and c != area), None)
 
     if needs_features and inputs is None:
-        if model is None or events is None:
+        if model is None and not night.model_uri:  # nothing names the model that scored the night
             what = (f"sweeping like={like!r}" if like is not None else
                     f"pattern column(s) {[c for c in pattern.columns if c not in frame.columns]}")
             usable = f"Score columns usable without them: {list(frame.columns)}."
             raise ConfigError(f"{what} needs the disputes' features: pass model= and events=, or "
                               f"inputs=sweep_inputs(...). {usable}",
                               cli=f"{what} needs the disputes' features: pass --model and --events. {usable}")
+        if model is None or events is None:  # as explain reads them: the night's model, its log
+            model, _, events, entities = night_inputs(night, model, events, entities, need="this sweep")
         inputs = sweep_inputs(model, events, night, entities=entities, like=like)
     ids = frame[ent].astype(str).to_numpy()
     candidates = frame
