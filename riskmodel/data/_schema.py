@@ -895,7 +895,7 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
             return order, _run_numbers(is_first), uniques, sorted_ns
         codes = numbers_as_text(*column_codes(ids))  # a categorical's codes follow its categories: sorted as pandas sorts it
         sort_ids = sort_ids and not isinstance(ids.dtype, pd.CategoricalDtype)
-    if sort_ids and len(codes[1]):  # number the ids in sorted order (as pd.factorize(sort=True))
+    if sort_ids and len(codes[1]) > 1:  # number the ids in sorted order (as pd.factorize(sort=True); one is sorted)
         rank, uniques = pd.factorize(pd.Index(codes[1]), sort=True)
         codes = (rank[codes[0]], uniques)
     codes, uniques = np.asarray(codes[0], dtype=np.int64), pd.Index(codes[1])
@@ -1237,6 +1237,8 @@ def _warn_twin_ids(ids: pa.Array, stacklevel: int) -> None:
     """The warning about distinct ``ids`` equal to another but for spaces, :data:`INVISIBLE`
     characters around them, letter case, full-width forms or a leading ``'``: ids of one
     :func:`twin_key`. Blank ids (an empty key) are missing ids, no one's twins."""
+    if len(ids) < 2:  # no twins (one dispute's scoring: 0.1 ms of Arrow calls saved)
+        return
     key = twin_key(ids)
     if not pc.any(pc.not_equal(key, ids)).as_py():
         return
