@@ -1240,11 +1240,13 @@ def test_ids_differing_by_full_width_forms_or_excels_text_marker_warn(twin):
         split_invalid_events(events, SCHEMA, now=NOW)
 
 
-def test_ids_that_are_words_for_a_missing_value_warn():
+@pytest.mark.parametrize("n_others", [0, 100])  # a few ids (a dict) and many (Arrow's is_in)
+def test_ids_that_are_words_for_a_missing_value_warn(n_others):
     """A frame read with keep_default_na=False (or from a driver writing NULL) kept "NULL" and
     "None" as ids: each became a dispute without a word."""
-    events = pd.DataFrame({"dispute_id": ["A1", "NULL", "None", "A1", "\\N"], "kind": "call",
-                           "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(5), unit="h")})
+    ids = ["A1", "NULL", "None", "A1", "\\N"] + [f"B{i}" for i in range(n_others)]
+    events = pd.DataFrame({"dispute_id": ids, "kind": "call",
+                           "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(ids)), unit="h")})
     with pytest.warns(DataWarning, match=r"ids \['NULL', 'None', '.+N'\] are words for a missing value"):
         split_invalid_events(events, SCHEMA, now=NOW)
 

@@ -28,6 +28,7 @@ import datetime
 import functools
 import itertools
 import re
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ import pyarrow.compute as pc
 
 from .._errors import DataError, DataWarning, format_examples
 from ._keys import arrow_string_array, key_time_sort, stable_key_sort, string_keys
+from ._timeline import NS_PER_DAY
 
 __all__ = [
     "EventSchema",
@@ -62,6 +64,7 @@ EXPORT_NULLS = ("\\N", "(null)", "\x1a")
 #: ``na_values`` documentation) and :data:`EXPORT_NULLS`
 NULL_WORDS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
               "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", *EXPORT_NULLS)
+_NULL_WORD_SET, _NULL_WORD_KEYS = pa.array(NULL_WORDS[1:]), frozenset(NULL_WORDS[1:])
 #: a UTC offset or zone word after a time of day: +08:00, +0800, +08 (PostgreSQL's timestamptz), Z, UTC, GMT
 #: (a date has no offset: "21-11-2023" ends in a year, not -20:23)
 _TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)|\dZ)\s*$"
@@ -748,7 +751,7 @@ def per_value(codes: np.ndarray, uniques: pd.Index, test) -> np.ndarray:
 def blank_as_missing(codes: np.ndarray, uniques: pd.Index) -> tuple[np.ndarray, pd.Index]:
     """Codes with those of blank values (:func:`blank_mask`: empty or spaces only, a
     ``CHAR(n)`` column's empty value) set to -1, missing; as they are when none is blank."""
-    blank = blank_mask(pd.Index(uniques))
+    blank = blank_mask(as_index(uniques))
     if not blank.any():
         return codes, uniques
     return np.append(np.where(blank, -1, np.arange(len(blank))), -1)[codes], uniques
@@ -898,7 +901,7 @@ def entity_order(ids: pd.Series, t_ns: np.ndarray, sort_ids: bool, *, codes: tup
     if sort_ids and len(codes[1]) > 1:  # number the ids in sorted order (as pd.factorize(sort=True); one is sorted)
         rank, uniques = pd.factorize(pd.Index(codes[1]), sort=True)
         codes = (rank[codes[0]], uniques)
-    codes, uniques = np.asarray(codes[0], dtype=np.int64), pd.Index(codes[1])
+    codes, uniques = np.asarray(codes[0], dtype=np.int64), as_index(codes[1])
     order, is_first, sorted_ns = _key_time_order(codes.astype(np.uint64).reshape(-1, 1), t_ns)
     sorted_codes = _run_numbers(is_first)
     if len(codes) and int(sorted_codes[-1]) + 1 < len(uniques):  # not every code has a row: read them
@@ -947,8 +950,8 @@ def screen_events(
     id_codes, first_codes = _id_codes(columns[schema.entity_col], None if sort_ids else first_ids)
     kind_codes, kind_uniques, not_str_kind = kind_codes_of(columns[schema.kind_col], schema.kind_col)
 
-    now = naive_utc(default_now() if now is None else now, "now")
-    t_ns = times.to_numpy().view(np.int64)  # NaT is the smallest int64
+    now = default_now() if now is None else naive_utc(now, "now")
+    t_ns = ns_values(times)  # NaT is the smallest int64
     # every time check below fails only outside [MIN_PLAUSIBLE_TIME, now] (NaT, from
     # missing or unparseable times, is the smallest int64): one pass when all are in
     time_out = (t_ns < MIN_PLAUSIBLE_TIME.value) | (t_ns > now.value)
@@ -1039,7 +1042,24 @@ def default_now() -> pd.Timestamp:
     """The latest plausible event time when none is given: the end of tomorrow (UTC), fixed
     for the day (reruns on one day agree exactly) and a day ahead of any local clock, so
     naive local times of a city east of UTC are never taken for the future."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None).normalize() + pd.Timedelta(days=2)
+    return pd.Timestamp((time.time_ns() // NS_PER_DAY + 2) * NS_PER_DAY)  # midnight UTC, two days on
+
+
+def as_index(values) -> pd.Index:
+    """``values`` as a :class:`pandas.Index`: themselves when they are one (``pd.Index`` of an
+    index builds a new one, which costs more than one dispute's checks)."""
+    return values if isinstance(values, pd.Index) else pd.Index(values)
+
+
+def ns_values(times) -> np.ndarray:
+    """A column of naive times as int64 nanoseconds (NaT: the smallest int64), with no copy
+    when it holds ``datetime64[ns]``."""
+    if times.dtype == _DATETIME_NS:
+        return np.asarray(times.array).view(np.int64)
+    return times.to_numpy("datetime64[ns]").view(np.int64)
+
+
+_DATETIME_NS = np.dtype("datetime64[ns]")
 
 
 _ID_KINDS = {"integer": "number", "floating": "number", "mixed-integer-float": "number", "decimal": "number",
@@ -1108,9 +1128,9 @@ def _id_codes(ids: pd.Series, first_ids) -> tuple[tuple[np.ndarray, pd.Index] | 
     :func:`screen_events`), and the codes of ``first_ids`` (-1: not among the ids); ``None``
     for those when the ids are not hashed."""
     n_first = 0 if first_ids is None else len(first_ids)
-    kinds = {id_kind(pd.Series(first_ids)), id_kind(ids)} if n_first else set()
     if not (n_first and pd.api.types.is_object_dtype(ids.dtype) and len(ids) > FEW_VALUES
-            and (len(kinds) == 1 or "number" not in kinds)):  # numbers and text: looked up, as text
+            and (len(kinds := {id_kind(pd.Series(first_ids)), id_kind(ids)}) == 1 or "number" not in kinds)):
+        # (numbers and text: looked up, as text)
         hashed = object_codes(ids)
         return None if hashed is None else numbers_as_text(*hashed), None
     codes, uniques = numbers_as_text(*object_codes(ids, first=np.asarray(first_ids, dtype=object)))
@@ -1148,9 +1168,12 @@ def warn_odd_ids(ids: pa.Array, stacklevel: int = 4) -> None:
             warnings.warn(f"ids such as {format_examples(pc.filter(ids, sci).to_pylist()[:3])} are numbers in "
                           "scientific notation, as Excel shows long numbers: their last digits are lost, so different "
                           "disputes share one id. Export the id column as text.", DataWarning, stacklevel=stacklevel)
-    words = pc.is_in(ids, value_set=pa.array(NULL_WORDS[1:]))
-    if pc.any(words).as_py():
-        warnings.warn(f"ids {format_examples(pc.filter(ids, words).to_pylist()[:5])} are words for a missing value: "
+    if len(ids) > FEW_VALUES:  # Arrow's hash set of the words costs more than a few ids' dict lookups
+        words = pc.filter(ids, pc.is_in(ids, value_set=_NULL_WORD_SET)).to_pylist()
+    else:
+        words = [v for v in ids.to_pylist() if v in _NULL_WORD_KEYS]
+    if words:
+        warnings.warn(f"ids {format_examples(words[:5])} are words for a missing value: "
                       "each is taken as a dispute. Read them as missing (pandas' read_csv does, with its default "
                       "na_values).", DataWarning, stacklevel=stacklevel)
 
@@ -1170,7 +1193,7 @@ def blank_mask(values) -> np.ndarray:
     missing values in all but name. A categorical is judged by its categories, Arrow strings
     by Arrow, Python objects one by one when few or of mixed types."""
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
-        return np.append(blank_mask(pd.Index(values.dtype.categories)), False)[values.array.codes]
+        return np.append(blank_mask(values.dtype.categories), False)[values.array.codes]
     array = _string_array(values) if len(values) > FEW_VALUES else None
     if array is None:
         if not (pd.api.types.is_object_dtype(getattr(values, "dtype", None))

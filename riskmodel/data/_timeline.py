@@ -15,6 +15,7 @@ entities and on the time range, future events included) never shows in a feature
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -26,6 +27,13 @@ from .._errors import ConfigError
 RESOLUTIONS_NS = (1, 1_000, 1_000_000, 1_000_000_000, 60_000_000_000, 3_600_000_000_000)
 _KEY_LIMIT = 2**62
 NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+@functools.lru_cache(maxsize=256)
+def window_ns(window) -> int:
+    """A window (``"30D"``, a Timedelta) in nanoseconds, as :class:`pandas.Timedelta` reads
+    it; remembered, as a builder's few windows are read on every transform."""
+    return int(pd.Timedelta(window).value)
 
 
 def parse_duration(value, name: str, *, error: type[ValueError] = ConfigError) -> pd.Timedelta:

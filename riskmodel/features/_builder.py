@@ -31,6 +31,7 @@ from ..data import (
     Columns,
     EventSchema,
     Timeline,
+    as_index,
     blank_as_missing,
     column_codes,
     entity_order,
@@ -38,6 +39,7 @@ from ..data import (
     id_kind,
     kind_codes_of,
     lookup_positions,
+    ns_values,
     parse_times,
     per_value,
     raise_rejects,
@@ -50,6 +52,7 @@ from ..data import (
     validate_cutoffs,
     validate_entities,
     validated_entity_columns,
+    window_ns,
 )
 from ._family import (
     OTHER_KIND,
@@ -200,10 +203,10 @@ class PreparedEvents:
         self.tz_aware = tz_aware
         self.zone = zone
         entity_codes, entity_ids = entity_codes
-        self.entity_ids = pd.Index(entity_ids)
+        self.entity_ids = as_index(entity_ids)
         self.entity_codes = np.asarray(entity_codes, dtype=np.int64)
         if times_ns is None:
-            times = _as_ns(frame[schema.time_col])
+            times = ns_values(frame[schema.time_col])
             times_ns = times if order is None else times[order]
         self.times_ns = times_ns
         self._cache: dict = {}
@@ -214,7 +217,7 @@ class PreparedEvents:
     def from_valid(cls, frame: pd.DataFrame, schema: EventSchema, tz_aware: bool) -> PreparedEvents:
         """Index events already validated (e.g. concatenated chunks), in any order; no checks
         are made, the (entity, time) order is found as :func:`screen_events` finds it."""
-        times = _as_ns(frame[schema.time_col])
+        times = ns_values(frame[schema.time_col])
         order, codes, ids, sorted_times = entity_order(frame[schema.entity_col], times, sort_ids=False)
         return cls(frame, schema, tz_aware, (codes, ids), order=order, times_ns=sorted_times)
 
@@ -258,7 +261,7 @@ class PreparedEvents:
         """Integer codes of ``column`` per sorted row (-1 where missing) and their values."""
         def compute():
             codes, uniques = self._input_codes(column)
-            return self._sorted(codes.astype(np.int64)), pd.Index(uniques)
+            return self._sorted(codes.astype(np.int64)), as_index(uniques)
 
         return self.cached(("codes", column), compute)
 
@@ -572,7 +575,7 @@ class FeatureBuilder(BaseEstimator):
             return None
         windows = [n.window for n in needs if n.window is not None]
         return ContextNeed(parties=any(n.parties for n in needs),
-                           window=max(windows, key=lambda w: pd.Timedelta(w).value) if windows else None)
+                           window=max(windows, key=window_ns) if windows else None)
 
     def context_features(self) -> list[str]:
         """The output columns the active families declare context
@@ -781,8 +784,9 @@ class FeatureComputation:
         ids = cutoffs[self.schema.entity_col]
         # each cutoff's entity code (-1: no event): found when the events were screened, or looked up
         codes = lookup_positions(prepared.entity_ids, ids) if cutoff_codes is None else cutoff_codes
-        kinds = {id_kind(prepared.entity_ids), id_kind(ids)} if len(ids) and len(prepared) else set()
-        if len(kinds - {None}) == 2 and bool((codes < 0).all()):  # e.g. numbers and text, no id in common
+        if len(ids) and len(prepared) and bool((codes < 0).all()) and \
+                None not in (kinds := {id_kind(prepared.entity_ids), id_kind(ids)}) and len(kinds) == 2:
+            # e.g. numbers and text, no id in common
             raise DataError(
                 f"ids in {self.schema.entity_col!r} have different types in events ({prepared.entity_ids.dtype}) "
                 f"and cutoffs ({ids.dtype}), and no cutoff's id is among the events'; convert one side, e.g. "
@@ -790,7 +794,7 @@ class FeatureComputation:
             )
         n_entities = len(prepared.entity_ids)
         codes = np.where(codes < 0, n_entities, codes).astype(np.int64)
-        as_of = cutoffs["as_of"].to_numpy().view(np.int64)  # validated: datetime64[ns]
+        self.as_of_ns = as_of = ns_values(cutoffs["as_of"])  # validated: naive; in the cutoffs' order
 
         logs = [prepared] if self.cx is prepared else [prepared, self.cx]
         ranges = [log.time_range for log in logs if len(log)]
@@ -850,7 +854,7 @@ class FeatureComputation:
                 start_keys = self.clock.keys(self.q_codes, np.zeros_like(self.q_codes))
                 self._positions[key] = np.searchsorted(self.ev_keys, start_keys, side="left")
             else:
-                query = self.q_as_of if window is None else self.q_as_of - int(pd.Timedelta(window).value)
+                query = self.q_as_of if window is None else self.q_as_of - window_ns(window)
                 keys = self.clock.keys(self.q_codes, self.clock.ticks(query))
                 self._positions[key] = self.clock.search(self.ev_keys, self.ev.times_ns, keys, query)
         return self._positions[key]
@@ -996,12 +1000,3 @@ def _entity_slots(codes: np.ndarray, n_entities: int) -> np.ndarray:
     last_known = np.maximum.accumulate(np.where(known, np.arange(len(codes)), -1))
     previous = np.where(last_known >= 0, codes[np.maximum(last_known, 0)], -1)
     return np.where(known, 2 * codes + 1, 2 * (previous + 1))
-
-
-def _as_ns(times: pd.Series) -> np.ndarray:
-    """A datetime column as int64 nanoseconds (no copy when it already is ``datetime64[ns]``)."""
-    values = times.to_numpy()
-    if values.dtype != np.dtype("datetime64[ns]"):
-        values = times.to_numpy("datetime64[ns]")
-    return values.view(np.int64)
-

@@ -19,9 +19,8 @@ import contextvars
 import functools
 
 import numpy as np
-import pandas as pd
 
-from ..data import NS_PER_DAY
+from ..data import NS_PER_DAY, window_ns
 
 __all__ = ["LevelTally", "choose_tally", "cumulative", "forced_tally", "tally_by_kind", "tally_kinds"]
 
@@ -89,12 +88,12 @@ class LevelTally:
     @functools.cached_property
     def windows(self) -> list[str]:
         """The count windows from the widest (``"all"``) to the narrowest."""
-        return sorted(self.comp.b._window_labels(), key=lambda w: -np.inf if w == "all" else -pd.Timedelta(w).value)
+        return sorted(self.comp.b._window_labels(), key=lambda w: -np.inf if w == "all" else -window_ns(w))
 
     @functools.cached_property
     def widths(self) -> list[int]:
         """The finite windows of :attr:`windows` in nanoseconds."""
-        return [int(pd.Timedelta(w).value) for w in self.windows[1:]]
+        return [window_ns(w) for w in self.windows[1:]]
 
     def run(self, kinds, counts: bool, recency: bool) -> None:
         """The per-kind part of :meth:`add_counts_and_recency` from :meth:`levels`: each event

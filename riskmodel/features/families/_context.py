@@ -7,10 +7,9 @@ import re
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from ..._errors import DataWarning
-from ...data import NAT_NS, Clock, Timeline, lookup_positions, run_starts
+from ...data import NAT_NS, Clock, Timeline, lookup_positions, run_starts, window_ns
 from .._family import GROUP_PREFIX, ContextNeed, FeatureFamily, window_days, window_text
 
 
@@ -46,7 +45,7 @@ class Context(FeatureFamily):
         cx = comp.cx
         ents = comp.entities
         id_col = comp.schema.entities_id
-        window_ns = int(pd.Timedelta(comp.b.context_window).value)
+        window = window_ns(comp.b.context_window)
         w = comp.b.context_window
         first_time = cx.first_times()
         starts = run_starts(cx.entity_codes)
@@ -74,7 +73,7 @@ class Context(FeatureFamily):
             q_group = np.append(g_of_entity, -1)[q_rows]  # row -1 (no entities row): no group
             valid = q_group >= 0
             qg = np.where(valid, q_group, 0)
-            upper, lower = comp.q_as_of, comp.q_as_of - window_ns
+            upper, lower = comp.q_as_of, comp.q_as_of - window
             n_esc = (escalations.position(qg, upper) - escalations.position(qg, lower)).astype(np.float32)
             n_new = (starts_by_group.position(qg, upper) - starts_by_group.position(qg, lower)).astype(np.float32)
             n_esc[~valid] = np.nan

@@ -69,7 +69,7 @@ class Entity(FeatureFamily):
             categorical[col] = comp.b._vocabulary(col).categorical(vocab_codes)
         for col in schema.entity_numeric_cols:
             comp.put(col, np.append(ents[col].to_numpy(dtype=np.float64), np.nan)[rows].astype(np.float32))
-        as_of = comp.cutoffs["as_of"].to_numpy().view(np.int64)
+        as_of = comp.as_of_ns
         for col in schema.entity_time_cols:
             t = np.append(ents[col].to_numpy().view(np.int64), NAT_NS)[rows]
             valid = (t != NAT_NS) & (t < as_of)  # a date at or after as_of is not yet known
