@@ -586,13 +586,26 @@ class FeatureBuilder(BaseEstimator):
         declared = {c for f in self._active_families() for c in f.context_columns(self, schema)}
         return [c for c in self.feature_names_out_ if c in declared]
 
+    def _fitted(self, key, compute):
+        """``compute()``, once per fit: what the fitted state gives every transform alike
+        (vocabularies, the output's column positions)."""
+        cache = self.__dict__.setdefault("_fitted_cache", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
     def _vocabulary(self, col: str) -> Vocabulary:
-        """The training vocabulary of a categorical entity column, or of the kinds for ``None``
-        (built once, then cached)."""
-        cache = self.__dict__.setdefault("_vocabulary_cache", {})
-        if col not in cache:
-            cache[col] = Vocabulary(self.kinds_ if col is None else self.categories_.get(col, []))
-        return cache[col]
+        """The training vocabulary of a categorical entity column, or of the kinds for ``None``."""
+        return self._fitted(("vocabulary", col),
+                            lambda: Vocabulary(self.kinds_ if col is None else self.categories_.get(col, [])))
+
+    def _numeric_columns(self) -> tuple[list[str], dict[str, int]]:
+        """The numeric output columns, in order, and each one's position among them."""
+        def compute():
+            names = [n for n in self.feature_names_out_ if n not in self.categorical_features_]
+            return names, {n: j for j, n in enumerate(names)}
+
+        return self._fitted("numeric columns", compute)
 
     def _lexicon(self) -> dict[str, tuple[str, ...]]:
         lexicon = DEFAULT_KEYWORDS if self.keywords is None else self.keywords
@@ -637,7 +650,7 @@ class FeatureBuilder(BaseEstimator):
         self.kinds_ = sorted(counts.index[: self.max_kinds].tolist())
         self.kind_slugs_ = _kind_slugs(self.kinds_ + [OTHER_KIND])
         self.has_entities_ = entities is not None
-        self.__dict__.pop("_vocabulary_cache", None)
+        self.__dict__.pop("_fitted_cache", None)
         self.categories_ = {}
         if entities is not None:
             ents = validate_entities(entities, schema)
@@ -819,8 +832,7 @@ class FeatureComputation:
 
         # the output: one float32 matrix, filled column by column in sorted-cutoff order,
         # its rows put in the cutoffs' order at the end (:meth:`restore_order`)
-        self.numeric_names = [n for n in builder.feature_names_out_ if n not in builder.categorical_features_]
-        self.column_index = {n: j for j, n in enumerate(self.numeric_names)}
+        self.numeric_names, self.column_index = builder._numeric_columns()
         # zeros, one column per feature (column-major; the tally by level counts into them)
         self.matrix = np.zeros((len(cutoffs), len(self.numeric_names)), dtype=np.float32, order="F")
 

@@ -110,22 +110,17 @@ class LevelTally:
         slots_up_to = np.cumsum(np.bincount(self.comp.q_slots, minlength=2 * n_entities + 1))
         row_of_entity = np.ascontiguousarray(slots_up_to[0::2])
         n_q = len(self.comp.q_slots)
-        slugs = [self.comp.b.kind_slugs_[kind] for kind in kinds]
         # (cutoff, column) of the column-major matrix at flat position column * n_q + cutoff
         flat = self.comp.matrix.T.reshape(-1)
         one = np.float32(1)
-        count_columns = [np.array([self.comp.column_index[f"count_{slug}_{w}"] for slug in slugs])
-                         for w in self.windows] if counts else None
+        count_columns, count_blocks, days_columns = self.comp.b._fitted(
+            ("tally columns", tuple(kinds), counts, recency), lambda: self._columns(kinds, counts, recency))
         count_offsets = [n_q * columns for columns in count_columns] if counts else None
-        # each window's kind columns, as a slice where they are side by side (no copies)
-        count_blocks = [slice(int(c[0]), int(c[-1]) + 1) if (np.diff(c) == 1).all() else c
-                        for c in count_columns] if counts else None
         if recency:
             # days since the last event of each kind: the least days since any of them (float32
             # rounding keeps the order, so it is the rounded least value); np.fmin skips the NaN
             # the columns start with, which stays where there is no event
-            days_columns = [self.comp.column_index[f"days_since_last_{slug}"] for slug in slugs]
-            days_offsets = n_q * np.array(days_columns)
+            days_offsets = n_q * days_columns
             self.comp.matrix[:, days_columns] = np.nan
         n_windows, n_kinds = len(self.windows), len(kinds)
         in_window = np.zeros((n_windows, n_q), dtype=np.int64)  # events, all kinds
@@ -167,6 +162,20 @@ class LevelTally:
         self.comp._positions["as_of"] = start + in_window[0]
         for j, w in enumerate(self.windows[1:], start=1):  # in place: no new pages to touch
             self.comp._positions[w] = np.subtract(self.comp._positions["as_of"], in_window[j], out=in_window[j])
+
+    def _columns(self, kinds, counts: bool, recency: bool) -> tuple[list | None, list | None, np.ndarray | None]:
+        """The matrix columns :meth:`run` writes (``None`` for a family not asked): per window
+        (:attr:`windows`), the count columns of ``kinds``, and the same as a slice where they
+        are side by side (no copies); the days-since-last columns of ``kinds``."""
+        index = self.comp.column_index
+        slugs = [self.comp.b.kind_slugs_[kind] for kind in kinds]
+        if not counts:
+            count_columns = count_blocks = None
+        else:
+            count_columns = [np.array([index[f"count_{slug}_{w}"] for slug in slugs]) for w in self.windows]
+            count_blocks = [slice(int(c[0]), int(c[-1]) + 1) if (np.diff(c) == 1).all() else c for c in count_columns]
+        return count_columns, count_blocks, np.array([index[f"days_since_last_{slug}"] for slug in slugs]) if recency \
+            else None
 
     def _count_cells(self, rows, kind, level, n_kinds: int, count_blocks, in_window: np.ndarray) -> None:
         """Count a slice of events in dense (level, kind, cutoff) cells: one ``np.bincount``,

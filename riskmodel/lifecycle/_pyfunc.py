@@ -31,7 +31,6 @@ from ..data import (
     Columns,
     cutoffs_at,
     ids_of_one_type,
-    isna_mask,
     one_time,
     require_columns,
     times_aware,
@@ -120,7 +119,9 @@ def score_all(model: RiskModel, events: pd.DataFrame, as_of, *, entities=None, r
                     trained=True)
     events = ids_of_one_type(events, schema.entity_col)  # 275 and "275": one dispute, scored once
     column = events[schema.entity_col]
-    ids = column.array[~isna_mask(column)].unique()  # keeps the column's dtype
+    ids = column.array.unique()  # in order of appearance, in the column's dtype
+    if (missing := np.asarray(ids.isna(), dtype=bool)).any():
+        ids = ids[~missing]
     if only is not None:
         ids = ids[pd.Series(ids).isin(pd.unique(pd.Series(only))).to_numpy()]
     cutoffs = cutoffs_at(ids, as_of, schema, tz_aware=_clock_of(events[schema.time_col], as_of, model))
