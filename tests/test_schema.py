@@ -1084,6 +1084,26 @@ def test_blank_ids_are_missing_and_padded_twins_warn(dtype, rows):
     assert schema_module.blank_mask(odd).tolist() == ([True, True, False] * rows)[:rows]
 
 
+@pytest.mark.parametrize("rows", [6, 300])
+def test_a_blank_id_gives_each_warning_once(rows):
+    """A log with a blank id was screened twice (the second time with blank ids as missing):
+    the time parser's warnings came twice, and the odd-id warnings named a line of riskmodel's
+    own, not the caller's."""
+    ids = (["a", "   ", "b", "NULL", "b", "c"] * rows)[:rows]
+    times = [f"03/04/2024 {i // 60:02d}:{i % 60:02d}" for i in range(rows)]  # day or month first?
+    events = pd.DataFrame({"dispute_id": ids, "time": times, "kind": "call"})
+    events = pd.concat([events, events.head(1)], ignore_index=True)  # an exact duplicate
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clean, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
+    said = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert sum("do not say whether the day or the month comes first" in m for m in said) == 1, said
+    assert sum("words for a missing value" in m for m in said) == 1, said
+    assert sum("exact duplicate" in m for m in said) == 1, said
+    assert {w.filename for w in caught if "id" in str(w.message) or "duplicate" in str(w.message)} == {__file__}
+    assert set(rejects["reject_reason"]) == {"null id in 'dispute_id'"} and len(clean) + len(rejects) + 1 == rows + 1
+
+
 def test_a_few_times_in_the_other_convention_are_rejected_rows_at_night():
     """One time with a UTC offset among naive ones stopped a whole night: with stray_times
     (nightly scoring, training's intake) such a row is rejected with its reason; without it,

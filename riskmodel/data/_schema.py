@@ -946,11 +946,21 @@ def screen_events(
     columns = {col: events[col] for col in schema.event_columns}
     stray: list | None = [] if stray_times else None
     times, tz_aware = parse_times(columns[schema.time_col], schema.time_col, "events", stray=stray, clock=clock)
+    now = default_now() if now is None else naive_utc(now, "now")
+    return _screen(events, schema, columns, (times, tz_aware, stray), now=now, sort_ids=sort_ids, first_ids=first_ids,
+                   stacklevel=4)
+
+
+def _screen(events, schema: EventSchema, columns: dict, parsed: tuple, *, now: pd.Timestamp, sort_ids: bool,
+            first_ids, stacklevel: int) -> ScreenedEvents:
+    """:func:`screen_events` of ``events`` whose ``columns`` are read and whose times are
+    ``parsed`` (times, whether aware, the stray-time masks): a second pass, with blank ids
+    as missing ones, gives no time warning twice. ``stacklevel``: its warnings' (naming the
+    line that called :func:`screen_events`' caller)."""
+    times, tz_aware, stray = parsed
     # object columns are hashed once (:func:`object_codes`): for their checks, the sort and the features
     id_codes, first_codes = _id_codes(columns[schema.entity_col], None if sort_ids else first_ids)
     kind_codes, kind_uniques, not_str_kind = kind_codes_of(columns[schema.kind_col], schema.kind_col)
-
-    now = default_now() if now is None else naive_utc(now, "now")
     t_ns = ns_values(times)  # NaT is the smallest int64
     # every time check below fails only outside [MIN_PLAUSIBLE_TIME, now] (NaT, from
     # missing or unparseable times, is the smallest int64): one pass when all are in
@@ -1002,14 +1012,14 @@ def screen_events(
         ids = frame[schema.entity_col]
         # numbered by position, so that the rejects show the ids as written ("   "), not as missing
         masked = frame.assign(**{schema.entity_col: ids.mask(blank_mask(ids))}).set_axis(pd.RangeIndex(len(frame)))
-        screened = screen_events(masked, schema, now=now, sort_ids=sort_ids, first_ids=first_ids,
-                                 stray_times=stray_times, clock=clock)
+        screened = _screen(masked, schema, {col: masked[col] for col in schema.event_columns}, parsed, now=now,
+                           sort_ids=sort_ids, first_ids=first_ids, stacklevel=stacklevel + 1)
         raw_bad, reasons, columns = screened._raw_rejects
         if raw_bad is not None:
             screened._raw_rejects = (frame[columns].iloc[raw_bad.index.to_numpy()], reasons, columns)
         return screened
     if array is not None:  # ids differing from another only by spaces around them, and other odd ids
-        warn_odd_ids(array)
+        warn_odd_ids(array, stacklevel=stacklevel + 1)
     # exact duplicates share (entity, time): after the sort, candidates share it with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
     np.equal(codes[1:], codes[:-1], out=same_key[1:-1])  # (empty for fewer than two rows)
@@ -1028,7 +1038,7 @@ def screen_events(
                 f"dropped {n_dup} exact duplicate event row(s) (identical in every column the schema names; "
                 "name a column telling events apart, e.g. a call number, in event_attribute_cols).",
                 DataWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
             order, codes, t_ns = order[~dup], codes[~dup], t_ns[~dup]
     return ScreenedEvents(columns=Columns(columns), order=order, entity_codes=codes, entity_ids=uniques, times_ns=t_ns,
