@@ -353,3 +353,57 @@ def test_a_dispute_with_no_area_gets_the_thresholds_of_the_disputes_with_none(ni
     ex = rm.explain(case, few, model=night["model"], events=sim.events, entities=entities)
     assert ex.tier_sentence().endswith("no dispute got red or yellow tonight in station (unknown), the 1 dispute(s) "
                                        "with no station.")
+
+
+@pytest.mark.parametrize("command", ["explain", "report", "sweep"])
+def test_explain_report_and_sweep_name_a_refused_file_by_its_keyword_and_flag(night, tmp_path, capsys, command):
+    """A CSV header naming a column twice (and a .tsv) read by explain, the report or the sweep
+    was named by its path alone, not by the keyword (``events='x.csv'``) or the flag
+    (``--events x.csv``) that gave it, as the nightly run names it."""
+    import functools
+
+    sim, root, case = night["sim"], night["root"], _case(night["scores"], "red")
+    twice = tmp_path / "events.csv"
+    sim.events.assign(again=sim.events["time"]).rename(columns={"again": "time"}).to_csv(twice, index=False)
+    ents = tmp_path / "entities.csv"
+    sim.entities.assign(again=sim.entities["station"]).rename(columns={"again": "station"}).to_csv(ents, index=False)
+    tsv = tmp_path / "events.tsv"
+    sim.events.iloc[:100].to_csv(tsv, sep="\t", index=False)
+
+    def head(frame, column):
+        at = list(frame.columns).index(column) + 1
+        return (f": its header has more than one column named [{column!r}] ({column!r} in columns {at} and "
+                f"{frame.shape[1] + 1}); keep one of each (drop or rename the copies) and write the file again.")
+
+    out = tmp_path / "report.html"
+    given = {"events": str(root / "events.parquet"), "entities": str(root / "entities.parquet")}
+    refusals = [("events", twice, head(sim.events, "time")), ("entities", ents, head(sim.entities, "station")),
+                ("events", tsv, " is neither CSV nor parquet.")]
+    if command == "report":  # the outcomes too
+        refusals.append(("outcomes", twice, head(sim.events, "time")))
+    for role, path, words in refusals:
+        files = {**given, role: str(path)}
+        if command == "explain":
+            call = functools.partial(rm.explain, case, night["dir"], events=files["events"], entities=files["entities"])
+            argv = ["explain", case, "--scores", str(night["dir"]), "--events", files["events"], "--entities",
+                    files["entities"], "--plot", "none"]
+        elif command == "sweep":
+            call = functools.partial(rm.sweep, night["dir"], like=case, events=files["events"],
+                                     entities=files["entities"])
+            argv = ["sweep", "--scores", str(night["dir"]), "--like", case, "--events", files["events"],
+                    "--entities", files["entities"]]
+        else:
+            outcomes = files.get("outcomes", given["events"])
+            call = functools.partial(rm.write_report, out, scores=night["dir"], outcomes=outcomes, explain=[case],
+                                     events=files["events"], entities=files["entities"])
+            argv = ["report", "--scores", str(night["dir"]), "--outcomes", outcomes, "--explain", case, "--events",
+                    files["events"], "--entities", files["entities"], "--out", str(out)]
+        with pytest.raises(rm.DataError) as refused:
+            call()
+        assert str(refused.value).startswith(f"{role}={str(path)!r}{words}")
+        assert refused.value.for_cli().startswith(f"--{role} {path}{words}")
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"riskmodel: error: --{role} {path}{words}") and "Traceback" not in err
+    assert not out.exists()

@@ -305,7 +305,7 @@ def read_table(path, *, text_columns=(), named: tuple[str, str] | None = None) -
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(f"input {path} does not exist.")
+        raise _worded(DataError, named or (f"input {path}",) * 2, path, " does not exist.")
     if is_csv(path):
         return read_csv(path, text_columns, named=named)
     try:

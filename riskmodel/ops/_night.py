@@ -233,9 +233,10 @@ def night_inputs(night, model=None, events=None, entities=None, *, need: str = "
     """The model (and its label), events and entities to recompute a night's cases with: the
     model that scored the night (:class:`NightModels`: the one given when the night's manifest
     records its fingerprint, else the version the manifest records), the events and entities
-    given (paths read as the nightly run read them), else the events the manifest names.
+    given (paths read as the nightly run read them, a file refused named by its keyword and
+    flag: ``events='x.csv'``, ``--events x.csv``), else the events the manifest names.
     :class:`ConfigError` when neither names one, saying what ``need`` s them."""
-    from ..lifecycle import read_table
+    from ..lifecycle import input_words, read_table
 
     if model is None and not night.model_uri:
         raise ConfigError(f"{need} needs the model: pass model=; the scores' manifest names none.",
@@ -244,6 +245,7 @@ def night_inputs(night, model=None, events=None, entities=None, *, need: str = "
         model = load_predictor(str(model))
     model = NightModels(model).for_night(night, need=need)
     label = model_label(model)
+    from_manifest = events is None
     if events is None:
         events = ((night.manifest or {}).get("input") or {}).get("events")
         if not events or not Path(str(events)).exists():
@@ -255,7 +257,11 @@ def night_inputs(night, model=None, events=None, entities=None, *, need: str = "
         raise ConfigError(f"{what} entities=.", cli=f"{what} --entities PATH.")
     schema = risk_model_of(model)._schema()
     if isinstance(events, str | Path):  # names as text, as the nightly run read them (18-digit ids stay ids)
-        events = read_table(events, text_columns=schema.text_columns)
+        # a file refused is named as the caller gave it (events='x.csv', --events x.csv)
+        named = ((f"{events} (the event log the night's manifest names)",) * 2 if from_manifest else
+                 input_words("events", events))
+        events = read_table(events, text_columns=schema.text_columns, named=named)
     if isinstance(entities, str | Path):
-        entities = read_table(entities, text_columns=schema.entity_text_columns)
+        entities = read_table(entities, text_columns=schema.entity_text_columns,
+                              named=input_words("entities", entities))
     return model, label, events, entities

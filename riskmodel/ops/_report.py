@@ -522,7 +522,7 @@ def write_report(
     -------
     Path
     """
-    from ..lifecycle import read_table
+    from ..lifecycle import input_words, read_table
 
     night = as_nightly(scores)
     earlier = as_nightly_list(list(history), history=True) if len(history) else []
@@ -536,11 +536,13 @@ def write_report(
         model = load_predictor(str(model)) if (night.manifest.get("monitoring") or {}).get("features") else None
     if isinstance(entities, str | Path):  # the audited cases' areas and categories, read as the night read them
         names = risk_model_of(model)._schema() if model is not None else schema
-        entities = read_table(entities, text_columns=names.entity_text_columns if names is not None else ())
+        entities = read_table(entities, text_columns=names.entity_text_columns if names is not None else (),
+                              named=input_words("entities", entities))
     audit = None
     if outcomes is not None:
         frame = outcomes if isinstance(outcomes, pd.DataFrame) else \
-            read_table(outcomes, text_columns=schema.text_columns if schema is not None else ())
+            read_table(outcomes, text_columns=schema.text_columns if schema is not None else (),
+                       named=input_words("outcomes", outcomes))
         audit = audit_outcomes(earlier + [night], frame, horizon=horizon, model=model, events=events,
                                entities=entities, area=area)
     explanations = []
