@@ -142,3 +142,44 @@ def test_score_and_train_name_the_flag_or_key_of_a_csv_header_naming_a_column_tw
             assert main(["train", "--config", str(config)]) == 2
         assert capsys.readouterr().err.endswith(f"riskmodel: error: [data] events = {str(path)!r}{words}\n")
     assert not (tmp_path / "night").exists()
+
+
+def test_score_refuses_a_csv_header_naming_a_schema_column_twice_but_for_letter_case(tmp_path, capsys):
+    """A header ``dispute_id,time,...,Time`` was read by the local engine (pandas keeps both)
+    and ended on Spark, whose column names ignore case, in "missing column 'time'": refused on
+    both, naming both spellings and their columns. Names the schema does not read may differ
+    only by case, and a schema naming both spellings reads them."""
+    import warnings
+
+    import riskmodel as rm
+    from riskmodel import DataError, EventSchema, score_batch
+    from riskmodel.lifecycle import read_csv
+    from riskmodel.model._artifact import save_model_dir
+
+    sim = rm.simulate_disputes(400, start="2022-01-01", end="2024-05-31", seed=3)
+    ev = rm.prepare_events(sim.events, sim.schema)
+    labels = rm.make_labels(ev, rm.make_cutoffs(ev, sim.schema, entities=sim.entities), sim.schema)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rm.DataWarning)
+        fitted = rm.RiskModel(schema=sim.schema, n_estimators=20, lgbm_params={"num_threads": 1})
+        model = save_model_dir(fitted.fit(ev, labels[~labels.censored], entities=sim.entities), tmp_path / "model")
+    events = sim.events.iloc[:500]
+    sim.entities.to_parquet(tmp_path / "entities.parquet", index=False)
+    alike = tmp_path / "events.csv"
+    events.assign(Time=events["time"]).to_csv(alike, index=False)
+    at = list(events.columns).index("time") + 1
+    words = (f": its header has columns whose names differ only by letter case, ['time', 'Time'] ('time' in column "
+             f"{at} and 'Time' in column {events.shape[1] + 1}), which Spark cannot tell apart; keep one spelling of "
+             "each (drop or rename the others) and write the file again.")
+    assert main(["score", "--model", str(model), "--events", str(alike), "--entities", str(tmp_path / "entities.parquet"),
+                 "--as-of", "2024-06-01", "--out", str(tmp_path / "night")]) == 2
+    assert capsys.readouterr().err == f"riskmodel: error: --events {alike}{words}\n"
+    with pytest.raises(DataError) as refused:
+        score_batch(model=str(model), events=alike, entities=sim.entities, as_of="2024-06-01", out=tmp_path / "night")
+    assert str(refused.value) == f"events={str(alike)!r}{words}"
+    assert not (tmp_path / "night").exists()
+    text_columns = EventSchema().text_columns
+    other = tmp_path / "memo.csv"
+    events.assign(memo="a", Memo="b").to_csv(other, index=False)  # not the schema's: read as written
+    assert list(read_csv(other, text_columns).columns) == [*events.columns, "memo", "Memo"]
+    assert list(read_csv(alike, ["time", "Time"]).columns) == [*events.columns, "Time"]  # the schema's own names

@@ -431,7 +431,9 @@ def read_csv(path, text_columns=(), *, named: tuple[str, str] | None = None) -> 
     the header read as text. UTF-8 (with or without BOM); a file that is not is read as
     GB18030 (GBK's superset: Chinese Windows and Excel exports), else refused. A
     :class:`DataError` says what was wrong, e.g. a header of one column holding ``;``, or
-    naming a column twice (``named``: how the caller named the file, :func:`input_words`)."""
+    naming a column twice, or two whose names differ only by letter case, one of them among
+    ``text_columns`` (:func:`refuse_repeated_names`; ``named``: how the caller named the
+    file, :func:`input_words`)."""
     path = Path(path)
     for encoding in ("utf-8", "gb18030"):
         try:
@@ -439,7 +441,8 @@ def read_csv(path, text_columns=(), *, named: tuple[str, str] | None = None) -> 
             refuse_one_column_header(header, path)
             # the header as written: pandas renames a repeated name's copies ('time.1')
             written = pd.read_csv(path, header=None, nrows=1, dtype=str, na_filter=False, encoding=encoding)
-            refuse_repeated_names(written.iloc[0].tolist() if len(written) else [], path, named)
+            refuse_repeated_names(written.iloc[0].tolist() if len(written) else [], path, named,
+                                  columns=text_columns)
             dtype = {c: str for c in text_columns if c in header} or None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -526,22 +529,42 @@ def refuse_one_column_header(header, name) -> None:
                         "commas. Save it as comma-separated CSV.")
 
 
-def refuse_repeated_names(header: list, path, named: tuple[str, str] | None = None) -> None:
+def refuse_repeated_names(header: list, path, named: tuple[str, str] | None = None, *, columns=()) -> None:
     """Refuse a CSV file ``path`` whose ``header`` (its cells as written) names a column more
     than once, as a DataFrame with repeated column names is refused (pandas would read the
     copies as ``time.1``); ``named``: how the caller named the file (:func:`input_words`).
-    Blank cells are no name (an index column's, a delimiter ending the line) and not judged."""
-    columns: dict[str, list[int]] = {}
+    Blank cells are no name (an index column's, a delimiter ending the line) and not judged.
+
+    Names that differ only by letter case (``time``, ``Time``) are refused too when one of
+    them is among ``columns`` (the schema's columns the caller reads): Spark, whose column
+    names ignore case, reads neither as ``time``, and the local engine refuses the file as
+    Spark does. Other such names are read (the caller does not read them), and so are the
+    spellings the caller reads each of (a schema naming ``time`` and ``Time`` apart).
+    """
+    columns_at: dict[str, list[int]] = {}
     for k, cell in enumerate(header, start=1):
         if str(cell).strip():
-            columns.setdefault(str(cell), []).append(k)
-    repeated = {name: at for name, at in columns.items() if len(at) > 1}
+            columns_at.setdefault(str(cell), []).append(k)
+    repeated = {name: at for name, at in columns_at.items() if len(at) > 1}
     if repeated:
         where = "; ".join(f"{name!r} in columns {', '.join(map(str, at[:-1]))} and {at[-1]}"
                           for name, at in repeated.items())
         raise _worded(DataError, named, path,
                       f": its header has more than one column named {list(repeated)} ({where}); keep one of each "
                       "(drop or rename the copies) and write the file again.")
+    read = {str(c) for c in columns}
+    spellings: dict[str, list[str]] = {}
+    for name in columns_at:
+        spellings.setdefault(name.lower(), []).append(name)
+    alike = [names for names in spellings.values()
+             if len(names) > 1 and read.intersection(names) and not read.issuperset(names)]
+    if alike:
+        where = "; ".join(" and ".join(f"{name!r} in column {columns_at[name][0]}" for name in names)
+                          for names in alike)
+        raise _worded(DataError, named, path,
+                      f": its header has columns whose names differ only by letter case, {[name for names in alike for name in names]} ({where}), "
+                      "which Spark cannot tell apart; keep one spelling of each (drop or rename the others) and write "
+                      "the file again.")
 
 
 def unreadable_compressed(name, suffix: str, detail=None) -> DataError:

@@ -385,7 +385,7 @@ def _read_input(spark, fs: HadoopFS, value, role: str, columns: list[str]) -> _I
     by_file = [F.col("_metadata.file_path").alias("_path")]
     try:
         if all(is_csv(f.rel) for f in listed):
-            _require_utf8(fs, listed, role, name)
+            _require_utf8(fs, listed, role, name, columns)
             header = spark.read.option("header", True).csv(paths).columns
             refuse_one_column_header(header, name)  # as read_csv says it
             _missing(header, columns, role, uri)
@@ -467,12 +467,13 @@ def _parquet_format(fs: HadoopFS, inp: _Input) -> RowFormat:
 _SPARK_CSV_CODECS = {".csv": None, ".csv.gz": "gzip", ".csv.bz2": "bz2"}
 
 
-def _require_utf8(fs: HadoopFS, listed, role: str, name: str) -> None:
+def _require_utf8(fs: HadoopFS, listed, role: str, name: str, columns=()) -> None:
     """Refuse, in words, CSV files Spark would read as garbage: compressions other than
     Hadoop's by-name codecs, and text that is not UTF-8 (judged on each file's first
     megabyte). Spark's CSV reader takes no GB18030, which the local engine reads. A header
     naming a column twice is refused as :func:`~riskmodel.lifecycle.read_csv` refuses it
-    (Spark would read the copies as ``time1``, ``time3``), in the words of input ``name``."""
+    (Spark would read the copies as ``time1``, ``time3``), in the words of input ``name``, and
+    so is one with two names that differ only by letter case, one of them among ``columns``."""
     import bz2
     import csv
     import io
@@ -506,7 +507,8 @@ def _require_utf8(fs: HadoopFS, listed, role: str, name: str) -> None:
         text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
         if "\n" in text or f.size <= 1 << 20:  # the header whole (as read_csv reads it: blank lines skipped)
             header = next((r for r in csv.reader(io.StringIO(text)) if r), [])
-            refuse_repeated_names(header, name, tuple(f"{w} (its file {f.rel})" for w in words) if folder else words)
+            refuse_repeated_names(header, name, tuple(f"{w} (its file {f.rel})" for w in words) if folder else words,
+                                  columns=columns)
 
 
 #: the name of a CSV field past the header's, which Spark's reader would drop
