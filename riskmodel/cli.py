@@ -217,8 +217,8 @@ def _write_frame(frame, path) -> None:
 
 def _cmd_sweep(args) -> int:
     """From one case (or a pattern) to every open dispute sharing its risk pattern."""
-    from .batch import read_nightly
-    from .ops import night_inputs, parse_pattern, sweep, sweep_inputs
+    from .batch import load_predictor, read_nightly
+    from .ops import NightModels, night_inputs, parse_pattern, sweep, sweep_inputs
 
     if (args.like is None) and (args.pattern is None):
         raise ConfigError("pass --like DISPUTE_ID or --pattern \"column op value & ...\".")
@@ -229,10 +229,10 @@ def _cmd_sweep(args) -> int:
     if needs_features:
         # the version that scored the night (the alias it was loaded by may have moved; a --model
         # whose fingerprint is not the night's stands in only for one that cannot be read), found
-        # once: the features given to sweep() are that model's
-        model, _, events, entities = night_inputs(night, args.model, args.events, args.entities,
-                                                  need="this sweep")
-        inputs = sweep_inputs(model, events, night, entities=entities, like=args.like)
+        # once (one NightModels, which sweep_inputs asks again): the features given to sweep() are that model's
+        models = NightModels(load_predictor(args.model) if args.model else None)
+        model, _, events, entities = night_inputs(night, models, args.events, args.entities, need="this sweep")
+        inputs = sweep_inputs(models, events, night, entities=entities, like=args.like)
     result = sweep(night, like=args.like, pattern=pattern, model=model, inputs=inputs,
                    method=args.method, area=_area(args.area), min_similarity=args.min_similarity,
                    n_neighbours=args.neighbours)

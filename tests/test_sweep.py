@@ -304,3 +304,70 @@ def test_sweep_uses_the_model_that_scored_the_night_not_another_given(world, tmp
     with pytest.warns(DataWarning, match="this sweep: .* could not be read .*the model given as model= is used"):
         result = sweep(moved, pattern="count_threat_30D>0", model=other, **inputs)
     assert len(result.matches) > 0
+
+
+def test_the_nights_model_is_read_once_and_sweep_inputs_takes_it_as_sweep_does(world, tmp_path, monkeypatch,
+                                                                               capsys):
+    """sweep(model=...) without events= read the night's version twice (once for the event log
+    the manifest names, once for the sweep), warning twice when it could not be read; and
+    sweep_inputs() recomputed the contributions with whatever model it was given, another
+    model's than the one that gave the night's probabilities."""
+    import copy
+    import json
+    import shutil
+
+    import riskmodel.ops._night as night_module
+    from riskmodel.cli import main
+    from riskmodel.ops import NightModels
+
+    sim, scores, own = world["sim"], world["scores"], world["predictor"]
+    case = str(scores.sort_values("probability", ascending=False)["dispute_id"].iloc[0])
+    loaded, load_predictor = [], night_module.load_predictor
+    monkeypatch.setattr(night_module, "load_predictor",
+                        lambda uri, store=None: loaded.append(uri) or load_predictor(uri, store=store))
+    other = copy.deepcopy(own.model)  # another model: another fingerprint
+    other.tier_policy_.red_threshold_ = 0.99
+
+    # sweep_inputs given another model reads the version the night records, as sweep does
+    events = sim.events[sim.events["dispute_id"].isin(scores["dispute_id"].iloc[:300])]
+    inputs = sweep_inputs(other, events, world["night"], entities=sim.entities)
+    assert loaded == [own.uri]
+    pd.testing.assert_frame_equal(inputs.contributions, sweep_inputs(own, events, world["night"],
+                                                                     entities=sim.entities).contributions)
+    assert loaded == [own.uri]  # the model that scored the night: used as given
+    sweep_inputs(other, events, scores, entities=sim.entities)  # scores without a manifest: as given
+    assert loaded == [own.uri]
+
+    # a night whose version cannot be read and whose manifest names its event log
+    moved = tmp_path / "night"
+    shutil.copytree(world["night"], moved)
+    sim.events.to_parquet(tmp_path / "events.parquet", index=False)
+    manifest = json.loads((moved / "manifest.json").read_text(encoding="utf-8"))
+    manifest["model"]["uri"] = str(tmp_path / "gone")
+    manifest["input"]["events"] = str(tmp_path / "events.parquet")
+    (moved / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    loaded.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = sweep(moved, like=case, model=other, entities=sim.entities)  # no events=: the manifest's
+    stood_in = [w for w in caught if "could not be read" in str(w.message)]
+    assert loaded == [str(tmp_path / "gone")] and len(stood_in) == 1
+    assert "the model given as model= is used instead" in str(stood_in[0].message)
+    assert result.case["id"] == case
+    models = NightModels(other)  # asked again, a NightModels answers without reading the version again
+    with pytest.warns(DataWarning, match="could not be read"):
+        sweep_inputs(models, events, moved, entities=sim.entities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        sweep_inputs(models, events, moved, entities=sim.entities)
+    # the command line: read once, one warning
+    save_model_dir(other, tmp_path / "other")
+    loaded.clear()
+    capsys.readouterr()
+    sim.entities.to_parquet(tmp_path / "entities.parquet", index=False)
+    assert main(["sweep", "--scores", str(moved), "--like", case, "--model", str(tmp_path / "other"),
+                 "--entities", str(tmp_path / "entities.parquet")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("could not be read") == 1 and "the model given is used instead" in err
+    assert loaded.count(str(tmp_path / "gone")) == 1
+

@@ -163,6 +163,12 @@ class NightModels:
         self._read: dict[tuple[str, str | None], object] = {}  # (uri, store) -> the model that answers
         self._failed: set[str | None] = set()  # stores that failed once
 
+    @classmethod
+    def of(cls, model) -> NightModels:
+        """``model`` itself when it is a :class:`NightModels` (shared by the steps of one piece
+        of work: each night's model is read, or warned about, once), else ``NightModels(model)``."""
+        return model if isinstance(model, cls) else cls(model)
+
     @property
     def fingerprint(self) -> str | None:
         """``given``'s fingerprint (None without ``given``)."""
@@ -229,21 +235,25 @@ class NightModels:
         return load_predictor(uri, store=store)
 
 
-def night_inputs(night, model=None, events=None, entities=None, *, need: str = "explain") -> tuple:
+def night_inputs(night, model=None, events=None, entities=None, *, need: str = "explain",
+                 given_as: str = "the model given") -> tuple:
     """The model (and its label), events and entities to recompute a night's cases with: the
     model that scored the night (:class:`NightModels`: the one given when the night's manifest
-    records its fingerprint, else the version the manifest records), the events and entities
-    given (paths read as the nightly run read them, a file refused named by its keyword and
-    flag: ``events='x.csv'``, ``--events x.csv``), else the events the manifest names.
-    :class:`ConfigError` when neither names one, saying what ``need`` s them."""
+    records its fingerprint, else the version the manifest records; ``model`` may be a
+    :class:`NightModels` the caller asks again, so that the version is read once), the events
+    and entities given (paths read as the nightly run read them, a file refused named by its
+    keyword and flag: ``events='x.csv'``, ``--events x.csv``), else the events the manifest
+    names. :class:`ConfigError` when neither names one, saying what ``need`` s them;
+    ``given_as``: the model given, as a warning names it (:meth:`NightModels.for_night`)."""
     from ..lifecycle import input_words, read_table
 
-    if model is None and not night.model_uri:
+    given = model.given if isinstance(model, NightModels) else model
+    if given is None and not night.model_uri:
         raise ConfigError(f"{need} needs the model: pass model=; the scores' manifest names none.",
                           cli=f"{need} needs the model: pass --model; the scores' manifest names none.")
     if isinstance(model, str | Path):
         model = load_predictor(str(model))
-    model = NightModels(model).for_night(night, need=need)
+    model = NightModels.of(model).for_night(night, need=need, given_as=given_as)
     label = model_label(model)
     from_manifest = events is None
     if events is None:

@@ -285,8 +285,14 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
 
     Parameters
     ----------
-    model : RiskModel or Predictor
-        The model that produced the scores.
+    model : RiskModel, Predictor or NightModels
+        The model that produced the scores, taken as :func:`sweep` takes it
+        (:class:`~riskmodel.ops.NightModels`): when ``scores`` is a night whose manifest
+        records another model's fingerprint, the version the manifest records is used, and
+        ``model`` stands in, with a warning, only when that version cannot be read (the
+        contributions must be those of the model that gave the night's probabilities). A
+        :class:`~riskmodel.ops.NightModels` already asked for the night answers without
+        reading the version again.
     events : DataFrame or PreparedEvents
         The event log (at least up to the scores' ``as_of``; for a case that escalated
         later, up to its escalation).
@@ -311,10 +317,12 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
     DataError
         ``like`` is neither scored nor in the events; the model needs entities.
     """
-    rm = risk_model_of(model)
+    night = as_nightly(scores)
+    rm = risk_model_of(NightModels.of(model).for_night(night, need="this sweep",
+                                                      given_as="the model given as model="))
     schema = rm._schema()
     ent = schema.entity_col
-    scores = as_nightly(scores).scores
+    scores = night.scores
     if ent not in scores.columns:
         raise DataError(f"scores have no {ent!r} column; columns: {list(scores.columns)[:20]}.")
     if rm.features_.has_entities_ and entities is None:
@@ -419,8 +427,8 @@ def sweep(
     like=None,
     pattern: str | SweepPattern | None = None,
     model=None,
-    events: pd.DataFrame | None = None,
-    entities: pd.DataFrame | None = None,
+    events=None,
+    entities=None,
     inputs: SweepInputs | None = None,
     method: str = "both",
     area: str | None = "auto",
@@ -450,9 +458,10 @@ def sweep(
         features are those of the model that scored the night, as :func:`~riskmodel.explain`
         takes it (:class:`~riskmodel.ops.NightModels`): ``model`` when the night's manifest
         records its fingerprint (or no model), else the version the manifest records; ``model``
-        stands in, with a warning, only when that version cannot be read. Without ``model``
-        (or ``events``) they are read as :func:`~riskmodel.explain` reads them: the version
-        and the event log the night's manifest records.
+        stands in, with a warning, only when that version cannot be read; that version is read
+        once. Without ``model`` (or ``events``) they are read as :func:`~riskmodel.explain`
+        reads them: the version and the event log the night's manifest records; paths are read
+        as the nightly run read them.
     method : {"both", "rule", "similar"}, default="both"
         With ``like``: rule matches, similarity matches, or their union.
     area : str or None, default="auto"
@@ -499,10 +508,22 @@ def sweep(
     if isinstance(pattern, str):
         pattern = parse_pattern(pattern)
     needs_features = like is not None or any(c not in frame.columns for c in (pattern.columns if pattern else []))
-    if needs_features and inputs is None and model is not None:  # the model that scored the night
-        model = NightModels(model).for_night(night, need="this sweep", given_as="the model given as model=")
+    recompute = needs_features and inputs is None
+    if recompute:
+        if model is None and not night.model_uri:  # nothing names the model that scored the night
+            what = (f"sweeping like={like!r}" if like is not None else
+                    f"pattern column(s) {[c for c in pattern.columns if c not in frame.columns]}")
+            usable = f"Score columns usable without them: {list(frame.columns)}."
+            raise ConfigError(f"{what} needs the disputes' features: pass model= and events=, or "
+                              f"inputs=sweep_inputs(...). {usable}",
+                              cli=f"{what} needs the disputes' features: pass --model and --events. {usable}")
+        # the model that scored the night, read once (the events and entities as explain reads them)
+        models = NightModels(model)
+        model, _, events, entities = night_inputs(night, models, events, entities, need="this sweep",
+                                                  given_as="the model given as model=")
+        inputs = sweep_inputs(models, events, night, entities=entities, like=like)
     ent = night.id_col
-    if inputs is None and model is not None:
+    if (inputs is None or recompute) and model is not None:
         ent = risk_model_of(model)._schema().entity_col
     if ent is None or ent not in frame.columns:
         raise DataError(f"scores have no dispute id column; columns: {list(frame.columns)[:20]}.")
@@ -512,17 +533,6 @@ def sweep(
         options = ["category", *(schema.entity_categorical_cols if schema is not None else ())]
         category = next((c for c in options if c in frame.columns and c != area), None)
 
-    if needs_features and inputs is None:
-        if model is None and not night.model_uri:  # nothing names the model that scored the night
-            what = (f"sweeping like={like!r}" if like is not None else
-                    f"pattern column(s) {[c for c in pattern.columns if c not in frame.columns]}")
-            usable = f"Score columns usable without them: {list(frame.columns)}."
-            raise ConfigError(f"{what} needs the disputes' features: pass model= and events=, or "
-                              f"inputs=sweep_inputs(...). {usable}",
-                              cli=f"{what} needs the disputes' features: pass --model and --events. {usable}")
-        if model is None or events is None:  # as explain reads them: the night's model, its log
-            model, _, events, entities = night_inputs(night, model, events, entities, need="this sweep")
-        inputs = sweep_inputs(model, events, night, entities=entities, like=like)
     ids = frame[ent].astype(str).to_numpy()
     candidates = frame
     if inputs is not None:
