@@ -407,3 +407,36 @@ def test_explain_report_and_sweep_name_a_refused_file_by_its_keyword_and_flag(ni
         err = capsys.readouterr().err
         assert err.startswith(f"riskmodel: error: --{role} {path}{words}") and "Traceback" not in err
     assert not out.exists()
+
+
+def test_the_report_reads_the_nights_model_once_for_its_audit_and_every_dispute_explained(night, tmp_path,
+                                                                                          monkeypatch):
+    """write_report read the version that scored the night for the night's inputs, again for
+    the audit and again for each dispute explained: when it could not be read, as many
+    attempts and as many warnings."""
+    import copy
+    import json
+    import shutil
+
+    import riskmodel.ops._night as night_module
+
+    sim, scores = night["sim"], night["scores"]
+    cases = [_case(scores, "red"), _case(scores, "yellow")]
+    moved = tmp_path / "night"  # the night, its model folder gone
+    shutil.copytree(night["dir"], moved)
+    manifest = json.loads((moved / "manifest.json").read_text(encoding="utf-8"))
+    manifest["model"]["uri"] = str(tmp_path / "gone")
+    (moved / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    other = copy.deepcopy(night["model"])  # another model: another fingerprint
+    other.tier_policy_.red_threshold_ = 0.99
+    loaded, load_predictor = [], night_module.load_predictor
+    monkeypatch.setattr(night_module, "load_predictor",
+                        lambda uri, store=None: loaded.append(uri) or load_predictor(uri, store=store))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = rm.write_report(tmp_path / "report.html", scores=moved, outcomes=sim.events, explain=cases,
+                              model=other, events=sim.events, entities=sim.entities)
+    stood_in = [w for w in caught if "could not be read" in str(w.message)]
+    assert loaded == [str(tmp_path / "gone")] and len(stood_in) == 1
+    text = out.read_text(encoding="utf-8")
+    assert all(f'id="explain-{case}"' in text for case in cases)

@@ -136,7 +136,7 @@ def _explain_missed(cases: pd.DataFrame, model, events, entities, id_col: str, o
     if not need.any():
         return cases["reasons"]
     nights = {pd.Timestamp(o.as_of).as_unit("ns"): o for o in outputs if o.as_of is not None}
-    models = NightModels(model)
+    models = NightModels.of(model)
     # the missed cases' nights only: a night without one has no model to read
     scorers = cases.loc[need, "last_scored_as_of"].map(
         lambda t: models.for_night(nights.get(t), need="explaining the missed cases"))
@@ -195,7 +195,9 @@ def audit_outcomes(
         The area column copied into the cases (the nights' own for ``"auto"``).
     model, events, entities : optional
         With a model and the event log, the missed blue cases get their reasons
-        recomputed (the batch writes reasons for red and yellow only).
+        recomputed (the batch writes reasons for red and yellow only), each with the model
+        that scored its night (:class:`~riskmodel.ops.NightModels`; a NightModels given is
+        asked as it is, the versions it read not read again).
 
     Returns
     -------

@@ -353,13 +353,15 @@ def explain(
         The dispute (compared as text, so ``"123"`` finds an integer id 123).
     scores : path, NightlyOutput or DataFrame
         The night's ``riskmodel score`` output.
-    model : RiskModel, Predictor or str, optional
+    model : RiskModel, Predictor, NightModels or str, optional
         The model that scored the night; a URI or folder is loaded. Used when the night's
         manifest records its fingerprint (or no model); otherwise, and by default, the
         version that scored the night, as its manifest records it (``models:/NAME/VERSION``
         even when the night loaded an alias, from the tracking store the manifest records
         when ``MLFLOW_TRACKING_URI`` is not set; or the folder), with a warning when the
-        model given stands in for one that cannot be read.
+        model given stands in for one that cannot be read. A
+        :class:`~riskmodel.ops.NightModels` is asked as it is (several disputes of one night:
+        its version read once).
     events : DataFrame, PreparedEvents or path, optional
         The event log (at least up to the night). Default: the night's input, when it was
         a file.

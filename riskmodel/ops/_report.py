@@ -21,7 +21,7 @@ from ._audit import AuditResult, audit_outcomes
 from ._barometer import area_keys, barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
 from ._html import esc, page, png_img
 from ._legend import backtest_line, horizon_words, p_meaning, tier_legend
-from ._night import model_label, night_inputs, prepare_as_batch, risk_model_of
+from ._night import NightModels, model_label, night_inputs, prepare_as_batch, risk_model_of
 
 __all__ = ["render_report", "write_report"]
 
@@ -528,10 +528,13 @@ def write_report(
     earlier = as_nightly_list(list(history), history=True) if len(history) else []
     horizon = horizon or (night.manifest.get("model") or {}).get("horizon") or _DEFAULT_HORIZON
     schema = night.schema
+    models = None  # the model that scored each night, once the features are recomputed
     if len(explain) or (outcomes is not None and (model is not None or events is not None)):
         # the features are recomputed: the model and events given, else those the night names
         need = "explaining disputes" if len(explain) else "the reasons of missed blue cases"
-        model, _, events, entities = night_inputs(night, model, events, entities, need=need)
+        # one NightModels for the night's inputs, the audit and each dispute explained: a version read once
+        models = NightModels(load_predictor(str(model)) if isinstance(model, str | Path) else model)
+        model, _, events, entities = night_inputs(night, models, events, entities, need=need)
     elif isinstance(model, str | Path):  # read only when the drift table names features with it
         model = load_predictor(str(model)) if (night.manifest.get("monitoring") or {}).get("features") else None
     if isinstance(entities, str | Path):  # the audited cases' areas and categories, read as the night read them
@@ -543,15 +546,15 @@ def write_report(
         frame = outcomes if isinstance(outcomes, pd.DataFrame) else \
             read_table(outcomes, text_columns=schema.text_columns if schema is not None else (),
                        named=input_words("outcomes", outcomes))
-        audit = audit_outcomes(earlier + [night], frame, horizon=horizon, model=model, events=events,
-                               entities=entities, area=area)
+        audit = audit_outcomes(earlier + [night], frame, horizon=horizon, events=events, entities=entities,
+                               model=model if models is None else models, area=area)
     explanations = []
     if len(explain):
         from ._explain import explain as explain_one
 
         events = prepare_as_batch(events, risk_model_of(model)._schema())  # once for every dispute
         # each card's thresholds are those of the areas tonight's tiers were set in, not the report's area
-        explanations = [explain_one(i, night, model=model, events=events, entities=entities, area="auto")
+        explanations = [explain_one(i, night, model=models, events=events, entities=entities, area="auto")
                         for i in explain]
     text = render_report(night, history=earlier, audit=audit, area=area, model=model, horizon=horizon,
                          explanations=explanations)
