@@ -527,3 +527,33 @@ def test_a_grid_finer_than_the_disputes_warrant_is_warned_not_refused():
         warnings.simplefilter("always")
         monthly = make_cutoffs(events, SCHEMA, freq="MS", max_inactive=None)
     assert len(monthly) == 22 and not [w for w in caught if "per dispute" in str(w.message)]
+
+
+def test_open_disputes_takes_the_closings_a_caller_already_read():
+    """A caller that needs the closing times itself (the nightly batch: its not-open reasons and
+    the manifest's placeholder count) reads them once with closing_times and gives them as
+    closed_ns: the cutoffs of entities=, the placeholder warning given once (closing_times', at
+    the caller's line), none by open_disputes; both at once, or not one closing per dispute, refused."""
+    from riskmodel import prepare_events, validate_entities
+    from riskmodel.data import closing_times
+
+    events = events_frame([("d", "2024-01-05", "call"), ("a", "2024-01-01", "call"), ("b", "2024-01-02", "call"),
+                           ("c", "2024-01-03", "call"), ("e", "2024-01-04", "injury"), ("a", "2024-01-09", "call")])
+    entities = pd.DataFrame({"dispute_id": ["c", "a", "b", "d", "zz"],
+                             "closed_at": ["2024-01-20", "1900-01-01", None, "9999-12-31", "2024-01-01"]})
+    with pytest.warns(DataWarning, match="closed before their first event"):
+        expected = open_disputes(events, AS_OF, SCHEMA, entities=entities)
+    prepared = prepare_events(events, SCHEMA)
+    with pytest.warns(DataWarning, match=r"1 dispute\(s\) closed before their first event") as caught:
+        closed_ns, before = closing_times(validate_entities(entities, SCHEMA), SCHEMA, prepared.entity_ids,
+                                          prepared.first_times()[:-1], stacklevel=1)
+    assert len(caught) == 1 and caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        out = open_disputes(prepared, AS_OF, SCHEMA, closed_ns=closed_ns)
+    pd.testing.assert_frame_equal(out, expected)
+    assert out["dispute_id"].tolist() == ["a", "b", "d"] and before.sum() == 1
+    with pytest.raises(DataError, match="pass entities or closed_ns"):
+        open_disputes(prepared, AS_OF, SCHEMA, entities=entities, closed_ns=closed_ns)
+    with pytest.raises(DataError, match="closed_ns holds 4 closing time.*for 5 disputes"):
+        open_disputes(prepared, AS_OF, SCHEMA, closed_ns=closed_ns[:-1])

@@ -58,12 +58,15 @@ def _max_inactive_ns(max_inactive) -> int | None:
     return None if max_inactive is None else parse_duration(max_inactive, "max_inactive", error=DataError).value
 
 
-def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outcome_kinds) -> pd.DataFrame:
-    """Per dispute: first event, first outcome, closing time (int64 ns, NaT-min if none)."""
+def _dispute_spans(prepared: PreparedEvents, entities: pd.DataFrame | None, outcome_kinds,
+                   closed_ns: np.ndarray | None = None) -> pd.DataFrame:
+    """Per dispute: first event, first outcome, closing time (int64 ns, NaT-min if none);
+    the closing times read from ``entities``, unless ``closed_ns`` gives them."""
     n = len(prepared.entity_ids)
     first = prepared.first_times()[:n]
     outcome = prepared.first_times(prepared.is_kind(outcome_kinds))[:n]
-    closed = closing_times(entities, prepared.schema, prepared.entity_ids, first, stacklevel=4)[0]
+    closed = closed_ns if closed_ns is not None else \
+        closing_times(entities, prepared.schema, prepared.entity_ids, first, stacklevel=4)[0]
     return pd.DataFrame(
         {"first": first, "outcome": outcome, "closed": closed}, index=prepared.entity_ids
     )
@@ -126,15 +129,19 @@ def make_cutoffs(
 
 
 def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, max_inactive,
-                  warn_no_outcome: bool) -> pd.DataFrame:
+                  warn_no_outcome: bool, closed_ns: np.ndarray | None = None) -> pd.DataFrame:
     """:func:`make_cutoffs`; ``warn_no_outcome``: warn when no outcome kind occurs (training;
-    scoring a few open disputes' events, :func:`open_disputes`, holds none by nature)."""
+    scoring a few open disputes' events, :func:`open_disputes`, holds none by nature);
+    ``closed_ns``: the closing times already read, ``entities`` then unused (:func:`open_disputes`)."""
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
     kinds = _outcome_kinds(schema, outcome_kinds)
     inactive_ns = _max_inactive_ns(max_inactive)
-    ents = validate_entities(entities, schema) if entities is not None else None
-    spans = _dispute_spans(prepared, ents, kinds)
+    ents = validate_entities(entities, schema) if entities is not None and closed_ns is None else None
+    if closed_ns is not None and len(closed_ns) != len(prepared.entity_ids):
+        raise DataError(f"closed_ns holds {len(closed_ns):,} closing time(s) for {len(prepared.entity_ids):,} "
+                        "disputes: one per dispute, in the order of the prepared events' entity_ids.")
+    spans = _dispute_spans(prepared, ents, kinds, closed_ns)
     if warn_no_outcome:
         _warn_if_no_outcome(prepared, kinds, bool((spans["outcome"] != NAT_NS).any()), "no dispute ever escalates", 4)
     t0 = naive_utc(start, "start") if start is not None else pd.Timestamp(prepared.times_ns.min())
@@ -262,16 +269,44 @@ def open_disputes(
     entities: pd.DataFrame | None = None,
     outcome_kinds=None,
     max_inactive: str | None = "365D",
+    closed_ns: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Cutoffs for scoring: every dispute open at ``as_of`` (same rule as :func:`make_cutoffs`).
 
     ``as_of`` in the output is in the events' convention (UTC-aware for timezone-aware
     events), so the cutoffs go straight into ``predict``.
+
+    Parameters
+    ----------
+    events : DataFrame or PreparedEvents
+    as_of : datetime-like
+    schema : EventSchema, optional
+    entities : DataFrame, optional
+        Provides the closing times (``schema.closed_col``).
+    outcome_kinds : sequence of str, optional
+        Defaults to ``schema.outcome_kinds``.
+    max_inactive : str or None, default="365D"
+    closed_ns : ndarray of int64, optional
+        The disputes' closing times, already read by the caller with
+        :func:`~riskmodel.data.closing_times` (nanoseconds, :data:`~riskmodel.data.NAT_NS`
+        where none), one per dispute in the order of ``prepare_events(events,
+        schema).entity_ids``. They are used as given, instead of ``entities``' (pass one or
+        the other): a caller that needs the closings too (the nightly batch's not-open
+        reasons) reads them once, and any placeholder warning is the one ``closing_times``
+        gave it.
+
+    Returns
+    -------
+    DataFrame
+        Columns: the entity column and ``as_of``, sorted by entity.
     """
+    if closed_ns is not None and entities is not None:
+        raise DataError("pass entities or closed_ns (the closing times read from them), not both.")
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
     as_of = naive_utc(as_of, "as_of")
     cut = _grid_cutoffs(prepared, schema, entities=entities, start=as_of, end=as_of, freq="D",
-                        outcome_kinds=outcome_kinds, max_inactive=max_inactive, warn_no_outcome=False)
+                        outcome_kinds=outcome_kinds, max_inactive=max_inactive, warn_no_outcome=False,
+                        closed_ns=closed_ns)
     cut["as_of"] = in_convention(pd.Series(as_of, index=cut.index, dtype="datetime64[ns]"), prepared.tz_aware)
     return cut
