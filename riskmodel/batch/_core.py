@@ -278,13 +278,12 @@ def score_chunk(clean: pd.DataFrame, context: pd.DataFrame | None, predictor, as
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         prepared_own = PreparedEvents.from_valid(clean, schema, model.features_.tz_aware_)  # sorted: keys read in order
-        cut = open_disputes(prepared_own, as_of, schema, entities=own_ents if own_ents is not None and len(own_ents) else None,
-                            max_inactive=max_inactive)
+        # the chunk's disputes' closing times, read once: for the open rule, not_scored and the manifest's count
+        closed_ns, closed_first = closing_times(own_ents, schema, prepared_own.entity_ids, prepared_own.first_times()[:-1])
+        cut = open_disputes(prepared_own, as_of, schema, max_inactive=max_inactive, closed_ns=closed_ns)
         cut = cut.sort_values(ent, kind="stable").reset_index(drop=True)
         open_ids = cut[ent].to_numpy()
         rest = ids[~isin(ids, open_ids)]
-        # the chunk's disputes' closing times, as open_disputes read them
-        closed_ns, closed_first = closing_times(own_ents, schema, prepared_own.entity_ids, prepared_own.first_times()[:-1])
         not_scored = pd.DataFrame({ent: rest, "reason": not_open_reasons(prepared_own, rest, as_of, schema,
                                                                           closed_ns, max_inactive)})
         if len(cut) == 0:
