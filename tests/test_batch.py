@@ -1279,3 +1279,91 @@ def test_a_file_neither_csv_nor_parquet_says_which_files_are_read_how(model_dir,
     assert said == f"events={str(given)!r}{tail}"
     assert cli == f"--events {given}{tail}"
     assert "magic" not in said and "Arrow" not in said
+
+
+# ------------------------------------------------------------------------------------------
+# closing times: read once per chunk, the same night on foreign inputs
+
+
+@pytest.fixture(scope="module")
+def model_without_entities_dir(tmp_path_factory) -> Path:
+    """A model trained without an entities table: its nights have none."""
+    from riskmodel import FeatureBuilder, RiskModel, make_cutoffs, make_labels, prepare_events
+    from riskmodel.model._artifact import save_model_dir
+
+    sim = simulate_disputes(1000, start="2022-01-01", end="2024-12-31", seed=3)
+    ev = prepare_events(sim.events, sim.schema)
+    lab = make_labels(ev, make_cutoffs(ev, sim.schema, entities=sim.entities), sim.schema)
+    model = RiskModel(schema=sim.schema, features=FeatureBuilder(schema=sim.schema))
+    model.fit(ev, lab[~lab.censored])
+    return save_model_dir(model, tmp_path_factory.mktemp("no-entities") / "model")
+
+
+def _foreign_night(sim, variant: str):
+    """The simulated night as another export writes it: events, entities (``None``: no table)
+    and the function writing a simulated id as this export does."""
+    events, entities = sim.events, sim.entities
+    closed = entities["closed_at"]
+    as_id = {"int ids": lambda ids: ids.str[1:].astype("int64") + 10**12,
+             "long ids, shuffled rows": lambda ids: "CASE/" + "0" * 80 + "/" + ids,
+             "categorical ids": lambda ids: ids.astype("category")}.get(variant, lambda ids: ids)
+    entities = entities.assign(closed_at={
+        "no closing dates": pd.Series(pd.NaT, index=closed.index, dtype="datetime64[ns]"),
+        "placeholder 1900-01-01": closed.fillna(pd.Timestamp("1900-01-01")),
+        "placeholder 9999-12-31 as text": closed.astype(str).where(closed.notna(), "9999-12-31")}.get(variant, closed))
+    events, entities = events.assign(dispute_id=as_id(events["dispute_id"])), \
+        entities.assign(dispute_id=as_id(entities["dispute_id"]))
+    if variant == "long ids, shuffled rows":
+        events, entities = events.sample(frac=1, random_state=1), entities.sample(frac=1, random_state=2)
+    return events, None if variant == "no entities table" else entities, as_id
+
+
+@pytest.mark.parametrize("variant", ["int ids", "long ids, shuffled rows", "categorical ids", "no closing dates",
+                                     "placeholder 1900-01-01", "placeholder 9999-12-31 as text", "no entities table"])
+def test_foreign_inputs_score_and_account_as_the_open_rule_says(model_dir, model_without_entities_dir, data, tmp_path,
+                                                                monkeypatch, variant):
+    """Whatever the ids' type, the rows' order and the closings (none, a placeholder before the
+    first event, one past pandas' range, no entities table), a night of several chunks scores the
+    disputes open at as_of, gives every other one its reason, counts the placeholders and warns
+    of them once, at the caller's line; each chunk reads its closings once (open_disputes read
+    them a second time)."""
+    import riskmodel.batch._core as core
+    import riskmodel.evaluation._labels as labels
+
+    sim = data["sim"]
+    events, entities, as_id = _foreign_night(sim, variant)
+    # the reference, in plain pandas on the simulated ids: a closing before the first event is none,
+    # 9999-12-31 (past pandas' range) none by as_of
+    closed = sim.entities["closed_at"]
+    none = pd.Series(pd.NaT, index=closed.index, dtype=closed.dtype)
+    closed = {"no closing dates": none, "no entities table": none,
+              "placeholder 1900-01-01": closed.fillna(pd.Timestamp("1900-01-01"))}.get(variant, closed)
+    first = sim.entities["dispute_id"].map(sim.events.groupby("dispute_id")["time"].min())
+    expected = _not_open_reference(sim.events, sim.entities.assign(closed_at=closed.mask(closed < first)), AS_OF)
+    placeholders = sim.entities["dispute_id"][(closed < first).to_numpy()]
+    reads = []
+    for module in (core, labels):
+        monkeypatch.setattr(module, "closing_times",
+                            lambda *a, _read=module.closing_times, **k: reads.append(1) or _read(*a, **k))
+    model = model_without_entities_dir if entities is None else model_dir
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = score_batch(model=str(model), events=events, entities=entities, as_of=AS_OF, out=tmp_path / "night",
+                        chunk_disputes=400)
+    assert len(reads) == m["parameters"]["n_chunks"] > 1
+
+    def shown(ids) -> pd.Index:  # the simulated ids as this export writes them, as text
+        return pd.Index(as_id(pd.Series(ids, dtype=str)).astype(str))
+
+    scores = pd.read_parquet(tmp_path / "night" / "scores.parquet")
+    assert sorted(scores["dispute_id"].astype(str)) == sorted(shown(expected.index[expected == "open"]))
+    not_scored = pd.read_parquet(tmp_path / "night" / "not_scored.parquet")
+    reasons = expected[expected != "open"]
+    got = pd.Series(not_scored["reason"].to_numpy(), not_scored["dispute_id"].astype(str))
+    pd.testing.assert_series_equal(got.sort_index(), pd.Series(reasons.to_numpy(), shown(reasons.index)).sort_index(),
+                                   check_names=False)
+    c = m["counts"]
+    assert c["entities_closed_before_first_event"] == expected[placeholders].eq("open").sum()
+    assert (c["entities_closed_before_first_event"] > 0) == (variant == "placeholder 1900-01-01") and c["reconciles"]
+    said = [w for w in caught if "closed before their first event" in str(w.message)]
+    assert [w.filename for w in said] == [__file__] * (variant == "placeholder 1900-01-01")
