@@ -137,10 +137,12 @@ def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, 
     prepared = prepare_events(events, schema)
     kinds = _outcome_kinds(schema, outcome_kinds)
     inactive_ns = _max_inactive_ns(max_inactive)
-    ents = validate_entities(entities, schema) if entities is not None and closed_ns is None else None
-    if closed_ns is not None and len(closed_ns) != len(prepared.entity_ids):
-        raise DataError(f"closed_ns holds {len(closed_ns):,} closing time(s) for {len(prepared.entity_ids):,} "
-                        "disputes: one per dispute, in the order of the prepared events' entity_ids.")
+    ents = validate_entities(entities, schema) if entities is not None else None
+    if closed_ns is not None:
+        closed_ns = np.asarray(closed_ns, dtype=np.int64)
+        if len(closed_ns) != len(prepared.entity_ids):
+            raise DataError(f"closed_ns holds {len(closed_ns):,} closing time(s) for {len(prepared.entity_ids):,} "
+                            "disputes: one per dispute, in the order of the prepared events' entity_ids.")
     spans = _dispute_spans(prepared, ents, kinds, closed_ns)
     if warn_no_outcome:
         _warn_if_no_outcome(prepared, kinds, bool((spans["outcome"] != NAT_NS).any()), "no dispute ever escalates", 4)
