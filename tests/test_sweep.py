@@ -306,6 +306,28 @@ def test_sweep_uses_the_model_that_scored_the_night_not_another_given(world, tmp
     assert len(result.matches) > 0
 
 
+def test_sweep_takes_the_model_as_a_folder_or_uri_as_explain_does(world, tmp_path):
+    """sweep(model="path/to/model") was not loaded, as explain(model=...) loads it: a folder or
+    a URI is the model it names, used as given when the night's own version cannot be read."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    sim, scores, own = world["sim"], world["scores"], world["predictor"]
+    case = str(scores.sort_values("probability", ascending=False)["dispute_id"].iloc[0])
+    inputs = dict(events=sim.events, entities=sim.entities)
+    expected = sweep(world["night"], like=case, model=own, **inputs)
+    moved = tmp_path / "night"  # the same night, the model folder its manifest names gone
+    shutil.copytree(world["night"], moved)
+    manifest = json.loads((moved / "manifest.json").read_text(encoding="utf-8"))
+    manifest["model"]["uri"] = str(tmp_path / "gone")
+    (moved / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    for given in (own.uri, Path(own.uri)):
+        for night in (world["night"], moved):
+            result = sweep(night, like=case, model=given, **inputs)
+            pd.testing.assert_frame_equal(result.matches, expected.matches)
+
+
 def test_the_nights_model_is_read_once_and_sweep_inputs_takes_it_as_sweep_does(world, tmp_path, monkeypatch,
                                                                                capsys):
     """sweep(model=...) without events= read the night's version twice (once for the event log

@@ -152,13 +152,14 @@ class NightModels:
 
     Parameters
     ----------
-    given : RiskModel or Predictor, optional
+    given : RiskModel, Predictor or str, optional
+        A URI (``models:/NAME@champion``) or a model folder is loaded.
     fingerprint : str, optional
         ``given``'s fingerprint (default: computed from it).
     """
 
     def __init__(self, given=None, *, fingerprint: str | None = None):
-        self.given = given
+        self.given = load_predictor(str(given)) if isinstance(given, str | Path) else given
         self._fingerprint = fingerprint
         self._read: dict[tuple[str, str | None], object] = {}  # (uri, store) -> the model that answers
         self._failed: set[str | None] = set()  # stores that failed once
@@ -251,8 +252,6 @@ def night_inputs(night, model=None, events=None, entities=None, *, need: str = "
     if given is None and not night.model_uri:
         raise ConfigError(f"{need} needs the model: pass model=; the scores' manifest names none.",
                           cli=f"{need} needs the model: pass --model; the scores' manifest names none.")
-    if isinstance(model, str | Path):
-        model = load_predictor(str(model))
     model = NightModels.of(model).for_night(night, need=need, given_as=given_as)
     label = model_label(model)
     from_manifest = events is None

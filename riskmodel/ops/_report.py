@@ -533,7 +533,7 @@ def write_report(
         # the features are recomputed: the model and events given, else those the night names
         need = "explaining disputes" if len(explain) else "the reasons of missed blue cases"
         # one NightModels for the night's inputs, the audit and each dispute explained: a version read once
-        models = NightModels(load_predictor(str(model)) if isinstance(model, str | Path) else model)
+        models = NightModels(model)
         model, _, events, entities = night_inputs(night, models, events, entities, need=need)
     elif isinstance(model, str | Path):  # read only when the drift table names features with it
         model = load_predictor(str(model)) if (night.manifest.get("monitoring") or {}).get("features") else None

@@ -285,7 +285,7 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
 
     Parameters
     ----------
-    model : RiskModel, Predictor or NightModels
+    model : RiskModel, Predictor, NightModels or str
         The model that produced the scores, taken as :func:`sweep` takes it
         (:class:`~riskmodel.ops.NightModels`): when ``scores`` is a night whose manifest
         records another model's fingerprint, the version the manifest records is used, and
@@ -453,7 +453,7 @@ def sweep(
         Columns of the scores (``category``, ``station``, ``tier``, ``probability``) need
         nothing else; feature columns need the model and events.
     model, events, entities : optional
-        The model, event log and entities, to recompute features and contributions
+        The model (a URI or a folder is loaded), event log and entities, to recompute features and contributions
         (:func:`sweep_inputs`); or pass ``inputs`` computed once for several sweeps. The
         features are those of the model that scored the night, as :func:`~riskmodel.explain`
         takes it (:class:`~riskmodel.ops.NightModels`): ``model`` when the night's manifest
