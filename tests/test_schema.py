@@ -1401,3 +1401,16 @@ def test_one_row_with_a_utc_plus_hours_offset_is_a_stray_row_wherever_it_stands(
     assert np.flatnonzero(stray[0]).tolist() == [1001] and parsed[1001] is pd.NaT
     with pytest.raises(DataError, match=r"mixes timezone-aware and naive times \(1 aware, 4999 naive\)"):
         schema_module.parse_times(times, "time", "events")
+
+
+def test_ns_values_is_a_read_only_view_or_a_copy():
+    """Times read as nanoseconds without pandas' copy are the caller's column: a kernel writing
+    into them would change the caller's frame, so the view is read-only (as Series.to_numpy's)."""
+    times = pd.Series(pd.to_datetime(["2024-01-01", None, "2024-01-03"])).astype("datetime64[ns]")
+    ns = schema_module.ns_values(times)
+    assert ns.tolist() == times.to_numpy().view(np.int64).tolist() and not ns.flags.writeable
+    with pytest.raises(ValueError):
+        ns[0] = 0
+    coarse = times.astype("datetime64[s]")  # another unit: converted, a copy of its own
+    assert schema_module.ns_values(coarse).tolist() == ns.tolist()
+    assert times.iloc[0] == pd.Timestamp("2024-01-01")

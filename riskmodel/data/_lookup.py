@@ -16,7 +16,15 @@ import pyarrow.compute as pc
 
 from .._errors import DataError, DataWarning
 from ._keys import short_string_keys, stable_key_sort
-from ._schema import _PIN_LOW, FEW_VALUES, NAT_NS, decimal_text, id_kind, raise_unhashable
+from ._schema import (
+    _PIN_LOW,
+    FEW_VALUES,
+    NAT_NS,
+    decimal_text,
+    id_kind,
+    ns_values,
+    raise_unhashable,
+)
 
 __all__ = ["closing_times", "lookup_positions", "lookup_positions_reference"]
 
@@ -82,7 +90,7 @@ def closing_times(entities: pd.DataFrame | None, schema, ids, first_ns: np.ndarr
     if entities is None or not schema.closed_col or not len(entities):
         return closed, np.zeros(len(ids), dtype=bool)
     at = lookup_positions(pd.Index(entities[schema.entities_id]), pd.Series(ids))
-    closed_at = entities[schema.closed_col].to_numpy("datetime64[ns]").view(np.int64)
+    closed_at = ns_values(entities[schema.closed_col])
     closed = np.where(at >= 0, closed_at[np.maximum(at, 0)], NAT_NS)
     before = (closed != NAT_NS) & (first_ns != NAT_NS) & (closed < first_ns)
     if before.any():

@@ -1063,9 +1063,12 @@ def as_index(values) -> pd.Index:
 
 def ns_values(times) -> np.ndarray:
     """A column of naive times as int64 nanoseconds (NaT: the smallest int64), with no copy
-    when it holds ``datetime64[ns]``."""
+    when it holds ``datetime64[ns]``: then a read-only view of the caller's column (as
+    ``Series.to_numpy`` gives, ~5x slower), never written through."""
     if times.dtype == _DATETIME_NS:
-        return np.asarray(times.array).view(np.int64)
+        values = np.asarray(times.array).view(np.int64)
+        values.flags.writeable = False
+        return values
     return times.to_numpy("datetime64[ns]").view(np.int64)
 
 
