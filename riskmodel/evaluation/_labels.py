@@ -16,6 +16,7 @@ from ..data import (
     expand_ranges,
     lookup_positions,
     naive_utc,
+    ns_values,
     parse_duration,
     validate_cutoffs,
     validate_entities,
@@ -161,7 +162,7 @@ def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, 
         raise DataError(f"no grid dates between {t0} and {t1} at frequency {freq!r}.")
     if grid.tz is not None:
         grid = grid.tz_convert("UTC").tz_localize(None)
-    grid_ns = grid.to_numpy("datetime64[ns]").view(np.int64)
+    grid_ns = ns_values(grid)
 
     first = spans["first"].to_numpy()
     stop = np.full(len(spans), np.iinfo(np.int64).max, dtype=np.int64)
@@ -232,7 +233,7 @@ def make_labels(
     is_out = prepared.is_kind(kinds)
     codes = prepared.entity_codes[is_out]
     times = prepared.times_ns[is_out]
-    as_of = cut["as_of"].to_numpy("datetime64[ns]").view(np.int64)
+    as_of = ns_values(cut["as_of"])
     q_codes = lookup_positions(prepared.entity_ids, cut[schema.entity_col])  # 2895 and "2895": one dispute
     _warn_if_no_outcome(prepared, kinds, bool(is_out.any()), "every label is 0")
     n = len(prepared.entity_ids)

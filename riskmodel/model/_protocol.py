@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataWarning
+from ..data import ns_values
 from ._calibration import effective_count
 
 __all__ = ["BAGGING_POSITIVES", "BAGGING_SEEDS", "Fold", "MIN_FOLD_POSITIVES", "MIN_TRAIN_FRACTION",
@@ -160,7 +161,7 @@ def forward_folds(as_of: pd.Series, y: np.ndarray, entity, *, n_folds: int, gap:
                   seed: int = 0) -> tuple[list[Fold], list[str]]:
     """The folds (see the module notes) and notes on what was skipped or replaced."""
     notes: list[str] = []
-    t = as_of.to_numpy("datetime64[ns]").view(np.int64)
+    t = ns_values(as_of)
     dates, counts = np.unique(t, return_counts=True)
     gap_ns = 0 if gap is None else int(pd.Timedelta(gap).value)
     folds: list[Fold] = []
@@ -197,7 +198,7 @@ def calibration_weights(as_of: pd.Series, rows: np.ndarray, y: np.ndarray, half_
     until the effective positives reach :data:`MIN_CALIBRATION_POSITIVES` (or the weights
     are nearly flat); ``None`` gives equal weights. Returns the weights and the half-life used.
     """
-    t = as_of.to_numpy("datetime64[ns]")[rows].view(np.int64).astype(float)
+    t = ns_values(as_of)[rows].astype(float)
     if half_life is None or len(t) == 0:
         return np.ones(len(t)), None
     age_days = (t.max() - t) / 86_400e9
