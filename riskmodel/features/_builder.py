@@ -315,8 +315,16 @@ class PreparedEvents:
     def first_times(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Each entity code's first event time (among the events where ``mask``), int64 ns;
         :data:`NAT_NS` where none. One slot more than there are entities (for ids without
-        events)."""
-        return first_per_code(self.entity_codes, self.times_ns, len(self.entity_ids) + 1, mask)
+        events). Without ``mask``, computed once per log and read-only."""
+        if mask is not None:
+            return first_per_code(self.entity_codes, self.times_ns, len(self.entity_ids) + 1, mask)
+
+        def compute():
+            first = first_per_code(self.entity_codes, self.times_ns, len(self.entity_ids) + 1)
+            first.flags.writeable = False
+            return first
+
+        return self.cached("first_times", compute)
 
     def subset(self, keep: np.ndarray) -> PreparedEvents:
         """The sorted rows where ``keep`` is true, sharing this log's column work."""
