@@ -1367,3 +1367,35 @@ def test_foreign_inputs_score_and_account_as_the_open_rule_says(model_dir, model
     assert (c["entities_closed_before_first_event"] > 0) == (variant == "placeholder 1900-01-01") and c["reconciles"]
     said = [w for w in caught if "closed before their first event" in str(w.message)]
     assert [w.filename for w in said] == [__file__] * (variant == "placeholder 1900-01-01")
+
+
+@pytest.mark.parametrize("role", ["events", "entities"])
+def test_local_inputs_refuse_a_case_clash_in_any_column_the_schema_reads(tmp_path, role):
+    """Spark's column names ignore case, so it refuses a CSV header whose names differ only
+    by case when one is a column the schema reads; the local engine judged only the columns
+    it reads as text, and read an event attribute (``channel`` beside ``Channel``) or an
+    entities feature column (``opened_at`` beside ``Opened_At``) that Spark refuses. Both
+    engines now refuse the same files; names the schema does not read may still clash."""
+    from riskmodel import DataError, EventSchema
+    from riskmodel.batch._inputs import Entities, Source
+    from riskmodel.lifecycle import read_table
+
+    schema = EventSchema(event_attribute_cols=("channel",))
+    events = pd.DataFrame({"dispute_id": ["a", "b"], "time": ["2024-01-02", "2024-01-03"], "kind": ["call", "call"],
+                           "narrative": ["x", "y"], "party_id": ["p", "q"], "channel": ["phone", "desk"]})
+    entities = pd.DataFrame({"dispute_id": ["a", "b"], "category": ["debt", "land"], "station": ["s1", "s2"],
+                             "opened_at": ["2024-01-01", "2024-01-01"], "closed_at": [None, None]})
+    schema = EventSchema(event_attribute_cols=("channel",), entity_categorical_cols=("category", "station"),
+                         entity_time_cols=("opened_at",), closed_col="closed_at") if role == "entities" else schema
+    frame, column = (events, "channel") if role == "events" else (entities, "opened_at")
+    clash = tmp_path / f"{role}.csv"
+    frame.assign(**{column.title(): frame[column]}).to_csv(clash, index=False)
+    read = (lambda: Source(clash, schema)) if role == "events" else (lambda: Entities(clash, schema))
+    with pytest.raises(DataError, match=rf"{role}=.*differ only by letter case, \['{column}', '{column.title()}'\]"):
+        read()
+    with pytest.raises(DataError, match="differ only by letter case"):  # explain and the report read it alike
+        read_table(clash, columns=[column], named=(f"{role}=", f"--{role}"))
+    fine = tmp_path / f"{role}-memo.csv"
+    frame.assign(memo="m", Memo="M").to_csv(fine, index=False)  # not a column the schema reads
+    read_fine = Source(fine, schema) if role == "events" else Entities(fine, schema)
+    assert read_fine is not None

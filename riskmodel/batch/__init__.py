@@ -2,6 +2,7 @@
 local engine or on Apache Spark, and :func:`read_nightly` to read a night's folder back."""
 
 from ._core import CITY, usable_entities
+from ._inputs import entity_columns
 from ._job import load_predictor, score_batch
 from ._nightly import (
            NightlyOutput,
@@ -13,4 +14,4 @@ from ._nightly import (
 )
 
 __all__ = ["CITY", "NightlyOutput", "as_nightly", "as_nightly_list", "concat_scores", "dedupe_nights",
-           "load_predictor", "read_nightly", "score_batch", "usable_entities"]
+           "entity_columns", "load_predictor", "read_nightly", "score_batch", "usable_entities"]

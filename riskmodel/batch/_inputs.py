@@ -70,12 +70,12 @@ def _csv_parts(path: Path) -> list[Path]:
     return files if files and all(is_csv(p) for p in files) else []
 
 
-def _read_csv_parts(parts: list[Path], text_columns, what: str, folder: Path | None = None) -> pd.DataFrame:
+def _read_csv_parts(parts: list[Path], text_columns, what: str, folder: Path | None = None, columns=()) -> pd.DataFrame:
     """A folder's CSV parts as one frame (each read as :func:`read_csv` reads one, its
     messages naming the ``folder`` given as ``what``); parts with other columns than the
     first are refused, naming them."""
     words = input_words(what, folder) if folder is not None else None
-    frames = [read_csv(p, text_columns, named=None if words is None else
+    frames = [read_csv(p, text_columns, columns=columns, named=None if words is None else
                        tuple(f"{w} (its file {p.relative_to(folder)})" for w in words)) for p in parts]
     odd = [str(p) for p, f in zip(parts, frames) if list(f.columns) != list(frames[0].columns)]
     if odd:
@@ -144,9 +144,10 @@ class Source:
             try:
                 parts = _csv_parts(path)
                 if is_csv(path):
-                    self.frame = read_csv(path, schema.text_columns, named=input_words("events", events))
+                    self.frame = read_csv(path, schema.text_columns, named=input_words("events", events),
+                                          columns=schema.event_columns)
                 elif parts:
-                    self.frame = _read_csv_parts(parts, schema.text_columns, "events", events)
+                    self.frame = _read_csv_parts(parts, schema.text_columns, "events", events, schema.event_columns)
                 else:
                     self.dataset = parquet_dataset(path)
             except DataError:
@@ -309,8 +310,8 @@ class Entities:
         named = input_words("entities", entities)
         try:
             if is_csv(path):
-                self.frame = validated_entities(read_csv(path, schema.entity_text_columns, named=named), schema,
-                                                self.unparseable)
+                frame = read_csv(path, schema.entity_text_columns, named=named, columns=entity_columns(schema))
+                self.frame = validated_entities(frame, schema, self.unparseable)
                 return
             self.dataset = parquet_dataset(path)
         except DataError:

@@ -295,19 +295,21 @@ def load_config(path) -> ExperimentConfig:
     return config_from_dict(data, source_text=text, base_dir=path.parent)
 
 
-def read_table(path, *, text_columns=(), named: tuple[str, str] | None = None) -> pd.DataFrame:
+def read_table(path, *, text_columns=(), named: tuple[str, str] | None = None, columns=()) -> pd.DataFrame:
     """Read a parquet file / directory / partitioned dataset, or a CSV file.
 
     ``text_columns`` of a CSV file are read as text (e.g. :attr:`EventSchema.text_columns`:
-    ids stay ``"0012"`` and 18-digit case numbers never become floats). ``named``: how the
-    caller named the file, in Python's and the command line's words (:func:`input_words`),
-    for the messages of a file refused (else its path).
+    ids stay ``"0012"`` and 18-digit case numbers never become floats); they and ``columns``
+    are the columns the caller reads, whose names a CSV header may not repeat with another
+    letter case (:func:`read_csv`). ``named``: how the caller named the file, in Python's and
+    the command line's words (:func:`input_words`), for the messages of a file refused (else
+    its path).
     """
     path = Path(path)
     if not path.exists():
         raise _worded(DataError, named or (f"input {path}",) * 2, path, " does not exist.")
     if is_csv(path):
-        return read_csv(path, text_columns, named=named)
+        return read_csv(path, text_columns, named=named, columns=columns)
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
@@ -426,14 +428,15 @@ def is_csv(path) -> bool:
     return str(path).lower().endswith(_CSV_SUFFIXES)
 
 
-def read_csv(path, text_columns=(), *, named: tuple[str, str] | None = None) -> pd.DataFrame:
+def read_csv(path, text_columns=(), *, named: tuple[str, str] | None = None, columns=()) -> pd.DataFrame:
     """``pandas.read_csv`` (compression from the name) with the ``text_columns`` present in
     the header read as text. UTF-8 (with or without BOM); a file that is not is read as
     GB18030 (GBK's superset: Chinese Windows and Excel exports), else refused. A
     :class:`DataError` says what was wrong, e.g. a header of one column holding ``;``, or
     naming a column twice, or two whose names differ only by letter case, one of them among
-    ``text_columns`` (:func:`refuse_repeated_names`; ``named``: how the caller named the
-    file, :func:`input_words`)."""
+    ``text_columns`` or ``columns`` (the other columns the caller reads, as the Spark engine
+    judges them: :func:`refuse_repeated_names`; ``named``: how the caller named the file,
+    :func:`input_words`)."""
     path = Path(path)
     for encoding in ("utf-8", "gb18030"):
         try:
@@ -442,7 +445,7 @@ def read_csv(path, text_columns=(), *, named: tuple[str, str] | None = None) -> 
             # the header as written: pandas renames a repeated name's copies ('time.1')
             written = pd.read_csv(path, header=None, nrows=1, dtype=str, na_filter=False, encoding=encoding)
             refuse_repeated_names(written.iloc[0].tolist() if len(written) else [], path, named,
-                                  columns=text_columns)
+                                  columns=[*text_columns, *columns])
             dtype = {c: str for c in text_columns if c in header} or None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pd.errors.ParserWarning)

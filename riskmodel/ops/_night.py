@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._errors import ConfigError, DataError, DataWarning, ModelError
-from ..batch import load_predictor
+from ..batch import entity_columns, load_predictor
 
 __all__ = ["NightModels", "model_label", "night_inputs", "prepare_as_batch", "risk_model_of"]
 
@@ -269,8 +269,8 @@ def night_inputs(night, model=None, events=None, entities=None, *, need: str = "
         # a file refused is named as the caller gave it (events='x.csv', --events x.csv)
         named = ((f"{events} (the event log the night's manifest names)",) * 2 if from_manifest else
                  input_words("events", events))
-        events = read_table(events, text_columns=schema.text_columns, named=named)
+        events = read_table(events, text_columns=schema.text_columns, named=named, columns=schema.event_columns)
     if isinstance(entities, str | Path):
         entities = read_table(entities, text_columns=schema.entity_text_columns,
-                              named=input_words("entities", entities))
+                              named=input_words("entities", entities), columns=entity_columns(schema))
     return model, label, events, entities

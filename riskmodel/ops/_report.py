@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataError
-from ..batch import NightlyOutput, as_nightly, as_nightly_list, dedupe_nights, load_predictor
+from ..batch import (
+    NightlyOutput,
+    as_nightly,
+    as_nightly_list,
+    dedupe_nights,
+    entity_columns,
+    load_predictor,
+)
 from ..model import TIERS, ReasonWriter
 from ._audit import AuditResult, audit_outcomes
 from ._barometer import area_keys, barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
@@ -540,12 +547,13 @@ def write_report(
     if isinstance(entities, str | Path):  # the audited cases' areas and categories, read as the night read them
         names = risk_model_of(model)._schema() if model is not None else schema
         entities = read_table(entities, text_columns=names.entity_text_columns if names is not None else (),
-                              named=input_words("entities", entities))
+                              named=input_words("entities", entities),
+                              columns=entity_columns(names) if names is not None else ())
     audit = None
     if outcomes is not None:
         frame = outcomes if isinstance(outcomes, pd.DataFrame) else \
             read_table(outcomes, text_columns=schema.text_columns if schema is not None else (),
-                       named=input_words("outcomes", outcomes))
+                       named=input_words("outcomes", outcomes), columns=schema.event_columns if schema is not None else ())
         audit = audit_outcomes(earlier + [night], frame, horizon=horizon, events=events, entities=entities,
                                model=model if models is None else models, area=area)
     explanations = []
