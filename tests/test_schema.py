@@ -1414,3 +1414,20 @@ def test_ns_values_is_a_read_only_view_or_a_copy():
     coarse = times.astype("datetime64[s]")  # another unit: converted, a copy of its own
     assert schema_module.ns_values(coarse).tolist() == ns.tolist()
     assert times.iloc[0] == pd.Timestamp("2024-01-01")
+
+
+@pytest.mark.parametrize("role, column", [("entity_col", "tier"), ("entity_col", "probability"), ("entity_col", "label"),
+                                          ("entity_col", "as_of"), ("entity_categorical_cols", "tier")])
+def test_an_id_or_attribute_named_as_an_output_column_is_refused(role, column):
+    """An extract whose id column is called 'tier' (or 'probability', 'reasons', ...) was taken:
+    predict's output overwrote it, giving scores without ids; 'label', 'censored' or 'as_of'
+    ids failed later in fit with a message about id types or too few positives."""
+    value = (column,) if role == "entity_categorical_cols" else column
+    with pytest.raises(DataError, match=rf"EventSchema {role} names the column '{column}', a name riskmodel's "
+                                        rf"outputs give a column of their own .* df.rename\(columns="):
+        EventSchema(**{role: value})
+    with pytest.raises(DataError) as caught:
+        EventSchema.from_dict({**EventSchema().to_dict(), role: value})
+    assert caught.value.for_cli().startswith(f"[schema] {role} names the column '{column}'")
+    # names that only the id's outputs use are attributes like any other
+    assert EventSchema(entity_categorical_cols=("reason", "label")).entity_categorical_cols == ("reason", "label")

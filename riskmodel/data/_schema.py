@@ -70,6 +70,14 @@ _NULL_WORD_SET, _NULL_WORD_KEYS = pa.array(NULL_WORDS[1:]), frozenset(NULL_WORDS
 _TZ_SUFFIX = r"(?:\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)|\dZ)\s*$"
 _REQUIRED_ROLES = ("entity_col", "time_col", "kind_col")
 _OPTIONAL_ROLES = ("text_col", "party_col", "entities_id_col", "closed_col")
+#: Columns the scores and work lists hold beside the dispute's id and its entity attributes
+SCORE_OUTPUT_COLUMNS = ("as_of", "probability", "tier", "reasons", "reason_features", "overrides", "model_name",
+                        "model_version", "run_id", "rank", "tier_rule", "red_capacity", "yellow_capacity",
+                        "red_threshold", "yellow_threshold")
+#: Columns riskmodel's outputs write beside the dispute's id (cutoffs, labels, scores, not-scored
+#: reasons, rejects): an id column of one of these names is overwritten (a ``tier`` id column gave
+#: scores without ids)
+OUTPUT_COLUMNS = (*SCORE_OUTPUT_COLUMNS, "label", "censored", "reason", "reject_reason")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +173,17 @@ class EventSchema:
                 raise DataError(f"EventSchema {roles[column]} and {role} both name the column {column!r}; "
                                 "each role needs a column of its own.")
             roles[column] = role
+        taken = [("entity_col", self.entity_col, OUTPUT_COLUMNS)] if self.entity_col in OUTPUT_COLUMNS else []
+        taken += [("entity_categorical_cols", c, SCORE_OUTPUT_COLUMNS) for c in self.entity_categorical_cols
+                  if c in SCORE_OUTPUT_COLUMNS]
+        if taken:
+            role, column, names = taken[0]
+            what = (f"{role} names the column {column!r}, a name riskmodel's outputs give a column of their own "
+                    f"(one of {list(names)}): yours would be overwritten.")
+            renamed = f"{column}_{'id' if role == 'entity_col' else 'value'}"
+            raise DataError(f"EventSchema {what} Rename it (e.g. df.rename(columns={{{column!r}: {renamed!r}}})) and "
+                            "name the new column in the schema.",
+                            cli=f"[schema] {what} Rename it in the extract and in the config's [schema].")
 
     @property
     def entities_id(self) -> str:
