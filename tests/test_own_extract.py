@@ -524,6 +524,20 @@ def test_missing_entities_and_area_are_named_in_the_interfaces_words(run, tmp_pa
     assert not (tmp_path / "night").exists()
 
 
+def test_capacities_without_an_area_name_the_interfaces_words(plain, tmp_path):
+    """An events-only model has no group column to take the capacities' areas from: the
+    refusal said "set by = '<column>'", neither the flag nor the keyword to use."""
+    with sqlite_tracking_store(plain.extract.folder):
+        status, _, err = cli("score", "--model", plain.model, "--events", plain.extract.events, "--as-of", NIGHTS[0],
+                             "--out", tmp_path / "night", "--capacity", "S01=3")
+        assert status == 2 and "Traceback" not in err
+        assert "--tiers-by COLUMN" in err and "--capacity" in err and "by = " not in err
+        with pytest.raises(rm.ConfigError, match=r"give tiers=\{'by': '<column>', \.\.\.\} with a column of entities="):
+            rm.score_batch(model=plain.model, events=plain.extract.events, as_of=NIGHTS[0], out=tmp_path / "night",
+                           tiers={"capacity": {"S01": 3}})
+    assert not (tmp_path / "night").exists()
+
+
 def test_a_night_is_never_replaced_or_counted_twice(plain, tmp_path):
     night = plain.night(NIGHTS[0])
     before = (night / "scores.parquet").stat().st_mtime_ns

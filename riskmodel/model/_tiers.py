@@ -420,7 +420,11 @@ def area_column(policy: TierPolicy | None, group_cols: Sequence[str]) -> str | N
         return policy.by
     if policy.capacity:
         if not group_cols:
-            raise ConfigError("tier capacities need an area: set by = '<column>' (the schema has no group_cols).")
+            what = "tier capacities need an area, and the model's schema has no group_cols to take it from"
+            raise ConfigError(f"{what}: give tiers={{'by': '<column>', ...}} with a column of entities=..., or "
+                              "tiers={'capacity': None} for city-wide shares.",
+                              cli=f"{what}: give --tiers-by COLUMN with a column of --entities PATH, or leave out "
+                                  "--capacity for city-wide shares.")
         return group_cols[0]
     return None
 
