@@ -327,6 +327,20 @@ def test_config_errors_are_clear(tmp_path):
     assert own.schema.entity_col == "case_no" and own.data.source == "files"
 
 
+def test_schema_errors_of_a_config_keep_the_command_lines_words():
+    """A [schema] naming an id column 'tier' or a misspelt key was refused in Python's words
+    (EventSchema ..., df.rename(...)) by `riskmodel train`, which prints for_cli()."""
+    schema = {"entity_col": "tier", "time_col": "ts", "kind_col": "type", "text_col": "", "party_col": ""}
+    with pytest.raises(rm.ConfigError) as caught:
+        config_from_dict({"schema": schema})
+    assert str(caught.value).startswith("[schema] is invalid: EventSchema entity_col names the column 'tier'")
+    assert caught.value.for_cli().startswith("[schema] entity_col names the column 'tier'")
+    assert "EventSchema" not in caught.value.for_cli() and "df.rename" not in caught.value.for_cli()
+    with pytest.raises(rm.ConfigError) as caught:
+        config_from_dict({"schema": {"entity_column": "case_no"}})
+    assert caught.value.for_cli().startswith("[schema] has unknown keys ['entity_column']")
+
+
 # ------------------------------------------------------------------------------------------
 # the promotion gate, one criterion at a time (versions made by hand: no training)
 

@@ -246,8 +246,8 @@ def config_from_dict(data: dict, *, source_text: str = "", base_dir: Path | None
     schema_data = data.get("schema")
     try:
         schema = EventSchema.from_dict(schema_data) if schema_data else EventSchema()
-    except (TypeError, DataError) as exc:
-        raise ConfigError(f"[schema] is invalid: {exc}") from exc
+    except (TypeError, DataError) as exc:  # an error worded for the command line already names [schema]
+        raise ConfigError(f"[schema] is invalid: {exc}", cli=getattr(exc, "cli_message", None)) from exc
     tiers_data = dict(data.get("tiers") or {})
     if isinstance(tiers_data.get("capacity"), str):  # a table: read it now, the model keeps the numbers
         table = Path(tiers_data["capacity"])
