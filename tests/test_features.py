@@ -592,6 +592,7 @@ def test_several_cutoffs_of_one_dispute_take_the_general_path(monkeypatch):
     [
         ["D001", "D002", "D010", "é", "中文"],  # sorted
         ["zz", "", "a", "ab", "é", "12345678"],  # unsorted, an empty string
+        [f"D{i:05d}" for i in np.random.default_rng(1).permutation(3000)],  # unsorted, many: searched in sorted order
         ["a", "a\x00", "b"],  # a NUL byte: Arrow's hash join
         ["a longer identifier", "b"],  # longer than 8 bytes: Arrow's hash join
         [],

@@ -153,13 +153,15 @@ def _lookup_short_strings(index: pd.Index, values: pd.Series) -> np.ndarray | No
         return None
     if len(index_keys) == 0:
         return np.full(len(wanted), -1, dtype=np.int64)
-    sorter = None
+    sorter, sorted_keys = None, index_keys
     if not bool((index_keys[1:] > index_keys[:-1]).all()):
         sorted_ = stable_key_sort(index_keys)
         if sorted_ is None or not bool(sorted_[1].all()):
             return None  # keys that do not pack, or duplicates in the index
         sorter = sorted_[0]
-    at = np.minimum(np.searchsorted(index_keys, wanted, sorter=sorter), len(index_keys) - 1)
+        sorted_keys = index_keys[sorter]  # searched in place: searchsorted(sorter=) reads them at random (~10x slower)
+    at = np.minimum(np.searchsorted(sorted_keys, wanted), len(index_keys) - 1)
+    found = sorted_keys[at] == wanted
     if sorter is not None:
         at = sorter[at]
-    return np.where(index_keys[at] == wanted, at, -1).astype(np.int64)
+    return np.where(found, at, -1).astype(np.int64)
