@@ -1084,14 +1084,11 @@ def ns_values(times) -> np.ndarray:
     """A column of naive times as int64 nanoseconds (NaT: the smallest int64), with no copy
     when it holds ``datetime64[ns]``: then a read-only view of the caller's column (as
     ``Series.to_numpy`` gives, ~5x slower), never written through."""
-    if times.dtype == _DATETIME_NS:
+    if times.dtype == _NS:
         values = np.asarray(times.array).view(np.int64)
         values.flags.writeable = False
         return values
     return times.to_numpy("datetime64[ns]").view(np.int64)
-
-
-_DATETIME_NS = np.dtype("datetime64[ns]")
 
 
 _ID_KINDS = {"integer": "number", "floating": "number", "mixed-integer-float": "number", "decimal": "number",
