@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...data import NAT_NS, Clock, Timeline, expand_ranges
+from ...data import NAT_NS, Clock, Timeline, expand_ranges, run_starts
 from .._family import ContextNeed, FeatureFamily
 
 
@@ -40,9 +40,7 @@ class Party(FeatureFamily):
         # first appearance of each (party, dispute): events are time-sorted within dispute
         pair = e_codes * max(n_parties, 1) + party_codes
         order = np.argsort(pair, kind="stable")
-        pair_sorted = pair[order]
-        first = np.r_[True, pair_sorted[1:] != pair_sorted[:-1]] if len(pair_sorted) else np.zeros(0, bool)
-        f_rows = order[first]
+        f_rows = order[run_starts(pair[order])]
         f_party, f_entity, f_time = party_codes[f_rows], e_codes[f_rows], times[f_rows]  # sorted by entity
         clock = Clock.for_range(max(n_parties, len(cx.entity_ids)) + 2, comp.t_min, comp.t_max)
 
