@@ -161,10 +161,6 @@ class Timeline:
         keys = self.clock.keys(codes, self.clock.ticks(times_ns))
         return self.clock.search(self.keys, self.times_ns, keys, times_ns, side=side)
 
-    def position_after(self, codes: np.ndarray, times_ns: np.ndarray) -> np.ndarray:
-        """:meth:`position`, counting the events at ``times_ns`` too."""
-        return self.position(codes, times_ns, side="right")
-
     def start(self, codes: np.ndarray) -> np.ndarray:
         """Number of events of lower codes: where each code's events start."""
         return np.searchsorted(self.keys, self.clock.keys(codes, np.zeros_like(codes)), side="left")

@@ -73,7 +73,7 @@ class Dynamics(FeatureFamily):
             # the kind's events after the last reset event before as_of are the streak
             reset_times = tl_reset.times_ns if len(tl_reset.times_ns) else np.zeros(1, dtype=np.int64)
             last_reset = reset_times[np.maximum(up_r - 1, 0)]
-            since = np.where(has_r, tl_kind.position_after(comp.q_codes, last_reset), tl_kind.start(comp.q_codes))
+            since = np.where(has_r, tl_kind.position(comp.q_codes, last_reset, side="right"), tl_kind.start(comp.q_codes))
             streak = tl_kind.position(comp.q_codes, comp.q_as_of) - since
             comp.put(_streak_name(kind, reset), np.maximum(streak, 0).astype(np.float32))
 
