@@ -861,9 +861,10 @@ class FeatureComputation:
             column[:] = buffer
 
     @functools.cached_property
-    def ev_keys(self) -> np.ndarray:
-        """Sorted (entity, tick) key of each event (built on first search)."""
-        return self.clock.keys(self.ev.entity_codes, self.clock.ticks(self.ev.times_ns))
+    def ev_timeline(self) -> Timeline:
+        """The sorted events as a :class:`~riskmodel.data.Timeline` (keys built on first search)."""
+        keys = self.clock.keys(self.ev.entity_codes, self.clock.ticks(self.ev.times_ns))
+        return Timeline(keys, self.ev.times_ns, self.clock)
 
     def position(self, window: str | None) -> np.ndarray:
         """Global timeline position of each cutoff's window start (``None``: of its ``as_of``):
@@ -871,16 +872,14 @@ class FeatureComputation:
         key = "as_of" if window is None else window
         if key not in self._positions:
             if window == "all":
-                start_keys = self.clock.keys(self.q_codes, np.zeros_like(self.q_codes))
-                self._positions[key] = np.searchsorted(self.ev_keys, start_keys, side="left")
+                self._positions[key] = self.ev_timeline.start(self.q_codes)
             else:
                 query = self.q_as_of if window is None else self.q_as_of - window_ns(window)
-                keys = self.clock.keys(self.q_codes, self.clock.ticks(query))
-                self._positions[key] = self.clock.search(self.ev_keys, self.ev.times_ns, keys, query)
+                self._positions[key] = self.ev_timeline.position(self.q_codes, query)
         return self._positions[key]
 
     def timeline(self, mask: np.ndarray) -> Timeline:
-        return Timeline(self.ev_keys[mask], self.ev.times_ns[mask], self.clock)
+        return Timeline(self.ev_timeline.keys[mask], self.ev.times_ns[mask], self.clock)
 
     def windowed_counts(self, mask: np.ndarray | None, windows: Sequence[str],
                         cum: np.ndarray | None = None) -> dict[str, np.ndarray]:
