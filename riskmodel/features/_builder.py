@@ -134,19 +134,18 @@ class FeatureColumns(Mapping):
     demand, which matters for one dispute). ``columns[name]``: float32 values, or object
     values (NaN when missing) for a categorical column."""
 
-    def __init__(self, names: Sequence[str], numeric: np.ndarray, numeric_names: Sequence[str],
+    def __init__(self, names: Sequence[str], numeric: np.ndarray, numeric_columns: Mapping[str, int],
                  categorical: Mapping[str, pd.Categorical], index: pd.Index):
         self.names = list(names)
-        self.numeric = numeric  #: (n, len(numeric_names)) float32
+        self.numeric = numeric  #: (n, len(numeric_columns)) float32
         self.categorical = dict(categorical)
         self.index = index
-        self._numeric_position = {name: j for j, name in enumerate(numeric_names)}
-        self._numeric_names = list(numeric_names)
+        self._numeric_columns = numeric_columns  #: each numeric column's position in ``numeric``, in order
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name in self.categorical:
             return np.asarray(self.categorical[name], dtype=object)
-        return self.numeric[:, self._numeric_position[name]]
+        return self.numeric[:, self._numeric_columns[name]]
 
     def __iter__(self):
         return iter(self.names)
@@ -156,7 +155,7 @@ class FeatureColumns(Mapping):
 
     def to_frame(self) -> pd.DataFrame:
         """The columns as a DataFrame: one float32 block (no copy), categoricals inserted."""
-        frame = pd.DataFrame(self.numeric, index=self.index, columns=self._numeric_names, copy=False)
+        frame = pd.DataFrame(self.numeric, index=self.index, columns=list(self._numeric_columns), copy=False)
         for position, name in enumerate(self.names):
             if name in self.categorical:
                 frame.insert(position, name, self.categorical[name])
@@ -953,7 +952,7 @@ class FeatureComputation:
         for family in families:
             if family.in_cutoff_order:
                 categorical.update(family.compute(self) or {})
-        return FeatureColumns(b.feature_names_out_, self.matrix, self.numeric_names, categorical, self.cutoffs.index)
+        return FeatureColumns(b.feature_names_out_, self.matrix, self.column_index, categorical, self.cutoffs.index)
 
     def warn_no_history(self) -> None:
         """A :class:`DataWarning` naming the cutoffs that have no event before ``as_of``."""
