@@ -12,6 +12,7 @@ from ..data import (
     NAT_NS,
     Clock,
     EventSchema,
+    Timeline,
     closing_times,
     expand_ranges,
     lookup_positions,
@@ -180,8 +181,8 @@ def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, 
     if inactive_ns is not None:
         # last event strictly before as_of, via one search over (entity, time) keys
         clock = Clock.for_range(len(spans) + 2, int(prepared.times_ns.min()), int(max(grid_ns.max(), prepared.times_ns.max())))
-        ev_keys = clock.keys(prepared.entity_codes, clock.ticks(prepared.times_ns))
-        q = clock.search(ev_keys, prepared.times_ns, clock.keys(owner, clock.ticks(as_of)), as_of) - 1
+        events = Timeline(clock.keys(prepared.entity_codes, clock.ticks(prepared.times_ns)), prepared.times_ns, clock)
+        q = events.position(owner, as_of) - 1
         q = np.maximum(q, 0)
         own = prepared.entity_codes[q] == owner  # else the search landed on another dispute
         last = prepared.times_ns[q]
