@@ -1431,3 +1431,22 @@ def test_an_id_or_attribute_named_as_an_output_column_is_refused(role, column):
     assert caught.value.for_cli().startswith(f"[schema] {role} names the column '{column}'")
     # names that only the id's outputs use are attributes like any other
     assert EventSchema(entity_categorical_cols=("reason", "label")).entity_categorical_cols == ("reason", "label")
+
+
+def test_outcome_kinds_written_in_another_letter_case_are_warned_about():
+    """An export writing 'Criminal_Case' (or 'INJURY  ' from a CHAR column) for the outcome
+    kind 'criminal_case' lost those escalations without a word: labelled 0, scored as open."""
+    from riskmodel import prepare_events
+
+    schema = EventSchema(entity_col="case", time_col="at", kind_col="type", text_col=None, party_col=None,
+                         entity_categorical_cols=(), entity_time_cols=(), group_cols=(), closed_col=None)
+    events = pd.DataFrame({"case": [7, 7, 7, 8, 8, 9],
+                           "at": ["2024-01-03", "2024-02-10", "2024-03-01", "2024-01-05", "2024-02-20", "2024-01-09"],
+                           "type": ["call", "threat", "Criminal_Case", "call", "INJURY  ", "criminal_case"]})
+    with pytest.warns(DataWarning, match=r"event kinds \['Criminal_Case', 'INJURY  '\] differ from the outcome "
+                                         r"kinds \['criminal_case', 'injury'\] only by letter case"):
+        prepare_events(events.sample(frac=1, random_state=0), schema)
+    exact = events.assign(type=events["type"].str.strip().str.lower())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        prepare_events(exact, schema)  # written as the schema's outcome kinds: nothing to say

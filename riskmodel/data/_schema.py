@@ -1039,6 +1039,7 @@ def _screen(events, schema: EventSchema, columns: dict, parsed: tuple, *, now: p
         return screened
     if array is not None:  # ids differing from another only by spaces around them, and other odd ids
         warn_odd_ids(array, stacklevel=stacklevel + 1)
+    warn_outcome_twins(kind_uniques, schema.outcome_kinds, stacklevel=stacklevel + 1)
     # exact duplicates share (entity, time): after the sort, candidates share it with a neighbour
     same_key = np.zeros(len(codes) + 1, dtype=bool)  # same_key[i]: row i - 1 matches row i
     np.equal(codes[1:], codes[:-1], out=same_key[1:-1])  # (empty for fewer than two rows)
@@ -1205,6 +1206,21 @@ def warn_odd_ids(ids: pa.Array, stacklevel: int = 4) -> None:
         warnings.warn(f"ids {format_examples(words[:5])} are words for a missing value: "
                       "each is taken as a dispute. Read them as missing (pandas' read_csv does, with its default "
                       "na_values).", DataWarning, stacklevel=stacklevel)
+
+
+def warn_outcome_twins(kinds: pd.Index, outcome_kinds: Sequence[str], stacklevel: int = 4) -> None:
+    """A :class:`DataWarning` when some of the distinct ``kinds`` differ from one of the
+    ``outcome_kinds`` only by letter case or spaces around them (``Criminal_Case`` for
+    ``criminal_case``, as another system or a spreadsheet writes it): such events are not
+    escalations, so their disputes are labelled 0 and scored as open."""
+    wanted = {k.strip().casefold() for k in outcome_kinds}
+    exact = {k.strip() for k in outcome_kinds}
+    twins = [k for k in kinds if isinstance(k, str) and k.strip() not in exact and k.strip().casefold() in wanted]
+    if twins:
+        warnings.warn(f"event kinds {format_examples(twins)} differ from the outcome kinds {list(outcome_kinds)} only "
+                      "by letter case: they are not escalations, so their disputes are labelled 0 and scored as "
+                      "open. Name them in outcome_kinds too, or write the kinds as the outcome kinds are written.",
+                      DataWarning, stacklevel=stacklevel)
 
 
 def _string_array(values) -> pa.Array | None:
