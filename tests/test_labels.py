@@ -499,6 +499,8 @@ def test_keyword_arguments_are_checked_in_their_own_names():
         (lambda: make_cutoffs(events, SCHEMA, max_inactive=365), "max_inactive 365 has no unit"),
         (lambda: make_cutoffs(events, SCHEMA, max_inactive="-30D"), "max_inactive must be positive"),
         (lambda: make_cutoffs(events, SCHEMA, freq="monthly"), "freq 'monthly' is not a pandas frequency"),
+        (lambda: make_cutoffs(events, SCHEMA, freq="0D"), "freq '0D' is not a step forward in time"),  # ZeroDivisionError
+        (lambda: make_cutoffs(events, SCHEMA, freq="-7D"), "freq '-7D' is not a step forward in time"),
         (lambda: make_cutoffs(events, SCHEMA, start="2024-13-01"), "start='2024-13-01' is not a date"),
         (lambda: make_labels(events, cutoffs, SCHEMA, observed_until="soon"), "observed_until='soon' is not a date"),
         (lambda: open_disputes(events, 20240601, SCHEMA), "as_of=20240601 is a number"),
@@ -507,6 +509,9 @@ def test_keyword_arguments_are_checked_in_their_own_names():
     for call, message in cases:
         with pytest.raises(DataError, match=re.escape(message)):
             call()
+    with pytest.raises(DataError) as zero:  # the command line reads freq from the config's [labels]
+        make_cutoffs(events, SCHEMA, freq="0D")
+    assert zero.value.for_cli().startswith("[labels] freq = '0D' is not a step forward in time")
     with pytest.warns(DataWarning, match=r"none of the outcome kinds \['asault'\] occurs .*'criminal_case'"):
         make_labels(events, cutoffs, SCHEMA, outcome_kinds=["asault"], horizon="30D")
     with pytest.warns(DataWarning, match=r"none of the outcome kinds \['asault'\] occurs .*no dispute ever escalates"):

@@ -154,11 +154,16 @@ def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, 
     if start is None:  # from the midnight before the first event (on the events' own clock): it never moves
         t0 = t0.normalize() if zone is None else t0.tz_localize("UTC").tz_convert(zone).normalize()
         t1 = t1 if zone is None else t1.tz_localize("UTC").tz_convert(zone)
+    usual = "such as 'MS' (the first of every month) or '7D'"
     try:
-        grid = pd.date_range(t0, t1, freq=freq)
+        step = pd.tseries.frequencies.to_offset(freq)
     except (ValueError, TypeError) as exc:
-        raise DataError(f"freq {freq!r} is not a pandas frequency such as 'MS' (the first of every month) or "
-                        f"'7D' ({exc}).") from None
+        what = f"is not a pandas frequency {usual} ({exc})."
+        raise DataError(f"freq {freq!r} {what}", cli=f"[labels] freq = {freq!r} {what}") from None
+    if getattr(step, "n", 1) <= 0:  # '0D' divided by zero; '-7D' made no grid
+        what = f"is not a step forward in time: give a positive frequency {usual}."
+        raise DataError(f"freq {freq!r} {what}", cli=f"[labels] freq = {freq!r} {what}")
+    grid = pd.date_range(t0, t1, freq=step)
     if len(grid) == 0:
         raise DataError(f"no grid dates between {t0} and {t1} at frequency {freq!r}.")
     if grid.tz is not None:
