@@ -514,6 +514,29 @@ def test_exact_duplicates_are_counted_and_reconcile(model_dir, data, tmp_path):
     _assert_same_outputs(tmp_path / "dup", tmp_path / "base")
 
 
+def test_outcome_kinds_in_another_letter_case_are_warned_of_once_per_night(model_dir, data, tmp_path):
+    """An export writing 'Criminal_Case' for the outcome kind 'criminal_case': those disputes
+    are not escalated, so the night scores them as open. prepare_events warns of it, but the
+    batch silenced its chunks' warnings and said nothing; the night now names those kinds
+    once, whatever the chunks, and the manifest lists them."""
+    events = data["events"]
+    twins = events.assign(kind=events["kind"].replace({"criminal_case": "Criminal_Case", "injury": "INJURY"}))
+    kw = dict(model=str(model_dir), entities=data["entities"], as_of=AS_OF, chunk_disputes=300)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        counts = score_batch(events=twins, out=tmp_path / "twins", **kw)["counts"]
+    said = [str(w.message) for w in caught if "differ from the outcome kinds" in str(w.message)]
+    assert said == ["event kinds ['Criminal_Case', 'INJURY'] differ from the outcome kinds ['criminal_case', 'injury'] "
+                    "only by letter case: they are not escalations, so their disputes are labelled 0 and scored as "
+                    "open. Name them in outcome_kinds too, or write the kinds as the outcome kinds are written."]
+    assert [w.filename for w in caught if "differ from the outcome kinds" in str(w.message)] == [__file__]
+    assert counts["outcome_kind_twins"] == ["Criminal_Case", "INJURY"] and counts["reconciles"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain = score_batch(events=events, out=tmp_path / "plain", **kw)["counts"]
+    assert plain["outcome_kind_twins"] == [] and not [w for w in caught if "outcome kinds" in str(w.message)]
+
+
 # ------------------------------------------------------------------------------------------
 # resume only what this run would have done
 

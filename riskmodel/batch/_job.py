@@ -108,6 +108,7 @@ from ..data import (
     reason_columns,
     refuse_unclear_date,
     times_aware,
+    warn_outcome_twins,
 )
 from ..lifecycle import is_csv, recorded_uri, tracking_uri
 from ..model import (
@@ -903,6 +904,8 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
             "entities_without_events": sum(info.get("entities_without_events", 0) for info in stage_times),
             # entities times that did not parse, per column: missing, so a closing time lost reads open
             "entities_unparseable_times": unparseable,
+            # kinds differing from an outcome kind only by letter case: not escalations (warned of)
+            "outcome_kind_twins": sorted({k for info in stage_times for k in info.get("outcome_kind_twins", [])}),
             # entities rows set aside: without an id, exact repeats, ids on several different rows
             # (those disputes' events are rejects, counted in disputes_rejected)
             **{key: sum(info.get(key, 0) for info in stage_times) for key in
@@ -989,6 +992,7 @@ def _check_night(manifest: dict, out, kept_in=None, *, entities_given: bool) -> 
         warnings.warn(f"entities column {col!r}: {lost:,} time(s) did not parse and are missing"
                       + (" (those disputes count as not closed)" if col == manifest["schema"].get("closed_col") else "")
                       + " (manifest: counts.entities_unparseable_times).", DataWarning, stacklevel=3)
+    warn_outcome_twins(c.get("outcome_kind_twins") or [], manifest["schema"].get("outcome_kinds") or [], stacklevel=4)
     set_aside = {"entities_without_id": "row(s) without an id, not used",
                  "entities_duplicates_dropped": "exact repeat(s) of another row, read once",
                  "entities_conflicting_ids": "dispute(s) with several different rows: their attributes are unknown, "

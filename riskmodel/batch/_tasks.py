@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from ..data import outcome_twins
 from ._core import explain_chunk, isin, prepare_chunk, score_chunk, usable_entities
 from ._files import chunk_entities, mark_done, write_parquet
 
@@ -105,6 +106,9 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
                                              "entities_duplicates_dropped": set_aside["duplicates"],
                                              "entities_conflicting_ids": len(set_aside["conflicting"]),
                                              "clean_rows": len(clean), "duplicates_dropped": n_dup,
+                                             # kinds written as an outcome kind but for letter case (not escalations)
+                                             "outcome_kind_twins": outcome_twins(pd.unique(clean[schema.kind_col]),
+                                                                                 schema.outcome_kinds),
                                              "timings": {"read": t_read, "validate": t2 - t1, "write": t3 - t2}})
     return len(raw)
 

@@ -1208,14 +1208,19 @@ def warn_odd_ids(ids: pa.Array, stacklevel: int = 4) -> None:
                       "na_values).", DataWarning, stacklevel=stacklevel)
 
 
-def warn_outcome_twins(kinds: pd.Index, outcome_kinds: Sequence[str], stacklevel: int = 4) -> None:
-    """A :class:`DataWarning` when some of the distinct ``kinds`` differ from one of the
-    ``outcome_kinds`` only by letter case or spaces around them (``Criminal_Case`` for
-    ``criminal_case``, as another system or a spreadsheet writes it): such events are not
-    escalations, so their disputes are labelled 0 and scored as open."""
+def outcome_twins(kinds, outcome_kinds: Sequence[str]) -> list[str]:
+    """The distinct ``kinds`` that differ from one of the ``outcome_kinds`` only by letter case
+    or spaces around them (``Criminal_Case`` for ``criminal_case``), in their order."""
     wanted = {k.strip().casefold() for k in outcome_kinds}
     exact = {k.strip() for k in outcome_kinds}
-    twins = [k for k in kinds if isinstance(k, str) and k.strip() not in exact and k.strip().casefold() in wanted]
+    return [k for k in kinds if isinstance(k, str) and k.strip() not in exact and k.strip().casefold() in wanted]
+
+
+def warn_outcome_twins(kinds, outcome_kinds: Sequence[str], stacklevel: int = 4) -> None:
+    """A :class:`DataWarning` when some of the distinct ``kinds`` are :func:`outcome_twins`
+    (as another system or a spreadsheet writes them): such events are not escalations, so
+    their disputes are labelled 0 and scored as open."""
+    twins = outcome_twins(kinds, outcome_kinds)
     if twins:
         warnings.warn(f"event kinds {format_examples(twins)} differ from the outcome kinds {list(outcome_kinds)} only "
                       "by letter case: they are not escalations, so their disputes are labelled 0 and scored as "
