@@ -160,7 +160,7 @@ def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, 
     except (ValueError, TypeError) as exc:
         what = f"is not a pandas frequency {usual} ({exc})."
         raise DataError(f"freq {freq!r} {what}", cli=f"[labels] freq = {freq!r} {what}") from None
-    if getattr(step, "n", 1) <= 0:  # '0D' divided by zero; '-7D' made no grid
+    if step.n <= 0:  # '0D' divided by zero; '-7D' made no grid
         what = f"is not a step forward in time: give a positive frequency {usual}."
         raise DataError(f"freq {freq!r} {what}", cli=f"[labels] freq = {freq!r} {what}")
     grid = pd.date_range(t0, t1, freq=step)
@@ -186,8 +186,8 @@ def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, 
     if inactive_ns is not None:
         # last event strictly before as_of, via one search over (entity, time) keys
         clock = Clock.for_range(len(spans) + 2, int(prepared.times_ns.min()), int(max(grid_ns.max(), prepared.times_ns.max())))
-        events = Timeline(clock.keys(prepared.entity_codes, clock.ticks(prepared.times_ns)), prepared.times_ns, clock)
-        q = events.position(owner, as_of) - 1
+        timeline = Timeline(clock.keys(prepared.entity_codes, clock.ticks(prepared.times_ns)), prepared.times_ns, clock)
+        q = timeline.position(owner, as_of) - 1
         q = np.maximum(q, 0)
         own = prepared.entity_codes[q] == owner  # else the search landed on another dispute
         last = prepared.times_ns[q]
