@@ -247,6 +247,11 @@ def test_two_concurrent_train_processes_both_succeed(tmp_path):
     cfg_text = (REPO / "experiments" / "baseline.toml").read_text()
     cfg_text = cfg_text.replace("n_disputes = 20000", "n_disputes = 2500").replace("n_folds = 3", "n_folds = 1")
     cfg_text = cfg_text.replace('start = "2022-01-01"', 'start = "2022-06-01"').replace("n_bootstrap = 200", "n_bootstrap = 20")
+    # Two trainings side by side take one LightGBM thread each, as the README advises:
+    # two 2-thread OpenMP teams on 2 cores wait on each other at every barrier (a fold of 4 s took
+    # 4.5 min with the machine busy; the CI run timed out at 600 s).
+    assert "num_leaves = 15\n" in cfg_text
+    cfg_text = cfg_text.replace("num_leaves = 15\n", "num_leaves = 15\nnum_threads = 1\n")
     cfg = tmp_path / "exp.toml"
     cfg.write_text(cfg_text)
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
