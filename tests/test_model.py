@@ -411,6 +411,31 @@ def test_small_input_shortcuts_change_nothing(data, fitted, monkeypatch):
     pd.testing.assert_frame_equal(X, fitted.transform_features(events, cut, entities=entities))
 
 
+def test_prediction_runs_on_the_models_threads_and_one_for_a_few_rows(data, fitted):
+    """LightGBM predicts on ``lgbm_params['num_threads']`` (default 2), never on its own
+    default of every core, and on one thread for a few rows; ``set_params`` on a fitted
+    model changes it (what a Spark task does) without changing a probability."""
+    seen = []
+    booster = fitted.booster_
+
+    class Recording:
+        pandas_categorical = booster.pandas_categorical
+
+        def predict(self, matrix, **kwargs):
+            seen.append((len(matrix), kwargs["num_threads"]))
+            return booster.predict(matrix, **kwargs)
+
+    rows = data["unseen"].iloc[:600][["dispute_id", "as_of"]]
+    X = fitted.transform_features(data["ev"], rows, entities=data["sim"].entities)
+    model = copy.copy(fitted).set_params(lgbm_params=None)  # the fitted trees, default parameters
+    model.booster_ = Recording()
+    default = model.predict_raw(X)
+    model.predict_raw(X.iloc[:5])
+    model.set_params(lgbm_params={"num_threads": 1})
+    np.testing.assert_array_equal(model.predict_raw(X), default)
+    assert seen == [(600, 2), (5, 1), (600, 1)]
+
+
 @pytest.mark.parametrize("general_paths", [False, True])
 def test_scoring_every_dispute_at_one_time_equals_predict_with_cutoffs(data, fitted, monkeypatch, general_paths):
     """``score_all`` (what ``Predictor.predict(events, as_of=...)`` and the pyfunc run)

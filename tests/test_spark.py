@@ -259,6 +259,24 @@ def test_model_travels_as_its_artifact_files(model_dir, data):
     pd.testing.assert_series_equal(got["probability"], want["probability"])
 
 
+def test_tasks_predict_on_the_cores_spark_gives_each_task(spark, model_dir):
+    """A task's model predicts on ``spark.task.cpus`` LightGBM threads (1 here), not the
+    model's 2: a local[2] executor runs two tasks at once, and 2 x 2 threads on 2 cores
+    wait on each other."""
+    from types import SimpleNamespace
+
+    files = {p.name: p.read_bytes() for p in Path(model_dir).iterdir()}
+    job = SimpleNamespace(model_files=SimpleNamespace(value=files), model_meta=("m", "1", "r", "uri"))
+
+    def threads(_rows):
+        from riskmodel.batch.engines._spark_tasks import _MODEL_CACHE, _predictor
+
+        _MODEL_CACHE.clear()
+        yield _predictor(job).model.lgbm_params["num_threads"]
+
+    assert spark.sparkContext.parallelize(range(2), 2).mapPartitions(threads).collect() == [1, 1]
+
+
 def test_csv_dtypes_follow_pandas():
     """The executors' per-batch dtype votes give the dtype pandas reads for the whole file."""
     from riskmodel.batch.engines._spark import _csv_dtype

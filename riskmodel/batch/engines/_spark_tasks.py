@@ -285,8 +285,19 @@ def check_library(expected: str) -> None:
 _MODEL_CACHE: dict[str, object] = {}
 
 
+def task_cpus() -> int:
+    """The cores Spark gives this task (``spark.task.cpus``, default 1); 1 outside a task."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return max(1, int(context.cpus())) if context is not None else 1
+
+
 def _predictor(job: ChunkJob):
-    """The model, rebuilt once per Python worker from its artifact's files."""
+    """The model, rebuilt once per Python worker from its artifact's files. It predicts on
+    the task's cores (:func:`task_cpus`): an executor runs a task per core at once, and
+    each taking the model's 2 LightGBM threads would have twice as many threads as cores
+    waiting on each other."""
     from ...lifecycle import Predictor
     from ...model import load_model_dir
 
@@ -298,8 +309,8 @@ def _predictor(job: ChunkJob):
             for name, data in files.items():
                 (Path(folder) / name).write_bytes(data)
             name, version, run_id, uri = job.model_meta
-            _MODEL_CACHE[key] = Predictor(load_model_dir(folder), model_name=name, model_version=version,
-                                          run_id=run_id, uri=uri)
+            model = load_model_dir(folder).set_params(lgbm_params={"num_threads": task_cpus()})
+            _MODEL_CACHE[key] = Predictor(model, model_name=name, model_version=version, run_id=run_id, uri=uri)
     return _MODEL_CACHE[key]
 
 
