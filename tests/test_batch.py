@@ -31,6 +31,7 @@ from riskmodel import (
 from riskmodel._faults import DIE_AT_ENV
 from riskmodel._simulate import simulate_disputes
 from riskmodel.batch._job import score_batch
+from riskmodel.data._schema import OUTPUT_COLUMNS, SCORE_OUTPUT_COLUMNS
 from riskmodel.lifecycle._registry import load
 
 AS_OF = "2024-06-01"
@@ -219,12 +220,20 @@ def test_capacity_tiers_per_station(model_dir, data, tmp_path):
     assert summary.loc[big, "red_capacity"] == 3 and summary.loc[absent, "tier_rule"] == "share"
     work = pd.read_parquet(out / "worklists.parquet")
     assert (work.loc[work["station"] == big, "red_capacity"] == 3).all()
+    # the names an id column may not take (EventSchema refuses them) are what the night writes beside it
+    beside = {"dispute_id", *sim.schema.entity_categorical_cols}
+    assert set(work.columns) - beside == set(SCORE_OUTPUT_COLUMNS)
+    assert set(scores.columns) - beside <= set(SCORE_OUTPUT_COLUMNS)
+    for name in ("not_scored", "rejects"):
+        written = set(pd.read_parquet(out / f"{name}.parquet").columns) - {"dispute_id", *sim.schema.event_columns}
+        assert written <= set(OUTPUT_COLUMNS), name
     # the API takes the same policy and gives the same tiers
     ref = load(str(model_dir)).predict(sim.events, cutoffs=cut, entities=entities,
                                        tiers={"by": "station", "capacity": capacity, "red": 0.1, "yellow": 0.2})
     ref = ref.sort_values("dispute_id").reset_index(drop=True)
     assert (ref["tier"].astype(str).to_numpy() == scores["tier"].astype(str).to_numpy()).all()
     assert set(ref.attrs["tiers"]["area"]) == set(per_station.index)
+    assert set(ref.columns) - beside <= set(SCORE_OUTPUT_COLUMNS)
 
 
 def test_cli_score_takes_capacities(model_dir, data, tmp_path, capsys):
