@@ -429,7 +429,7 @@ def profile_stages(n_disputes: int, n_cutoffs: int, seed: int, shape: str) -> li
     prepared = stage(
         "PreparedEvents: permute times",
         lambda: PreparedEvents(
-            screened.valid, schema, screened.tz_aware,
+            screened.columns, schema, screened.tz_aware,
             (screened.entity_codes, screened.entity_ids), order=screened.order,
         ),
     )  # fmt: skip

@@ -810,10 +810,11 @@ class ScreenedEvents:
     zone: str | None = None
 
     @functools.cached_property
-    def valid(self) -> pd.DataFrame:
-        """The valid rows as a frame (input order, schema columns, times parsed, kinds as
-        strings: a categorical kind column is read by its codes until here)."""
-        frame = self.columns.to_frame()
+    def clean(self) -> pd.DataFrame:
+        """The valid rows as a frame in ``order`` (schema columns, times parsed, kinds as
+        strings: a categorical kind column is read by its codes until here, and sorted as
+        codes, which moves no string)."""
+        frame = self.columns.to_frame().take(self.order).reset_index(drop=True)
         if self.kind_col in frame and isinstance(frame[self.kind_col].dtype, pd.CategoricalDtype):
             frame[self.kind_col] = frame[self.kind_col].astype(str)
         return frame
@@ -1421,7 +1422,7 @@ def split_invalid_events(
         ``{"tz_aware": bool, "duplicates_dropped": int}``.
     """
     screened = screen_events(events, schema, now=now, stray_times=stray_times, clock=clock)
-    clean = screened.valid.take(screened.order).reset_index(drop=True)
+    clean = screened.clean
     return clean, screened.rejects, {"tz_aware": screened.tz_aware, "duplicates_dropped": screened.duplicates_dropped}
 
 
