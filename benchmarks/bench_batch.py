@@ -16,6 +16,11 @@ identical.
 ``--shape db_extract`` scores the same city as a database extract (int64 ids, categorical
 kinds, rows shuffled): issue 18's ``riskmodel score`` target is 1M disputes in <= 60 s there.
 
+The reasons stage (exact SHAP of the flagged cases) costs in proportion to the model's trees.
+The default model, trained on ``--train-disputes 3000``, has under 1,000 positives, so it
+averages the trees of 5 seeds (about 590 trees); one trained on 20,000 disputes, the size of
+``experiments/baseline.toml``, has one seed (about 110 trees). Give both figures.
+
     .venv/bin/python benchmarks/bench_batch.py --disputes 100000
     .venv/bin/python benchmarks/bench_batch.py --disputes 1000000 --shape db_extract --repeats 3
     .venv/bin/python benchmarks/bench_batch.py --disputes 1000000 --engine spark --repeats 1

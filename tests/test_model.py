@@ -411,10 +411,10 @@ def test_small_input_shortcuts_change_nothing(data, fitted, monkeypatch):
     pd.testing.assert_frame_equal(X, fitted.transform_features(events, cut, entities=entities))
 
 
-def test_prediction_runs_on_the_models_threads_and_one_for_a_few_rows(data, fitted):
-    """LightGBM predicts on ``lgbm_params['num_threads']`` (default 2), never on its own
-    default of every core, and on one thread for a few rows; ``set_params`` on a fitted
-    model changes it (what a Spark task does) without changing a probability."""
+def test_prediction_runs_on_the_threads_lgbm_params_sets_and_one_for_a_few_rows(data, fitted):
+    """LightGBM predicts on ``lgbm_params['num_threads']`` if set, else on its default
+    (0: every core), and on one thread for a few rows; ``set_params`` on a fitted model
+    changes it (what a Spark task does) without changing a probability."""
     seen = []
     booster = fitted.booster_
 
@@ -433,7 +433,7 @@ def test_prediction_runs_on_the_models_threads_and_one_for_a_few_rows(data, fitt
     model.predict_raw(X.iloc[:5])
     model.set_params(lgbm_params={"num_threads": 1})
     np.testing.assert_array_equal(model.predict_raw(X), default)
-    assert seen == [(600, 2), (5, 1), (600, 1)]
+    assert seen == [(600, 0), (5, 1), (600, 1)]
 
 
 @pytest.mark.parametrize("general_paths", [False, True])

@@ -189,9 +189,10 @@ class RiskModel(BaseEstimator):
     features : FeatureBuilder, optional
         Feature configuration (cloned at fit); default ``FeatureBuilder(schema=schema)``.
     lgbm_params : dict, optional
-        Overrides of :data:`DEFAULT_LGBM_PARAMS` and of the size-aware settings. Its
-        ``num_threads`` (default 2) is also the threads of prediction, which it may change
-        on a fitted model (``set_params``): two jobs sharing two cores should take one each.
+        Overrides of :data:`DEFAULT_LGBM_PARAMS` and of the size-aware settings. Training
+        runs on 2 threads unless it sets ``num_threads``; prediction on every core unless
+        it sets them, which ``set_params`` may do on a fitted model: two jobs sharing two
+        cores should take one each.
     n_estimators : int, default=400
         Maximum boosting rounds.
     early_stopping_rounds : int, default=40
@@ -749,11 +750,11 @@ class RiskModel(BaseEstimator):
         return out
 
     def _booster_predict(self, matrix: np.ndarray, **kwargs) -> np.ndarray:
-        # The threads ``lgbm_params`` gives (default 2), never LightGBM's default of every
-        # core: a Spark executor runs one task per core (see the Spark engine's tasks).
+        # The threads ``lgbm_params`` sets, else LightGBM's default (0: every core); a Spark
+        # task sets its cores (see the Spark engine's tasks).
         # A few rows: one thread. Waking LightGBM's OpenMP team costs more than it saves,
         # and on a busy machine it can cost milliseconds (seen scoring one dispute).
-        threads = int(self._params()["num_threads"])
+        threads = int((self.lgbm_params or {}).get("num_threads", 0))
         kwargs["num_threads"] = 1 if len(matrix) <= _FEW_ROWS else threads
         return self.booster_.predict(matrix, **kwargs)
 

@@ -296,8 +296,8 @@ def task_cpus() -> int:
 def _predictor(job: ChunkJob):
     """The model, rebuilt once per Python worker from its artifact's files. It predicts on
     the task's cores (:func:`task_cpus`): an executor runs a task per core at once, and
-    each taking the model's 2 LightGBM threads would have twice as many threads as cores
-    waiting on each other."""
+    each taking LightGBM's default of every core it sees would put several threads on
+    each core (in a container, every core of the host)."""
     from ...lifecycle import Predictor
     from ...model import load_model_dir
 
