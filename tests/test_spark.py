@@ -260,9 +260,8 @@ def test_model_travels_as_its_artifact_files(model_dir, data):
 
 
 def test_tasks_predict_on_the_cores_spark_gives_each_task(spark, model_dir):
-    """A task's model predicts on ``spark.task.cpus`` LightGBM threads (1 here), not the
-    model's 2: a local[2] executor runs two tasks at once, and 2 x 2 threads on 2 cores
-    wait on each other."""
+    """A task's model predicts on ``spark.task.cpus`` LightGBM threads (1 here), not on
+    LightGBM's default of every core it sees: a local[2] executor runs two tasks at once."""
     from types import SimpleNamespace
 
     files = {p.name: p.read_bytes() for p in Path(model_dir).iterdir()}
