@@ -182,7 +182,7 @@ def _cmd_score(args) -> int:
         reasons=args.reasons, chunk_disputes=args.chunk_disputes, engine=args.engine, master=args.master,
         drift_thresholds=_drift_thresholds(args), monitor_mlflow=args.log_mlflow,
         overwrite=args.overwrite,
-        tiers=_tier_options(args),
+        tiers=_tier_options(args), threads=args.threads,
     )
     c = manifest["counts"]
     print(f"event rows: {c['events_read']:,} read, {c['events_used']:,} used, {c['events_rejected']:,} rejected "
@@ -573,6 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reasons", choices=["flagged", "all", "none"], default="flagged")
     p.add_argument("--chunk-disputes", type=_count(1), default=200_000)
     p.add_argument("--engine", choices=["local", "spark"], default="local")
+    p.add_argument("--threads", type=_count(1), default=None,
+                   help="LightGBM threads for predictions and reasons, e.g. 1 on a machine shared with other "
+                        "jobs (default: every core; --engine local only)")
     p.add_argument("--master", default=None)
     p.add_argument("--drift-watch", type=float, default=0.1, help="PSI from which drift is 'watch' (0.1)")
     p.add_argument("--drift-act", type=float, default=0.25, help="PSI from which drift is 'act' (0.25)")

@@ -327,6 +327,51 @@ def test_identical_across_runs_and_replaces_atomically(model_dir, data, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
 
 
+def test_threads_set_lightgbm_s_threads_and_change_no_output(model_dir, data, tmp_path, monkeypatch, capsys):
+    """``threads`` (``--threads``) is the thread count of every LightGBM call of a local
+    night (predictions and reasons), instead of LightGBM's default of
+    every core (0). The outputs are the default night's, the caller's model keeps its
+    parameters and the manifest records the count. Wrong values, and the Spark engine
+    (its tasks take spark.task.cpus), are refused in the words of the interface."""
+    import lightgbm
+
+    from riskmodel.cli import main
+
+    predictor = load(str(model_dir))
+    params = predictor.model.lgbm_params
+    kw = dict(events=data["root"] / "events.parquet", entities=data["entities"], as_of=AS_OF, chunk_disputes=5000)
+    seen = []
+    predict = lightgbm.Booster.predict
+
+    def recording(self, matrix, *args, **kwargs):
+        seen.append((len(matrix), kwargs.get("num_threads")))
+        return predict(self, matrix, *args, **kwargs)
+
+    monkeypatch.setattr(lightgbm.Booster, "predict", recording)
+    monkeypatch.setattr("riskmodel.model._model._FEW_ROWS", 0)  # this night's calls are few rows: one thread
+    default = score_batch(model=predictor, out=tmp_path / "default", **kw)
+    assert len(seen) >= 2 and {threads for _, threads in seen} == {0}  # predictions and reasons
+    seen.clear()
+    three = score_batch(model=predictor, out=tmp_path / "three", threads=3, **kw)
+    assert len(seen) >= 2 and {threads for _, threads in seen} == {3}
+    _assert_same_outputs(tmp_path / "default", tmp_path / "three")
+    assert predictor.model.lgbm_params == params
+    assert (default["parameters"]["threads"], three["parameters"]["threads"]) == (None, 3)
+    for wrong in (0, -1, True, 1.5, "2"):
+        with pytest.raises(ConfigError, match="threads must be a positive integer"):
+            score_batch(model=predictor, out=tmp_path / "wrong", threads=wrong, **kw)
+    with pytest.raises(ConfigError, match="threads applies to engine='local'.*spark.task.cpus"):
+        score_batch(model=predictor, out=tmp_path / "wrong", threads=2, engine="spark", **kw)
+    args = ["score", "--model", str(model_dir), "--events", str(kw["events"]), "--as-of", AS_OF,
+            "--out", str(tmp_path / "cli")]
+    assert main([*args, "--threads", "2", "--engine", "spark"]) == 2
+    assert "--threads applies to --engine local" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--threads", "0"])
+    assert "--threads: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "wrong").exists() and not (tmp_path / "cli").exists()
+
+
 @pytest.mark.parametrize("flavour", ["csv", "dir", "frame"])
 def test_input_flavours_agree(model_dir, data, tmp_path, flavour):
     ref = tmp_path / "ref"

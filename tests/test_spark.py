@@ -261,7 +261,9 @@ def test_model_travels_as_its_artifact_files(model_dir, data):
 
 def test_tasks_predict_on_the_cores_spark_gives_each_task(spark, model_dir):
     """A task's model predicts on ``spark.task.cpus`` LightGBM threads (1 here), not on
-    LightGBM's default of every core it sees: a local[2] executor runs two tasks at once."""
+    LightGBM's default of every core it sees: a local[2] executor runs two tasks at once.
+    The count is set for each task, also on the model a worker cached for an earlier one
+    (here left at 7 threads)."""
     from types import SimpleNamespace
 
     files = {p.name: p.read_bytes() for p in Path(model_dir).iterdir()}
@@ -271,7 +273,11 @@ def test_tasks_predict_on_the_cores_spark_gives_each_task(spark, model_dir):
         from riskmodel.batch.engines._spark_tasks import _MODEL_CACHE, _predictor
 
         _MODEL_CACHE.clear()
-        yield _predictor(job).model.lgbm_params["num_threads"]
+        first = _predictor(job)
+        first.model.set_params(lgbm_params={"num_threads": 7})  # as an earlier task's profile could leave it
+        again = _predictor(job)
+        assert again is first  # rebuilt once per worker
+        yield again.model.lgbm_params["num_threads"]
 
     assert spark.sparkContext.parallelize(range(2), 2).mapPartitions(threads).collect() == [1, 1]
 

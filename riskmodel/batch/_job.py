@@ -77,6 +77,7 @@ rename, only by a scored night, and only where it holds a night or nothing
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import fcntl
 import glob
@@ -151,6 +152,17 @@ def load_predictor(model, *, store: str | None = None):
         raise
     except Exception as exc:  # noqa: BLE001 - a broken artifact is a model problem
         raise ModelError(f"could not load model {uri!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _on_threads(predictor, threads: int):
+    """``predictor`` with a copy of its model that predicts on ``threads`` LightGBM threads
+    (see :meth:`~riskmodel.RiskModel.set_params`); the caller's model is left as it is."""
+    from ..lifecycle import Predictor
+
+    model = copy.copy(predictor.model)
+    model.set_params(lgbm_params={**(predictor.model.lgbm_params or {}), "num_threads": threads})
+    return Predictor(model, model_name=predictor.model_name, model_version=predictor.model_version,
+                     run_id=predictor.run_id, uri=predictor.uri)
 
 
 def _library_versions() -> dict:
@@ -356,6 +368,7 @@ def score_batch(
     monitor_mlflow: bool = False,
     overwrite: bool = False,
     tiers="night",
+    threads: int | None = None,
 ) -> dict:
     """Score every dispute open at ``as_of`` and write scores, work lists and a manifest.
 
@@ -414,6 +427,14 @@ def score_batch(
         entities table must have them). The manifest's ``tiers`` block, the work lists'
         and station summary's ``tier_rule``, ``red_capacity``, ``yellow_capacity``,
         ``red_threshold``, ``yellow_threshold`` columns record what was used.
+    threads : int, optional
+        The threads LightGBM predicts and explains (exact SHAP, the reasons) on, with the
+        local engine; default: LightGBM's, every core the machine shows. Give it on a
+        machine that runs other jobs beside the night (a thread per core: several busy
+        threads on one core slow each other down). Reading, validating and the features
+        run on one core whatever it says (Arrow reads parquet on its own pool). The
+        outputs do not depend on it. With ``engine="spark"`` each task predicts on
+        ``spark.task.cpus`` cores instead, and ``threads`` is refused.
 
     Returns
     -------
@@ -460,6 +481,12 @@ def score_batch(
         parse_duration(open_rule_max_inactive, "open_rule_max_inactive")  # a bare 365 would be nanoseconds
     if not isinstance(chunk_disputes, int | np.integer) or chunk_disputes < 1:
         raise ConfigError(f"chunk_disputes must be a positive integer, got {chunk_disputes!r}.")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1):
+        raise ConfigError(f"threads must be a positive integer or None (every core), got {threads!r}.")
+    if threads is not None and engine == "spark":
+        why = "Spark tasks predict on the cores spark.task.cpus gives each (default 1)"
+        raise ConfigError(f"threads applies to engine='local': {why}.",
+                          cli=f"--threads applies to --engine local: {why}.")
     refuse_unclear_date(as_of, "as_of", error=ConfigError, cli="--as-of")
     try:
         as_of = pd.Timestamp(as_of)
@@ -483,6 +510,8 @@ def score_batch(
     tag = as_of.strftime("%Y%m%dT%H%M%S")
 
     predictor = load_predictor(model)
+    if threads is not None:
+        predictor = _on_threads(predictor, int(threads))
     store = None
     if isinstance(model, str | os.PathLike) and predictor.uri.startswith(("models:/", "runs:/")):
         # the store load() read it from: explain and sweep find this version from any folder
@@ -503,7 +532,8 @@ def score_batch(
                 f"{where}, or --tiers-by \"\" for city-wide shares.")
     night = _Night(predictor=predictor, as_of=as_of, engine=engine, reasons=reasons,
                    chunk_disputes=int(chunk_disputes), max_inactive=open_rule_max_inactive, policy=policy, by=by,
-                   drift_thresholds=drift_thresholds, monitor_mlflow=monitor_mlflow, t_start=t_start, store=store)
+                   drift_thresholds=drift_thresholds, monitor_mlflow=monitor_mlflow, t_start=t_start, store=store,
+                   threads=None if threads is None else int(threads))
     if engine == "spark":
         manifest, kept_in = _score_on_spark(night, events=events, entities=entities, out=out, tag=tag,
                                             master=master, overwrite=overwrite, inputs=inputs)
@@ -539,6 +569,7 @@ class _Night:
     monitor_mlflow: bool
     t_start: float
     store: str | None = None  # the tracking store of a model loaded by URI (None: a folder or a Predictor given)
+    threads: int | None = None  # LightGBM's threads (None: its default), not in the state: no output depends on it
 
     @property
     def schema(self) -> EventSchema:
@@ -884,7 +915,7 @@ def _write_night(night: _Night, work: Path, *, n_chunks: int, counts: dict, now,
         "area": result["area"],
         "parameters": {"latest_plausible_event_time": str(now), "reasons": night.reasons,
                        "chunk_disputes": night.chunk_disputes, "n_chunks": n_chunks,
-                       "open_rule_max_inactive": night.max_inactive},
+                       "open_rule_max_inactive": night.max_inactive, "threads": night.threads},
         "counts": {
             "events_read": counts["rows"],
             "events_used": counts["rows"] - rej_rows - dup_rows,

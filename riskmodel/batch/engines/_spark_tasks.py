@@ -295,9 +295,10 @@ def task_cpus() -> int:
 
 def _predictor(job: ChunkJob):
     """The model, rebuilt once per Python worker from its artifact's files. It predicts on
-    the task's cores (:func:`task_cpus`): an executor runs a task per core at once, and
-    each taking LightGBM's default of every core it sees would put several threads on
-    each core (in a container, every core of the host)."""
+    the task's cores (:func:`task_cpus`, read for each task: a stage's resource profile
+    may give its tasks other cores than the last stage's): an executor runs a task per core
+    at once, and each taking LightGBM's default of every core it sees would put several
+    threads on each core (in a container, every core of the host)."""
     from ...lifecycle import Predictor
     from ...model import load_model_dir
 
@@ -309,9 +310,11 @@ def _predictor(job: ChunkJob):
             for name, data in files.items():
                 (Path(folder) / name).write_bytes(data)
             name, version, run_id, uri = job.model_meta
-            model = load_model_dir(folder).set_params(lgbm_params={"num_threads": task_cpus()})
+            model = load_model_dir(folder)
             _MODEL_CACHE[key] = Predictor(model, model_name=name, model_version=version, run_id=run_id, uri=uri)
-    return _MODEL_CACHE[key]
+    predictor = _MODEL_CACHE[key]
+    predictor.model.set_params(lgbm_params={"num_threads": task_cpus()})
+    return predictor
 
 
 # ------------------------------------------------------------------------------------------
