@@ -1010,7 +1010,7 @@ def _screen(events, schema: EventSchema, columns: dict, parsed: tuple, *, now: p
             if mask is not None:
                 reason_code[mask & (reason_code == 0)] = i
         reasons = np.array([""] + [reason for _, reason in checks], dtype=object)[reason_code[bad]]
-        raw_bad = events[schema.event_columns][bad]
+        raw_bad = _by_place(events[schema.event_columns][bad], events, np.flatnonzero(bad))
         columns = {col: values[~bad] for col, values in columns.items()}
         t_ns = t_ns[~bad]
         id_codes = None if id_codes is None else (id_codes[0][~bad], id_codes[1])
@@ -1036,7 +1036,8 @@ def _screen(events, schema: EventSchema, columns: dict, parsed: tuple, *, now: p
                            sort_ids=sort_ids, first_ids=first_ids, stacklevel=stacklevel + 1)
         raw_bad, reasons, columns = screened._raw_rejects
         if raw_bad is not None:
-            screened._raw_rejects = (frame[columns].iloc[raw_bad.index.to_numpy()], reasons, columns)
+            positions = raw_bad.index.to_numpy()
+            screened._raw_rejects = (_by_place(frame[columns].iloc[positions], frame, positions), reasons, columns)
         return screened
     if array is not None:  # ids differing from another only by spaces around them, and other odd ids
         warn_odd_ids(array, stacklevel=stacklevel + 1)
@@ -1067,6 +1068,24 @@ def _screen(events, schema: EventSchema, columns: dict, parsed: tuple, *, now: p
                           _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col,
                           kind_codes=(kind_codes, kind_uniques), first_codes=first_codes,
                           zone=time_zone(events[schema.time_col]) if tz_aware else None)
+
+
+def _by_place(bad_rows: pd.DataFrame, events, positions: np.ndarray) -> pd.DataFrame:
+    """The rejected rows, labelled as in ``events``; by their positions (0, 1, ...) when its
+    index repeats a label, which would name several rows (a ``pd.concat`` of frames keeps
+    theirs): see :func:`raise_screened`."""
+    index = getattr(events, "index", None)
+    return bad_rows if index is None or index.is_unique else bad_rows.set_axis(pd.Index(positions))
+
+
+def raise_screened(screened: ScreenedEvents, events, what: str = "events") -> None:
+    """:func:`raise_rejects` of ``screened``'s rejects, rows named by ``events``' index labels,
+    or by position where the index repeats a label (the message then says so)."""
+    if screened.n_rejects:
+        index = getattr(events, "index", None)
+        by_place = index is not None and not index.is_unique
+        raise_rejects(screened.rejects, what,
+                      fix="The rows are counted by position from 0: the index repeats labels" if by_place else "")
 
 
 def default_now() -> pd.Timestamp:
@@ -1417,7 +1436,8 @@ def split_invalid_events(
     clean : DataFrame
         Valid events, sorted by entity then time, times as naive ``datetime64[ns]``.
     rejects : DataFrame
-        Bad rows with their original values (as strings) and a ``reject_reason``.
+        Bad rows with their original values (as strings) and a ``reject_reason``; their
+        labels are ``events``' (their positions, 0, 1, ..., where its index repeats a label).
     info : dict
         ``{"tz_aware": bool, "duplicates_dropped": int}``.
     """
@@ -1466,9 +1486,9 @@ def validate_events(
     riskmodel._errors.DataError: events: 1 row(s) with null id in 'dispute_id' (first rows: [1])
     """
     schema = schema or EventSchema()
-    clean, rejects, _ = split_invalid_events(events, schema, now=now)
-    raise_rejects(rejects, "events")
-    return clean
+    screened = screen_events(events, schema, now=now)
+    raise_screened(screened, events)
+    return screened.clean
 
 
 #: the column a reject reason names (``unparseable time in 'time'``)

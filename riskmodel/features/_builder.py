@@ -42,7 +42,7 @@ from ..data import (
     ns_values,
     parse_times,
     per_value,
-    raise_rejects,
+    raise_screened,
     require_columns,
     require_frame,
     require_schema,
@@ -376,8 +376,7 @@ def _prepare(events, schema: EventSchema, *, now=None, first_ids=None) -> tuple[
     if isinstance(events, PreparedEvents):
         return _prepared_for(events, schema), None
     screened = screen_events(events, schema, now=now, sort_ids=False, first_ids=first_ids)
-    if screened.n_rejects:
-        raise_rejects(screened.rejects, "events")
+    raise_screened(screened, events)
     return index_screened(screened, schema), screened.first_codes
 
 

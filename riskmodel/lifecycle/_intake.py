@@ -90,11 +90,13 @@ def take_in(events: pd.DataFrame, schema: EventSchema, *, drop_invalid: bool = F
         if locate is not None:
             numbers, word = locate(len(events))
             where = np.asarray(numbers)[rejects.index.to_numpy()]
-        else:
+        else:  # labels, or positions where the index repeats a label (see split_invalid_events)
             where = rejects.index.to_numpy()
+        by_place = locate is None and not events.index.is_unique
         if not drop_invalid:
             raise_rejects(
-                rejects, f"{source}: {len(rejects):,} of {len(events):,} event rows are invalid", numbers=where,
+                rejects, f"{source}: {len(rejects):,} of {len(events):,} event rows are invalid"
+                + (" (rows counted by position from 0: the index repeats labels)" if by_place else ""), numbers=where,
                 word=word,
                 fix="Fix those rows, or train on the valid ones with train(config, drop_invalid=True) (or "
                     "config.data.drop_invalid = True): the rejects are then recorded in the MLflow run with their "
