@@ -372,13 +372,23 @@ def test_threads_set_lightgbm_s_threads_and_change_no_output(model_dir, data, tm
     assert not (tmp_path / "wrong").exists() and not (tmp_path / "cli").exists()
 
 
-@pytest.mark.parametrize("flavour", ["csv", "dir", "frame"])
+@pytest.mark.parametrize("flavour", ["csv", "dir", "frame", "categorical_dir"])
 def test_input_flavours_agree(model_dir, data, tmp_path, flavour):
+    """Every kind of input gives the parquet file's night. ``categorical_dir``: a folder of
+    parquet files whose kinds are categoricals, each file's with categories of its own (in
+    its own order), which the night's scratch files must carry batch by batch."""
+    if flavour == "categorical_dir":
+        (tmp_path / "categorical").mkdir()
+        for k in range(3):
+            part = data["events"].iloc[k::3].copy()
+            kinds = part["kind"].astype(object)
+            part["kind"] = pd.Categorical(kinds, categories=sorted(kinds.dropna().unique(), reverse=k == 1))
+            part.to_parquet(tmp_path / "categorical" / f"part-{k}.parquet", index=False)
     ref = tmp_path / "ref"
     score_batch(model=str(model_dir), events=data["root"] / "events.parquet", entities=data["entities"],
                 as_of=AS_OF, out=ref, chunk_disputes=400)
     source = {"csv": data["root"] / "events.csv", "dir": data["root"] / "events_dir",
-              "frame": data["events"]}[flavour]
+              "frame": data["events"], "categorical_dir": tmp_path / "categorical"}[flavour]
     m = score_batch(model=str(model_dir), events=source, entities=data["entities"], as_of=AS_OF,
                     out=tmp_path / "got", chunk_disputes=400)
     assert m["counts"]["disputes_rejected"] == 1

@@ -7,8 +7,9 @@ Flow (``engine="local"``)
 -------------------------
 1. **partition** - a parquet input is read with :mod:`pyarrow.dataset`, batch by batch:
    a first scan of the id column counts the disputes and fixes ``n_chunks``, a second
-   scan writes every row into ``parts/part-<i>.parquet`` where ``i`` is a stable hash of
-   the dispute id modulo ``n_chunks`` (so all events of a dispute share a chunk). A CSV
+   scan writes every row into ``parts/part-<i>.arrow`` (an LZ4 Arrow stream, read back once)
+   where ``i`` is a stable hash of the dispute id modulo ``n_chunks`` (so all events of a
+   dispute share a chunk). A CSV
    file or an in-memory DataFrame is held whole (documented limitation: CSV is read with
    :func:`pandas.read_csv`), then split the same way. The entities table is split by the
    same hash of its id into validated ``parts/entities-<i>.parquet`` (a parquet table is

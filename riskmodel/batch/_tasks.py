@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..data import outcome_twins
 from ._core import explain_chunk, isin, prepare_chunk, score_chunk, usable_entities
-from ._files import chunk_entities, mark_done, write_parquet
+from ._files import chunk_entities, mark_done, read_arrow, write_arrow, write_parquet
 
 __all__ = ["Progress", "explain_task", "pending_chunks", "prepare_task", "release_unused_memory", "score_task"]
 
@@ -96,7 +96,7 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
     # disputes the entities table lists and the events never name: in no output, so counted here
     no_events = 0 if entities is None else int((~isin(entities[schema.entities_id], raw_ids)).sum())
     no_events += int((~isin(set_aside["conflicting"], raw_ids)).sum()) if len(set_aside["conflicting"]) else 0
-    write_parquet(clean, prep / f"clean-{i:05d}.parquet")
+    write_arrow(clean, prep / f"clean-{i:05d}.arrow")  # scratch: read back by the score task
     write_parquet(rejects, prep / f"rejects-{i:05d}.parquet")
     write_parquet(summary, prep / f"summary-{i:05d}.parquet")
     t3 = time.perf_counter()
@@ -120,7 +120,7 @@ def score_task(work: Path, i: int, predictor, as_of: pd.Timestamp, *, reasons: s
     the number of clean rows."""
     prep, score_dir = Path(work) / "prepared", Path(work) / "scores"
     t0 = time.perf_counter()
-    clean = pd.read_parquet(prep / f"clean-{i:05d}.parquet")
+    clean = read_arrow(prep / f"clean-{i:05d}.arrow")
     context = context_for(i, clean)
     entities = usable_entities(chunk_entities(Path(work), i), predictor.model._schema())[0]
     t1 = time.perf_counter()
@@ -138,6 +138,6 @@ def score_task(work: Path, i: int, predictor, as_of: pd.Timestamp, *, reasons: s
 
 def explain_task(work: Path, i: int, predictor, as_of: pd.Timestamp, ids, *, context_for) -> pd.DataFrame:
     """Reasons of the open disputes ``ids`` of chunk ``i`` (see :func:`explain_chunk`)."""
-    clean = pd.read_parquet(Path(work) / "prepared" / f"clean-{i:05d}.parquet")
+    clean = read_arrow(Path(work) / "prepared" / f"clean-{i:05d}.arrow")
     entities = usable_entities(chunk_entities(Path(work), i), predictor.model._schema())[0]
     return explain_chunk(clean, context_for(i, clean), predictor, as_of, ids, entities=entities)
