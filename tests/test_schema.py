@@ -270,33 +270,36 @@ def test_several_problems_are_all_reported():
     assert "unparseable time in 'time' (first rows: [2])" in str(info.value)
 
 
+@pytest.mark.parametrize("blank", [True, False])
 @pytest.mark.parametrize("index", ["repeated", "labels", "range"])
-def test_rejected_rows_are_named_by_label_or_by_position_where_labels_repeat(index):
+def test_rejected_rows_are_named_by_label_or_by_position_where_labels_repeat(index, blank):
     """A rejected row is named by its index label; where the index repeats a label (a
     ``pd.concat`` keeps each frame's), a label names several rows, so rows are named by
     position and the message says so: in the error (validate_events, prepare_events, which
-    a transform and the predictor run) and in the rejects' index. A blank id (rejected on a second pass) too."""
-    events = make_events(dispute_id=["a", "a", None, "b", "   ", "c"],
+    a transform and the predictor run) and in the rejects' index. With a blank id (rejected
+    on a second pass) or without."""
+    events = make_events(dispute_id=["a", "a", None, "b", "   " if blank else "d", "c"],
                          time=["2024-01-01", "2024-01-02", "2024-01-02", "oops", "2024-01-03", "2024-02-01"],
                          kind=["call"] * 6)
     labels = {"repeated": [0, 0, 1, 1, 0, 1], "labels": [f"r{i}" for i in range(6)], "range": list(range(6))}[index]
     events.index = labels
-    named = [2, 3, 4] if index != "labels" else ["r2", "r3", "r4"]
+    named = ([2, 3, 4] if index != "labels" else ["r2", "r3", "r4"])[:3 if blank else 2]
+    null_ids = f"{len(named) - 1} row(s) with null id in 'dispute_id' (first rows: {[named[0], *named[2:]]})"
     note = "counted by position from 0: the index repeats labels"
     for validate in (lambda: validate_events(events, SCHEMA, now=NOW), lambda: prepare_events(events, SCHEMA, now=NOW)):
         with pytest.raises(DataError) as info:
             validate()
         message = str(info.value)
-        assert f"2 row(s) with null id in 'dispute_id' (first rows: {[named[0], named[2]]})" in message
+        assert null_ids in message
         assert f"1 row(s) with unparseable time in 'time' (first rows: {[named[1]]})" in message
         assert (note in message) == (index == "repeated")
     with pytest.raises(DataError) as info:  # a training extract given as a frame
         take_in(events, SCHEMA)
-    assert f"(first rows: {[named[0], named[2]]})" in str(info.value)
+    assert f"(first rows: {[named[0], *named[2:]]})" in str(info.value)
     assert (note in str(info.value)) == (index == "repeated")
     _, rejects, _ = split_invalid_events(events, SCHEMA, now=NOW)
     assert rejects.index.tolist() == named
-    assert pd.isna(rejects["dispute_id"].iloc[0]) and rejects["dispute_id"].tolist()[1:] == ["b", "   "]  # as written
+    assert pd.isna(rejects["dispute_id"].iloc[0]) and rejects["dispute_id"].tolist()[1:] == ["b", "   "][:len(named) - 1]
 
 
 # --------------------------------------------------------------------------------------

@@ -26,21 +26,27 @@ __all__ = ["SCRATCH_OPTIONS", "chunk_entities", "mark_done", "read_arrow", "read
 SCRATCH_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def _atomic(path: Path, write) -> None:
+    """``write(tmp)`` to a unique temporary name beside ``path``, then rename it to ``path``."""
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
-    frame.to_parquet(tmp, index=False)
+    write(tmp)
     crash_point("batch.write")
     os.replace(tmp, path)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def write_arrow(frame: pd.DataFrame, path: Path) -> None:
     """Write a scratch frame as an Arrow IPC stream (:data:`SCRATCH_OPTIONS`), atomically."""
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    with pa.ipc.new_stream(str(tmp), table.schema, options=SCRATCH_OPTIONS) as writer:
-        writer.write_table(table)
-    crash_point("batch.write")
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with pa.ipc.new_stream(str(tmp), table.schema, options=SCRATCH_OPTIONS) as writer:
+            writer.write_table(table)
+
+    _atomic(path, write)
 
 
 def read_arrow(path: Path) -> pd.DataFrame:

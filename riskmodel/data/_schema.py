@@ -808,6 +808,8 @@ class ScreenedEvents:
     first_codes: np.ndarray | None = field(default=None, repr=False)
     #: the zone the times were written in, when they carried one (see :func:`time_zone`)
     zone: str | None = None
+    #: the rejects are labelled by their positions in the input, whose index repeats a label
+    by_position: bool = False
 
     @functools.cached_property
     def clean(self) -> pd.DataFrame:
@@ -1010,14 +1012,14 @@ def _screen(events, schema: EventSchema, columns: dict, parsed: tuple, *, now: p
             if mask is not None:
                 reason_code[mask & (reason_code == 0)] = i
         reasons = np.array([""] + [reason for _, reason in checks], dtype=object)[reason_code[bad]]
-        raw_bad = _by_place(events[schema.event_columns][bad], events, np.flatnonzero(bad))
+        raw_bad, by_position = _by_place(events[schema.event_columns][bad], events, np.flatnonzero(bad))
         columns = {col: values[~bad] for col, values in columns.items()}
         t_ns = t_ns[~bad]
         id_codes = None if id_codes is None else (id_codes[0][~bad], id_codes[1])
         kind_codes, kind_uniques = compact_codes(kind_codes[~bad], kind_uniques)
     else:
         reasons = np.zeros(0, dtype=object)
-        raw_bad = None
+        raw_bad, by_position = None, False
     if first_codes is not None:  # the valid rows' ids only, and where first_ids are among them
         codes, uniques, first_codes = compact_codes(*id_codes, first_codes)
         id_codes = (codes, uniques)
@@ -1037,7 +1039,8 @@ def _screen(events, schema: EventSchema, columns: dict, parsed: tuple, *, now: p
         raw_bad, reasons, columns = screened._raw_rejects
         if raw_bad is not None:
             positions = raw_bad.index.to_numpy()
-            screened._raw_rejects = (_by_place(frame[columns].iloc[positions], frame, positions), reasons, columns)
+            raw_bad, screened.by_position = _by_place(frame[columns].iloc[positions], frame, positions)
+            screened._raw_rejects = (raw_bad, reasons, columns)
         return screened
     if array is not None:  # ids differing from another only by spaces around them, and other odd ids
         warn_odd_ids(array, stacklevel=stacklevel + 1)
@@ -1067,25 +1070,28 @@ def _screen(events, schema: EventSchema, columns: dict, parsed: tuple, *, now: p
                           tz_aware=tz_aware, duplicates_dropped=n_dup, n_rejects=int(bad.sum()),
                           _raw_rejects=(raw_bad, reasons, schema.event_columns), kind_col=schema.kind_col,
                           kind_codes=(kind_codes, kind_uniques), first_codes=first_codes,
-                          zone=time_zone(events[schema.time_col]) if tz_aware else None)
+                          zone=time_zone(events[schema.time_col]) if tz_aware else None, by_position=by_position)
 
 
-def _by_place(bad_rows: pd.DataFrame, events, positions: np.ndarray) -> pd.DataFrame:
+#: said of rejects named by position (:attr:`ScreenedEvents.by_position`)
+BY_POSITION = "rows counted by position from 0: the index repeats labels"
+
+
+def _by_place(bad_rows: pd.DataFrame, events, positions: np.ndarray) -> tuple[pd.DataFrame, bool]:
     """The rejected rows, labelled as in ``events``; by their positions (0, 1, ...) when its
     index repeats a label, which would name several rows (a ``pd.concat`` of frames keeps
-    theirs): see :func:`raise_screened`."""
+    theirs). Also whether they are labelled by position."""
     index = getattr(events, "index", None)
-    return bad_rows if index is None or index.is_unique else bad_rows.set_axis(pd.Index(positions))
+    if index is None or index.is_unique:
+        return bad_rows, False
+    return bad_rows.set_axis(pd.Index(positions)), True
 
 
 def raise_screened(screened: ScreenedEvents, events, what: str = "events") -> None:
     """:func:`raise_rejects` of ``screened``'s rejects, rows named by ``events``' index labels,
     or by position where the index repeats a label (the message then says so)."""
     if screened.n_rejects:
-        index = getattr(events, "index", None)
-        by_place = index is not None and not index.is_unique
-        raise_rejects(screened.rejects, what,
-                      fix="The rows are counted by position from 0: the index repeats labels" if by_place else "")
+        raise_rejects(screened.rejects, f"{what} ({BY_POSITION})" if screened.by_position else what)
 
 
 def default_now() -> pd.Timestamp:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataWarning
-from ..data import EventSchema, raise_rejects, screen_events
+from ..data import BY_POSITION, EventSchema, raise_rejects, screen_events
 from ..features import PreparedEvents, index_screened
 
 __all__ = ["Intake", "take_in"]
@@ -92,11 +92,10 @@ def take_in(events: pd.DataFrame, schema: EventSchema, *, drop_invalid: bool = F
             where = np.asarray(numbers)[rejects.index.to_numpy()]
         else:  # labels, or positions where the index repeats a label (see split_invalid_events)
             where = rejects.index.to_numpy()
-        by_place = locate is None and not events.index.is_unique
         if not drop_invalid:
             raise_rejects(
                 rejects, f"{source}: {len(rejects):,} of {len(events):,} event rows are invalid"
-                + (" (rows counted by position from 0: the index repeats labels)" if by_place else ""), numbers=where,
+                + (f" ({BY_POSITION})" if screened.by_position else ""), numbers=where,
                 word=word,
                 fix="Fix those rows, or train on the valid ones with train(config, drop_invalid=True) (or "
                     "config.data.drop_invalid = True): the rejects are then recorded in the MLflow run with their "
