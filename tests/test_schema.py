@@ -207,6 +207,26 @@ def test_categorical_kinds_are_accepted_as_strings():
     assert list(clean["kind"]) == ["call", "threat", "call", "x"]
 
 
+def test_categorical_kinds_give_the_clean_rows_of_their_strings():
+    """A categorical kind column (categories in an order of their own, unused ones, a
+    missing kind) gives the clean rows and rejects that the same kinds as strings give."""
+    rng = np.random.default_rng(5)
+    n = 400
+    words = np.array(["call", "threat", "x", "visit"], dtype=object)
+    kinds = words[rng.integers(0, 4, n)]
+    kinds[rng.choice(n, 7, replace=False)] = None
+    events = make_events(dispute_id=[f"d{i}" for i in rng.integers(0, 40, n)],
+                         time=pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 10**5, n), unit="min"),
+                         kind=kinds)
+    as_strings = split_invalid_events(events, SCHEMA, now=NOW)
+    categorical = events.assign(kind=pd.Categorical(kinds, categories=["visit", "unused", "x", "threat", "call"]))
+    clean, rejects, info = split_invalid_events(categorical, SCHEMA, now=NOW)
+    assert len(rejects) == 7 and info == as_strings[2]
+    pd.testing.assert_frame_equal(rejects, as_strings[1])
+    pd.testing.assert_frame_equal(clean, as_strings[0].astype({"kind": clean["kind"].dtype}))
+    assert clean["kind"].map(type).eq(str).all()
+
+
 def test_absurd_dates():
     events = make_events(time=["1899-12-31", "2024-01-02", "1900-01-01", "1777-07-04"])
     with pytest.raises(
