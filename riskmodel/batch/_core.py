@@ -36,6 +36,7 @@ from ..data import (
     trimmed_codes,
 )
 from ..features import GROUP_PREFIX, ContextNeed
+from ._hash import text_hash
 
 __all__ = ["ContextStore", "bucket_of", "context_reader", "context_store", "explain_chunk", "isin", "prepare_chunk",
            "score_chunk", "summary_rows", "usable_entities"]
@@ -47,23 +48,28 @@ CITY = "(city)"
 
 
 def bucket_of(ids: pa.Array | pa.ChunkedArray | pd.Series, n_chunks: int) -> np.ndarray:
-    """Stable chunk number of each id (nulls go to chunk 0; they become row rejects)."""
+    """Stable chunk number of each id (nulls go to chunk 0; they become row rejects): a hash
+    of its text (:func:`~riskmodel.batch._hash.text_hash`), so that ``2895`` and ``"2895"``
+    share a chunk."""
     if n_chunks == 1:
         return np.zeros(len(ids), dtype=np.int64)
-    if isinstance(ids, pd.Series):
-        text = ids.astype(object).where(ids.notna(), None).map(lambda v: v if v is None else str(v))
-        null = ids.isna().to_numpy()
-        values = text.fillna("").to_numpy(dtype=object)
-    else:
-        text = ids.cast(pa.string())
-        null = text.is_null().to_numpy(zero_copy_only=False)
-        values = text.fill_null("").to_numpy(zero_copy_only=False)
-    hashed = pd.util.hash_array(values.astype(object), categorize=False)
-    bucket = (hashed % np.uint64(n_chunks)).astype(np.int64)
-    bucket[null] = 0
+    text = _id_text(ids)
+    bucket = (text_hash(text) % np.uint64(n_chunks)).astype(np.int64)
+    bucket[text.is_null().to_numpy(zero_copy_only=False)] = 0
     return bucket
 
 
+def _id_text(ids: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array | pa.ChunkedArray:
+    """Each id as Arrow text (``None`` where missing): integers in decimal, as ``str`` writes them."""
+    if not isinstance(ids, pd.Series):
+        return ids.cast(pa.string())
+    dtype = ids.dtype
+    if pd.api.types.is_integer_dtype(dtype) or isinstance(dtype, pd.StringDtype) or (
+            isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)):
+        return pa.array(ids.array).cast(pa.string())
+    present = ids.notna().to_numpy()
+    return pa.array([str(v) if p else None for v, p in zip(ids.astype(object).to_numpy(), present, strict=True)],
+                    type=pa.string())
 
 
 def isin(values, among) -> np.ndarray:
