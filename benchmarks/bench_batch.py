@@ -24,6 +24,13 @@ averages the trees of 5 seeds (about 590 trees); one trained on 20,000 disputes,
     .venv/bin/python benchmarks/bench_batch.py --disputes 100000
     .venv/bin/python benchmarks/bench_batch.py --disputes 1000000 --shape db_extract --repeats 3
     .venv/bin/python benchmarks/bench_batch.py --disputes 1000000 --engine spark --repeats 1
+
+``--against CHECKOUT`` times another checkout's night (say ``git worktree add ../base HEAD~1``)
+in alternation with this one's, on the same input and model (``--model DIR`` reuses a saved
+one), and says whether their outputs are identical: the A/B check of a change to the night.
+
+    .venv/bin/python benchmarks/bench_batch.py --disputes 1000000 --shape db_extract --workdir /tmp/bb \\
+        --model /tmp/bb20k/model --against ../base
 """
 
 from __future__ import annotations
@@ -59,13 +66,15 @@ _RUN = textwrap.dedent(
 
 
 def _score_in_subprocess(model_dir, events, entities, as_of, out, chunk_disputes, engine="local",
-                         master=None) -> dict:
+                         master=None, tree=None) -> dict:
     """``score_batch`` in a fresh interpreter; its manifest plus ``peak_rss_mb`` (the
-    driver's Python process) and, with ``engine="spark"``, ``memory`` (:class:`_Memory`)."""
+    driver's Python process) and, with ``engine="spark"``, ``memory`` (:class:`_Memory`).
+    ``tree``: a checkout whose ``riskmodel`` runs instead of this one's."""
+    env = None if tree is None else dict(os.environ, PYTHONPATH=str(Path(tree).resolve()))
     proc = subprocess.Popen(
         [sys.executable, "-c", _RUN, str(model_dir), str(events), str(entities), as_of, str(out),
          str(chunk_disputes), engine, master or ""],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tree,
     )
     memory = _Memory(proc.pid) if engine == "spark" else None
     stdout, stderr = proc.communicate()
@@ -211,19 +220,30 @@ def main() -> None:
     parser.add_argument("--engine", choices=["local", "spark"], default="local",
                         help="spark: also score on Spark, with the local runs as the baseline")
     parser.add_argument("--master", default="local-cluster[2,1,1024]", help="Spark master for --engine spark")
+    parser.add_argument("--model", default=None,
+                        help="score with this saved model folder instead of training one on --train-disputes")
+    parser.add_argument("--against", default=None, metavar="CHECKOUT",
+                        help="also time the night of another checkout of the project (e.g. a git worktree of the "
+                             "previous commit), alternating with this one's runs: per-run ratios, stage medians "
+                             "and whether the outputs are identical")
     args = parser.parse_args()
 
     from _snapshots import simulated_snapshots
 
-    from riskmodel import FeatureBuilder, RiskModel, open_disputes
+    from riskmodel import FeatureBuilder, RiskModel, load, open_disputes
     from riskmodel.model._artifact import save_model_dir
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench-batch-"))
     root.mkdir(parents=True, exist_ok=True)
-    small, ev, lab = simulated_snapshots(args.train_disputes, start="2022-01-01", end="2024-12-31", seed=1)
-    model = RiskModel(schema=small.schema, features=FeatureBuilder(schema=small.schema))
-    model.fit(ev, lab[~lab.censored], entities=small.entities)
-    model_dir = save_model_dir(model, root / "model")
+    if args.model:
+        model_dir = Path(args.model)
+        model = load(str(model_dir)).model
+    else:
+        small, ev, lab = simulated_snapshots(args.train_disputes, start="2022-01-01", end="2024-12-31", seed=1)
+        model = RiskModel(schema=small.schema, features=FeatureBuilder(schema=small.schema))
+        model.fit(ev, lab[~lab.censored], entities=small.entities)
+        model_dir = save_model_dir(model, root / "model")
+    schema = model._schema()
 
     t = time.perf_counter()
     events, entities = _simulated_input(root, "", args.disputes, args.shape)
@@ -232,7 +252,7 @@ def main() -> None:
 
     # Baseline: LightGBM's own predict on the same feature matrix (one chunk's worth at a time
     # would be the same total), timed in this run.
-    cut = open_disputes(events, args.as_of, small.schema, entities=entities)
+    cut = open_disputes(events, args.as_of, schema, entities=entities)
     X = model.transform_features(events, cut, entities=entities)
     del events, entities
     t = time.perf_counter()
@@ -241,12 +261,17 @@ def main() -> None:
     n_open = len(X)
     del X
 
-    runs = []
+    runs, others = [], []
     for i in range(args.repeats):
-        runs.append(_score_in_subprocess(model_dir, root / "events.parquet", root / "entities.parquet",
-                                         args.as_of, root / f"out{i}", args.chunk_disputes))
-        tt = runs[-1]["timings_s"]
-        print(f"run {i + 1}: total {tt['total']:.1f}s, peak RSS {runs[-1]['peak_rss_mb']:,.0f} MB")
+        # with --against, the two checkouts alternate which runs first
+        for which in (["this", "other"] if i % 2 == 0 else ["other", "this"]) if args.against else ["this"]:
+            tree = args.against if which == "other" else None
+            manifest = _score_in_subprocess(model_dir, root / "events.parquet", root / "entities.parquet",
+                                            args.as_of, root / (f"against{i}" if tree else f"out{i}"),
+                                            args.chunk_disputes, tree=tree)
+            (others if tree else runs).append(manifest)
+            print(f"run {i + 1} ({which}): total {manifest['timings_s']['total']:.1f}s, "
+                  f"peak RSS {manifest['peak_rss_mb']:,.0f} MB")
 
     med = {k: statistics.median(r["timings_s"][k] for r in runs) for k in runs[0]["timings_s"]}
     rss = statistics.median(r["peak_rss_mb"] for r in runs)
@@ -259,6 +284,8 @@ def main() -> None:
     print(f"  peak RSS {rss:,.0f} MB")
     print(f"  LightGBM booster.predict on the {n_open:,} x {len(model.feature_names_)} matrix: {t_lgbm:.2f}s; "
           f"total / booster.predict = {med['total'] / max(t_lgbm, 1e-9):.0f}x")
+    if args.against:
+        _print_against(args, root, runs, others, med)
     if args.scaling:
         small_n = args.disputes // 4
         _simulated_input(root, "4", small_n, args.shape)
@@ -273,6 +300,28 @@ def main() -> None:
 
     if args.engine == "spark":
         _compare_spark(args, model_dir, root, runs, med)
+
+
+def _print_against(args, root: Path, runs: list[dict], others: list[dict], med: dict) -> None:
+    """This checkout's nights against ``--against``'s, run pair by run pair."""
+    import pandas as pd
+
+    other_med = {k: statistics.median(r["timings_s"][k] for r in others) for k in others[0]["timings_s"]}
+    ratios = [o["timings_s"]["total"] / r["timings_s"]["total"] for r, o in zip(runs, others, strict=True)]
+    print(f"\nagainst {args.against}: total {other_med['total']:.1f}s (runs "
+          + ", ".join(f"{o['timings_s']['total']:.1f}" for o in others) + f"), this checkout {med['total']:.1f}s; "
+          f"other / this per pair: " + ", ".join(f"{x:.2f}" for x in ratios)
+          + f" (median {statistics.median(ratios):.2f})")
+    print("  stage medians (s), other -> this: " + ", ".join(
+        f"{k} {other_med[k]:.1f} -> {med[k]:.1f}" for k in med if k != "total"))
+    print(f"  peak RSS (MB), other -> this: {statistics.median(o['peak_rss_mb'] for o in others):,.0f} -> "
+          f"{statistics.median(r['peak_rss_mb'] for r in runs):,.0f}")
+    same = []
+    for name in ("scores", "not_scored", "worklists", "station_summary", "rejects"):
+        a, b = root / "out0" / f"{name}.parquet", root / "against0" / f"{name}.parquet"
+        if a.exists() or b.exists():
+            same.append(f"{name} {'identical' if a.exists() and b.exists() and pd.read_parquet(a).equals(pd.read_parquet(b)) else 'DIFFER'}")
+    print("  outputs: " + ", ".join(same))
 
 
 def _compare_spark(args, model_dir, root: Path, local_runs: list[dict], local_med: dict) -> None:
