@@ -57,7 +57,10 @@ def test_an_id_has_one_chunk_whatever_its_type():
     ]
     for form in forms:
         assert bucket_of(form, 7).tolist() == expected.tolist(), form
-    assert bucket_of(pd.Series([None, "7", np.nan], dtype=object), 7).tolist() == [0, expected[1], 0]
+    assert bucket_of(pd.Series([None, "7", np.nan, pd.NA], dtype=object), 7).tolist() == [0, expected[1], 0, 0]
+    # other values by their str(): 2895.0 is the text "2895.0", as it always was
+    floats = bucket_of(pd.Series([2895.0, 3.5, None], dtype=object), 7).tolist()
+    assert floats == bucket_of(pd.Series(["2895.0", "3.5", None]), 7).tolist()
     assert bucket_of(pa.array([None, 7]), 7).tolist() == [0, expected[1]]
     assert bucket_of(pd.Series(numbers), 1).tolist() == [0] * len(numbers)
 

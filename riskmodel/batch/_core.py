@@ -67,6 +67,12 @@ def _id_text(ids: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array | pa.Chunk
     if pd.api.types.is_integer_dtype(dtype) or isinstance(dtype, pd.StringDtype) or (
             isinstance(dtype, pd.ArrowDtype) and pa.types.is_string(dtype.pyarrow_dtype)):
         return pa.array(ids.array).cast(pa.string())
+    try:  # Python strs (or ints) all: Arrow reads them at once
+        array = pa.array(ids.to_numpy(dtype=object), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a mix of types
+        array = None
+    if array is not None and (pa.types.is_integer(array.type) or pa.types.is_string(array.type)):
+        return array.cast(pa.string())
     present = ids.notna().to_numpy()
     return pa.array([str(v) if p else None for v, p in zip(ids.astype(object).to_numpy(), present, strict=True)],
                     type=pa.string())
