@@ -18,7 +18,7 @@ __all__ = ["text_hash", "text_hash_reference"]
 
 #: the polynomial's base: FNV-1's 64-bit prime
 _BASE = 0x100000001B3
-#: bytes hashed at once (each takes 16 bytes of temporaries)
+#: bytes hashed at once (each takes about 32 bytes of temporaries: its term, index and power)
 _BLOCK_BYTES = 1 << 22
 
 

@@ -41,7 +41,7 @@ def write_buckets(batches, id_col: str, n_chunks: int, path_of) -> set[int]:
     """Append each row of ``batches`` to the scratch file ``path_of(chunk of its id)``, an
     Arrow IPC stream (see :mod:`~riskmodel.batch._files`; :func:`read_arrow` reads it back);
     returns the chunks written. Measured: reading 200,000 disputes in 4 chunks took 3.46 s
-    so, against 4.25 s with parquet parts."""
+    this way, against 4.25 s with parquet parts."""
     writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
     try:
         for batch in batches:

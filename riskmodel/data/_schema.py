@@ -1089,9 +1089,10 @@ def _by_place(bad_rows: pd.DataFrame, events, positions: np.ndarray) -> tuple[pd
     return bad_rows.set_axis(pd.Index(positions)), True
 
 
-def raise_screened(screened: ScreenedEvents, events, what: str = "events") -> None:
-    """:func:`raise_rejects` of ``screened``'s rejects, rows named by ``events``' index labels,
-    or by position where the index repeats a label (the message then says so)."""
+def raise_screened(screened: ScreenedEvents, what: str = "events") -> None:
+    """:func:`raise_rejects` of ``screened``'s rejects, rows named by the input's index labels,
+    or by position where the index repeats a label (:attr:`ScreenedEvents.by_position`: the
+    message then says so)."""
     if screened.n_rejects:
         raise_rejects(screened.rejects, f"{what} ({BY_POSITION})" if screened.by_position else what)
 
@@ -1495,7 +1496,7 @@ def validate_events(
     """
     schema = schema or EventSchema()
     screened = screen_events(events, schema, now=now)
-    raise_screened(screened, events)
+    raise_screened(screened)
     return screened.clean
 
 

@@ -376,7 +376,7 @@ def _prepare(events, schema: EventSchema, *, now=None, first_ids=None) -> tuple[
     if isinstance(events, PreparedEvents):
         return _prepared_for(events, schema), None
     screened = screen_events(events, schema, now=now, sort_ids=False, first_ids=first_ids)
-    raise_screened(screened, events)
+    raise_screened(screened)
     return index_screened(screened, schema), screened.first_codes
 
 
