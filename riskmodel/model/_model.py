@@ -33,6 +33,7 @@ from ._protocol import (
     warn_small_data,
 )
 from ._reasons import ReasonWriter, top_reasons
+from ._shap import tree_contributions
 from ._tiers import TIERS, TierPolicy
 
 __all__ = ["Calibrator", "RiskModel", "DEFAULT_LGBM_PARAMS", "time_split"]
@@ -758,6 +759,14 @@ class RiskModel(BaseEstimator):
         kwargs["num_threads"] = 1 if len(matrix) <= _FEW_ROWS else threads
         return self.booster_.predict(matrix, **kwargs)
 
+    def _contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """Exact SHAP contributions of the rows (LightGBM's ``pred_contrib``, bias last), each
+        tree evaluated once per distinct path (see :func:`tree_contributions`)."""
+        if len(matrix) <= _FEW_ROWS:
+            return self._booster_predict(matrix, pred_contrib=True)
+        threads = int((self.lgbm_params or {}).get("num_threads", 0))
+        return tree_contributions(self.booster_, matrix, threads=threads)
+
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated LightGBM probability for a feature matrix."""
         return self._booster_predict(self._matrix(X))
@@ -773,7 +782,7 @@ class RiskModel(BaseEstimator):
 
         Each row sums to the raw score: ``logit(predict_raw(X))``.
         """
-        contrib = self._booster_predict(self._matrix(X), pred_contrib=True)
+        contrib = self._contributions(self._matrix(X))
         return pd.DataFrame(contrib, columns=self.feature_names_ + ["bias"], index=X.index)
 
     def predict(self, events, cutoffs, *, entities=None, reasons: str = "flagged",
@@ -837,7 +846,7 @@ class RiskModel(BaseEstimator):
             rows = np.flatnonzero(tiers != "blue")
         contrib = np.zeros((len(matrix), len(self.feature_names_)))
         if len(rows):
-            contrib[rows] = self._booster_predict(matrix[rows], pred_contrib=True)[:, :-1]
+            contrib[rows] = self._contributions(matrix[rows])[:, :-1]
         phrases, used = top_reasons(contrib, X, self.reason_writer_, top_k=self.top_k_reasons, rows=rows,
                                     names=self.feature_names_)
         override_names = [",".join(r.name for r in rules) for rules in fired]
