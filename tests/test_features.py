@@ -985,6 +985,41 @@ def test_one_id_column_with_numbers_and_text_is_one_dispute_per_id():
     pd.testing.assert_frame_equal(fb.transform(mixed[rows], cut.iloc[[0]]), want.iloc[[0]])
 
 
+def test_cutoffs_entities_and_parties_mixing_numbers_and_text_match_as_text():
+    """Cutoffs, entities and parties whose id column mixes 102 and "102" (two extracts
+    concatenated) match as the events' ids do, as text: a cutoff "102" found no events and
+    no category, a closed dispute's row "102" left it open, and party 7 and "7" were two
+    people."""
+    from riskmodel import make_cutoffs
+
+    schema = EventSchema(text_col=None, entity_categorical_cols=("category",), entity_time_cols=(), group_cols=(),
+                         closed_col="closed_at")
+    events = pd.DataFrame({"dispute_id": [101, 101, 102, 103, 103],
+                           "time": pd.to_datetime(["2024-01-05", "2024-01-20", "2024-01-05", "2024-01-06", "2024-01-07"]),
+                           "kind": ["call", "threat", "call", "threat", "criminal_case"],
+                           "party_id": [7, 8, 7, 9, 8]})
+    entities = pd.DataFrame({"dispute_id": [101, 102, 103], "category": ["a", "b", "c"],
+                             "closed_at": pd.to_datetime([None, "2024-01-10", None])})
+    cutoffs = pd.DataFrame({"dispute_id": [101, 102, 103], "as_of": pd.Timestamp("2024-02-01")})
+    mixed = pd.Series([101, "102", 103], dtype=object)
+    fb = FeatureBuilder(schema=schema, families=("counts", "entity", "party"), windows=("30D",)).fit(
+        events, entities=entities)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        want = fb.transform(events, cutoffs, entities=entities)
+        assert want["party_other_disputes"].iloc[0] == 2  # parties 7 and 8 are in 102 and 103
+        pd.testing.assert_frame_equal(fb.transform(events, cutoffs.assign(dispute_id=mixed), entities=entities),
+                                      want, check_index_type=False)
+        pd.testing.assert_frame_equal(fb.transform(events, cutoffs, entities=entities.assign(dispute_id=mixed)), want)
+        parties = events.assign(party_id=pd.Series([7, 8, "7", 9, "8"], dtype=object))
+        pd.testing.assert_frame_equal(fb.transform(parties, cutoffs, entities=entities), want)
+        grid = {"start": "2024-01-01", "end": "2024-04-01", "freq": "MS"}
+        closed = make_cutoffs(events, schema, entities=entities, **grid)
+        got = make_cutoffs(events, schema, entities=entities.assign(dispute_id=mixed), **grid)
+    assert got["dispute_id"].astype(str).tolist() == closed["dispute_id"].astype(str).tolist()
+    assert "102" not in got["dispute_id"].astype(str).tolist()
+
+
 def test_bytes_narratives_read_the_same_on_every_path():
     """Narratives as bytes (a database driver's VARBINARY): UTF-8 is read as text, anything
     else as missing, whether the log holds one dispute or many (one path read them, the other
@@ -1051,6 +1086,57 @@ def test_a_lone_keyword_is_one_keyword():
     one = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("text",), keywords={"threat": "扬言"}).fit(events)
     listed = FeatureBuilder(schema=SCHEMA_NO_ENT, families=("text",), keywords={"threat": ["扬言"]}).fit(events)
     pd.testing.assert_frame_equal(one.transform(events, cutoffs), listed.transform(events, cutoffs))
+
+
+def test_context_events_group_columns_are_read_from_a_dataframe():
+    """A context log given as a DataFrame with its "group:<g>" column (the documented chunked
+    form): the column gives each context dispute's group, as the whole entities table does
+    (it was dropped when the log was screened, and the warning asked for it)."""
+    schema = EventSchema(text_col=None, party_col=None, entity_categorical_cols=("station",), entity_time_cols=(),
+                         group_cols=("station",), closed_col=None)
+    events = pd.DataFrame({"dispute_id": ["A", "B", "B", "C", "D"],
+                           "time": pd.to_datetime(["2024-01-05", "2024-01-02", "2024-01-10", "2024-01-03", "2024-01-04"]),
+                           "kind": ["call", "call", "criminal_case", "call", "call"]})
+    entities = pd.DataFrame({"dispute_id": ["A", "B", "C", "D"], "station": ["S1", "S1", "S1", "S2"]})
+    fb = FeatureBuilder(schema=schema, families=("context",)).fit(events, entities=entities)
+    cut = pd.DataFrame({"dispute_id": ["A"], "as_of": pd.Timestamp("2024-02-01")})
+    want = fb.transform(events, cut, entities=entities)
+    assert want["ctx_station_escalations_365D"].iloc[0] == 1
+    context = events.assign(**{"group:station": events["dispute_id"].map(entities.set_index("dispute_id")["station"])})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        got = fb.transform(events[events["dispute_id"] == "A"], cut, entities=entities.iloc[[0]],
+                           context_events=context)
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_entity_times_in_the_other_clock_than_the_events_are_warned_about():
+    """Events in Beijing time, entities' opening and closing times naive: compared as UTC,
+    8 hours off, and said so (it was silent); the same convention on both sides is quiet."""
+    from riskmodel import make_cutoffs
+
+    schema = EventSchema(text_col=None, party_col=None, entity_categorical_cols=(), entity_time_cols=("opened_at",),
+                         group_cols=(), closed_col="closed_at")
+    events = pd.DataFrame({"dispute_id": ["A", "A", "B"],
+                           "time": pd.to_datetime(["2024-01-05 09:00", "2024-01-20 10:00", "2024-01-06 11:00"]
+                                                  ).tz_localize("Asia/Shanghai"),
+                           "kind": ["call", "threat", "call"]})
+    naive = pd.DataFrame({"dispute_id": ["A", "B"], "opened_at": pd.to_datetime(["2024-01-05", "2024-01-06"]),
+                          "closed_at": pd.to_datetime([None, "2024-01-10"])})
+    aware = naive.assign(opened_at=naive["opened_at"].dt.tz_localize("Asia/Shanghai"),
+                         closed_at=naive["closed_at"].dt.tz_localize("Asia/Shanghai"))
+    cut = pd.DataFrame({"dispute_id": ["A"], "as_of": pd.Timestamp("2024-02-01", tz="Asia/Shanghai")})
+    message = r"entities column\(s\) \['opened_at', 'closed_at'\] hold naive times but the events' are timezone-aware"
+    with pytest.warns(DataWarning, match=message):
+        fb = FeatureBuilder(schema=schema, families=("counts", "entity")).fit(events, entities=naive)
+    with pytest.warns(DataWarning, match=message):
+        fb.transform(events, cut, entities=naive)
+    with pytest.warns(DataWarning, match=message):
+        make_cutoffs(events, schema, entities=naive, start="2024-01-01", end="2024-03-01", freq="MS")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        FeatureBuilder(schema=schema, families=("counts", "entity")).fit(events, entities=aware).transform(
+            events, cut, entities=aware)
 
 
 def test_context_events_without_their_entities_rows_warn():

@@ -386,7 +386,8 @@ def test_scores_equal_lightgbm_on_the_dataframe(fitted, scored):
         reference = fitted.booster_.predict(rows[fitted.feature_names_])
         assert np.array_equal(fitted.predict_raw(rows), reference)
         contrib = fitted.booster_.predict(rows[fitted.feature_names_], pred_contrib=True)
-        assert np.array_equal(fitted.explain(rows).to_numpy(), contrib)
+        # many rows: summed tree by tree (model._shap), in another order than LightGBM's
+        np.testing.assert_allclose(fitted.explain(rows).to_numpy(), contrib, rtol=0, atol=1e-12)
     with pytest.raises(ModelError, match="categorical column"):
         fitted.predict_raw(X.astype({"station": str}))
 
@@ -982,6 +983,10 @@ def test_fit_with_censored_labels(data):
 def test_predict_before_fit(data):
     with pytest.raises(ModelError, match="not fitted"):
         _model(data["sim"].schema).predict(data["ev"], data["train"].head(5), entities=data["sim"].entities)
+    X = pd.DataFrame({"count_all_30D": [1.0]})
+    for method in ("predict_raw", "explain"):  # an AttributeError before
+        with pytest.raises(ModelError, match="not fitted"):
+            getattr(_model(data["sim"].schema), method)(X)
 
 
 def test_untrainable_reason_is_the_fits_own_rule():
@@ -1013,6 +1018,12 @@ def test_the_zone_of_the_training_times_is_saved_with_the_model(fitted, tmp_path
     ({"top_k_reasons": -1}, "top_k_reasons must be a non-negative integer"),
     ({"kind_labels": "x"}, "kind_labels must be a mapping"),
     ({"tier_policy": "x"}, "tier_policy must be a TierPolicy"),
+    ({"lgbm_params": "fast"}, "lgbm_params must be a mapping"),
+    ({"lgbm_params": {"categorical_feature": "cat"}}, "lgbm_params may not set ['categorical_feature']"),
+    ({"lgbm_params": {"objective": "regression"}}, "lgbm_params may not set ['objective']"),
+    ({"lgbm_params": {"num_leaves": -3}}, "lgbm_params are refused by LightGBM: Check failed: (num_leaves) > (1)"),
+    ({"lgbm_params": {"learning_rate": 0}}, "lgbm_params are refused by LightGBM"),
+    ({"random_state": None}, "random_state must be an integer"),
 ])
 def test_bad_settings_are_refused_before_training(data, params, message):
     """Settings refused in their own names before any work: a bare 90 was a 90-nanosecond

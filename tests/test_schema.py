@@ -1506,3 +1506,28 @@ def test_outcome_kinds_written_in_another_letter_case_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)
         prepare_events(exact, schema)  # written as the schema's outcome kinds: nothing to say
+
+
+@pytest.mark.parametrize("n", [3, 3000])  # the one-row path and the column path
+def test_numeric_entity_categories_read_as_their_decimal_text(n):
+    """A station coded 7 is "7" whether its column holds integers, floats (beside a missing
+    value, as pandas reads such a column), nullable integers or a categorical of numbers: it
+    was "7.0" as a float, so a model trained on integers lost the station."""
+    from riskmodel import validate_entities
+
+    schema = EventSchema(entity_categorical_cols=("station",), entity_time_cols=(), group_cols=(), closed_col=None)
+    codes = np.resize([7, 9, 12], n)
+    forms = {
+        "int64": pd.Series(codes),
+        "float64 with a missing value": pd.Series(codes, dtype=float).where(np.arange(n) != 1),
+        "Int64": pd.Series(codes, dtype="Int64").where(np.arange(n) != 1),
+        "categorical of ints": pd.Series(codes).astype("category"),
+        "categorical of floats": pd.Series(codes, dtype=float).astype("category"),
+        "text": pd.Series(codes).astype(str),
+    }
+    for name, station in forms.items():
+        table = validate_entities(pd.DataFrame({"dispute_id": np.arange(n), "station": station}), schema)
+        got = table["station"].astype(object).where(table["station"].notna(), None).tolist()
+        want = [str(c) if (i != 1 or name in ("int64", "text") or "categorical" in name) else None
+                for i, c in enumerate(codes)]
+        assert got == want, name

@@ -191,8 +191,26 @@ def test_ties_are_broken_by_id_deterministically():
     shuffled = np.random.default_rng(0).permutation(len(p))
     again, _ = night_tiers(p[shuffled], ids[shuffled], policy)
     assert dict(zip(ids[shuffled], again)) == dict(zip(ids, tiers))  # row order does not matter
-    numeric, _ = night_tiers(p, np.arange(len(p))[::-1], policy)  # integer ids sort as numbers
+    numeric, _ = night_tiers(p, np.arange(len(p))[::-1], policy)
     assert _count(numeric) == (2, 2)
+
+
+@pytest.mark.parametrize("as_type", [
+    lambda ids: ids.astype(str),
+    lambda ids: ids.astype(str).astype(object),
+    lambda ids: ids.astype(float),
+    lambda ids: ids.astype(np.uint32),
+])
+def test_ties_rank_the_same_whether_ids_are_numbers_or_text(as_type):
+    """Ties are broken by the id's text: ids read as numbers from one extract and as strings
+    from another get the same tiers (they ranked 9 before 10 as numbers, "10" before "9" as text)."""
+    ids = np.array([7, 8, 9, 10, 11, 12, 95, 100, 1000, 2000, 30000, 4, 5, 6, 3, 2, 1, 13, 96, 101])
+    p = np.full(len(ids), 0.05)
+    policy = TierPolicy(red=0.1, yellow=0.25)
+    numbers, _ = night_tiers(p, ids, policy)
+    other, _ = night_tiers(p, as_type(ids), policy)
+    np.testing.assert_array_equal(other, numbers)
+    assert sorted(ids[numbers == "red"].astype(str)) == ["1", "10"]  # "1" < "10" < "100" < ... < "2"
 
 
 def test_per_station_shares_capacities_small_and_absent_stations():

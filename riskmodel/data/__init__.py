@@ -36,6 +36,7 @@ from ._schema import (
     kind_in,
     naive_utc,
     ns_values,
+    numbers_as_text,
     object_codes,
     one_time,
     outcome_twins,
@@ -76,7 +77,7 @@ from ._timeline import (
 
 __all__ = [
     "BY_POSITION", "CLOCK_WORDS", "EXPORT_NULLS", "FEW_VALUES", "MIN_PLAUSIBLE_TIME", "NAT_NS", "NULL_WORDS", "SCIENTIFIC_ID", "NS_PER_DAY", "Clock", "Columns", "EventSchema", "Timeline",
-    "as_index", "blank_as_missing", "blank_mask", "closing_times", "column_codes", "parse_times", "per_value", "require_frame", "cutoffs_at", "decimal_text", "default_now", "describe_rejects", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "id_kind", "ids_of_one_type", "isna_mask", "kind_codes_of", "kind_in", "local_hours", "lookup_positions", "lookup_positions_reference", "naive_utc", "ns_values", "object_codes", "one_time", "outcome_twins", "refuse_unclear_date",
+    "as_index", "blank_as_missing", "blank_mask", "closing_times", "column_codes", "parse_times", "per_value", "require_frame", "cutoffs_at", "decimal_text", "default_now", "describe_rejects", "duration_text", "entity_order", "expand_ranges", "first_per_code", "frame_fingerprint", "id_kind", "ids_of_one_type", "isna_mask", "kind_codes_of", "kind_in", "local_hours", "lookup_positions", "lookup_positions_reference", "naive_utc", "ns_values", "numbers_as_text", "object_codes", "one_time", "outcome_twins", "refuse_unclear_date",
     "parse_duration", "raise_rejects", "raise_screened", "reason_columns", "rejects_frame", "require_columns", "require_schema", "run_starts", "screen_events",
     "sort_by_entity_time", "split_invalid_events", "time_zone", "times_aware", "trimmed_codes", "validate_cutoffs",
     "validate_entities", "validate_events", "twin_key", "validated_entity_columns", "warn_odd_ids", "warn_outcome_twins", "window_ns",

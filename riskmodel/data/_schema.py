@@ -1162,13 +1162,25 @@ def decimal_text(ids) -> np.ndarray:
 
 def ids_of_one_type(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """A DataFrame whose id ``column`` holds numbers and text (``2895`` and ``"2895"``, two
-    extracts concatenated) with its ids as text (:func:`decimal_text`), one id each, as
-    files hold them; any other frame as it is."""
-    ids = frame[column] if column in frame else None
-    if ids is not None and pd.api.types.is_object_dtype(ids.dtype) and pd.api.types.infer_dtype(
-            ids, skipna=True) in ("mixed-integer", "mixed"):
-        return frame.assign(**{column: decimal_text(ids)})
-    return frame
+    extracts concatenated) with its ids as text (:func:`one_type_ids`); any other frame as it is."""
+    if column not in frame:
+        return frame
+    ids = one_type_ids(frame[column])
+    return frame if ids is frame[column] else frame.assign(**{column: ids})
+
+
+def one_type_ids(ids: pd.Series) -> pd.Series:
+    """Ids holding numbers and text as text (:func:`decimal_text`), one id each, as files hold
+    them; any other column as it is (the same object)."""
+    if pd.api.types.is_object_dtype(ids.dtype) and pd.api.types.infer_dtype(ids, skipna=True) in (
+            "mixed-integer", "mixed") and all(map(_number_or_text, ids.to_numpy(dtype=object))):
+        return pd.Series(decimal_text(ids), index=ids.index, name=ids.name, dtype=object)
+    return ids  # (other values, e.g. a list, are named by the checks that follow)
+
+
+def _number_or_text(v) -> bool:
+    return isinstance(v, str | int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_) \
+        or v is None or v is pd.NA
 
 
 def _decimal(v) -> str | None:
@@ -1584,6 +1596,7 @@ def validate_entities(
     *,
     events: pd.DataFrame | None = None,
     allow_empty: bool = False,
+    tz_aware: bool | None = None,
 ) -> pd.DataFrame | None:
     """Check an entities table (one row per dispute) and return a clean, typed copy.
 
@@ -1592,9 +1605,10 @@ def validate_entities(
     count). Duplicate ids are an error. If ``events`` (validated) is given, events whose
     dispute has no entity row are counted in a :class:`DataWarning`; they are kept.
     An empty table is an error unless ``allow_empty`` (e.g. a chunk of disputes none of
-    which has a row).
+    which has a row). ``tz_aware``: the events' time convention; time columns in the other
+    one are warned about (they are compared as UTC).
     """
-    table = validated_entity_columns(entities, schema, events=events, allow_empty=allow_empty)
+    table = validated_entity_columns(entities, schema, events=events, allow_empty=allow_empty, tz_aware=tz_aware)
     return None if table is None else table.to_frame()
 
 
@@ -1612,6 +1626,7 @@ def validated_entity_columns(
     events: pd.DataFrame | None = None,
     allow_empty: bool = False,
     judge_rows: bool = True,
+    tz_aware: bool | None = None,
 ) -> Columns | None:
     """:func:`validate_entities`, returning the checked columns (no frame built).
 
@@ -1635,6 +1650,7 @@ def validated_entity_columns(
     # column by column into a dict, no frame: on the one-row tables of online scoring,
     # frame operations would cost more than the checks
     out = {col: entities[col] for col in needed}
+    out[id_col] = one_type_ids(out[id_col])  # 2895 and "2895": one dispute, as in the events
     if judge_rows:
         _refuse_null_ids(entities, id_col, "entities")
     ids = out[id_col].array
@@ -1656,8 +1672,11 @@ def validated_entity_columns(
                 f"not numbers, e.g. {format_examples(out[col][bad].head())}."
             )
         out[col] = converted.astype("float64")
+    other_clock = []
     for col in dict.fromkeys(time_cols):
-        parsed, _ = parse_times(out[col], col, "entities")
+        parsed, aware = parse_times(out[col], col, "entities")
+        if tz_aware is not None and aware != tz_aware and parsed.notna().any():
+            other_clock.append(col)
         if not pd.api.types.is_datetime64_any_dtype(out[col].dtype):  # strings: some may not parse
             bad = parsed.isna() & out[col].notna() & ~blank_mask(out[col])  # a blank time is a missing one
             if bad.any():
@@ -1668,6 +1687,10 @@ def validated_entity_columns(
                     stacklevel=3,
                 )
         out[col] = parsed
+    if other_clock:
+        warnings.warn(f"entities column(s) {other_clock} hold {CLOCK_WORDS[not tz_aware]} times but the events' are "
+                      f"{CLOCK_WORDS[tz_aware]}: they are compared as if their clock were UTC, so a dispute's opening "
+                      "or closing can be hours off. Give them in the events' convention.", DataWarning, stacklevel=3)
     if events is not None:
         orphan = ~events[schema.entity_col].isin(out[id_col])
         if orphan.any():
@@ -1682,7 +1705,14 @@ def validated_entity_columns(
 
 def _as_string_categorical(values: pd.Series) -> pd.Series:
     """Values as strings in a ``category`` column (missing stays missing); a few text values (the
-    one row of online scoring) coded in Python, ~3x faster than pandas' chain (tested equal)."""
+    one row of online scoring) coded in Python, ~3x faster than pandas' chain (tested equal).
+    Numbers as :func:`decimal_text` writes them: a station 7 is ``"7"`` whether its column was
+    read as integers or, beside a missing value, as floats (``7.0``)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype) and pd.api.types.is_numeric_dtype(dtype.categories.dtype):
+        values = values.cat.rename_categories(list(decimal_text(dtype.categories)))
+    elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return pd.Series(decimal_text(values), index=values.index, name=values.name, dtype=object).astype("category")
     if len(values) > FEW_VALUES or not pd.api.types.is_string_dtype(values.dtype):
         return values.astype(str).where(values.notna()).astype("category")
     raw = values.to_numpy(dtype=object)
@@ -1801,7 +1831,8 @@ def validate_cutoffs(
                         f"{list(cutoffs.columns)[:20]}. Name that column 'as_of'.")
     require_columns(cutoffs, [schema.entity_col, "as_of"] + ([label_col] if label_col else []), "cutoffs")
     _refuse_null_ids(cutoffs, schema.entity_col, "cutoffs")
-    out = cutoffs.assign(as_of=_parse_as_of(cutoffs["as_of"], tz_aware, trained))
+    out = cutoffs.assign(**{"as_of": _parse_as_of(cutoffs["as_of"], tz_aware, trained),
+                            schema.entity_col: one_type_ids(cutoffs[schema.entity_col])})
     if label_col:
         labels = pd.to_numeric(out[label_col], errors="coerce")
         bad = ~labels.isin([0, 1])

@@ -139,7 +139,8 @@ def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, 
     prepared = prepare_events(events, schema)
     kinds = _outcome_kinds(schema, outcome_kinds)
     inactive_ns = _max_inactive_ns(max_inactive)
-    ents = validate_entities(entities, schema) if entities is not None else None
+    ents = validate_entities(entities, schema, tz_aware=prepared.tz_aware if len(prepared) else None) \
+        if entities is not None else None
     if closed_ns is not None:
         closed_ns = np.asarray(closed_ns, dtype=np.int64)
         if len(closed_ns) != len(prepared.entity_ids):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
 import re
@@ -40,6 +41,7 @@ from ..data import (
     kind_codes_of,
     lookup_positions,
     ns_values,
+    numbers_as_text,
     parse_times,
     per_value,
     raise_screened,
@@ -55,6 +57,7 @@ from ..data import (
     window_ns,
 )
 from ._family import (
+    GROUP_PREFIX,
     OTHER_KIND,
     ContextNeed,
     FeatureFamily,
@@ -250,8 +253,8 @@ class PreparedEvents:
             codes = column_codes(self._raw[column])
             if column == self.schema.kind_col:
                 return trimmed_codes(*codes)
-            if column == self.schema.party_col:
-                return blank_as_missing(*codes)
+            if column == self.schema.party_col:  # 7 and "7": one party, as ids are one dispute
+                return blank_as_missing(*numbers_as_text(*codes))
             return codes
 
         return self.cached(("factorize", column), compute, shared=True)
@@ -378,6 +381,16 @@ def _prepare(events, schema: EventSchema, *, now=None, first_ids=None) -> tuple[
     screened = screen_events(events, schema, now=now, sort_ids=False, first_ids=first_ids)
     raise_screened(screened)
     return index_screened(screened, schema), screened.first_codes
+
+
+def _keeping_groups(schema: EventSchema, events) -> EventSchema:
+    """``schema``, keeping the events' ``"group:<g>"`` columns (each context dispute's group,
+    which the context family reads) as event attributes; a prepared log as it is."""
+    if isinstance(events, PreparedEvents) or not hasattr(events, "columns"):
+        return schema
+    extra = tuple(c for c in (GROUP_PREFIX + g for g in schema.group_cols)
+                  if c in events.columns and c not in schema.event_attribute_cols)
+    return dataclasses.replace(schema, event_attribute_cols=(*schema.event_attribute_cols, *extra)) if extra else schema
 
 
 def _kind_codes_and_tz(events, schema: EventSchema) -> tuple[np.ndarray, pd.Index, bool, str | None]:
@@ -659,7 +672,7 @@ class FeatureBuilder(BaseEstimator):
         self.__dict__.pop("_fitted_cache", None)
         self.categories_ = {}
         if entities is not None:
-            ents = validate_entities(entities, schema)
+            ents = validate_entities(entities, schema, tz_aware=tz_aware)
             for col in schema.entity_categorical_cols:
                 self.categories_[col] = [str(v) for v in ents[col].cat.categories]
         self.tz_aware_ = tz_aware
@@ -758,9 +771,11 @@ class FeatureBuilder(BaseEstimator):
                 "this FeatureBuilder was fitted with an entities table; pass entities= to transform too."
             )
         # an empty table is fine here: every cutoff then has missing attributes
-        ents = validated_entity_columns(entities, schema, allow_empty=True) \
+        ents = validated_entity_columns(entities, schema, allow_empty=True,
+                                        tz_aware=prepared.tz_aware if len(prepared) else None) \
             if self.has_entities_ and entities is not None else None
-        context = None if context_events is None else prepare_events(context_events, schema)
+        context = None if context_events is None else prepare_events(context_events,
+                                                                     _keeping_groups(schema, context_events))
         clock = prepared.tz_aware if len(prepared) else (self.tz_aware_ if as_of_aware is None else bool(as_of_aware))
         if context is not None and len(context) and context.tz_aware != bool(clock):
             raise DataError(f"context_events' times are {CLOCK_WORDS[context.tz_aware]} but the events' (and as_of's) "

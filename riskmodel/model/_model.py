@@ -60,6 +60,12 @@ DEFAULT_LGBM_PARAMS: dict = {
 }
 
 
+#: LightGBM parameters the model sets itself (``lgbm_params`` may not): the objective
+#: (``"binary"`` allowed) and the categorical columns, with their aliases.
+_OBJECTIVE = ("objective", "objective_type", "app", "application", "loss")
+_OWNED_PARAMS = frozenset(_OBJECTIVE + ("num_class", "num_classes", "categorical_feature", "cat_feature",
+                                       "categorical_column", "cat_column", "categorical_features"))
+
 #: Up to this many rows, LightGBM scores on one thread: see RiskModel._booster_predict.
 _FEW_ROWS = 256
 _TIER_DTYPE = pd.CategoricalDtype(list(TIERS))
@@ -374,10 +380,35 @@ class RiskModel(BaseEstimator):
                                             or not isinstance(self.seed_bagging, int | np.integer)
                                             or self.seed_bagging < 1):
             raise ConfigError(f"seed_bagging must be 'auto' or a positive integer, got {self.seed_bagging!r}.")
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, int | np.integer):
+            raise ConfigError(f"random_state must be an integer (LightGBM's seed), got {self.random_state!r}.")
+        self._check_lgbm_params()
         if self.num_leaves_grid is not None:
             grid = list(self.num_leaves_grid)
             if not grid or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 2 for v in grid):
                 raise ConfigError(f"num_leaves_grid must be a non-empty list of integers >= 2, got {self.num_leaves_grid!r}.")
+
+    def _check_lgbm_params(self) -> None:
+        """``lgbm_params``: a mapping of LightGBM's parameters, none of those the model sets
+        itself (the binary objective, the categorical columns), that LightGBM accepts (one
+        round on a few rows)."""
+        given = self.lgbm_params
+        if given is None:
+            return
+        if not isinstance(given, Mapping) or not all(isinstance(k, str) for k in given):
+            raise ConfigError(f"lgbm_params must be a mapping of LightGBM parameter names to values, e.g. "
+                              f"{{'num_leaves': 15}}, got {given!r}.")
+        owned = sorted(k for k in given if k in _OWNED_PARAMS and not (k in _OBJECTIVE and given[k] == "binary"))
+        if owned:
+            raise ConfigError(f"lgbm_params may not set {owned}: the model is a binary classifier and its schema "
+                              "says which columns are categorical.")
+        rng = np.random.default_rng(0)
+        tiny = lgb.Dataset(rng.random((40, 2)), label=np.arange(40) % 2, free_raw_data=True)
+        try:
+            lgb.train({**DEFAULT_LGBM_PARAMS, **given, "verbose": -1, "num_threads": 1}, tiny, num_boost_round=1)
+        except (lgb.basic.LightGBMError, ValueError, TypeError) as e:
+            raise ConfigError(f"lgbm_params are refused by LightGBM: {str(e).strip()[:300]} (got {dict(given)!r}).") \
+                from None
 
     def fit(self, events, cutoffs: pd.DataFrame, *, entities: pd.DataFrame | None = None) -> RiskModel:
         """Train on labelled cutoffs (entity id, ``as_of``, ``label``).
@@ -769,6 +800,7 @@ class RiskModel(BaseEstimator):
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated LightGBM probability for a feature matrix."""
+        self._check_fitted()
         return self._booster_predict(self._matrix(X))
 
     def predict_proba(self, events, cutoffs, *, entities=None) -> np.ndarray:
@@ -782,6 +814,7 @@ class RiskModel(BaseEstimator):
 
         Each row sums to the raw score: ``logit(predict_raw(X))``.
         """
+        self._check_fitted()
         contrib = self._contributions(self._matrix(X))
         return pd.DataFrame(contrib, columns=self.feature_names_ + ["bias"], index=X.index)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConfigError, DataWarning, format_examples
+from ..data import decimal_text
 
 __all__ = ["Override", "TierPolicy", "TIERS", "apply_override_names", "area_column", "night_tiers", "retier_scores",
            "scoring_policy"]
@@ -248,12 +249,19 @@ def _check_capacity(capacity) -> dict | None:
 UNKNOWN_AREA = "(unknown)"
 
 
+def _id_text(ids: np.ndarray) -> np.ndarray:
+    """Numeric ids as their text (``decimal_text``), so that ties rank the same whatever type
+    the ids were read as; text ids as they are."""
+    return decimal_text(ids) if ids.dtype.kind in "iuf" else ids
+
+
 def night_tiers(probability, ids, policy: TierPolicy, *, nights=None, areas=None) -> tuple[np.ndarray, pd.DataFrame]:
     """Share tiers of each night's scored disputes (before overrides).
 
     Within each night (``nights``, e.g. the ``as_of`` of each row; default one night) and
     area (``areas``, per ``policy.by``; default city-wide) the disputes are ranked by
-    probability, highest first, ties broken by id (ascending), then the first
+    probability, highest first, ties broken by id as text (ascending: ``"10"`` before ``"9"``,
+    whether the ids are numbers or strings), then the first
     ``red_k`` are red and the next ``yellow_k`` yellow, with ``red_k = floor(red * n)`` and
     ``yellow_k = floor((red + yellow) * n) - red_k`` (so the shares hold exactly, never
     overshooting), or, for an area with a capacity, ``red_k = min(capacity, n)``.
@@ -299,7 +307,7 @@ def night_tiers(probability, ids, policy: TierPolicy, *, nights=None, areas=None
         "night": np.zeros(n, dtype=np.int8) if nights is None else np.asarray(nights),
         "area": table_area(areas, n),
         "p": -p,  # descending probability, ascending id
-        "id": np.asarray(ids),
+        "id": _id_text(np.asarray(ids)),
         "row": np.arange(n),
     })
     frame = frame.sort_values(["night", "area", "p", "id"], kind="stable")
