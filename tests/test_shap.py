@@ -48,6 +48,17 @@ def test_tree_contributions_equal_lightgbms_pred_contrib(params, threads):
     assert (got[:, :-1].argmax(axis=1) == expected[:, :-1].argmax(axis=1)).all()
 
 
+def test_the_threads_do_not_change_a_single_bit():
+    """Rows are split among the threads, each row summed over the trees in the booster's order:
+    one thread or three give the same bits (the nightly outputs do not depend on --threads),
+    and a row's contributions do not depend on the other rows."""
+    booster, X = _booster({"num_leaves": 31})
+    rows = np.random.default_rng(2).choice(len(X), 3 * MIN_ROWS + 17)
+    one = tree_contributions(booster, X[rows], threads=1)
+    np.testing.assert_array_equal(tree_contributions(booster, X[rows], threads=3), one)
+    np.testing.assert_array_equal(tree_contributions(booster, X[rows[::-1]], threads=2), one[::-1])
+
+
 def test_tree_contributions_on_new_values_and_float32():
     """Rows the model never saw (values beyond every threshold, new categories) in float32."""
     booster, X = _booster()

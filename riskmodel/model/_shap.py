@@ -53,7 +53,7 @@ def tree_contributions(booster: lgb.Booster, matrix: np.ndarray, *, threads: int
     matrix : ndarray of shape (n, features)
         The rows, as the booster predicts them.
     threads : int, default=0
-        Trees evaluated at once (0: every core).
+        Slabs of rows evaluated at once (0: every core); the result does not depend on it.
 
     Returns
     -------
@@ -63,39 +63,41 @@ def tree_contributions(booster: lgb.Booster, matrix: np.ndarray, *, threads: int
     plan = _plan(booster)
     if plan is None or len(matrix) < MIN_ROWS:
         return tree_contributions_reference(booster, matrix, threads=threads)
-    codes = {f: _global_codes(matrix[:, f], edges) for f, edges in plan.edges.items()}
-    sizes = {f: int(c.max()) + 1 for f, c in codes.items() if plan.edges[f] is None}  # categorical
-    workers = max(1, min(threads if threads > 0 else _cores(), len(plan.trees)))
-    n_out = matrix.shape[1] + 1
+    workers = max(1, min(threads if threads > 0 else _cores(), len(matrix) // MIN_ROWS))
+    out = np.zeros((len(matrix), matrix.shape[1] + 1))
+    bias = matrix.shape[1]
 
-    def run(w: int) -> np.ndarray:
-        trees, tree_booster = plan.trees[w::workers], clones[w]
-        out = np.zeros((len(matrix), n_out))
-        for i, splits in trees:
-            key = np.zeros(len(matrix), dtype=np.int64)
-            radix = 1
+    def run(rows: slice, tree_booster: lgb.Booster) -> None:
+        part, acc = matrix[rows], out[rows]  # acc: a view, written in place
+        codes = {f: _global_codes(part[:, f], edges) for f, edges in plan.edges.items()}
+        sizes = {f: int(c.max()) + 1 for f, c in codes.items() if plan.edges[f] is None}  # categorical
+        for i, splits in plan.trees:  # in the booster's order, as LightGBM adds them
+            key, radix = np.zeros(len(part), dtype=np.int64), 1
             for f, lookup, size in splits:
                 bins, size = (codes[f], sizes[f]) if lookup is None else (lookup[codes[f]], size)
                 if radix * size >= _MAX_KEY:
                     _, key = np.unique(key, return_inverse=True)
                     radix = int(key.max()) + 1
-                key = key * size + bins
-                radix *= size
+                key, radix = key * size + bins, radix * size
             _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-            contrib = tree_booster.predict(matrix[first], start_iteration=i, num_iteration=1, pred_contrib=True,
-                                      num_threads=1)
-            used = [f for f, _, _ in splits] + [n_out - 1]
-            out[:, used] += contrib[:, used][inverse.ravel()]
-        return out
+            contrib = tree_booster.predict(part[first], start_iteration=i, num_iteration=1, pred_contrib=True,
+                                           num_threads=1)
+            used = [f for f, _, _ in splits] + [bias]
+            acc[:, used] += contrib[:, used][inverse.ravel()]
 
+    # each thread a slab of rows, all trees: a row's sum is the same whatever the threads
+    bounds = np.linspace(0, len(matrix), workers + 1).astype(int)
+    slabs = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
     clones = plan.take(workers)
     try:
         if workers == 1:
-            return run(0)
-        with ThreadPoolExecutor(workers) as pool:  # LightGBM's calls release the GIL
-            return sum(pool.map(run, range(workers)))
+            run(slabs[0], clones[0])
+        else:
+            with ThreadPoolExecutor(workers) as pool:  # LightGBM's calls release the GIL
+                list(pool.map(run, slabs, clones))
     finally:
         plan.give_back(clones)
+    return out
 
 
 class _Plan:
