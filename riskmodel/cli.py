@@ -308,6 +308,10 @@ def _cmd_report(args) -> int:
     if (args.events or args.entities) and not (args.outcomes or args.explain):
         raise ConfigError("--events and --entities are read for --outcomes (the missed cases' reasons, areas and "
                           "categories) and --explain: pass one of them, or drop --events / --entities.")
+    if args.horizon is not None:  # (refused with --outcomes, and so without)
+        from .data import parse_duration
+
+        parse_duration(args.horizon, "--horizon")
     # paths: write_report reads them as the night read them, only when something uses them, and
     # takes the model and the events the night's manifest names when the features are recomputed
     out = write_report(args.out, scores=args.scores, history=args.history or [], outcomes=args.outcomes,

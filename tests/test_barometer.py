@@ -168,6 +168,14 @@ def test_a_night_given_twice_counts_once(nights):
     pd.testing.assert_frame_equal(twice, barometer(nights[:2]))
 
 
+def test_nights_naming_their_disputes_by_other_id_columns_are_refused(nights):
+    """Two models' nights (ids in 'dispute_id', in 'case_no'): the rows of one were counted as
+    a few disputes of the other, silently; now refused, naming both columns."""
+    other = nights[1].rename(columns={"dispute_id": "case_no"})
+    with pytest.raises(DataError, match=r"different id columns \('dispute_id' in \['frame 1'\]; 'case_no' in "):
+        barometer([nights[0], other])
+
+
 def test_scores_without_an_area_column_are_city_wide(nights):
     own = [n.drop(columns="station").rename(columns={"dispute_id": "case_no"}) for n in nights[:2]]
     table = barometer(own)  # area="auto": nothing to group by

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from riskmodel import (
+    ConfigError,
     DataWarning,
     EventSchema,
     FeatureBuilder,
@@ -181,6 +182,18 @@ def test_report_reads_the_model_only_for_what_uses_it(nights, tmp_path, capsys):
     assert main(["report", "--scores", str(nights["hostile"]), "--model", missing,  # its features named
                  "--out", str(tmp_path / "b.html")]) == 2
     assert "no-such-model' not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("horizon", ["abc", "90"])
+def test_a_bad_horizon_is_refused_without_outcomes_too(nights, tmp_path, capsys, horizon):
+    """--horizon was checked only when --outcomes used it: `--horizon abc` alone passed."""
+    from riskmodel.cli import main
+
+    assert main(["report", "--scores", str(nights["dirs"][-1]), "--horizon", horizon,
+                 "--out", str(tmp_path / "a.html")]) == 2
+    assert f"--horizon '{horizon}'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=f"horizon '{horizon}'"):
+        write_report(tmp_path / "b.html", scores=nights["dirs"][-1], horizon=horizon)
 
 
 _CHECK = """<script>

@@ -244,8 +244,17 @@ def dedupe_nights(outputs: list[NightlyOutput]) -> tuple[pd.DataFrame, list[Nigh
 
     if not outputs:
         raise DataError("no score outputs given; pass at least one `riskmodel score` folder.")
-    days = [set(o.scores["as_of"].dt.normalize().unique()) for o in outputs]
     labels = [str(o.path) if o.path is not None else f"frame {i + 1}" for i, o in enumerate(outputs)]
+    named = {}
+    for label, o in zip(labels, outputs, strict=True):
+        if o.id_col is not None:
+            named.setdefault(o.id_col, []).append(label)
+    if len(named) > 1:  # the rows of one would count as a few disputes of the other (no id column)
+        shown = "; ".join(f"{col!r} in {format_examples(where)}" for col, where in named.items())
+        raise DataError(f"the nights name their disputes by different id columns ({shown}): they were scored by "
+                        "models of different schemas, so their disputes cannot be counted together. Read the nights "
+                        "of one model at a time.")
+    days = [set(o.scores["as_of"].dt.normalize().unique()) for o in outputs]
     frames, repeated = [], {}
     for i, o in enumerate(outputs):
         later = set().union(*days[i + 1:]) if i + 1 < len(outputs) else set()

@@ -736,12 +736,15 @@ class Predictor:
             top ``red`` share, city-wide or per area, with the policy's capacities; the
             nightly batch does this). With ``as_of``, the night is the disputes open at it
             (:func:`~riskmodel.open_disputes`: begun, not escalated, closed or dormant); the
-            others are listed in ``result.attrs["not_scored"]``. Probability and precision
+            others are listed in ``result.attrs["not_scored"]`` (records: one dict per dispute,
+            ``pd.DataFrame(result.attrs["not_scored"])`` for a table). Probability and precision
             policies stay as trained. A
             mapping changes the policy for this call, e.g. ``{"by": "station",
             "capacity": {"S01": 10}}`` or ``{"red": 0.08}`` (see
             :func:`~riskmodel.model.scoring_policy`). The thresholds and capacities used are
-            in ``result.attrs["tiers"]`` (one row per night and area).
+            in ``result.attrs["tiers"]`` (records, one per night and area). Records, not
+            tables: pandas compares ``attrs`` when results are concatenated or merged, which
+            tables in them would make fail.
         context_events : DataFrame or PreparedEvents, optional
             The whole log (or any superset of what the cross-dispute features read, see
             :meth:`FeatureBuilder.transform`), when ``events`` holds only the disputes to
@@ -798,9 +801,9 @@ class Predictor:
             for col in ("reasons", "reason_features"):
                 out[col] = out[col].astype(object)
                 out.loc[need, col] = again[col].to_numpy()
-        out.attrs["tiers"] = table.assign(by=by or "")
+        out.attrs["tiers"] = table.assign(by=by or "").to_dict("records")
         if cutoffs is None:
-            out.attrs["not_scored"] = not_scored.reset_index(drop=True)
+            out.attrs["not_scored"] = not_scored.to_dict("records")
         return out
 
 

@@ -129,8 +129,9 @@ _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _plan(booster: lgb.Booster) -> _Plan | None:
     """The booster's :class:`_Plan` (computed once per booster), or ``None`` where the
     patterns do not apply (several trees per iteration, linear trees)."""
-    if booster in _PLANS:
-        return _PLANS[booster]
+    known = _PLANS.get(booster, False)
+    if known is None or (known and len(known.trees) == booster.num_trees()):  # (trees added since: again)
+        return known
     dump = booster.dump_model()
     plan = None
     if dump.get("num_tree_per_iteration", 1) == 1 and not any(t.get("is_linear") for t in dump["tree_info"]):

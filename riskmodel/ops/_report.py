@@ -23,6 +23,7 @@ from ..batch import (
     entity_columns,
     load_predictor,
 )
+from ..data import parse_duration
 from ..model import TIERS, ReasonWriter
 from ._audit import AuditResult, audit_outcomes
 from ._barometer import area_keys, barometer, plot_barometer_heatmap, plot_tier_trend, resolve_area
@@ -529,6 +530,8 @@ def write_report(
     -------
     Path
     """
+    if horizon is not None:  # checked whether or not outcomes use it
+        parse_duration(horizon, "horizon")
     from ..lifecycle import input_words, read_table
 
     night = as_nightly(scores)
