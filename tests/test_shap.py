@@ -48,10 +48,14 @@ def test_tree_contributions_equal_lightgbms_pred_contrib(params, threads):
     assert (got[:, :-1].argmax(axis=1) == expected[:, :-1].argmax(axis=1)).all()
 
 
-def test_the_threads_do_not_change_a_single_bit():
-    """Rows are split among the threads, each row summed over the trees in the booster's order:
-    one thread or three give the same bits (the nightly outputs do not depend on --threads),
-    and a row's contributions do not depend on the other rows."""
+@pytest.mark.parametrize("slab", [1000, 16_384])
+def test_the_threads_do_not_change_a_single_bit(slab, monkeypatch):
+    """Threads take blocks of trees whose sums are added in a fixed order: one thread or three
+    give the same bits (the nightly outputs do not depend on --threads), and a row's
+    contributions do not depend on the other rows (in its slab, or in the others)."""
+    import riskmodel.model._shap
+
+    monkeypatch.setattr(riskmodel.model._shap, "_SLAB", slab)
     booster, X = _booster({"num_leaves": 31})
     rows = np.random.default_rng(2).choice(len(X), 3 * MIN_ROWS + 17)
     one = tree_contributions(booster, X[rows], threads=1)

@@ -21,6 +21,7 @@ the order of the floating-point additions.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,10 @@ __all__ = ["tree_contributions", "tree_contributions_reference"]
 
 #: Below this many rows the plain call is as fast: the per-tree calls cost about 0.3 ms each.
 MIN_ROWS = 2000
+#: Trees are evaluated in this many blocks (each by one thread at a time), rows in slabs of
+#: this many (the blocks' partial sums: blocks x slab x features floats).
+_BLOCKS = 4
+_SLAB = 16_384
 #: LightGBM reads values within this distance of 0 as zero (``kZeroThreshold``).
 _ZERO = 1e-35
 #: A pattern's mixed-radix key is renumbered before it could overflow int64.
@@ -53,7 +58,8 @@ def tree_contributions(booster: lgb.Booster, matrix: np.ndarray, *, threads: int
     matrix : ndarray of shape (n, features)
         The rows, as the booster predicts them.
     threads : int, default=0
-        Slabs of rows evaluated at once (0: every core); the result does not depend on it.
+        Blocks of trees evaluated at once (0: every core, at most 4); the result does not
+        depend on it.
 
     Returns
     -------
@@ -63,38 +69,50 @@ def tree_contributions(booster: lgb.Booster, matrix: np.ndarray, *, threads: int
     plan = _plan(booster)
     if plan is None or len(matrix) < MIN_ROWS:
         return tree_contributions_reference(booster, matrix, threads=threads)
-    workers = max(1, min(threads if threads > 0 else _cores(), len(matrix) // MIN_ROWS))
-    out = np.zeros((len(matrix), matrix.shape[1] + 1))
+    workers = max(1, min(threads if threads > 0 else _cores(), _BLOCKS))
     bias = matrix.shape[1]
+    n_trees = len(plan.trees)
+    blocks = [plan.trees[k * n_trees // _BLOCKS:(k + 1) * n_trees // _BLOCKS] for k in range(_BLOCKS)]
 
-    def run(rows: slice, tree_booster: lgb.Booster) -> None:
-        part, acc = matrix[rows], out[rows]  # acc: a view, written in place
-        codes = {f: _global_codes(part[:, f], edges) for f, edges in plan.edges.items()}
-        sizes = {f: int(c.max()) + 1 for f, c in codes.items() if plan.edges[f] is None}  # categorical
-        for i, splits in plan.trees:  # in the booster's order, as LightGBM adds them
-            key, radix = np.zeros(len(part), dtype=np.int64), 1
-            for f, lookup, size in splits:
-                bins, size = (codes[f], sizes[f]) if lookup is None else (lookup[codes[f]], size)
-                if radix * size >= _MAX_KEY:
-                    _, key = np.unique(key, return_inverse=True)
-                    radix = int(key.max()) + 1
-                key, radix = key * size + bins, radix * size
-            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-            contrib = tree_booster.predict(part[first], start_iteration=i, num_iteration=1, pred_contrib=True,
-                                           num_threads=1)
-            used = [f for f, _, _ in splits] + [bias]
-            acc[:, used] += contrib[:, used][inverse.ravel()]
+    def run(part: np.ndarray, codes: dict, sizes: dict, trees: list) -> np.ndarray:
+        acc = np.zeros((len(part), bias + 1))
+        tree_booster = spare.get()  # a copy no other thread is using
+        try:
+            for i, splits in trees:  # in the booster's order
+                key, radix = np.zeros(len(part), dtype=np.int64), 1
+                for f, lookup, size in splits:
+                    bins, size = (codes[f], sizes[f]) if lookup is None else (lookup[codes[f]], size)
+                    if radix * size >= _MAX_KEY:
+                        _, key = np.unique(key, return_inverse=True)
+                        radix = int(key.max()) + 1
+                    key, radix = key * size + bins, radix * size
+                _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+                contrib = tree_booster.predict(part[first], start_iteration=i, num_iteration=1, pred_contrib=True,
+                                               num_threads=1)
+                used = [f for f, _, _ in splits] + [bias]
+                acc[:, used] += contrib[:, used][inverse.ravel()]
+        finally:
+            spare.put(tree_booster)
+        return acc
 
-    # each thread a slab of rows, all trees: a row's sum is the same whatever the threads
-    bounds = np.linspace(0, len(matrix), workers + 1).astype(int)
-    slabs = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    # slabs of rows, each through _BLOCKS blocks of trees (threads take blocks) summed in a fixed
+    # order: a row's sum is the same whatever the threads and the other rows
+    out = np.empty((len(matrix), bias + 1))
     clones = plan.take(workers)
+    spare: queue.SimpleQueue = queue.SimpleQueue()
+    for clone in clones:
+        spare.put(clone)
     try:
-        if workers == 1:
-            run(slabs[0], clones[0])
-        else:
-            with ThreadPoolExecutor(workers) as pool:  # LightGBM's calls release the GIL
-                list(pool.map(run, slabs, clones))
+        with ThreadPoolExecutor(workers) as pool:  # LightGBM's calls release the GIL
+            for start in range(0, len(matrix), _SLAB):
+                part = matrix[start:start + _SLAB]
+                codes = {f: _global_codes(part[:, f], edges) for f, edges in plan.edges.items()}
+                sizes = {f: int(c.max()) + 1 for f, c in codes.items() if plan.edges[f] is None}  # categorical
+                sums = list(pool.map(run, [part] * _BLOCKS, [codes] * _BLOCKS, [sizes] * _BLOCKS, blocks))
+                total = sums[0]
+                for more in sums[1:]:
+                    total += more
+                out[start:start + _SLAB] = total
     finally:
         plan.give_back(clones)
     return out
