@@ -200,6 +200,7 @@ def test_ties_are_broken_by_id_deterministically():
     lambda ids: ids.astype(str).astype(object),
     lambda ids: ids.astype(float),
     lambda ids: ids.astype(np.uint32),
+    lambda ids: ids.astype(object),  # Python ints: they sorted as numbers
 ])
 def test_ties_rank_the_same_whether_ids_are_numbers_or_text(as_type):
     """Ties are broken by the id's text: ids read as numbers from one extract and as strings

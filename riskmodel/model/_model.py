@@ -781,22 +781,21 @@ class RiskModel(BaseEstimator):
             out[:, j] = np.where(codes < 0, np.nan, codes)
         return out
 
-    def _booster_predict(self, matrix: np.ndarray, **kwargs) -> np.ndarray:
+    def _threads(self, n_rows: int) -> int:
         # The threads ``lgbm_params`` sets, else LightGBM's default (0: every core); a Spark
         # task sets its cores (see the Spark engine's tasks).
         # A few rows: one thread. Waking LightGBM's OpenMP team costs more than it saves,
         # and on a busy machine it can cost milliseconds (seen scoring one dispute).
-        threads = int((self.lgbm_params or {}).get("num_threads", 0))
-        kwargs["num_threads"] = 1 if len(matrix) <= _FEW_ROWS else threads
-        return self.booster_.predict(matrix, **kwargs)
+        return 1 if n_rows <= _FEW_ROWS else int((self.lgbm_params or {}).get("num_threads", 0))
+
+    def _booster_predict(self, matrix: np.ndarray, **kwargs) -> np.ndarray:
+        return self.booster_.predict(matrix, num_threads=self._threads(len(matrix)), **kwargs)
 
     def _contributions(self, matrix: np.ndarray) -> np.ndarray:
         """Exact SHAP contributions of the rows (LightGBM's ``pred_contrib``, bias last), each
-        tree evaluated once per distinct path (see :func:`tree_contributions`)."""
-        if len(matrix) <= _FEW_ROWS:
-            return self._booster_predict(matrix, pred_contrib=True)
-        threads = int((self.lgbm_params or {}).get("num_threads", 0))
-        return tree_contributions(self.booster_, matrix, threads=threads)
+        tree evaluated once per distinct path (see :func:`tree_contributions`; a few rows:
+        LightGBM's own call)."""
+        return tree_contributions(self.booster_, matrix, threads=self._threads(len(matrix)))
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated LightGBM probability for a feature matrix."""

@@ -250,9 +250,11 @@ UNKNOWN_AREA = "(unknown)"
 
 
 def _id_text(ids: np.ndarray) -> np.ndarray:
-    """Numeric ids as their text (``decimal_text``), so that ties rank the same whatever type
-    the ids were read as; text ids as they are."""
-    return decimal_text(ids) if ids.dtype.kind in "iuf" else ids
+    """Ids as their text (``decimal_text``), so that ties rank the same whatever type the ids
+    were read as (int64, Python ints in an object column, strings); strings as they are."""
+    if ids.dtype.kind == "O" and pd.api.types.infer_dtype(ids, skipna=True) in ("string", "empty"):
+        return ids
+    return ids if ids.dtype.kind == "U" else decimal_text(ids)
 
 
 def night_tiers(probability, ids, policy: TierPolicy, *, nights=None, areas=None) -> tuple[np.ndarray, pd.DataFrame]:
