@@ -111,3 +111,42 @@ def test_few_rows_linear_trees_and_several_trees_per_iteration_take_the_plain_ca
             tree_contributions(linear, Xl)
     else:
         np.testing.assert_allclose(tree_contributions(linear, Xl), expected)
+
+
+def test_leaf_paths_read_every_value_as_lightgbm_does(monkeypatch):
+    """The leaves' own computation reads a row's way at each split with LightGBM's rules:
+    categories given as fractions, negative values, -0.5 (category 0 to LightGBM), huge and
+    infinite values, NaN; numbers at a threshold, next to it, and within 1e-35 of zero."""
+    from riskmodel.model._shap import _plan
+
+    booster, X = _booster({"num_leaves": 31, "zero_as_missing": True})
+    plan = _plan(booster)
+    assert all(paths is not None for _, _, paths in plan.trees)  # every tree by its leaves
+    rng = np.random.default_rng(5)
+    odd = X[rng.choice(len(X), MIN_ROWS + 300)].copy()
+    n = len(odd)
+    odd[:, 4] = rng.choice([np.nan, -0.5, -1.0, -3.0, 0.0, 2.7, 3.0, 3.99, 6.0, 1e10, np.inf, 40.0], n)
+    thresholds = sorted({float(t) for _, splits, _ in plan.trees for f, _, _ in splits
+                         if f == 1 for t in plan.edges[1]})
+    odd[: n // 2, 1] = rng.choice(thresholds, n // 2)
+    odd[n // 2:, 1] = np.nextafter(rng.choice(thresholds, n - n // 2), np.inf)
+    odd[rng.random(n) < 0.2, 5] = rng.choice([1e-35, -1e-35, 1.0000000180025095e-35, 1.1e-35, 0.0], 1)[0]
+    expected = tree_contributions_reference(booster, odd)
+    asked = []  # no tree may need LightGBM's own per-tree call (its leaf check would hide a wrong rule)
+    predict = lgb.Booster.predict
+    monkeypatch.setattr(lgb.Booster, "predict", lambda self, *a, **kw: asked.append(kw) or predict(self, *a, **kw))
+    np.testing.assert_allclose(tree_contributions(booster, odd), expected, rtol=1e-9, atol=1e-12)
+    assert asked and not [kw for kw in asked if kw.get("pred_contrib")]
+
+
+def test_a_tree_whose_leaves_disagree_with_lightgbm_is_asked_of_lightgbm(monkeypatch):
+    """Each pattern's leaf is checked against LightGBM's ``pred_leaf``: were the decision
+    rules wrong (here: every row said to go left), the tree's values come from LightGBM."""
+    from riskmodel.model import _shap
+
+    booster, X = _booster()
+    rows = X[: MIN_ROWS + 100]
+    expected = tree_contributions_reference(booster, rows)
+    monkeypatch.setattr(_shap._LeafPaths, "ways",
+                        lambda self, columns: np.ones((len(self.split_column), columns.shape[1]), dtype=bool))
+    np.testing.assert_allclose(tree_contributions(booster, rows), expected, rtol=1e-9, atol=1e-12)
