@@ -135,7 +135,9 @@ def summary_rows(clean: pd.DataFrame, schema: EventSchema, entities: pd.DataFram
     if schema.party_col:  # a party of spaces only is no party (blank_mask)
         party = clean[schema.party_col]
         named = party.notna().to_numpy() & ~blank_mask(party)
-        keep |= (~clean[[schema.entity_col, schema.party_col]].duplicated().to_numpy()) & named
+        parties = pd.factorize(party)[0].astype(np.int64) + 1  # 0: missing
+        pair = codes.astype(np.int64) * (int(parties.max(initial=0)) + 1) + parties  # (dispute, party) as one int
+        keep |= ~pd.Series(pair).duplicated().to_numpy() & named
     out = clean.loc[keep, schema.event_columns].reset_index(drop=True)
     if schema.party_col and not named[keep].all():
         out[schema.party_col] = out[schema.party_col].mask(~named[keep])

@@ -41,6 +41,7 @@ from math import factorial
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 
 __all__ = ["tree_contributions", "tree_contributions_reference"]
 
@@ -110,8 +111,7 @@ def tree_contributions(booster: lgb.Booster, matrix: np.ndarray, *, threads: int
                         _, key = np.unique(key, return_inverse=True)
                         radix = int(key.max()) + 1
                     key, radix = key * size + bins, radix * size
-                _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-                inverse = inverse.ravel()
+                inverse, first = _patterns(key)
                 if paths is not None:
                     values, leaf = paths.contributions(columns, first)
                     if (leaf == leaves[first, j]).all():
@@ -238,6 +238,7 @@ class _LeafPaths:
                     self.cover[leaf, slot] *= share
                     self.care[leaf, slot] |= np.uint64(1 << k)
                     self.want[leaf, slot] |= np.uint64(int(went_left) << k)
+        self.powers = np.int64(1) << np.arange(width, dtype=np.int64)
         self.weights = [factorial(k) * factorial(width - 1 - k) / factorial(width) for k in range(width)]
         self.bits = (np.uint64(1) << np.arange(len(nodes), dtype=np.uint64))[:, None]
         # the splits' decision rules (LightGBM's NumericalDecision and CategoricalDecision)
@@ -310,10 +311,9 @@ class _LeafPaths:
         n_leaves, width = self.cover.shape
         left = self.ways(columns[self.features][:, rows])
         way = np.bitwise_or.reduce(left * self.bits, axis=0)  # a row's way at every split, as bits
-        masks = np.zeros((n_leaves, len(rows)), dtype=np.int64)
-        for slot in range(width):  # a padding slot reads no split: it agrees (a null player)
-            agrees = (way & self.care[:, slot:slot + 1]) == self.want[:, slot:slot + 1]
-            masks |= agrees.astype(np.int64) << slot
+        # a padding slot reads no split: it agrees (a null player)
+        agrees = (way & self.care[:, :, None]) == self.want[:, :, None]  # (leaves, slots, rows)
+        masks = np.einsum("lsr,s->lr", agrees, self.powers)
         leaf = self.leaf_index[np.argmax(masks == (1 << width) - 1, axis=0)]
         keys = masks + (np.arange(n_leaves, dtype=np.int64) << width)[:, None]
         if n_leaves << width <= _DENSE_PAIRS:  # the distinct (leaf, mask) pairs, in order
@@ -350,9 +350,18 @@ class _LeafPaths:
         per_pair = np.zeros((len(pairs), len(self.features) + 1))
         np.put_along_axis(per_pair, self.slot_column[pair_leaf], phi, axis=1)
         out = per_pair[at[0]]
-        for leaf_at in at[1:]:
+        for leaf_at in at[1:]:  # summed leaf by leaf: the same bits whatever the other rows
             out += per_pair[leaf_at]
         return out[:, :-1], leaf
+
+
+def _patterns(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's pattern number and the first row of each pattern (hashed: the numbering
+    follows the rows' order, the values computed per pattern do not)."""
+    inverse, uniques = pd.factorize(key)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(key) - 1, -1, -1)
+    return inverse, first
 
 
 def _path_features(nodes: list, path: list) -> dict:
