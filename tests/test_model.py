@@ -1023,6 +1023,8 @@ def test_the_zone_of_the_training_times_is_saved_with_the_model(fitted, tmp_path
     ({"lgbm_params": {"objective": "regression"}}, "lgbm_params may not set ['objective']"),
     ({"lgbm_params": {"num_leaves": -3}}, "lgbm_params are refused by LightGBM: Check failed: (num_leaves) > (1)"),
     ({"lgbm_params": {"learning_rate": 0}}, "lgbm_params are refused by LightGBM"),
+    ({"lgbm_params": {"num_leafs": 7, "min_data": 5}},  # a typo LightGBM would ignore; an alias is fine
+     "lgbm_params names parameters LightGBM does not know: 'num_leafs' (did you mean 'num_leaf'?)"),
     ({"random_state": None}, "random_state must be an integer"),
 ])
 def test_bad_settings_are_refused_before_training(data, params, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 import warnings
@@ -65,6 +66,21 @@ DEFAULT_LGBM_PARAMS: dict = {
 _OBJECTIVE = ("objective", "objective_type", "app", "application", "loss")
 _OWNED_PARAMS = frozenset(_OBJECTIVE + ("num_class", "num_classes", "categorical_feature", "cat_feature",
                                        "categorical_column", "cat_column", "categorical_features"))
+
+def _lgbm_parameter_names() -> frozenset:
+    """Every name LightGBM's parameters answer to (their aliases included), as its C API
+    lists them; empty (no check) where this LightGBM does not say."""
+    global _LGBM_NAMES
+    if _LGBM_NAMES is None:
+        try:  # LightGBM's own list (LGBM_DumpParamAliases), read through its Python package
+            table = lgb.basic._ConfigAliases._get_all_param_aliases()
+            _LGBM_NAMES = frozenset(table) | frozenset(a for names in table.values() for a in names)
+        except Exception:  # noqa: BLE001 - another LightGBM: its own checks stand
+            _LGBM_NAMES = frozenset()
+    return _LGBM_NAMES
+
+
+_LGBM_NAMES: frozenset | None = None
 
 #: Up to this many rows, LightGBM scores on one thread: see RiskModel._booster_predict.
 _FEW_ROWS = 256
@@ -402,6 +418,13 @@ class RiskModel(BaseEstimator):
         if owned:
             raise ConfigError(f"lgbm_params may not set {owned}: the model is a binary classifier and its schema "
                               "says which columns are categorical.")
+        names = _lgbm_parameter_names()
+        unknown = [k for k in given if names and k not in names]
+        if unknown:
+            guesses = {k: difflib.get_close_matches(k, sorted(names), n=1) for k in unknown}
+            said = ", ".join(f"{k!r}" + (f" (did you mean {g[0]!r}?)" if g else "") for k, g in guesses.items())
+            raise ConfigError(f"lgbm_params names parameters LightGBM does not know: {said}. LightGBM would "
+                              "ignore them (see its Parameters page for the names and their aliases).")
         rng = np.random.default_rng(0)
         tiny = lgb.Dataset(rng.random((40, 2)), label=np.arange(40) % 2, free_raw_data=True)
         try:

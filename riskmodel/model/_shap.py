@@ -57,6 +57,8 @@ _ZERO = float(np.float32(1e-35))
 #: reading more features than that (Shapley weights as floats) are asked of LightGBM.
 _MAX_SPLITS = 64
 _MAX_PATH = 40
+#: Categorical splits are read from a table of this many categories at most.
+_MAX_CATEGORY = 1 << 20
 #: Distinct (leaf, mask) pairs are found with a table of this many entries at most (else sorted).
 _DENSE_PAIRS = 1 << 20
 #: A pattern's mixed-radix key is renumbered before it could overflow int64.
@@ -269,7 +271,8 @@ class _LeafPaths:
     def of(cls, root: dict) -> _LeafPaths | None:
         """The tree's leaf paths, or ``None`` where they do not apply (no split, too many
         splits or too long a path, a share of training rows that is not positive or not
-        recorded): that tree is asked of LightGBM."""
+        recorded, categories numbered past :data:`_MAX_CATEGORY`): that tree is asked of
+        LightGBM."""
         nodes, leaves = [], []
 
         def walk(node: dict, path: list) -> None:
@@ -285,6 +288,9 @@ class _LeafPaths:
 
         walk(root, [])
         if not nodes or len(nodes) > _MAX_SPLITS or any(share <= 0 for *_, path in leaves for *_, share in path):
+            return None
+        if any(nd["decision_type"] == "==" and max(int(c) for c in str(nd["threshold"]).split("||")) > _MAX_CATEGORY
+               for nd in nodes):  # a table of categories that large: LightGBM's walk is cheaper
             return None
         if max(len(_path_features(nodes, path)) for *_, path in leaves) > _MAX_PATH:
             return None
