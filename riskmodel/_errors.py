@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 from sklearn.exceptions import NotFittedError as _SklearnNotFitted
 
 __all__ = ["ConfigError", "DataError", "DataWarning", "ModelError", "NotFittedError"]
@@ -56,7 +57,7 @@ class DataWarning(UserWarning):
 
 def format_examples(values: Iterable, limit: int = 5) -> str:
     """Render the first ``limit`` offending values for an error message."""
-    values = list(values)
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]  # 7, not np.int64(7)
     shown = ", ".join(repr(v) for v in values[:limit])
     more = f", ... ({len(values) - limit} more)" if len(values) > limit else ""
     return f"[{shown}{more}]"

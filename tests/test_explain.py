@@ -120,6 +120,45 @@ def test_explain_a_dispute_not_scored_tonight(night):
         rm.explain("NO-SUCH-DISPUTE", night["dir"], model=night["model"], events=sim.events, entities=sim.entities)
 
 
+def test_explain_says_the_night_rejected_a_disputes_events(night, tmp_path):
+    """A dispute whose every event row the night rejected is in neither the scores nor
+    not_scored: explain says the night rejected its rows, and why."""
+    sim, root = night["sim"], night["root"]
+    events = sim.events.copy()
+    victim = night["scores"]["dispute_id"].iloc[0]
+    events["time"] = events["time"].astype(str)  # a text column, as an export may give
+    events.loc[events["dispute_id"] == victim, "time"] = "not a time"
+    events.to_parquet(tmp_path / "events.parquet", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        rm.score_batch(model=str(root / "model"), events=tmp_path / "events.parquet",
+                       entities=root / "entities.parquet", as_of=AS_OF, out=tmp_path / "night")
+        ex = rm.explain(victim, tmp_path / "night", model=night["model"], events=sim.events, entities=sim.entities)
+    n_rows = int((sim.events["dispute_id"] == victim).sum())
+    assert not ex.scored
+    assert f"the night rejected {n_rows} of its event row(s)" in ex.note and "rejects.parquet" in ex.note
+
+
+def test_explain_and_sweep_read_ids_written_as_numbers_or_text_as_one(night):
+    """A night scored from a file holding the ids as numbers, explained with an export
+    holding them as text (or the other way round), matches them by their text; events
+    holding none of the night's disputes are refused in the keyword's words."""
+    from riskmodel.ops._sweep import _ids_as_in
+
+    as_text = _ids_as_in(pd.Series([4401000000000051, 7]), pd.Series(["7", "x"], dtype=object))
+    assert as_text.tolist() == ["4401000000000051", "7"]
+    as_ints = _ids_as_in(pd.Series(["4401000000000051", "7"], dtype=object), pd.Series([7, 8]))
+    assert as_ints.tolist() == [4401000000000051, 7] and pd.api.types.is_integer_dtype(as_ints)
+    kept = pd.Series(["D-7", "8"], dtype=object)
+    assert _ids_as_in(kept, pd.Series([7, 8])) is kept  # not all whole numbers: as they are
+    sim = night["sim"]
+    case = night["scores"]["dispute_id"].iloc[0]
+    other = sim.events.assign(dispute_id="ELSEWHERE-" + sim.events["dispute_id"].astype(str))
+    with pytest.raises(rm.DataError, match=r"none of the night's disputes asked for .* is in the events given; "
+                                           r"pass the event log the night scored as events="):
+        rm.explain(case, night["dir"], model=night["model"], events=other, entities=sim.entities)
+
+
 def test_explain_cli(night, tmp_path, capsys, monkeypatch):
     """The model and events default to the night's manifest; a PNG and an HTML page."""
     monkeypatch.chdir(tmp_path)

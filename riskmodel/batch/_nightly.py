@@ -79,6 +79,18 @@ class NightlyOutput:
         first = self.scores.columns[0] if len(self.scores.columns) else None
         return first if first is not None and first not in _KNOWN_SCORE_COLUMNS else None
 
+    def rejected(self, dispute_id: str) -> pd.Series:
+        """The reasons the night rejected event rows of ``dispute_id`` (its id as text), one
+        per row, from the folder's ``rejects.parquet`` (empty when there is none)."""
+        path, ent = (self.path / "rejects.parquet") if self.path is not None else None, self.id_col
+        if path is None or ent is None or not path.exists():
+            return pd.Series([], dtype=object)
+        try:
+            rejects = pd.read_parquet(path, columns=[ent, "reject_reason"])
+        except Exception:  # noqa: BLE001 - an older or foreign rejects file: nothing to say
+            return pd.Series([], dtype=object)
+        return rejects.loc[rejects[ent].astype(str) == str(dispute_id), "reject_reason"].reset_index(drop=True)
+
     @property
     def model_uri(self) -> str | None:
         """The model that scored the night: ``models:/NAME/VERSION`` for a registered version

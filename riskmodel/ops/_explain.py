@@ -409,6 +409,10 @@ def explain(
         if ns is not None and ent in ns.columns and "reason" in ns.columns:
             why = ns.loc[ns[ent].astype(str) == dispute_id, "reason"]
             note = f"not scored on {night.as_of:%Y-%m-%d}: {why.iloc[0]}" if len(why) else ""
+        rejected = night.rejected(dispute_id)
+        if not note and len(rejected):  # its events (some or all) were refused: say so, and why
+            note = (f"the night rejected {len(rejected)} of its event row(s) ({rejected.iloc[0]}; see "
+                    "rejects.parquet)")
         inputs = sweep_inputs(rm, prepared, frame.iloc[:0], entities=entities, like=dispute_id, as_of=night.as_of)
         what = "just before it escalated" if inputs.case_as_of != night.as_of else "as of the night"
         note = (note or "not among the night's scores") + f"; described {what}, its tier by the model's policy"
