@@ -1238,18 +1238,28 @@ def test_an_output_folder_of_hidden_files_only_is_empty_on_either_engine(tmp_pat
         check_out(tmp_path / "o", [".DS_Store", "notes.txt"], None, **kw)
 
 
-def test_rejects_show_a_blank_id_as_written(model_dir, data, tmp_path):
-    """A row whose id is blank (spaces, a zero-width space) is rejected for a null id, and the
-    rejects show the id as the export wrote it, as they show every other rejected value (they
-    showed NaN: nothing told a blank id from a missing one)."""
+@pytest.mark.parametrize("given", ["frame", "parquet"])
+def test_rejects_show_a_blank_id_as_written(model_dir, data, tmp_path, given):
+    """A row whose id is blank (spaces, a tab, a zero-width space) is rejected for a null id, and
+    the rejects show the id as the export wrote it, as they show every other rejected value (they
+    showed NaN: nothing told a blank id from a missing one). A blank id is no dispute: the
+    disputes read are the real ones, none lost to rejects (each blank value was counted as a
+    dispute read whose every row was rejected)."""
     events = data["sim"].events.copy()
     events["dispute_id"] = events["dispute_id"].astype(object)
-    events.loc[events.index[[10, 20]], "dispute_id"] = ["   ", "\u200b"]
-    events.loc[events.index[30], "dispute_id"] = None
-    score_batch(model=str(model_dir), events=events, entities=data["entities"], as_of=AS_OF, out=tmp_path / "night")
+    real = events["dispute_id"].nunique()
+    events = pd.concat([events, events.iloc[[10, 20, 25, 30]].assign(dispute_id=["   ", "\u200b", "\t", None])],
+                       ignore_index=True)
+    if given == "parquet":
+        events.to_parquet(tmp_path / "events.parquet", index=False)
+        events = tmp_path / "events.parquet"
+    m = score_batch(model=str(model_dir), events=events, entities=data["entities"], as_of=AS_OF,
+                    out=tmp_path / "night")
     rejects = pd.read_parquet(tmp_path / "night" / "rejects.parquet")
     ids = rejects.loc[rejects["reject_reason"] == "null id in 'dispute_id'", "dispute_id"]
-    assert sorted(ids.fillna("<missing>")) == ["   ", "<missing>", "\u200b"]
+    assert sorted(ids.fillna("<missing>")) == ["\t", "   ", "<missing>", "\u200b"]
+    counts = m["counts"]
+    assert counts["disputes_read"] == real and counts["disputes_rejected"] == 0 and counts["reconciles"]
 
 
 def test_a_placeholder_closing_time_leaves_the_night_whole_and_is_counted(model_dir, data, tmp_path):

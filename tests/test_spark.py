@@ -559,8 +559,12 @@ def test_csv_exports_are_read_on_spark_as_the_local_engine_reads_them(spark, mod
         with pytest.raises(DataError, match="events.csv is not UTF-8 text .* score with --engine local"):
             score_batch(out=tmp_path / "spark", engine="spark", **kw)
         return
-    score_batch(out=tmp_path / "spark", engine="spark", **kw)
+    spark_night = score_batch(out=tmp_path / "spark", engine="spark", **kw)
     _assert_same(tmp_path / "spark", tmp_path / "local")
+    if variant == "blank_ids":  # a blank id is no dispute, on either engine
+        read = data["sim"].events["dispute_id"].drop(events.index[[10, 20, 30]]).nunique()
+        for night in (local, spark_night):
+            assert night["counts"]["disputes_read"] == read and night["counts"]["disputes_rejected"] == 0
     if variant == "nested":
         assert local["counts"]["events_read"] == len(events)
     if variant == "blank_ids":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from ..data import outcome_twins
+from ..data import blank_mask, outcome_twins
 from ._core import explain_chunk, isin, prepare_chunk, score_chunk, usable_entities
 from ._files import chunk_entities, mark_done, read_arrow, write_arrow, write_parquet
 
@@ -82,7 +82,7 @@ def pending_chunks(folder: Path, n_chunks: int, progress: Progress):
 def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestamp, *, t_read: float = 0.0,
                  clock: bool | None = None) -> int:
     """Validate chunk ``i`` (its raw rows ``raw``); write clean events, row rejects, summary
-    rows and the marker (with the chunk's rejected disputes, and its raw, clean and
+    rows and the marker (with the chunk's disputes (blank ids are none) and rejected disputes, and its raw, clean and
     dropped duplicate rows for the manifest's counts). Returns the number of raw rows."""
     ent = schema.entity_col
     prep = Path(work) / "prepared"
@@ -92,6 +92,7 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
                                                    conflicting=set_aside["conflicting"])
     t2 = time.perf_counter()
     raw_ids = pd.unique(raw[ent].dropna())
+    raw_ids = raw_ids[~blank_mask(pd.Series(raw_ids))]  # spaces only: no id, so no dispute
     n_rej = int((~isin(raw_ids, clean[ent])).sum())
     # disputes the entities table lists and the events never name: in no output, so counted here
     no_events = 0 if entities is None else int((~isin(entities[schema.entities_id], raw_ids)).sum())
@@ -100,7 +101,7 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
     write_parquet(rejects, prep / f"rejects-{i:05d}.parquet")
     write_parquet(summary, prep / f"summary-{i:05d}.parquet")
     t3 = time.perf_counter()
-    mark_done(prep / f"chunk-{i:05d}.done", {"disputes_rejected": n_rej, "rows": len(raw),
+    mark_done(prep / f"chunk-{i:05d}.done", {"disputes": len(raw_ids), "disputes_rejected": n_rej, "rows": len(raw),
                                              "entities_without_events": no_events,
                                              "entities_without_id": set_aside["without_id"],
                                              "entities_duplicates_dropped": set_aside["duplicates"],

@@ -102,6 +102,7 @@ from ._spark_tasks import (
     explain_rows,
     frame_bytes,
     gather_blobs,
+    non_blank_ids,
     prepare_rows,
     score_rows,
     split_rows,
@@ -605,16 +606,20 @@ def _count_disputes(inp: _Input, fmt: RowFormat, id_col: str) -> int:
         if dtype in ("int64", "float64"):
             ids = F.expr(f"try_cast(`{id_col}` as {'bigint' if dtype == 'int64' else 'double'})")
             text = False
-    n_ids = int(_action(lambda: inp.sdf.select(ids.alias("id")).agg(F.countDistinct("id")).first()[0],
+    if not text:
+        return int(_action(lambda: inp.sdf.select(ids.alias("id")).agg(F.countDistinct("id")).first()[0],
+                           f"counting the {inp.role}' ids"))
+    distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
+    # a blank id (spaces only, invisible characters) is no dispute: its rows are rejected for a null id
+    n_ids = int(_action(lambda: distinct.mapInArrow(non_blank_ids, "id string").count(),
                         f"counting the {inp.role}' ids"))
-    if text:  # the ids that share their key with another: the local engine's judgement on them
-        distinct = inp.sdf.select(ids.alias("id")).where(F.col("id").isNotNull()).distinct()
-        keyed = distinct.mapInArrow(twin_keys, "id string, key string")  # NFKC, which Spark's SQL lacks
-        twins = (keyed.groupBy("key").agg(F.count("*").alias("n"), F.collect_list("id").alias("ids"))
-                 .where("n > 1").select(F.explode("ids").alias("id")))
-        words = distinct.where(F.col("id").isin(list(NULL_WORDS[1:])))  # a CSV's NULL is missing already
-        odd = _first_seen(inp, ids, twins.unionByName(words), F.col("id").rlike(SCIENTIFIC_ID))
-        warn_odd_ids(odd, stacklevel=4)
+    # the ids that share their key with another: the local engine's judgement on them
+    keyed = distinct.mapInArrow(twin_keys, "id string, key string")  # NFKC, which Spark's SQL lacks
+    twins = (keyed.groupBy("key").agg(F.count("*").alias("n"), F.collect_list("id").alias("ids"))
+             .where("n > 1").select(F.explode("ids").alias("id")))
+    words = distinct.where(F.col("id").isin(list(NULL_WORDS[1:])))  # a CSV's NULL is missing already
+    odd = _first_seen(inp, ids, twins.unionByName(words), F.col("id").rlike(SCIENTIFIC_ID))
+    warn_odd_ids(odd, stacklevel=4)
     return n_ids
 
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 from ..._errors import ConfigError, DataWarning
 from ..._faults import DIE_AT_ENV
 from ..._version import VERSION
-from ...data import EXPORT_NULLS, twin_key
+from ...data import EXPORT_NULLS, blank_mask, twin_key
 from .._core import bucket_of, context_store
 from .._files import write_parquet
 from .._inputs import validated_entities
@@ -244,6 +244,15 @@ def twin_keys(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_arrays([ids, twin_key(ids)], names=["id", "key"])
 
 
+def non_blank_ids(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Executors: the string ids (``id``) that are not blank (spaces only, empty, invisible
+    characters: :func:`~riskmodel.data.blank_mask`): a blank id is no dispute, its rows are
+    rejected for a null id, as the local engine counts them."""
+    for batch in batches:
+        keep = ~blank_mask(pd.Series(pd.arrays.ArrowExtensionArray(batch.column(0))))
+        yield batch.filter(pa.array(keep))
+
+
 # ------------------------------------------------------------------------------------------
 # the job the tasks share
 
@@ -406,7 +415,6 @@ def prepare_rows(job: ChunkJob, i: int, batches: Iterable[pa.RecordBatch]) -> It
         prepare_task(work, i, raw, job.schema, job.now, t_read=time.perf_counter() - t0, clock=job.clock)
         marker = work / "prepared" / f"chunk-{i:05d}.done"
         info = json.loads(marker.read_text(encoding="utf-8"))
-        info["disputes"] = int(raw[job.schema.entity_col].nunique(dropna=True))
         info["entities_unparseable_times"] = unparseable
         marker.write_text(json.dumps(info), encoding="utf-8")
         del raw, ents
