@@ -116,7 +116,7 @@ def distinct_ids(ids: pd.Series, stacklevel: int = 4) -> np.ndarray:
     only by spaces around them (:func:`~riskmodel.data.warn_odd_ids`): judged on every id
     here, before the chunks part them."""
     distinct = pd.unique(ids.dropna())
-    distinct = distinct[~blank_mask(pd.Series(distinct))]  # spaces only: no id (rejected rows, no dispute)
+    distinct = distinct[~blank_mask(distinct)]  # spaces only: no id (rejected rows, no dispute)
     if pd.api.types.infer_dtype(distinct, skipna=True) == "string":
         array = pa.array(np.asarray(distinct, dtype=object), type=pa.large_string())
         warn_odd_ids(array, stacklevel=stacklevel)
@@ -207,7 +207,7 @@ class Source:
             distinct = distinct.filter(pc.invert(pc.is_nan(distinct)))
         if pa.types.is_string(distinct.type) or pa.types.is_large_string(distinct.type):
             # spaces only (or invisible characters): no id, so no dispute (their rows are rejected)
-            distinct = distinct.filter(pa.array(~blank_mask(pd.Series(pd.arrays.ArrowExtensionArray(distinct)))))
+            distinct = distinct.filter(pa.array(~blank_mask(distinct)))
             warn_odd_ids(distinct, stacklevel=4)  # the chunks part such ids: judged here, on all of them
         return rows, len(distinct)
 

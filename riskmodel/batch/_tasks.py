@@ -92,7 +92,7 @@ def prepare_task(work: Path, i: int, raw: pd.DataFrame, schema, now: pd.Timestam
                                                    conflicting=set_aside["conflicting"])
     t2 = time.perf_counter()
     raw_ids = pd.unique(raw[ent].dropna())
-    raw_ids = raw_ids[~blank_mask(pd.Series(raw_ids))]  # spaces only: no id, so no dispute
+    raw_ids = raw_ids[~blank_mask(raw_ids)]  # spaces only: no id, so no dispute
     n_rej = int((~isin(raw_ids, clean[ent])).sum())
     # disputes the entities table lists and the events never name: in no output, so counted here
     no_events = 0 if entities is None else int((~isin(entities[schema.entities_id], raw_ids)).sum())

@@ -1282,7 +1282,11 @@ def _string_array(values) -> pa.Array | None:
 def blank_mask(values) -> np.ndarray:
     """Which values are strings of spaces only, or empty (a ``CHAR(n)`` column's empty value):
     missing values in all but name. A categorical is judged by its categories, Arrow strings
-    by Arrow, Python objects one by one when few or of mixed types."""
+    by Arrow (an Arrow array too), Python objects one by one when few or of mixed types."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):  # e.g. an Arrow column's distinct values
+        values = pd.Series(pd.arrays.ArrowExtensionArray(values))
+    elif not isinstance(values, pd.Series | pd.Index):  # an array of pd.unique, say: read as a column
+        values = pd.Series(values)
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         return np.append(blank_mask(values.dtype.categories), False)[values.array.codes]
     array = _string_array(values) if len(values) > FEW_VALUES else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import time
 import warnings
@@ -67,20 +68,15 @@ _OBJECTIVE = ("objective", "objective_type", "app", "application", "loss")
 _OWNED_PARAMS = frozenset(_OBJECTIVE + ("num_class", "num_classes", "categorical_feature", "cat_feature",
                                        "categorical_column", "cat_column", "categorical_features"))
 
+@functools.cache
 def _lgbm_parameter_names() -> frozenset:
     """Every name LightGBM's parameters answer to (their aliases included), as its C API
     lists them; empty (no check) where this LightGBM does not say."""
-    global _LGBM_NAMES
-    if _LGBM_NAMES is None:
-        try:  # LightGBM's own list (LGBM_DumpParamAliases), read through its Python package
-            table = lgb.basic._ConfigAliases._get_all_param_aliases()
-            _LGBM_NAMES = frozenset(table) | frozenset(a for names in table.values() for a in names)
-        except Exception:  # noqa: BLE001 - another LightGBM: its own checks stand
-            _LGBM_NAMES = frozenset()
-    return _LGBM_NAMES
-
-
-_LGBM_NAMES: frozenset | None = None
+    try:  # LightGBM's own list (LGBM_DumpParamAliases), read through its Python package
+        table = lgb.basic._ConfigAliases._get_all_param_aliases()
+    except Exception:  # noqa: BLE001 - another LightGBM: its own checks stand
+        return frozenset()
+    return frozenset(table) | frozenset(a for names in table.values() for a in names)
 
 #: Up to this many rows, LightGBM scores on one thread: see RiskModel._booster_predict.
 _FEW_ROWS = 256

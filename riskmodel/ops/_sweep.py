@@ -30,7 +30,7 @@ import pandas as pd
 
 from .._errors import ConfigError, DataError, format_examples
 from ..batch import CITY, as_nightly, usable_entities
-from ..data import decimal_text, kind_in, require_columns
+from ..data import decimal_text, id_kind, kind_in, require_columns
 from ._barometer import area_keys, resolve_area
 from ._night import NightModels, night_inputs, prepare_as_batch, risk_model_of
 
@@ -334,8 +334,8 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
         require_columns(entities, [schema.entities_id], "entities", schema=schema, trained=True)
         entities = usable_entities(entities, schema)[0]
     cut = scores[[ent, "as_of"]].copy()
-    cut[ent] = _ids_as_in(cut[ent], prepared.frame[ent])
-    if len(cut) and not cut[ent].isin(prepared.frame[ent]).any():
+    cut[ent] = _ids_as_in(cut[ent], prepared.entity_ids)
+    if len(cut) and not cut[ent].isin(prepared.entity_ids).any():
         what = (f"none of the night's disputes asked for (e.g. {format_examples(cut[ent].head(3))}) is in the "
                 "events given; pass the event log the night scored")
         raise DataError(f"{what} as events=...", cli=f"{what} with --events PATH.")
@@ -369,17 +369,17 @@ def sweep_inputs(model, events: pd.DataFrame, scores, *, entities: pd.DataFrame 
                        case_probability=case_prob, base_value=base_value)
 
 
-def _ids_as_in(ids: pd.Series, event_ids: pd.Series) -> pd.Series:
-    """The night's ids in the events' kind when one side holds them as numbers and the other
-    as text (a night scored from parquet, explained with the CSV export of the same log):
-    numbers as their decimal text, or text of whole numbers as the events' integers."""
-    text = pd.api.types.is_string_dtype(event_ids.dtype) or pd.api.types.is_object_dtype(event_ids.dtype)
-    if text and pd.api.types.is_numeric_dtype(ids.dtype):
+def _ids_as_in(ids: pd.Series, event_ids) -> pd.Series:
+    """The night's ids in the events' kind (:func:`~riskmodel.data.id_kind`) when one side
+    holds them as numbers and the other as text (a night scored from parquet, explained with
+    the CSV export of the same log): numbers as their decimal text, or text of whole numbers
+    as integers."""
+    kinds = (id_kind(ids), id_kind(event_ids))
+    if kinds == ("number", "text"):
         return pd.Series(decimal_text(ids), index=ids.index, name=ids.name, dtype=object)
-    if pd.api.types.is_integer_dtype(event_ids.dtype) and not pd.api.types.is_numeric_dtype(ids.dtype):
-        digits = ids.astype(str).str.fullmatch(r"-?\d+")
-        if len(ids) and digits.all():
-            return pd.Series(pd.to_numeric(ids.astype(str)), index=ids.index, name=ids.name)
+    if kinds == ("text", "number") and pd.api.types.is_integer_dtype(event_ids.dtype) and len(ids) \
+            and ids.astype(str).str.fullmatch(r"-?\d+").all():
+        return pd.Series(pd.to_numeric(ids.astype(str)), index=ids.index, name=ids.name)
     return ids
 
 

@@ -249,8 +249,7 @@ def non_blank_ids(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
     characters: :func:`~riskmodel.data.blank_mask`): a blank id is no dispute, its rows are
     rejected for a null id, as the local engine counts them."""
     for batch in batches:
-        keep = ~blank_mask(pd.Series(pd.arrays.ArrowExtensionArray(batch.column(0))))
-        yield batch.filter(pa.array(keep))
+        yield batch.filter(pa.array(~blank_mask(batch.column(0))))
 
 
 # ------------------------------------------------------------------------------------------
