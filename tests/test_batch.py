@@ -1227,6 +1227,42 @@ def test_parquet_parts_holding_a_column_as_different_types_are_named(model_dir, 
         read_table(tmp_path / "events")
 
 
+def test_parquet_parts_holding_ids_as_numbers_and_as_text_read_as_text_by_train_and_score(model_dir, data,
+                                                                                          tmp_path):
+    """Ids exported as int64 one year and as strings the next: ``score`` refused the folder
+    while ``train``'s reader (pandas) read every part as the first one's type, turning
+    ``"0012"`` into 12 (or failing on ``"C-12"``). Both now read such a column as text in every
+    part: the night equals the night of an all-text log, and text ids keep their zeros."""
+    sim = data["sim"]
+    ids = pd.unique(sim.events["dispute_id"])
+    digits = sim.events.assign(dispute_id=sim.events["dispute_id"].str[1:].astype(int))
+    entities = sim.entities.assign(dispute_id=sim.entities["dispute_id"].str[1:].astype(int))
+    entities.to_parquet(tmp_path / "entities.parquet", index=False)
+    first = digits["dispute_id"].isin([int(i[1:]) for i in ids[::2]])
+    for year, part in ((2023, digits[first]), (2024, digits[~first].astype({"dispute_id": str}))):
+        (tmp_path / "mixed" / f"year={year}").mkdir(parents=True)
+        part.to_parquet(tmp_path / "mixed" / f"year={year}" / "part-0.parquet", index=False)
+        (tmp_path / "text" / f"year={year}").mkdir(parents=True)
+        part.astype({"dispute_id": str}).to_parquet(tmp_path / "text" / f"year={year}" / "part-0.parquet",
+                                                    index=False)
+    for name in ("mixed", "text"):
+        score_batch(model=str(model_dir), events=tmp_path / name, entities=tmp_path / "entities.parquet",
+                    as_of=AS_OF, out=tmp_path / f"out_{name}")
+    _assert_same_outputs(tmp_path / "out_mixed", tmp_path / "out_text")
+    scores = _read_outputs(tmp_path / "out_mixed")["scores"]
+    assert len(scores) > 0 and scores["dispute_id"].map(type).eq(str).all()
+    from riskmodel.lifecycle import read_table
+
+    read = read_table(tmp_path / "mixed")
+    assert len(read) == len(digits) and read["dispute_id"].nunique() == len(ids)
+    zeros = tmp_path / "zeros"
+    zeros.mkdir()
+    pd.DataFrame({"dispute_id": [12, 13], "v": [1, 2]}).to_parquet(zeros / "a.parquet", index=False)
+    pd.DataFrame({"dispute_id": ["0012", "C-12"], "v": [3, 4]}).to_parquet(zeros / "b.parquet", index=False)
+    assert sorted(read_table(zeros)["dispute_id"]) == ["0012", "12", "13", "C-12"]
+
+
+
 def test_an_output_folder_of_hidden_files_only_is_empty_on_either_engine(tmp_path):
     """A folder holding only .DS_Store was a folder of other things (refused, even with
     --overwrite); check_out judges it for both engines."""

@@ -27,7 +27,14 @@ from ..data import (
     validated_entity_columns,
     warn_odd_ids,
 )
-from ..lifecycle import input_words, is_csv, not_parquet_file, parquet_failure, read_csv
+from ..lifecycle import (
+    input_words,
+    is_csv,
+    not_parquet_file,
+    parquet_failure,
+    parquet_schema,
+    read_csv,
+)
 from ._core import bucket_of
 from ._files import SCRATCH_OPTIONS, read_arrow, write_parquet
 
@@ -87,19 +94,12 @@ def _read_csv_parts(parts: list[Path], text_columns, what: str, folder: Path | N
 
 
 def parquet_dataset(path: Path) -> ds.Dataset:
-    """A parquet file, folder or hive-partitioned dataset, its files' schemas unified: a column
-    all missing in one file (Arrow type null, e.g. a month exported without narratives) takes
-    the type the other files give it (Arrow otherwise reads every file as the first one)."""
-    dataset = ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
-    files = getattr(dataset, "files", None) or []
-    if len(files) > 1:
-        schemas = [pq.read_schema(f) for f in files]
-        if any(not s.equals(schemas[0]) for s in schemas[1:]):
-            unified = pa.unify_schemas(schemas, promote_options="permissive")
-            partitions = [f for f in dataset.schema if f.name not in unified.names]  # hive columns
-            dataset = ds.dataset(path, format="parquet", partitioning="hive",
-                                 schema=pa.schema(list(unified) + partitions))
-    return dataset
+    """A parquet file, folder or hive-partitioned dataset, read with the schema
+    :func:`~riskmodel.lifecycle.parquet_schema` gives parts that differ (a column all missing
+    in one part takes the others' type; ids as whole numbers in some parts and text in
+    others are text), as ``riskmodel train`` reads it."""
+    schema = parquet_schema(path)
+    return ds.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None, schema=schema)
 
 
 def file_fingerprint(path: Path) -> str:

@@ -12,6 +12,7 @@ from ._config import (
     not_parquet_error,
     not_parquet_file,
     parquet_failure,
+    parquet_schema,
     read_capacity,
     read_csv,
     read_table,
@@ -27,6 +28,6 @@ from ._store import LOCAL_STORE_DIR, recorded_uri, tracking_uri
 
 __all__ = [
     "LOCAL_STORE_DIR", "NOT_CSV", "PARQUET_MAGIC", "ExperimentConfig", "Predictor", "input_words", "is_csv",
-    "not_parquet_error", "not_parquet_file", "refuse_repeated_names", "load", "parquet_failure", "refuse_one_column_header", "unreadable_compressed", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
+    "not_parquet_error", "not_parquet_file", "refuse_repeated_names", "load", "parquet_failure", "parquet_schema", "refuse_one_column_header", "unreadable_compressed", "load_config", "load_data", "load_pyfunc", "log_monitoring_run", "promote",
     "read_capacity", "read_csv", "read_table", "recorded_uri", "rollback", "row_numbers", "tracking_uri", "train",
 ]

@@ -311,9 +311,48 @@ def read_table(path, *, text_columns=(), named: tuple[str, str] | None = None, c
     if is_csv(path):
         return read_csv(path, text_columns, named=named, columns=columns)
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, schema=parquet_schema(path))
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise parquet_failure(path, exc, named=named) from exc
+
+
+def parquet_schema(path: Path):
+    """The schema a parquet folder is read with when its parts' schemas differ, else ``None``
+    (one file, or parts that agree: Arrow reads them as they are).
+
+    A column all missing in one part (Arrow type null, e.g. a month exported without
+    narratives) takes the type the other parts give it. A column held as whole numbers in
+    some parts and as text in others (ids exported as ``int64`` one year and as strings the
+    next) is read as text in every part: ``275`` and ``"275"`` are one dispute, as
+    everywhere, and ``"0012"`` keeps its zeros (Arrow alone reads every part as the first
+    one, or refuses). Other conflicts are left to the reader, whose failure
+    :func:`parquet_failure` names. Hive partition columns keep their place at the end.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    dataset = ds.dataset(path, format="parquet", partitioning="hive")
+    schemas = [pq.read_schema(f) for f in dataset.files]
+    if all(s.equals(schemas[0]) for s in schemas[1:]):
+        return None
+    types: dict[str, set] = {}
+    for s in schemas:
+        for f in s:
+            types.setdefault(f.name, set()).add(f.type)
+    as_text = {name for name, held in types.items()
+               if any(pa.types.is_integer(t) for t in held) and any(pa.types.is_string(t) or pa.types.is_large_string(t)
+                                                                    for t in held)
+               and all(pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+                       or pa.types.is_null(t) for t in held)}
+    schemas = [pa.schema([pa.field(f.name, pa.large_string(), f.nullable) if f.name in as_text else f for f in s])
+               for s in schemas]
+    unified = pa.unify_schemas(schemas, promote_options="permissive")
+    partitions = [f for f in dataset.schema if f.name not in unified.names]  # hive columns
+    return pa.schema(list(unified) + partitions)
 
 
 def input_words(role: str, path) -> tuple[str, str]:
