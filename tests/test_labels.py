@@ -562,3 +562,25 @@ def test_open_disputes_takes_the_closings_a_caller_already_read():
         open_disputes(prepared, AS_OF, SCHEMA, entities=entities, closed_ns=closed_ns)
     with pytest.raises(DataError, match="closed_ns holds 4 closing time.*for 5 disputes"):
         open_disputes(prepared, AS_OF, SCHEMA, closed_ns=closed_ns[:-1])
+
+
+def test_a_timezone_aware_grid_bound_with_naive_events_is_refused_in_the_keywords_words():
+    """``start="2024-01-15T00:00:00+08:00"`` with naive (local) event times was read as UTC and
+    compared with the local times, 8 hours off, silently; cutoffs and as_of refuse the mix, and
+    so do the grid's bounds and ``observed_until``. A naive bound with aware events is UTC, as
+    documented, and an aware bound with aware events is the same instant."""
+    events = events_frame([("a", "2024-01-01", "call"), ("a", "2024-03-01", "call")])
+    for key in ("start", "end"):
+        with pytest.raises(DataError, match=rf"{key}='2024-02-01T00:00:00\+08:00' is timezone-aware, but the "
+                                            rf"events' times are naive .* Give {key} without a timezone"):
+            make_cutoffs(events, SCHEMA, **{key: "2024-02-01T00:00:00+08:00"})
+    with pytest.raises(DataError, match="observed_until=.* is timezone-aware, but the events' times are naive"):
+        make_labels(events, cutoffs_frame(["a"], ["2024-02-01"]), SCHEMA, observed_until="2024-06-01T00:00:00Z")
+    with pytest.raises(DataError, match="as_of=.* is timezone-aware, but the events' times are naive"):
+        open_disputes(events, "2024-02-01T00:00:00+08:00", SCHEMA)
+    plain = make_cutoffs(events, SCHEMA, start="2024-01-15", end="2024-02-15", freq="7D")
+    assert len(plain) == 5
+    aware = events.assign(time=pd.to_datetime(events["time"]).dt.tz_localize("Asia/Shanghai"))
+    utc = make_cutoffs(aware, SCHEMA, start="2024-01-14T16:00:00", end="2024-02-15", freq="7D")
+    beijing = make_cutoffs(aware, SCHEMA, start="2024-01-15T00:00:00+08:00", end="2024-02-15", freq="7D")
+    pd.testing.assert_frame_equal(utc, beijing)

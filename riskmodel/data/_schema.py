@@ -1572,10 +1572,13 @@ def refuse_unclear_date(value, name: str, *, error: type[ValueError] = DataError
                     cli=None if cli is None else f"{cli} {value} {unclear}, e.g. {cli} {example}.")
 
 
-def naive_utc(ts, name: str) -> pd.Timestamp:
+def naive_utc(ts, name: str, *, events_aware: bool | None = None) -> pd.Timestamp:
     """``ts`` as a naive UTC :class:`pandas.Timestamp` (read by :func:`one_time`). ``name``: the
     keyword argument it came from; a number (pandas would read nanoseconds since 1970) or a
-    value that is not a time is a :class:`DataError` naming it."""
+    value that is not a time is a :class:`DataError` naming it. ``events_aware=False``: the
+    times it is compared with are naive (local, zone unknown), so a timezone-aware ``ts`` is
+    refused (the offset between the two clocks is unknown); a naive ``ts`` beside aware
+    events is read as UTC."""
     refuse_unclear_date(ts, name)
     if isinstance(ts, bool | int | float | np.number):
         raise DataError(f"{name}={ts!r} is a number, not a date; give one such as '2024-06-01'.")
@@ -1587,7 +1590,13 @@ def naive_utc(ts, name: str) -> pd.Timestamp:
         if isinstance(ts, str) and ts.strip():
             raise DataError(f"{name}={ts!r} is not a date or time such as '2024-06-01'.")
         raise DataError(f"{name} is missing ({ts!r}); give a date such as '2024-06-01'.")
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+    if stamp.tzinfo is None:
+        return stamp
+    if events_aware is False:
+        raise DataError(f"{name}={ts!r} is timezone-aware, but the events' times are naive (local, zone unknown): the "
+                        f"offset between the two clocks is unknown. Give {name} without a timezone, on the events' "
+                        f"clock (e.g. {str(stamp.tz_localize(None))!r}).")
+    return stamp.tz_convert("UTC").tz_localize(None)
 
 
 # --------------------------------------------------------------------------------------

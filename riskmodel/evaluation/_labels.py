@@ -149,8 +149,9 @@ def _grid_cutoffs(events, schema, *, entities, start, end, freq, outcome_kinds, 
     spans = _dispute_spans(prepared, ents, kinds, closed_ns)
     if warn_no_outcome:
         _warn_if_no_outcome(prepared, kinds, bool((spans["outcome"] != NAT_NS).any()), "no dispute ever escalates", 4)
-    t0 = naive_utc(start, "start") if start is not None else pd.Timestamp(prepared.times_ns.min())
-    t1 = naive_utc(end, "end") if end is not None else pd.Timestamp(prepared.times_ns.max())
+    clock = prepared.tz_aware if len(prepared) else None
+    t0 = naive_utc(start, "start", events_aware=clock) if start is not None else pd.Timestamp(prepared.times_ns.min())
+    t1 = naive_utc(end, "end", events_aware=clock) if end is not None else pd.Timestamp(prepared.times_ns.max())
     zone = prepared.zone if prepared.tz_aware and start is None else None
     if start is None:  # from the midnight before the first event (on the events' own clock): it never moves
         t0 = t0.normalize() if zone is None else t0.tz_localize("UTC").tz_convert(zone).normalize()
@@ -234,7 +235,8 @@ def make_labels(
     kinds = _outcome_kinds(schema, outcome_kinds)
     cut = validate_cutoffs(cutoffs, schema, tz_aware=prepared.tz_aware)
     h = parse_duration(horizon, "horizon", error=DataError).value
-    end = naive_utc(observed_until, "observed_until") if observed_until is not None else pd.Timestamp(
+    end = naive_utc(observed_until, "observed_until", events_aware=prepared.tz_aware if len(prepared) else None
+                    ) if observed_until is not None else pd.Timestamp(
         prepared.times_ns.max())
     end_ns = end.value
     is_out = prepared.is_kind(kinds)
@@ -314,7 +316,7 @@ def open_disputes(
         raise DataError("pass entities or closed_ns (the closing times read from them), not both.")
     schema = schema or EventSchema()
     prepared = prepare_events(events, schema)
-    as_of = naive_utc(as_of, "as_of")
+    as_of = naive_utc(as_of, "as_of", events_aware=prepared.tz_aware if len(prepared) else None)
     cut = _grid_cutoffs(prepared, schema, entities=entities, start=as_of, end=as_of, freq="D",
                         outcome_kinds=outcome_kinds, max_inactive=max_inactive, warn_no_outcome=False,
                         closed_ns=closed_ns)
