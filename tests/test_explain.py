@@ -137,6 +137,13 @@ def test_explain_says_the_night_rejected_a_disputes_events(night, tmp_path):
     n_rows = int((sim.events["dispute_id"] == victim).sum())
     assert not ex.scored
     assert f"the night rejected {n_rows} of its event row(s)" in ex.note and "rejects.parquet" in ex.note
+    # events given with bad rows: the warning says what was ignored and why, not that the night did
+    said = (rf"{n_rows} invalid event row\(s\) ignored, as the nightly batch rejects them \({n_rows} row\(s\) with "
+            r"unparseable time in 'time', e\.g\. \['not a time'\]; a night lists its own in rejects\.parquet\)")
+    with pytest.warns(DataWarning, match=said):
+        other = rm.explain(night["scores"]["dispute_id"].iloc[1], tmp_path / "night", model=night["model"],
+                           events=events, entities=sim.entities)
+    assert other.scored
 
 
 def test_explain_and_sweep_read_ids_written_as_numbers_or_text_as_one(night):

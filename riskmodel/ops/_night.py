@@ -107,7 +107,7 @@ def prepare_as_batch(events, schema):
     DataError
         ``events`` is neither.
     """
-    from ..data import screen_events
+    from ..data import describe_rejects, screen_events
     from ..features import PreparedEvents, index_screened
 
     if isinstance(events, PreparedEvents):
@@ -116,8 +116,9 @@ def prepare_as_batch(events, schema):
         raise DataError(f"events must be a DataFrame, got {type(events).__name__}.")
     screened = screen_events(events, schema, sort_ids=False)
     if screened.n_rejects:
-        warnings.warn(f"{screened.n_rejects:,} invalid event row(s) ignored (as in the batch's "
-                      "rejects).", DataWarning, stacklevel=3)
+        warnings.warn(f"{screened.n_rejects:,} invalid event row(s) ignored, as the nightly batch rejects them "
+                      f"({'; '.join(describe_rejects(screened.rejects, places=False))}; a night lists its own in "
+                      "rejects.parquet).", DataWarning, stacklevel=3)
     return index_screened(screened, schema)
 
 
