@@ -157,6 +157,21 @@ def test_rule_sweep_precision_against_the_mechanism(world, pattern, signal, cate
     assert precision > 4 * base
 
 
+def test_a_pattern_names_a_feature_by_its_event_kinds_own_words(world, monkeypatch):
+    """Feature columns name a kind by an ASCII slug (a Chinese kind 扬言报复 is ``kind3``), so a
+    rule written with the kind's own words (count_扬言报复_30D>0) named no column. With the model,
+    such a name is read as the slug's column, and the sweep finds what the slug's name finds."""
+    slugs = world["predictor"].model.features_.kind_slugs_
+    monkeypatch.setitem(slugs, "威胁 (恐吓)", "threat")  # as a kind written in Chinese is slugged
+    by_slug = sweep(world["scores"], pattern="category=building & count_threat_30D>0", inputs=world["inputs"])
+    by_words = sweep(world["scores"], pattern="category=building & 'count_威胁 (恐吓)_30D'>0", inputs=world["inputs"],
+                     model=world["predictor"])
+    assert len(by_slug.matches) >= 5
+    pd.testing.assert_frame_equal(by_words.matches, by_slug.matches)
+    with pytest.raises(DataError, match=r"pattern column 'count_威胁 \(恐吓\)_30D' is not available"):
+        sweep(world["scores"], pattern="'count_威胁 (恐吓)_30D'>0", inputs=world["inputs"])  # no model: no slugs
+
+
 def test_rule_sweep_work_lists_are_ranked_per_station(world):
     result = sweep(world["night"], pattern="count_threat_90D>0", inputs=world["inputs"])
     m = result.matches

@@ -23,7 +23,7 @@ before it escalated. Contributions are kept as float32.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -119,6 +119,22 @@ class SweepPattern:
         for clause in self.clauses:  # a handful of clauses, each vectorised over rows
             hit &= clause.mask(frame)
         return hit
+
+
+def _by_kind_names(pattern: SweepPattern, columns, kind_slugs: dict[str, str]) -> SweepPattern:
+    """``pattern`` with a column named by an event kind's own words (``count_扬言报复_30D``)
+    read as the feature column the kind's ASCII slug names (``count_kind3_30D``), where that
+    column exists and the name as written does not."""
+    have = set(map(str, columns))
+    kinds = sorted((k for k, v in kind_slugs.items() if k != v), key=len, reverse=True)  # the longest kind first
+
+    def column(name: str) -> str:
+        if name in have:
+            return name
+        found = (name.replace(kind, kind_slugs[kind]) for kind in kinds if kind in name)
+        return next((c for c in found if c in have), name)
+
+    return SweepPattern(tuple(replace(c, column=column(c.column)) for c in pattern.clauses))
 
 
 def _value(token: str, quoted: bool):
@@ -598,6 +614,8 @@ def sweep(
                 "rule": str(derived), "top_contributions": {k: float(v) for k, v in top.items()},
                 "drivers": [(float(v), *writer.phrase(k, case_x[k])) for k, v in top.items()]}
 
+    if pattern is not None and model is not None:
+        pattern = _by_kind_names(pattern, candidates.columns, risk_model_of(model).features_.kind_slugs_)
     by_rule = pattern.mask(candidates) if pattern is not None and method != "similar" else np.zeros(len(frame), bool)
     by_sim = np.zeros(len(frame), dtype=bool)
     if like is not None and method != "rule":
