@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import riskmodel as rm
-from riskmodel import DataWarning
+from riskmodel import DataError, DataWarning
 from riskmodel.cli import main
 from riskmodel.model._artifact import save_model_dir
 
@@ -137,6 +137,10 @@ def test_explain_says_the_night_rejected_a_disputes_events(night, tmp_path):
     n_rows = int((sim.events["dispute_id"] == victim).sum())
     assert not ex.scored
     assert f"the night rejected {n_rows} of its event row(s)" in ex.note and "rejects.parquet" in ex.note
+    with pytest.warns(DataWarning), pytest.raises(DataError, match=(
+            rf"dispute '{victim}': the night rejected {n_rows} of its event row\(s\) \(unparseable time in 'time'; "
+            r"see rejects\.parquet\), and the events given hold no valid row of it either")):
+        rm.explain(victim, tmp_path / "night", model=night["model"], events=events, entities=sim.entities)
     # events given with bad rows: the warning says what was ignored and why, not that the night did
     said = (rf"{n_rows} invalid event row\(s\) ignored, as the nightly batch rejects them \({n_rows} row\(s\) with "
             r"unparseable time in 'time', e\.g\. \['not a time'\]; a night lists its own in rejects\.parquet\)")

@@ -413,6 +413,9 @@ def explain(
         if not note and len(rejected):  # its events (some or all) were refused: say so, and why
             note = (f"the night rejected {len(rejected)} of its event row(s) ({rejected.iloc[0]}; see "
                     "rejects.parquet)")
+            if not (prepared.entity_ids.astype(str) == dispute_id).any():  # nothing valid to describe it by
+                raise DataError(f"dispute {dispute_id!r}: {note}, and the events given hold no valid row of it "
+                                "either: there is nothing to describe it by. Mend its rows in the export.")
         inputs = sweep_inputs(rm, prepared, frame.iloc[:0], entities=entities, like=dispute_id, as_of=night.as_of)
         what = "just before it escalated" if inputs.case_as_of != night.as_of else "as of the night"
         note = (note or "not among the night's scores") + f"; described {what}, its tier by the model's policy"
