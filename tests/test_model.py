@@ -1032,3 +1032,25 @@ def test_bad_settings_are_refused_before_training(data, params, message):
     horizon (the folds trained with no gap), others raised AttributeError after the whole fit."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         _model(data["sim"].schema, **params).fit(data["ev"], data["train"], entities=data["sim"].entities)
+
+
+def test_a_refit_with_other_features_predicts_with_its_own_layout(data):
+    """fit, predict, set_params(features=<fewer windows>), fit, predict: the second predict laid
+    the new features out with the first fit's column positions (a cached layout) and failed
+    with NumPy's shape mismatch; a refit replaces every fitted state."""
+    sim = data["sim"]
+    rows = data["train"].iloc[::4].reset_index(drop=True)
+    probe = data["unseen"].iloc[:50][["dispute_id", "as_of"]]
+    model = RiskModel(schema=sim.schema, features=FeatureBuilder(schema=sim.schema), n_estimators=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        model.fit(data["ev"], rows, entities=sim.entities)
+        first = model.predict(data["ev"], probe, entities=sim.entities)
+        model.set_params(features=FeatureBuilder(schema=sim.schema, windows=("30D",)))
+        model.fit(data["ev"], rows, entities=sim.entities)
+        again = model.predict(data["ev"], probe, entities=sim.entities)
+        fresh = RiskModel(schema=sim.schema, features=FeatureBuilder(schema=sim.schema, windows=("30D",)),
+                          n_estimators=30).fit(data["ev"], rows, entities=sim.entities)
+        expected = fresh.predict(data["ev"], probe, entities=sim.entities)
+    assert len(first) == len(again) == 50
+    np.testing.assert_allclose(again["probability"], expected["probability"])

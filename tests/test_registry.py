@@ -655,3 +655,12 @@ def test_borrowed_tracking_restores_mlflow_settings_exactly(tmp_path, monkeypatc
     assert (_tracking_service.utils._tracking_uri, _model_registry.utils._registry_uri) == before
     assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///users-own.db"
     assert "MLFLOW_REGISTRY_URI" not in os.environ
+
+
+@pytest.mark.parametrize("n_folds", ["two", 0, 2.5, True])
+def test_a_mistyped_n_folds_is_refused_before_any_work(n_folds, tmp_path):
+    """[backtest] n_folds = "two" crashed train with TypeError (str + float) in its progress units."""
+    cfg = load_config(REPO / "experiments" / "baseline.toml")
+    cfg.backtest.n_folds = n_folds
+    with sqlite_tracking_store(tmp_path), pytest.raises(rm.ConfigError, match="n_folds must be a positive integer"):
+        rm.train(cfg)

@@ -449,6 +449,7 @@ class RiskModel(BaseEstimator):
             When the data is too small for tier thresholds or drift figures to mean much
             (the numbers are in the message and in ``training_summary_["notes"]``).
         """
+        self.__dict__.pop("_layout", None)  # a refit (new features or booster) is laid out anew
         t_start = time.perf_counter()
         schema = self._schema()
         self._check_settings()
