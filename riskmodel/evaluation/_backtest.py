@@ -34,7 +34,7 @@ from ._metrics import (
     tier_table,
 )
 
-__all__ = ["BacktestResult", "backtest"]
+__all__ = ["BacktestResult", "backtest", "check_n_folds"]
 
 #: Baseline scorers, in report order (``checklist`` only when a checklist is given).
 BASELINES: tuple[str, ...] = ("base_rate", "logistic_counts", "checklist")
@@ -260,6 +260,12 @@ def _record_warnings(caught, notes: list[str], fold: int) -> None:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def check_n_folds(n_folds) -> None:
+    """:class:`ConfigError` unless ``n_folds`` is a positive integer (not a bool, not ``"two"``)."""
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
+        raise ConfigError(f"n_folds must be a positive integer, got {n_folds!r}.")
+
+
 def backtest(
     events,
     cutoffs: pd.DataFrame,
@@ -338,8 +344,7 @@ def backtest(
     DataError
         If a fold has no test rows, or the last fold cannot be trained.
     """
-    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
-        raise ConfigError(f"n_folds must be a positive integer, got {n_folds!r}.")
+    check_n_folds(n_folds)
     period, h = parse_duration(test_period, "test_period"), parse_duration(horizon, "horizon")
     schema = model._schema()
     label_col = model.label_col

@@ -343,11 +343,12 @@ def parquet_schema(path: Path):
     for s in schemas:
         for f in s:
             types.setdefault(f.name, set()).add(f.type)
-    as_text = {name for name, held in types.items()
-               if any(pa.types.is_integer(t) for t in held) and any(pa.types.is_string(t) or pa.types.is_large_string(t)
-                                                                    for t in held)
-               and all(pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
-                       or pa.types.is_null(t) for t in held)}
+    def text(t) -> bool:
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+    as_text = {name for name, held in types.items()  # integers beside text, and nothing else but nulls
+               if any(map(pa.types.is_integer, held)) and any(map(text, held))
+               and all(pa.types.is_integer(t) or text(t) or pa.types.is_null(t) for t in held)}
     schemas = [pa.schema([pa.field(f.name, pa.large_string(), f.nullable) if f.name in as_text else f for f in s])
                for s in schemas]
     unified = pa.unify_schemas(schemas, promote_options="permissive")

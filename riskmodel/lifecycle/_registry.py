@@ -30,7 +30,7 @@ from ..data import (
     parse_duration,
     require_frame,
 )
-from ..evaluation import make_cutoffs, make_labels, open_disputes
+from ..evaluation import check_n_folds, make_cutoffs, make_labels, open_disputes
 from ..features import PreparedEvents, skip_notes
 from ..model import RiskModel, check_outcomes_seen, load_model_dir, save_model_dir
 from ._config import ExperimentConfig, load_data, row_numbers
@@ -269,8 +269,7 @@ def _train(config: ExperimentConfig, *, tracking, register, drop_invalid, progre
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     n_folds = config.backtest.n_folds
-    if isinstance(n_folds, bool) or not isinstance(n_folds, int | np.integer) or n_folds < 1:
-        raise ConfigError(f"n_folds must be a positive integer, got {n_folds!r}.")
+    check_n_folds(n_folds)  # before any work: the progress units below add to it
     # units: the data 0.5, each fold 1, the last fold's bootstrap 0.5, the final fit (all the
     # data) 1.3, the champion comparison and MLflow 0.5
     units = {"data": 0.5, "backtest": n_folds + 0.5, "final": 1.3, "log": 0.5}
